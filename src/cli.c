@@ -1,0 +1,88 @@
+/* cli.c -- messages and option parsing shared by the subcommands. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+int mxv_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("mxverify: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+void mxv_warn(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("mxverify: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
+                   int *npos, const char *usage)
+{
+    int only_pos = 0;
+    *npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || strncmp(a, "--", 2) != 0) {
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        if (a[2] == '\0') {
+            only_pos = 1;
+            continue;
+        }
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const mxv_opt *o = opts;
+        for (; o && o->name; o++)
+            if (strlen(o->name) == len && strncmp(o->name, a + 2, len) == 0)
+                break;
+        if (!o || !o->name) {
+            mxv_error(MXV_EXIT_USAGE, "unknown option '%.*s' (usage: %s)",
+                      (int)len + 2, a, usage);
+            return MXV_EXIT_USAGE;
+        }
+        if (!o->takes_value) {
+            if (eq)
+                return mxv_error(MXV_EXIT_USAGE, "option --%s takes no value",
+                                 o->name);
+            *o->value = "";
+        } else if (eq) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            return mxv_error(MXV_EXIT_USAGE, "option --%s needs a value",
+                             o->name);
+        }
+    }
+    return 0;
+}
+
+int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    if (hex && (!s[2] || s[2] == '-' || s[2] == '+' || s[2] == ' '))
+        return -1;
+    unsigned long long v = strtoull(s, &end, hex ? 16 : 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}

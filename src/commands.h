@@ -1,0 +1,8 @@
+/* commands.h -- the subcommands of mxverify, one function each. */
+#ifndef MXV_COMMANDS_H
+#define MXV_COMMANDS_H
+
+int mxv_cmd_formats(int argc, char **argv);
+int mxv_cmd_selftest(int argc, char **argv);
+
+#endif

@@ -1,0 +1,50 @@
+/* main.c -- mxverify: dispatch to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+#include "config.h"
+#include "cli.h"
+#include "commands.h"
+
+static const mxv_command commands[] = {
+    {"formats", mxv_cmd_formats, "list formats, print code tables, encode and decode exactly"},
+    {"selftest", mxv_cmd_selftest, "quick consistency check of the reference library"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mxverify COMMAND [ARGS...]\n\n"
+                 "Numerical-correctness verification of low-precision MoE "
+                 "kernels.\n\ncommands:\n");
+    for (const mxv_command *c = commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\n'mxverify COMMAND --help' shows a command's options.\n"
+                 "exit codes: 0 ok, 1 check failed, 2 usage error, 3 bad "
+                 "input file, 4 internal or I/O error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return MXV_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return MXV_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mxverify %s\n", PACKAGE_VERSION);
+        return MXV_EXIT_OK;
+    }
+    for (const mxv_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) {
+            int rc = c->run(argc - 1, argv + 1);
+            if (fflush(stdout) != 0 || ferror(stdout))
+                return mxv_error(MXV_EXIT_INTERNAL, "cannot write to stdout");
+            return rc;
+        }
+    return mxv_error(MXV_EXIT_USAGE,
+                     "unknown command '%s' (try 'mxverify --help')", argv[1]);
+}
