@@ -29,7 +29,7 @@ void mxv_warn(const char *fmt, ...)
 }
 
 int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
-                   int *npos, const char *usage)
+                   int *npos, const char *cmd)
 {
     int only_pos = 0;
     *npos = 0;
@@ -50,8 +50,9 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
             if (strlen(o->name) == len && strncmp(o->name, a + 2, len) == 0)
                 break;
         if (!o || !o->name) {
-            mxv_error(MXV_EXIT_USAGE, "unknown option '%.*s' (usage: %s)",
-                      (int)len + 2, a, usage);
+            mxv_error(MXV_EXIT_USAGE,
+                      "unknown option '%.*s' (see 'mxverify %s --help')",
+                      (int)len + 2, a, cmd);
             return MXV_EXIT_USAGE;
         }
         if (!o->takes_value) {

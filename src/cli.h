@@ -39,9 +39,10 @@ typedef struct {
 
 /* Parses argv[1..argc-1]; positional arguments are collected into pos
  * (capacity argc) and counted in *npos.  On an unknown option or a missing
- * value prints an error naming it and returns MXV_EXIT_USAGE; else 0. */
+ * value prints an error naming it (and the subcommand cmd) and returns
+ * MXV_EXIT_USAGE; else 0. */
 int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
-                   int *npos, const char *usage);
+                   int *npos, const char *cmd);
 
 /* Parses a non-negative integer (decimal or 0x hex) no greater than max. */
 int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out);

@@ -19,7 +19,7 @@
 static const char *usage_formats =
     "mxverify formats list [--json]\n"
     "       mxverify formats table FMT [--json]\n"
-    "       mxverify formats encode FMT VALUE... [--round rne|rna|rtz|up|down|stochastic]\n"
+    "       mxverify formats encode FMT [VALUE...] [--stdin] [--round rne|rna|rtz|up|down|stochastic]\n"
     "                [--overflow default|saturate|nan|inf] [--sr-bits N --sr-width W] [--json]\n"
     "       mxverify formats decode FMT CODE... [--json]\n"
     "FMT: e4m3fn e4m3fnuz e5m2 e5m2fnuz e8m0 e8m0-production bf16 fp16 fp32";
@@ -59,7 +59,12 @@ static double view_decode(const fmt_view *v, uint32_t code, mx_class *cls)
     return mx_decode_double(v->f, code);
 }
 
-static int code_digits(const mx_format *f) { return f->bits / 4; }
+/* Hex digits of a code: 2, 4 or 8 (a literal bound keeps printf widths
+ * provably small). */
+static int code_digits(const mx_format *f)
+{
+    return f->bits == 8 ? 2 : f->bits == 16 ? 4 : 8;
+}
 
 /* Exact decimal of a binary64 value, or inf/nan. */
 static char *decimal_double(double x)
@@ -382,16 +387,44 @@ static int formats_encode(const fmt_view *v, char **args, int n, int json,
     return rc;
 }
 
+/* Appends the whitespace-separated words of stdin to *pos. */
+static int read_stdin_args(char ***pos, int *npos)
+{
+    size_t cap = (size_t)*npos + 1024;
+    char **p = realloc(*pos, cap * sizeof *p);
+    char word[4096];
+    if (!p)
+        return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+    *pos = p;
+    while (scanf("%4095s", word) == 1) {
+        if (strlen(word) == sizeof word - 1)
+            return mxv_error(MXV_EXIT_USAGE, "--stdin: a value is longer than "
+                                             "4094 characters");
+        if ((size_t)*npos + 1 >= cap) {
+            cap *= 2;
+            if (!(p = realloc(*pos, cap * sizeof *p)))
+                return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+            *pos = p;
+        }
+        (*pos)[(*npos)++] = strdup(word);
+    }
+    if (ferror(stdin))
+        return mxv_error(MXV_EXIT_INTERNAL, "--stdin: read error");
+    return 0;
+}
+
 int mxv_cmd_formats(int argc, char **argv)
 {
     const char *json = NULL, *round = NULL, *ovf = NULL, *srb = NULL, *srw = NULL,
-               *help = NULL;
+               *help = NULL, *use_stdin = NULL;
     const mxv_opt opts[] = {{"json", 0, &json},         {"round", 1, &round},
+                            {"stdin", 0, &use_stdin},
                             {"overflow", 1, &ovf},      {"sr-bits", 1, &srb},
                             {"sr-width", 1, &srw},      {"help", 0, &help},
                             {NULL, 0, NULL}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, usage_formats);
+    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "formats");
+    int nargv = npos; /* pos[nargv..] are read from stdin and owned here */
     if (rc)
         goto out;
     if (help) {
@@ -435,6 +468,8 @@ int mxv_cmd_formats(int argc, char **argv)
         rc = npos == 2 ? formats_table(&v, json != NULL)
                        : mxv_error(MXV_EXIT_USAGE,
                                    "formats table takes one format");
+    else if (use_stdin && (rc = read_stdin_args(&pos, &npos)) != 0)
+        ;
     else if (npos < 3)
         rc = mxv_error(MXV_EXIT_USAGE, "formats %s: nothing to %s", act, act);
     else if (strcmp(act, "decode") == 0)
@@ -443,6 +478,8 @@ int mxv_cmd_formats(int argc, char **argv)
         rc = formats_encode(&v, pos + 2, npos - 2, json != NULL, round, ovf,
                             srb, srw);
 out:
+    for (int i = nargv; use_stdin && i < npos; i++)
+        free(pos[i]);
     free(pos);
     return rc;
 }

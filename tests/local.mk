@@ -1,3 +1,15 @@
 # Test suites (Check), run by `make check`.
 TESTS_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TESTS_LIBS = $(MXREF_LIBS) $(CHECK_LIBS)
+
+check_PROGRAMS += tests/check_formats
+tests_check_formats_SOURCES = tests/check_formats.c tests/testutil.h
+tests_check_formats_CFLAGS = $(TESTS_CFLAGS)
+tests_check_formats_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_formats
+
+TESTS += tests/cli_formats.test tests/python_formats.test
+EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
+	tests/cli_formats.test tests/python_formats.test
+AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
+	export srcdir PYTHON;

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Quick start, command 2: install dependencies, build, and run every test
+# (make check, then make distcheck).  Set MXV_SKIP_DISTCHECK=1 to skip the
+# second pass.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/deps.sh"
+"$root/scripts/build.sh"
+cd "$root"
+MXV_REQUIRE_PYTHON=1
+export MXV_REQUIRE_PYTHON
+status=0
+make -j"$(nproc)" check || status=$?
+echo "== test summaries"
+for log in tests/*.log; do
+    [ "$log" = tests/test-suite.log ] && continue
+    grep -hE '^[0-9]+%: Checks:|[0-9]+ passed, [0-9]+ failed' "$log" |
+        sed "s|^|$(basename "$log" .log): |"
+done
+if [ "$status" != 0 ]; then
+    cat test-suite.log
+    exit "$status"
+fi
+if [ "${MXV_SKIP_DISTCHECK:-0}" != 1 ]; then
+    make -s distcheck
+fi
+echo "test: all tests passed"
