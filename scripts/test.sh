@@ -22,6 +22,11 @@ if [ "$status" != 0 ]; then
     exit "$status"
 fi
 if [ "${MXV_SKIP_DISTCHECK:-0}" != 1 ]; then
-    make -s distcheck
+    echo "== make distcheck"
+    if ! make -s distcheck >distcheck.log 2>&1; then
+        tail -n 100 distcheck.log
+        exit 1
+    fi
+    grep -A1 'archives ready' distcheck.log | tail -n 1
 fi
 echo "test: all tests passed"
