@@ -2,7 +2,8 @@
  *
  * Maps the HIP runtime names the kernels use onto CUDA's; included first by
  * every kernel source when compiled by nvcc (-include kernels/hip_compat.h,
- * or via mxk_gpu.h).  With hipcc/clang for AMD it includes the real HIP
+ * or via mxk_gpu.h).  Kernels launch with the <<<grid, block, shmem, stream>>>
+ * syntax, which hipcc, clang -x hip and nvcc all accept.  With hipcc/clang for AMD it includes the real HIP
  * header instead.  Debian's HIP 5.2 NVIDIA headers do not build with CUDA 13,
  * which is why this exists.  Keep it small: only names the kernels use.
  */
@@ -25,6 +26,7 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipMemcpy cudaMemcpy
 #define hipMemcpyAsync cudaMemcpyAsync
 #define hipMemset cudaMemset
+#define hipMemsetAsync cudaMemsetAsync
 #define hipMemcpyHostToDevice cudaMemcpyHostToDevice
 #define hipMemcpyDeviceToHost cudaMemcpyDeviceToHost
 #define hipMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
@@ -34,6 +36,7 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipGetDeviceCount cudaGetDeviceCount
 #define hipGetDeviceProperties cudaGetDeviceProperties
 #define hipSetDevice cudaSetDevice
+#define hipGetDevice cudaGetDevice
 #define hipEventCreate cudaEventCreate
 #define hipEventDestroy cudaEventDestroy
 #define hipEventRecord cudaEventRecord

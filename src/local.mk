@@ -6,5 +6,6 @@ src_mxverify_SOURCES = \
 	src/commands.h \
 	src/exactnum.c src/exactnum.h \
 	src/cmd_formats.c \
-	src/cmd_selftest.c
-src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
+	src/cmd_selftest.c \
+	src/backend_gpu.c src/backend_gpu.h
+src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS)

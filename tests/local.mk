@@ -12,4 +12,32 @@ TESTS += tests/cli_formats.test tests/python_formats.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
 	tests/cli_formats.test tests/python_formats.test
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
+	CLANG_HIP='$(CLANG_HIP)'; export CLANG_HIP; \
 	export srcdir PYTHON;
+
+# Kernels: the shared numerics, the CPU backend, the GPU backend (skipped
+# without a GPU library and device), and the gfx942 assembly check.
+KTESTS_CFLAGS = $(TESTS_CFLAGS) -ffp-contract=off
+KTESTS_LIBS = $(MXK_LIBS) $(TESTS_LIBS)
+
+check_PROGRAMS += tests/check_kernels_numerics
+tests_check_kernels_numerics_SOURCES = tests/check_kernels_numerics.c \
+	tests/testutil.h
+tests_check_kernels_numerics_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_kernels_numerics_LDADD = $(KTESTS_LIBS)
+
+check_PROGRAMS += tests/check_kernels_cpu
+tests_check_kernels_cpu_SOURCES = tests/check_kernels_cpu.c tests/kcase.c \
+	tests/kcase.h tests/testutil.h
+tests_check_kernels_cpu_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_kernels_cpu_LDADD = $(KTESTS_LIBS)
+
+check_PROGRAMS += tests/check_kernels_gpu
+tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
+	tests/kcase.h src/backend_gpu.c src/backend_gpu.h
+tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_kernels_gpu_LDADD = $(KTESTS_LIBS)
+
+TESTS += tests/check_kernels_numerics tests/check_kernels_cpu \
+	tests/check_kernels_gpu tests/gfx942_asm.test
+EXTRA_DIST += tests/gfx942_asm.test

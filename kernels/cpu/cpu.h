@@ -1,0 +1,21 @@
+/* cpu.h -- the C emulation of each kernel (private to libmxk).
+ *
+ * Each function computes what its HIP kernel computes, in the portable
+ * path's order, on host memory.  Arguments are already validated
+ * (mxk_check.h) by ops.c, which also times them.  Return MXK_OK, or the
+ * status of a data-dependent refusal.
+ */
+#ifndef MXK_CPU_H
+#define MXK_CPU_H
+
+#include "mxk.h"
+
+mxk_status mxk_cpu_mx_quant(const mxk_quant_args *a);
+mxk_status mxk_cpu_fn_to_fnuz(const mxk_fnuz_args *a);
+mxk_status mxk_cpu_moe_align(const mxk_align_args *a);
+mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a);
+mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a);
+mxk_status mxk_cpu_swiglu_quant(const mxk_swiglu_args *a);
+mxk_status mxk_cpu_moe_sum(const mxk_sum_args *a);
+
+#endif

@@ -1,0 +1,46 @@
+/* mxk_gpu.h -- what every HIP kernel source shares (private to the GPU
+ * library): the runtime (real HIP on AMD, CUDA through hip_compat.h with
+ * nvcc), the C API, the shared scalar arithmetic, and the error record of
+ * the launchers.
+ *
+ * Compile-time paths: MXK_MFMA_DEVICE is set in the device pass for gfx94x,
+ * where the GEMMs have a matrix-core kernel; MXK_AMD is set in both passes
+ * of an AMD build, where the host launcher may choose that kernel (at run
+ * time, when the device is a gfx94x and the caller asked MXK_PATH_AUTO).
+ */
+#ifndef MXK_GPU_H
+#define MXK_GPU_H
+
+#include "hip_compat.h"
+#include "mxk.h"
+#include "mxk_check.h"
+#include "mxk_numerics.h"
+
+#if defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__)
+#define MXK_MFMA_DEVICE 1
+#endif
+
+/* The launchers' last error message (one line), per host thread. */
+extern "C" char *mxk_gpu_errbuf(void);
+#define MXK_GPU_ERRLEN 256
+
+/* Records a failed runtime call or launch and returns MXK_EDEVICE. */
+mxk_status mxk_gpu_fail(const char *kernel, const char *what, hipError_t err);
+
+/* After a launch: MXK_OK, or the launch error recorded. */
+static inline mxk_status mxk_gpu_launched(const char *kernel)
+{
+    hipError_t err = hipGetLastError();
+    return err == hipSuccess ? MXK_OK : mxk_gpu_fail(kernel, "launch", err);
+}
+
+/* Whether the current device runs the matrix-core GEMM kernels (gfx94x in
+ * an AMD build; never on NVIDIA). */
+int mxk_gpu_has_mfma(void);
+
+static inline unsigned mxk_cdiv(int64_t a, int64_t b)
+{
+    return (unsigned)((a + b - 1) / b);
+}
+
+#endif

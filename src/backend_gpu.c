@@ -1,0 +1,111 @@
+/* backend_gpu.c -- dlopen()s libmxk_gpu.so and asks it for its mxk_ops
+ * (see backend_gpu.h for the search order). */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "backend_gpu.h"
+
+#ifndef MXK_BUILD_GPU_LIB
+#define MXK_BUILD_GPU_LIB ""
+#endif
+#ifndef MXK_PKGLIBDIR
+#define MXK_PKGLIBDIR ""
+#endif
+#define MXK_GPU_LIB_NAME "libmxk_gpu.so"
+
+static const mxk_ops *loaded;
+static char loaded_path[4096];
+static char last_why[1024];
+static mxv_gpu_state last_state = MXV_GPU_NO_LIBRARY;
+static int tried;
+
+/* Loads one candidate; NULL with the reason in why and last_state. */
+static const mxk_ops *try_lib(const char *path, char *why, size_t len)
+{
+    last_state = MXV_GPU_BROKEN;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(why, len, "cannot load the GPU library %s: %s", path,
+                 e ? e : "unknown error");
+        return NULL;
+    }
+    const mxk_ops *(*get)(void);
+    const char *(*whyfn)(int *);
+    *(void **)&get = dlsym(h, MXK_GPU_OPS_SYMBOL);
+    *(void **)&whyfn = dlsym(h, MXK_GPU_WHY_SYMBOL);
+    if (!get || !whyfn) {
+        snprintf(why, len, "%s is not an mxverify GPU library (no %s)", path,
+                 MXK_GPU_OPS_SYMBOL);
+        dlclose(h);
+        return NULL;
+    }
+    const mxk_ops *ops = get();
+    if (!ops) {
+        /* the library stays loaded: unloading a GPU runtime is unsafe */
+        int nodev = 0;
+        const char *w = whyfn(&nodev);
+        snprintf(why, len, "GPU library %s: %s", path, w);
+        last_state = nodev ? MXV_GPU_NO_DEVICE : MXV_GPU_BROKEN;
+        return NULL;
+    }
+    if (ops->abi != MXK_ABI_VERSION) {
+        snprintf(why, len,
+                 "GPU library %s has ABI version %d, this program %d: "
+                 "rebuild or reinstall it",
+                 path, ops->abi, MXK_ABI_VERSION);
+        return NULL;
+    }
+    last_state = MXV_GPU_OK;
+    return ops;
+}
+
+const mxk_ops *mxv_gpu_backend(char *why, size_t whylen, mxv_gpu_state *state)
+{
+    if (tried) {
+        if (!loaded && why && whylen)
+            snprintf(why, whylen, "%s", last_why);
+        if (state)
+            *state = last_state;
+        return loaded;
+    }
+    tried = 1;
+    const char *env = getenv("MXVERIFY_GPU_LIB");
+    const char *cands[2];
+    int nc = 0, found = 0;
+    if (*MXK_BUILD_GPU_LIB)
+        cands[nc++] = MXK_BUILD_GPU_LIB;
+    if (*MXK_PKGLIBDIR)
+        cands[nc++] = MXK_PKGLIBDIR "/" MXK_GPU_LIB_NAME;
+    if (env && *env) { /* the user's choice, and only it */
+        cands[0] = env;
+        nc = 1;
+        found = 1;
+    }
+    for (int i = 0; i < nc; i++) { /* the first library found decides */
+        if (!found && access(cands[i], F_OK) != 0)
+            continue;
+        found = 1;
+        loaded = try_lib(cands[i], last_why, sizeof last_why);
+        if (loaded)
+            snprintf(loaded_path, sizeof loaded_path, "%s", cands[i]);
+        break;
+    }
+    if (!found) {
+        last_state = MXV_GPU_NO_LIBRARY;
+        snprintf(last_why, sizeof last_why,
+                 "no GPU library: mxverify was built without a GPU toolchain "
+                 "(configure --with-cuda or --with-hip); looked for %s%s%s",
+                 nc > 0 ? cands[0] : "nothing", nc > 1 ? " and " : "",
+                 nc > 1 ? cands[1] : "");
+    }
+    if (!loaded && why && whylen)
+        snprintf(why, whylen, "%s", last_why);
+    if (state)
+        *state = last_state;
+    return loaded;
+}
+
+const char *mxv_gpu_backend_path(void) { return loaded ? loaded_path : NULL; }

@@ -1,0 +1,34 @@
+/* backend_gpu.h -- the GPU backend, loaded at run time.
+ *
+ * The HIP kernels live in a shared library (libmxk_gpu.so, built by
+ * configure --with-cuda / --with-hip) so that mxverify itself never links a
+ * GPU runtime.  mxv_gpu_backend() finds and loads it once, looking in turn
+ * at
+ *   1. $MXVERIFY_GPU_LIB (a path; when set, only there),
+ *   2. the build tree (kernels/libmxk_gpu.so of the tree it was built in),
+ *   3. the installed copy in $(pkglibdir),
+ * and returns its mxk_ops, or NULL with one line in why saying what is
+ * missing (and the state below).  MXVERIFY_GPU_LIB naming a file that does
+ * not load is BROKEN, not NO_LIBRARY.
+ */
+#ifndef MXV_BACKEND_GPU_H
+#define MXV_BACKEND_GPU_H
+
+#include <stddef.h>
+#include "mxk.h"
+
+typedef enum {
+    MXV_GPU_OK = 0,
+    MXV_GPU_NO_LIBRARY, /* built without a GPU toolchain: nothing to load  */
+    MXV_GPU_NO_DEVICE,  /* a library, but no usable GPU or driver here     */
+    MXV_GPU_BROKEN      /* a library that does not load, has another ABI,
+                           or whose kernels cannot run on this GPU        */
+} mxv_gpu_state;
+
+/* state (may be NULL) gets why the backend is missing; tests skip on
+ * NO_LIBRARY and NO_DEVICE and fail on BROKEN. */
+const mxk_ops *mxv_gpu_backend(char *why, size_t whylen, mxv_gpu_state *state);
+/* The library loaded by the first successful mxv_gpu_backend(), or NULL. */
+const char *mxv_gpu_backend_path(void);
+
+#endif
