@@ -165,10 +165,12 @@ extern "C" mxk_status mxk_launch_bf16_group_gemm(const mxk_bf16_gemm_args *a,
     hipStream_t s = (hipStream_t)stream;
 #if defined(MXK_AMD)
     if (a->path == MXK_PATH_AUTO && mxk_gpu_has_mfma()) {
-        mxk_bf16_gemm_mfma<<<grid, 256, 0, s>>>(*a, chunks);
+        hipLaunchKernelGGL(mxk_bf16_gemm_mfma, grid, dim3(256), 0, s, *a,
+                           chunks);
         return mxk_gpu_launched("bf16_group_gemm");
     }
 #endif
-    mxk_bf16_gemm_portable<<<grid, 256, 0, s>>>(*a, chunks);
+    hipLaunchKernelGGL(mxk_bf16_gemm_portable, grid, dim3(256), 0, s, *a,
+                       chunks);
     return mxk_gpu_launched("bf16_group_gemm");
 }

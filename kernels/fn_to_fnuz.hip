@@ -58,8 +58,8 @@ extern "C" mxk_status mxk_launch_fn_to_fnuz(const mxk_fnuz_args *a,
         return mxk_gpu_fail(K, "hipMalloc", err);
     err = hipMemcpyAsync(dbad, &bad, sizeof bad, hipMemcpyHostToDevice, s);
     if (err == hipSuccess) {
-        mxk_fnuz_scan_kernel<<<mxk_cdiv(ns, 256), 256, 0, s>>>(a->scales, ns,
-                                                               dbad);
+        hipLaunchKernelGGL(mxk_fnuz_scan_kernel, dim3(mxk_cdiv(ns, 256)),
+                           dim3(256), 0, s, a->scales, ns, dbad);
         err = hipGetLastError();
     }
     if (err == hipSuccess)
@@ -77,11 +77,12 @@ extern "C" mxk_status mxk_launch_fn_to_fnuz(const mxk_fnuz_args *a,
         return MXK_ERANGE;
     }
     *a->bad_index = -1;
-    mxk_fnuz_vals_kernel<<<mxk_cdiv(nv, 256), 256, 0, s>>>(
-        a->vals, a->out_vals, nv, a->mutant);
+    hipLaunchKernelGGL(mxk_fnuz_vals_kernel, dim3(mxk_cdiv(nv, 256)), dim3(256),
+                       0, s, a->vals, a->out_vals, nv, a->mutant);
     if ((st = mxk_gpu_launched(K)))
         return st;
-    mxk_fnuz_scales_kernel<<<mxk_cdiv(ns, 256), 256, 0, s>>>(
-        a->scales, a->out_scales, E, N, G, a->pack, a->mutant);
+    hipLaunchKernelGGL(mxk_fnuz_scales_kernel, dim3(mxk_cdiv(ns, 256)),
+                       dim3(256), 0, s, a->scales, a->out_scales, E, N, G,
+                       a->pack, a->mutant);
     return mxk_gpu_launched(K);
 }

@@ -359,7 +359,7 @@ const mxk_ops *open_gpu(void)
                  hipGetErrorString(err));
         return nullptr;
     }
-    mxk_probe_kernel<<<1, 1>>>(dflag);
+    hipLaunchKernelGGL(mxk_probe_kernel, dim3(1), dim3(1), 0, 0, dflag);
     err = hipGetLastError();
     if (err == hipSuccess)
         err = hipMemcpy(&flag, dflag, sizeof flag, hipMemcpyDeviceToHost);

@@ -1,16 +1,20 @@
-/* hip_compat.h -- build the HIP sources of kernels/ with nvcc.
- *
- * Maps the HIP runtime names the kernels use onto CUDA's; included first by
- * every kernel source when compiled by nvcc (-include kernels/hip_compat.h,
- * or via mxk_gpu.h).  Kernels launch with the <<<grid, block, shmem, stream>>>
- * syntax, which hipcc, clang -x hip and nvcc all accept.  With hipcc/clang for AMD it includes the real HIP
- * header instead.  Debian's HIP 5.2 NVIDIA headers do not build with CUDA 13,
- * which is why this exists.  Keep it small: only names the kernels use.
+/* hip_compat.h -- one runtime header for the HIP sources of kernels/,
+ * included first by every kernel source (through mxk_gpu.h):
+ *   - hipcc / clang -x hip (AMD): the real <hip/hip_runtime.h>, MXK_AMD;
+ *   - nvcc: the HIP runtime names the kernels use mapped onto CUDA's,
+ *     MXK_NVIDIA (Debian's HIP 5.2 NVIDIA headers do not build with CUDA
+ *     13, which is why this exists);
+ *   - -DMXK_EMU (g++, for make check): host-thread emulation, hip_emu.h.
+ * Kernels launch with hipLaunchKernelGGL(kernel, grid, block, shmem,
+ * stream, args...), native in HIP and defined here for the other two.
+ * Keep it small: only names the kernels use.
  */
 #ifndef MXK_HIP_COMPAT_H
 #define MXK_HIP_COMPAT_H
 
-#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__) && !defined(__CUDACC__)
+#if defined(MXK_EMU) /* host threads, for make check (hip_emu.h) */
+#include "hip_emu.h"
+#elif defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__) && !defined(__CUDACC__)
 #include <hip/hip_runtime.h>
 #define MXK_AMD 1
 #else /* nvcc */

@@ -46,7 +46,8 @@ MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/gpu_ops.hip
 MXK_HIP_HDR = kernels/mxk.h kernels/mxk_numerics.h kernels/mxk_check.h \
 	kernels/mxk_gpu.h kernels/hip_compat.h
-EXTRA_DIST += $(MXK_HIP_SRC) kernels/mxk_gpu.h kernels/hip_compat.h
+EXTRA_DIST += $(MXK_HIP_SRC) kernels/mxk_gpu.h kernels/hip_compat.h \
+	kernels/hip_emu.h
 
 # The numerics must not be contracted (no a*b+c -> fma) nor flushed to zero:
 # the portable path is bit-identical to the C emulation only then.

@@ -14,14 +14,15 @@
  */
 #include "mxk_gpu.h"
 
+#define MXK_ALIGN_MAX_EXPERTS 2048 /* 16 KiB of shared counts and offsets */
+
 __global__ void mxk_moe_align_kernel(const int32_t *topk_ids, int32_t nids,
                                      int E, int bm, const int32_t *expert_map,
                                      int32_t *sorted_ids, int64_t cap,
                                      int32_t *expert_ids, int64_t capb,
                                      int32_t *num_post_pad, int mutant)
 {
-    extern __shared__ int32_t sh[]; /* cnt[E], off[E] */
-    int32_t *cnt = sh, *off = sh + E;
+    __shared__ int32_t cnt[MXK_ALIGN_MAX_EXPERTS], off[MXK_ALIGN_MAX_EXPERTS];
     for (int64_t i = threadIdx.x; i < cap; i += blockDim.x)
         sorted_ids[i] = nids;
     for (int64_t b = threadIdx.x; b < capb; b += blockDim.x)
@@ -85,16 +86,15 @@ extern "C" mxk_status mxk_launch_moe_align(const mxk_align_args *a,
                                      a->block_m);
     int64_t capb = mxk_align_max_blocks(a->tokens, a->topk, a->experts,
                                         a->block_m);
-    size_t shmem = 2 * (size_t)a->experts * sizeof(int32_t);
-    if (shmem > 48 * 1024) {
+    if (a->experts > MXK_ALIGN_MAX_EXPERTS) {
         snprintf(mxk_gpu_errbuf(), MXK_GPU_ERRLEN,
-                 "moe_align: experts = %d is too many for one block",
-                 a->experts);
+                 "moe_align: experts = %d is more than the GPU kernel's %d",
+                 a->experts, MXK_ALIGN_MAX_EXPERTS);
         return MXK_EINVAL;
     }
-    mxk_moe_align_kernel<<<1, 256, shmem, (hipStream_t)stream>>>(
-        a->topk_ids, a->tokens * a->topk, a->experts, a->block_m,
-        a->expert_map, a->sorted_ids, cap, a->expert_ids, capb,
-        a->num_post_pad, a->mutant);
+    hipLaunchKernelGGL(mxk_moe_align_kernel, dim3(1), dim3(256), 0,
+                       (hipStream_t)stream, a->topk_ids, a->tokens * a->topk,
+                       a->experts, a->block_m, a->expert_map, a->sorted_ids,
+                       cap, a->expert_ids, capb, a->num_post_pad, a->mutant);
     return mxk_gpu_launched("moe_align");
 }

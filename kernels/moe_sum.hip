@@ -24,8 +24,8 @@ extern "C" mxk_status mxk_launch_moe_sum(const mxk_sum_args *a, void *stream)
     if (st)
         return st;
     int64_t total = (int64_t)a->tokens * a->n;
-    mxk_moe_sum_kernel<<<mxk_cdiv(total, 256), 256, 0,
-                         (hipStream_t)stream>>>(
-        a->x, a->out, a->tokens, a->topk, a->n, a->fp32_acc, a->mutant);
+    hipLaunchKernelGGL(mxk_moe_sum_kernel, dim3(mxk_cdiv(total, 256)),
+                       dim3(256), 0, (hipStream_t)stream, a->x, a->out,
+                       a->tokens, a->topk, a->n, a->fp32_acc, a->mutant);
     return mxk_gpu_launched("moe_sum");
 }

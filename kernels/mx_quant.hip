@@ -28,8 +28,9 @@ extern "C" mxk_status mxk_launch_mx_quant(const mxk_quant_args *a,
     if (st)
         return st;
     int64_t nblocks = (int64_t)a->rows * (a->k / 32);
-    mxk_mx_quant_kernel<<<mxk_cdiv(nblocks, 256), 256, 0,
-                          (hipStream_t)stream>>>(
-        a->x, a->q, a->scale, nblocks, a->fmt == MXK_FP8_E4M3FNUZ, a->mutant);
+    hipLaunchKernelGGL(mxk_mx_quant_kernel, dim3(mxk_cdiv(nblocks, 256)),
+                       dim3(256), 0, (hipStream_t)stream, a->x, a->q,
+                       a->scale, nblocks, a->fmt == MXK_FP8_E4M3FNUZ,
+                       a->mutant);
     return mxk_gpu_launched("mx_quant");
 }

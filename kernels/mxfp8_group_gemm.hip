@@ -253,10 +253,12 @@ extern "C" mxk_status mxk_launch_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a,
     hipStream_t s = (hipStream_t)stream;
 #if defined(MXK_AMD)
     if (a->path == MXK_PATH_AUTO && mxk_gpu_has_mfma()) {
-        mxk_mxfp8_gemm_mfma<<<grid, 256, 0, s>>>(*a, chunks);
+        hipLaunchKernelGGL(mxk_mxfp8_gemm_mfma, grid, dim3(256), 0, s, *a,
+                           chunks);
         return mxk_gpu_launched("mxfp8_group_gemm");
     }
 #endif
-    mxk_mxfp8_gemm_portable<<<grid, 256, 0, s>>>(*a, chunks);
+    hipLaunchKernelGGL(mxk_mxfp8_gemm_portable, grid, dim3(256), 0, s, *a,
+                       chunks);
     return mxk_gpu_launched("mxfp8_group_gemm");
 }

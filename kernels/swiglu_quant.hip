@@ -30,9 +30,9 @@ extern "C" mxk_status mxk_launch_swiglu_quant(const mxk_swiglu_args *a,
     if (st)
         return st;
     int64_t nblocks = (int64_t)a->rows * (a->inter / 32);
-    mxk_swiglu_kernel<<<mxk_cdiv(nblocks, 128), 128, 0,
-                        (hipStream_t)stream>>>(
-        a->g1, a->q, a->scale, a->act, a->rows, a->inter,
-        a->fmt == MXK_FP8_E4M3FNUZ, a->mutant);
+    hipLaunchKernelGGL(mxk_swiglu_kernel, dim3(mxk_cdiv(nblocks, 128)),
+                       dim3(128), 0, (hipStream_t)stream, a->g1, a->q,
+                       a->scale, a->act, a->rows, a->inter,
+                       a->fmt == MXK_FP8_E4M3FNUZ, a->mutant);
     return mxk_gpu_launched("swiglu_quant");
 }

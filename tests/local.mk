@@ -38,6 +38,17 @@ tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
 tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
 tests_check_kernels_gpu_LDADD = $(KTESTS_LIBS)
 
+# The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
+# for check_kernels_gpu: the GPU code paths against the C emulation.
+if MXK_EMU
+check_DATA = tests/libmxk_emu.so
+tests/libmxk_emu.so: $(MXK_HIP_SRC) $(MXK_HIP_HDR) kernels/hip_emu.h
+	@$(MKDIR_P) tests
+	$(AM_V_GEN)$(CXX) -std=c++20 -x c++ -DMXK_EMU -O1 -fPIC -shared -pthread \
+		-ffp-contract=off -I$(srcdir)/kernels -o $@ $(MXK_HIP_SRCPATHS)
+CLEANFILES += tests/libmxk_emu.so
+endif
+
 TESTS += tests/check_kernels_numerics tests/check_kernels_cpu \
-	tests/check_kernels_gpu tests/gfx942_asm.test
-EXTRA_DIST += tests/gfx942_asm.test
+	tests/check_kernels_gpu tests/kernels_emu.test tests/gfx942_asm.test
+EXTRA_DIST += tests/gfx942_asm.test tests/kernels_emu.test
