@@ -19,7 +19,10 @@
  * docs/kernels.md; the scalar arithmetic they share is mxk_numerics.h.
  *
  * Plain C types only: BF16 values are raw uint16_t bits, FP8 and E8M0 values
- * raw uint8_t codes, indices int32_t.  Dimensions are int (> 0 unless said);
+ * raw uint8_t codes, indices int32_t.  Every NaN a kernel computes and
+ * stores is the positive quiet NaN (BF16 0x7FC0, FP32 0x7FC00000, FP8 0x7F
+ * in E4M3FN): the sign of a NaN made by an invalid operation differs
+ * between CPUs and GPUs.  Dimensions are int (> 0 unless said);
  * tensors are dense, row-major, in the shapes given in brackets.
  *
  * Planted bugs: every argument struct has an `int mutant` field; 0 runs the

@@ -83,12 +83,18 @@ MXK_FN float mxk_maxf(float x, float y) { return y > x ? y : x; }
 
 MXK_FN float mxk_bf16_to_f32(uint16_t h) { return mxk_u2f((uint32_t)h << 16); }
 
-/* RNE; overflow gives inf; NaN gives the quiet NaN 0x7FC0 with its sign. */
+/* NaN as the kernels store it: the positive quiet NaN.  The sign of a NaN
+ * made by an invalid operation (0 * inf, inf - inf) is not portable: x86
+ * makes 0xFFC00000, NVIDIA 0x7FFFFFFF; stored results must not depend on
+ * it. */
+MXK_FN float mxk_canon_nan(float x) { return x != x ? mxk_u2f(MXK_QNAN_BITS) : x; }
+
+/* RNE; overflow gives inf; every NaN gives 0x7FC0 (see mxk_canon_nan). */
 MXK_FN uint16_t mxk_f32_to_bf16(float f)
 {
     uint32_t u = mxk_f2u(f);
     if ((u & 0x7fffffffu) > MXK_INF_BITS)
-        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+        return 0x7fc0u;
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
@@ -98,7 +104,7 @@ MXK_FN uint16_t mxk_f32_to_bf16_trunc(float f)
 {
     uint32_t u = mxk_f2u(f);
     if ((u & 0x7fffffffu) > MXK_INF_BITS)
-        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+        return 0x7fc0u;
     return (uint16_t)(u >> 16);
 }
 
@@ -268,7 +274,8 @@ MXK_FN float mxk_sigmoidf(float t)
 }
 
 /* One SwiGLU output (facts §5), FP32:
- * (min(gate,7) * sigmoid(1.702 * min(gate,7))) * (clamp(up,-7,7) + 1). */
+ * (min(gate,7) * sigmoid(1.702 * min(gate,7))) * (clamp(up,-7,7) + 1);
+ * a NaN result is the positive quiet NaN. */
 MXK_FN float mxk_swiglu(float gate, float up, int mutant)
 {
     if (mutant != MXK_MUT_NO_GATE_CLAMP)
@@ -276,7 +283,7 @@ MXK_FN float mxk_swiglu(float gate, float up, int mutant)
     if (mutant != MXK_MUT_NO_UP_CLAMP)
         up = mxk_maxf(mxk_minf(up, 7.0f), -7.0f);
     float s = mxk_sigmoidf(MXK_MUL(1.702f, gate));
-    return MXK_MUL(MXK_MUL(gate, s), MXK_ADD(up, 1.0f));
+    return mxk_canon_nan(MXK_MUL(MXK_MUL(gate, s), MXK_ADD(up, 1.0f)));
 }
 
 /* ---- pieces of the kernels both backends run ---------------------------- */

@@ -12,7 +12,9 @@
  * Products of two E4M3 values are exact in FP32, so each fmaf rounds only
  * its sum.  Padding rows are not computed (the kernel computes them from
  * masked zeros and stores nothing); rows of expert -1 are written as
- * zeros. */
+ * zeros.  The loops run per expert block and column so that each operand
+ * is decoded once; the order of operations inside each output element is
+ * the one above. */
 #include <stdlib.h>
 #include "cpu.h"
 #include "mxk_numerics.h"
@@ -20,7 +22,7 @@
 mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
 {
     const mxk_route *r = &a->r;
-    const int64_t N = a->n, K = a->k, G = K / 32;
+    const int64_t N = a->n, K = a->k, G = K / 32, bm = r->block_m;
     const int32_t nids = r->tokens * r->topk;
     const int fnuz = a->fmt == MXK_FP8_E4M3FNUZ;
     const int spec = mxk_gemm_e8m0_spec(a->e8m0, a->mutant);
@@ -28,50 +30,83 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
     float lut[256]; /* the decode as a table, as the GPU's shared tiles hold */
     for (int c = 0; c < 256; c++)
         lut[c] = mxk_fp8_decode((uint8_t)c, fnuz);
-    float *af = malloc((size_t)K * sizeof *af);
-    if (!af)
+    /* per expert block: its valid rows' A decoded once, then per column
+     * the B row decoded once and every row's dot in the documented order */
+    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
+    int32_t *ids = malloc((size_t)bm * sizeof *ids);
+    if (!af || !ids) {
+        free(af);
+        free(ids);
         return MXK_ENOMEM;
-    for (int p = 0; p < r->num_post_pad; p++) {
-        int32_t id = r->sorted_ids[p];
-        if (id >= nids)
-            continue;
-        int e = r->expert_ids[p / r->block_m];
-        uint16_t *out = a->out + (int64_t)id * N;
-        if (e < 0) {
+    }
+    float *bf = af + bm * K;
+    for (int64_t blk = 0; blk < r->num_post_pad / bm; blk++) {
+        int e = r->expert_ids[blk], nr = 0;
+        for (int64_t p = blk * bm; p < (blk + 1) * bm; p++)
+            if (r->sorted_ids[p] < nids) /* padding: masked, never stored */
+                ids[nr++] = r->sorted_ids[p];
+        for (int i = 0; i < nr && e < 0; i++) /* another rank's expert */
             for (int64_t n = 0; n < N; n++)
-                out[n] = 0;
+                a->out[(int64_t)ids[i] * N + n] = 0;
+        if (e < 0)
             continue;
+        for (int i = 0; i < nr; i++) {
+            int64_t arow = r->a_per_token ? ids[i] / r->topk : ids[i];
+            for (int64_t k = 0; k < K; k++)
+                af[i * K + k] = lut[a->a[arow * K + k]];
         }
-        int64_t arow = r->a_per_token ? id / r->topk : id;
-        for (int64_t k = 0; k < K; k++)
-            af[k] = lut[a->a[arow * K + k]];
-        const uint8_t *as = a->a_scale + arow * G;
-        float w = r->topk_weights ? r->topk_weights[id] : 0.0f;
         for (int64_t n = 0; n < N; n++) {
             const uint8_t *bv = a->b + ((int64_t)e * N + n) * K;
-            float acc = 0.0f, part = 0.0f;
-            for (int64_t g = 0; g < G; g++) {
-                for (int kk = 0; kk < 32; kk++)
-                    part = MXK_FMA(af[g * 32 + kk], lut[bv[g * 32 + kk]], part);
-                if (g % span != span - 1 && g != G - 1)
-                    continue;
-                int64_t gs = mxk_scale_group((int)(g - g % span), a->mutant);
-                uint8_t sa = 0, sb = 0; /* past the last group: masked */
-                if (gs < G) {
-                    sa = as[gs];
-                    sb = a->b_scale[mxk_bscale_index(e, n, gs, N, G,
-                                                     a->b_scale_packed,
-                                                     a->mutant)];
+            for (int64_t k = 0; k < K; k++)
+                bf[k] = lut[bv[k]];
+            for (int i0 = 0; i0 < nr; i0 += 4) {
+                /* four rows at a time: independent chains, each in the
+                 * documented order (the compiler may run them as lanes) */
+                int m = nr - i0 < 4 ? nr - i0 : 4;
+                const float *r0 = af + (int64_t)i0 * K;
+                const float *r1 = m > 1 ? r0 + K : r0, *r2 = m > 2 ? r0 + 2 * K : r0,
+                            *r3 = m > 3 ? r0 + 3 * K : r0;
+                float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int64_t g = 0; g < G; g++) {
+                    /* fmaf(a, b, part) == part + a*b here: the product of
+                     * two E4M3 values is exact in FP32 (8 significant bits,
+                     * no under/overflow), so both round only the sum; the
+                     * second form needs no libm call */
+                    for (int64_t k = g * 32; k < g * 32 + 32; k++) {
+                        part[0] = MXK_ADD(part[0], MXK_MUL(r0[k], bf[k]));
+                        part[1] = MXK_ADD(part[1], MXK_MUL(r1[k], bf[k]));
+                        part[2] = MXK_ADD(part[2], MXK_MUL(r2[k], bf[k]));
+                        part[3] = MXK_ADD(part[3], MXK_MUL(r3[k], bf[k]));
+                    }
+                    if (g % span != span - 1 && g != G - 1)
+                        continue;
+                    int64_t gs = mxk_scale_group((int)(g - g % span), a->mutant);
+                    uint8_t sb = 0; /* past the last group: masked */
+                    if (gs < G)
+                        sb = a->b_scale[mxk_bscale_index(e, n, gs, N, G,
+                                                         a->b_scale_packed,
+                                                         a->mutant)];
+                    float db = mxk_e8m0_decode(sb, spec);
+                    for (int j = 0; j < m; j++) {
+                        int32_t id = ids[i0 + j];
+                        int64_t arow = r->a_per_token ? id / r->topk : id;
+                        uint8_t sa = gs < G ? a->a_scale[arow * G + gs] : 0;
+                        float sc = MXK_MUL(mxk_e8m0_decode(sa, spec), db);
+                        acc[j] = MXK_ADD(acc[j], MXK_MUL(part[j], sc));
+                    }
+                    part[0] = part[1] = part[2] = part[3] = 0.0f;
                 }
-                float sc = MXK_MUL(mxk_e8m0_decode(sa, spec),
-                                   mxk_e8m0_decode(sb, spec));
-                acc = MXK_ADD(acc, MXK_MUL(part, sc));
-                part = 0.0f;
+                for (int j = 0; j < m; j++) {
+                    int32_t id = ids[i0 + j];
+                    float w = r->topk_weights ? r->topk_weights[id] : 0.0f;
+                    a->out[(int64_t)id * N + n] = mxk_gemm_epilogue(
+                        acc[j], r->topk_weights != NULL, w, a->mutant);
+                }
             }
-            out[n] = mxk_gemm_epilogue(acc, r->topk_weights != NULL, w,
-                                       a->mutant);
         }
     }
     free(af);
+    free(ids);
     return MXK_OK;
 }
