@@ -52,3 +52,11 @@ endif
 TESTS += tests/check_kernels_numerics tests/check_kernels_cpu \
 	tests/check_kernels_gpu tests/kernels_emu.test tests/gfx942_asm.test
 EXTRA_DIST += tests/gfx942_asm.test tests/kernels_emu.test
+
+# Exhaustive accuracy scan of the kernels' exp and sigmoid (minutes; not run
+# by make check): `make tests/scan_sigmoid && tests/scan_sigmoid`.
+EXTRA_PROGRAMS = tests/scan_sigmoid
+tests_scan_sigmoid_SOURCES = tests/scan_sigmoid.c
+tests_scan_sigmoid_CFLAGS = $(KTESTS_CFLAGS)
+tests_scan_sigmoid_LDADD = -lm
+CLEANFILES += tests/scan_sigmoid
