@@ -54,7 +54,7 @@ EXTRA_DIST += $(MXK_HIP_SRC) kernels/mxk_gpu.h kernels/hip_compat.h \
 MXK_NVCC_FLAGS = -x cu -arch=$(NVCC_ARCH) -O2 -std=c++17 -fmad=false \
 	-Xcompiler -fPIC -shared
 MXK_HIPCC_FLAGS = --offload-arch=$(OFFLOAD_ARCH) -O2 -std=c++17 \
-	-ffp-contract=off -fPIC -shared $(MXK_HIP_DEFS)
+	-ffp-contract=off -DMXK_NO_CONTRACT -fPIC -shared $(MXK_HIP_DEFS)
 
 if MXK_GPU
 mxkgpudir = $(pkglibdir)

@@ -20,6 +20,14 @@
 #include <string.h>
 #include "mxk.h"
 
+/* clang's HIP compilation fuses a*b+c into v_fmac_f32 unless given
+ * -ffp-contract=off, even under `#pragma clang fp contract(off)` (seen with
+ * clang-19 on mxfp8_group_gemm.hip); the build passes the flag together
+ * with -DMXK_NO_CONTRACT, and a HIP build without them stops here. */
+#if defined(__HIP_DEVICE_COMPILE__) && !defined(MXK_NO_CONTRACT)
+#error "compile the HIP kernels with -ffp-contract=off -DMXK_NO_CONTRACT"
+#endif
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define MXK_FN static __host__ __device__ inline
 #else
