@@ -90,8 +90,10 @@ __global__ void __launch_bounds__(256)
 }
 
 #if defined(MXK_AMD)
+#if !defined(MXK_EMU) /* hip_emu.h has its own (GCC vectors) */
 typedef float mxk_f32x4 __attribute__((ext_vector_type(4)));
 typedef short mxk_bf16x4 __attribute__((ext_vector_type(4)));
+#endif
 
 __global__ void __launch_bounds__(256)
     mxk_bf16_gemm_mfma(mxk_bf16_gemm_args a, int chunks)

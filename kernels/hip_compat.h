@@ -14,6 +14,7 @@
 
 #if defined(MXK_EMU) /* host threads, for make check (hip_emu.h) */
 #include "hip_emu.h"
+#define MXK_AMD 1 /* its MFMA kernels too, chosen by MXK_EMU_ARCH=gfx942 */
 #elif defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__) && !defined(__CUDACC__)
 #include <hip/hip_runtime.h>
 #define MXK_AMD 1

@@ -9,6 +9,14 @@
  * device's arithmetic; the scalar code is the host's (mxk_numerics.h picks
  * fmaf and plain operators when neither nvcc nor hipcc compiles it).
  *
+ * It also plays a gfx942 when MXK_EMU_ARCH=gfx942 is set: the two MFMA
+ * builtins the GEMMs use are emulated per wave of 64 lanes (each lane
+ * deposits its operands, a wave barrier, each lane computes its four
+ * outputs) with the register layout of AMD's matrix instruction calculator
+ * and an exact-sum-then-round model of the arithmetic.  That runs the MFMA
+ * kernels' lane, row and column mapping against the C emulation (under the
+ * matrix-core tolerance); it does not prove the layout itself.
+ *
  * Model: a launch runs its blocks one after another; each block runs
  * blockDim threads as std::threads (one pool per launch, reused across
  * blocks) with a std::barrier for __syncthreads() and after each block.
@@ -23,6 +31,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +57,7 @@ struct dim3 {
 inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 inline std::barrier<> *mxk_emu_barrier;
+inline std::barrier<> *mxk_emu_wave_barrier[16]; /* per wave of 64 lanes */
 
 inline void __syncthreads() { mxk_emu_barrier->arrive_and_wait(); }
 
@@ -94,9 +104,14 @@ void mxk_emu_launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args)
                 done.arrive_and_wait();
             }
         });
+    std::vector<std::barrier<> *> waves;
+    for (unsigned w = 0; w * 64 < nt && w < 16; w++)
+        waves.push_back(new std::barrier<>(nt - w * 64 < 64 ? nt - w * 64 : 64));
     for (unsigned long b = 0; b <= nb; b++) {
         std::barrier<> bar(nt);
         mxk_emu_barrier = &bar;
+        for (size_t w = 0; w < waves.size(); w++)
+            mxk_emu_wave_barrier[w] = waves[w];
         cur.store(b);
         start.arrive_and_wait();
         if (b < nb)
@@ -104,7 +119,100 @@ void mxk_emu_launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args)
     }
     for (auto &th : pool)
         th.join();
+    for (auto *w : waves)
+        delete w;
 }
+
+/* ---- gfx942 matrix instructions (MXK_EMU_ARCH=gfx942) ------------------ */
+
+typedef float mxk_f32x4 __attribute__((vector_size(16)));
+typedef short mxk_bf16x4 __attribute__((vector_size(8)));
+
+/* One wave's operands, deposited by its 64 lanes. */
+struct mxk_emu_wave_ops {
+    uint64_t a[64], b[64];
+};
+inline mxk_emu_wave_ops mxk_emu_wave[16];
+
+/* Exchanges this lane's operands with its wave: on return w holds all 64
+ * lanes' (the caller must call mxk_emu_wave_done after reading). */
+inline mxk_emu_wave_ops &mxk_emu_wave_put(uint64_t a, uint64_t b)
+{
+    unsigned lane = threadIdx.x % 64, wave = threadIdx.x / 64;
+    mxk_emu_wave[wave].a[lane] = a;
+    mxk_emu_wave[wave].b[lane] = b;
+    mxk_emu_wave_barrier[wave]->arrive_and_wait();
+    return mxk_emu_wave[wave];
+}
+inline void mxk_emu_wave_done()
+{
+    mxk_emu_wave_barrier[threadIdx.x / 64]->arrive_and_wait();
+}
+
+/* E4M3FNUZ value of a byte (bias 8, 0x80 NaN), exactly. */
+inline double mxk_emu_fnuz(unsigned b)
+{
+    if (b == 0x80)
+        return __builtin_nan("");
+    int e = (b >> 3) & 15, m = b & 7;
+    double v = e ? std::ldexp(8 + m, e - 8 - 3) : std::ldexp(m, -10);
+    return b & 0x80 ? -v : v;
+}
+
+/* v_mfma_f32_16x16x32_fp8_fp8: D = A (16x32) * B (32x16) + C.
+ * A[i][k]: lane 16*(k/8) + i, byte k%8; B[k][j]: lane 16*(k/8) + j;
+ * D[i][j]: lane 16*(i/4) + j, element i%4.  Model: the 32 products and C
+ * summed exactly (binary64 holds them), rounded once to FP32. */
+inline mxk_f32x4 mxk_emu_mfma_fp8(long a, long b, mxk_f32x4 c, int, int, int)
+{
+    mxk_emu_wave_ops &w = mxk_emu_wave_put((uint64_t)a, (uint64_t)b);
+    unsigned lane = threadIdx.x % 64, j = lane % 16;
+    mxk_f32x4 d;
+    for (unsigned r = 0; r < 4; r++) {
+        unsigned i = 4 * (lane / 16) + r;
+        double s = c[r];
+        for (unsigned k = 0; k < 32; k++) {
+            unsigned ab = (unsigned)(w.a[16 * (k / 8) + i] >> (8 * (k % 8))) & 0xff;
+            unsigned bb = (unsigned)(w.b[16 * (k / 8) + j] >> (8 * (k % 8))) & 0xff;
+            s += mxk_emu_fnuz(ab) * mxk_emu_fnuz(bb);
+        }
+        d[r] = (float)s;
+    }
+    mxk_emu_wave_done();
+    return d;
+}
+
+/* v_mfma_f32_16x16x16bf16_1k: A[i][k]: lane 16*(k/4) + i, element k%4;
+ * B[k][j]: lane 16*(k/4) + j; D as above.  Model: products (exact in
+ * binary64) and C summed in binary64, rounded once to FP32. */
+inline mxk_f32x4 mxk_emu_mfma_bf16(mxk_bf16x4 a, mxk_bf16x4 b, mxk_f32x4 c,
+                                   int, int, int)
+{
+    uint64_t ua, ub;
+    std::memcpy(&ua, &a, 8);
+    std::memcpy(&ub, &b, 8);
+    mxk_emu_wave_ops &w = mxk_emu_wave_put(ua, ub);
+    unsigned lane = threadIdx.x % 64, j = lane % 16;
+    auto bf = [](uint64_t v, unsigned e) {
+        uint32_t u = (uint32_t)((v >> (16 * e)) & 0xffff) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return (double)f;
+    };
+    mxk_f32x4 d;
+    for (unsigned r = 0; r < 4; r++) {
+        unsigned i = 4 * (lane / 16) + r;
+        double s = c[r];
+        for (unsigned k = 0; k < 16; k++)
+            s += bf(w.a[16 * (k / 4) + i], k % 4) * bf(w.b[16 * (k / 4) + j], k % 4);
+        d[r] = (float)s;
+    }
+    mxk_emu_wave_done();
+    return d;
+}
+
+#define __builtin_amdgcn_mfma_f32_16x16x32_fp8_fp8 mxk_emu_mfma_fp8
+#define __builtin_amdgcn_mfma_f32_16x16x16bf16_1k mxk_emu_mfma_bf16
 
 #define hipLaunchKernelGGL(kernel, grid, block, shmem, stream, ...)            \
     ((void)(shmem), (void)(stream),                                            \
@@ -120,6 +228,7 @@ struct mxk_emu_event {
 };
 typedef struct {
     char name[256];
+    char gcnArchName[256];
     int major, minor;
 } hipDeviceProp_t;
 enum {
@@ -169,7 +278,10 @@ inline hipError_t hipGetDevice(int *d)
 }
 inline hipError_t hipGetDeviceProperties(hipDeviceProp_t *p, int)
 {
+    const char *arch = std::getenv("MXK_EMU_ARCH");
     std::snprintf(p->name, sizeof p->name, "host threads");
+    std::snprintf(p->gcnArchName, sizeof p->gcnArchName, "%s",
+                  arch && *arch ? arch : "none");
     p->major = p->minor = 0;
     return hipSuccess;
 }

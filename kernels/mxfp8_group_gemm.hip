@@ -158,7 +158,9 @@ __global__ void __launch_bounds__(256)
 }
 
 #if defined(MXK_AMD)
+#if !defined(MXK_EMU) /* hip_emu.h has its own (GCC vectors) */
 typedef float mxk_f32x4 __attribute__((ext_vector_type(4)));
+#endif
 
 /* Eight FP8 bytes as one operand register pair; 0x80 (FN -0, FNUZ NaN)
  * cleared when the bytes are FN. */

@@ -16,7 +16,8 @@
 #include "mxk_check.h"
 #include "mxk_numerics.h"
 
-#if defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__)
+#if defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__) ||    \
+    defined(MXK_EMU)
 #define MXK_MFMA_DEVICE 1
 #endif
 

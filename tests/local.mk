@@ -44,8 +44,9 @@ if MXK_EMU
 check_DATA = tests/libmxk_emu.so
 tests/libmxk_emu.so: $(MXK_HIP_SRC) $(MXK_HIP_HDR) kernels/hip_emu.h
 	@$(MKDIR_P) tests
-	$(AM_V_GEN)$(CXX) -std=c++20 -x c++ -DMXK_EMU -O1 -fPIC -shared -pthread \
-		-ffp-contract=off -I$(srcdir)/kernels -o $@ $(MXK_HIP_SRCPATHS)
+	$(AM_V_GEN)$(CXX) -std=c++20 -x c++ -DMXK_EMU -DMXK_BUILT_FOR_GFX94=1 -O1 \
+		-fPIC -shared -pthread -ffp-contract=off -I$(srcdir)/kernels -o $@ \
+		$(MXK_HIP_SRCPATHS)
 CLEANFILES += tests/libmxk_emu.so
 endif
 
