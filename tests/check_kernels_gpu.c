@@ -22,11 +22,12 @@
  * aligning); a wrong operand layout moves elements by about |result|,
  * far more.
  *
- * usage: check_kernels_gpu [--small] [--tolerance] [SEEDS]
+ * usage: check_kernels_gpu [--small] [--tolerance] [--only K1,K2] [SEEDS]
  *   SEEDS: seeds per standard shape (default 3); --small: no large shapes
  *   (for the host-thread emulation in make check, tests/kernels_emu.test);
  *   --tolerance: judge the AUTO-path GEMMs by the matrix-core tolerance
- *   even on an exact backend (to exercise that check).
+ *   even on an exact backend (to exercise that check); --only: these
+ *   kernels only (names as in mxk_kernel_name).
  * Prints one line per case: kernel and shape, bug, result, GPU and CPU
  * times.
  */
@@ -41,6 +42,7 @@
 static const mxk_ops *cpu, *gpu;
 static int failures, cases;
 static int force_tol; /* --tolerance: judge GEMMs as on matrix cores */
+static unsigned only = ~0u; /* --only: kernel bits to run */
 
 /* MiniMax-M3 shapes: H = 6144, I = 3072, top-4; TP8 GEMM1 N = 768,
  * K = 6144; GEMM2 N = 6144, K = 384; 16 experts (an EP8 shard's count:
@@ -145,6 +147,8 @@ static const char *mfma_close(kc_case *c, const uint8_t *snap)
 
 static void run_case(const kc_shape *shape, uint64_t seed, int mutant)
 {
+    if (!(shape->kernel & only))
+        return;
     char desc[256];
     kc_describe(shape, desc, sizeof desc);
     kc_case *c = kc_new(shape, seed);
@@ -200,9 +204,21 @@ int main(int argc, char **argv)
             small = 1;
         else if (!strcmp(argv[i], "--tolerance"))
             force_tol = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = 0;
+            for (char *k = strtok(argv[++i], ","); k; k = strtok(NULL, ","))
+                for (unsigned b = 1; b < 1u << MXK_NKERNELS; b <<= 1)
+                    if (!strcmp(mxk_kernel_name(b), k))
+                        only |= b;
+            if (!only) {
+                fprintf(stderr, "check_kernels_gpu: --only: no known kernel\n");
+                return 2;
+            }
+        }
         else if ((seeds = atoi(argv[i])) < 1) {
             fprintf(stderr,
-                    "usage: check_kernels_gpu [--small] [--tolerance] [SEEDS]\n");
+                    "usage: check_kernels_gpu [--small] [--tolerance] "
+                    "[--only K1,K2] [SEEDS]\n");
             return 2;
         }
     }
