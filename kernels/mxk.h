@@ -109,7 +109,8 @@ typedef struct {
  * that expert, mapped through expert_map when given (EP: global -> local id,
  * or -1 for an expert of another rank: the GEMMs write zero rows for it).
  * *num_post_pad is the padded row count.  Every entry of sorted_ids and
- * expert_ids past the used ones is written: the pad id and -1. */
+ * expert_ids past the used ones is written: the pad id and -1.  The GPU
+ * kernel runs in one thread block and takes at most 2048 experts. */
 typedef struct {
     const int32_t *topk_ids;   /* [tokens, topk] in [0, experts)           */
     int tokens, topk, experts, block_m;

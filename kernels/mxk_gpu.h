@@ -3,10 +3,12 @@
  * nvcc), the C API, the shared scalar arithmetic, and the error record of
  * the launchers.
  *
- * Compile-time paths: MXK_MFMA_DEVICE is set in the device pass for gfx94x,
- * where the GEMMs have a matrix-core kernel; MXK_AMD is set in both passes
- * of an AMD build, where the host launcher may choose that kernel (at run
- * time, when the device is a gfx94x and the caller asked MXK_PATH_AUTO).
+ * Compile-time paths: MXK_MFMA_DEVICE is set in the device pass for gfx94x
+ * (and in the host-thread emulation), where the GEMMs have a matrix-core
+ * kernel; MXK_AMD is set in both passes of an AMD build (and in the
+ * emulation), where the host launcher may choose that kernel: at run time,
+ * when the library was built for gfx94x (MXK_BUILT_FOR_GFX94), the device
+ * is a gfx94x and the caller asked MXK_PATH_AUTO.
  */
 #ifndef MXK_GPU_H
 #define MXK_GPU_H
