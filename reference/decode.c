@@ -46,6 +46,19 @@ static mx_class decode_fields(const mx_format *f, uint32_t code, int *sign,
     return MX_CLASS_NORMAL;
 }
 
+mx_class mx_decode_int(const mx_format *f, uint32_t code, int32_t *m, int *e)
+{
+    int s;
+    uint32_t um;
+    mx_class c = decode_fields(f, code, &s, &um, e);
+    *m = (c == MX_CLASS_NORMAL || c == MX_CLASS_SUBNORMAL)
+             ? (s ? -(int32_t)um : (int32_t)um)
+             : 0;
+    if (!*m)
+        *e = 0;
+    return c;
+}
+
 mx_class mx_classify(const mx_format *f, uint32_t code)
 {
     int s, e;

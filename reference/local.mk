@@ -10,4 +10,14 @@ reference_libmxref_a_SOURCES = \
 	reference/round_pack.c \
 	reference/encode.c \
 	reference/fnuz.c
-MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(LIBS)
+MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
+mxrefinclude_HEADERS += \
+	reference/mxref/mxquant.h \
+	reference/mxref/accum.h \
+	reference/mxref/gemm.h
+reference_libmxref_a_SOURCES += \
+	reference/mxquant.c \
+	reference/accum.c \
+	reference/gemm_internal.h \
+	reference/gemm.c \
+	reference/gemm_direct.c

@@ -131,6 +131,10 @@ mx_class mx_classify(const mx_format *f, uint32_t code);
 /* Exact value of a code into out (any precision >= 24 holds every value
  * exactly; NaN sets out to NaN, infinities to +-inf, -0 to -0). */
 mx_class mx_decode_mpfr(const mx_format *f, uint32_t code, mpfr_t out);
+/* Exact value as an integer significand and exponent: finite codes are
+ * *m * 2^*e exactly (*m signed, |*m| < 2^24; zero gives *m = 0).  The class
+ * is returned; *m and *e are 0 for NaN and inf. */
+mx_class mx_decode_int(const mx_format *f, uint32_t code, int32_t *m, int *e);
 /* Exact value as a binary64 (every value of every format fits). */
 double mx_decode_double(const mx_format *f, uint32_t code);
 /* Production E8M0 decode of gfx94x kernels: the byte is shifted into a BF16

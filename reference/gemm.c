@@ -1,0 +1,802 @@
+/* gemm.c -- the fast exact group GEMM engine, the vectorized models and the
+ * bounds (see mxref/gemm.h and docs/bounds.md).
+ *
+ * Exactness argument.  Every element value of an 8- or 16-bit format is
+ * M * 2^E with |M| < 2^11.  Within one (row, 32-group) let u be the lowest
+ * exponent E of a nonzero value; when every value is below 2^(u+24) the
+ * group is "regular" and its values are exact integers I = M * 2^(E-u) with
+ * |I| < 2^24, stored as binary64.  The dot of two regular groups is then a
+ * sum of 32 products each below 2^48: every partial sum, in any order, is an
+ * integer below 2^53, hence exact in binary64.  So one BLAS dgemm per
+ * 32-wide K slice returns exact group partials P (E4M3 groups are always
+ * regular: their values span 18 bits).  An element's exact sum is
+ *     S = sum_g P_g * 2^(uA_g + uB_g + sA_g + sB_g)
+ * and is accumulated without rounding in a signed 128-bit fixed-point
+ * integer whose unit 2^base is the row minimum of (u + s) on each side; an
+ * element whose exponent range cannot fit 127 bits is accumulated in GMP
+ * instead.  Irregular groups (values spread over more than 24 binades) are
+ * zeroed in the BLAS operands and their exact dot is computed directly in
+ * GMP.  The single rounding to binary64 happens at the end.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_cblas.h>
+#include "gemm_internal.h"
+
+typedef struct {
+    size_t rows, K, G;
+    double *ints;         /* rows x K integer-valued; 0 in irregular groups  */
+    double *absdeq;       /* rows x K |value| * scale (0 under zero scale)    */
+    int *u;               /* rows x G unit exponent of the group's ints       */
+    int *sx;              /* rows x G scale exponent or MXG_ZERO_SCALE        */
+    unsigned char *irr;   /* rows x G irregular group                        */
+    int *lo, *hi;         /* rows: lowest unit and highest top exponent of   */
+                          /* any nonzero (scaled) value; lo > hi when none   */
+    double *amax;         /* rows: max |value| unscaled                      */
+    size_t nirr;
+} prep;
+
+static void prep_free(prep *p)
+{
+    free(p->ints);
+    free(p->absdeq);
+    free(p->u);
+    free(p->sx);
+    free(p->irr);
+    free(p->lo);
+    free(p->hi);
+    free(p->amax);
+}
+
+static int bitlen32(uint32_t x) { return x ? 32 - __builtin_clz(x) : 0; }
+
+/* Per-code facts of a format, for every code (2^8 or 2^16 of them). */
+typedef struct {
+    size_t n;
+    int32_t *m;      /* value = m * 2^e exactly                           */
+    int16_t *e, *top;/* top: values are below 2^top                       */
+    unsigned char *bad; /* NaN or inf                                     */
+} code_table;
+
+static void code_table_free(code_table *t)
+{
+    free(t->m);
+    free(t->e);
+    free(t->top);
+    free(t->bad);
+}
+
+static mx_status code_table_build(const mx_format *f, code_table *t)
+{
+    t->n = (size_t)1 << f->bits;
+    t->m = malloc(t->n * sizeof *t->m);
+    t->e = malloc(t->n * sizeof *t->e);
+    t->top = malloc(t->n * sizeof *t->top);
+    t->bad = malloc(t->n);
+    if (!t->m || !t->e || !t->top || !t->bad) {
+        code_table_free(t);
+        return MX_ENOMEM;
+    }
+    for (size_t c = 0; c < t->n; c++) {
+        int e;
+        mx_class k = mx_decode_int(f, (uint32_t)c, &t->m[c], &e);
+        t->e[c] = (int16_t)e;
+        t->top[c] = (int16_t)(e + bitlen32((uint32_t)abs(t->m[c])));
+        t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
+    }
+    return MX_OK;
+}
+
+/* 2^e for e in [-1100, 1100] as binary64, by table (exact; no libm). */
+static double pow2_tab[2201];
+static inline double pow2(int e) { return pow2_tab[e + 1100]; }
+__attribute__((constructor)) static void pow2_init(void)
+{
+    for (int e = -1100; e <= 1100; e++)
+        pow2_tab[e + 1100] = ldexp(1.0, e);
+}
+
+static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
+{
+    code_table ct;
+    if (code_table_build(o->fmt, &ct) != MX_OK)
+        return MX_ENOMEM;
+    size_t R = o->rows, K = o->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    memset(p, 0, sizeof *p);
+    p->rows = R;
+    p->K = K;
+    p->G = G;
+    p->ints = calloc(R * K, sizeof *p->ints);
+    p->absdeq = calloc(R * K, sizeof *p->absdeq);
+    p->u = calloc(R * G, sizeof *p->u);
+    p->sx = calloc(R * G, sizeof *p->sx);
+    p->irr = calloc(R * G, 1);
+    p->lo = malloc(R * sizeof *p->lo);
+    p->hi = malloc(R * sizeof *p->hi);
+    p->amax = calloc(R, sizeof *p->amax);
+    if (!p->ints || !p->absdeq || !p->u || !p->sx || !p->irr || !p->lo ||
+        !p->hi || !p->amax) {
+        prep_free(p);
+        code_table_free(&ct);
+        return MX_ENOMEM;
+    }
+    int32_t M[MX_BLOCK];
+    int E[MX_BLOCK];
+    for (size_t r = 0; r < R; r++) {
+        int lo = INT_MAX, hi = INT_MIN;
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            int sx = mxg_scale_exp(o, d, r, g);
+            int umin = INT_MAX, top = INT_MIN;
+            for (size_t i = 0; i < len; i++) {
+                uint32_t c = mxg_code(o, r, k0 + i);
+                M[i] = ct.m[c];
+                E[i] = ct.e[c];
+                if (!M[i])
+                    continue;
+                double av = (double)abs(M[i]) * pow2(E[i]);
+                p->amax[r] = av > p->amax[r] ? av : p->amax[r];
+                umin = E[i] < umin ? E[i] : umin;
+                top = ct.top[c] > top ? ct.top[c] : top;
+            }
+            p->sx[r * G + g] = sx;
+            if (umin == INT_MAX || sx == MXG_ZERO_SCALE)
+                continue; /* contributes nothing */
+            p->u[r * G + g] = umin;
+            lo = umin + sx < lo ? umin + sx : lo;
+            hi = top + sx > hi ? top + sx : hi;
+            int irregular = top - umin > 24;
+            p->irr[r * G + g] = (unsigned char)irregular;
+            p->nirr += (size_t)irregular;
+            for (size_t i = 0; i < len; i++) {
+                if (!M[i])
+                    continue;
+                if (!irregular)
+                    p->ints[r * K + k0 + i] = (double)M[i] * pow2(E[i] - umin);
+                p->absdeq[r * K + k0 + i] = (double)abs(M[i]) * pow2(E[i] + sx);
+            }
+        }
+        p->lo[r] = lo;
+        p->hi[r] = hi;
+    }
+    code_table_free(&ct);
+    return MX_OK;
+}
+
+mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
+                        const mx_operand *B)
+{
+    if (!s || !A || !B || !A->fmt || !B->fmt || !A->codes || !B->codes)
+        return MX_EINVAL;
+    if (A->fmt->bits > 16 || B->fmt->bits > 16 || A->K != B->K || A->K == 0 ||
+        A->ld < A->K || B->ld < B->K)
+        return MX_EINVAL;
+    if ((A->scales == NULL) != (B->scales == NULL))
+        return MX_EINVAL;
+    if (A->scales && A->K % MX_BLOCK)
+        return MX_EINVAL;
+    if (s->model.kind == MX_ACC_BLOCK && !s->model.block)
+        return MX_EINVAL;
+    const mx_operand *ops[2] = {A, B};
+    for (int i = 0; i < 2; i++) {
+        const mx_operand *o = ops[i];
+        unsigned char bad[65536];
+        for (uint32_t c = 0; c < ((uint32_t)1 << o->fmt->bits); c++) {
+            mx_class k = mx_classify(o->fmt, c);
+            bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
+        }
+        for (size_t r = 0; r < o->rows; r++) {
+            if (o->row_idx && o->row_idx[r] < 0)
+                return MX_ERANGE;
+            for (size_t k = 0; k < o->K; k++)
+                if (bad[mxg_code(o, r, k)])
+                    return MX_ERANGE;
+            if (o->scales)
+                for (size_t g = 0; g < o->K / MX_BLOCK; g++)
+                    if (mxg_scale_byte(o, r, g) == 255)
+                        return MX_ERANGE;
+        }
+    }
+    if (s->row_weight)
+        for (size_t r = 0; r < A->rows; r++)
+            if (!isfinite(s->row_weight[r]))
+                return MX_ERANGE;
+    return MX_OK;
+}
+
+/* ---- rounding helpers ------------------------------------------------- */
+
+static uint64_t u128_top64(unsigned __int128 v, int *lead, int *sticky)
+{
+    int hi = v >> 64 ? 127 - __builtin_clzll((uint64_t)(v >> 64))
+                     : 63 - __builtin_clzll((uint64_t)v);
+    *lead = hi;
+    if (hi <= 63) {
+        *sticky = 0;
+        return (uint64_t)v << (63 - hi);
+    }
+    int sh = hi - 63;
+    *sticky = (v & (((unsigned __int128)1 << sh) - 1)) != 0;
+    return (uint64_t)(v >> sh);
+}
+
+float mxg_round_f32(__int128 v, int e)
+{
+    if (v == 0)
+        return 0.0f;
+    int neg = v < 0, lead, sticky;
+    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+    uint64_t sig = u128_top64(a, &lead, &sticky);
+    mx_encode_opts o = mx_encode_defaults();
+    uint32_t code;
+    mx_round_pack(mx_format_get(MX_FP32), neg, sig, lead + e, sticky, &o, &code);
+    float f;
+    memcpy(&f, &code, sizeof f);
+    return f;
+}
+
+/* Correctly rounded binary64 of v * 2^e (|e| small enough that the result
+ * is a normal binary64: true for every GEMM here). */
+static double round_f64(__int128 v, int e)
+{
+    if (v == 0)
+        return 0.0;
+    int neg = v < 0, lead, sticky;
+    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+    uint64_t sig = u128_top64(a, &lead, &sticky);
+    /* RNE of the 64-bit significand to 53 bits, sticky included */
+    uint64_t keep = sig >> 11, rem = sig & 0x7FF;
+    if (rem > 0x400 || (rem == 0x400 && (sticky || (keep & 1))))
+        keep++;
+    double r = ldexp((double)keep, lead - 52 + e);
+    return neg ? -r : r;
+}
+
+static double round_mpz_f64(const mpz_t z, long e, double w)
+{
+    mpfr_t t;
+    mpfr_init2(t, (mpfr_prec_t)(mpz_sizeinbase(z, 2) + 2));
+    mpfr_set_z(t, z, MPFR_RNDN); /* exact */
+    mpfr_mul_2si(t, t, e, MPFR_RNDN);
+    mpfr_t r;
+    mpfr_init2(r, 53);
+    if (w != 1.0) {
+        mpfr_t wt;
+        mpfr_init2(wt, 53);
+        mpfr_set_d(wt, w, MPFR_RNDN);
+        mpfr_mul(r, t, wt, MPFR_RNDN);
+        mpfr_clear(wt);
+    } else {
+        mpfr_set(r, t, MPFR_RNDN);
+    }
+    double d = mpfr_get_d(r, MPFR_RNDN);
+    mpfr_clears(t, r, (mpfr_ptr)0);
+    return d;
+}
+
+/* Exact unscaled dot of group g of A row m and B row n, as z * 2^*e. */
+static void group_dot_mpz(const mx_operand *A, size_t m, const mx_operand *B,
+                          size_t n, size_t g, mpz_t z, int *e)
+{
+    size_t k0 = g * MX_BLOCK, len = A->K - k0 < MX_BLOCK ? A->K - k0 : MX_BLOCK;
+    int32_t Ma[MX_BLOCK], Mb[MX_BLOCK];
+    int Ea[MX_BLOCK], Eb[MX_BLOCK], emin = INT_MAX;
+    for (size_t i = 0; i < len; i++) {
+        mx_decode_int(A->fmt, mxg_code(A, m, k0 + i), &Ma[i], &Ea[i]);
+        mx_decode_int(B->fmt, mxg_code(B, n, k0 + i), &Mb[i], &Eb[i]);
+        if (Ma[i] && Mb[i] && Ea[i] + Eb[i] < emin)
+            emin = Ea[i] + Eb[i];
+    }
+    mpz_set_ui(z, 0);
+    *e = emin == INT_MAX ? 0 : emin;
+    mpz_t t;
+    mpz_init(t);
+    for (size_t i = 0; i < len; i++) {
+        if (!Ma[i] || !Mb[i])
+            continue;
+        mpz_set_si(t, (long)Ma[i] * Mb[i]);
+        mpz_mul_2exp(t, t, (mp_bitcnt_t)(Ea[i] + Eb[i] - emin));
+        mpz_add(z, z, t);
+    }
+    mpz_clear(t);
+}
+
+/* ---- the engine --------------------------------------------------------- */
+
+typedef struct {
+    size_t M, N, G;
+    unsigned __int128 *acc; /* M x N two's complement fixed point, unit    */
+                            /* 2^(loA[m] + loB[n]); wraps for slow ones    */
+    unsigned char *slow;  /* M x N: accumulate in GMP                        */
+    mpz_t *big;           /* M x N, initialized for slow elements only       */
+    size_t *slow_list, nslow;
+    float *gacc;          /* M x N fp32-group model accumulator, or NULL     */
+} accum;
+
+/* v * 2^s without the undefined behaviour of shifting a negative value */
+static inline __int128 shl128(int64_t v, int s)
+{
+    return (__int128)((unsigned __int128)(__int128)v << s);
+}
+
+static int clog2(size_t x)
+{
+    int b = 0;
+    while (((size_t)1 << b) < x)
+        b++;
+    return b;
+}
+
+/* Adds z * 2^texp to element (m, n). */
+static void acc_add_mpz(accum *ac, const prep *a, const prep *b, size_t m,
+                        size_t n, const mpz_t z, int texp)
+{
+    size_t i = m * ac->N + n;
+    int shift = texp - a->lo[m] - b->lo[n]; /* >= 0: lo is a row minimum */
+    if (ac->slow[i]) {
+        mpz_t t;
+        mpz_init(t);
+        mpz_mul_2exp(t, z, (mp_bitcnt_t)shift);
+        mpz_add(ac->big[i], ac->big[i], t);
+        mpz_clear(t);
+        return;
+    }
+    /* fits by the span test: |z| * 2^shift < 2^126 */
+    mpz_t t;
+    mpz_init(t);
+    mpz_mul_2exp(t, z, (mp_bitcnt_t)shift);
+    uint64_t limbs[2] = {0, 0};
+    size_t cnt = 0;
+    mpz_export(limbs, &cnt, -1, sizeof limbs[0], 0, 0, t);
+    __int128 v = (__int128)(((unsigned __int128)limbs[1] << 64) | limbs[0]);
+    ac->acc[i] += (unsigned __int128)(mpz_sgn(t) < 0 ? -v : v);
+    mpz_clear(t);
+}
+
+static void add_irregular(const mx_gemm_spec *s, const mx_operand *A,
+                          const mx_operand *B, const prep *a, const prep *b,
+                          accum *ac, size_t g)
+{
+    size_t M = ac->M, N = ac->N, G = ac->G;
+    mpz_t z;
+    mpz_init(z);
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            int ia = a->irr[m * G + g], ib = b->irr[n * G + g];
+            int sa = a->sx[m * G + g], sb = b->sx[n * G + g];
+            if (!(ia || ib))
+                continue;
+            int e;
+            group_dot_mpz(A, m, B, n, g, z, &e);
+            if (mpz_sgn(z) != 0 && sa != MXG_ZERO_SCALE && sb != MXG_ZERO_SCALE)
+                acc_add_mpz(ac, a, b, m, n, z, e + sa + sb);
+            if (ac->gacc) { /* fp32-group model: this group's partial */
+                size_t bits = mpz_sizeinbase(z, 2);
+                float p;
+                if (bits <= 120) {
+                    uint64_t limbs[2] = {0, 0};
+                    mpz_export(limbs, NULL, -1, sizeof limbs[0], 0, 0, z);
+                    __int128 v = (__int128)(((unsigned __int128)limbs[1] << 64) | limbs[0]);
+                    p = mxg_round_f32(mpz_sgn(z) < 0 ? -v : v, e);
+                } else {
+                    mpfr_t t;
+                    mpfr_init2(t, (mpfr_prec_t)bits + 2);
+                    mpfr_set_z(t, z, MPFR_RNDN);
+                    mpfr_mul_2si(t, t, e, MPFR_RNDN);
+                    mx_encode_opts o = mx_encode_defaults();
+                    uint32_t code;
+                    mx_encode_mpfr(mx_format_get(MX_FP32), t, &o, &code);
+                    memcpy(&p, &code, sizeof p);
+                    mpfr_clear(t);
+                }
+                size_t i = m * N + n;
+                if (A->scales) {
+                    float sc = mxg_scale_f32(A, s->decode, m, g) *
+                               mxg_scale_f32(B, s->decode, n, g);
+                    float t = p * sc;
+                    ac->gacc[i] = ac->gacc[i] + t;
+                } else {
+                    ac->gacc[i] = ac->gacc[i] + p;
+                }
+            }
+        }
+    mpz_clear(z);
+}
+
+/* The main loop: one dgemm per K slice, exact accumulation, and the
+ * fp32-group model on the same exact partials. */
+static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
+                            const mx_operand *B, const prep *a, const prep *b,
+                            accum *ac)
+{
+    size_t M = ac->M, N = ac->N, G = ac->G, K = a->K;
+    double *P = malloc(M * N * sizeof *P), *pwB = malloc(N * sizeof *pwB);
+    int *dB = malloc(N * sizeof *dB);
+    float *scB = malloc(N * sizeof *scB);
+    if (!P || !dB || !scB || !pwB) {
+        free(P);
+        free(dB);
+        free(scB);
+        free(pwB);
+        return MX_ENOMEM;
+    }
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)len, 1.0, a->ints + k0, (int)K, b->ints + k0, (int)K,
+                    0.0, P, (int)N);
+        /* Columns that contribute nothing in this group (zero scale or
+         * irregular: their ints are 0, so P is 0) get shift 0. */
+        for (size_t n = 0; n < N; n++) {
+            int sx = b->sx[n * G + g];
+            dB[n] = (sx == MXG_ZERO_SCALE || b->irr[n * G + g])
+                        ? 0 : b->u[n * G + g] + sx - b->lo[n];
+            scB[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
+            pwB[n] = pow2(b->u[n * G + g]);
+        }
+        for (size_t m = 0; m < M; m++) {
+            int sxa = a->sx[m * G + g];
+            const double *Pm = P + m * N;
+            if (sxa != MXG_ZERO_SCALE && !a->irr[m * G + g]) {
+                int dA = a->u[m * G + g] + sxa - a->lo[m];
+                unsigned __int128 *accm = ac->acc + m * N;
+                /* exact: P is an integer below 2^53 and the shifted value
+                 * fits (span test); slow elements are redone below */
+                for (size_t n = 0; n < N; n++)
+                    accm[n] += (unsigned __int128)(__int128)(int64_t)Pm[n]
+                               << (dA + dB[n]);
+            }
+            if (!ac->gacc || a->irr[m * G + g])
+                continue;
+            /* fp32-group model: p = RN32(P * 2^(uA+uB)) (the binary64
+             * product is exact; the conversion rounds once), then
+             * production's scale multiply and add.  Irregular columns add
+             * p = 0 here and their true partial in add_irregular. */
+            float *gm = ac->gacc + m * N;
+            double pa = pow2(a->u[m * G + g]);
+            float scA = A->scales ? mxg_scale_f32(A, s->decode, m, g) : 1.0f;
+            if (A->scales)
+                for (size_t n = 0; n < N; n++) {
+                    float p = (float)(Pm[n] * pa * pwB[n]);
+                    float sc = scA * scB[n];
+                    float t = p * sc;
+                    gm[n] = gm[n] + t;
+                }
+            else
+                for (size_t n = 0; n < N; n++)
+                    gm[n] = gm[n] + (float)(Pm[n] * pa * pwB[n]);
+        }
+        for (size_t j = 0; j < ac->nslow; j++) {
+            size_t i = ac->slow_list[j], m = i / N, n = i % N;
+            int sxa = a->sx[m * G + g], sxb = b->sx[n * G + g];
+            if (sxa == MXG_ZERO_SCALE || sxb == MXG_ZERO_SCALE ||
+                a->irr[m * G + g] || b->irr[n * G + g] || P[i] == 0)
+                continue;
+            mpz_t t;
+            mpz_init_set_d(t, P[i]);
+            mpz_mul_2exp(t, t, (mp_bitcnt_t)(a->u[m * G + g] + sxa - a->lo[m] +
+                                              b->u[n * G + g] + sxb - b->lo[n]));
+            mpz_add(ac->big[i], ac->big[i], t);
+            mpz_clear(t);
+        }
+        if (a->nirr || b->nirr)
+            add_irregular(s, A, B, a, b, ac, g);
+    }
+    free(P);
+    free(dB);
+    free(scB);
+    free(pwB);
+    return MX_OK;
+}
+
+/* ---- fp32-seq model, vectorized over output columns ------------------- */
+
+/* Hot loops that are elementwise over output columns: vectorizing them
+ * keeps every lane's sequence of FP32 operations (and contraction is off
+ * in ISO C11), so results are identical to the scalar loop. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MX_HOT __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#else
+#define MX_HOT
+#endif
+
+static MX_HOT void chain_axpy(float *restrict chain, float a,
+                              const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        chain[i] = chain[i] + a * b[i];
+}
+
+static MX_HOT void scale_add(float *restrict acc, const float *restrict p,
+                             const float *restrict sc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float t = p[i] * sc[i];
+        acc[i] = acc[i] + t;
+    }
+}
+
+/* The fp32-seq model for all elements.  Rows of A are processed MB at a
+ * time so that each decoded row of B^T is loaded once per block. */
+#define MB 8
+static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
+                           const mx_operand *B, float *out)
+{
+    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    float *bt = malloc(K * N * sizeof *bt), *p = malloc(MB * N * sizeof *p);
+    float *a = malloc(MB * K * sizeof *a), *sc = malloc(N * sizeof *sc);
+    float *sbt = A->scales ? malloc(G * N * sizeof *sbt) : NULL;
+    if (!bt || !p || !a || !sc || (A->scales && !sbt)) {
+        free(bt);
+        free(p);
+        free(a);
+        free(sc);
+        free(sbt);
+        return MX_ENOMEM;
+    }
+    for (size_t g = 0; A->scales && g < G; g++)
+        for (size_t n = 0; n < N; n++)
+            sbt[g * N + n] = mxg_scale_f32(B, s->decode, n, g);
+    float tab[256];
+    if (B->fmt->bits == 8)
+        for (int c = 0; c < 256; c++)
+            tab[c] = (float)mx_decode_double(B->fmt, (uint32_t)c);
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++)
+            bt[k * N + n] = B->fmt->bits == 8 ? tab[mxg_code(B, n, k)]
+                                              : (float)mx_decode_double(B->fmt, mxg_code(B, n, k));
+    /* products of two 8-bit values never fall below FLT_MIN; 16-bit ones
+     * may, and then a*b rounds where fma would not: those elements are
+     * recomputed with true fma below. */
+    int may_underflow = A->fmt->bits > 8 || B->fmt->bits > 8;
+    for (size_t m0 = 0; m0 < M; m0 += MB) {
+        size_t mb = M - m0 < MB ? M - m0 : MB;
+        for (size_t j = 0; j < mb; j++) {
+            for (size_t k = 0; k < K; k++)
+                a[j * K + k] = (float)mx_decode_double(A->fmt, mxg_code(A, m0 + j, k));
+            for (size_t n = 0; n < N; n++)
+                out[(m0 + j) * N + n] = 0.0f;
+        }
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            if (A->scales)
+                for (size_t i = 0; i < mb * N; i++)
+                    p[i] = 0.0f;
+            for (size_t k = k0; k < k0 + len; k++)
+                for (size_t j = 0; j < mb; j++)
+                    chain_axpy(A->scales ? p + j * N : out + (m0 + j) * N,
+                               a[j * K + k], bt + k * N, N);
+            if (!A->scales)
+                continue;
+            for (size_t j = 0; j < mb; j++) {
+                float sa = mxg_scale_f32(A, s->decode, m0 + j, g);
+                for (size_t n = 0; n < N; n++)
+                    sc[n] = sa * sbt[g * N + n];
+                scale_add(out + (m0 + j) * N, p + j * N, sc, N);
+            }
+        }
+        for (size_t j = 0; j < mb && may_underflow; j++)
+            for (size_t n = 0; n < N; n++) {
+                int under = 0;
+                for (size_t k = 0; k < K && !under; k++) {
+                    float pr = a[j * K + k] * bt[k * N + n];
+                    under = pr != 0 && fabsf(pr) < FLT_MIN;
+                }
+                if (!under)
+                    continue;
+                /* one element through the direct model */
+                size_t m = m0 + j;
+                mx_operand a1 = *A, b1 = *B;
+                mx_gemm_spec s1 = *s;
+                int32_t ri = (int32_t)mxg_row(A, m), rn = (int32_t)mxg_row(B, n);
+                s1.row_weight = NULL;
+                a1.row_idx = &ri;
+                a1.rows = 1;
+                b1.row_idx = &rn;
+                b1.rows = 1;
+                mx_gemm_model_direct(&s1, &a1, &b1, &out[m * N + n]);
+            }
+    }
+    if (s->row_weight)
+        for (size_t m = 0; m < M; m++)
+            for (size_t n = 0; n < N; n++)
+                out[m * N + n] = out[m * N + n] * s->row_weight[m];
+    free(bt);
+    free(p);
+    free(a);
+    free(sc);
+    free(sbt);
+    return MX_OK;
+}
+
+/* ---- bounds --------------------------------------------------------------- */
+
+double mx_gamma32(size_t n)
+{
+    double nu = (double)n * 0x1p-24;
+    return nu < 1 ? nu / (1 - nu) : INFINITY;
+}
+
+/* docs/bounds.md, "FP32 models": any summation order of the K terms, then
+ * the optional weight multiply, then BF16 RNE.  wS = |w * S| (from the exact
+ * value), sabs = |w|-free sum of |terms|, pmax bounds every |partial|. */
+static double bound_fp32(double wS, double sabs, double w, size_t K, size_t G,
+                         double pmax)
+{
+    const double u = 0x1p-24, eta = 0x1p-150;
+    double Bacc = mx_gamma32(K > 0 ? K - 1 : 0) * sabs +
+                  eta * ((double)K + 2.0 * (double)G * (1.0 + pmax));
+    double aw = fabs(w);
+    double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
+    double y = wS + ey;
+    if (!(y < 0x1p128 * (1 - 0x1p-25)) || !(sabs * 2 < FLT_MAX))
+        return INFINITY; /* an FP32 or BF16 overflow is possible */
+    return ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS;
+}
+
+static void bounds(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, const prep *a, const prep *b,
+                   const double *exact, double *sabs_out, double *bound)
+{
+    size_t M = A->rows, N = B->rows, K = A->K, G = a->G;
+    double *S = sabs_out ? sabs_out : malloc(M * N * sizeof *S);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
+                1.0, a->absdeq, (int)K, b->absdeq, (int)K, 0.0, S, (int)N);
+    /* S is a sum of K nonnegative products rounded in binary64 in some
+     * order: the true sum is at most S / (1 - K 2^-53): inflate. */
+    double infl = 1.0 + (double)(K + 2) * 0x1p-52;
+    for (size_t m = 0; m < M; m++) {
+        double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+        for (size_t n = 0; n < N; n++) {
+            size_t i = m * N + n;
+            double sabs = S[i] * infl;
+            double pmax = 32.0 * a->amax[m] * b->amax[n];
+            double wS = fabs(exact[i]) * (1 + 0x1p-52);
+            if (bound)
+                bound[i] = bound_fp32(wS, sabs, w, K, G, pmax);
+            S[i] = sabs * fabs(w);
+        }
+    }
+    if (!sabs_out)
+        free(S);
+}
+
+/* ---- driver -------------------------------------------------------------- */
+
+mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                  mx_gemm_out *out, mx_gemm_stats *stats)
+{
+    mx_status st = mx_gemm_check(s, A, B);
+    if (st != MX_OK)
+        return st;
+    if (s->model.kind == MX_ACC_BLOCK && (out->model_acc || out->model_out))
+        return MX_EINVAL; /* block models are not wired into the engine */
+    size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
+    prep a, b;
+    if ((st = prep_build(A, s->decode, &a)) != MX_OK)
+        return st;
+    if ((st = prep_build(B, s->decode, &b)) != MX_OK) {
+        prep_free(&a);
+        return st;
+    }
+    accum ac = {M, N, G, NULL, NULL, NULL, NULL, 0, NULL};
+    int want_group = (out->model_acc || out->model_out) &&
+                     s->model.kind == MX_ACC_FP32_GROUP;
+    double *exact = out->exact ? out->exact
+                               : ((out->bound || out->sum_abs)
+                                      ? malloc(M * N * sizeof *exact) : NULL);
+    ac.acc = calloc(M * N, sizeof *ac.acc);
+    ac.slow = calloc(M * N, 1);
+    ac.big = calloc(M * N, sizeof *ac.big);
+    ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
+    ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
+    if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
+        (out->bound && !exact)) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+    size_t nslow = 0;
+    int cg = clog2(G) + 5 + 1;
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            size_t i = m * N + n;
+            if (a.lo[m] > a.hi[m] || b.lo[n] > b.hi[n])
+                continue; /* an all-zero side: exact 0 */
+            long span = (long)(a.hi[m] - a.lo[m]) + (b.hi[n] - b.lo[n]) + cg;
+            if (span > 126) {
+                ac.slow[i] = 1;
+                mpz_init(ac.big[i]);
+                ac.slow_list[nslow++] = i;
+            }
+        }
+    ac.nslow = nslow;
+    if ((st = engine_run(s, A, B, &a, &b, &ac)) != MX_OK)
+        goto done;
+    if (exact)
+        for (size_t m = 0; m < M; m++) {
+            double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+            for (size_t n = 0; n < N; n++) {
+                size_t i = m * N + n;
+                int base = a.lo[m] + b.lo[n];
+                if (a.lo[m] > a.hi[m] || b.lo[n] > b.hi[n]) {
+                    exact[i] = 0.0 * w;
+                    continue;
+                }
+                if (ac.slow[i]) {
+                    exact[i] = round_mpz_f64(ac.big[i], base, w);
+                    continue;
+                }
+                __int128 v = (__int128)ac.acc[i];
+                unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+                if (w == 1.0) {
+                    exact[i] = round_f64(v, base);
+                } else if (av < ((unsigned __int128)1 << 100)) {
+                    int we;
+                    double wm = frexp(w, &we); /* w = wm 2^we, |wm| in [.5,1) */
+                    int64_t W = (int64_t)ldexp(wm, 24); /* exact: w is FP32 */
+                    exact[i] = round_f64(v * W, base + we - 24);
+                } else {
+                    mpz_t z;
+                    uint64_t limbs[2] = {(uint64_t)av, (uint64_t)(av >> 64)};
+                    mpz_init(z);
+                    mpz_import(z, 2, -1, sizeof limbs[0], 0, 0, limbs);
+                    if (v < 0)
+                        mpz_neg(z, z);
+                    exact[i] = round_mpz_f64(z, base, w);
+                    mpz_clear(z);
+                }
+            }
+        }
+    if (out->model_acc || out->model_out) {
+        float *macc = out->model_acc ? out->model_acc : malloc(M * N * sizeof *macc);
+        if (!macc) {
+            st = MX_ENOMEM;
+            goto done;
+        }
+        if (want_group) {
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++)
+                    macc[m * N + n] = s->row_weight
+                                          ? ac.gacc[m * N + n] * s->row_weight[m]
+                                          : ac.gacc[m * N + n];
+        } else {
+            st = model_seq(s, A, B, macc);
+        }
+        if (out->model_out)
+            for (size_t i = 0; i < M * N; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        if (!out->model_acc)
+            free(macc);
+        if (st != MX_OK)
+            goto done;
+    }
+    if (out->bound || out->sum_abs) {
+        if (!exact) { /* sum_abs alone: exact not computed */
+            st = MX_EINVAL;
+            goto done;
+        }
+        bounds(s, A, B, &a, &b, exact, out->sum_abs, out->bound);
+    }
+    if (stats) {
+        stats->elements = M * N;
+        stats->slow_elements = nslow;
+        stats->irregular_groups = a.nirr + b.nirr;
+    }
+done:
+    if (ac.big)
+        for (size_t i = 0; i < M * N; i++)
+            if (ac.slow && ac.slow[i])
+                mpz_clear(ac.big[i]);
+    free(ac.acc);
+    free(ac.slow);
+    free(ac.slow_list);
+    free(ac.big);
+    free(ac.gacc);
+    if (exact != out->exact)
+        free(exact);
+    prep_free(&a);
+    prep_free(&b);
+    return st;
+}
