@@ -13,3 +13,15 @@ EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
 	tests/cli_formats.test tests/python_formats.test
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
 	export srcdir PYTHON;
+
+check_PROGRAMS += tests/check_mxquant
+tests_check_mxquant_SOURCES = tests/check_mxquant.c tests/testutil.h
+tests_check_mxquant_CFLAGS = $(TESTS_CFLAGS)
+tests_check_mxquant_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_mxquant
+
+check_PROGRAMS += tests/check_gemm
+tests_check_gemm_SOURCES = tests/check_gemm.c tests/testutil.h
+tests_check_gemm_CFLAGS = $(TESTS_CFLAGS)
+tests_check_gemm_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_gemm
