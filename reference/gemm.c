@@ -20,6 +20,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_cblas.h>
@@ -27,11 +28,17 @@
 
 typedef struct {
     size_t rows, K, G;
-    double *ints;         /* rows x K integer-valued; 0 in irregular groups  */
+    double *ints;         /* rows x K integer-valued: the group's values, or */
+                          /* in irregular groups their bits >= 2^u          */
     double *absdeq;       /* rows x K |value| * scale (0 under zero scale)    */
     int *u;               /* rows x G unit exponent of the group's ints       */
     int *sx;              /* rows x G scale exponent or MXG_ZERO_SCALE        */
-    unsigned char *irr;   /* rows x G irregular group                        */
+    unsigned char *irr;   /* rows x G irregular group: has residual bits     */
+    size_t *res_off;      /* rows x G + 1: residual entries of each group    */
+    int32_t *res_m;       /* residual value bits: res_m * 2^res_e at column  */
+    int *res_e;           /* k0 + res_k (exact; below the group's 2^u)       */
+    unsigned char *res_k;
+    size_t nres, cap;
     int *lo, *hi;         /* rows: lowest unit and highest top exponent of   */
                           /* any nonzero (scaled) value; lo > hi when none   */
     double *amax;         /* rows: max |value| unscaled                      */
@@ -45,6 +52,10 @@ static void prep_free(prep *p)
     free(p->u);
     free(p->sx);
     free(p->irr);
+    free(p->res_off);
+    free(p->res_m);
+    free(p->res_e);
+    free(p->res_k);
     free(p->lo);
     free(p->hi);
     free(p->amax);
@@ -62,13 +73,10 @@ typedef struct {
 
 static void code_table_free(code_table *t)
 {
-    free(t->m);
-    free(t->e);
-    free(t->top);
-    free(t->bad);
+    (void)t; /* tables are shared and live for the process */
 }
 
-static mx_status code_table_build(const mx_format *f, code_table *t)
+static mx_status code_table_make(const mx_format *f, code_table *t)
 {
     t->n = (size_t)1 << f->bits;
     t->m = malloc(t->n * sizeof *t->m);
@@ -76,7 +84,10 @@ static mx_status code_table_build(const mx_format *f, code_table *t)
     t->top = malloc(t->n * sizeof *t->top);
     t->bad = malloc(t->n);
     if (!t->m || !t->e || !t->top || !t->bad) {
-        code_table_free(t);
+        free(t->m);
+        free(t->e);
+        free(t->top);
+        free(t->bad);
         return MX_ENOMEM;
     }
     for (size_t c = 0; c < t->n; c++) {
@@ -89,6 +100,29 @@ static mx_status code_table_build(const mx_format *f, code_table *t)
     return MX_OK;
 }
 
+/* The tables of every 8- and 16-bit format, built once. */
+static code_table tables[MX_FORMAT_COUNT];
+static mx_status tables_status = MX_OK;
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void tables_init(void)
+{
+    for (int i = 0; i < MX_FORMAT_COUNT; i++) {
+        const mx_format *f = mx_format_get((mx_format_id)i);
+        if (f->bits <= 16 && code_table_make(f, &tables[i]) != MX_OK)
+            tables_status = MX_ENOMEM;
+    }
+}
+
+static mx_status code_table_build(const mx_format *f, code_table *t)
+{
+    pthread_once(&tables_once, tables_init);
+    if (tables_status != MX_OK || f->bits > 16)
+        return MX_ENOMEM;
+    *t = tables[f->id];
+    return MX_OK;
+}
+
 /* 2^e for e in [-1100, 1100] as binary64, by table (exact; no libm). */
 static double pow2_tab[2201];
 static inline double pow2(int e) { return pow2_tab[e + 1100]; }
@@ -98,30 +132,131 @@ __attribute__((constructor)) static void pow2_init(void)
         pow2_tab[e + 1100] = ldexp(1.0, e);
 }
 
-static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
+/* Formats whose every value is an integer multiple of the smallest
+ * subnormal below 2^24 of it (E4M3FN, E4M3FNUZ: 18 binades) take a fixed
+ * unit: no group is irregular and the ints come straight from a table. */
+static int fixed_unit(const code_table *ct, int *unit, int *topmax)
 {
-    code_table ct;
-    if (code_table_build(o->fmt, &ct) != MX_OK)
-        return MX_ENOMEM;
-    size_t R = o->rows, K = o->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    int lo = INT_MAX, hi = INT_MIN;
+    for (size_t c = 0; c < ct->n; c++)
+        if (ct->m[c] && !ct->bad[c]) {
+            lo = ct->e[c] < lo ? ct->e[c] : lo;
+            hi = ct->top[c] > hi ? ct->top[c] : hi;
+        }
+    *unit = lo;
+    *topmax = hi;
+    return ct->n == 256 && hi - lo <= 24;
+}
+
+static mx_status prep_alloc(prep *p, size_t R, size_t K, size_t G)
+{
     memset(p, 0, sizeof *p);
     p->rows = R;
     p->K = K;
     p->G = G;
-    p->ints = calloc(R * K, sizeof *p->ints);
-    p->absdeq = calloc(R * K, sizeof *p->absdeq);
+    p->ints = malloc(R * K * sizeof *p->ints);
+    p->absdeq = malloc(R * K * sizeof *p->absdeq);
     p->u = calloc(R * G, sizeof *p->u);
     p->sx = calloc(R * G, sizeof *p->sx);
     p->irr = calloc(R * G, 1);
+    p->res_off = calloc(R * G + 1, sizeof *p->res_off);
     p->lo = malloc(R * sizeof *p->lo);
     p->hi = malloc(R * sizeof *p->hi);
     p->amax = calloc(R, sizeof *p->amax);
     if (!p->ints || !p->absdeq || !p->u || !p->sx || !p->irr || !p->lo ||
-        !p->hi || !p->amax) {
+        !p->hi || !p->amax || !p->res_off) {
         prep_free(p);
+        return MX_ENOMEM;
+    }
+    return MX_OK;
+}
+
+static int res_push(prep *p, int32_t m, int e, unsigned k)
+{
+    if (p->nres == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 1024;
+        int32_t *nm = realloc(p->res_m, cap * sizeof *nm);
+        if (nm)
+            p->res_m = nm;
+        int *ne = realloc(p->res_e, cap * sizeof *ne);
+        if (ne)
+            p->res_e = ne;
+        unsigned char *nk = realloc(p->res_k, cap);
+        if (nk)
+            p->res_k = nk;
+        if (!nm || !ne || !nk)
+            return -1;
+        p->cap = cap;
+    }
+    p->res_m[p->nres] = m;
+    p->res_e[p->nres] = e;
+    p->res_k[p->nres++] = (unsigned char)k;
+    return 0;
+}
+
+/* The fixed-unit path: table lookups only. */
+static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *ct,
+                       int unit, int topmax, prep *p)
+{
+    size_t R = p->rows, K = p->K, G = p->G;
+    double ival[256], aval[256];
+    for (int c = 0; c < 256; c++) {
+        ival[c] = ct->m[c] ? (double)ct->m[c] * pow2(ct->e[c] - unit) : 0.0;
+        aval[c] = ct->m[c] ? fabs((double)ct->m[c]) * pow2(ct->e[c]) : 0.0;
+    }
+    for (size_t r = 0; r < R; r++) {
+        const uint8_t *codes = (const uint8_t *)o->codes + mxg_row(o, r) * o->ld;
+        double *ir = p->ints + r * K, *ar = p->absdeq + r * K;
+        int lo = INT_MAX, hi = INT_MIN;
+        double amax = 0;
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            int sx = mxg_scale_exp(o, d, r, g);
+            p->sx[r * G + g] = sx;
+            p->u[r * G + g] = unit;
+            int any = 0;
+            if (sx == MXG_ZERO_SCALE) {
+                for (size_t i = 0; i < len; i++)
+                    ir[k0 + i] = ar[k0 + i] = 0.0;
+                continue;
+            }
+            double sc = pow2(sx);
+            for (size_t i = 0; i < len; i++) {
+                uint8_t c = codes[k0 + i];
+                ir[k0 + i] = ival[c];
+                ar[k0 + i] = aval[c] * sc;
+                amax = aval[c] > amax ? aval[c] : amax;
+                any |= ct->m[c] != 0;
+            }
+            if (any) {
+                lo = unit + sx < lo ? unit + sx : lo;
+                hi = topmax + sx > hi ? topmax + sx : hi;
+            }
+        }
+        p->lo[r] = lo;
+        p->hi[r] = hi;
+        p->amax[r] = amax;
+    }
+}
+
+static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
+{
+    code_table ct;
+    size_t R = o->rows, K = o->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    if (code_table_build(o->fmt, &ct) != MX_OK)
+        return MX_ENOMEM;
+    if (prep_alloc(p, R, K, G) != MX_OK) {
         code_table_free(&ct);
         return MX_ENOMEM;
     }
+    int unit, topmax;
+    if (fixed_unit(&ct, &unit, &topmax)) {
+        prep_fixed(o, d, &ct, unit, topmax, p);
+        code_table_free(&ct);
+        return MX_OK;
+    }
+    memset(p->ints, 0, R * K * sizeof *p->ints);
+    memset(p->absdeq, 0, R * K * sizeof *p->absdeq);
     int32_t M[MX_BLOCK];
     int E[MX_BLOCK];
     for (size_t r = 0; r < R; r++) {
@@ -142,21 +277,41 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
                 top = ct.top[c] > top ? ct.top[c] : top;
             }
             p->sx[r * G + g] = sx;
-            if (umin == INT_MAX || sx == MXG_ZERO_SCALE)
+            if (umin == INT_MAX || sx == MXG_ZERO_SCALE) {
+                p->res_off[r * G + g + 1] = p->nres;
                 continue; /* contributes nothing */
-            p->u[r * G + g] = umin;
+            }
+            /* ints below 2^24: u = the lowest exponent when the group spans
+             * at most 24 binades, else top - 24 with the bits below 2^u
+             * kept as exact residual entries */
+            int irregular = top - umin > 24;
+            int u = irregular ? top - 24 : umin;
+            p->u[r * G + g] = u;
             lo = umin + sx < lo ? umin + sx : lo;
             hi = top + sx > hi ? top + sx : hi;
-            int irregular = top - umin > 24;
             p->irr[r * G + g] = (unsigned char)irregular;
             p->nirr += (size_t)irregular;
             for (size_t i = 0; i < len; i++) {
                 if (!M[i])
                     continue;
-                if (!irregular)
-                    p->ints[r * K + k0 + i] = (double)M[i] * pow2(E[i] - umin);
                 p->absdeq[r * K + k0 + i] = (double)abs(M[i]) * pow2(E[i] + sx);
+                if (E[i] >= u) {
+                    p->ints[r * K + k0 + i] = (double)M[i] * pow2(E[i] - u);
+                    continue;
+                }
+                int sh = u - E[i], neg = M[i] < 0;
+                uint32_t am = (uint32_t)abs(M[i]);
+                uint32_t hi_m = sh >= 31 ? 0 : am >> sh;
+                uint32_t lo_m = am - (sh >= 31 ? 0 : hi_m << sh);
+                p->ints[r * K + k0 + i] = neg ? -(double)hi_m : (double)hi_m;
+                if (lo_m && res_push(p, neg ? -(int32_t)lo_m : (int32_t)lo_m,
+                                     E[i], (unsigned)i) != 0) {
+                    prep_free(p);
+                    code_table_free(&ct);
+                    return MX_ENOMEM;
+                }
             }
+            p->res_off[r * G + g + 1] = p->nres;
         }
         p->lo[r] = lo;
         p->hi[r] = hi;
@@ -276,33 +431,6 @@ static double round_mpz_f64(const mpz_t z, long e, double w)
     return d;
 }
 
-/* Exact unscaled dot of group g of A row m and B row n, as z * 2^*e. */
-static void group_dot_mpz(const mx_operand *A, size_t m, const mx_operand *B,
-                          size_t n, size_t g, mpz_t z, int *e)
-{
-    size_t k0 = g * MX_BLOCK, len = A->K - k0 < MX_BLOCK ? A->K - k0 : MX_BLOCK;
-    int32_t Ma[MX_BLOCK], Mb[MX_BLOCK];
-    int Ea[MX_BLOCK], Eb[MX_BLOCK], emin = INT_MAX;
-    for (size_t i = 0; i < len; i++) {
-        mx_decode_int(A->fmt, mxg_code(A, m, k0 + i), &Ma[i], &Ea[i]);
-        mx_decode_int(B->fmt, mxg_code(B, n, k0 + i), &Mb[i], &Eb[i]);
-        if (Ma[i] && Mb[i] && Ea[i] + Eb[i] < emin)
-            emin = Ea[i] + Eb[i];
-    }
-    mpz_set_ui(z, 0);
-    *e = emin == INT_MAX ? 0 : emin;
-    mpz_t t;
-    mpz_init(t);
-    for (size_t i = 0; i < len; i++) {
-        if (!Ma[i] || !Mb[i])
-            continue;
-        mpz_set_si(t, (long)Ma[i] * Mb[i]);
-        mpz_mul_2exp(t, t, (mp_bitcnt_t)(Ea[i] + Eb[i] - emin));
-        mpz_add(z, z, t);
-    }
-    mpz_clear(t);
-}
-
 /* ---- the engine --------------------------------------------------------- */
 
 typedef struct {
@@ -329,80 +457,109 @@ static int clog2(size_t x)
     return b;
 }
 
-/* Adds z * 2^texp to element (m, n). */
-static void acc_add_mpz(accum *ac, const prep *a, const prep *b, size_t m,
-                        size_t n, const mpz_t z, int texp)
+/* The exact residual terms of group g for element (m, n), unscaled:
+ * a_lo * b (full b) for A's residual bits, a_hi * b_lo for B's.  With
+ * a = a_hi + a_lo and b = b_hi + b_lo, a b = a_hi b_hi (the dgemm) + these. */
+static size_t residual_terms(const prep *a, const prep *b, const mx_operand *A,
+                             const mx_operand *B, size_t m, size_t n, size_t g,
+                             int64_t *tv, int *te)
 {
-    size_t i = m * ac->N + n;
-    int shift = texp - a->lo[m] - b->lo[n]; /* >= 0: lo is a row minimum */
-    if (ac->slow[i]) {
-        mpz_t t;
-        mpz_init(t);
-        mpz_mul_2exp(t, z, (mp_bitcnt_t)shift);
-        mpz_add(ac->big[i], ac->big[i], t);
-        mpz_clear(t);
-        return;
-    }
-    /* fits by the span test: |z| * 2^shift < 2^126 */
-    mpz_t t;
-    mpz_init(t);
-    mpz_mul_2exp(t, z, (mp_bitcnt_t)shift);
-    uint64_t limbs[2] = {0, 0};
-    size_t cnt = 0;
-    mpz_export(limbs, &cnt, -1, sizeof limbs[0], 0, 0, t);
-    __int128 v = (__int128)(((unsigned __int128)limbs[1] << 64) | limbs[0]);
-    ac->acc[i] += (unsigned __int128)(mpz_sgn(t) < 0 ? -v : v);
-    mpz_clear(t);
+    size_t G = a->G, K = a->K, k0 = g * MX_BLOCK, cnt = 0;
+    const code_table *tb = &tables[B->fmt->id];
+    if (a->irr[m * G + g])
+        for (size_t j = a->res_off[m * G + g]; j < a->res_off[m * G + g + 1]; j++) {
+            uint32_t c = mxg_code(B, n, k0 + a->res_k[j]);
+            if (!tb->m[c])
+                continue;
+            tv[cnt] = (int64_t)a->res_m[j] * tb->m[c];
+            te[cnt++] = a->res_e[j] + tb->e[c];
+        }
+    if (b->irr[n * G + g])
+        for (size_t j = b->res_off[n * G + g]; j < b->res_off[n * G + g + 1]; j++) {
+            double ah = a->ints[m * K + k0 + b->res_k[j]];
+            if (ah == 0)
+                continue;
+            tv[cnt] = (int64_t)ah * b->res_m[j];
+            te[cnt++] = a->u[m * G + g] + b->res_e[j];
+        }
+    (void)A;
+    return cnt;
 }
 
-static void add_irregular(const mx_gemm_spec *s, const mx_operand *A,
-                          const mx_operand *B, const prep *a, const prep *b,
-                          accum *ac, size_t g)
+/* Adds the residual terms of group g to the exact accumulators and, for the
+ * fp32-group model, adds the group's partial RN32(exact dot) for elements
+ * that have residual terms (the main loop skipped them). */
+static void add_residual(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, const prep *a, const prep *b,
+                         accum *ac, size_t g, const double *P)
 {
     size_t M = ac->M, N = ac->N, G = ac->G;
-    mpz_t z;
-    mpz_init(z);
+    int64_t tv[2 * MX_BLOCK];
+    int te[2 * MX_BLOCK];
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
-            int ia = a->irr[m * G + g], ib = b->irr[n * G + g];
-            int sa = a->sx[m * G + g], sb = b->sx[n * G + g];
-            if (!(ia || ib))
+            if (!a->irr[m * G + g] && !b->irr[n * G + g])
                 continue;
-            int e;
-            group_dot_mpz(A, m, B, n, g, z, &e);
-            if (mpz_sgn(z) != 0 && sa != MXG_ZERO_SCALE && sb != MXG_ZERO_SCALE)
-                acc_add_mpz(ac, a, b, m, n, z, e + sa + sb);
-            if (ac->gacc) { /* fp32-group model: this group's partial */
-                size_t bits = mpz_sizeinbase(z, 2);
-                float p;
-                if (bits <= 120) {
-                    uint64_t limbs[2] = {0, 0};
-                    mpz_export(limbs, NULL, -1, sizeof limbs[0], 0, 0, z);
-                    __int128 v = (__int128)(((unsigned __int128)limbs[1] << 64) | limbs[0]);
-                    p = mxg_round_f32(mpz_sgn(z) < 0 ? -v : v, e);
+            size_t cnt = residual_terms(a, b, A, B, m, n, g, tv, te);
+            size_t i = m * N + n;
+            int sa = a->sx[m * G + g], sb = b->sx[n * G + g];
+            int live = sa != MXG_ZERO_SCALE && sb != MXG_ZERO_SCALE;
+            for (size_t j = 0; j < cnt && live; j++) {
+                int shift = te[j] + sa + sb - a->lo[m] - b->lo[n];
+                if (!ac->slow[i]) {
+                    ac->acc[i] += (unsigned __int128)shl128(tv[j], shift);
                 } else {
-                    mpfr_t t;
-                    mpfr_init2(t, (mpfr_prec_t)bits + 2);
-                    mpfr_set_z(t, z, MPFR_RNDN);
-                    mpfr_mul_2si(t, t, e, MPFR_RNDN);
-                    mx_encode_opts o = mx_encode_defaults();
-                    uint32_t code;
-                    mx_encode_mpfr(mx_format_get(MX_FP32), t, &o, &code);
-                    memcpy(&p, &code, sizeof p);
-                    mpfr_clear(t);
-                }
-                size_t i = m * N + n;
-                if (A->scales) {
-                    float sc = mxg_scale_f32(A, s->decode, m, g) *
-                               mxg_scale_f32(B, s->decode, n, g);
-                    float t = p * sc;
-                    ac->gacc[i] = ac->gacc[i] + t;
-                } else {
-                    ac->gacc[i] = ac->gacc[i] + p;
+                    mpz_t t;
+                    mpz_init_set_si(t, (long)tv[j]);
+                    mpz_mul_2exp(t, t, (mp_bitcnt_t)shift);
+                    mpz_add(ac->big[i], ac->big[i], t);
+                    mpz_clear(t);
                 }
             }
+            if (!ac->gacc)
+                continue;
+            /* the model partial: RN32 of P_hi 2^(uA+uB) + the terms */
+            int ua = a->u[m * G + g] + b->u[n * G + g], e0 = ua, emax = ua + 53;
+            for (size_t j = 0; j < cnt; j++) {
+                e0 = te[j] < e0 ? te[j] : e0;
+                emax = te[j] + 63 > emax ? te[j] + 63 : emax;
+            }
+            float p;
+            if (emax - e0 + 6 <= 126) {
+                __int128 v = shl128((int64_t)P[i], ua - e0);
+                for (size_t j = 0; j < cnt; j++)
+                    v += shl128(tv[j], te[j] - e0);
+                p = mxg_round_f32(v, e0);
+            } else {
+                mpz_t z, t;
+                mpz_init_set_d(z, P[i]);
+                mpz_mul_2exp(z, z, (mp_bitcnt_t)(ua - e0));
+                mpz_init(t);
+                for (size_t j = 0; j < cnt; j++) {
+                    mpz_set_si(t, (long)tv[j]);
+                    mpz_mul_2exp(t, t, (mp_bitcnt_t)(te[j] - e0));
+                    mpz_add(z, z, t);
+                }
+                mpfr_t f;
+                mpfr_init2(f, (mpfr_prec_t)mpz_sizeinbase(z, 2) + 2);
+                mpfr_set_z(f, z, MPFR_RNDN);
+                mpfr_mul_2si(f, f, e0, MPFR_RNDN);
+                mx_encode_opts o = mx_encode_defaults();
+                uint32_t code;
+                mx_encode_mpfr(mx_format_get(MX_FP32), f, &o, &code);
+                memcpy(&p, &code, sizeof p);
+                mpfr_clear(f);
+                mpz_clears(z, t, NULL);
+            }
+            if (A->scales) {
+                float sc = mxg_scale_f32(A, s->decode, m, g) *
+                           mxg_scale_f32(B, s->decode, n, g);
+                float t = p * sc;
+                ac->gacc[i] = ac->gacc[i] + t;
+            } else {
+                ac->gacc[i] = ac->gacc[i] + p;
+            }
         }
-    mpz_clear(z);
 }
 
 /* The main loop: one dgemm per K slice, exact accumulation, and the
@@ -427,19 +584,20 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
                     (int)len, 1.0, a->ints + k0, (int)K, b->ints + k0, (int)K,
                     0.0, P, (int)N);
-        /* Columns that contribute nothing in this group (zero scale or
-         * irregular: their ints are 0, so P is 0) get shift 0. */
+        /* Columns that contribute nothing in this group (zero scale: their
+         * ints are 0, so P is 0) get shift 0. */
+        int b_irr = 0;
         for (size_t n = 0; n < N; n++) {
             int sx = b->sx[n * G + g];
-            dB[n] = (sx == MXG_ZERO_SCALE || b->irr[n * G + g])
-                        ? 0 : b->u[n * G + g] + sx - b->lo[n];
+            b_irr |= b->irr[n * G + g];
+            dB[n] = sx == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sx - b->lo[n];
             scB[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
             pwB[n] = pow2(b->u[n * G + g]);
         }
         for (size_t m = 0; m < M; m++) {
             int sxa = a->sx[m * G + g];
             const double *Pm = P + m * N;
-            if (sxa != MXG_ZERO_SCALE && !a->irr[m * G + g]) {
+            if (sxa != MXG_ZERO_SCALE) {
                 int dA = a->u[m * G + g] + sxa - a->lo[m];
                 unsigned __int128 *accm = ac->acc + m * N;
                 /* exact: P is an integer below 2^53 and the shifted value
@@ -452,12 +610,24 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
                 continue;
             /* fp32-group model: p = RN32(P * 2^(uA+uB)) (the binary64
              * product is exact; the conversion rounds once), then
-             * production's scale multiply and add.  Irregular columns add
-             * p = 0 here and their true partial in add_irregular. */
+             * production's scale multiply and add.  Elements with residual
+             * terms get their partial in add_residual. */
             float *gm = ac->gacc + m * N;
             double pa = pow2(a->u[m * G + g]);
             float scA = A->scales ? mxg_scale_f32(A, s->decode, m, g) : 1.0f;
-            if (A->scales)
+            if (b_irr)
+                for (size_t n = 0; n < N; n++) {
+                    if (b->irr[n * G + g])
+                        continue;
+                    float p = (float)(Pm[n] * pa * pwB[n]);
+                    if (A->scales) {
+                        float t = p * (scA * scB[n]);
+                        gm[n] = gm[n] + t;
+                    } else {
+                        gm[n] = gm[n] + p;
+                    }
+                }
+            else if (A->scales)
                 for (size_t n = 0; n < N; n++) {
                     float p = (float)(Pm[n] * pa * pwB[n]);
                     float sc = scA * scB[n];
@@ -471,8 +641,7 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t j = 0; j < ac->nslow; j++) {
             size_t i = ac->slow_list[j], m = i / N, n = i % N;
             int sxa = a->sx[m * G + g], sxb = b->sx[n * G + g];
-            if (sxa == MXG_ZERO_SCALE || sxb == MXG_ZERO_SCALE ||
-                a->irr[m * G + g] || b->irr[n * G + g] || P[i] == 0)
+            if (sxa == MXG_ZERO_SCALE || sxb == MXG_ZERO_SCALE || P[i] == 0)
                 continue;
             mpz_t t;
             mpz_init_set_d(t, P[i]);
@@ -482,7 +651,7 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
             mpz_clear(t);
         }
         if (a->nirr || b->nirr)
-            add_irregular(s, A, B, a, b, ac, g);
+            add_residual(s, A, B, a, b, ac, g, P);
     }
     free(P);
     free(dB);

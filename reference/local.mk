@@ -21,3 +21,10 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm_internal.h \
 	reference/gemm.c \
 	reference/gemm_direct.c
+mxrefinclude_HEADERS += reference/mxref/moe.h
+reference_libmxref_a_SOURCES += \
+	reference/moe.c \
+	reference/moe_route.c \
+	reference/moe_act.c
+mxrefinclude_HEADERS += reference/mxref/casegen.h
+reference_libmxref_a_SOURCES += reference/casegen.c
