@@ -45,10 +45,25 @@ typedef struct {
     size_t nirr;
 } prep;
 
+/* The two big per-operand arrays live in per-thread, grow-only buffers:
+ * one call per expert would otherwise map and fault in ~100 MB each time. */
+static __thread struct {
+    double *buf[4];
+    size_t cap[4];
+} ws;
+
+static double *ws_get(int slot, size_t n)
+{
+    if (ws.cap[slot] < n) {
+        free(ws.buf[slot]);
+        ws.buf[slot] = malloc(n * sizeof(double));
+        ws.cap[slot] = ws.buf[slot] ? n : 0;
+    }
+    return ws.buf[slot];
+}
+
 static void prep_free(prep *p)
 {
-    free(p->ints);
-    free(p->absdeq);
     free(p->u);
     free(p->sx);
     free(p->irr);
@@ -148,14 +163,15 @@ static int fixed_unit(const code_table *ct, int *unit, int *topmax)
     return ct->n == 256 && hi - lo <= 24;
 }
 
-static mx_status prep_alloc(prep *p, size_t R, size_t K, size_t G)
+static mx_status prep_alloc(prep *p, int side, size_t R, size_t K, size_t G)
 {
     memset(p, 0, sizeof *p);
     p->rows = R;
     p->K = K;
     p->G = G;
-    p->ints = malloc(R * K * sizeof *p->ints);
-    p->absdeq = malloc(R * K * sizeof *p->absdeq);
+    size_t nk = R * K > 0 ? R * K : 1;
+    p->ints = ws_get(2 * side, nk);
+    p->absdeq = ws_get(2 * side + 1, nk);
     p->u = calloc(R * G, sizeof *p->u);
     p->sx = calloc(R * G, sizeof *p->sx);
     p->irr = calloc(R * G, 1);
@@ -239,13 +255,63 @@ static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *
     }
 }
 
-static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
+/* The widest (row, group) of an operand: max of top - lowest exponent over
+ * its nonzero groups, in binades (the ints of a group of width w fit in w
+ * bits).  Fixed-unit formats report their fixed width. */
+static int natural_width(const mx_operand *o)
+{
+    code_table ct;
+    if (code_table_build(o->fmt, &ct) != MX_OK)
+        return 24;
+    int unit, topmax;
+    if (fixed_unit(&ct, &unit, &topmax))
+        return topmax - unit;
+    size_t K = o->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    int w = 0;
+    for (size_t r = 0; r < o->rows; r++)
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            int umin = INT_MAX, top = INT_MIN;
+            for (size_t i = 0; i < len; i++) {
+                uint32_t c = mxg_code(o, r, k0 + i);
+                if (!ct.m[c])
+                    continue;
+                umin = ct.e[c] < umin ? ct.e[c] : umin;
+                top = ct.top[c] > top ? ct.top[c] : top;
+            }
+            if (umin != INT_MAX && top - umin > w)
+                w = top - umin;
+        }
+    return w;
+}
+
+/* Splits the 48 bits that keep every 32-product group sum below 2^53
+ * between the two operands: a narrow side (dequantized weights: 18) leaves
+ * the rest to the other, so that fewer of its groups need residual bits. */
+static void choose_windows(int na, int nb, int *wa, int *wb)
+{
+    if (na + nb <= 48) {
+        *wa = na;
+        *wb = nb;
+    } else if (na <= 24) {
+        *wa = na;
+        *wb = 48 - na;
+    } else if (nb <= 24) {
+        *wb = nb;
+        *wa = 48 - nb;
+    } else {
+        *wa = *wb = 24;
+    }
+}
+
+static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
+                            int window, prep *p)
 {
     code_table ct;
     size_t R = o->rows, K = o->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
     if (code_table_build(o->fmt, &ct) != MX_OK)
         return MX_ENOMEM;
-    if (prep_alloc(p, R, K, G) != MX_OK) {
+    if (prep_alloc(p, side, R, K, G) != MX_OK) {
         code_table_free(&ct);
         return MX_ENOMEM;
     }
@@ -281,11 +347,11 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, prep *p)
                 p->res_off[r * G + g + 1] = p->nres;
                 continue; /* contributes nothing */
             }
-            /* ints below 2^24: u = the lowest exponent when the group spans
-             * at most 24 binades, else top - 24 with the bits below 2^u
-             * kept as exact residual entries */
-            int irregular = top - umin > 24;
-            int u = irregular ? top - 24 : umin;
+            /* ints below 2^window: u = the lowest exponent when the group
+             * spans at most window binades, else top - window with the bits
+             * below 2^u kept as exact residual entries */
+            int irregular = top - umin > window;
+            int u = irregular ? top - window : umin;
             p->u[r * G + g] = u;
             lo = umin + sx < lo ? umin + sx : lo;
             hi = top + sx > hi ? top + sx : hi;
@@ -844,9 +910,11 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
         return MX_EINVAL; /* block models are not wired into the engine */
     size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
     prep a, b;
-    if ((st = prep_build(A, s->decode, &a)) != MX_OK)
+    int wa, wb;
+    choose_windows(natural_width(A), natural_width(B), &wa, &wb);
+    if ((st = prep_build(A, s->decode, 0, wa, &a)) != MX_OK)
         return st;
-    if ((st = prep_build(B, s->decode, &b)) != MX_OK) {
+    if ((st = prep_build(B, s->decode, 1, wb, &b)) != MX_OK) {
         prep_free(&a);
         return st;
     }

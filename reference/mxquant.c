@@ -1,6 +1,8 @@
 /* mxquant.c -- MX quantization, dequantization and scale layouts (see
  * mxref/mxquant.h for the rules). */
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "mxref/mxquant.h"
@@ -118,6 +120,42 @@ mx_status mx_quant_scale(const mx_quant_params *p, float amax, uint8_t *s)
     return MX_EINVAL;
 }
 
+/* Encoding tables for (format, options), built on first use and kept. */
+static pthread_mutex_t enc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct enc_cache {
+    mx_format_id id;
+    mx_encode_opts o;
+    mx_enc8_table *t;
+} enc_cache[16];
+
+static const mx_enc8_table *enc_table(const mx_format *f, const mx_encode_opts *o)
+{
+    const mx_enc8_table *r = NULL;
+    if (o->round == MX_RSTOCH)
+        return NULL;
+    pthread_mutex_lock(&enc_lock);
+    for (int i = 0; i < 16 && !r; i++) {
+        struct enc_cache *c = &enc_cache[i];
+        if (c->t && c->id == f->id && c->o.round == o->round &&
+            c->o.overflow == o->overflow) {
+            r = c->t;
+        } else if (!c->t) {
+            mx_enc8_table *t = malloc(sizeof *t);
+            if (t && mx_enc8_table_init(t, f, o) == MX_OK) {
+                c->id = f->id;
+                c->o = *o;
+                c->t = t;
+                r = t;
+            } else {
+                free(t);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&enc_lock);
+    return r;
+}
+
 mx_status mx_quantize_f32(const mx_quant_params *p, const float *x, size_t rows,
                           size_t K, size_t ld, uint8_t *q, uint8_t *scales,
                           size_t *bad_index)
@@ -125,6 +163,7 @@ mx_status mx_quantize_f32(const mx_quant_params *p, const float *x, size_t rows,
     if (!params_ok(p) || K % MX_BLOCK != 0 || ld < K)
         return MX_EINVAL;
     const mx_format *f = mx_format_get(p->elem);
+    const mx_enc8_table *tab = enc_table(f, &p->enc);
     size_t G = K / MX_BLOCK;
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * ld;
@@ -144,12 +183,18 @@ mx_status mx_quantize_f32(const mx_quant_params *p, const float *x, size_t rows,
             if (st != MX_OK)
                 return st;
             scales[r * G + g] = s;
+            double sc = ldexp(1.0, 127 - (int)s);
             for (int i = 0; i < MX_BLOCK; i++) {
                 uint32_t c;
-                double v = ldexp((double)blk[i], 127 - (int)s); /* exact */
-                st = mx_encode_double(f, v, &p->enc, &c);
-                if (st != MX_OK)
+                double v = (double)blk[i] * sc; /* exact */
+                float vf = (float)v;
+                if (tab && (double)vf == v) { /* a float: table lookup */
+                    uint32_t bits;
+                    memcpy(&bits, &vf, sizeof bits);
+                    c = mx_enc8_f32bits(tab, bits);
+                } else if ((st = mx_encode_double(f, v, &p->enc, &c)) != MX_OK) {
                     return st;
+                }
                 q[r * K + g * MX_BLOCK + (size_t)i] = (uint8_t)c;
             }
         }
@@ -206,12 +251,20 @@ size_t mx_dequant_bf16(mx_format_id elem, const uint8_t *q, const uint8_t *scale
 {
     const mx_format *f = mx_format_get(elem), *bf = mx_format_get(MX_BF16);
     size_t G = K / MX_BLOCK, inexact = 0;
+    double val[256], pw[256];
+    for (int c = 0; c < 256; c++) {
+        val[c] = mx_decode_double(f, (uint32_t)c);
+        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
+    }
     for (size_t r = 0; r < rows; r++)
         for (size_t k = 0; k < K; k++) {
-            double v = mx_decode_double(f, q[r * K + k]) *
-                       mx_e8m0_decode_spec(scales[r * G + k / MX_BLOCK]);
-            uint32_t c = mx_encode_rne(bf, v);
-            inexact += !(mx_decode_double(bf, c) == v) && !isnan(v);
+            double v = val[q[r * K + k]] * pw[scales[r * G + k / MX_BLOCK]];
+            float vf = (float)v;
+            /* v has at most 4 significant bits: when it is a float, BF16 RNE
+             * of that float is BF16 RNE of v */
+            uint32_t c = (double)vf == v ? mx_bf16_from_float(vf)
+                                         : mx_encode_rne(bf, v);
+            inexact += !isnan(v) && (double)mx_bf16_to_float((uint16_t)c) != v;
             out[r * K + k] = (uint16_t)c;
         }
     return inexact;

@@ -169,6 +169,22 @@ mx_status mx_encode_mpfr(const mx_format *f, const mpfr_t x,
 mx_status mx_encode_mpq(const mx_format *f, const mpq_t x, int neg_zero,
                         const mx_encode_opts *o, uint32_t *code);
 
+/* A table-driven encoder of FP32 inputs into an 8-bit format, built from
+ * mx_round_pack (so exact by construction): for 8-bit targets every float
+ * bit below bit 16 is a sticky bit, so the code is a function of the top 16
+ * bits and of whether the low 16 are zero.  Any mode but MX_RSTOCH. */
+typedef struct {
+    const mx_format *f;
+    uint8_t t0[65536];   /* low 16 bits zero     */
+    uint8_t t1[65536];   /* low 16 bits nonzero  */
+} mx_enc8_table;
+mx_status mx_enc8_table_init(mx_enc8_table *t, const mx_format *f,
+                             const mx_encode_opts *o);
+static inline uint8_t mx_enc8_f32bits(const mx_enc8_table *t, uint32_t bits)
+{
+    return (bits & 0xFFFF) ? t->t1[bits >> 16] : t->t0[bits >> 16];
+}
+
 /* Fast paths for the common cases (RNE, default overflow). */
 uint32_t mx_encode_rne(const mx_format *f, double x);
 /* float32 -> bfloat16 RNE, as torch's .to(torch.bfloat16) on finite values */
