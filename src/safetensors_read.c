@@ -115,38 +115,72 @@ static mxv_st_status push_token(ctx *c, size_t off, size_t len)
     return MXV_ST_OK;
 }
 
-/* Pass 2 over a header cJSON accepted: the checks cJSON does not make, and
- * the number literals. */
-static mxv_st_status scan_text(ctx *c)
+/* Reports a bad string found by scan_text at header byte pos: inside the
+ * key of top-level entry k (in_key) or elsewhere in that entry. */
+static mxv_st_status bad_string(ctx *c, const cJSON *root, size_t k,
+                                int in_key, size_t pos, const char *what)
+{
+    const cJSON *x = root->child;
+    for (size_t i = 0; x && i < k; i++)
+        x = x->next;
+    if (!x)
+        return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, NULL,
+                            "header byte %zu: %s", pos, what);
+    if (!strcmp(x->string, "__metadata__") && !in_key)
+        return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, NULL,
+                            "__metadata__: a key or value %s (header byte "
+                            "%zu)",
+                            what, pos);
+    return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, x->string,
+                        "%s %s (header byte %zu)",
+                        in_key ? "name" : "a string in the entry", what, pos);
+}
+
+/* Pass 2 over a header cJSON accepted: the checks cJSON does not make on
+ * strings (UTF-8, raw control bytes, \u0000, which would cut a C string
+ * short), and the number literals.  Strings are blamed on the top-level
+ * entry they sit in: a key at depth 1 starts entry k, the k-th child of
+ * root, as both follow document order. */
+static mxv_st_status scan_text(ctx *c, const cJSON *root)
 {
     const unsigned char *h = c->hdr;
-    size_t n = c->hlen, bad;
-    if (!mxv_st__utf8_ok(h, n, &bad))
-        return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, NULL,
-                            "header byte %zu is not UTF-8 (file byte %zu)",
-                            bad, bad + 8);
+    size_t n = c->hlen, depth = 0, entry = 0, nkeys = 0;
+    int expect_key = 0;
     for (size_t i = 0; i < n;) {
         unsigned char ch = h[i];
-        if (ch == '"') {
-            for (i++; i < n && h[i] != '"'; i++) {
-                if (h[i] < 0x20)
-                    return mxv_st__fail(
-                        c->err, MXV_ST_EFORMAT, c->label, NULL,
-                        "header byte %zu: raw control character 0x%02X "
-                        "inside a string",
-                        i, h[i]);
-                if (h[i] == '\\') {
-                    if (i + 5 < n && h[i + 1] == 'u' &&
-                        !memcmp(h + i + 2, "0000", 4))
-                        return mxv_st__fail(
-                            c->err, MXV_ST_EFORMAT, c->label, NULL,
-                            "header byte %zu: a string holds \\u0000 (NUL), "
-                            "which names and metadata may not contain",
-                            i);
-                    i++;
+        if (ch == '{' || ch == '[') {
+            depth++;
+            expect_key = depth == 1 && ch == '{';
+            i++;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+            i++;
+        } else if (ch == ',') {
+            expect_key = depth == 1;
+            i++;
+        } else if (ch == '"') {
+            int is_key = expect_key;
+            expect_key = 0;
+            if (is_key)
+                entry = nkeys++;
+            size_t j = i + 1, bad;
+            for (; j < n && h[j] != '"'; j++) {
+                if (h[j] < 0x20)
+                    return bad_string(c, root, entry, is_key, j,
+                                      "holds a raw control character");
+                if (h[j] == '\\') {
+                    if (j + 5 < n && h[j + 1] == 'u' &&
+                        !memcmp(h + j + 2, "0000", 4))
+                        return bad_string(c, root, entry, is_key, j,
+                                          "holds \\u0000 (NUL), which "
+                                          "mxverify cannot represent");
+                    j++;
                 }
             }
-            i++;
+            if (!mxv_st__utf8_ok(h + i + 1, j - i - 1, &bad))
+                return bad_string(c, root, entry, is_key, i + 1 + bad,
+                                  "is not valid UTF-8");
+            i = j + 1;
         } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
             char buf[64];
             size_t k = 0;
@@ -581,7 +615,7 @@ static mxv_st_status parse(mxv_st_file *f, mxv_st_err *err)
                           "header is %s, not an object", jtype(root));
         goto out;
     }
-    if ((st = scan_text(&c)) != MXV_ST_OK)
+    if ((st = scan_text(&c, root)) != MXV_ST_OK)
         goto out;
     if (number_nodes(root->child, 0) != c.ntok) {
         st = mxv_st__fail(err, MXV_ST_EFORMAT, f->path, NULL,

@@ -658,14 +658,27 @@ START_TEST(test_trap_prefix_and_text)
     TRAP("{} x", 0, MXV_ST_EFORMAT, "bytes after the JSON object (header byte 3)");
     TRAPB(mk_len(4, "{}\0\0", 4, NULL, 0), MXV_ST_EFORMAT,
           "bytes after the JSON object (header byte 2)");
-    TRAP("{\"a\xff\":{}}", 0, MXV_ST_EFORMAT, "header byte 3 is not UTF-8");
-    TRAP("{\"a\xc0\x80\":{}}", 0, MXV_ST_EFORMAT, "header byte 3 is not UTF-8");
-    TRAP("{\"\xed\xa0\x80\":{}}", 0, MXV_ST_EFORMAT, "is not UTF-8");
+    /* Bad strings are blamed on the entry they sit in. */
+    TRAP("{\"a\xff\":{}}", 0, MXV_ST_EFORMAT,
+         "tensor \"a\\xFF\": name is not valid UTF-8 (header byte 3)");
+    TRAP("{\"a\xc0\x80\":{}}", 0, MXV_ST_EFORMAT,
+         "tensor \"a\\xC0\\x80\": name is not valid UTF-8");
+    TRAP("{\"\xed\xa0\x80\":{}}", 0, MXV_ST_EFORMAT, "name is not valid UTF-8");
+    TRAP("{\"a\":{\"dtype\":\"U8\xf8\"}}", 0, MXV_ST_EFORMAT,
+         "tensor \"a\": a string in the entry is not valid UTF-8 (header byte 17)");
     TRAP("{\"a\x01\":{}}", 0, MXV_ST_EFORMAT,
-         "header byte 3: raw control character 0x01 inside a string");
+         "tensor \"a\\x01\": name holds a raw control character (header byte 3)");
+    TRAP("{\"__metadata__\":{\"k\":\"\t\"}}", 0, MXV_ST_EFORMAT,
+         "__metadata__: a key or value holds a raw control character");
     TRAP("{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
-         0, MXV_ST_EFORMAT, "header byte 3: a string holds \\u0000");
-    TRAP("{\"__metadata__\":{\"k\":\"\\u0000\"}}", 0, MXV_ST_EFORMAT, "\\u0000");
+         0, MXV_ST_EFORMAT,
+         "tensor \"a\": name holds \\u0000 (NUL), which mxverify cannot "
+         "represent (header byte 3)");
+    TRAP("{\"b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]},"
+         "\"a\":{\"dtype\":\"U8\\u0000\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+         0, MXV_ST_EFORMAT, "tensor \"a\": a string in the entry holds \\u0000");
+    TRAP("{\"__metadata__\":{\"k\":\"\\u0000\"}}", 0, MXV_ST_EFORMAT,
+         "__metadata__: a key or value holds \\u0000");
     TRAP("{\"a\":\"\\ud800\"}", 0, MXV_ST_EFORMAT, "not valid JSON");
     /* JSON nested beyond cJSON's limit is refused, not a crash. */
     char deep[2100 + 8];
