@@ -26,7 +26,7 @@ fi
 
 venv=${MXV_VENV:-$root/.venv}
 # tests/python/test_safetensors.py is written against safetensors 0.8 (FP8
-# dtypes saved from numpy + ml_dtypes arrays); older venvs are rebuilt.
+# dtypes saved from numpy + ml_dtypes arrays); older ones are upgraded.
 if ! "$venv/bin/python" -c 'import numpy, ml_dtypes, safetensors
 assert tuple(map(int, safetensors.__version__.split(".")[:2])) >= (0, 8)' \
     2>/dev/null; then

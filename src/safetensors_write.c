@@ -49,9 +49,49 @@ struct mxv_st_writer {
     size_t n, cap;
     char **mkey, **mval;
     size_t nmeta, capmeta;
+    size_t *slots;   /* hash set of names: index + 1 into t, 0 = empty */
+    size_t nslots;   /* a power of two, at least twice n */
     uint64_t total;  /* data bytes so far */
     int committed;
 };
+
+/* FNV-1a: the set only has to keep mxv_st_writer_add O(1), so that a file
+ * of 10^5 tensors is not quadratic to build. */
+static size_t hash_name(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t *find_slot(const mxv_st_writer *w, const char *name)
+{
+    size_t mask = w->nslots - 1, i = hash_name(name) & mask;
+    while (w->slots[i] && strcmp(w->t[w->slots[i] - 1].name, name))
+        i = (i + 1) & mask;
+    return &w->slots[i];
+}
+
+/* Makes room for one more name; 0 or -1 when out of memory. */
+static int grow_set(mxv_st_writer *w)
+{
+    if (2 * (w->n + 1) <= w->nslots)
+        return 0;
+    size_t n = w->nslots ? 2 * w->nslots : 64;
+    size_t *old = w->slots, oldn = w->nslots;
+    if (!(w->slots = calloc(n, sizeof *w->slots))) {
+        w->slots = old;
+        return -1;
+    }
+    w->nslots = n;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i])
+            *find_slot(w, w->t[old[i] - 1].name) = old[i];
+    free(old);
+    return 0;
+}
 
 static char *dup_str(const char *s)
 {
@@ -83,6 +123,7 @@ void mxv_st_writer_free(mxv_st_writer *w)
         free(w->mval[i]);
     }
     free(w->t);
+    free(w->slots);
     free(w->mkey);
     free(w->mval);
     free(w->path);
@@ -111,10 +152,13 @@ mxv_st_status mxv_st_writer_add(mxv_st_writer *w, const char *name,
     if (!strcmp(name, "__metadata__"))
         return mxv_st__fail(err, MXV_ST_EINVAL, w->path, name,
                             "name is reserved for the metadata");
-    for (size_t i = 0; i < w->n; i++)
-        if (!strcmp(w->t[i].name, name))
-            return mxv_st__fail(err, MXV_ST_EINVAL, w->path, name,
-                                "added twice");
+    if (grow_set(w) != 0)
+        return mxv_st__fail(err, MXV_ST_ENOMEM, w->path, name,
+                            "out of memory");
+    size_t *slot = find_slot(w, name);
+    if (*slot)
+        return mxv_st__fail(err, MXV_ST_EINVAL, w->path, name,
+                            "added twice");
     size_t esize = mxv_st_dtype_size(dtype);
     if (!esize)
         return mxv_st__fail(err, MXV_ST_EINVAL, w->path, name,
@@ -172,6 +216,7 @@ mxv_st_status mxv_st_writer_add(mxv_st_writer *w, const char *name,
     t->data = data;
     w->total += nbytes;
     w->n++;
+    *slot = w->n;
     if (err)
         err->msg[0] = '\0';
     return MXV_ST_OK;

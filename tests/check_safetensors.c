@@ -472,6 +472,16 @@ START_TEST(test_writer_refuses)
     uint64_t half[1] = {1ull << 51};
     REFUSE(mxv_st_writer_add(w, "f64", MXV_ST_F64, 1, half, one, &e),
            "more than 2^53 - 1 bytes");
+    /* Duplicates are found among many names too. */
+    for (int i = 0; i < 1000; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "many%d", i);
+        ck_assert_int_eq(mxv_st_writer_add(w, nm, MXV_ST_U8, 1, s, one, &e), 0);
+    }
+    REFUSE(mxv_st_writer_add(w, "many517", MXV_ST_F32, 1, s, one, &e),
+           "tensor \"many517\": added twice");
+    REFUSE(mxv_st_writer_add(w, "x", MXV_ST_U8, 1, s, one, &e),
+           "tensor \"x\": added twice");
     /* Zero-size tensors need no data. */
     uint64_t z[2] = {0, 5};
     ck_assert_int_eq(mxv_st_writer_add(w, "z", MXV_ST_F32, 2, z, NULL, &e), 0);
@@ -487,7 +497,7 @@ START_TEST(test_writer_refuses)
     /* What was accepted is what was written. */
     mxv_st_file *f;
     ck_assert_int_eq(mxv_st_open(p, &f, &e), MXV_ST_OK);
-    ck_assert_uint_eq(mxv_st_count(f), 2);
+    ck_assert_uint_eq(mxv_st_count(f), 1002);
     ck_assert_uint_eq(mxv_st_find(f, "z")->nbytes, 0);
     ck_assert_uint_eq(mxv_st_find(f, "z")->rank, 2);
     mxv_st_close(f);

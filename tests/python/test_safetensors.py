@@ -277,6 +277,18 @@ def mutations(base_hdr, data):
                 h = variant()
                 h[n]["data_offsets"][which] += delta
                 emit("%s offsets[%d] %+d" % (n, which, delta), h)
+        for delta in (-2, -1, 1, 2):
+            h = variant()
+            h[n]["data_offsets"] = [x + delta for x in h[n]["data_offsets"]]
+            emit("%s moved by %+d" % (n, delta), h)
+        # A gap of one byte before n: a byte inserted there, n and every
+        # tensor after it moved up.
+        at = base_hdr[n]["data_offsets"][0]
+        h = variant()
+        for m in names:
+            if h[m]["data_offsets"][0] >= at and (m == n or h[m]["data_offsets"][1] > at):
+                h[m]["data_offsets"] = [x + 1 for x in h[m]["data_offsets"]]
+        emit("gap before %s" % n, h, data[:at] + b"\0" + data[at:])
         h = variant()
         h[n]["data_offsets"] = [float(x) for x in h[n]["data_offsets"]]
         emit("%s offsets as floats" % n, h)
