@@ -40,11 +40,11 @@
  *     match shape [4, 192] of dtype U8 (768 bytes)
  * Nothing here prints.  The CLI reports with
  *     return mxv_error(mxv_st_exit_code(st), "%s", err.msg);
- * Names and paths in messages are quoted with control and non-ASCII-safe
- * escapes and truncated, so a hostile header cannot break the one line.
+ * Names in messages are quoted, with control bytes and invalid UTF-8 as
+ * \xHH and long names cut, so a hostile header cannot break the one line.
  *
- * Host: little-endian only (checked at compile time).  Objects are not
- * shared between threads; distinct objects may be used concurrently.
+ * Host: little-endian only (checked at compile time).  Not for concurrent
+ * use from several threads: cJSON keeps its last parse error in a global.
  */
 #ifndef MXV_SAFETENSORS_H
 #define MXV_SAFETENSORS_H
@@ -216,7 +216,8 @@ mxv_st_status mxv_st_errorf(mxv_st_err *err, mxv_st_status st,
 
 typedef struct mxv_st_writer mxv_st_writer;
 
-/* A writer that will create path.  NULL when out of memory. */
+/* A writer that will create path.  NULL when out of memory (or path is
+ * NULL). */
 mxv_st_writer *mxv_st_writer_new(const char *path);
 /* Frees; w may be NULL.  Does not write anything. */
 void mxv_st_writer_free(mxv_st_writer *w);

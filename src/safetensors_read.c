@@ -19,11 +19,10 @@
  * Integers.  cJSON stores a number as a double (rounded: 2^53 + 1 reads as
  * 2^53) and an int (saturated), and accepts forms JSON does not ("01",
  * "1."), so neither is trusted.  After parsing, a second pass over the text
- * finds every number literal in document order, delimiting each exactly as
- * cJSON does (the run of [0-9+-eE.] characters, at most 63, as far as
- * strtod consumes it), and a walk of the tree in document order pairs the
- * i-th number node with the i-th literal (the node's valueint is replaced by
- * the literal's index).  A shape or offset is then accepted only when its
+ * finds every number literal in document order (outside strings, a '-' or
+ * digit starts one and it runs over [0-9+-eE.], as in cJSON), and a walk of
+ * the tree in document order pairs the i-th number node with the i-th
+ * literal (the node's valueint is replaced by the literal's index).  A shape or offset is then accepted only when its
  * literal is 0 or [1-9][0-9]* with a value below 2^53.
  */
 #include <errno.h>
@@ -61,7 +60,7 @@ typedef struct {
     uint64_t datasize;
     size_t ntok, captok;
     size_t *tokoff;             /* number literals: offset into hdr */
-    unsigned char *toklen;      /*                  and length (<= 63) */
+    size_t *toklen;             /*                  and length */
 } ctx;
 
 /* One tensor entry while validating. */
@@ -103,14 +102,14 @@ static mxv_st_status push_token(ctx *c, size_t off, size_t len)
         if (!o)
             return MXV_ST_ENOMEM;
         c->tokoff = o;
-        unsigned char *l = realloc(c->toklen, cap);
+        size_t *l = realloc(c->toklen, cap * sizeof *l);
         if (!l)
             return MXV_ST_ENOMEM;
         c->toklen = l;
         c->captok = cap;
     }
     c->tokoff[c->ntok] = off;
-    c->toklen[c->ntok] = (unsigned char)len;
+    c->toklen[c->ntok] = len;
     c->ntok++;
     return MXV_ST_OK;
 }
@@ -182,20 +181,16 @@ static mxv_st_status scan_text(ctx *c, const cJSON *root)
                                   "is not valid UTF-8");
             i = j + 1;
         } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
-            char buf[64];
-            size_t k = 0;
-            while (i + k < n && k < sizeof buf - 1 &&
-                   h[i + k] && strchr("0123456789+-eE.", h[i + k]))
-                buf[k] = (char)h[i + k], k++;
-            buf[k] = '\0';
-            char *end;
-            (void)strtod(buf, &end);
-            size_t used = (size_t)(end - buf);
-            if (used == 0) /* cJSON would have refused it */
-                used = 1;
-            else if (push_token(c, i, used) != MXV_ST_OK)
+            /* The literal is the whole run of number characters: had
+             * strtod stopped inside it, the rest would follow the value
+             * and cJSON would have refused the header. */
+            size_t k = 1;
+            while (i + k < n && h[i + k] &&
+                   strchr("0123456789+-eE.", h[i + k]))
+                k++;
+            if (push_token(c, i, k) != MXV_ST_OK)
                 return MXV_ST_ENOMEM;
-            i += used;
+            i += k;
         } else {
             i++;
         }
@@ -229,17 +224,19 @@ static mxv_st_status read_int(ctx *c, const cJSON *x, const char *tensor,
     for (size_t i = 0; i < len; i++)
         if (s[i] < '0' || s[i] > '9')
             plain = 0;
+    int shown = len > 40 ? 40 : (int)len; /* of a literal in a message */
+    const char *more = len > 40 ? "..." : "";
     if (!plain)
         return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, tensor,
-                            "%s is %.*s, not a non-negative integer", field,
-                            (int)len, s);
+                            "%s is %.*s%s, not a non-negative integer", field,
+                            shown, s, more);
     uint64_t v = 0;
     for (size_t i = 0; i < len && v <= MXV_ST_MAX_INT; i++)
         v = 10 * v + (uint64_t)(s[i] - '0');
     if (len > 16 || v > MXV_ST_MAX_INT)
         return mxv_st__fail(c->err, MXV_ST_EFORMAT, c->label, tensor,
-                            "%s is %.*s, above the limit 2^53 - 1", field,
-                            (int)len, s);
+                            "%s is %.*s%s, above the limit 2^53 - 1", field,
+                            shown, s, more);
     *out = v;
     return MXV_ST_OK;
 }

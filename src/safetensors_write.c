@@ -500,11 +500,9 @@ mxv_st_status mxv_st_writer_commit(mxv_st_writer *w, mxv_st_err *err)
         return mxv_st__fail(err, MXV_ST_ENOMEM, w->path, NULL,
                             "out of memory");
     }
-    static unsigned counter;
     int fd = -1;
     for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, tlen, "%s.tmp-%ld-%u", w->path, (long)getpid(),
-                 counter++);
+        snprintf(tmp, tlen, "%s.tmp-%ld-%d", w->path, (long)getpid(), tries);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST)
             break;
