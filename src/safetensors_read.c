@@ -22,8 +22,9 @@
  * finds every number literal in document order (outside strings, a '-' or
  * digit starts one and it runs over [0-9+-eE.], as in cJSON), and a walk of
  * the tree in document order pairs the i-th number node with the i-th
- * literal (the node's valueint is replaced by the literal's index).  A shape or offset is then accepted only when its
- * literal is 0 or [1-9][0-9]* with a value below 2^53.
+ * literal (the node's valueint is replaced by the literal's index).  A
+ * shape entry or offset is then accepted only when its literal is 0 or
+ * [1-9][0-9]* with a value below 2^53.
  */
 #include <errno.h>
 #include <fcntl.h>
