@@ -1,10 +1,14 @@
 # mxverify: the command-line program.
+# The safetensors reader/writer, also linked into tests that need it.
+MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
+	src/safetensors_read.c src/safetensors_write.c
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
 	src/cli.c src/cli.h \
 	src/commands.h \
 	src/exactnum.c src/exactnum.h \
+	$(MXV_ST_SOURCES) \
 	src/cmd_formats.c \
 	src/cmd_selftest.c
 src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)

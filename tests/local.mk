@@ -8,9 +8,23 @@ tests_check_formats_CFLAGS = $(TESTS_CFLAGS)
 tests_check_formats_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_formats
 
-TESTS += tests/cli_formats.test tests/python_formats.test
+check_PROGRAMS += tests/check_safetensors
+tests_check_safetensors_SOURCES = tests/check_safetensors.c tests/testutil.h \
+	$(MXV_ST_SOURCES)
+tests_check_safetensors_CFLAGS = $(TESTS_CFLAGS)
+tests_check_safetensors_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+TESTS += tests/check_safetensors
+
+# Test-only driver of the safetensors module for the Python cross-check.
+check_PROGRAMS += tests/st_tool
+tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
+tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
+
+TESTS += tests/cli_formats.test tests/python_formats.test \
+	tests/python_safetensors.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
-	tests/cli_formats.test tests/python_formats.test
+	tests/cli_formats.test tests/python_formats.test \
+	tests/python_safetensors.test
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
 	export srcdir PYTHON;
 
