@@ -854,14 +854,17 @@ double mx_gamma32(size_t n)
     return nu < 1 ? nu / (1 - nu) : INFINITY;
 }
 
-/* docs/bounds.md, "FP32 models": any summation order of the K terms, then
- * the optional weight multiply, then BF16 RNE.  wS = |w * S| (from the exact
- * value), sabs = |w|-free sum of |terms|, pmax bounds every |partial|. */
-static double bound_fp32(double wS, double sabs, double w, size_t K, size_t G,
-                         double pmax)
+/* docs/bounds.md, "FP32 models": a sum of the K terms in which no term
+ * passes through more than depth roundings (any order within a 32-group
+ * then any tree across groups: 31 + G - 1 for MX operands; any order at all
+ * for unscaled ones: K - 1), then the optional weight multiply, then BF16
+ * RNE.  wS = |w * S| (from the exact value), sabs = |w|-free sum of
+ * |terms|, pmax bounds every |partial|. */
+static double bound_fp32(double wS, double sabs, double w, size_t depth,
+                         size_t K, size_t G, double pmax)
 {
     const double u = 0x1p-24, eta = 0x1p-150;
-    double Bacc = mx_gamma32(K > 0 ? K - 1 : 0) * sabs +
+    double Bacc = mx_gamma32(depth) * sabs +
                   eta * ((double)K + 2.0 * (double)G * (1.0 + pmax));
     double aw = fabs(w);
     double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
@@ -882,6 +885,7 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
     /* S is a sum of K nonnegative products rounded in binary64 in some
      * order: the true sum is at most S / (1 - K 2^-53): inflate. */
     double infl = 1.0 + (double)(K + 2) * 0x1p-52;
+    size_t depth = A->scales ? (MX_BLOCK - 1) + (G - 1) : K - 1;
     for (size_t m = 0; m < M; m++) {
         double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
         for (size_t n = 0; n < N; n++) {
@@ -890,7 +894,7 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
             double pmax = 32.0 * a->amax[m] * b->amax[n];
             double wS = fabs(exact[i]) * (1 + 0x1p-52);
             if (bound)
-                bound[i] = bound_fp32(wS, sabs, w, K, G, pmax);
+                bound[i] = bound_fp32(wS, sabs, w, depth, K, G, pmax);
             S[i] = sabs * fabs(w);
         }
     }
