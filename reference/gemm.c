@@ -30,7 +30,7 @@ typedef struct {
     size_t rows, K, G;
     double *ints;         /* rows x K integer-valued: the group's values, or */
                           /* in irregular groups their bits >= 2^u          */
-    double *absdeq;       /* rows x K |value| * scale (0 under zero scale)    */
+    double *absints;      /* rows x K |ints|                                 */
     int *u;               /* rows x G unit exponent of the group's ints       */
     int *sx;              /* rows x G scale exponent or MXG_ZERO_SCALE        */
     unsigned char *irr;   /* rows x G irregular group: has residual bits     */
@@ -171,7 +171,7 @@ static mx_status prep_alloc(prep *p, int side, size_t R, size_t K, size_t G)
     p->G = G;
     size_t nk = R * K > 0 ? R * K : 1;
     p->ints = ws_get(2 * side, nk);
-    p->absdeq = ws_get(2 * side + 1, nk);
+    p->absints = ws_get(2 * side + 1, nk);
     p->u = calloc(R * G, sizeof *p->u);
     p->sx = calloc(R * G, sizeof *p->sx);
     p->irr = calloc(R * G, 1);
@@ -179,7 +179,7 @@ static mx_status prep_alloc(prep *p, int side, size_t R, size_t K, size_t G)
     p->lo = malloc(R * sizeof *p->lo);
     p->hi = malloc(R * sizeof *p->hi);
     p->amax = calloc(R, sizeof *p->amax);
-    if (!p->ints || !p->absdeq || !p->u || !p->sx || !p->irr || !p->lo ||
+    if (!p->ints || !p->absints || !p->u || !p->sx || !p->irr || !p->lo ||
         !p->hi || !p->amax || !p->res_off) {
         prep_free(p);
         return MX_ENOMEM;
@@ -215,14 +215,15 @@ static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *
                        int unit, int topmax, prep *p)
 {
     size_t R = p->rows, K = p->K, G = p->G;
-    double ival[256], aval[256];
+    double ival[256], iabs[256], aval[256];
     for (int c = 0; c < 256; c++) {
         ival[c] = ct->m[c] ? (double)ct->m[c] * pow2(ct->e[c] - unit) : 0.0;
+        iabs[c] = fabs(ival[c]);
         aval[c] = ct->m[c] ? fabs((double)ct->m[c]) * pow2(ct->e[c]) : 0.0;
     }
     for (size_t r = 0; r < R; r++) {
         const uint8_t *codes = (const uint8_t *)o->codes + mxg_row(o, r) * o->ld;
-        double *ir = p->ints + r * K, *ar = p->absdeq + r * K;
+        double *ir = p->ints + r * K, *ar = p->absints + r * K;
         int lo = INT_MAX, hi = INT_MIN;
         double amax = 0;
         for (size_t g = 0; g < G; g++) {
@@ -236,11 +237,10 @@ static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *
                     ir[k0 + i] = ar[k0 + i] = 0.0;
                 continue;
             }
-            double sc = pow2(sx);
             for (size_t i = 0; i < len; i++) {
                 uint8_t c = codes[k0 + i];
                 ir[k0 + i] = ival[c];
-                ar[k0 + i] = aval[c] * sc;
+                ar[k0 + i] = iabs[c];
                 amax = aval[c] > amax ? aval[c] : amax;
                 any |= ct->m[c] != 0;
             }
@@ -322,7 +322,7 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
         return MX_OK;
     }
     memset(p->ints, 0, R * K * sizeof *p->ints);
-    memset(p->absdeq, 0, R * K * sizeof *p->absdeq);
+    memset(p->absints, 0, R * K * sizeof *p->absints);
     int32_t M[MX_BLOCK];
     int E[MX_BLOCK];
     for (size_t r = 0; r < R; r++) {
@@ -360,9 +360,9 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
             for (size_t i = 0; i < len; i++) {
                 if (!M[i])
                     continue;
-                p->absdeq[r * K + k0 + i] = (double)abs(M[i]) * pow2(E[i] + sx);
                 if (E[i] >= u) {
                     p->ints[r * K + k0 + i] = (double)M[i] * pow2(E[i] - u);
+                    p->absints[r * K + k0 + i] = fabs(p->ints[r * K + k0 + i]);
                     continue;
                 }
                 int sh = u - E[i], neg = M[i] < 0;
@@ -370,6 +370,7 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
                 uint32_t hi_m = sh >= 31 ? 0 : am >> sh;
                 uint32_t lo_m = am - (sh >= 31 ? 0 : hi_m << sh);
                 p->ints[r * K + k0 + i] = neg ? -(double)hi_m : (double)hi_m;
+                p->absints[r * K + k0 + i] = (double)hi_m;
                 if (lo_m && res_push(p, neg ? -(int32_t)lo_m : (int32_t)lo_m,
                                      E[i], (unsigned)i) != 0) {
                     prep_free(p);
@@ -507,6 +508,7 @@ typedef struct {
     mpz_t *big;           /* M x N, initialized for slow elements only       */
     size_t *slow_list, nslow;
     float *gacc;          /* M x N fp32-group model accumulator, or NULL     */
+    double *sabs;         /* M x N sum |a b| scale (bounds), or NULL         */
 } accum;
 
 /* v * 2^s without the undefined behaviour of shifting a negative value */
@@ -555,77 +557,98 @@ static size_t residual_terms(const prep *a, const prep *b, const mx_operand *A,
 /* Adds the residual terms of group g to the exact accumulators and, for the
  * fp32-group model, adds the group's partial RN32(exact dot) for elements
  * that have residual terms (the main loop skipped them). */
+static void add_residual_elem(const mx_gemm_spec *s, const mx_operand *A,
+                              const mx_operand *B, const prep *a, const prep *b,
+                              accum *ac, size_t g, const double *P, size_t m,
+                              size_t n)
+{
+    size_t N = ac->N, G = ac->G;
+    int64_t tv[2 * MX_BLOCK];
+    int te[2 * MX_BLOCK];
+    size_t cnt = residual_terms(a, b, A, B, m, n, g, tv, te);
+    size_t i = m * N + n;
+    int sa = a->sx[m * G + g], sb = b->sx[n * G + g];
+    int live = sa != MXG_ZERO_SCALE && sb != MXG_ZERO_SCALE;
+    for (size_t j = 0; j < cnt && live && ac->sabs; j++)
+        ac->sabs[i] += fabs((double)tv[j]) * pow2(te[j] + sa + sb);
+    for (size_t j = 0; j < cnt && live; j++) {
+        int shift = te[j] + sa + sb - a->lo[m] - b->lo[n];
+        if (!ac->slow[i]) {
+            ac->acc[i] += (unsigned __int128)shl128(tv[j], shift);
+        } else {
+            mpz_t t;
+            mpz_init_set_si(t, (long)tv[j]);
+            mpz_mul_2exp(t, t, (mp_bitcnt_t)shift);
+            mpz_add(ac->big[i], ac->big[i], t);
+            mpz_clear(t);
+        }
+    }
+    if (!ac->gacc)
+        return;
+    /* the model partial: RN32 of P_hi 2^(uA+uB) + the terms */
+    int ua = a->u[m * G + g] + b->u[n * G + g], e0 = ua, emax = ua + 53;
+    for (size_t j = 0; j < cnt; j++) {
+        e0 = te[j] < e0 ? te[j] : e0;
+        emax = te[j] + 63 > emax ? te[j] + 63 : emax;
+    }
+    float p;
+    if (emax - e0 + 6 <= 126) {
+        __int128 v = shl128((int64_t)P[i], ua - e0);
+        for (size_t j = 0; j < cnt; j++)
+            v += shl128(tv[j], te[j] - e0);
+        if (v > -((__int128)1 << 53) && v < ((__int128)1 << 53))
+            p = (float)((double)(int64_t)v * pow2(e0)); /* exact, then one rounding */
+        else
+            p = mxg_round_f32(v, e0);
+    } else {
+        mpz_t z, t;
+        mpz_init_set_d(z, P[i]);
+        mpz_mul_2exp(z, z, (mp_bitcnt_t)(ua - e0));
+        mpz_init(t);
+        for (size_t j = 0; j < cnt; j++) {
+            mpz_set_si(t, (long)tv[j]);
+            mpz_mul_2exp(t, t, (mp_bitcnt_t)(te[j] - e0));
+            mpz_add(z, z, t);
+        }
+        mpfr_t f;
+        mpfr_init2(f, (mpfr_prec_t)mpz_sizeinbase(z, 2) + 2);
+        mpfr_set_z(f, z, MPFR_RNDN);
+        mpfr_mul_2si(f, f, e0, MPFR_RNDN);
+        mx_encode_opts o = mx_encode_defaults();
+        uint32_t code;
+        mx_encode_mpfr(mx_format_get(MX_FP32), f, &o, &code);
+        memcpy(&p, &code, sizeof p);
+        mpfr_clear(f);
+        mpz_clears(z, t, NULL);
+    }
+    if (A->scales) {
+        float sc = mxg_scale_f32(A, s->decode, m, g) *
+                   mxg_scale_f32(B, s->decode, n, g);
+        float t = p * sc;
+        ac->gacc[i] = ac->gacc[i] + t;
+    } else {
+        ac->gacc[i] = ac->gacc[i] + p;
+    }
+}
+
+/* Adds the residual terms of group g to the exact accumulators and, for the
+ * fp32-group model, the group's partial RN32(exact dot) for elements that
+ * have residual terms (the main loop skipped them).  Visits only rows and
+ * columns that have residual bits in this group. */
 static void add_residual(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, const prep *a, const prep *b,
                          accum *ac, size_t g, const double *P)
 {
     size_t M = ac->M, N = ac->N, G = ac->G;
-    int64_t tv[2 * MX_BLOCK];
-    int te[2 * MX_BLOCK];
     for (size_t m = 0; m < M; m++)
-        for (size_t n = 0; n < N; n++) {
-            if (!a->irr[m * G + g] && !b->irr[n * G + g])
-                continue;
-            size_t cnt = residual_terms(a, b, A, B, m, n, g, tv, te);
-            size_t i = m * N + n;
-            int sa = a->sx[m * G + g], sb = b->sx[n * G + g];
-            int live = sa != MXG_ZERO_SCALE && sb != MXG_ZERO_SCALE;
-            for (size_t j = 0; j < cnt && live; j++) {
-                int shift = te[j] + sa + sb - a->lo[m] - b->lo[n];
-                if (!ac->slow[i]) {
-                    ac->acc[i] += (unsigned __int128)shl128(tv[j], shift);
-                } else {
-                    mpz_t t;
-                    mpz_init_set_si(t, (long)tv[j]);
-                    mpz_mul_2exp(t, t, (mp_bitcnt_t)shift);
-                    mpz_add(ac->big[i], ac->big[i], t);
-                    mpz_clear(t);
-                }
-            }
-            if (!ac->gacc)
-                continue;
-            /* the model partial: RN32 of P_hi 2^(uA+uB) + the terms */
-            int ua = a->u[m * G + g] + b->u[n * G + g], e0 = ua, emax = ua + 53;
-            for (size_t j = 0; j < cnt; j++) {
-                e0 = te[j] < e0 ? te[j] : e0;
-                emax = te[j] + 63 > emax ? te[j] + 63 : emax;
-            }
-            float p;
-            if (emax - e0 + 6 <= 126) {
-                __int128 v = shl128((int64_t)P[i], ua - e0);
-                for (size_t j = 0; j < cnt; j++)
-                    v += shl128(tv[j], te[j] - e0);
-                p = mxg_round_f32(v, e0);
-            } else {
-                mpz_t z, t;
-                mpz_init_set_d(z, P[i]);
-                mpz_mul_2exp(z, z, (mp_bitcnt_t)(ua - e0));
-                mpz_init(t);
-                for (size_t j = 0; j < cnt; j++) {
-                    mpz_set_si(t, (long)tv[j]);
-                    mpz_mul_2exp(t, t, (mp_bitcnt_t)(te[j] - e0));
-                    mpz_add(z, z, t);
-                }
-                mpfr_t f;
-                mpfr_init2(f, (mpfr_prec_t)mpz_sizeinbase(z, 2) + 2);
-                mpfr_set_z(f, z, MPFR_RNDN);
-                mpfr_mul_2si(f, f, e0, MPFR_RNDN);
-                mx_encode_opts o = mx_encode_defaults();
-                uint32_t code;
-                mx_encode_mpfr(mx_format_get(MX_FP32), f, &o, &code);
-                memcpy(&p, &code, sizeof p);
-                mpfr_clear(f);
-                mpz_clears(z, t, NULL);
-            }
-            if (A->scales) {
-                float sc = mxg_scale_f32(A, s->decode, m, g) *
-                           mxg_scale_f32(B, s->decode, n, g);
-                float t = p * sc;
-                ac->gacc[i] = ac->gacc[i] + t;
-            } else {
-                ac->gacc[i] = ac->gacc[i] + p;
-            }
-        }
+        if (a->irr[m * G + g])
+            for (size_t n = 0; n < N; n++)
+                add_residual_elem(s, A, B, a, b, ac, g, P, m, n);
+    for (size_t n = 0; n < N; n++)
+        if (b->irr[n * G + g])
+            for (size_t m = 0; m < M; m++)
+                if (!a->irr[m * G + g])
+                    add_residual_elem(s, A, B, a, b, ac, g, P, m, n);
 }
 
 /* The main loop: one dgemm per K slice, exact accumulation, and the
@@ -636,13 +659,17 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
 {
     size_t M = ac->M, N = ac->N, G = ac->G, K = a->K;
     double *P = malloc(M * N * sizeof *P), *pwB = malloc(N * sizeof *pwB);
+    double *Q = ac->sabs ? malloc(M * N * sizeof *Q) : NULL;
+    double *fB = malloc(N * sizeof *fB);
     int *dB = malloc(N * sizeof *dB);
     float *scB = malloc(N * sizeof *scB);
-    if (!P || !dB || !scB || !pwB) {
+    if (!P || !dB || !scB || !pwB || !fB || (ac->sabs && !Q)) {
         free(P);
         free(dB);
         free(scB);
         free(pwB);
+        free(Q);
+        free(fB);
         return MX_ENOMEM;
     }
     for (size_t g = 0; g < G; g++) {
@@ -659,6 +686,24 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
             dB[n] = sx == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sx - b->lo[n];
             scB[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
             pwB[n] = pow2(b->u[n * G + g]);
+            fB[n] = sx == MXG_ZERO_SCALE ? 0.0 : pow2(b->u[n * G + g] + sx);
+        }
+        /* sum |a b| scale, for the bounds: exact integer slices of |ints|,
+         * accumulated in a fixed group order, so deterministic everywhere */
+        if (ac->sabs) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                        (int)len, 1.0, a->absints + k0, (int)K, b->absints + k0,
+                        (int)K, 0.0, Q, (int)N);
+            for (size_t m = 0; m < M; m++) {
+                int sxa = a->sx[m * G + g];
+                if (sxa == MXG_ZERO_SCALE)
+                    continue;
+                double fa = pow2(a->u[m * G + g] + sxa);
+                double *sm = ac->sabs + m * N;
+                const double *qm = Q + m * N;
+                for (size_t n = 0; n < N; n++)
+                    sm[n] += qm[n] * fa * fB[n];
+            }
         }
         for (size_t m = 0; m < M; m++) {
             int sxa = a->sx[m * G + g];
@@ -723,6 +768,8 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
     free(dB);
     free(scB);
     free(pwB);
+    free(Q);
+    free(fB);
     return MX_OK;
 }
 
@@ -876,15 +923,14 @@ static double bound_fp32(double wS, double sabs, double w, size_t depth,
 
 static void bounds(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, const prep *a, const prep *b,
-                   const double *exact, double *sabs_out, double *bound)
+                   const double *exact, double *S, double *sabs_out,
+                   double *bound)
 {
     size_t M = A->rows, N = B->rows, K = A->K, G = a->G;
-    double *S = sabs_out ? sabs_out : malloc(M * N * sizeof *S);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
-                1.0, a->absdeq, (int)K, b->absdeq, (int)K, 0.0, S, (int)N);
-    /* S is a sum of K nonnegative products rounded in binary64 in some
-     * order: the true sum is at most S / (1 - K 2^-53): inflate. */
-    double infl = 1.0 + (double)(K + 2) * 0x1p-52;
+    /* S sums G group partials and at most 64 residual terms per group,
+     * each exact, all nonnegative, rounded in binary64: the true sum is at
+     * most S (1 + (G + 64 G + 2) 2^-52). */
+    double infl = 1.0 + (double)(65 * G + 2) * 0x1p-52;
     size_t depth = A->scales ? (MX_BLOCK - 1) + (G - 1) : K - 1;
     for (size_t m = 0; m < M; m++) {
         double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
@@ -895,11 +941,10 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
             double wS = fabs(exact[i]) * (1 + 0x1p-52);
             if (bound)
                 bound[i] = bound_fp32(wS, sabs, w, depth, K, G, pmax);
-            S[i] = sabs * fabs(w);
+            if (sabs_out)
+                sabs_out[i] = sabs * fabs(w);
         }
     }
-    if (!sabs_out)
-        free(S);
 }
 
 /* ---- driver -------------------------------------------------------------- */
@@ -922,7 +967,7 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
         prep_free(&a);
         return st;
     }
-    accum ac = {M, N, G, NULL, NULL, NULL, NULL, 0, NULL};
+    accum ac = {M, N, G, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
     double *exact = out->exact ? out->exact
@@ -933,7 +978,10 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     ac.big = calloc(M * N, sizeof *ac.big);
     ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
     ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
+    int want_sabs = out->bound || out->sum_abs;
+    ac.sabs = want_sabs ? calloc(M * N, sizeof *ac.sabs) : NULL;
     if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
+        (want_sabs && !ac.sabs) ||
         (out->bound && !exact)) {
         st = MX_ENOMEM;
         goto done;
@@ -1018,7 +1066,7 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
             st = MX_EINVAL;
             goto done;
         }
-        bounds(s, A, B, &a, &b, exact, out->sum_abs, out->bound);
+        bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound);
     }
     if (stats) {
         stats->elements = M * N;
@@ -1035,6 +1083,7 @@ done:
     free(ac.slow_list);
     free(ac.big);
     free(ac.gacc);
+    free(ac.sabs);
     if (exact != out->exact)
         free(exact);
     prep_free(&a);
