@@ -39,3 +39,9 @@ tests_check_gemm_SOURCES = tests/check_gemm.c tests/testutil.h
 tests_check_gemm_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gemm_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_gemm
+
+check_PROGRAMS += tests/check_moe
+tests_check_moe_SOURCES = tests/check_moe.c tests/testutil.h
+tests_check_moe_CFLAGS = $(TESTS_CFLAGS)
+tests_check_moe_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_moe
