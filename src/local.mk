@@ -12,6 +12,7 @@ src_mxverify_SOURCES = \
 	src/cmd_formats.c \
 	src/cmd_selftest.c \
 	src/cmd_ref.c \
+	src/cmd_bench.c \
 	src/case_write.c src/case_write.h \
 	src/layer_opts.c src/layer_opts.h
 src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
