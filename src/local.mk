@@ -13,6 +13,9 @@ src_mxverify_SOURCES = \
 	src/cmd_selftest.c \
 	src/cmd_ref.c \
 	src/cmd_bench.c \
+	src/cmd_check.c \
+	src/capture.c src/capture.h \
+	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
 	src/layer_opts.c src/layer_opts.h
 src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
