@@ -121,9 +121,9 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     }
     TRY(mxv_capture_topk(c, tid, n_total, &ids, err));
 
-    ex = calloc(R * N ? R * N : 1, sizeof *ex);
-    bd = calloc(R * N ? R * N : 1, sizeof *bd);
-    mo = calloc(R * N ? R * N : 1, sizeof *mo);
+    ex = calloc(nz(R * N), sizeof *ex);
+    bd = calloc(nz(R * N), sizeof *bd);
+    mo = calloc(nz(R * N), sizeof *mo);
     idx = malloc(nz(R) * sizeof *idx);
     wrow = malloc(nz(R) * sizeof *wrow);
     size_t *dst = malloc(nz(R) * sizeof *dst);
