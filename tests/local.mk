@@ -20,10 +20,10 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
 tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
 
-TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test \
+TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
 	tests/python_safetensors.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
-	tests/cli_formats.test tests/python_formats.test tests/python_check.test \
+	tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
 	tests/python_safetensors.test
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
 	export srcdir PYTHON;
