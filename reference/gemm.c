@@ -211,9 +211,10 @@ static int res_push(prep *p, int32_t m, int e, unsigned k)
 }
 
 /* The fixed-unit path: table lookups only. */
-static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *ct,
-                       int unit, int topmax, prep *p)
+static mx_status prep_fixed(const mx_operand *o, mx_e8m0_decode d,
+                            const code_table *ct, int unit, int topmax, prep *p)
 {
+    int bad = 0;
     size_t R = p->rows, K = p->K, G = p->G;
     double ival[256], iabs[256], aval[256];
     for (int c = 0; c < 256; c++) {
@@ -243,6 +244,7 @@ static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *
                 ar[k0 + i] = iabs[c];
                 amax = aval[c] > amax ? aval[c] : amax;
                 any |= ct->m[c] != 0;
+                bad |= ct->bad[c];
             }
             if (any) {
                 lo = unit + sx < lo ? unit + sx : lo;
@@ -252,7 +254,13 @@ static void prep_fixed(const mx_operand *o, mx_e8m0_decode d, const code_table *
         p->lo[r] = lo;
         p->hi[r] = hi;
         p->amax[r] = amax;
+        /* zero-scale groups were not read: check them for NaN and inf too */
+        for (size_t g = 0; g < G && !bad; g++)
+            if (p->sx[r * G + g] == MXG_ZERO_SCALE)
+                for (size_t k = g * MX_BLOCK; k < K && k < (g + 1) * MX_BLOCK; k++)
+                    bad |= ct->bad[codes[k]];
     }
+    return bad ? MX_ERANGE : MX_OK;
 }
 
 /* The widest (row, group) of an operand: max of top - lowest exponent over
@@ -317,9 +325,11 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
     }
     int unit, topmax;
     if (fixed_unit(&ct, &unit, &topmax)) {
-        prep_fixed(o, d, &ct, unit, topmax, p);
+        mx_status st = prep_fixed(o, d, &ct, unit, topmax, p);
         code_table_free(&ct);
-        return MX_OK;
+        if (st != MX_OK)
+            prep_free(p);
+        return st;
     }
     memset(p->ints, 0, R * K * sizeof *p->ints);
     memset(p->absints, 0, R * K * sizeof *p->absints);
@@ -333,6 +343,10 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
             int umin = INT_MAX, top = INT_MIN;
             for (size_t i = 0; i < len; i++) {
                 uint32_t c = mxg_code(o, r, k0 + i);
+                if (ct.bad[c]) {
+                    prep_free(p);
+                    return MX_ERANGE;
+                }
                 M[i] = ct.m[c];
                 E[i] = ct.e[c];
                 if (!M[i])
@@ -387,8 +401,10 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
     return MX_OK;
 }
 
-mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
-                        const mx_operand *B)
+/* Everything mx_gemm_check verifies except the codes themselves (prep
+ * refuses NaN and inf codes as it reads them). */
+static mx_status check_shapes(const mx_gemm_spec *s, const mx_operand *A,
+                              const mx_operand *B, int codes)
 {
     if (!s || !A || !B || !A->fmt || !B->fmt || !A->codes || !B->codes)
         return MX_EINVAL;
@@ -404,16 +420,14 @@ mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
     const mx_operand *ops[2] = {A, B};
     for (int i = 0; i < 2; i++) {
         const mx_operand *o = ops[i];
-        unsigned char bad[65536];
-        for (uint32_t c = 0; c < ((uint32_t)1 << o->fmt->bits); c++) {
-            mx_class k = mx_classify(o->fmt, c);
-            bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
-        }
+        code_table ct = {0, NULL, NULL, NULL, NULL};
+        if (codes && code_table_build(o->fmt, &ct) != MX_OK)
+            return MX_ENOMEM;
         for (size_t r = 0; r < o->rows; r++) {
             if (o->row_idx && o->row_idx[r] < 0)
                 return MX_ERANGE;
-            for (size_t k = 0; k < o->K; k++)
-                if (bad[mxg_code(o, r, k)])
+            for (size_t k = 0; codes && k < o->K; k++)
+                if (ct.bad[mxg_code(o, r, k)])
                     return MX_ERANGE;
             if (o->scales)
                 for (size_t g = 0; g < o->K / MX_BLOCK; g++)
@@ -426,6 +440,12 @@ mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
             if (!isfinite(s->row_weight[r]))
                 return MX_ERANGE;
     return MX_OK;
+}
+
+mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
+                        const mx_operand *B)
+{
+    return check_shapes(s, A, B, 1);
 }
 
 /* ---- rounding helpers ------------------------------------------------- */
@@ -635,15 +655,137 @@ static void add_residual_elem(const mx_gemm_spec *s, const mx_operand *A,
  * fp32-group model, the group's partial RN32(exact dot) for elements that
  * have residual terms (the main loop skipped them).  Visits only rows and
  * columns that have residual bits in this group. */
+/* The fast path for rows of A with residual bits in group g: the group's
+ * B values are gathered once into column-contiguous arrays, each residual
+ * entry then adds a_lo * b for all columns in the element's own fixed-point
+ * frame (exact: the span test covers every term), and the fp32-group model
+ * partial is rounded from P_hi + those terms in the same frame.  Columns
+ * with residual bits of their own, and GMP elements, take the general
+ * per-element path. */
+static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
+                          const mx_operand *B, const prep *a, const prep *b,
+                          accum *ac, size_t g, const double *P)
+{
+    size_t M = ac->M, N = ac->N, G = ac->G, K = a->K, k0 = g * MX_BLOCK;
+    size_t len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+    const code_table *tb = &tables[B->fmt->id];
+    int32_t *bm = malloc(len * N * sizeof *bm);
+    int16_t *be = malloc(len * N * sizeof *be);
+    int *fb = malloc(N * sizeof *fb);      /* sb - loB[n], or INT_MIN      */
+    int *db = malloc(N * sizeof *db);      /* uB + sb - loB[n]             */
+    float *scb = malloc(N * sizeof *scb);
+    unsigned __int128 *gres = malloc(N * sizeof *gres);
+    double *gabs = malloc(N * sizeof *gabs);
+    if (!bm || !be || !fb || !db || !scb || !gres || !gabs)
+        goto out; /* allocation failure: fall back below */
+    for (size_t n = 0; n < N; n++) {
+        for (size_t i = 0; i < len; i++) {
+            uint32_t c = mxg_code(B, n, k0 + i);
+            bm[i * N + n] = tb->m[c];
+            be[i * N + n] = tb->e[c];
+        }
+        int sb = b->sx[n * G + g];
+        fb[n] = sb == MXG_ZERO_SCALE ? INT_MIN : sb - b->lo[n];
+        db[n] = sb == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sb - b->lo[n];
+        scb[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
+    }
+    for (size_t m = 0; m < M; m++) {
+        if (!a->irr[m * G + g])
+            continue;
+        int sa = a->sx[m * G + g];
+        if (sa == MXG_ZERO_SCALE) {
+            /* no exact contribution; the model adds p * 0 = 0 */
+            continue;
+        }
+        int fa = sa - a->lo[m], ua = a->u[m * G + g];
+        memset(gres, 0, N * sizeof *gres);
+        memset(gabs, 0, N * sizeof *gabs);
+        for (size_t j = a->res_off[m * G + g]; j < a->res_off[m * G + g + 1]; j++) {
+            int64_t ma = a->res_m[j];
+            int ea = a->res_e[j];
+            const int32_t *bmk = bm + (size_t)a->res_k[j] * N;
+            const int16_t *bek = be + (size_t)a->res_k[j] * N;
+            for (size_t n = 0; n < N; n++) {
+                if (!bmk[n] || fb[n] == INT_MIN)
+                    continue;
+                int64_t tv = ma * bmk[n];
+                int te = ea + bek[n];
+                gres[n] += (unsigned __int128)shl128(tv, te + fa + fb[n]);
+                if (ac->sabs)
+                    gabs[n] += fabs((double)tv) * pow2(te + sa + fb[n] + b->lo[n]);
+            }
+        }
+        float scA = A->scales ? mxg_scale_f32(A, s->decode, m, g) : 1.0f;
+        for (size_t n = 0; n < N; n++) {
+            size_t i = m * N + n;
+            if (b->irr[n * G + g] || ac->slow[i] || fb[n] == INT_MIN) {
+                if (fb[n] == INT_MIN && ac->gacc && !b->irr[n * G + g] && !ac->slow[i]) {
+                    /* zero B scale: the model still adds p * 0 */
+                    float t = 0.0f * (scA * scb[n]);
+                    ac->gacc[i] = ac->gacc[i] + t;
+                } else {
+                    add_residual_elem(s, A, B, a, b, ac, g, P, m, n);
+                }
+                continue;
+            }
+            ac->acc[i] += gres[n];
+            if (ac->sabs)
+                ac->sabs[i] += gabs[n];
+            if (!ac->gacc)
+                continue;
+            /* the unscaled group dot, exactly, in the element's frame */
+            __int128 v = shl128((int64_t)P[i], ua + fa + db[n])
+                         + (__int128)gres[n];
+            int e = a->lo[m] + b->lo[n] - sa - (fb[n] + b->lo[n]);
+            float p;
+            if (v > -((__int128)1 << 53) && v < ((__int128)1 << 53))
+                p = (float)((double)(int64_t)v * pow2(e));
+            else
+                p = mxg_round_f32(v, e);
+            if (A->scales) {
+                float t = p * (scA * scb[n]);
+                ac->gacc[i] = ac->gacc[i] + t;
+            } else {
+                ac->gacc[i] = ac->gacc[i] + p;
+            }
+        }
+    }
+    free(bm);
+    free(be);
+    free(fb);
+    free(db);
+    free(scb);
+    free(gres);
+    free(gabs);
+    return;
+out:
+    free(bm);
+    free(be);
+    free(fb);
+    free(db);
+    free(scb);
+    free(gres);
+    free(gabs);
+    for (size_t m = 0; m < M; m++)
+        if (a->irr[m * G + g])
+            for (size_t n = 0; n < N; n++)
+                add_residual_elem(s, A, B, a, b, ac, g, P, m, n);
+}
+
+/* Adds the residual terms of group g to the exact accumulators and, for the
+ * fp32-group model, the group's partial RN32(exact dot) for elements that
+ * have residual terms (the main loop skipped them).  Visits only rows and
+ * columns that have residual bits in this group. */
 static void add_residual(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, const prep *a, const prep *b,
                          accum *ac, size_t g, const double *P)
 {
     size_t M = ac->M, N = ac->N, G = ac->G;
-    for (size_t m = 0; m < M; m++)
-        if (a->irr[m * G + g])
-            for (size_t n = 0; n < N; n++)
-                add_residual_elem(s, A, B, a, b, ac, g, P, m, n);
+    int any_a = 0;
+    for (size_t m = 0; m < M && !any_a; m++)
+        any_a = a->irr[m * G + g];
+    if (any_a)
+        residual_rows(s, A, B, a, b, ac, g, P);
     for (size_t n = 0; n < N; n++)
         if (b->irr[n * G + g])
             for (size_t m = 0; m < M; m++)
@@ -952,7 +1094,7 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
 mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                   mx_gemm_out *out, mx_gemm_stats *stats)
 {
-    mx_status st = mx_gemm_check(s, A, B);
+    mx_status st = check_shapes(s, A, B, 0);
     if (st != MX_OK)
         return st;
     if (s->model.kind == MX_ACC_BLOCK && (out->model_acc || out->model_out))
