@@ -546,3 +546,39 @@ fail:
     mx_moe_result_free(r);
     return s;
 }
+
+mx_status mx_moe_align(const int32_t *topk_ids, size_t tokens, int topk,
+                       size_t experts, int block_m, const int32_t *expert_map,
+                       int32_t *sorted_ids, size_t cap_rows, int32_t *expert_ids,
+                       size_t cap_blocks, int32_t *num_post_pad)
+{
+    size_t R = tokens * (size_t)topk, pos = 0;
+    if (topk < 1 || block_m < 1 || !experts)
+        return MX_EINVAL;
+    for (size_t i = 0; i < R; i++)
+        if (topk_ids[i] < 0 || (size_t)topk_ids[i] >= experts)
+            return MX_EINVAL;
+    for (size_t i = 0; i < cap_rows; i++)
+        sorted_ids[i] = (int32_t)R;
+    for (size_t b = 0; b < cap_blocks; b++)
+        expert_ids[b] = -1;
+    for (size_t e = 0; e < experts; e++) {
+        size_t start = pos;
+        for (size_t i = 0; i < R; i++)
+            if ((size_t)topk_ids[i] == e) {
+                if (pos >= cap_rows)
+                    return MX_EINVAL;
+                sorted_ids[pos++] = (int32_t)i;
+            }
+        if (pos == start)
+            continue;
+        size_t end = (pos + (size_t)block_m - 1) / (size_t)block_m * (size_t)block_m;
+        if (end > cap_rows || end / (size_t)block_m > cap_blocks)
+            return MX_EINVAL;
+        for (size_t b = start / (size_t)block_m; b < end / (size_t)block_m; b++)
+            expert_ids[b] = expert_map ? expert_map[e] : (int32_t)e;
+        pos = end;
+    }
+    *num_post_pad = (int32_t)pos;
+    return MX_OK;
+}

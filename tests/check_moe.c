@@ -547,6 +547,33 @@ START_TEST(test_routing_ties_reported)
 }
 END_TEST
 
+START_TEST(test_moe_align_reference)
+{
+    /* rows (flat ids): 0:e2 1:e0 2:e2 3:e1 4:e0 5:e2; block_m 2, pad id 6 */
+    const int32_t ids[6] = {2, 0, 2, 1, 0, 2};
+    int32_t sorted[12], blocks[6], npp;
+    ck_assert_int_eq(mx_moe_align(ids, 3, 2, 4, 2, NULL, sorted, 12, blocks, 6, &npp),
+                     MX_OK);
+    const int32_t want_sorted[12] = {1, 4, 3, 6, 0, 2, 5, 6, 6, 6, 6, 6};
+    const int32_t want_blocks[6] = {0, 1, 2, 2, -1, -1};
+    ck_assert_int_eq(npp, 8);
+    ck_assert(memcmp(sorted, want_sorted, sizeof sorted) == 0);
+    ck_assert(memcmp(blocks, want_blocks, sizeof blocks) == 0);
+    /* EP map: expert 2 lives on another rank */
+    const int32_t map[4] = {0, 1, -1, 2};
+    ck_assert_int_eq(mx_moe_align(ids, 3, 2, 4, 2, map, sorted, 12, blocks, 6, &npp),
+                     MX_OK);
+    ck_assert_int_eq(blocks[2], -1);
+    ck_assert_int_eq(blocks[1], 1);
+    /* refusals */
+    const int32_t bad[6] = {2, 0, 2, 4, 0, 2};
+    ck_assert_int_eq(mx_moe_align(bad, 3, 2, 4, 2, NULL, sorted, 12, blocks, 6, &npp),
+                     MX_EINVAL);
+    ck_assert_int_eq(mx_moe_align(ids, 3, 2, 4, 2, NULL, sorted, 7, blocks, 6, &npp),
+                     MX_EINVAL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("moe");
@@ -560,6 +587,7 @@ int main(void)
     tcase_add_test(t, test_case_generation_deterministic);
     tcase_add_test(t, test_stagewise_from_given);
     tcase_add_test(t, test_routing_ties_reported);
+    tcase_add_test(t, test_moe_align_reference);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -201,6 +201,20 @@ void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
 mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
                             size_t cols, mx_stage_quant *out);
 void mx_stage_quant_free(mx_stage_quant *q);
+
+/* vLLM's moe_align_block_size as a reference: the routed rows are the flat
+ * ids t * topk + j; for each expert in increasing order its rows in
+ * increasing id order, then the pad id tokens * topk up to a multiple of
+ * block_m (an expert without rows takes no space).  expert_ids[b] is the
+ * expert of block b, mapped through expert_map when not NULL (EP: global ->
+ * local, -1 for another rank's expert).  All cap_rows entries of sorted_ids
+ * and cap_blocks of expert_ids are written (pad id and -1 past the used
+ * ones).  MX_EINVAL for an id outside [0, experts) or too small a
+ * capacity. */
+mx_status mx_moe_align(const int32_t *topk_ids, size_t tokens, int topk,
+                       size_t experts, int block_m, const int32_t *expert_map,
+                       int32_t *sorted_ids, size_t cap_rows, int32_t *expert_ids,
+                       size_t cap_blocks, int32_t *num_post_pad);
 void mx_stage_gemm_free(mx_stage_gemm *g);
 
 #ifdef __cplusplus
