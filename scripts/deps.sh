@@ -6,7 +6,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="gcc make autoconf automake pkg-config libgmp-dev libmpfr-dev libgsl-dev
-libopenblas-dev check libcjson-dev python3 python3-venv clang-19
+libopenblas-dev check libcjson-dev nettle-dev python3 python3-venv clang-19
 libamdhip64-dev"
 
 missing=""

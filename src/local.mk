@@ -17,5 +17,8 @@ src_mxverify_SOURCES = \
 	src/capture.c src/capture.h \
 	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
-	src/layer_opts.c src/layer_opts.h
-src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
+	src/layer_opts.c src/layer_opts.h \
+	src/suite.h \
+	src/golden.c src/golden.h \
+	src/report.c src/report.h
+src_mxverify_LDADD = $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
