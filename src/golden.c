@@ -119,7 +119,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
     cJSON_ArrayForEach(it, entries)
     {
         mxv_golden_entry *e = &g->e[g->n];
-        char where[64];
+        char where[160];
         snprintf(where, sizeof where, "entry %zu", g->n);
         double d, tok, out, ex;
         if (!cJSON_IsObject(it)) {
