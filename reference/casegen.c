@@ -26,16 +26,16 @@ mx_case_params mx_case_params_default(const mx_moe_shape *s, size_t T,
     return p;
 }
 
-static const char *family_names[] = {"real", "spread", "cancel", "tiny"};
+static const char *family_names[] = {"real", "spread", "cancel", "tiny", "wide"};
 
 const char *mx_case_family_name(mx_case_family f)
 {
-    return (unsigned)f < 4 ? family_names[f] : "?";
+    return (unsigned)f < 5 ? family_names[f] : "?";
 }
 
 int mx_case_family_by_name(const char *name, mx_case_family *out)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcasecmp(name, family_names[i]) == 0) {
             *out = (mx_case_family)i;
             return 0;
@@ -106,6 +106,8 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
     if (!r || !buf || !*w13 || !*w13_s || !*w2 || !*w2_s)
         goto done;
     double scale = p->weight_sigma * pow2_uniform(r, p->expert_spread / 2);
+    if (p->family == MX_FAMILY_WIDE)
+        scale *= 5;
     for (size_t i = 0; i < n13; i++)
         buf[i] = (float)(normal(r) * scale);
     if (p->family == MX_FAMILY_CANCEL) /* rows in +/- pairs */
@@ -199,7 +201,7 @@ mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
     size_t H = s->H, E = s->E, T = p->T;
     memset(c, 0, sizeof *c);
     if (!T || H % 32 || s->inter % 32 || s->inter_shared % 32 || !s->E_local ||
-        s->expert0 + s->E_local > E || (unsigned)p->family > MX_FAMILY_TINY)
+        s->expert0 + s->E_local > E || (unsigned)p->family > MX_FAMILY_WIDE)
         return MX_EINVAL;
     c->shape = *s;
     c->T = T;

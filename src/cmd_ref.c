@@ -12,7 +12,7 @@
 static const char *usage_ref =
     "usage: mxverify ref -o FILE [--shape m3-tp8|m3-ep8|m3-full|custom:H,I,E[,k]]\n"
     "                    [--tokens T] [--policy w8a8-mxfp8|bf16|w8a16|hybrid]\n"
-    "                    [--seed N] [--family real|spread|cancel|tiny]\n"
+    "                    [--seed N] [--family real|spread|cancel|tiny|wide]\n"
     "                    [--model fp32-group|fp32-seq] [--layer N] [--max-model-len N]";
 
 /* max |model - exact| / bound over a GEMM stage, and elements outside. */

@@ -60,6 +60,11 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
                           const uint16_t *model, const double *exact,
                           const double *bound, size_t n, size_t cols);
 
+/* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
+ * code times scale) against the reference's decoded values. */
+void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,
+                            size_t n);
+
 int mxv_judge_pass(const mxv_judge *j);
 /* Which peer rules would have flagged this tensor. */
 int mxv_judge_peer_l2_fails(const mxv_judge *j);

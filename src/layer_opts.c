@@ -37,7 +37,7 @@ int mxv_layer_opts_parse(const mxv_layer_opts *o, mx_case_params *p,
     *p = mx_case_params_default(&sh, (size_t)T, seed);
     if (o->family && mx_case_family_by_name(o->family, &p->family) != 0)
         return mxv_error(MXV_EXIT_USAGE,
-                         "--family '%s': one of real, spread, cancel, tiny",
+                         "--family '%s': one of real, spread, cancel, tiny, wide",
                          o->family);
     *cfg = mx_moe_config_default(&sh, pol);
     if (o->model && mx_accum_parse(o->model, &cfg->model) != 0)

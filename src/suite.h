@@ -14,7 +14,9 @@ typedef struct {
     const char *shape;    /* mx_moe_shape_by_name                         */
     size_t tokens;
     const char *policy;   /* w8a8-mxfp8, bf16, ...                        */
-    const char *family;   /* real, spread, cancel, tiny                   */
+    const char *family;   /* real, spread, cancel, tiny, wide, or       */
+                          /* zero-scale (real, with whole activation    */
+                          /* rows at scale byte 0, to reach the decode) */
     uint64_t seed;
 } mxv_case_def;
 

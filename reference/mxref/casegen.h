@@ -17,7 +17,9 @@
  *   cancel     expert weight rows in +/- pairs and mirrored activation
  *              blocks: heavy cancellation in both GEMMs;
  *   tiny       activations near 1e-33: the 1e-30 amax clamp, subnormal
- *              FP8 codes and flushed elements.
+ *              FP8 codes and flushed elements;
+ *   wide       expert weights 5x wider: g1 reaches the SwiGLU clamps at +-7
+ *              even on small shapes.
  */
 #ifndef MXREF_CASEGEN_H
 #define MXREF_CASEGEN_H
@@ -34,7 +36,8 @@ typedef enum {
     MX_FAMILY_REAL = 0,
     MX_FAMILY_SPREAD,
     MX_FAMILY_CANCEL,
-    MX_FAMILY_TINY
+    MX_FAMILY_TINY,
+    MX_FAMILY_WIDE
 } mx_case_family;
 
 typedef struct {
