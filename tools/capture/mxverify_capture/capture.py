@@ -297,11 +297,11 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
     n, I2 = w13v.shape[:2]
     if I2 % 2:
         ck.fail("w13", "has %d rows, not 2I (gate and up halves)" % I2)
-    I = I2 // 2
-    if I < 1 or I % 32:
-        ck.fail("w13", "I = %d is not a positive multiple of 32" % I)
+    inter = I2 // 2
+    if inter < 1 or inter % 32:
+        ck.fail("w13", "I = %d is not a positive multiple of 32" % inter)
     w13v, s13 = _weight(ck, "w13", fw13, "w13_scale", w13_scale, (n, I2, H), fin)
-    w2v, s2 = _weight(ck, "w2", fw2, "w2_scale", w2_scale, (n, H, I), fin)
+    w2v, s2 = _weight(ck, "w2", fw2, "w2_scale", w2_scale, (n, H, inter), fin)
     ck.rank("ws2", fws2[1], 2, ["H", "Is"])
     Is = fws2[1].shape[1]
     if Is < 1 or Is % 32:
@@ -309,6 +309,11 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
     ws13v, ss13 = _weight(ck, "ws13", fws13, "ws13_scale", ws13_scale, (2 * Is, H), fin)
     ws2v, ss2 = _weight(ck, "ws2", fws2, "ws2_scale", ws2_scale, (H, Is), fin)
 
+    for key, got in (("hidden", H), ("intermediate", inter), ("intermediate_shared", Is),
+                     ("experts", E_total)):
+        if key in named and named[key] != got:
+            ck.fail("shape", "%r has %s = %d but the arguments give %d (use shape='custom')"
+                    % (shape, key, named[key], got))
     tp = ck.count("tp", tp if tp is not None else named.get("tp", 1), 1)
     ep = ck.count("ep", ep if ep is not None else named.get("ep", 1), 1)
     if experts_local is None:
@@ -342,7 +347,7 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
     k = ck.count("topk", topk, 1)
     if k > E_total:
         ck.fail("topk", "%d exceeds the %d experts" % (k, E_total))
-    dims = dict(hidden=H, intermediate=I, intermediate_shared=Is, experts=E_total,
+    dims = dict(hidden=H, intermediate=inter, intermediate_shared=Is, experts=E_total,
                 experts_local=E_local, topk=k, tp=tp, ep=ep)
     for key, want in named.items():
         if dims[key] != want:
@@ -388,7 +393,7 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
     if policy == "hybrid" and act is not None and w8a8_given:
         ck.fail("act", "and %s come from different dataflows; give one" % w8a8_given[0])
     for qa, sa, rows, cols, cname in (("xq", "xq_scale", T, H, "H"),
-                                      ("actq", "actq_scale", T * k, I, "I")):
+                                      ("actq", "actq_scale", T * k, inter, "I")):
         qv, sv = (xq, xq_scale) if qa == "xq" else (actq, actq_scale)
         if (qv is None) != (sv is None):
             ck.fail(sa if sv is None else qa, "is required with %s" % (qa if sv is None else sa))
@@ -400,12 +405,12 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
             ck.shape(qa, codes, (T, H), ["T", "H"])
             ck.shape(sa, scales, (T, H // 32), ["T", "H/32"])
         else:
-            codes = routed_rows(ck, qa, codes, T, k, I, "I")
-            scales = routed_rows(ck, sa, scales, T, k, I // 32, "I/32")
+            codes = routed_rows(ck, qa, codes, T, k, inter, "I")
+            scales = routed_rows(ck, sa, scales, T, k, inter // 32, "I/32")
         tensors[qa] = (FP8_DTYPE[fmt], codes)
         tensors[sa] = ("F8_E8M0", scales)
     for arg, val, cols, cname, per_route in (
-            ("g1", g1, 2 * I, "2I", True), ("act", act, I, "I", True),
+            ("g1", g1, 2 * inter, "2I", True), ("act", act, inter, "I", True),
             ("y", y, H, "H", True), ("routed", routed, H, "H", False),
             ("shared_out", shared_out, H, "H", False), ("out", out, H, "H", False)):
         if val is None:
@@ -446,8 +451,9 @@ def checkpoint_weights_from_fnuz(w, w_scale, scale_layout="packed"):
     returned unchanged as E4M3FN bytes (the FN value of a byte is twice its
     FNUZ value) and every scale byte lowered by one, in the rows layout
     [..., N, K/32] (from packed [..., K/32, N] or rows).  Returns (bytes,
-    scales) as uint8 arrays.  Refuses FNUZ NaN bytes (0x80) and scale byte
-    0 (no FN scale represents it)."""
+    scales) as uint8 arrays.  Refuses the FNUZ NaN byte 0x80, the bytes
+    0x7F and 0xFF (+-240 in FNUZ but NaN in FN: the loader only ever makes
+    them from checkpoint NaNs) and scale byte 0 (no FN scale represents it)."""
     ck = Checker("checkpoint_weights_from_fnuz")
     layout = ck.choice("scale_layout", scale_layout, ("rows", "packed"))
     f, wv = ck.fp8("w", w)
@@ -468,6 +474,12 @@ def checkpoint_weights_from_fnuz(w, w_scale, scale_layout="packed"):
     bad = np.flatnonzero(wv.reshape(-1) == 0x80)
     if bad.size:
         ck.fail("w", "element %s is 0x80, NaN in E4M3FNUZ" % fmt_index(bad[0], wv.shape))
+    bad = np.flatnonzero((wv.reshape(-1) & 0x7F) == 0x7F)
+    if bad.size:
+        code = int(wv.reshape(-1)[bad[0]])
+        ck.fail("w", "element %s is 0x%02X (%s240 in E4M3FNUZ), a NaN byte in E4M3FN: "
+                "no checkpoint holds it" % (fmt_index(bad[0], wv.shape), code,
+                                            "-" if code & 0x80 else "+"))
     s = np.ascontiguousarray(sv)
     zero = np.flatnonzero(s.reshape(-1) == 0)
     if zero.size:

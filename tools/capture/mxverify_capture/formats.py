@@ -179,8 +179,9 @@ def f32_to_bf16(values):
 
     Overflow goes to infinity (IEEE); NaN stays NaN (made quiet, sign kept).
     """
-    u = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    nan = np.isnan(np.asarray(values, dtype=np.float32))
+    f = np.array(values, dtype=np.float32, order="C")
+    u = f.view(np.uint32)
+    nan = np.isnan(f)
     rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
     quiet = (u >> np.uint32(16)) | np.uint32(0x0040)
     return np.where(nan, quiet, rounded).astype(np.uint16)

@@ -91,7 +91,9 @@ def _prepare(tensors, metadata):
             raise ValueError("'__metadata__' cannot name a tensor")
         if dtype not in DTYPES:
             raise ValueError("tensor %r: unknown dtype %r" % (name, dtype))
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)
+        if not arr.flags.c_contiguous:   # (ascontiguousarray would make 0-d 1-d)
+            arr = arr.copy(order="C")
         if arr.dtype != np.dtype(STORAGE[dtype]):
             raise ValueError("tensor %r: %s data held as %s" % (name, dtype, arr.dtype))
         if arr.dtype.byteorder == ">":

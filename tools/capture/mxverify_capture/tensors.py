@@ -121,4 +121,6 @@ def as_array(x, where):
                            % (where, type(x).__name__))
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return tag, np.ascontiguousarray(arr)
+    if not arr.flags.c_contiguous:   # (ascontiguousarray would make 0-d 1-d)
+        arr = arr.copy(order="C")
+    return tag, arr
