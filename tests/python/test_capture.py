@@ -1406,7 +1406,12 @@ def main():
             if only and t.__name__ not in only.split(","):
                 continue
             before = failed
-            t()
+            try:
+                t()
+            except Exception as e:  # noqa: BLE001 - a crash is one failure, the run goes on
+                import traceback
+                traceback.print_exc()
+                check(False, "%s raised %s: %s" % (t.__name__, type(e).__name__, e))
             print("%-34s %s" % (t.__name__, "ok" if failed == before else "FAILED"), flush=True)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

@@ -124,10 +124,7 @@ def _run(g, values_a, values_b, precision, sa32=None, sb32=None, groups=32):
         if w is not None:
             a_acc = a_acc * w[routes][:, None]
         acc[routes] = a_acc
-    out = formats.f32_to_bf16(acc)
-    out[local < 0] = 0
-    acc[local < 0] = 0
-    return out, acc
+    return formats.f32_to_bf16(acc), acc          # rows of experts not held stay +0
 
 
 def mxfp8_group_gemm(a, a_scale, b, b_scale, topk_ids, *, element_format=None,
