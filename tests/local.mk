@@ -21,10 +21,22 @@ tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
 tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
 
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
-	tests/python_safetensors.test
+	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
 	tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
-	tests/python_safetensors.test
+	tests/python_safetensors.test tests/python_capture.test
+
+# tools/capture: the Python capture writer (tests/python_capture.test).
+EXTRA_DIST += tools/capture/README.md tools/capture/make_golden_example.py \
+	tools/capture/examples/torch_mxfp8_gemm.py \
+	tools/capture/mxverify_capture/__init__.py \
+	tools/capture/mxverify_capture/_validate.py \
+	tools/capture/mxverify_capture/capture.py \
+	tools/capture/mxverify_capture/emulate.py \
+	tools/capture/mxverify_capture/formats.py \
+	tools/capture/mxverify_capture/rng.py \
+	tools/capture/mxverify_capture/stfile.py \
+	tools/capture/mxverify_capture/tensors.py
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
 	export srcdir PYTHON;
 
