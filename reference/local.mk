@@ -14,5 +14,6 @@ reference_libmxref_a_SOURCES = \
 	reference/fnuz.c \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
+	reference/blockfma_bound.c \
 	reference/probe_plan.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(LIBS)

@@ -166,12 +166,21 @@ float mx_blockfma_dot(const mx_blockfma_params *p, const mx_format *fa,
                       size_t n, float c);
 
 /* A rigorous bound on |mx_blockfma_dot(p, ..., n, c) - (c + sum a_i b_i)|
- * for any finite inputs with sum |a_i b_i| = sum_abs and |c| = c_abs whose
- * result does not overflow, for the formats of p's presets (products of at
- * most 24-bit significands).  Derivation: docs/bounds.md, "Block-FMA
- * models".  Returns +inf for parameter sets it does not cover. */
+ * for finite inputs whose chain never overflows, given |c| = c_abs and
+ *     sum_abs = sum_i max(|a_i b_i|, 2^(r_a + r_b)),
+ * r_x the exponent of x's leading bit position (the format's emin for a
+ * subnormal x).  For normal (or zero) inputs this is sum |a_i b_i|; a
+ * subnormal input can sit on a coarser alignment grid than its value
+ * suggests, which the max accounts for.  mx_blockfma_sum_abs computes it.
+ * Derivation: docs/bounds.md, "Block-FMA models".  Returns +inf for
+ * parameter sets it does not cover (flush-to-zero ones) and bad input. */
 double mx_blockfma_bound(const mx_blockfma_params *p, size_t n,
                          double sum_abs, double c_abs);
+/* sum_abs of mx_blockfma_bound for these operands, rounded up (binary64);
+ * +inf if an operand is infinite or NaN. */
+double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,
+                           const void *a, const mx_format *fb, const void *b,
+                           size_t n);
 
 #ifdef __cplusplus
 }

@@ -14,112 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/blockfma.h"
-#include "mxref/probe.h"
-#include "casegen.h"
-
-static const struct {
-    const char *name;
-    mx_format_id fa, fb;
-    const cg_fmt *ca, *cb;
-    int K;
-} VAR[10] = {
-    {"mma_e4m3_e4m3", MX_E4M3FN, MX_E4M3FN, &CG_E4M3, &CG_E4M3, 32},
-    {"mma_e5m2_e5m2", MX_E5M2, MX_E5M2, &CG_E5M2, &CG_E5M2, 32},
-    {"mma_e4m3_e5m2", MX_E4M3FN, MX_E5M2, &CG_E4M3, &CG_E5M2, 32},
-    {"mma_bf16_bf16", MX_BF16, MX_BF16, &CG_BF16, &CG_BF16, 16},
-    {"mma_fp16_fp16", MX_FP16, MX_FP16, &CG_FP16, &CG_FP16, 16},
-    {"wgmma_e4m3_e4m3", MX_E4M3FN, MX_E4M3FN, &CG_E4M3, &CG_E4M3, 32},
-    {"wgmma_e5m2_e5m2", MX_E5M2, MX_E5M2, &CG_E5M2, &CG_E5M2, 32},
-    {"wgmma_e4m3_e5m2", MX_E4M3FN, MX_E5M2, &CG_E4M3, &CG_E5M2, 32},
-    {"wgmma_bf16_bf16", MX_BF16, MX_BF16, &CG_BF16, &CG_BF16, 16},
-    {"wgmma_fp16_fp16", MX_FP16, MX_FP16, &CG_FP16, &CG_FP16, 16},
-};
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *s = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * UINT64_C(0x100000001b3);
-    return h;
-}
-
-typedef struct {
-    int var, kind;
-    uint64_t seed, ck;
-    uint32_t n, ncase;
-    uint32_t *d;
-    uint32_t *a, *b, *c; /* ncase * n codes */
-    int *mode;           /* random: casegen mode; plan: test id */
-    int *np;             /* products per case (plan) */
-    mx_probe_plan *plan;
-} set_t;
-
-static int load(const char *path, set_t *s)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    char m[4];
-    uint32_t h[3];
-    memset(s, 0, sizeof *s);
-    if (fread(m, 1, 4, f) != 4 || memcmp(m, "MXTD", 4) || fread(h, 4, 3, f) != 3 ||
-        fread(&s->seed, 8, 1, f) != 1 || fread(&s->n, 4, 1, f) != 1 ||
-        fread(&s->ncase, 4, 1, f) != 1 || fread(&s->ck, 8, 1, f) != 1) {
-        fclose(f);
-        return 0;
-    }
-    s->var = (int)h[1];
-    s->kind = (int)h[2];
-    s->d = malloc(4 * (size_t)s->ncase);
-    if (fread(s->d, 4, s->ncase, f) != s->ncase) {
-        fclose(f);
-        return 0;
-    }
-    fclose(f);
-    size_t nn = (size_t)s->ncase * s->n;
-    s->a = calloc(nn, 4);
-    s->b = calloc(nn, 4);
-    s->c = calloc(s->ncase, 4);
-    s->mode = calloc(s->ncase, sizeof(int));
-    s->np = calloc(s->ncase, sizeof(int));
-    if (s->kind == 0) {
-        for (uint32_t q = 0; q < s->ncase; q++) {
-            s->mode[q] = cg_case(VAR[s->var].ca, VAR[s->var].cb, (int)s->n,
-                                 s->seed, q, &s->a[q * s->n], &s->b[q * s->n],
-                                 &s->c[q]);
-            s->np[q] = (int)s->n;
-        }
-    } else {
-        const mx_format *fa = mx_format_get(VAR[s->var].fa),
-                        *fb = mx_format_get(VAR[s->var].fb);
-        if (mx_probe_plan_make(fa, fb, VAR[s->var].K, &s->plan) != MX_OK ||
-            s->plan->ncase != s->ncase || s->plan->stride != s->n)
-            return 0;
-        for (uint32_t q = 0; q < s->ncase; q++) {
-            for (uint32_t i = 0; i < s->n; i++) {
-                size_t j = (size_t)q * s->n + i;
-                s->a[j] = fa->bits == 8 ? ((uint8_t *)s->plan->a)[j]
-                                        : ((uint16_t *)s->plan->a)[j];
-                s->b[j] = fb->bits == 8 ? ((uint8_t *)s->plan->b)[j]
-                                        : ((uint16_t *)s->plan->b)[j];
-            }
-            s->c[q] = s->plan->c[q];
-            s->mode[q] = s->plan->tag[q].test;
-            s->np[q] = s->plan->n[q];
-            s->plan->d[q] = s->d[q];
-        }
-    }
-    uint64_t ck = UINT64_C(0xcbf29ce484222325);
-    ck = fnv(ck, s->a, nn * 4);
-    ck = fnv(ck, s->b, nn * 4);
-    ck = fnv(ck, s->c, (size_t)s->ncase * 4);
-    if (ck != s->ck) {
-        fprintf(stderr, "fit: %s: regenerated inputs differ from the recorded ones\n", path);
-        return 0;
-    }
-    return 1;
-}
+#include <math.h>
+#include "mxtd.h"
 
 static uint32_t model(const mx_blockfma_params *p, const set_t *s, uint32_t q)
 {
@@ -136,6 +32,49 @@ static uint32_t model(const mx_blockfma_params *p, const set_t *s, uint32_t q)
     return mx_blockfma_dot_bits(p, fa, fa->bits == 8 ? (void *)a8 : (void *)a16,
                                 fb, fb->bits == 8 ? (void *)b8 : (void *)b16,
                                 (size_t)s->np[q], s->c[q]);
+}
+
+/* |hw - exact| / bound for case q, or -1 when the case is out of the
+ * bound's scope (special inputs, non-finite result). */
+static double bound_ratio(const mx_blockfma_params *p, const set_t *s,
+                          uint32_t q, uint32_t hw)
+{
+    const mx_format *fa = mx_format_get(VAR[s->var].fa),
+                    *fb = mx_format_get(VAR[s->var].fb);
+    if ((hw & 0x7f800000u) == 0x7f800000u || (s->c[q] & 0x7f800000u) == 0x7f800000u)
+        return -1;
+    uint8_t a8[4096], b8[4096];
+    uint16_t a16[4096], b16[4096];
+    mpfr_t x, t, u;
+    mpfr_inits2(1400, x, t, u, (mpfr_ptr)0);
+    mx_decode_mpfr(mx_format_get(MX_FP32), s->c[q], x);
+    for (int i = 0; i < s->np[q]; i++) {
+        uint32_t ca = s->a[q * s->n + i], cb = s->b[q * s->n + i];
+        a8[i] = (uint8_t)ca; a16[i] = (uint16_t)ca;
+        b8[i] = (uint8_t)cb; b16[i] = (uint16_t)cb;
+        if (mx_classify(fa, ca) >= MX_CLASS_INF || mx_classify(fb, cb) >= MX_CLASS_INF) {
+            mpfr_clears(x, t, u, (mpfr_ptr)0);
+            return -1;
+        }
+        mx_decode_mpfr(fa, ca, t);
+        mx_decode_mpfr(fb, cb, u);
+        mpfr_mul(t, t, u, MPFR_RNDN);
+        mpfr_add(x, x, t, MPFR_RNDN);
+    }
+    mx_decode_mpfr(mx_format_get(MX_FP32), hw, t);
+    mpfr_sub(t, t, x, MPFR_RNDN);
+    mpfr_abs(t, t, MPFR_RNDN);
+    double err = mpfr_get_d(t, MPFR_RNDU);
+    mpfr_clears(x, t, u, (mpfr_ptr)0);
+    double sa = mx_blockfma_sum_abs(p, fa, fa->bits == 8 ? (void *)a8 : (void *)a16,
+                                    fb, fb->bits == 8 ? (void *)b8 : (void *)b16,
+                                    (size_t)s->np[q]);
+    float cf;
+    memcpy(&cf, &s->c[q], 4);
+    double bd = mx_blockfma_bound(p, (size_t)s->np[q], sa, fabs((double)cf));
+    if (!isfinite(bd))
+        return -1;
+    return bd > 0 ? err / bd : (err > 0 ? INFINITY : 0);
 }
 
 static int same(uint32_t x, uint32_t y)
@@ -156,7 +95,7 @@ int main(int argc, char **argv)
     }
     int fp8 = VAR[s.var].K == 32;
     mx_blockfma_params p = *mx_blockfma_preset(fp8 ? "hopper-fp8" : "hopper-bf16");
-    int show = 8;
+    int show = 8, dobound = 0;
     for (int i = 2; i < argc; i++) {
         char key[64];
         const char *eq = strchr(argv[i], '=');
@@ -186,14 +125,26 @@ int main(int argc, char **argv)
         else if (!strcmp(key, "ovfinf")) p.prod_ovf_inf = iv;
         else if (!strcmp(key, "nan")) p.nan_code = (uint32_t)strtoul(v, NULL, 16);
         else if (!strcmp(key, "show")) show = iv;
+        else if (!strcmp(key, "bound")) dobound = iv;
     }
     if (mx_blockfma_check(&p) != MX_OK) {
         fprintf(stderr, "fit: invalid parameters\n");
         return 2;
     }
     long bad = 0, byk[16] = {0}, totk[16] = {0};
+    double worst = 0;
+    long over = 0, inscope = 0;
+    uint32_t worst_q = 0;
     for (uint32_t q = 0; q < s.ncase; q++) {
         uint32_t m = model(&p, &s, q);
+        if (dobound) {
+            double r = bound_ratio(&p, &s, q, s.d[q]);
+            if (r >= 0) {
+                inscope++;
+                if (r > 1) over++;
+                if (r > worst) { worst = r; worst_q = q; }
+            }
+        }
         int k = s.mode[q] & 15;
         totk[k]++;
         if (!same(m, s.d[q])) {
@@ -224,6 +175,9 @@ int main(int argc, char **argv)
     }
     printf("%s %s n=%u: %u cases, %ld mismatches\n", VAR[s.var].name,
            s.kind ? "plan" : "random", s.n, s.ncase, bad);
+    if (dobound)
+        printf("   bound: %ld cases in scope, %ld over the bound, worst err/bound %.4g (case %u)\n",
+               inscope, over, worst, worst_q);
     for (int k = 0; k < 16; k++)
         if (totk[k])
             printf("   %-10s %6ld / %6ld\n",
