@@ -33,20 +33,37 @@
 
 typedef struct {
     uint64_t l[FX_LIMBS]; /* two's complement, little-endian limbs */
+    int n;                /* limbs in use: l[n..] are sign copies   */
     int exp;              /* value = (signed integer) * 2^exp       */
 } fx;
 
+/* Only the low n limbs are stored; the value is their two's complement.
+ * Every operation first widens s so that its result fits with a spare
+ * sign bit, which keeps sums of a few 64-bit terms (the common case) in
+ * one or two limbs while the exact modes may use all FX_LIMBS. */
 static void fx_zero(fx *s, int exp)
 {
-    memset(s->l, 0, sizeof s->l);
+    s->l[0] = 0;
+    s->n = 1;
     s->exp = exp;
 }
 
-static int fx_is_neg(const fx *s) { return (int)(s->l[FX_LIMBS - 1] >> 63); }
+static int fx_is_neg(const fx *s) { return (int)(s->l[s->n - 1] >> 63); }
+
+static void fx_grow(fx *s, int n)
+{
+    if (n > FX_LIMBS)
+        n = FX_LIMBS;
+    uint64_t ext = fx_is_neg(s) ? ~UINT64_C(0) : 0;
+    for (int i = s->n; i < n; i++)
+        s->l[i] = ext;
+    if (n > s->n)
+        s->n = n;
+}
 
 static int fx_is_zero(const fx *s)
 {
-    for (int i = 0; i < FX_LIMBS; i++)
+    for (int i = 0; i < s->n; i++)
         if (s->l[i])
             return 0;
     return 1;
@@ -55,7 +72,8 @@ static int fx_is_zero(const fx *s)
 static void fx_negate(fx *s)
 {
     unsigned carry = 1;
-    for (int i = 0; i < FX_LIMBS; i++) {
+    fx_grow(s, s->n + 1); /* -(-2^(64n-1)) needs one more limb */
+    for (int i = 0; i < s->n; i++) {
         uint64_t v = ~s->l[i] + carry;
         carry = carry && v == 0;
         s->l[i] = v;
@@ -67,52 +85,63 @@ static void fx_add_mag(fx *s, int neg, uint64_t m, int sh)
 {
     if (m == 0)
         return;
-    uint64_t add[FX_LIMBS] = {0};
     int li = sh / 64, off = sh % 64;
-    if (li < FX_LIMBS)
-        add[li] = m << off;
-    if (off && li + 1 < FX_LIMBS)
-        add[li + 1] = m >> (64 - off);
-    if (neg) { /* two's complement of add */
-        unsigned carry = 1;
-        for (int i = 0; i < FX_LIMBS; i++) {
-            uint64_t v = ~add[i] + carry;
-            carry = carry && v == 0;
-            add[i] = v;
+    fx_grow(s, li + 3);
+    uint64_t lo = m << off, hi = off ? m >> (64 - off) : 0;
+    unsigned carry = 0;
+    if (!neg) {
+        for (int i = li; i < s->n; i++) {
+            uint64_t add = i == li ? lo : i == li + 1 ? hi : 0;
+            uint64_t a = s->l[i], t = a + add;
+            unsigned c1 = t < a;
+            uint64_t u = t + carry;
+            carry = c1 | (u < t);
+            s->l[i] = u;
+            if (!carry && i > li)
+                break;
+        }
+    } else {
+        unsigned borrow = 0;
+        for (int i = li; i < s->n; i++) {
+            uint64_t sub = i == li ? lo : i == li + 1 ? hi : 0;
+            uint64_t a = s->l[i], t = a - sub;
+            unsigned b1 = a < sub;
+            uint64_t u = t - borrow;
+            borrow = b1 | (t < borrow);
+            s->l[i] = u;
+            if (!borrow && i > li)
+                break;
         }
     }
-    unsigned carry = 0;
-    for (int i = 0; i < FX_LIMBS; i++) {
-        uint64_t a = s->l[i], t = a + add[i];
-        unsigned c1 = t < a;
-        uint64_t u = t + carry;
-        unsigned c2 = u < t;
-        s->l[i] = u;
-        carry = c1 | c2;
-    }
+    (void)carry;
 }
 
 static void fx_add(fx *s, const fx *t) /* same exp */
 {
+    fx u = *t;
+    int n = (s->n > u.n ? s->n : u.n) + 1;
+    fx_grow(s, n);
+    fx_grow(&u, n);
     unsigned carry = 0;
-    for (int i = 0; i < FX_LIMBS; i++) {
-        uint64_t a = s->l[i], v = a + t->l[i];
+    for (int i = 0; i < s->n; i++) {
+        uint64_t a = s->l[i], v = a + u.l[i];
         unsigned c1 = v < a;
-        uint64_t u = v + carry;
-        unsigned c2 = u < v;
-        s->l[i] = u;
+        uint64_t w = v + carry;
+        unsigned c2 = w < v;
+        s->l[i] = w;
         carry = c1 | c2;
     }
 }
 
-/* Magnitude as an unsigned limb array. */
+/* Magnitude as an unsigned FX_LIMBS-limb array. */
 static void fx_abs(const fx *s, uint64_t out[FX_LIMBS], int *neg)
 {
     fx t = *s;
     *neg = fx_is_neg(s);
     if (*neg)
         fx_negate(&t);
-    memcpy(out, t.l, sizeof t.l);
+    for (int i = 0; i < FX_LIMBS; i++)
+        out[i] = i < t.n ? t.l[i] : 0;
 }
 
 static int limbs_bitlen(const uint64_t *l)
@@ -207,6 +236,9 @@ static void fx_rescale(fx *s, int new_exp, mx_align_round mode)
     else
         mag_round_shr(m, new_exp - s->exp, neg, mode);
     memcpy(s->l, m, sizeof m);
+    s->n = (limbs_bitlen(m) + 1) / 64 + 1;
+    if (s->n > FX_LIMBS)
+        s->n = FX_LIMBS;
     s->exp = new_exp;
     if (neg)
         fx_negate(s);
@@ -307,12 +339,47 @@ typedef struct {
     int pinf, ninf;
 } specials;
 
+/* 8-bit codes are decoded once into a table (the hot path of a GEMM
+ * reference is decoding FP8 operands); built before main, like the format
+ * table, so that concurrent callers never race. */
+typedef struct {
+    int8_t cls, neg;
+    uint8_t m;
+    int16_t x;
+} dec8;
+
+static dec8 dec8_tab[MX_FORMAT_COUNT][256];
+
+__attribute__((constructor)) static void dec8_init(void)
+{
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        if (f->bits != 8)
+            continue;
+        for (uint32_t c = 0; c < 256; c++) {
+            int neg, x;
+            uint32_t m;
+            mx_class k = mx_decode_int(f, c, &neg, &m, &x);
+            dec8_tab[id][c] = (dec8){(int8_t)k, (int8_t)neg, (uint8_t)m,
+                                     (int16_t)x};
+        }
+    }
+}
+
 /* Decodes code into (sign, m, x, r) with r the exponent of the leading bit
  * position of the format (emin for subnormals); returns the class. */
 static mx_class operand(const mx_format *f, uint32_t code, int ftz, int *neg,
                         uint32_t *m, int *x, int *r)
 {
-    mx_class c = mx_decode_int(f, code, neg, m, x);
+    mx_class c;
+    if (f->bits == 8) {
+        const dec8 *d = &dec8_tab[f->id][code & 0xff];
+        c = (mx_class)d->cls;
+        *neg = d->neg;
+        *m = d->m;
+        *x = d->x;
+    } else
+        c = mx_decode_int(f, code, neg, m, x);
     if (c == MX_CLASS_SUBNORMAL && ftz) {
         *m = 0;
         c = MX_CLASS_ZERO;
@@ -322,7 +389,13 @@ static mx_class operand(const mx_format *f, uint32_t code, int ftz, int *neg,
     return c;
 }
 
-static const mx_format *fp32(void) { return mx_format_get(MX_FP32); }
+static const mx_format *fp32(void)
+{
+    static const mx_format *f;
+    if (!f)
+        f = mx_format_get(MX_FP32); /* idempotent: a race stores the same */
+    return f;
+}
 
 /* Product term of a and b; updates sp for specials. */
 static void product(const mx_blockfma_params *p, const mx_format *fa,

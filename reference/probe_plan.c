@@ -15,7 +15,7 @@
 
 static const char *const test_names[MX_PT_COUNT] = {
     "order", "group", "align", "ctime", "round", "carry", "conly", "subn",
-    "special", "zero"};
+    "special", "zero", "subref", "ovf"};
 
 const char *mx_probe_test_name(int test)
 {
@@ -394,6 +394,52 @@ static void plan_zero(builder *bd)
     }
 }
 
+static void plan_subref(builder *bd)
+{
+    mx_probe_plan *p = bd->p;
+    const mx_format *fa = p->fa, *fb = p->fb;
+    for (int w = 0; w < 2; w++) {
+        /* the pair: (smallest subnormal) x (largest power of two) */
+        const mx_format *fs = w ? fb : fa, *fl = w ? fa : fb;
+        int tl = top_pow(fl);
+        int64_t big = exact_code(fl, ldexp(1.0, tl));
+        uint32_t sub = 1u, nsub = 1u | (1u << (fs->bits - 1));
+        int lead = fs->emin - fs->mbits + tl; /* exponent of the product */
+        if (big < 0)
+            continue;
+        /* the small term at place 2, or 4 (same block as 0 and 1 when
+         * pairs of places are dealt to two blocks) */
+        for (int v = 0; v < 2; v++)
+            for (int s = 0; s < 2; s++)
+                for (int j = 0; j <= 34; j++) {
+                    size_t id = new_case(bd, p->k, MX_PT_SUBREF, s, j, v, w);
+                    if (w) {
+                        put(bd, id, 0, (uint32_t)big, sub);
+                        put(bd, id, 1, (uint32_t)big, nsub);
+                    } else {
+                        put(bd, id, 0, sub, (uint32_t)big);
+                        put(bd, id, 1, nsub, (uint32_t)big);
+                    }
+                    if (!put_prod(bd, id, v ? 4 : 2, s, 1, 1, lead - j))
+                        drop_last(bd);
+                }
+    }
+}
+
+static void plan_ovf(builder *bd)
+{
+    mx_probe_plan *p = bd->p;
+    for (int s = 0; s < 2; s++)
+        for (int t = 100; t <= 106; t++) {
+            size_t id = new_case(bd, p->k, MX_PT_OVF, s, t, 0, 0);
+            if (!put_prod(bd, id, 0, s, 1, 1, t)) {
+                drop_last(bd);
+                continue;
+            }
+            p->c[id] = s ? 0xff7fffffu : 0x7f7fffffu;
+        }
+}
+
 mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
                              mx_probe_plan **out)
 {
@@ -427,6 +473,8 @@ mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
     plan_subn(&bd);
     plan_special(&bd);
     plan_zero(&bd);
+    plan_subref(&bd);
+    plan_ovf(&bd);
     if (!bd.fail)
         p->d = calloc(p->ncase ? p->ncase : 1, sizeof *p->d);
     if (bd.fail || !p->d) {

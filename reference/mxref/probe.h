@@ -31,6 +31,11 @@
  *   CONLY   zero products, c with low bits set: is c truncated?
  *   SUBN, SPECIAL, ZERO: subnormal inputs/products/outputs, NaN/inf rules,
  *           signs of zero.
+ *   SUBREF  ALIGN with the cancelling pair made from a subnormal input: the
+ *           exponent a subnormal input is aligned by (its format's emin, or
+ *           its leading bit after a conversion to a wider format).
+ *   OVF     c = +-FLT_MAX and a product of 2^102..2^105: where overflow to
+ *           infinity starts under the unit's rounding.
  */
 #ifndef MXREF_PROBE_H
 #define MXREF_PROBE_H
@@ -44,7 +49,7 @@
 extern "C" {
 #endif
 
-#define MX_PROBE_PLAN_VERSION 1
+#define MX_PROBE_PLAN_VERSION 2
 
 typedef enum {
     MX_PT_ORDER = 0,
@@ -57,6 +62,8 @@ typedef enum {
     MX_PT_SUBN,
     MX_PT_SPECIAL,
     MX_PT_ZERO,
+    MX_PT_SUBREF,
+    MX_PT_OVF,
     MX_PT_COUNT
 } mx_probe_test;
 

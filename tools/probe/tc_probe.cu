@@ -659,10 +659,14 @@ int main(int argc, char **argv)
                        v == WG_E4M3 || v == WG_E5M2 || v == WG_BF16;
         size_t n1 = (size_t)((main_fmt ? 100000 : 20000) * scale);
         size_t n4 = (size_t)(10000 * scale);
-        Cases r1 = random_cases(v, vi.K, SEED + 1000 * v + 1, n1);
-        write_set(outdir, v, 0, SEED + 1000 * v + 1, r1, run_cases(v, r1), "rand1");
-        Cases r4 = random_cases(v, 4 * vi.K, SEED + 1000 * v + 4, n4);
-        write_set(outdir, v, 0, SEED + 1000 * v + 4, r4, run_cases(v, r4), "rand4");
+        if (n1) {
+            Cases r1 = random_cases(v, vi.K, SEED + 1000 * v + 1, n1);
+            write_set(outdir, v, 0, SEED + 1000 * v + 1, r1, run_cases(v, r1), "rand1");
+        }
+        if (n4) {
+            Cases r4 = random_cases(v, 4 * vi.K, SEED + 1000 * v + 4, n4);
+            write_set(outdir, v, 0, SEED + 1000 * v + 4, r4, run_cases(v, r4), "rand4");
+        }
         LOG("random %-16s n=%d: %zu cases, n=%d: %zu cases%s\n", vi.name,
             vi.K, n1, 4 * vi.K, n4, okc && oke ? "" : "  (LAYOUT CHECK FAILED)");
         run_plan(v, plandir, outdir);
