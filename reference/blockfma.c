@@ -296,35 +296,49 @@ static void fx_add_term(fx *s, const term *t, int g, mx_align_round mode,
     fx_add_mag(s, t->neg, q + (uint64_t)inc, g - s->exp);
 }
 
-/* Aligns the nonzero terms of t[0..nt) to their largest reference exponent
- * and sums them.  Returns 0 (and leaves s zero) when all terms are zero. */
-static int align_group(const mx_blockfma_params *p, const term *t,
-                       size_t nt, fx *s, int *E)
+/* The grid of a group whose largest reference exponent is E: 2^(E-F), or
+ * for an exact unit (F = MX_BFMA_EXACT) the block's finest bit gmin, so
+ * that nothing is ever dropped. */
+static int grid_of(const mx_blockfma_params *p, int E, int gmin)
 {
-    int have = 0, emax = 0, xmin = 0;
+    return p->frac_bits == MX_BFMA_EXACT ? gmin : E - p->frac_bits;
+}
+
+/* Aligns the nonzero terms of t[0..nt) to their largest reference exponent
+ * and sums them (on the grid, or half of it with sticky bits).  Returns 0
+ * (and leaves s zero) when all terms are zero. */
+static int align_group(const mx_blockfma_params *p, const term *t,
+                       size_t nt, int gmin, fx *s, int *E)
+{
+    int have = 0, emax = 0;
     for (size_t i = 0; i < nt; i++) {
         if (!t[i].m)
             continue;
         if (!have || t[i].r > emax)
             emax = t[i].r;
-        if (!have || t[i].x < xmin)
-            xmin = t[i].x;
         have = 1;
     }
     fx_zero(s, 0);
     if (!have)
         return 0;
-    int g;
-    if (p->frac_bits == MX_BFMA_EXACT || (long)emax - p->frac_bits < xmin)
-        g = xmin; /* nothing to drop: exact */
-    else
-        g = emax - p->frac_bits;
-    int sticky = p->sticky && g > xmin;
+    int g = grid_of(p, emax, gmin);
+    int sticky = p->sticky && p->frac_bits != MX_BFMA_EXACT;
     fx_zero(s, sticky ? g - 1 : g);
     for (size_t i = 0; i < nt; i++)
         fx_add_term(s, &t[i], g, p->align_round, sticky);
     *E = emax;
     return 1;
+}
+
+/* s += t on the finer of their grids (exact). */
+static void fx_add_any(fx *s, const fx *t)
+{
+    fx u = *t;
+    if (u.exp > s->exp)
+        fx_rescale(&u, s->exp, MX_ALIGN_TRUNC);
+    else if (s->exp > u.exp)
+        fx_rescale(s, u.exp, MX_ALIGN_TRUNC);
+    fx_add(s, &u);
 }
 
 /* ---- operands ----------------------------------------------------------- */
@@ -546,19 +560,20 @@ mx_status mx_blockfma_check(const mx_blockfma_params *p)
     return MX_OK;
 }
 
-/* Late accumulation (CDNA3 Algorithm 1), s on its grid at exponent E. */
-static void add_late_c(const mx_blockfma_params *p, fx *s, int E,
+/* Late accumulation (CDNA3 Algorithm 1), s the aligned product sum of
+ * largest reference exponent E. */
+static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
                        const term *c)
 {
     int ec = c->m ? (c->r > -126 ? c->r : -126) : -126;
     if (E >= ec) {
         if (!c->m || (p->late_c_cutoff > 0 && E - ec > p->late_c_cutoff))
             return;
+        int g = grid_of(p, E, gmin);
         fx ct;
-        fx_zero(&ct, s->exp);
-        term t = *c;
-        fx_add_term(&ct, &t, s->exp, p->late_round, 0);
-        fx_add(s, &ct);
+        fx_zero(&ct, g);
+        fx_add_term(&ct, c, g, p->late_round, 0);
+        fx_add_any(s, &ct);
         return;
     }
     fx_rescale(s, ec - p->late_sum_frac_bits, p->late_round);
@@ -609,13 +624,20 @@ uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
     if (sp.ninf)
         return 0xff800000u;
 
+    /* the finest bit of the block: the grid of an exact unit */
+    int gmin = c.m ? c.x : 0, gset = c.m != 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i].m && (!gset || t[i].x < gmin)) {
+            gmin = t[i].x;
+            gset = 1;
+        }
     fx s;
     int E = 0, have;
     if (!p->late_c) {
         t[n] = c;
-        have = align_group(p, t, n + 1, &s, &E);
+        have = align_group(p, t, n + 1, gmin, &s, &E);
     } else if (!p->odd_even) {
-        have = align_group(p, t, n, &s, &E);
+        have = align_group(p, t, n, gmin, &s, &E);
     } else {
         term g[2][MAX_TERMS / 2 + 1];
         size_t ng[2] = {0, 0};
@@ -623,14 +645,15 @@ uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
             g[i & 1][ng[i & 1]++] = t[i];
         fx s0, s1;
         int E0 = 0, E1 = 0;
-        int h0 = align_group(p, g[0], ng[0], &s0, &E0);
-        int h1 = align_group(p, g[1], ng[1], &s1, &E1);
+        int h0 = align_group(p, g[0], ng[0], gmin, &s0, &E0);
+        int h1 = align_group(p, g[1], ng[1], gmin, &s1, &E1);
         have = h0 || h1;
         if (h0 && h1) {
+            /* the group of smaller E moves to the other's grid 2^(E-F) */
             fx *big = E0 >= E1 ? &s0 : &s1, *small = E0 >= E1 ? &s1 : &s0;
             E = E0 >= E1 ? E0 : E1;
-            fx_rescale(small, big->exp, p->group_round);
-            fx_add(big, small);
+            fx_rescale(small, grid_of(p, E, gmin), p->group_round);
+            fx_add_any(big, small);
             s = *big;
         } else if (h0) {
             s = s0;
@@ -646,7 +669,7 @@ uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
             if (c.m)
                 fx_add_mag(&s, c.neg, c.m, 0);
         } else {
-            add_late_c(p, &s, E, &c);
+            add_late_c(p, &s, E, gmin, &c);
         }
     }
     /* An exactly zero sum: -0 only when every term was -0 (IEEE addition);
@@ -661,8 +684,10 @@ static uint32_t fadd32(const mx_blockfma_params *p, uint32_t x, uint32_t y)
 {
     specials sp = {0, 0, 0};
     term t[2];
-    c_term(p, x, &t[0], &sp);
-    c_term(p, y, &t[1], &sp);
+    mx_blockfma_params plain = *p; /* an FP32 FADD flushes nothing */
+    plain.ftz_in = 0;
+    c_term(&plain, x, &t[0], &sp);
+    c_term(&plain, y, &t[1], &sp);
     if (sp.nan || (sp.pinf && sp.ninf))
         return p->nan_code;
     if (sp.pinf)
@@ -673,8 +698,8 @@ static uint32_t fadd32(const mx_blockfma_params *p, uint32_t x, uint32_t y)
         .k = 1, .frac_bits = MX_BFMA_EXACT, .out_prec = 64,
         .final_round = MX_RNE};
     fx s;
-    int E;
-    if (!align_group(&exact, t, 2, &s, &E))
+    int E, gmin = t[0].m && (!t[1].m || t[0].x < t[1].x) ? t[0].x : t[1].x;
+    if (!align_group(&exact, t, 2, gmin, &s, &E))
         return (x & y & 0x80000000u) && !p->zero_pos ? 0x80000000u : 0;
     return fx_round_fp32(&exact, &s, 0);
 }

@@ -110,12 +110,18 @@ double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,
             return INFINITY;
         if (ka == MX_CLASS_ZERO || kb == MX_CLASS_ZERO)
             continue;
+        /* reference exponents as the model takes them (mxref/blockfma.h) */
         int ra = ka == MX_CLASS_NORMAL ? xa + fa->mbits : fa->emin;
         int rb = kb == MX_CLASS_NORMAL ? xb + fb->mbits : fb->emin;
+        if (p && p->in_fmt > 0 && p->in_fmt <= MX_FORMAT_COUNT) {
+            int wmin = mx_format_get((mx_format_id)(p->in_fmt - 1))->emin;
+            int la = xa + 63 - __builtin_clzll(ma), lb = xb + 63 - __builtin_clzll(mb);
+            ra = la > wmin ? la : wmin;
+            rb = lb > wmin ? lb : wmin;
+        }
         double t = ldexp((double)ma, xa) * ldexp((double)mb, xb); /* exact */
         double w = ldexp(1.0, ra + rb);
         s += t > w ? t : w;
     }
-    (void)p;
     return s * (1.0 + ldexp((double)n + 1.0, -52));
 }

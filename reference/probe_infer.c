@@ -350,13 +350,20 @@ mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
         free(all);
         return MX_ENOMEM;
     }
+    /* the fast subset: every designed single-feature case first (they
+     * reject wrong candidates after a few cases), then a sample of ORDER
+     * and GROUP */
     size_t nf = 0, nall = p->ncase;
-    for (size_t i = 0, no = 0, ng = 0; i < p->ncase; i++) {
+    for (size_t i = 0; i < p->ncase; i++) {
         all[i] = i;
         int t = p->tag[i].test;
-        if ((t == MX_PT_ORDER && no++ % 9) || (t == MX_PT_GROUP && ng++ % 13))
-            continue;
-        fast[nf++] = i;
+        if (t != MX_PT_ORDER && t != MX_PT_GROUP)
+            fast[nf++] = i;
+    }
+    for (size_t i = 0, no = 0, ng = 0; i < p->ncase; i++) {
+        int t = p->tag[i].test;
+        if ((t == MX_PT_ORDER && no++ % 9 == 0) || (t == MX_PT_GROUP && ng++ % 13 == 0))
+            fast[nf++] = i;
     }
     long best = misses(p, &q, fast, nf, LONG_MAX);
     for (int round = 0; round < 6 && best > 0; round++) {
@@ -406,7 +413,7 @@ mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
                     continue;
                 mx_blockfma_params t = q;
                 setv(&t, f, v);
-                if (misses(p, &t, all, nall, 0) == 0) {
+                if (misses(p, &t, fast, nf, 0) == 0 && misses(p, &t, all, nall, 0) == 0) {
                     if (first)
                         say(&r, "%s %s", none ? "" : ";", feat_names[f]);
                     first = 0;

@@ -168,8 +168,9 @@ float mx_blockfma_dot(const mx_blockfma_params *p, const mx_format *fa,
 /* A rigorous bound on |mx_blockfma_dot(p, ..., n, c) - (c + sum a_i b_i)|
  * for finite inputs whose chain never overflows, given |c| = c_abs and
  *     sum_abs = sum_i max(|a_i b_i|, 2^(r_a + r_b)),
- * r_x the exponent of x's leading bit position (the format's emin for a
- * subnormal x).  For normal (or zero) inputs this is sum |a_i b_i|; a
+ * r_x the reference exponent of x: that of its leading bit position (the
+ * format's emin for a subnormal x; clamped to in_fmt's emin when p widens
+ * the inputs).  For normal (or zero) inputs this is sum |a_i b_i|; a
  * subnormal input can sit on a coarser alignment grid than its value
  * suggests, which the max accounts for.  mx_blockfma_sum_abs computes it.
  * Derivation: docs/bounds.md, "Block-FMA models".  Returns +inf for
