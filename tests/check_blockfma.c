@@ -633,6 +633,15 @@ START_TEST(test_hopper_examples)
     /* NaN */
     a[5] = 0x7f;
     ck_assert_uint_eq(mx_blockfma_dot_bits(p, f, a, f, b, 32, 0), 0x7fffffffu);
+    /* BF16: -(2^-133)^2 rounds to zero, and the H100 returns +0 */
+    const mx_blockfma_params *hb = mx_blockfma_preset("hopper-bf16");
+    const mx_format *bf = mx_format_get(MX_BF16);
+    uint16_t x[16] = {0x8001}, y[16] = {0x0001};
+    ck_assert_uint_eq(mx_blockfma_dot_bits(hb, bf, x, bf, y, 16, 0), 0);
+    /* ...and 2^128 overflows to inf even though it rounds toward zero */
+    x[0] = 0x5f80; /* 2^64 */
+    y[0] = 0x5f80;
+    ck_assert_uint_eq(mx_blockfma_dot_bits(hb, bf, x, bf, y, 16, 0), 0x7f800000u);
     /* the float entry point agrees with the bits one */
     memset(a, 0x38, sizeof a);
     ck_assert(mx_blockfma_dot(p, f, a, f, b, 32, 1.0f) == 33.0f);
