@@ -916,6 +916,73 @@ START_TEST(test_golden_bound)
 }
 END_TEST
 
+static float f32_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The production-structured MXFP8 GEMM as Triton ran it on the H100 (one
+ * FP8 tl.dot per 32-wide K group, times the E8M0 scale product, FP32
+ * accumulation, BF16 out): hopper-fp8 per group reproduces the FP32
+ * accumulator and the BF16 output bit for bit; an exact dot does not. */
+START_TEST(test_triton_mxfp8_gemm)
+{
+    const char *path = golden_path("h100/mxfp8_gemm.safetensors");
+    const mx_format *e4 = mx_format_get(MX_E4M3FN);
+    static const struct { const char *pfx; int M, N, K; } P[] = {
+        {"p0", 64, 64, 1024}, {"p1", 64, 64, 512}};
+    for (size_t t = 0; t < 2; t++) {
+        int M = P[t].M, N = P[t].N, K = P[t].K, G = K / 32;
+        uint8_t *a = malloc((size_t)M * K), *b = malloc((size_t)N * K);
+        uint8_t *sa = malloc((size_t)M * G), *sb = malloc((size_t)N * G);
+        float *acc = malloc((size_t)M * N * 4);
+        uint16_t *out = malloc((size_t)M * N * 2);
+        char err[600], name[16];
+#define RD(field, dt, cnt, buf)                                                \
+        snprintf(name, sizeof name, "%s_%s", P[t].pfx, field);                \
+        ck_assert_msg(st_read(path, name, dt, cnt, buf, err, sizeof err) == 0, "%s", err)
+        RD("a", "U8", (size_t)M * K, a);
+        RD("b", "U8", (size_t)N * K, b);
+        RD("sa", "U8", (size_t)M * G, sa);
+        RD("sb", "U8", (size_t)N * G, sb);
+        RD("acc", "F32", (size_t)M * N, acc);
+        RD("out", "I16", (size_t)M * N, out);
+#undef RD
+        const char *models[2] = {"hopper-fp8", "exact-rne"};
+        for (int mdl = 0; mdl < 2; mdl++) {
+            const mx_blockfma_params *p = mx_blockfma_preset(models[mdl]);
+            long bad_acc = 0, bad_out = 0;
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    float ac = 0.0f;
+                    for (int g = 0; g < G; g++) {
+                        float pg = f32_of(mx_blockfma_dot_bits(p, e4, a + (size_t)m * K + g * 32,
+                                                               e4, b + (size_t)n * K + g * 32, 32, 0));
+                        volatile float sc = f32_of((uint32_t)sa[m * G + g] << 23) *
+                                            f32_of((uint32_t)sb[n * G + g] << 23);
+                        volatile float pr = pg * sc;
+                        ac = ac + pr;
+                    }
+                    uint32_t x, y;
+                    memcpy(&x, &ac, 4);
+                    memcpy(&y, &acc[m * N + n], 4);
+                    bad_acc += x != y;
+                    bad_out += mx_bf16_from_float(ac) != out[m * N + n];
+                }
+            if (mdl == 0)
+                EXPECT(bad_acc == 0 && bad_out == 0, "%s: %ld FP32 and %ld BF16 of %d outputs "
+                       "differ from the H100", P[t].pfx, bad_acc, bad_out, M * N);
+            else
+                EXPECT(bad_acc > M * N / 2, "%s: an exact dot matches the H100 in %ld of %d",
+                       P[t].pfx, M * N - bad_acc, M * N);
+        }
+        free(a); free(b); free(sa); free(sb); free(acc); free(out);
+    }
+}
+END_TEST
+
 /* The reader refuses malformed files, naming the line. */
 START_TEST(test_golden_parser_traps)
 {
@@ -971,6 +1038,7 @@ Suite *blockfma_suite(void)
     tcase_add_test(tc, test_golden_perturb);
     tcase_add_test(tc, test_golden_bound);
     tcase_add_test(tc, test_golden_parser_traps);
+    tcase_add_test(tc, test_triton_mxfp8_gemm);
     suite_add_tcase(s, tc);
     return s;
 }

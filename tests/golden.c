@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include "golden.h"
 
 const char *golden_path(const char *name)
@@ -255,4 +256,57 @@ void gprobe_free(gprobe *g)
 {
     free(g->d);
     memset(g, 0, sizeof *g);
+}
+
+int st_read(const char *path, const char *name, const char *dtype,
+            size_t nelem, void *out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, errlen, path, 0, "cannot open");
+    unsigned char h8[8];
+    int rc = -1;
+    char *hdr = NULL;
+    cJSON *j = NULL;
+    if (fread(h8, 1, 8, f) != 8) {
+        fail(err, errlen, path, 0, "short header");
+        goto out;
+    }
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | h8[i];
+    if (hl == 0 || hl > (1u << 20) || !(hdr = malloc(hl + 1)) ||
+        fread(hdr, 1, hl, f) != hl) {
+        fail(err, errlen, path, 0, "bad header length");
+        goto out;
+    }
+    hdr[hl] = 0;
+    j = cJSON_ParseWithLength(hdr, hl);
+    cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, name) : NULL;
+    cJSON *dt = t ? cJSON_GetObjectItemCaseSensitive(t, "dtype") : NULL;
+    cJSON *off = t ? cJSON_GetObjectItemCaseSensitive(t, "data_offsets") : NULL;
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, dtype) ||
+        !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
+        fail(err, errlen, path, 0, "tensor %s missing or not %s", name, dtype);
+        goto out;
+    }
+    double o0 = cJSON_GetArrayItem(off, 0)->valuedouble;
+    double o1 = cJSON_GetArrayItem(off, 1)->valuedouble;
+    size_t es = dtype[1] == '8' ? 1 : dtype[1] == '1' ? 2 : 4;
+    if (o0 < 0 || o1 < o0 || o1 - o0 != (double)(nelem * es)) {
+        fail(err, errlen, path, 0, "tensor %s has %g bytes, want %zu", name, o1 - o0,
+             nelem * es);
+        goto out;
+    }
+    if (fseek(f, (long)(8 + hl + (uint64_t)o0), SEEK_SET) ||
+        fread(out, es, nelem, f) != nelem) {
+        fail(err, errlen, path, 0, "tensor %s: short data", name);
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(j);
+    free(hdr);
+    fclose(f);
+    return rc;
 }

@@ -37,6 +37,11 @@ void gvec_operands(const gvec *g, size_t i, uint8_t *a8, uint8_t *b8,
                    const void **a, const void **b);
 int gprobe_load(const char *path, gprobe *g, char *err, size_t errlen);
 void gprobe_free(gprobe *g);
+/* Reads tensor `name` of a .safetensors file into out: its dtype must be
+ * `dtype` ("U8", "I16", "F32") and it must hold exactly nelem elements.
+ * 0 on success, else -1 and a one-line message. */
+int st_read(const char *path, const char *name, const char *dtype,
+            size_t nelem, void *out, char *err, size_t errlen);
 /* srcdir-relative path of a golden file ("h100/x.vec"). */
 const char *golden_path(const char *name);
 

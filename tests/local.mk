@@ -12,14 +12,14 @@ check_PROGRAMS += tests/check_blockfma
 tests_check_blockfma_SOURCES = tests/check_blockfma.c tests/golden.c \
 	tests/golden.h tests/testutil.h
 tests_check_blockfma_CFLAGS = $(TESTS_CFLAGS)
-tests_check_blockfma_LDADD = $(TESTS_LIBS)
+tests_check_blockfma_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
 TESTS += tests/check_blockfma
 
 check_PROGRAMS += tests/check_probe
 tests_check_probe_SOURCES = tests/check_probe.c tests/golden.c tests/golden.h \
 	tests/testutil.h
 tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
-tests_check_probe_LDADD = $(TESTS_LIBS)
+tests_check_probe_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
 TESTS += tests/check_probe
 
 TESTS += tests/cli_formats.test tests/python_formats.test
