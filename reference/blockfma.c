@@ -25,6 +25,7 @@
  * deviation from the exact result.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "mxref/blockfma.h"
 
@@ -526,7 +527,9 @@ static uint32_t fx_round_fp32(const mx_blockfma_params *p, const fx *s,
 
 /* ---- one block ---------------------------------------------------------- */
 
-#define MAX_TERMS 1024
+#define MAX_TERMS 1024   /* largest block of a parameter set */
+#define MAX_DOT (1 << 20) /* largest single block (block == 0): the exact
+                             sum needs at most 540 + 21 bits < FX_BITS */
 
 mx_status mx_blockfma_check(const mx_blockfma_params *p)
 {
@@ -600,15 +603,12 @@ static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
         fx_rescale(s, lead - p->late_norm_frac_bits, p->late_round);
 }
 
-uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
-                                const mx_format *fa, const void *a,
-                                const mx_format *fb, const void *b, size_t n,
-                                uint32_t c_bits)
+/* One block with caller-provided room: t for n + 1 terms, g for n + 2. */
+static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
+                           const void *a, const mx_format *fb, const void *b,
+                           size_t n, uint32_t c_bits, term *t, term *g)
 {
-    term t[MAX_TERMS + 1];
     specials sp = {0, 0, 0};
-    if (n > MAX_TERMS)
-        n = MAX_TERMS; /* precondition violated; stay in bounds */
     int all_negzero = (c_bits == 0x80000000u);
     for (size_t i = 0; i < n; i++) {
         product(p, fa, code_at(fa, a, i), fb, code_at(fb, b, i), &t[i], &sp);
@@ -639,14 +639,15 @@ uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
     } else if (!p->odd_even) {
         have = align_group(p, t, n, gmin, &s, &E);
     } else {
-        term g[2][MAX_TERMS / 2 + 1];
-        size_t ng[2] = {0, 0};
+        /* even-indexed products first, then the odd ones */
+        size_t ng[2] = {(n + 1) / 2, n / 2};
+        term *g0 = g, *g1 = g + ng[0];
         for (size_t i = 0; i < n; i++)
-            g[i & 1][ng[i & 1]++] = t[i];
+            (i & 1 ? g1 : g0)[i / 2] = t[i];
         fx s0, s1;
         int E0 = 0, E1 = 0;
-        int h0 = align_group(p, g[0], ng[0], gmin, &s0, &E0);
-        int h1 = align_group(p, g[1], ng[1], gmin, &s1, &E1);
+        int h0 = align_group(p, g0, ng[0], gmin, &s0, &E0);
+        int h1 = align_group(p, g1, ng[1], gmin, &s1, &E1);
         have = h0 || h1;
         if (h0 && h1) {
             /* the group of smaller E moves to the other's grid 2^(E-F) */
@@ -676,6 +677,26 @@ uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
      * a directed-down final rounding makes exact cancellation -0 too. */
     int zero_neg = !p->zero_pos && (all_negzero || p->final_round == MX_RDOWN);
     return fx_round_fp32(p, &s, zero_neg);
+}
+
+#define STACK_TERMS 64
+
+uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
+                                const mx_format *fa, const void *a,
+                                const mx_format *fb, const void *b, size_t n,
+                                uint32_t c_bits)
+{
+    term t[STACK_TERMS + 1], g[STACK_TERMS + 2];
+    if (n <= STACK_TERMS)
+        return block_core(p, fa, a, fb, b, n, c_bits, t, g);
+    if (n > MAX_DOT)
+        return p->nan_code; /* beyond the accumulator's guaranteed width */
+    term *ht = malloc((2 * n + 3) * sizeof *ht);
+    if (!ht)
+        return p->nan_code;
+    uint32_t d = block_core(p, fa, a, fb, b, n, c_bits, ht, ht + n + 1);
+    free(ht);
+    return d;
 }
 
 /* x + y in FP32 with round to nearest even, exactly (the FADD that ends a

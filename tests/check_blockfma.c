@@ -586,8 +586,9 @@ START_TEST(test_exact_rne_mpfr)
     const mx_format *f32 = mx_format_get(MX_FP32);
     for (int q = 0; q < 6000; q++) {
         const mx_format *fa = mx_format_get(IN_FMTS[q % 6]), *fb = fa;
-        size_t n = 1 + gsl_rng_uniform_int(r, 64);
-        uint16_t a[64], b[64];
+        /* some long dots: one block of up to 300 products */
+        size_t n = 1 + gsl_rng_uniform_int(r, q % 10 == 0 ? 300 : 64);
+        uint16_t a[300], b[300];
         uint32_t c = rand_case(r, fa, fb, n, a, b, 0);
         mx_decode_mpfr(f32, c, s);
         for (size_t i = 0; i < n; i++) {

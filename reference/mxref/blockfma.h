@@ -145,7 +145,9 @@ mx_status mx_blockfma_check(const mx_blockfma_params *p);
  * with a, b code arrays of formats fa, fb (uint8_t elements for 8-bit
  * formats, uint16_t for 16-bit ones) and c given as FP32 bits.
  * Preconditions: p valid (mx_blockfma_check), n <= p->block unless
- * p->block == 0, fa and fb signed formats of 8 or 16 bits. */
+ * p->block == 0, fa and fb signed formats of 8 or 16 bits.  A block of
+ * more than 2^20 products, or one of more than 64 when memory runs out,
+ * gives p->nan_code. */
 uint32_t mx_blockfma_block_bits(const mx_blockfma_params *p,
                                 const mx_format *fa, const void *a,
                                 const mx_format *fb, const void *b, size_t n,
