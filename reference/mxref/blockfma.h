@@ -94,8 +94,9 @@ typedef struct {
      * (early).  late_c == 1: c is added to the aligned product sum S (at
      * exponent E, grid 2^(E-F)) afterwards, as CDNA3 does.  With e_c =
      * max(exponent of c, -126) (-126 also for c == 0):
-     *   E >= e_c: c is rounded with late_round onto S's grid (to 0 when
-     *             late_c_cutoff > 0 and E - e_c > late_c_cutoff) and added;
+     *   E >= e_c: c is rounded with late_round onto the grid 2^(E-F) (to
+     *             0 when late_c_cutoff > 0 and E - e_c > late_c_cutoff) and
+     *             added;
      *   E <  e_c: S is rounded with late_round to late_sum_frac_bits bits
      *             below e_c, c is added exactly, the sum is normalised (not
      *             below exponent -126) and rounded with late_round to
