@@ -66,6 +66,12 @@ mx_class mx_classify(const mx_format *f, uint32_t code)
     return decode_fields(f, code, &s, &m, &e);
 }
 
+mx_class mx_decode_int(const mx_format *f, uint32_t code, int *sign,
+                       uint32_t *m, int *e)
+{
+    return decode_fields(f, code, sign, m, e);
+}
+
 mx_class mx_decode_mpfr(const mx_format *f, uint32_t code, mpfr_t out)
 {
     int s, e;

@@ -8,6 +8,20 @@ tests_check_formats_CFLAGS = $(TESTS_CFLAGS)
 tests_check_formats_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_formats
 
+check_PROGRAMS += tests/check_blockfma
+tests_check_blockfma_SOURCES = tests/check_blockfma.c tests/golden.c \
+	tests/golden.h tests/testutil.h
+tests_check_blockfma_CFLAGS = $(TESTS_CFLAGS)
+tests_check_blockfma_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+TESTS += tests/check_blockfma
+
+check_PROGRAMS += tests/check_probe
+tests_check_probe_SOURCES = tests/check_probe.c tests/golden.c tests/golden.h \
+	tests/testutil.h
+tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
+tests_check_probe_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+TESTS += tests/check_probe
+
 check_PROGRAMS += tests/check_safetensors
 tests_check_safetensors_SOURCES = tests/check_safetensors.c tests/testutil.h \
 	$(MXV_ST_SOURCES)
