@@ -374,7 +374,7 @@ __attribute__((constructor)) static void dec8_init(void)
         for (uint32_t c = 0; c < 256; c++) {
             int neg, x;
             uint32_t m;
-            mx_class k = mx_decode_int(f, c, &neg, &m, &x);
+            mx_class k = mx_decode_fields(f, c, &neg, &m, &x);
             dec8_tab[id][c] = (dec8){(int8_t)k, (int8_t)neg, (uint8_t)m,
                                      (int16_t)x};
         }
@@ -394,7 +394,7 @@ static mx_class operand(const mx_format *f, uint32_t code, int ftz, int *neg,
         *m = d->m;
         *x = d->x;
     } else
-        c = mx_decode_int(f, code, neg, m, x);
+        c = mx_decode_fields(f, code, neg, m, x);
     if (c == MX_CLASS_SUBNORMAL && ftz) {
         *m = 0;
         c = MX_CLASS_ZERO;

@@ -104,8 +104,8 @@ double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,
                                     : ((const uint16_t *)b)[i];
         int sa, sb, xa, xb;
         uint32_t ma, mb;
-        mx_class ka = mx_decode_int(fa, ca, &sa, &ma, &xa);
-        mx_class kb = mx_decode_int(fb, cb, &sb, &mb, &xb);
+        mx_class ka = mx_decode_fields(fa, ca, &sa, &ma, &xa);
+        mx_class kb = mx_decode_fields(fb, cb, &sb, &mb, &xb);
         if (ka >= MX_CLASS_INF || kb >= MX_CLASS_INF)
             return INFINITY;
         if (ka == MX_CLASS_ZERO || kb == MX_CLASS_ZERO)

@@ -66,8 +66,8 @@ mx_class mx_classify(const mx_format *f, uint32_t code)
     return decode_fields(f, code, &s, &m, &e);
 }
 
-mx_class mx_decode_int(const mx_format *f, uint32_t code, int *sign,
-                       uint32_t *m, int *e)
+mx_class mx_decode_fields(const mx_format *f, uint32_t code, int *sign,
+                          uint32_t *m, int *e)
 {
     return decode_fields(f, code, sign, m, e);
 }

@@ -141,8 +141,8 @@ double mx_decode_double(const mx_format *f, uint32_t code);
  * *m * 2^*e exactly (m < 2^24; m has bit mbits set iff the code is normal);
  * *sign is the sign bit.  Zeros, infinities and NaNs give *m = 0, *e = 0.
  * For integer-only arithmetic on codes (the block-FMA models). */
-mx_class mx_decode_int(const mx_format *f, uint32_t code, int *sign,
-                       uint32_t *m, int *e);
+mx_class mx_decode_fields(const mx_format *f, uint32_t code, int *sign,
+                          uint32_t *m, int *e);
 /* Production E8M0 decode of gfx94x kernels: the byte is shifted into a BF16
  * exponent field (s << 7), so 0 -> +0.0 and 255 -> +inf; 1..254 agree with
  * the spec decode 2^(s-127).  Compare mx_decode_double(MX_E8M0,...): 0 ->
