@@ -2,6 +2,7 @@
  * directly from the codes (see mxref/accum.h). */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "mxref/accum.h"
 #include "gemm_internal.h"
@@ -15,7 +16,10 @@ int mx_accum_parse(const char *name, mx_accum_model *out)
         out->kind = MX_ACC_FP32_GROUP;
     else if (strcmp(name, "fp32-seq") == 0)
         out->kind = MX_ACC_FP32_SEQ;
-    else
+    else if (strncmp(name, "block:", 6) == 0 && mx_blockfma_preset(name + 6)) {
+        out->kind = MX_ACC_BLOCK;
+        out->block = mx_blockfma_preset(name + 6);
+    } else
         return -1;
     strcpy(out->name, name);
     return 0;
@@ -28,7 +32,19 @@ mx_accum_model mx_accum_default(void)
     return m;
 }
 
-const char *mx_accum_names(void) { return "fp32-group, fp32-seq"; }
+const char *mx_accum_names(void)
+{
+    static char buf[512];
+    static int done;
+    if (!done) {
+        size_t o = (size_t)snprintf(buf, sizeof buf, "fp32-group, fp32-seq");
+        const mx_blockfma_params *p;
+        for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && o < sizeof buf; i++)
+            o += (size_t)snprintf(buf + o, sizeof buf - o, ", block:%s", p->name);
+        done = 1;
+    }
+    return buf;
+}
 
 /* fma(a, b, c) in FP32 for a product that is exact in FP32 whenever it is
  * not below FLT_MIN (8- and 16-bit formats): then c + a*b rounds once. */
@@ -80,8 +96,12 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
         return c + group_dot_rn32(A, m, B, n, k0, len);
     case MX_ACC_FP32_SEQ:
         return mxg_seq_chain(A, m, B, n, k0, len, c);
-    case MX_ACC_BLOCK:
-        break;
+    case MX_ACC_BLOCK: {
+        size_t ea = A->fmt->bits / 8, eb = B->fmt->bits / 8;
+        const uint8_t *pa = (const uint8_t *)A->codes + (mxg_row(A, m) * A->ld + k0) * ea;
+        const uint8_t *pb = (const uint8_t *)B->codes + (mxg_row(B, n) * B->ld + k0) * eb;
+        return mx_blockfma_dot(md->block, A->fmt, pa, B->fmt, pb, len, c);
+    }
     }
     return NAN;
 }

@@ -1049,18 +1049,63 @@ double mx_gamma32(size_t n)
  * for unscaled ones: K - 1), then the optional weight multiply, then BF16
  * RNE.  wS = |w * S| (from the exact value), sabs = |w|-free sum of
  * |terms|, pmax bounds every |partial|. */
-static double bound_fp32(double wS, double sabs, double w, size_t depth,
-                         size_t K, size_t G, double pmax)
+/* The tail shared by every model: from a bound Bacc on the FP32
+ * accumulator's error, through the optional weight multiply and the BF16
+ * rounding of the output. */
+static double bound_tail(double Bacc, double wS, double sabs, double w)
 {
     const double u = 0x1p-24, eta = 0x1p-150;
-    double Bacc = mx_gamma32(depth) * sabs +
-                  eta * ((double)K + 2.0 * (double)G * (1.0 + pmax));
     double aw = fabs(w);
     double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
     double y = wS + ey;
     if (!(y < 0x1p128 * (1 - 0x1p-25)) || !(sabs * 2 < FLT_MAX))
         return INFINITY; /* an FP32 or BF16 overflow is possible */
     return ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS;
+}
+
+static double bound_fp32(double wS, double sabs, double w, size_t depth,
+                         size_t K, size_t G, double pmax)
+{
+    const double eta = 0x1p-150;
+    double Bacc = mx_gamma32(depth) * sabs +
+                  eta * ((double)K + 2.0 * (double)G * (1.0 + pmax));
+    return bound_tail(Bacc, wS, sabs, w);
+}
+
+/* docs/bounds.md, "Block-FMA models" and "FP32 models": each group's
+ * partial is within B_g = mx_blockfma_bound(S_g) of its exact dot (S_g the
+ * model's own sum |ab| statistic), scaled exactly, then summed in FP32 in
+ * any tree (gamma_{G-1}); unscaled operands are one chain of the unit. */
+static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
+                          const mx_operand *B, size_t m, size_t n, double wS,
+                          double w, double pmax)
+{
+    const mx_blockfma_params *bp = s->model.block;
+    size_t K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t ea = A->fmt->bits / 8, eb = B->fmt->bits / 8;
+    const uint8_t *pa = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld * ea;
+    const uint8_t *pb = (const uint8_t *)B->codes + mxg_row(B, n) * B->ld * eb;
+    if (!A->scales) {
+        double S = mx_blockfma_sum_abs(bp, A->fmt, pa, B->fmt, pb, K);
+        double Bacc = mx_blockfma_bound(bp, K, S, 0);
+        return bound_tail(Bacc, wS, S, w);
+    }
+    double sum_b = 0, sum_p = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+        double S = mx_blockfma_sum_abs(bp, A->fmt, pa + k0 * ea, B->fmt, pb + k0 * eb, len);
+        double Bg = mx_blockfma_bound(bp, len, S, 0);
+        double sc = mx_scale_value(s->decode, mxg_scale_byte(A, m, g)) *
+                    mx_scale_value(s->decode, mxg_scale_byte(B, n, g));
+        sum_b += sc * Bg;
+        sum_p += sc * (S + Bg);
+    }
+    /* binary64 rounding of these sums: a relative 2^-40 covers it */
+    sum_b *= 1 + 0x1p-40;
+    sum_p *= 1 + 0x1p-40;
+    double Bacc = sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
+                  0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
+    return bound_tail(Bacc, wS, sum_p, w);
 }
 
 static void bounds(const mx_gemm_spec *s, const mx_operand *A,
@@ -1082,7 +1127,9 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
             double pmax = 32.0 * a->amax[m] * b->amax[n];
             double wS = fabs(exact[i]) * (1 + 0x1p-52);
             if (bound)
-                bound[i] = bound_fp32(wS, sabs, w, depth, K, G, pmax);
+                bound[i] = s->model.kind == MX_ACC_BLOCK
+                               ? bound_block(s, A, B, m, n, wS, w, pmax)
+                               : bound_fp32(wS, sabs, w, depth, K, G, pmax);
             if (sabs_out)
                 sabs_out[i] = sabs * fabs(w);
         }
@@ -1097,8 +1144,6 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     mx_status st = check_shapes(s, A, B, 0);
     if (st != MX_OK)
         return st;
-    if (s->model.kind == MX_ACC_BLOCK && (out->model_acc || out->model_out))
-        return MX_EINVAL; /* block models are not wired into the engine */
     size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
     prep a, b;
     int wa, wb;
@@ -1192,6 +1237,8 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
                     macc[m * N + n] = s->row_weight
                                           ? ac.gacc[m * N + n] * s->row_weight[m]
                                           : ac.gacc[m * N + n];
+        } else if (s->model.kind == MX_ACC_BLOCK) {
+            st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
         } else {
             st = model_seq(s, A, B, macc);
         }

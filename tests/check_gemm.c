@@ -372,6 +372,52 @@ START_TEST(test_gather_and_packed_layout)
 }
 END_TEST
 
+/* Block-FMA models through the engine: the model output equals the direct
+ * per-element evaluation, and every element lies within the block bound. */
+static const struct { const char *model; int fam; } block_cases[] = {
+    {"block:hopper-fp8", 0}, {"block:hopper-fp8", 4}, {"block:cdna3-fp8", 0},
+    {"block:cdna3-fp8", 1},  {"block:exact-rne", 0},   {"block:hopper-bf16", 9},
+    {"block:cdna3-bf16", 10},
+};
+
+START_TEST(test_block_models)
+{
+    const family *fm = &families[block_cases[_i].fam];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 3000 + (unsigned long)_i);
+    gcase c;
+    make_case(fm, r, &c);
+    ck_assert_int_eq(mx_accum_parse(block_cases[_i].model, &c.spec.model), 0);
+    size_t MN = c.M * c.N;
+    double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
+    float *ma = malloc(MN * 4), *md = malloc(MN * 4);
+    uint16_t *mo = malloc(MN * 2);
+    mx_gemm_out o = {ex, ma, mo, bd, NULL};
+    ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
+    ck_assert_int_eq(mx_gemm_model_direct(&c.spec, &c.A, &c.B, md), MX_OK);
+    double worst = 0;
+    for (size_t i = 0; i < MN; i++) {
+        double err = fabs((double)mx_bf16_to_float(mo[i]) - ex[i]);
+        EXPECT(err <= bd[i], "%s on %s: element %zu: |%a - %a| > bound %a",
+               block_cases[_i].model, fm->name, i, (double)mx_bf16_to_float(mo[i]),
+               ex[i], bd[i]);
+        EXPECT(memcmp(&ma[i], &md[i], 4) == 0, "%s: model %a, direct %a",
+               block_cases[_i].model, (double)ma[i], (double)md[i]);
+        if (bd[i] > 0 && err / bd[i] > worst)
+            worst = err / bd[i];
+    }
+    printf("gemm: %-18s on %-26s max |model - exact| / bound = %.4f\n",
+           block_cases[_i].model, fm->name, worst);
+    free(ex);
+    free(bd);
+    free(ma);
+    free(md);
+    free(mo);
+    free_case(&c);
+    gsl_rng_free(r);
+}
+END_TEST
+
 START_TEST(test_bad_operands_refused)
 {
     const mx_format *f = mx_format_get(MX_E4M3FNUZ);
@@ -405,6 +451,9 @@ START_TEST(test_bad_operands_refused)
     s.row_weight = NULL;
     mx_accum_model bad;
     ck_assert_int_eq(mx_accum_parse("fp64", &bad), -1);
+    ck_assert_int_eq(mx_accum_parse("block:volta-fp8", &bad), -1);
+    ck_assert_int_eq(mx_accum_parse("block:hopper-fp8", &bad), 0);
+    ck_assert(bad.kind == MX_ACC_BLOCK && bad.block != NULL);
 }
 END_TEST
 
@@ -419,6 +468,8 @@ int main(void)
     tcase_add_test(t, test_bf16_tie_rounding);
     tcase_add_test(t, test_gather_and_packed_layout);
     tcase_add_test(t, test_bad_operands_refused);
+    tcase_add_loop_test(t, test_block_models, 0,
+                        (int)(sizeof block_cases / sizeof block_cases[0]));
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* max_ratio is shared */

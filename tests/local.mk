@@ -34,10 +34,10 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
 tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
 
-TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
+TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
-	tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test \
+	tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 
 # tools/capture: the Python capture writer (tests/python_capture.test).

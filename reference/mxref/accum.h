@@ -17,13 +17,17 @@
  *                products in k order (the portable kernel path).  For BF16
  *                operands: acc = fma(a_k, b_k, acc) over all k in order.
  *   block:NAME   p = a chain of matrix-unit block FMAs of the named preset
- *                (mxref/blockfma.h), from 0 per group; for BF16 operands the
- *                chain carries acc.
+ *                (mxref/blockfma.h: hopper-fp8, hopper-bf16, cdna3-fp8,
+ *                cdna3-bf16, exact-rne, ...), from 0 per group; for BF16
+ *                operands the chain carries acc.  Exact integer models,
+ *                about a microsecond per 32-wide group: for captures and
+ *                small shapes.
  */
 #ifndef MXREF_ACCUM_H
 #define MXREF_ACCUM_H
 
 #include <stddef.h>
+#include "mxref/blockfma.h"
 #include "mxref/format.h"
 
 #ifdef __cplusplus
@@ -36,11 +40,9 @@ typedef enum {
     MX_ACC_BLOCK
 } mx_accum_kind;
 
-struct mx_blockfma_params;
-
 typedef struct {
     mx_accum_kind kind;
-    const struct mx_blockfma_params *block; /* MX_ACC_BLOCK only */
+    const mx_blockfma_params *block; /* MX_ACC_BLOCK only */
     char name[40];
 } mx_accum_model;
 
