@@ -46,11 +46,30 @@ static mx_class decode_fields(const mx_format *f, uint32_t code, int *sign,
     return MX_CLASS_NORMAL;
 }
 
+mx_class mx_decode_int(const mx_format *f, uint32_t code, int32_t *m, int *e)
+{
+    int s;
+    uint32_t um;
+    mx_class c = decode_fields(f, code, &s, &um, e);
+    *m = (c == MX_CLASS_NORMAL || c == MX_CLASS_SUBNORMAL)
+             ? (s ? -(int32_t)um : (int32_t)um)
+             : 0;
+    if (!*m)
+        *e = 0;
+    return c;
+}
+
 mx_class mx_classify(const mx_format *f, uint32_t code)
 {
     int s, e;
     uint32_t m;
     return decode_fields(f, code, &s, &m, &e);
+}
+
+mx_class mx_decode_fields(const mx_format *f, uint32_t code, int *sign,
+                          uint32_t *m, int *e)
+{
+    return decode_fields(f, code, sign, m, e);
 }
 
 mx_class mx_decode_mpfr(const mx_format *f, uint32_t code, mpfr_t out)

@@ -191,3 +191,23 @@ float mx_fp32_round(double x)
 {
     return (float)x; /* IEEE binary64 -> binary32 conversion: RNE */
 }
+
+mx_status mx_enc8_table_init(mx_enc8_table *t, const mx_format *f,
+                             const mx_encode_opts *o)
+{
+    if (!f || f->bits != 8 || !o || o->round == MX_RSTOCH)
+        return MX_EINVAL;
+    t->f = f;
+    for (uint32_t hi = 0; hi < 65536; hi++)
+        for (int sticky = 0; sticky < 2; sticky++) {
+            uint32_t u = hi << 16 | (uint32_t)sticky;
+            float x;
+            memcpy(&x, &u, sizeof x);
+            uint32_t c;
+            mx_status st = mx_encode_double(f, (double)x, o, &c);
+            if (st != MX_OK)
+                return st;
+            (sticky ? t->t1 : t->t0)[hi] = (uint8_t)c;
+        }
+    return MX_OK;
+}

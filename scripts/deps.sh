@@ -6,7 +6,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="gcc g++ make autoconf automake pkg-config libgmp-dev libmpfr-dev libgsl-dev
-libopenblas-dev check libcjson-dev python3 python3-venv clang-19
+libopenblas-dev check libcjson-dev nettle-dev python3 python3-venv clang-19
 libamdhip64-dev"
 
 missing=""
@@ -25,9 +25,13 @@ if [ -n "$missing" ]; then
 fi
 
 venv=${MXV_VENV:-$root/.venv}
-if ! "$venv/bin/python" -c 'import numpy, ml_dtypes, safetensors' 2>/dev/null; then
+# tests/python/test_safetensors.py is written against safetensors 0.8 (FP8
+# dtypes saved from numpy + ml_dtypes arrays); older ones are upgraded.
+if ! "$venv/bin/python" -c 'import numpy, ml_dtypes, safetensors
+assert tuple(map(int, safetensors.__version__.split(".")[:2])) >= (0, 8)' \
+    2>/dev/null; then
     echo "deps: creating $venv (numpy, ml_dtypes, safetensors from PyPI)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
-        "numpy>=1.24" "ml_dtypes==0.6.0" "safetensors>=0.4"
+        "numpy>=1.24" "ml_dtypes==0.6.0" "safetensors>=0.8"
 fi

@@ -35,6 +35,23 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
     *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!only_pos && a[0] == '-' && a[1] && a[1] != '-' && !a[2]) {
+            const mxv_opt *so = opts;
+            for (; so && so->name; so++)
+                if (so->short_name && so->short_name == a[1])
+                    break;
+            if (so && so->name) {
+                if (!so->takes_value) {
+                    *so->value = "";
+                } else if (i + 1 < argc) {
+                    *so->value = argv[++i];
+                } else {
+                    return mxv_error(MXV_EXIT_USAGE, "option %s needs a value",
+                                     a);
+                }
+                continue;
+            }
+        }
         if (only_pos || strncmp(a, "--", 2) != 0) {
             pos[(*npos)++] = argv[i];
             continue;

@@ -28,13 +28,14 @@ typedef struct {
     const char *summary;
 } mxv_command;
 
-/* Long options "--name" or "--name VALUE" / "--name=VALUE".  Arguments not
- * starting with "--" are positional (so "-0" and "-1.5" are values);
- * "--" ends the options. */
+/* Long options "--name" or "--name VALUE" / "--name=VALUE", and "-x" for
+ * options that declare a short name.  Other arguments are positional (so
+ * "-0" and "-1.5" are values); "--" ends the options. */
 typedef struct {
     const char *name;
     int takes_value;
     const char **value; /* set to the value, or to "" for a flag          */
+    char short_name;    /* optional: "-x" is an alias (0 for none)        */
 } mxv_opt;
 
 /* Parses argv[1..argc-1]; positional arguments are collected into pos

@@ -417,11 +417,11 @@ int mxv_cmd_formats(int argc, char **argv)
 {
     const char *json = NULL, *round = NULL, *ovf = NULL, *srb = NULL, *srw = NULL,
                *help = NULL, *use_stdin = NULL;
-    const mxv_opt opts[] = {{"json", 0, &json},         {"round", 1, &round},
-                            {"stdin", 0, &use_stdin},
-                            {"overflow", 1, &ovf},      {"sr-bits", 1, &srb},
-                            {"sr-width", 1, &srw},      {"help", 0, &help},
-                            {NULL, 0, NULL}};
+    const mxv_opt opts[] = {{"json", 0, &json, 0},      {"round", 1, &round, 0},
+                            {"stdin", 0, &use_stdin, 0},
+                            {"overflow", 1, &ovf, 0},   {"sr-bits", 1, &srb, 0},
+                            {"sr-width", 1, &srw, 0},   {"help", 0, &help, 0},
+                            {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "formats");
     int nargv = npos; /* pos[nargv..] are read from stdin and owned here */

@@ -4,5 +4,8 @@
 
 int mxv_cmd_formats(int argc, char **argv);
 int mxv_cmd_selftest(int argc, char **argv);
+int mxv_cmd_ref(int argc, char **argv);
+int mxv_cmd_bench(int argc, char **argv);
+int mxv_cmd_check(int argc, char **argv);
 
 #endif

@@ -1,11 +1,25 @@
 # mxverify: the command-line program.
+# The safetensors reader/writer, also linked into tests that need it.
+MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
+	src/safetensors_read.c src/safetensors_write.c
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
 	src/cli.c src/cli.h \
 	src/commands.h \
 	src/exactnum.c src/exactnum.h \
+	$(MXV_ST_SOURCES) \
 	src/cmd_formats.c \
 	src/cmd_selftest.c \
+	src/cmd_ref.c \
+	src/cmd_bench.c \
+	src/cmd_check.c \
+	src/capture.c src/capture.h \
+	src/judge.c src/judge.h \
+	src/case_write.c src/case_write.h \
+	src/layer_opts.c src/layer_opts.h \
+	src/suite.h \
+	src/golden.c src/golden.h \
+	src/report.c src/report.h \
 	src/backend_gpu.c src/backend_gpu.h
-src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS)
+src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)

@@ -7,6 +7,9 @@
 
 static const mxv_command commands[] = {
     {"formats", mxv_cmd_formats, "list formats, print code tables, encode and decode exactly"},
+    {"ref", mxv_cmd_ref, "generate a MoE layer case and write it with its exact reference"},
+    {"check", mxv_cmd_check, "judge captured kernel outputs element by element"},
+    {"bench", mxv_cmd_bench, "time the exact reference against MPFR and FP64 BLAS"},
     {"selftest", mxv_cmd_selftest, "quick consistency check of the reference library"},
     {NULL, NULL, NULL},
 };

@@ -131,8 +131,18 @@ mx_class mx_classify(const mx_format *f, uint32_t code);
 /* Exact value of a code into out (any precision >= 24 holds every value
  * exactly; NaN sets out to NaN, infinities to +-inf, -0 to -0). */
 mx_class mx_decode_mpfr(const mx_format *f, uint32_t code, mpfr_t out);
+/* Exact value as an integer significand and exponent: finite codes are
+ * *m * 2^*e exactly (*m signed, |*m| < 2^24; zero gives *m = 0).  The class
+ * is returned; *m and *e are 0 for NaN and inf. */
+mx_class mx_decode_int(const mx_format *f, uint32_t code, int32_t *m, int *e);
 /* Exact value as a binary64 (every value of every format fits). */
 double mx_decode_double(const mx_format *f, uint32_t code);
+/* Integer fields of a code: for finite nonzero codes the magnitude is
+ * *m * 2^*e exactly (m < 2^24; m has bit mbits set iff the code is normal);
+ * *sign is the sign bit.  Zeros, infinities and NaNs give *m = 0, *e = 0.
+ * For integer-only arithmetic on codes (the block-FMA models). */
+mx_class mx_decode_fields(const mx_format *f, uint32_t code, int *sign,
+                          uint32_t *m, int *e);
 /* Production E8M0 decode of gfx94x kernels: the byte is shifted into a BF16
  * exponent field (s << 7), so 0 -> +0.0 and 255 -> +inf; 1..254 agree with
  * the spec decode 2^(s-127).  Compare mx_decode_double(MX_E8M0,...): 0 ->
@@ -164,6 +174,22 @@ mx_status mx_encode_mpfr(const mx_format *f, const mpfr_t x,
 /* x exact rational; neg_zero says that a zero x was written as -0. */
 mx_status mx_encode_mpq(const mx_format *f, const mpq_t x, int neg_zero,
                         const mx_encode_opts *o, uint32_t *code);
+
+/* A table-driven encoder of FP32 inputs into an 8-bit format, built from
+ * mx_round_pack (so exact by construction): for 8-bit targets every float
+ * bit below bit 16 is a sticky bit, so the code is a function of the top 16
+ * bits and of whether the low 16 are zero.  Any mode but MX_RSTOCH. */
+typedef struct {
+    const mx_format *f;
+    uint8_t t0[65536];   /* low 16 bits zero     */
+    uint8_t t1[65536];   /* low 16 bits nonzero  */
+} mx_enc8_table;
+mx_status mx_enc8_table_init(mx_enc8_table *t, const mx_format *f,
+                             const mx_encode_opts *o);
+static inline uint8_t mx_enc8_f32bits(const mx_enc8_table *t, uint32_t bits)
+{
+    return (bits & 0xFFFF) ? t->t1[bits >> 16] : t->t0[bits >> 16];
+}
 
 /* Fast paths for the common cases (RNE, default overflow). */
 uint32_t mx_encode_rne(const mx_format *f, double x);

@@ -1,0 +1,256 @@
+/* casegen.c -- deterministic MoE layer cases (see mxref/casegen.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <gsl/gsl_rng.h>
+#include "mxref/casegen.h"
+
+enum { STREAM_X = 1, STREAM_ROUTER, STREAM_SHARED, STREAM_EXPERT = 1000 };
+
+mx_case_params mx_case_params_default(const mx_moe_shape *s, size_t T,
+                                      uint64_t seed)
+{
+    mx_case_params p;
+    memset(&p, 0, sizeof p);
+    p.shape = *s;
+    p.T = T;
+    p.seed = seed;
+    p.family = MX_FAMILY_REAL;
+    p.weight_sigma = 0.02;
+    p.expert_spread = 2.0;
+    p.outlier_frac = 1.0 / 64;
+    p.outlier_scale = 24.0;
+    p.zero_block_frac = 1.0 / 50;
+    p.hot_bias = 0.4;
+    return p;
+}
+
+static const char *family_names[] = {"real", "spread", "cancel", "tiny", "wide"};
+
+const char *mx_case_family_name(mx_case_family f)
+{
+    return (unsigned)f < 5 ? family_names[f] : "?";
+}
+
+int mx_case_family_by_name(const char *name, mx_case_family *out)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcasecmp(name, family_names[i]) == 0) {
+            *out = (mx_case_family)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* An RNG for (seed, stream): mt19937 seeded from a SplitMix64 mix of both
+ * (GSL seeds mt19937 from an unsigned long). */
+static gsl_rng *stream_rng(uint64_t seed, uint64_t stream)
+{
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (r)
+        gsl_rng_set(r, (unsigned long)(z & 0xFFFFFFFFul) | 1ul);
+    return r;
+}
+
+/* Irwin-Hall(4) of 16-bit uniforms, unit variance: exact arithmetic only
+ * (the sum is an integer; sqrt(3/4)... is replaced by the exact constant
+ * 1/sqrt(4/12) = sqrt(3) rounded once, a fixed binary64 literal). */
+static double normal(gsl_rng *r)
+{
+    unsigned long a = gsl_rng_get(r), b = gsl_rng_get(r);
+    double s = (double)(a & 0xFFFF) + (double)(a >> 16 & 0xFFFF) +
+               (double)(b & 0xFFFF) + (double)(b >> 16 & 0xFFFF);
+    /* mean 2 * 65535, variance 4 * (65536^2 - 1) / 12 */
+    return (s - 131070.0) * (1.7320508075688772 / 65536.0);
+}
+
+static double uniform(gsl_rng *r) { return gsl_rng_get(r) * 0x1p-32; }
+
+/* 2^U(-h, h) from a uniform draw, via exact powers of two and a linear
+ * interpolation inside the binade (no libm). */
+static double pow2_uniform(gsl_rng *r, double h)
+{
+    double v = (uniform(r) * 2 - 1) * h;
+    double fl = floor(v);
+    return ldexp(1.0 + (v - fl), (int)fl);
+}
+
+/* MX quantization of FP32 values as a checkpoint would be: OCP rule,
+ * E4M3FN elements, saturating. */
+static mx_status quantize_weights(const float *w, size_t N, size_t K, uint8_t *q,
+                                  uint8_t *s)
+{
+    mx_quant_params p = mx_quant_ocp(MX_E4M3FN);
+    return mx_quantize_f32(&p, w, N, K, K, q, s, NULL);
+}
+
+/* One expert's (or the shared expert's) weights: W13 [2I][H], W2 [H][I]. */
+static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
+                         uint8_t **w13, uint8_t **w13_s, uint8_t **w2,
+                         uint8_t **w2_s)
+{
+    size_t H = p->shape.H;
+    gsl_rng *r = stream_rng(p->seed, stream);
+    size_t n13 = 2 * I * H, n2 = H * I;
+    float *buf = malloc((n13 > n2 ? n13 : n2) * sizeof *buf);
+    *w13 = malloc(n13);
+    *w13_s = malloc(n13 / 32);
+    *w2 = malloc(n2);
+    *w2_s = malloc(n2 / 32);
+    mx_status st = MX_ENOMEM;
+    if (!r || !buf || !*w13 || !*w13_s || !*w2 || !*w2_s)
+        goto done;
+    double scale = p->weight_sigma * pow2_uniform(r, p->expert_spread / 2);
+    if (p->family == MX_FAMILY_WIDE)
+        scale *= 5;
+    for (size_t i = 0; i < n13; i++)
+        buf[i] = (float)(normal(r) * scale);
+    if (p->family == MX_FAMILY_CANCEL) /* rows in +/- pairs */
+        for (size_t row = 1; row < 2 * I; row += 2)
+            for (size_t h = 0; h < H; h++)
+                buf[row * H + h] = -buf[(row - 1) * H + h];
+    if ((st = quantize_weights(buf, 2 * I, H, *w13, *w13_s)) != MX_OK)
+        goto done;
+    for (size_t i = 0; i < n2; i++)
+        buf[i] = (float)(normal(r) * scale);
+    st = quantize_weights(buf, H, I, *w2, *w2_s);
+done:
+    free(buf);
+    gsl_rng_free(r);
+    return st;
+}
+
+void mx_case_free(mx_case *c)
+{
+    if (c->w13)
+        for (size_t e = 0; e < c->shape.E_local; e++) {
+            free(c->w13[e]);
+            free(c->w13_s[e]);
+            free(c->w2[e]);
+            free(c->w2_s[e]);
+        }
+    free(c->w13);
+    free(c->w13_s);
+    free(c->w2);
+    free(c->w2_s);
+    free(c->x);
+    free(c->router);
+    free(c->bias);
+    free(c->ws13);
+    free(c->ws13_s);
+    free(c->ws2);
+    free(c->ws2_s);
+    memset(c, 0, sizeof *c);
+}
+
+mx_status mx_case_materialize(const mx_case_params *p, mx_case *c, size_t le)
+{
+    if (le >= c->shape.E_local)
+        return MX_EINVAL;
+    if (c->w13[le])
+        return MX_OK;
+    mx_status st = gen_mlp(p, STREAM_EXPERT + c->shape.expert0 + le, c->shape.inter,
+                           &c->w13[le], &c->w13_s[le], &c->w2[le], &c->w2_s[le]);
+    if (st != MX_OK) {
+        free(c->w13[le]);
+        free(c->w13_s[le]);
+        free(c->w2[le]);
+        free(c->w2_s[le]);
+        c->w13[le] = c->w13_s[le] = c->w2[le] = c->w2_s[le] = NULL;
+        return st;
+    }
+    c->n_materialized++;
+    return MX_OK;
+}
+
+static void gen_x(const mx_case_params *p, uint16_t *x)
+{
+    size_t H = p->shape.H, T = p->T;
+    gsl_rng *r = stream_rng(p->seed, STREAM_X);
+    double *chan = malloc(H * sizeof *chan);
+    for (size_t h = 0; h < H; h++)
+        chan[h] = uniform(r) < p->outlier_frac ? p->outlier_scale : 1.0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < H / 32; b++) {
+            int zero = uniform(r) < p->zero_block_frac;
+            double blk = 1.0;
+            if (p->family == MX_FAMILY_SPREAD)
+                blk = pow2_uniform(r, 40);
+            else if (p->family == MX_FAMILY_TINY)
+                blk = 0x1p-110 * pow2_uniform(r, 3);
+            for (size_t i = 0; i < 32; i++) {
+                size_t h = b * 32 + i;
+                double v = zero ? 0.0 : normal(r) * chan[h] * blk;
+                if (p->family == MX_FAMILY_CANCEL && (i & 1))
+                    v = -mx_bf16_to_float(x[t * H + h - 1]);
+                x[t * H + h] = mx_bf16_from_float((float)v);
+            }
+        }
+    free(chan);
+    gsl_rng_free(r);
+}
+
+mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
+{
+    const mx_moe_shape *s = &p->shape;
+    size_t H = s->H, E = s->E, T = p->T;
+    memset(c, 0, sizeof *c);
+    if (!T || H % 32 || s->inter % 32 || s->inter_shared % 32 || !s->E_local ||
+        s->expert0 + s->E_local > E || (unsigned)p->family > MX_FAMILY_WIDE)
+        return MX_EINVAL;
+    c->shape = *s;
+    c->T = T;
+    c->x = malloc(T * H * sizeof *c->x);
+    c->router = malloc(E * H * sizeof *c->router);
+    c->bias = malloc(E * sizeof *c->bias);
+    c->w13 = calloc(s->E_local, sizeof *c->w13);
+    c->w13_s = calloc(s->E_local, sizeof *c->w13_s);
+    c->w2 = calloc(s->E_local, sizeof *c->w2);
+    c->w2_s = calloc(s->E_local, sizeof *c->w2_s);
+    mx_status st = MX_ENOMEM;
+    if (!c->x || !c->router || !c->bias || !c->w13 || !c->w13_s || !c->w2 ||
+        !c->w2_s)
+        goto fail;
+    gen_x(p, c->x);
+    gsl_rng *r = stream_rng(p->seed, STREAM_ROUTER);
+    if (!r)
+        goto fail;
+    /* router rows ~ N(0, 1/H) (exact: 1/64 scale per 4096 = 2^-6), bias: a
+     * few hot experts */
+    double rs = 1.0 / 64.0;
+    for (size_t i = 0; i < E * H; i++)
+        c->router[i] = (float)(normal(r) * rs);
+    for (size_t e = 0; e < E; e++) {
+        double u = uniform(r);
+        c->bias[e] = (float)(p->hot_bias * u * u * u * u);
+    }
+    gsl_rng_free(r);
+    if ((st = gen_mlp(p, STREAM_SHARED, s->inter_shared, &c->ws13, &c->ws13_s,
+                      &c->ws2, &c->ws2_s)) != MX_OK)
+        goto fail;
+    mx_moe_routing rt;
+    if ((st = mx_moe_route(s, c->router, c->bias, c->x, T, &rt)) != MX_OK)
+        goto fail;
+    for (size_t i = 0; i < T * (size_t)s->topk && st == MX_OK; i++) {
+        size_t id = (size_t)rt.ids[i];
+        if (id >= s->expert0 && id < s->expert0 + s->E_local)
+            st = mx_case_materialize(p, c, id - s->expert0);
+    }
+    mx_moe_routing_free(&rt);
+    if (st != MX_OK)
+        goto fail;
+    mx_moe_weights v = {c->router, c->bias,
+                        (const uint8_t *const *)c->w13, (const uint8_t *const *)c->w13_s,
+                        (const uint8_t *const *)c->w2, (const uint8_t *const *)c->w2_s,
+                        c->ws13, c->ws13_s, c->ws2, c->ws2_s};
+    c->weights = v;
+    return MX_OK;
+fail:
+    mx_case_free(c);
+    return st;
+}

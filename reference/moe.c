@@ -1,0 +1,584 @@
+/* moe.c -- the MiniMax-M3 MoE layer reference pipeline (see mxref/moe.h).
+ *
+ * Routed rows are in flat order r = t * topk + j.  Each local expert's
+ * GEMMs run over the rows routed to it (a gather of token rows for GEMM1, of
+ * act rows for GEMM2), exactly as a grouped kernel reads sorted rows; rows
+ * routed to experts that are not local (EP) stay zero.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "mxref/fnuz.h"
+#include "mxref/moe.h"
+
+/* Allocation size for n items: malloc(0) may return NULL. */
+static size_t nz(size_t n) { return n ? n : 1; }
+
+int mx_moe_shape_by_name(const char *name, mx_moe_shape *out)
+{
+    memset(out, 0, sizeof *out);
+    out->topk = 4;
+    out->tp = out->ep = 1;
+    out->routed_scaling = 2.0f;
+    out->clamp = 7.0f;
+    out->alpha = 1.702f;
+    out->max_model_len = 4096;
+    out->hybrid_high = 1024;
+    out->H = 6144;
+    out->E = out->E_local = 128;
+    if (strcmp(name, "m3-full") == 0) {
+        out->name = "m3-full";
+        out->inter = out->inter_shared = 3072;
+        return 0;
+    }
+    if (strcmp(name, "m3-tp8") == 0) {
+        out->name = "m3-tp8";
+        out->inter = out->inter_shared = 3072 / 8;
+        out->tp = 8;
+        return 0;
+    }
+    if (strcmp(name, "m3-ep8") == 0) {
+        out->name = "m3-ep8";
+        out->inter = out->inter_shared = 3072;
+        out->E_local = 16;
+        out->ep = 8;
+        return 0;
+    }
+    unsigned long H, I, E, k = 4;
+    char tail;
+    int n = sscanf(name, "custom:%lu,%lu,%lu,%lu%c", &H, &I, &E, &k, &tail);
+    if (n == 3 || n == 4) {
+        if (H == 0 || I == 0 || E == 0 || k == 0 || k > 64 || k > E ||
+            H % 32 || I % 32 || H > (1ul << 20) || I > (1ul << 20) || E > 4096)
+            return -1;
+        out->name = "custom";
+        out->H = H;
+        out->inter = out->inter_shared = I;
+        out->E = out->E_local = E;
+        out->topk = (int)k;
+        return 0;
+    }
+    return -1;
+}
+
+static const char *policy_names[] = {"bf16", "w8a8-mxfp8", "w8a16", "hybrid"};
+
+const char *mx_moe_policy_name(mx_moe_policy p)
+{
+    return (unsigned)p < 4 ? policy_names[p] : "?";
+}
+
+int mx_moe_policy_by_name(const char *name, mx_moe_policy *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, policy_names[i]) == 0) {
+            *out = (mx_moe_policy)i;
+            return 0;
+        }
+    return -1;
+}
+
+mx_moe_policy mx_moe_dispatch(const mx_moe_shape *s, mx_moe_policy p, size_t T)
+{
+    if (p != MX_POLICY_HYBRID)
+        return p;
+    if (s->ep > 1)
+        return MX_POLICY_BF16;
+    if (s->max_model_len > 4096 && s->layer % 5 == 0)
+        return MX_POLICY_BF16;
+    if (T <= 8 || T >= s->hybrid_high)
+        return MX_POLICY_BF16;
+    return MX_POLICY_W8A8;
+}
+
+mx_moe_config mx_moe_config_default(const mx_moe_shape *s, mx_moe_policy p)
+{
+    mx_moe_config c;
+    memset(&c, 0, sizeof c);
+    c.shape = *s;
+    c.policy = p;
+    c.model = mx_accum_default();
+    c.sigmoid_ulps = 4;
+    return c;
+}
+
+void mx_stage_gemm_free(mx_stage_gemm *g)
+{
+    free(g->exact);
+    free(g->model);
+    free(g->bound);
+    memset(g, 0, sizeof *g);
+}
+
+static mx_status stage_gemm_alloc(mx_stage_gemm *g, size_t rows, size_t cols)
+{
+    g->rows = rows;
+    g->cols = cols;
+    size_t n = nz(rows * cols);
+    g->exact = calloc(n, sizeof *g->exact);
+    g->model = calloc(n, sizeof *g->model);
+    g->bound = calloc(n, sizeof *g->bound);
+    return g->exact && g->model && g->bound ? MX_OK : MX_ENOMEM;
+}
+
+static void act16_free(mx_stage_act16 *a)
+{
+    free(a->exact);
+    free(a->model);
+    free(a->alt);
+    memset(a, 0, sizeof *a);
+}
+
+void mx_moe_result_free(mx_moe_result *r)
+{
+    mx_moe_routing_free(&r->route);
+    mx_stage_quant_free(&r->xq);
+    mx_stage_gemm_free(&r->g1);
+    mx_stage_quant_free(&r->actq);
+    act16_free(&r->act16);
+    mx_stage_gemm_free(&r->y);
+    mx_stage_gemm_free(&r->routed);
+    mx_stage_gemm_free(&r->sh_g1);
+    act16_free(&r->sh_act);
+    mx_stage_gemm_free(&r->shared);
+    mx_stage_gemm_free(&r->out);
+    free(r->out_e2e);
+    memset(r, 0, sizeof *r);
+}
+
+static void add_stats(mx_gemm_stats *a, const mx_gemm_stats *b)
+{
+    a->elements += b->elements;
+    a->slow_elements += b->slow_elements;
+    a->irregular_groups += b->irregular_groups;
+}
+
+/* One GEMM over gathered rows, results scattered into a stage. */
+static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
+                           const mx_operand *B, const float *w,
+                           const size_t *dst_rows, mx_stage_gemm *st,
+                           mx_gemm_stats *stats)
+{
+    size_t M = A->rows, N = B->rows;
+    if (M == 0)
+        return MX_OK;
+    mx_gemm_spec spec = {MX_E8M0_PRODUCTION, c->model, w};
+    double *ex = malloc(M * N * sizeof *ex), *bd = malloc(M * N * sizeof *bd);
+    uint16_t *mo = malloc(M * N * sizeof *mo);
+    mx_status s = MX_ENOMEM;
+    if (ex && bd && mo) {
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_stats gs;
+        s = mx_gemm(&spec, A, B, &o, &gs);
+        if (s == MX_OK) {
+            add_stats(stats, &gs);
+            for (size_t i = 0; i < M; i++) {
+                size_t d = dst_rows[i] * st->cols;
+                memcpy(st->exact + d, ex + i * N, N * sizeof *ex);
+                memcpy(st->bound + d, bd + i * N, N * sizeof *bd);
+                memcpy(st->model + d, mo + i * N, N * sizeof *mo);
+            }
+        }
+    }
+    free(ex);
+    free(bd);
+    free(mo);
+    return s;
+}
+
+/* An expert's checkpoint weights, as the policy's kernel reads them:
+ * FN -> FNUZ normalized (w8a8) or dequantized to BF16. */
+typedef struct {
+    uint8_t *q, *s;   /* FNUZ codes and scales (w8a8)  */
+    uint16_t *bf;     /* BF16 values (bf16 policies)   */
+} expert_w;
+
+static mx_status load_weights(int w8a8, const uint8_t *q, const uint8_t *s,
+                              size_t N, size_t K, expert_w *out)
+{
+    memset(out, 0, sizeof *out);
+    if (w8a8) {
+        out->q = malloc(N * K);
+        out->s = malloc(N * K / MX_BLOCK);
+        if (!out->q || !out->s)
+            return MX_ENOMEM;
+        size_t bad;
+        return mx_fn_to_fnuz_mx(q, N * K, s, N * K / MX_BLOCK, MX_BLOCK, out->q,
+                                out->s, &bad);
+    }
+    out->bf = malloc(N * K * sizeof *out->bf);
+    if (!out->bf)
+        return MX_ENOMEM;
+    mx_dequant_bf16(MX_E4M3FN, q, s, N, K, out->bf);
+    return MX_OK;
+}
+
+static void free_weights(expert_w *w)
+{
+    free(w->q);
+    free(w->s);
+    free(w->bf);
+}
+
+static mx_operand operand_fnuz(const uint8_t *q, const uint8_t *s, size_t rows,
+                               size_t K, const int32_t *idx)
+{
+    mx_operand o = {mx_format_get(MX_E4M3FNUZ), q, rows, K, K, s, K / MX_BLOCK, 1, idx};
+    return o;
+}
+
+static mx_operand operand_bf16(const uint16_t *v, size_t rows, size_t K,
+                               const int32_t *idx)
+{
+    mx_operand o = {mx_format_get(MX_BF16), v, rows, K, K, NULL, 0, 0, idx};
+    return o;
+}
+
+static mx_status act16_stage(const double *act, const double *bound, size_t n,
+                             mx_stage_act16 *a, size_t rows, size_t cols)
+{
+    a->rows = rows;
+    a->cols = cols;
+    a->exact = malloc(nz(n) * sizeof *a->exact);
+    a->model = malloc(nz(n) * sizeof *a->model);
+    a->alt = malloc(nz(n) * sizeof *a->alt);
+    if (!a->exact || !a->model || !a->alt)
+        return MX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        a->exact[i] = act[i];
+        a->model[i] = mx_bf16_from_float((float)act[i]);
+        uint16_t lo = mx_bf16_from_float((float)(act[i] - bound[i]));
+        uint16_t hi = mx_bf16_from_float((float)(act[i] + bound[i]));
+        a->alt[i] = lo != a->model[i] ? lo : hi;
+        a->n_ambiguous += a->alt[i] != a->model[i];
+    }
+    return MX_OK;
+}
+
+/* The shared expert: BF16 dense MLP on x. */
+static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
+                               const uint16_t *x, size_t T, mx_moe_result *r)
+{
+    const mx_moe_shape *sh = &c->shape;
+    size_t H = sh->H, Is = sh->inter_shared;
+    mx_status s;
+    expert_w w13, w2;
+    size_t *rows = malloc(nz(T) * sizeof *rows);
+    double *act = malloc(nz(T * Is) * sizeof *act);
+    double *bnd = malloc(nz(T * Is) * sizeof *bnd);
+    memset(&w13, 0, sizeof w13);
+    memset(&w2, 0, sizeof w2);
+    if (!rows || !act || !bnd) {
+        s = MX_ENOMEM;
+        goto done;
+    }
+    for (size_t t = 0; t < T; t++)
+        rows[t] = t;
+    if ((s = stage_gemm_alloc(&r->sh_g1, T, 2 * Is)) != MX_OK ||
+        (s = stage_gemm_alloc(&r->shared, T, H)) != MX_OK ||
+        (s = load_weights(0, w->ws13, w->ws13_s, 2 * Is, H, &w13)) != MX_OK ||
+        (s = load_weights(0, w->ws2, w->ws2_s, H, Is, &w2)) != MX_OK)
+        goto done;
+    mx_operand A = operand_bf16(x, T, H, NULL), B = operand_bf16(w13.bf, 2 * Is, H, NULL);
+    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, &r->stats)) != MX_OK)
+        goto done;
+    mx_swiglu_exact(sh, r->sh_g1.model, T, Is, c->sigmoid_ulps, act, bnd);
+    if ((s = act16_stage(act, bnd, T * Is, &r->sh_act, T, Is)) != MX_OK)
+        goto done;
+    mx_operand A2 = operand_bf16(r->sh_act.model, T, Is, NULL);
+    mx_operand B2 = operand_bf16(w2.bf, H, Is, NULL);
+    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, &r->stats);
+done:
+    free_weights(&w13);
+    free_weights(&w2);
+    free(rows);
+    free(act);
+    free(bnd);
+    return s;
+}
+
+/* Exact sum of a few binary64 values (BF16 inputs: exact unless their
+ * exponents are more than ~45 apart, then through MPFR). */
+static double exact_sum(const double *v, int n)
+{
+    double s = 0, c = 0;
+    int exact = 1;
+    for (int i = 0; i < n; i++) {
+        double t = s + v[i];
+        /* TwoSum: the rounding error of s + v[i] */
+        double bv = t - s, e = (s - (t - bv)) + (v[i] - bv);
+        exact &= e == 0;
+        s = t;
+        c += e;
+    }
+    if (exact)
+        return s;
+    mpfr_t acc, x;
+    mpfr_init2(acc, 2200);
+    mpfr_init2(x, 53);
+    mpfr_set_zero(acc, 1);
+    for (int i = 0; i < n; i++) {
+        mpfr_set_d(x, v[i], MPFR_RNDN);
+        mpfr_add(acc, acc, x, MPFR_RNDN);
+    }
+    double r = mpfr_get_d(acc, MPFR_RNDN);
+    mpfr_clears(acc, x, (mpfr_ptr)0);
+    (void)c;
+    return r;
+}
+
+mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
+                     const uint16_t *x, size_t T, const mx_moe_given *given,
+                     mx_moe_result *r, long *bad_expert)
+{
+    const mx_moe_shape *sh = &c->shape;
+    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk, Tk = T * k;
+    mx_moe_given none;
+    memset(&none, 0, sizeof none);
+    const mx_moe_given *gv = given ? given : &none;
+    memset(r, 0, sizeof *r);
+    if (bad_expert)
+        *bad_expert = -1;
+    if (sh->topk < 1 || sh->topk > 64 || H % MX_BLOCK || I % MX_BLOCK ||
+        sh->inter_shared % MX_BLOCK || sh->E_local == 0 ||
+        sh->expert0 + sh->E_local > sh->E)
+        return MX_EINVAL;
+    r->policy = mx_moe_dispatch(sh, c->policy, T);
+    r->model = c->model;
+    int w8a8 = r->policy == MX_POLICY_W8A8;
+    mx_status s;
+
+    /* router */
+    if ((s = mx_moe_route(sh, w->router, w->bias, x, T, &r->route)) != MX_OK)
+        goto fail;
+    const int32_t *ids = gv->topk_ids ? gv->topk_ids : r->route.ids;
+    const float *tw = gv->topk_weights ? gv->topk_weights : r->route.weights;
+    for (size_t i = 0; i < Tk; i++) {
+        if (ids[i] < 0 || (size_t)ids[i] >= sh->E) {
+            s = MX_ERANGE;
+            goto fail;
+        }
+        size_t le = (size_t)ids[i] - sh->expert0;
+        if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local &&
+            (!w->w13[le] || !w->w2[le])) {
+            if (bad_expert)
+                *bad_expert = ids[i];
+            s = MX_EINVAL;
+            goto fail;
+        }
+    }
+
+    /* activation quantization (w8a8) */
+    double *act = NULL, *abnd = NULL;
+    int32_t *tok = malloc(nz(Tk) * sizeof *tok);
+    int32_t *rid = malloc(nz(Tk) * sizeof *rid);
+    size_t *dst = malloc(nz(Tk) * sizeof *dst);
+    float *wr = malloc(nz(Tk) * sizeof *wr);
+    act = malloc(nz(Tk * I) * sizeof *act);
+    abnd = malloc(nz(Tk * I) * sizeof *abnd);
+    if (!tok || !rid || !dst || !wr || !act || !abnd) {
+        s = MX_ENOMEM;
+        goto fail_buf;
+    }
+    const uint8_t *xq = NULL, *xq_s = NULL;
+    if (w8a8) {
+        mx_quant_params qp = mx_quant_production(MX_E4M3FNUZ);
+        size_t n = T * H;
+        r->xq.rows = T;
+        r->xq.cols = H;
+        r->xq.q = malloc(nz(n));
+        r->xq.s = malloc(nz(n / MX_BLOCK));
+        r->xq.q_alt = malloc(nz(n));
+        r->xq.s_alt = malloc(nz(n / MX_BLOCK));
+        if (!r->xq.q || !r->xq.s || !r->xq.q_alt || !r->xq.s_alt) {
+            s = MX_ENOMEM;
+            goto fail_buf;
+        }
+        if ((s = mx_quantize_bf16(&qp, x, T, H, H, r->xq.q, r->xq.s, NULL)) != MX_OK)
+            goto fail_buf;
+        /* a deterministic function of BF16 inputs: no alternatives */
+        memcpy(r->xq.q_alt, r->xq.q, n);
+        memcpy(r->xq.s_alt, r->xq.s, n / MX_BLOCK);
+        xq = gv->xq ? gv->xq : r->xq.q;
+        xq_s = gv->xq_s ? gv->xq_s : r->xq.s;
+    }
+
+    /* GEMM1 per local expert */
+    if ((s = stage_gemm_alloc(&r->g1, Tk, 2 * I)) != MX_OK ||
+        (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
+        goto fail_buf;
+    for (size_t le = 0; le < sh->E_local; le++) {
+        size_t e = sh->expert0 + le, M = 0;
+        for (size_t i = 0; i < Tk; i++)
+            if ((size_t)ids[i] == e) {
+                tok[M] = (int32_t)(i / k);
+                dst[M++] = i;
+            }
+        if (!M)
+            continue;
+        expert_w ew;
+        if ((s = load_weights(w8a8, w->w13[le], w->w13_s[le], 2 * I, H, &ew)) != MX_OK) {
+            free_weights(&ew);
+            goto fail_buf;
+        }
+        mx_operand A = w8a8 ? operand_fnuz(xq, xq_s, M, H, tok)
+                            : operand_bf16(x, M, H, tok);
+        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, 2 * I, H, NULL)
+                            : operand_bf16(ew.bf, 2 * I, H, NULL);
+        s = gemm_rows(c, &A, &B, NULL, dst, &r->g1, &r->stats);
+        free_weights(&ew);
+        if (s != MX_OK)
+            goto fail_buf;
+    }
+
+    /* SwiGLU (+ quantization) on the given or the model's g1 */
+    const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
+    mx_swiglu_exact(sh, g1, Tk, I, c->sigmoid_ulps, act, abnd);
+    for (size_t i = 0; i < Tk; i++) { /* rows of non-local experts stay 0 */
+        size_t le = (size_t)ids[i] - sh->expert0;
+        if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local))
+            for (size_t j = 0; j < I; j++)
+                act[i * I + j] = abnd[i * I + j] = 0;
+    }
+    if (w8a8)
+        s = mx_quant_interval(act, abnd, Tk, I, &r->actq);
+    else
+        s = act16_stage(act, abnd, Tk * I, &r->act16, Tk, I);
+    if (s != MX_OK)
+        goto fail_buf;
+
+    /* GEMM2 per local expert, top-k weight on the accumulator */
+    for (size_t le = 0; le < sh->E_local; le++) {
+        size_t e = sh->expert0 + le, M = 0;
+        for (size_t i = 0; i < Tk; i++)
+            if ((size_t)ids[i] == e) {
+                rid[M] = (int32_t)i;
+                wr[M] = tw[i];
+                dst[M++] = i;
+            }
+        if (!M)
+            continue;
+        expert_w ew;
+        if ((s = load_weights(w8a8, w->w2[le], w->w2_s[le], H, I, &ew)) != MX_OK) {
+            free_weights(&ew);
+            goto fail_buf;
+        }
+        mx_operand A;
+        if (w8a8)
+            A = operand_fnuz(gv->actq ? gv->actq : r->actq.q,
+                             gv->actq_s ? gv->actq_s : r->actq.s, M, I, rid);
+        else
+            A = operand_bf16(gv->act16 ? gv->act16 : r->act16.model, M, I, rid);
+        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, H, I, NULL)
+                            : operand_bf16(ew.bf, H, I, NULL);
+        s = gemm_rows(c, &A, &B, wr, dst, &r->y, &r->stats);
+        free_weights(&ew);
+        if (s != MX_OK)
+            goto fail_buf;
+    }
+
+    /* moe_sum: BF16 sequential over k, of the given or the model's y */
+    const uint16_t *y = gv->y ? gv->y : r->y.model;
+    if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK)
+        goto fail_buf;
+    for (size_t t = 0; t < T; t++)
+        for (size_t h = 0; h < H; h++) {
+            double v[64], sabs = 0;
+            uint16_t acc = y[(t * k) * H + h];
+            for (size_t j = 0; j < k; j++) {
+                v[j] = mx_bf16_to_float(y[(t * k + j) * H + h]);
+                sabs += fabs(v[j]);
+                if (j)
+                    acc = mx_bf16_from_float(mx_bf16_to_float(acc) + (float)v[j]);
+            }
+            size_t i = t * H + h;
+            r->routed.exact[i] = exact_sum(v, (int)k);
+            r->routed.model[i] = acc;
+            /* k - 1 BF16 additions in any order: gamma_{k-1} with u = 2^-8 */
+            double g = (double)(k - 1) * 0x1p-8;
+            r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
+        }
+
+    /* shared expert and the final combine */
+    if ((s = shared_expert(c, w, x, T, r)) != MX_OK)
+        goto fail_buf;
+    const uint16_t *rs = gv->routed ? gv->routed : r->routed.model;
+    const uint16_t *ss = gv->shared ? gv->shared : r->shared.model;
+    if ((s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
+        goto fail_buf;
+    r->out_e2e = malloc(nz(T * H) * sizeof *r->out_e2e);
+    if (!r->out_e2e) {
+        s = MX_ENOMEM;
+        goto fail_buf;
+    }
+    for (size_t t = 0; t < T; t++)
+        for (size_t h = 0; h < H; h++) {
+            size_t i = t * H + h;
+            double rv = mx_bf16_to_float(rs[i]), sv = mx_bf16_to_float(ss[i]);
+            double v = (double)sh->routed_scaling * rv + sv; /* exact */
+            r->out.exact[i] = v;
+            r->out.model[i] = mx_bf16_from_float((float)v);
+            r->out.bound[i] = 0x1p-8 * fabs(v) + 0x1p-134;
+            double ye[64];
+            for (size_t j = 0; j < k; j++)
+                ye[j] = r->y.exact[(t * k + j) * H + h];
+            r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
+                            r->shared.exact[i];
+        }
+    free(act);
+    free(abnd);
+    free(tok);
+    free(rid);
+    free(dst);
+    free(wr);
+    return MX_OK;
+
+fail_buf:
+    free(act);
+    free(abnd);
+    free(tok);
+    free(rid);
+    free(dst);
+    free(wr);
+fail:
+    mx_moe_result_free(r);
+    return s;
+}
+
+mx_status mx_moe_align(const int32_t *topk_ids, size_t tokens, int topk,
+                       size_t experts, int block_m, const int32_t *expert_map,
+                       int32_t *sorted_ids, size_t cap_rows, int32_t *expert_ids,
+                       size_t cap_blocks, int32_t *num_post_pad)
+{
+    size_t R = tokens * (size_t)topk, pos = 0;
+    if (topk < 1 || block_m < 1 || !experts)
+        return MX_EINVAL;
+    for (size_t i = 0; i < R; i++)
+        if (topk_ids[i] < 0 || (size_t)topk_ids[i] >= experts)
+            return MX_EINVAL;
+    for (size_t i = 0; i < cap_rows; i++)
+        sorted_ids[i] = (int32_t)R;
+    for (size_t b = 0; b < cap_blocks; b++)
+        expert_ids[b] = -1;
+    for (size_t e = 0; e < experts; e++) {
+        size_t start = pos;
+        for (size_t i = 0; i < R; i++)
+            if ((size_t)topk_ids[i] == e) {
+                if (pos >= cap_rows)
+                    return MX_EINVAL;
+                sorted_ids[pos++] = (int32_t)i;
+            }
+        if (pos == start)
+            continue;
+        size_t end = (pos + (size_t)block_m - 1) / (size_t)block_m * (size_t)block_m;
+        if (end > cap_rows || end / (size_t)block_m > cap_blocks)
+            return MX_EINVAL;
+        for (size_t b = start / (size_t)block_m; b < end / (size_t)block_m; b++)
+            expert_ids[b] = expert_map ? expert_map[e] : (int32_t)e;
+        pos = end;
+    }
+    *num_post_pad = (int32_t)pos;
+    return MX_OK;
+}

@@ -1,0 +1,131 @@
+/* moe_act.c -- the clamp-SwiGLU activation and the quantization of values
+ * that are known only within an interval.
+ *
+ * act = g * sigmoid(alpha g) * (u + 1) with g = min(gate, c), u = clamp(up,
+ * -c, c), alpha = FP32 1.702.  The binary64 evaluation here is within
+ * 2^-50 |act| of the real value (g and u are BF16, alpha g is exact in
+ * binary64; exp is within one binary64 ulp; five more operations).
+ *
+ * An FP32 evaluation a32 in production order (z = alpha g, sigmoid to
+ * within sigmoid_ulps, two products and u + 1) satisfies, to first order,
+ *     |a32 - act| <= (sigmoid_ulps + 3 + |z| (1 - sigmoid(z))) u |act|
+ * where u = 2^-24 and |z|(1 - sigmoid(z)) u is the effect of rounding z
+ * (d ln sigmoid / dz = 1 - sigmoid).  The bound used is that times 1.01,
+ * plus 2^-50 |act| for the binary64 evaluation and 4 * 2^-150 for FP32
+ * underflow.  docs/bounds.md has the derivation.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mxref/moe.h"
+
+/* Allocation size for n items: malloc(0) may return NULL. */
+static size_t nz(size_t n) { return n ? n : 1; }
+
+void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
+                     size_t I, double sigmoid_ulps, double *act, double *bound)
+{
+    const double u = 0x1p-24, c = s->clamp, alpha = (double)s->alpha;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < I; i++) {
+            double g = mx_bf16_to_float(g1[r * 2 * I + i]);
+            double up = mx_bf16_to_float(g1[r * 2 * I + I + i]);
+            g = g < c ? g : c;
+            up = up < -c ? -c : up > c ? c : up;
+            double z = alpha * g; /* exact: 24 x 8 significant bits */
+            double sg = 1.0 / (1.0 + exp(-z));
+            double a = g * sg * (up + 1.0);
+            act[r * I + i] = a;
+            if (bound) {
+                double rel = (sigmoid_ulps + 3 + fabs(z) * (1 - sg)) * u * 1.01;
+                bound[r * I + i] = fabs(a) * (rel + 0x1p-50) + 4 * 0x1p-150;
+            }
+        }
+}
+
+void mx_stage_quant_free(mx_stage_quant *q)
+{
+    free(q->q);
+    free(q->s);
+    free(q->q_alt);
+    free(q->s_alt);
+    free(q->q_under_alt);
+    free(q->q_under_alt2);
+    memset(q, 0, sizeof *q);
+}
+
+/* RNE code of v * 2^-X in E4M3FNUZ (production element rounding). */
+static uint8_t code_at(double v, int X)
+{
+    return (uint8_t)mx_encode_rne(mx_format_get(MX_E4M3FNUZ), ldexp(v, -X));
+}
+
+mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
+                            size_t cols, mx_stage_quant *out)
+{
+    size_t G = cols / MX_BLOCK, n = rows * cols;
+    memset(out, 0, sizeof *out);
+    if (cols % MX_BLOCK)
+        return MX_EINVAL;
+    out->rows = rows;
+    out->cols = cols;
+    out->q = malloc(nz(n));
+    out->s = malloc(nz(rows * G));
+    out->q_alt = malloc(nz(n));
+    out->s_alt = malloc(nz(rows * G));
+    out->q_under_alt = malloc(nz(n));
+    out->q_under_alt2 = malloc(nz(n));
+    float *v = malloc(MX_BLOCK * sizeof *v);
+    if (!out->q || !out->s || !out->q_alt || !out->s_alt || !out->q_under_alt ||
+        !out->q_under_alt2 || !v) {
+        free(v);
+        mx_stage_quant_free(out);
+        return MX_ENOMEM;
+    }
+    mx_quant_params p = mx_quant_production(MX_E4M3FNUZ);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t g = 0; g < G; g++) {
+            size_t b0 = r * cols + g * MX_BLOCK;
+            float amin = 0, amax = 0;
+            for (int i = 0; i < MX_BLOCK; i++) {
+                double a = act[b0 + (size_t)i], e = bound ? bound[b0 + (size_t)i] : 0;
+                if (!isfinite(a)) {
+                    free(v);
+                    mx_stage_quant_free(out);
+                    return MX_ERANGE;
+                }
+                v[i] = (float)a;
+                /* the FP32 amax lies in [max(|a| - e), max(|a| + e)], both
+                 * rounded outward to FP32 */
+                double lo = fabs(a) - e > 0 ? fabs(a) - e : 0, hi = fabs(a) + e;
+                float lo32 = (float)lo, hi32 = (float)hi;
+                if ((double)lo32 > lo)
+                    lo32 = nextafterf(lo32, 0);
+                if ((double)hi32 < hi)
+                    hi32 = nextafterf(hi32, INFINITY);
+                amin = lo32 > amin ? lo32 : amin;
+                amax = hi32 > amax ? hi32 : amax;
+            }
+            uint8_t s, s_lo, s_hi;
+            mx_quantize_f32(&p, v, 1, MX_BLOCK, MX_BLOCK, out->q + b0,
+                            out->s + r * G + g, NULL);
+            s = out->s[r * G + g];
+            mx_quant_scale(&p, amin, &s_lo);
+            mx_quant_scale(&p, amax, &s_hi);
+            uint8_t s_alt = s_lo != s ? s_lo : s_hi;
+            out->s_alt[r * G + g] = s_alt;
+            int amb = s_alt != s;
+            for (int i = 0; i < MX_BLOCK; i++) {
+                size_t j = b0 + (size_t)i;
+                double a = act[j], e = bound ? bound[j] : 0;
+                uint8_t c1 = code_at(a - e, (int)s - 127), c2 = code_at(a + e, (int)s - 127);
+                out->q_alt[j] = c1 != out->q[j] ? c1 : c2;
+                amb |= out->q_alt[j] != out->q[j];
+                out->q_under_alt[j] = code_at(a - e, (int)s_alt - 127);
+                out->q_under_alt2[j] = code_at(a + e, (int)s_alt - 127);
+            }
+            out->n_ambiguous += (size_t)amb;
+        }
+    free(v);
+    return MX_OK;
+}

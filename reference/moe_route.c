@@ -1,0 +1,132 @@
+/* moe_route.c -- the MiniMax-M3 router reference.
+ *
+ * logits = x Wr^T are computed in binary64 (BLAS) with a certified error
+ * (gamma_H in binary64 times sum |x w|), scores s = sigmoid(logit) + bias.
+ * The top-k is chosen by these scores; exact ties go to the lower expert id
+ * and are reported.  A production router computes in FP32, so its scores
+ * can differ by up to delta = gamma_H(FP32) sum|x w| / 4 (sigmoid' <= 1/4)
+ * + sigmoid_ulps u sigma + u |score| (+ the binary64 error); a token whose
+ * k-th and (k+1)-th scores are closer than the sum of their deltas is
+ * reported as ambiguous: a correct FP32 router may pick either set.
+ *
+ * The routing weights handed to GEMM2 are the model's FP32 values:
+ * s32_j = RN32(sigmoid(RN32(logit_j))), w_j = s32_j / (s32_0 + ... + s32_k-1)
+ * with the sum and the division in FP32 (rank order).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_cblas.h>
+#include "mxref/moe.h"
+
+void mx_moe_routing_free(mx_moe_routing *r)
+{
+    free(r->ids);
+    free(r->weights);
+    free(r->weights_exact);
+    free(r->ambiguous);
+    memset(r, 0, sizeof *r);
+}
+
+static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
+                       const float *bias, const uint16_t *x, size_t T,
+                       mx_moe_routing *out)
+{
+    size_t H = s->H, E = s->E;
+    int k = s->topk;
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > 64 || (size_t)k > E || !router || !bias || !x || !T)
+        return MX_EINVAL;
+    double *xd = calloc(T * H, sizeof *xd), *wd = calloc(E * H, sizeof *wd);
+    double *lg = malloc(T * E * sizeof *lg), *la = malloc(T * E * sizeof *la);
+    out->ids = malloc(T * (size_t)k * sizeof *out->ids);
+    out->weights = malloc(T * (size_t)k * sizeof *out->weights);
+    out->weights_exact = malloc(T * (size_t)k * sizeof *out->weights_exact);
+    out->ambiguous = calloc(T ? T : 1, 1);
+    size_t *order = malloc(E * sizeof *order);
+    double *score = malloc(E * sizeof *score), *delta = malloc(E * sizeof *delta);
+    mx_status st = MX_OK;
+    if (!xd || !wd || !lg || !la || !out->ids || !out->weights ||
+        !out->weights_exact || !out->ambiguous || !order || !score || !delta) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < T * H; i++) {
+        xd[i] = mx_bf16_to_float(x[i]);
+        if (!isfinite(xd[i])) {
+            st = MX_ERANGE;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < E * H; i++)
+        wd[i] = router[i];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)E, (int)H,
+                1.0, xd, (int)H, wd, (int)H, 0.0, lg, (int)E);
+    for (size_t i = 0; i < T * H; i++)
+        xd[i] = fabs(xd[i]);
+    for (size_t i = 0; i < E * H; i++)
+        wd[i] = fabs(wd[i]);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)E, (int)H,
+                1.0, xd, (int)H, wd, (int)H, 0.0, la, (int)E);
+    const double u = 0x1p-24, g32 = (double)H * u / (1 - (double)H * u);
+    const double g64 = (double)(H + 2) * 0x1p-52;
+    for (size_t t = 0; t < T; t++) {
+        for (size_t e = 0; e < E; e++) {
+            double l = lg[t * E + e], sabs = la[t * E + e] * (1 + g64);
+            double sg = sigmoid(l);
+            score[e] = sg + (double)bias[e];
+            delta[e] = (g32 + g64) * sabs / 4 + 4 * u * sg + u * fabs(score[e]) +
+                       0x1p-50 * (1 + fabs(score[e]));
+            order[e] = e;
+        }
+        /* partial selection sort of the top k + 1 (ties: lower id first) */
+        for (int j = 0; j <= k && (size_t)j < E; j++) {
+            size_t best = (size_t)j;
+            for (size_t e = (size_t)j + 1; e < E; e++) {
+                size_t a = order[e], b = order[best];
+                if (score[a] > score[b] || (score[a] == score[b] && a < b))
+                    best = e;
+            }
+            size_t tmp = order[j];
+            order[j] = order[best];
+            order[best] = tmp;
+        }
+        if ((size_t)k < E) {
+            size_t a = order[k - 1], b = order[k];
+            if (score[a] - score[b] <= delta[a] + delta[b]) {
+                out->ambiguous[t] = 1;
+                out->n_ambiguous++;
+            }
+        }
+        float s32[64], sum32 = 0;
+        double sum = 0;
+        for (int j = 0; j < k; j++) {
+            size_t e = order[j];
+            out->ids[t * (size_t)k + (size_t)j] = (int32_t)e;
+            float l32 = (float)lg[t * E + e];
+            s32[j % 64] = (float)sigmoid((double)l32);
+            sum32 = sum32 + s32[j % 64];
+            sum += sigmoid(lg[t * E + e]);
+        }
+        for (int j = 0; j < k; j++) {
+            size_t e = order[j];
+            out->weights[t * (size_t)k + (size_t)j] = s32[j % 64] / sum32;
+            out->weights_exact[t * (size_t)k + (size_t)j] = sigmoid(lg[t * E + e]) / sum;
+        }
+    }
+    out->T = T;
+    out->topk = k;
+done:
+    free(xd);
+    free(wd);
+    free(lg);
+    free(la);
+    free(order);
+    free(score);
+    free(delta);
+    if (st != MX_OK)
+        mx_moe_routing_free(out);
+    return st;
+}

@@ -1,0 +1,355 @@
+/* capture.c -- open and validate capture files (see capture.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "capture.h"
+
+static const char *kind_names[] = {"mxfp8_group_gemm", "bf16_group_gemm",
+                                   "mx_quant", "moe_layer"};
+
+/* metadata value or default; a present value outside its list is refused */
+static const char *meta(const mxv_capture *c, const char *key, const char *def)
+{
+    const char *v = mxv_st_meta_get(c->f, key);
+    return v ? v : def;
+}
+
+static mxv_st_status bad_meta(const mxv_capture *c, mxv_st_err *err,
+                              const char *key, const char *val, const char *allowed)
+{
+    return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
+                         "metadata \"%s\" is \"%s\"; expected %s", key, val,
+                         allowed);
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(v, "false") || !strcmp(v, "0")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_size(const char *v, size_t *out)
+{
+    char *end;
+    if (!v || !*v || *v == '-')
+        return -1;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end || x > (1ull << 40))
+        return -1;
+    *out = (size_t)x;
+    return 0;
+}
+
+mxv_st_status mxv_capture_open(const char *path, mxv_capture *c, mxv_st_err *err)
+{
+    memset(c, 0, sizeof *c);
+    mxv_st_status st = mxv_st_open(path, &c->f, err);
+    if (st != MXV_ST_OK)
+        return st;
+    const char *v = mxv_st_meta_get(c->f, "mxverify.capture");
+    if (!v)
+        st = mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
+                           "metadata \"mxverify.capture\" is missing (not a "
+                           "capture file)");
+    else if (strcmp(v, "1"))
+        st = bad_meta(c, err, "mxverify.capture", v, "1");
+    if (st != MXV_ST_OK)
+        goto fail;
+    const char *k = meta(c, "kind", NULL);
+    int found = 0;
+    for (int i = 0; k && i < 4; i++)
+        if (!strcmp(k, kind_names[i])) {
+            c->kind = (mxv_cap_kind)i;
+            found = 1;
+        }
+    if (!found) {
+        st = k ? bad_meta(c, err, "kind", k,
+                          "mxfp8_group_gemm, bf16_group_gemm, mx_quant or moe_layer")
+               : mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
+                               "metadata \"kind\" is missing");
+        goto fail;
+    }
+    const char *ef = meta(c, "element_format", "e4m3fnuz");
+    const mx_format *f = mx_format_by_name(ef);
+    if (!f || f->bits != 8 || f->special == MX_SPECIAL_E8M0) {
+        st = bad_meta(c, err, "element_format", ef, "e4m3fnuz, e4m3fn, e5m2 or e5m2fnuz");
+        goto fail;
+    }
+    c->elem = f->id;
+    const char *d = meta(c, "e8m0_decode", "production");
+    if (!strcmp(d, "production"))
+        c->decode = MX_E8M0_PRODUCTION;
+    else if (!strcmp(d, "spec"))
+        c->decode = MX_E8M0_SPEC;
+    else {
+        st = bad_meta(c, err, "e8m0_decode", d, "production or spec");
+        goto fail;
+    }
+    const char *l = meta(c, "scale_layout", "rows");
+    if (!strcmp(l, "rows") || !strcmp(l, "packed"))
+        c->packed = !strcmp(l, "packed");
+    else {
+        st = bad_meta(c, err, "scale_layout", l, "rows or packed");
+        goto fail;
+    }
+    const char *r = meta(c, "scale_rule", "production");
+    if (mx_scale_rule_by_name(r, &c->rule) != 0) {
+        st = bad_meta(c, err, "scale_rule", r, "production, ocp or rceil");
+        goto fail;
+    }
+    const char *rm = meta(c, "rceil_max", "448");
+    char *end;
+    c->rceil_max = strtod(rm, &end);
+    if (*end || !(c->rceil_max > 0) || !isfinite(c->rceil_max)) {
+        st = bad_meta(c, err, "rceil_max", rm, "a positive number");
+        goto fail;
+    }
+    const char *am = meta(c, "accum_model", "fp32-group");
+    if (mx_accum_parse(am, &c->model) != 0) {
+        st = bad_meta(c, err, "accum_model", am, mx_accum_names());
+        goto fail;
+    }
+    struct { const char *key, *def; int *dst; } bools[] = {
+        {"a_per_route", "false", &c->a_per_route},
+        {"mul_routed_weight", "false", &c->mul_weight},
+        {"finite", "true", &c->finite}};
+    for (int i = 0; i < 3; i++) {
+        const char *bv = meta(c, bools[i].key, bools[i].def);
+        if (parse_bool(bv, bools[i].dst) != 0) {
+            st = bad_meta(c, err, bools[i].key, bv, "true or false");
+            goto fail;
+        }
+    }
+    if (c->kind == MXV_CAP_MOE_LAYER) {
+        const char *pv = meta(c, "policy", "w8a8-mxfp8");
+        if (mx_moe_policy_by_name(pv, &c->policy) != 0) {
+            st = bad_meta(c, err, "policy", pv, "w8a8-mxfp8, bf16, w8a16 or hybrid");
+            goto fail;
+        }
+        const char *sv = meta(c, "shape", "custom");
+        if (mx_moe_shape_by_name(!strcmp(sv, "custom") ? "custom:32,32,1,1" : sv,
+                                 &c->shape) != 0) {
+            st = bad_meta(c, err, "shape", sv, "m3-full, m3-tp8, m3-ep8 or custom");
+            goto fail;
+        }
+        struct { const char *key; size_t *dst; } dims[] = {
+            {"hidden", &c->shape.H}, {"intermediate", &c->shape.inter},
+            {"intermediate_shared", &c->shape.inter_shared},
+            {"experts", &c->shape.E}, {"experts_local", &c->shape.E_local},
+            {"expert0", &c->shape.expert0}, {"max_model_len", &c->shape.max_model_len}};
+        for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+            const char *dv = mxv_st_meta_get(c->f, dims[i].key);
+            if (dv && parse_size(dv, dims[i].dst) != 0) {
+                st = bad_meta(c, err, dims[i].key, dv, "a non-negative integer");
+                goto fail;
+            }
+        }
+        struct { const char *key; int *dst; } idims[] = {
+            {"topk", &c->shape.topk}, {"tp", &c->shape.tp}, {"ep", &c->shape.ep},
+            {"layer", &c->shape.layer}};
+        for (size_t i = 0; i < sizeof idims / sizeof idims[0]; i++) {
+            const char *dv = mxv_st_meta_get(c->f, idims[i].key);
+            size_t x;
+            if (dv && (parse_size(dv, &x) != 0 || x > 1000000)) {
+                st = bad_meta(c, err, idims[i].key, dv, "a small non-negative integer");
+                goto fail;
+            }
+            if (dv)
+                *idims[i].dst = (int)x;
+        }
+        if (!mxv_st_meta_get(c->f, "experts_local"))
+            c->shape.E_local = c->shape.E;
+        if (!mxv_st_meta_get(c->f, "intermediate_shared"))
+            c->shape.inter_shared = c->shape.inter;
+        const mx_moe_shape *s = &c->shape;
+        const char *why = NULL;
+        if (!s->H || s->H % 32)
+            why = "\"hidden\" must be a positive multiple of 32";
+        else if (!s->inter || s->inter % 32 || !s->inter_shared || s->inter_shared % 32)
+            why = "\"intermediate\" sizes must be positive multiples of 32";
+        else if (s->topk < 1 || s->topk > 64 || (size_t)s->topk > s->E)
+            why = "\"topk\" must be in 1..min(64, experts)";
+        else if (!s->E_local || s->expert0 + s->E_local > s->E)
+            why = "\"expert0\" + \"experts_local\" exceeds \"experts\"";
+        if (why) {
+            st = mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL, "metadata: %s", why);
+            goto fail;
+        }
+    }
+    return MXV_ST_OK;
+fail:
+    mxv_st_close(c->f);
+    c->f = NULL;
+    return st;
+}
+
+void mxv_capture_close(mxv_capture *c)
+{
+    if (c->f)
+        mxv_st_close(c->f);
+    c->f = NULL;
+}
+
+mxv_st_status mxv_capture_tensor(const mxv_capture *c, const char *name,
+                                 unsigned dtypes, int rank, const uint64_t *shape,
+                                 const mxv_st_tensor **t, mxv_st_err *err)
+{
+    return mxv_st_require(c->f, name, dtypes, rank, shape, t, err);
+}
+
+mxv_st_status mxv_capture_optional(const mxv_capture *c, const char *name,
+                                   unsigned dtypes, int rank,
+                                   const uint64_t *shape,
+                                   const mxv_st_tensor **t, mxv_st_err *err)
+{
+    *t = NULL;
+    if (!mxv_st_find(c->f, name))
+        return MXV_ST_OK;
+    return mxv_st_require(c->f, name, dtypes, rank, shape, t, err);
+}
+
+unsigned mxv_capture_fp8_dtypes(mx_format_id elem)
+{
+    mxv_st_dtype d;
+    unsigned set = MXV_ST_BIT(MXV_ST_U8);
+    if (mxv_st_dtype_from_format(elem, &d) == 0)
+        set |= MXV_ST_BIT(d);
+    return set;
+}
+
+/* "[i, j]" of a flat index in a tensor */
+static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t len)
+{
+    uint64_t idx[MXV_ST_MAX_RANK];
+    for (int d = t->rank - 1; d >= 0; d--) {
+        idx[d] = t->shape[d] ? flat % t->shape[d] : 0;
+        flat = t->shape[d] ? flat / t->shape[d] : 0;
+    }
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (int d = 0; d < t->rank && o < len; d++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%llu", d ? ", " : "",
+                              (unsigned long long)idx[d]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+}
+
+mxv_st_status mxv_capture_check_codes(const mxv_capture *c, const mxv_st_tensor *t,
+                                      const mx_format *fmt, mxv_st_err *err)
+{
+    if (!c->finite)
+        return MXV_ST_OK;
+    unsigned char bad[65536];
+    for (uint32_t k = 0; k < ((uint32_t)1 << fmt->bits); k++) {
+        mx_class cl = mx_classify(fmt, k);
+        bad[k] = cl == MX_CLASS_NAN || cl == MX_CLASS_INF;
+    }
+    for (uint64_t i = 0; i < t->numel; i++) {
+        uint32_t code = fmt->bits == 8 ? ((const uint8_t *)t->data)[i]
+                                       : ((const uint16_t *)t->data)[i];
+        if (bad[code]) {
+            char ix[128];
+            index_str(t, i, ix, sizeof ix);
+            return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                 "element %s is %s (code 0x%X in %s) but the "
+                                 "capture says finite",
+                                 ix, mx_class_name(mx_classify(fmt, code)), code,
+                                 fmt->name);
+        }
+    }
+    return MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_check_scales(const mxv_capture *c, const mxv_st_tensor *t,
+                                       mxv_st_err *err)
+{
+    const uint8_t *s = t->data;
+    for (uint64_t i = 0; i < t->numel; i++)
+        if (s[i] == 255) {
+            char ix[128];
+            index_str(t, i, ix, sizeof ix);
+            return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                 "scale byte %s is 255 (the E8M0 NaN)", ix);
+        }
+    return MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_check_f32(const mxv_capture *c, const mxv_st_tensor *t,
+                                    mxv_st_err *err)
+{
+    const float *v = t->data;
+    for (uint64_t i = 0; i < t->numel && c->finite; i++)
+        if (!isfinite(v[i])) {
+            char ix[128];
+            index_str(t, i, ix, sizeof ix);
+            return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                 "element %s is %s but the capture says finite",
+                                 ix, isnan(v[i]) ? "NaN" : "inf");
+        }
+    return MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_ints(const mxv_capture *c, const mxv_st_tensor *t,
+                               int32_t **out, mxv_st_err *err)
+{
+    int32_t *v = malloc((t->numel ? t->numel : 1) * sizeof *v);
+    if (!v)
+        return mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, t->name, "out of memory");
+    for (uint64_t i = 0; i < t->numel; i++) {
+        int64_t x = t->dtype == MXV_ST_I64 ? ((const int64_t *)t->data)[i]
+                                           : ((const int32_t *)t->data)[i];
+        if (x < INT32_MIN || x > INT32_MAX) {
+            free(v);
+            char ix[128];
+            index_str(t, i, ix, sizeof ix);
+            return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                 "element %s = %lld does not fit 32 bits", ix,
+                                 (long long)x);
+        }
+        v[i] = (int32_t)x;
+    }
+    *out = v;
+    return MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_topk(const mxv_capture *c, const mxv_st_tensor *t,
+                               size_t n_experts, int32_t **out, mxv_st_err *err)
+{
+    int32_t *v;
+    mxv_st_status st = mxv_capture_ints(c, t, &v, err);
+    if (st != MXV_ST_OK)
+        return st;
+    uint64_t T = t->shape[0], k = t->shape[1];
+    for (uint64_t i = 0; i < T; i++)
+        for (uint64_t j = 0; j < k; j++) {
+            int32_t e = v[i * k + j];
+            if (e < 0 || (size_t)e >= n_experts) {
+                free(v);
+                return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                     "element [%llu, %llu] = %d is not an expert "
+                                     "id in 0..%zu",
+                                     (unsigned long long)i, (unsigned long long)j, e,
+                                     n_experts - 1);
+            }
+            for (uint64_t q = 0; q < j; q++)
+                if (v[i * k + q] == e) {
+                    free(v);
+                    return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                         "token %llu lists expert %d twice (ranks "
+                                         "%llu and %llu)",
+                                         (unsigned long long)i, e,
+                                         (unsigned long long)q, (unsigned long long)j);
+                }
+        }
+    *out = v;
+    return MXV_ST_OK;
+}

@@ -1,0 +1,218 @@
+/* cmd_mutants.c -- `mxverify mutants`: run every planted bug (kernels/mxk.h)
+ * through the kernel runner and show which ones mxverify catches, and which
+ * the loose rules that peers use would have caught:
+ *   vLLM      relative L2 error < 5e-2 passes
+ *   torch     torch.testing.assert_close at the bf16 defaults (rtol 1.6e-2,
+ *             atol 1e-5)
+ *   aiter     allclose at rtol = atol = 1e-2 with up to 5 % mismatches
+ * Peers are evaluated on the outputs of the kernels each bug touches
+ * (decoded values for quantized outputs).  The correct kernels run first:
+ * they must pass everywhere. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "backend_gpu.h"
+#include "cli.h"
+#include "commands.h"
+#include "runner.h"
+
+/* Cases that give every planted bug a chance to show. */
+static const mxv_case_def mutant_cases[] = {
+    {"mut-w8a8-wide", "custom:256,128,16", 16, "w8a8-mxfp8", "wide", 31},
+    {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
+    {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
+    {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
+};
+#define NCASES (sizeof mutant_cases / sizeof mutant_cases[0])
+
+typedef struct {
+    int id;
+    const char *name, *what;
+    unsigned kernels;
+    int caught;
+    char where[96];
+    int l2, allclose, aiter;
+} outcome;
+
+static int touches(const mxv_row *w, unsigned kernels)
+{
+    for (unsigned bit = 1; bit < (1u << MXK_NKERNELS); bit <<= 1)
+        if ((kernels & bit) && mxk_kernel_name(bit) &&
+            !strncmp(w->kernel, mxk_kernel_name(bit), strlen(mxk_kernel_name(bit))))
+            return 1;
+    return 0;
+}
+
+static int run_all(const mxv_runner *r, mxv_rows *rows)
+{
+    for (size_t i = 0; i < NCASES; i++) {
+        char err[256];
+        if (mxv_run_case(&mutant_cases[i], r, rows, err, sizeof err) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    }
+    return 0;
+}
+
+int mxv_cmd_mutants(int argc, char **argv)
+{
+    const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
+               *only = NULL;
+    const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
+                            {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
+                            {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
+                            {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
+             "                        [--report-json F] [--report-md F]");
+        return MXV_EXIT_OK;
+    }
+    if (npos)
+        return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    int count;
+    const mxk_mutant_info *tab = mxk_mutant_table(&count);
+    if (list) {
+        for (int i = 0; i < count; i++)
+            printf("%2d  %-18s %s\n", tab[i].id, tab[i].name, tab[i].what);
+        return MXV_EXIT_OK;
+    }
+    if (only && !mxk_mutant_by_name(only))
+        return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug", only);
+    mxv_runner r;
+    memset(&r, 0, sizeof r);
+    if (!backend || !strcmp(backend, "cpu")) {
+        r.ops = mxk_cpu_ops();
+    } else if (!strcmp(backend, "gpu")) {
+        char why[256];
+        mxv_gpu_state st;
+        if (!(r.ops = mxv_gpu_backend(why, sizeof why, &st)))
+            return mxv_error(MXV_EXIT_INTERNAL, "--backend gpu: %s", why);
+    } else {
+        return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", backend);
+    }
+
+    /* the correct kernels first */
+    mxv_rows base = {NULL, 0, 0};
+    if ((rc = run_all(&r, &base)) != 0) {
+        mxv_rows_free(&base);
+        return rc;
+    }
+    size_t base_fail = 0;
+    for (size_t i = 0; i < base.n; i++)
+        if (!mxv_row_pass(&base.rows[i])) {
+            base_fail++;
+            fprintf(stderr, "mxverify: mutants: the correct kernels fail %s / %s\n",
+                    base.rows[i].case_name, base.rows[i].kernel);
+        }
+    mxv_rows_free(&base);
+
+    outcome *o = calloc((size_t)count, sizeof *o);
+    int n = 0;
+    for (int i = 0; i < count; i++) {
+        if (only && strcmp(only, tab[i].name))
+            continue;
+        outcome *x = &o[n++];
+        x->id = tab[i].id;
+        x->name = tab[i].name;
+        x->what = tab[i].what;
+        x->kernels = tab[i].kernels;
+        mxv_rows rows = {NULL, 0, 0};
+        r.mutant = tab[i].id;
+        if ((rc = run_all(&r, &rows)) != 0) {
+            mxv_rows_free(&rows);
+            free(o);
+            return rc;
+        }
+        for (size_t j = 0; j < rows.n; j++) {
+            const mxv_row *w = &rows.rows[j];
+            if (!x->caught && !mxv_row_pass(w)) {
+                x->caught = 1;
+                snprintf(x->where, sizeof x->where, "%s / %s", w->case_name, w->kernel);
+            }
+            if (touches(w, x->kernels)) {
+                x->l2 |= mxv_judge_peer_l2_fails(&w->j);
+                x->allclose |= mxv_judge_peer_allclose_fails(&w->j);
+                x->aiter |= mxv_judge_peer_aiter_fails(&w->j);
+            }
+        }
+        mxv_rows_free(&rows);
+        fprintf(stderr, "mxverify: mutant %s: %s\n", x->name, x->caught ? "caught" : "MISSED");
+    }
+
+    int missed = 0;
+    printf("%-18s %-7s %-40s %-6s %-6s %-6s\n", "planted bug", "mxverify", "caught on",
+           "vLLM", "torch", "aiter");
+    for (int i = 0; i < n; i++) {
+        const outcome *x = &o[i];
+        missed += !x->caught;
+        printf("%-18s %-8s %-40s %-6s %-6s %-6s\n", x->name, x->caught ? "caught" : "MISSED",
+               x->caught ? x->where : "-", x->l2 ? "caught" : "missed",
+               x->allclose ? "caught" : "missed", x->aiter ? "caught" : "missed");
+    }
+    printf("mutants: %d of %d caught by mxverify; the correct kernels %s\n", n - missed, n,
+           base_fail ? "FAIL" : "pass");
+
+    if (json || md) {
+        cJSON *root = cJSON_CreateArray();
+        char *mtext = NULL;
+        size_t mlen = 0;
+        FILE *mf = md ? open_memstream(&mtext, &mlen) : NULL;
+        if (mf) {
+            fprintf(mf, "| planted bug | what | mxverify | caught on | vLLM rel-L2 < 5e-2 | "
+                        "torch bf16 allclose | aiter 5 %% |\n|---|---|---|---|---|---|---|\n");
+        }
+        for (int i = 0; i < n; i++) {
+            const outcome *x = &o[i];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "mutant", x->name);
+            cJSON_AddStringToObject(e, "what", x->what);
+            cJSON_AddBoolToObject(e, "caught", x->caught);
+            cJSON_AddStringToObject(e, "caught_on", x->where);
+            cJSON_AddBoolToObject(e, "vllm_rel_l2_catches", x->l2);
+            cJSON_AddBoolToObject(e, "torch_allclose_catches", x->allclose);
+            cJSON_AddBoolToObject(e, "aiter_catches", x->aiter);
+            cJSON_AddItemToArray(root, e);
+            if (mf)
+                fprintf(mf, "| `%s` | %s | %s | %s | %s | %s | %s |\n", x->name, x->what,
+                        x->caught ? "caught" : "**missed**", x->caught ? x->where : "-",
+                        x->l2 ? "caught" : "missed", x->allclose ? "caught" : "missed",
+                        x->aiter ? "caught" : "missed");
+        }
+        if (json) {
+            char *t = cJSON_Print(root);
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s.tmp", json);
+            FILE *f = fopen(tmp, "w");
+            int ok = t && f && fputs(t, f) >= 0;
+            ok = f && fclose(f) == 0 && ok;
+            if (!ok || rename(tmp, json) != 0) {
+                remove(tmp);
+                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", json);
+            }
+            cJSON_free(t);
+        }
+        if (mf) {
+            fclose(mf);
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s.tmp", md);
+            FILE *f = fopen(tmp, "w");
+            int ok = f && fputs(mtext, f) >= 0;
+            ok = f && fclose(f) == 0 && ok;
+            if (!ok || rename(tmp, md) != 0) {
+                remove(tmp);
+                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", md);
+            }
+            free(mtext);
+        }
+        cJSON_Delete(root);
+    }
+    free(o);
+    if (rc)
+        return rc;
+    return missed || base_fail ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+}

@@ -1,0 +1,480 @@
+/* check_gemm.c -- the group GEMM reference.
+ *
+ *  - the fast exact engine against the MPFR oracle (mpfr_sum), bit for bit,
+ *    on random and adversarial families: cancellation, huge scale spread,
+ *    subnormal values, zero scales, BF16 ties, E5M2 and BF16 operands that
+ *    defeat the BLAS window, row weights, gathered rows, packed scales;
+ *  - the vectorized models against the direct element-by-element model;
+ *  - the bound: every model output, and FP32 sums of the same terms in
+ *    random orders and trees, lie within it; and it is not vacuous.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include "mxref/gemm.h"
+#include "testutil.h"
+
+typedef struct {
+    const char *name;
+    mx_format_id fmt;
+    int scaled;          /* MX operands (E8M0 per 32) or plain           */
+    int smin, smax;      /* scale byte range                             */
+    double zero_scale;   /* probability of a 0 scale byte                */
+    int cancel;          /* make B rows the negation of A rows per group */
+    int subnormal;       /* only subnormal codes                         */
+    int weighted;        /* GEMM2-style row weights                      */
+    mx_e8m0_decode decode;
+    size_t M, N, K;
+} family;
+
+static const family families[] = {
+    {"e4m3fnuz narrow", MX_E4M3FNUZ, 1, 120, 130, 0, 0, 0, 0, MX_E8M0_PRODUCTION, 9, 13, 256},
+    {"e4m3fnuz weighted", MX_E4M3FNUZ, 1, 110, 140, 0, 0, 0, 1, MX_E8M0_PRODUCTION, 7, 11, 384},
+    {"e4m3fn spec decode", MX_E4M3FN, 1, 100, 150, 0, 0, 0, 0, MX_E8M0_SPEC, 6, 9, 256},
+    /* scale bytes 0..170: a spread of 170 binades (no FP32 overflow) */
+    {"huge scale spread", MX_E4M3FNUZ, 1, 0, 170, 0, 0, 0, 1, MX_E8M0_SPEC, 6, 7, 512},
+    {"cancellation", MX_E4M3FNUZ, 1, 125, 129, 0, 1, 0, 0, MX_E8M0_PRODUCTION, 8, 8, 256},
+    {"subnormals", MX_E4M3FNUZ, 1, 0, 40, 0, 0, 1, 0, MX_E8M0_SPEC, 5, 6, 128},
+    {"zero scales", MX_E4M3FNUZ, 1, 1, 60, 0.3, 0, 0, 1, MX_E8M0_PRODUCTION, 6, 6, 256},
+    {"e5m2 irregular", MX_E5M2, 1, 120, 135, 0, 0, 0, 1, MX_E8M0_PRODUCTION, 6, 7, 256},
+    {"e5m2fnuz", MX_E5M2FNUZ, 1, 120, 135, 0, 1, 0, 0, MX_E8M0_PRODUCTION, 5, 6, 128},
+    {"bf16", MX_BF16, 0, 0, 0, 0, 0, 0, 0, MX_E8M0_PRODUCTION, 7, 9, 200},
+    {"bf16 cancellation weighted", MX_BF16, 0, 0, 0, 0, 1, 0, 1, MX_E8M0_PRODUCTION, 5, 8, 96},
+    {"fp16", MX_FP16, 0, 0, 0, 0, 0, 0, 1, MX_E8M0_PRODUCTION, 5, 5, 70},
+};
+#define NFAM (int)(sizeof families / sizeof families[0])
+
+typedef struct {
+    size_t M, N, K, G;
+    void *a, *b;
+    uint8_t *sa, *sb;
+    float *w;
+    mx_operand A, B;
+    mx_gemm_spec spec;
+} gcase;
+
+static uint32_t random_code(gsl_rng *r, const mx_format *f, int subnormal)
+{
+    for (;;) {
+        uint32_t c = (uint32_t)gsl_rng_uniform_int(r, 1ul << f->bits);
+        mx_class k = mx_classify(f, c);
+        if (k == MX_CLASS_NAN || k == MX_CLASS_INF)
+            continue;
+        if (subnormal && k == MX_CLASS_NORMAL)
+            continue;
+        /* 16-bit formats: keep most exponents moderate, some far apart
+         * (irregular groups, slow elements), none that overflow FP32 */
+        if (f->bits == 16) {
+            double v = fabs(mx_decode_double(f, c));
+            double lim = gsl_rng_uniform(r) < 0.9 ? 0x1p13 : 0x1p50;
+            if (v != 0 && (v > lim || v < 1 / lim))
+                continue;
+        }
+        return c;
+    }
+}
+
+static void put(void *p, const mx_format *f, size_t i, uint32_t c)
+{
+    if (f->bits == 8)
+        ((uint8_t *)p)[i] = (uint8_t)c;
+    else
+        ((uint16_t *)p)[i] = (uint16_t)c;
+}
+
+static uint32_t get(const void *p, const mx_format *f, size_t i)
+{
+    return f->bits == 8 ? ((const uint8_t *)p)[i] : ((const uint16_t *)p)[i];
+}
+
+static void make_case(const family *fm, gsl_rng *r, gcase *c)
+{
+    const mx_format *f = mx_format_get(fm->fmt);
+    memset(c, 0, sizeof *c);
+    c->M = fm->M;
+    c->N = fm->N;
+    c->K = fm->K;
+    c->G = fm->K / 32;
+    size_t sz = f->bits / 8;
+    c->a = malloc(c->M * c->K * sz);
+    c->b = malloc(c->N * c->K * sz);
+    for (size_t i = 0; i < c->M * c->K; i++)
+        put(c->a, f, i, random_code(r, f, fm->subnormal));
+    for (size_t i = 0; i < c->N * c->K; i++)
+        put(c->b, f, i, random_code(r, f, fm->subnormal));
+    if (fm->scaled) {
+        c->sa = malloc(c->M * c->G);
+        c->sb = malloc(c->N * c->G);
+        for (size_t i = 0; i < c->M * c->G; i++)
+            c->sa[i] = (uint8_t)(fm->smin + (int)gsl_rng_uniform_int(r, (unsigned long)(fm->smax - fm->smin + 1)));
+        for (size_t i = 0; i < c->N * c->G; i++)
+            c->sb[i] = (uint8_t)(fm->smin + (int)gsl_rng_uniform_int(r, (unsigned long)(fm->smax - fm->smin + 1)));
+        for (size_t i = 0; i < c->M * c->G; i++)
+            if (gsl_rng_uniform(r) < fm->zero_scale)
+                c->sa[i] = 0;
+    }
+    if (fm->cancel) /* B row n = -(A row n % M) on every other group */
+        for (size_t n = 0; n < c->N; n++)
+            for (size_t k = 0; k < c->K; k++) {
+                if ((k / 32) % 2)
+                    continue;
+                uint32_t code = get(c->a, f, (n % c->M) * c->K + k);
+                double v = -mx_decode_double(f, code);
+                put(c->b, f, n * c->K + k, mx_encode_rne(f, v));
+                if (fm->scaled && c->sb)
+                    c->sb[n * c->G + k / 32] = c->sa[(n % c->M) * c->G + k / 32]
+                                                   ? c->sa[(n % c->M) * c->G + k / 32]
+                                                   : 127;
+            }
+    if (fm->weighted) {
+        c->w = malloc(c->M * sizeof *c->w);
+        for (size_t m = 0; m < c->M; m++)
+            c->w[m] = (float)gsl_rng_uniform_pos(r);
+    }
+    mx_operand A = {f, c->a, c->M, c->K, c->K, c->sa, c->G, 1, NULL};
+    mx_operand B = {f, c->b, c->N, c->K, c->K, c->sb, c->G, 1, NULL};
+    c->A = A;
+    c->B = B;
+    c->spec.decode = fm->decode;
+    c->spec.model = mx_accum_default();
+    c->spec.row_weight = c->w;
+}
+
+static void free_case(gcase *c)
+{
+    free(c->a);
+    free(c->b);
+    free(c->sa);
+    free(c->sb);
+    free(c->w);
+}
+
+static const char *model_names[] = {"fp32-group", "fp32-seq"};
+
+/* Max of |model - exact| / bound over the whole run, per family, and how
+ * often the slow exact paths ran. */
+static double max_ratio[NFAM];
+static size_t slow_seen[NFAM], irr_seen[NFAM];
+
+START_TEST(test_fast_exact_model_bound)
+{
+    const family *fm = &families[_i];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 1000 + (unsigned long)_i);
+    for (int rep = 0; rep < 3; rep++) {
+        gcase c;
+        make_case(fm, r, &c);
+        size_t MN = c.M * c.N;
+        double *ex = malloc(MN * 8), *ex2 = malloc(MN * 8), *bd = malloc(MN * 8);
+        float *ma = malloc(MN * 4), *md = malloc(MN * 4);
+        uint16_t *mo = malloc(MN * 2);
+        ck_assert_int_eq(mx_gemm_exact_mpfr(&c.spec, &c.A, &c.B, ex2), MX_OK);
+        for (int mi = 0; mi < 2; mi++) {
+            mx_accum_parse(model_names[mi], &c.spec.model);
+            mx_gemm_out o = {ex, ma, mo, bd, NULL};
+            mx_gemm_stats st;
+            ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, &st), MX_OK);
+            slow_seen[_i] += st.slow_elements;
+            irr_seen[_i] += st.irregular_groups;
+            ck_assert_int_eq(mx_gemm_model_direct(&c.spec, &c.A, &c.B, md), MX_OK);
+            for (size_t i = 0; i < MN; i++) {
+                EXPECT(memcmp(&ex[i], &ex2[i], 8) == 0,
+                       "%s: element %zu: fast exact %a, MPFR %a", fm->name, i,
+                       ex[i], ex2[i]);
+                double err = fabs((double)mx_bf16_to_float(mo[i]) - ex[i]);
+                EXPECT(err <= bd[i], "%s %s: element %zu: |%a - %a| > bound %a",
+                       fm->name, model_names[mi], i,
+                       (double)mx_bf16_to_float(mo[i]), ex[i], bd[i]);
+                EXPECT(memcmp(&ma[i], &md[i], 4) == 0,
+                       "%s %s: element %zu: model %a, direct %a", fm->name,
+                       model_names[mi], i, (double)ma[i], (double)md[i]);
+                EXPECT(mo[i] == mx_bf16_from_float(ma[i]), "bf16 out %zu", i);
+                if (bd[i] > 0 && err / bd[i] > max_ratio[_i])
+                    max_ratio[_i] = err / bd[i];
+            }
+        }
+        free(ex);
+        free(ex2);
+        free(bd);
+        free(ma);
+        free(md);
+        free(mo);
+        free_case(&c);
+    }
+    gsl_rng_free(r);
+}
+END_TEST
+
+/* FP32 sums of the scaled terms in random orders and random trees: the
+ * bound claims to cover any kernel of the model family (MX operands: any
+ * tree inside each 32-group, then any tree across the group partials;
+ * unscaled operands: any tree at all), so it must cover these. */
+static float tree_sum(float *t, size_t n, gsl_rng *r)
+{
+    while (n > 1) {
+        size_t i = gsl_rng_uniform_int(r, n), j = gsl_rng_uniform_int(r, n - 1);
+        if (j >= i)
+            j++;
+        float s = t[i] + t[j];
+        t[i < j ? i : j] = s;
+        t[i < j ? j : i] = t[n - 1];
+        n--;
+    }
+    return t[0];
+}
+
+START_TEST(test_bound_covers_random_orders)
+{
+    const family *fm = &families[_i];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 2000 + (unsigned long)_i);
+    gcase c;
+    make_case(fm, r, &c);
+    const mx_format *f = mx_format_get(fm->fmt);
+    size_t MN = c.M * c.N;
+    double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
+    mx_gemm_out o = {ex, NULL, NULL, bd, NULL};
+    ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
+    float *t = malloc(c.K * sizeof *t);
+    for (size_t m = 0; m < c.M; m++)
+        for (size_t n = 0; n < c.N; n++)
+            for (int trial = 0; trial < 20; trial++) {
+                for (size_t k = 0; k < c.K; k++) {
+                    float a = (float)mx_decode_double(f, get(c.a, f, m * c.K + k));
+                    float b = (float)mx_decode_double(f, get(c.b, f, n * c.K + k));
+                    float sc = 1;
+                    if (c.sa)
+                        sc = (float)mx_scale_value(fm->decode, c.sa[m * c.G + k / 32]) *
+                             (float)mx_scale_value(fm->decode, c.sb[n * c.G + k / 32]);
+                    t[k] = (float)((double)a * b) * sc;
+                }
+                float acc;
+                if (c.sa) {
+                    for (size_t g = 0; g < c.G; g++)
+                        t[g] = tree_sum(t + g * 32, 32, r);
+                    acc = tree_sum(t, c.G, r);
+                } else {
+                    acc = tree_sum(t, c.K, r);
+                }
+                if (c.w)
+                    acc = acc * c.w[m];
+                uint16_t out = mx_bf16_from_float(acc);
+                double err = fabs((double)mx_bf16_to_float(out) - ex[m * c.N + n]);
+                EXPECT(err <= bd[m * c.N + n],
+                       "%s: random tree sum of (%zu,%zu): err %a > bound %a",
+                       fm->name, m, n, err, bd[m * c.N + n]);
+            }
+    free(t);
+    free(ex);
+    free(bd);
+    free_case(&c);
+    gsl_rng_free(r);
+}
+END_TEST
+
+START_TEST(test_bound_not_vacuous)
+{
+    /* runs after the loop test in the same process (CK_NOFORK in main) */
+    double best = 0;
+    for (int i = 0; i < NFAM; i++) {
+        printf("gemm: %-28s max |model - exact| / bound = %.4f\n",
+               families[i].name, max_ratio[i]);
+        best = max_ratio[i] > best ? max_ratio[i] : best;
+    }
+    ck_assert_msg(best > 0.25, "max |model - exact| / bound is only %g", best);
+    /* the adversarial families reach the GMP and irregular paths */
+    ck_assert(slow_seen[3] > 0);
+    ck_assert(irr_seen[7] > 0 && irr_seen[9] > 0);
+    ck_assert(slow_seen[9] > 0);
+    ck_assert_msg(max_ratio[0] > 0.1, "narrow family ratio %g", max_ratio[0]);
+}
+END_TEST
+
+/* BF16 ties: exact results at the midpoint of two BF16 values round to
+ * even in the model output (fp32-group keeps the exact value). */
+START_TEST(test_bf16_tie_rounding)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    uint8_t a[32] = {0}, b[32] = {0}, sa[1] = {127}, sb[1] = {127};
+    /* 1 + 2^-8 is the midpoint of 1 and 1 + 2^-7: a = {1, 2^-4}, b = {1, 2^-4} */
+    a[0] = (uint8_t)mx_encode_rne(f, 1.0);
+    b[0] = a[0];
+    a[5] = (uint8_t)mx_encode_rne(f, 0x1p-4);
+    b[5] = a[5];
+    mx_operand A = {f, a, 1, 32, 32, sa, 1, 1, NULL}, B = {f, b, 1, 32, 32, sb, 1, 1, NULL};
+    mx_gemm_spec s = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+    double ex;
+    float ma;
+    uint16_t mo;
+    mx_gemm_out o = {&ex, &ma, &mo, NULL, NULL};
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
+    ck_assert(ex == 1 + 0x1p-8);
+    ck_assert(ma == 1 + 0x1p-8f);
+    ck_assert_uint_eq(mo, 0x3F80); /* tie to even: 1.0 */
+    a[6] = (uint8_t)mx_encode_rne(f, 0x1p-10); /* above the tie */
+    b[6] = (uint8_t)mx_encode_rne(f, 0x1p-10 * 1.0);
+    b[6] = (uint8_t)mx_encode_rne(f, 1.0);
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
+    ck_assert_uint_eq(mo, 0x3F81);
+}
+END_TEST
+
+/* Gathered rows and packed scales give the same results as the plain
+ * layout. */
+START_TEST(test_gather_and_packed_layout)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 77);
+    gcase c;
+    make_case(&families[1], r, &c);
+    size_t MN = c.M * c.N;
+    double *ex = malloc(MN * 8), *ex2 = malloc(MN * 8);
+    mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
+    /* B's scales packed [G][N] */
+    uint8_t *packed = malloc(c.N * c.G);
+    mx_scales_pack(c.sb, 1, c.N, c.G, packed);
+    mx_operand B2 = c.B;
+    B2.scales = packed;
+    B2.srs = 1;
+    B2.sgs = c.N;
+    /* A read through a reversing gather of a reversed copy */
+    uint8_t *ar = malloc(c.M * c.K), *sar = malloc(c.M * c.G);
+    int32_t *idx = malloc(c.M * sizeof *idx);
+    float *wr = malloc(c.M * sizeof *wr);
+    for (size_t m = 0; m < c.M; m++) {
+        memcpy(ar + (c.M - 1 - m) * c.K, (uint8_t *)c.a + m * c.K, c.K);
+        memcpy(sar + (c.M - 1 - m) * c.G, c.sa + m * c.G, c.G);
+        idx[m] = (int32_t)(c.M - 1 - m);
+        wr[m] = c.w[m];
+    }
+    mx_operand A2 = c.A;
+    A2.codes = ar;
+    A2.scales = sar;
+    A2.row_idx = idx;
+    mx_gemm_out o2 = {ex2, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(mx_gemm(&c.spec, &A2, &B2, &o2, NULL), MX_OK);
+    ck_assert(memcmp(ex, ex2, MN * 8) == 0);
+    free(packed);
+    free(ar);
+    free(sar);
+    free(idx);
+    free(wr);
+    free(ex);
+    free(ex2);
+    free_case(&c);
+    gsl_rng_free(r);
+}
+END_TEST
+
+/* Block-FMA models through the engine: the model output equals the direct
+ * per-element evaluation, and every element lies within the block bound. */
+static const struct { const char *model; int fam; } block_cases[] = {
+    {"block:hopper-fp8", 0}, {"block:hopper-fp8", 4}, {"block:cdna3-fp8", 0},
+    {"block:cdna3-fp8", 1},  {"block:exact-rne", 0},   {"block:hopper-bf16", 9},
+    {"block:cdna3-bf16", 10},
+};
+
+START_TEST(test_block_models)
+{
+    const family *fm = &families[block_cases[_i].fam];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 3000 + (unsigned long)_i);
+    gcase c;
+    make_case(fm, r, &c);
+    ck_assert_int_eq(mx_accum_parse(block_cases[_i].model, &c.spec.model), 0);
+    size_t MN = c.M * c.N;
+    double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
+    float *ma = malloc(MN * 4), *md = malloc(MN * 4);
+    uint16_t *mo = malloc(MN * 2);
+    mx_gemm_out o = {ex, ma, mo, bd, NULL};
+    ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
+    ck_assert_int_eq(mx_gemm_model_direct(&c.spec, &c.A, &c.B, md), MX_OK);
+    double worst = 0;
+    for (size_t i = 0; i < MN; i++) {
+        double err = fabs((double)mx_bf16_to_float(mo[i]) - ex[i]);
+        EXPECT(err <= bd[i], "%s on %s: element %zu: |%a - %a| > bound %a",
+               block_cases[_i].model, fm->name, i, (double)mx_bf16_to_float(mo[i]),
+               ex[i], bd[i]);
+        EXPECT(memcmp(&ma[i], &md[i], 4) == 0, "%s: model %a, direct %a",
+               block_cases[_i].model, (double)ma[i], (double)md[i]);
+        if (bd[i] > 0 && err / bd[i] > worst)
+            worst = err / bd[i];
+    }
+    printf("gemm: %-18s on %-26s max |model - exact| / bound = %.4f\n",
+           block_cases[_i].model, fm->name, worst);
+    free(ex);
+    free(bd);
+    free(ma);
+    free(md);
+    free(mo);
+    free_case(&c);
+    gsl_rng_free(r);
+}
+END_TEST
+
+START_TEST(test_bad_operands_refused)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    uint8_t a[64] = {0}, b[64] = {0}, sa[2] = {127, 127}, sb[2] = {127, 127};
+    mx_operand A = {f, a, 1, 64, 64, sa, 2, 1, NULL}, B = {f, b, 1, 64, 64, sb, 2, 1, NULL};
+    mx_gemm_spec s = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+    double ex;
+    mx_gemm_out o = {&ex, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
+    a[10] = 0x80; /* the FNUZ NaN */
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_ERANGE);
+    a[10] = 0;
+    sb[1] = 255;
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_ERANGE);
+    sb[1] = 127;
+    mx_operand B3 = B;
+    B3.K = 32;
+    B3.ld = 32;
+    ck_assert_int_eq(mx_gemm(&s, &A, &B3, &o, NULL), MX_EINVAL);
+    mx_operand A4 = A;
+    A4.K = A4.ld = 48; /* not a multiple of 32 with scales */
+    mx_operand B4 = B;
+    B4.K = B4.ld = 48;
+    ck_assert_int_eq(mx_gemm(&s, &A4, &B4, &o, NULL), MX_EINVAL);
+    mx_operand B5 = B;
+    B5.scales = NULL;
+    ck_assert_int_eq(mx_gemm(&s, &A, &B5, &o, NULL), MX_EINVAL);
+    float w = NAN;
+    s.row_weight = &w;
+    ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_ERANGE);
+    s.row_weight = NULL;
+    mx_accum_model bad;
+    ck_assert_int_eq(mx_accum_parse("fp64", &bad), -1);
+    ck_assert_int_eq(mx_accum_parse("block:volta-fp8", &bad), -1);
+    ck_assert_int_eq(mx_accum_parse("block:hopper-fp8", &bad), 0);
+    ck_assert(bad.kind == MX_ACC_BLOCK && bad.block != NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("gemm");
+    TCase *t = tcase_create("engine");
+    tcase_set_timeout(t, 300);
+    tcase_add_loop_test(t, test_fast_exact_model_bound, 0, NFAM);
+    tcase_add_test(t, test_bound_not_vacuous);
+    tcase_add_loop_test(t, test_bound_covers_random_orders, 0, NFAM);
+    tcase_add_test(t, test_bf16_tie_rounding);
+    tcase_add_test(t, test_gather_and_packed_layout);
+    tcase_add_test(t, test_bad_operands_refused);
+    tcase_add_loop_test(t, test_block_models, 0,
+                        (int)(sizeof block_cases / sizeof block_cases[0]));
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* max_ratio is shared */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
