@@ -80,6 +80,21 @@ static double pow2_uniform(gsl_rng *r, double h)
     return ldexp(1.0 + (v - fl), (int)fl);
 }
 
+/* Pruned weights: about one in 512 is an exact zero, half of them -0 (the
+ * E4M3FN byte 0x80 that the FNUZ load must rewrite).  Positions come from a
+ * hash of the index, so they cost no draws. */
+static void pruned(float *w, size_t n, uint64_t stream)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = (i + 1) * 0x9E3779B97F4A7C15ull ^ stream * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+        h *= 0x94D049BB133111EBull;
+        h ^= h >> 32;
+        if ((h & 511) == 0)
+            w[i] = (h & 512) ? -0.0f : 0.0f;
+    }
+}
+
 /* MX quantization of FP32 values as a checkpoint would be: OCP rule,
  * E4M3FN elements, saturating. */
 static mx_status quantize_weights(const float *w, size_t N, size_t K, uint8_t *q,
@@ -110,6 +125,7 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
         scale *= 5;
     for (size_t i = 0; i < n13; i++)
         buf[i] = (float)(normal(r) * scale);
+    pruned(buf, n13, stream);
     if (p->family == MX_FAMILY_CANCEL) /* rows in +/- pairs */
         for (size_t row = 1; row < 2 * I; row += 2)
             for (size_t h = 0; h < H; h++)
@@ -118,6 +134,7 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
         goto done;
     for (size_t i = 0; i < n2; i++)
         buf[i] = (float)(normal(r) * scale);
+    pruned(buf, n2, stream + 0x10000);
     st = quantize_weights(buf, H, I, *w2, *w2_s);
 done:
     free(buf);

@@ -12,7 +12,10 @@
  * where u = 2^-24 and |z|(1 - sigmoid(z)) u is the effect of rounding z
  * (d ln sigmoid / dz = 1 - sigmoid).  The bound used is that times 1.01,
  * plus 2^-50 |act| for the binary64 evaluation and 4 * 2^-150 for FP32
- * underflow.  docs/bounds.md has the derivation.
+ * underflow; where sigmoid(z) falls below 2^-120, an FP32 sigmoid can be
+ * anything in [0, 2^-125] (exp(-z) overflows for z < -88.7 and the quotient
+ * is 0), so |g (u + 1)| 2^-125 is added.  docs/bounds.md has the
+ * derivation.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -38,7 +41,13 @@ void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
             act[r * I + i] = a;
             if (bound) {
                 double rel = (sigmoid_ulps + 3 + fabs(z) * (1 - sg)) * u * 1.01;
-                bound[r * I + i] = fabs(a) * (rel + 0x1p-50) + 4 * 0x1p-150;
+                double b = fabs(a) * (rel + 0x1p-50) + 4 * 0x1p-150;
+                /* sigmoid below FP32's normal range: exp(-z) overflows or
+                 * the quotient is subnormal, so an FP32 sigmoid may be
+                 * anything in [0, 2^-125]: an absolute term */
+                if (sg < 0x1p-120)
+                    b += fabs(g * (up + 1.0)) * 0x1p-125;
+                bound[r * I + i] = b;
             }
         }
 }

@@ -7,5 +7,9 @@ int mxv_cmd_selftest(int argc, char **argv);
 int mxv_cmd_ref(int argc, char **argv);
 int mxv_cmd_bench(int argc, char **argv);
 int mxv_cmd_check(int argc, char **argv);
+int mxv_cmd_kernels(int argc, char **argv);
+int mxv_cmd_gate(int argc, char **argv);
+int mxv_cmd_golden(int argc, char **argv);
+int mxv_cmd_mutants(int argc, char **argv);
 
 #endif

@@ -18,7 +18,10 @@ src_mxverify_SOURCES = \
 	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
 	src/layer_opts.c src/layer_opts.h \
-	src/suite.h \
+	src/suite.c src/suite.h \
+	src/runner.c src/runner.h \
+	src/cmd_kernels.c \
+	src/cmd_mutants.c \
 	src/golden.c src/golden.h \
 	src/report.c src/report.h \
 	src/backend_gpu.c src/backend_gpu.h

@@ -8,7 +8,11 @@
 static const mxv_command commands[] = {
     {"formats", mxv_cmd_formats, "list formats, print code tables, encode and decode exactly"},
     {"ref", mxv_cmd_ref, "generate a MoE layer case and write it with its exact reference"},
+    {"gate", mxv_cmd_gate, "run a kernel suite and judge it against golden tolerances (CI)"},
     {"check", mxv_cmd_check, "judge captured kernel outputs element by element"},
+    {"kernels", mxv_cmd_kernels, "run the kernels (CPU emulation or GPU) on a suite and judge them"},
+    {"mutants", mxv_cmd_mutants, "run the planted bugs: which does mxverify catch, which do peers"},
+    {"golden", mxv_cmd_golden, "update golden tolerances, verify the golden manifest"},
     {"bench", mxv_cmd_bench, "time the exact reference against MPFR and FP64 BLAS"},
     {"selftest", mxv_cmd_selftest, "quick consistency check of the reference library"},
     {NULL, NULL, NULL},

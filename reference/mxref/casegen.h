@@ -11,8 +11,9 @@
  * only experts that receive tokens are materialized.
  *
  * Families:
- *   real       Gaussian weights, per-expert scale spread, activations with
- *              outlier channels and zero blocks, routes with hot experts;
+ *   real       Gaussian weights (one in 512 pruned to +0 or -0), a
+ *              per-expert scale spread, activations with outlier channels
+ *              and zero blocks, routes with hot experts;
  *   spread     activation blocks scaled by 2^U(-40, 40): huge scale spread;
  *   cancel     expert weight rows in +/- pairs and mirrored activation
  *              blocks: heavy cancellation in both GEMMs;
