@@ -112,6 +112,7 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
 {
     mxv_judge_bf16(j, name, out, model, exact, bound, n, cols);
     /* the verdict is equality; the bound figures stay as information */
+    j->by_equal = 1;
     j->outside = j->nbad = 0;
     for (size_t i = 0; i < n; i++)
         if (out[i] != model[i])

@@ -30,6 +30,7 @@ typedef struct {
 typedef struct {
     const char *name;       /* tensor name                                 */
     int by_bytes;           /* byte-judged (1) or bound-judged (0)         */
+    int by_equal;           /* BF16 judged by equality with the model      */
     size_t n, cols;         /* elements, row length (for row/col indices)   */
     size_t outside;         /* elements outside bound / with wrong bytes   */
     size_t overflow;        /* bound infinite: not judged                  */

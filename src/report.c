@@ -35,6 +35,8 @@ void mxv_report_table(FILE *f, const mxv_report *r)
         ratio_str(w, ratio, sizeof ratio);
         if (w->j.by_bytes || w->error)
             snprintf(ulp, sizeof ulp, "-");
+        else if (w->j.by_equal)
+            snprintf(ulp, sizeof ulp, "equal");
         else
             snprintf(ulp, sizeof ulp, "%.2f", w->j.max_ulp);
         fprintf(f, "%-22s %-26s %-8.8s %6zu %9s %8s %9zu %6s %6s %9.3f  %s\n",
@@ -197,6 +199,8 @@ int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t
               w->case_name, w->kernel, w->tokens, ratio);
         if (w->j.by_bytes || w->error)
             bputs(&b, "- | ");
+        else if (w->j.by_equal)
+            bputs(&b, "equal | ");
         else
             bputs(&b, "%.2f | ", w->j.max_ulp);
         bputs(&b, "%zu | %s | %.3f |\n", w->j.outside, w->bit_exact ? "yes" : "no", w->ms);
