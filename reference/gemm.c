@@ -963,14 +963,26 @@ static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
     for (size_t g = 0; A->scales && g < G; g++)
         for (size_t n = 0; n < N; n++)
             sbt[g * N + n] = mxg_scale_f32(B, s->decode, n, g);
-    float tab[256];
-    if (B->fmt->bits == 8)
-        for (int c = 0; c < 256; c++)
-            tab[c] = (float)mx_decode_double(B->fmt, (uint32_t)c);
+    /* value tables of both formats (every code's float value) */
+    size_t nb = (size_t)1 << B->fmt->bits, na = (size_t)1 << A->fmt->bits;
+    float *tab = malloc(nb * sizeof *tab), *taba = malloc(na * sizeof *taba);
+    if (!tab || !taba) {
+        free(tab);
+        free(taba);
+        free(bt);
+        free(p);
+        free(a);
+        free(sc);
+        free(sbt);
+        return MX_ENOMEM;
+    }
+    for (size_t c = 0; c < nb; c++)
+        tab[c] = (float)mx_decode_double(B->fmt, (uint32_t)c);
+    for (size_t c = 0; c < na; c++)
+        taba[c] = (float)mx_decode_double(A->fmt, (uint32_t)c);
     for (size_t n = 0; n < N; n++)
         for (size_t k = 0; k < K; k++)
-            bt[k * N + n] = B->fmt->bits == 8 ? tab[mxg_code(B, n, k)]
-                                              : (float)mx_decode_double(B->fmt, mxg_code(B, n, k));
+            bt[k * N + n] = tab[mxg_code(B, n, k)];
     /* products of two 8-bit values never fall below FLT_MIN; 16-bit ones
      * may, and then a*b rounds where fma would not: those elements are
      * recomputed with true fma below. */
@@ -979,7 +991,7 @@ static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
         size_t mb = M - m0 < MB ? M - m0 : MB;
         for (size_t j = 0; j < mb; j++) {
             for (size_t k = 0; k < K; k++)
-                a[j * K + k] = (float)mx_decode_double(A->fmt, mxg_code(A, m0 + j, k));
+                a[j * K + k] = taba[mxg_code(A, m0 + j, k)];
             for (size_t n = 0; n < N; n++)
                 out[(m0 + j) * N + n] = 0.0f;
         }
@@ -1032,6 +1044,8 @@ static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
     free(a);
     free(sc);
     free(sbt);
+    free(tab);
+    free(taba);
     return MX_OK;
 }
 

@@ -80,9 +80,10 @@ static int parse_seed(const char *s, uint64_t *out)
 int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
-               *help = NULL, *json = NULL, *mutant = NULL;
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
+                            {"seeds", 1, &seeds, 0},
                             {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
@@ -92,8 +93,10 @@ int mxv_cmd_kernels(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
-             "                        [--seed N] [--case NAME] [--mutant NAME]\n"
-             "                        [--report-json FILE]");
+             "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
+             "                        [--mutant NAME] [--report-json FILE]\n"
+             "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
+             "                 line per failing row and a summary)");
         return MXV_EXIT_OK;
     }
     if (npos)
@@ -110,6 +113,39 @@ int mxv_cmd_kernels(int argc, char **argv)
             return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug "
                                              "(see mxverify mutants --list)", mutant);
         r.mutant = mi->id;
+    }
+    unsigned long long nseeds = 1;
+    if (seeds && (mxv_parse_uint(seeds, 1000000, &nseeds) != 0 || nseeds == 0))
+        return mxv_error(MXV_EXIT_USAGE, "--seeds '%s' is not in 1..1000000", seeds);
+    if (nseeds > 1) {
+        /* many seeds: the verdict per row, a line per failure */
+        size_t total = 0, failed = 0, outside = 0;
+        double t0 = now();
+        for (unsigned long long sd = 0; sd < nseeds; sd++) {
+            mxv_runner rs = r;
+            rs.seed_offset = r.seed_offset + sd;
+            mxv_rows rows = {NULL, 0, 0};
+            if ((rc = run_suite(suite, only, &rs, &rows, 0)) != 0) {
+                mxv_rows_free(&rows);
+                return rc;
+            }
+            for (size_t i = 0; i < rows.n; i++) {
+                total++;
+                outside += rows.rows[i].j.outside;
+                if (!mxv_row_pass(&rows.rows[i])) {
+                    failed++;
+                    printf("seed +%llu: %s / %s: %s\n", sd, rows.rows[i].case_name,
+                           rows.rows[i].kernel,
+                           rows.rows[i].error ? rows.rows[i].message : "FAIL");
+                }
+            }
+            mxv_rows_free(&rows);
+        }
+        printf("mxverify kernels: suite %s on %s, %llu seeds: %zu rows, %zu failed, "
+               "%zu elements outside their bounds, %.1f s\n",
+               suite, r.ops->name, nseeds, total, failed, outside, now() - t0);
+        printf("%zu passed, %zu failed\n", total - failed, failed);
+        return failed ? MXV_EXIT_FAIL : MXV_EXIT_OK;
     }
     mxv_rows rows = {NULL, 0, 0};
     double t0 = now();

@@ -1,5 +1,6 @@
 /* main.c -- mxverify: dispatch to a subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "config.h"
 #include "cli.h"
@@ -30,8 +31,15 @@ static void usage(FILE *out)
                  "input file, 4 internal or I/O error\n");
 }
 
+void openblas_set_num_threads(int n) __attribute__((weak));
+
 int main(int argc, char **argv)
 {
+    /* the reference's BLAS calls are many and small (one per 32-wide K
+     * slice): threads cost more than they give; OPENBLAS_NUM_THREADS
+     * still overrides */
+    if (openblas_set_num_threads && !getenv("OPENBLAS_NUM_THREADS"))
+        openblas_set_num_threads(1);
     if (argc < 2) {
         usage(stderr);
         return MXV_EXIT_USAGE;

@@ -54,17 +54,22 @@ static void mx_peers(mxv_judge *j, const uint8_t *q, const uint8_t *s,
                      int packed_rows)
 {
     const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    double val[256], pw[256];
+    for (int c = 0; c < 256; c++) {
+        val[c] = mx_decode_double(f, (uint32_t)c);
+        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
+    }
     double *a = malloc(nz(n) * sizeof *a), *b = malloc(nz(n) * sizeof *b);
     if (a && b) {
+        size_t K = cols, N = packed_rows > 0 ? (size_t)packed_rows : 1;
         for (size_t i = 0; i < n; i++) {
             size_t si = i / 32;
             if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
-                size_t K = cols, N = (size_t)packed_rows, e = i / (N * K);
-                size_t nrow = (i / K) % N, g = (i % K) / 32;
+                size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
                 si = (e * (K / 32) + g) * N + nrow;
             }
-            a[i] = mx_decode_double(f, q[i]) * mx_e8m0_decode_spec(s[si]);
-            b[i] = mx_decode_double(f, rq[i]) * mx_e8m0_decode_spec(rs[si]);
+            a[i] = val[q[i]] * pw[s[si]];
+            b[i] = val[rq[i]] * pw[rs[si]];
         }
         mxv_judge_peers_values(j, a, b, n);
     }
