@@ -183,10 +183,24 @@ int mxv_cmd_kernels(int argc, char **argv)
 
 #define DEFAULT_GOLDEN_DIR "golden"
 
-static void default_golden(const char *suite, const char *backend, char *buf, size_t len)
+/* The golden directory: $MXVERIFY_GOLDEN_DIR, else ./golden when it
+ * exists (a source tree), else the source tree mxverify was built from. */
+static const char *golden_dir(void)
 {
     const char *dir = getenv("MXVERIFY_GOLDEN_DIR");
-    snprintf(buf, len, "%s/gate-%s-%s.json", dir ? dir : DEFAULT_GOLDEN_DIR, suite,
+    if (dir && *dir)
+        return dir;
+    FILE *f = fopen(DEFAULT_GOLDEN_DIR "/MANIFEST", "r");
+    if (f) {
+        fclose(f);
+        return DEFAULT_GOLDEN_DIR;
+    }
+    return MXV_SRC_GOLDEN_DIR;
+}
+
+static void default_golden(const char *suite, const char *backend, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/gate-%s-%s.json", golden_dir(), suite,
              backend ? backend : "cpu");
 }
 
@@ -298,9 +312,8 @@ int mxv_cmd_golden(int argc, char **argv)
     if (npos > 1)
         return mxv_error(MXV_EXIT_USAGE, "golden %s takes no further arguments", act);
     if (!strcmp(act, "verify")) {
-        const char *dir = getenv("MXVERIFY_GOLDEN_DIR");
         char mpath[4096];
-        snprintf(mpath, sizeof mpath, "%s/MANIFEST", dir ? dir : DEFAULT_GOLDEN_DIR);
+        snprintf(mpath, sizeof mpath, "%s/MANIFEST", golden_dir());
         int bad = mxv_manifest_verify(manifest ? manifest : mpath, stdout);
         if (bad < 0)
             return mxv_error(MXV_EXIT_BADINPUT, "cannot read the manifest %s",
@@ -385,9 +398,22 @@ int mxv_cmd_golden(int argc, char **argv)
         mxv_rows_free(&rows);
         return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
     }
+    /* keep the manifest in step when the file lives in a golden directory */
+    {
+        char manifest[4200];
+        const char *slash = strrchr(golden, '/');
+        size_t dl = slash ? (size_t)(slash - golden + 1) : 0;
+        snprintf(manifest, sizeof manifest, "%.*sMANIFEST", (int)dl, golden);
+        FILE *mf = fopen(manifest, "r");
+        if (mf) {
+            fclose(mf);
+            if (mxv_manifest_update(manifest, golden + dl, err, sizeof err) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+        }
+    }
     printf("golden update: wrote %zu entries to %s%s\n", g.n, golden,
            loosened ? " (loosened, reason recorded)" : "");
     mxv_golden_free(&g);
     mxv_rows_free(&rows);
-    return MXV_EXIT_OK;
+    return rc ? rc : MXV_EXIT_OK;
 }

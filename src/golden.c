@@ -263,9 +263,13 @@ int mxv_golden_judge(const mxv_golden_entry *e, const mxv_row *r, char *why,
     return 1;
 }
 
+/* x rounded up to a multiple of step, as the nearest binary64 of the
+ * decimal (0.35, not 0.35000000000000003) */
 static double round_up(double x, double step)
 {
-    return ceil(x / step - 1e-9) * step;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.6f", ceil(x / step - 1e-9) * step);
+    return strtod(buf, NULL);
 }
 
 mxv_golden_entry mxv_golden_from_row(const mxv_row *r)
@@ -294,13 +298,15 @@ mxv_golden_entry mxv_golden_from_row(const mxv_row *r)
 int mxv_golden_looser(const mxv_golden_entry *was, const mxv_golden_entry *now,
                       char *what, size_t len)
 {
-    if (now->max_err_over_bound > was->max_err_over_bound)
+    /* thresholds are decimal grid values: compare with a margin far below
+     * the grid step */
+    if (now->max_err_over_bound > was->max_err_over_bound + 1e-9)
         return snprintf(what, len, "max_err_over_bound %.4f -> %.4f",
                         was->max_err_over_bound, now->max_err_over_bound), 1;
     if (now->max_outside > was->max_outside)
         return snprintf(what, len, "max_outside %zu -> %zu", was->max_outside,
                         now->max_outside), 1;
-    if (now->max_ulp > was->max_ulp)
+    if (now->max_ulp > was->max_ulp + 1e-9)
         return snprintf(what, len, "max_ulp %.2f -> %.2f", was->max_ulp, now->max_ulp), 1;
     if (was->bit_exact && !now->bit_exact)
         return snprintf(what, len, "bit_exact true -> false"), 1;
@@ -424,6 +430,48 @@ int mxv_manifest_write(const char *manifest, const char *const *files, size_t n,
         fprintf(f, "%s  %s\n", sum, files[i]);
     }
     if (fclose(f) != 0 || rename(tmp, manifest) != 0) {
+        remove(tmp);
+        return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
+    }
+    return 0;
+}
+
+int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
+                        size_t len)
+{
+    char dir[4096], path[8192], sum[65], tmp[4200];
+    dir_of(manifest, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s%s", dir, relpath);
+    if (mxv_sha256_file(path, sum) != 0)
+        return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+    FILE *in = fopen(manifest, "r");
+    snprintf(tmp, sizeof tmp, "%s.tmp", manifest);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        if (in)
+            fclose(in);
+        return fail(err, len, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    int done = 0;
+    char line[8192];
+    if (!in)
+        fprintf(out, "# sha256 of every golden data file; `mxverify golden verify` checks it\n");
+    while (in && fgets(line, sizeof line, in)) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+            line[--l] = 0;
+        if (l > 66 && !strcmp(line + 66, relpath)) {
+            fprintf(out, "%s  %s\n", sum, relpath);
+            done = 1;
+        } else {
+            fprintf(out, "%s\n", line);
+        }
+    }
+    if (in)
+        fclose(in);
+    if (!done)
+        fprintf(out, "%s  %s\n", sum, relpath);
+    if (fclose(out) != 0 || rename(tmp, manifest) != 0) {
         remove(tmp);
         return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
     }

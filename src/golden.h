@@ -65,6 +65,10 @@ int mxv_manifest_verify(const char *manifest, FILE *f);
 /* Rewrites the manifest over the given files (relative to its directory). */
 int mxv_manifest_write(const char *manifest, const char *const *files, size_t n,
                        char *err, size_t len);
+/* Records (or refreshes) one file's line in the manifest (path relative to
+ * the manifest's directory); other lines are kept as they are.  0 or -1. */
+int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
+                        size_t len);
 /* sha256 of a file as 64 hex digits; 0 or -1. */
 int mxv_sha256_file(const char *path, char out[65]);
 

@@ -25,4 +25,5 @@ src_mxverify_SOURCES = \
 	src/golden.c src/golden.h \
 	src/report.c src/report.h \
 	src/backend_gpu.c src/backend_gpu.h
+src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"'
 src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)

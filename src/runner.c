@@ -522,6 +522,109 @@ static void run_moe_sum(ctx *x, const mx_case *c, const mx_moe_result *ref, int 
     free(cout);
 }
 
+/* ---- the kernels chained, as a whole MoE layer would run them ------------ */
+
+/* Every kernel on the previous kernel's output; the routed output is
+ * compared with the exact sum of the reference chain's GEMM2 values by the
+ * peers' rules (this is how a framework test sees a bug).  Informational:
+ * the row's own verdict is always pass. */
+static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
+                      const experts *e, int w8a8, const mxk_route *r1,
+                      const mxk_route *r2in)
+{
+    const mxk_ops *ops = x->r->ops;
+    int mut = x->r->mutant;
+    size_t T = c->T, k = (size_t)c->shape.topk, H = c->shape.H, I = c->shape.inter;
+    size_t Tk = T * k, n = e->n;
+    uint8_t *xq = malloc(nz(T * H)), *xs = malloc(nz(T * H / 32));
+    uint8_t *q13 = malloc(nz(n * 2 * I * H)), *s13 = malloc(nz(n * 2 * I * H / 32));
+    uint8_t *q2 = malloc(nz(n * H * I)), *s2 = malloc(nz(n * H * I / 32));
+    uint16_t *g1 = calloc(nz(Tk * 2 * I), sizeof *g1), *y = calloc(nz(Tk * H), sizeof *y);
+    uint16_t *a16 = malloc(nz(Tk * I) * sizeof *a16), *out = malloc(nz(T * H) * sizeof *out);
+    uint8_t *aq = malloc(nz(Tk * I)), *as = malloc(nz(Tk * I / 32));
+    double *act = malloc(nz(Tk * I) * sizeof *act), *want = malloc(nz(T * H) * sizeof *want);
+    size_t cap_r = (size_t)mxk_align_max_rows((int)T, (int)k, (int)c->shape.E, r1->block_m);
+    size_t cap_b = (size_t)mxk_align_max_blocks((int)T, (int)k, (int)c->shape.E, r1->block_m);
+    int32_t *sorted = malloc(cap_r * sizeof *sorted), *blocks = malloc(cap_b * sizeof *blocks);
+    int32_t npp = 0;
+    int64_t bad = 0;
+    int ok = xq && xs && q13 && s13 && q2 && s2 && g1 && y && a16 && out && aq && as &&
+             act && want && sorted && blocks;
+    mxk_align_args al = {ref->route.ids, (int)T, (int)k, (int)c->shape.E, r1->block_m,
+                         e->map, sorted, blocks, &npp, mut};
+    ok = ok && ops->moe_align(&al, NULL) == MXK_OK;
+    mxk_route ra = *r1, rb = *r2in;
+    ra.sorted_ids = rb.sorted_ids = sorted;
+    ra.expert_ids = rb.expert_ids = blocks;
+    ra.num_post_pad = rb.num_post_pad = npp;
+    if (ok && w8a8) {
+        mxk_quant_args qa = {c->x, xq, xs, (int)T, (int)H, MXK_FP8_E4M3FNUZ, mut};
+        mxk_fnuz_args f1 = {e->w13, e->w13s, q13, s13, (int)n, (int)(2 * I), (int)H, 1, &bad, mut};
+        mxk_fnuz_args f2 = {e->w2, e->w2s, q2, s2, (int)n, (int)H, (int)I, 1, &bad, mut};
+        ok = ops->mx_quant(&qa, NULL) == MXK_OK && (!n || (ops->fn_to_fnuz(&f1, NULL) == MXK_OK &&
+                                                          ops->fn_to_fnuz(&f2, NULL) == MXK_OK));
+        mxk_mxfp8_gemm_args ga = {ra, xq, xs, q13, s13, 1, (int)n, (int)(2 * I), (int)H,
+                                  MXK_FP8_E4M3FNUZ, MXK_E8M0_PRODUCTION, MXK_PATH_AUTO, g1, mut};
+        mxk_swiglu_args sa = {g1, aq, as, NULL, (int)Tk, (int)I, MXK_FP8_E4M3FNUZ, mut};
+        mxk_mxfp8_gemm_args gb = {rb, aq, as, q2, s2, 1, (int)n, (int)H, (int)I,
+                                  MXK_FP8_E4M3FNUZ, MXK_E8M0_PRODUCTION, MXK_PATH_AUTO, y, mut};
+        ok = ok && (!n || ops->mxfp8_group_gemm(&ga, NULL) == MXK_OK) &&
+             ops->swiglu_quant(&sa, NULL) == MXK_OK &&
+             (!n || ops->mxfp8_group_gemm(&gb, NULL) == MXK_OK);
+    } else if (ok) {
+        mxk_bf16_gemm_args ga = {ra, c->x, e->b13, (int)n, (int)(2 * I), (int)H,
+                                 MXK_PATH_AUTO, g1, mut};
+        ok = !n || ops->bf16_group_gemm(&ga, NULL) == MXK_OK;
+        mx_swiglu_exact(&c->shape, g1, Tk, I, 4, act, NULL);
+        for (size_t i = 0; i < Tk * I; i++)
+            a16[i] = mx_bf16_from_float((float)act[i]);
+        mxk_bf16_gemm_args gb = {rb, a16, e->b2, (int)n, (int)H, (int)I, MXK_PATH_AUTO, y, mut};
+        ok = ok && (!n || ops->bf16_group_gemm(&gb, NULL) == MXK_OK);
+    }
+    mxk_sum_args sm = {y, out, (int)T, (int)k, (int)H, 0, mut};
+    ok = ok && ops->moe_sum(&sm, NULL) == MXK_OK;
+    mxv_row *w = new_row(x, "moe.e2e");
+    if (w && ok) {
+        for (size_t t = 0; t < T; t++)
+            for (size_t h = 0; h < H; h++) {
+                double s = 0;
+                for (size_t j = 0; j < k; j++)
+                    s += ref->y.exact[(t * k + j) * H + h];
+                want[t * H + h] = s;
+            }
+        double *bd = calloc(nz(T * H), sizeof *bd);
+        if (bd) {
+            for (size_t i = 0; i < T * H; i++)
+                bd[i] = INFINITY; /* drift is not judged: peers only */
+            mxv_judge_bf16(&w->j, "moe.e2e", out, NULL, want, bd, T * H, H);
+            w->j.overflow = 0;
+        }
+        free(bd);
+        w->bit_exact = 1;
+        w->informational = 1;
+    } else if (w) {
+        w->error = 1;
+        snprintf(w->message, sizeof w->message, "chained run failed: %s",
+                 ops->last_error ? ops->last_error() : "?");
+    }
+    free(xq);
+    free(xs);
+    free(q13);
+    free(s13);
+    free(q2);
+    free(s2);
+    free(g1);
+    free(y);
+    free(a16);
+    free(out);
+    free(aq);
+    free(as);
+    free(act);
+    free(want);
+    free(sorted);
+    free(blocks);
+}
+
 /* ---- one case ---------------------------------------------------------- */
 
 static int next_pow2(size_t v)
@@ -665,6 +768,8 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     }
     run_moe_sum(&x, &c, gr, 0);
     run_moe_sum(&x, &c, gr, 1);
+    if (r->chain)
+        run_chain(&x, &c, &ref, &e, w8a8, &route1, &route2);
     rc = 0;
 done:
     free(sorted);

@@ -20,6 +20,11 @@ typedef struct {
     const mxk_ops *cpu;   /* the CPU backend, compared with a GPU backend   */
     int mutant;           /* planted bug id, 0 for the correct kernels      */
     uint64_t seed_offset; /* added to every case's seed (robustness runs)   */
+    int chain;            /* also run the kernels chained, each on the      */
+                          /* previous kernel's output, and add a row        */
+                          /* "moe.e2e": the routed output against the exact */
+                          /* reference chain (peer metrics only; it never   */
+                          /* fails the run: drift is not a verdict)         */
 } mxv_runner;
 
 /* Runs every kernel that applies to the case's policy and appends one row

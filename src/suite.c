@@ -89,5 +89,7 @@ void mxv_rows_free(mxv_rows *r)
 
 int mxv_row_pass(const mxv_row *r)
 {
+    if (r->informational)
+        return !r->error;
     return !r->error && r->j.outside == 0 && r->backends_agree != 0;
 }

@@ -41,6 +41,7 @@ typedef struct {
                           /* -1 when not compared                         */
     double ms;            /* kernel time                                  */
     int error;            /* the kernel refused or failed: message below  */
+    int informational;    /* metrics only (the chained end-to-end row)    */
     char message[160];
 } mxv_row;
 
