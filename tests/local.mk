@@ -53,6 +53,7 @@ EXTRA_DIST += tools/capture/README.md tools/capture/make_golden_example.py \
 	tools/capture/mxverify_capture/tensors.py
 AM_TESTS_ENVIRONMENT = srcdir='$(srcdir)'; PYTHON='$(PYTHON)'; \
 	CLANG_HIP='$(CLANG_HIP)'; export CLANG_HIP; \
+	MXV_SLOW_TESTS='$(SLOW_TESTS)'; export MXV_SLOW_TESTS; \
 	export srcdir PYTHON;
 
 check_PROGRAMS += tests/check_mxquant
@@ -119,3 +120,10 @@ tests_scan_sigmoid_SOURCES = tests/scan_sigmoid.c
 tests_scan_sigmoid_CFLAGS = $(KTESTS_CFLAGS)
 tests_scan_sigmoid_LDADD = -lm
 CLEANFILES += tests/scan_sigmoid
+
+# The gate and its golden machinery; the slow runs skip under
+# --disable-slow-tests (distcheck), so CI runs them once.
+TESTS += tests/golden.test tests/gate_default.test tests/seeds.test \
+	tests/mutants.test
+EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
+	tests/mutants.test
