@@ -9,6 +9,7 @@
 #include <gsl/gsl_rng.h>
 #include "mxref/probe.h"
 #include "golden.h"
+#include "probe_io.h"
 #include "testutil.h"
 
 static uint32_t code_at(const mx_format *f, const void *v, size_t i)
@@ -119,16 +120,17 @@ static const struct {
 /* The recorded outputs into a freshly built plan of the same version. */
 static mx_probe_plan *measured(size_t h)
 {
-    gprobe g;
+    mxv_probe_file g;
     char err[600];
-    ck_assert_msg(gprobe_load(golden_path(HW[h].probe), &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(mxv_probe_file_read(golden_path(HW[h].probe), &g, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(g.plan, MX_PROBE_PLAN_VERSION);
     mx_probe_plan *p;
     ck_assert_int_eq(mx_probe_plan_make(g.fa, g.fb, g.k, &p), MX_OK);
     ck_assert_msg(p->ncase == g.ncase, "%s: %zu results for a plan of %zu cases",
                   HW[h].probe, g.ncase, p->ncase);
     memcpy(p->d, g.d, g.ncase * sizeof *g.d);
-    gprobe_free(&g);
+    mxv_probe_file_free(&g);
     return p;
 }
 
