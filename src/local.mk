@@ -28,6 +28,8 @@ src_mxverify_SOURCES = \
 	src/report.c src/report.h \
 	src/backend_gpu.c src/backend_gpu.h \
 	$(MXV_PROBE_IO_SOURCES) \
+	src/probe_gpu.c src/probe_gpu.h \
+	src/probe_describe.c src/probe_describe.h \
 	src/cmd_probe.c
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
 	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
