@@ -33,7 +33,7 @@
 #define EXIT_NO_GPU 77
 
 static const char *usage_probe =
-    "usage: mxverify probe --replay FILE.probe... [--json]\n"
+    "usage: mxverify probe --replay FILE.probe|FILE.mxtd... [--json]\n"
     "       mxverify probe --gpu [--variants wgmma|mma|all] [--formats LIST]\n"
     "                      [--save DIR] [--json]\n"
     "\n"
@@ -45,7 +45,9 @@ static const char *usage_probe =
     "\n"
     "  --replay        read recorded results: files with the keys fa, fb, k,\n"
     "                  plan, ncase and then one FP32 result (8 hex digits) per\n"
-    "                  line, in plan order (golden/h100/*.probe)\n"
+    "                  line, in plan order (golden/h100/*.probe); or tc_probe's\n"
+    "                  result files of a plan run (VARIANT_plan.mxtd), e.g. from\n"
+    "                  a GPU machine where only nvcc is installed\n"
     "  --gpu           run the plan on this machine's GPU with tc_probe\n"
     "                  (NVIDIA Hopper, sm_90a: wgmma and mma.sync), built by\n"
     "                  ./configure --with-cuda; looked up in $MXVERIFY_TC_PROBE,\n"
@@ -136,7 +138,10 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
         if (o->variant) {
             cJSON_AddStringToObject(e, "variant", o->variant->name);
             cJSON_AddStringToObject(e, "instruction", o->variant->insn);
-            cJSON_AddStringToObject(e, "device", o->device ? o->device : "");
+            if (o->device)
+                cJSON_AddStringToObject(e, "device", o->device);
+            else
+                cJSON_AddNullToObject(e, "device");
         }
         cJSON_AddStringToObject(e, "fa", p->fa->name);
         cJSON_AddStringToObject(e, "fb", p->fb->name);
@@ -172,9 +177,11 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
         cJSON_AddStringToObject(e, "report", rep);
         cJSON_AddItemToArray(json, e);
     } else {
-        if (o->variant)
-            printf("%s (%s)\n  on %s\n", o->variant->name, o->variant->insn,
-                   o->device ? o->device : "the GPU");
+        if (o->variant && o->device)
+            printf("%s (%s)\n  on %s\n", o->variant->name, o->variant->insn, o->device);
+        else if (o->variant)
+            printf("%s\n  %s (%s); tc_probe's result file names no GPU\n", o->source,
+                   o->variant->name, o->variant->insn);
         else
             printf("%s\n", o->source);
         printf("  %s x %s, k=%d, probe plan v%d, %zu results\n\n", p->fa->name,
@@ -214,6 +221,50 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
 }
 
 /* ---- --replay ---------------------------------------------------------------- */
+
+/* A result file of tc_probe (binary, "MXTD"): the plan of its variant with
+ * the results in d, or an exit code after the error. */
+static int load_mxtd(const char *path, mx_probe_plan **out, int *variant)
+{
+    mxv_mxtd m;
+    char err[700];
+    *out = NULL;
+    if (mxv_mxtd_read(path, &m, err, sizeof err))
+        return mxv_error(MXV_EXIT_BADINPUT, "%s", err);
+    const mxv_tc_variant *tv = &mxv_tc_variants[m.variant];
+    mx_probe_plan *p = NULL;
+    int rc = 0;
+    if (m.kind != 1)
+        rc = mxv_error(MXV_EXIT_BADINPUT, "%s: results of random cases, not of a "
+                       "probe plan (replay the *_plan.mxtd files)", path);
+    else if (mx_probe_plan_make(mx_format_get(tv->fa), mx_format_get(tv->fb), tv->k,
+                                &p) != MX_OK)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+    else if (m.n != p->stride || m.ncase != p->ncase || m.checksum != mxv_plan_checksum(p))
+        rc = mxv_error(MXV_EXIT_BADINPUT, "%s: %s results for inputs other than "
+                       "those of probe plan v%d (%zu cases)", path, tv->name,
+                       p->version, p->ncase);
+    if (!rc) {
+        memcpy(p->d, m.d, p->ncase * sizeof *p->d);
+        *out = p;
+        *variant = (int)m.variant;
+    } else {
+        mx_probe_plan_free(p);
+    }
+    mxv_mxtd_free(&m);
+    return rc;
+}
+
+/* 1 when the file starts with tc_probe's result magic. */
+static int is_mxtd(const char *path)
+{
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    int yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "MXTD", 4);
+    if (f)
+        fclose(f);
+    return yes;
+}
 
 /* The plan with the file's results in d, or an exit code after the error. */
 static int load_replay(const char *path, mx_probe_plan **out)
@@ -260,12 +311,16 @@ static int run_replay(char **files, int nfiles, cJSON *json)
     mx_probe_plan **plans = calloc((size_t)nfiles, sizeof *plans);
     if (!plans)
         return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
-    int rc = 0;
+    int *var = calloc((size_t)nfiles, sizeof *var);
+    int rc = var ? 0 : mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     /* every file is read before anything is printed */
-    for (int i = 0; i < nfiles && !rc; i++)
-        rc = load_replay(files[i], &plans[i]);
+    for (int i = 0; i < nfiles && !rc; i++) {
+        var[i] = -1;
+        rc = is_mxtd(files[i]) ? load_mxtd(files[i], &plans[i], &var[i])
+                               : load_replay(files[i], &plans[i]);
+    }
     for (int i = 0; i < nfiles && !(rc && rc != MXV_EXIT_FAIL); i++) {
-        origin o = {files[i], NULL, NULL};
+        origin o = {files[i], var[i] >= 0 ? &mxv_tc_variants[var[i]] : NULL, NULL};
         int r = analyse(&o, plans[i], json);
         if (r > rc)
             rc = r;
@@ -273,6 +328,7 @@ static int run_replay(char **files, int nfiles, cJSON *json)
     for (int i = 0; i < nfiles; i++)
         mx_probe_plan_free(plans[i]);
     free(plans);
+    free(var);
     return rc;
 }
 

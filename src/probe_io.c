@@ -244,7 +244,7 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
         return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char line[512];
     long ln = 0, l_fa = 0, l_fb = 0;
-    size_t got = 0;
+    size_t got = 0, cap = 0;
     int rc = 0;
 #define BAD(...) do { char m_[300]; snprintf(m_, sizeof m_, __VA_ARGS__); \
         rc = fail(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
@@ -259,6 +259,8 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
             line[--L] = 0;
         if (line[0] == '#')
             continue;
+        if (!line[0])
+            BAD("empty line");
         char *sp = strchr(line, ' ');
         if (sp) { /* a key line */
             *sp = 0;
@@ -303,17 +305,23 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
             }
             continue;
         }
-        if (!g->d) {
-            if (!l_fa || !l_fb || !g->line_k || !g->line_plan || !g->line_ncase)
-                BAD("a result before the keys fa, fb, k, plan and ncase are all given");
-            if (!(g->d = malloc(g->ncase * sizeof *g->d)))
-                BAD("out of memory");
-        }
+        if (!g->d && (!l_fa || !l_fb || !g->line_k || !g->line_plan || !g->line_ncase))
+            BAD("a result before the keys fa, fb, k, plan and ncase are all given");
         uint32_t v;
         if (!hex8(line, &v))
             BAD("'%.40s' is not a result (8 hex digits)", line);
         if (got == g->ncase)
             BAD("more results than ncase %zu (line %ld)", g->ncase, g->line_ncase);
+        if (got == cap) { /* grown with the file, not trusted from ncase */
+            size_t nc = cap ? 2 * cap : 4096;
+            if (nc > g->ncase)
+                nc = g->ncase;
+            uint32_t *d = realloc(g->d, nc * sizeof *d);
+            if (!d)
+                BAD("out of memory");
+            g->d = d;
+            cap = nc;
+        }
         g->d[got++] = v;
     }
     if (ferror(f))

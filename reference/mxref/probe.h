@@ -141,7 +141,10 @@ const char *mx_probe_feature_name(int f);
 /* The features the plan's results leave open around q: bit f is set when
  * feature f of q can take another of its searched values and still
  * reproduce every plan->d bit for bit (e.g. the final rounding of a unit
- * whose FP8 sums never reach FP32's last bit).  Meaningful when q
+ * whose FP8 sums never reach FP32's last bit).  Features are varied one at
+ * a time: two features that can only change together (normalised products
+ * versus inputs widened to FP16, on mma.sync E4M3 x E5M2) both read as
+ * determined.  Meaningful when q
  * reproduces plan->d (as mx_probe_infer's result does on MX_OK); 0 for bad
  * arguments. */
 unsigned mx_probe_undetermined(const mx_probe_plan *p,
