@@ -68,7 +68,8 @@ static const char *usage_probe =
     "(tests/check_probe.c).\n"
     "\n"
     "exit: 0 inferred, 1 no parameter set reproduces the results, 2 usage,\n"
-    "3 bad .probe file, 4 the GPU probe failed, 77 no GPU or no probe binary\n";
+    "3 bad .probe or .mxtd file, 4 the GPU probe failed, 77 no GPU or no probe\n"
+    "binary\n";
 
 /* ---- replaying a parameter set over the plan ------------------------------ */
 
@@ -160,6 +161,9 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
         for (int f = 0; f < MX_PF_COUNT; f++)
             if (open >> f & 1)
                 cJSON_AddItemToArray(u, cJSON_CreateString(mx_probe_feature_name(f)));
+        /* what the search keeps fixed (see mxv_params_print) */
+        cJSON *fixed = cJSON_AddArrayToObject(e, "not_searched");
+        cJSON_AddItemToArray(fixed, cJSON_CreateString("ftz_prod"));
         cJSON *m = cJSON_AddArrayToObject(e, "matching_presets");
         cJSON *all = cJSON_AddArrayToObject(e, "presets");
         for (size_t i = 0; i < npre; i++) {
