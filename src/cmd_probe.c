@@ -95,8 +95,8 @@ static long plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q)
 
 typedef struct {
     const char *source;            /* file, or "gpu"                       */
-    const mxv_tc_variant *variant; /* --gpu only                           */
-    const char *device;            /* --gpu only                           */
+    const mxv_tc_variant *variant; /* --gpu, or a tc_probe result file     */
+    const char *device;            /* --gpu only (NULL otherwise)          */
 } origin;
 
 static void indent(const char *text, const char *pad)
