@@ -170,13 +170,21 @@ static int structure(const mx_probe_plan *p, const int *cls, int *block,
 
 /* ---- stage 3: coordinate search --------------------------------------- */
 
-enum { F_ACC, F_F, F_ALIGN, F_NORM, F_INFMT, F_OUT, F_FINAL, F_OVF, F_ZERO,
-       F_FTZIN, F_FTZOUT, F_POVF, NFEAT };
+enum { F_ACC = MX_PF_ACCUM, F_F = MX_PF_FRAC_BITS, F_ALIGN = MX_PF_ALIGN_ROUND,
+       F_NORM = MX_PF_PROD_NORM, F_INFMT = MX_PF_IN_FMT, F_OUT = MX_PF_OUT_PREC,
+       F_FINAL = MX_PF_FINAL_ROUND, F_OVF = MX_PF_OVF_INF, F_ZERO = MX_PF_ZERO_SIGN,
+       F_FTZIN = MX_PF_FTZ_IN, F_FTZOUT = MX_PF_FTZ_OUT, F_POVF = MX_PF_PROD_OVF,
+       NFEAT = MX_PF_COUNT };
 static const char *const feat_names[NFEAT] = {
     "accumulator", "alignment bits F", "alignment rounding",
     "product normalisation", "input conversion", "output precision",
     "final rounding", "overflow to inf", "zero sign", "input flush",
     "output flush", "product overflow"};
+
+const char *mx_probe_feature_name(int f)
+{
+    return f >= 0 && f < NFEAT ? feat_names[f] : "?";
+}
 
 static int nvalues(int f, const mx_probe_plan *p)
 {
@@ -244,6 +252,62 @@ static int getv(const mx_blockfma_params *q, int f)
     }
 }
 
+/* The fast subset of the plan: every designed single-feature case first
+ * (they reject wrong candidates after a few cases), then a sample of ORDER
+ * and GROUP.  Returns its size; idx holds p->ncase entries. */
+static size_t fast_subset(const mx_probe_plan *p, size_t *idx)
+{
+    size_t nf = 0;
+    for (size_t i = 0; i < p->ncase; i++) {
+        int t = p->tag[i].test;
+        if (t != MX_PT_ORDER && t != MX_PT_GROUP)
+            idx[nf++] = i;
+    }
+    for (size_t i = 0, no = 0, ng = 0; i < p->ncase; i++) {
+        int t = p->tag[i].test;
+        if ((t == MX_PT_ORDER && no++ % 9 == 0) || (t == MX_PT_GROUP && ng++ % 13 == 0))
+            idx[nf++] = i;
+    }
+    return nf;
+}
+
+/* Bit f: feature f of q has another value that reproduces every case. */
+static unsigned open_features(const mx_probe_plan *p, const mx_blockfma_params *q,
+                              const size_t *fast, size_t nf, const size_t *all,
+                              size_t nall)
+{
+    unsigned mask = 0;
+    for (int f = 0; f < NFEAT; f++) {
+        int cur = getv(q, f);
+        for (int v = 0; v < nvalues(f, p) && !(mask >> f & 1); v++) {
+            if (v == cur)
+                continue;
+            mx_blockfma_params t = *q;
+            setv(&t, f, v);
+            if (misses(p, &t, fast, nf, 0) == 0 && misses(p, &t, all, nall, 0) == 0)
+                mask |= 1u << f;
+        }
+    }
+    return mask;
+}
+
+unsigned mx_probe_undetermined(const mx_probe_plan *p, const mx_blockfma_params *q)
+{
+    if (!p || !q || !p->d || p->ncase == 0)
+        return 0;
+    size_t *fast = malloc(p->ncase * sizeof *fast), *all = malloc(p->ncase * sizeof *all);
+    unsigned mask = 0;
+    if (fast && all) {
+        for (size_t i = 0; i < p->ncase; i++)
+            all[i] = i;
+        size_t nf = fast_subset(p, fast);
+        mask = open_features(p, q, fast, nf, all, p->ncase);
+    }
+    free(fast);
+    free(all);
+    return mask;
+}
+
 static void describe(rep *r, const mx_blockfma_params *q)
 {
     static const char *const al[] = {"truncate", "round down", "nearest even"};
@@ -268,7 +332,15 @@ static void describe(rep *r, const mx_blockfma_params *q)
 mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
                          char *report, size_t len)
 {
+    return mx_probe_infer_ex(p, out, NULL, report, len);
+}
+
+mx_status mx_probe_infer_ex(const mx_probe_plan *p, mx_blockfma_params *out,
+                            unsigned *undetermined, char *report, size_t len)
+{
     rep r = {report, len, 0};
+    if (undetermined)
+        *undetermined = 0;
     if (report && len)
         report[0] = 0;
     if (!p || !out || p->version != MX_PROBE_PLAN_VERSION || !p->d)
@@ -350,21 +422,9 @@ mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
         free(all);
         return MX_ENOMEM;
     }
-    /* the fast subset: every designed single-feature case first (they
-     * reject wrong candidates after a few cases), then a sample of ORDER
-     * and GROUP */
-    size_t nf = 0, nall = p->ncase;
-    for (size_t i = 0; i < p->ncase; i++) {
+    size_t nall = p->ncase, nf = fast_subset(p, fast);
+    for (size_t i = 0; i < p->ncase; i++)
         all[i] = i;
-        int t = p->tag[i].test;
-        if (t != MX_PT_ORDER && t != MX_PT_GROUP)
-            fast[nf++] = i;
-    }
-    for (size_t i = 0, no = 0, ng = 0; i < p->ncase; i++) {
-        int t = p->tag[i].test;
-        if ((t == MX_PT_ORDER && no++ % 9 == 0) || (t == MX_PT_GROUP && ng++ % 13 == 0))
-            fast[nf++] = i;
-    }
     long best = misses(p, &q, fast, nf, LONG_MAX);
     for (int round = 0; round < 6 && best > 0; round++) {
         int changed = 0;
@@ -405,23 +465,15 @@ mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
     } else {
         /* which features did the plan pin down? */
         say(&r, "not determined by this plan (other values fit as well):");
-        int none = 1;
-        for (int f = 0; f < NFEAT; f++) {
-            int cur = getv(&q, f), first = 1;
-            for (int v = 0; v < nvalues(f, p); v++) {
-                if (v == cur)
-                    continue;
-                mx_blockfma_params t = q;
-                setv(&t, f, v);
-                if (misses(p, &t, fast, nf, 0) == 0 && misses(p, &t, all, nall, 0) == 0) {
-                    if (first)
-                        say(&r, "%s %s", none ? "" : ";", feat_names[f]);
-                    first = 0;
-                    none = 0;
-                }
+        unsigned open = open_features(p, &q, fast, nf, all, nall);
+        if (undetermined)
+            *undetermined = open;
+        for (int f = 0, first = 1; f < NFEAT; f++)
+            if (open >> f & 1) {
+                say(&r, "%s %s", first ? "" : ";", feat_names[f]);
+                first = 0;
             }
-        }
-        say(&r, "%s\n", none ? " none" : "");
+        say(&r, "%s\n", open ? "" : " none");
     }
     free(fast);
     free(all);

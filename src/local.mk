@@ -2,6 +2,8 @@
 # The safetensors reader/writer, also linked into tests that need it.
 MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
 	src/safetensors_read.c src/safetensors_write.c
+# The files of the matrix-unit probe, shared with tools/probe/.
+MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
@@ -24,6 +26,12 @@ src_mxverify_SOURCES = \
 	src/cmd_mutants.c \
 	src/golden.c src/golden.h \
 	src/report.c src/report.h \
-	src/backend_gpu.c src/backend_gpu.h
-src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"'
+	src/backend_gpu.c src/backend_gpu.h \
+	$(MXV_PROBE_IO_SOURCES) \
+	src/probe_gpu.c src/probe_gpu.h \
+	src/probe_describe.c src/probe_describe.h \
+	src/cmd_probe.c
+src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
+	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
+	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'
 src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)

@@ -9,6 +9,7 @@
 #include <gsl/gsl_rng.h>
 #include "mxref/probe.h"
 #include "golden.h"
+#include "probe_io.h"
 #include "testutil.h"
 
 static uint32_t code_at(const mx_format *f, const void *v, size_t i)
@@ -119,16 +120,17 @@ static const struct {
 /* The recorded outputs into a freshly built plan of the same version. */
 static mx_probe_plan *measured(size_t h)
 {
-    gprobe g;
+    mxv_probe_file g;
     char err[600];
-    ck_assert_msg(gprobe_load(golden_path(HW[h].probe), &g, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(mxv_probe_file_read(golden_path(HW[h].probe), &g, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_int_eq(g.plan, MX_PROBE_PLAN_VERSION);
     mx_probe_plan *p;
     ck_assert_int_eq(mx_probe_plan_make(g.fa, g.fb, g.k, &p), MX_OK);
     ck_assert_msg(p->ncase == g.ncase, "%s: %zu results for a plan of %zu cases",
                   HW[h].probe, g.ncase, p->ncase);
     memcpy(p->d, g.d, g.ncase * sizeof *g.d);
-    gprobe_free(&g);
+    mxv_probe_file_free(&g);
     return p;
 }
 
@@ -182,6 +184,44 @@ static long vec_misses(const char *name, const mx_blockfma_params *q)
     return bad;
 }
 
+/* The features the recorded H100 results leave open.  wgmma FP8 keeps 14
+ * bits of the sum, so its final rounding to FP32's 24 never has anything
+ * to round (docs/blockfma.md), while F, the accumulator and the kept width
+ * are pinned; wgmma BF16's plan pins every feature.  The mask, the
+ * report's "not determined" line and mx_probe_undetermined agree. */
+static void check_open(size_t h, const mx_probe_plan *p, const mx_blockfma_params *q,
+                       unsigned mask, const char *rep)
+{
+    EXPECT(mask == mx_probe_undetermined(p, q), "%s: %x vs %x", HW[h].probe, mask,
+           mx_probe_undetermined(p, q));
+    const char *line = strstr(rep, "not determined by this plan");
+    ck_assert_ptr_nonnull(line);
+    char open[1024];
+    snprintf(open, sizeof open, "%.*s", (int)strcspn(line, "\n"), line);
+    for (int f = 0; f < MX_PF_COUNT; f++)
+        EXPECT(!!(mask >> f & 1) == (strstr(open, mx_probe_feature_name(f)) != NULL),
+               "%s: feature %s: mask %x, report '%s'", HW[h].probe,
+               mx_probe_feature_name(f), mask, open);
+    /* an open final rounding really has another fitting mode, a pinned one
+     * none */
+    static const mx_round modes[4] = {MX_RNE, MX_RTZ, MX_RUP, MX_RDOWN};
+    int others = 0;
+    for (int m = 0; m < 4; m++) {
+        mx_blockfma_params t = *q;
+        t.final_round = modes[m];
+        others += modes[m] != q->final_round && plan_misses(p, &t) == 0;
+    }
+    EXPECT((others > 0) == !!(mask >> MX_PF_FINAL_ROUND & 1), "%s: %d other final "
+           "roundings fit, mask %x", HW[h].probe, others, mask);
+    if (!strcmp(HW[h].preset, "hopper-fp8")) {
+        EXPECT(mask >> MX_PF_FINAL_ROUND & 1, "%s: FP8 final rounding pinned?", HW[h].probe);
+        EXPECT(!(mask & (1u << MX_PF_FRAC_BITS | 1u << MX_PF_ACCUM | 1u << MX_PF_OUT_PREC)),
+               "%s: mask %x", HW[h].probe, mask);
+    }
+    if (!strcmp(HW[h].probe, "h100/wgmma_bf16_bf16.probe"))
+        EXPECT(mask == 0, "BF16: open features %x", mask);
+}
+
 /* On the H100's probe outputs the inference finds the fitted presets, and
  * the inferred model also reproduces the random vectors it never saw. */
 START_TEST(test_infer_measured)
@@ -190,8 +230,10 @@ START_TEST(test_infer_measured)
         mx_probe_plan *p = measured(h);
         mx_blockfma_params q;
         char rep[8192];
-        mx_status st = mx_probe_infer(p, &q, rep, sizeof rep);
+        unsigned open;
+        mx_status st = mx_probe_infer_ex(p, &q, &open, rep, sizeof rep);
         ck_assert_msg(st == MX_OK, "%s: status %d\n%s", HW[h].probe, st, rep);
+        check_open(h, p, &q, open, rep);
         const mx_blockfma_params *t = mx_blockfma_preset(HW[h].preset);
         EXPECT(q.k == t->k && q.block == t->block && q.deal == t->deal,
                "%s: structure k=%d block=%d deal=%d\n%s", HW[h].probe, q.k, q.block, q.deal, rep);
@@ -309,6 +351,99 @@ START_TEST(test_infer_traps)
 }
 END_TEST
 
+START_TEST(test_undetermined_traps)
+{
+    mx_blockfma_params q = *mx_blockfma_preset("hopper-bf16");
+    ck_assert_uint_eq(mx_probe_undetermined(NULL, &q), 0);
+    ck_assert_str_eq(mx_probe_feature_name(MX_PF_FINAL_ROUND), "final rounding");
+    ck_assert_str_eq(mx_probe_feature_name(MX_PF_COUNT), "?");
+    unsigned mask = 7;
+    ck_assert_int_eq(mx_probe_infer_ex(NULL, &q, &mask, NULL, 0), MX_EINVAL);
+    ck_assert_uint_eq(mask, 0);
+}
+END_TEST
+
+/* The plan file tc_probe reads, read back field by field as tc_probe's
+ * read_plan does (src/probe_io.h has the layout). */
+START_TEST(test_plan_file)
+{
+    const mx_format *fa = mx_format_get(MX_E4M3FN), *fb = mx_format_get(MX_BF16);
+    mx_probe_plan *p;
+    ck_assert_int_eq(mx_probe_plan_make(fa, fb, 8, &p), MX_OK);
+    char name[256], path[300], err[600];
+    mxv_plan_file_name(p, name, sizeof name);
+    ck_assert_str_eq(name, "plan_e4m3fn_bf16_k8.bin");
+    snprintf(path, sizeof path, "check_probe_%s", name);
+    ck_assert_msg(mxv_plan_write(path, p, err, sizeof err) == 0, "%s", err);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char magic[4];
+    uint32_t h[7];
+    ck_assert_uint_eq(fread(magic, 1, 4, f), 4);
+    ck_assert(memcmp(magic, "MXPL", 4) == 0);
+    ck_assert_uint_eq(fread(h, 4, 7, f), 7);
+    ck_assert_uint_eq(h[0], MX_PROBE_PLAN_VERSION);
+    ck_assert_uint_eq(h[1], MX_E4M3FN);
+    ck_assert_uint_eq(h[2], MX_BF16);
+    ck_assert_uint_eq(h[3], 8);
+    ck_assert_uint_eq(h[4], p->ncase);
+    ck_assert_uint_eq(h[5], 16);
+    ck_assert_uint_eq(h[6], 1 | 2 << 8);
+    for (size_t i = 0; i < p->ncase; i++) {
+        int32_t n;
+        EXPECT(fread(&n, 4, 1, f) == 1 && n == p->n[i], "n[%zu]", i);
+    }
+    for (size_t i = 0; i < p->ncase * 16; i++) {
+        uint8_t x;
+        EXPECT(fread(&x, 1, 1, f) == 1 && x == ((uint8_t *)p->a)[i], "a[%zu]", i);
+    }
+    for (size_t i = 0; i < p->ncase * 16; i++) {
+        uint16_t x;
+        EXPECT(fread(&x, 2, 1, f) == 1 && x == ((uint16_t *)p->b)[i], "b[%zu]", i);
+    }
+    for (size_t i = 0; i < p->ncase; i++) {
+        uint32_t x;
+        EXPECT(fread(&x, 4, 1, f) == 1 && x == p->c[i], "c[%zu]", i);
+    }
+    ck_assert_int_eq(fgetc(f), EOF);
+    fclose(f);
+    remove(path);
+    /* a folder that does not exist: an error, and no file */
+    ck_assert_int_eq(mxv_plan_write("no/such/dir/plan.bin", p, err, sizeof err), -1);
+    ck_assert(strstr(err, "no/such/dir/plan.bin") != NULL);
+    mx_probe_plan_free(p);
+}
+END_TEST
+
+/* The input checksums tc_probe recorded on the H100 for the plans it ran
+ * (the "MXTD" headers of res/wgmma_{bf16_bf16,e4m3_e4m3}_plan.mxtd in
+ * golden/h100/tc_probe_outputs.tar.xz): both checksum functions of
+ * probe_io.h must give them, or recorded results could not be matched to
+ * their inputs. */
+START_TEST(test_plan_checksum)
+{
+    static const struct { mx_format_id f; int k; uint64_t recorded; } T[] = {
+        {MX_BF16, 16, UINT64_C(0xd1abd5573e777ee9)},
+        {MX_E4M3FN, 32, UINT64_C(0x8fa479ec175b031c)}};
+    for (size_t t = 0; t < 2; t++) {
+        const mx_format *f = mx_format_get(T[t].f);
+        mx_probe_plan *p;
+        ck_assert_int_eq(mx_probe_plan_make(f, f, T[t].k, &p), MX_OK);
+        ck_assert_uint_eq(mxv_plan_checksum(p), T[t].recorded);
+        size_t nn = p->ncase * p->stride;
+        uint32_t *a = malloc(nn * 4), *b = malloc(nn * 4);
+        for (size_t i = 0; i < nn; i++) {
+            a[i] = code_at(f, p->a, i);
+            b[i] = code_at(f, p->b, i);
+        }
+        ck_assert_uint_eq(mxv_mxtd_checksum(a, b, nn, p->c, p->ncase), T[t].recorded);
+        free(a);
+        free(b);
+        mx_probe_plan_free(p);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("probe");
@@ -316,6 +451,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_plan_basic);
     tcase_add_test(tc, test_plan_traps);
+    tcase_add_test(tc, test_plan_file);
+    tcase_add_test(tc, test_plan_checksum);
     suite_add_tcase(s, tc);
     tc = tcase_create("infer");
     tcase_set_timeout(tc, 300);
@@ -323,6 +460,7 @@ int main(void)
     tcase_add_test(tc, test_infer_measured);
     tcase_add_test(tc, test_infer_simulated);
     tcase_add_test(tc, test_infer_traps);
+    tcase_add_test(tc, test_undetermined_traps);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

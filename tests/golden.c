@@ -1,5 +1,5 @@
-/* golden.c -- strict readers of the golden/h100 .vec and .probe files (see golden.h
- * and tools/probe/mkgolden.c for the formats). */
+/* golden.c -- strict readers of the golden/h100 .vec files (see golden.h
+ * and tools/probe/mkgolden.c for the format). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -198,64 +198,6 @@ void gvec_operands(const gvec *g, size_t i, uint8_t *a8, uint8_t *b8,
     }
     *a = g->fa->bits == 8 ? (const void *)a8 : (const void *)ra;
     *b = g->fb->bits == 8 ? (const void *)b8 : (const void *)rb;
-}
-
-int gprobe_load(const char *path, gprobe *g, char *err, size_t errlen)
-{
-    memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return fail(err, errlen, path, 0, "cannot open");
-    char line[256], val[128];
-    long ln = 0;
-    size_t got = 0;
-    int rc = 0, nc = -1;
-    while (fgets(line, sizeof line, f)) {
-        ln++;
-        line[strcspn(line, "\r\n")] = 0;
-        if (line[0] == '#')
-            continue;
-        if (key_line(line, "fa", val, sizeof val)) { g->fa = mx_format_by_name(val); continue; }
-        if (key_line(line, "fb", val, sizeof val)) { g->fb = mx_format_by_name(val); continue; }
-        if (key_line(line, "k", val, sizeof val)) {
-            if (!parse_int(val, &g->k)) { rc = fail(err, errlen, path, ln, "bad k"); break; }
-            continue;
-        }
-        if (key_line(line, "plan", val, sizeof val)) {
-            if (!parse_int(val, &g->plan)) { rc = fail(err, errlen, path, ln, "bad plan"); break; }
-            continue;
-        }
-        if (key_line(line, "ncase", val, sizeof val)) {
-            if (!parse_int(val, &nc) || nc <= 0 || !(g->d = calloc((size_t)nc, sizeof *g->d))) {
-                rc = fail(err, errlen, path, ln, "bad ncase");
-                break;
-            }
-            g->ncase = (size_t)nc;
-            continue;
-        }
-        long v = strlen(line) == 8 ? hexn(line, 8) : -1;
-        if (!g->d || v < 0 || got >= g->ncase) {
-            rc = fail(err, errlen, path, ln, !g->d ? "result before ncase"
-                                        : v < 0 ? "not 8 lower-case hex digits"
-                                                : "more results than ncase");
-            break;
-        }
-        g->d[got++] = (uint32_t)v;
-    }
-    if (!rc && (!g->fa || !g->fb || !g->k || !g->plan))
-        rc = fail(err, errlen, path, ln, "missing fa/fb/k/plan");
-    if (!rc && got != g->ncase)
-        rc = fail(err, errlen, path, ln, "%zu results, ncase says %zu", got, g->ncase);
-    fclose(f);
-    if (rc)
-        gprobe_free(g);
-    return rc;
-}
-
-void gprobe_free(gprobe *g)
-{
-    free(g->d);
-    memset(g, 0, sizeof *g);
 }
 
 int st_read(const char *path, const char *name, const char *dtype,

@@ -1,5 +1,6 @@
 /* golden.h -- strict readers for the hardware vector files of golden/h100/
- * (formats: tools/probe/mkgolden.c).  Test infrastructure: every malformed
+ * (formats: tools/probe/mkgolden.c; the .probe files have theirs in
+ * src/probe_io.h).  Test infrastructure: every malformed
  * line is refused with "FILE:LINE: what" in err. */
 #ifndef MXV_GOLDEN_H
 #define MXV_GOLDEN_H
@@ -21,13 +22,6 @@ typedef struct {
     uint32_t *c, *d;
 } gvec;
 
-typedef struct {
-    const mx_format *fa, *fb;
-    int k, plan;
-    size_t ncase;
-    uint32_t *d;
-} gprobe;
-
 /* 0 on success; otherwise -1 and a one-line message in err. */
 int gvec_load(const char *path, gvec *g, char *err, size_t errlen);
 void gvec_free(gvec *g);
@@ -35,8 +29,6 @@ void gvec_free(gvec *g);
  * formats); a8/b8 must hold GVEC_MAXN bytes. */
 void gvec_operands(const gvec *g, size_t i, uint8_t *a8, uint8_t *b8,
                    const void **a, const void **b);
-int gprobe_load(const char *path, gprobe *g, char *err, size_t errlen);
-void gprobe_free(gprobe *g);
 /* Reads tensor `name` of a .safetensors file into out: its dtype must be
  * `dtype` ("U8", "I16", "F32") and it must hold exactly nelem elements.
  * 0 on success, else -1 and a one-line message. */

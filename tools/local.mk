@@ -5,14 +5,29 @@
 #   fit       replays tc_probe's .mxtd results through a (modified) preset
 #   mkgolden  writes golden/h100/*.vec and *.probe from .mxtd results
 noinst_PROGRAMS += tools/probe/mkplan tools/probe/fit tools/probe/mkgolden
-tools_probe_mkplan_SOURCES = tools/probe/mkplan.c
+tools_probe_mkplan_SOURCES = tools/probe/mkplan.c $(MXV_PROBE_IO_SOURCES)
 tools_probe_mkplan_LDADD = $(MXREF_LIBS)
 tools_probe_fit_SOURCES = tools/probe/fit.c tools/probe/mxtd.h \
-	tools/probe/casegen.h
+	tools/probe/casegen.h $(MXV_PROBE_IO_SOURCES)
 tools_probe_fit_LDADD = $(MXREF_LIBS)
 tools_probe_mkgolden_SOURCES = tools/probe/mkgolden.c tools/probe/mxtd.h \
-	tools/probe/casegen.h
+	tools/probe/casegen.h $(MXV_PROBE_IO_SOURCES)
 tools_probe_mkgolden_LDADD = $(MXREF_LIBS)
 EXTRA_DIST += tools/probe/tc_probe.cu tools/probe/tc_layout.h \
 	tools/probe/test_layout.cc tools/probe/h100_triton.py \
 	tools/probe/run_h100.sh
+
+# tc_probe, the NVIDIA side of `mxverify probe --gpu`: built when configure
+# found nvcc, always for sm_90a (wgmma exists only there, whatever
+# --with-cuda-arch says), installed in $(pkglibexecdir), where mxverify
+# looks for it after $$MXVERIFY_TC_PROBE and this build tree.
+if MXK_GPU_CUDA
+tcprobedir = $(pkglibexecdir)
+tcprobe_SCRIPTS = tools/probe/tc_probe
+CLEANFILES += tools/probe/tc_probe
+tools/probe/tc_probe: tools/probe/tc_probe.cu tools/probe/tc_layout.h \
+		tools/probe/casegen.h
+	@$(MKDIR_P) tools/probe
+	$(AM_V_GEN)$(NVCC) -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a \
+		-o $@ $(srcdir)/tools/probe/tc_probe.cu
+endif

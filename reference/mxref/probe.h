@@ -107,6 +107,55 @@ const char *mx_probe_test_name(int test);
 mx_status mx_probe_infer(const mx_probe_plan *p, mx_blockfma_params *out,
                          char *report, size_t len);
 
+/* The features mx_probe_infer searches after reading the block structure
+ * (the block size and deal come from ORDER directly), each over a fixed set
+ * of values:
+ *   MX_PF_ACCUM        c early, late, late with odd/even groups, FP32 FADD
+ *   MX_PF_FRAC_BITS    F = 4..40, exact
+ *   MX_PF_ALIGN_ROUND  truncate, truncate + sticky, round down, RNE
+ *   MX_PF_PROD_NORM    products unnormalised or normalised
+ *   MX_PF_IN_FMT       no conversion or FP16 (only with an 8-bit input)
+ *   MX_PF_OUT_PREC     8..23 bits kept, or all
+ *   MX_PF_FINAL_ROUND  RTZ, RNE, RDOWN, RUP
+ *   the others         off, on (ovf_inf, zero_pos, ftz_in, ftz_out,
+ *                      prod_ovf_inf) */
+typedef enum {
+    MX_PF_ACCUM = 0,
+    MX_PF_FRAC_BITS,
+    MX_PF_ALIGN_ROUND,
+    MX_PF_PROD_NORM,
+    MX_PF_IN_FMT,
+    MX_PF_OUT_PREC,
+    MX_PF_FINAL_ROUND,
+    MX_PF_OVF_INF,
+    MX_PF_ZERO_SIGN,
+    MX_PF_FTZ_IN,
+    MX_PF_FTZ_OUT,
+    MX_PF_PROD_OVF,
+    MX_PF_COUNT
+} mx_probe_feature;
+
+/* "final rounding", ...; "?" for an unknown feature. */
+const char *mx_probe_feature_name(int f);
+
+/* The features the plan's results leave open around q: bit f is set when
+ * feature f of q can take another of its searched values and still
+ * reproduce every plan->d bit for bit (e.g. the final rounding of a unit
+ * whose FP8 sums never reach FP32's last bit).  Features are varied one at
+ * a time: two features that can only change together (normalised products
+ * versus inputs widened to FP16, on mma.sync E4M3 x E5M2) both read as
+ * determined.  Meaningful when q
+ * reproduces plan->d (as mx_probe_infer's result does on MX_OK); 0 for bad
+ * arguments. */
+unsigned mx_probe_undetermined(const mx_probe_plan *p,
+                               const mx_blockfma_params *q);
+
+/* mx_probe_infer, and *undetermined (when not NULL) set to
+ * mx_probe_undetermined(p, out) on MX_OK (the report's "not determined"
+ * line, computed once), 0 otherwise. */
+mx_status mx_probe_infer_ex(const mx_probe_plan *p, mx_blockfma_params *out,
+                            unsigned *undetermined, char *report, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fit: cannot load %s\n", argv[1]);
         return 3;
     }
-    int fp8 = VAR[s.var].K == 32;
+    int fp8 = VAR[s.var].k == 32;
     mx_blockfma_params p = *mx_blockfma_preset(fp8 ? "hopper-fp8" : "hopper-bf16");
     int show = 8, dobound = 0;
     for (int i = 2; i < argc; i++) {

@@ -99,7 +99,7 @@ static int write_vec(const char *res, const char *outdir, size_t o)
     fprintf(f, "# line: c a b d (FP32 c and d; a, b: n codes each, k order)\n");
     int v = s1.var;
     fprintf(f, "fa %s\nfb %s\nk %d\npreset %s\n", mx_format_get(VAR[v].fa)->name,
-            mx_format_get(VAR[v].fb)->name, VAR[v].K, OUT[o].preset);
+            mx_format_get(VAR[v].fb)->name, VAR[v].k, OUT[o].preset);
     int wa = fmt_digits(VAR[v].fa), wb = fmt_digits(VAR[v].fb);
     int taken[CG_NMODES] = {0};
     long lines = 0;
@@ -139,18 +139,23 @@ static int write_probe(const char *res, const char *outdir, const char *var)
     if (!load(path, &s))
         return 1;
     snprintf(path, sizeof path, "%s/%s.probe", outdir, var);
-    FILE *f = fopen(path, "w");
-    if (!f)
+    char *hdr = NULL, err[600];
+    size_t hlen = 0;
+    FILE *hf = open_memstream(&hdr, &hlen);
+    if (!hf)
         return 1;
-    header(f, var, OUT[o].insn, OUT[o].sass,
+    header(hf, var, OUT[o].insn, OUT[o].sass,
            "the unit's results for every case of the probe plan "
            "(mx_probe_plan_make(fa, fb, k)), in plan order");
-    fprintf(f, "fa %s\nfb %s\nk %d\nplan %d\nncase %u\n",
-            mx_format_get(VAR[s.var].fa)->name, mx_format_get(VAR[s.var].fb)->name,
-            VAR[s.var].K, s.plan->version, s.ncase);
-    for (uint32_t q = 0; q < s.ncase; q++)
-        fprintf(f, "%08x\n", s.d[q]);
-    int bad = ferror(f) | (fclose(f) != 0);
+    fclose(hf);
+    int bad = mxv_probe_file_write(path, hdr, mx_format_get(VAR[s.var].fa),
+                                   mx_format_get(VAR[s.var].fb), VAR[s.var].k,
+                                   s.plan->version, s.ncase, s.d, err, sizeof err);
+    free(hdr);
+    if (bad) {
+        fprintf(stderr, "mkgolden: %s\n", err);
+        return 1;
+    }
     printf("%s: %u results\n", path, s.ncase);
     return bad;
 }
