@@ -127,10 +127,12 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
 /* When the declared model does not explain the output, which one does?
  * Tries the FP32 models and (for captures small enough: each block model
  * costs about a microsecond per 32-wide group) every block preset, and
- * keeps the one with the most elements bit-exact, then the fewest outside
- * its bound. */
+ * keeps the best: one with no element outside its bound before one with
+ * some, then the most elements bit-exact, then the fewest outside.  When
+ * every model leaves elements outside, no accumulation order explains the
+ * output, and the message says so rather than naming a "better" model. */
 static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out,
-                    results *res)
+                    const mxv_judge *own, results *res)
 {
     uint64_t n = g->R * g->N;
     double work = (double)n * (double)(g->K / 32);
@@ -148,6 +150,7 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
     }
     double best_exact = -1;
     size_t best_out = (size_t)-1;
+    const char *best = NULL;
     for (size_t i = 0; ex && bd && mo && i < nn; i++) {
         mx_accum_model md;
         mxv_st_err err;
@@ -162,15 +165,26 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
             outside += !(e <= bd[j]);
         }
         double share = n ? (double)same / (double)n : 1;
-        if (share > best_exact || (share == best_exact && outside < best_out)) {
+        int fits = outside == 0, best_fits = best && best_out == 0;
+        if (!best || fits > best_fits ||
+            (fits == best_fits &&
+             (share > best_exact || (share == best_exact && outside < best_out)))) {
+            best = names[i];
             best_exact = share;
             best_out = outside;
-            snprintf(res->explain, sizeof res->explain,
-                     "%s explains it better: %.2f%% bit-exact, %zu outside its bound%s",
-                     names[i], 100 * share, outside,
-                     work > 4e6 ? " (block models not tried: capture too large)" : "");
         }
     }
+    const char *skipped = work > 4e6 ? " (block models not tried: capture too large)" : "";
+    double own_share = own->n ? (double)own->bit_exact / (double)own->n : 1;
+    if (best && best_out == 0 && (own->outside > 0 || best_exact > own_share))
+        snprintf(res->explain, sizeof res->explain,
+                 "%s explains it better: %.2f%% bit-exact, 0 outside its bound%s",
+                 best, 100 * best_exact, skipped);
+    else if (best && best_out > 0 && own->outside > 0)
+        snprintf(res->explain, sizeof res->explain,
+                 "no accumulation model tried explains it (closest: %s, %.2f%% "
+                 "bit-exact, %zu outside its bound)%s",
+                 best, 100 * best_exact, best_out, skipped);
     free(ex);
     free(bd);
     free(mo);
@@ -253,7 +267,7 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     mxv_judge *j = next_judge(res);
     mxv_judge_bf16(j, "out", tout->data, mo, ex, bd, R * N, N);
     if (!mxv_judge_pass(j) || j->bit_exact < j->n)
-        explain(c, &gc, tout->data, res);
+        explain(c, &gc, tout->data, j, res);
 done:
     free(ids);
     free(gids);
