@@ -1158,10 +1158,18 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     mx_status st = check_shapes(s, A, B, 0);
     if (st != MX_OK)
         return st;
-    size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
-    prep a, b;
     int wa, wb;
     choose_windows(natural_width(A), natural_width(B), &wa, &wb);
+    return mxg_gemm_split(s, A, B, out, stats, wa, wb);
+}
+
+mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
+{
+    mx_status st;
+    size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
+    prep a, b;
     if ((st = prep_build(A, s->decode, 0, wa, &a)) != MX_OK)
         return st;
     if ((st = prep_build(B, s->decode, 1, wb, &b)) != MX_OK) {
@@ -1276,6 +1284,8 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
         stats->slow_elements = nslow;
         stats->irregular_groups = a.nirr + b.nirr;
     }
+    if (irr_a)
+        *irr_a = a.nirr;
 done:
     if (ac.big)
         for (size_t i = 0; i < M * N; i++)

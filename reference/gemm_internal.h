@@ -58,4 +58,21 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
                         const mx_operand *B, size_t n, size_t k0, size_t len,
                         float c);
 
+/* The engine on whole operands that mx_gemm has checked, with the operand
+ * windows (how the 48 exact bits of a group product are split between A
+ * and B) fixed by the caller: the outputs of an element depend only on its
+ * row of A, its row of B and the windows, so a block of B's rows run on its
+ * own gives that block's columns bit for bit.  *irr_a (may be NULL) gets
+ * the irregular groups of A alone. */
+mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
+
+/* mxg_gemm_block over blocks of B's rows (output columns) on the worker
+ * pool (mxref/pool.h) when there is enough work; the same bits as one
+ * call (gemm_split.c). */
+mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb);
+
 #endif

@@ -21,13 +21,16 @@ MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LI
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
 	reference/mxref/accum.h \
-	reference/mxref/gemm.h
+	reference/mxref/gemm.h \
+	reference/mxref/pool.h
 reference_libmxref_a_SOURCES += \
 	reference/mxquant.c \
 	reference/accum.c \
 	reference/gemm_internal.h \
 	reference/gemm.c \
-	reference/gemm_direct.c
+	reference/gemm_direct.c \
+	reference/gemm_split.c \
+	reference/pool.c
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
 	reference/moe.c \

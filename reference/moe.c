@@ -12,6 +12,7 @@
 #include <strings.h>
 #include "mxref/fnuz.h"
 #include "mxref/moe.h"
+#include "mxref/pool.h"
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
@@ -259,7 +260,8 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
 
 /* The shared expert: BF16 dense MLP on x. */
 static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
-                               const uint16_t *x, size_t T, mx_moe_result *r)
+                               const uint16_t *x, size_t T, mx_moe_result *r,
+                               mx_gemm_stats *stats)
 {
     const mx_moe_shape *sh = &c->shape;
     size_t H = sh->H, Is = sh->inter_shared;
@@ -282,14 +284,14 @@ static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
         (s = load_weights(0, w->ws2, w->ws2_s, H, Is, &w2)) != MX_OK)
         goto done;
     mx_operand A = operand_bf16(x, T, H, NULL), B = operand_bf16(w13.bf, 2 * Is, H, NULL);
-    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, &r->stats)) != MX_OK)
+    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, stats)) != MX_OK)
         goto done;
     mx_swiglu_exact(sh, r->sh_g1.model, T, Is, c->sigmoid_ulps, act, bnd);
     if ((s = act16_stage(act, bnd, T * Is, &r->sh_act, T, Is)) != MX_OK)
         goto done;
     mx_operand A2 = operand_bf16(r->sh_act.model, T, Is, NULL);
     mx_operand B2 = operand_bf16(w2.bf, H, Is, NULL);
-    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, &r->stats);
+    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, stats);
 done:
     free_weights(&w13);
     free_weights(&w2);
@@ -327,6 +329,95 @@ static double exact_sum(const double *v, int n)
     mpfr_clears(acc, x, (mpfr_ptr)0);
     (void)c;
     return r;
+}
+
+/* The routed GEMMs of one layer, one task per local expert (and, with
+ * GEMM1, one more for the whole shared expert, which depends on x alone).
+ * Expert le's rows are rows[start[le] .. start[le+1]) in flat order, so
+ * its gathered operand is the same for any thread count; each task writes
+ * its own rows of the stage, its own status and statistics, and the
+ * caller sums the statistics in expert order. */
+typedef struct {
+    const mx_moe_config *c;
+    const mx_moe_weights *w;
+    const uint16_t *x;
+    size_t T;
+    int w8a8, gemm; /* 1 or 2 */
+    const size_t *start, *rows;
+    const uint8_t *aq, *aq_s;     /* w8a8 A codes and scales               */
+    const uint16_t *a16;          /* bf16 A values                         */
+    const float *tw;              /* GEMM2 top-k weights [T*topk]          */
+    mx_moe_result *r;
+    mx_status *st;
+    mx_gemm_stats *stats;
+} expert_ctx;
+
+static void expert_task(void *vctx, size_t le)
+{
+    expert_ctx *x = vctx;
+    const mx_moe_shape *sh = &x->c->shape;
+    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk;
+    memset(&x->stats[le], 0, sizeof x->stats[le]);
+    if (le == sh->E_local) { /* the shared expert */
+        x->st[le] = shared_expert(x->c, x->w, x->x, x->T, x->r, &x->stats[le]);
+        return;
+    }
+    size_t M = x->start[le + 1] - x->start[le];
+    x->st[le] = MX_OK;
+    if (!M)
+        return;
+    const size_t *dst = x->rows + x->start[le];
+    int32_t *idx = malloc(M * sizeof *idx);
+    float *wr = x->gemm == 2 ? malloc(M * sizeof *wr) : NULL;
+    if (!idx || (x->gemm == 2 && !wr)) {
+        free(idx);
+        free(wr);
+        x->st[le] = MX_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < M; i++) {
+        idx[i] = (int32_t)(x->gemm == 1 ? dst[i] / k : dst[i]);
+        if (wr)
+            wr[i] = x->tw[dst[i]];
+    }
+    size_t N = x->gemm == 1 ? 2 * I : H, K = x->gemm == 1 ? H : I;
+    const uint8_t *q = x->gemm == 1 ? x->w->w13[le] : x->w->w2[le];
+    const uint8_t *qs = x->gemm == 1 ? x->w->w13_s[le] : x->w->w2_s[le];
+    expert_w ew;
+    mx_status s = load_weights(x->w8a8, q, qs, N, K, &ew);
+    if (s == MX_OK) {
+        mx_operand A = x->w8a8 ? operand_fnuz(x->aq, x->aq_s, M, K, idx)
+                               : operand_bf16(x->a16, M, K, idx);
+        mx_operand B = x->w8a8 ? operand_fnuz(ew.q, ew.s, N, K, NULL)
+                               : operand_bf16(ew.bf, N, K, NULL);
+        s = gemm_rows(x->c, &A, &B, wr, dst, x->gemm == 1 ? &x->r->g1 : &x->r->y,
+                      &x->stats[le]);
+    }
+    free_weights(&ew);
+    free(idx);
+    free(wr);
+    x->st[le] = s;
+}
+
+/* Runs the tasks of one GEMM stage (plus the shared expert with GEMM1);
+ * the first failure in expert order, statistics summed in that order. */
+static mx_status run_experts(expert_ctx *x, size_t ntasks, mx_moe_result *r)
+{
+    x->st = malloc(ntasks * sizeof *x->st);
+    x->stats = malloc(ntasks * sizeof *x->stats);
+    mx_status s = MX_ENOMEM;
+    if (x->st && x->stats) {
+        mx_parallel_for(ntasks, expert_task, x);
+        s = MX_OK;
+        for (size_t i = 0; i < ntasks; i++) {
+            if (x->st[i] != MX_OK && s == MX_OK)
+                s = x->st[i];
+            add_stats(&r->stats, &x->stats[i]);
+        }
+    }
+    free(x->st);
+    free(x->stats);
+    return s;
 }
 
 mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
@@ -372,13 +463,11 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
 
     /* activation quantization (w8a8) */
     double *act = NULL, *abnd = NULL;
-    int32_t *tok = malloc(nz(Tk) * sizeof *tok);
-    int32_t *rid = malloc(nz(Tk) * sizeof *rid);
+    size_t *start = malloc((sh->E_local + 2) * sizeof *start);
     size_t *dst = malloc(nz(Tk) * sizeof *dst);
-    float *wr = malloc(nz(Tk) * sizeof *wr);
     act = malloc(nz(Tk * I) * sizeof *act);
     abnd = malloc(nz(Tk * I) * sizeof *abnd);
-    if (!tok || !rid || !dst || !wr || !act || !abnd) {
+    if (!start || !dst || !act || !abnd) {
         s = MX_ENOMEM;
         goto fail_buf;
     }
@@ -405,33 +494,29 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         xq_s = gv->xq_s ? gv->xq_s : r->xq.s;
     }
 
-    /* GEMM1 per local expert */
+    /* rows of each local expert, in flat order: expert le has
+     * dst[start[le] .. start[le+1]) */
+    for (size_t le = 0; le <= sh->E_local; le++)
+        start[le] = 0;
+    for (size_t i = 0; i < Tk; i++) {
+        size_t le = (size_t)ids[i] - sh->expert0;
+        if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local)
+            start[le + 1]++;
+    }
+    for (size_t le = 0; le < sh->E_local; le++)
+        start[le + 1] += start[le];
+    for (size_t le = 0, fill = 0; le < sh->E_local; le++)
+        for (size_t i = 0; i < Tk; i++)
+            if ((size_t)ids[i] == sh->expert0 + le)
+                dst[fill++] = i;
+
+    /* GEMM1 per local expert, and the shared expert, in parallel */
     if ((s = stage_gemm_alloc(&r->g1, Tk, 2 * I)) != MX_OK ||
         (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
         goto fail_buf;
-    for (size_t le = 0; le < sh->E_local; le++) {
-        size_t e = sh->expert0 + le, M = 0;
-        for (size_t i = 0; i < Tk; i++)
-            if ((size_t)ids[i] == e) {
-                tok[M] = (int32_t)(i / k);
-                dst[M++] = i;
-            }
-        if (!M)
-            continue;
-        expert_w ew;
-        if ((s = load_weights(w8a8, w->w13[le], w->w13_s[le], 2 * I, H, &ew)) != MX_OK) {
-            free_weights(&ew);
-            goto fail_buf;
-        }
-        mx_operand A = w8a8 ? operand_fnuz(xq, xq_s, M, H, tok)
-                            : operand_bf16(x, M, H, tok);
-        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, 2 * I, H, NULL)
-                            : operand_bf16(ew.bf, 2 * I, H, NULL);
-        s = gemm_rows(c, &A, &B, NULL, dst, &r->g1, &r->stats);
-        free_weights(&ew);
-        if (s != MX_OK)
-            goto fail_buf;
-    }
+    expert_ctx ex = {c, w, x, T, w8a8, 1, start, dst, xq, xq_s, x, tw, r, NULL, NULL};
+    if ((s = run_experts(&ex, sh->E_local + 1, r)) != MX_OK)
+        goto fail_buf;
 
     /* SwiGLU (+ quantization) on the given or the model's g1 */
     const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
@@ -450,34 +535,12 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         goto fail_buf;
 
     /* GEMM2 per local expert, top-k weight on the accumulator */
-    for (size_t le = 0; le < sh->E_local; le++) {
-        size_t e = sh->expert0 + le, M = 0;
-        for (size_t i = 0; i < Tk; i++)
-            if ((size_t)ids[i] == e) {
-                rid[M] = (int32_t)i;
-                wr[M] = tw[i];
-                dst[M++] = i;
-            }
-        if (!M)
-            continue;
-        expert_w ew;
-        if ((s = load_weights(w8a8, w->w2[le], w->w2_s[le], H, I, &ew)) != MX_OK) {
-            free_weights(&ew);
-            goto fail_buf;
-        }
-        mx_operand A;
-        if (w8a8)
-            A = operand_fnuz(gv->actq ? gv->actq : r->actq.q,
-                             gv->actq_s ? gv->actq_s : r->actq.s, M, I, rid);
-        else
-            A = operand_bf16(gv->act16 ? gv->act16 : r->act16.model, M, I, rid);
-        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, H, I, NULL)
-                            : operand_bf16(ew.bf, H, I, NULL);
-        s = gemm_rows(c, &A, &B, wr, dst, &r->y, &r->stats);
-        free_weights(&ew);
-        if (s != MX_OK)
-            goto fail_buf;
-    }
+    expert_ctx ey = {c, w, x, T, w8a8, 2, start, dst,
+                     gv->actq ? gv->actq : r->actq.q,
+                     gv->actq_s ? gv->actq_s : r->actq.s,
+                     gv->act16 ? gv->act16 : r->act16.model, tw, r, NULL, NULL};
+    if ((s = run_experts(&ey, sh->E_local, r)) != MX_OK)
+        goto fail_buf;
 
     /* moe_sum: BF16 sequential over k, of the given or the model's y */
     const uint16_t *y = gv->y ? gv->y : r->y.model;
@@ -501,9 +564,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
             r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
         }
 
-    /* shared expert and the final combine */
-    if ((s = shared_expert(c, w, x, T, r)) != MX_OK)
-        goto fail_buf;
+    /* the final combine */
     const uint16_t *rs = gv->routed ? gv->routed : r->routed.model;
     const uint16_t *ss = gv->shared ? gv->shared : r->shared.model;
     if ((s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
@@ -529,19 +590,15 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         }
     free(act);
     free(abnd);
-    free(tok);
-    free(rid);
+    free(start);
     free(dst);
-    free(wr);
     return MX_OK;
 
 fail_buf:
     free(act);
     free(abnd);
-    free(tok);
-    free(rid);
+    free(start);
     free(dst);
-    free(wr);
 fail:
     mx_moe_result_free(r);
     return s;

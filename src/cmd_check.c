@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "capture.h"
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
@@ -637,9 +638,9 @@ static int write_text_atomic(const char *path, const char *text)
 int mxv_cmd_check(int argc, char **argv)
 {
     const char *json = NULL, *svg = NULL, *hist = NULL, *help = NULL, *quiet = NULL,
-               *model = NULL;
+               *model = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"json", 1, &json, 0}, {"svg", 1, &svg, 0},
-                            {"model", 1, &model, 0},
+                            {"model", 1, &model, 0}, {"jobs", 1, &jobs, 'j'},
                             {"hist", 0, &hist, 0}, {"quiet", 0, &quiet, 'q'},
                             {"help", 0, &help, 'h'}, {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof *files);
@@ -647,13 +648,18 @@ int mxv_cmd_check(int argc, char **argv)
     if (rc || help || nfiles == 0) {
         if (help)
             puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] "
-                 "[--json REPORT.json] [--model NAME] [-q]\n"
+                 "[--json REPORT.json] [--model NAME] [--jobs N] [-q]\n"
                  "  --model NAME   judge against this accumulation model instead of "
-                 "the capture's accum_model");
+                 "the capture's accum_model\n"
+                 "  --jobs N       threads (default: the processors available)");
         else if (!rc)
             rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
         free(files);
         return help ? MXV_EXIT_OK : rc;
+    }
+    if ((rc = mxv_jobs_apply(jobs)) != 0) {
+        free(files);
+        return rc;
     }
     mx_accum_model override;
     if (model && mx_accum_parse(model, &override) != 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "backend_gpu.h"
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "golden.h"
@@ -51,21 +52,32 @@ static int run_suite(const char *suite, const char *only, const mxv_runner *r,
     if (!cases)
         return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
                          mxv_suite_names());
-    int found = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (only && strcmp(only, cases[i].name))
-            continue;
-        found = 1;
-        char err[256];
-        double t0 = now();
-        if (mxv_run_case(&cases[i], r, rows, err, sizeof err) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-        if (progress)
-            fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, now() - t0);
+    const mxv_case_def **pick = calloc(n ? n : 1, sizeof *pick);
+    double *secs = calloc(n ? n : 1, sizeof *secs);
+    if (!pick || !secs) {
+        free(pick);
+        free(secs);
+        return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     }
-    if (!found)
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!only || !strcmp(only, cases[i].name)) {
+            pick[i] = &cases[i];
+            found = 1;
+        }
+    if (!found) {
+        free(pick);
+        free(secs);
         return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
-    return 0;
+    }
+    char err[256];
+    int rc = mxv_run_cases(pick, n, r, rows, secs, err, sizeof err);
+    for (size_t i = 0; i < n && progress && !rc; i++)
+        if (pick[i])
+            fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, secs[i]);
+    free(pick);
+    free(secs);
+    return rc ? mxv_error(MXV_EXIT_INTERNAL, "%s", err) : 0;
 }
 
 static int parse_seed(const char *s, uint64_t *out)
@@ -80,11 +92,12 @@ static int parse_seed(const char *s, uint64_t *out)
 int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
-               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL;
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},
                             {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
+                            {"jobs", 1, &jobs, 'j'},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
@@ -94,13 +107,17 @@ int mxv_cmd_kernels(int argc, char **argv)
     if (help) {
         puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
              "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
-             "                        [--mutant NAME] [--report-json FILE]\n"
+             "                        [--mutant NAME] [--report-json FILE] [--jobs N]\n"
+             "  --jobs N       threads (default: the processors available); the report\n"
+             "                 is the same for every N\n"
              "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
              "                 line per failing row and a summary)");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
     mxv_runner r;
     const char *device;
     if ((rc = pick_backend(backend, &r, &device)) != 0)
@@ -207,12 +224,12 @@ static void default_golden(const char *suite, const char *backend, char *buf, si
 int mxv_cmd_gate(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *rj = NULL,
-               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL;
+               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
-                            {"seed", 1, &seed, 0},       {"help", 0, &help, 'h'},
-                            {NULL, 0, NULL, 0}};
+                            {"seed", 1, &seed, 0},       {"jobs", 1, &jobs, 'j'},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
     free(pos);
@@ -220,11 +237,14 @@ int mxv_cmd_gate(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify gate [--suite default] [--golden FILE] [--backend cpu|gpu]\n"
-             "                     [--report-json F] [--report-md F] [--junit F] [--seed N]");
+             "                     [--report-json F] [--report-md F] [--junit F] [--seed N]\n"
+             "                     [--jobs N]");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "gate takes no positional arguments");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
     char gpath[4096];
     if (!golden) {
         default_golden(suite, backend, gpath, sizeof gpath);

@@ -16,6 +16,7 @@
 #include "backend_gpu.h"
 #include "cli.h"
 #include "commands.h"
+#include "case_pool.h"
 #include "runner.h"
 
 /* Cases that give every planted bug a chance to show. */
@@ -38,21 +39,23 @@ typedef struct {
 
 static int run_all(const mxv_runner *r, mxv_rows *rows)
 {
-    for (size_t i = 0; i < NCASES; i++) {
-        char err[256];
-        if (mxv_run_case(&mutant_cases[i], r, rows, err, sizeof err) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    }
+    const mxv_case_def *pick[NCASES];
+    for (size_t i = 0; i < NCASES; i++)
+        pick[i] = &mutant_cases[i];
+    char err[256];
+    if (mxv_run_cases(pick, NCASES, r, rows, NULL, err, sizeof err) != 0)
+        return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
     return 0;
 }
 
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL;
+               *only = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
+                            {"jobs", 1, &jobs, 'j'},
                             {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
@@ -61,11 +64,13 @@ int mxv_cmd_mutants(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
-             "                        [--report-json F] [--report-md F]");
+             "                        [--report-json F] [--report-md F] [--jobs N]");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {

@@ -19,6 +19,7 @@ src_mxverify_SOURCES = \
 	src/capture.c src/capture.h \
 	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
+	src/case_pool.c src/case_pool.h \
 	src/layer_opts.c src/layer_opts.h \
 	src/suite.c src/suite.h \
 	src/runner.c src/runner.h \

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "mxref/pool.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -32,15 +33,12 @@ static void usage(FILE *out)
                  "input file, 4 internal or I/O error\n");
 }
 
-void openblas_set_num_threads(int n) __attribute__((weak));
-
 int main(int argc, char **argv)
 {
-    /* the reference's BLAS calls are many and small (one per 32-wide K
-     * slice): threads cost more than they give; OPENBLAS_NUM_THREADS
-     * still overrides */
-    if (openblas_set_num_threads && !getenv("OPENBLAS_NUM_THREADS"))
-        openblas_set_num_threads(1);
+    /* every processor available by default (a command's --jobs changes
+     * it); the reference's BLAS calls are many and small (one per 32-wide
+     * K slice), so BLAS itself runs on one thread in each pool thread */
+    mx_pool_set_threads(0);
     if (argc < 2) {
         usage(stderr);
         return MXV_EXIT_USAGE;

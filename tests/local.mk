@@ -70,6 +70,16 @@ tests_check_gemm_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gemm_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_gemm
 
+check_PROGRAMS += tests/check_pool
+tests_check_pool_SOURCES = tests/check_pool.c tests/testutil.h
+tests_check_pool_CFLAGS = $(TESTS_CFLAGS)
+tests_check_pool_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_pool
+
+# --jobs N gives the same reports for every N.
+TESTS += tests/jobs.test
+EXTRA_DIST += tests/jobs.test
+
 check_PROGRAMS += tests/check_moe
 tests_check_moe_SOURCES = tests/check_moe.c tests/testutil.h
 tests_check_moe_CFLAGS = $(TESTS_CFLAGS)
