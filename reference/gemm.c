@@ -518,6 +518,31 @@ static double round_mpz_f64(const mpz_t z, long e, double w)
     return d;
 }
 
+double mxg_exact_finish(unsigned __int128 acc, const mpz_t *big, long base, double w)
+{
+    if (big)
+        return round_mpz_f64(*big, base, w);
+    __int128 v = (__int128)acc;
+    unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    if (w == 1.0)
+        return round_f64(v, (int)base);
+    if (av < ((unsigned __int128)1 << 100)) {
+        int we;
+        double wm = frexp(w, &we); /* w = wm 2^we, |wm| in [.5,1) */
+        int64_t W = (int64_t)ldexp(wm, 24); /* exact: w is FP32 */
+        return round_f64(v * W, (int)base + we - 24);
+    }
+    mpz_t z;
+    uint64_t limbs[2] = {(uint64_t)av, (uint64_t)(av >> 64)};
+    mpz_init(z);
+    mpz_import(z, 2, -1, sizeof limbs[0], 0, 0, limbs);
+    if (v < 0)
+        mpz_neg(z, z);
+    double r = round_mpz_f64(z, base, w);
+    mpz_clear(z);
+    return r;
+}
+
 /* ---- the engine --------------------------------------------------------- */
 
 typedef struct {
@@ -1122,32 +1147,41 @@ static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
     return bound_tail(Bacc, wS, sum_p, w);
 }
 
-static void bounds(const mx_gemm_spec *s, const mx_operand *A,
-                   const mx_operand *B, const prep *a, const prep *b,
-                   const double *exact, double *S, double *sabs_out,
-                   double *bound)
+void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, size_t m, size_t n, double S,
+                    double amax_a, double amax_b, double exact, double *bound,
+                    double *sabs_out)
 {
-    size_t M = A->rows, N = B->rows, K = A->K, G = a->G;
+    size_t K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
     /* S sums G group partials and at most 64 residual terms per group,
      * each exact, all nonnegative, rounded in binary64: the true sum is at
      * most S (1 + (G + 64 G + 2) 2^-52). */
     double infl = 1.0 + (double)(65 * G + 2) * 0x1p-52;
     size_t depth = A->scales ? (MX_BLOCK - 1) + (G - 1) : K - 1;
-    for (size_t m = 0; m < M; m++) {
-        double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    double sabs = S * infl;
+    double pmax = 32.0 * amax_a * amax_b;
+    double wS = fabs(exact) * (1 + 0x1p-52);
+    if (bound)
+        *bound = s->model.kind == MX_ACC_BLOCK
+                     ? bound_block(s, A, B, m, n, wS, w, pmax)
+                     : bound_fp32(wS, sabs, w, depth, K, G, pmax);
+    if (sabs_out)
+        *sabs_out = sabs * fabs(w);
+}
+
+static void bounds(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, const prep *a, const prep *b,
+                   const double *exact, double *S, double *sabs_out,
+                   double *bound)
+{
+    size_t M = A->rows, N = B->rows;
+    for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             size_t i = m * N + n;
-            double sabs = S[i] * infl;
-            double pmax = 32.0 * a->amax[m] * b->amax[n];
-            double wS = fabs(exact[i]) * (1 + 0x1p-52);
-            if (bound)
-                bound[i] = s->model.kind == MX_ACC_BLOCK
-                               ? bound_block(s, A, B, m, n, wS, w, pmax)
-                               : bound_fp32(wS, sabs, w, depth, K, G, pmax);
-            if (sabs_out)
-                sabs_out[i] = sabs * fabs(w);
+            mxg_bound_elem(s, A, B, m, n, S[i], a->amax[m], b->amax[n], exact[i],
+                           bound ? &bound[i] : NULL, sabs_out ? &sabs_out[i] : NULL);
         }
-    }
 }
 
 /* ---- driver -------------------------------------------------------------- */
@@ -1168,6 +1202,11 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
 {
     mx_status st;
+    if (mxg_fused_applies(s, A, B)) {
+        if (irr_a)
+            *irr_a = 0;
+        return mxg_gemm_fused(s, A, B, out, stats);
+    }
     size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
     prep a, b;
     if ((st = prep_build(A, s->decode, 0, wa, &a)) != MX_OK)
@@ -1222,29 +1261,8 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                     exact[i] = 0.0 * w;
                     continue;
                 }
-                if (ac.slow[i]) {
-                    exact[i] = round_mpz_f64(ac.big[i], base, w);
-                    continue;
-                }
-                __int128 v = (__int128)ac.acc[i];
-                unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
-                if (w == 1.0) {
-                    exact[i] = round_f64(v, base);
-                } else if (av < ((unsigned __int128)1 << 100)) {
-                    int we;
-                    double wm = frexp(w, &we); /* w = wm 2^we, |wm| in [.5,1) */
-                    int64_t W = (int64_t)ldexp(wm, 24); /* exact: w is FP32 */
-                    exact[i] = round_f64(v * W, base + we - 24);
-                } else {
-                    mpz_t z;
-                    uint64_t limbs[2] = {(uint64_t)av, (uint64_t)(av >> 64)};
-                    mpz_init(z);
-                    mpz_import(z, 2, -1, sizeof limbs[0], 0, 0, limbs);
-                    if (v < 0)
-                        mpz_neg(z, z);
-                    exact[i] = round_mpz_f64(z, base, w);
-                    mpz_clear(z);
-                }
+                exact[i] = mxg_exact_finish(ac.acc[i], ac.slow[i] ? &ac.big[i] : NULL,
+                                            base, w);
             }
         }
     if (out->model_acc || out->model_out) {

@@ -75,4 +75,28 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb);
 
+/* The correctly rounded binary64 of w * acc * 2^base, acc a two's
+ * complement fixed-point sum (or, when big is not NULL, the GMP integer
+ * *big in its place): the single rounding of the exact engine. */
+double mxg_exact_finish(unsigned __int128 acc, const mpz_t *big, long base, double w);
+
+/* The bound and sum_abs outputs of element (m, n) (docs/bounds.md), from S
+ * = sum over groups of sum |a b| * scales (each group's sum exact, summed in
+ * binary64 in group order), the rows' largest unscaled |value| and the
+ * exact value; bound or sabs_out may be NULL. */
+void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, size_t m, size_t n, double S,
+                    double amax_a, double amax_b, double exact, double *bound,
+                    double *sabs_out);
+
+/* The fused small-M kernel (gemm_fused.c): 8-bit operands whose values all
+ * sit on one fixed grid (E4M3FN, E4M3FNUZ), with the fp32-group model, a
+ * block model or no model.  Same bits as the engine of gemm.c. */
+int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+/* 0 sends every call to the engine of gemm.c (tests and bench compare the
+ * two); 1 (the default) lets the fused kernel take the calls it applies to. */
+void mxg_fused_enable(int on);
+mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
+
 #endif

@@ -30,6 +30,7 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm.c \
 	reference/gemm_direct.c \
 	reference/gemm_split.c \
+	reference/gemm_fused.c \
 	reference/pool.c
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
