@@ -10,9 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "mxref/fnuz.h"
 #include "mxref/moe.h"
 #include "mxref/pool.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
@@ -441,6 +449,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     int w8a8 = r->policy == MX_POLICY_W8A8;
     mx_status s;
 
+    double t_stage = now(), t_next;
     /* router */
     if ((s = mx_moe_route(sh, w->router, w->bias, x, T, &r->route)) != MX_OK)
         goto fail;
@@ -494,6 +503,9 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         xq_s = gv->xq_s ? gv->xq_s : r->xq.s;
     }
 
+    t_next = now();
+    r->seconds[MX_MOE_T_ROUTE] = t_next - t_stage;
+    t_stage = t_next;
     /* rows of each local expert, in flat order: expert le has
      * dst[start[le] .. start[le+1]) */
     for (size_t le = 0; le <= sh->E_local; le++)
@@ -518,6 +530,9 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     if ((s = run_experts(&ex, sh->E_local + 1, r)) != MX_OK)
         goto fail_buf;
 
+    t_next = now();
+    r->seconds[MX_MOE_T_GEMM1] = t_next - t_stage;
+    t_stage = t_next;
     /* SwiGLU (+ quantization) on the given or the model's g1 */
     const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
     mx_swiglu_exact(sh, g1, Tk, I, c->sigmoid_ulps, act, abnd);
@@ -534,6 +549,9 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     if (s != MX_OK)
         goto fail_buf;
 
+    t_next = now();
+    r->seconds[MX_MOE_T_ACT] = t_next - t_stage;
+    t_stage = t_next;
     /* GEMM2 per local expert, top-k weight on the accumulator */
     expert_ctx ey = {c, w, x, T, w8a8, 2, start, dst,
                      gv->actq ? gv->actq : r->actq.q,
@@ -542,6 +560,9 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     if ((s = run_experts(&ey, sh->E_local, r)) != MX_OK)
         goto fail_buf;
 
+    t_next = now();
+    r->seconds[MX_MOE_T_GEMM2] = t_next - t_stage;
+    t_stage = t_next;
     /* moe_sum: BF16 sequential over k, of the given or the model's y */
     const uint16_t *y = gv->y ? gv->y : r->y.model;
     if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK)
@@ -588,6 +609,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
             r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
                             r->shared.exact[i];
         }
+    r->seconds[MX_MOE_T_COMBINE] = now() - t_stage;
     free(act);
     free(abnd);
     free(start);
