@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "golden.h"
 #include "report.h"
+#include "shard.h"
 #include "runner.h"
 
 static double now(void)
@@ -43,9 +44,25 @@ static int pick_backend(const char *name, mxv_runner *r, const char **device)
     return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
 }
 
-/* Runs the suite (or one case of it); 0 or an exit code. */
-static int run_suite(const char *suite, const char *only, const mxv_runner *r,
-                     mxv_rows *rows, int progress)
+/* The cases a run covers, in suite order, and the share this shard runs. */
+typedef struct {
+    size_t total;             /* cases of the whole (unsharded) run         */
+    const char **names;       /* this shard's cases ...                     */
+    size_t *positions;        /* ... and their positions in the whole run   */
+    size_t n;
+} run_items;
+
+static void run_items_free(run_items *it)
+{
+    free(it->names);
+    free(it->positions);
+    memset(it, 0, sizeof *it);
+}
+
+/* Runs the suite (or one case of it, or this shard's share); 0 or an exit
+ * code.  items (may be NULL) gets what ran. */
+static int run_suite(const char *suite, const char *only, const mxv_shard *sh,
+                     const mxv_runner *r, mxv_rows *rows, int progress, run_items *items)
 {
     size_t n;
     const mxv_case_def *cases = mxv_suite_cases(suite, &n);
@@ -54,20 +71,27 @@ static int run_suite(const char *suite, const char *only, const mxv_runner *r,
                          mxv_suite_names());
     const mxv_case_def **pick = calloc(n ? n : 1, sizeof *pick);
     double *secs = calloc(n ? n : 1, sizeof *secs);
-    if (!pick || !secs) {
+    run_items it = {0, calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(size_t)), 0};
+    if (!pick || !secs || !it.names || !it.positions) {
         free(pick);
         free(secs);
+        run_items_free(&it);
         return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     }
-    int found = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!only || !strcmp(only, cases[i].name)) {
+    for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(only, cases[i].name))
+            continue;
+        if (mxv_shard_has(sh, it.total)) {
             pick[i] = &cases[i];
-            found = 1;
+            it.names[it.n] = cases[i].name;
+            it.positions[it.n++] = it.total;
         }
-    if (!found) {
+        it.total++;
+    }
+    if (!it.total) {
         free(pick);
         free(secs);
+        run_items_free(&it);
         return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
     }
     char err[256];
@@ -77,7 +101,25 @@ static int run_suite(const char *suite, const char *only, const mxv_runner *r,
             fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, secs[i]);
     free(pick);
     free(secs);
+    if (items && !rc)
+        *items = it;
+    else
+        run_items_free(&it);
     return rc ? mxv_error(MXV_EXIT_INTERNAL, "%s", err) : 0;
+}
+
+/* The report: a partial report under --shard, else the plain JSON one. */
+static int write_json(const char *path, const char *command, const mxv_shard *sh,
+                      const char *config, const run_items *it, const mxv_report *rep)
+{
+    char err[512];
+    if (!sh->on)
+        return mxv_report_json(path, rep, err, sizeof err) != 0
+                   ? mxv_error(MXV_EXIT_INTERNAL, "%s", err) : 0;
+    if (mxv_shard_write(path, command, sh, config, it->total, it->names, it->positions,
+                        it->n, mxv_report_json_object(rep), err, sizeof err) != 0)
+        return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    return 0;
 }
 
 static int parse_seed(const char *s, uint64_t *out)
@@ -92,12 +134,13 @@ static int parse_seed(const char *s, uint64_t *out)
 int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
-               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *jobs = NULL;
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *jobs = NULL,
+               *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},
                             {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
-                            {"jobs", 1, &jobs, 'j'},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
@@ -108,16 +151,25 @@ int mxv_cmd_kernels(int argc, char **argv)
         puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
              "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
              "                        [--mutant NAME] [--report-json FILE] [--jobs N]\n"
+             "                        [--shard K/N]\n"
              "  --jobs N       threads (default: the processors available); the report\n"
              "                 is the same for every N\n"
              "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
-             "                 line per failing row and a summary)");
+             "                 line per failing row and a summary)\n"
+             "  --shard K/N    run the K-th of N shares of the cases and write a partial\n"
+             "                 report (--report-json); `mxverify report merge` joins them");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && (!json || seeds))
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report) and no --seeds");
     mxv_runner r;
     const char *device;
     if ((rc = pick_backend(backend, &r, &device)) != 0)
@@ -142,7 +194,7 @@ int mxv_cmd_kernels(int argc, char **argv)
             mxv_runner rs = r;
             rs.seed_offset = r.seed_offset + sd;
             mxv_rows rows = {NULL, 0, 0};
-            if ((rc = run_suite(suite, only, &rs, &rows, 0)) != 0) {
+            if ((rc = run_suite(suite, only, &sh, &rs, &rows, 0, NULL)) != 0) {
                 mxv_rows_free(&rows);
                 return rc;
             }
@@ -165,8 +217,9 @@ int mxv_cmd_kernels(int argc, char **argv)
         return failed ? MXV_EXIT_FAIL : MXV_EXIT_OK;
     }
     mxv_rows rows = {NULL, 0, 0};
+    run_items it = {0, NULL, NULL, 0};
     double t0 = now();
-    if ((rc = run_suite(suite, only, &r, &rows, 1)) != 0) {
+    if ((rc = run_suite(suite, only, &sh, &r, &rows, 1, &it)) != 0) {
         mxv_rows_free(&rows);
         return rc;
     }
@@ -186,13 +239,17 @@ int mxv_cmd_kernels(int argc, char **argv)
     for (size_t i = 0; i < rows.n; i++)
         if (!v[i].pass && rows.rows[i].j.nbad)
             mxv_judge_print_bad(stdout, &rows.rows[i].j);
-    char err[512];
-    if (json && mxv_report_json(json, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    char config[512];
+    snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu mutant=%s case=%s", suite,
+             r.ops->name, (unsigned long long)r.seed_offset, mutant ? mutant : "-",
+             only ? only : "-");
+    if (json)
+        rc = write_json(json, "kernels", &sh, config, &it, &rep);
     size_t p, f;
     mxv_report_counts(&rep, &p, &f);
     free(v);
     mxv_rows_free(&rows);
+    run_items_free(&it);
     return rc ? rc : f ? MXV_EXIT_FAIL : MXV_EXIT_OK;
 }
 
@@ -224,11 +281,13 @@ static void default_golden(const char *suite, const char *backend, char *buf, si
 int mxv_cmd_gate(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *rj = NULL,
-               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *jobs = NULL;
+               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *jobs = NULL,
+               *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
                             {"seed", 1, &seed, 0},       {"jobs", 1, &jobs, 'j'},
+                            {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
@@ -238,13 +297,21 @@ int mxv_cmd_gate(int argc, char **argv)
     if (help) {
         puts("usage: mxverify gate [--suite default] [--golden FILE] [--backend cpu|gpu]\n"
              "                     [--report-json F] [--report-md F] [--junit F] [--seed N]\n"
-             "                     [--jobs N]");
+             "                     [--jobs N] [--shard K/N]\n"
+             "  --shard K/N  run the K-th of N shares of the cases; --report-json writes a\n"
+             "               partial report that `mxverify report merge` joins");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "gate takes no positional arguments");
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && !rj)
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report)");
     char gpath[4096];
     if (!golden) {
         default_golden(suite, backend, gpath, sizeof gpath);
@@ -267,8 +334,9 @@ int mxv_cmd_gate(int argc, char **argv)
         return rc;
     }
     mxv_rows rows = {NULL, 0, 0};
+    run_items it = {0, NULL, NULL, 0};
     double t0 = now();
-    if ((rc = run_suite(suite, NULL, &r, &rows, 1)) != 0) {
+    if ((rc = run_suite(suite, NULL, &sh, &r, &rows, 1, &it)) != 0) {
         mxv_golden_free(&g);
         mxv_rows_free(&rows);
         return rc;
@@ -293,8 +361,11 @@ int mxv_cmd_gate(int argc, char **argv)
     for (size_t i = 0; i < rows.n; i++)
         if (!v[i].pass && rows.rows[i].j.nbad)
             mxv_judge_print_bad(stdout, &rows.rows[i].j);
-    if (rj && mxv_report_json(rj, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    char config[4600];
+    snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu golden=%s", suite,
+             r.ops->name, (unsigned long long)r.seed_offset, golden);
+    if (rj)
+        rc = write_json(rj, "gate", &sh, config, &it, &rep);
     if (rm && mxv_report_markdown(rm, &rep, err, sizeof err) != 0)
         rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
     if (ju && mxv_report_junit(ju, &rep, err, sizeof err) != 0)
@@ -303,6 +374,7 @@ int mxv_cmd_gate(int argc, char **argv)
     mxv_report_counts(&rep, &p, &f);
     free(v);
     mxv_rows_free(&rows);
+    run_items_free(&it);
     mxv_golden_free(&g);
     return rc ? rc : f ? MXV_EXIT_FAIL : MXV_EXIT_OK;
 }
@@ -369,7 +441,8 @@ int mxv_cmd_golden(int argc, char **argv)
         return rc;
     }
     mxv_rows rows = {NULL, 0, 0};
-    if ((rc = run_suite(suite, NULL, &r, &rows, 1)) != 0) {
+    mxv_shard whole = {0, 0, 0};
+    if ((rc = run_suite(suite, NULL, &whole, &r, &rows, 1, NULL)) != 0) {
         mxv_golden_free(&g);
         mxv_rows_free(&rows);
         return rc;

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "case_pool.h"
 #include "runner.h"
+#include "shard.h"
 
 /* Cases that give every planted bug a chance to show. */
 static const mxv_case_def mutant_cases[] = {
@@ -51,11 +52,11 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL, *jobs = NULL;
+               *only = NULL, *jobs = NULL, *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
-                            {"jobs", 1, &jobs, 'j'},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
@@ -64,13 +65,23 @@ int mxv_cmd_mutants(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
-             "                        [--report-json F] [--report-md F] [--jobs N]");
+             "                        [--report-json F] [--report-md F] [--jobs N]\n"
+             "                        [--shard K/N]\n"
+             "  --shard K/N  run the K-th of N shares of the planted bugs (and the correct\n"
+             "               kernels); --report-json writes a partial report that\n"
+             "               `mxverify report merge` joins");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && !json)
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report)");
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -125,10 +136,16 @@ int mxv_cmd_mutants(int argc, char **argv)
     mxv_rows_free(&base);
 
     outcome *o = calloc((size_t)count, sizeof *o);
+    const char **names = calloc((size_t)count, sizeof *names);
+    size_t *positions = calloc((size_t)count, sizeof *positions), total = 0;
     int n = 0;
     for (int i = 0; i < count; i++) {
         if (only && strcmp(only, tab[i].name))
             continue;
+        if (!mxv_shard_has(&sh, total++))
+            continue;
+        names[n] = tab[i].name;
+        positions[n] = total - 1;
         outcome *x = &o[n++];
         x->id = tab[i].id;
         x->name = tab[i].name;
@@ -139,6 +156,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         if ((rc = run_all(&r, &rows)) != 0) {
             mxv_rows_free(&rows);
             free(o);
+            free(names);
+            free(positions);
             return rc;
         }
         for (size_t j = 0; j < rows.n; j++) {
@@ -211,7 +230,14 @@ int mxv_cmd_mutants(int argc, char **argv)
                         x->l2 ? "caught" : "missed", x->allclose ? "caught" : "missed",
                         x->aiter ? "caught" : "missed");
         }
-        if (json) {
+        if (json && sh.on) {
+            char err[512], config[256];
+            snprintf(config, sizeof config, "backend=%s mutant=%s", r.ops->name,
+                     only ? only : "-");
+            if (mxv_shard_write(json, "mutants", &sh, config, total, names, positions,
+                                (size_t)n, cJSON_Duplicate(root, 1), err, sizeof err) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+        } else if (json) {
             char *t = cJSON_Print(root);
             char tmp[4096];
             snprintf(tmp, sizeof tmp, "%s.tmp", json);
@@ -240,6 +266,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         cJSON_Delete(root);
     }
     free(o);
+    free(names);
+    free(positions);
     if (rc)
         return rc;
     return missed || base_fail ? MXV_EXIT_FAIL : MXV_EXIT_OK;

@@ -20,6 +20,8 @@ src_mxverify_SOURCES = \
 	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
 	src/case_pool.c src/case_pool.h \
+	src/shard.c src/shard.h \
+	src/cmd_report.c \
 	src/layer_opts.c src/layer_opts.h \
 	src/suite.c src/suite.h \
 	src/runner.c src/runner.h \

@@ -76,9 +76,10 @@ tests_check_pool_CFLAGS = $(TESTS_CFLAGS)
 tests_check_pool_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_pool
 
-# --jobs N gives the same reports for every N.
-TESTS += tests/jobs.test
-EXTRA_DIST += tests/jobs.test
+# --jobs N gives the same reports for every N; sharded runs merge into the
+# unsharded report.
+TESTS += tests/jobs.test tests/shard.test
+EXTRA_DIST += tests/jobs.test tests/shard.test
 
 check_PROGRAMS += tests/check_moe
 tests_check_moe_SOURCES = tests/check_moe.c tests/testutil.h
