@@ -13,11 +13,11 @@
 #include "runner.h"
 
 /* Runs cases[i] for every i < n (NULL entries are skipped) and appends
- * their rows to rows in index order; secs[i] (may be NULL) gets each
- * case's wall time.  0, or -1 with the first failing case's message (in
- * case order) in err. */
+ * their rows to rows in index order; with progress, a line on stderr as
+ * each case finishes ("mxverify: NAME done in S s", in finishing order).
+ * 0, or -1 with the first failing case's message (in case order) in err. */
 int mxv_run_cases(const mxv_case_def *const *cases, size_t n, const mxv_runner *r,
-                  mxv_rows *rows, double *secs, char *err, size_t len);
+                  mxv_rows *rows, int progress, char *err, size_t len);
 
 /* Parses a --jobs value (NULL: the processors available; "0" likewise) and
  * sizes the pool; MXV_EXIT_USAGE with a message for a bad value, else 0. */

@@ -70,11 +70,9 @@ static int run_suite(const char *suite, const char *only, const mxv_shard *sh,
         return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
                          mxv_suite_names());
     const mxv_case_def **pick = calloc(n ? n : 1, sizeof *pick);
-    double *secs = calloc(n ? n : 1, sizeof *secs);
     run_items it = {0, calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(size_t)), 0};
-    if (!pick || !secs || !it.names || !it.positions) {
+    if (!pick || !it.names || !it.positions) {
         free(pick);
-        free(secs);
         run_items_free(&it);
         return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     }
@@ -90,17 +88,12 @@ static int run_suite(const char *suite, const char *only, const mxv_shard *sh,
     }
     if (!it.total) {
         free(pick);
-        free(secs);
         run_items_free(&it);
         return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
     }
     char err[256];
-    int rc = mxv_run_cases(pick, n, r, rows, secs, err, sizeof err);
-    for (size_t i = 0; i < n && progress && !rc; i++)
-        if (pick[i])
-            fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, secs[i]);
+    int rc = mxv_run_cases(pick, n, r, rows, progress, err, sizeof err);
     free(pick);
-    free(secs);
     if (items && !rc)
         *items = it;
     else

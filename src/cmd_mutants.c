@@ -44,7 +44,7 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
     for (size_t i = 0; i < NCASES; i++)
         pick[i] = &mutant_cases[i];
     char err[256];
-    if (mxv_run_cases(pick, NCASES, r, rows, NULL, err, sizeof err) != 0)
+    if (mxv_run_cases(pick, NCASES, r, rows, 0, err, sizeof err) != 0)
         return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
     return 0;
 }
