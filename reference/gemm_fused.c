@@ -118,10 +118,11 @@ int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_opera
 #define NT 8 /* output columns per tile: two vectors of 4 */
 
 typedef double v4d __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64), aligned(64)));
 typedef long long v4i __attribute__((vector_size(32)));
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
 #else
 #define FUSED_HOT
 #endif
@@ -130,36 +131,33 @@ typedef long long v4i __attribute__((vector_size(32)));
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
  * top), so each sum runs as two interleaved chains. */
 static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
-                                size_t lda, const v4d *bt, const v4d *bta,
-                                v4d *P, v4d *Q)
+                                size_t lda, const v4d *bt4, const v4d *bta4,
+                                v4d *P4, v4d *Q4)
 {
+    /* one 8-lane vector per k: a zmm with AVX-512, two ymm with AVX2 */
+    const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
+    v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
     for (size_t m = 0; m < M; m++) {
         const double *a = ad + m * lda;
-        v4d p0 = {0, 0, 0, 0}, p1 = p0, p2 = p0, p3 = p0;
-        for (int k = 0; k < MX_BLOCK; k += 2) {
-            v4d a0 = {a[k], a[k], a[k], a[k]};
-            v4d a1 = {a[k + 1], a[k + 1], a[k + 1], a[k + 1]};
-            p0 += a0 * bt[2 * k];
-            p1 += a0 * bt[2 * k + 1];
-            p2 += a1 * bt[2 * k + 2];
-            p3 += a1 * bt[2 * k + 3];
+        v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
+        for (int k = 0; k < MX_BLOCK; k += 4) {
+            p0 += a[k] * bt[k];
+            p1 += a[k + 1] * bt[k + 1];
+            p2 += a[k + 2] * bt[k + 2];
+            p3 += a[k + 3] * bt[k + 3];
         }
-        P[2 * m] = p0 + p2;
-        P[2 * m + 1] = p1 + p3;
+        P[m] = (p0 + p1) + (p2 + p3);
         if (!aa)
             continue;
         const double *b = aa + m * lda;
-        v4d q0 = {0, 0, 0, 0}, q1 = q0, q2 = q0, q3 = q0;
-        for (int k = 0; k < MX_BLOCK; k += 2) {
-            v4d a0 = {b[k], b[k], b[k], b[k]};
-            v4d a1 = {b[k + 1], b[k + 1], b[k + 1], b[k + 1]};
-            q0 += a0 * bta[2 * k];
-            q1 += a0 * bta[2 * k + 1];
-            q2 += a1 * bta[2 * k + 2];
-            q3 += a1 * bta[2 * k + 3];
+        v8d q0 = {0}, q1 = q0, q2 = q0, q3 = q0;
+        for (int k = 0; k < MX_BLOCK; k += 4) {
+            q0 += b[k] * bta[k];
+            q1 += b[k + 1] * bta[k + 1];
+            q2 += b[k + 2] * bta[k + 2];
+            q3 += b[k + 3] * bta[k + 3];
         }
-        Q[2 * m] = q0 + q2;
-        Q[2 * m + 1] = q1 + q3;
+        Q[m] = (q0 + q1) + (q2 + q3);
     }
 }
 
@@ -285,10 +283,10 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                                : want_exact ? malloc(MN * sizeof *exact) : NULL;
     float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
     /* per tile */
-    v4d *bt = aligned_alloc(32, MX_BLOCK * 2 * sizeof(v4d));
-    v4d *bta = aligned_alloc(32, MX_BLOCK * 2 * sizeof(v4d));
-    v4d *P = aligned_alloc(32, (2 * M + 2) * sizeof(v4d));
-    v4d *Q = aligned_alloc(32, (2 * M + 2) * sizeof(v4d));
+    v4d *bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    v4d *Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
     int *sxb = malloc(NT * G * sizeof *sxb);
     float *scb = malloc(NT * G * sizeof *scb);
     double *fb = malloc(NT * G * sizeof *fb);
