@@ -1207,6 +1207,11 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
             *irr_a = 0;
         return mxg_gemm_fused(s, A, B, out, stats);
     }
+    if (mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
+        if (irr_a)
+            *irr_a = 0;
+        return st;
+    }
     size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
     prep a, b;
     if ((st = prep_build(A, s->decode, 0, wa, &a)) != MX_OK)

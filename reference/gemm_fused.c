@@ -101,8 +101,10 @@ static void ftabs_init(void)
 }
 
 static _Atomic int fused_on = 1;
+static _Atomic unsigned long fused_calls;
 
 void mxg_fused_enable(int on) { fused_on = on; }
+unsigned long mxg_fused_count(void) { return fused_calls; }
 
 int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
 {
@@ -264,6 +266,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
 {
     pthread_once(&ftabs_once, ftabs_init);
+    fused_calls++;
     const ftab *ta = &ftabs[A->fmt->id], *tb = &ftabs[B->fmt->id];
     size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
@@ -491,4 +494,322 @@ done:
     free(gt);
     free(qt);
     return st;
+}
+
+/* ---- 16-bit operands (BF16, FP16) -------------------------------------- */
+
+/* The same pass for unscaled 16-bit operands, the shared expert's and the
+ * bf16 policy's GEMMs.  Their values do not sit on one grid, so each (row,
+ * 32-group) gets its own unit u (its lowest nonzero value's exponent, as
+ * the engine's prep chooses it) and its integers v / 2^u; when the
+ * operands' windows (gemm.c: at most 48 bits between the two sides) hold
+ * every group, a group dot is again a sum of 32 integer products below 2^48
+ * each, exact in binary64 in any order.  When some group is wider than its
+ * side's window the engine's residual path is needed: the call goes back to
+ * gemm.c (returns 0). */
+typedef struct {
+    int32_t m[65536];
+    int16_t e[65536], top[65536];
+    unsigned char bad[65536];
+} ftab16;
+
+static ftab16 *ftabs16[MX_FORMAT_COUNT];
+static pthread_once_t ftabs16_once = PTHREAD_ONCE_INIT;
+
+static void ftabs16_init(void)
+{
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        if (f->bits != 16 || !f->is_signed)
+            continue;
+        ftab16 *t = malloc(sizeof *t);
+        if (!t)
+            continue;
+        for (uint32_t c = 0; c < 65536; c++) {
+            int32_t m;
+            int e;
+            mx_class k = mx_decode_int(f, c, &m, &e);
+            t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
+            t->m[c] = t->bad[c] ? 0 : m;
+            t->e[c] = (int16_t)e;
+            t->top[c] = (int16_t)(m ? e + 32 - __builtin_clz((uint32_t)abs(m)) : e);
+        }
+        ftabs16[id] = t;
+    }
+}
+
+static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
+{
+    for (int l = 0; l < NT; l++)
+        gt[l] = gt[l] + (float)(p[l] * pa * pb[l]);
+}
+
+/* Units of row r's groups into u[g * stride] (0 for a group without a
+ * nonzero value), lo/hi/amax of the row; -1 for a NaN or inf code, 1 when a
+ * group is wider than window, else 0. */
+static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
+                       size_t stride, int window, int *u, int *lo_out, int *hi_out,
+                       double *amax_out)
+{
+    size_t K = o->K;
+    const uint16_t *codes = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld;
+    int lo = INT_MAX, hi = INT_MIN, wide = 0;
+    double amax = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+        int umin = INT_MAX, top = INT_MIN;
+        for (size_t i = 0; i < len; i++) {
+            uint16_t c = codes[k0 + i];
+            if (t->bad[c])
+                return -1;
+            if (!t->m[c])
+                continue;
+            double av = ldexp(fabs((double)t->m[c]), t->e[c]);
+            amax = av > amax ? av : amax;
+            umin = t->e[c] < umin ? t->e[c] : umin;
+            top = t->top[c] > top ? t->top[c] : top;
+        }
+        u[g * stride] = umin == INT_MAX ? 0 : umin;
+        if (umin == INT_MAX)
+            continue;
+        wide |= top - umin > window;
+        lo = umin < lo ? umin : lo;
+        hi = top > hi ? top : hi;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    *amax_out = amax;
+    return wide;
+}
+
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     mx_status *status)
+{
+    if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
+        !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ)
+        return 0;
+    pthread_once(&ftabs_once, ftabs_init);
+    pthread_once(&ftabs16_once, ftabs16_init);
+    const ftab16 *ta = ftabs16[A->fmt->id], *tb = ftabs16[B->fmt->id];
+    if (!ta || !tb)
+        return 0;
+    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
+    int want_group = (out->model_acc || out->model_out) &&
+                     s->model.kind == MX_ACC_FP32_GROUP;
+    int want_sabs = out->bound || out->sum_abs;
+    int want_exact = out->exact || want_sabs;
+    mx_status st = MX_OK;
+    int handled = 1;
+    size_t nslow = 0;
+
+    double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
+    int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
+    int *hia = malloc((M + 1) * sizeof *hia);
+    double *amaxa = malloc((M + 1) * sizeof *amaxa);
+    int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
+    int *hib = malloc((N + 1) * sizeof *hib);
+    double *amaxb = malloc((N + 1) * sizeof *amaxb);
+    double *exact = out->exact ? out->exact
+                               : want_exact ? malloc(MN * sizeof *exact) : NULL;
+    float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
+    v4d *bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    v4d *Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    double *pbt = malloc(NT * G * sizeof *pbt), *fbt = malloc(NT * G * sizeof *fbt);
+    unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
+    mpz_t *big = malloc((M * NT + 1) * sizeof *big);
+    unsigned char *slow = malloc(M * NT + 1);
+    float *gt = malloc((M * NT + 1) * sizeof *gt);
+    double *qt = malloc((M * NT + 1) * sizeof *qt);
+    if (!ad || !aa || !ua || !loa || !hia || !amaxa || !ub || !lob || !hib || !amaxb ||
+        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
+        !pbt || !fbt || !acc || !big || !slow || !gt || !qt) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+    /* every row's facts first: a group wider than its window sends the
+     * whole call back to the engine */
+    for (size_t m = 0; m < M && st == MX_OK && handled; m++) {
+        int rc = row_facts16(A, ta, m, G, 1, wa, ua + m * G, &loa[m], &hia[m], &amaxa[m]);
+        if (rc < 0)
+            st = MX_ERANGE;
+        else if (rc > 0)
+            handled = 0;
+    }
+    for (size_t n = 0; n < N && st == MX_OK && handled; n++) {
+        int rc = row_facts16(B, tb, n, G, 1, wb, ub + n * G, &lob[n], &hib[n], &amaxb[n]);
+        if (rc < 0)
+            st = MX_ERANGE;
+        else if (rc > 0)
+            handled = 0;
+    }
+    if (st != MX_OK || !handled)
+        goto done;
+    for (size_t m = 0; m < M; m++) {
+        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
+        for (size_t k = 0; k < K; k++) {
+            uint16_t c = codes[k];
+            if (ta->m[c])
+                ad[m * KP + k] = (double)ta->m[c] * pow2i(ta->e[c] - ua[m * G + k / MX_BLOCK]);
+            aa[m * KP + k] = fabs(ad[m * KP + k]);
+        }
+    }
+    int cg = clog2z(G) + 5 + 1;
+    for (size_t n0 = 0; n0 < N; n0 += NT) {
+        size_t nt = N - n0 < NT ? N - n0 : NT;
+        const uint16_t *rowp[NT];
+        for (size_t l = 0; l < NT; l++) {
+            rowp[l] = l < nt ? (const uint16_t *)B->codes + mxg_row(B, n0 + l) * B->ld : NULL;
+            for (size_t g = 0; g < G; g++) {
+                int u = l < nt ? ub[(n0 + l) * G + g] : 0;
+                pbt[g * NT + l] = pow2i(u);
+                fbt[g * NT + l] = l < nt ? pow2i(u) : 0.0;
+            }
+        }
+        int any_slow = 0;
+        for (size_t m = 0; m < M; m++)
+            for (size_t l = 0; l < NT; l++) {
+                size_t j = m * NT + l;
+                acc[j] = 0;
+                gt[j] = 0.0f;
+                qt[j] = 0.0;
+                slow[j] = 0;
+                if (l >= nt)
+                    continue;
+                size_t n = n0 + l;
+                long span = (long)(hia[m] - loa[m]) + (hib[n] - lob[n]) + cg;
+                slow[j] = want_exact && loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                if (slow[j]) {
+                    mpz_init(big[j]);
+                    nslow++;
+                    any_slow = 1;
+                }
+            }
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            double *b = (double *)bt;
+            for (size_t l = 0; l < NT; l++) {
+                size_t k = 0;
+                if (rowp[l]) {
+                    const uint16_t *c = rowp[l] + k0;
+                    int u = ub[(n0 + l) * G + g];
+                    for (; k < len; k++)
+                        b[k * NT + l] = tb->m[c[k]] ? (double)tb->m[c[k]] *
+                                                          pow2i(tb->e[c[k]] - u)
+                                                    : 0.0;
+                }
+                for (; k < MX_BLOCK; k++)
+                    b[k * NT + l] = 0.0;
+            }
+            if (want_sabs)
+                tile_abs(bt, bta);
+            tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            for (size_t m = 0; m < M; m++) {
+                const double *pm = (const double *)&P[2 * m];
+                int u = ua[m * G + g];
+                double pa = pow2i(u);
+                if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
+                    tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
+                if (want_sabs)
+                    tile_sabs((const double *)&Q[2 * m], pa, fbt + g * NT, qt + m * NT);
+                if (!want_exact)
+                    continue;
+                unsigned __int128 *am = acc + m * NT;
+                for (size_t l = 0; l < nt; l++) {
+                    size_t j = m * NT + l, n = n0 + l;
+                    if (pm[l] == 0)
+                        continue;
+                    int sh = (u - loa[m]) + (ub[n * G + g] - lob[n]);
+                    if (!slow[j]) {
+                        am[l] += shl((int64_t)pm[l], sh);
+                    } else {
+                        mpz_t t;
+                        mpz_init_set_d(t, pm[l]);
+                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
+                        mpz_add(big[j], big[j], t);
+                        mpz_clear(t);
+                    }
+                }
+            }
+            (void)any_slow;
+        }
+        for (size_t m = 0; m < M; m++) {
+            double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+            for (size_t l = 0; l < nt; l++) {
+                size_t j = m * NT + l, n = n0 + l, i = m * N + n;
+                if (want_exact) {
+                    if (loa[m] > hia[m] || lob[n] > hib[n])
+                        exact[i] = 0.0 * w;
+                    else
+                        exact[i] = mxg_exact_finish(acc[j], slow[j] ? &big[j] : NULL,
+                                                    (long)loa[m] + lob[n], w);
+                }
+                if (slow[j])
+                    mpz_clear(big[j]);
+                if (want_group)
+                    gacc[i] = gt[j];
+                if (want_sabs)
+                    mxg_bound_elem(s, A, B, m, n, qt[j], amaxa[m], amaxb[n], exact[i],
+                                   out->bound ? &out->bound[i] : NULL,
+                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+            }
+        }
+    }
+    if (out->model_acc || out->model_out) {
+        float *macc = out->model_acc ? out->model_acc : malloc(MN * sizeof *macc);
+        if (!macc) {
+            st = MX_ENOMEM;
+            goto done;
+        }
+        if (want_group) {
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++)
+                    macc[m * N + n] = s->row_weight ? gacc[m * N + n] * s->row_weight[m]
+                                                    : gacc[m * N + n];
+        } else {
+            st = mx_gemm_model_direct(s, A, B, macc);
+        }
+        if (out->model_out)
+            for (size_t i = 0; i < M * N; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        if (!out->model_acc)
+            free(macc);
+    }
+    if (st == MX_OK && stats) {
+        stats->elements = M * N;
+        stats->slow_elements = nslow;
+        stats->irregular_groups = 0;
+    }
+done:
+    free(ad);
+    free(aa);
+    free(ua);
+    free(loa);
+    free(hia);
+    free(amaxa);
+    free(ub);
+    free(lob);
+    free(hib);
+    free(amaxb);
+    if (exact != out->exact)
+        free(exact);
+    free(gacc);
+    free(bt);
+    free(bta);
+    free(P);
+    free(Q);
+    free(pbt);
+    free(fbt);
+    free(acc);
+    free(big);
+    free(slow);
+    free(gt);
+    free(qt);
+    *status = st;
+    if (handled)
+        fused_calls++;
+    return handled || st != MX_OK;
 }

@@ -96,6 +96,15 @@ int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_opera
 /* 0 sends every call to the engine of gemm.c (tests and bench compare the
  * two); 1 (the default) lets the fused kernel take the calls it applies to. */
 void mxg_fused_enable(int on);
+/* Calls the fused kernels have taken so far (tests check they ran). */
+unsigned long mxg_fused_count(void);
+/* The fused pass for unscaled BF16/FP16 operands whose every group fits
+ * its side's window (wa, wb of mx_gemm): 1 with *status when it took the
+ * call, 0 when the engine must (a group needs residual bits, or another
+ * format, scaled operands, the fp32-seq model). */
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     mx_status *status);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
 
