@@ -3,6 +3,7 @@
 #ifndef MXV_CLI_H
 #define MXV_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes, the same for every subcommand. */
@@ -47,5 +48,9 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
 
 /* Parses a non-negative integer (decimal or 0x hex) no greater than max. */
 int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+/* --seed N: a 64-bit seed offset (NULL leaves *out at 0); 0, or prints the
+ * error and returns MXV_EXIT_USAGE. */
+int mxv_parse_seed(const char *s, uint64_t *out);
 
 #endif

@@ -33,4 +33,17 @@ typedef struct {
 int mxv_run_case(const mxv_case_def *c, const mxv_runner *r, mxv_rows *rows,
                  char *err, size_t len);
 
+/* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
+ * CPU backend, compared bit for bit); *device names what runs it.  r is
+ * reset first.  0, or the exit code after printing the error (a GPU
+ * request without a GPU is an error, not a skip). */
+int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
+/* Runs every case of the suite, or only the case named only (NULL: all),
+ * appending rows; progress lines on stderr when asked.  0 or an exit code
+ * (unknown suite or case: usage; a case that cannot be built: internal). */
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                  mxv_rows *rows, int progress);
+/* A monotonic clock in seconds. */
+double mxv_now(void);
+
 #endif

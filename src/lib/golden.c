@@ -477,3 +477,28 @@ int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
     }
     return 0;
 }
+
+/* ---- where golden files live --------------------------------------------- */
+
+#define DEFAULT_GOLDEN_DIR "golden"
+
+/* The golden directory: $MXVERIFY_GOLDEN_DIR, else ./golden when it
+ * exists (a source tree), else the source tree mxverify was built from. */
+const char *mxv_golden_dir(void)
+{
+    const char *dir = getenv("MXVERIFY_GOLDEN_DIR");
+    if (dir && *dir)
+        return dir;
+    FILE *f = fopen(DEFAULT_GOLDEN_DIR "/MANIFEST", "r");
+    if (f) {
+        fclose(f);
+        return DEFAULT_GOLDEN_DIR;
+    }
+    return MXV_SRC_GOLDEN_DIR;
+}
+
+void mxv_golden_default_path(const char *suite, const char *backend, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/gate-%s-%s.json", mxv_golden_dir(), suite,
+             backend ? backend : "cpu");
+}

@@ -76,18 +76,11 @@ int mxv_cmd_mutants(int argc, char **argv)
     if (only && !mxk_mutant_by_name(only))
         return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug", only);
     mxv_runner r;
-    memset(&r, 0, sizeof r);
+    const char *device;
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
+        return rc;
+    r.cpu = NULL; /* planted bugs are judged against the reference only */
     r.chain = 1;
-    if (!backend || !strcmp(backend, "cpu")) {
-        r.ops = mxk_cpu_ops();
-    } else if (!strcmp(backend, "gpu")) {
-        char why[256];
-        mxv_gpu_state st;
-        if (!(r.ops = mxv_gpu_backend(why, sizeof why, &st)))
-            return mxv_error(MXV_EXIT_INTERNAL, "--backend gpu: %s", why);
-    } else {
-        return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", backend);
-    }
 
     /* the correct kernels first */
     mxv_rows base = {NULL, 0, 0};

@@ -104,3 +104,12 @@ int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
     *out = v;
     return 0;
 }
+
+int mxv_parse_seed(const char *s, uint64_t *out)
+{
+    unsigned long long v = 0;
+    if (s && mxv_parse_uint(s, ~0ull, &v) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "--seed '%s' is not an integer", s);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* cmd_kernels.c -- `mxverify kernels`: run a backend's kernels on a suite
+ * and judge every output against the reference (no golden file). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "commands.h"
+#include "report.h"
+#include "runner.h"
+
+int mxv_cmd_kernels(int argc, char **argv)
+{
+    const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL;
+    const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
+                            {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
+                            {"seeds", 1, &seeds, 0},
+                            {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
+             "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
+             "                        [--mutant NAME] [--report-json FILE]\n"
+             "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
+             "                 line per failing row and a summary)");
+        return MXV_EXIT_OK;
+    }
+    if (npos)
+        return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
+    mxv_runner r;
+    const char *device;
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
+        return rc;
+    if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
+        return rc;
+    if (mutant) {
+        const mxk_mutant_info *mi = mxk_mutant_by_name(mutant);
+        if (!mi)
+            return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug "
+                                             "(see mxverify mutants --list)", mutant);
+        r.mutant = mi->id;
+    }
+    unsigned long long nseeds = 1;
+    if (seeds && (mxv_parse_uint(seeds, 1000000, &nseeds) != 0 || nseeds == 0))
+        return mxv_error(MXV_EXIT_USAGE, "--seeds '%s' is not in 1..1000000", seeds);
+    if (nseeds > 1) {
+        /* many seeds: the verdict per row, a line per failure */
+        size_t total = 0, failed = 0, outside = 0;
+        double t0 = mxv_now();
+        for (unsigned long long sd = 0; sd < nseeds; sd++) {
+            mxv_runner rs = r;
+            rs.seed_offset = r.seed_offset + sd;
+            mxv_rows rows = {NULL, 0, 0};
+            if ((rc = mxv_run_suite(suite, only, &rs, &rows, 0)) != 0) {
+                mxv_rows_free(&rows);
+                return rc;
+            }
+            for (size_t i = 0; i < rows.n; i++) {
+                total++;
+                outside += rows.rows[i].j.outside;
+                if (!mxv_row_pass(&rows.rows[i])) {
+                    failed++;
+                    printf("seed +%llu: %s / %s: %s\n", sd, rows.rows[i].case_name,
+                           rows.rows[i].kernel,
+                           rows.rows[i].error ? rows.rows[i].message : "FAIL");
+                }
+            }
+            mxv_rows_free(&rows);
+        }
+        printf("mxverify kernels: suite %s on %s, %llu seeds: %zu rows, %zu failed, "
+               "%zu elements outside their bounds, %.1f s\n",
+               suite, r.ops->name, nseeds, total, failed, outside, mxv_now() - t0);
+        printf("%zu passed, %zu failed\n", total - failed, failed);
+        return failed ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+    }
+    mxv_rows rows = {NULL, 0, 0};
+    double t0 = mxv_now();
+    if ((rc = mxv_run_suite(suite, only, &r, &rows, 1)) != 0) {
+        mxv_rows_free(&rows);
+        return rc;
+    }
+    mxv_verdict *v = calloc(rows.n ? rows.n : 1, sizeof *v);
+    for (size_t i = 0; i < rows.n; i++) {
+        v[i].pass = mxv_row_pass(&rows.rows[i]);
+        snprintf(v[i].why, sizeof v[i].why, "%s",
+                 v[i].pass ? "ok" : rows.rows[i].error ? rows.rows[i].message
+                 : rows.rows[i].backends_agree == 0 ? "GPU differs from the CPU backend"
+                 : rows.rows[i].j.by_bytes ? "wrong bytes" : "outside the bound");
+    }
+    printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
+           r.mutant ? ", with a planted bug" : "");
+    mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
+                      mxv_now() - t0};
+    mxv_report_table(stdout, &rep);
+    for (size_t i = 0; i < rows.n; i++)
+        if (!v[i].pass && rows.rows[i].j.nbad)
+            mxv_judge_print_bad(stdout, &rows.rows[i].j);
+    char err[512];
+    if (json && mxv_report_json(json, &rep, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    size_t p, f;
+    mxv_report_counts(&rep, &p, &f);
+    free(v);
+    mxv_rows_free(&rows);
+    return rc ? rc : f ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+}
