@@ -34,6 +34,7 @@ src_lib_libmxv_a_SOURCES = \
 
 src_pipeline_libmxvpipe_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
 src_pipeline_libmxvpipe_a_SOURCES = \
+	src/pipeline/stages.c src/pipeline/stages.h \
 	src/pipeline/judge.c src/pipeline/judge.h \
 	src/pipeline/suite.c src/pipeline/suite.h \
 	src/pipeline/layer_opts.c src/pipeline/layer_opts.h \

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
+#include "out.h"
 
 #define MAXJ 16
 
@@ -618,22 +619,6 @@ static cJSON *judge_json(const mxv_judge *j)
     return o;
 }
 
-static int write_text_atomic(const char *path, const char *text)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int mxv_cmd_check(int argc, char **argv)
 {
     const char *json = NULL, *svg = NULL, *hist = NULL, *help = NULL, *quiet = NULL,
@@ -761,8 +746,9 @@ int mxv_cmd_check(int argc, char **argv)
     }
     if (json) {
         char *s = cJSON_Print(report);
-        if (!s || write_text_atomic(json, s) != 0)
-            rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report %s", json);
+        char werr[512] = "out of memory";
+        if (!s || mxv_out_write_text(json, s, werr, sizeof werr) != 0)
+            rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report: %s", werr);
         cJSON_free(s);
     }
     cJSON_Delete(report);

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include "backend_gpu.h"
 #include "cli.h"
+#include "out.h"
 #include "commands.h"
 #include "runner.h"
 
@@ -201,28 +202,16 @@ int mxv_cmd_mutants(int argc, char **argv)
         }
         if (json) {
             char *t = cJSON_Print(root);
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", json);
-            FILE *f = fopen(tmp, "w");
-            int ok = t && f && fputs(t, f) >= 0;
-            ok = f && fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, json) != 0) {
-                remove(tmp);
-                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", json);
-            }
+            char werr[512] = "out of memory";
+            if (!t || mxv_out_write_text(json, t, werr, sizeof werr) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", werr);
             cJSON_free(t);
         }
         if (mf) {
             fclose(mf);
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", md);
-            FILE *f = fopen(tmp, "w");
-            int ok = f && fputs(mtext, f) >= 0;
-            ok = f && fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, md) != 0) {
-                remove(tmp);
-                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", md);
-            }
+            char werr[512] = "out of memory";
+            if (!mtext || mxv_out_write_text(md, mtext, werr, sizeof werr) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", werr);
             free(mtext);
         }
         cJSON_Delete(root);

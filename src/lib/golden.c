@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 #include "golden.h"
+#include "out.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -205,18 +206,18 @@ int mxv_golden_save(const char *path, const mxv_golden *g, char *err, size_t len
     cJSON_Delete(root);
     if (!text)
         return fail(err, len, "%s: out of memory", path);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = f && fclose(f) == 0 && ok;
-    cJSON_free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", path, strerror(e));
+    size_t tl = strlen(text);
+    char *t2 = malloc(tl + 2);
+    if (!t2) {
+        cJSON_free(text);
+        return fail(err, len, "%s: out of memory", path);
     }
-    return 0;
+    memcpy(t2, text, tl);
+    memcpy(t2 + tl, "\n", 2);
+    cJSON_free(text);
+    int rc = mxv_out_write_text(path, t2, err, len);
+    free(t2);
+    return rc;
 }
 
 const mxv_golden_entry *mxv_golden_find(const mxv_golden *g, const char *case_name,
@@ -412,46 +413,42 @@ int mxv_manifest_verify(const char *manifest, FILE *out)
 int mxv_manifest_write(const char *manifest, const char *const *files, size_t n,
                        char *err, size_t len)
 {
-    char dir[4096], tmp[4200];
+    char dir[4096];
     dir_of(manifest, dir, sizeof dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", manifest);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return fail(err, len, "%s: cannot write: %s", tmp, strerror(errno));
+    mxv_out *o = mxv_out_open(manifest, err, len);
+    if (!o)
+        return -1;
+    FILE *f = mxv_out_file(o);
     fprintf(f, "# sha256 of every golden data file; `mxverify golden verify` checks it\n");
     for (size_t i = 0; i < n; i++) {
         char path[8192], sum[65];
         snprintf(path, sizeof path, "%s%s", dir, files[i]);
         if (mxv_sha256_file(path, sum) != 0) {
-            fclose(f);
-            remove(tmp);
-            return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+            int e = errno;
+            mxv_out_abort(o);
+            return fail(err, len, "%s: cannot read: %s", path, strerror(e));
         }
         fprintf(f, "%s  %s\n", sum, files[i]);
     }
-    if (fclose(f) != 0 || rename(tmp, manifest) != 0) {
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
-    }
-    return 0;
+    return mxv_out_commit(o, err, len);
 }
 
 int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
                         size_t len)
 {
-    char dir[4096], path[8192], sum[65], tmp[4200];
+    char dir[4096], path[8192], sum[65];
     dir_of(manifest, dir, sizeof dir);
     snprintf(path, sizeof path, "%s%s", dir, relpath);
     if (mxv_sha256_file(path, sum) != 0)
         return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
     FILE *in = fopen(manifest, "r");
-    snprintf(tmp, sizeof tmp, "%s.tmp", manifest);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
+    mxv_out *o = mxv_out_open(manifest, err, len);
+    if (!o) {
         if (in)
             fclose(in);
-        return fail(err, len, "%s: cannot write: %s", tmp, strerror(errno));
+        return -1;
     }
+    FILE *out = mxv_out_file(o);
     int done = 0;
     char line[8192];
     if (!in)
@@ -471,11 +468,7 @@ int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
         fclose(in);
     if (!done)
         fprintf(out, "%s  %s\n", sum, relpath);
-    if (fclose(out) != 0 || rename(tmp, manifest) != 0) {
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
-    }
-    return 0;
+    return mxv_out_commit(o, err, len);
 }
 
 /* ---- where golden files live --------------------------------------------- */

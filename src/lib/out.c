@@ -104,11 +104,6 @@ mxv_out *mxv_out_open(const char *path, char *err, size_t len)
              path);
         return NULL;
     }
-    struct stat s;
-    if (stat(path, &s) == 0 && S_ISDIR(s.st_mode)) {
-        fail(err, len, "%s: is a directory", path);
-        return NULL;
-    }
     mxv_out *o = calloc(1, sizeof *o);
     size_t tlen = strlen(path) + 64;
     if (!o || !(o->path = strdup(path)) || !(o->tmp = malloc(tlen))) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "out.h"
 #include "probe_io.h"
 
 /* The order is tc_probe.cu's VARS[] (its VARIANT argument). */
@@ -48,41 +49,21 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 /* ---- writing through a temporary file ------------------------------------ */
 
 typedef struct {
+    mxv_out *o;
     FILE *f;
-    char tmp[4200];
 } tmpout;
 
 static int tmp_open(tmpout *t, const char *path, char *err, size_t len)
 {
-    if (snprintf(t->tmp, sizeof t->tmp, "%s.tmpXXXXXX", path) >= (int)sizeof t->tmp)
-        return fail(err, len, "%s: path too long", path);
-    int fd = mkstemp(t->tmp);
-    if (fd < 0)
-        return fail(err, len, "%s: cannot create a temporary file: %s", path,
-                    strerror(errno));
-    t->f = fdopen(fd, "wb");
-    if (!t->f) {
-        close(fd);
-        unlink(t->tmp);
-        return fail(err, len, "%s: %s", path, strerror(errno));
-    }
-    return 0;
+    t->o = mxv_out_open(path, err, len);
+    t->f = t->o ? mxv_out_file(t->o) : NULL;
+    return t->o ? 0 : -1;
 }
 
 static int tmp_commit(tmpout *t, const char *path, char *err, size_t len)
 {
-    int bad = ferror(t->f);
-    bad |= fclose(t->f) != 0;
-    if (bad) {
-        unlink(t->tmp);
-        return fail(err, len, "%s: write error", path);
-    }
-    if (rename(t->tmp, path) != 0) {
-        int e = errno;
-        unlink(t->tmp);
-        return fail(err, len, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return 0;
+    (void)path;
+    return mxv_out_commit(t->o, err, len);
 }
 
 /* ---- plan files ------------------------------------------------------------ */
