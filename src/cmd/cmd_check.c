@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
+#include "stages.h"
 #include "out.h"
 
 #define MAXJ 16
@@ -28,8 +29,7 @@ static size_t nz(size_t n) { return n ? n : 1; }
 typedef struct {
     mxv_judge j[MAXJ];
     char *labels[MAXJ];
-    void *keep[64];   /* buffers the judges point into (names) */
-    size_t n, nkeep;
+    size_t n;
     double e2e_rel_l2, e2e_max_ulp;
     int has_e2e;
     size_t route_mismatch, route_ambiguous;
@@ -44,8 +44,6 @@ static mxv_judge *next_judge(results *r)
 
 static void results_free(results *r)
 {
-    for (size_t i = 0; i < r->nkeep; i++)
-        free(r->keep[i]);
     memset(r, 0, sizeof *r);
 }
 
@@ -265,8 +263,15 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     gemm_cap gc = {fe, mx, ta, tas, tb, tbs, tw, ids, gids, E, N, K, k, R};
     TRY(gemm_eval(c, &gc, &c->model, ex, bd, mo, err));
     /* rows of experts not in the file must be zero: exact 0, bound 0 */
+    mxv_stage_src src = {0};
+    src.given = mo;
+    src.given_exact = ex;
+    src.given_bound = bd;
+    src.given_n = R * N;
+    src.given_cols = N;
     mxv_judge *j = next_judge(res);
-    mxv_judge_bf16(j, "out", tout->data, mo, ex, bd, R * N, N);
+    if (mxv_stage_judge(mxv_stage_get(MXV_STAGE_GEMM), &src, tout->data, NULL, j) != 0)
+        TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     if (!mxv_judge_pass(j) || j->bit_exact < j->n)
         explain(c, &gc, tout->data, j, res);
 done:
@@ -314,8 +319,16 @@ static mxv_st_status check_mx_quant(const mxv_capture *c, results *res,
     if (ms != MX_OK)
         TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, "x",
                           "the reference quantizer refused it (status %d)", (int)ms));
-    mxv_judge_bytes(next_judge(res), "q_scale", ts->data, s, NULL, rows * K / 32, K / 32);
-    mxv_judge_bytes(next_judge(res), "q", tq->data, q, NULL, rows * K, K);
+    mxv_stage_src src = {0};
+    src.given = s;
+    src.given_n = rows * K / 32;
+    src.given_cols = K / 32;
+    mxv_stage_judge(mxv_stage_get(MXV_STAGE_QUANT_SCALE), &src, ts->data, NULL,
+                    next_judge(res));
+    src.given = q;
+    src.given_n = rows * K;
+    src.given_cols = K;
+    mxv_stage_judge(mxv_stage_get(MXV_STAGE_QUANT), &src, tq->data, NULL, next_judge(res));
 done:
     free(q);
     free(s);
@@ -323,6 +336,16 @@ done:
 }
 
 /* ---- MoE layer ------------------------------------------------------------- */
+
+/* The held tensor of that name (held entries may be NULL), or NULL. */
+static const mxv_st_tensor *held_tensor(const mxv_st_tensor *const *held, size_t n,
+                                        const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (held[i] && !strcmp(held[i]->name, name))
+            return held[i];
+    return NULL;
+}
 
 static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *err)
 {
@@ -485,69 +508,37 @@ static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *e
                 res->route_mismatch++;
         }
     }
-    if (txq && w8a8) {
-        mxv_judge_bytes(next_judge(res), "xq_scale", txqs->data, r.xq.s, NULL, T * H / 32, H / 32);
-        mxv_judge_bytes(next_judge(res), "xq", txq->data, r.xq.q, NULL, T * H, H);
-    }
-    if (tg1)
-        mxv_judge_bf16(next_judge(res), "g1", tg1->data, r.g1.model, r.g1.exact,
-                       r.g1.bound, Tk * 2 * I, 2 * I);
-    if (taq && w8a8) {
-        /* bytes under the model scale, or (where the scale itself is
-         * ambiguous) under the alternative scale */
-        uint8_t *alt = malloc(nz(Tk * I));
-        const uint8_t *ks = taqs->data, *kq = taq->data;
-        for (uint64_t i = 0; alt && i < Tk * I; i++) {
-            size_t b = i / 32;
-            if (ks[b] == r.actq.s[b])
-                alt[i] = r.actq.q_alt[i];
-            else if (ks[b] == r.actq.s_alt[b])
-                alt[i] = kq[i] == r.actq.q_under_alt[i] ? r.actq.q_under_alt[i]
-                                                        : r.actq.q_under_alt2[i];
-            else
-                alt[i] = r.actq.q_alt[i];
+    /* every stage of the table that the capture holds, in pipeline order */
+    {
+        const mxv_st_tensor *held[] = {txqs, txq, tg1, taqs, taq, ta16, ty, trt, tsh, tout};
+        size_t nheld = sizeof held / sizeof held[0], nst;
+        const mxv_stage *tab = mxv_stage_table(&nst);
+        mxv_stage_src src = {0};
+        src.ref = &r;
+        src.shape = s;
+        src.T = T;
+        src.k = k;
+        src.H = H;
+        src.I = I;
+        for (size_t i = 0; i < nst; i++) {
+            const mxv_stage *sg = &tab[i];
+            if (!(sg->captures & (1u << MXV_CAP_MOE_LAYER)) ||
+                !(sg->policies & (w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16)))
+                continue;
+            const mxv_st_tensor *t = held_tensor(held, nheld, sg->tensor);
+            if (!t)
+                continue;
+            const mxv_st_tensor *ts =
+                sg->scale_of >= 0 ? held_tensor(held, nheld, tab[sg->scale_of].tensor) : NULL;
+            src.out_scale = ts ? ts->data : NULL;
+            src.inputs_given = sg->inputs[0] && held_tensor(held, nheld, sg->inputs[0]) &&
+                               held_tensor(held, nheld, sg->inputs[1]);
+            mxv_judge *j = next_judge(res);
+            if (!j || mxv_stage_judge(sg, &src, t->data,
+                                      sg->label ? sg->label : sg->tensor, j) != 0)
+                TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
         }
-        res->keep[res->nkeep++] = alt;
-        mxv_judge_bytes(next_judge(res), "actq_scale", ks, r.actq.s, r.actq.s_alt,
-                        Tk * I / 32, I / 32);
-        mxv_judge_bytes(next_judge(res), "actq", kq, r.actq.q, alt, Tk * I, I);
     }
-    if (ta16 && !w8a8) {
-        /* act16 is BF16: byte-judge through two-byte codes, via uint16 */
-        size_t bad16 = 0;
-        mxv_judge *j = next_judge(res);
-        mxv_judge_bf16(j, "act", ta16->data, r.act16.model, r.act16.exact,
-                       r.act16.exact, Tk * I, I);
-        j->outside = j->nbad = 0;
-        for (uint64_t i = 0; i < Tk * I; i++) {
-            uint16_t v = ((const uint16_t *)ta16->data)[i];
-            if (v != r.act16.model[i] && v != r.act16.alt[i]) {
-                j->outside++;
-                if (j->nbad < MXV_JUDGE_FIRST) {
-                    mxv_judge_bad b = {i, mx_bf16_to_float(v),
-                                       mx_bf16_to_float(r.act16.model[i]), 0};
-                    j->bad[j->nbad++] = b;
-                }
-                bad16++;
-            }
-        }
-        (void)bad16;
-    }
-    if (ty)
-        mxv_judge_bf16(next_judge(res), "y", ty->data, r.y.model, r.y.exact,
-                       r.y.bound, Tk * H, H);
-    if (trt)
-        mxv_judge_bf16_equal(next_judge(res), "routed (moe_sum)", trt->data,
-                             r.routed.model, r.routed.exact, r.routed.bound, T * H, H);
-    if (tsh)
-        mxv_judge_bf16(next_judge(res), "shared_out", tsh->data, r.shared.model,
-                       r.shared.exact, r.shared.bound, T * H, H);
-    if (trt && tsh)
-        mxv_judge_bf16_equal(next_judge(res), "out", tout->data, r.out.model,
-                             r.out.exact, r.out.bound, T * H, H);
-    else
-        mxv_judge_bf16(next_judge(res), "out", tout->data, r.out.model, r.out.exact,
-                       r.out.bound, T * H, H);
     /* end to end: the final output against the reference chain */
     {
         double d2 = 0, r2 = 0, mu = 0;

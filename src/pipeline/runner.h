@@ -2,11 +2,10 @@
  * judge every output against the reference.
  *
  * Each kernel is fed the reference's own inputs for its stage (so a planted
- * bug in one kernel does not spill into the verdicts of the next) and its
- * output is judged against the reference stage computed from those inputs:
- * quantization and alignment kernels by bytes, GEMMs by bound and by
- * bit-exactness to the accumulation model the backend's path follows
- * (fp32-seq for the portable path), moe_sum by equality.  On the GPU every
+ * bug in one kernel does not spill into the verdicts of the next) and each
+ * of its outputs is handed to the stage table (stages.h), which names the
+ * row, produces the reference and judges it -- the same path `check` takes
+ * for captures.  The runner itself only launches kernels.  On the GPU every
  * output is also compared bit for bit with the CPU backend.
  */
 #ifndef MXV_RUNNER_H
@@ -25,6 +24,9 @@ typedef struct {
                           /* "moe.e2e": the routed output against the exact */
                           /* reference chain (peer metrics only; it never   */
                           /* fails the run: drift is not a verdict)         */
+    const char *model;    /* accumulation model the GEMMs are judged       */
+                          /* against (mx_accum_parse names); NULL:         */
+                          /* MXV_RUN_DEFAULT_MODEL (stages.h)              */
 } mxv_runner;
 
 /* Runs every kernel that applies to the case's policy and appends one row
