@@ -222,7 +222,13 @@ int mxv_cmd_bench(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
-             "[--family real] [--mpfr-sample 32]");
+             "[--family real] [--mpfr-sample 32]\n"
+             "  --shape S          layer shape (default m3-tp8)\n"
+             "  --tokens T         tokens (default 64)\n"
+             "  --seed N           case seed (default 1)\n"
+             "  --family F         input family (default real)\n"
+             "  --mpfr-sample N    output elements timed with plain MPFR (default 32)\n"
+             "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
     if (npos)

@@ -612,31 +612,49 @@ static cJSON *judge_json(const mxv_judge *j)
 
 int mxv_cmd_check(int argc, char **argv)
 {
-    const char *json = NULL, *svg = NULL, *hist = NULL, *help = NULL, *quiet = NULL,
-               *model = NULL;
-    const mxv_opt opts[] = {{"json", 1, &json, 0}, {"svg", 1, &svg, 0},
-                            {"model", 1, &model, 0},
-                            {"hist", 0, &hist, 0}, {"quiet", 0, &quiet, 'q'},
-                            {"help", 0, &help, 'h'}, {NULL, 0, NULL, 0}};
+    const char *json = NULL, *rjson = NULL, *svg = NULL, *hist = NULL, *help = NULL,
+               *quiet = NULL, *model = NULL;
+    const mxv_opt opts[] = {{"json", 0, &json, 0},        {"report-json", 1, &rjson, 0},
+                            {"svg", 1, &svg, 0},          {"model", 1, &model, 0},
+                            {"hist", 0, &hist, 0},        {"quiet", 0, &quiet, 'q'},
+                            {"help", 0, &help, 'h'},      {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof *files);
     int nfiles, rc = mxv_parse_opts(argc, argv, opts, files, &nfiles, "check");
     if (rc || help || nfiles == 0) {
-        if (help)
-            puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] "
-                 "[--json REPORT.json] [--model NAME] [-q]\n"
-                 "  --model NAME   judge against this accumulation model instead of "
-                 "the capture's accum_model");
-        else if (!rc)
+        if (help) {
+            puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] [--json]\n"
+                 "                      [--report-json FILE] [--model NAME] [-q]\n"
+                 "  FILE                 capture files (docs/capture-format.md)\n"
+                 "  --json               print the report as JSON on stdout (no text)\n"
+                 "  --report-json FILE   also write the JSON report to FILE\n"
+                 "  --svg FILE           the |err|/bound histogram of the last\n"
+                 "                       bound-judged tensor as an SVG chart\n"
+                 "  --hist               print the histograms as text\n"
+                 "  -q, --quiet          no per-tensor table");
+            mxv_print_model_help(stdout, "the capture's accum_model");
+            puts("  -h, --help           this text");
+        } else if (!rc)
             rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
         free(files);
         return help ? MXV_EXIT_OK : rc;
     }
     mx_accum_model override;
-    if (model && mx_accum_parse(model, &override) != 0) {
+    if ((rc = mxv_parse_model(model)) != 0) {
         free(files);
-        return mxv_error(MXV_EXIT_USAGE, "--model '%s': one of %s", model,
-                         mx_accum_names());
+        return rc;
     }
+    if (model)
+        mx_accum_parse(model, &override);
+    /* no output may overwrite a capture of this run */
+    for (int fi = 0; fi < nfiles; fi++)
+        mxv_out_register_input(files[fi]);
+    const char *outs[2] = {rjson, svg}, *what[2] = {"--report-json", "--svg"};
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && mxv_out_is_input(outs[i])) {
+            free(files);
+            return mxv_error(MXV_EXIT_USAGE, "%s %s names an input of this run", what[i],
+                             outs[i]);
+        }
     int any_bad_input = 0, any_fail = 0;
     cJSON *report = cJSON_CreateArray();
     for (int fi = 0; fi < nfiles; fi++) {
@@ -679,31 +697,33 @@ int mxv_cmd_check(int argc, char **argv)
         any_fail |= !pass;
         static const char *kn[] = {"mxfp8_group_gemm", "bf16_group_gemm", "mx_quant",
                                    "moe_layer"};
-        printf("%s: %s, model %s, %s\n", files[fi], kn[c.kind], c.model.name,
-               pass ? "PASS" : "FAIL");
-        if (!quiet) {
-            mxv_judge_print_header(stdout);
+        if (!json) { /* the text report; --json prints JSON alone */
+            printf("%s: %s, model %s, %s\n", files[fi], kn[c.kind], c.model.name,
+                   pass ? "PASS" : "FAIL");
+            if (!quiet) {
+                mxv_judge_print_header(stdout);
+                for (size_t i = 0; i < res.n; i++)
+                    mxv_judge_print_row(stdout, res.j[i].name, &res.j[i]);
+            }
+            if (res.has_route)
+                printf("routing: %zu tokens with another expert set (%zu more where "
+                       "the reference marks a near tie)\n",
+                       res.route_mismatch, res.route_ambiguous);
             for (size_t i = 0; i < res.n; i++)
-                mxv_judge_print_row(stdout, res.j[i].name, &res.j[i]);
+                if (!mxv_judge_pass(&res.j[i]))
+                    mxv_judge_print_bad(stdout, &res.j[i]);
+            if (res.explain[0])
+                printf("model: the output is not explained by %s; %s\n", c.model.name,
+                       res.explain);
+            if (res.has_e2e)
+                printf("end to end: out vs the reference chain: rel L2 %.3g, max %.1f "
+                       "BF16 ulp (information; verdicts are stage-wise)\n",
+                       res.e2e_rel_l2, res.e2e_max_ulp);
+            if (hist && res.n)
+                for (size_t i = 0; i < res.n; i++)
+                    if (!res.j[i].by_bytes)
+                        mxv_judge_print_hist(stdout, &res.j[i]);
         }
-        if (res.has_route)
-            printf("routing: %zu tokens with another expert set (%zu more where "
-                   "the reference marks a near tie)\n",
-                   res.route_mismatch, res.route_ambiguous);
-        for (size_t i = 0; i < res.n; i++)
-            if (!mxv_judge_pass(&res.j[i]))
-                mxv_judge_print_bad(stdout, &res.j[i]);
-        if (res.explain[0])
-            printf("model: the output is not explained by %s; %s\n", c.model.name,
-                   res.explain);
-        if (res.has_e2e)
-            printf("end to end: out vs the reference chain: rel L2 %.3g, max %.1f "
-                   "BF16 ulp (information; verdicts are stage-wise)\n",
-                   res.e2e_rel_l2, res.e2e_max_ulp);
-        if (hist && res.n)
-            for (size_t i = 0; i < res.n; i++)
-                if (!res.j[i].by_bytes)
-                    mxv_judge_print_hist(stdout, &res.j[i]);
         if (svg && res.n) {
             /* the histogram of the last bound-judged tensor (the output) */
             for (size_t i = res.n; i-- > 0;)
@@ -735,10 +755,14 @@ int mxv_cmd_check(int argc, char **argv)
         mxv_capture_close(&c);
         results_free(&res);
     }
-    if (json) {
+    if (rjson || json) {
         char *s = cJSON_Print(report);
         char werr[512] = "out of memory";
-        if (!s || mxv_out_write_text(json, s, werr, sizeof werr) != 0)
+        if (!s)
+            rc = mxv_error(MXV_EXIT_INTERNAL, "cannot build the JSON report: out of memory");
+        else if (json)
+            puts(s);
+        if (s && rjson && mxv_out_write_text(rjson, s, werr, sizeof werr) != 0)
             rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report: %s", werr);
         cJSON_free(s);
     }

@@ -9,28 +9,44 @@
 #include "out.h"
 #include "report.h"
 #include "runner.h"
+#include "stages.h"
 
 int mxv_cmd_gate(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *rj = NULL,
-               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL;
+               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *model = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
-                            {"seed", 1, &seed, 0},       {"help", 0, &help, 'h'},
-                            {NULL, 0, NULL, 0}};
+                            {"seed", 1, &seed, 0},       {"model", 1, &model, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
     free(pos);
     if (rc)
         return rc;
     if (help) {
-        puts("usage: mxverify gate [--suite default] [--golden FILE] [--backend cpu|gpu]\n"
-             "                     [--report-json F] [--report-md F] [--junit F] [--seed N]");
+        printf("usage: mxverify gate [--suite NAME] [--golden FILE] [--backend cpu|gpu]\n"
+               "                     [--report-json FILE] [--report-md FILE] [--junit FILE]\n"
+               "                     [--seed N] [--model NAME]\n"
+               "  --suite NAME         one of %s (default default)\n"
+               "  --golden FILE        golden tolerances (default GOLDEN_DIR/gate-SUITE-\n"
+               "                       BACKEND.json; GOLDEN_DIR: $MXVERIFY_GOLDEN_DIR,\n"
+               "                       ./golden, or the source tree's)\n"
+               "  --backend B          cpu (default) or gpu\n"
+               "  --report-json FILE   write the JSON report to FILE\n"
+               "  --report-md FILE     write a Markdown summary to FILE\n"
+               "  --junit FILE         write JUnit XML to FILE\n"
+               "  --seed N             added to every case's seed (default 0)\n",
+               mxv_suite_names());
+        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "gate takes no positional arguments");
+    if ((rc = mxv_parse_model(model)) != 0)
+        return rc;
     char gpath[4096];
     if (!golden) {
         mxv_golden_default_path(suite, backend, gpath, sizeof gpath);
@@ -40,6 +56,15 @@ int mxv_cmd_gate(int argc, char **argv)
     char err[512];
     if (mxv_golden_load(golden, &g, err, sizeof err) != 0)
         return mxv_error(MXV_EXIT_BADINPUT, "%s", err);
+    /* no report may overwrite the golden file */
+    mxv_out_register_input(golden);
+    const char *outs[3] = {rj, rm, ju}, *what[3] = {"--report-json", "--report-md", "--junit"};
+    for (int i = 0; i < 3; i++)
+        if (outs[i] && mxv_out_is_input(outs[i])) {
+            mxv_golden_free(&g);
+            return mxv_error(MXV_EXIT_USAGE, "%s %s names the golden file of this run",
+                             what[i], outs[i]);
+        }
     if (strcmp(g.suite, suite)) {
         mxv_golden_free(&g);
         return mxv_error(MXV_EXIT_BADINPUT, "%s: field \"suite\" is \"%s\", the gate "
@@ -52,6 +77,7 @@ int mxv_cmd_gate(int argc, char **argv)
         mxv_golden_free(&g);
         return rc;
     }
+    r.model = model;
     mxv_rows rows = {NULL, 0, 0};
     double t0 = mxv_now();
     if ((rc = mxv_run_suite(suite, NULL, &r, &rows, 1)) != 0) {

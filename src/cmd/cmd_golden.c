@@ -23,9 +23,17 @@ int mxv_cmd_golden(int argc, char **argv)
     if (rc)
         return rc;
     if (help || !act) {
-        puts("usage: mxverify golden update [--suite default] [--golden FILE]\n"
-             "                              [--backend cpu|gpu] [--allow-loosen --reason TEXT]\n"
-             "       mxverify golden verify [--manifest golden/MANIFEST]");
+        printf("usage: mxverify golden update [--suite NAME] [--golden FILE]\n"
+               "                              [--backend cpu|gpu] [--allow-loosen --reason TEXT]\n"
+               "       mxverify golden verify [--manifest FILE]\n"
+               "  --suite NAME         one of %s (default default)\n"
+               "  --golden FILE        the golden file to write (default as for gate)\n"
+               "  --backend B          cpu (default) or gpu\n"
+               "  --allow-loosen       accept thresholds looser than the file's\n"
+               "  --reason TEXT        why (recorded in the file's history)\n"
+               "  --manifest FILE      the manifest to verify (default GOLDEN_DIR/MANIFEST)\n"
+               "  -h, --help           this text\n",
+               mxv_suite_names());
         return help ? MXV_EXIT_OK : MXV_EXIT_USAGE;
     }
     if (npos > 1)

@@ -7,14 +7,17 @@
 #include "commands.h"
 #include "report.h"
 #include "runner.h"
+#include "stages.h"
 
 int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
-               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL;
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
+               *list = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
-                            {"seeds", 1, &seeds, 0},
+                            {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
+                            {"list-cases", 0, &list, 0}, {"model", 1, &model, 0},
                             {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
@@ -23,21 +26,36 @@ int mxv_cmd_kernels(int argc, char **argv)
     if (rc)
         return rc;
     if (help) {
-        puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
-             "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
-             "                        [--mutant NAME] [--report-json FILE]\n"
-             "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
-             "                 line per failing row and a summary)");
+        printf("usage: mxverify kernels [--backend cpu|gpu] [--suite NAME] [--list]\n"
+               "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
+               "                        [--mutant NAME] [--model NAME] [--report-json FILE]\n"
+               "  --backend B          cpu (the C emulation, default) or gpu\n"
+               "  --suite NAME         one of %s (default default)\n"
+               "  --list, --list-cases print the suite's cases and exit\n"
+               "  --case NAME          run only this case of the suite\n"
+               "  --seed N             added to every case's seed (default 0)\n"
+               "  --seeds COUNT        run the suite COUNT times, seeds N, N+1, ... (one\n"
+               "                       table line per failing row and a summary)\n"
+               "  --mutant NAME        plant this bug (mxverify mutants --list)\n"
+               "  --report-json FILE   write the JSON report to FILE\n",
+               mxv_suite_names());
+        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
+    if (list)
+        return mxv_suite_list(suite, stdout);
+    if ((rc = mxv_parse_model(model)) != 0)
+        return rc;
     mxv_runner r;
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
         return rc;
+    r.model = model;
     if (mutant) {
         const mxk_mutant_info *mi = mxk_mutant_by_name(mutant);
         if (!mi)

@@ -18,6 +18,7 @@
 #include "out.h"
 #include "commands.h"
 #include "runner.h"
+#include "stages.h"
 
 /* Cases that give every planted bug a chance to show. */
 static const mxv_case_def mutant_cases[] = {
@@ -50,11 +51,11 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL;
+               *only = NULL, *model = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
-                            {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
-                            {NULL, 0, NULL, 0}};
+                            {"mutant", 1, &only, 0},     {"model", 1, &model, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
     free(pos);
@@ -62,11 +63,20 @@ int mxv_cmd_mutants(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
-             "                        [--report-json F] [--report-md F]");
+             "                        [--model NAME] [--report-json FILE] [--report-md FILE]\n"
+             "  --backend B          cpu (default) or gpu\n"
+             "  --list               print the planted bugs and exit\n"
+             "  --mutant NAME        run only this planted bug\n"
+             "  --report-json FILE   write the JSON report to FILE\n"
+             "  --report-md FILE     write a Markdown table to FILE");
+        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    if ((rc = mxv_parse_model(model)) != 0)
+        return rc;
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -81,6 +91,7 @@ int mxv_cmd_mutants(int argc, char **argv)
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     r.cpu = NULL; /* planted bugs are judged against the reference only */
+    r.model = model;
     r.chain = 1;
 
     /* the correct kernels first */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mxref/accum.h"
 #include "cli.h"
 
 int mxv_error(int code, const char *fmt, ...)
@@ -112,4 +113,19 @@ int mxv_parse_seed(const char *s, uint64_t *out)
         return mxv_error(MXV_EXIT_USAGE, "--seed '%s' is not an integer", s);
     *out = v;
     return 0;
+}
+
+int mxv_parse_model(const char *s)
+{
+    mx_accum_model m;
+    if (s && mx_accum_parse(s, &m) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "--model '%s': one of %s", s, mx_accum_names());
+    return 0;
+}
+
+void mxv_print_model_help(FILE *f, const char *dflt)
+{
+    fprintf(f, "  --model NAME         judge GEMMs against this accumulation model\n"
+               "                       (%s); default %s\n",
+            mx_accum_names(), dflt);
 }

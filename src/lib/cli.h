@@ -49,6 +49,14 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
 /* Parses a non-negative integer (decimal or 0x hex) no greater than max. */
 int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 
+/* --model NAME: an accumulation model name (mx_accum_parse: fp32-group,
+ * fp32-seq, block:PRESET, ...), the same values for every command.  NULL
+ * is accepted (no override).  0, or prints the error and returns
+ * MXV_EXIT_USAGE. */
+int mxv_parse_model(const char *s);
+/* The help line of --model, for every command that judges. */
+void mxv_print_model_help(FILE *f, const char *dflt);
+
 /* --seed N: a 64-bit seed offset (NULL leaves *out at 0); 0, or prints the
  * error and returns MXV_EXIT_USAGE. */
 int mxv_parse_seed(const char *s, uint64_t *out);

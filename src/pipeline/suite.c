@@ -1,6 +1,7 @@
 /* suite.c -- the kernel suites and result rows (see suite.h). */
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
 #include "suite.h"
 
 /* Small and adversarial shapes, then MiniMax-M3 TP8 and EP8 shards at a few
@@ -92,4 +93,17 @@ int mxv_row_pass(const mxv_row *r)
     if (r->informational)
         return !r->error;
     return !r->error && r->j.outside == 0 && r->backends_agree != 0;
+}
+
+int mxv_suite_list(const char *suite, FILE *f)
+{
+    size_t n;
+    const mxv_case_def *c = mxv_suite_cases(suite, &n);
+    if (!c)
+        return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
+                         mxv_suite_names());
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%-22s %-20s %5zu  %-11s %-10s seed %llu\n", c[i].name, c[i].shape,
+                c[i].tokens, c[i].policy, c[i].family, (unsigned long long)c[i].seed);
+    return 0;
 }
