@@ -636,7 +636,7 @@ int mxv_cmd_check(int argc, char **argv)
         } else if (!rc)
             rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
         free(files);
-        return help ? MXV_EXIT_OK : rc;
+        return rc ? rc : MXV_EXIT_OK;
     }
     mx_accum_model override;
     if ((rc = mxv_parse_model(model)) != 0) {
