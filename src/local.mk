@@ -39,6 +39,7 @@ src_pipeline_libmxvpipe_a_SOURCES = \
 	src/pipeline/suite.c src/pipeline/suite.h \
 	src/pipeline/layer_opts.c src/pipeline/layer_opts.h \
 	src/pipeline/runner.c src/pipeline/runner.h \
+	src/pipeline/check_capture.c src/pipeline/check_capture.h \
 	src/pipeline/suite_run.c \
 	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
 	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h
