@@ -101,20 +101,9 @@ int mxv_cmd_gate(int argc, char **argv)
            golden);
     mxv_report rep = {"mxverify gate", suite, r.ops->name, device, golden, &rows, v,
                       mxv_now() - t0};
-    mxv_report_table(stdout, &rep);
-    for (size_t i = 0; i < rows.n; i++)
-        if (!v[i].pass && rows.rows[i].j.nbad)
-            mxv_judge_print_bad(stdout, &rows.rows[i].j);
-    if (rj && mxv_report_json(rj, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    if (rm && mxv_report_markdown(rm, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    if (ju && mxv_report_junit(ju, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    size_t p, f;
-    mxv_report_counts(&rep, &p, &f);
+    rc = mxv_report_emit(stdout, &rep, rj, rm, ju);
     free(v);
     mxv_rows_free(&rows);
     mxv_golden_free(&g);
-    return rc ? rc : f ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+    return rc;
 }

@@ -13,12 +13,13 @@ int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
                *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
-               *list = NULL;
+               *list = NULL, *md = NULL, *junit = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
                             {"list-cases", 0, &list, 0}, {"model", 1, &model, 0},
-                            {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
+                            {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
+                            {"junit", 1, &junit, 0},     {"mutant", 1, &mutant, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
@@ -29,6 +30,7 @@ int mxv_cmd_kernels(int argc, char **argv)
         printf("usage: mxverify kernels [--backend cpu|gpu] [--suite NAME] [--list]\n"
                "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
                "                        [--mutant NAME] [--model NAME] [--report-json FILE]\n"
+               "                        [--report-md FILE] [--junit FILE]\n"
                "  --backend B          cpu (the C emulation, default) or gpu\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --list, --list-cases print the suite's cases and exit\n"
@@ -37,7 +39,9 @@ int mxv_cmd_kernels(int argc, char **argv)
                "  --seeds COUNT        run the suite COUNT times, seeds N, N+1, ... (one\n"
                "                       table line per failing row and a summary)\n"
                "  --mutant NAME        plant this bug (mxverify mutants --list)\n"
-               "  --report-json FILE   write the JSON report to FILE\n",
+               "  --report-json FILE   write the JSON report to FILE\n"
+               "  --report-md FILE     write a Markdown summary to FILE\n"
+               "  --junit FILE         write JUnit XML to FILE\n",
                mxv_suite_names());
         mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
         puts("  -h, --help           this text");
@@ -114,16 +118,8 @@ int mxv_cmd_kernels(int argc, char **argv)
            r.mutant ? ", with a planted bug" : "");
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
                       mxv_now() - t0};
-    mxv_report_table(stdout, &rep);
-    for (size_t i = 0; i < rows.n; i++)
-        if (!v[i].pass && rows.rows[i].j.nbad)
-            mxv_judge_print_bad(stdout, &rows.rows[i].j);
-    char err[512];
-    if (json && mxv_report_json(json, &rep, err, sizeof err) != 0)
-        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    size_t p, f;
-    mxv_report_counts(&rep, &p, &f);
+    rc = mxv_report_emit(stdout, &rep, json, md, junit);
     free(v);
     mxv_rows_free(&rows);
-    return rc ? rc : f ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+    return rc;
 }

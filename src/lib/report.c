@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "cli.h"
 #include "out.h"
 #include "report.h"
 
@@ -248,4 +249,24 @@ int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t le
     int rc = mxv_out_write_text(path, b.s, err, len);
     free(b.s);
     return rc;
+}
+
+int mxv_report_emit(FILE *f, const mxv_report *r, const char *json, const char *md,
+                    const char *junit)
+{
+    mxv_report_table(f, r);
+    for (size_t i = 0; i < r->rows->n; i++)
+        if (!r->v[i].pass && r->rows->rows[i].j.nbad)
+            mxv_judge_print_bad(f, &r->rows->rows[i].j);
+    int rc = 0;
+    char err[512];
+    if (json && mxv_report_json(json, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    if (md && mxv_report_markdown(md, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    if (junit && mxv_report_junit(junit, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    size_t p, fl;
+    mxv_report_counts(r, &p, &fl);
+    return rc ? rc : fl ? MXV_EXIT_FAIL : MXV_EXIT_OK;
 }
