@@ -1,5 +1,10 @@
 /* runner.c -- launch one backend's kernels on one generated case and hand
- * every output to the stage table (see runner.h). */
+ * every output to the stage table (see runner.h).
+ *
+ * (About 700 lines on purpose: one launch function per kernel plus the
+ * chained run, all sharing the case context and the compacted experts,
+ * which nothing outside this file needs.  No verdict is computed here:
+ * stages.c names the rows, produces the references and judges.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
