@@ -20,14 +20,6 @@
 #include "runner.h"
 #include "stages.h"
 
-/* Cases that give every planted bug a chance to show. */
-static const mxv_case_def mutant_cases[] = {
-    {"mut-w8a8-wide", "custom:256,128,16", 16, "w8a8-mxfp8", "wide", 31},
-    {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
-    {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
-    {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
-};
-#define NCASES (sizeof mutant_cases / sizeof mutant_cases[0])
 
 typedef struct {
     int id;
@@ -38,14 +30,11 @@ typedef struct {
     int l2, allclose, aiter;
 } outcome;
 
+/* The mutants suite (suite.c): cases that give every planted bug a chance
+ * to show. */
 static int run_all(const mxv_runner *r, mxv_rows *rows)
 {
-    for (size_t i = 0; i < NCASES; i++) {
-        char err[256];
-        if (mxv_run_case(&mutant_cases[i], r, rows, err, sizeof err) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    }
-    return 0;
+    return mxv_run_suite("mutants", NULL, r, rows, 0);
 }
 
 int mxv_cmd_mutants(int argc, char **argv)

@@ -129,3 +129,14 @@ void mxv_print_model_help(FILE *f, const char *dflt)
                "                       (%s); default %s\n",
             mx_accum_names(), dflt);
 }
+
+int mxv_errf(char *err, size_t len, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

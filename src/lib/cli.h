@@ -3,6 +3,7 @@
 #ifndef MXV_CLI_H
 #define MXV_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -21,6 +22,10 @@ enum {
 int mxv_error(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mxv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats a one-line message into err (capacity len; err may be NULL) and
+ * returns -1, for functions that report errors through a buffer. */
+int mxv_errf(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A subcommand: argv[0] is its own name. */
 typedef struct {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "cli.h"
 #include "out.h"
 
 #ifndef O_NOFOLLOW
@@ -29,18 +30,6 @@ typedef struct {
 static file_id *inputs;
 static size_t ninputs, capinputs;
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int mxv_out_register_input(const char *path)
 {
@@ -96,11 +85,11 @@ static char *dir_of(const char *path)
 mxv_out *mxv_out_open(const char *path, char *err, size_t len)
 {
     if (!path || !*path) {
-        fail(err, len, "an output path is empty");
+        mxv_errf(err, len, "an output path is empty");
         return NULL;
     }
     if (mxv_out_is_input(path)) {
-        fail(err, len, "%s: refusing to write an output over an input of this run",
+        mxv_errf(err, len, "%s: refusing to write an output over an input of this run",
              path);
         return NULL;
     }
@@ -110,7 +99,7 @@ mxv_out *mxv_out_open(const char *path, char *err, size_t len)
         if (o)
             free(o->path);
         free(o);
-        fail(err, len, "%s: out of memory", path);
+        mxv_errf(err, len, "%s: out of memory", path);
         return NULL;
     }
     /* a name nobody else picks: pid, a counter, and bits of the clock and
@@ -133,7 +122,7 @@ mxv_out *mxv_out_open(const char *path, char *err, size_t len)
         fd = -1;
     }
     if (fd < 0) {
-        fail(err, len, "%s: cannot create a temporary file beside it: %s", path,
+        mxv_errf(err, len, "%s: cannot create a temporary file beside it: %s", path,
              strerror(e));
         free(o->path);
         free(o->tmp);
@@ -180,7 +169,7 @@ int mxv_out_commit(mxv_out *o, char *err, size_t len)
         step = "rename the temporary file onto", e = errno;
     if (step) {
         unlink(o->tmp);
-        fail(err, len, "%s: cannot %s it: %s", o->path, step, strerror(e));
+        mxv_errf(err, len, "%s: cannot %s it: %s", o->path, step, strerror(e));
         out_free(o);
         return -1;
     }
@@ -205,7 +194,7 @@ int mxv_out_write_text(const char *path, const char *text, char *err, size_t len
     if (fputs(text, mxv_out_file(o)) < 0) {
         int e = errno;
         mxv_out_abort(o);
-        return fail(err, len, "%s: cannot write it: %s", path, strerror(e));
+        return mxv_errf(err, len, "%s: cannot write it: %s", path, strerror(e));
     }
     return mxv_out_commit(o, err, len);
 }

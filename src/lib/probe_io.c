@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli.h"
 #include "out.h"
 #include "probe_io.h"
 
@@ -33,18 +34,6 @@ const mxv_tc_variant mxv_tc_variants[MXV_TC_NVARIANTS] = {
      1, MX_FP16, MX_FP16, 16},
 };
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- writing through a temporary file ------------------------------------ */
 
@@ -102,7 +91,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     memset(m, 0, sizeof *m);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char magic[4];
     uint32_t h[3];
     const char *why = NULL;
@@ -122,7 +111,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
         why = "case count out of range";
     if (why) {
         fclose(f);
-        return fail(err, errlen, "%s: %s", path, why);
+        return mxv_errf(err, errlen, "%s: %s", path, why);
     }
     m->version = h[0];
     m->variant = h[1];
@@ -130,7 +119,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     m->d = malloc((size_t)m->ncase * 4);
     if (!m->d) {
         fclose(f);
-        return fail(err, errlen, "%s: out of memory", path);
+        return mxv_errf(err, errlen, "%s: out of memory", path);
     }
     size_t got = fread(m->d, 4, m->ncase, f);
     int extra = got == m->ncase && fgetc(f) != EOF;
@@ -138,7 +127,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     if (got != m->ncase || extra) {
         free(m->d);
         m->d = NULL;
-        return fail(err, errlen, "%s: %zu results where the header says %u%s", path,
+        return mxv_errf(err, errlen, "%s: %zu results where the header says %u%s", path,
                     got, m->ncase, extra ? " (and more bytes)" : "");
     }
     return 0;
@@ -222,13 +211,13 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
     memset(g, 0, sizeof *g);
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char line[512];
     long ln = 0, l_fa = 0, l_fb = 0;
     size_t got = 0, cap = 0;
     int rc = 0;
 #define BAD(...) do { char m_[300]; snprintf(m_, sizeof m_, __VA_ARGS__); \
-        rc = fail(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
+        rc = mxv_errf(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
     while (fgets(line, sizeof line, f)) {
         ln++;
         size_t L = strlen(line);

@@ -47,6 +47,14 @@ static const mxv_case_def suite_smoke[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Cases that give every planted bug a chance to show (mxverify mutants). */
+static const mxv_case_def suite_mutants[] = {
+    {"mut-w8a8-wide", "custom:256,128,16", 16, "w8a8-mxfp8", "wide", 31},
+    {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
+    {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
+    {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
+};
+
 const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n)
 {
     if (!strcmp(suite, "default")) {
@@ -61,11 +69,15 @@ const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n)
         *n = N(suite_smoke);
         return suite_smoke;
     }
+    if (!strcmp(suite, "mutants")) {
+        *n = N(suite_mutants);
+        return suite_mutants;
+    }
     *n = 0;
     return NULL;
 }
 
-const char *mxv_suite_names(void) { return "default, full, smoke"; }
+const char *mxv_suite_names(void) { return "default, full, smoke, mutants"; }
 
 mxv_row *mxv_rows_push(mxv_rows *r)
 {

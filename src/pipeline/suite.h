@@ -21,7 +21,7 @@ typedef struct {
     uint64_t seed;
 } mxv_case_def;
 
-/* The cases of a named suite ("default", "full", "smoke"); NULL when the
+/* The cases of a named suite ("default", "full", "smoke", "mutants"); NULL when the
  * name is unknown.  *n gets the count. */
 const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n);
 /* A comma-separated list of suite names. */
