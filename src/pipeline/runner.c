@@ -45,6 +45,15 @@ static mxv_row *new_row(ctx *x, const char *kernel)
     return w;
 }
 
+/* The kernel that produces a stage: its row name up to the first '.'
+ * ("mx_quant" for "mx_quant.scale"). */
+static const char *kernel_of(mxv_stage_id id, char *buf, size_t len)
+{
+    const char *k = mxv_stage_get(id)->kernel;
+    snprintf(buf, len, "%.*s", (int)strcspn(k, "."), k);
+    return buf;
+}
+
 static void row_error(ctx *x, const char *kernel, const mxk_ops *ops, mxk_status s)
 {
     mxv_row *w = new_row(x, kernel);
@@ -93,7 +102,8 @@ static void run_mx_quant(ctx *x, const mx_case *c, const mx_moe_result *ref)
     double ms = 0;
     mxk_status st = ops->mx_quant(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "mx_quant", ops, st);
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_XQ, kb, sizeof kb), ops, st);
     } else {
         if (cpu) {
             mxk_quant_args b = a;
@@ -278,7 +288,8 @@ static int run_moe_align(ctx *x, const mx_case *c, const mx_moe_result *ref,
     double ms = 0;
     mxk_status st = ops->moe_align(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "moe_align", ops, st);
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_ALIGN, kb, sizeof kb), ops, st);
     } else {
         if (cpu) {
             mxk_align_args b = a;
@@ -394,7 +405,8 @@ static void run_swiglu(ctx *x, const mx_case *c, const mx_moe_result *ref)
     double ms = 0;
     mxk_status st = ops->swiglu_quant(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "swiglu_quant", ops, st);
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_ACTQ, kb, sizeof kb), ops, st);
     } else {
         if (cpu) {
             mxk_swiglu_args b = a;
