@@ -339,6 +339,90 @@ static double exact_sum(const double *v, int n)
     return r;
 }
 
+/* Row-parallel pieces of the layer: each task handles a block of rows
+ * (tokens or routed rows) and writes only those rows. */
+#define ROW_BLOCK 16
+
+typedef struct {
+    const mx_moe_shape *sh;
+    const uint16_t *g1;
+    size_t rows, I;
+    double ulps, *act, *bound;
+} swiglu_ctx;
+
+static void swiglu_task(void *v, size_t b)
+{
+    swiglu_ctx *c = v;
+    size_t r0 = b * ROW_BLOCK, n = c->rows - r0 < ROW_BLOCK ? c->rows - r0 : ROW_BLOCK;
+    mx_swiglu_exact(c->sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
+                    c->bound + r0 * c->I);
+}
+
+typedef struct {
+    const mx_quant_params *qp;
+    const uint16_t *x;
+    size_t T, H;
+    uint8_t *q, *s;
+    mx_status *st;
+} xquant_ctx;
+
+static void xquant_task(void *v, size_t b)
+{
+    xquant_ctx *c = v;
+    size_t t0 = b * ROW_BLOCK, n = c->T - t0 < ROW_BLOCK ? c->T - t0 : ROW_BLOCK;
+    c->st[b] = mx_quantize_bf16(c->qp, c->x + t0 * c->H, n, c->H, c->H, c->q + t0 * c->H,
+                                c->s + t0 * (c->H / MX_BLOCK), NULL);
+}
+
+/* moe_sum of token t (BF16 sequential over k) and the final combine */
+typedef struct {
+    const mx_moe_shape *sh;
+    const uint16_t *y, *given_routed, *given_shared;
+    mx_moe_result *r;
+} combine_ctx;
+
+static double exact_sum(const double *v, int n);
+
+static void combine_task(void *v, size_t t)
+{
+    combine_ctx *c = v;
+    const mx_moe_shape *sh = c->sh;
+    mx_moe_result *r = c->r;
+    size_t H = sh->H, k = (size_t)sh->topk;
+    const uint16_t *y = c->y;
+    for (size_t h = 0; h < H; h++) {
+        double vv[64], sabs = 0;
+        uint16_t acc = y[(t * k) * H + h];
+        for (size_t j = 0; j < k; j++) {
+            vv[j] = mx_bf16_to_float(y[(t * k + j) * H + h]);
+            sabs += fabs(vv[j]);
+            if (j)
+                acc = mx_bf16_from_float(mx_bf16_to_float(acc) + (float)vv[j]);
+        }
+        size_t i = t * H + h;
+        r->routed.exact[i] = exact_sum(vv, (int)k);
+        r->routed.model[i] = acc;
+        /* k - 1 BF16 additions in any order: gamma_{k-1} with u = 2^-8 */
+        double g = (double)(k - 1) * 0x1p-8;
+        r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
+    }
+    const uint16_t *rs = c->given_routed ? c->given_routed : r->routed.model;
+    const uint16_t *ss = c->given_shared ? c->given_shared : r->shared.model;
+    for (size_t h = 0; h < H; h++) {
+        size_t i = t * H + h;
+        double rv = mx_bf16_to_float(rs[i]), sv = mx_bf16_to_float(ss[i]);
+        double val = (double)sh->routed_scaling * rv + sv; /* exact */
+        r->out.exact[i] = val;
+        r->out.model[i] = mx_bf16_from_float((float)val);
+        r->out.bound[i] = 0x1p-8 * fabs(val) + 0x1p-134;
+        double ye[64];
+        for (size_t j = 0; j < k; j++)
+            ye[j] = r->y.exact[(t * k + j) * H + h];
+        r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
+                        r->shared.exact[i];
+    }
+}
+
 /* The routed GEMMs of one layer, one task per local expert (and, with
  * GEMM1, one more for the whole shared expert, which depends on x alone).
  * Expert le's rows are rows[start[le] .. start[le+1]) in flat order, so
@@ -494,8 +578,22 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
             s = MX_ENOMEM;
             goto fail_buf;
         }
-        if ((s = mx_quantize_bf16(&qp, x, T, H, H, r->xq.q, r->xq.s, NULL)) != MX_OK)
-            goto fail_buf;
+        {
+            size_t nb = (T + ROW_BLOCK - 1) / ROW_BLOCK;
+            mx_status *qs = malloc(nz(nb) * sizeof *qs);
+            if (!qs) {
+                s = MX_ENOMEM;
+                goto fail_buf;
+            }
+            xquant_ctx xc = {&qp, x, T, H, r->xq.q, r->xq.s, qs};
+            mx_parallel_for(nb, xquant_task, &xc);
+            s = MX_OK;
+            for (size_t b = 0; b < nb && s == MX_OK; b++)
+                s = qs[b];
+            free(qs);
+            if (s != MX_OK)
+                goto fail_buf;
+        }
         /* a deterministic function of BF16 inputs: no alternatives */
         memcpy(r->xq.q_alt, r->xq.q, n);
         memcpy(r->xq.s_alt, r->xq.s, n / MX_BLOCK);
@@ -535,7 +633,8 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     t_stage = t_next;
     /* SwiGLU (+ quantization) on the given or the model's g1 */
     const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
-    mx_swiglu_exact(sh, g1, Tk, I, c->sigmoid_ulps, act, abnd);
+    swiglu_ctx sc = {sh, g1, Tk, I, c->sigmoid_ulps, act, abnd};
+    mx_parallel_for((Tk + ROW_BLOCK - 1) / ROW_BLOCK, swiglu_task, &sc);
     for (size_t i = 0; i < Tk; i++) { /* rows of non-local experts stay 0 */
         size_t le = (size_t)ids[i] - sh->expert0;
         if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local))
@@ -563,52 +662,18 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     t_next = now();
     r->seconds[MX_MOE_T_GEMM2] = t_next - t_stage;
     t_stage = t_next;
-    /* moe_sum: BF16 sequential over k, of the given or the model's y */
-    const uint16_t *y = gv->y ? gv->y : r->y.model;
-    if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK)
-        goto fail_buf;
-    for (size_t t = 0; t < T; t++)
-        for (size_t h = 0; h < H; h++) {
-            double v[64], sabs = 0;
-            uint16_t acc = y[(t * k) * H + h];
-            for (size_t j = 0; j < k; j++) {
-                v[j] = mx_bf16_to_float(y[(t * k + j) * H + h]);
-                sabs += fabs(v[j]);
-                if (j)
-                    acc = mx_bf16_from_float(mx_bf16_to_float(acc) + (float)v[j]);
-            }
-            size_t i = t * H + h;
-            r->routed.exact[i] = exact_sum(v, (int)k);
-            r->routed.model[i] = acc;
-            /* k - 1 BF16 additions in any order: gamma_{k-1} with u = 2^-8 */
-            double g = (double)(k - 1) * 0x1p-8;
-            r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
-        }
-
-    /* the final combine */
-    const uint16_t *rs = gv->routed ? gv->routed : r->routed.model;
-    const uint16_t *ss = gv->shared ? gv->shared : r->shared.model;
-    if ((s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
+    /* moe_sum (BF16 sequential over k, of the given or the model's y) and
+     * the final combine, token by token */
+    if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK ||
+        (s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
         goto fail_buf;
     r->out_e2e = malloc(nz(T * H) * sizeof *r->out_e2e);
     if (!r->out_e2e) {
         s = MX_ENOMEM;
         goto fail_buf;
     }
-    for (size_t t = 0; t < T; t++)
-        for (size_t h = 0; h < H; h++) {
-            size_t i = t * H + h;
-            double rv = mx_bf16_to_float(rs[i]), sv = mx_bf16_to_float(ss[i]);
-            double v = (double)sh->routed_scaling * rv + sv; /* exact */
-            r->out.exact[i] = v;
-            r->out.model[i] = mx_bf16_from_float((float)v);
-            r->out.bound[i] = 0x1p-8 * fabs(v) + 0x1p-134;
-            double ye[64];
-            for (size_t j = 0; j < k; j++)
-                ye[j] = r->y.exact[(t * k + j) * H + h];
-            r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
-                            r->shared.exact[i];
-        }
+    combine_ctx cc = {sh, gv->y ? gv->y : r->y.model, gv->routed, gv->shared, r};
+    mx_parallel_for(T, combine_task, &cc);
     r->seconds[MX_MOE_T_COMBINE] = now() - t_stage;
     free(act);
     free(abnd);
