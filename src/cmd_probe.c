@@ -1,5 +1,5 @@
 /* cmd_probe.c -- `mxverify probe`: infer a matrix unit's block-FMA
- * parameters from its results on the probe plan (mxref/probe.h), either
+ * parameters from its results on the probe plan (mxprobe/probe.h), either
  * recorded (--replay FILE.probe) or measured here on the GPU (--gpu, through
  * the NVIDIA probe tools/probe/tc_probe), and name the presets that
  * reproduce every result bit for bit.
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <cjson/cJSON.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "cli.h"
 #include "commands.h"
 #include "probe_describe.h"
@@ -40,7 +40,7 @@ static const char *usage_probe =
     "Infers how a matrix unit computes c + sum a_i*b_i -- block size and\n"
     "grouping (the accumulation tree), alignment width and rounding, sticky\n"
     "bit, accumulator timing, subnormals, final rounding -- from its results\n"
-    "on the designed inputs of the probe plan (mxref/probe.h), and names the\n"
+    "on the designed inputs of the probe plan (mxprobe/probe.h), and names the\n"
     "block-FMA presets that reproduce every result bit for bit.\n"
     "\n"
     "  --replay        read recorded results: files with the keys fa, fb, k,\n"

@@ -34,4 +34,4 @@ src_mxverify_SOURCES = \
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
 	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'
-src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
+src_mxverify_LDADD = $(MXK_LIBS) $(MXPROBE_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)

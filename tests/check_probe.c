@@ -1,4 +1,4 @@
-/* check_probe.c -- the matrix-unit probe (mxref/probe.h): its designed
+/* check_probe.c -- the matrix-unit probe (mxprobe/probe.h): its designed
  * inputs, its replay of real H100 outputs, and the inference of block-FMA
  * parameters from outputs, measured (the golden/h100 .probe files) and simulated.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "golden.h"
 #include "probe_io.h"
 #include "testutil.h"

@@ -19,7 +19,7 @@ check_PROGRAMS += tests/check_probe
 tests_check_probe_SOURCES = tests/check_probe.c tests/golden.c tests/golden.h \
 	tests/testutil.h $(MXV_PROBE_IO_SOURCES)
 tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
-tests_check_probe_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+tests_check_probe_LDADD = tools/probe/libmxprobe.a $(TESTS_LIBS) $(CJSON_LIBS)
 TESTS += tests/check_probe
 
 check_PROGRAMS += tests/check_safetensors

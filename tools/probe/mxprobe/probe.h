@@ -1,4 +1,4 @@
-/* mxref/probe.h -- discover a matrix unit's block-FMA parameters from its
+/* mxprobe/probe.h -- discover a matrix unit's block-FMA parameters from its
  * outputs on designed inputs (FPRev-style order probe plus the feature tests
  * of Khattak & Mikaitis).
  *
@@ -37,8 +37,8 @@
  *   OVF     c = +-FLT_MAX and a product of 2^102..2^105: where overflow to
  *           infinity starts under the unit's rounding.
  */
-#ifndef MXREF_PROBE_H
-#define MXREF_PROBE_H
+#ifndef MXPROBE_PROBE_H
+#define MXPROBE_PROBE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -159,4 +159,4 @@ mx_status mx_probe_infer_ex(const mx_probe_plan *p, mx_blockfma_params *out,
 #ifdef __cplusplus
 }
 #endif
-#endif /* MXREF_PROBE_H */
+#endif /* MXPROBE_PROBE_H */

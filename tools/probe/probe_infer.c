@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 
 typedef struct {
     char *buf;
