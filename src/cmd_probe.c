@@ -71,26 +71,6 @@ static const char *usage_probe =
     "3 bad .probe or .mxtd file, 4 the GPU probe failed, 77 no GPU or no probe\n"
     "binary\n";
 
-/* ---- replaying a parameter set over the plan ------------------------------ */
-
-/* Results of q on the plan that differ from p->d; -1 when q cannot run the
- * plan (its k does not divide a case's product count). */
-static long plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q)
-{
-    if (mx_blockfma_check(q) != MX_OK)
-        return -1;
-    for (size_t i = 0; i < p->ncase; i++)
-        if (q->block && p->n[i] % q->k)
-            return -1;
-    size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
-    long bad = 0;
-    for (size_t i = 0; i < p->ncase; i++)
-        bad += mx_blockfma_dot_bits(q, p->fa, (const char *)p->a + i * p->stride * ea,
-                                    p->fb, (const char *)p->b + i * p->stride * eb,
-                                    (size_t)p->n[i], p->c[i]) != p->d[i];
-    return bad;
-}
-
 /* ---- one analysis ----------------------------------------------------------- */
 
 typedef struct {
@@ -122,7 +102,7 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
     /* no model when the search stopped before it had a block structure
      * (ORDER unreadable: block stays 0) */
     int have_model = q.block != 0 && mx_blockfma_check(&q) == MX_OK;
-    long miss = have_model ? plan_misses(p, &q) : -1;
+    long miss = have_model ? mx_probe_plan_misses(p, &q) : -1;
 
     size_t npre = 0;
     while (mx_blockfma_preset_at(npre))
@@ -131,7 +111,7 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
     if (!pm)
         return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     for (size_t i = 0; i < npre; i++)
-        pm[i] = plan_misses(p, mx_blockfma_preset_at(i));
+        pm[i] = mx_probe_plan_misses(p, mx_blockfma_preset_at(i));
 
     if (json) {
         cJSON *e = cJSON_CreateObject();

@@ -6,5 +6,6 @@ noinst_LIBRARIES += tools/probe/libmxprobe.a
 tools_probe_libmxprobe_a_SOURCES = \
 	tools/probe/mxprobe/probe.h \
 	tools/probe/probe_plan.c \
-	tools/probe/probe_infer.c
+	tools/probe/probe_infer.c \
+	tools/probe/probe_replay.c
 MXPROBE_LIBS = tools/probe/libmxprobe.a $(MXREF_LIBS)

@@ -97,6 +97,19 @@ mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
 void mx_probe_plan_free(mx_probe_plan *p);
 const char *mx_probe_test_name(int test);
 
+/* Replaying a parameter set over a plan (probe_replay.c):
+ *   mx_probe_case_run      q's result (FP32 bits) on case i;
+ *   mx_probe_plan_misses   how many results of q differ from plan->d; -1
+ *                          when q cannot run the plan (mx_blockfma_check
+ *                          refuses it, or its k does not divide a case's
+ *                          product count);
+ *   mx_probe_plan_simulate fills plan->d with q's results: a unit that
+ *                          follows q exactly. */
+uint32_t mx_probe_case_run(const mx_probe_plan *p, const mx_blockfma_params *q,
+                           size_t i);
+long mx_probe_plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q);
+void mx_probe_plan_simulate(mx_probe_plan *p, const mx_blockfma_params *q);
+
 /* Infers the block-FMA parameters from plan->d.  Fills *out (name "probed",
  * source "inferred by mx_probe_infer") and writes a human-readable report of
  * each readout into report (NUL-terminated, truncated to len).  Returns
