@@ -11,6 +11,8 @@ reference_libmxref_a_SOURCES = \
 	reference/round_pack.c \
 	reference/encode.c \
 	reference/fnuz.c \
+	reference/blockfma_fx.h \
+	reference/blockfma_fx.c \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
 	reference/blockfma_bound.c
