@@ -180,7 +180,7 @@ static FUSED_HOT void tile_model(const double *p, double pab, float sa,
 {
     for (int l = 0; l < NT; l++) {
         float pf = (float)(p[l] * pab);
-        float t = pf * (sa * sb[l]);
+        float t = pf * mxg_scale_mul(sa, sb[l]);
         gt[l] = gt[l] + t;
     }
 }
@@ -430,8 +430,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     if (loa[m] > hia[m] || lob[l] > hib[l])
                         exact[i] = 0.0 * w;
                     else
-                        exact[i] = mxg_exact_finish(acc[j], slow[j] ? &big[j] : NULL,
-                                                    (long)loa[m] + lob[l], w);
+                        exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[l], w)
+                                           : mxg_round_weighted_f64((__int128)acc[j],
+                                                                    loa[m] + lob[l], w);
                 }
                 if (slow[j])
                     mpz_clear(big[j]);
@@ -744,8 +745,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     if (loa[m] > hia[m] || lob[n] > hib[n])
                         exact[i] = 0.0 * w;
                     else
-                        exact[i] = mxg_exact_finish(acc[j], slow[j] ? &big[j] : NULL,
-                                                    (long)loa[m] + lob[n], w);
+                        exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[n], w)
+                                           : mxg_round_weighted_f64((__int128)acc[j],
+                                                                    loa[m] + lob[n], w);
                 }
                 if (slow[j])
                     mpz_clear(big[j]);
