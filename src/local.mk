@@ -4,6 +4,8 @@ MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
 	src/safetensors_read.c src/safetensors_write.c
 # The files of the matrix-unit probe, shared with tools/probe/.
 MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h
+# Model-level checks (issue 11): log-prob readers, KLD, statistics.
+MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
@@ -30,7 +32,8 @@ src_mxverify_SOURCES = \
 	$(MXV_PROBE_IO_SOURCES) \
 	src/probe_gpu.c src/probe_gpu.h \
 	src/probe_describe.c src/probe_describe.h \
-	src/cmd_probe.c
+	src/cmd_probe.c \
+	$(MXV_MODEL_SOURCES)
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
 	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'
