@@ -18,23 +18,14 @@
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
+#include "check_moe.h"
 
-#define MAXJ 16
+#define MAXJ MXV_CHECK_MAXJ
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
 
-typedef struct {
-    mxv_judge j[MAXJ];
-    char *labels[MAXJ];
-    void *keep[64];   /* buffers the judges point into (names) */
-    size_t n, nkeep;
-    double e2e_rel_l2, e2e_max_ulp;
-    int has_e2e;
-    size_t route_mismatch, route_ambiguous;
-    int has_route;
-    char explain[200];
-} results;
+typedef mxv_check_results results;
 
 static mxv_judge *next_judge(results *r)
 {
@@ -564,6 +555,8 @@ static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *e
         res->e2e_rel_l2 = sqrt(d2) / (sqrt(r2) + 1e-8);
         res->e2e_max_ulp = mu;
     }
+    if (res->hook)
+        res->hook(res->hook_ctx, c, &r, &gv, tout->data, T);
 done:
     if (have_r)
         mx_moe_result_free(&r);
@@ -575,6 +568,13 @@ done:
     free(w2s);
     return st;
 }
+
+mxv_st_status mxv_check_moe(const mxv_capture *c, mxv_check_results *r, mxv_st_err *err)
+{
+    return check_moe(c, r, err);
+}
+
+void mxv_check_results_free(mxv_check_results *r) { results_free(r); }
 
 /* ---- reporting -------------------------------------------------------------- */
 

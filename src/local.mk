@@ -6,6 +6,9 @@ MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
 MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h
 # Model-level checks (issue 11): log-prob readers, KLD, statistics.
 MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h
+# drift localization (issue 11): analysis, FP8 statistics, reports
+MXV_DRIFT_SOURCES = src/model/drift.c src/model/drift.h src/model/drift_fp8.c \
+	src/model/drift_fp8.h src/model/drift_report.c
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
@@ -17,7 +20,8 @@ src_mxverify_SOURCES = \
 	src/cmd_selftest.c \
 	src/cmd_ref.c \
 	src/cmd_bench.c \
-	src/cmd_check.c \
+	src/cmd_check.c src/check_moe.h \
+	src/cmd_drift.c \
 	src/capture.c src/capture.h \
 	src/judge.c src/judge.h \
 	src/case_write.c src/case_write.h \
@@ -33,7 +37,8 @@ src_mxverify_SOURCES = \
 	src/probe_gpu.c src/probe_gpu.h \
 	src/probe_describe.c src/probe_describe.h \
 	src/cmd_probe.c \
-	$(MXV_MODEL_SOURCES)
+	$(MXV_MODEL_SOURCES) \
+	$(MXV_DRIFT_SOURCES)
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
 	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'

@@ -13,6 +13,7 @@ static const mxv_command commands[] = {
     {"check", mxv_cmd_check, "judge captured kernel outputs element by element"},
     {"kernels", mxv_cmd_kernels, "run the kernels (CPU emulation or GPU) on a suite and judge them"},
     {"mutants", mxv_cmd_mutants, "run the planted bugs: which does mxverify catch, which do peers"},
+    {"drift", mxv_cmd_drift, "localize numerical drift between two runs' per-layer captures"},
     {"golden", mxv_cmd_golden, "update golden tolerances, verify the golden manifest"},
     {"probe", mxv_cmd_probe, "infer a matrix unit's block-FMA parameters (recorded or on the GPU)"},
     {"bench", mxv_cmd_bench, "time the exact reference against MPFR and FP64 BLAS"},
