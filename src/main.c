@@ -14,6 +14,7 @@ static const mxv_command commands[] = {
     {"kernels", mxv_cmd_kernels, "run the kernels (CPU emulation or GPU) on a suite and judge them"},
     {"mutants", mxv_cmd_mutants, "run the planted bugs: which does mxverify catch, which do peers"},
     {"golden", mxv_cmd_golden, "update golden tolerances, verify the golden manifest"},
+    {"model", mxv_cmd_model, "compare two model runs (KLD, top-1, PPL), score tasks, model tolerances"},
     {"probe", mxv_cmd_probe, "infer a matrix unit's block-FMA parameters (recorded or on the GPU)"},
     {"bench", mxv_cmd_bench, "time the exact reference against MPFR and FP64 BLAS"},
     {"selftest", mxv_cmd_selftest, "quick consistency check of the reference library"},
