@@ -696,23 +696,69 @@ out:
     return rc;
 }
 
-/* The run's k: the smallest list length; a position may hold k + 1 entries
- * when its reference token was added to the top k. */
+/* A position may list k + 1 entries when its reference token, outside the
+ * top k, was added (vLLM's completions and prompt_logprobs do): then the
+ * reference token is the entry with the smallest log-prob. */
+static int ambiguous(const mxv_run *r, const mxv_pos *p)
+{
+    if (p->k < 2 || p->ref == MXV_TOK_NONE)
+        return 0;
+    const mxv_tok_lp *t = r->tops + p->top;
+    double mn = INFINITY, ref = NAN;
+    for (uint32_t i = 0; i < p->k; i++) {
+        if (t[i].tok == p->ref)
+            ref = t[i].lp;
+        else if (t[i].lp < mn)
+            mn = t[i].lp;
+    }
+    return !isnan(ref) && ref <= mn;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The run's k: the most common list length among the positions whose
+ * length is not ambiguous (ties: the larger); every position must list k
+ * entries, or k + 1 when ambiguous. */
 static int check_k(mxv_run *r, char *err, size_t len)
 {
-    size_t k = SIZE_MAX;
+    size_t n = 0, m = 0;
+    for (size_t i = 0; i < r->nreq; i++)
+        n += r->req[i].npos;
+    uint32_t *ks = malloc((n ? n : 1) * sizeof *ks);
+    if (!ks)
+        return OOM(err, len);
     for (size_t i = 0; i < r->nreq; i++)
         for (size_t j = 0; j < r->req[i].npos; j++)
-            if (r->req[i].pos[j].k < k)
-                k = r->req[i].pos[j].k;
+            if (!ambiguous(r, &r->req[i].pos[j]))
+                ks[m++] = r->req[i].pos[j].k;
+    size_t k = SIZE_MAX;
+    if (m) {
+        qsort(ks, m, sizeof *ks, u32_cmp);
+        size_t best = 0;
+        for (size_t a = 0, b; a < m; a = b) {
+            for (b = a; b < m && ks[b] == ks[a]; b++)
+                ;
+            if (b - a >= best) {
+                best = b - a;
+                k = ks[a];
+            }
+        }
+    } else {
+        for (size_t i = 0; i < r->nreq; i++)
+            for (size_t j = 0; j < r->req[i].npos; j++)
+                if (r->req[i].pos[j].k < k)
+                    k = r->req[i].pos[j].k;
+    }
+    free(ks);
     r->k = k;
     for (size_t i = 0; i < r->nreq; i++)
         for (size_t j = 0; j < r->req[i].npos; j++) {
             const mxv_pos *p = &r->req[i].pos[j];
-            int has_ref = 0;
-            for (uint32_t t = 0; t < p->k; t++)
-                has_ref |= r->tops[p->top + t].tok == p->ref;
-            if (p->k == k || (p->k == k + 1 && has_ref && p->ref != MXV_TOK_NONE))
+            if (p->k == k || (p->k == k + 1 && ambiguous(r, p)))
                 continue;
             return err_set(err, len, MXV_EXIT_BADINPUT,
                            "%s: line %zu: %s: position %zu lists %u tokens "
