@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_randist.h>
+#include <gsl/gsl_sort_double.h>
 #include "model/compare.h"
 #include "model/kld.h"
 #include "model/run.h"
@@ -488,6 +489,217 @@ START_TEST(compare_jsonl)
 }
 END_TEST
 
+
+/* ---- bad full-logit files ---------------------------------------------- */
+typedef struct {
+    const char *name;
+    mxv_st_dtype dt;
+    int rank;
+    uint64_t shape[2];
+    const void *data;
+} tdesc;
+
+static void write_st(const char *path, const tdesc *t, size_t n,
+                     const char *mk, const char *mv)
+{
+    mxv_st_writer *w = mxv_st_writer_new(path);
+    mxv_st_err e;
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(mxv_st_writer_add(w, t[i].name, t[i].dt, t[i].rank,
+                                        t[i].shape, t[i].data, &e) == MXV_ST_OK,
+                      "%s", e.msg);
+    if (mk)
+        ck_assert(mxv_st_writer_meta(w, mk, mv, &e) == MXV_ST_OK);
+    ck_assert_msg(mxv_st_writer_commit(w, &e) == MXV_ST_OK, "%s", e.msg);
+    mxv_st_writer_free(w);
+}
+
+/* loads a and b and compares: the exit code, err in msg */
+static int load_cmp(const char *a, const char *b, char *msg, size_t len,
+                    mxv_compare *c)
+{
+    mxv_tokens *toks = mxv_tokens_new();
+    mxv_run ra = {0}, rb = {0};
+    int rc = mxv_run_load(a, toks, MXV_MATCH_ID, &ra, msg, len);
+    if (!rc)
+        rc = mxv_run_load(b, toks, MXV_MATCH_ID, &rb, msg, len);
+    mxv_compare cc;
+    if (!rc)
+        rc = mxv_compare_runs(&ra, &rb, c ? c : &cc, msg, len);
+    if (!rc && !c)
+        mxv_compare_free(&cc);
+    mxv_run_free(&ra);
+    mxv_run_free(&rb);
+    mxv_tokens_free(toks);
+    return rc;
+}
+
+START_TEST(bad_full)
+{
+    ck_assert(mkdtemp(tmpdir) != NULL);
+    char good[4200], bad[4200], msg[1024];
+    snprintf(good, sizeof good, "%s/good.safetensors", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", tmpdir);
+    float lg[2][4] = {{0, 1, 2, 3}, {3, 2, 1, 0}};
+    int32_t tg[2] = {1, 2};
+    tdesc g[2] = {{"logits/x", MXV_ST_F32, 2, {2, 4}, lg},
+                  {"targets/x", MXV_ST_I32, 1, {2, 0}, tg}};
+    write_st(good, g, 2, NULL, NULL);
+    ck_assert_msg(load_cmp(good, good, msg, sizeof msg, NULL) == 0, "%s", msg);
+    /* NaN, +inf in a row */
+    float lb[2][4] = {{0, 1, 2, 3}, {3, 2, 1, NAN}};
+    tdesc b[2] = {{"logits/x", MXV_ST_F32, 2, {2, 4}, lb},
+                  {"targets/x", MXV_ST_I32, 1, {2, 0}, tg}};
+    write_st(bad, b, 2, NULL, NULL);
+    ck_assert(load_cmp(good, bad, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "bad.safetensors: tensor \"logits/x\": row 1, column 3: NaN"), "%s", msg);
+    lb[1][3] = INFINITY;
+    write_st(bad, b, 2, NULL, NULL);
+    ck_assert(load_cmp(bad, good, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "row 1, column 3: +inf"), "%s", msg);
+    /* a row of -inf only */
+    float li[2][4] = {{0, 1, 2, 3}, {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+    b[0].data = li;
+    write_st(bad, b, 2, NULL, NULL);
+    ck_assert(load_cmp(good, bad, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "row 1: every entry is -inf"), "%s", msg);
+    /* target outside the vocabulary */
+    int32_t tb[2] = {1, 4};
+    b[0].data = lg;
+    b[1].data = tb;
+    write_st(bad, b, 2, NULL, NULL);
+    ck_assert(load_cmp(bad, good, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "tensor \"targets/x\": row 1: token 4 is outside"), "%s", msg);
+    /* another vocabulary */
+    float l5[2][5] = {{0}, {0}};
+    tdesc v5[2] = {{"logits/x", MXV_ST_F32, 2, {2, 5}, l5},
+                   {"targets/x", MXV_ST_I32, 1, {2, 0}, tg}};
+    write_st(bad, v5, 2, NULL, NULL);
+    ck_assert(load_cmp(good, bad, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "vocabulary of 4") && strstr(msg, ": 5"), "%s", msg);
+    /* targets missing; an unknown tensor; another request set */
+    write_st(bad, g, 1, NULL, NULL);
+    ck_assert(load_cmp(bad, good, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "tensor \"targets/x\": not in the file"), "%s", msg);
+    tdesc u[3] = {g[0], g[1], {"extra", MXV_ST_F32, 1, {1, 0}, lg}};
+    write_st(bad, u, 3, NULL, NULL);
+    ck_assert(load_cmp(bad, good, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "tensor \"extra\": not logprobs/R"), "%s", msg);
+    tdesc y[2] = {{"logits/y", MXV_ST_F32, 2, {2, 4}, lg},
+                  {"targets/y", MXV_ST_I32, 1, {2, 0}, tg}};
+    write_st(bad, y, 2, NULL, NULL);
+    ck_assert(load_cmp(good, bad, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "request \"x\" (line 0) is not in"), "%s", msg);
+    /* teacher-forced rows (prompt_len 2) whose targets differ: input error;
+     * generated rows (prompt_len 1): a divergence at generated token 0 */
+    b[1].data = (int32_t[2]){1, 3};
+    write_st(bad, b, 2, "prompt_len/x", "2");
+    write_st(good, g, 2, "prompt_len/x", "2");
+    ck_assert(load_cmp(good, bad, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "request \"x\": prompt position 1: token 2 in"), "%s", msg);
+    write_st(bad, b, 2, "prompt_len/x", "1");
+    write_st(good, g, 2, "prompt_len/x", "1");
+    mxv_compare c;
+    ck_assert_msg(load_cmp(good, bad, msg, sizeof msg, &c) == 0, "%s", msg);
+    ck_assert(c.req[0].diverged_at == 0 && c.g[0].positions == 2);
+    mxv_compare_free(&c);
+    write_st(bad, b, 2, "prompt_len/x", "3");
+    ck_assert(load_cmp(bad, good, msg, sizeof msg, NULL) == 3);
+    ck_assert_msg(strstr(msg, "__metadata__ \"prompt_len/x\""), "%s", msg);
+    unlink(good);
+    unlink(bad);
+    rmdir(tmpdir);
+}
+END_TEST
+
+/* the estimator through the whole pipeline: the same distributions as full
+ * log-probs and as top-k JSONL; estimate <= exact <= estimate + the proven
+ * bias bound, on average */
+START_TEST(topk_vs_full_pipeline)
+{
+    ck_assert(mkdtemp(tmpdir) != NULL);
+    enum { R = 40, N = 256 };
+    static double lp[R][N], lq[R][N];
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 3);
+    for (int r = 0; r < R; r++) {
+        random_dist(rng, N, 2.5, lp[r]);
+        for (int i = 0; i < N; i++)
+            lq[r][i] = lp[r][i] + 0.05 * gsl_ran_gaussian(rng, 1.0);
+        mxv_log_softmax(lq[r], N, lq[r]);
+    }
+    int64_t tg[R];
+    for (int r = 0; r < R; r++) {
+        size_t b = 0;
+        for (int i = 1; i < N; i++)
+            if (lp[r][i] > lp[r][b])
+                b = (size_t)i;
+        tg[r] = (int64_t)b; /* greedy: the BASE argmax */
+    }
+    char fb[4200], ft[4200], jb[4200], jt[4200], msg[1024];
+    snprintf(fb, sizeof fb, "%s/b.safetensors", tmpdir);
+    snprintf(ft, sizeof ft, "%s/t.safetensors", tmpdir);
+    snprintf(jb, sizeof jb, "%s/b.jsonl", tmpdir);
+    snprintf(jt, sizeof jt, "%s/t.jsonl", tmpdir);
+    tdesc d[2] = {{"logprobs/q", MXV_ST_F64, 2, {R, N}, lp},
+                  {"targets/q", MXV_ST_I64, 1, {R, 0}, tg}};
+    write_st(fb, d, 2, "prompt_len/q", "40");
+    d[0].data = lq;
+    write_st(ft, d, 2, "prompt_len/q", "40");
+    mxv_compare cf, ck;
+    ck_assert_msg(load_cmp(fb, ft, msg, sizeof msg, &cf) == 0, "%s", msg);
+    const size_t ks[] = {5, 20};
+    for (int kk = 0; kk < 2; kk++) {
+        size_t k = ks[kk];
+        double bound = 0;
+        for (int run = 0; run < 2; run++) {
+            FILE *f = fopen(run ? jt : jb, "w");
+            double (*L)[N] = run ? lq : lp;
+            fprintf(f, "{\"id\":\"q\",\"choices\":[{\"logprobs\":{\"content\":[");
+            for (int r = 0; r < R; r++) {
+                size_t idx[N];
+                gsl_sort_largest_index(idx, k, L[r], 1, N);
+                fprintf(f, "%s{\"token\":\"token_id:%lld\",\"logprob\":%.17g,"
+                           "\"top_logprobs\":[", r ? "," : "", (long long)tg[r],
+                        L[r][tg[r]]);
+                for (size_t j = 0; j < k; j++)
+                    fprintf(f, "%s{\"token\":\"token_id:%zu\",\"logprob\":%.17g}",
+                            j ? "," : "", idx[j], L[r][idx[j]]);
+                fprintf(f, "]}");
+            }
+            fprintf(f, "]}}]}\n");
+            fclose(f);
+        }
+        for (int r = 0; r < R; r++) {
+            mxv_kld_topk_check c;
+            mxv_kld_topk_from_full(lp[r], lq[r], N, k, &c);
+            bound += c.bias_bound / R;
+        }
+        ck_assert_msg(load_cmp(jb, jt, msg, sizeof msg, &ck) == 0, "%s", msg);
+        double ex = cf.g[0].kld.mean, est = ck.g[0].kld.mean;
+        ck_assert_msg(est <= ex * (1 + 1e-12) && ex <= est + bound,
+                      "k %zu: estimate %.6g, exact %.6g, bound %.6g", k, est, ex, bound);
+        /* delta-p and same top-1 need no estimate: equal to the full run's
+         * (the reference token's log-prob is in both JSONL files) */
+        ck_assert(close_rel(ck.g[0].dp.mean, cf.g[0].dp.mean, 1e-12));
+        ck_assert(close_rel(ck.g[0].lppl.mean, cf.g[0].lppl.mean, 1e-12));
+        ck_assert(ck.g[0].top1.k == cf.g[0].top1.k);
+        if (getenv("MXV_VERBOSE"))
+            printf("k %zu: exact %.6g, estimate %.6g (bias %.3g), proven bound "
+                   "%.3g, bound_obs %.3g\n", k, ex, est, ex - est, bound,
+                   ck.g[0].mean_bound_obs);
+        mxv_compare_free(&ck);
+    }
+    mxv_compare_free(&cf);
+    gsl_rng_free(rng);
+    unlink(fb);
+    unlink(ft);
+    unlink(jb);
+    unlink(jt);
+    rmdir(tmpdir);
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
@@ -506,6 +718,8 @@ static Suite *model_suite(void)
     t = tcase_create("compare");
     tcase_add_test(t, compare_full_closed_form);
     tcase_add_test(t, compare_jsonl);
+    tcase_add_test(t, bad_full);
+    tcase_add_test(t, topk_vs_full_pipeline);
     suite_add_tcase(s, t);
     return s;
 }
