@@ -5,7 +5,13 @@ MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
 # The files of the matrix-unit probe, shared with tools/probe/.
 MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h
 # Model-level checks (issue 11): log-prob readers, KLD, statistics.
-MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h
+MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h \
+	src/model/stats.c src/model/stats.h \
+	src/model/run.c src/model/run.h \
+	src/model/compare.c src/model/compare.h \
+	src/model/score.c src/model/score.h \
+	src/model/tolerance.c src/model/tolerance.h \
+	src/model/mreport.c src/model/mreport.h
 # drift localization (issue 11): analysis, FP8 statistics, reports
 MXV_DRIFT_SOURCES = src/model/drift.c src/model/drift.h src/model/drift_fp8.c \
 	src/model/drift_fp8.h src/model/drift_report.c
@@ -37,6 +43,7 @@ src_mxverify_SOURCES = \
 	src/probe_gpu.c src/probe_gpu.h \
 	src/probe_describe.c src/probe_describe.h \
 	src/cmd_probe.c \
+	src/cmd_model.c \
 	$(MXV_MODEL_SOURCES) \
 	$(MXV_DRIFT_SOURCES)
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \

@@ -15,6 +15,7 @@ static const mxv_command commands[] = {
     {"mutants", mxv_cmd_mutants, "run the planted bugs: which does mxverify catch, which do peers"},
     {"drift", mxv_cmd_drift, "localize numerical drift between two runs' per-layer captures"},
     {"golden", mxv_cmd_golden, "update golden tolerances, verify the golden manifest"},
+    {"model", mxv_cmd_model, "compare two model runs (KLD, top-1, PPL), score tasks, model tolerances"},
     {"probe", mxv_cmd_probe, "infer a matrix unit's block-FMA parameters (recorded or on the GPU)"},
     {"bench", mxv_cmd_bench, "time the exact reference against MPFR and FP64 BLAS"},
     {"selftest", mxv_cmd_selftest, "quick consistency check of the reference library"},

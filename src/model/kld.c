@@ -206,6 +206,12 @@ int mxv_kld_topk(const mxv_tok_lp *p, size_t np, const mxv_tok_lp *q,
         pt = tail_of(mp + log(mxv_ksum_get(&sp)));
         qt = tail_of(mq + log(mxv_ksum_get(&sq)));
     }
+    /* a tail below the rounding of the support's log-mass is zero */
+    double noise = 4 * (double)ns * 0x1p-52;
+    if (pt < noise)
+        pt = 0;
+    if (qt < noise)
+        qt = 0;
     if (pt < tail_floor)
         pt = tail_floor;
     if (qt < tail_floor)

@@ -86,8 +86,9 @@ typedef struct {
 
 /* The estimate from BASE entries p[0..np) and TEST entries q[0..nq)
  * (top-k lists, optionally with the chosen token added; any order).  The
- * support is the set of tokens present in both lists.  Each computed tail
- * mass is floored at tail_floor (pass 0 for none; the CLI passes
+ * support is the set of tokens present in both lists.  A computed tail
+ * mass below 4 * support * 2^-52 (the rounding of the support's log-mass)
+ * is taken as 0; then each tail mass is floored at tail_floor (pass 0 for none; the CLI passes
  * support * 2^-24, the float32 rounding of returned log-probs) so that
  * rounding cannot make it zero or negative.  Returns 0, or -1 when a list
  * holds a token twice or a log-prob is NaN, +inf or above 1e-6 (values in
