@@ -127,14 +127,22 @@ static int cmd_compare(int argc, char **argv)
     }
     if (help) {
         free(pos);
-        puts("usage: mxverify model compare BASE TEST [--match id|prompt]\n"
-             "         [--golden FILE] [--model M] [--policy P] [--device D]\n"
-             "         [--json] [--report-json F] [--report-md F]\n"
+        puts("usage: mxverify model compare BASE TEST [options]\n"
              "BASE, TEST: vLLM JSONL (completions, chat, prompt_logprobs) or\n"
              "safetensors of full log-probs/logits (docs/model-checks.md).\n"
-             "Judged against golden model tolerances when --golden, --model,\n"
-             "--policy or --device is given (defaults " DEF_MODEL "/" DEF_POLICY
-             "/" DEF_DEVICE ").");
+             "options:\n"
+             "  --match id|prompt    key requests by id (custom_id, request_id, id;\n"
+             "                       default) or by prompt_token_ids / prompt\n"
+             "  --golden FILE        judge against this model tolerance file (default\n"
+             "                       GOLDEN_DIR/" MTOL_FILE ")\n"
+             "  --model M            tolerance entry: model (default " DEF_MODEL ")\n"
+             "  --policy P           tolerance entry: policy (default " DEF_POLICY ")\n"
+             "  --device D           tolerance entry: device (default " DEF_DEVICE ")\n"
+             "                       (judged only when one of the four is given)\n"
+             "  --json               JSON on stdout instead of text\n"
+             "  --report-json FILE   write the JSON report to FILE\n"
+             "  --report-md FILE     write a Markdown summary to FILE\n"
+             "  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     const char *base = npos > 0 ? pos[0] : NULL, *test = npos > 1 ? pos[1] : NULL;
@@ -217,14 +225,24 @@ static int cmd_score(int argc, char **argv)
     }
     if (help) {
         free(pos);
-        puts("usage: mxverify model score RUN [--base RUN2] [--metric exact_match]\n"
-             "         [--filter NAME] [--threshold X | --golden FILE --model M\n"
-             "         --policy P --device D] [--alpha 0.05]\n"
-             "         [--json] [--report-json F] [--report-md F]\n"
+        puts("usage: mxverify model score RUN [options]\n"
              "RUN: lm-eval-harness --log_samples JSONL.  Passes when the one-sided\n"
-             "95% Wilson lower bound clears the threshold (default: min_score of\n"
-             "golden/" MTOL_FILE ", entry " DEF_MODEL "/" DEF_POLICY "/" DEF_DEVICE
-             ") and, with --base, McNemar's exact test finds no significant drop.");
+             "95% Wilson lower bound clears the threshold and, with --base, McNemar's\n"
+             "exact test finds no significant drop.\n"
+             "options:\n"
+             "  --base RUN2          pair with this run's samples (McNemar)\n"
+             "  --metric NAME        per-sample 0/1 field (default exact_match)\n"
+             "  --filter NAME        lm-eval filter (default: the only one, or strict-match)\n"
+             "  --threshold X        the threshold (instead of the golden entry's)\n"
+             "  --golden FILE        model tolerance file (default GOLDEN_DIR/" MTOL_FILE ")\n"
+             "  --model M            tolerance entry: model (default " DEF_MODEL ")\n"
+             "  --policy P           tolerance entry: policy (default " DEF_POLICY ")\n"
+             "  --device D           tolerance entry: device (default " DEF_DEVICE ")\n"
+             "  --alpha A            McNemar's level (default 0.05)\n"
+             "  --json               JSON on stdout instead of text\n"
+             "  --report-json FILE   write the JSON report to FILE\n"
+             "  --report-md FILE     write a Markdown summary to FILE\n"
+             "  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     const char *run = npos > 0 ? pos[0] : NULL;
@@ -340,13 +358,25 @@ static int cmd_tolerance(int argc, char **argv)
     }
     if (help) {
         free(pos);
-        puts("usage: mxverify model tolerance set FILE --model M --policy P --device D\n"
-             "         --source TEXT [--max-mean-kld X] [--max-p999-kld X]\n"
-             "         [--min-same-top1 X] [--min-score X --task T [--metric M]\n"
-             "         [--filter F]] [--allow-loosen --reason TEXT]\n"
-             "Creates or updates one entry; refuses to loosen a threshold unless\n"
-             "--allow-loosen --reason is given (recorded in the history).  The\n"
-             "file's line in the MANIFEST next to it is refreshed.");
+        puts("usage: mxverify model tolerance set FILE [options]\n"
+             "Creates or updates one entry of a model tolerance file; refuses to\n"
+             "loosen a threshold unless --allow-loosen --reason is given (recorded in\n"
+             "the history).  The file's line in the MANIFEST beside it is refreshed.\n"
+             "options:\n"
+             "  --model M            the entry's model (required)\n"
+             "  --policy P           the entry's policy (required)\n"
+             "  --device D           the entry's device (required)\n"
+             "  --source TEXT        where the numbers come from (required)\n"
+             "  --max-mean-kld X     largest mean KLD (nats)\n"
+             "  --max-p999-kld X     largest 99.9th-percentile KLD\n"
+             "  --min-same-top1 X    smallest same-top-1 share\n"
+             "  --min-score X        smallest one-sided 95% Wilson lower bound\n"
+             "  --task T             the task of --min-score (required with it)\n"
+             "  --metric M           its per-sample metric\n"
+             "  --filter F           its lm-eval filter\n"
+             "  --allow-loosen       accept a looser threshold\n"
+             "  --reason TEXT        why (recorded in the history)\n"
+             "  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     const char *verb = npos > 0 ? pos[0] : NULL, *file = npos > 1 ? pos[1] : NULL;
@@ -436,22 +466,46 @@ static int cmd_tolerance(int argc, char **argv)
     return MXV_EXIT_OK;
 }
 
+static void model_usage(FILE *f)
+{
+    fputs("usage: mxverify model compare|score|tolerance ...\n"
+          "  model compare BASE TEST   two runs of a model: KLD, delta-p, same "
+          "top-1, PPL ratio, divergence\n"
+          "  model score RUN           task accuracy: Wilson bound vs the "
+          "golden threshold, McNemar vs --base\n"
+          "  model tolerance set FILE  write a golden model tolerance entry\n"
+          "options:\n"
+          "  -h, --help                this text; 'mxverify model SUBCOMMAND "
+          "--help' shows a subcommand's\n", f);
+}
+
 int mxv_cmd_model(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fputs("usage: mxverify model compare BASE TEST [options]\n"
-              "       mxverify model score RUN [--base RUN2] [options]\n"
-              "       mxverify model tolerance set FILE [options]\n"
-              "'mxverify model SUBCOMMAND --help' shows the options.\n", f);
-        return argc < 2 ? MXV_EXIT_USAGE : MXV_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "compare"))
+    if (argc >= 2 && !strcmp(argv[1], "compare"))
         return cmd_compare(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "score"))
+    if (argc >= 2 && !strcmp(argv[1], "score"))
         return cmd_score(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "tolerance"))
+    if (argc >= 2 && !strcmp(argv[1], "tolerance"))
         return cmd_tolerance(argc - 1, argv + 1);
+    const char *help = NULL;
+    const mxv_opt opts[] = {{"help", 0, &help, 'h'}, {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc;
+    if (!pos)
+        return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+    rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "model");
+    const char *sub = npos ? pos[0] : NULL;
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        model_usage(stdout);
+        return MXV_EXIT_OK;
+    }
+    if (!sub) {
+        model_usage(stderr);
+        return MXV_EXIT_USAGE;
+    }
     return mxv_error(MXV_EXIT_USAGE, "model: unknown subcommand '%s' (compare, "
-                     "score, tolerance)", argv[1]);
+                     "score, tolerance)", sub);
 }

@@ -344,7 +344,14 @@ START_TEST(stats_vs_scipy)
 END_TEST
 
 /* ---- compare end to end ------------------------------------------------- */
-static char tmpdir[] = "/tmp/check_model_XXXXXX";
+static char tmpdir[64];
+
+/* a fresh temporary directory in tmpdir (tests may run without fork) */
+static char *make_tmp(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_model_XXXXXX");
+    return mkdtemp(tmpdir);
+}
 
 static void write_full(const char *path, const double *as, size_t rows,
                        size_t n, const long long *targets, int logits)
@@ -366,7 +373,7 @@ static void write_full(const char *path, const double *as, size_t rows,
 
 START_TEST(compare_full_closed_form)
 {
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    ck_assert(make_tmp() != NULL);
     enum { R = 6, N = 3000 };
     double a[R] = {-0.01, -0.02, -0.005, -0.1, -0.003, -0.05};
     double b[R] = {-0.011, -0.018, -0.006, -0.12, -0.0031, -0.045};
@@ -451,7 +458,7 @@ static double kl3(double p1, double p2, double q1, double q2)
 
 START_TEST(compare_jsonl)
 {
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    ck_assert(make_tmp() != NULL);
     char pb[4200], pt[4200], err[1024];
     snprintf(pb, sizeof pb, "%s/base.jsonl", tmpdir);
     snprintf(pt, sizeof pt, "%s/test.jsonl", tmpdir);
@@ -539,7 +546,7 @@ static int load_cmp(const char *a, const char *b, char *msg, size_t len,
 
 START_TEST(bad_full)
 {
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    ck_assert(make_tmp() != NULL);
     char good[4200], bad[4200], msg[1024];
     snprintf(good, sizeof good, "%s/good.safetensors", tmpdir);
     snprintf(bad, sizeof bad, "%s/bad.safetensors", tmpdir);
@@ -620,7 +627,7 @@ END_TEST
  * bias bound, on average */
 START_TEST(topk_vs_full_pipeline)
 {
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    ck_assert(make_tmp() != NULL);
     enum { R = 40, N = 256 };
     static double lp[R][N], lq[R][N];
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);

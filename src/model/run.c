@@ -1,6 +1,7 @@
 /* run.c -- load one run's log-probs from vLLM JSONL or safetensors (run.h). */
 #include <errno.h>
 #include <sys/types.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -979,6 +980,9 @@ int mxv_run_load(const char *path, mxv_tokens *toks, int match, mxv_run *run,
     memset(run, 0, sizeof *run);
     if (!(run->path = strdup(path)))
         return OOM(err, len);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return err_set(err, len, MXV_EXIT_BADINPUT, "%s: is a directory", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return err_set(err, len, MXV_EXIT_BADINPUT, "%s: cannot open: %s", path,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
 #include "model/score.h"
@@ -68,6 +69,9 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
                      mxv_samples *out, char *err, size_t len)
 {
     memset(out, 0, sizeof *out);
+    struct stat sst;
+    if (stat(path, &sst) == 0 && S_ISDIR(sst.st_mode))
+        return fail(err, len, MXV_EXIT_BADINPUT, "%s: is a directory", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return fail(err, len, MXV_EXIT_BADINPUT, "%s: cannot open: %s", path,
