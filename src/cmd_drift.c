@@ -1,6 +1,6 @@
 /* cmd_drift.c -- `mxverify drift BASE_DIR TEST_DIR`: per layer, local error
  * (a bug) versus inherited drift (arithmetic); see src/model/drift.h and
- * docs/model-checks.md.  Exit 0 when no layer's local error leaves its
+ * docs/drift.md.  Exit 0 when no layer's local error leaves its
  * bound, 1 when one does, 2 usage, 3 bad input, 4 internal or I/O. */
 #include <limits.h>
 #include <stdio.h>

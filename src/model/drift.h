@@ -1,5 +1,5 @@
 /* drift.h -- drift localization over the per-layer captures of two runs
- * (docs/model-checks.md, "Drift localization").
+ * (docs/drift.md).
  *
  * BASE and TEST are two runs of the same model on the same prompts, each a
  * directory of moe_layer captures (tools/capture, one per MoE layer, the

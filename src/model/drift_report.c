@@ -1,6 +1,6 @@
 /* drift_report.c -- the drift report: text, JSON, Markdown and an SVG plot
- * of the per-layer error growth (a small writer; see docs/model-checks.md
- * for why not PLplot).  Files are written to PATH.tmp and renamed. */
+ * of the per-layer error growth (a small writer; 
+ * docs/drift.md says why not PLplot).  Files are written to PATH.tmp.PID and renamed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
