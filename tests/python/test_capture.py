@@ -717,6 +717,7 @@ def test_roundtrips():
                 g1=np.zeros((4, 64), np.uint16), actq=np.zeros((2, 2, 32), np.uint8),
                 actq_scale=np.full((4, 1), 120, np.uint8), y=np.zeros((4, 64), np.uint16),
                 routed=np.zeros((2, 64), np.uint16), shared_out=np.zeros((2, 64), np.uint16),
+                router_logits=np.zeros((2, 8), np.float32),
                 layer=5, max_model_len=8192, producer="p")
     p = mc.capture_moe_layer(fresh(), **full)
     meta, t = mc.read_capture(p)
@@ -734,7 +735,7 @@ def test_roundtrips():
             "ws2": "F8_E4M3", "ws2_scale": "F8_E8M0", "out": "BF16", "topk_ids": "I32",
             "topk_weights": "F32", "xq": "F8_E4M3FNUZ", "xq_scale": "F8_E8M0", "g1": "BF16",
             "actq": "F8_E4M3FNUZ", "actq_scale": "F8_E8M0", "y": "BF16", "routed": "BF16",
-            "shared_out": "BF16"}
+            "shared_out": "BF16", "router_logits": "F32"}
     check({n: d for n, (d, _) in t.items()} == want, "moe_layer dtypes %r" % sorted(t))
     check(t["actq"][1].shape == (4, 32) and t["w13"][1].shape == (2, 64, 64)
           and np.array_equal(t["w13"][1], kw["w13"]), "moe_layer shapes and bytes")
@@ -1083,6 +1084,8 @@ def test_other_errors():
             ("routed shape", ["argument 'routed'", "[T, H] = [2, 64]"],
              dict(routed=np.zeros((4, 64), np.uint16))),
             ("out None", ["argument 'out'", "is required"], dict(out=None)),
+            ("router_logits shape", ["argument 'router_logits'", "[T, E_total] = [2, 8]"],
+             dict(router_logits=np.zeros((2, 4), np.float32))),
             ("layer", ["argument 'layer'", "must be >= 0"], dict(layer=-1)),
             ("max_model_len", ["argument 'max_model_len'", "integer"], dict(max_model_len="4096")),
     ]:
