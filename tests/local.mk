@@ -141,6 +141,7 @@ EXTRA_DIST += tests/cli_model.test tests/data/model_stats_ref.py \
 	tests/data/model_stats_ref.tsv
 
 # mxverify drift on the tiny MiniMax-M3 runs (golden/tinym3), tools/tinym3.
-TESTS += tests/cli_drift.test tests/python_drift.test
-EXTRA_DIST += tests/cli_drift.test tests/python_drift.test tools/tinym3/README.md tools/tinym3/tinym3.py \
+TESTS += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test
+EXTRA_DIST += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test \
+	tools/tinym3/README.md tools/tinym3/tinym3.py \
 	tools/tinym3/moe_numpy.py tools/tinym3/runio.py
