@@ -163,6 +163,10 @@ static void cmp_values(mxv_drift_cmp *c, const double *t, const double *b, size_
             c->max_abs = fabs(d);
     }
     double D = mxv_ksum_get(&d2), B = mxv_ksum_get(&b2), Tt = mxv_ksum_get(&t2);
+    if (isnan(D) || isnan(B) || isnan(Tt)) { /* a NaN or inf in either run */
+        c->sqnr_db = c->cosine = c->rel_l2 = c->max_abs = NAN;
+        return;
+    }
     c->sqnr_db = D > 0 ? 10 * log10(B / D) : INFINITY;
     c->cosine = B > 0 && Tt > 0 ? mxv_ksum_get(&tb) / sqrt(B * Tt) : (B == Tt ? 1 : 0);
     c->rel_l2 = sqrt(D) / (sqrt(B) + 1e-30);

@@ -95,7 +95,11 @@ static ranked *rank(const mxv_drift *d, int what, size_t *n)
     return r;
 }
 
-static double finite_or(double v, double big) { return isfinite(v) ? v : (v > 0 ? big : -big); }
+/* JSON has no inf: +-big for infinities; NaN stays NaN (cJSON writes null). */
+static double finite_or(double v, double big)
+{
+    return isfinite(v) || isnan(v) ? v : (v > 0 ? big : -big);
+}
 
 /* The verdict in one or two lines. */
 static void verdict(FILE *f, const mxv_drift *d)
@@ -107,11 +111,13 @@ static void verdict(FILE *f, const mxv_drift *d)
                 L->layer);
         if (L->first_stage >= 0) {
             const mxv_drift_stage *s = &L->st[L->first_stage];
-            fprintf(f, ":\n  stage %s, %s (%zu of the stage's %zu elements outside)", s->name,
-                    expert_name(s->top_expert, eb, sizeof eb),
-                    s->top_expert >= 0 || s->top_expert == MXV_DRIFT_EXPERT_SHARED
-                        ? s->top_expert_outside : s->outside,
-                    s->outside);
+            if (s->top_expert >= 0 || s->top_expert == MXV_DRIFT_EXPERT_SHARED)
+                fprintf(f, ":\n  stage %s, %s (%zu of the stage's %zu elements outside)",
+                        s->name, expert_name(s->top_expert, eb, sizeof eb),
+                        s->top_expert_outside, s->outside);
+            else
+                fprintf(f, ":\n  stage %s, not per expert (%zu elements outside)", s->name,
+                        s->outside);
             fprintf(f, "; first element %s[%ld, %ld] (token %ld)", s->name, s->first_row,
                     s->first_col, s->first_token);
         } else if (L->route_mismatch) {

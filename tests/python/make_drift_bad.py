@@ -87,6 +87,17 @@ def main():
     case("nan", "logprobs.safetensors", nan_row,
          'tensor "logprobs/b0-r1": row 2 cannot be normalized')
 
+    # not bad input but a failing kernel: a NaN in layer 2's output (exit 1)
+    d = os.path.join(out, "nan-out")
+    copy_run(test, d)
+
+    def nan_out(meta, t):
+        dt, o = t["out"]
+        o = o.copy()
+        o[3, 5] = 0x7FC0
+        t["out"] = (dt, o)
+    edit(os.path.join(d, "layers", "layer02.safetensors"), nan_out)
+
     with open(os.path.join(out, "cases"), "w") as f:
         f.write("\n".join(cases) + "\n")
 
