@@ -15,7 +15,12 @@ from mxverify_capture import stfile  # noqa: E402
 
 
 def copy_run(src, dst):
-    shutil.copytree(src, dst)
+    """A writable copy (distcheck's source tree is read-only)."""
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    for root, dirs, files in os.walk(dst):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
 
 
 def edit(path, fn):
