@@ -50,6 +50,7 @@ EXTRA_DIST += tools/capture/README.md tools/capture/make_golden_example.py \
 	tools/capture/mxverify_capture/capture.py \
 	tools/capture/mxverify_capture/emulate.py \
 	tools/capture/mxverify_capture/formats.py \
+	tools/capture/mxverify_capture/hooks.py \
 	tools/capture/mxverify_capture/rng.py \
 	tools/capture/mxverify_capture/stfile.py \
 	tools/capture/mxverify_capture/tensors.py

@@ -1394,6 +1394,41 @@ def test_example_without_torch():
     check(res.returncode == 2 and "--tokens" in res.stderr, "example refuses --tokens 0")
 
 
+def test_hooks():
+    """MoELayerHook writes what a direct capture_moe_layer call writes."""
+    kw = moe_base()
+    x, out, ids = kw.pop("x"), kw.pop("out"), kw.pop("topk_ids")
+    policy = kw.pop("policy")
+    direct = mc.capture_moe_layer(fresh(), x=x, out=out, topk_ids=ids, policy=policy,
+                                  layer=7, producer="hook test", **kw)
+
+    class Block:
+        last = {"topk_ids": ids}
+    path = os.path.join(TMP, "hook-l{layer}-c{call}.safetensors")
+    hook = mc.MoELayerHook(path, layer=7, weights=kw, intermediates=lambda m: m.last,
+                           policy=policy, producer="hook test")
+    # the block sees [batch, seq, H] and returns (hidden, router_logits)
+    hook(Block(), (x.reshape(1, 2, 64),), (out.reshape(1, 2, 64), None))
+    hook(Block(), (x.reshape(1, 2, 64),), (out.reshape(1, 2, 64), None))   # calls=1: not written
+    first = os.path.join(TMP, "hook-l7-c0.safetensors")
+    check(hook.paths == [first] and read_bytes(first) == read_bytes(direct),
+          "hook file equals the direct capture")
+    check(not os.path.exists(os.path.join(TMP, "hook-l7-c1.safetensors")), "hook: calls=1")
+    hook2 = mc.MoELayerHook(path, layer=7, weights=kw, intermediates={"topk_ids": ids},
+                            calls=None, policy=policy, producer="hook test")
+    hook2.enabled = False
+    hook2(Block(), (x,), out)
+    check(hook2.count == 0, "hook: disabled")
+    hook2.enabled = True
+    hook2(Block(), (x,), out)
+    hook2(Block(), (x,), out)
+    check(hook2.count == 2 and read_bytes(hook2.paths[1]) == read_bytes(direct), "hook: calls=None")
+    expect_error(lambda: hook2(Block(), (x.reshape(2, 32, 2),), out),
+                 ["MoELayerHook", "the layer input", "not [..., H = 64]"], "hook shape")
+    expect_error(lambda: mc.MoELayerHook(path, layer=0, weights={}), ["lacks 'router_weight'"],
+                 "hook weights")
+
+
 def main():
     if deserialize is None:
         skip("the safetensors Python library is not installed")
@@ -1402,7 +1437,8 @@ def main():
              test_exactness_fallback, test_gemm_hand_cases, test_quantizer_hand,
              test_quantizer_vs_oracle, test_stfile_vs_library, test_roundtrips,
              test_mxfp8_errors, test_other_errors, test_torch_path, test_determinism,
-             test_atomic_write_failure, test_helpers, test_golden, test_example_without_torch]
+             test_atomic_write_failure, test_helpers, test_golden, test_example_without_torch,
+             test_hooks]
     only = os.environ.get("MXV_CAPTURE_TESTS")
     try:
         for t in tests:
