@@ -18,8 +18,8 @@ full attention; weights from numpy's PCG64 seeded generator (no download),
 the routed and shared expert weights quantized to an MXFP8 checkpoint
 (E4M3FN codes, E8M0 scales per 32).  Attention, norms and the LM head run in
 torch BF16 on --device; each MoE block is replaced by moe_numpy.moe_layer,
-the production dataflow emulated bit for bit (numpy, CPU), and captured with
-tools/capture on the first batch.  Two batches: 4 requests x 8 prompt
+the production dataflow emulated bit for bit (numpy, CPU), and captured by
+tools/capture's forward hook (MoELayerHook) on the first batch.  Two batches: 4 requests x 8 prompt
 tokens (32 tokens: MXFP8 under hybrid, group prefill-mxfp8) and 1 request
 x 8 tokens (8 tokens: BF16 under hybrid, group prefill-bf16); each request
 then decodes 4 greedy tokens with the KV cache (decode steps take the BF16
@@ -39,7 +39,7 @@ sys.path[:0] = [HERE, os.path.join(HERE, "..", "capture")]
 
 import moe_numpy as M  # noqa: E402
 import runio  # noqa: E402
-from mxverify_capture import formats  # noqa: E402
+import mxverify_capture as mc  # noqa: E402
 
 CFG = dict(vocab_size=512, hidden_size=128, intermediate_size=64, shared_intermediate_size=64,
            dense_intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
@@ -176,10 +176,8 @@ def make_replacement(torch, orig, layer, weights, state):
             r = M.moe_layer(x, weights, CFG["num_experts_per_tok"], state["policy"],
                             layer=self.layer, bug=state["bug"])
             state["dispatch"].append((self.layer, x.shape[0], r["policy"]))
-            if state["capture_dir"] is not None:
-                path = os.path.join(state["capture_dir"], "layer%02d.safetensors" % self.layer)
-                M.capture(path, x, weights, r, CFG["num_experts_per_tok"], self.layer,
-                          producer=state["producer"], policy=state["policy"])
+            # what a forward hook captures besides the input and the output
+            self.last = {n: v for n, v in r.items() if n not in ("policy", "out")}
             out = from_bits(torch, r["out"], hidden_states).reshape(shp)
             if self.returns_tuple:
                 logits = torch.from_numpy(r["router_logits"]).to(hidden_states.device)
@@ -187,6 +185,7 @@ def make_replacement(torch, orig, layer, weights, state):
             return out
 
     rep = NumpyMoE()
+    rep.weights = weights
     # Does the decoder layer expect (hidden, router_logits) from its MLP?
     try:
         with torch.no_grad():
@@ -202,17 +201,31 @@ def make_replacement(torch, orig, layer, weights, state):
 def run_one(torch, model, name, out_dir, policy, bug, device, producer):
     """One run: the two batches, prefill + greedy decode, files in out_dir."""
     st = model._tinym3_state          # shared with every replaced MoE block
-    st.update(policy=policy, bug=bug, capture_dir=None, dispatch=[], producer=producer)
+    st.update(policy=policy, bug=bug, dispatch=[])
     os.makedirs(os.path.join(out_dir, "layers"), exist_ok=True)
     rng = np.random.Generator(np.random.PCG64(SEED + 7))
     responses, lp_requests = [], []
     for bi, (group, B, S) in enumerate(BATCHES):
         prompts = rng.integers(0, CFG["vocab_size"], (B, S))
         ids = torch.from_numpy(prompts).to(device)
-        st["capture_dir"] = os.path.join(out_dir, "layers") if bi == 0 else None
+        handles = []
+        if bi == 0:   # the first batch's prefill: one capture per MoE layer
+            for rep in st["reps"]:
+                w = rep.weights
+                hook = mc.MoELayerHook(
+                    os.path.join(out_dir, "layers", "layer{layer:02d}.safetensors"),
+                    layer=rep.layer, intermediates=lambda m: m.last, policy=policy,
+                    shape="custom", topk=CFG["num_experts_per_tok"], producer=producer,
+                    weights=dict(router_weight=w.router, router_bias=w.bias, w13=w.w13,
+                                 w13_scale=w.w13_s, w2=w.w2, w2_scale=w.w2_s,
+                                 experts_present=np.arange(w.w13.shape[0], dtype=np.int32),
+                                 ws13=w.ws13, ws13_scale=w.ws13_s, ws2=w.ws2,
+                                 ws2_scale=w.ws2_s))
+                handles.append(rep.register_forward_hook(hook))
         with torch.no_grad():
             o = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
-        st["capture_dir"] = None
+        for h in handles:
+            h.remove()
         logits = [o.logits.float().cpu().numpy()]                   # [B, S, V]
         past = o.past_key_values
         gen = []
@@ -268,11 +281,12 @@ def main():
     if len(blocks) != a.layers:
         raise SystemExit("tinym3: found %d MoE blocks for %d layers; the config keys for "
                          "sparse layers may have changed" % (len(blocks), a.layers))
-    state = {"policy": "bf16", "bug": None, "capture_dir": None, "dispatch": [],
-             "producer": ""}
+    state = {"policy": "bf16", "bug": None, "dispatch": [], "reps": []}
     model._tinym3_state = state
     for layer, parent, attr, block in blocks:
-        setattr(parent, attr, make_replacement(torch, block, layer, moe.layers[layer], state))
+        rep = make_replacement(torch, block, layer, moe.layers[layer], state)
+        setattr(parent, attr, rep)
+        state["reps"].append(rep)
     blocks_after = [n for n, m in model.named_modules() if type(m).__name__ == "NumpyMoE"]
     log("MoE blocks replaced:", ", ".join(blocks_after))
     producer = ("tools/tinym3 (transformers %s %s, torch %s, %s; MoE: moe_numpy)"
