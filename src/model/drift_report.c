@@ -63,12 +63,13 @@ static int cmp_ranked(const void *a, const void *b)
     return (x->item > y->item) - (x->item < y->item);
 }
 
-/* what: 0 stages, 1 experts, 2 tokens.  Returns a malloc'd array. */
+/* what: 0 stages, 1 experts, 2 tokens, 3 layers.  Returns a malloc'd array. */
 static ranked *rank(const mxv_drift *d, int what, size_t *n)
 {
     size_t cap = 0;
     for (size_t i = 0; i < d->nlayers; i++)
-        cap += what == 0 ? d->layers[i].nst : what == 1 ? d->layers[i].E + 1 : d->layers[i].T;
+        cap += what == 0 ? d->layers[i].nst : what == 1 ? d->layers[i].E + 1
+               : what == 2 ? d->layers[i].T : 1;
     ranked *r = malloc((cap ? cap : 1) * sizeof *r);
     *n = 0;
     if (!r)
@@ -86,10 +87,13 @@ static ranked *rank(const mxv_drift *d, int what, size_t *n)
                     r[(*n)++] = (ranked){L->layer, e == L->E ? MXV_DRIFT_EXPERT_SHARED : (long)e,
                                          L->expert_outside[e], NULL};
             }
-        else
-            for (size_t t = 0; t < L->T; t++)
+        else if (what == 2)
+            for (size_t t = 0; t < L->T; t++) {
                 if (L->token_outside && L->token_outside[t])
                     r[(*n)++] = (ranked){L->layer, (long)t, L->token_outside[t], NULL};
+            }
+        else if (L->outside)
+            r[(*n)++] = (ranked){L->layer, L->layer, L->outside, NULL};
     }
     qsort(r, *n, sizeof *r, cmp_ranked);
     return r;
@@ -190,14 +194,16 @@ void mxv_drift_print(FILE *f, const mxv_drift *d, int top)
         fprintf(f, "KLD at the logits: not computed (logprobs.safetensors missing in a run)\n\n");
     verdict(f, d);
     int header = 0;
-    for (int what = 0; what < 3; what++) {
+    static const int order[4] = {3, 0, 1, 2};
+    for (int wi = 0; wi < 4; wi++) {
+        int what = order[wi];
         size_t n;
         ranked *r = rank(d, what, &n);
         if (!r || n == 0) {
             free(r);
             continue;
         }
-        static const char *title[] = {"stages", "experts", "tokens"};
+        static const char *title[] = {"stages", "experts", "tokens", "layers"};
         if (!header++)
             fprintf(f, "\nranked by elements outside their bound (layer, item: count):\n");
         fprintf(f, "  %-8s", title[what]);
@@ -208,8 +214,11 @@ void mxv_drift_print(FILE *f, const mxv_drift *d, int top)
             else if (what == 1)
                 fprintf(f, " %d %s: %zu%s", r[i].layer, expert_name(r[i].item, eb, sizeof eb),
                         r[i].count, i + 1 < n && (int)i + 1 < top ? ";" : "");
-            else
+            else if (what == 2)
                 fprintf(f, " %d token %ld: %zu%s", r[i].layer, r[i].item, r[i].count,
+                        i + 1 < n && (int)i + 1 < top ? ";" : "");
+            else
+                fprintf(f, " layer %d: %zu%s", r[i].layer, r[i].count,
                         i + 1 < n && (int)i + 1 < top ? ";" : "");
         }
         fprintf(f, "%s\n", n > (size_t)top ? " ..." : "");
