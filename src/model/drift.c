@@ -542,7 +542,7 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
             L->E = tc.shape.E;
             L->k = (size_t)tc.shape.topk;
             routing_agree(&tc, &bc, L->T, L->k, &L->route_agree);
-            L->growth = L->in.rel_l2 > 0 ? L->out.rel_l2 / L->in.rel_l2 : INFINITY;
+            L->growth = L->in.rel_l2 > 0 ? L->out.rel_l2 / L->in.rel_l2 : NAN; /* no input drift */
             L->expert_outside = calloc(L->E + 1, sizeof *L->expert_outside);
             L->token_outside = calloc(nz(L->T), sizeof *L->token_outside);
             if (!L->expert_outside || !L->token_outside)

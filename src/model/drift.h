@@ -93,7 +93,7 @@ typedef struct {
     mxv_drift_cmp in, out, logits;
     int has_logits;
     double route_agree;       /* share of tokens with the same expert set     */
-    double growth;            /* out.rel_l2 / in.rel_l2 (inf when in is 0)   */
+    double growth;            /* out.rel_l2 / in.rel_l2 (NaN when in is 0)   */
     /* FP8 statistics of the TEST capture */
     mxv_drift_fp8 fp8[MXV_DRIFT_FP8];
     size_t nfp8;

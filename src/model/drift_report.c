@@ -177,13 +177,16 @@ void mxv_drift_print(FILE *f, const mxv_drift *d, int top)
         char ra[16] = "-";
         if (!isnan(L->route_agree))
             snprintf(ra, sizeof ra, "%.1f%%", 100 * L->route_agree);
-        fprintf(f, "%5d  %-10s  %5s  %8zu  %8.3g  %-12s |  %9.3g  %9.3g  %9.1f  %8.6f  %10.3g  %7s  %7s\n",
+        char gr[16] = "-";
+        if (!isnan(L->growth))
+            snprintf(gr, sizeof gr, "%.3g", L->growth);
+        fprintf(f, "%5d  %-10s  %5s  %8zu  %8.3g  %-12s |  %9.3g  %9.3g  %9.1f  %8.6f  %10s  %7s  %7s\n",
                 L->layer, L->policy, L->local_pass ? "pass" : "FAIL", L->outside, mr,
                 L->first_stage >= 0 ? L->st[L->first_stage].name : "-", L->in.rel_l2,
-                L->out.rel_l2, L->out.sqnr_db, L->out.cosine, L->growth, ra, lg);
+                L->out.rel_l2, L->out.sqnr_db, L->out.cosine, gr, ra, lg);
     }
     fprintf(f, "(local: TEST judged from its own input, as `check` judges it; in/out: TEST vs "
-               "BASE on the layer input and output; growth = out relL2 / in relL2; logits: "
+               "BASE on the layer input and output; growth = out relL2 / in relL2, - where the inputs are equal; logits: "
                "relL2 of the router logits)\n\n");
     if (d->has_kld)
         fprintf(f, "KLD at the logits, KL(BASE || TEST), %zu teacher-forced positions of %zu "
@@ -231,15 +234,19 @@ void mxv_drift_print(FILE *f, const mxv_drift *d, int top)
         ord[i] = (int)i;
     for (size_t i = 0; ord && i < d->nlayers; i++)
         for (size_t j = i + 1; j < d->nlayers; j++)
-            if (finite_or(d->layers[ord[j]].growth, 1e300) >
-                finite_or(d->layers[ord[i]].growth, 1e300)) {
+            if ((isnan(d->layers[ord[i]].growth) && !isnan(d->layers[ord[j]].growth)) ||
+                finite_or(d->layers[ord[j]].growth, 1e300) >
+                    finite_or(d->layers[ord[i]].growth, 1e300)) {
                 int t = ord[i];
                 ord[i] = ord[j];
                 ord[j] = t;
             }
-    for (size_t i = 0; ord && i < d->nlayers && (int)i < top; i++)
+    size_t ng = 0;
+    for (size_t i = 0; ord && i < d->nlayers; i++)
+        ng += !isnan(d->layers[i].growth);
+    for (size_t i = 0; ord && i < ng && (int)i < top; i++)
         fprintf(f, " %d: %.3g%s", d->layers[ord[i]].layer, d->layers[ord[i]].growth,
-                i + 1 < d->nlayers && (int)i + 1 < top ? ";" : "");
+                i + 1 < ng && (int)i + 1 < top ? ";" : "");
     free(ord);
     fprintf(f, "\n\nFP8 statistics of the TEST captures (share of elements; underflow: nonzero "
                "source quantized to 0):\n");
