@@ -699,6 +699,21 @@ START_TEST(topk_vs_full_pipeline)
                    "%.3g, bound_obs %.3g\n", k, ex, est, ex - est, bound,
                    ck.g[0].mean_bound_obs);
         mxv_compare_free(&ck);
+        /* the same measurement inside compare (--topk-check) */
+        mxv_tokens *toks = mxv_tokens_new();
+        mxv_run ra, rb2;
+        mxv_compare co;
+        mxv_compare_opts opt = {k};
+        ck_assert(mxv_run_load(fb, toks, MXV_MATCH_ID, &ra, msg, sizeof msg) == 0);
+        ck_assert(mxv_run_load(ft, toks, MXV_MATCH_ID, &rb2, msg, sizeof msg) == 0);
+        ck_assert_msg(mxv_compare_runs_opt(&ra, &rb2, &opt, &co, msg, sizeof msg) == 0, "%s", msg);
+        ck_assert(co.topk_check == k && co.g[0].tk_est.n == R && co.g[0].tk_violations == 0);
+        ck_assert(close_rel(co.g[0].tk_bound.mean, bound, 1e-12));
+        ck_assert(close_rel(co.g[0].tk_est.mean + co.g[0].tk_bias.mean, ex, 1e-12));
+        mxv_compare_free(&co);
+        mxv_run_free(&ra);
+        mxv_run_free(&rb2);
+        mxv_tokens_free(toks);
     }
     mxv_compare_free(&cf);
     gsl_rng_free(rng);

@@ -164,6 +164,11 @@ static void text_group(FILE *f, const mxv_compare *c, const mxv_cmp_group *g)
     if (g->empty_support)
         fprintf(f, "  %zu positions share no token between the runs' top-k\n",
                 g->empty_support);
+    if (c->topk_check)
+        fprintf(f, "  top-k check (k=%zu) estimate %.6g mean, bias %.6g mean "
+                "(max %.6g), proven bound %.6g mean; %zu positions outside "
+                "[0, bound]\n", c->topk_check, g->tk_est.mean, g->tk_bias.mean,
+                g->tk_bias.pct[0], g->tk_bound.mean, g->tk_violations);
 }
 
 void mxv_compare_text(FILE *f, const mxv_compare *c, const char *base,
@@ -248,6 +253,14 @@ char *mxv_compare_json(const mxv_compare *c, const char *base,
             jnum(o, "mean_tail_mass", g->mean_p_tail);
             jnum(o, "mean_bias_bound_obs", g->mean_bound_obs);
             cJSON_AddNumberToObject(o, "empty_support", (double)g->empty_support);
+        }
+        if (c->topk_check) {
+            cJSON *t = cJSON_AddObjectToObject(o, "topk_check");
+            cJSON_AddNumberToObject(t, "k", (double)c->topk_check);
+            cJSON_AddItemToObject(t, "estimate", jsummary(&g->tk_est));
+            cJSON_AddItemToObject(t, "bias", jsummary(&g->tk_bias));
+            cJSON_AddItemToObject(t, "bound", jsummary(&g->tk_bound));
+            cJSON_AddNumberToObject(t, "outside_bound", (double)g->tk_violations);
         }
         cJSON_AddItemToObject(o, "delta_p", jsummary(&g->dp));
         cJSON *lp = cJSON_AddObjectToObject(o, "log_ppl_ratio");
