@@ -393,15 +393,14 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
                    const mxv_mverdict *v)
 {
     sbuf b = {0};
+    char thr[32] = "-";
+    if (!isnan(threshold))
+        snprintf(thr, sizeof thr, "%.4g", threshold);
     sb(&b, "## mxverify model score\n\n`%s` (metric `%s`, filter `%s`)\n\n"
            "| accuracy | n | Wilson 95%% | one-sided %g%% lower | threshold |\n"
            "|---:|---:|---:|---:|---:|\n| %.4f | %zu | [%.4f, %.4f] | %.4f | %s |\n",
        test->path, test->metric, test->filter, 100 * s->conf, s->acc, s->n,
-       s->lo95, s->hi95, s->lower, isnan(threshold) ? "-" : "");
-    if (!isnan(threshold)) {
-        b.n -= 3; /* replace "- |\n" */
-        sb(&b, "%.4g |\n", threshold);
-    }
+       s->lo95, s->hi95, s->lower, thr);
     if (s->have_base)
         sb(&b, "\nBase `%s`: accuracy %.4f. McNemar exact: %zu right→wrong, "
                "%zu wrong→right, p two-sided %.4g, p (TEST worse) %.4g (alpha "
@@ -410,8 +409,8 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
     if (!v->judged)
         sb(&b, "\n**Verdict:** not judged (no threshold and no base)\n");
     else
-        sb(&b, "\n**Verdict:** %s%s%s%s\n", v->pass ? "PASS" : "FAIL",
-           v->entry[0] ? " against " : "", v->entry, v->pass ? "" : "");
+        sb(&b, "\n**Verdict:** %s%s%s\n", v->pass ? "PASS" : "FAIL",
+           v->entry[0] ? " against " : "", v->entry);
     if (v->judged && !v->pass)
         sb(&b, "\n%s\n", v->why);
     return sb_take(&b);
