@@ -584,6 +584,13 @@ static int parse_line(jctx *c, const char *text, size_t n, int match)
     if (!root) {
         const char *e = cJSON_GetErrorPtr();
         size_t at = e && e >= text && e <= text + n ? (size_t)(e - text) : 0;
+        /* Python's json writes NaN and infinities as bare words */
+        static const char *words[] = {"NaN", "Infinity", "-Infinity", "-NaN"};
+        for (int w = 0; w < 4; w++)
+            for (size_t b = at >= 12 ? at - 12 : 0; b <= at && b < n; b++)
+                if (!strncmp(text + b, words[w], strlen(words[w])))
+                    return JERR(c, "malformed JSON: %s at byte %zu (a NaN or "
+                                "infinite value, not JSON)", words[w], b + 1);
         return JERR(c, "malformed JSON near byte %zu", at + 1);
     }
     for (const char *p = end; p < text + n; p++)
