@@ -182,6 +182,15 @@ void mxv_compare_text(FILE *f, const mxv_compare *c, const char *base,
                 "one tail bucket\n", c->k);
     for (size_t i = 0; i < c->ng; i++)
         text_group(f, c, &c->g[i]);
+    size_t shown = 0, nd = 0;
+    for (size_t i = 0; i < c->nreq; i++)
+        nd += c->req[i].diverged_at >= 0;
+    for (size_t i = 0; i < c->nreq && shown < 10; i++)
+        if (c->req[i].diverged_at >= 0)
+            fprintf(f, "%s \"%s\" at token %ld", shown++ ? "," : "diverged:",
+                    c->req[i].key, c->req[i].diverged_at);
+    if (shown)
+        fprintf(f, "%s\n", nd > shown ? ", ... (all in --json)" : "");
     if (!v->judged)
         fprintf(f, "verdict: not judged (no golden tolerances given)\n");
     else
