@@ -111,8 +111,10 @@ static int emit(const char *json_stdout, const char *rj, const char *json,
 static int cmd_compare(int argc, char **argv)
 {
     const char *match = "id", *js = NULL, *rj = NULL, *rm = NULL, *golden = NULL,
-               *model = NULL, *policy = NULL, *device = NULL, *help = NULL;
+               *model = NULL, *policy = NULL, *device = NULL, *help = NULL,
+               *tkc = NULL;
     const mxv_opt opts[] = {{"match", 1, &match, 0},   {"json", 0, &js, 0},
+                            {"topk-check", 1, &tkc, 0},
                             {"report-json", 1, &rj, 0}, {"report-md", 1, &rm, 0},
                             {"golden", 1, &golden, 0},  {"model", 1, &model, 0},
                             {"policy", 1, &policy, 0},  {"device", 1, &device, 0},
@@ -157,6 +159,13 @@ static int cmd_compare(int argc, char **argv)
     const char *outs[] = {rj, rm}, *ins[] = {base, test, golden};
     if ((rc = check_outputs(outs, 2, ins, 3)))
         return rc;
+    mxv_compare_opts co = {0};
+    unsigned long long kv;
+    if (tkc && (mxv_parse_uint(tkc, 1u << 30, &kv) != 0 || kv == 0))
+        return mxv_error(MXV_EXIT_USAGE, "--topk-check: '%s' is not a positive "
+                         "integer", tkc);
+    if (tkc)
+        co.topk_check = (size_t)kv;
     int judge = golden || model || policy || device;
     mxv_mtol g = {0};
     const mxv_mtol_entry *e = NULL;
@@ -176,7 +185,7 @@ static int cmd_compare(int argc, char **argv)
     }
     if ((rc = mxv_run_load(base, toks, m, &rb, err, sizeof err)) ||
         (rc = mxv_run_load(test, toks, m, &rt, err, sizeof err)) ||
-        (rc = mxv_compare_runs(&rb, &rt, &c, err, sizeof err))) {
+        (rc = mxv_compare_runs_opt(&rb, &rt, &co, &c, err, sizeof err))) {
         rc = mxv_error(rc, "%s", err);
         goto out;
     }

@@ -11,7 +11,8 @@ MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h \
 	src/model/compare.c src/model/compare.h \
 	src/model/score.c src/model/score.h \
 	src/model/tolerance.c src/model/tolerance.h \
-	src/model/mreport.c src/model/mreport.h
+	src/model/mreport.c src/model/mreport.h \
+	src/model/gatecheck.c src/model/gatecheck.h
 # drift localization (issue 11): analysis, FP8 statistics, reports
 MXV_DRIFT_SOURCES = src/model/drift.c src/model/drift.h src/model/drift_fp8.c \
 	src/model/drift_fp8.h src/model/drift_report.c

@@ -21,6 +21,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_sort_double.h>
 #include "model/compare.h"
+#include "model/gatecheck.h"
 #include "model/kld.h"
 #include "model/run.h"
 #include "model/score.h"
@@ -699,6 +700,21 @@ START_TEST(topk_vs_full_pipeline)
                    "%.3g, bound_obs %.3g\n", k, ex, est, ex - est, bound,
                    ck.g[0].mean_bound_obs);
         mxv_compare_free(&ck);
+        /* the same measurement inside compare (--topk-check) */
+        mxv_tokens *toks = mxv_tokens_new();
+        mxv_run ra, rb2;
+        mxv_compare co;
+        mxv_compare_opts opt = {k};
+        ck_assert(mxv_run_load(fb, toks, MXV_MATCH_ID, &ra, msg, sizeof msg) == 0);
+        ck_assert(mxv_run_load(ft, toks, MXV_MATCH_ID, &rb2, msg, sizeof msg) == 0);
+        ck_assert_msg(mxv_compare_runs_opt(&ra, &rb2, &opt, &co, msg, sizeof msg) == 0, "%s", msg);
+        ck_assert(co.topk_check == k && co.g[0].tk_est.n == R && co.g[0].tk_violations == 0);
+        ck_assert(close_rel(co.g[0].tk_bound.mean, bound, 1e-12));
+        ck_assert(close_rel(co.g[0].tk_est.mean + co.g[0].tk_bias.mean, ex, 1e-12));
+        mxv_compare_free(&co);
+        mxv_run_free(&ra);
+        mxv_run_free(&rb2);
+        mxv_tokens_free(toks);
     }
     mxv_compare_free(&cf);
     gsl_rng_free(rng);
@@ -706,6 +722,71 @@ START_TEST(topk_vs_full_pipeline)
     unlink(ft);
     unlink(jb);
     unlink(jt);
+    rmdir(tmpdir);
+}
+END_TEST
+
+/* model checks as gate verdicts: thresholds just above and just below the
+ * figures derived by hand pass and fail */
+START_TEST(gate_checks)
+{
+    ck_assert(make_tmp() != NULL);
+    char pb[4200], pt[4200], tol[4200], sm[4200], err[1024];
+    snprintf(pb, sizeof pb, "%s/base.jsonl", tmpdir);
+    snprintf(pt, sizeof pt, "%s/test.jsonl", tmpdir);
+    snprintf(tol, sizeof tol, "%s/tol.json", tmpdir);
+    snprintf(sm, sizeof sm, "%s/samples.jsonl", tmpdir);
+    write_text(pb, base_jsonl);
+    write_text(pt, test_jsonl);
+    double k_a1 = kl3(exp(-0.25), exp(-2.0), exp(-0.35), exp(-1.5));
+    double k_b1 = kl3(exp(-0.6), exp(-0.9), exp(-0.8), exp(-0.7));
+    double mean = (k_a1 + k_b1) / 4;
+    /* judged on mean + mean bound_obs (top-k): here only the pass/fail
+     * edge of the same-top-1 share (3 of 4) and of p99.9 is exact */
+    char text[2048];
+    double p999 = fmax(k_a1, k_b1) - 0.003 * (fmax(k_a1, k_b1) - fmin(k_a1, k_b1)); /* GSL: index 0.999 * 3 */
+    for (int t = 0; t < 3; t++) {
+        snprintf(text, sizeof text,
+                 "{\"schema\":\"mxverify-model-golden/1\",\"history\":[],\"entries\":["
+                 "{\"model\":\"m\",\"policy\":\"p\",\"device\":\"d\",\"source\":\"test\","
+                 "\"max_mean_kld\":1,\"max_p999_kld\":%.17g,\"min_same_top1\":%.17g,"
+                 "\"min_score\":0.5,\"task\":\"t\"},"
+                 "{\"model\":\"m\",\"policy\":\"p\",\"device\":\"none\",\"source\":\"s\"}]}",
+                 t == 1 ? p999 * (1 - 1e-9) : p999 * (1 + 1e-9),
+                 t == 2 ? 0.75 + 1e-12 : 0.75);
+        write_text(tol, text);
+        mxv_model_check c;
+        ck_assert_msg(mxv_model_check_compare(pb, pt, tol, "m/p/d", &c, err,
+                                              sizeof err) == 0, "%s", err);
+        ck_assert_msg(c.pass == (t == 0), "case %d: pass %d (%s)", t, c.pass, c.why);
+        if (t == 1)
+            ck_assert_msg(strstr(c.why, "99.9% KLD"), "%s", c.why);
+        if (t == 2)
+            ck_assert_msg(strstr(c.why, "same top-1 0.75 <"), "%s", c.why);
+        ck_assert(c.json && strstr(c.json, "\"schema\":\t\"mxverify-model-compare/1\""));
+        mxv_model_check_free(&c);
+    }
+    (void)mean;
+    /* an entry without thresholds fails, naming them; a bad entry string */
+    mxv_model_check c;
+    ck_assert(mxv_model_check_compare(pb, pt, tol, "m/p/none", &c, err, sizeof err) == 0);
+    ck_assert(!c.pass && strstr(c.why, "has no max_mean_kld"));
+    mxv_model_check_free(&c);
+    ck_assert(mxv_model_check_compare(pb, pt, tol, "m/p", &c, err, sizeof err) == 2);
+    ck_assert(mxv_model_check_compare(pb, pt, tol, "m/p/x", &c, err, sizeof err) == 3);
+    ck_assert_msg(strstr(err, "no entry for model m, policy p, device x"), "%s", err);
+    /* score: 3 of 4 right; one-sided 95 % Wilson lower bound vs 0.5 */
+    write_text(sm, "{\"doc_id\":0,\"exact_match\":1}\n{\"doc_id\":1,\"exact_match\":1}\n"
+                   "{\"doc_id\":2,\"exact_match\":0}\n{\"doc_id\":3,\"exact_match\":true}\n");
+    ck_assert_msg(mxv_model_check_score(sm, NULL, tol, "m/p/d", &c, err, sizeof err) == 0, "%s", err);
+    double lo = mxv_wilson_lower(3, 4, 0.95);
+    ck_assert_msg(c.pass == (lo >= 0.5) && !c.pass, "lower %.6f: %s", lo, c.why);
+    mxv_model_check_free(&c);
+    ck_assert(mxv_model_check_score(sm, NULL, tol, "m/p/none", &c, err, sizeof err) == 3);
+    unlink(pb);
+    unlink(pt);
+    unlink(tol);
+    unlink(sm);
     rmdir(tmpdir);
 }
 END_TEST
@@ -730,6 +811,7 @@ static Suite *model_suite(void)
     tcase_add_test(t, compare_jsonl);
     tcase_add_test(t, bad_full);
     tcase_add_test(t, topk_vs_full_pipeline);
+    tcase_add_test(t, gate_checks);
     suite_add_tcase(s, t);
     return s;
 }

@@ -27,7 +27,8 @@ static int vpush(vec *v, double x)
 }
 
 typedef struct {
-    vec kld, dp, lppl, div;
+    vec kld, dp, lppl, div, tk_est, tk_bias, tk_bound;
+    size_t tk_violations;
     size_t top1, requests, positions, ref_unknown, gen_requests, diverged,
         not_compared, empty_support;
     double p_tail, bound_obs;
@@ -112,7 +113,21 @@ void mxv_compare_free(mxv_compare *c)
 int mxv_compare_runs(const mxv_run *base, const mxv_run *test,
                      mxv_compare *out, char *err, size_t len)
 {
+    return mxv_compare_runs_opt(base, test, NULL, out, err, len);
+}
+
+int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
+                         const mxv_compare_opts *o, mxv_compare *out,
+                         char *err, size_t len)
+{
     memset(out, 0, sizeof *out);
+    size_t tk = o ? o->topk_check : 0;
+    if (tk && base->kind != MXV_RUN_FULL)
+        return fail(err, len, MXV_EXIT_USAGE, "the top-k check needs full "
+                    "log-probs (safetensors runs), %s has top-k lists", base->path);
+    if (tk && base->kind == MXV_RUN_FULL && tk > base->k)
+        return fail(err, len, MXV_EXIT_USAGE, "the top-k check's k = %zu exceeds "
+                    "the vocabulary (%zu)", tk, base->k);
     const char *bp = base->path, *tp = test->path;
     if (base->kind != test->kind)
         return fail(err, len, MXV_EXIT_BADINPUT,
@@ -189,6 +204,7 @@ int mxv_compare_runs(const mxv_run *base, const mxv_run *test,
     out->ng = ng;
     out->kind = base->kind;
     out->k = base->k;
+    out->topk_check = tk;
     for (size_t gi = 0; gi < ng; gi++)
         if (!(out->g[gi].name = strdup(gi ? names[gi - 1] : "all"))) {
             rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
@@ -267,6 +283,28 @@ int mxv_compare_runs(const mxv_run *base, const mxv_run *test,
                     goto done;
                 kld = mxv_kld_logprobs(rows, rows + vocab, vocab);
                 same1 = argmax(rows, vocab) == argmax(rows + vocab, vocab);
+                mxv_kld_topk_check tc;
+                if (tk && mxv_kld_topk_from_full(rows, rows + vocab, vocab, tk,
+                                                 &tc) != 0) {
+                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    goto done;
+                }
+                for (size_t s = 0; tk && s < 2; s++) {
+                    acc *x = &a[gsel[s]];
+                    double bias = tc.exact - tc.estimate;
+                    /* rounding: a few ulps of the exact KLD's terms */
+                    double slack = 1e-12 * tc.exact + 1e-15;
+                    x->tk_violations += !(bias >= -slack &&
+                                          bias <= tc.bias_bound + slack);
+                    if (vpush(&x->tk_est, tc.estimate) ||
+                        vpush(&x->tk_bias, bias) ||
+                        vpush(&x->tk_bound, tc.bias_bound)) {
+                        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                        goto done;
+                    }
+                    if (!nd)
+                        break;
+                }
                 lpb = rows[ref];
                 lpt = rows[vocab + ref];
             } else {
@@ -346,7 +384,10 @@ int mxv_compare_runs(const mxv_run *base, const mxv_run *test,
         if (mxv_summarize(x->kld.v, x->kld.n, &g->kld) ||
             mxv_summarize(x->dp.v, x->dp.n, &g->dp) ||
             mxv_summarize(x->lppl.v, x->lppl.n, &g->lppl) ||
-            mxv_summarize(x->div.v, x->div.n, &g->div_at)) {
+            mxv_summarize(x->div.v, x->div.n, &g->div_at) ||
+            mxv_summarize(x->tk_est.v, x->tk_est.n, &g->tk_est) ||
+            mxv_summarize(x->tk_bias.v, x->tk_bias.n, &g->tk_bias) ||
+            mxv_summarize(x->tk_bound.v, x->tk_bound.n, &g->tk_bound)) {
             rc = fail(err, len, MXV_EXIT_INTERNAL, "NaN in a statistic of "
                       "group \"%s\" (an input row NaN slipped through)", g->name);
             goto done;
@@ -357,6 +398,7 @@ int mxv_compare_runs(const mxv_run *base, const mxv_run *test,
         g->diverged = x->diverged;
         g->not_compared = x->not_compared;
         g->empty_support = x->empty_support;
+        g->tk_violations = x->tk_violations;
         g->mean_p_tail = x->positions ? x->p_tail / (double)x->positions : NAN;
         g->mean_bound_obs = x->positions ? x->bound_obs / (double)x->positions : NAN;
     }
@@ -370,6 +412,9 @@ done:
             free(a[gi].dp.v);
             free(a[gi].lppl.v);
             free(a[gi].div.v);
+            free(a[gi].tk_est.v);
+            free(a[gi].tk_bias.v);
+            free(a[gi].tk_bound.v);
         }
     free(a);
     free(names);

@@ -261,13 +261,29 @@ int mxv_kld_topk_from_full(const double *lp, const double *lq, size_t n,
     out->estimate = e.kld;
     out->bound_obs = e.bound_obs;
     out->p_tail = e.p_tail;
-    double maxd = -INFINITY;
+    /* over the tail: the largest log-ratio, and log sum p^2/q (Jensen:
+     * KL(a||b) = E_a log(a/b) <= log E_a (a/b) <= max log(a/b)) */
+    double maxd = -INFINITY, m2 = -INFINITY;
+    mxv_ksum s2 = MXV_KSUM_INIT;
     for (size_t j = 0; j < n; j++)
-        if (in_s[j] != 3 && lp[j] > -INFINITY && lp[j] - lq[j] > maxd)
-            maxd = lp[j] - lq[j];
+        if (in_s[j] != 3 && lp[j] > -INFINITY) {
+            if (lp[j] - lq[j] > maxd)
+                maxd = lp[j] - lq[j];
+            if (2 * lp[j] - lq[j] > m2)
+                m2 = 2 * lp[j] - lq[j];
+        }
+    for (size_t j = 0; j < n; j++)
+        if (in_s[j] != 3 && lp[j] > -INFINITY)
+            mxv_ksum_add(&s2, exp(2 * lp[j] - lq[j] - m2));
     out->bias_bound = 0;
-    if (e.p_tail > 0 && maxd > -INFINITY)
-        out->bias_bound = e.p_tail * (maxd - (log(e.p_tail) - log(e.q_tail)));
+    if (e.p_tail > 0 && maxd > -INFINITY) {
+        double lpt = log(e.p_tail), lqt = log(e.q_tail);
+        double bmax = e.p_tail * (maxd - (lpt - lqt));
+        double bchi = e.p_tail * (m2 + log(mxv_ksum_get(&s2)) - 2 * lpt + lqt);
+        out->bias_bound = bchi < bmax ? bchi : bmax;
+        if (out->bias_bound < 0)
+            out->bias_bound = 0;
+    }
     rc = 0;
 done:
     free(ip);

@@ -19,7 +19,8 @@
  * runs, each its own cell, plus ONE tail cell holding the rest of the mass.
  * By the data-processing inequality this is a lower bound of the full KLD;
  * the bias (full - estimate) is P_tail * KL(P|tail || Q|tail) and lies in
- * [0, P_tail * (max_{j in tail} d_j - log(P_tail / Q_tail))].
+ * [0, B], B = P_tail * min(log((Q_tail/P_tail^2) sum_tail p_j^2/q_j),
+ * max_{j in tail} d_j - log(P_tail / Q_tail)) (Jensen).
  *
  * Nothing here prints or allocates (except mxv_kld_topk_from_full, which
  * allocates scratch).  Not thread-unsafe: no global state.
@@ -100,9 +101,8 @@ int mxv_kld_topk(const mxv_tok_lp *p, size_t np, const mxv_tok_lp *q,
 /* For measuring the estimator against full distributions: from normalized
  * full log-probs lp, lq (n entries) builds the top-k lists each run would
  * return (k largest of each, token ids = indices), and gives the exact KLD,
- * the estimate (tail_floor 0), the proven bias bound
- *     p_tail * (max_{j in tail} d_j - log(p_tail / q_tail))
- * (0 when p_tail == 0) and the estimator's bound_obs.  Returns 0, or -1 on
+ * the estimate (tail_floor 0), the proven bias bound B above (0 when
+ * p_tail == 0) and the estimator's bound_obs.  Returns 0, or -1 on
  * bad input or out of memory. */
 typedef struct {
     double exact, estimate, bias_bound, bound_obs, p_tail;

@@ -164,6 +164,11 @@ static void text_group(FILE *f, const mxv_compare *c, const mxv_cmp_group *g)
     if (g->empty_support)
         fprintf(f, "  %zu positions share no token between the runs' top-k\n",
                 g->empty_support);
+    if (c->topk_check)
+        fprintf(f, "  top-k check (k=%zu) estimate %.6g mean, bias %.6g mean "
+                "(max %.6g), proven bound %.6g mean; %zu positions outside "
+                "[0, bound]\n", c->topk_check, g->tk_est.mean, g->tk_bias.mean,
+                g->tk_bias.pct[0], g->tk_bound.mean, g->tk_violations);
 }
 
 void mxv_compare_text(FILE *f, const mxv_compare *c, const char *base,
@@ -177,6 +182,15 @@ void mxv_compare_text(FILE *f, const mxv_compare *c, const char *base,
                 "one tail bucket\n", c->k);
     for (size_t i = 0; i < c->ng; i++)
         text_group(f, c, &c->g[i]);
+    size_t shown = 0, nd = 0;
+    for (size_t i = 0; i < c->nreq; i++)
+        nd += c->req[i].diverged_at >= 0;
+    for (size_t i = 0; i < c->nreq && shown < 10; i++)
+        if (c->req[i].diverged_at >= 0)
+            fprintf(f, "%s \"%s\" at token %ld", shown++ ? "," : "diverged:",
+                    c->req[i].key, c->req[i].diverged_at);
+    if (shown)
+        fprintf(f, "%s\n", nd > shown ? ", ... (all in --json)" : "");
     if (!v->judged)
         fprintf(f, "verdict: not judged (no golden tolerances given)\n");
     else
@@ -248,6 +262,14 @@ char *mxv_compare_json(const mxv_compare *c, const char *base,
             jnum(o, "mean_tail_mass", g->mean_p_tail);
             jnum(o, "mean_bias_bound_obs", g->mean_bound_obs);
             cJSON_AddNumberToObject(o, "empty_support", (double)g->empty_support);
+        }
+        if (c->topk_check) {
+            cJSON *t = cJSON_AddObjectToObject(o, "topk_check");
+            cJSON_AddNumberToObject(t, "k", (double)c->topk_check);
+            cJSON_AddItemToObject(t, "estimate", jsummary(&g->tk_est));
+            cJSON_AddItemToObject(t, "bias", jsummary(&g->tk_bias));
+            cJSON_AddItemToObject(t, "bound", jsummary(&g->tk_bound));
+            cJSON_AddNumberToObject(t, "outside_bound", (double)g->tk_violations);
         }
         cJSON_AddItemToObject(o, "delta_p", jsummary(&g->dp));
         cJSON *lp = cJSON_AddObjectToObject(o, "log_ppl_ratio");
@@ -380,15 +402,14 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
                    const mxv_mverdict *v)
 {
     sbuf b = {0};
+    char thr[32] = "-";
+    if (!isnan(threshold))
+        snprintf(thr, sizeof thr, "%.4g", threshold);
     sb(&b, "## mxverify model score\n\n`%s` (metric `%s`, filter `%s`)\n\n"
            "| accuracy | n | Wilson 95%% | one-sided %g%% lower | threshold |\n"
            "|---:|---:|---:|---:|---:|\n| %.4f | %zu | [%.4f, %.4f] | %.4f | %s |\n",
        test->path, test->metric, test->filter, 100 * s->conf, s->acc, s->n,
-       s->lo95, s->hi95, s->lower, isnan(threshold) ? "-" : "");
-    if (!isnan(threshold)) {
-        b.n -= 3; /* replace "- |\n" */
-        sb(&b, "%.4g |\n", threshold);
-    }
+       s->lo95, s->hi95, s->lower, thr);
     if (s->have_base)
         sb(&b, "\nBase `%s`: accuracy %.4f. McNemar exact: %zu right→wrong, "
                "%zu wrong→right, p two-sided %.4g, p (TEST worse) %.4g (alpha "
@@ -397,8 +418,8 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
     if (!v->judged)
         sb(&b, "\n**Verdict:** not judged (no threshold and no base)\n");
     else
-        sb(&b, "\n**Verdict:** %s%s%s%s\n", v->pass ? "PASS" : "FAIL",
-           v->entry[0] ? " against " : "", v->entry, v->pass ? "" : "");
+        sb(&b, "\n**Verdict:** %s%s%s\n", v->pass ? "PASS" : "FAIL",
+           v->entry[0] ? " against " : "", v->entry);
     if (v->judged && !v->pass)
         sb(&b, "\n%s\n", v->why);
     return sb_take(&b);
