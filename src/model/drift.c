@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
-#include "check_moe.h"
+#include "check_capture.h"
 #include "cli.h"
 #include "model/drift.h"
 #include "model/drift_fp8.h"
@@ -230,26 +230,9 @@ static int cmp_tensor(mxv_drift_cmp *c, const mxv_capture *tc, const mxv_capture
 
 typedef struct {
     mxv_drift_layer *L;
-    mxv_check_results *res;
     int mismatch;          /* attribution disagrees with check's count */
     char what[160];
 } hook_ctx;
-
-static const mxv_judge *judge_named(const mxv_check_results *r, const char *name)
-{
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->j[i].name, name) == 0)
-            return &r->j[i];
-    return NULL;
-}
-
-static int outside_bound(uint16_t o, double exact, double bound)
-{
-    if (isinf(bound))
-        return 0; /* overflow: check does not judge it (counted apart) */
-    double err = fabs((double)mx_bf16_to_float(o) - exact);
-    return !(err <= bound);
-}
 
 /* Attributes one stage's elements outside to tokens and experts and
  * records the stage; family: 0 token rows, 1 routed rows, 2 shared. */
@@ -267,6 +250,8 @@ static void attribute(hook_ctx *h, const mxv_judge *j, int family, const int32_t
     s->max_ratio = j->max_ratio;
     s->bit_exact = j->n ? (double)j->bit_exact / (double)j->n : 1;
     s->first_row = s->first_col = s->first_token = s->first_expert = -1;
+    if (cols == 0)
+        cols = 1;
     size_t count = 0, *per = calloc(L->E + 1, sizeof *per);
     for (size_t i = 0; i < n; i++) {
         if (!bad(arg, i))
@@ -306,104 +291,84 @@ static void attribute(hook_ctx *h, const mxv_judge *j, int family, const int32_t
     }
 }
 
+/* One element against the stage's reference under its verdict kind: the
+ * rules of judge.c (mxv_judge_bytes, _bf16_codes, _bf16, _bf16_equal,
+ * _f32), element by element. */
 typedef struct {
-    const uint8_t *out, *model, *alt;
-} bytes_arg;
-static int bad_bytes(const void *a, size_t i)
-{
-    const bytes_arg *b = a;
-    return b->out[i] != b->model[i] && !(b->alt && b->out[i] == b->alt[i]);
-}
-
-typedef struct {
-    const uint16_t *out;
+    mxv_verdict_kind v;
+    const void *out, *model, *alt;
     const double *exact, *bound;
-} bound_arg;
-static int bad_bound(const void *a, size_t i)
+} elem_arg;
+
+static int bad_elem(const void *arg, size_t i)
 {
-    const bound_arg *b = a;
-    return outside_bound(b->out[i], b->exact[i], b->bound[i]);
+    const elem_arg *a = arg;
+    switch (a->v) {
+    case MXV_VERDICT_BYTES: {
+        const uint8_t *o = a->out, *m = a->model, *al = a->alt;
+        return o[i] != m[i] && !(al && o[i] == al[i]);
+    }
+    case MXV_VERDICT_BF16_CODES: {
+        const uint16_t *o = a->out, *m = a->model, *al = a->alt;
+        return o[i] != m[i] && !(al && o[i] == al[i]);
+    }
+    case MXV_VERDICT_BOUND: {
+        const uint16_t *o = a->out;
+        if (isinf(a->bound[i]))
+            return 0; /* overflow: check does not judge it (counted apart) */
+        double err = fabs((double)mx_bf16_to_float(o[i]) - a->exact[i]);
+        return !(err <= a->bound[i]);
+    }
+    case MXV_VERDICT_EQUAL:
+    case MXV_VERDICT_EQUAL_IF_GIVEN: {
+        const uint16_t *o = a->out, *m = a->model;
+        return o[i] != m[i];
+    }
+    case MXV_VERDICT_F32_BOUND: {
+        const float *o = a->out;
+        if (isinf(a->bound[i]))
+            return 0;
+        return !(fabs((double)o[i] - a->exact[i]) <= a->bound[i]);
+    }
+    case MXV_VERDICT_INFO:
+        return 0;
+    }
+    return 0;
 }
 
-typedef struct {
-    const uint16_t *out, *model, *alt;
-} eq_arg;
-static int bad_equal(const void *a, size_t i)
-{
-    const eq_arg *b = a;
-    return b->out[i] != b->model[i] && !(b->alt && b->out[i] == b->alt[i]);
-}
-
-/* The per-element rules are check's (src/cmd_check.c, check_moe): bytes
- * equal the model or the admissible alternative; BF16 within the bound;
- * moe_sum and (with routed and shared_out captured) out equal to the
- * model.  The counts are compared with check's. */
-static void on_layer(void *ctx, const mxv_capture *c, const mx_moe_result *r,
-                     const mx_moe_given *g, const uint16_t *out, size_t T)
+/* check's hook: each judged stage of the TEST layer, re-derived element by
+ * element from the stage table's reference and attributed. */
+static void on_stage(void *ctx, const mxv_stage *st, const mxv_stage_src *src, const void *out,
+                     const mxv_judge *j, const int32_t *ids)
 {
     hook_ctx *h = ctx;
-    const mx_moe_shape *s = &c->shape;
-    size_t H = s->H, I = s->inter, k = (size_t)s->topk, Tk = T * k;
-    const int32_t *ids = g->topk_ids ? g->topk_ids : r->route.ids;
-    mxv_check_results *res = h->res;
-    if (g->xq && g->xq_s && r->policy == MX_POLICY_W8A8) {
-        bytes_arg a = {g->xq_s, r->xq.s, NULL};
-        attribute(h, judge_named(res, "xq_scale"), 0, ids, H / 32, T * H / 32, bad_bytes, &a);
-        bytes_arg b = {g->xq, r->xq.q, NULL};
-        attribute(h, judge_named(res, "xq"), 0, ids, H, T * H, bad_bytes, &b);
+    mxv_stage_ref ref;
+    memset(&ref, 0, sizeof ref);
+    if (src->ref)
+        snprintf(h->L->policy, sizeof h->L->policy, "%s", mx_moe_policy_name(src->ref->policy));
+    if (st->produce(src, out, &ref) != 0) {
+        h->mismatch = 1;
+        snprintf(h->what, sizeof h->what, "out of memory");
+        return;
     }
-    if (g->g1) {
-        bound_arg a = {g->g1, r->g1.exact, r->g1.bound};
-        attribute(h, judge_named(res, "g1"), 1, ids, 2 * I, Tk * 2 * I, bad_bound, &a);
+    elem_arg a = {st->verdict, out, ref.model, ref.alt, ref.exact, ref.bound};
+    if (a.v == MXV_VERDICT_EQUAL_IF_GIVEN)
+        a.v = src->inputs_given ? MXV_VERDICT_EQUAL : MXV_VERDICT_BOUND;
+    int family = 0;
+    switch (st->id) {
+    case MXV_STAGE_G1: case MXV_STAGE_ACTQ_SCALE: case MXV_STAGE_ACTQ:
+    case MXV_STAGE_ACT: case MXV_STAGE_ACT16: case MXV_STAGE_Y:
+        family = 1;
+        break;
+    case MXV_STAGE_SHARED:
+        family = 2;
+        break;
+    default:
+        family = 0;
     }
-    if (g->actq && g->actq_s && r->policy == MX_POLICY_W8A8) {
-        const uint8_t *ks = g->actq_s, *kq = g->actq;
-        uint8_t *alt = malloc(nz(Tk * I));
-        if (alt) {
-            for (size_t i = 0; i < Tk * I; i++) {
-                size_t b = i / 32;
-                if (ks[b] == r->actq.s[b])
-                    alt[i] = r->actq.q_alt[i];
-                else if (ks[b] == r->actq.s_alt[b])
-                    alt[i] = kq[i] == r->actq.q_under_alt[i] ? r->actq.q_under_alt[i]
-                                                              : r->actq.q_under_alt2[i];
-                else
-                    alt[i] = r->actq.q_alt[i];
-            }
-            bytes_arg a = {ks, r->actq.s, r->actq.s_alt};
-            attribute(h, judge_named(res, "actq_scale"), 1, ids, I / 32, Tk * I / 32, bad_bytes, &a);
-            bytes_arg b = {kq, r->actq.q, alt};
-            attribute(h, judge_named(res, "actq"), 1, ids, I, Tk * I, bad_bytes, &b);
-            free(alt);
-        } else {
-            h->mismatch = 1;
-            snprintf(h->what, sizeof h->what, "out of memory");
-        }
-    }
-    if (g->act16 && r->policy != MX_POLICY_W8A8) {
-        eq_arg a = {g->act16, r->act16.model, r->act16.alt};
-        attribute(h, judge_named(res, "act"), 1, ids, I, Tk * I, bad_equal, &a);
-    }
-    if (g->y) {
-        bound_arg a = {g->y, r->y.exact, r->y.bound};
-        attribute(h, judge_named(res, "y"), 1, ids, H, Tk * H, bad_bound, &a);
-    }
-    if (g->routed) {
-        eq_arg a = {g->routed, r->routed.model, NULL};
-        attribute(h, judge_named(res, "routed (moe_sum)"), 0, ids, H, T * H, bad_equal, &a);
-    }
-    if (g->shared) {
-        bound_arg a = {g->shared, r->shared.exact, r->shared.bound};
-        attribute(h, judge_named(res, "shared_out"), 2, ids, H, T * H, bad_bound, &a);
-    }
-    if (g->routed && g->shared) {
-        eq_arg a = {out, r->out.model, NULL};
-        attribute(h, judge_named(res, "out"), 0, ids, H, T * H, bad_equal, &a);
-    } else {
-        bound_arg a = {out, r->out.exact, r->out.bound};
-        attribute(h, judge_named(res, "out"), 0, ids, H, T * H, bad_bound, &a);
-    }
-    snprintf(h->L->policy, sizeof h->L->policy, "%s", mx_moe_policy_name(r->policy));
+    attribute(h, j, family, ids, ref.cols, ref.n, bad_elem, &a);
+    for (int i = 0; i < 3; i++)
+        free(ref.owned[i]);
 }
 
 /* Judges one capture with check's code; with L, attributes (TEST). */
@@ -412,10 +377,11 @@ static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pas
 {
     mxv_capture c;
     mxv_st_err se;
-    mxv_check_results res;
+    mxv_check_result res;
     hook_ctx h;
     memset(&res, 0, sizeof res);
     memset(&h, 0, sizeof h);
+    h.L = L;
     mxv_st_status s = mxv_capture_open(path, &c, &se);
     if (s != MXV_ST_OK)
         return fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
@@ -423,13 +389,7 @@ static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pas
         mxv_capture_close(&c);
         return fail(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"kind\": not moe_layer", path);
     }
-    if (L) {
-        h.L = L;
-        h.res = &res;
-        res.hook = on_layer;
-        res.hook_ctx = &h;
-    }
-    s = mxv_check_moe(&c, &res, &se);
+    s = mxv_check_capture_hooked(&c, &res, L ? on_stage : NULL, &h, &se);
     int rc = 0;
     if (s != MXV_ST_OK)
         rc = fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
@@ -459,7 +419,6 @@ static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pas
                 }
         }
     }
-    mxv_check_results_free(&res);
     mxv_capture_close(&c);
     return rc;
 }

@@ -1,37 +1,21 @@
 /* drift_report.c -- the drift report: text, JSON, Markdown and an SVG plot
  * of the per-layer error growth (a small writer; 
- * docs/drift.md says why not PLplot).  Files are written to PATH.tmp.PID and renamed. */
+ * docs/drift.md says why not PLplot).  Files go through mxv_out (out.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cjson/cJSON.h>
 #include "model/drift.h"
+#include "out.h"
 
 /* ---- shared pieces ---------------------------------------------------------- */
 
+/* Every report goes through the one safe writer (src/lib/out.h): a
+ * temporary file renamed into place, never an input of the run. */
 static int write_atomic(const char *path, const char *text, char *err, size_t len)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
-        snprintf(err, len, "%s: path too long", path);
-        return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, len, "cannot write %s", tmp);
-        return -1;
-    }
-    int ok = fputs(text, f) >= 0;
-    ok &= fflush(f) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        snprintf(err, len, "cannot write %s", path);
-        return -1;
-    }
-    return 0;
+    return mxv_out_write_text(path, text, err, len);
 }
 
 static const char *expert_name(long e, char *buf, size_t len)

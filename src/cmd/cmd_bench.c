@@ -1,0 +1,303 @@
+/* cmd_bench.c -- `mxverify bench`: how fast the exact reference is on a real
+ * layer shape, against the MPFR oracle and against plain binary64 BLAS.
+ *
+ * On one generated MiniMax-M3 layer (default: TP8, 64 tokens) it times the
+ * layer's GEMMs (per-expert GEMM1 and GEMM2 over the routed rows, exactly
+ * the calls the layer makes, plus the shared expert) through
+ *   - the fast exact engine (exact values only),
+ *   - the same plus the accumulation model, and plus the bounds,
+ *   - an FP64 dgemm of the same per-expert shapes (operands pre-decoded),
+ *     and of the dense shapes (T*topk rows at once),
+ *   - the MPFR oracle on a sample of elements, extrapolated,
+ * checks the sample bit for bit against the fast path, and times the whole
+ * layer reference (every stage, exact + model + bounds).  BLAS runs on one
+ * thread.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <gsl/gsl_cblas.h>
+#include "mxref/casegen.h"
+#include "mxref/fnuz.h"
+#include "cli.h"
+#include "commands.h"
+#include "layer_opts.h"
+#include "runner.h"
+
+void openblas_set_num_threads(int n) __attribute__((weak));
+
+
+/* One GEMM call of the layer: operands and its output size. */
+typedef struct {
+    mx_operand A, B;
+    const float *w;
+    size_t M, N, K;
+    void *own[4];
+} call;
+
+typedef struct {
+    call *c;
+    size_t n, cap;
+} calls;
+
+static call *push(calls *cs)
+{
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap * 2 + 16;
+        cs->c = realloc(cs->c, cs->cap * sizeof *cs->c);
+    }
+    memset(&cs->c[cs->n], 0, sizeof cs->c[0]);
+    return &cs->c[cs->n++];
+}
+
+static void free_calls(calls *cs)
+{
+    for (size_t i = 0; i < cs->n; i++)
+        for (int j = 0; j < 4; j++)
+            free(cs->c[i].own[j]);
+    free(cs->c);
+}
+
+/* The layer's GEMM calls, built from a reference run's intermediates. */
+static int build_calls(const mx_case *c, const mx_moe_result *r, calls *cs)
+{
+    const mx_moe_shape *s = &c->shape;
+    size_t H = s->H, I = s->inter, k = (size_t)s->topk, Tk = c->T * k;
+    const mx_format *uz = mx_format_get(MX_E4M3FNUZ);
+    int w8a8 = r->policy == MX_POLICY_W8A8;
+    if (!w8a8)
+        return -1; /* the benchmark is the MXFP8 layer */
+    for (int gemm = 1; gemm <= 2; gemm++)
+        for (size_t le = 0; le < s->E_local; le++) {
+            size_t e = s->expert0 + le, M = 0;
+            for (size_t i = 0; i < Tk; i++)
+                M += (size_t)r->route.ids[i] == e;
+            if (!M)
+                continue;
+            call *x = push(cs);
+            int32_t *idx = malloc(M * sizeof *idx);
+            float *w = malloc(M * sizeof *w);
+            size_t N = gemm == 1 ? 2 * I : H, K = gemm == 1 ? H : I, m = 0;
+            for (size_t i = 0; i < Tk; i++)
+                if ((size_t)r->route.ids[i] == e) {
+                    idx[m] = (int32_t)(gemm == 1 ? i / k : i);
+                    w[m++] = r->route.weights[i];
+                }
+            uint8_t *bq = malloc(N * K), *bs = malloc(N * K / 32);
+            size_t bad;
+            mx_fn_to_fnuz_mx(gemm == 1 ? c->w13[le] : c->w2[le], N * K,
+                             gemm == 1 ? c->w13_s[le] : c->w2_s[le], N * K / 32,
+                             32, bq, bs, &bad);
+            mx_operand A = {uz, gemm == 1 ? r->xq.q : r->actq.q, M, K, K,
+                            gemm == 1 ? r->xq.s : r->actq.s, K / 32, 1, idx};
+            mx_operand B = {uz, bq, N, K, K, bs, K / 32, 1, NULL};
+            x->A = A;
+            x->B = B;
+            x->w = gemm == 2 ? w : NULL;
+            x->M = M;
+            x->N = N;
+            x->K = K;
+            x->own[0] = idx;
+            x->own[1] = w;
+            x->own[2] = bq;
+            x->own[3] = bs;
+        }
+    return 0;
+}
+
+/* Runs every call through mx_gemm with the chosen outputs; seconds. */
+static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *st)
+{
+    double t0 = mxv_now();
+    memset(st, 0, sizeof *st);
+    for (size_t i = 0; i < cs->n; i++) {
+        const call *x = &cs->c[i];
+        size_t MN = x->M * x->N;
+        double *ex = malloc(MN * sizeof *ex), *bd = bound ? malloc(MN * sizeof *bd) : NULL;
+        uint16_t *mo = model ? malloc(MN * sizeof *mo) : NULL;
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_stats s1;
+        mx_gemm(&spec, &x->A, &x->B, &o, &s1);
+        st->elements += s1.elements;
+        st->slow_elements += s1.slow_elements;
+        free(ex);
+        free(bd);
+        free(mo);
+    }
+    return mxv_now() - t0;
+}
+
+/* FP64 dgemm of the same per-expert shapes, operands decoded beforehand. */
+static double time_dgemm(const calls *cs)
+{
+    double total = 0;
+    for (size_t i = 0; i < cs->n; i++) {
+        const call *x = &cs->c[i];
+        double *a = malloc(x->M * x->K * sizeof *a), *b = malloc(x->N * x->K * sizeof *b);
+        double *c = malloc(x->M * x->N * sizeof *c);
+        for (size_t m = 0; m < x->M; m++)
+            for (size_t kk = 0; kk < x->K; kk++)
+                a[m * x->K + kk] = mx_decode_double(x->A.fmt,
+                    ((const uint8_t *)x->A.codes)[(size_t)x->A.row_idx[m] * x->K + kk]);
+        for (size_t n = 0; n < x->N * x->K; n++)
+            b[n] = mx_decode_double(x->B.fmt, ((const uint8_t *)x->B.codes)[n]);
+        double t0 = mxv_now();
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)x->M, (int)x->N,
+                    (int)x->K, 1.0, a, (int)x->K, b, (int)x->K, 0.0, c, (int)x->N);
+        total += mxv_now() - t0;
+        free(a);
+        free(b);
+        free(c);
+    }
+    return total;
+}
+
+static double time_dense(size_t M, size_t N, size_t K)
+{
+    double *a = malloc(M * K * sizeof *a), *b = malloc(N * K * sizeof *b);
+    double *c = malloc(M * N * sizeof *c);
+    for (size_t i = 0; i < M * K; i++)
+        a[i] = (double)(i % 17) - 8;
+    for (size_t i = 0; i < N * K; i++)
+        b[i] = (double)(i % 13) - 6;
+    double t0 = mxv_now();
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
+                1.0, a, (int)K, b, (int)K, 0.0, c, (int)N);
+    double t = mxv_now() - t0;
+    free(a);
+    free(b);
+    free(c);
+    return t;
+}
+
+/* MPFR oracle on the first `sample` output columns of each call's first
+ * row; returns seconds per element, and counts bitwise mismatches. */
+static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
+                        size_t *mismatch)
+{
+    double t = 0;
+    *checked = *mismatch = 0;
+    for (size_t i = 0; i < cs->n; i++) {
+        const call *x = &cs->c[i];
+        size_t ncol = sample < x->N ? sample : x->N;
+        mx_operand A1 = x->A, B1 = x->B;
+        A1.rows = 1;
+        B1.rows = ncol;
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
+        double *ex = malloc(ncol * sizeof *ex), *ex2 = malloc(ncol * sizeof *ex2);
+        mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
+        mx_gemm(&spec, &A1, &B1, &o, NULL);
+        double t0 = mxv_now();
+        mx_gemm_exact_mpfr(&spec, &A1, &B1, ex2);
+        t += mxv_now() - t0;
+        for (size_t n = 0; n < ncol; n++)
+            *mismatch += memcmp(&ex[n], &ex2[n], sizeof ex[n]) != 0;
+        *checked += ncol;
+        free(ex);
+        free(ex2);
+    }
+    return *checked ? t / (double)*checked : 0;
+}
+
+int mxv_cmd_bench(int argc, char **argv)
+{
+    mxv_layer_opts lo = {0};
+    const char *help = NULL, *sample_s = NULL;
+    const mxv_opt opts[] = {{"shape", 1, &lo.shape, 0},  {"tokens", 1, &lo.tokens, 0},
+                            {"seed", 1, &lo.seed, 0},    {"family", 1, &lo.family, 0},
+                            {"mpfr-sample", 1, &sample_s, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "bench");
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
+             "[--family real] [--mpfr-sample 32]\n"
+             "  --shape S          layer shape (default m3-tp8)\n"
+             "  --tokens T         tokens (default 64)\n"
+             "  --seed N           case seed (default 1)\n"
+             "  --family F         input family (default real)\n"
+             "  --mpfr-sample N    output elements timed with plain MPFR (default 32)\n"
+             "  -h, --help         this text");
+        return MXV_EXIT_OK;
+    }
+    if (npos)
+        return mxv_error(MXV_EXIT_USAGE, "bench takes no positional arguments");
+    unsigned long long sample = 32;
+    if (sample_s && (mxv_parse_uint(sample_s, 1u << 20, &sample) != 0 || !sample))
+        return mxv_error(MXV_EXIT_USAGE, "--mpfr-sample '%s' is not a positive "
+                                         "integer", sample_s);
+    mx_case_params p;
+    mx_moe_config cfg;
+    lo.policy = "w8a8-mxfp8";
+    if ((rc = mxv_layer_opts_parse(&lo, &p, &cfg)) != 0)
+        return rc;
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(1);
+
+    double t0 = mxv_now();
+    mx_case c;
+    if (mx_case_generate(&p, &c) != MX_OK)
+        return mxv_error(MXV_EXIT_INTERNAL, "bench: cannot generate the case");
+    double t_gen = mxv_now() - t0;
+    mx_moe_result r;
+    long bad;
+    t0 = mxv_now();
+    if (mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad) != MX_OK) {
+        mx_case_free(&c);
+        return mxv_error(MXV_EXIT_INTERNAL, "bench: the reference failed");
+    }
+    double t_layer_first = mxv_now() - t0;
+    calls cs = {NULL, 0, 0};
+    build_calls(&c, &r, &cs);
+    mx_gemm_stats st;
+    double t_exact = time_calls(&cs, 0, 0, &st);
+    double t_model = time_calls(&cs, 1, 0, &st);
+    double t_bound = time_calls(&cs, 1, 1, &st);
+    double t_dgemm = time_dgemm(&cs);
+    size_t Tk = c.T * (size_t)c.shape.topk;
+    double t_dense = time_dense(Tk, 2 * c.shape.inter, c.shape.H) +
+                     time_dense(Tk, c.shape.H, c.shape.inter);
+    size_t checked, mism;
+    double per_el = time_mpfr(&cs, (size_t)sample, &checked, &mism);
+    double t_mpfr = per_el * (double)st.elements;
+    mx_moe_result_free(&r);
+    t0 = mxv_now();
+    mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad);
+    double t_layer = mxv_now() - t0;
+
+    printf("bench: %s, %zu tokens (%zu routes), %zu experts used, seed %llu, "
+           "BLAS on 1 thread\n",
+           c.shape.name, c.T, Tk, c.n_materialized, (unsigned long long)p.seed);
+    printf("bench: routed GEMM1 + GEMM2: %zu calls, %zu output elements, %zu "
+           "took the GMP path\n",
+           cs.n, st.elements, st.slow_elements);
+    printf("%-44s %10s %10s\n", "path", "seconds", "ratio");
+    printf("%-44s %10.3f %10s\n", "case generation", t_gen, "");
+    printf("%-44s %10.1f %9.0fx\n", "MPFR oracle (extrapolated)", t_mpfr,
+           t_mpfr / t_exact);
+    printf("%-44s %10.3f %10s\n", "fast exact", t_exact, "1.0x");
+    printf("%-44s %10.3f %9.2fx\n", "fast exact + model (fp32-group)", t_model,
+           t_model / t_exact);
+    printf("%-44s %10.3f %9.2fx\n", "fast exact + model + bounds", t_bound,
+           t_bound / t_exact);
+    printf("%-44s %10.3f %9.2fx\n", "FP64 dgemm, same per-expert shapes", t_dgemm,
+           t_exact / t_dgemm);
+    printf("%-44s %10.3f %9.2fx\n", "FP64 dgemm, dense GEMM1 + GEMM2 shapes",
+           t_dense, t_exact / t_dense);
+    printf("%-44s %10.3f %10s\n", "whole layer (every stage, + shared expert)",
+           t_layer, "");
+    printf("bench: MPFR oracle vs fast exact on %zu sampled elements: %zu "
+           "mismatches (%.1f us per element in MPFR)\n",
+           checked, mism, per_el * 1e6);
+    printf("bench: first layer run (cold) %.3f s\n", t_layer_first);
+    mx_moe_result_free(&r);
+    free_calls(&cs);
+    mx_case_free(&c);
+    return mism ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+}

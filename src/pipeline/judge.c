@@ -1,0 +1,328 @@
+/* judge.c -- per-element verdicts and peer metrics (see judge.h).  The
+ * histogram of |err| / bound is a GSL histogram with fixed ranges. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_histogram.h>
+#include "mxref/format.h"
+#include "judge.h"
+#include "out.h"
+
+const double mxv_hist_edges[MXV_HIST_BINS] = {0,   0.1, 0.2, 0.3, 0.4, 0.5,
+                                              0.6, 0.7, 0.8, 0.9, 1.0, 2.0};
+static const double last_edge = 1e300;
+
+/* One BF16 ulp at x's binade (subnormal spacing below 2^-126). */
+static double bf16_ulp(double x)
+{
+    double a = fabs(x);
+    if (a < 0x1p-126)
+        return 0x1p-133;
+    int e;
+    frexp(a, &e);
+    return ldexp(1.0, e - 8);
+}
+
+static void init(mxv_judge *j, const char *name, int by_bytes, size_t n,
+                 size_t cols)
+{
+    memset(j, 0, sizeof *j);
+    j->name = name;
+    j->by_bytes = by_bytes;
+    j->n = n;
+    j->cols = cols ? cols : 1;
+    j->allclose = 1;
+}
+
+static void note_bad(mxv_judge *j, size_t i, double out, double exact,
+                     double bound)
+{
+    j->outside++;
+    if (j->nbad < MXV_JUDGE_FIRST) {
+        mxv_judge_bad b = {i, out, exact, bound};
+        j->bad[j->nbad++] = b;
+    }
+}
+
+/* rel L2, SQNR, allclose, aiter from out vs exact */
+static void peers(mxv_judge *j, const double *outv, const double *exact, size_t n)
+{
+    double d2 = 0, r2 = 0;
+    size_t mis = 0;
+    for (size_t i = 0; i < n; i++) {
+        double o = outv[i], r = exact[i], d = o - r;
+        if (isnan(o) || isnan(r)) {
+            d2 = INFINITY;
+            j->allclose = 0;
+            mis++;
+            continue;
+        }
+        d2 += d * d;
+        r2 += r * r;
+        if (!(fabs(d) <= 1e-5 + 1.6e-2 * fabs(r)))
+            j->allclose = 0;
+        if (!(fabs(d) <= 1e-2 + 1e-2 * fabs(r)))
+            mis++;
+    }
+    j->rel_l2 = sqrt(d2) / (sqrt(r2) + 1e-8);
+    j->sqnr_db = d2 > 0 ? 10 * log10(r2 / d2) : INFINITY;
+    j->aiter_mismatch = n ? (double)mis / (double)n : 0;
+}
+
+void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
+                    const uint16_t *model, const double *exact,
+                    const double *bound, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    double *ov = malloc((n ? n : 1) * sizeof *ov);
+    gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
+    double range[MXV_HIST_BINS + 1];
+    memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
+    range[MXV_HIST_BINS] = last_edge;
+    gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1);
+    for (size_t i = 0; i < n; i++) {
+        double o = mx_bf16_to_float(out[i]);
+        ov[i] = o;
+        double err = fabs(o - exact[i]);
+        if (model && out[i] == model[i])
+            j->bit_exact++;
+        if (isinf(bound[i])) {
+            j->overflow++;
+            continue;
+        }
+        double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
+        if (!(err <= bound[i]))
+            note_bad(j, i, o, exact[i], bound[i]);
+        if (ratio > j->max_ratio || isnan(ratio))
+            j->max_ratio = isnan(ratio) ? INFINITY : ratio;
+        double ulps = err / bf16_ulp(exact[i]);
+        if (ulps > j->max_ulp || isnan(ulps))
+            j->max_ulp = isnan(ulps) ? INFINITY : ulps;
+        gsl_histogram_increment(h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299);
+    }
+    for (size_t b = 0; b < MXV_HIST_BINS; b++)
+        j->hist[b] = (size_t)gsl_histogram_get(h, b);
+    gsl_histogram_free(h);
+    peers(j, ov, exact, n);
+    free(ov);
+}
+
+void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const double *exact,
+                          const double *bound, size_t n, size_t cols)
+{
+    mxv_judge_bf16(j, name, out, model, exact, bound, n, cols);
+    /* the verdict is equality; the bound figures stay as information */
+    j->by_equal = 1;
+    j->outside = j->nbad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != model[i])
+            note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]),
+                     0);
+}
+
+void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
+                     const uint8_t *model, const uint8_t *alt, size_t n,
+                     size_t cols)
+{
+    init(j, name, 1, n, cols);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == model[i]) {
+            j->bit_exact++;
+            continue;
+        }
+        if (alt && out[i] == alt[i]) {
+            j->ambiguous++;
+            continue;
+        }
+        note_bad(j, i, out[i], model[i], alt ? alt[i] : model[i]);
+    }
+    j->rel_l2 = NAN;
+    j->sqnr_db = NAN;
+    j->aiter_mismatch = NAN;
+}
+
+void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,
+                            size_t n)
+{
+    j->allclose = 1;
+    peers(j, got, ref, n);
+}
+
+int mxv_judge_pass(const mxv_judge *j) { return j->outside == 0; }
+
+/* Peers judge a byte-judged tensor on its decoded values when the caller
+ * supplied them (rel_l2 is NaN otherwise: the rule does not apply). */
+int mxv_judge_peer_l2_fails(const mxv_judge *j)
+{
+    return !isnan(j->rel_l2) && !(j->rel_l2 < 5e-2);
+}
+
+int mxv_judge_peer_allclose_fails(const mxv_judge *j)
+{
+    return !isnan(j->rel_l2) && !j->allclose;
+}
+
+int mxv_judge_peer_aiter_fails(const mxv_judge *j)
+{
+    return !isnan(j->aiter_mismatch) && !(j->aiter_mismatch <= 0.05);
+}
+
+void mxv_judge_print_header(FILE *f)
+{
+    fprintf(f, "%-28s %-4s %10s %9s %9s %9s %8s %9s %8s %9s %9s %7s\n", "tensor",
+            "ok", "elements", "outside", "max e/B", "max ulp", "exact%",
+            "relL2", "SQNR dB", "allclose", "aiter%", "ovfl");
+}
+
+void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
+{
+    double ex = j->n ? 100.0 * (double)j->bit_exact / (double)j->n : 100.0;
+    if (j->by_bytes)
+        fprintf(f, "%-28s %-4s %10zu %9zu %9s %9s %7.2f%% %9s %8s %9s %9s %7s\n",
+                label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside, "bytes",
+                "-", ex, "-", "-", j->outside ? "no" : "yes", "-", "-");
+    else
+        fprintf(f,
+                "%-28s %-4s %10zu %9zu %9.4f %9.2f %7.2f%% %9.2e %8.1f %9s %8.3f%% %7zu\n",
+                label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside,
+                j->max_ratio, j->max_ulp, ex, j->rel_l2, j->sqnr_db,
+                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch, j->overflow);
+}
+
+void mxv_judge_print_bad(FILE *f, const mxv_judge *j)
+{
+    for (size_t b = 0; b < j->nbad; b++) {
+        const mxv_judge_bad *x = &j->bad[b];
+        size_t r = x->index / j->cols, c = x->index % j->cols;
+        if (j->by_bytes)
+            fprintf(f, "  %s[%zu, %zu]: byte 0x%02X, reference 0x%02X%s\n", j->name,
+                    r, c, (unsigned)x->out, (unsigned)x->exact,
+                    x->bound != x->exact ? " (or the alternative)" : "");
+        else if (x->bound == 0 && j->outside)
+            fprintf(f, "  %s[%zu, %zu]: %a, reference %a\n", j->name, r, c,
+                    x->out, x->exact);
+        else
+            fprintf(f, "  %s[%zu, %zu]: %a, exact %a, |err| %.3g > bound %.3g\n",
+                    j->name, r, c, x->out, x->exact, fabs(x->out - x->exact),
+                    x->bound);
+    }
+    if (j->outside > j->nbad)
+        fprintf(f, "  ... %zu more\n", j->outside - j->nbad);
+}
+
+void mxv_judge_print_hist(FILE *f, const mxv_judge *j)
+{
+    size_t mx = 1;
+    for (int b = 0; b < MXV_HIST_BINS; b++)
+        mx = j->hist[b] > mx ? j->hist[b] : mx;
+    fprintf(f, "  |err| / bound histogram of %s:\n", j->name);
+    for (int b = 0; b < MXV_HIST_BINS; b++) {
+        int w = (int)(50.0 * (double)j->hist[b] / (double)mx + 0.5);
+        char lab[32];
+        if (b + 1 < MXV_HIST_BINS)
+            snprintf(lab, sizeof lab, "[%.1f, %.1f)", mxv_hist_edges[b], mxv_hist_edges[b + 1]);
+        else
+            snprintf(lab, sizeof lab, "[%.1f, inf)", mxv_hist_edges[b]);
+        fprintf(f, "  %-12s %10zu %.*s\n", lab, j->hist[b], w,
+                "##################################################");
+    }
+}
+
+int mxv_judge_write_svg(const char *path, const mxv_judge *j, const char *title)
+{
+    char err[512];
+    mxv_out *o = mxv_out_open(path, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "mxverify: %s\n", err);
+        return -1;
+    }
+    FILE *f = mxv_out_file(o);
+    size_t mx = 1;
+    for (int b = 0; b < MXV_HIST_BINS; b++)
+        mx = j->hist[b] > mx ? j->hist[b] : mx;
+    const int W = 640, Hh = 320, left = 60, bottom = 40, bw = (W - left - 20) / MXV_HIST_BINS;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\">\n", W, Hh);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-family=\"sans-serif\" font-size=\"14\">", left);
+    for (const char *p = title; *p; p++)
+        fputs(*p == '<' ? "&lt;" : *p == '&' ? "&amp;" : (char[2]){*p, 0}, f);
+    fprintf(f, "</text>\n");
+    for (int b = 0; b < MXV_HIST_BINS; b++) {
+        double hgt = (double)(Hh - bottom - 40) * (double)j->hist[b] / (double)mx;
+        int x = left + b * bw;
+        fprintf(f, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"/>\n",
+                x, (double)(Hh - bottom) - hgt, bw - 2, hgt,
+                mxv_hist_edges[b] >= 1.0 ? "#c0392b" : "#2e86c1");
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-family=\"sans-serif\" font-size=\"10\">%g</text>\n",
+                x, Hh - bottom + 14, mxv_hist_edges[b]);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" font-family=\"sans-serif\" font-size=\"9\">%zu</text>\n",
+                x, (double)(Hh - bottom) - hgt - 3, j->hist[b]);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-family=\"sans-serif\" font-size=\"12\">|err| / bound (red: outside the bound)</text>\n",
+            left, Hh - 8);
+    fprintf(f, "</svg>\n");
+    if (mxv_out_commit(o, err, sizeof err) != 0) {
+        fprintf(stderr, "mxverify: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const double *exact, const double *bound, size_t n, size_t cols)
+{
+    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor */
+    memset(j, 0, sizeof *j);
+    j->name = name;
+    j->n = n;
+    j->cols = cols;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)out[i] - exact[i]);
+        double r = bound[i] > 0 ? e / bound[i] : (e > 0 ? INFINITY : 0);
+        j->max_ratio = r > j->max_ratio ? r : j->max_ratio;
+        if (!(e <= bound[i]))
+            note_bad(j, i, out[i], exact[i], bound[i]);
+    }
+    j->rel_l2 = NAN;
+}
+
+void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const uint16_t *alt,
+                          const double *exact, size_t n, size_t cols)
+{
+    /* the metrics against the exact values; the verdict by codes */
+    mxv_judge_bf16(j, name, out, model, exact, exact, n, cols);
+    j->outside = j->nbad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != model[i] && (!alt || out[i] != alt[i]))
+            note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]), 0);
+}
+
+void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
+                        const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
+                        size_t packed_rows)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    double val[256], pw[256];
+    for (int c = 0; c < 256; c++) {
+        val[c] = mx_decode_double(f, (uint32_t)c);
+        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
+    }
+    double *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
+    if (a && b) {
+        size_t K = cols, N = packed_rows ? packed_rows : 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t si = i / 32;
+            if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
+                size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
+                si = (e * (K / 32) + g) * N + nrow;
+            }
+            a[i] = val[q[i]] * pw[s[si]];
+            b[i] = val[rq[i]] * pw[rs[si]];
+        }
+        mxv_judge_peers_values(j, a, b, n);
+    }
+    free(a);
+    free(b);
+}

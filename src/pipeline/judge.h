@@ -1,0 +1,103 @@
+/* judge.h -- per-element verdicts on a kernel's output tensor, and the peer
+ * metrics that loose tolerances use, side by side.
+ *
+ * A bound-judged tensor (GEMM outputs): element i is correct when
+ * |out_i - exact_i| <= bound_i; bit-exact when out_i == model_i.  A
+ * byte-judged tensor (quantization, deterministic stages): element i is
+ * correct when out_i equals model_i or one of the admissible alternatives.
+ *
+ * Peer metrics, with exact as the reference:
+ *   rel_l2     ||out - ref|| / (||ref|| + 1e-8)        vLLM (< 5e-2)
+ *   sqnr_db    20 log10(||ref|| / ||out - ref||)      torchao
+ *   allclose   all |out - ref| <= 1e-5 + 1.6e-2 |ref|  torch bf16 defaults
+ *   aiter      share of |out - ref| > 1e-2 + 1e-2 |ref| (fails above 5 %)
+ */
+#ifndef MXV_JUDGE_H
+#define MXV_JUDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MXV_JUDGE_FIRST 10
+#define MXV_HIST_BINS 12
+
+typedef struct {
+    size_t index;
+    double out, exact, bound;
+} mxv_judge_bad;
+
+typedef struct {
+    const char *name;       /* tensor name                                 */
+    int by_bytes;           /* byte-judged (1) or bound-judged (0)         */
+    int by_equal;           /* BF16 judged by equality with the model      */
+    size_t n, cols;         /* elements, row length (for row/col indices)   */
+    size_t outside;         /* elements outside bound / with wrong bytes   */
+    size_t overflow;        /* bound infinite: not judged                  */
+    size_t bit_exact;       /* equal to the model                          */
+    size_t ambiguous;       /* byte-judged: an alternative was taken       */
+    size_t nbad;            /* entries of bad[] used                       */
+    mxv_judge_bad bad[MXV_JUDGE_FIRST];
+    double max_ratio;       /* max |out - exact| / bound                   */
+    double max_ulp;         /* max |out - exact| in BF16 ulps of exact     */
+    double rel_l2, sqnr_db;
+    int allclose;           /* torch.testing.assert_close(bf16) passes     */
+    double aiter_mismatch;  /* share of elements outside 1e-2 / 1e-2       */
+    size_t hist[MXV_HIST_BINS]; /* |err| / bound histogram (see judge.c)   */
+} mxv_judge;
+
+/* Bound-judged BF16 output: out, model BF16; exact, bound binary64.
+ * model may be NULL (no bit-exactness). */
+void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
+                    const uint16_t *model, const double *exact,
+                    const double *bound, size_t n, size_t cols);
+/* Byte-judged tensor: out must equal model or alt (alt may be NULL). */
+void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
+                     const uint8_t *model, const uint8_t *alt, size_t n,
+                     size_t cols);
+/* Equality-judged BF16 tensor (deterministic stages): out must equal model;
+ * exact/bound only feed the metrics. */
+void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const double *exact,
+                          const double *bound, size_t n, size_t cols);
+
+/* Bound-judged FP32 tensor: |out - exact| <= bound (no bit-exact rule, no
+ * peer metrics). */
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const double *exact, const double *bound, size_t n, size_t cols);
+/* Code-judged BF16 tensor (a deterministic BF16 stage): out must equal
+ * model or alt (alt may be NULL); the metrics are against exact. */
+void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const uint16_t *alt,
+                          const double *exact, size_t n, size_t cols);
+/* Peer metrics of MX bytes: the decoded values (E4M3FNUZ code times the
+ * spec E8M0 scale) of q/s against the reference's rq/rs.  One scale per 32
+ * values of a row of cols, or (packed_rows = N > 0) packed [E, K/32, N]
+ * scales of an [E, N, K] tensor. */
+void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
+                        const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
+                        size_t packed_rows);
+
+/* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
+ * code times scale) against the reference's decoded values. */
+void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,
+                            size_t n);
+
+int mxv_judge_pass(const mxv_judge *j);
+/* Which peer rules would have flagged this tensor. */
+int mxv_judge_peer_l2_fails(const mxv_judge *j);
+int mxv_judge_peer_allclose_fails(const mxv_judge *j);
+int mxv_judge_peer_aiter_fails(const mxv_judge *j);
+
+/* Lower edges of the histogram bins of |err| / bound. */
+extern const double mxv_hist_edges[MXV_HIST_BINS];
+/* Prints the table row header / one row / the first bad elements / the
+ * histogram as text. */
+void mxv_judge_print_header(FILE *f);
+void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j);
+void mxv_judge_print_bad(FILE *f, const mxv_judge *j);
+void mxv_judge_print_hist(FILE *f, const mxv_judge *j);
+/* Writes the histogram as an SVG bar chart; 0 on success. */
+int mxv_judge_write_svg(const char *path, const mxv_judge *j, const char *title);
+
+#endif

@@ -1,0 +1,51 @@
+/* runner.h -- run the kernels of one backend on one generated case and
+ * judge every output against the reference.
+ *
+ * Each kernel is fed the reference's own inputs for its stage (so a planted
+ * bug in one kernel does not spill into the verdicts of the next) and each
+ * of its outputs is handed to the stage table (stages.h), which names the
+ * row, produces the reference and judges it -- the same path `check` takes
+ * for captures.  The runner itself only launches kernels.  On the GPU every
+ * output is also compared bit for bit with the CPU backend.
+ */
+#ifndef MXV_RUNNER_H
+#define MXV_RUNNER_H
+
+#include "mxk.h"
+#include "suite.h"
+
+typedef struct {
+    const mxk_ops *ops;   /* the backend under test                         */
+    const mxk_ops *cpu;   /* the CPU backend, compared with a GPU backend   */
+    int mutant;           /* planted bug id, 0 for the correct kernels      */
+    uint64_t seed_offset; /* added to every case's seed (robustness runs)   */
+    int chain;            /* also run the kernels chained, each on the      */
+                          /* previous kernel's output, and add a row        */
+                          /* "moe.e2e": the routed output against the exact */
+                          /* reference chain (peer metrics only; it never   */
+                          /* fails the run: drift is not a verdict)         */
+    const char *model;    /* accumulation model the GEMMs are judged       */
+                          /* against (mx_accum_parse names); NULL:         */
+                          /* MXV_RUN_DEFAULT_MODEL (stages.h)              */
+} mxv_runner;
+
+/* Runs every kernel that applies to the case's policy and appends one row
+ * per kernel output to rows.  0, or -1 with a one-line message in err when
+ * the case itself cannot be built (bad definition, out of memory). */
+int mxv_run_case(const mxv_case_def *c, const mxv_runner *r, mxv_rows *rows,
+                 char *err, size_t len);
+
+/* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
+ * CPU backend, compared bit for bit); *device names what runs it.  r is
+ * reset first.  0, or the exit code after printing the error (a GPU
+ * request without a GPU is an error, not a skip). */
+int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
+/* Runs every case of the suite, or only the case named only (NULL: all),
+ * appending rows; progress lines on stderr when asked.  0 or an exit code
+ * (unknown suite or case: usage; a case that cannot be built: internal). */
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                  mxv_rows *rows, int progress);
+/* A monotonic clock in seconds. */
+double mxv_now(void);
+
+#endif
