@@ -213,6 +213,33 @@ const mxv_req *mxv_run_find(const mxv_run *run, const char *key)
     return bsearch(&k, run->req, run->nreq, sizeof *run->req, req_cmp);
 }
 
+/* Copies user text for a message: control bytes and '"' as \xHH, at most
+ * max bytes of input (then "..."), so a message stays one line. */
+static const char *esc(const char *s, size_t max, char *buf, size_t n)
+{
+    size_t o = 0, i = 0;
+    for (; s[i] && i < max && o + 5 < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+        else
+            buf[o++] = (char)ch;
+    }
+    if (s[i] && o + 4 < n)
+        memcpy(buf + o, "...", 3), o += 3;
+    buf[o] = 0;
+    return buf;
+}
+
+/* 1 when s holds a control byte (refused in request keys and groups) */
+static int has_ctrl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 /* ---- JSONL ------------------------------------------------------------- */
 typedef struct {
     mxv_run *run;
@@ -255,8 +282,12 @@ static int tok_key(jctx *c, const char *text, const char *field, int64_t *out)
     else
         c->run->tok_text = 1;
     if (c->run->tok_ids && c->run->tok_text)
-        return JERR(c, "%s: token \"%.40s\" is text but other tokens of this "
-                    "run are \"token_id:N\" (mixed tokenization)", field, text);
+    {
+        char e[200];
+        return JERR(c, "%s: token \"%s\" is text but other tokens of this "
+                    "run are \"token_id:N\" (mixed tokenization)", field,
+                    esc(text, 40, e, sizeof e));
+    }
     *out = k;
     return 0;
 }
@@ -338,15 +369,16 @@ static int parse_prompt_lps(jctx *c, const cJSON *pl, mxv_req *q, size_t *cap,
         p->top = c->run->ntops;
         const cJSON *t;
         cJSON_ArrayForEach(t, e) {
-            char tf[200];
-            snprintf(tf, sizeof tf, "%s[\"%.24s\"].logprob", fld, t->string);
+            char tf[400];
+            char ek[128];
+            esc(t->string, 24, ek, sizeof ek);
+            snprintf(tf, sizeof tf, "%s[\"%s\"].logprob", fld, ek);
             unsigned long long id;
             if (mxv_parse_uint(t->string, (1ull << 53), &id) != 0 ||
                 (t->string[0] == '0' && t->string[1]))
-                return JERR(c, "%s[\"%.24s\"]: key is not a token id", fld,
-                            t->string);
+                return JERR(c, "%s[\"%s\"]: key is not a token id", fld, ek);
             if (!cJSON_IsObject(t))
-                return JERR(c, "%s[\"%.24s\"]: not an object", fld, t->string);
+                return JERR(c, "%s[\"%s\"]: not an object", fld, ek);
             double lp;
             int rc = get_lp(c, cJSON_GetObjectItemCaseSensitive(t, "logprob"),
                             tf, &lp);
@@ -512,7 +544,8 @@ static int parse_completion(jctx *c, const cJSON *lps, mxv_req *q, size_t *cap,
         const cJSON *t;
         cJSON_ArrayForEach(t, tv) {
             char tf[240];
-            snprintf(tf, sizeof tf, "%s[\"%.24s\"]", fld, t->string);
+            char ek[128];
+            snprintf(tf, sizeof tf, "%s[\"%s\"]", fld, esc(t->string, 24, ek, sizeof ek));
             int64_t k;
             double lp;
             rc = tok_key(c, t->string, tf, &k);
@@ -561,6 +594,9 @@ static int json_key(jctx *c, const cJSON *root, const cJSON *body,
     for (int i = 0; i < 3; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, names[i]);
         if (cJSON_IsString(v) && v->valuestring[0]) {
+            if (has_ctrl(v->valuestring) || strlen(v->valuestring) >= n)
+                return JERR(c, "%s: a control character in it, or longer "
+                            "than %zu bytes", names[i], n - 1);
             snprintf(buf, n, "%s", v->valuestring);
             return 0;
         }
@@ -620,8 +656,10 @@ static int parse_line(jctx *c, const char *text, size_t n, int match)
         }
     }
     const cJSON *group = cJSON_GetObjectItemCaseSensitive(root, "group");
-    if (group && !cJSON_IsString(group)) {
-        rc = JERR(c, "%s", "group: not a string");
+    if (group && (!cJSON_IsString(group) || has_ctrl(group->valuestring) ||
+                  strlen(group->valuestring) > 200)) {
+        rc = JERR(c, "%s", "group: not a string of at most 200 bytes without "
+                  "control characters");
         goto out;
     }
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(body, "choices");
@@ -874,12 +912,20 @@ static int load_st(mxv_run *r, mxv_tokens *toks, char *err, size_t len)
         else if (!strncmp(name, "logits/", 7))
             rq = name + 7, logits = 1;
         else
-            return err_set(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%.200s\": "
-                           "not logprobs/R, logits/R or targets/R", r->path, name);
+        {
+            char e[300];
+            return err_set(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": "
+                           "not logprobs/R, logits/R or targets/R", r->path,
+                           esc(name, 200, e, sizeof e));
+        }
         (void)logits;
-        if (!*rq || strchr(rq, '/'))
-            return err_set(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%.200s\": "
-                           "bad request name", r->path, name);
+        if (!*rq || strchr(rq, '/') || has_ctrl(rq) || strlen(rq) > 400) {
+            char e[300];
+            return err_set(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": "
+                           "bad request name (empty, '/', a control character, "
+                           "or longer than 400 bytes)", r->path,
+                           esc(name, 200, e, sizeof e));
+        }
         unsigned ok = MXV_ST_BIT(MXV_ST_F32) | MXV_ST_BIT(MXV_ST_F64) |
                       MXV_ST_BIT(MXV_ST_BF16) | MXV_ST_BIT(MXV_ST_F16);
         if (!(ok & MXV_ST_BIT(t->dtype)) || t->rank != 2 || t->shape[0] == 0 ||
@@ -912,6 +958,10 @@ static int load_st(mxv_run *r, mxv_tokens *toks, char *err, size_t len)
         char mk[600];
         snprintf(mk, sizeof mk, "group/%s", rq);
         const char *g = mxv_st_meta_get(r->st, mk);
+        if (g && (has_ctrl(g) || strlen(g) > 200))
+            return err_set(err, len, MXV_EXIT_BADINPUT, "%s: __metadata__ "
+                           "\"%.200s\": a control character in it or longer "
+                           "than 200 bytes", r->path, mk);
         if (g && !(q->group = strdup(g)))
             return OOM(err, len);
         size_t plen = t->shape[0];

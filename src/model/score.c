@@ -136,8 +136,12 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
                    (cJSON_IsNumber(m) && (m->valuedouble == 0 || m->valuedouble == 1))))
             why = "not 0 or 1 (a per-question right/wrong metric is needed)",
             field = metric;
-        else if (fl && !cJSON_IsString(fl))
-            why = "not a string", field = "filter";
+        else if (fl && (!cJSON_IsString(fl) || strlen(fl->valuestring) > 100 ||
+                        strpbrk(fl->valuestring, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\v\f\r"
+                                "\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a"
+                                "\x1b\x1c\x1d\x1e\x1f\x7f")))
+            why = "not a string of at most 100 bytes without control characters",
+            field = "filter";
         if (why) {
             rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: %s: %s", path,
                       line, field, why);
