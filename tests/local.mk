@@ -135,8 +135,8 @@ check_PROGRAMS += tests/check_model
 tests_check_model_SOURCES = tests/check_model.c tests/testutil.h
 tests_check_model_CFLAGS = $(TESTS_CFLAGS)
 tests_check_model_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
-TESTS += tests/check_model tests/cli_model.test tests/python_model.test
-EXTRA_DIST += tests/cli_model.test tests/python_model.test tests/data/model_stats_ref.py \
+TESTS += tests/check_model tests/cli_model.test tests/python_model.test tests/gate_model.test
+EXTRA_DIST += tests/cli_model.test tests/python_model.test tests/gate_model.test tests/data/model_stats_ref.py \
 	tests/data/model_stats_ref.tsv
 
 # mxverify drift on the tiny MiniMax-M3 runs (golden/tinym3), tools/tinym3.

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "golden.h"
+#include "out.h"
 #include "model/compare.h"
 #include "model/mreport.h"
 #include "model/run.h"
@@ -21,28 +22,22 @@
 #define DEF_POLICY "w8a8-mxfp8"
 #define DEF_DEVICE "mi300x"
 
-static const char *golden_dir(void) { return mxv_golden_dir(); }
-
-/* A report path must not name an input (it would be overwritten). */
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
-           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
+/* A report path must not name an input (compared by device and inode, so
+ * links count), nor another report of the run. */
 static int check_outputs(const char *const *outs, int nout,
                          const char *const *ins, int nin)
 {
+    for (int j = 0; j < nin; j++)
+        if (ins[j] && mxv_out_register_input(ins[j]))
+            return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     for (int i = 0; i < nout; i++) {
         if (!outs[i])
             continue;
         if (!*outs[i])
             return mxv_error(MXV_EXIT_USAGE, "empty report path");
-        for (int j = 0; j < nin; j++)
-            if (ins[j] && (same_file(outs[i], ins[j]) || !strcmp(outs[i], ins[j])))
-                return mxv_error(MXV_EXIT_USAGE, "report %s would overwrite the "
-                                 "input %s", outs[i], ins[j]);
+        if (mxv_out_is_input(outs[i]))
+            return mxv_error(MXV_EXIT_USAGE, "report %s names an input of this "
+                             "run", outs[i]);
         for (int j = 0; j < i; j++)
             if (outs[j] && !strcmp(outs[i], outs[j]))
                 return mxv_error(MXV_EXIT_USAGE, "two reports to %s", outs[i]);
@@ -70,7 +65,7 @@ static int load_entry(const char *golden, const char *model, const char *policy,
     char err[1024];
     *e = NULL;
     if (!golden)
-        snprintf(gpath, glen, "%s/%s", golden_dir(), MTOL_FILE);
+        snprintf(gpath, glen, "%s/%s", mxv_golden_dir(), MTOL_FILE);
     else
         snprintf(gpath, glen, "%s", golden);
     if (mxv_mtol_load(gpath, g, err, sizeof err) != 0)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "model/mreport.h"
+#include "out.h"
 
 /* ---- text buffer ------------------------------------------------------- */
 typedef struct {
@@ -428,18 +429,5 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
 int mxv_write_file_atomic(const char *path, const char *text, char *err,
                           size_t len)
 {
-    static unsigned seq;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(), seq++);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0;
-    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = f && fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        snprintf(err, len, "%s: cannot write: %s", path, strerror(e));
-        return -1;
-    }
-    return 0;
+    return mxv_out_write_text(path, text, err, len) ? -1 : 0;
 }

@@ -42,8 +42,8 @@ char *mxv_score_md(const mxv_score *s, const mxv_samples *test,
                    const mxv_samples *base, double threshold, double alpha,
                    const mxv_mverdict *v);
 
-/* Writes text to path atomically (temporary file in the same directory,
- * fsync, rename): 0, or -1 with err. */
+/* Writes text to path through the one safe writer (src/lib/out.h): 0, or
+ * -1 with err. */
 int mxv_write_file_atomic(const char *path, const char *text, char *err,
                           size_t len);
 

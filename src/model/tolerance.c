@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "model/tolerance.h"
+#include "out.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -238,19 +239,18 @@ int mxv_mtol_save(const char *path, const mxv_mtol *g, char *err, size_t len)
     cJSON_Delete(root);
     if (!text)
         return fail(err, len, "out of memory");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = f && fclose(f) == 0 && ok;
-    free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", path, strerror(e));
+    size_t tl = strlen(text);
+    char *withnl = malloc(tl + 2);
+    if (!withnl) {
+        free(text);
+        return fail(err, len, "out of memory");
     }
-    return 0;
+    memcpy(withnl, text, tl);
+    memcpy(withnl + tl, "\n", 2);
+    free(text);
+    int rc = mxv_out_write_text(path, withnl, err, len);
+    free(withnl);
+    return rc ? -1 : 0;
 }
 
 const mxv_mtol_entry *mxv_mtol_find(const mxv_mtol *g, const char *model,
