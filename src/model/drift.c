@@ -483,6 +483,22 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
                       "%s: metadata \"%s\" is \"%s\" but \"%s\" in %s (captures of different "
                       "layers or models)", tpath, same_keys[i], meta_or(&tc, same_keys[i]),
                       meta_or(&bc, same_keys[i]), bpath);
+    /* the same layer of the same model: identical router and expert weights */
+    static const char *same_tensors[] = {"router_weight", "router_bias", "w13", "w13_scale",
+                                         "w2", "w2_scale", "ws13", "ws13_scale", "ws2",
+                                         "ws2_scale", "experts_present"};
+    for (size_t i = 0; i < sizeof same_tensors / sizeof *same_tensors && !rc; i++) {
+        const mxv_st_tensor *a = mxv_st_find(tc.f, same_tensors[i]);
+        const mxv_st_tensor *b = mxv_st_find(bc.f, same_tensors[i]);
+        if (!a || !b)
+            continue; /* check names a missing one */
+        if (a->nbytes != b->nbytes || a->dtype != b->dtype ||
+            (a->nbytes && memcmp(a->data, b->data, a->nbytes) != 0))
+            rc = fail(err, len, MXV_EXIT_BADINPUT,
+                      "%s: tensor \"%s\" differs from %s's (captures of different layers or "
+                      "models: drift compares two runs of one model)", tpath, same_tensors[i],
+                      bpath);
+    }
     int have;
     if (!rc)
         rc = cmp_tensor(&L->in, &tc, &bc, "x", 1, &have, err, len);

@@ -63,6 +63,22 @@ def main():
     case("experts", "layers/layer03.safetensors", experts16,
          'layer03.safetensors: metadata "experts" is "16" but "8"')
 
+    def other_router(meta, t):
+        dt, w = t["router_weight"]
+        w = w.copy()
+        w[1, 2] = -w[1, 2]
+        t["router_weight"] = (dt, w)
+    case("weights", "layers/layer02.safetensors", other_router,
+         'layer02.safetensors: tensor "router_weight" differs from')
+
+    def swap_layer(meta, t):
+        src = stfile.read(os.path.join(test, "layers", "layer01.safetensors"))
+        t.clear()
+        t.update(src[1])
+        meta["layer"] = "3"
+    case("swapped", "layers/layer03.safetensors", swap_layer,
+         'layer03.safetensors: tensor "router_weight" differs from')
+
     def dup_route(meta, t):
         dt, ids = t["topk_ids"]
         ids = ids.copy()
