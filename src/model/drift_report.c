@@ -428,9 +428,74 @@ int mxv_drift_write_md(const char *path, const mxv_drift *d, int top, char *err,
     return rc;
 }
 
-/* Per-layer error growth: local error (TEST out vs the exact chain from its
- * own input) and inherited drift (TEST vs BASE, out and in), rel L2 on a
- * log axis; layers that leave their bound marked red. */
+/* The layer's largest |err|/bound over its bound-judged stages; +inf when
+ * a byte- or equality-judged stage has an element outside. */
+static double local_ratio(const mxv_drift_layer *L)
+{
+    double m = 0;
+    for (size_t s = 0; s < L->nst; s++) {
+        const mxv_drift_stage *st = &L->st[s];
+        if (st->outside && (st->by_bytes || !(st->max_ratio > 1)))
+            return INFINITY;
+        if (!st->by_bytes && st->max_ratio > m)
+            m = st->max_ratio;
+    }
+    return m;
+}
+
+/* One panel: a log axis from 10^l0 to 10^l1 at (x0, y0, w, h). */
+typedef struct {
+    int x0, y0, w, h;
+    double l0, l1;
+    size_t nl;
+} panel;
+
+static double px(const panel *p, size_t i)
+{
+    return p->x0 + (p->nl > 1 ? (double)i * p->w / (double)(p->nl - 1) : p->w / 2.0);
+}
+
+static double py(const panel *p, double v)
+{
+    double t = (log10(v) - p->l0) / (p->l1 - p->l0);
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return p->y0 + p->h - t * p->h;
+}
+
+static void axes(FILE *f, const panel *p, const mxv_drift *d, const char *title)
+{
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", p->x0, p->y0 - 8, title);
+    for (double e = p->l0; e <= p->l1 + 1e-9; e += 1) {
+        double y = p->y0 + p->h - (e - p->l0) / (p->l1 - p->l0) * p->h;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+                p->x0, y, p->x0 + p->w, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", p->x0 - 6,
+                y + 4, (int)e);
+    }
+    for (size_t i = 0; i < p->nl; i++)
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", px(p, i),
+                p->y0 + p->h + 16, d->layers[i].layer);
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+               "stroke=\"black\"/>\n", p->x0, p->y0, p->w, p->h);
+}
+
+static void decades(double lo, double hi, double *l0, double *l1)
+{
+    if (!(lo <= hi)) {
+        lo = 1e-6;
+        hi = 1;
+    }
+    *l0 = floor(log10(lo));
+    *l1 = ceil(log10(hi));
+    if (*l1 <= *l0)
+        *l1 = *l0 + 1;
+}
+
+/* Two panels over the layers: inherited drift (TEST vs BASE, rel L2 of the
+ * layer output and input), and local error (the largest |err|/bound of the
+ * layer's stages, judged from TEST's own inputs; the bound is 1, a layer
+ * above it is drawn red and pinned to the top when a byte-judged stage
+ * fails). */
 int mxv_drift_write_svg(const char *path, const mxv_drift *d, char *err, size_t len)
 {
     char *buf = NULL;
@@ -440,80 +505,82 @@ int mxv_drift_write_svg(const char *path, const mxv_drift *d, char *err, size_t 
         snprintf(err, len, "out of memory");
         return -1;
     }
-    const int W = 640, Hh = 400, ml = 70, mr = 170, mt = 40, mb = 50;
+    const int W = 680, Hh = 520, ml = 70, mr = 190;
+    size_t nl = d->nlayers;
     double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < d->nlayers; i++) {
-        const mxv_drift_layer *L = &d->layers[i];
-        double v[3] = {L->local_rel_l2, L->out.rel_l2, L->in.rel_l2};
-        for (int q = 0; q < 3; q++)
+    for (size_t i = 0; i < nl; i++) {
+        double v[2] = {d->layers[i].out.rel_l2, d->layers[i].in.rel_l2};
+        for (int q = 0; q < 2; q++)
             if (v[q] > 0 && isfinite(v[q])) {
                 lo = v[q] < lo ? v[q] : lo;
                 hi = v[q] > hi ? v[q] : hi;
             }
     }
-    if (!(lo <= hi)) {
-        lo = 1e-6;
-        hi = 1;
+    panel top = {ml, 50, W - ml - mr, 170, 0, 0, nl};
+    decades(lo, hi, &top.l0, &top.l1);
+    lo = 1, hi = 1;
+    for (size_t i = 0; i < nl; i++) {
+        double r = local_ratio(&d->layers[i]);
+        if (r > 0 && isfinite(r)) {
+            lo = r < lo ? r : lo;
+            hi = r > hi ? r : hi;
+        }
     }
-    double l0 = floor(log10(lo)), l1 = ceil(log10(hi));
-    if (l1 <= l0)
-        l1 = l0 + 1;
-    int pw = W - ml - mr, ph = Hh - mt - mb;
-    size_t nl = d->nlayers;
-#define XPOS(i) (ml + (nl > 1 ? (double)(i) * pw / (double)(nl - 1) : pw / 2.0))
-#define YPOS(v) (mt + ph - (log10(v) - l0) / (l1 - l0) * ph)
+    panel bot = {ml, 300, W - ml - mr, 170, 0, 0, nl};
+    decades(lo, hi * 10, &bot.l0, &bot.l1);
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "font-family=\"sans-serif\" font-size=\"12\">\n", W, Hh);
     fprintf(f, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, Hh);
     fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">mxverify drift: per-layer error "
-               "(relative L2)</text>\n", ml);
-    for (double e = l0; e <= l1; e += 1) {
-        double y = mt + ph - (e - l0) / (l1 - l0) * ph;
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ml, y,
-                ml + pw, y);
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", ml - 6, y + 4,
-                (int)e);
-    }
-    for (size_t i = 0; i < nl; i++)
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", XPOS(i),
-                mt + ph + 18, d->layers[i].layer);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">layer</text>\n", ml + pw / 2,
-            Hh - 10);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
-               "stroke=\"black\"/>\n", ml, mt, pw, ph);
-    static const char *color[3] = {"#1f77b4", "#d62728", "#999999"};
-    static const char *label[3] = {"local: out vs exact", "inherited: out vs BASE",
-                                   "inherited: in vs BASE"};
-    for (int q = 0; q < 3; q++) {
+               "growth</text>\n", ml);
+    axes(f, &top, d, "inherited drift: TEST vs BASE, relative L2");
+    axes(f, &bot, d, "local error: max |err| / bound over the layer's stages");
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">layer</text>\n",
+            ml + bot.w / 2, Hh - 12);
+    static const char *color[2] = {"#d62728", "#999999"};
+    static const char *label[2] = {"layer output", "layer input"};
+    for (int q = 0; q < 2; q++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
-                color[q], q == 2 ? " stroke-dasharray=\"4 3\"" : "");
+                color[q], q ? " stroke-dasharray=\"4 3\"" : "");
         for (size_t i = 0; i < nl; i++) {
-            const mxv_drift_layer *L = &d->layers[i];
-            double v = q == 0 ? L->local_rel_l2 : q == 1 ? L->out.rel_l2 : L->in.rel_l2;
+            double v = q ? d->layers[i].in.rel_l2 : d->layers[i].out.rel_l2;
             if (v > 0 && isfinite(v))
-                fprintf(f, "%.1f,%.1f ", XPOS(i), YPOS(v));
+                fprintf(f, "%.1f,%.1f ", px(&top, i), py(&top, v));
         }
-        fprintf(f, "\"/>\n");
-        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+        fprintf(f, "\"/>\n<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                    "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-                ml + pw + 10, mt + 10 + 18 * q, ml + pw + 30, mt + 10 + 18 * q, color[q],
-                ml + pw + 34, mt + 14 + 18 * q, label[q]);
+                top.x0 + top.w + 10, top.y0 + 10 + 18 * q, top.x0 + top.w + 30,
+                top.y0 + 10 + 18 * q, color[q], top.x0 + top.w + 34, top.y0 + 14 + 18 * q,
+                label[q]);
     }
+    /* the bound */
+    fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"black\" "
+               "stroke-dasharray=\"6 3\"/><text x=\"%d\" y=\"%.1f\">bound (1)</text>\n",
+            bot.x0, py(&bot, 1), bot.x0 + bot.w, py(&bot, 1), bot.x0 + bot.w + 10,
+            py(&bot, 1) + 4);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
+    for (size_t i = 0; i < nl; i++) {
+        double r = local_ratio(&d->layers[i]);
+        double v = isinf(r) ? pow(10, bot.l1) : r;
+        if (v > 0)
+            fprintf(f, "%.1f,%.1f ", px(&bot, i), py(&bot, v));
+    }
+    fprintf(f, "\"/>\n");
     for (size_t i = 0; i < nl; i++) {
         const mxv_drift_layer *L = &d->layers[i];
-        double v = L->local_rel_l2;
-        if (!(v > 0 && isfinite(v)))
+        double r = local_ratio(L);
+        double v = isinf(r) ? pow(10, bot.l1) : r;
+        if (!(v > 0))
             continue;
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"><title>layer %d: %s, "
                    "%zu elements outside</title></circle>\n",
-                XPOS(i), YPOS(v), L->local_pass ? color[0] : "red", L->layer,
+                px(&bot, i), py(&bot, v), L->local_pass ? "#1f77b4" : "red", L->layer,
                 L->local_pass ? "inside its bound" : "LEAVES ITS BOUND", L->outside);
     }
     fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"5\" fill=\"red\"/><text x=\"%d\" y=\"%d\">"
-               "local error outside bound</text>\n", ml + pw + 20, mt + 64, ml + pw + 34, mt + 68);
+               "outside: a bug</text>\n", bot.x0 + bot.w + 20, bot.y0 + 30, bot.x0 + bot.w + 34,
+            bot.y0 + 34);
     fprintf(f, "</svg>\n");
-#undef XPOS
-#undef YPOS
     if (fclose(f) != 0 || !buf) {
         free(buf);
         snprintf(err, len, "out of memory");
