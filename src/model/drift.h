@@ -85,7 +85,8 @@ typedef struct {
     int first_stage;          /* index into st of the first failing stage, -1 */
     size_t *expert_outside;   /* [E + 1]: routed experts, then the shared one */
     size_t *token_outside;    /* [T]                                          */
-    double local_rel_l2;      /* out vs the exact chain from the layer input  */
+    double local_rel_l2;      /* check's end to end: out vs the exact stages, */
+                              /* each fed the captured stage before it        */
     double local_max_ulp;
     size_t base_outside;      /* BASE judged the same way                     */
     int base_pass;

@@ -410,10 +410,13 @@ int mxv_drift_write_md(const char *path, const mxv_drift *d, int top, char *err,
                "out SQNR dB | growth |\n|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < d->nlayers; i++) {
         const mxv_drift_layer *L = &d->layers[i];
-        fprintf(f, "| %d | %s | %s | %zu | %s | %.3g | %.3g | %.1f | %.3g |\n", L->layer,
+        char gr[16] = "-";
+        if (!isnan(L->growth))
+            snprintf(gr, sizeof gr, "%.3g", L->growth);
+        fprintf(f, "| %d | %s | %s | %zu | %s | %.3g | %.3g | %.1f | %s |\n", L->layer,
                 L->policy, L->local_pass ? "pass" : "**FAIL**", L->outside,
                 L->first_stage >= 0 ? L->st[L->first_stage].name : "-", L->in.rel_l2,
-                L->out.rel_l2, L->out.sqnr_db, L->growth);
+                L->out.rel_l2, L->out.sqnr_db, gr);
     }
     fprintf(f, "\n```\n");
     mxv_drift_print(f, d, top);
