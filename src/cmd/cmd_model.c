@@ -197,7 +197,7 @@ out:
 
 static int cmd_score(int argc, char **argv)
 {
-    const char *basep = NULL, *metric = "exact_match", *filter = NULL,
+    const char *basep = NULL, *metric = NULL, *filter = NULL,
                *thr = NULL, *golden = NULL, *model = NULL, *policy = NULL,
                *device = NULL, *alphas = NULL, *js = NULL, *rj = NULL,
                *rm = NULL, *help = NULL;
@@ -271,11 +271,13 @@ static int cmd_score(int argc, char **argv)
             return rc;
         }
         threshold = e->min_score;
-        if (!strcmp(metric, "exact_match") && e->metric[0])
+        if (!metric && e->metric[0])
             metric = e->metric;
         if (!filter && e->filter[0])
             filter = e->filter;
     }
+    if (!metric)
+        metric = "exact_match";
     char err[2048];
     mxv_samples st = {0}, sbase = {0};
     mxv_score s;

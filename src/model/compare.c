@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include <gsl/gsl_statistics_double.h>
 #include "model/compare.h"
 
 typedef struct {
@@ -27,7 +28,7 @@ static int vpush(vec *v, double x)
 }
 
 typedef struct {
-    vec kld, dp, lppl, div, tk_est, tk_bias, tk_bound;
+    vec kld, dp, lppl, div, tk_est, tk_bias, tk_bound, lb, lt;
     size_t tk_violations;
     size_t top1, requests, positions, ref_unknown, gen_requests, diverged,
         not_compared, empty_support;
@@ -342,7 +343,8 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                 if (isnan(lpb) || isnan(lpt)) {
                     x->ref_unknown++;
                 } else if (vpush(&x->dp, exp(lpt) - exp(lpb)) ||
-                           vpush(&x->lppl, lpb - lpt)) {
+                           vpush(&x->lppl, lpb - lpt) || vpush(&x->lb, lpb) ||
+                           vpush(&x->lt, lpt)) {
                     rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     goto done;
                 }
@@ -381,6 +383,13 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
         acc *x = &a[gi];
         g->requests = x->requests;
         g->positions = x->positions;
+        g->ppl_base = g->ppl_test = g->ln_corr = NAN;
+        if (x->lb.n) {
+            g->ppl_base = exp(-mxv_sum(x->lb.v, x->lb.n) / (double)x->lb.n);
+            g->ppl_test = exp(-mxv_sum(x->lt.v, x->lt.n) / (double)x->lt.n);
+        }
+        if (x->lb.n > 1)
+            g->ln_corr = gsl_stats_correlation(x->lb.v, 1, x->lt.v, 1, x->lb.n);
         if (mxv_summarize(x->kld.v, x->kld.n, &g->kld) ||
             mxv_summarize(x->dp.v, x->dp.n, &g->dp) ||
             mxv_summarize(x->lppl.v, x->lppl.n, &g->lppl) ||
@@ -415,6 +424,8 @@ done:
             free(a[gi].tk_est.v);
             free(a[gi].tk_bias.v);
             free(a[gi].tk_bound.v);
+            free(a[gi].lb.v);
+            free(a[gi].lt.v);
         }
     free(a);
     free(names);

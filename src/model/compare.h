@@ -15,6 +15,11 @@ typedef struct {
     mxv_summary dp;         /* p_TEST(ref) - p_BASE(ref)                 */
     mxv_summary lppl;       /* log p_BASE(ref) - log p_TEST(ref): its mean
                                is ln(PPL(TEST) / PPL(BASE))              */
+    double ppl_base;        /* exp(mean -log p_BASE(ref)), over the
+                               positions with dp (as llama.cpp's PPL)     */
+    double ppl_test;        /* exp(mean -log p_TEST(ref))                */
+    double ln_corr;         /* Pearson correlation of log p_BASE(ref) and
+                               log p_TEST(ref) (gsl_stats_correlation)    */
     mxv_share top1;         /* positions whose top-1 token agrees        */
     size_t ref_unknown;     /* positions without the reference token's
                                log-prob in both runs (no dp, lppl)       */

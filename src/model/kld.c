@@ -1,6 +1,7 @@
 /* kld.c -- log-softmax and KL divergence in binary64 (see kld.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <gsl/gsl_sort_double.h>
 #include "model/kld.h"
 
@@ -149,63 +150,74 @@ static double tail_of(double lse)
     return -expm1(lse);
 }
 
+static int tok_cmp(const void *x, const void *y)
+{
+    int64_t a = ((const mxv_tok_lp *)x)->tok, b = ((const mxv_tok_lp *)y)->tok;
+    return (a > b) - (a < b);
+}
+
 int mxv_kld_topk(const mxv_tok_lp *p, size_t np, const mxv_tok_lp *q,
                  size_t nq, double tail_floor, mxv_kld_est *out)
 {
+    /* sorted copies by token: duplicates are adjacent, the support is a
+     * merge (O(k log k), so long prompt_logprobs lists stay cheap) */
+    mxv_tok_lp local[128], *buf = local;
+    if (np + nq > 128 && !(buf = malloc((np + nq) * sizeof *buf)))
+        return -1;
+    mxv_tok_lp *sp_ = buf, *sq_ = buf + np;
+    memcpy(sp_, p, np * sizeof *p);
+    memcpy(sq_, q, nq * sizeof *q);
+    qsort(sp_, np, sizeof *sp_, tok_cmp);
+    qsort(sq_, nq, sizeof *sq_, tok_cmp);
+    int bad = 0;
     for (size_t i = 0; i < np; i++)
-        for (size_t j = i + 1; j < np; j++)
-            if (p[i].tok == p[j].tok)
-                return -1;
+        bad |= !valid_lp(&sp_[i].lp) || (i && sp_[i].tok == sp_[i - 1].tok);
     for (size_t i = 0; i < nq; i++)
-        for (size_t j = i + 1; j < nq; j++)
-            if (q[i].tok == q[j].tok)
-                return -1;
-    for (size_t i = 0; i < np; i++) {
-        double v = p[i].lp;
-        if (!valid_lp(&v))
-            return -1;
+        bad |= !valid_lp(&sq_[i].lp) || (i && sq_[i].tok == sq_[i - 1].tok);
+    if (bad) {
+        if (buf != local)
+            free(buf);
+        return -1;
     }
-    for (size_t i = 0; i < nq; i++) {
-        double v = q[i].lp;
-        if (!valid_lp(&v))
-            return -1;
-    }
-    /* the common support, in BASE order */
-    mxv_ksum terms = MXV_KSUM_INIT;
-    double maxd = -INFINITY;
-    double mp = -INFINITY, mq = -INFINITY;
+    /* the common support: pairs (a, b) written over sp_ (a in .lp of sp_,
+     * b in .lp of sq_, both compacted to the first ns entries) */
     size_t ns = 0;
-    for (size_t i = 0; i < np; i++)
-        for (size_t j = 0; j < nq; j++)
-            if (p[i].tok == q[j].tok) {
-                double a = p[i].lp, b = q[j].lp;
-                valid_lp(&a);
-                valid_lp(&b);
-                ns++;
-                mp = a > mp ? a : mp;
-                mq = b > mq ? b : mq;
-                break;
-            }
+    for (size_t i = 0, j = 0; i < np && j < nq;) {
+        if (sp_[i].tok < sq_[j].tok)
+            i++;
+        else if (sp_[i].tok > sq_[j].tok)
+            j++;
+        else {
+            sp_[ns] = sp_[i++];
+            sq_[ns] = sq_[j++];
+            ns++;
+        }
+    }
+    mxv_ksum terms = MXV_KSUM_INIT;
+    double maxd = -INFINITY, mp = -INFINITY, mq = -INFINITY;
+    for (size_t i = 0; i < ns; i++) {
+        mp = sp_[i].lp > mp ? sp_[i].lp : mp;
+        mq = sq_[i].lp > mq ? sq_[i].lp : mq;
+    }
     /* log-masses of the support, max-shifted and compensated */
     mxv_ksum sp = MXV_KSUM_INIT, sq = MXV_KSUM_INIT;
-    for (size_t i = 0; i < np; i++)
-        for (size_t j = 0; j < nq; j++)
-            if (p[i].tok == q[j].tok) {
-                double a = p[i].lp, b = q[j].lp;
-                valid_lp(&a);
-                valid_lp(&b);
-                mxv_ksum_add(&sp, exp(a - mp));
-                mxv_ksum_add(&sq, exp(b - mq));
-                mxv_ksum_add(&terms, cell_term(a, b));
-                if (a > -INFINITY && a - b > maxd)
-                    maxd = a - b;
-                break;
-            }
-    double pt = 1, qt = 1;
-    if (ns) {
-        pt = tail_of(mp + log(mxv_ksum_get(&sp)));
-        qt = tail_of(mq + log(mxv_ksum_get(&sq)));
+    for (size_t i = 0; i < ns; i++) {
+        double a = sp_[i].lp, b = sq_[i].lp;
+        if (mp > -INFINITY)
+            mxv_ksum_add(&sp, exp(a - mp));
+        if (mq > -INFINITY)
+            mxv_ksum_add(&sq, exp(b - mq));
+        mxv_ksum_add(&terms, cell_term(a, b));
+        if (a > -INFINITY && a - b > maxd)
+            maxd = a - b;
     }
+    if (buf != local)
+        free(buf);
+    double pt = 1, qt = 1;
+    if (ns && mp > -INFINITY)
+        pt = tail_of(mp + log(mxv_ksum_get(&sp)));
+    if (ns && mq > -INFINITY)
+        qt = tail_of(mq + log(mxv_ksum_get(&sq)));
     /* a tail below the rounding of the support's log-mass is zero */
     double noise = 4 * (double)ns * 0x1p-52;
     if (pt < noise)

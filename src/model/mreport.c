@@ -145,8 +145,10 @@ static void text_group(FILE *f, const mxv_compare *c, const mxv_cmp_group *g)
         for (int i = 0; i < MXV_NPCT; i++)
             fprintf(f, " %s %.4f%%", pct_name(i), 100 * g->dp.pct[i]);
         fputc('\n', f);
-        fprintf(f, "  ln(PPL(TEST)/PPL(BASE)) %.6g ± %.6g\n", g->lppl.mean,
-                g->lppl.se);
+        fprintf(f, "  ln(PPL(TEST)/PPL(BASE)) %.6g ± %.6g; PPL(BASE) %.6g, "
+                "PPL(TEST) %.6g, ratio %.6g; Cor(ln p_BASE, ln p_TEST) %.6f\n",
+                g->lppl.mean, g->lppl.se, g->ppl_base, g->ppl_test,
+                exp(g->lppl.mean), g->ln_corr);
     }
     if (g->ref_unknown)
         fprintf(f, "  reference token unknown at %zu positions (no delta-p, "
@@ -276,6 +278,9 @@ char *mxv_compare_json(const mxv_compare *c, const char *base,
         cJSON *lp = cJSON_AddObjectToObject(o, "log_ppl_ratio");
         jnum(lp, "mean", g->lppl.mean);
         jnum(lp, "se", g->lppl.se);
+        jnum(o, "ppl_base", g->ppl_base);
+        jnum(o, "ppl_test", g->ppl_test);
+        jnum(o, "ln_p_correlation", g->ln_corr);
         cJSON_AddNumberToObject(o, "ref_unknown", (double)g->ref_unknown);
         cJSON *t1 = cJSON_AddObjectToObject(o, "same_top1");
         cJSON_AddNumberToObject(t1, "k", (double)g->top1.k);

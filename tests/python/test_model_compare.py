@@ -134,7 +134,7 @@ def expected(kind):
                 stop, div = i + 1, i - (S - 1)
                 break
         for g in ("all", grp):
-            o = out.setdefault(g, {"kld": [], "dp": [], "lppl": [], "top1": [], "div": []})
+            o = out.setdefault(g, {"kld": [], "dp": [], "lppl": [], "top1": [], "div": [], "lb": [], "lt": []})
             if div is not None:
                 o["div"].append(div)
             for i in range(stop):
@@ -155,6 +155,8 @@ def expected(kind):
                 o["top1"].append(bool(same))
                 o["dp"].append(float(np.exp(b[t]) - np.exp(a[t])))
                 o["lppl"].append(float(a[t] - b[t]))
+                o["lb"].append(float(a[t]))
+                o["lt"].append(float(b[t]))
     return out
 
 
@@ -192,6 +194,10 @@ for kind, ext in (("full", ".safetensors"), ("topk", ".jsonl")):
         lp = np.array(e["lppl"])
         check(close(g["log_ppl_ratio"]["mean"], lp.mean(), absol=1e-14), "%s/%s: lppl %.17g vs %.17g" % (kind, name, g["log_ppl_ratio"]["mean"], lp.mean()))
         check(close(g["log_ppl_ratio"]["se"], lp.std(ddof=1) / np.sqrt(len(lp))), "%s/%s: lppl SE" % (kind, name))
+        lb_, lt_ = np.array(e["lb"]), np.array(e["lt"])
+        check(close(g["ppl_base"], np.exp(-lb_.mean())), "%s/%s: PPL(BASE)" % (kind, name))
+        check(close(g["ppl_test"], np.exp(-lt_.mean())), "%s/%s: PPL(TEST)" % (kind, name))
+        check(close(g["ln_p_correlation"], np.corrcoef(lb_, lt_)[0, 1]), "%s/%s: correlation %.17g vs %.17g" % (kind, name, g["ln_p_correlation"], np.corrcoef(lb_, lt_)[0, 1]))
         t1 = np.array(e["top1"])
         check(g["same_top1"]["k"] == int(t1.sum()), "%s/%s: top1 %d vs %d" % (kind, name, g["same_top1"]["k"], t1.sum()))
         check(g["divergence"]["diverged"] == len(e["div"]), "%s/%s: diverged" % (kind, name))
