@@ -30,6 +30,7 @@ src_mxverify_SOURCES = \
 	$(MXV_PROBE_IO_SOURCES) \
 	src/probe_gpu.c src/probe_gpu.h \
 	src/probe_describe.c src/probe_describe.h \
+	src/probe_vectors.c src/probe_vectors.h \
 	src/cmd_probe.c
 src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
 	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \

@@ -261,7 +261,7 @@ static uint32_t slow_block(const mx_blockfma_params *p, const mx_format *fa,
                     q_align(x, t[n].v, ec - p->late_sum_frac_bits, p->late_round, 0);
                     mpq_add(S, S, x);
                 }
-                if (mpq_sgn(S)) {
+                if (mpq_sgn(S) && p->late_norm_frac_bits != MX_BFMA_EXACT) {
                     long lead = qlog2(S);
                     if (lead < -126) lead = -126;
                     q_align(x, S, lead - p->late_norm_frac_bits, p->late_round, 0);
@@ -454,7 +454,9 @@ static mx_blockfma_params rand_params(gsl_rng *r)
     p.group_round = (mx_align_round)gsl_rng_uniform_int(r, 3);
     p.late_round = (mx_align_round)gsl_rng_uniform_int(r, 3);
     p.late_sum_frac_bits = 20 + (int)gsl_rng_uniform_int(r, 16);
-    p.late_norm_frac_bits = 20 + (int)gsl_rng_uniform_int(r, 16);
+    p.late_norm_frac_bits = gsl_rng_uniform_int(r, 3) == 0
+                                ? MX_BFMA_EXACT
+                                : 20 + (int)gsl_rng_uniform_int(r, 16);
     p.late_c_cutoff = gsl_rng_uniform_int(r, 2) ? 0 : 10 + (int)gsl_rng_uniform_int(r, 20);
     p.ftz_in = gsl_rng_uniform_int(r, 6) == 0;
     p.ftz_prod = gsl_rng_uniform_int(r, 6) == 0;
@@ -846,8 +848,8 @@ static mx_blockfma_params perturb(const mx_blockfma_params *p, int w)
     case P_LATE:
         q.late_c = 1;
         q.late_round = MX_ALIGN_RD;
-        q.late_sum_frac_bits = 32;
-        q.late_norm_frac_bits = 31;
+        q.late_sum_frac_bits = 31;
+        q.late_norm_frac_bits = MX_BFMA_EXACT;
         break;
     case P_HALF: q.block /= 2; if (q.deal) q.deal = 0; break;
     case P_FADD: q.c_fadd = !q.c_fadd; break;

@@ -98,9 +98,13 @@ typedef struct {
      *             0 when late_c_cutoff > 0 and E - e_c > late_c_cutoff) and
      *             added;
      *   E <  e_c: S is rounded with late_round to late_sum_frac_bits bits
-     *             below e_c, c is added exactly, the sum is normalised (not
-     *             below exponent -126) and rounded with late_round to
-     *             late_norm_frac_bits bits below its leading bit. */
+     *             below e_c, c is added exactly, and (unless
+     *             late_norm_frac_bits is MX_BFMA_EXACT) the sum is
+     *             normalised (not below exponent -126) and rounded with
+     *             late_round to late_norm_frac_bits bits below its leading
+     *             bit; the final rounding follows.  The published CDNA3
+     *             model (MI300MC.m) is late_sum_frac_bits = 31, round-down,
+     *             late_norm_frac_bits = MX_BFMA_EXACT: one rounding. */
     int late_c;
     mx_align_round late_round;
     int late_sum_frac_bits;
