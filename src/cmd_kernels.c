@@ -21,25 +21,35 @@ static double now(void)
 
 /* The backend by name; exit code 77 is not used here: a GPU request without
  * a GPU is an error for the CLI (tests decide to skip on their own). */
-static int pick_backend(const char *name, mxv_runner *r, const char **device)
+/* The backend, and the accumulation models its GEMMs are judged by (model:
+ * the --model argument, NULL for the device's own). */
+static int pick_backend(const char *name, const char *model, mxv_runner *r,
+                        const char **device)
 {
     memset(r, 0, sizeof *r);
     if (!name || !strcmp(name, "cpu")) {
         r->ops = mxk_cpu_ops();
-        *device = r->ops->device;
-        return 0;
-    }
-    if (!strcmp(name, "gpu")) {
+    } else if (!strcmp(name, "gpu")) {
         char why[256];
         mxv_gpu_state st;
         r->ops = mxv_gpu_backend(why, sizeof why, &st);
         if (!r->ops)
             return mxv_error(MXV_EXIT_INTERNAL, "--backend gpu: %s", why);
         r->cpu = mxk_cpu_ops();
-        *device = r->ops->device;
-        return 0;
+    } else {
+        return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
     }
-    return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
+    *device = r->ops->device;
+    char err[256];
+    if (mxv_runner_set_model(r, model, err, sizeof err) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", err);
+    return 0;
+}
+
+/* The architecture a backend reports ("cpu" for the C emulation). */
+static const char *ops_arch(const mxk_ops *o)
+{
+    return o->abi >= 2 && o->arch ? o->arch : "cpu";
 }
 
 /* Runs the suite (or one case of it); 0 or an exit code. */
@@ -80,9 +90,11 @@ static int parse_seed(const char *s, uint64_t *out)
 int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
-               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL;
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL,
+               *model = NULL, *bonly = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
+                            {"model", 1, &model, 0},     {"bound-only", 0, &bonly, 0},
                             {"seeds", 1, &seeds, 0},
                             {"report-json", 1, &json, 0}, {"mutant", 1, &mutant, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
@@ -94,7 +106,17 @@ int mxv_cmd_kernels(int argc, char **argv)
     if (help) {
         puts("usage: mxverify kernels [--backend cpu|gpu] [--suite default|full|smoke]\n"
              "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
-             "                        [--mutant NAME] [--report-json FILE]\n"
+             "                        [--mutant NAME] [--report-json FILE] [--model M]\n"
+             "  --model M      accumulation model the GEMMs are judged by: M for every\n"
+             "                 GEMM, or M8,M16 for the MXFP8 and the BF16 GEMMs (default:\n"
+             "                 the device's own: fp32-seq on the portable path,\n"
+             "                 block:hopper-fp8-mma,block:hopper-bf16 for the sm_90\n"
+             "                 tensor-core kernels, block:cdna3-fp8,block:cdna3-bf16 for\n"
+             "                 the gfx94x MFMA kernels)\n"
+             "  --bound-only   accept GEMM elements within their bound that are not\n"
+             "                 bit-exact to a measured device model (block:hopper-*);\n"
+             "                 by default they fail: within bound, not the device's\n"
+             "                 arithmetic\n"
              "  --seeds COUNT  run the suite COUNT times, seeds N, N+1, ... (one table\n"
              "                 line per failing row and a summary)");
         return MXV_EXIT_OK;
@@ -103,8 +125,9 @@ int mxv_cmd_kernels(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
     mxv_runner r;
     const char *device;
-    if ((rc = pick_backend(backend, &r, &device)) != 0)
+    if ((rc = pick_backend(backend, model, &r, &device)) != 0)
         return rc;
+    r.bound_only = bonly != NULL;
     if ((rc = parse_seed(seed, &r.seed_offset)) != 0)
         return rc;
     if (mutant) {
@@ -159,10 +182,14 @@ int mxv_cmd_kernels(int argc, char **argv)
         snprintf(v[i].why, sizeof v[i].why, "%s",
                  v[i].pass ? "ok" : rows.rows[i].error ? rows.rows[i].message
                  : rows.rows[i].backends_agree == 0 ? "GPU differs from the CPU backend"
+                 : rows.rows[i].not_device && !rows.rows[i].j.outside
+                     ? "within bound, not the device's arithmetic"
                  : rows.rows[i].j.by_bytes ? "wrong bytes" : "outside the bound");
     }
-    printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
-           r.mutant ? ", with a planted bug" : "");
+    char mname[96];
+    mxv_runner_model_name(&r, mname, sizeof mname);
+    printf("mxverify kernels: suite %s on %s (%s, %s), model %s%s\n", suite, r.ops->name,
+           device, ops_arch(r.ops), mname, r.mutant ? ", with a planted bug" : "");
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
                       now() - t0};
     mxv_report_table(stdout, &rep);
@@ -207,12 +234,15 @@ static void default_golden(const char *suite, const char *backend, char *buf, si
 int mxv_cmd_gate(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *rj = NULL,
-               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL;
+               *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *model = NULL,
+               *other = NULL, *bonly = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
-                            {"seed", 1, &seed, 0},       {"help", 0, &help, 'h'},
-                            {NULL, 0, NULL, 0}};
+                            {"seed", 1, &seed, 0},       {"model", 1, &model, 0},
+                            {"allow-other-golden", 0, &other, 0},
+                            {"bound-only", 0, &bonly, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
     free(pos);
@@ -220,7 +250,12 @@ int mxv_cmd_gate(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify gate [--suite default] [--golden FILE] [--backend cpu|gpu]\n"
-             "                     [--report-json F] [--report-md F] [--junit F] [--seed N]");
+             "                     [--model M] [--allow-other-golden] [--bound-only]\n"
+             "                     [--report-json F] [--report-md F] [--junit F] [--seed N]\n"
+             "  --model M      accumulation model(s) of the GEMMs (see mxverify kernels\n"
+             "                 --help; default: the device's own)\n"
+             "  --allow-other-golden  gate with a golden file recorded for another device\n"
+             "                 architecture or model (refused otherwise)");
         return MXV_EXIT_OK;
     }
     if (npos)
@@ -241,8 +276,20 @@ int mxv_cmd_gate(int argc, char **argv)
     }
     mxv_runner r;
     const char *device;
-    if ((rc = pick_backend(backend, &r, &device)) != 0 ||
+    if ((rc = pick_backend(backend, model, &r, &device)) != 0 ||
         (rc = parse_seed(seed, &r.seed_offset)) != 0) {
+        mxv_golden_free(&g);
+        return rc;
+    }
+    r.bound_only = bonly != NULL;
+    char mname[96];
+    mxv_runner_model_name(&r, mname, sizeof mname);
+    if (!other && (strcmp(g.arch, ops_arch(r.ops)) || strcmp(g.model, mname))) {
+        rc = mxv_error(MXV_EXIT_BADINPUT,
+                       "%s was recorded for %s, model %s; this run is %s, model %s "
+                       "(make its own with 'golden update', or --allow-other-golden)",
+                       golden, g.arch[0] ? g.arch : "an unrecorded architecture",
+                       g.model[0] ? g.model : "unrecorded", ops_arch(r.ops), mname);
         mxv_golden_free(&g);
         return rc;
     }
@@ -265,8 +312,8 @@ int mxv_cmd_gate(int argc, char **argv)
             v[i].pass = mxv_golden_judge(e, w, v[i].why, sizeof v[i].why);
         }
     }
-    printf("mxverify gate: suite %s on %s (%s), golden %s\n", suite, r.ops->name, device,
-           golden);
+    printf("mxverify gate: suite %s on %s (%s, %s), model %s, golden %s\n", suite,
+           r.ops->name, device, ops_arch(r.ops), mname, golden);
     mxv_report rep = {"mxverify gate", suite, r.ops->name, device, golden, &rows, v,
                       now() - t0};
     mxv_report_table(stdout, &rep);
@@ -292,10 +339,11 @@ int mxv_cmd_gate(int argc, char **argv)
 int mxv_cmd_golden(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *loosen = NULL,
-               *reason = NULL, *manifest = NULL, *help = NULL;
+               *reason = NULL, *manifest = NULL, *help = NULL, *model = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"allow-loosen", 0, &loosen, 0},
                             {"reason", 1, &reason, 0},   {"manifest", 1, &manifest, 0},
+                            {"model", 1, &model, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "golden");
@@ -305,7 +353,8 @@ int mxv_cmd_golden(int argc, char **argv)
         return rc;
     if (help || !act) {
         puts("usage: mxverify golden update [--suite default] [--golden FILE]\n"
-             "                              [--backend cpu|gpu] [--allow-loosen --reason TEXT]\n"
+             "                              [--backend cpu|gpu] [--model M]\n"
+             "                              [--allow-loosen --reason TEXT]\n"
              "       mxverify golden verify [--manifest golden/MANIFEST]");
         return help ? MXV_EXIT_OK : MXV_EXIT_USAGE;
     }
@@ -344,10 +393,24 @@ int mxv_cmd_golden(int argc, char **argv)
     }
     mxv_runner r;
     const char *device;
-    if ((rc = pick_backend(backend, &r, &device)) != 0) {
+    if ((rc = pick_backend(backend, model, &r, &device)) != 0) {
         mxv_golden_free(&g);
         return rc;
     }
+    /* the file now records this run's device and model; rows judged by
+     * another model or on another architecture are replaced, not compared */
+    char mname[96];
+    mxv_runner_model_name(&r, mname, sizeof mname);
+    int same = !strcmp(g.arch, ops_arch(r.ops)) && !strcmp(g.model, mname);
+    if (have && !same) {
+        char why[400];
+        snprintf(why, sizeof why, "recorded for %s, model %s (was %s, model %s)",
+                 ops_arch(r.ops), mname, g.arch[0] ? g.arch : "unrecorded",
+                 g.model[0] ? g.model : "unrecorded");
+        mxv_golden_note(&g, "device", why);
+    }
+    snprintf(g.arch, sizeof g.arch, "%s", ops_arch(r.ops));
+    snprintf(g.model, sizeof g.model, "%s", mname);
     mxv_rows rows = {NULL, 0, 0};
     if ((rc = run_suite(suite, NULL, &r, &rows, 1)) != 0) {
         mxv_golden_free(&g);
@@ -368,7 +431,8 @@ int mxv_cmd_golden(int argc, char **argv)
                              w->case_name, w->kernel, w->error ? w->message : "elements outside");
         }
         ne[i] = mxv_golden_from_row(w);
-        const mxv_golden_entry *old = have ? mxv_golden_find(&g, w->case_name, w->kernel) : NULL;
+        const mxv_golden_entry *old =
+            have && same ? mxv_golden_find(&g, w->case_name, w->kernel) : NULL;
         char what[160];
         if (old && mxv_golden_looser(old, &ne[i], what, sizeof what)) {
             if (!loosen) {

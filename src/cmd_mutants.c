@@ -49,8 +49,9 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL;
+               *only = NULL, *model = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
+                            {"model", 1, &model, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
                             {NULL, 0, NULL, 0}};
@@ -61,7 +62,9 @@ int mxv_cmd_mutants(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
-             "                        [--report-json F] [--report-md F]");
+             "                        [--model M] [--report-json F] [--report-md F]\n"
+             "  --model M  accumulation model(s) of the GEMMs (see mxverify kernels\n"
+             "             --help; default: the device's own)");
         return MXV_EXIT_OK;
     }
     if (npos)
@@ -88,6 +91,9 @@ int mxv_cmd_mutants(int argc, char **argv)
     } else {
         return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", backend);
     }
+    char merr[256];
+    if (mxv_runner_set_model(&r, model, merr, sizeof merr) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", merr);
 
     /* the correct kernels first */
     mxv_rows base = {NULL, 0, 0};
