@@ -235,13 +235,13 @@ int mxv_cmd_gate(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *rj = NULL,
                *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *model = NULL,
-               *other = NULL, *bonly = NULL;
+               *other = NULL, *bonly = NULL, *only = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
                             {"seed", 1, &seed, 0},       {"model", 1, &model, 0},
                             {"allow-other-golden", 0, &other, 0},
-                            {"bound-only", 0, &bonly, 0},
+                            {"bound-only", 0, &bonly, 0}, {"case", 1, &only, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
@@ -251,6 +251,7 @@ int mxv_cmd_gate(int argc, char **argv)
     if (help) {
         puts("usage: mxverify gate [--suite default] [--golden FILE] [--backend cpu|gpu]\n"
              "                     [--model M] [--allow-other-golden] [--bound-only]\n"
+             "                     [--case NAME]\n"
              "                     [--report-json F] [--report-md F] [--junit F] [--seed N]\n"
              "  --model M      accumulation model(s) of the GEMMs (see mxverify kernels\n"
              "                 --help; default: the device's own)\n"
@@ -295,7 +296,7 @@ int mxv_cmd_gate(int argc, char **argv)
     }
     mxv_rows rows = {NULL, 0, 0};
     double t0 = now();
-    if ((rc = run_suite(suite, NULL, &r, &rows, 1)) != 0) {
+    if ((rc = run_suite(suite, only, &r, &rows, 1)) != 0) {
         mxv_golden_free(&g);
         mxv_rows_free(&rows);
         return rc;
@@ -339,11 +340,12 @@ int mxv_cmd_gate(int argc, char **argv)
 int mxv_cmd_golden(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *loosen = NULL,
-               *reason = NULL, *manifest = NULL, *help = NULL, *model = NULL;
+               *reason = NULL, *manifest = NULL, *help = NULL, *model = NULL,
+               *only = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"allow-loosen", 0, &loosen, 0},
                             {"reason", 1, &reason, 0},   {"manifest", 1, &manifest, 0},
-                            {"model", 1, &model, 0},
+                            {"model", 1, &model, 0},     {"case", 1, &only, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "golden");
@@ -353,7 +355,7 @@ int mxv_cmd_golden(int argc, char **argv)
         return rc;
     if (help || !act) {
         puts("usage: mxverify golden update [--suite default] [--golden FILE]\n"
-             "                              [--backend cpu|gpu] [--model M]\n"
+             "                              [--backend cpu|gpu] [--model M] [--case NAME]\n"
              "                              [--allow-loosen --reason TEXT]\n"
              "       mxverify golden verify [--manifest golden/MANIFEST]");
         return help ? MXV_EXIT_OK : MXV_EXIT_USAGE;
@@ -412,12 +414,17 @@ int mxv_cmd_golden(int argc, char **argv)
     snprintf(g.arch, sizeof g.arch, "%s", ops_arch(r.ops));
     snprintf(g.model, sizeof g.model, "%s", mname);
     mxv_rows rows = {NULL, 0, 0};
-    if ((rc = run_suite(suite, NULL, &r, &rows, 1)) != 0) {
+    if ((rc = run_suite(suite, only, &r, &rows, 1)) != 0) {
         mxv_golden_free(&g);
         mxv_rows_free(&rows);
         return rc;
     }
-    mxv_golden_entry *ne = calloc(rows.n ? rows.n : 1, sizeof *ne);
+    /* --case: the entries of the other cases stay (when the file was made
+     * for this device and model), after the new ones */
+    size_t keep = 0;
+    for (size_t i = 0; only && have && same && i < g.n; i++)
+        keep += strcmp(g.e[i].case_name, only) != 0;
+    mxv_golden_entry *ne = calloc(rows.n + keep ? rows.n + keep : 1, sizeof *ne);
     size_t loosened = 0;
     for (size_t i = 0; i < rows.n; i++) {
         const mxv_row *w = &rows.rows[i];
@@ -447,9 +454,13 @@ int mxv_cmd_golden(int argc, char **argv)
             loosened++;
         }
     }
+    size_t nn = rows.n;
+    for (size_t i = 0; only && have && same && i < g.n; i++)
+        if (strcmp(g.e[i].case_name, only) != 0)
+            ne[nn++] = g.e[i];
     free(g.e);
     g.e = ne;
-    g.n = rows.n;
+    g.n = nn;
     if (loosened) {
         char note[600];
         snprintf(note, sizeof note, "%zu thresholds loosened: %s", loosened, reason);

@@ -34,8 +34,8 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
 tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
 
-TESTS += tests/cli_probe.test tests/probe_vectors.test
-EXTRA_DIST += tests/cli_probe.test tests/probe_vectors.test
+TESTS += tests/cli_probe.test tests/probe_vectors.test tests/h200_captures.test
+EXTRA_DIST += tests/cli_probe.test tests/probe_vectors.test tests/h200_captures.test
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
