@@ -2,17 +2,20 @@
  * judge every output against the reference.
  *
  * Each kernel is fed the reference's own inputs for its stage (so a planted
- * bug in one kernel does not spill into the verdicts of the next) and its
- * output is judged against the reference stage computed from those inputs:
- * quantization and alignment kernels by bytes, GEMMs by bound and by
- * bit-exactness to the accumulation model the backend's path follows
- * (fp32-seq for the portable path, the block models of the matrix-unit
- * kernels; mxv_runner.model_*), moe_sum by equality.  On the GPU every
- * output is also compared bit for bit with the CPU backend.
+ * bug in one kernel does not spill into the verdicts of the next) and each
+ * of its outputs is handed to the stage table (stages.h), which names the
+ * row, produces the reference and judges it -- the same path `check` takes
+ * for captures.  GEMM rows are judged against the accumulation model of
+ * the backend's path (mxv_runner.model_*: fp32-seq for the portable path,
+ * the block models of the matrix-unit kernels), with bit-exactness as the
+ * verdict under a measured device model.  The runner itself only launches
+ * kernels.  On the GPU every output (but the GEMMs of matrix-unit paths)
+ * is also compared bit for bit with the CPU backend.
  */
 #ifndef MXV_RUNNER_H
 #define MXV_RUNNER_H
 
+#include <stdio.h>
 #include "mxk.h"
 #include "suite.h"
 
@@ -51,5 +54,24 @@ void mxv_runner_model_name(const mxv_runner *r, char *buf, size_t len);
  * the case itself cannot be built (bad definition, out of memory). */
 int mxv_run_case(const mxv_case_def *c, const mxv_runner *r, mxv_rows *rows,
                  char *err, size_t len);
+
+/* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
+ * CPU backend, compared bit for bit); *device names what runs it.  r is
+ * reset first.  0, or the exit code after printing the error (a GPU
+ * request without a GPU is an error, not a skip). */
+int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
+/* Runs every case of the suite, or only the case named only (NULL: all),
+ * appending rows; progress lines on stderr when asked.  0 or an exit code
+ * (unknown suite or case: usage; a case that cannot be built: internal). */
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                  mxv_rows *rows, int progress);
+/* A monotonic clock in seconds. */
+double mxv_now(void);
+/* The architecture a backend reports ("cpu" for the C emulation, "sm_90",
+ * "gfx942", ...). */
+const char *mxv_runner_arch(const mxk_ops *ops);
+/* The help lines of --model and --bound-only for kernels, gate, mutants
+ * and golden update. */
+void mxv_print_device_model_help(FILE *f);
 
 #endif
