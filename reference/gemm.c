@@ -1101,14 +1101,18 @@ static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
     const uint8_t *pb = (const uint8_t *)B->codes + mxg_row(B, n) * B->ld * eb;
     if (!A->scales) {
         double S = mx_blockfma_sum_abs(bp, A->fmt, pa, B->fmt, pb, K);
-        double Bacc = mx_blockfma_bound(bp, K, S, 0);
+        double Bacc = fmin(mx_blockfma_bound(bp, K, S, 0),
+                           mx_blockfma_bound_dot(bp, A->fmt, pa, B->fmt, pb, K, 0));
         return bound_tail(Bacc, wS, S, w);
     }
     double sum_b = 0, sum_p = 0;
     for (size_t g = 0; g < G; g++) {
         size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
         double S = mx_blockfma_sum_abs(bp, A->fmt, pa + k0 * ea, B->fmt, pb + k0 * eb, len);
-        double Bg = mx_blockfma_bound(bp, len, S, 0);
+        /* both are proofs; the per-block one (largest term) is the tighter */
+        double Bg = fmin(mx_blockfma_bound(bp, len, S, 0),
+                         mx_blockfma_bound_dot(bp, A->fmt, pa + k0 * ea, B->fmt,
+                                               pb + k0 * eb, len, 0));
         double sc = mx_scale_value(s->decode, mxg_scale_byte(A, m, g)) *
                     mx_scale_value(s->decode, mxg_scale_byte(B, n, g));
         sum_b += sc * Bg;

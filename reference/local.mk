@@ -15,6 +15,7 @@ reference_libmxref_a_SOURCES = \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
 	reference/blockfma_bound.c \
+	reference/blockfma_bound_dot.c \
 	reference/probe_plan.c \
 	reference/probe_infer.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
