@@ -41,7 +41,7 @@ static inline mxk_status mxk_gpu_launched(const char *kernel)
 }
 
 /* Whether the current device runs the matrix-core GEMM kernels (gfx94x in
- * an AMD build; never on NVIDIA). */
+ * an AMD build; never on NVIDIA: see mxk_gpu_has_mma). */
 int mxk_gpu_has_mfma(void);
 /* Whether the current device runs the tensor-core GEMM kernels: an NVIDIA
  * Hopper GPU (compute capability 9.x) in an nvcc build, where their
