@@ -41,6 +41,7 @@ src_lib_libmxv_a_SOURCES = \
 	src/lib/report.c src/lib/report.h \
 	src/lib/probe_io.c src/lib/probe_io.h \
 	src/lib/probe_describe.c src/lib/probe_describe.h \
+	src/lib/probe_vectors.c src/lib/probe_vectors.h \
 	$(MXV_MODEL_SOURCES)
 
 src_pipeline_libmxvpipe_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)

@@ -38,8 +38,10 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c
 tests_st_tool_LDADD = $(MXV_IO_LIBS)
 
-TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
-EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
+TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
+EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
