@@ -66,14 +66,12 @@ int mxv_cmd_mutants(int argc, char **argv)
              "  --shard K/N          run the K-th of N shares of the planted bugs (and the\n"
              "                       correct kernels); --report-json writes a partial report\n"
              "                       that `mxverify report merge` joins");
-        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        mxv_print_model_help(stdout, "the device's own (mxverify kernels --help)");
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
-    if ((rc = mxv_parse_model(model)) != 0)
-        return rc;
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
     mxv_shard sh;
@@ -96,7 +94,9 @@ int mxv_cmd_mutants(int argc, char **argv)
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     r.cpu = NULL; /* planted bugs are judged against the reference only */
-    r.model = model;
+    char merr[256];
+    if (mxv_runner_set_model(&r, model, merr, sizeof merr) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", merr);
     r.chain = 1;
 
     /* the correct kernels first */
