@@ -16,6 +16,8 @@ int mx_accum_parse(const char *name, mx_accum_model *out)
         out->kind = MX_ACC_FP32_GROUP;
     else if (strcmp(name, "fp32-seq") == 0)
         out->kind = MX_ACC_FP32_SEQ;
+    else if (strcmp(name, "dequant-fp32") == 0)
+        out->kind = MX_ACC_DEQUANT_FP32;
     else if (strncmp(name, "block:", 6) == 0 && mx_blockfma_preset(name + 6)) {
         out->kind = MX_ACC_BLOCK;
         out->block = mx_blockfma_preset(name + 6);
@@ -37,7 +39,7 @@ const char *mx_accum_names(void)
     static char buf[512];
     static int done;
     if (!done) {
-        size_t o = (size_t)snprintf(buf, sizeof buf, "fp32-group, fp32-seq");
+        size_t o = (size_t)snprintf(buf, sizeof buf, "fp32-group, fp32-seq, dequant-fp32");
         const mx_blockfma_params *p;
         for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && o < sizeof buf; i++)
             o += (size_t)snprintf(buf + o, sizeof buf - o, ", block:%s", p->name);
@@ -51,7 +53,9 @@ const char *mx_accum_names(void)
 static inline float fma_exact_product(float a, float b, float c)
 {
     float p = a * b;
-    if (fabsf(p) >= FLT_MIN || p == 0)
+    /* a zero operand gives an exact zero product; an underflowed nonzero
+     * product (p may even be 0) or an overflowed one needs the true fma */
+    if (a == 0 || b == 0 || (fabsf(p) >= FLT_MIN && isfinite(p)))
         return c + p;
     return fmaf(a, b, c);
 }
@@ -62,6 +66,28 @@ float mxg_seq_chain(const mx_operand *A, size_t m, const mx_operand *B,
     for (size_t k = k0; k < k0 + len; k++)
         c = fma_exact_product((float)mx_decode_double(A->fmt, mxg_code(A, m, k)),
                               (float)mx_decode_double(B->fmt, mxg_code(B, n, k)), c);
+    return c;
+}
+
+float mxg_dequant_f32(const mx_operand *o, mx_e8m0_decode d, size_t r, size_t k)
+{
+    float v = (float)mx_decode_double(o->fmt, mxg_code(o, r, k));
+    if (!o->scales)
+        return v;
+    return v * mxg_scale_f32(o, d, r, k / MX_BLOCK);
+}
+
+float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
+                        size_t n, mx_e8m0_decode d, float c)
+{
+    for (size_t k = 0; k < A->K; k++) {
+        float a = mxg_dequant_f32(A, d, m, k), b = mxg_dequant_f32(B, d, n, k);
+        float p = a * b;
+        /* a product of two dequantized 8-bit values has at most 8
+         * significant bits: exact unless it underflows or overflows */
+        c = (a == 0 || b == 0 || (fabsf(p) >= FLT_MIN && isfinite(p))) ? c + p
+                                                                       : fmaf(a, b, c);
+    }
     return c;
 }
 
@@ -95,6 +121,7 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
     case MX_ACC_FP32_GROUP:
         return c + group_dot_rn32(A, m, B, n, k0, len);
     case MX_ACC_FP32_SEQ:
+    case MX_ACC_DEQUANT_FP32: /* unscaled operands: the same chain */
         return mxg_seq_chain(A, m, B, n, k0, len, c);
     case MX_ACC_BLOCK: {
         size_t ea = A->fmt->bits / 8, eb = B->fmt->bits / 8;

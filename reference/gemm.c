@@ -1018,7 +1018,8 @@ static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
                 int under = 0;
                 for (size_t k = 0; k < K && !under; k++) {
                     float pr = a[j * K + k] * bt[k * N + n];
-                    under = pr != 0 && fabsf(pr) < FLT_MIN;
+                    under = a[j * K + k] != 0 && bt[k * N + n] != 0 &&
+                            !(fabsf(pr) >= FLT_MIN);
                 }
                 if (!under)
                     continue;
@@ -1049,6 +1050,50 @@ static mx_status model_seq(const mx_gemm_spec *s, const mx_operand *A,
     return MX_OK;
 }
 
+/* The dequant-fp32 model for all elements: both operands dequantized to
+ * FP32 once, then per row a chain over all K, vectorized over columns
+ * (a*b is exact for 8-bit values unless it underflows or overflows: such
+ * elements are redone with true fma, element by element). */
+static mx_status model_dequant(const mx_gemm_spec *s, const mx_operand *A,
+                               const mx_operand *B, float *out)
+{
+    size_t M = A->rows, N = B->rows, K = A->K;
+    float *bt = malloc(K * N * sizeof *bt), *a = malloc(K * sizeof *a);
+    if (!bt || !a) {
+        free(bt);
+        free(a);
+        return MX_ENOMEM;
+    }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++)
+            bt[k * N + n] = mxg_dequant_f32(B, s->decode, n, k);
+    for (size_t m = 0; m < M; m++) {
+        float *o = out + m * N;
+        for (size_t k = 0; k < K; k++)
+            a[k] = mxg_dequant_f32(A, s->decode, m, k);
+        for (size_t n = 0; n < N; n++)
+            o[n] = 0.0f;
+        for (size_t k = 0; k < K; k++)
+            chain_axpy(o, a[k], bt + k * N, N);
+        for (size_t n = 0; n < N; n++) {
+            int redo = 0;
+            for (size_t k = 0; k < K && !redo; k++) {
+                float pr = a[k] * bt[k * N + n];
+                redo = a[k] != 0 && bt[k * N + n] != 0 &&
+                       !(fabsf(pr) >= FLT_MIN && isfinite(pr));
+            }
+            if (redo)
+                o[n] = mxg_dequant_chain(A, m, B, n, s->decode, 0.0f);
+        }
+        if (s->row_weight)
+            for (size_t n = 0; n < N; n++)
+                o[n] = o[n] * s->row_weight[m];
+    }
+    free(bt);
+    free(a);
+    return MX_OK;
+}
+
 /* ---- bounds --------------------------------------------------------------- */
 
 double mx_gamma32(size_t n)
@@ -1072,18 +1117,71 @@ static double bound_tail(double Bacc, double wS, double sabs, double w)
     double aw = fabs(w);
     double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
     double y = wS + ey;
-    if (!(y < 0x1p128 * (1 - 0x1p-25)) || !(sabs * 2 < FLT_MAX))
-        return INFINITY; /* an FP32 or BF16 overflow is possible */
-    return ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS;
+    /* every partial sum of a correct kernel is at most sabs (1 + gamma_d)
+     * plus tiny terms: below 2^127 none overflows FP32.  Past that the
+     * bound cannot speak (the judge's bound-inf class: the model is the
+     * verdict).  An overflow of y or of its BF16 rounding keeps a finite
+     * bound: the judge admits the infinity of exact's sign when
+     * |exact| + B reaches the BF16 overflow threshold (ovf-edge class). */
+    if (!(sabs * 2 < FLT_MAX) || !(Bacc < INFINITY))
+        return INFINITY;
+    /* evaluated in binary64 round-to-nearest: at most 16 operations on
+     * nonnegative values, each within a factor (1 + 2^-53), so the true
+     * value is below the computed one times (1 + 2^-48) (docs/bounds.md,
+     * "How the numbers are computed") */
+    return (ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS) * (1 + 0x1p-48);
+}
+
+/* FP32 accumulator bound (docs/bounds.md (1)): depth roundings per term,
+ * eta per product (K) and per scaled partial (G), and |p| eta for each of
+ * the ninexact groups whose FP32 scale product fl(dec sa) fl(dec sb)
+ * underflowed below 2^-149 (a power of two is exact otherwise). */
+static double bound_acc32(double sabs, size_t depth, size_t K, size_t G,
+                          size_t ninexact, double pmax)
+{
+    const double eta = 0x1p-150;
+    return (mx_gamma32(depth) * sabs +
+            eta * ((double)K + 2.0 * (double)G + 2.0 * (double)ninexact * pmax)) *
+           (1 + 0x1p-48);
 }
 
 static double bound_fp32(double wS, double sabs, double w, size_t depth,
-                         size_t K, size_t G, double pmax)
+                         size_t K, size_t G, size_t ninexact, double pmax)
+{
+    return bound_tail(bound_acc32(sabs, depth, K, G, ninexact, pmax), wS, sabs, w);
+}
+
+/* docs/bounds.md, "Dequantize, then FP32 GEMM": each dequantized value is
+ * exact unless it falls below FLT_MIN (error <= eta each); the K products
+ * of dequantized values are summed in any order (depth K - 1). */
+static double bound_dequant(const mx_gemm_spec *s, const mx_operand *A,
+                            const mx_operand *B, size_t m, size_t n, double wS,
+                            double sabs, double w, double pmax)
 {
     const double eta = 0x1p-150;
-    double Bacc = mx_gamma32(depth) * sabs +
-                  eta * ((double)K + 2.0 * (double)G * (1.0 + pmax));
-    return bound_tail(Bacc, wS, sabs, w);
+    size_t K = A->K;
+    (void)pmax;
+    double edeq = 0;
+    if (A->scales) {
+        /* max |dequantized value| of each side, and whether any rounds */
+        double ma = 0, mb = 0;
+        int inexact = 0;
+        for (size_t k = 0; k < K; k++) {
+            double va = fabs(mx_decode_double(A->fmt, mxg_code(A, m, k))) *
+                        mx_scale_value(s->decode, mxg_scale_byte(A, m, k / MX_BLOCK));
+            double vb = fabs(mx_decode_double(B->fmt, mxg_code(B, n, k))) *
+                        mx_scale_value(s->decode, mxg_scale_byte(B, n, k / MX_BLOCK));
+            ma = va > ma ? va : ma;
+            mb = vb > mb ? vb : mb;
+            inexact |= (va != 0 && (double)(float)va != va) ||
+                       (vb != 0 && (double)(float)vb != vb);
+        }
+        if (inexact) /* |a'b' - ab| <= |a| eta + |b| eta + eta^2 per product */
+            edeq = (double)K * eta * (ma + mb + eta) * (1 + 0x1p-48);
+    }
+    double Bacc = (mx_gamma32(K - 1) * (sabs + edeq) + edeq + eta * (double)K) *
+                  (1 + 0x1p-48);
+    return bound_tail(Bacc, wS, sabs + edeq, w);
 }
 
 /* docs/bounds.md, "Block-FMA models" and "FP32 models": each group's
@@ -1133,17 +1231,31 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
      * most S (1 + (G + 64 G + 2) 2^-52). */
     double infl = 1.0 + (double)(65 * G + 2) * 0x1p-52;
     size_t depth = A->scales ? (MX_BLOCK - 1) + (G - 1) : K - 1;
+    if (s->model.kind == MX_ACC_DEQUANT_FP32)
+        depth = K - 1;
     for (size_t m = 0; m < M; m++) {
         double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
         for (size_t n = 0; n < N; n++) {
             size_t i = m * N + n;
             double sabs = S[i] * infl;
-            double pmax = 32.0 * a->amax[m] * b->amax[n];
+            /* every |partial| of 32 products, with its FP32 rounding */
+            double pmax = 32.0 * a->amax[m] * b->amax[n] * (1 + 0x1p-18);
             double wS = fabs(exact[i]) * (1 + 0x1p-52);
+            /* groups whose FP32 scale product is inexact (below 2^-149) */
+            size_t ninexact = 0;
+            for (size_t g = 0; A->scales && g < G; g++) {
+                int ea = a->sx[m * G + g], eb = b->sx[n * G + g];
+                if (ea != MXG_ZERO_SCALE && eb != MXG_ZERO_SCALE && ea + eb < -149)
+                    ninexact++;
+            }
+            if (s->model.kind == MX_ACC_DEQUANT_FP32)
+                ninexact = 0; /* scales are folded into the operands */
             if (bound)
                 bound[i] = s->model.kind == MX_ACC_BLOCK
                                ? bound_block(s, A, B, m, n, wS, w, pmax)
-                               : bound_fp32(wS, sabs, w, depth, K, G, pmax);
+                           : s->model.kind == MX_ACC_DEQUANT_FP32
+                               ? bound_dequant(s, A, B, m, n, wS, sabs, w, pmax)
+                               : bound_fp32(wS, sabs, w, depth, K, G, ninexact, pmax);
             if (sabs_out)
                 sabs_out[i] = sabs * fabs(w);
         }
@@ -1253,6 +1365,8 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
                                           : ac.gacc[m * N + n];
         } else if (s->model.kind == MX_ACC_BLOCK) {
             st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
+        } else if (s->model.kind == MX_ACC_DEQUANT_FP32) {
+            st = model_dequant(s, A, B, macc);
         } else {
             st = model_seq(s, A, B, macc);
         }

@@ -72,7 +72,9 @@ mx_status mx_gemm_model_direct(const mx_gemm_spec *s, const mx_operand *A,
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             float acc = 0.0f;
-            for (size_t g = 0; g < G; g++) {
+            if (s->model.kind == MX_ACC_DEQUANT_FP32)
+                acc = mxg_dequant_chain(A, m, B, n, s->decode, 0.0f);
+            for (size_t g = 0; g < G && s->model.kind != MX_ACC_DEQUANT_FP32; g++) {
                 size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
                 if (!scaled) {
                     acc = mxg_model_partial(&s->model, A, m, B, n, k0, len, acc);

@@ -48,6 +48,12 @@ static inline float mxg_scale_f32(const mx_operand *o, mx_e8m0_decode d,
     return (float)mx_scale_value(d, mxg_scale_byte(o, r, g));
 }
 
+/* The dequant-fp32 model: operand value (r, k) dequantized to FP32
+ * (f32(value * f32(dec scale))), and the whole-K FMA chain from c. */
+float mxg_dequant_f32(const mx_operand *o, mx_e8m0_decode d, size_t r, size_t k);
+float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
+                        size_t n, mx_e8m0_decode d, float c);
+
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
 float mxg_round_f32(__int128 v, int e);
 

@@ -142,6 +142,7 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
     size_t nn = 0;
     names[nn++] = "fp32-group";
     names[nn++] = "fp32-seq";
+    names[nn++] = "dequant-fp32";
     static char blocknames[32][48];
     const mx_blockfma_params *p;
     for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && nn < 32 && work <= 4e6; i++) {
@@ -594,7 +595,12 @@ static cJSON *judge_json(const mxv_judge *j)
         cJSON_AddNumberToObject(o, "sqnr_db", isfinite(j->sqnr_db) ? j->sqnr_db : 1e308);
         cJSON_AddBoolToObject(o, "torch_allclose_bf16", j->allclose);
         cJSON_AddNumberToObject(o, "aiter_mismatch", j->aiter_mismatch);
-        cJSON_AddNumberToObject(o, "overflow_not_judged", (double)j->overflow);
+        cJSON *vc = cJSON_AddObjectToObject(o, "verdict_classes");
+        cJSON_AddNumberToObject(vc, "bound", (double)j->cls_bound);
+        cJSON_AddNumberToObject(vc, "overflow_edge", (double)j->cls_ovf_edge);
+        cJSON_AddNumberToObject(vc, "model_special", (double)j->cls_model_special);
+        cJSON_AddNumberToObject(vc, "bound_infinite", (double)j->cls_bound_inf);
+        cJSON_AddNumberToObject(vc, "exact_special", (double)j->cls_exact_special);
         cJSON *h = cJSON_AddArrayToObject(o, "histogram_err_over_bound");
         for (int b = 0; b < MXV_HIST_BINS; b++) {
             cJSON *bin = cJSON_CreateObject();

@@ -22,6 +22,13 @@ static double bf16_ulp(double x)
     return ldexp(1.0, e - 8);
 }
 
+/* Equal as the special-value rule asks: bit for bit, any NaN for a NaN. */
+static int same_special(uint16_t out, uint16_t model)
+{
+    int on = (out & 0x7fff) > 0x7f80, mn = (model & 0x7fff) > 0x7f80;
+    return mn ? on : out == model;
+}
+
 static void init(mxv_judge *j, const char *name, int by_bytes, size_t n,
                  size_t cols)
 {
@@ -85,10 +92,34 @@ void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
         double err = fabs(o - exact[i]);
         if (model && out[i] == model[i])
             j->bit_exact++;
-        if (isinf(bound[i])) {
-            j->overflow++;
+        /* the verdict classes of judge.h, in this order */
+        if (model && !isfinite(mx_bf16_to_float(model[i]))) {
+            j->cls_model_special++;
+            if (!same_special(out[i], model[i]))
+                note_bad(j, i, o, mx_bf16_to_float(model[i]), NAN);
             continue;
         }
+        if (!isfinite(exact[i])) {
+            j->cls_exact_special++;
+            int ok = model ? same_special(out[i], model[i])
+                           : (isnan(exact[i]) ? isnan(o) : o == exact[i]);
+            if (!ok)
+                note_bad(j, i, o, exact[i], NAN);
+            continue;
+        }
+        if (!(bound[i] <= INFINITY) || isinf(bound[i])) { /* inf or NaN bound */
+            j->cls_bound_inf++;
+            if (!model || out[i] != model[i])
+                note_bad(j, i, o, exact[i], INFINITY);
+            continue;
+        }
+        int edge = fabs(exact[i]) + bound[i] >= MXV_BF16_OVF_THRESHOLD;
+        if (edge)
+            j->cls_ovf_edge++;
+        else
+            j->cls_bound++;
+        if (edge && isinf(o) && (o > 0) == (exact[i] > 0))
+            err = 0; /* the admitted overflow */
         double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
         if (!(err <= bound[i]))
             note_bad(j, i, o, exact[i], bound[i]);
@@ -118,6 +149,22 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
         if (out[i] != model[i])
             note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]),
                      0);
+}
+
+void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
+                         const double *ref, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    j->info_only = 1;
+    double *ov = malloc((n ? n : 1) * sizeof *ov);
+    if (!ov) {
+        j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ov[i] = mx_bf16_to_float(out[i]);
+    peers(j, ov, ref, n);
+    free(ov);
 }
 
 void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
@@ -171,13 +218,17 @@ void mxv_judge_print_header(FILE *f)
 {
     fprintf(f, "%-28s %-4s %10s %9s %9s %9s %8s %9s %8s %9s %9s %7s\n", "tensor",
             "ok", "elements", "outside", "max e/B", "max ulp", "exact%",
-            "relL2", "SQNR dB", "allclose", "aiter%", "ovfl");
+            "relL2", "SQNR dB", "allclose", "aiter%", "special");
 }
 
 void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
 {
     double ex = j->n ? 100.0 * (double)j->bit_exact / (double)j->n : 100.0;
-    if (j->by_bytes)
+    if (j->info_only)
+        fprintf(f, "%-28s %-4s %10zu %9s %9s %9s %8s %9.2e %8.1f %9s %8.3f%% %7s\n",
+                label, "info", j->n, "-", "-", "-", "-", j->rel_l2, j->sqnr_db,
+                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch, "-");
+    else if (j->by_bytes)
         fprintf(f, "%-28s %-4s %10zu %9zu %9s %9s %7.2f%% %9s %8s %9s %9s %7s\n",
                 label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside, "bytes",
                 "-", ex, "-", "-", j->outside ? "no" : "yes", "-", "-");
@@ -186,7 +237,9 @@ void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
                 "%-28s %-4s %10zu %9zu %9.4f %9.2f %7.2f%% %9.2e %8.1f %9s %8.3f%% %7zu\n",
                 label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside,
                 j->max_ratio, j->max_ulp, ex, j->rel_l2, j->sqnr_db,
-                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch, j->overflow);
+                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch,
+                j->cls_ovf_edge + j->cls_model_special + j->cls_bound_inf +
+                    j->cls_exact_special);
 }
 
 void mxv_judge_print_bad(FILE *f, const mxv_judge *j)
@@ -198,6 +251,14 @@ void mxv_judge_print_bad(FILE *f, const mxv_judge *j)
             fprintf(f, "  %s[%zu, %zu]: byte 0x%02X, reference 0x%02X%s\n", j->name,
                     r, c, (unsigned)x->out, (unsigned)x->exact,
                     x->bound != x->exact ? " (or the alternative)" : "");
+        else if (isnan(x->bound))
+            fprintf(f, "  %s[%zu, %zu]: %a, but the reference is the special "
+                       "value %a: must match it bit for bit\n",
+                    j->name, r, c, x->out, x->exact);
+        else if (isinf(x->bound))
+            fprintf(f, "  %s[%zu, %zu]: %a, exact %a: bound infinite (an FP32 "
+                       "intermediate may overflow), must equal the model\n",
+                    j->name, r, c, x->out, x->exact);
         else if (x->bound == 0 && j->outside)
             fprintf(f, "  %s[%zu, %zu]: %a, reference %a\n", j->name, r, c,
                     x->out, x->exact);

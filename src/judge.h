@@ -1,10 +1,25 @@
 /* judge.h -- per-element verdicts on a kernel's output tensor, and the peer
  * metrics that loose tolerances use, side by side.
  *
- * A bound-judged tensor (GEMM outputs): element i is correct when
- * |out_i - exact_i| <= bound_i; bit-exact when out_i == model_i.  A
- * byte-judged tensor (quantization, deterministic stages): element i is
- * correct when out_i equals model_i or one of the admissible alternatives.
+ * A bound-judged tensor (GEMM outputs): every element falls in exactly one
+ * verdict class, and every class has a rule that can fail (none means "not
+ * judged"; docs/bounds.md, "Verdict classes"):
+ *   bound       exact, model, bound finite, |exact| + bound below the BF16
+ *               overflow threshold: |out - exact| <= bound.
+ *   ovf-edge    as bound, but |exact| + bound reaches the BF16 overflow
+ *               threshold 2^128 (1 - 2^-9): out within the bound, or the
+ *               infinity of exact's sign.
+ *   model-special  the model is inf or NaN (e.g. the FP32 scale product
+ *               dec(sa) dec(sb) overflows while exact is finite): out must
+ *               equal the model bit for bit (any NaN for a NaN model).
+ *   bound-inf   the bound is infinite (an FP32 intermediate may overflow):
+ *               out must equal the model bit for bit; without a model the
+ *               element fails (nothing could vouch for it).
+ *   exact-special  exact is inf or NaN: out must equal the model bit for
+ *               bit (any NaN for NaN), or without a model be exact itself.
+ * Bit-exact when out_i == model_i.  A byte-judged tensor (quantization,
+ * deterministic stages): element i is correct when out_i equals model_i or
+ * one of the admissible alternatives.
  *
  * Peer metrics, with exact as the reference:
  *   rel_l2     ||out - ref|| / (||ref|| + 1e-8)        vLLM (< 5e-2)
@@ -33,7 +48,11 @@ typedef struct {
     int by_equal;           /* BF16 judged by equality with the model      */
     size_t n, cols;         /* elements, row length (for row/col indices)   */
     size_t outside;         /* elements outside bound / with wrong bytes   */
-    size_t overflow;        /* bound infinite: not judged                  */
+    /* verdict classes (judge.h top): counts of elements in each; they sum
+     * to n for a bound-judged tensor */
+    size_t cls_bound, cls_ovf_edge, cls_model_special, cls_bound_inf,
+        cls_exact_special;
+    int info_only;          /* information row: peers only, never gates    */
     size_t bit_exact;       /* equal to the model                          */
     size_t ambiguous;       /* byte-judged: an alternative was taken       */
     size_t nbad;            /* entries of bad[] used                       */
@@ -60,6 +79,16 @@ void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
                           const uint16_t *model, const double *exact,
                           const double *bound, size_t n, size_t cols);
+
+/* Information only (a drift figure that never gates): the peer metrics of
+ * out against ref; no element verdicts, pass is always 1.  Reports say
+ * "info". */
+void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
+                         const double *ref, size_t n, size_t cols);
+
+/* The BF16 RNE overflow threshold: a value of at least this magnitude
+ * rounds to infinity. */
+#define MXV_BF16_OVF_THRESHOLD 0x1.FF8p127
 
 /* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
  * code times scale) against the reference's decoded values. */

@@ -129,3 +129,10 @@ TESTS += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
 EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
+
+# Verdict classes of the judge (every element judged; docs/bounds.md).
+check_PROGRAMS += tests/check_judge
+tests_check_judge_SOURCES = tests/check_judge.c src/judge.c src/judge.h
+tests_check_judge_CFLAGS = $(TESTS_CFLAGS)
+tests_check_judge_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_judge
