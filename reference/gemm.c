@@ -1117,13 +1117,13 @@ static double bound_tail(double Bacc, double wS, double sabs, double w)
     double aw = fabs(w);
     double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
     double y = wS + ey;
-    /* every partial sum of a correct kernel is at most sabs (1 + gamma_d)
-     * plus tiny terms: below 2^127 none overflows FP32.  Past that the
+    /* every partial sum of a correct kernel is at most sabs + Bacc before
+     * its rounding: below 2^128 (1 - 2^-25) none rounds to infinity.  Past that the
      * bound cannot speak (the judge's bound-inf class: the model is the
      * verdict).  An overflow of y or of its BF16 rounding keeps a finite
      * bound: the judge admits the infinity of exact's sign when
      * |exact| + B reaches the BF16 overflow threshold (ovf-edge class). */
-    if (!(sabs * 2 < FLT_MAX) || !(Bacc < INFINITY))
+    if (!(sabs + Bacc < 0x1p128 * (1 - 0x1p-25)))
         return INFINITY;
     /* evaluated in binary64 round-to-nearest: at most 16 operations on
      * nonnegative values, each within a factor (1 + 2^-53), so the true

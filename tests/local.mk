@@ -136,3 +136,12 @@ tests_check_judge_SOURCES = tests/check_judge.c src/judge.c src/judge.h
 tests_check_judge_CFLAGS = $(TESTS_CFLAGS)
 tests_check_judge_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_judge
+
+# Every E8M0 scale byte pair, both decodes: reference, judge and the CPU
+# kernel emulation against MPFR and a written-out FP32 oracle.
+check_PROGRAMS += tests/check_scalepairs
+tests_check_scalepairs_SOURCES = tests/check_scalepairs.c src/judge.c src/judge.h \
+	tests/testutil.h
+tests_check_scalepairs_CFLAGS = $(KTESTS_CFLAGS) -I$(top_srcdir)/kernels/cpu
+tests_check_scalepairs_LDADD = $(KTESTS_LIBS)
+TESTS += tests/check_scalepairs
