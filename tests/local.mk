@@ -145,3 +145,10 @@ tests_check_scalepairs_SOURCES = tests/check_scalepairs.c src/judge.c src/judge.
 tests_check_scalepairs_CFLAGS = $(KTESTS_CFLAGS) -I$(top_srcdir)/kernels/cpu
 tests_check_scalepairs_LDADD = $(KTESTS_LIBS)
 TESTS += tests/check_scalepairs
+
+# SwiGLU, moe_sum and router bounds against MPFR on worst-case inputs.
+check_PROGRAMS += tests/check_moe_bounds
+tests_check_moe_bounds_SOURCES = tests/check_moe_bounds.c tests/testutil.h
+tests_check_moe_bounds_CFLAGS = $(TESTS_CFLAGS) -ffp-contract=off
+tests_check_moe_bounds_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_moe_bounds
