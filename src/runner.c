@@ -638,7 +638,11 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     /* the portable path follows fp32-seq; AMD matrix cores do not (the
      * block models judge them when they are available) */
     const char *model = "fp32-seq";
-    int zscale = !strcmp(cd->family, "zero-scale");
+    /* zero-scale / subnormal-scale: the activation scale bytes of token 0
+     * (and of its routed act rows) set to 0 or to 1 (2^-126: the GEMM
+     * partials p * sc of that token fall in the FP32 subnormal range) */
+    int zscale = !strcmp(cd->family, "zero-scale") || !strcmp(cd->family, "subnormal-scale");
+    int zbyte = !strcmp(cd->family, "subnormal-scale");
     mxv_layer_opts lo = {cd->shape, tokens, cd->policy, seed,
                          zscale ? "real" : cd->family, model, NULL, NULL};
     mx_case_params p;
@@ -684,9 +688,9 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
             return -1;
         }
         memcpy(zx, ref.xq.s, c.T * H0 / 32);
-        memset(zx, 0, H0 / 32);
+        memset(zx, zbyte, H0 / 32);
         memcpy(za, ref.actq.s, c.T * k0 * I0 / 32);
-        memset(za, 0, k0 * I0 / 32);
+        memset(za, zbyte, k0 * I0 / 32);
         gv.xq = ref.xq.q;
         gv.xq_s = zx;
         gv.actq = ref.actq.q;
