@@ -212,6 +212,145 @@ START_TEST(test_moe_sum_bound_every_order)
 }
 END_TEST
 
+/* Router: the top-k of FP32 scores.  Experts 0..k-2 carry a large bias
+ * (always chosen), experts k+1.. a very negative one (never): the k-th
+ * place is decided between experts k-1 and k, whose router rows differ by
+ * one FP32 ulp scaled per token (x[t][0] = 2^-(t/2)), on rows whose other
+ * columns cancel in pairs (+L, -L: the FP32 dot loses up to gamma_H of
+ * them in rounding).  For every token the claim is: not flagged ambiguous
+ * => every correct FP32 router (three summation orders, mul+add or fma,
+ * the sigmoid RN32 moved up to 3 ulps each way for either expert) picks
+ * the reference's expert; the reference's pick is the exact (MPFR) top-k. */
+static float dot32(const float *w, const float *x, int H, int order, int fused)
+{
+    float acc = 0;
+    if (order == 2) { /* pairwise tree */
+        float t[512];
+        for (int h = 0; h < H; h++)
+            t[h] = w[h] * x[h];
+        for (int n = H; n > 1;) {
+            int m = 0;
+            for (int i = 0; i + 1 < n; i += 2)
+                t[m++] = t[i] + t[i + 1];
+            if (n & 1)
+                t[m++] = t[n - 1];
+            n = m;
+        }
+        return t[0];
+    }
+    for (int j = 0; j < H; j++) {
+        int h = order ? H - 1 - j : j;
+        acc = fused ? fmaf(w[h], x[h], acc) : acc + w[h] * x[h];
+    }
+    return acc;
+}
+
+START_TEST(test_router_ambiguity_is_sound)
+{
+    mx_moe_shape s;
+    mx_moe_shape_by_name("custom:128,64,8", &s);
+    const int H = (int)s.H, E = (int)s.E, k = s.topk, T = 64;
+    ck_assert_int_lt(k, E);
+    float *W = calloc((size_t)E * H, sizeof *W), *bias = calloc((size_t)E, sizeof *bias);
+    uint16_t *x = calloc((size_t)T * H, sizeof *x);
+    for (int e = 0; e < E; e++) {
+        W[e * H] = 0.25f;
+        for (int h = 1; h + 1 < H; h += 2) {
+            float L = ldexpf(1.0f + (float)((h * 7 + e) % 13) / 16.0f, (h % 5) - 2);
+            W[e * H + h] = L;
+            W[e * H + h + 1] = -L;
+        }
+        bias[e] = e < k - 1 ? 4.0f : e > k ? -4.0f : 0.0f;
+    }
+    /* expert k's first column 2^-6 above expert k-1's: the logit gap is
+     * 2^-6 x[t][0], from 2^-6 down to 2^-29; the cancelling columns weigh
+     * 1 or 2^-12 per token (the FP32 dot's error with them) */
+    W[k * H] = 0.25f + 0x1p-6f;
+    for (int t = 0; t < 48; t++) {
+        x[t * H] = bf(ldexp(1.0, -(t / 2)));
+        for (int h = 1; h < H; h++)
+            x[t * H + h] = bf(t % 2 ? 1.0 : 0x1p-12);
+    }
+    /* tokens 48..63: no cancelling columns, score gaps of 3.8 .. 7.6 ulps of
+     * sigma = 2^-24: there the sigmoid's own error decides (a 4-ulp sigmoid
+     * moves each score by up to 8 u sigma, not 4 u sigma) */
+    for (int t = 48; t < 64; t++)
+        x[t * H] = bf(ldexp(1.0 + (t - 48) / 16.0, -14));
+    mx_moe_routing r;
+    ck_assert_int_eq(mx_moe_route(&s, W, bias, x, (size_t)T, &r), MX_OK);
+    mpfr_t acc, p;
+    mpfr_inits2(512, acc, p, (mpfr_ptr)0);
+    int flagged = 0, flagged_real = 0, unflagged_close = 0;
+    for (int t = 0; t < T; t++) {
+        float xf[512];
+        for (int h = 0; h < H; h++)
+            xf[h] = mx_bf16_to_float(x[t * H + h]);
+        /* exact scores of experts k-1 and k */
+        double ex[2];
+        for (int i = 0; i < 2; i++) {
+            int e = k - 1 + i;
+            mpfr_set_zero(acc, 1);
+            for (int h = 0; h < H; h++) {
+                mpfr_set_flt(p, W[e * H + h], MPFR_RNDN);
+                mpfr_mul_d(p, p, xf[h], MPFR_RNDN);
+                mpfr_add(acc, acc, p, MPFR_RNDN);
+            }
+            mpfr_neg(acc, acc, MPFR_RNDN);
+            mpfr_exp(acc, acc, MPFR_RNDN);
+            mpfr_add_ui(acc, acc, 1, MPFR_RNDN);
+            mpfr_ui_div(acc, 1, acc, MPFR_RNDN);
+            mpfr_add_d(acc, acc, (double)bias[e], MPFR_RNDN);
+            ex[i] = mpfr_get_d(acc, MPFR_RNDN);
+        }
+        int ref_pick = r.ids[t * k + k - 1];
+        ck_assert(ref_pick == k - 1 || ref_pick == k);
+        if (ex[0] != ex[1])
+            EXPECT(ref_pick == (ex[1] > ex[0] ? k : k - 1), "token %d: reference picks "
+                   "%d, exact scores %a %a", t, ref_pick, ex[0], ex[1]);
+        /* every correct FP32 router */
+        int picks = 0; /* bit 0: picked k-1, bit 1: picked k */
+        for (int order = 0; order < 3; order++)
+            for (int fused = 0; fused < 2; fused++) {
+                float sc[2][7];
+                for (int i = 0; i < 2; i++) {
+                    float l = dot32(W + (k - 1 + i) * H, xf, H, order, fused);
+                    float s0 = sigmoid_rn32(l), lo = s0, hi = s0;
+                    sc[i][0] = s0 + bias[k - 1 + i];
+                    for (int st = 1; st <= 3; st++) {
+                        lo = nextafterf(lo, 0);
+                        hi = nextafterf(hi, 2);
+                        sc[i][2 * st - 1] = lo + bias[k - 1 + i];
+                        sc[i][2 * st] = hi + bias[k - 1 + i];
+                    }
+                }
+                for (int a = 0; a < 7; a++)
+                    for (int b = 0; b < 7; b++)
+                        picks |= sc[1][b] > sc[0][a] ? 2 : 1; /* ties: lower id */
+            }
+        if (r.ambiguous[t]) {
+            flagged++;
+            flagged_real += picks == 3;
+        } else {
+            EXPECT(picks == (ref_pick == k ? 2 : 1), "token %d not flagged ambiguous, "
+                   "but a correct FP32 router picks expert %d (exact %a vs %a)", t,
+                   ref_pick == k ? k - 1 : k, ex[0], ex[1]);
+            unflagged_close += fabs(ex[1] - ex[0]) < 0x1p-20;
+        }
+    }
+    printf("moe bounds: router: %d of %d tokens flagged ambiguous, %d of them with "
+           "FP32 routers that really disagree; %d unflagged within 2^-20\n", flagged, T,
+           flagged_real, unflagged_close);
+    ck_assert_int_gt(flagged_real, 0);
+    ck_assert_int_gt(T - flagged, T / 5);
+    ck_assert_int_gt(unflagged_close, 0);
+    mpfr_clears(acc, p, (mpfr_ptr)0);
+    mx_moe_routing_free(&r);
+    free(W);
+    free(bias);
+    free(x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("moe_bounds");
@@ -219,6 +358,7 @@ int main(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, test_swiglu_bound_worst_cases);
     tcase_add_test(t, test_moe_sum_bound_every_order);
+    tcase_add_test(t, test_router_ambiguity_is_sound);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
