@@ -1132,6 +1132,19 @@ static double bound_tail(double Bacc, double wS, double sabs, double w)
     return (ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS) * (1 + 0x1p-48);
 }
 
+/* The bound on the FP32 result y = fl(acc * w) (or acc), before any BF16
+ * rounding: E_y plus the rounding of exact, outward; +inf where an FP32
+ * intermediate may overflow (as bound_tail). */
+static double bound_y(double Bacc, double wS, double sabs, double w)
+{
+    const double u = 0x1p-24, eta = 0x1p-150;
+    double aw = fabs(w);
+    if (!(sabs + Bacc < 0x1p128 * (1 - 0x1p-25)))
+        return INFINITY;
+    double ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
+    return (ey + 0x1p-52 * wS) * (1 + 0x1p-48);
+}
+
 /* FP32 accumulator bound (docs/bounds.md (1)): depth roundings per term,
  * eta per product (K) and per scaled partial (G), and |p| eta for each of
  * the ninexact groups whose FP32 scale product fl(dec sa) fl(dec sb)
@@ -1145,22 +1158,15 @@ static double bound_acc32(double sabs, size_t depth, size_t K, size_t G,
            (1 + 0x1p-48);
 }
 
-static double bound_fp32(double wS, double sabs, double w, size_t depth,
-                         size_t K, size_t G, size_t ninexact, double pmax)
-{
-    return bound_tail(bound_acc32(sabs, depth, K, G, ninexact, pmax), wS, sabs, w);
-}
-
 /* docs/bounds.md, "Dequantize, then FP32 GEMM": each dequantized value is
  * exact unless it falls below FLT_MIN (error <= eta each); the K products
  * of dequantized values are summed in any order (depth K - 1). */
-static double bound_dequant(const mx_gemm_spec *s, const mx_operand *A,
-                            const mx_operand *B, size_t m, size_t n, double wS,
-                            double sabs, double w, double pmax)
+static double acc_dequant(const mx_gemm_spec *s, const mx_operand *A,
+                          const mx_operand *B, size_t m, size_t n, double sabs,
+                          double *sabs_eff)
 {
     const double eta = 0x1p-150;
     size_t K = A->K;
-    (void)pmax;
     double edeq = 0;
     if (A->scales) {
         /* max |dequantized value| of each side, and whether any rounds */
@@ -1179,18 +1185,17 @@ static double bound_dequant(const mx_gemm_spec *s, const mx_operand *A,
         if (inexact) /* |a'b' - ab| <= |a| eta + |b| eta + eta^2 per product */
             edeq = (double)K * eta * (ma + mb + eta) * (1 + 0x1p-48);
     }
-    double Bacc = (mx_gamma32(K - 1) * (sabs + edeq) + edeq + eta * (double)K) *
-                  (1 + 0x1p-48);
-    return bound_tail(Bacc, wS, sabs + edeq, w);
+    *sabs_eff = sabs + edeq;
+    return (mx_gamma32(K - 1) * (sabs + edeq) + edeq + eta * (double)K) * (1 + 0x1p-48);
 }
 
 /* docs/bounds.md, "Block-FMA models" and "FP32 models": each group's
  * partial is within B_g = mx_blockfma_bound(S_g) of its exact dot (S_g the
  * model's own sum |ab| statistic), scaled exactly, then summed in FP32 in
  * any tree (gamma_{G-1}); unscaled operands are one chain of the unit. */
-static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
-                          const mx_operand *B, size_t m, size_t n, double wS,
-                          double w, double pmax)
+static double acc_block(const mx_gemm_spec *s, const mx_operand *A,
+                        const mx_operand *B, size_t m, size_t n, double pmax,
+                        double *sabs_eff)
 {
     const mx_blockfma_params *bp = s->model.block;
     size_t K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
@@ -1199,8 +1204,8 @@ static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
     const uint8_t *pb = (const uint8_t *)B->codes + mxg_row(B, n) * B->ld * eb;
     if (!A->scales) {
         double S = mx_blockfma_sum_abs(bp, A->fmt, pa, B->fmt, pb, K);
-        double Bacc = mx_blockfma_bound(bp, K, S, 0);
-        return bound_tail(Bacc, wS, S, w);
+        *sabs_eff = S;
+        return mx_blockfma_bound(bp, K, S, 0);
     }
     double sum_b = 0, sum_p = 0;
     for (size_t g = 0; g < G; g++) {
@@ -1215,15 +1220,15 @@ static double bound_block(const mx_gemm_spec *s, const mx_operand *A,
     /* binary64 rounding of these sums: a relative 2^-40 covers it */
     sum_b *= 1 + 0x1p-40;
     sum_p *= 1 + 0x1p-40;
-    double Bacc = sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
-                  0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
-    return bound_tail(Bacc, wS, sum_p, w);
+    *sabs_eff = sum_p;
+    return sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
+           0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
 }
 
 static void bounds(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, const prep *a, const prep *b,
                    const double *exact, double *S, double *sabs_out,
-                   double *bound)
+                   double *bound, double *bound_acc)
 {
     size_t M = A->rows, N = B->rows, K = A->K, G = a->G;
     /* S sums G group partials and at most 64 residual terms per group,
@@ -1250,12 +1255,18 @@ static void bounds(const mx_gemm_spec *s, const mx_operand *A,
             }
             if (s->model.kind == MX_ACC_DEQUANT_FP32)
                 ninexact = 0; /* scales are folded into the operands */
-            if (bound)
-                bound[i] = s->model.kind == MX_ACC_BLOCK
-                               ? bound_block(s, A, B, m, n, wS, w, pmax)
-                           : s->model.kind == MX_ACC_DEQUANT_FP32
-                               ? bound_dequant(s, A, B, m, n, wS, sabs, w, pmax)
-                               : bound_fp32(wS, sabs, w, depth, K, G, ninexact, pmax);
+            if (bound || bound_acc) {
+                double se = sabs;
+                double Bacc = s->model.kind == MX_ACC_BLOCK
+                                  ? acc_block(s, A, B, m, n, pmax, &se)
+                              : s->model.kind == MX_ACC_DEQUANT_FP32
+                                  ? acc_dequant(s, A, B, m, n, sabs, &se)
+                                  : bound_acc32(sabs, depth, K, G, ninexact, pmax);
+                if (bound)
+                    bound[i] = bound_tail(Bacc, wS, se, w);
+                if (bound_acc)
+                    bound_acc[i] = bound_y(Bacc, wS, se, w);
+            }
             if (sabs_out)
                 sabs_out[i] = sabs * fabs(w);
         }
@@ -1284,18 +1295,18 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
     double *exact = out->exact ? out->exact
-                               : ((out->bound || out->sum_abs)
+                               : ((out->bound || out->sum_abs || out->bound_acc)
                                       ? malloc(M * N * sizeof *exact) : NULL);
     ac.acc = calloc(M * N, sizeof *ac.acc);
     ac.slow = calloc(M * N, 1);
     ac.big = calloc(M * N, sizeof *ac.big);
     ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
     ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
-    int want_sabs = out->bound || out->sum_abs;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     ac.sabs = want_sabs ? calloc(M * N, sizeof *ac.sabs) : NULL;
     if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
         (want_sabs && !ac.sabs) ||
-        (out->bound && !exact)) {
+        ((out->bound || out->bound_acc) && !exact)) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -1378,12 +1389,12 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
         if (st != MX_OK)
             goto done;
     }
-    if (out->bound || out->sum_abs) {
+    if (out->bound || out->sum_abs || out->bound_acc) {
         if (!exact) { /* sum_abs alone: exact not computed */
             st = MX_EINVAL;
             goto done;
         }
-        bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound);
+        bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound, out->bound_acc);
     }
     if (stats) {
         stats->elements = M * N;

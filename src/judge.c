@@ -75,57 +75,58 @@ static void peers(mxv_judge *j, const double *outv, const double *exact, size_t 
     j->aiter_mismatch = n ? (double)mis / (double)n : 0;
 }
 
-void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
-                    const uint16_t *model, const double *exact,
-                    const double *bound, size_t n, size_t cols)
+/* The verdict classes of judge.h over decoded values: o[i] the output,
+ * mv[i] the model (NULL: none), same[i] out and model equal bit for bit,
+ * spec[i] out matches a non-finite model by the special-value rule; thr
+ * the output format's overflow threshold, ulp() its spacing at exact. */
+static void judge_core(mxv_judge *j, const double *o, const double *mv,
+                       const unsigned char *same, const unsigned char *spec,
+                       const double *exact, const double *bound, size_t n,
+                       double thr, double (*ulp)(double))
 {
-    init(j, name, 0, n, cols);
-    double *ov = malloc((n ? n : 1) * sizeof *ov);
     gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
     double range[MXV_HIST_BINS + 1];
     memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
     range[MXV_HIST_BINS] = last_edge;
     gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1);
     for (size_t i = 0; i < n; i++) {
-        double o = mx_bf16_to_float(out[i]);
-        ov[i] = o;
-        double err = fabs(o - exact[i]);
-        if (model && out[i] == model[i])
+        double err = fabs(o[i] - exact[i]);
+        if (mv && same[i])
             j->bit_exact++;
         /* the verdict classes of judge.h, in this order */
-        if (model && !isfinite(mx_bf16_to_float(model[i]))) {
+        if (mv && !isfinite(mv[i])) {
             j->cls_model_special++;
-            if (!same_special(out[i], model[i]))
-                note_bad(j, i, o, mx_bf16_to_float(model[i]), NAN);
+            if (!spec[i])
+                note_bad(j, i, o[i], mv[i], NAN);
             continue;
         }
         if (!isfinite(exact[i])) {
             j->cls_exact_special++;
-            int ok = model ? same_special(out[i], model[i])
-                           : (isnan(exact[i]) ? isnan(o) : o == exact[i]);
+            int ok = mv ? same[i]
+                        : (isnan(exact[i]) ? isnan(o[i]) : o[i] == exact[i]);
             if (!ok)
-                note_bad(j, i, o, exact[i], NAN);
+                note_bad(j, i, o[i], exact[i], NAN);
             continue;
         }
-        if (!(bound[i] <= INFINITY) || isinf(bound[i])) { /* inf or NaN bound */
+        if (!(bound[i] < INFINITY)) { /* inf or NaN bound */
             j->cls_bound_inf++;
-            if (!model || out[i] != model[i])
-                note_bad(j, i, o, exact[i], INFINITY);
+            if (!mv || !same[i])
+                note_bad(j, i, o[i], exact[i], INFINITY);
             continue;
         }
-        int edge = fabs(exact[i]) + bound[i] >= MXV_BF16_OVF_THRESHOLD;
+        int edge = fabs(exact[i]) + bound[i] >= thr;
         if (edge)
             j->cls_ovf_edge++;
         else
             j->cls_bound++;
-        if (edge && isinf(o) && (o > 0) == (exact[i] > 0))
+        if (edge && isinf(o[i]) && (o[i] > 0) == (exact[i] > 0))
             err = 0; /* the admitted overflow */
         double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
         if (!(err <= bound[i]))
-            note_bad(j, i, o, exact[i], bound[i]);
+            note_bad(j, i, o[i], exact[i], bound[i]);
         if (ratio > j->max_ratio || isnan(ratio))
             j->max_ratio = isnan(ratio) ? INFINITY : ratio;
-        double ulps = err / bf16_ulp(exact[i]);
+        double ulps = err / ulp(exact[i]);
         if (ulps > j->max_ulp || isnan(ulps))
             j->max_ulp = isnan(ulps) ? INFINITY : ulps;
         gsl_histogram_increment(h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299);
@@ -133,8 +134,84 @@ void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
     for (size_t b = 0; b < MXV_HIST_BINS; b++)
         j->hist[b] = (size_t)gsl_histogram_get(h, b);
     gsl_histogram_free(h);
-    peers(j, ov, exact, n);
+    peers(j, o, exact, n);
+}
+
+/* One FP32 ulp at x's binade (subnormal spacing below 2^-126). */
+static double f32_ulp(double x)
+{
+    double a = fabs(x);
+    if (a < 0x1p-126)
+        return 0x1p-149;
+    int e;
+    frexp(a, &e);
+    return ldexp(1.0, e - 24);
+}
+
+void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
+                    const uint16_t *model, const double *exact,
+                    const double *bound, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    size_t nn = n ? n : 1;
+    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
+    unsigned char *same = malloc(nn), *spec = malloc(nn);
+    if (!ov || (model && !mv) || !same || !spec) {
+        free(ov);
+        free(mv);
+        free(same);
+        free(spec);
+        j->outside = n ? n : 1; /* out of memory: nothing may pass */
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ov[i] = mx_bf16_to_float(out[i]);
+        if (model) {
+            mv[i] = mx_bf16_to_float(model[i]);
+            same[i] = out[i] == model[i];
+            spec[i] = (unsigned char)same_special(out[i], model[i]);
+        }
+    }
+    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_BF16_OVF_THRESHOLD, bf16_ulp);
     free(ov);
+    free(mv);
+    free(same);
+    free(spec);
+}
+
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const float *model, const double *exact, const double *bound,
+                   size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    j->f32 = 1;
+    size_t nn = n ? n : 1;
+    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
+    unsigned char *same = malloc(nn), *spec = malloc(nn);
+    if (!ov || (model && !mv) || !same || !spec) {
+        free(ov);
+        free(mv);
+        free(same);
+        free(spec);
+        j->outside = n ? n : 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ov[i] = out[i];
+        if (model) {
+            uint32_t ob, mb;
+            memcpy(&ob, &out[i], 4);
+            memcpy(&mb, &model[i], 4);
+            mv[i] = model[i];
+            same[i] = ob == mb;
+            spec[i] = isnan(model[i]) ? isnan(out[i]) != 0 : ob == mb;
+        }
+    }
+    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_F32_OVF_THRESHOLD, f32_ulp);
+    free(ov);
+    free(mv);
+    free(same);
+    free(spec);
 }
 
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,

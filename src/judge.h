@@ -53,6 +53,7 @@ typedef struct {
     size_t cls_bound, cls_ovf_edge, cls_model_special, cls_bound_inf,
         cls_exact_special;
     int info_only;          /* information row: peers only, never gates    */
+    int f32;                /* FP32 output (max ulp in FP32 ulps)          */
     size_t bit_exact;       /* equal to the model                          */
     size_t ambiguous;       /* byte-judged: an alternative was taken       */
     size_t nbad;            /* entries of bad[] used                       */
@@ -70,6 +71,12 @@ typedef struct {
 void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
                     const uint16_t *model, const double *exact,
                     const double *bound, size_t n, size_t cols);
+/* Bound-judged FP32 output (the accumulator before any BF16 rounding):
+ * the same classes, with FP32's overflow threshold; bound is the FP32
+ * result's bound (mx_gemm_out.bound_acc). model may be NULL. */
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const float *model, const double *exact, const double *bound,
+                   size_t n, size_t cols);
 /* Byte-judged tensor: out must equal model or alt (alt may be NULL). */
 void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
                      const uint8_t *model, const uint8_t *alt, size_t n,
@@ -89,6 +96,8 @@ void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
 /* The BF16 RNE overflow threshold: a value of at least this magnitude
  * rounds to infinity. */
 #define MXV_BF16_OVF_THRESHOLD 0x1.FF8p127
+/* The FP32 RNE overflow threshold, 2^128 (1 - 2^-25). */
+#define MXV_F32_OVF_THRESHOLD 0x1.FFFFFFp127
 
 /* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
  * code times scale) against the reference's decoded values. */

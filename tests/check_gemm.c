@@ -176,12 +176,13 @@ START_TEST(test_fast_exact_model_bound)
         make_case(fm, r, &c);
         size_t MN = c.M * c.N;
         double *ex = malloc(MN * 8), *ex2 = malloc(MN * 8), *bd = malloc(MN * 8);
+        double *ba = malloc(MN * 8);
         float *ma = malloc(MN * 4), *md = malloc(MN * 4);
         uint16_t *mo = malloc(MN * 2);
         ck_assert_int_eq(mx_gemm_exact_mpfr(&c.spec, &c.A, &c.B, ex2), MX_OK);
         for (int mi = 0; mi < 3; mi++) {
             mx_accum_parse(model_names[mi], &c.spec.model);
-            mx_gemm_out o = {ex, ma, mo, bd, NULL};
+            mx_gemm_out o = {ex, ma, mo, bd, NULL, ba};
             mx_gemm_stats st;
             ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, &st), MX_OK);
             slow_seen[_i] += st.slow_elements;
@@ -199,6 +200,10 @@ START_TEST(test_fast_exact_model_bound)
                        "%s %s: element %zu: model %a, direct %a", fm->name,
                        model_names[mi], i, (double)ma[i], (double)md[i]);
                 EXPECT(mo[i] == mx_bf16_from_float(ma[i]), "bf16 out %zu", i);
+                /* the FP32 output (before the BF16 rounding) and its bound */
+                EXPECT(fabs((double)ma[i] - ex[i]) <= ba[i] && ba[i] <= bd[i],
+                       "%s %s: element %zu: FP32 |%a - %a| > bound_acc %a (B %a)",
+                       fm->name, model_names[mi], i, (double)ma[i], ex[i], ba[i], bd[i]);
                 if (bd[i] > 0 && err / bd[i] > max_ratio[_i])
                     max_ratio[_i] = err / bd[i];
             }
@@ -206,6 +211,7 @@ START_TEST(test_fast_exact_model_bound)
         free(ex);
         free(ex2);
         free(bd);
+        free(ba);
         free(ma);
         free(md);
         free(mo);
@@ -243,7 +249,7 @@ START_TEST(test_bound_covers_random_orders)
     const mx_format *f = mx_format_get(fm->fmt);
     size_t MN = c.M * c.N;
     double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
-    mx_gemm_out o = {ex, NULL, NULL, bd, NULL};
+    mx_gemm_out o = {ex, NULL, NULL, bd, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
     float *t = malloc(c.K * sizeof *t);
     for (size_t m = 0; m < c.M; m++)
@@ -298,7 +304,7 @@ START_TEST(test_flush_to_zero_caught)
     const mx_format *f = mx_format_get(fm->fmt);
     size_t MN = c.M * c.N, outside_ftz = 0, outside_ok = 0, subnormal_terms = 0;
     double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
-    mx_gemm_out o = {ex, NULL, NULL, bd, NULL};
+    mx_gemm_out o = {ex, NULL, NULL, bd, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
     for (size_t m = 0; m < c.M; m++)
         for (size_t n = 0; n < c.N; n++) {
@@ -373,10 +379,10 @@ START_TEST(test_seq_worst_case)
     double t = 0.9375 * 0x1p-9;
     for (int mi = 0; mi < 2; mi++) {
         ck_assert_int_eq(mx_accum_parse(models[mi], &s.model), 0);
-        double ex, bd;
+        double ex, bd, ba;
         float ma;
         uint16_t mo;
-        mx_gemm_out o = {&ex, &ma, &mo, &bd, NULL};
+        mx_gemm_out o = {&ex, &ma, &mo, &bd, NULL, &ba};
         ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
         /* independent expectations: exact (31 + G - 2) t; the model loses
          * the lost[] terms */
@@ -392,6 +398,11 @@ START_TEST(test_seq_worst_case)
         ck_assert_msg(err <= bd, "%s: err %a > bound %a", models[mi], err, bd);
         ck_assert_msg(err / bd >= 0.25, "%s: err/B %g: the depth term is not "
                       "stressed", models[mi], err / bd);
+        /* the FP32 output and its own bound: the depth term dominates */
+        double ea = fabs((double)ma - ex);
+        printf("gemm: sequential worst case, %-10s FP32 |acc - exact| / bound_acc = %.4f\n",
+               models[mi], ea / ba);
+        ck_assert(ea <= ba && ea / ba >= 0.25);
     }
     free(a);
     free(b);
@@ -433,7 +444,7 @@ START_TEST(test_bf16_tie_rounding)
     double ex;
     float ma;
     uint16_t mo;
-    mx_gemm_out o = {&ex, &ma, &mo, NULL, NULL};
+    mx_gemm_out o = {&ex, &ma, &mo, NULL, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
     ck_assert(ex == 1 + 0x1p-8);
     ck_assert(ma == 1 + 0x1p-8f);
@@ -456,7 +467,7 @@ START_TEST(test_gather_and_packed_layout)
     make_case(&families[1], r, &c);
     size_t MN = c.M * c.N;
     double *ex = malloc(MN * 8), *ex2 = malloc(MN * 8);
-    mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
+    mx_gemm_out o = {ex, NULL, NULL, NULL, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
     /* B's scales packed [G][N] */
     uint8_t *packed = malloc(c.N * c.G);
@@ -479,7 +490,7 @@ START_TEST(test_gather_and_packed_layout)
     A2.codes = ar;
     A2.scales = sar;
     A2.row_idx = idx;
-    mx_gemm_out o2 = {ex2, NULL, NULL, NULL, NULL};
+    mx_gemm_out o2 = {ex2, NULL, NULL, NULL, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&c.spec, &A2, &B2, &o2, NULL), MX_OK);
     ck_assert(memcmp(ex, ex2, MN * 8) == 0);
     free(packed);
@@ -514,7 +525,7 @@ START_TEST(test_block_models)
     double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
     float *ma = malloc(MN * 4), *md = malloc(MN * 4);
     uint16_t *mo = malloc(MN * 2);
-    mx_gemm_out o = {ex, ma, mo, bd, NULL};
+    mx_gemm_out o = {ex, ma, mo, bd, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&c.spec, &c.A, &c.B, &o, NULL), MX_OK);
     ck_assert_int_eq(mx_gemm_model_direct(&c.spec, &c.A, &c.B, md), MX_OK);
     double worst = 0;
@@ -547,7 +558,7 @@ START_TEST(test_bad_operands_refused)
     mx_operand A = {f, a, 1, 64, 64, sa, 2, 1, NULL}, B = {f, b, 1, 64, 64, sb, 2, 1, NULL};
     mx_gemm_spec s = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
     double ex;
-    mx_gemm_out o = {&ex, NULL, NULL, NULL, NULL};
+    mx_gemm_out o = {&ex, NULL, NULL, NULL, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_OK);
     a[10] = 0x80; /* the FNUZ NaN */
     ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_ERANGE);

@@ -131,7 +131,7 @@ static void run(int spec, const char *model)
     double *ex = malloc(MN * 8), *bd = malloc(MN * 8);
     float *ma = malloc(MN * 4);
     uint16_t *mo = malloc(MN * 2), *wrong = malloc(MN * 2), *ko = malloc(MN * 2);
-    mx_gemm_out o = {ex, ma, mo, bd, NULL};
+    mx_gemm_out o = {ex, ma, mo, bd, NULL, NULL};
     ck_assert_int_eq(mx_gemm(&s, &Ao, &Bo, &o, NULL), MX_OK);
     mpfr_t sum, t;
     mpfr_init2(sum, 2000);
