@@ -160,8 +160,9 @@ int mxv_cmd_mutants(int argc, char **argv)
                 x->caught = 1;
                 snprintf(x->where, sizeof x->where, "%s / %s", w->case_name, w->kernel);
                 snprintf(x->how, sizeof x->how, "%s",
-                         w->j.by_bytes ? "bytes"
-                         : fb && fe   ? "bound+bit-exact"
+                         w->j.by_bytes   ? "bytes"
+                         : w->j.by_equal ? "equality"
+                         : fb && fe      ? "bound+bit-exact"
                          : fb         ? "bound"
                                       : "bit-exact only");
             }
@@ -233,7 +234,8 @@ int mxv_cmd_mutants(int argc, char **argv)
                 fprintf(mf, "| `%s` | %s | %s | %s | %s; %s | %s | %s | %s |\n", x->name,
                         x->what, x->caught ? "caught" : "**missed**",
                         x->caught ? x->where : "-", x->caught ? x->how : "-",
-                        !strcmp(x->how, "bytes") ? "bytes (equality with the model)"
+                        !strcmp(x->how, "bytes")      ? "bytes (equality with the model)"
+                        : !strcmp(x->how, "equality") ? "equality with the model"
                         : x->by_bound && x->by_exact ? "bound and bit-exact"
                         : x->by_bound              ? "bound only"
                         : x->by_exact              ? "bit-exact only"

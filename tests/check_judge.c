@@ -169,6 +169,33 @@ START_TEST(test_tensor_counts)
 }
 END_TEST
 
+/* FP32 outputs: the same classes with FP32's overflow threshold and bit
+ * patterns. */
+START_TEST(test_f32_classes)
+{
+    float model[5] = {1.0f, 0x1.fffffep127f, INFINITY, NAN, 1.0f};
+    double exact[5] = {1.0 + 0x1p-26, 0x1.fffffe8p127, 0x1p120, 0.0, 1.0};
+    double bound[5] = {0x1p-24, 0x1p104, 0x1p100, 0x1p-149, INFINITY};
+    float good[5] = {1.0f, INFINITY, INFINITY, -NAN, 1.0f};
+    float bad[5] = {nextafterf(1.0f, 2.0f) + 0x1p-22f, -INFINITY, 0x1p120f, 0.0f,
+                    nextafterf(1.0f, 2.0f)};
+    mxv_judge j;
+    mxv_judge_f32(&j, "t", good, model, exact, bound, 5, 5);
+    ck_assert_msg(mxv_judge_pass(&j), "%zu outside", j.outside);
+    ck_assert_uint_eq(j.cls_bound, 1);
+    ck_assert_uint_eq(j.cls_ovf_edge, 1); /* 2^128 (1 - 2^-25) reached */
+    ck_assert_uint_eq(j.cls_model_special, 2);
+    ck_assert_uint_eq(j.cls_bound_inf, 1);
+    mxv_judge_f32(&j, "t", bad, model, exact, bound, 5, 5);
+    ck_assert_uint_eq(j.outside, 5);
+    /* a BF16-sized error is outside an FP32 bound */
+    float m1 = 1.0f, o1 = 1.0078125f;
+    double e1 = 1.0, b1 = 0x1p-23;
+    mxv_judge_f32(&j, "t", &o1, &m1, &e1, &b1, 1, 1);
+    ck_assert(!mxv_judge_pass(&j));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("judge");
@@ -179,6 +206,7 @@ int main(void)
     tcase_add_test(t, test_class_bound_infinite);
     tcase_add_test(t, test_class_exact_special);
     tcase_add_test(t, test_tensor_counts);
+    tcase_add_test(t, test_f32_classes);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
