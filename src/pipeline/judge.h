@@ -74,9 +74,9 @@ void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
 /* Bound-judged FP32 output (the accumulator before any BF16 rounding):
  * the same classes, with FP32's overflow threshold; bound is the FP32
  * result's bound (mx_gemm_out.bound_acc). model may be NULL. */
-void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
-                   const float *model, const double *exact, const double *bound,
-                   size_t n, size_t cols);
+void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
+                         const float *model, const double *exact,
+                         const double *bound, size_t n, size_t cols);
 /* Byte-judged tensor: out must equal model or alt (alt may be NULL). */
 void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
                      const uint8_t *model, const uint8_t *alt, size_t n,
@@ -98,6 +98,22 @@ void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
 #define MXV_BF16_OVF_THRESHOLD 0x1.FF8p127
 /* The FP32 RNE overflow threshold, 2^128 (1 - 2^-25). */
 #define MXV_F32_OVF_THRESHOLD 0x1.FFFFFFp127
+/* Bound-judged FP32 tensor: mxv_judge_f32_model without a model (no
+ * bit-exact rule) and without peer metrics. */
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const double *exact, const double *bound, size_t n, size_t cols);
+/* Code-judged BF16 tensor (a deterministic BF16 stage): out must equal
+ * model or alt (alt may be NULL); the metrics are against exact. */
+void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const uint16_t *alt,
+                          const double *exact, size_t n, size_t cols);
+/* Peer metrics of MX bytes: the decoded values (E4M3FNUZ code times the
+ * spec E8M0 scale) of q/s against the reference's rq/rs.  One scale per 32
+ * values of a row of cols, or (packed_rows = N > 0) packed [E, K/32, N]
+ * scales of an [E, N, K] tensor. */
+void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
+                        const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
+                        size_t packed_rows);
 
 /* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
  * code times scale) against the reference's decoded values. */
