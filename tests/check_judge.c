@@ -180,18 +180,18 @@ START_TEST(test_f32_classes)
     float bad[5] = {nextafterf(1.0f, 2.0f) + 0x1p-22f, -INFINITY, 0x1p120f, 0.0f,
                     nextafterf(1.0f, 2.0f)};
     mxv_judge j;
-    mxv_judge_f32(&j, "t", good, model, exact, bound, 5, 5);
+    mxv_judge_f32_model(&j, "t", good, model, exact, bound, 5, 5);
     ck_assert_msg(mxv_judge_pass(&j), "%zu outside", j.outside);
     ck_assert_uint_eq(j.cls_bound, 1);
     ck_assert_uint_eq(j.cls_ovf_edge, 1); /* 2^128 (1 - 2^-25) reached */
     ck_assert_uint_eq(j.cls_model_special, 2);
     ck_assert_uint_eq(j.cls_bound_inf, 1);
-    mxv_judge_f32(&j, "t", bad, model, exact, bound, 5, 5);
+    mxv_judge_f32_model(&j, "t", bad, model, exact, bound, 5, 5);
     ck_assert_uint_eq(j.outside, 5);
     /* a BF16-sized error is outside an FP32 bound */
     float m1 = 1.0f, o1 = 1.0078125f;
     double e1 = 1.0, b1 = 0x1p-23;
-    mxv_judge_f32(&j, "t", &o1, &m1, &e1, &b1, 1, 1);
+    mxv_judge_f32_model(&j, "t", &o1, &m1, &e1, &b1, 1, 1);
     ck_assert(!mxv_judge_pass(&j));
 }
 END_TEST

@@ -411,9 +411,11 @@ void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
                    const double *exact, const double *bound, size_t n, size_t cols)
 {
     mxv_judge_f32_model(j, name, out, NULL, exact, bound, n, cols);
-    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor */
+    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor; no
+     * ulp figure either (reports and golden tolerances count BF16 ulps) */
     j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
     j->allclose = 1;
+    j->max_ulp = 0;
 }
 
 void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,

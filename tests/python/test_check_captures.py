@@ -220,6 +220,7 @@ def main():
           "every readable file is still reported")
 
     output_types_and_plain_kinds(mxv, work, rng)
+    scale_product_overflow(mxv, work)
     writer_names_match_check(mxv, work)
 
     print("%d passed, %d failed" % (passed, failed))
@@ -237,7 +238,7 @@ def output_types_and_plain_kinds(mxv, work, rng):
     p = os.path.join(work, "group_f32.safetensors")
     write(p, t32, m)
     rep = os.path.join(work, "group_f32.json")
-    rc, out, err = run(mxv, p, "--json", rep)
+    rc, out, err = run(mxv, p, "--report-json", rep)
     check(rc == 0, "FP32-output group capture passes (exit %d): %s %s" % (rc, out, err))
     r = json.load(open(rep))
     tj = r[0]["tensors"][0] if isinstance(r, list) and r else None
@@ -276,6 +277,38 @@ def output_types_and_plain_kinds(mxv, work, rng):
         rc, out, err = run(mxv, p)
         check(rc == 3 and "\"b\"" in err, "plain mxfp8_gemm with b [E, N, K] is refused "
               "(exit %d): %s" % (rc, err))
+
+
+def scale_product_overflow(mxv, work):
+    """Scale bytes past FP32's range (docs/bounds.md, verdict classes): with
+    a = 2^-10, b = 1 and both scale bytes 192 the exact value is 2^120 but
+    production's FP32 scale product 2^65 * 2^65 is +inf, so +inf is the
+    right output and anything else fails; with bytes 202 (exact 2^140, an
+    FP32 intermediate overflows) NaN or 1.0 must fail too.  On the code
+    before the verdict classes the first case failed and the other two
+    passed unjudged."""
+    def cap(name, sbyte, out_bits):
+        a = np.zeros((1, 32), np.float32)
+        a[0, 0] = 2.0 ** -10
+        b = np.zeros((1, 1, 32), np.float32)
+        b[0, 0, 0] = 1.0
+        t = {"a": a.astype(FNUZ), "a_scale": np.full((1, 1), sbyte, np.uint8),
+             "b": b.astype(FNUZ), "b_scale": np.full((1, 1, 1), sbyte, np.uint8),
+             "topk_ids": np.zeros((1, 1), np.int32),
+             "out": np.array([[out_bits]], np.uint16).view(ml_dtypes.bfloat16)}
+        m = {"mxverify.capture": "1", "kind": "mxfp8_group_gemm",
+             "element_format": "e4m3fnuz", "e8m0_decode": "production",
+             "scale_layout": "rows", "accum_model": "fp32-seq"}
+        p = os.path.join(work, name + ".safetensors")
+        write(p, t, m)
+        return run(mxv, p)
+    for name, sbyte, bits, want in (("ovf_model_inf", 192, 0x7F80, 0),
+                                    ("ovf_model_inf_wrong", 192, 0x7B80, 1),
+                                    ("ovf_nan", 202, 0x7FC0, 1),
+                                    ("ovf_finite", 202, 0x3F80, 1),
+                                    ("ovf_inf", 202, 0x7F80, 0)):
+        rc, out, err = cap(name, sbyte, bits)
+        check(rc == want, "%s: exit %d, want %d: %s %s" % (name, rc, want, out, err))
 
 
 def writer_names_match_check(mxv, work):
