@@ -332,7 +332,8 @@ __global__ void __launch_bounds__(256)
             float v = 0.0f;
             if (id < nids) {
                 int64_t arow = r.a_per_token ? id / r.topk : id;
-                v = mxk_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz);
+                v = mxk_gemm_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz,
+                                        a.mutant);
             }
             sA[row][kk] = v;
         }
@@ -340,8 +341,10 @@ __global__ void __launch_bounds__(256)
             int idx = tid + 256 * j, col = idx / 32, kk = idx % 32;
             int64_t n = t.n0 + col;
             sB[col][kk] =
-                n < N ? mxk_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz)
-                      : 0.0f;
+                n < N && !mxk_drops_k(g * 32 + kk, K, a.mutant)
+                    ? mxk_gemm_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz,
+                                          a.mutant)
+                    : 0.0f;
         }
         __syncthreads();
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* from a zero accumulator */
@@ -383,9 +386,9 @@ __global__ void __launch_bounds__(256)
                 int64_t arow = r.a_per_token ? id / r.topk : id;
                 sa = a.a_scale[arow * G + gs];
             }
-            float sc = MXK_MUL(mxk_e8m0_decode(sa, spec),
-                               mxk_e8m0_decode(sb, spec));
-            acc[i] = MXK_ADD(acc[i], MXK_MUL(part[i], sc));
+            float sc = mxk_gemm_scale(sa, mxk_e8m0_decode(sb, spec), spec,
+                                      a.mutant);
+            acc[i] = mxk_acc_step(acc[i], part[i], sc, a.mutant);
             part[i] = 0.0f;
         }
     }

@@ -82,6 +82,34 @@ START_TEST(test_class_overflow_edge)
 }
 END_TEST
 
+/* The not-device rule (docs/bounds.md, "Verdict classes"): under a model
+ * measured on a device, an element within its bound but not bit-exact
+ * fails unless bound-only judging is asked for; an element outside its
+ * bound is counted there, not here; a NaN model met by another NaN is the
+ * model's special value, not a different arithmetic. */
+static size_t not_device1(uint16_t out, uint16_t model, double exact, double bound,
+                          int measured, int bound_only)
+{
+    mxv_judge j;
+    mxv_judge_bf16(&j, "t", &out, &model, &exact, &bound, 1, 1);
+    return mxv_judge_not_device(&j, measured, bound_only);
+}
+
+START_TEST(test_not_device)
+{
+    /* exact 1 + 2^-9, bound 2^-8: the output is the model, bit-exact */
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE, 1 + 0x1p-9, 0x1p-8, 1, 0), 0);
+    /* model 1 + 2^-7 with a bound 2^-6: 1.0 is within but not the model */
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 1, 0), 1);
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 1, 1), 0);
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 0, 0), 0);
+    /* outside the bound: the bound's failure, not this class */
+    ck_assert_uint_eq(not_device1(BF_TWO, BF_ONE, 1 + 0x1p-9, 0x1p-8, 1, 0), 0);
+    /* NaN model, another NaN out: passes, and is no not-device element */
+    ck_assert_uint_eq(not_device1(BF_NAN2, BF_NAN, 0.0, 0x1p-134, 1, 0), 0);
+}
+END_TEST
+
 START_TEST(test_class_model_special)
 {
     /* the FP32 scale product overflowed: exact finite 2^120, model +inf */
@@ -207,6 +235,7 @@ int main(void)
     tcase_add_test(t, test_class_exact_special);
     tcase_add_test(t, test_tensor_counts);
     tcase_add_test(t, test_f32_classes);
+    tcase_add_test(t, test_not_device);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
