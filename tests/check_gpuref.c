@@ -24,9 +24,10 @@
  *     both times printed.
  *
  * usage: check_gpuref [--suite NAME] [--case NAME] [--time T] [--jobs N]
- *                     [--no-suite]
+ *                     [--no-suite] [--no-blas-check]
  *   --case: only this case of the suite; --jobs: the reference's threads
- *   (mx_pool_set_threads; default 1).
+ *   (mx_pool_set_threads; default 1); --no-blas-check: the suite's rows
+ *   only (no per-block BLAS comparison: times the GPU reference run).
  */
 #include <math.h>
 #include <pthread.h>
@@ -142,12 +143,14 @@ static int run_suite(const char *suite, const char *only)
             fails++;
         }
     }
-    printf("suite %s: %zu rows equal: %s; %lu provider calls, %llu partials "
+    printf("suite %s%s%s: %zu rows equal: %s; %lu provider calls, %llu partials "
            "compared, %llu differ (%lu calls), %lu fell back to the CPU; "
-           "CPU reference run %.2f s, GPU reference run (with the BLAS "
-           "cross-check) %.2f s\n",
-           suite, A.n, fails ? "no" : "yes", calls, elems, mism_elems, mism_calls,
-           fail_calls, t1 - t0, t2 - t1);
+           "CPU reference run %.2f s, GPU reference run%s %.2f s\n",
+           suite, only ? " case " : "", only ? only : "", A.n, fails ? "no" : "yes", calls, elems, mism_elems, mism_calls,
+           fail_calls, t1 - t0,
+           compare_on ? " (with the BLAS cross-check)" : "", t2 - t1);
+    if (!compare_on)
+        printf("(no per-block BLAS comparison: --no-blas-check)\n");
     if (calls == 0) {
         printf("FAIL: the provider was never called\n");
         fails++;
@@ -203,13 +206,14 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
     double t0 = mxv_now();
     int st1 = mx_gemm(&s, &A, &B, &o1, NULL);
     double t1 = mxv_now();
+    int was = compare_on;
     compare_on = 0; /* timing: the device alone */
     mx_gemm_set_slice_provider(checking, NULL);
     unsigned long f0 = fail_calls;
     int st2 = mx_gemm(&s, &A, &B, &o2, NULL);
     double t2 = mxv_now();
     mx_gemm_set_slice_provider(NULL, NULL);
-    compare_on = 1;
+    compare_on = was;
     size_t diff = 0;
     for (size_t i = 0; i < M * N; i++)
         diff += memcmp(&e1[i], &e2[i], sizeof(double)) != 0;
@@ -241,11 +245,13 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
             mx_pool_set_threads(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--no-blas-check"))
+            compare_on = 0;
         else if (!strcmp(argv[i], "--no-suite"))
             do_suite = 0;
         else {
             fprintf(stderr, "usage: check_gpuref [--suite NAME] [--case NAME] [--time T] "
-                            "[--jobs N] [--no-suite]\n");
+                            "[--jobs N] [--no-suite] [--no-blas-check]\n");
             return 2;
         }
     }
