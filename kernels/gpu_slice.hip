@@ -22,6 +22,7 @@
  * on the CPU instead.
  */
 #include <mutex>
+#include <new>
 #include <stddef.h>
 #include "mxk_gpu.h"
 
@@ -51,12 +52,63 @@ __global__ void slice_dgemm_kernel(const double *a, const double *b,
     P[((size_t)j * M + m) * N + n] = s;
 }
 
+/* The whole exact sum of each element (mx_sum_provider): the group dots
+ * as above, each shifted into a 128-bit two's complement integer (the
+ * engine's own arithmetic, modulo 2^128, in group order).  A nonzero dot
+ * whose shift falls outside 0..127 sets *bad (the host then lets the CPU
+ * engine do the call): the engine's span test excludes it, this only
+ * guards. */
+__global__ void exact_sum_kernel(const double *a, const double *b,
+                                 const int *sha, const int *shb,
+                                 unsigned long long *out, int *bad, int M,
+                                 int N, int K, int G)
+{
+    __shared__ double As[SL_T][SL_G + 1], Bs[SL_T][SL_G + 1];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    int n0 = blockIdx.x * SL_T, m0 = blockIdx.y * SL_T;
+    int m = m0 + ty, n = n0 + tx;
+    unsigned __int128 acc = 0;
+    for (int g = 0; g < G; g++) {
+        int k0 = g * SL_G;
+        int len = K - k0 < SL_G ? K - k0 : SL_G;
+        __syncthreads();
+        for (int c = tx; c < SL_G; c += SL_T) {
+            int mr = m0 + ty, nr = n0 + ty;
+            As[ty][c] = (mr < M && c < len) ? a[(size_t)mr * K + k0 + c] : 0.0;
+            Bs[ty][c] = (nr < N && c < len) ? b[(size_t)nr * K + k0 + c] : 0.0;
+        }
+        __syncthreads();
+        if (m >= M || n >= N)
+            continue;
+        int sa = sha[(size_t)m * G + g];
+        if (sa < 0)
+            continue;
+        double s = 0.0;
+        for (int c = 0; c < SL_G; c++) /* exact: integers, sums < 2^53 */
+            s = fma(As[ty][c], Bs[tx][c], s);
+        if (s == 0.0)
+            continue;
+        int sh = sa + shb[(size_t)n * G + g];
+        if (sh < 0 || sh > 127) {
+            *bad = 1;
+            continue;
+        }
+        acc += (unsigned __int128)(__int128)(long long)s << sh;
+    }
+    if (m < M && n < N) {
+        out[2 * ((size_t)m * N + n)] = (unsigned long long)acc;
+        out[2 * ((size_t)m * N + n) + 1] = (unsigned long long)(acc >> 64);
+    }
+}
+
 namespace {
 std::mutex slice_mu;
 double *d_a, *d_b, *d_p;
 size_t cap_a, cap_b, cap_p;
+int *d_sh;
+size_t cap_sh;
 
-int grow(double **p, size_t *cap, size_t n)
+template <class T> int grow(T **p, size_t *cap, size_t n)
 {
     if (n <= *cap)
         return 0;
@@ -64,7 +116,7 @@ int grow(double **p, size_t *cap, size_t n)
         (void)hipFree(*p);
     *p = nullptr;
     *cap = 0;
-    if (hipMalloc((void **)p, n * sizeof(double)) != hipSuccess) {
+    if (hipMalloc((void **)p, n * sizeof(T)) != hipSuccess) {
         *p = nullptr;
         return -1;
     }
@@ -106,5 +158,56 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
     if (hipMemcpy(P, d_p, ng * M * N * sizeof(double), hipMemcpyDeviceToHost) !=
         hipSuccess)
         return -1;
+    return 0;
+}
+
+/* mx_sum_provider: acc (M x N unsigned 128-bit, as two 64-bit words, low
+ * first: x86-64 and every little-endian host) += each element's sum.  The
+ * result buffer is d_p (2 M N doubles' room). */
+extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
+                                 const double *a, const double *b,
+                                 const int *sha, const int *shb, void *acc)
+{
+    (void)ctx;
+    size_t G = (K + SL_G - 1) / SL_G;
+    if (M == 0 || N == 0 || K == 0 || M > 0x7fffffff || N > 0x7fffffff ||
+        K > 0x7fffffff)
+        return -1;
+    std::lock_guard<std::mutex> lock(slice_mu);
+    if (grow(&d_a, &cap_a, M * K) || grow(&d_b, &cap_b, N * K) ||
+        grow(&d_p, &cap_p, 2 * M * N) || grow(&d_sh, &cap_sh, (M + N) * G + 1))
+        return -1;
+    int *d_sha = d_sh, *d_shb = d_sh + M * G, *d_bad = d_sh + (M + N) * G;
+    int zero = 0, badv = 0;
+    if (hipMemcpy(d_a, a, M * K * sizeof(double), hipMemcpyHostToDevice) != hipSuccess ||
+        hipMemcpy(d_b, b, N * K * sizeof(double), hipMemcpyHostToDevice) != hipSuccess ||
+        hipMemcpy(d_sha, sha, M * G * sizeof(int), hipMemcpyHostToDevice) != hipSuccess ||
+        hipMemcpy(d_shb, shb, N * G * sizeof(int), hipMemcpyHostToDevice) != hipSuccess ||
+        hipMemcpy(d_bad, &zero, sizeof zero, hipMemcpyHostToDevice) != hipSuccess)
+        return -1;
+    dim3 grid(mxk_cdiv((int64_t)N, SL_T), mxk_cdiv((int64_t)M, SL_T));
+    dim3 block(SL_T, SL_T);
+    unsigned long long *d_out = reinterpret_cast<unsigned long long *>(d_p);
+    hipLaunchKernelGGL(exact_sum_kernel, grid, block, 0, 0, d_a, d_b, d_sha,
+                       d_shb, d_out, d_bad, (int)M, (int)N, (int)K, (int)G);
+    if (hipGetLastError() != hipSuccess)
+        return -1;
+    if (hipMemcpy(&badv, d_bad, sizeof badv, hipMemcpyDeviceToHost) != hipSuccess ||
+        badv)
+        return -1;
+    unsigned long long *h = new (std::nothrow) unsigned long long[2 * M * N];
+    if (!h)
+        return -1;
+    if (hipMemcpy(h, d_out, 2 * M * N * sizeof *h, hipMemcpyDeviceToHost) != hipSuccess) {
+        delete[] h;
+        return -1;
+    }
+    unsigned long long *o = static_cast<unsigned long long *>(acc);
+    for (size_t i = 0; i < M * N; i++) { /* acc += h, modulo 2^128 */
+        unsigned long long lo = o[2 * i] + h[2 * i];
+        o[2 * i + 1] += h[2 * i + 1] + (lo < o[2 * i]);
+        o[2 * i] = lo;
+    }
+    delete[] h;
     return 0;
 }

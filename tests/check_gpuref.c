@@ -20,14 +20,17 @@
  *  2. --time T: the dense GEMM1 (4T x 768 x 6144) and GEMM2 (4T x 6144 x
  *     384) shapes of a MiniMax-M3 TP8 layer of T tokens (top-4), MXFP8
  *     E4M3FN with random E8M0 scales: exact values only, CPU reference
- *     (all threads) against GPU provider, every element compared bitwise,
- *     both times printed.
+ *     (--jobs threads) against the GPU (the whole exact sum on the device:
+ *     mxk_gpu_exact_sum, mx_gemm_set_sum_provider), every element compared
+ *     bitwise, both times printed; the device sum must have taken calls.
  *
  * usage: check_gpuref [--suite NAME] [--case NAME] [--time T] [--jobs N]
+ *                     [--dense M,N,K]
  *                     [--no-suite] [--no-blas-check]
  *   --case: only this case of the suite; --jobs: the reference's threads
  *   (mx_pool_set_threads; default 1); --no-blas-check: the suite's rows
- *   only (no per-block BLAS comparison: times the GPU reference run).
+ *   only (no per-block BLAS comparison: times the GPU reference run);
+ *   --dense M,N,K: one dense shape as in 2.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,6 +44,7 @@
 #include "mxref/pool.h"
 
 static mx_slice_provider gpu_fn;
+static mx_sum_provider sum_fn; /* the device's whole exact sum */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long calls, mism_calls, fail_calls;
 static unsigned long long elems, mism_elems;
@@ -207,12 +211,16 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
     int st1 = mx_gemm(&s, &A, &B, &o1, NULL);
     double t1 = mxv_now();
     int was = compare_on;
+    unsigned long c0 = calls;
     compare_on = 0; /* timing: the device alone */
     mx_gemm_set_slice_provider(checking, NULL);
-    unsigned long f0 = fail_calls;
+    unsigned long f0 = fail_calls, s0 = mx_gemm_sum_count();
+    mx_gemm_set_sum_provider(sum_fn, NULL);
     int st2 = mx_gemm(&s, &A, &B, &o2, NULL);
     double t2 = mxv_now();
     mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
+    unsigned long nsum = mx_gemm_sum_count() - s0;
     compare_on = was;
     size_t diff = 0;
     for (size_t i = 0; i < M * N; i++)
@@ -220,21 +228,23 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
     *tc = t1 - t0;
     *tg = t2 - t1;
     printf("  %zu x %zu x %zu: CPU %.3f s, GPU %.3f s, %zu of %zu exact values "
-           "differ, %lu fallbacks\n",
-           M, N, K, *tc, *tg, diff, M * N, fail_calls - f0);
+           "differ; %lu calls summed on the device, %lu slice calls, %lu fallbacks\n",
+           M, N, K, *tc, *tg, diff, M * N, nsum, calls - c0, fail_calls - f0);
     free(ca);
     free(cb);
     free(sa);
     free(sb);
     free(e1);
     free(e2);
-    return st1 != MX_OK || st2 != MX_OK || diff != 0 || fail_calls != f0;
+    return st1 != MX_OK || st2 != MX_OK || diff != 0 || fail_calls != f0 ||
+           (sum_fn && nsum == 0);
 }
 
 int main(int argc, char **argv)
 {
     const char *suite = "default", *only = NULL;
     long T = 0;
+    size_t dM = 0, dN = 0, dK = 0;
     int do_suite = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--suite") && i + 1 < argc)
@@ -245,13 +255,19 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
             mx_pool_set_threads(atoi(argv[++i]));
-        else if (!strcmp(argv[i], "--no-blas-check"))
+        else if (!strcmp(argv[i], "--dense") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%zu,%zu,%zu", &dM, &dN, &dK) != 3 || !dM || !dN ||
+                !dK || dK % 32) {
+                fprintf(stderr, "--dense M,N,K (K a multiple of 32)\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--no-blas-check"))
             compare_on = 0;
         else if (!strcmp(argv[i], "--no-suite"))
             do_suite = 0;
         else {
             fprintf(stderr, "usage: check_gpuref [--suite NAME] [--case NAME] [--time T] "
-                            "[--jobs N] [--no-suite] [--no-blas-check]\n");
+                            "[--jobs N] [--no-suite] [--no-blas-check] [--dense M,N,K]\n");
             return 2;
         }
     }
@@ -266,6 +282,11 @@ int main(int argc, char **argv)
         printf("FAIL: %s has no %s\n", mxv_gpu_backend_path(), MXK_GPU_SLICE_SYMBOL);
         return 1;
     }
+    *(void **)&sum_fn = mxv_gpu_sum_fn();
+    if (!sum_fn) {
+        printf("FAIL: %s has no %s\n", mxv_gpu_backend_path(), MXK_GPU_SUM_SYMBOL);
+        return 1;
+    }
     printf("GPU library: %s\n", mxv_gpu_backend_path());
     int fails = 0;
     if (do_suite)
@@ -278,6 +299,11 @@ int main(int argc, char **argv)
         fails += time_shape((size_t)T * 4, 6144, 384, &c2, &g2);
         printf("  total: CPU %.3f s, GPU reference %.3f s (%.1fx)\n", c1 + c2, g1 + g2,
                (c1 + c2) / (g1 + g2));
+    }
+    if (dM) {
+        double c, g;
+        printf("dense shape, exact values, %d threads:\n", mx_pool_threads());
+        fails += time_shape(dM, dN, dK, &c, &g);
     }
     printf("%s\n", fails ? "FAIL" : "PASS");
     return fails ? 1 : 0;

@@ -104,6 +104,23 @@ mx_slice_provider mx_gemm_slice_provider(void **ctx);
 /* Engine calls the provider answered so far / that fell back to the CPU. */
 void mx_gemm_slice_counts(unsigned long *device, unsigned long *fallback);
 
+/* The engine's whole cross-group sum from elsewhere (the GPU), for the
+ * calls that need nothing but exact values and have no GMP (wide) element
+ * and no irregular group: for every element (m, n) and group g with
+ * sha[m G + g] >= 0,
+ *     acc[m N + n] += (two's complement 128-bit) P_g(m, n) << (sha[m G + g] + shb[n G + g])
+ * with P_g as for mx_slice_provider (an exact integer below 2^53) and acc
+ * M x N unsigned 128-bit integers (native byte order, as unsigned __int128;
+ * void * here for C compilers without it).  The engine's own loop does the
+ * same additions modulo 2^128, so the sums are the same bits.  0, or
+ * nonzero to have the engine do that call itself (acc untouched). */
+typedef int (*mx_sum_provider)(void *ctx, size_t M, size_t N, size_t K,
+                               const double *a, const double *b, const int *sha,
+                               const int *shb, void *acc);
+void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx);
+/* Engine calls the sum provider answered so far. */
+unsigned long mx_gemm_sum_count(void);
+
 /* The MPFR oracle: exact[] only, element by element with mpfr_sum. */
 mx_status mx_gemm_exact_mpfr(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, double *exact);

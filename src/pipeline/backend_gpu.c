@@ -122,6 +122,11 @@ void *mxv_gpu_slice_fn(void)
     return dlsym(loaded_handle, MXK_GPU_SLICE_SYMBOL);
 }
 
+void *mxv_gpu_sum_fn(void)
+{
+    return loaded_handle ? dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL) : NULL;
+}
+
 int mxv_gpu_reference_enable(char *why, size_t whylen)
 {
     char w[1024];
@@ -138,7 +143,14 @@ int mxv_gpu_reference_enable(char *why, size_t whylen)
         return -1;
     }
     mx_gemm_set_slice_provider(fn, NULL);
+    mx_sum_provider sf;
+    *(void **)&sf = dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL);
+    mx_gemm_set_sum_provider(sf, NULL); /* NULL: slices only */
     return 0;
 }
 
-void mxv_gpu_reference_disable(void) { mx_gemm_set_slice_provider(NULL, NULL); }
+void mxv_gpu_reference_disable(void)
+{
+    mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
+}
