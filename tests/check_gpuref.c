@@ -91,7 +91,11 @@ static int same_judge(const mxv_judge *x, const mxv_judge *y)
 {
     if (strcmp(x->name ? x->name : "", y->name ? y->name : "") ||
         x->by_bytes != y->by_bytes || x->n != y->n || x->outside != y->outside ||
-        x->overflow != y->overflow || x->bit_exact != y->bit_exact ||
+        x->cls_bound != y->cls_bound || x->cls_ovf_edge != y->cls_ovf_edge ||
+        x->cls_model_special != y->cls_model_special ||
+        x->cls_bound_inf != y->cls_bound_inf ||
+        x->cls_exact_special != y->cls_exact_special ||
+        x->bound_not_exact != y->bound_not_exact || x->bit_exact != y->bit_exact ||
         x->ambiguous != y->ambiguous || x->nbad != y->nbad ||
         x->allclose != y->allclose)
         return 0;
