@@ -117,6 +117,15 @@ tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
 tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
 tests_check_kernels_gpu_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
 
+# --reference gpu: the GPU library's exact group partials against the CPU
+# engine (skipped without a GPU; gpuref_emu.test runs it on the emulation).
+check_PROGRAMS += tests/check_gpuref
+tests_check_gpuref_SOURCES = tests/check_gpuref.c
+tests_check_gpuref_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_gpuref_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
+TESTS += tests/check_gpuref tests/gpuref_emu.test
+EXTRA_DIST += tests/gpuref_emu.test
+
 # The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
 # for check_kernels_gpu: the GPU code paths against the C emulation.
 if MXK_EMU
