@@ -6,6 +6,7 @@ mxrefinclude_HEADERS = \
 	reference/mxref/fnuz.h \
 	reference/mxref/blockfma.h
 reference_libmxref_a_SOURCES = \
+	reference/names.c reference/names.h \
 	reference/format_table.c \
 	reference/decode.c \
 	reference/round_pack.c \

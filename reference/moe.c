@@ -9,11 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "mxref/fnuz.h"
 #include "mxref/moe.h"
+#include "names.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
 
 int mx_moe_shape_by_name(const char *name, mx_moe_shape *out)
@@ -63,21 +62,20 @@ int mx_moe_shape_by_name(const char *name, mx_moe_shape *out)
     return -1;
 }
 
-static const char *policy_names[] = {"bf16", "w8a8-mxfp8", "w8a16", "hybrid"};
+static const char *const policy_names[] = {"bf16", "w8a8-mxfp8", "w8a16", "hybrid"};
 
 const char *mx_moe_policy_name(mx_moe_policy p)
 {
-    return (unsigned)p < 4 ? policy_names[p] : "?";
+    return mxr_name_of(policy_names, 4, (int)p);
 }
 
 int mx_moe_policy_by_name(const char *name, mx_moe_policy *out)
 {
-    for (int i = 0; i < 4; i++)
-        if (strcasecmp(name, policy_names[i]) == 0) {
-            *out = (mx_moe_policy)i;
-            return 0;
-        }
-    return -1;
+    int i = mxr_name_index(policy_names, 4, name);
+    if (i < 0)
+        return -1;
+    *out = (mx_moe_policy)i;
+    return 0;
 }
 
 mx_moe_policy mx_moe_dispatch(const mx_moe_shape *s, mx_moe_policy p, size_t T)
