@@ -13,8 +13,6 @@
 #include "mxref/moe.h"
 #include "names.h"
 
-static size_t nz(size_t n) { return n ? n : 1; }
-
 int mx_moe_shape_by_name(const char *name, mx_moe_shape *out)
 {
     memset(out, 0, sizeof *out);
@@ -114,7 +112,7 @@ static mx_status stage_gemm_alloc(mx_stage_gemm *g, size_t rows, size_t cols)
 {
     g->rows = rows;
     g->cols = cols;
-    size_t n = nz(rows * cols);
+    size_t n = mx_nz(rows * cols);
     g->exact = calloc(n, sizeof *g->exact);
     g->model = calloc(n, sizeof *g->model);
     g->bound = calloc(n, sizeof *g->bound);
@@ -239,9 +237,9 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
 {
     a->rows = rows;
     a->cols = cols;
-    a->exact = malloc(nz(n) * sizeof *a->exact);
-    a->model = malloc(nz(n) * sizeof *a->model);
-    a->alt = malloc(nz(n) * sizeof *a->alt);
+    a->exact = malloc(mx_nz(n) * sizeof *a->exact);
+    a->model = malloc(mx_nz(n) * sizeof *a->model);
+    a->alt = malloc(mx_nz(n) * sizeof *a->alt);
     if (!a->exact || !a->model || !a->alt)
         return MX_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -263,9 +261,9 @@ static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
     size_t H = sh->H, Is = sh->inter_shared;
     mx_status s;
     expert_w w13, w2;
-    size_t *rows = malloc(nz(T) * sizeof *rows);
-    double *act = malloc(nz(T * Is) * sizeof *act);
-    double *bnd = malloc(nz(T * Is) * sizeof *bnd);
+    size_t *rows = malloc(mx_nz(T) * sizeof *rows);
+    double *act = malloc(mx_nz(T * Is) * sizeof *act);
+    double *bnd = malloc(mx_nz(T * Is) * sizeof *bnd);
     memset(&w13, 0, sizeof w13);
     memset(&w2, 0, sizeof w2);
     if (!rows || !act || !bnd) {
@@ -370,12 +368,12 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
 
     /* activation quantization (w8a8) */
     double *act = NULL, *abnd = NULL;
-    int32_t *tok = malloc(nz(Tk) * sizeof *tok);
-    int32_t *rid = malloc(nz(Tk) * sizeof *rid);
-    size_t *dst = malloc(nz(Tk) * sizeof *dst);
-    float *wr = malloc(nz(Tk) * sizeof *wr);
-    act = malloc(nz(Tk * I) * sizeof *act);
-    abnd = malloc(nz(Tk * I) * sizeof *abnd);
+    int32_t *tok = malloc(mx_nz(Tk) * sizeof *tok);
+    int32_t *rid = malloc(mx_nz(Tk) * sizeof *rid);
+    size_t *dst = malloc(mx_nz(Tk) * sizeof *dst);
+    float *wr = malloc(mx_nz(Tk) * sizeof *wr);
+    act = malloc(mx_nz(Tk * I) * sizeof *act);
+    abnd = malloc(mx_nz(Tk * I) * sizeof *abnd);
     if (!tok || !rid || !dst || !wr || !act || !abnd) {
         s = MX_ENOMEM;
         goto fail_buf;
@@ -386,10 +384,10 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         size_t n = T * H;
         r->xq.rows = T;
         r->xq.cols = H;
-        r->xq.q = malloc(nz(n));
-        r->xq.s = malloc(nz(n / MX_BLOCK));
-        r->xq.q_alt = malloc(nz(n));
-        r->xq.s_alt = malloc(nz(n / MX_BLOCK));
+        r->xq.q = malloc(mx_nz(n));
+        r->xq.s = malloc(mx_nz(n / MX_BLOCK));
+        r->xq.q_alt = malloc(mx_nz(n));
+        r->xq.s_alt = malloc(mx_nz(n / MX_BLOCK));
         if (!r->xq.q || !r->xq.s || !r->xq.q_alt || !r->xq.s_alt) {
             s = MX_ENOMEM;
             goto fail_buf;
@@ -506,7 +504,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     const uint16_t *ss = gv->shared ? gv->shared : r->shared.model;
     if ((s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
         goto fail_buf;
-    r->out_e2e = malloc(nz(T * H) * sizeof *r->out_e2e);
+    r->out_e2e = malloc(mx_nz(T * H) * sizeof *r->out_e2e);
     if (!r->out_e2e) {
         s = MX_ENOMEM;
         goto fail_buf;

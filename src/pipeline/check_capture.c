@@ -11,9 +11,6 @@
 #include "check_capture.h"
 #include "stages.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
 typedef mxv_check_result results;
 
 static mxv_judge *next_judge(results *r)
@@ -47,14 +44,14 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
 {
     uint64_t R = g->R, N = g->N, K = g->K;
     mxv_st_status st = MXV_ST_OK;
-    int32_t *idx = malloc(nz(R) * sizeof *idx);
-    float *wrow = malloc(nz(R) * sizeof *wrow);
-    size_t *dst = malloc(nz(R) * sizeof *dst);
+    int32_t *idx = malloc(mx_nz(R) * sizeof *idx);
+    float *wrow = malloc(mx_nz(R) * sizeof *wrow);
+    size_t *dst = malloc(mx_nz(R) * sizeof *dst);
     if (!idx || !wrow || !dst)
         st = mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory");
-    memset(ex, 0, nz(R * N) * sizeof *ex);
-    memset(bd, 0, nz(R * N) * sizeof *bd);
-    memset(mo, 0, nz(R * N) * sizeof *mo);
+    memset(ex, 0, mx_nz(R * N) * sizeof *ex);
+    memset(bd, 0, mx_nz(R * N) * sizeof *bd);
+    memset(mo, 0, mx_nz(R * N) * sizeof *mo);
     for (uint64_t e = 0; e < g->E && st == MXV_ST_OK; e++) {
         int32_t id = g->gids ? g->gids[e] : (int32_t)e;
         size_t M = 0;
@@ -109,8 +106,8 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
 {
     uint64_t n = g->R * g->N;
     double work = (double)n * (double)(g->K / 32);
-    double *ex = malloc(nz(n) * sizeof *ex), *bd = malloc(nz(n) * sizeof *bd);
-    uint16_t *mo = malloc(nz(n) * sizeof *mo);
+    double *ex = malloc(mx_nz(n) * sizeof *ex), *bd = malloc(mx_nz(n) * sizeof *bd);
+    uint16_t *mo = malloc(mx_nz(n) * sizeof *mo);
     const char *names[64];
     size_t nn = 0;
     names[nn++] = "fp32-group";
@@ -229,9 +226,9 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     }
     TRY(mxv_capture_topk(c, tid, n_total, &ids, err));
 
-    ex = calloc(nz(R * N), sizeof *ex);
-    bd = calloc(nz(R * N), sizeof *bd);
-    mo = calloc(nz(R * N), sizeof *mo);
+    ex = calloc(mx_nz(R * N), sizeof *ex);
+    bd = calloc(mx_nz(R * N), sizeof *bd);
+    mo = calloc(mx_nz(R * N), sizeof *mo);
     if (!ex || !bd || !mo)
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     gemm_cap gc = {fe, mx, ta, tas, tb, tbs, tw, ids, gids, E, N, K, k, R};
@@ -283,8 +280,8 @@ static mxv_st_status check_mx_quant(const mxv_capture *c, results *res,
     mx_quant_params p = c->rule == MX_SCALE_OCP ? mx_quant_ocp(c->elem)
                         : c->rule == MX_SCALE_RCEIL ? mx_quant_rceil(c->elem, c->rceil_max)
                                                     : mx_quant_production(c->elem);
-    q = malloc(nz(rows * K));
-    s = malloc(nz(rows * K / 32));
+    q = malloc(mx_nz(rows * K));
+    s = malloc(mx_nz(rows * K / 32));
     if (!q || !s)
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     mx_status ms = tx->dtype == MXV_ST_F32

@@ -74,7 +74,7 @@ void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
                     const double *bound, size_t n, size_t cols)
 {
     init(j, name, 0, n, cols);
-    double *ov = malloc((n ? n : 1) * sizeof *ov);
+    double *ov = malloc(mx_nz(n) * sizeof *ov);
     gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
     double range[MXV_HIST_BINS + 1];
     memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
@@ -309,7 +309,7 @@ void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
         val[c] = mx_decode_double(f, (uint32_t)c);
         pw[c] = mx_e8m0_decode_spec((uint8_t)c);
     }
-    double *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
+    double *a = malloc(mx_nz(n) * sizeof *a), *b = malloc(mx_nz(n) * sizeof *b);
     if (a && b) {
         size_t K = cols, N = packed_rows ? packed_rows : 1;
         for (size_t i = 0; i < n; i++) {
