@@ -60,6 +60,7 @@ EXTRA_DIST += tools/capture/README.md tools/capture/make_golden_example.py \
 	tools/capture/mxverify_capture/capture.py \
 	tools/capture/mxverify_capture/emulate.py \
 	tools/capture/mxverify_capture/formats.py \
+	tools/capture/mxverify_capture/hooks.py \
 	tools/capture/mxverify_capture/rng.py \
 	tools/capture/mxverify_capture/stfile.py \
 	tools/capture/mxverify_capture/tensors.py
@@ -137,3 +138,18 @@ TESTS += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
 EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
+
+# Model-level checks (issue 11): KLD, statistics against scipy, compare.
+check_PROGRAMS += tests/check_model
+tests_check_model_SOURCES = tests/check_model.c tests/testutil.h
+tests_check_model_CFLAGS = $(TESTS_CFLAGS)
+tests_check_model_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
+TESTS += tests/check_model tests/cli_model.test tests/python_model.test tests/gate_model.test
+EXTRA_DIST += tests/cli_model.test tests/python_model.test tests/gate_model.test tests/data/model_stats_ref.py \
+	tests/data/model_stats_ref.tsv
+
+# mxverify drift on the tiny MiniMax-M3 runs (golden/tinym3), tools/tinym3.
+TESTS += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test
+EXTRA_DIST += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test \
+	tools/tinym3/README.md tools/tinym3/tinym3.py \
+	tools/tinym3/moe_numpy.py tools/tinym3/runio.py

@@ -117,7 +117,7 @@ int mxv_cmd_kernels(int argc, char **argv)
     printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
            r.mutant ? ", with a planted bug" : "");
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
-                      mxv_now() - t0};
+                      mxv_now() - t0, NULL, 0};
     rc = mxv_report_emit(stdout, &rep, json, md, junit);
     free(v);
     mxv_rows_free(&rows);

@@ -318,7 +318,8 @@ static const mxv_st_tensor *held_tensor(const mxv_st_tensor *const *held, size_t
     return NULL;
 }
 
-static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *err)
+static mxv_st_status check_moe(const mxv_capture *c, results *res,
+                               mxv_check_stage_hook hook, void *hook_ctx, mxv_st_err *err)
 {
     const mx_moe_shape *s = &c->shape;
     uint64_t H = s->H, I = s->inter, Is = s->inter_shared, E = s->E;
@@ -508,6 +509,8 @@ static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *e
             if (!j || mxv_stage_judge(sg, &src, t->data,
                                       sg->label ? sg->label : sg->tensor, j) != 0)
                 TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
+            if (hook)
+                hook(hook_ctx, sg, &src, t->data, j, gv.topk_ids ? gv.topk_ids : r.route.ids);
         }
     }
     /* end to end: the final output against the reference chain */
@@ -544,6 +547,13 @@ done:
 mxv_st_status mxv_check_capture(const mxv_capture *c, mxv_check_result *res,
                                 mxv_st_err *err)
 {
+    return mxv_check_capture_hooked(c, res, NULL, NULL, err);
+}
+
+mxv_st_status mxv_check_capture_hooked(const mxv_capture *c, mxv_check_result *res,
+                                       mxv_check_stage_hook hook, void *hook_ctx,
+                                       mxv_st_err *err)
+{
     memset(res, 0, sizeof *res);
     switch (c->kind) {
     case MXV_CAP_MXFP8_GEMM:
@@ -552,7 +562,7 @@ mxv_st_status mxv_check_capture(const mxv_capture *c, mxv_check_result *res,
     case MXV_CAP_MX_QUANT:
         return check_mx_quant(c, res, err);
     case MXV_CAP_MOE_LAYER:
-        return check_moe(c, res, err);
+        return check_moe(c, res, hook, hook_ctx, err);
     }
     return mxv_st_errorf(err, MXV_ST_EINVAL, c->f, NULL, "unknown capture kind");
 }
