@@ -23,30 +23,39 @@ double mxg_bound_tail(double Bacc, double wS, double sabs, double w)
     return ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS;
 }
 
-void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
-                const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
-                const double *exact, const double *S, double *sabs_out,
-                double *bound)
+void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, size_t m, size_t n, double S,
+                    double amax_a, double amax_b, double exact, double *bound,
+                    double *sabs_out)
 {
-    size_t M = A->rows, N = B->rows, K = A->K, G = a->G;
+    size_t K = A->K, G = mxg_groups(K);
     /* S sums G group partials and at most 64 residual terms per group,
      * each exact, all nonnegative, rounded in binary64: the true sum is at
      * most S (1 + (G + 64 G + 2) 2^-52). */
     double infl = 1.0 + (double)(65 * G + 2) * 0x1p-52;
     size_t depth = A->scales ? (MX_BLOCK - 1) + (G - 1) : K - 1;
-    for (size_t m = 0; m < M; m++) {
-        double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    double sabs = S * infl;
+    double pmax = 32.0 * amax_a * amax_b;
+    double wS = fabs(exact) * (1 + 0x1p-52);
+    if (bound)
+        *bound = s->model.kind == MX_ACC_BLOCK
+                     ? mxg_bound_block(s, A, B, m, n, wS, w, pmax)
+                     : mxg_bound_fp32(wS, sabs, w, depth, K, G, pmax);
+    if (sabs_out)
+        *sabs_out = sabs * fabs(w);
+}
+
+void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
+                const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
+                const double *exact, const double *S, double *sabs_out,
+                double *bound)
+{
+    size_t M = A->rows, N = B->rows;
+    for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             size_t i = m * N + n;
-            double sabs = S[i] * infl;
-            double pmax = 32.0 * a->amax[m] * b->amax[n];
-            double wS = fabs(exact[i]) * (1 + 0x1p-52);
-            if (bound)
-                bound[i] = s->model.kind == MX_ACC_BLOCK
-                               ? mxg_bound_block(s, A, B, m, n, wS, w, pmax)
-                               : mxg_bound_fp32(wS, sabs, w, depth, K, G, pmax);
-            if (sabs_out)
-                sabs_out[i] = sabs * fabs(w);
+            mxg_bound_elem(s, A, B, m, n, S[i], a->amax[m], b->amax[n], exact[i],
+                           bound ? &bound[i] : NULL, sabs_out ? &sabs_out[i] : NULL);
         }
-    }
 }

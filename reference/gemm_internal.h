@@ -19,6 +19,10 @@
  *   gemm_bound.c        per-element bounds, the tail shared by every model
  *   gemm_bound_fp32.c   bound of the FP32 models
  *   gemm_bound_block.c  bound of the block models
+ *   gemm_fused.c        the fused kernels: FP8 (and BF16 within the windows)
+ *                       operands read directly, exact sums, the fp32-group
+ *                       model and the bound sums in one pass
+ *   gemm_split.c        one call as blocks of output columns on the pool
  *   gemm.c              the driver, mx_gemm
  * Operand access (codes, scales, groups) is in operand.h.
  */
@@ -86,6 +90,12 @@ typedef struct {
  * success free both with mxg_prep_free; on failure nothing is held. */
 mx_status mxg_prep_operands(const mx_gemm_spec *s, const mx_operand *A,
                             const mx_operand *B, mxg_prep *a, mxg_prep *b);
+/* The windows mxg_prep_operands chooses (from the widest group of each
+ * whole operand; wa + wb <= 48), and the preparation with given windows. */
+void mxg_windows(const mx_operand *A, const mx_operand *B, int *wa, int *wb);
+mx_status mxg_prep_operands_w(const mx_gemm_spec *s, const mx_operand *A,
+                              const mx_operand *B, int wa, int wb, mxg_prep *a,
+                              mxg_prep *b);
 void mxg_prep_free(mxg_prep *p);
 
 /* ---- gemm_engine.c -------------------------------------------------------- */
@@ -215,9 +225,50 @@ double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
 
 /* bound[] and sabs_out[] (either may be NULL) for every element, from the
  * exact values and the engine's sum |a b| statistic S. */
+/* The same for one element (m, n), from S = its sum |a b| statistic and
+ * the rows' largest unscaled |value|; bound or sabs_out may be NULL. */
+void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, size_t m, size_t n, double S,
+                    double amax_a, double amax_b, double exact, double *bound,
+                    double *sabs_out);
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
                 const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
                 const double *exact, const double *S, double *sabs_out,
                 double *bound);
+
+/* ---- gemm.c, gemm_split.c ---------------------------------------------- */
+
+/* mx_gemm on operands it has checked, with the windows fixed by the caller:
+ * the outputs of element (m, n) depend only on row m of A, row n of B and
+ * the windows, so a block of B's rows run on its own gives that block's
+ * columns bit for bit.  *irr_a (may be NULL) gets A's irregular groups. */
+mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
+/* mxg_gemm_block over blocks of output columns on the worker pool when
+ * there is enough work; the same bits as one call. */
+mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb);
+
+/* ---- gemm_fused.c --------------------------------------------------------- */
+
+/* The fused FP8 kernel takes 8-bit operands whose values all sit on one
+ * fixed grid (E4M3FN, E4M3FNUZ) under the fp32-group model, a block model
+ * or no model: same bits as the engine. */
+int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
+/* The fused pass for unscaled BF16/FP16 operands whose every group fits
+ * its side's window: 1 with *status when it took the call, 0 when the
+ * engine must. */
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     mx_status *status);
+/* 0 sends every call to the engine (tests and bench compare the two); 1,
+ * the default, lets the fused kernels take the calls they apply to. */
+void mxg_fused_enable(int on);
+/* Calls the fused kernels have taken so far (tests check they ran). */
+unsigned long mxg_fused_count(void);
 
 #endif

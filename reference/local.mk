@@ -16,12 +16,14 @@ reference_libmxref_a_SOURCES = \
 	reference/blockfma_fx.c \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
-	reference/blockfma_bound.c
+	reference/blockfma_bound.c \
+	reference/blockfma_bound_dot.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
 	reference/mxref/accum.h \
-	reference/mxref/gemm.h
+	reference/mxref/gemm.h \
+	reference/mxref/pool.h
 # The group GEMM: one file per part (gemm_internal.h lists them).
 reference_libmxref_a_SOURCES += \
 	reference/mxquant.c \
@@ -41,6 +43,9 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm_bound.c \
 	reference/gemm_bound_fp32.c \
 	reference/gemm_bound_block.c \
+	reference/gemm_fused.c \
+	reference/gemm_split.c \
+	reference/pool.c \
 	reference/gemm.c
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \

@@ -17,6 +17,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/gemm.h"
+#include "gemm_internal.h"
 #include "testutil.h"
 
 typedef struct {
@@ -457,6 +458,236 @@ START_TEST(test_bad_operands_refused)
 }
 END_TEST
 
+/* The fused FP8 kernel (gemm_fused.c) against the engine of gemm.c (BLAS
+ * slices): every output bit for bit, on every E4M3 family (huge scale
+ * spreads with GMP elements, cancellation, subnormals, zero scales, both
+ * decodes), under the fp32-group model, a block model and no model, through
+ * gathered rows and packed scales, and with every output but one omitted
+ * (each output is computed on request, not as a side effect of another).
+ * Also: a NaN code in a zero-scale group of B is refused by both. */
+static const char *fused_models[] = {"fp32-group", "block:hopper-fp8", NULL};
+
+static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
+                     const char *model, int fused, int drop, double *ex,
+                     float *ma, uint16_t *mo, double *bd, double *sa,
+                     mx_gemm_stats *st)
+{
+    mx_gemm_spec spec = c->spec;
+    if (model)
+        mx_accum_parse(model, &spec.model);
+    mx_gemm_out o = {drop == 0 ? NULL : ex, !model || drop == 1 ? NULL : ma,
+                     !model || drop == 2 ? NULL : mo, drop == 3 ? NULL : bd,
+                     drop == 4 ? NULL : sa};
+    mxg_fused_enable(fused);
+    int rc = (int)mx_gemm(&spec, A, B, &o, st);
+    mxg_fused_enable(1);
+    return rc;
+}
+
+START_TEST(test_fused_matches_engine)
+{
+    const family *fm = &families[_i];
+    if (!mxg_fused_applies(&(mx_gemm_spec){fm->decode, mx_accum_default(), NULL},
+                           &(mx_operand){mx_format_get(fm->fmt), NULL, 0, 32, 32,
+                                         fm->scaled ? (const uint8_t *)"" : NULL, 1, 1, NULL},
+                           &(mx_operand){mx_format_get(fm->fmt), NULL, 0, 32, 32,
+                                         fm->scaled ? (const uint8_t *)"" : NULL, 1, 1, NULL})) {
+        /* E4M3 operands always take the fused kernel */
+        EXPECT(fm->fmt != MX_E4M3FN && fm->fmt != MX_E4M3FNUZ,
+               "%s: the fused kernel does not take E4M3 operands", fm->name);
+        return; /* not an FP8 family on one fixed grid */
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 5000 + (unsigned long)_i);
+    gcase c;
+    make_case(fm, r, &c);
+    size_t MN = c.M * c.N;
+    /* A gathered in reverse, B's scales packed [G][N] */
+    uint8_t *packed = malloc(c.N * c.G);
+    mx_scales_pack(c.sb, 1, c.N, c.G, packed);
+    mx_operand B2 = c.B;
+    B2.scales = packed;
+    B2.srs = 1;
+    B2.sgs = c.N;
+    int32_t *idx = malloc(c.M * sizeof *idx);
+    for (size_t m = 0; m < c.M; m++)
+        idx[m] = (int32_t)(c.M - 1 - m);
+    mx_operand A2 = c.A;
+    A2.row_idx = idx;
+    const mx_operand *as[2] = {&c.A, &A2}, *bs[2] = {&c.B, &B2};
+    double *e[2], *b[2], *q[2];
+    float *a[2];
+    uint16_t *o[2];
+    for (int v = 0; v < 2; v++) {
+        e[v] = malloc(MN * 8);
+        b[v] = malloc(MN * 8);
+        q[v] = malloc(MN * 8);
+        a[v] = malloc(MN * 4);
+        o[v] = malloc(MN * 2);
+    }
+    size_t slow = 0;
+    for (int lay = 0; lay < 2; lay++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int drop = -1; drop < 5; drop++) {
+                mx_gemm_stats st[2];
+                for (int v = 0; v < 2; v++) {
+                    memset(e[v], 0x5A, MN * 8);
+                    memset(b[v], 0x5A, MN * 8);
+                    memset(q[v], 0x5A, MN * 8);
+                    memset(a[v], 0x5A, MN * 4);
+                    memset(o[v], 0x5A, MN * 2);
+                    ck_assert_int_eq(fused_run(&c, as[lay], bs[lay], fused_models[mi], v,
+                                               drop, e[v], a[v], o[v], b[v], q[v], &st[v]),
+                                     MX_OK);
+                }
+                const char *mn = fused_models[mi] ? fused_models[mi] : "no model";
+                EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s %s: exact differs", fm->name, mn);
+                EXPECT(memcmp(b[0], b[1], MN * 8) == 0, "%s %s layout %d drop %d: bound differs",
+                       fm->name, mn, lay, drop);
+                EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s %s: sum_abs differs", fm->name, mn);
+                EXPECT(memcmp(a[0], a[1], MN * 4) == 0, "%s %s: model_acc differs", fm->name, mn);
+                EXPECT(memcmp(o[0], o[1], MN * 2) == 0, "%s %s: model_out differs", fm->name, mn);
+                EXPECT(st[0].elements == st[1].elements &&
+                           st[0].slow_elements == st[1].slow_elements,
+                       "%s: statistics differ: %zu/%zu slow", fm->name, st[0].slow_elements,
+                       st[1].slow_elements);
+                slow += st[1].slow_elements;
+            }
+    if (!strcmp(fm->name, "huge scale spread"))
+        EXPECT(slow > 0, "the huge spread family never reached the GMP elements");
+    /* a NaN code in a zero-scale group of B: refused either way */
+    if (fm->zero_scale > 0) {
+        uint8_t *bb = c.b, *sb = c.sb;
+        uint8_t keep = bb[5], keeps = sb[0];
+        bb[5] = 0x80; /* the FNUZ NaN */
+        sb[0] = 0;
+        for (int v = 0; v < 2; v++)
+            ck_assert_int_eq(fused_run(&c, &c.A, &c.B, "fp32-group", v, -1, e[v], a[v],
+                                       o[v], b[v], q[v], NULL),
+                             MX_ERANGE);
+        bb[5] = keep;
+        sb[0] = keeps;
+    }
+    for (int v = 0; v < 2; v++) {
+        free(e[v]);
+        free(b[v]);
+        free(q[v]);
+        free(a[v]);
+        free(o[v]);
+    }
+    free(packed);
+    free(idx);
+    free_case(&c);
+    gsl_rng_free(r);
+}
+END_TEST
+
+/* The fused pass for 16-bit operands (BF16, FP16) against the engine, bit
+ * for bit on every output, and against MPFR: values within 2^+-6 (groups
+ * that fit the windows, so the fused pass takes the call: the counter
+ * says so), zeros, a K that is not a multiple of 32, row weights, a gather,
+ * three models and every output subset.  Then one huge value (a group
+ * wider than any window): the call must go back to the engine and still
+ * agree. */
+static uint16_t narrow16(gsl_rng *r, const mx_format *f)
+{
+    if (gsl_rng_uniform(r) < 0.05)
+        return 0;
+    double v = ldexp(1.0 + (double)gsl_rng_uniform_int(r, 256) / 256.0,
+                     (int)gsl_rng_uniform_int(r, 13) - 6);
+    return (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
+}
+
+START_TEST(test_fused16_matches_engine)
+{
+    static const mx_format_id fmts[] = {MX_BF16, MX_FP16};
+    static const char *models[] = {"fp32-group", "block:hopper-bf16", NULL};
+    const mx_format *f = mx_format_get(fmts[_i]);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 900 + (unsigned long)_i);
+    size_t M = 7, N = 13, K = 200, MN = M * N;
+    uint16_t *a = malloc(M * K * 2), *b = malloc(N * K * 2);
+    for (size_t i = 0; i < M * K; i++)
+        a[i] = narrow16(r, f);
+    for (size_t i = 0; i < N * K; i++)
+        b[i] = narrow16(r, f);
+    float w[7];
+    int32_t idx[7];
+    for (size_t m = 0; m < M; m++) {
+        w[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    double *e[2], *bd[2], *q[2], *ref = malloc(MN * 8);
+    float *ma[2];
+    uint16_t *mo[2];
+    for (int v = 0; v < 2; v++) {
+        e[v] = malloc(MN * 8);
+        bd[v] = malloc(MN * 8);
+        q[v] = malloc(MN * 8);
+        ma[v] = malloc(MN * 4);
+        mo[v] = malloc(MN * 2);
+    }
+    for (int wide = 0; wide < 2; wide++) {
+        if (wide)
+            b[3 * K + 40] = (uint16_t)mx_encode_rne(f, f->id == MX_BF16 ? 0x1p60 : 0x1p14);
+        for (int gather = 0; gather < 2; gather++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int drop = -1; drop < 5; drop++) {
+                    mx_operand A = {f, a, M, K, K, NULL, 0, 0, gather ? idx : NULL};
+                    mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+                    mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                         gather ? NULL : w};
+                    if (models[mi])
+                        mx_accum_parse(models[mi], &spec.model);
+                    for (int v = 0; v < 2; v++) {
+                        memset(e[v], 0x5A, MN * 8);
+                        memset(bd[v], 0x5A, MN * 8);
+                        memset(q[v], 0x5A, MN * 8);
+                        memset(ma[v], 0x5A, MN * 4);
+                        memset(mo[v], 0x5A, MN * 2);
+                        mx_gemm_out o = {drop == 0 ? NULL : e[v],
+                                         !models[mi] || drop == 1 ? NULL : ma[v],
+                                         !models[mi] || drop == 2 ? NULL : mo[v],
+                                         drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v]};
+                        unsigned long before = mxg_fused_count();
+                        mxg_fused_enable(v);
+                        ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
+                        mxg_fused_enable(1);
+                        if (v == 1)
+                            EXPECT(wide ? mxg_fused_count() == before
+                                        : mxg_fused_count() > before,
+                                   "%s wide %d: the fused pass %s", f->name, wide,
+                                   wide ? "took a call with a too wide group"
+                                        : "did not take the call");
+                    }
+                    EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s: exact differs", f->name);
+                    EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
+                           f->name, models[mi] ? models[mi] : "-", drop);
+                    EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s: sum_abs differs", f->name);
+                    EXPECT(memcmp(ma[0], ma[1], MN * 4) == 0, "%s %s: model_acc differs",
+                           f->name, models[mi] ? models[mi] : "-");
+                    EXPECT(memcmp(mo[0], mo[1], MN * 2) == 0, "%s: model_out differs", f->name);
+                    if (drop == -1 && mi == 0) {
+                        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+                        EXPECT(memcmp(e[1], ref, MN * 8) == 0, "%s: exact differs from MPFR",
+                               f->name);
+                    }
+                }
+    }
+    for (int v = 0; v < 2; v++) {
+        free(e[v]);
+        free(bd[v]);
+        free(q[v]);
+        free(ma[v]);
+        free(mo[v]);
+    }
+    free(ref);
+    free(a);
+    free(b);
+    gsl_rng_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gemm");
@@ -467,6 +698,8 @@ int main(void)
     tcase_add_loop_test(t, test_bound_covers_random_orders, 0, NFAM);
     tcase_add_test(t, test_bf16_tie_rounding);
     tcase_add_test(t, test_gather_and_packed_layout);
+    tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
+    tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
                         (int)(sizeof block_cases / sizeof block_cases[0]));

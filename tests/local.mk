@@ -44,8 +44,10 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c
 tests_st_tool_LDADD = $(MXV_IO_LIBS)
 
-TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
-EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
+TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
+EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
@@ -80,6 +82,17 @@ tests_check_gemm_SOURCES = tests/check_gemm.c tests/testutil.h
 tests_check_gemm_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gemm_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_gemm
+
+check_PROGRAMS += tests/check_pool
+tests_check_pool_SOURCES = tests/check_pool.c tests/testutil.h
+tests_check_pool_CFLAGS = $(TESTS_CFLAGS)
+tests_check_pool_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_pool
+
+# --jobs N gives the same reports for every N; sharded runs merge into the
+# unsharded report.
+TESTS += tests/jobs.test tests/shard.test
+EXTRA_DIST += tests/jobs.test tests/shard.test
 
 check_PROGRAMS += tests/check_moe
 tests_check_moe_SOURCES = tests/check_moe.c tests/testutil.h

@@ -17,7 +17,9 @@
 #include "cli.h"
 #include "out.h"
 #include "commands.h"
+#include "case_pool.h"
 #include "runner.h"
+#include "shard.h"
 #include "stages.h"
 
 
@@ -40,10 +42,11 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL, *model = NULL;
+               *only = NULL, *model = NULL, *jobs = NULL, *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"model", 1, &model, 0},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
@@ -53,19 +56,30 @@ int mxv_cmd_mutants(int argc, char **argv)
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
              "                        [--model NAME] [--report-json FILE] [--report-md FILE]\n"
+             "                        [--jobs N] [--shard K/N]\n"
              "  --backend B          cpu (default) or gpu\n"
              "  --list               print the planted bugs and exit\n"
              "  --mutant NAME        run only this planted bug\n"
              "  --report-json FILE   write the JSON report to FILE\n"
-             "  --report-md FILE     write a Markdown table to FILE");
-        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+             "  --report-md FILE     write a Markdown table to FILE\n"
+             "  -j, --jobs N         threads (default: the processors available)\n"
+             "  --shard K/N          run the K-th of N shares of the planted bugs (and the\n"
+             "                       correct kernels); --report-json writes a partial report\n"
+             "                       that `mxverify report merge` joins");
+        mxv_print_model_help(stdout, "the device's own (mxverify kernels --help)");
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
-    if ((rc = mxv_parse_model(model)) != 0)
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && !json)
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report)");
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -80,7 +94,9 @@ int mxv_cmd_mutants(int argc, char **argv)
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     r.cpu = NULL; /* planted bugs are judged against the reference only */
-    r.model = model;
+    char merr[256];
+    if (mxv_runner_set_model(&r, model, merr, sizeof merr) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", merr);
     r.chain = 1;
 
     /* the correct kernels first */
@@ -114,10 +130,16 @@ int mxv_cmd_mutants(int argc, char **argv)
     mxv_rows_free(&base);
 
     outcome *o = calloc((size_t)count, sizeof *o);
+    const char **names = calloc((size_t)count, sizeof *names);
+    size_t *positions = calloc((size_t)count, sizeof *positions), total = 0;
     int n = 0;
     for (int i = 0; i < count; i++) {
         if (only && strcmp(only, tab[i].name))
             continue;
+        if (!mxv_shard_has(&sh, total++))
+            continue;
+        names[n] = tab[i].name;
+        positions[n] = total - 1;
         outcome *x = &o[n++];
         x->id = tab[i].id;
         x->name = tab[i].name;
@@ -128,6 +150,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         if ((rc = run_all(&r, &rows)) != 0) {
             mxv_rows_free(&rows);
             free(o);
+            free(names);
+            free(positions);
             return rc;
         }
         for (size_t j = 0; j < rows.n; j++) {
@@ -200,7 +224,14 @@ int mxv_cmd_mutants(int argc, char **argv)
                         x->l2 ? "caught" : "missed", x->allclose ? "caught" : "missed",
                         x->aiter ? "caught" : "missed");
         }
-        if (json) {
+        if (json && sh.on) {
+            char err[512], config[256];
+            snprintf(config, sizeof config, "backend=%s mutant=%s", r.ops->name,
+                     only ? only : "-");
+            if (mxv_shard_write(json, "mutants", &sh, config, total, names, positions,
+                                (size_t)n, cJSON_Duplicate(root, 1), err, sizeof err) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+        } else if (json) {
             char *t = cJSON_Print(root);
             char werr[512] = "out of memory";
             if (!t || mxv_out_write_text(json, t, werr, sizeof werr) != 0)
@@ -217,6 +248,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         cJSON_Delete(root);
     }
     free(o);
+    free(names);
+    free(positions);
     if (rc)
         return rc;
     return missed || base_fail ? MXV_EXIT_FAIL : MXV_EXIT_OK;

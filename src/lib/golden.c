@@ -91,6 +91,13 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
     if (get_str(root, "suite", g->suite, sizeof g->suite, path, "top level", err, len) ||
         get_str(root, "backend", g->backend, sizeof g->backend, path, "top level", err, len))
         goto out;
+    /* arch and model: optional (files written before they were recorded
+     * load with ""), but typed when present */
+    if ((cJSON_GetObjectItemCaseSensitive(root, "arch") &&
+         get_str(root, "arch", g->arch, sizeof g->arch, path, "top level", err, len)) ||
+        (cJSON_GetObjectItemCaseSensitive(root, "model") &&
+         get_str(root, "model", g->model, sizeof g->model, path, "top level", err, len)))
+        goto out;
     const cJSON *hist = cJSON_GetObjectItemCaseSensitive(root, "history");
     if (!cJSON_IsArray(hist)) {
         mxv_errf(err, len, "%s: field \"history\" must be an array", path);
@@ -174,6 +181,8 @@ int mxv_golden_save(const char *path, const mxv_golden *g, char *err, size_t len
     cJSON_AddStringToObject(root, "schema", MXV_GOLDEN_SCHEMA);
     cJSON_AddStringToObject(root, "suite", g->suite);
     cJSON_AddStringToObject(root, "backend", g->backend);
+    cJSON_AddStringToObject(root, "arch", g->arch);
+    cJSON_AddStringToObject(root, "model", g->model);
     cJSON_AddItemToObject(root, "history",
                           g->history ? cJSON_Duplicate(g->history, 1) : cJSON_CreateArray());
     cJSON *arr = cJSON_AddArrayToObject(root, "entries");
@@ -240,6 +249,11 @@ int mxv_golden_judge(const mxv_golden_entry *e, const mxv_row *r, char *why,
     }
     if (!r->j.by_bytes && !r->j.by_equal && r->j.max_ulp > e->max_ulp) {
         snprintf(why, len, "max %.2f BF16 ulp > golden %.2f", r->j.max_ulp, e->max_ulp);
+        return 0;
+    }
+    if (r->not_device) {
+        snprintf(why, len, "%zu elements within bound, not the device's arithmetic "
+                 "(not bit-exact to the measured model %s)", r->not_device, r->model);
         return 0;
     }
     if (e->bit_exact && !r->bit_exact) {

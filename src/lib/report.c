@@ -61,7 +61,7 @@ void mxv_report_table(FILE *f, const mxv_report *r)
 
 static double finite_or_max(double x) { return isfinite(x) ? x : 1e308; }
 
-int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len)
+cJSON *mxv_report_json_object(const mxv_report *r)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", r->title);
@@ -122,6 +122,12 @@ int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len
             cJSON_AddItemToArray(mc, o);
         }
     }
+    return root;
+}
+
+int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len)
+{
+    cJSON *root = mxv_report_json_object(r);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {

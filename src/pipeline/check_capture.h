@@ -23,7 +23,13 @@ typedef struct {
     size_t route_mismatch;      /* tokens routed to another expert set       */
     size_t route_ambiguous;     /* ... where the reference marks a near tie  */
     int has_route;
-    char explain[200];          /* the model explanation, or empty           */
+    char explain[300];          /* the model explanation, or empty           */
+    /* GEMM output judged by a measured device model (block:hopper-*):
+     * elements within their bound but not bit-exact to the model ("within
+     * bound, not the device's arithmetic"); they fail the capture unless
+     * bound_only (set by the caller before mxv_check_capture) */
+    size_t not_device;
+    int bound_only;
 } mxv_check_result;
 
 /* Validates the capture's tensors, computes the reference under c->model
