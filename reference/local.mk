@@ -50,6 +50,7 @@ reference_libmxref_a_SOURCES += \
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
 	reference/moe.c \
+	reference/moe_config.c \
 	reference/moe_route.c \
 	reference/moe_act.c
 mxrefinclude_HEADERS += reference/mxref/casegen.h
