@@ -140,3 +140,14 @@ int mxv_errf(char *err, size_t len, const char *fmt, ...)
     }
     return -1;
 }
+
+int mxv_errc(char *err, size_t len, int code, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}

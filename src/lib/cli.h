@@ -26,6 +26,9 @@ void mxv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns -1, for functions that report errors through a buffer. */
 int mxv_errf(char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same, returning code (an MXV_EXIT_* value) instead of -1. */
+int mxv_errc(char *err, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* A subcommand: argv[0] is its own name. */
 typedef struct {

@@ -35,17 +35,6 @@ typedef struct {
     double p_tail, bound_obs;
 } acc;
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -124,27 +113,27 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
     memset(out, 0, sizeof *out);
     size_t tk = o ? o->topk_check : 0;
     if (tk && base->kind != MXV_RUN_FULL)
-        return fail(err, len, MXV_EXIT_USAGE, "the top-k check needs full "
+        return mxv_errc(err, len, MXV_EXIT_USAGE, "the top-k check needs full "
                     "log-probs (safetensors runs), %s has top-k lists", base->path);
     if (tk && base->kind == MXV_RUN_FULL && tk > base->k)
-        return fail(err, len, MXV_EXIT_USAGE, "the top-k check's k = %zu exceeds "
+        return mxv_errc(err, len, MXV_EXIT_USAGE, "the top-k check's k = %zu exceeds "
                     "the vocabulary (%zu)", tk, base->k);
     const char *bp = base->path, *tp = test->path;
     if (base->kind != test->kind)
-        return fail(err, len, MXV_EXIT_BADINPUT,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                     "%s: %s, but %s: %s: give both runs as the same kind",
                     bp, base->kind == MXV_RUN_FULL ? "full log-probs" : "top-k log-probs",
                     tp, test->kind == MXV_RUN_FULL ? "full log-probs" : "top-k log-probs");
     if (base->kind == MXV_RUN_TOPK && base->k != test->k)
-        return fail(err, len, MXV_EXIT_BADINPUT,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                     "%s: top-k lists of k = %zu, %s: k = %zu (top-k lists of "
                     "different k)", bp, base->k, tp, test->k);
     if (base->kind == MXV_RUN_FULL && base->k != test->k)
-        return fail(err, len, MXV_EXIT_BADINPUT,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                     "%s: vocabulary of %zu, %s: %zu", bp, base->k, tp, test->k);
     if (base->kind == MXV_RUN_TOPK &&
         (base->tok_ids != test->tok_ids || base->tok_text != test->tok_text))
-        return fail(err, len, MXV_EXIT_BADINPUT,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                     "%s: tokens as %s, %s: tokens as %s (different "
                     "tokenization: use return_tokens_as_token_ids in both)",
                     bp, base->tok_ids ? "token ids" : "text", tp,
@@ -152,12 +141,12 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
     /* the same request sets */
     for (size_t i = 0; i < base->nreq; i++)
         if (!mxv_run_find(test, base->req[i].key))
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "%s: request \"%.200s\" (line %zu) is not in %s",
                         bp, base->req[i].key, base->req[i].line, tp);
     for (size_t i = 0; i < test->nreq; i++)
         if (!mxv_run_find(base, test->req[i].key))
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "%s: request \"%.200s\" (line %zu) is not in %s",
                         tp, test->req[i].key, test->req[i].line, bp);
     /* groups: "all", then the distinct tags in byte order */
@@ -165,13 +154,13 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
     size_t nn = 0;
     int untagged = 0;
     if (!names)
-        return fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        return mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
     for (size_t i = 0; i < base->nreq; i++) {
         const mxv_req *b = &base->req[i], *t = mxv_run_find(test, b->key);
         const char *gb = b->group ? b->group : "", *gt = t->group ? t->group : "";
         if (strcmp(gb, gt)) {
             free(names);
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "request \"%.200s\": group \"%.60s\" in %s, \"%.60s\" "
                         "in %s", b->key, gb, bp, gt, tp);
         }
@@ -199,7 +188,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
     int rc = 0;
     if (!a || !out->g || !out->req || (vocab && !rows) ||
         (base->kind == MXV_RUN_TOPK && (!lb || !lt))) {
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
         goto done;
     }
     out->ng = ng;
@@ -208,7 +197,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
     out->topk_check = tk;
     for (size_t gi = 0; gi < ng; gi++)
         if (!(out->g[gi].name = strdup(gi ? names[gi - 1] : "all"))) {
-            rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+            rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
             goto done;
         }
     for (size_t ri = 0; ri < base->nreq; ri++) {
@@ -224,7 +213,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
         cr->diverged_at = -1;
         if (!(cr->key = strdup(b->key)) ||
             (b->group && !(cr->group = strdup(b->group)))) {
-            rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+            rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
             goto done;
         }
         /* prompt token ids, when both runs give them */
@@ -232,7 +221,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
             size_t n = b->nprompt < t->nprompt ? b->nprompt : t->nprompt;
             for (size_t i = 0; i < n; i++)
                 if (b->prompt_ids[i] != t->prompt_ids[i]) {
-                    rc = fail(err, len, MXV_EXIT_BADINPUT,
+                    rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                               "request \"%.200s\": prompt position %zu: token "
                               "%lld in %s (line %zu), %lld in %s (line %zu) "
                               "(different prompt tokens)", b->key, i,
@@ -241,7 +230,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                     goto done;
                 }
             if (b->nprompt != t->nprompt) {
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "request \"%.200s\": %zu prompt tokens in %s, %zu in "
                           "%s (different prompt tokens)", b->key, b->nprompt,
                           bp, t->nprompt, tp);
@@ -254,7 +243,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
         for (size_t i = 0; i < t->npos; i++)
             npt += t->pos[i].prompt;
         if (npb != npt) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "request \"%.200s\": %zu prompt positions in %s, %zu in "
                       "%s (different tokenization)", b->key, npb, bp, npt, tp);
             goto done;
@@ -267,7 +256,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
             const mxv_pos *pb = &b->pos[i], *pt = &t->pos[i];
             if (pb->prompt && pb->ref != MXV_TOK_NONE &&
                 pt->ref != MXV_TOK_NONE && pb->ref != pt->ref) {
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "request \"%.200s\": prompt position %zu: token %lld "
                           "in %s (line %zu), %lld in %s (line %zu) (different "
                           "prompt tokens)", b->key, pb->index,
@@ -287,7 +276,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                 mxv_kld_topk_check tc;
                 if (tk && mxv_kld_topk_from_full(rows, rows + vocab, vocab, tk,
                                                  &tc) != 0) {
-                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     goto done;
                 }
                 for (size_t s = 0; tk && s < 2; s++) {
@@ -300,7 +289,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                     if (vpush(&x->tk_est, tc.estimate) ||
                         vpush(&x->tk_bias, bias) ||
                         vpush(&x->tk_bound, tc.bias_bound)) {
-                        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                         goto done;
                     }
                     if (!nd)
@@ -313,7 +302,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                 mxv_kld_est e;
                 if (mxv_kld_topk(lb, nb, lt, nt, 0x1p-24 * (double)(nb < nt ? nb : nt),
                                  &e) != 0) {
-                    rc = fail(err, len, MXV_EXIT_BADINPUT,
+                    rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                               "request \"%.200s\": position %zu: invalid top "
                               "log-prob list", b->key, pb->index);
                     goto done;
@@ -337,7 +326,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                 x->positions++;
                 x->top1 += same1;
                 if (vpush(&x->kld, kld)) {
-                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     goto done;
                 }
                 if (isnan(lpb) || isnan(lpt)) {
@@ -345,7 +334,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
                 } else if (vpush(&x->dp, exp(lpt) - exp(lpb)) ||
                            vpush(&x->lppl, lpb - lpt) || vpush(&x->lb, lpb) ||
                            vpush(&x->lt, lpt)) {
-                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     goto done;
                 }
                 if (!nd)
@@ -370,7 +359,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
             if (div >= 0) {
                 x->diverged++;
                 if (vpush(&x->div, (double)div)) {
-                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     goto done;
                 }
             }
@@ -397,7 +386,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
             mxv_summarize(x->tk_est.v, x->tk_est.n, &g->tk_est) ||
             mxv_summarize(x->tk_bias.v, x->tk_bias.n, &g->tk_bias) ||
             mxv_summarize(x->tk_bound.v, x->tk_bound.n, &g->tk_bound)) {
-            rc = fail(err, len, MXV_EXIT_INTERNAL, "NaN in a statistic of "
+            rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "NaN in a statistic of "
                       "group \"%s\" (an input row NaN slipped through)", g->name);
             goto done;
         }
@@ -412,7 +401,7 @@ int mxv_compare_runs_opt(const mxv_run *base, const mxv_run *test,
         g->mean_bound_obs = x->positions ? x->bound_obs / (double)x->positions : NAN;
     }
     if (a[0].positions == 0)
-        rc = fail(err, len, MXV_EXIT_BADINPUT, "%s, %s: no position to compare",
+        rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s, %s: no position to compare",
                   bp, tp);
 done:
     if (a)

@@ -18,15 +18,6 @@
 #include "model/drift_fp8.h"
 #include "model/kld.h"
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /* ---- the captures of a run ---------------------------------------------- */
 
 typedef struct {
@@ -65,7 +56,7 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
     char ldir[1024];
     memset(rf, 0, sizeof *rf);
     if (!is_dir(dir))
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: %s run: not a directory", dir, role);
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: %s run: not a directory", dir, role);
     snprintf(ldir, sizeof ldir, "%s/layers", dir);
     if (!is_dir(ldir))
         snprintf(ldir, sizeof ldir, "%s", dir);
@@ -76,7 +67,7 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
         snprintf(rf->logprobs, sizeof rf->logprobs, "%s", lp);
     DIR *d = opendir(ldir);
     if (!d)
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: cannot list: %s", ldir, strerror(errno));
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: cannot list: %s", ldir, strerror(errno));
     struct dirent *e;
     size_t cap = 0;
     int rc = 0;
@@ -87,7 +78,7 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
             cap = cap ? 2 * cap : 16;
             cap_file *nf = realloc(rf->f, cap * sizeof *nf);
             if (!nf) {
-                rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                 break;
             }
             rf->f = nf;
@@ -95,23 +86,23 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
         cap_file *cf = &rf->f[rf->n++];
         if ((size_t)snprintf(cf->path, sizeof cf->path, "%s/%s", ldir, e->d_name) >=
             sizeof cf->path) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s/%s: path too long", ldir, e->d_name);
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s/%s: path too long", ldir, e->d_name);
             break;
         }
         mxv_st_file *f;
         mxv_st_err se;
         mxv_st_status s = mxv_st_open(cf->path, &f, &se);
         if (s != MXV_ST_OK) {
-            rc = fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+            rc = mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
             break;
         }
         const char *kind = mxv_st_meta_get(f, "kind"), *ly = mxv_st_meta_get(f, "layer");
         if (!kind || strcmp(kind, "moe_layer") != 0)
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: metadata \"kind\" is %s%s%s; drift reads moe_layer captures",
                       cf->path, kind ? "\"" : "", kind ? kind : "missing", kind ? "\"" : "");
         else if (!ly)
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: metadata \"layer\" is missing; drift pairs the runs' layers by it",
                       cf->path);
         else {
@@ -119,7 +110,7 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
             errno = 0;
             long v = strtol(ly, &end, 10);
             if (*ly == '\0' || *end || errno || v < 0 || v > 1000000)
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "%s: metadata \"layer\" is \"%s\"; expected a layer index", cf->path, ly);
             cf->layer = (int)v;
         }
@@ -131,12 +122,12 @@ static int list_run(const char *dir, const char *role, run_files *rf, char *err,
     if (rc)
         return rc;
     if (rf->n == 0)
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: %s run holds no layer capture (*.safetensors)",
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: %s run holds no layer capture (*.safetensors)",
                     ldir, role);
     qsort(rf->f, rf->n, sizeof *rf->f, cmp_layer);
     for (size_t i = 1; i < rf->n; i++)
         if (rf->f[i].layer == rf->f[i - 1].layer)
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "%s: metadata \"layer\" is %d, as in %s: one capture per layer",
                         rf->f[i].path, rf->f[i].layer, rf->f[i - 1].path);
     return 0;
@@ -192,7 +183,7 @@ static int cmp_tensor(mxv_drift_cmp *c, const mxv_capture *tc, const mxv_capture
     if (!t || !b) {
         if (!required)
             return 0;
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\" is missing",
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\" is missing",
                     mxv_st_path(!t ? tc->f : bc->f), name);
     }
     if (t->rank != b->rank || memcmp(t->shape, b->shape, sizeof t->shape) != 0) {
@@ -203,7 +194,7 @@ static int cmp_tensor(mxv_drift_cmp *c, const mxv_capture *tc, const mxv_capture
         for (int i = 0; i < b->rank; i++)
             snprintf(bs + strlen(bs), sizeof bs - strlen(bs), "%s%llu", i ? ", " : "",
                      (unsigned long long)b->shape[i]);
-        return fail(err, len, MXV_EXIT_BADINPUT,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                     "%s: tensor \"%s\": shape [%s] differs from [%s] in %s (the runs must "
                     "see the same tokens)", mxv_st_path(tc->f), name, ts, bs,
                     mxv_st_path(bc->f));
@@ -211,9 +202,9 @@ static int cmp_tensor(mxv_drift_cmp *c, const mxv_capture *tc, const mxv_capture
     double *tv = malloc(mx_nz(t->numel) * sizeof *tv), *bv = malloc(mx_nz(b->numel) * sizeof *bv);
     int rc = 0;
     if (!tv || !bv)
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
     else if (decode_tensor(t, tv) || decode_tensor(b, bv))
-        rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": dtype %s is not BF16, F32 or F64",
+        rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": dtype %s is not BF16, F32 or F64",
                   mxv_st_path(tc->f), name, mxv_st_dtype_name(t->dtype));
     else {
         cmp_values(c, tv, bv, t->numel);
@@ -382,17 +373,17 @@ static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pas
     h.L = L;
     mxv_st_status s = mxv_capture_open(path, &c, &se);
     if (s != MXV_ST_OK)
-        return fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+        return mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
     if (c.kind != MXV_CAP_MOE_LAYER) {
         mxv_capture_close(&c);
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"kind\": not moe_layer", path);
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"kind\": not moe_layer", path);
     }
     s = mxv_check_capture_hooked(&c, &res, L ? on_stage : NULL, &h, &se);
     int rc = 0;
     if (s != MXV_ST_OK)
-        rc = fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+        rc = mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
     else if (h.mismatch)
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "%s: drift's attribution disagrees with check (%s)",
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "%s: drift's attribution disagrees with check (%s)",
                   path, h.what);
     else {
         size_t o = res.route_mismatch;
@@ -467,17 +458,17 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
     snprintf(L->test_path, sizeof L->test_path, "%s", tpath);
     mxv_st_status s = mxv_capture_open(tpath, &tc, &se);
     if (s != MXV_ST_OK)
-        return fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+        return mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
     s = mxv_capture_open(bpath, &bc, &se);
     if (s != MXV_ST_OK) {
         mxv_capture_close(&tc);
-        return fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+        return mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
     }
     static const char *same_keys[] = {"hidden", "intermediate", "intermediate_shared",
                                       "experts", "topk"};
     for (size_t i = 0; i < sizeof same_keys / sizeof *same_keys && !rc; i++)
         if (strcmp(meta_or(&tc, same_keys[i]), meta_or(&bc, same_keys[i])) != 0)
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: metadata \"%s\" is \"%s\" but \"%s\" in %s (captures of different "
                       "layers or models)", tpath, same_keys[i], meta_or(&tc, same_keys[i]),
                       meta_or(&bc, same_keys[i]), bpath);
@@ -492,7 +483,7 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
             continue; /* check names a missing one */
         if (a->nbytes != b->nbytes || a->dtype != b->dtype ||
             (a->nbytes && memcmp(a->data, b->data, a->nbytes) != 0))
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: tensor \"%s\" differs from %s's (captures of different layers or "
                       "models: drift compares two runs of one model)", tpath, same_tensors[i],
                       bpath);
@@ -507,7 +498,7 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
     if (!rc) {
         const mxv_st_tensor *x = mxv_st_find(tc.f, "x");
         if (x->rank != 2)
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"x\": rank %d, expected [T, H]",
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"x\": rank %d, expected [T, H]",
                       tpath, x->rank);
         else {
             L->T = x->shape[0];
@@ -519,7 +510,7 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
             L->expert_outside = calloc(L->E + 1, sizeof *L->expert_outside);
             L->token_outside = calloc(mx_nz(L->T), sizeof *L->token_outside);
             if (!L->expert_outside || !L->token_outside)
-                rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
         }
     }
     if (!rc)
@@ -546,7 +537,7 @@ static long prompt_len(mxv_st_file *f, const char *rid, long n, char *err, size_
     char *end;
     long p = strtol(v, &end, 10);
     if (!*v || *end || p < 0 || p > n) {
-        *rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"%s\" is \"%s\"; expected 0..%ld",
+        *rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"%s\" is \"%s\"; expected 0..%ld",
                    mxv_st_path(f), key, v, n);
         return 0;
     }
@@ -582,7 +573,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
     if (s != MXV_ST_OK) {
         if (bf)
             mxv_st_close(bf);
-        return fail(err, len, mxv_st_exit_code(s), "%s", se.msg);
+        return mxv_errc(err, len, mxv_st_exit_code(s), "%s", se.msg);
     }
     int rc = 0;
     size_t cap = 1024, n = 0, same = 0;
@@ -596,7 +587,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
             if (strncmp(t->name, "logprobs/", 9) != 0 && strncmp(t->name, "logits/", 7) != 0)
                 continue;
             if (!mxv_st_find(b, t->name))
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "%s: tensor \"%s\" has no counterpart in %s (the runs must hold "
                           "the same requests)", mxv_st_path(a), t->name, mxv_st_path(b));
         }
@@ -610,7 +601,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
         const mxv_st_tensor *tt = mxv_st_find(tf, tb->name);
         if (tb->rank != 2 || tt->rank != 2 || tb->shape[0] != tt->shape[0] ||
             tb->shape[1] != tt->shape[1] || tb->shape[1] == 0) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: tensor \"%s\": shape differs from %s's or is not [n, V]",
                       tpath, tb->name, bpath);
             break;
@@ -624,7 +615,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
         if (rc)
             break;
         if (pb != pt) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: metadata \"prompt_len/%s\" is %ld but %ld in %s", tpath, rid, pt, pb,
                       bpath);
             break;
@@ -633,7 +624,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
             (gb && (gb->numel != rows || gt->numel != rows ||
                     (gb->dtype != MXV_ST_I32 && gb->dtype != MXV_ST_I64) ||
                     (gt->dtype != MXV_ST_I32 && gt->dtype != MXV_ST_I64)))) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: tensor \"%s\": missing in one run, or not I32/I64 [%zu]", tpath, tn,
                       rows);
             break;
@@ -647,27 +638,27 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
             scratch = malloc(2 * V * sizeof *scratch);
             Vmax = V;
             if (!x || !y || !scratch) {
-                rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                 break;
             }
         }
         d->kld_requests++;
         for (size_t r = 0; r < (size_t)pb && !rc; r++) {
             if (gb && target_at(gb, r) != target_at(gt, r)) {
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "%s: tensor \"%s\": prompt token %zu is %lld but %lld in %s (the "
                           "runs must see the same prompts)", tpath, tn, r,
                           (long long)target_at(gt, r), (long long)target_at(gb, r), bpath);
                 break;
             }
             if (row_values(tb, r, V, x) || row_values(tt, r, V, y)) {
-                rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": dtype %s is not F32, "
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: tensor \"%s\": dtype %s is not F32, "
                           "F64 or BF16", tpath, tb->name, mxv_st_dtype_name(tb->dtype));
                 break;
             }
             double v = mxv_kld_logits(x, y, V, scratch);
             if (isnan(v)) {
-                rc = fail(err, len, MXV_EXIT_BADINPUT,
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                           "%s: tensor \"%s\": row %zu cannot be normalized (NaN or +inf)",
                           tpath, tb->name, r);
                 break;
@@ -681,7 +672,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
             if (n == cap) {
                 double *nk = realloc(kl, 2 * cap * sizeof *nk);
                 if (!nk) {
-                    rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                    rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                     break;
                 }
                 kl = nk;
@@ -691,7 +682,7 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
         }
     }
     if (!kl && !rc)
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
     if (!rc && n) {
         d->has_kld = 1;
         d->kld_n = n;
@@ -729,11 +720,11 @@ int mxv_drift_run(const char *base_dir, const char *test_dir, mxv_drift *d, char
     /* the same layers in both runs */
     for (size_t i = 0, j = 0; !rc && (i < b.n || j < t.n);) {
         if (j >= t.n || (i < b.n && b.f[i].layer < t.f[j].layer)) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: layer %d has no capture in the TEST run %s", b.f[i].path,
                       b.f[i].layer, test_dir);
         } else if (i >= b.n || t.f[j].layer < b.f[i].layer) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: layer %d has no capture in the BASE run %s", t.f[j].path,
                       t.f[j].layer, base_dir);
         } else {
@@ -744,14 +735,14 @@ int mxv_drift_run(const char *base_dir, const char *test_dir, mxv_drift *d, char
     if (!rc) {
         d->layers = calloc(b.n, sizeof *d->layers);
         if (!d->layers)
-            rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+            rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
     }
     for (size_t i = 0; !rc && i < b.n; i++) {
         mxv_drift_layer *L = &d->layers[d->nlayers++];
         L->layer = b.f[i].layer;
         rc = one_layer(L, b.f[i].path, t.f[i].path, err, len);
         if (!rc && i > 0 && (L->T != d->layers[0].T || L->H != d->layers[0].H))
-            rc = fail(err, len, MXV_EXIT_BADINPUT,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: tensor \"x\": shape [%zu, %zu] differs from layer %d's [%zu, %zu] "
                       "(captures of different calls)", t.f[i].path, L->T, L->H,
                       d->layers[0].layer, d->layers[0].T, d->layers[0].H);

@@ -12,17 +12,6 @@
 #include "model/score.h"
 #include "model/stats.h"
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void mxv_samples_free(mxv_samples *s)
 {
     free(s->path);
@@ -71,10 +60,10 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
     memset(out, 0, sizeof *out);
     struct stat sst;
     if (stat(path, &sst) == 0 && S_ISDIR(sst.st_mode))
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: is a directory", path);
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: is a directory", path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, len, MXV_EXIT_BADINPUT, "%s: cannot open: %s", path,
+        return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: cannot open: %s", path,
                     strerror(errno));
     char *buf = NULL;
     size_t cap = 0, line = 0, capn = 0;
@@ -92,13 +81,13 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
     out->path = strdup(path);
     out->metric = strdup(metric);
     if (!out->path || !out->metric) {
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
         goto done;
     }
     while ((n = getline(&buf, &cap, f)) >= 0) {
         line++;
         if (strlen(buf) != (size_t)n) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: NUL byte",
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: NUL byte",
                       path, line);
             goto done;
         }
@@ -110,14 +99,14 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
         const char *end;
         cJSON *root = cJSON_ParseWithLengthOpts(buf, (size_t)n, &end, 0);
         if (!root) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: malformed "
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: malformed "
                       "JSON", path, line);
             goto done;
         }
         for (const char *p = end; p < buf + n; p++)
             if (!strchr(" \t\r\n", *p)) {
                 cJSON_Delete(root);
-                rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: trailing "
+                rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: trailing "
                           "bytes after the JSON object", path, line);
                 goto done;
             }
@@ -143,7 +132,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
             why = "not a string of at most 100 bytes without control characters",
             field = "filter";
         if (why) {
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: %s: %s", path,
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: %s: %s", path,
                       line, field, why);
             cJSON_Delete(root);
             goto done;
@@ -151,7 +140,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
         const char *fname = fl ? fl->valuestring : "none";
         if (strset_add(&filters, fname)) {
             cJSON_Delete(root);
-            rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+            rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
             goto done;
         }
         size_t fi = 0;
@@ -162,7 +151,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
             raw *r = realloc(rs, capn * sizeof *r);
             if (!r) {
                 cJSON_Delete(root);
-                rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+                rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
                 goto done;
             }
             rs = r;
@@ -175,11 +164,11 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
         cJSON_Delete(root);
     }
     if (ferror(f)) {
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "%s: read error", path);
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "%s: read error", path);
         goto done;
     }
     if (nr == 0) {
-        rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: empty: no samples", path);
+        rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: empty: no samples", path);
         goto done;
     }
     size_t pick = SIZE_MAX;
@@ -192,7 +181,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
         for (size_t i = 0; i < filters.n; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                      i ? ", " : "", filters.v[i]);
-        rc = fail(err, len, filter ? MXV_EXIT_BADINPUT : MXV_EXIT_USAGE,
+        rc = mxv_errc(err, len, filter ? MXV_EXIT_BADINPUT : MXV_EXIT_USAGE,
                   "%s: %s%s%s; the file has filters: %s (choose with --filter)",
                   path, filter ? "no samples of filter \"" : "several filters",
                   filter ? filter : "", filter ? "\"" : "", list);
@@ -200,7 +189,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
     }
     if (!(out->filter = strdup(filters.v[pick])) ||
         !(out->s = malloc(nr * sizeof *out->s))) {
-        rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
+        rc = mxv_errc(err, len, MXV_EXIT_INTERNAL, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < nr; i++)
@@ -210,7 +199,7 @@ int mxv_samples_load(const char *path, const char *metric, const char *filter,
     for (size_t i = 1; i < out->n; i++)
         if (out->s[i].doc == out->s[i - 1].doc) {
             size_t a = out->s[i].line, b = out->s[i - 1].line;
-            rc = fail(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: doc_id %lld "
+            rc = mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: line %zu: doc_id %lld "
                       "appears twice for filter \"%s\" (also line %zu)", path,
                       a > b ? a : b, (long long)out->s[i].doc, out->filter,
                       a > b ? b : a);
@@ -245,12 +234,12 @@ int mxv_score_runs(const mxv_samples *test, const mxv_samples *base,
     size_t i = 0, j = 0;
     while (i < test->n || j < base->n) {
         if (j == base->n || (i < test->n && test->s[i].doc < base->s[j].doc))
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "%s: line %zu: doc_id %lld is not in %s (different "
                         "question sets)", test->path, test->s[i].line,
                         (long long)test->s[i].doc, base->path);
         if (i == test->n || base->s[j].doc < test->s[i].doc)
-            return fail(err, len, MXV_EXIT_BADINPUT,
+            return mxv_errc(err, len, MXV_EXIT_BADINPUT,
                         "%s: line %zu: doc_id %lld is not in %s (different "
                         "question sets)", base->path, base->s[j].line,
                         (long long)base->s[j].doc, test->path);
