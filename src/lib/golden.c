@@ -202,21 +202,8 @@ int mxv_golden_save(const char *path, const mxv_golden *g, char *err, size_t len
         cJSON_AddBoolToObject(th, "bit_exact", e->bit_exact);
         cJSON_AddItemToArray(arr, o);
     }
-    char *text = cJSON_Print(root);
+    int rc = mxv_out_write_json(path, root, 1, err, len);
     cJSON_Delete(root);
-    if (!text)
-        return mxv_errf(err, len, "%s: out of memory", path);
-    size_t tl = strlen(text);
-    char *t2 = malloc(tl + 2);
-    if (!t2) {
-        cJSON_free(text);
-        return mxv_errf(err, len, "%s: out of memory", path);
-    }
-    memcpy(t2, text, tl);
-    memcpy(t2 + tl, "\n", 2);
-    cJSON_free(text);
-    int rc = mxv_out_write_text(path, t2, err, len);
-    free(t2);
     return rc;
 }
 
@@ -321,8 +308,13 @@ int mxv_golden_looser(const mxv_golden_entry *was, const mxv_golden_entry *now,
 
 void mxv_golden_note(mxv_golden *g, const char *action, const char *reason)
 {
-    if (!g->history)
-        g->history = cJSON_CreateArray();
+    mxv_history_note(&g->history, action, reason);
+}
+
+void mxv_history_note(void **history, const char *action, const char *reason)
+{
+    if (!*history)
+        *history = cJSON_CreateArray();
     char date[32];
     time_t t = time(NULL);
     struct tm tm;
@@ -333,7 +325,7 @@ void mxv_golden_note(mxv_golden *g, const char *action, const char *reason)
     cJSON_AddStringToObject(o, "action", action);
     if (reason)
         cJSON_AddStringToObject(o, "reason", reason);
-    cJSON_AddItemToArray(g->history, o);
+    cJSON_AddItemToArray(*history, o);
 }
 
 /* ---- manifest ------------------------------------------------------------ */

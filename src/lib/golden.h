@@ -63,6 +63,9 @@ int mxv_golden_looser(const mxv_golden_entry *was, const mxv_golden_entry *now,
                       char *what, size_t len);
 /* Appends a history record {date, action, reason}. */
 void mxv_golden_note(mxv_golden *g, const char *action, const char *reason);
+/* The same for any history array (*history: a cJSON array, created when
+ * NULL); kernel and model golden files share it. */
+void mxv_history_note(void **history, const char *action, const char *reason);
 
 /* The manifest: lines "SHA256  PATH" (paths relative to its directory).
  * verify: 0 when every listed file matches and no golden data file is

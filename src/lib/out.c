@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "cli.h"
 #include "out.h"
 
@@ -197,4 +198,29 @@ int mxv_out_write_text(const char *path, const char *text, char *err, size_t len
         return mxv_errf(err, len, "%s: cannot write it: %s", path, strerror(e));
     }
     return mxv_out_commit(o, err, len);
+}
+
+int mxv_out_write_json(const char *path, const struct cJSON *root, int newline,
+                       char *err, size_t len)
+{
+    char *text = cJSON_Print(root);
+    if (!text)
+        return mxv_errf(err, len, "%s: out of memory", path);
+    char *all = text;
+    if (newline) {
+        size_t n = strlen(text);
+        if (!(all = malloc(n + 2))) {
+            cJSON_free(text);
+            return mxv_errf(err, len, "%s: out of memory", path);
+        }
+        memcpy(all, text, n);
+        memcpy(all + n, "\n", 2);
+        cJSON_free(text);
+    }
+    int rc = mxv_out_write_text(path, all, err, len);
+    if (newline)
+        free(all);
+    else
+        cJSON_free(all);
+    return rc;
 }

@@ -45,5 +45,11 @@ void mxv_out_abort(mxv_out *o);
 
 /* The whole of text (and nothing else) as path's new contents. */
 int mxv_out_write_text(const char *path, const char *text, char *err, size_t len);
+/* root (a cJSON item) printed formatted as path's new contents, followed by
+ * a newline when newline is nonzero; root is not freed.  0, or -1 with one
+ * line in err. */
+struct cJSON;
+int mxv_out_write_json(const char *path, const struct cJSON *root, int newline,
+                       char *err, size_t len);
 
 #endif

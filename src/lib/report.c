@@ -137,14 +137,8 @@ cJSON *mxv_report_json_object(const mxv_report *r)
 int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len)
 {
     cJSON *root = mxv_report_json_object(r);
-    char *text = cJSON_Print(root);
+    int rc = mxv_out_write_json(path, root, 0, err, len);
     cJSON_Delete(root);
-    if (!text) {
-        snprintf(err, len, "%s: out of memory", path);
-        return -1;
-    }
-    int rc = mxv_out_write_text(path, text, err, len);
-    cJSON_free(text);
     return rc;
 }
 

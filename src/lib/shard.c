@@ -50,13 +50,7 @@ int mxv_shard_write(const char *path, const char *command, const mxv_shard *s,
         cJSON_AddItemToArray(items, o);
     }
     cJSON_AddItemToObject(root, "report", report);
-    char *text = cJSON_Print(root);
+    int rc = mxv_out_write_json(path, root, 0, err, len);
     cJSON_Delete(root);
-    if (!text) {
-        snprintf(err, len, "%s: out of memory", path);
-        return -1;
-    }
-    int rc = mxv_out_write_text(path, text, err, len);
-    cJSON_free(text);
     return rc;
 }

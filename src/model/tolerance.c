@@ -8,19 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "cli.h"
+#include "golden.h"
 #include "model/tolerance.h"
 #include "out.h"
-
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void mxv_mtol_free(mxv_mtol *g)
 {
@@ -33,7 +24,7 @@ static char *slurp(const char *path, size_t *n, char *err, size_t len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, len, "%s: cannot open: %s", path, strerror(errno));
+        mxv_errf(err, len, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, m = 0;
@@ -46,7 +37,7 @@ static char *slurp(const char *path, size_t *n, char *err, size_t len)
         if (cap >= (64u << 20)) {
             free(b);
             fclose(f);
-            fail(err, len, "%s: larger than 64 MiB", path);
+            mxv_errf(err, len, "%s: larger than 64 MiB", path);
             return NULL;
         }
         char *nb = realloc(b, 2 * cap + 1);
@@ -62,7 +53,7 @@ static char *slurp(const char *path, size_t *n, char *err, size_t len)
     fclose(f);
     if (!b || bad) {
         free(b);
-        fail(err, len, "%s: cannot read", path);
+        mxv_errf(err, len, "%s: cannot read", path);
         return NULL;
     }
     b[m] = 0;
@@ -80,7 +71,7 @@ static int get_str(const cJSON *o, const char *k, char *dst, size_t n,
         return 0;
     }
     if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= n)
-        return fail(err, len, "%s: entries[%zu].%s: %s", path, i, k,
+        return mxv_errf(err, len, "%s: entries[%zu].%s: %s", path, i, k,
                     !v ? "missing" : "not a non-empty string of bounded length");
     strcpy(dst, v->valuestring);
     return 0;
@@ -96,7 +87,7 @@ static int get_thr(const cJSON *o, const char *k, double lo, double hi,
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi))
-        return fail(err, len, "%s: entries[%zu].%s: not a number in [%g, %g] "
+        return mxv_errf(err, len, "%s: entries[%zu].%s: not a number in [%g, %g] "
                     "or null", path, i, k, lo, hi);
     *dst = v->valuedouble;
     return 0;
@@ -113,34 +104,34 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
     free(text);
     int rc = -1;
     if (!root) {
-        fail(err, len, "%s: malformed JSON", path);
+        mxv_errf(err, len, "%s: malformed JSON", path);
         goto out;
     }
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!cJSON_IsString(s) || strcmp(s->valuestring, MXV_MTOL_SCHEMA)) {
-        fail(err, len, "%s: schema: want \"%s\"", path, MXV_MTOL_SCHEMA);
+        mxv_errf(err, len, "%s: schema: want \"%s\"", path, MXV_MTOL_SCHEMA);
         goto out;
     }
     for (const cJSON *k = root->child; k; k = k->next)
         if (strcmp(k->string, "schema") && strcmp(k->string, "history") &&
             strcmp(k->string, "entries")) {
-            fail(err, len, "%s: %.60s: unknown field", path, k->string);
+            mxv_errf(err, len, "%s: %.60s: unknown field", path, k->string);
             goto out;
         }
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "history");
     const cJSON *es = cJSON_GetObjectItemCaseSensitive(root, "entries");
     if (!cJSON_IsArray(h)) {
-        fail(err, len, "%s: history: missing or not an array", path);
+        mxv_errf(err, len, "%s: history: missing or not an array", path);
         goto out;
     }
     if (!cJSON_IsArray(es)) {
-        fail(err, len, "%s: entries: missing or not an array", path);
+        mxv_errf(err, len, "%s: entries: missing or not an array", path);
         goto out;
     }
     size_t ne = (size_t)cJSON_GetArraySize(es), i = 0;
     g->e = calloc(ne ? ne : 1, sizeof *g->e);
     if (!g->e) {
-        fail(err, len, "out of memory");
+        mxv_errf(err, len, "out of memory");
         goto out;
     }
     static const char *known[] = {"model", "policy", "device", "max_mean_kld",
@@ -150,7 +141,7 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
     cJSON_ArrayForEach(e, es) {
         mxv_mtol_entry *x = &g->e[i];
         if (!cJSON_IsObject(e)) {
-            fail(err, len, "%s: entries[%zu]: not an object", path, i);
+            mxv_errf(err, len, "%s: entries[%zu]: not an object", path, i);
             goto out;
         }
         for (const cJSON *k = e->child; k; k = k->next) {
@@ -158,7 +149,7 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
             for (int j = 0; known[j]; j++)
                 ok |= !strcmp(k->string, known[j]);
             if (!ok) {
-                fail(err, len, "%s: entries[%zu].%.60s: unknown field", path, i,
+                mxv_errf(err, len, "%s: entries[%zu].%.60s: unknown field", path, i,
                      k->string);
                 goto out;
             }
@@ -176,7 +167,7 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
             get_thr(e, "min_score", 0, 1, &x->min_score, path, i, err, len))
             goto out;
         if (!isnan(x->min_score) && !x->task[0]) {
-            fail(err, len, "%s: entries[%zu].task: missing (min_score needs "
+            mxv_errf(err, len, "%s: entries[%zu].task: missing (min_score needs "
                  "it)", path, i);
             goto out;
         }
@@ -184,7 +175,7 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
             if (!strcmp(g->e[j].model, x->model) &&
                 !strcmp(g->e[j].policy, x->policy) &&
                 !strcmp(g->e[j].device, x->device)) {
-                fail(err, len, "%s: entries[%zu]: duplicate of entries[%zu] "
+                mxv_errf(err, len, "%s: entries[%zu]: duplicate of entries[%zu] "
                      "(%s, %s, %s)", path, i, j, x->model, x->policy, x->device);
                 goto out;
             }
@@ -192,7 +183,7 @@ int mxv_mtol_load(const char *path, mxv_mtol *g, char *err, size_t len)
     }
     g->n = i;
     g->history = cJSON_Duplicate(h, 1);
-    rc = g->history ? 0 : fail(err, len, "out of memory");
+    rc = g->history ? 0 : mxv_errf(err, len, "out of memory");
 out:
     cJSON_Delete(root);
     if (rc)
@@ -235,21 +226,8 @@ int mxv_mtol_save(const char *path, const mxv_mtol *g, char *err, size_t len)
         cJSON_AddStringToObject(e, "source", x->source);
         cJSON_AddItemToArray(es, e);
     }
-    char *text = cJSON_Print(root);
+    int rc = mxv_out_write_json(path, root, 1, err, len);
     cJSON_Delete(root);
-    if (!text)
-        return fail(err, len, "out of memory");
-    size_t tl = strlen(text);
-    char *withnl = malloc(tl + 2);
-    if (!withnl) {
-        free(text);
-        return fail(err, len, "out of memory");
-    }
-    memcpy(withnl, text, tl);
-    memcpy(withnl + tl, "\n", 2);
-    free(text);
-    int rc = mxv_out_write_text(path, withnl, err, len);
-    free(withnl);
     return rc ? -1 : 0;
 }
 
@@ -296,17 +274,5 @@ int mxv_mtol_looser(const mxv_mtol_entry *was, const mxv_mtol_entry *now,
 
 void mxv_mtol_note(mxv_mtol *g, const char *action, const char *reason)
 {
-    if (!g->history)
-        g->history = cJSON_CreateArray();
-    char date[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    cJSON *h = cJSON_CreateObject();
-    cJSON_AddStringToObject(h, "date", date);
-    cJSON_AddStringToObject(h, "action", action);
-    if (reason)
-        cJSON_AddStringToObject(h, "reason", reason);
-    cJSON_AddItemToArray(g->history, h);
+    mxv_history_note(&g->history, action, reason);
 }
