@@ -43,9 +43,10 @@ static void register_inputs(const mxv_drift *d)
 int mxv_cmd_drift(int argc, char **argv)
 {
     const char *json = NULL, *md = NULL, *svg = NULL, *top = NULL, *help = NULL,
-               *quiet = NULL;
+               *quiet = NULL, *model = NULL;
     const mxv_opt opts[] = {{"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"svg", 1, &svg, 0},          {"top", 1, &top, 0},
+                            {"model", 1, &model, 0},
                             {"quiet", 0, &quiet, 'q'},    {"help", 0, &help, 'h'},
                             {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
@@ -64,10 +65,13 @@ int mxv_cmd_drift(int argc, char **argv)
                  "  --report-md F       write a Markdown report to F\n"
                  "  --svg F             the per-layer error growth as an SVG chart\n"
                  "  --top N             ranked entries per list (default 5)\n"
-                 "  -q, --quiet         print only the verdict\n"
-                 "  -h, --help          this text\n"
+                 "  -q, --quiet         print only the verdict");
+        if (help && !rc) {
+            mxv_print_model_help(stdout, "each capture's accum_model");
+            puts("  -h, --help          this text\n"
                  "exit: 0 no layer's local error leaves its bound, 1 one does, 2 usage, 3 bad "
                  "input, 4 I/O");
+        }
         free(pos);
         return rc ? rc : MXV_EXIT_OK;
     }
@@ -86,9 +90,16 @@ int mxv_cmd_drift(int argc, char **argv)
         free(pos);
         return rc;
     }
+    mx_accum_model override;
+    if ((rc = mxv_parse_model(model)) != 0) {
+        free(pos);
+        return rc;
+    }
+    if (model)
+        mx_accum_parse(model, &override);
     mxv_drift d;
     char err[2048];
-    rc = mxv_drift_run(pos[0], pos[1], &d, err, sizeof err);
+    rc = mxv_drift_run(pos[0], pos[1], model ? &override : NULL, &d, err, sizeof err);
     if (rc) {
         mxv_drift_free(&d);
         free(pos);

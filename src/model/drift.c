@@ -361,8 +361,8 @@ static void on_stage(void *ctx, const mxv_stage *st, const mxv_stage_src *src, c
 }
 
 /* Judges one capture with check's code; with L, attributes (TEST). */
-static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pass,
-                 char *policy, size_t plen, char *err, size_t len)
+static int judge(const char *path, const mx_accum_model *model, mxv_drift_layer *L,
+                 size_t *outside, int *pass, char *policy, size_t plen, char *err, size_t len)
 {
     mxv_capture c;
     mxv_st_err se;
@@ -378,6 +378,8 @@ static int judge(const char *path, mxv_drift_layer *L, size_t *outside, int *pas
         mxv_capture_close(&c);
         return mxv_errc(err, len, MXV_EXIT_BADINPUT, "%s: metadata \"kind\": not moe_layer", path);
     }
+    if (model)
+        c.model = *model;
     s = mxv_check_capture_hooked(&c, &res, L ? on_stage : NULL, &h, &se);
     int rc = 0;
     if (s != MXV_ST_OK)
@@ -448,8 +450,8 @@ static int routing_agree(const mxv_capture *tc, const mxv_capture *bc, size_t T,
     return 0;
 }
 
-static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, char *err,
-                     size_t len)
+static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath,
+                     const mx_accum_model *model, char *err, size_t len)
 {
     mxv_capture tc, bc;
     mxv_st_err se;
@@ -518,9 +520,9 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
     mxv_capture_close(&tc);
     mxv_capture_close(&bc);
     if (!rc)
-        rc = judge(tpath, L, &L->outside, &L->local_pass, NULL, 0, err, len);
+        rc = judge(tpath, model, L, &L->outside, &L->local_pass, NULL, 0, err, len);
     if (!rc)
-        rc = judge(bpath, NULL, &L->base_outside, &L->base_pass, L->base_policy,
+        rc = judge(bpath, model, NULL, &L->base_outside, &L->base_pass, L->base_policy,
                    sizeof L->base_policy, err, len);
     return rc;
 }
@@ -704,8 +706,8 @@ static int kld(mxv_drift *d, const char *bpath, const char *tpath, char *err, si
 
 /* ---- the whole analysis ------------------------------------------------------ */
 
-int mxv_drift_run(const char *base_dir, const char *test_dir, mxv_drift *d, char *err,
-                  size_t len)
+int mxv_drift_run(const char *base_dir, const char *test_dir, const mx_accum_model *model,
+                  mxv_drift *d, char *err, size_t len)
 {
     run_files b, t;
     memset(d, 0, sizeof *d);
@@ -740,7 +742,7 @@ int mxv_drift_run(const char *base_dir, const char *test_dir, mxv_drift *d, char
     for (size_t i = 0; !rc && i < b.n; i++) {
         mxv_drift_layer *L = &d->layers[d->nlayers++];
         L->layer = b.f[i].layer;
-        rc = one_layer(L, b.f[i].path, t.f[i].path, err, len);
+        rc = one_layer(L, b.f[i].path, t.f[i].path, model, err, len);
         if (!rc && i > 0 && (L->T != d->layers[0].T || L->H != d->layers[0].H))
             rc = mxv_errc(err, len, MXV_EXIT_BADINPUT,
                       "%s: tensor \"x\": shape [%zu, %zu] differs from layer %d's [%zu, %zu] "

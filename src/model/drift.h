@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "mxref/accum.h"
 
 #define MXV_DRIFT_STAGES 16
 #define MXV_DRIFT_FP8 6
@@ -114,10 +115,11 @@ typedef struct {
 
 /* Runs the analysis.  Returns 0 (MXV_EXIT_OK) and fills *d, or an mxverify
  * exit code (3 bad input, 4 internal) with a one-line message in err that
- * names the file, tensor and field.  Free d with mxv_drift_free (also after
- * a failure). */
-int mxv_drift_run(const char *base_dir, const char *test_dir, mxv_drift *d,
-                  char *err, size_t errlen);
+ * names the file, tensor and field.  model, when not NULL, replaces every
+ * capture's accum_model (check's --model).  Free d with mxv_drift_free
+ * (also after a failure). */
+int mxv_drift_run(const char *base_dir, const char *test_dir,
+                  const mx_accum_model *model, mxv_drift *d, char *err, size_t errlen);
 void mxv_drift_free(mxv_drift *d);
 
 /* Reports.  Text to f; JSON, Markdown and SVG written atomically to path
