@@ -17,7 +17,8 @@ MXV_LIB_CPPFLAGS = $(AM_CPPFLAGS) \
 # are built into libmxv.a so that tests link them like the rest.
 MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h \
 	src/model/stats.c src/model/stats.h \
-	src/model/run.c src/model/run.h \
+	src/model/run.c src/model/run.h src/model/run_internal.h \
+	src/model/run_jsonl.c src/model/run_safetensors.c \
 	src/model/compare.c src/model/compare.h \
 	src/model/score.c src/model/score.h \
 	src/model/tolerance.c src/model/tolerance.h \
