@@ -54,6 +54,7 @@ src_pipeline_libmxvpipe_a_SOURCES = \
 	src/pipeline/layer_opts.c src/pipeline/layer_opts.h \
 	src/pipeline/runner.c src/pipeline/runner.h \
 	src/pipeline/check_capture.c src/pipeline/check_capture.h \
+	src/pipeline/check_capture_moe.c src/pipeline/check_capture_internal.h \
 	src/pipeline/suite_run.c \
 	src/pipeline/case_pool.c src/pipeline/case_pool.h \
 	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
