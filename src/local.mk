@@ -27,7 +27,8 @@ MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h \
 # Drift localization (src/model/drift*, issue 11) judges layers with the
 # pipeline's check_capture, so it is built into the pipeline layer.
 MXV_DRIFT_SOURCES = src/model/drift.c src/model/drift.h src/model/drift_fp8.c \
-	src/model/drift_fp8.h src/model/drift_report.c
+	src/model/drift_fp8.h src/model/drift_report.c \
+	src/model/drift_kld.c src/model/drift_kld.h
 
 src_lib_libmxv_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
 src_lib_libmxv_a_SOURCES = \
