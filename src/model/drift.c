@@ -279,9 +279,9 @@ static void attribute(hook_ctx *h, const mxv_judge *j, int family, const int32_t
     }
 }
 
-/* One element against the stage's reference under its verdict kind: the
- * rules of judge.c (mxv_judge_bytes, _bf16_codes, _bf16, _bf16_equal,
- * _f32), element by element. */
+/* One element against the stage's reference under its verdict kind, by
+ * judge.c's per-element rules (mxv_judge_*_bad), as mxv_stage_judge
+ * applies them to the whole stage. */
 typedef struct {
     mxv_verdict_kind v;
     const void *out, *model, *alt;
@@ -294,29 +294,25 @@ static int bad_elem(const void *arg, size_t i)
     switch (a->v) {
     case MXV_VERDICT_BYTES: {
         const uint8_t *o = a->out, *m = a->model, *al = a->alt;
-        return o[i] != m[i] && !(al && o[i] == al[i]);
+        return mxv_judge_code_bad(o[i], m[i], al ? &(uint32_t){al[i]} : NULL);
     }
     case MXV_VERDICT_BF16_CODES: {
         const uint16_t *o = a->out, *m = a->model, *al = a->alt;
-        return o[i] != m[i] && !(al && o[i] == al[i]);
+        return mxv_judge_code_bad(o[i], m[i], al ? &(uint32_t){al[i]} : NULL);
     }
     case MXV_VERDICT_BOUND: {
-        const uint16_t *o = a->out;
-        if (isinf(a->bound[i]))
-            return 0; /* overflow: check does not judge it (counted apart) */
-        double err = fabs((double)mx_bf16_to_float(o[i]) - a->exact[i]);
-        return !(err <= a->bound[i]);
+        const uint16_t *o = a->out, *m = a->model;
+        return mxv_judge_bf16_elem_bad(o[i], m ? &m[i] : NULL, a->exact[i], a->bound[i]);
     }
     case MXV_VERDICT_EQUAL:
     case MXV_VERDICT_EQUAL_IF_GIVEN: {
         const uint16_t *o = a->out, *m = a->model;
-        return o[i] != m[i];
+        return mxv_judge_code_bad(o[i], m[i], NULL);
     }
     case MXV_VERDICT_F32_BOUND: {
+        /* check judges FP32 stages without a model (mxv_judge_f32) */
         const float *o = a->out;
-        if (isinf(a->bound[i]))
-            return 0;
-        return !(fabs((double)o[i] - a->exact[i]) <= a->bound[i]);
+        return mxv_judge_f32_elem_bad(o[i], NULL, a->exact[i], a->bound[i]);
     }
     case MXV_VERDICT_INFO:
         return 0;

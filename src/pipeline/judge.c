@@ -80,6 +80,70 @@ static void peers(mxv_judge *j, const double *outv, const double *exact, size_t 
  * mv[i] the model (NULL: none), same[i] out and model equal bit for bit,
  * spec[i] out matches a non-finite model by the special-value rule; thr
  * the output format's overflow threshold, ulp() its spacing at exact. */
+/* The verdict classes of judge.h, in this order, for one element of a
+ * bound-judged tensor: its class, and *bad = 1 when it fails.  m, same
+ * (bit-equal to the model) and spec (equal as the special-value rule asks)
+ * only count when has_m. */
+enum { CLS_MODEL_SPECIAL, CLS_EXACT_SPECIAL, CLS_BOUND_INF, CLS_OVF_EDGE, CLS_BOUND };
+static int elem_class(double o, int has_m, double m, int same, int spec, double exact,
+                      double bound, double thr, int *bad)
+{
+    if (has_m && !isfinite(m)) {
+        *bad = !spec;
+        return CLS_MODEL_SPECIAL;
+    }
+    if (!isfinite(exact)) {
+        int ok = has_m ? same : (isnan(exact) ? isnan(o) : o == exact);
+        *bad = !ok;
+        return CLS_EXACT_SPECIAL;
+    }
+    if (!(bound < INFINITY)) { /* inf or NaN bound */
+        *bad = !has_m || !same;
+        return CLS_BOUND_INF;
+    }
+    int edge = fabs(exact) + bound >= thr;
+    double err = fabs(o - exact);
+    if (edge && isinf(o) && (o > 0) == (exact > 0))
+        err = 0; /* the admitted overflow */
+    *bad = !(err <= bound);
+    return edge ? CLS_OVF_EDGE : CLS_BOUND;
+}
+
+int mxv_judge_bf16_elem_bad(uint16_t out, const uint16_t *model, double exact,
+                            double bound)
+{
+    int bad;
+    elem_class(mx_bf16_to_float(out), model != NULL, model ? mx_bf16_to_float(*model) : 0,
+               model ? out == *model : 0, model ? same_special(out, *model) : 0, exact,
+               bound, MXV_BF16_OVF_THRESHOLD, &bad);
+    return bad;
+}
+
+/* FP32: bit-equal to the model; any NaN for a NaN model */
+static void f32_same(float out, float model, int *same, int *spec)
+{
+    uint32_t ob, mb;
+    memcpy(&ob, &out, 4);
+    memcpy(&mb, &model, 4);
+    *same = ob == mb;
+    *spec = isnan(model) ? isnan(out) != 0 : ob == mb;
+}
+
+int mxv_judge_f32_elem_bad(float out, const float *model, double exact, double bound)
+{
+    int bad, same = 0, spec = 0;
+    if (model)
+        f32_same(out, *model, &same, &spec);
+    elem_class(out, model != NULL, model ? *model : 0, same, spec, exact, bound,
+               MXV_F32_OVF_THRESHOLD, &bad);
+    return bad;
+}
+
+int mxv_judge_code_bad(uint32_t out, uint32_t model, const uint32_t *alt)
+{
+    return out != model && !(alt && out == *alt);
+}
+
 static void judge_core(mxv_judge *j, const double *o, const double *mv,
                        const unsigned char *same, const unsigned char *spec,
                        const double *exact, const double *bound, size_t n,
@@ -94,36 +158,35 @@ static void judge_core(mxv_judge *j, const double *o, const double *mv,
         double err = fabs(o[i] - exact[i]);
         if (mv && same[i])
             j->bit_exact++;
-        /* the verdict classes of judge.h, in this order */
-        if (mv && !isfinite(mv[i])) {
+        int bad;
+        int cls = elem_class(o[i], mv != NULL, mv ? mv[i] : 0, mv ? same[i] : 0,
+                             mv ? spec[i] : 0, exact[i], bound[i], thr, &bad);
+        switch (cls) {
+        case CLS_MODEL_SPECIAL:
             j->cls_model_special++;
-            if (!spec[i])
+            if (bad)
                 note_bad(j, i, o[i], mv[i], NAN);
             continue;
-        }
-        if (!isfinite(exact[i])) {
+        case CLS_EXACT_SPECIAL:
             j->cls_exact_special++;
-            int ok = mv ? same[i]
-                        : (isnan(exact[i]) ? isnan(o[i]) : o[i] == exact[i]);
-            if (!ok)
+            if (bad)
                 note_bad(j, i, o[i], exact[i], NAN);
             continue;
-        }
-        if (!(bound[i] < INFINITY)) { /* inf or NaN bound */
+        case CLS_BOUND_INF:
             j->cls_bound_inf++;
-            if (!mv || !same[i])
+            if (bad)
                 note_bad(j, i, o[i], exact[i], INFINITY);
             continue;
-        }
-        int edge = fabs(exact[i]) + bound[i] >= thr;
-        if (edge)
+        case CLS_OVF_EDGE:
             j->cls_ovf_edge++;
-        else
+            break;
+        default:
             j->cls_bound++;
-        if (edge && isinf(o[i]) && (o[i] > 0) == (exact[i] > 0))
+        }
+        if (cls == CLS_OVF_EDGE && isinf(o[i]) && (o[i] > 0) == (exact[i] > 0))
             err = 0; /* the admitted overflow */
         double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
-        if (!(err <= bound[i]))
+        if (bad)
             note_bad(j, i, o[i], exact[i], bound[i]);
         else if (mv && !same[i])
             j->bound_not_exact++; /* not-device under a measured model */
@@ -202,12 +265,11 @@ void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
     for (size_t i = 0; i < n; i++) {
         ov[i] = out[i];
         if (model) {
-            uint32_t ob, mb;
-            memcpy(&ob, &out[i], 4);
-            memcpy(&mb, &model[i], 4);
+            int sm, sp;
+            f32_same(out[i], model[i], &sm, &sp);
             mv[i] = model[i];
-            same[i] = ob == mb;
-            spec[i] = isnan(model[i]) ? isnan(out[i]) != 0 : ob == mb;
+            same[i] = (unsigned char)sm;
+            spec[i] = (unsigned char)sp;
         }
     }
     judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_F32_OVF_THRESHOLD, f32_ulp);
@@ -226,7 +288,7 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
     j->by_equal = 1;
     j->outside = j->nbad = 0;
     for (size_t i = 0; i < n; i++)
-        if (out[i] != model[i])
+        if (mxv_judge_code_bad(out[i], model[i], NULL))
             note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]),
                      0);
 }
@@ -433,7 +495,7 @@ void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
     mxv_judge_bf16(j, name, out, model, exact, exact, n, cols);
     j->outside = j->nbad = 0;
     for (size_t i = 0; i < n; i++)
-        if (out[i] != model[i] && (!alt || out[i] != alt[i]))
+        if (mxv_judge_code_bad(out[i], model[i], alt ? &(uint32_t){alt[i]} : NULL))
             note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]), 0);
 }
 

@@ -101,6 +101,15 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
 void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
                          const double *ref, size_t n, size_t cols);
 
+/* One element's verdict by the rules above (1: it fails), for callers that
+ * attribute the elements outside (drift): a bound-judged BF16 or FP32
+ * element (model: the model's element, or NULL without a model), and a
+ * code-judged element (bytes, BF16 codes, equality; alt may be NULL). */
+int mxv_judge_bf16_elem_bad(uint16_t out, const uint16_t *model, double exact,
+                            double bound);
+int mxv_judge_f32_elem_bad(float out, const float *model, double exact, double bound);
+int mxv_judge_code_bad(uint32_t out, uint32_t model, const uint32_t *alt);
+
 /* The BF16 RNE overflow threshold: a value of at least this magnitude
  * rounds to infinity. */
 #define MXV_BF16_OVF_THRESHOLD 0x1.FF8p127
