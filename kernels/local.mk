@@ -34,6 +34,7 @@ MXK_HIP_SRC = \
 	kernels/bf16_group_gemm.hip \
 	kernels/swiglu_quant.hip \
 	kernels/moe_sum.hip \
+	kernels/gpu_slice.hip \
 	kernels/gpu_ops.hip
 MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/mx_quant.hip \
@@ -43,6 +44,7 @@ MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/bf16_group_gemm.hip \
 	$(srcdir)/kernels/swiglu_quant.hip \
 	$(srcdir)/kernels/moe_sum.hip \
+	$(srcdir)/kernels/gpu_slice.hip \
 	$(srcdir)/kernels/gpu_ops.hip
 MXK_HIP_HDR = kernels/mxk.h kernels/mxk_numerics.h kernels/mxk_check.h \
 	kernels/mxk_gpu.h kernels/hip_compat.h

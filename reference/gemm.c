@@ -35,12 +35,15 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
 {
     mx_status st;
-    if (mxg_fused_applies(s, A, B)) {
+    /* a slice provider (--reference gpu) takes the engine's slices: the
+     * fused CPU kernels, same bits, would bypass it */
+    int fused_ok = mx_gemm_slice_provider(NULL) == NULL;
+    if (fused_ok && mxg_fused_applies(s, A, B)) {
         if (irr_a)
             *irr_a = 0;
         return mxg_gemm_fused(s, A, B, out, stats);
     }
-    if (mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
+    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
         if (irr_a)
             *irr_a = 0;
         return st;
@@ -53,18 +56,18 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
     double *exact = out->exact ? out->exact
-                               : ((out->bound || out->sum_abs)
+                               : ((out->bound || out->sum_abs || out->bound_acc)
                                       ? malloc(M * N * sizeof *exact) : NULL);
     ac.acc = calloc(M * N, sizeof *ac.acc);
     ac.slow = calloc(M * N, 1);
     ac.big = calloc(M * N, sizeof *ac.big);
     ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
     ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
-    int want_sabs = out->bound || out->sum_abs;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     ac.sabs = want_sabs ? calloc(M * N, sizeof *ac.sabs) : NULL;
     if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
         (want_sabs && !ac.sabs) ||
-        (out->bound && !exact)) {
+        ((out->bound || out->bound_acc) && !exact)) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -115,6 +118,8 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                                           : ac.gacc[m * N + n];
         } else if (s->model.kind == MX_ACC_BLOCK) {
             st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
+        } else if (s->model.kind == MX_ACC_DEQUANT_FP32) {
+            st = mxg_dequant_gemm(s, A, B, macc);
         } else {
             st = mxg_seq_gemm(s, A, B, macc);
         }
@@ -126,12 +131,13 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
         if (st != MX_OK)
             goto done;
     }
-    if (out->bound || out->sum_abs) {
+    if (out->bound || out->sum_abs || out->bound_acc) {
         if (!exact) { /* sum_abs alone: exact not computed */
             st = MX_EINVAL;
             goto done;
         }
-        mxg_bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound);
+        mxg_bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound,
+                   out->bound_acc);
     }
     if (stats) {
         stats->elements = M * N;

@@ -111,8 +111,8 @@ int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_opera
     if (!fused_on || A->fmt->bits != 8 || B->fmt->bits != 8 || !A->fmt->is_signed ||
         !B->fmt->is_signed || !A->scales != !B->scales)
         return 0;
-    if (s->model.kind == MX_ACC_FP32_SEQ)
-        return 0; /* the engine's vectorized sequential model stays there */
+    if (s->model.kind == MX_ACC_FP32_SEQ || s->model.kind == MX_ACC_DEQUANT_FP32)
+        return 0; /* the engine's sequential models stay there */
     pthread_once(&ftabs_once, ftabs_init);
     return ftabs[A->fmt->id].ok && ftabs[B->fmt->id].ok;
 }
@@ -272,7 +272,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
-    int want_sabs = out->bound || out->sum_abs;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     int want_exact = out->exact || want_sabs;
     mx_status st = MX_OK;
     size_t nslow = 0;
@@ -441,6 +441,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 if (want_sabs)
                     mxg_bound_elem(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
                                    exact[i], out->bound ? &out->bound[i] : NULL,
+                                   out->bound_acc ? &out->bound_acc[i] : NULL,
                                    out->sum_abs ? &out->sum_abs[i] : NULL);
             }
         }
@@ -588,7 +589,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                      mx_status *status)
 {
     if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
-        !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ)
+        !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ ||
+        s->model.kind == MX_ACC_DEQUANT_FP32)
         return 0;
     pthread_once(&ftabs_once, ftabs_init);
     pthread_once(&ftabs16_once, ftabs16_init);
@@ -599,7 +601,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
-    int want_sabs = out->bound || out->sum_abs;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     int want_exact = out->exact || want_sabs;
     mx_status st = MX_OK;
     int handled = 1;
@@ -756,6 +758,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 if (want_sabs)
                     mxg_bound_elem(s, A, B, m, n, qt[j], amaxa[m], amaxb[n], exact[i],
                                    out->bound ? &out->bound[i] : NULL,
+                                   out->bound_acc ? &out->bound_acc[i] : NULL,
                                    out->sum_abs ? &out->sum_abs[i] : NULL);
             }
         }

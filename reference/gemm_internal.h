@@ -19,6 +19,8 @@
  *   gemm_bound.c        per-element bounds, the tail shared by every model
  *   gemm_bound_fp32.c   bound of the FP32 models
  *   gemm_bound_block.c  bound of the block models
+ *   model_dequant.c     dequant-fp32 model
+ *   gemm_bound_dequant.c bound of dequant-fp32
  *   gemm_fused.c        the fused kernels: FP8 (and BF16 within the windows)
  *                       operands read directly, exact sums, the fp32-group
  *                       model and the bound sums in one pass
@@ -135,6 +137,15 @@ void mxg_residual_add(const mx_gemm_spec *s, const mx_operand *A,
 
 /* ---- round_int.c ---------------------------------------------------------- */
 
+/* ---- model_dequant.c (dequant-fp32) ---------------------------------------- */
+/* Operand value (r, k) dequantized to FP32 (f32(value * f32(dec scale))),
+ * the whole-K FMA chain from c, and every element (after the weight). */
+float mxg_dequant_f32(const mx_operand *o, mx_e8m0_decode d, size_t r, size_t k);
+float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
+                        size_t n, mx_e8m0_decode d, float c);
+mx_status mxg_dequant_gemm(const mx_gemm_spec *s, const mx_operand *A,
+                           const mx_operand *B, float *out);
+
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
 float mxg_round_f32(__int128 v, int e);
 /* Correctly rounded binary64 of v * 2^e (|e| small enough that the result
@@ -214,27 +225,36 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
  * sum of |terms|, w the row weight or 1). */
 double mxg_bound_tail(double Bacc, double wS, double sabs, double w);
 
-/* The FP32 models: depth roundings per term over K terms in G groups. */
-double mxg_bound_fp32(double wS, double sabs, double w, size_t depth,
-                      size_t K, size_t G, double pmax);
+/* The FP32 result's bound before any BF16 rounding (mx_gemm_out.bound_acc). */
+double mxg_bound_y(double Bacc, double wS, double sabs, double w);
 
-/* The block models, element (m, n). */
-double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
-                       const mx_operand *B, size_t m, size_t n, double wS,
-                       double w, double pmax);
+/* Accumulator bounds of each model family (before the tail): the FP32
+ * models (depth roundings per term, ninexact groups whose scale product
+ * underflowed); the block models and dequant-fp32 for element (m, n), with
+ * the sum-of-|terms| statistic they use in *sabs_eff. */
+double mxg_acc_fp32(double sabs, size_t depth, size_t K, size_t G,
+                    size_t ninexact, double pmax);
+double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
+                     const mx_operand *B, size_t m, size_t n, double pmax,
+                     double *sabs_eff);
+double mxg_acc_dequant(const mx_gemm_spec *s, const mx_operand *A,
+                       const mx_operand *B, size_t m, size_t n, double sabs,
+                       double *sabs_eff);
 
-/* bound[] and sabs_out[] (either may be NULL) for every element, from the
- * exact values and the engine's sum |a b| statistic S. */
-/* The same for one element (m, n), from S = its sum |a b| statistic and
- * the rows' largest unscaled |value|; bound or sabs_out may be NULL. */
+/* For one element (m, n), from S = its sum |a b| statistic, the rows'
+ * largest unscaled |value| and the exact value: its bound, the FP32
+ * result's bound (mx_gemm_out.bound_acc) and its weighted sum of |terms|;
+ * any output may be NULL. */
 void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
                     const mx_operand *B, size_t m, size_t n, double S,
                     double amax_a, double amax_b, double exact, double *bound,
-                    double *sabs_out);
+                    double *bound_acc, double *sabs_out);
+/* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
+ * from the exact values and the engine's sum |a b| statistic S. */
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
                 const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
                 const double *exact, const double *S, double *sabs_out,
-                double *bound);
+                double *bound, double *bound_acc);
 
 /* ---- gemm.c, gemm_split.c ---------------------------------------------- */
 

@@ -52,11 +52,12 @@ static void split_task(void *vctx, size_t bi)
         o->model_acc ? malloc(mn * sizeof *t.model_acc) : NULL,
         o->model_out ? malloc(mn * sizeof *t.model_out) : NULL,
         o->bound ? malloc(mn * sizeof *t.bound) : NULL,
-        o->sum_abs ? malloc(mn * sizeof *t.sum_abs) : NULL};
+        o->sum_abs ? malloc(mn * sizeof *t.sum_abs) : NULL,
+        o->bound_acc ? malloc(mn * sizeof *t.bound_acc) : NULL};
     mx_status st = MX_ENOMEM;
     if ((!o->exact || t.exact) && (!o->model_acc || t.model_acc) &&
         (!o->model_out || t.model_out) && (!o->bound || t.bound) &&
-        (!o->sum_abs || t.sum_abs))
+        (!o->sum_abs || t.sum_abs) && (!o->bound_acc || t.bound_acc))
         st = mxg_gemm_block(x->s, x->A, &b, &t, &x->stats[bi], x->wa, x->wb,
                             &x->irr_a[bi]);
     if (st == MX_OK)
@@ -72,6 +73,8 @@ static void split_task(void *vctx, size_t bi)
                 memcpy(o->bound + d, t.bound + r, nb * sizeof *t.bound);
             if (o->sum_abs)
                 memcpy(o->sum_abs + d, t.sum_abs + r, nb * sizeof *t.sum_abs);
+            if (o->bound_acc)
+                memcpy(o->bound_acc + d, t.bound_acc + r, nb * sizeof *t.bound_acc);
         }
     x->st[bi] = st;
     free(t.exact);
@@ -79,6 +82,7 @@ static void split_task(void *vctx, size_t bi)
     free(t.model_out);
     free(t.bound);
     free(t.sum_abs);
+    free(t.bound_acc);
 }
 
 mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,

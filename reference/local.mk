@@ -43,6 +43,8 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm_bound.c \
 	reference/gemm_bound_fp32.c \
 	reference/gemm_bound_block.c \
+	reference/gemm_bound_dequant.c \
+	reference/model_dequant.c \
 	reference/gemm_fused.c \
 	reference/gemm_split.c \
 	reference/pool.c \

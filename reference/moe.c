@@ -181,7 +181,7 @@ static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
     uint16_t *mo = malloc(M * N * sizeof *mo);
     mx_status s = MX_ENOMEM;
     if (ex && bd && mo) {
-        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
         mx_gemm_stats gs;
         s = mx_gemm(&spec, A, B, &o, &gs);
         if (s == MX_OK) {

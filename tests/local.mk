@@ -123,6 +123,15 @@ tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
 tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
 tests_check_kernels_gpu_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
 
+# --reference gpu: the GPU library's exact group partials against the CPU
+# engine (skipped without a GPU; gpuref_emu.test runs it on the emulation).
+check_PROGRAMS += tests/check_gpuref
+tests_check_gpuref_SOURCES = tests/check_gpuref.c
+tests_check_gpuref_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_gpuref_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
+TESTS += tests/check_gpuref tests/gpuref_emu.test
+EXTRA_DIST += tests/gpuref_emu.test
+
 # The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
 # for check_kernels_gpu: the GPU code paths against the C emulation.
 if MXK_EMU
@@ -153,6 +162,30 @@ TESTS += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
 EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
+
+# Verdict classes of the judge (every element judged; docs/bounds.md).
+check_PROGRAMS += tests/check_judge
+tests_check_judge_SOURCES = tests/check_judge.c
+tests_check_judge_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
+tests_check_judge_CFLAGS = $(TESTS_CFLAGS)
+tests_check_judge_LDADD = $(MXV_LIBS) $(TESTS_LIBS)
+TESTS += tests/check_judge
+
+# Every E8M0 scale byte pair, both decodes: reference, judge and the CPU
+# kernel emulation against MPFR and a written-out FP32 oracle.
+check_PROGRAMS += tests/check_scalepairs
+tests_check_scalepairs_SOURCES = tests/check_scalepairs.c tests/testutil.h
+tests_check_scalepairs_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
+tests_check_scalepairs_CFLAGS = $(KTESTS_CFLAGS) -I$(top_srcdir)/kernels/cpu
+tests_check_scalepairs_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
+TESTS += tests/check_scalepairs
+
+# SwiGLU, moe_sum and router bounds against MPFR on worst-case inputs.
+check_PROGRAMS += tests/check_moe_bounds
+tests_check_moe_bounds_SOURCES = tests/check_moe_bounds.c tests/testutil.h
+tests_check_moe_bounds_CFLAGS = $(TESTS_CFLAGS) -ffp-contract=off
+tests_check_moe_bounds_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_moe_bounds
 
 # Model-level checks (issue 11): KLD, statistics against scipy, compare.
 check_PROGRAMS += tests/check_model

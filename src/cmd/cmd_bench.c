@@ -136,7 +136,7 @@ static double time_calls(const calls *cs, int model, int bound, int fused,
         double *ex = malloc(MN * sizeof *ex), *bd = bound ? malloc(MN * sizeof *bd) : NULL;
         uint16_t *mo = model ? malloc(MN * sizeof *mo) : NULL;
         mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
-        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
         mx_gemm_stats s1;
         mx_gemm(&spec, &x->A, &x->B, &o, &s1);
         st->elements += s1.elements;
@@ -262,7 +262,7 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
         B1.rows = ncol;
         mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
         double *ex = malloc(ncol * sizeof *ex), *ex2 = malloc(ncol * sizeof *ex2);
-        mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
+        mx_gemm_out o = {ex, NULL, NULL, NULL, NULL, NULL};
         mx_gemm(&spec, &A1, &B1, &o, NULL);
         double t0 = now();
         mx_gemm_exact_mpfr(&spec, &A1, &B1, ex2);

@@ -30,12 +30,19 @@ static cJSON *judge_json(const mxv_judge *j)
     cJSON_AddNumberToObject(o, "bit_exact_share", j->n ? (double)j->bit_exact / (double)j->n : 1);
     if (!j->by_bytes) {
         cJSON_AddNumberToObject(o, "max_err_over_bound", isfinite(j->max_ratio) ? j->max_ratio : 1e308);
-        cJSON_AddNumberToObject(o, "max_bf16_ulp", isfinite(j->max_ulp) ? j->max_ulp : 1e308);
+        cJSON_AddStringToObject(o, "output_type", j->f32 ? "f32" : "bf16");
+        cJSON_AddNumberToObject(o, j->f32 ? "max_f32_ulp" : "max_bf16_ulp",
+                                isfinite(j->max_ulp) ? j->max_ulp : 1e308);
         cJSON_AddNumberToObject(o, "rel_l2", isfinite(j->rel_l2) ? j->rel_l2 : 1e308);
         cJSON_AddNumberToObject(o, "sqnr_db", isfinite(j->sqnr_db) ? j->sqnr_db : 1e308);
         cJSON_AddBoolToObject(o, "torch_allclose_bf16", j->allclose);
         cJSON_AddNumberToObject(o, "aiter_mismatch", j->aiter_mismatch);
-        cJSON_AddNumberToObject(o, "overflow_not_judged", (double)j->overflow);
+        cJSON *vc = cJSON_AddObjectToObject(o, "verdict_classes");
+        cJSON_AddNumberToObject(vc, "bound", (double)j->cls_bound);
+        cJSON_AddNumberToObject(vc, "overflow_edge", (double)j->cls_ovf_edge);
+        cJSON_AddNumberToObject(vc, "model_special", (double)j->cls_model_special);
+        cJSON_AddNumberToObject(vc, "bound_infinite", (double)j->cls_bound_inf);
+        cJSON_AddNumberToObject(vc, "exact_special", (double)j->cls_exact_special);
         cJSON *h = cJSON_AddArrayToObject(o, "histogram_err_over_bound");
         for (int b = 0; b < MXV_HIST_BINS; b++) {
             cJSON *bin = cJSON_CreateObject();

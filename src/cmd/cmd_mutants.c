@@ -29,6 +29,11 @@ typedef struct {
     unsigned kernels;
     int caught;
     char where[96];
+    /* mechanisms: elements outside the bound (or wrong bytes) somewhere;
+     * a GEMM output not bit-exact to the model where the correct kernel
+     * is; and which of them the first caught row shows */
+    int by_bound, by_exact;
+    char how[24];
     int l2, allclose, aiter;
 } outcome;
 
@@ -127,7 +132,6 @@ int mxv_cmd_mutants(int argc, char **argv)
                     base.rows[i].case_name, base.rows[i].kernel);
         }
     }
-    mxv_rows_free(&base);
 
     outcome *o = calloc((size_t)count, sizeof *o);
     const char **names = calloc((size_t)count, sizeof *names);
@@ -149,6 +153,7 @@ int mxv_cmd_mutants(int argc, char **argv)
         r.mutant = tab[i].id;
         if ((rc = run_all(&r, &rows)) != 0) {
             mxv_rows_free(&rows);
+            mxv_rows_free(&base);
             free(o);
             free(names);
             free(positions);
@@ -156,9 +161,25 @@ int mxv_cmd_mutants(int argc, char **argv)
         }
         for (size_t j = 0; j < rows.n; j++) {
             const mxv_row *w = &rows.rows[j];
-            if (!x->caught && !mxv_row_pass(w)) {
+            /* the same row of the correct run (same cases, same order) */
+            const mxv_row *b0 = j < base.n && !strcmp(base.rows[j].case_name, w->case_name) &&
+                                        !strcmp(base.rows[j].kernel, w->kernel)
+                                    ? &base.rows[j]
+                                    : NULL;
+            int fb = !w->informational && !mxv_row_pass(w);
+            int fe = !w->informational && !w->j.by_bytes && b0 && b0->bit_exact &&
+                     !w->bit_exact;
+            x->by_bound |= fb;
+            x->by_exact |= fe;
+            if (!x->caught && (fb || fe)) {
                 x->caught = 1;
                 snprintf(x->where, sizeof x->where, "%s / %s", w->case_name, w->kernel);
+                snprintf(x->how, sizeof x->how, "%s",
+                         w->j.by_bytes   ? "bytes"
+                         : w->j.by_equal ? "equality"
+                         : fb && fe      ? "bound+bit-exact"
+                         : fb         ? "bound"
+                                      : "bit-exact only");
             }
             /* the peers judge the layer's routed output, as a framework
              * test does, with the kernels chained */
@@ -173,18 +194,20 @@ int mxv_cmd_mutants(int argc, char **argv)
     }
 
     int missed = 0;
-    printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", "planted bug", "mxverify", "caught on",
-           "vLLM", "torch", "aiter");
-    printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", "(correct kernels)",
-           base_fail ? "FAIL" : "pass", "-", base_l2 ? "REJECTS" : "accepts",
+    printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", "planted bug", "mxverify",
+           "caught on", "by", "vLLM", "torch", "aiter");
+    printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", "(correct kernels)",
+           base_fail ? "FAIL" : "pass", "-", "-", base_l2 ? "REJECTS" : "accepts",
            base_ac ? "REJECTS" : "accepts", base_ai ? "REJECTS" : "accepts");
     for (int i = 0; i < n; i++) {
         const outcome *x = &o[i];
         missed += !x->caught;
-        printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", x->name, x->caught ? "caught" : "MISSED",
-               x->caught ? x->where : "-", x->l2 ? "caught" : "missed",
+        printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", x->name,
+               x->caught ? "caught" : "MISSED", x->caught ? x->where : "-",
+               x->caught ? x->how : "-", x->l2 ? "caught" : "missed",
                x->allclose ? "caught" : "missed", x->aiter ? "caught" : "missed");
     }
+    mxv_rows_free(&base);
     printf("mutants: %d of %d caught by mxverify; the correct kernels %s\n", n - missed, n,
            base_fail ? "FAIL" : "pass");
 
@@ -201,9 +224,10 @@ int mxv_cmd_mutants(int argc, char **argv)
         size_t mlen = 0;
         FILE *mf = md ? open_memstream(&mtext, &mlen) : NULL;
         if (mf) {
-            fprintf(mf, "| planted bug | what | mxverify | caught on | vLLM rel-L2 < 5e-2 | "
-                        "torch bf16 allclose | aiter 5 %% |\n|---|---|---|---|---|---|---|\n");
-            fprintf(mf, "| (correct kernels) | - | %s | - | %s | %s | %s |\n",
+            fprintf(mf, "| planted bug | what | mxverify | caught on | by (first row; all "
+                        "rows) | vLLM rel-L2 < 5e-2 | torch bf16 allclose | aiter 5 %% |\n"
+                        "|---|---|---|---|---|---|---|---|\n");
+            fprintf(mf, "| (correct kernels) | - | %s | - | - | %s | %s | %s |\n",
                     base_fail ? "**fail**" : "pass", base_l2 ? "**rejects**" : "accepts",
                     base_ac ? "**rejects**" : "accepts", base_ai ? "**rejects**" : "accepts");
         }
@@ -214,13 +238,23 @@ int mxv_cmd_mutants(int argc, char **argv)
             cJSON_AddStringToObject(e, "what", x->what);
             cJSON_AddBoolToObject(e, "caught", x->caught);
             cJSON_AddStringToObject(e, "caught_on", x->where);
+            cJSON_AddStringToObject(e, "caught_by", x->how);
+            cJSON_AddBoolToObject(e, "bound_catches", x->by_bound);
+            cJSON_AddBoolToObject(e, "bit_exact_catches", x->by_exact);
             cJSON_AddBoolToObject(e, "vllm_rel_l2_catches", x->l2);
             cJSON_AddBoolToObject(e, "torch_allclose_catches", x->allclose);
             cJSON_AddBoolToObject(e, "aiter_catches", x->aiter);
             cJSON_AddItemToArray(root, e);
             if (mf)
-                fprintf(mf, "| `%s` | %s | %s | %s | %s | %s | %s |\n", x->name, x->what,
-                        x->caught ? "caught" : "**missed**", x->caught ? x->where : "-",
+                fprintf(mf, "| `%s` | %s | %s | %s | %s; %s | %s | %s | %s |\n", x->name,
+                        x->what, x->caught ? "caught" : "**missed**",
+                        x->caught ? x->where : "-", x->caught ? x->how : "-",
+                        !strcmp(x->how, "bytes")      ? "bytes (equality with the model)"
+                        : !strcmp(x->how, "equality") ? "equality with the model"
+                        : x->by_bound && x->by_exact ? "bound and bit-exact"
+                        : x->by_bound              ? "bound only"
+                        : x->by_exact              ? "bit-exact only"
+                                                   : "neither",
                         x->l2 ? "caught" : "missed", x->allclose ? "caught" : "missed",
                         x->aiter ? "caught" : "missed");
         }
