@@ -2,7 +2,7 @@
 # emulation of every kernel and the table of planted bugs), and the GPU
 # library libmxk_gpu.so built from the HIP sources by nvcc or hipcc
 # (configure --with-cuda / --with-hip), installed in $(pkglibdir) and loaded
-# with dlopen by src/backend_gpu.c.
+# with dlopen by src/pipeline/backend_gpu.c.
 MXK_CPPFLAGS = -I$(top_srcdir)/kernels \
 	-DMXK_PKGLIBDIR='"$(pkglibdir)"' \
 	-DMXK_BUILD_GPU_LIB='"$(abs_top_builddir)/kernels/libmxk_gpu.so"'

@@ -443,6 +443,22 @@ static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
         mxb_fx_rescale(s, lead - p->late_norm_frac_bits, p->late_round);
 }
 
+/* The FP32 result when a NaN or an infinity was seen: the NaN code (also
+ * for inf - inf) or the infinity, in *out, and 1; 0 when all were finite. */
+static int special_result(const mx_blockfma_params *p, const specials *sp,
+                          uint32_t *out)
+{
+    if (sp->nan || (sp->pinf && sp->ninf))
+        *out = p->nan_code;
+    else if (sp->pinf)
+        *out = 0x7f800000u;
+    else if (sp->ninf)
+        *out = 0xff800000u;
+    else
+        return 0;
+    return 1;
+}
+
 /* One block with caller-provided room: t for n + 1 terms, g for n + 2. */
 static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
                            const void *a, const mx_format *fb, const void *b,
@@ -457,12 +473,9 @@ static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
     }
     term c;
     c_term(p, c_bits, &c, &sp);
-    if (sp.nan || (sp.pinf && sp.ninf))
-        return p->nan_code;
-    if (sp.pinf)
-        return 0x7f800000u;
-    if (sp.ninf)
-        return 0xff800000u;
+    uint32_t special;
+    if (special_result(p, &sp, &special))
+        return special;
 
     /* the finest bit of the block: the grid of an exact unit */
     int gmin = c.m ? c.x : 0, gset = c.m != 0;
@@ -549,12 +562,9 @@ static uint32_t fadd32(const mx_blockfma_params *p, uint32_t x, uint32_t y)
     plain.ftz_in = 0;
     c_term(&plain, x, &t[0], &sp);
     c_term(&plain, y, &t[1], &sp);
-    if (sp.nan || (sp.pinf && sp.ninf))
-        return p->nan_code;
-    if (sp.pinf)
-        return 0x7f800000u;
-    if (sp.ninf)
-        return 0xff800000u;
+    uint32_t special;
+    if (special_result(p, &sp, &special))
+        return special;
     static const mx_blockfma_params exact = {
         .k = 1, .frac_bits = MX_BFMA_EXACT, .out_prec = 64,
         .final_round = MX_RNE};

@@ -6,6 +6,7 @@ mxrefinclude_HEADERS = \
 	reference/mxref/fnuz.h \
 	reference/mxref/blockfma.h
 reference_libmxref_a_SOURCES = \
+	reference/names.c reference/names.h \
 	reference/format_table.c \
 	reference/decode.c \
 	reference/round_pack.c \
@@ -52,6 +53,7 @@ reference_libmxref_a_SOURCES += \
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
 	reference/moe.c \
+	reference/moe_config.c \
 	reference/moe_route.c \
 	reference/moe_act.c
 mxrefinclude_HEADERS += reference/mxref/casegen.h
