@@ -27,6 +27,12 @@ tests_check_blockfma_CFLAGS = $(TESTS_CFLAGS)
 tests_check_blockfma_LDADD = tests/libtesthelp.a $(TESTS_LIBS) $(CJSON_LIBS)
 TESTS += tests/check_blockfma
 
+check_PROGRAMS += tests/check_blockfast
+tests_check_blockfast_SOURCES = tests/check_blockfast.c tests/testutil.h
+tests_check_blockfast_CFLAGS = $(TESTS_CFLAGS)
+tests_check_blockfast_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_blockfast
+
 check_PROGRAMS += tests/check_probe
 tests_check_probe_SOURCES = tests/check_probe.c tests/testutil.h
 tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
