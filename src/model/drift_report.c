@@ -368,23 +368,8 @@ int mxv_drift_write_json(const char *path, const mxv_drift *d, char *err, size_t
         }
         cJSON_AddItemToArray(arr, l);
     }
-    char *text = cJSON_Print(o);
+    int rc = mxv_out_write_json(path, o, 1, err, len);
     cJSON_Delete(o);
-    if (!text) {
-        snprintf(err, len, "out of memory");
-        return -1;
-    }
-    size_t n = strlen(text);
-    char *t2 = malloc(n + 2);
-    int rc = -1;
-    if (t2) {
-        memcpy(t2, text, n);
-        t2[n] = '\n';
-        t2[n + 1] = 0;
-        rc = write_atomic(path, t2, err, len);
-    }
-    free(t2);
-    cJSON_free(text);
     return rc;
 }
 
