@@ -432,8 +432,8 @@ int mxv_cmd_formats(int argc, char **argv)
         goto out;
     }
     if (npos < 1) {
-        rc = mxv_error(MXV_EXIT_USAGE, "formats: missing action\nusage: %s",
-                       usage_formats);
+        rc = mxv_error(MXV_EXIT_USAGE, "formats: missing action");
+        fprintf(stderr, "usage: %s\n", usage_formats);
         goto out;
     }
     const char *act = pos[0];

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include "backend_gpu.h"
 #include "cli.h"
@@ -333,11 +334,9 @@ int mxv_cmd_golden(int argc, char **argv)
     mxv_golden g;
     int have = mxv_golden_load(golden, &g, err, sizeof err) == 0;
     if (!have) {
-        FILE *probe = fopen(golden, "r");
-        if (probe) { /* exists but is broken: refuse to overwrite */
-            fclose(probe);
+        struct stat sb;
+        if (lstat(golden, &sb) == 0) /* exists but is broken: refuse to overwrite */
             return mxv_error(MXV_EXIT_BADINPUT, "%s", err);
-        }
         memset(&g, 0, sizeof g);
         snprintf(g.suite, sizeof g.suite, "%s", suite);
         snprintf(g.backend, sizeof g.backend, "%s", backend ? backend : "cpu");

@@ -3,7 +3,10 @@
 MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
 	src/safetensors_read.c src/safetensors_write.c
 # The files of the matrix-unit probe, shared with tools/probe/.
-MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h
+MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h $(MXV_INPUT_SOURCES)
+# Opening untrusted inputs, and strict JSON (issue 12).
+MXV_INPUT_SOURCES = src/lib/input.c src/lib/input.h
+MXV_JSON_SOURCES = src/lib/json_strict.c src/lib/json_strict.h
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
 	src/main.c \
@@ -24,7 +27,7 @@ src_mxverify_SOURCES = \
 	src/runner.c src/runner.h \
 	src/cmd_kernels.c \
 	src/cmd_mutants.c \
-	src/golden.c src/golden.h \
+	src/golden.c src/golden.h $(MXV_JSON_SOURCES) \
 	src/report.c src/report.h \
 	src/backend_gpu.c src/backend_gpu.h \
 	$(MXV_PROBE_IO_SOURCES) \
