@@ -274,7 +274,7 @@ unsigned mxv_capture_fp8_dtypes(mx_format_id elem)
 /* "[i, j]" of a flat index in a tensor */
 static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t len)
 {
-    uint64_t idx[MXV_ST_MAX_RANK];
+    uint64_t idx[MXV_ST_MAX_RANK] = {0};
     for (int d = t->rank - 1; d >= 0; d--) {
         idx[d] = t->shape[d] ? flat % t->shape[d] : 0;
         flat = t->shape[d] ? flat / t->shape[d] : 0;
@@ -291,7 +291,7 @@ static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t l
 static mxv_st_status check_codes(const mxv_capture *c, const mxv_st_tensor *t,
                                  const mx_format *fmt, mxv_st_err *err)
 {
-    unsigned char bad[65536];
+    unsigned char bad[65536] = {0};
     for (uint32_t k = 0; k < ((uint32_t)1 << fmt->bits); k++) {
         mx_class cl = mx_classify(fmt, k);
         bad[k] = cl == MX_CLASS_NAN || cl == MX_CLASS_INF;

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
+#include "lib/provenance.h"
 
 #define MAXJ 16
 
@@ -664,7 +665,12 @@ int mxv_cmd_check(int argc, char **argv)
                          mx_accum_names());
     }
     int any_bad_input = 0, any_fail = 0;
-    cJSON *report = cJSON_CreateArray();
+    /* {"tool", "provenance", "files": [one object per capture]} */
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "tool", "mxverify check");
+    cJSON_AddItemToObject(root, "provenance",
+                          mxv_provenance_json("reference (cpu)", NULL, NULL));
+    cJSON *report = cJSON_AddArrayToObject(root, "files");
     for (int fi = 0; fi < nfiles; fi++) {
         mxv_capture c;
         mxv_st_err err;
@@ -688,7 +694,8 @@ int mxv_cmd_check(int argc, char **argv)
             }
         }
         cJSON *fo = cJSON_CreateObject();
-        cJSON_AddStringToObject(fo, "file", files[fi]);
+        char relp[4096];
+        cJSON_AddStringToObject(fo, "file", mxv_relpath(files[fi], relp, sizeof relp));
         if (st != MXV_ST_OK) {
             mxv_error(mxv_st_exit_code(st), "%s", err.msg);
             any_bad_input |= mxv_st_exit_code(st) == MXV_EXIT_BADINPUT;
@@ -762,12 +769,12 @@ int mxv_cmd_check(int argc, char **argv)
         results_free(&res);
     }
     if (json) {
-        char *s = cJSON_Print(report);
+        char *s = cJSON_Print(root);
         if (!s || write_text_atomic(json, s) != 0)
             rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report %s", json);
         cJSON_free(s);
     }
-    cJSON_Delete(report);
+    cJSON_Delete(root);
     free(files);
     if (rc)
         return rc;

@@ -164,8 +164,10 @@ int mxv_cmd_kernels(int argc, char **argv)
     }
     printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
            r.mutant ? ", with a planted bug" : "");
+    char seedstr[32];
+    snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
-                      now() - t0};
+                      now() - t0, seedstr};
     mxv_report_table(stdout, &rep);
     for (size_t i = 0; i < rows.n; i++)
         if (!v[i].pass && rows.rows[i].j.nbad)
@@ -268,8 +270,10 @@ int mxv_cmd_gate(int argc, char **argv)
     }
     printf("mxverify gate: suite %s on %s (%s), golden %s\n", suite, r.ops->name, device,
            golden);
+    char seedstr[32];
+    snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify gate", suite, r.ops->name, device, golden, &rows, v,
-                      now() - t0};
+                      now() - t0, seedstr};
     mxv_report_table(stdout, &rep);
     for (size_t i = 0; i < rows.n; i++)
         if (!v[i].pass && rows.rows[i].j.nbad)

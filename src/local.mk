@@ -7,9 +7,30 @@ MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h $(MXV_INPUT_SOURCES)
 # Opening untrusted inputs, and strict JSON (issue 12).
 MXV_INPUT_SOURCES = src/lib/input.c src/lib/input.h
 MXV_JSON_SOURCES = src/lib/json_strict.c src/lib/json_strict.h
+# The provenance block of reports; src/lib/revision.h holds the git revision
+# of the source tree (rewritten only when it changes; a tarball carries it
+# in .tarball-revision).
+MXV_PROVENANCE_SOURCES = src/lib/provenance.c src/lib/provenance.h
+BUILT_SOURCES = src/lib/revision.h
+CLEANFILES += src/lib/revision.h
+src/lib/revision.h: mxv-revision-force
+	@$(MKDIR_P) src/lib
+	@rev=`cd $(srcdir) && git rev-parse --short=12 HEAD 2>/dev/null`; \
+	if test -n "$$rev"; then \
+	  (cd $(srcdir) && git diff --quiet HEAD -- 2>/dev/null) || rev="$$rev-dirty"; \
+	elif test -f $(srcdir)/.tarball-revision; then \
+	  rev=`cat $(srcdir)/.tarball-revision`; \
+	else rev=unknown; fi; \
+	echo "#define MXV_GIT_REVISION \"$$rev\"" >$@.new; \
+	if cmp -s $@ $@.new; then rm -f $@.new; else mv $@.new $@; fi
+mxv-revision-force:
+.PHONY: mxv-revision-force
+dist-hook:
+	@rev=`cd $(srcdir) && git rev-parse --short=12 HEAD 2>/dev/null || cat .tarball-revision 2>/dev/null`; \
+	echo "$${rev:-unknown}" >$(distdir)/.tarball-revision
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
-	src/main.c \
+	src/main.c $(MXV_PROVENANCE_SOURCES) \
 	src/cli.c src/cli.h \
 	src/commands.h \
 	src/exactnum.c src/exactnum.h \

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "cli.h"
 #include "commands.h"
+#include "lib/provenance.h"
 
 static const mxv_command commands[] = {
     {"formats", mxv_cmd_formats, "list formats, print code tables, encode and decode exactly"},
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
      * still overrides */
     if (openblas_set_num_threads && !getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(1);
+    mxv_provenance_init(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return MXV_EXIT_USAGE;
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
         return MXV_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("mxverify %s\n", PACKAGE_VERSION);
+        printf("%s\n", mxv_version_string());
         return MXV_EXIT_OK;
     }
     for (const mxv_command *c = commands; c->name; c++)

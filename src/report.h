@@ -20,6 +20,7 @@ typedef struct {
     const mxv_rows *rows;
     const mxv_verdict *v;    /* one per row                                */
     double seconds;
+    const char *seed;        /* recorded in the provenance (NULL: none)    */
 } mxv_report;
 
 void mxv_report_table(FILE *f, const mxv_report *r);

@@ -132,6 +132,8 @@ EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
 
 # Hardening (issue 12): hand-made bad inputs, the safe writer, and the
 # infinite-bound false pass (expected to fail until issue 10 lands).
-TESTS += tests/bad_inputs.test tests/safe_write.test tests/infbound.test
+TESTS += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
+	tests/determinism.test
 XFAIL_TESTS = tests/infbound.test
-EXTRA_DIST += tests/bad_inputs.test tests/safe_write.test tests/infbound.test
+EXTRA_DIST += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
+	tests/determinism.test tests/python/make_bad_inputs.py
