@@ -685,8 +685,11 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
             be[i * N + n] = tb->e[c];
         }
         int sb = b->sx[n * G + g];
-        fb[n] = sb == MXG_ZERO_SCALE ? INT_MIN : sb - b->lo[n];
-        db[n] = sb == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sb - b->lo[n];
+        /* a zero scale or an all-zero row (lo = INT_MAX > hi, the marker:
+         * never in exponent arithmetic) contributes nothing */
+        int none = sb == MXG_ZERO_SCALE || b->lo[n] > b->hi[n];
+        fb[n] = none ? INT_MIN : sb - b->lo[n];
+        db[n] = none ? 0 : b->u[n * G + g] + sb - b->lo[n];
         scb[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
     }
     for (size_t m = 0; m < M; m++) {
@@ -706,7 +709,10 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
             const int32_t *bmk = bm + (size_t)a->res_k[j] * N;
             const int16_t *bek = be + (size_t)a->res_k[j] * N;
             for (size_t n = 0; n < N; n++) {
-                if (!bmk[n] || fb[n] == INT_MIN)
+                /* slow elements and columns with residual bits take the
+                 * per-element path below (their shifts may exceed 127) */
+                if (!bmk[n] || fb[n] == INT_MIN || ac->slow[m * N + n] ||
+                    b->irr[n * G + g])
                     continue;
                 int64_t tv = ma * bmk[n];
                 int te = ea + bek[n];
@@ -825,7 +831,9 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t n = 0; n < N; n++) {
             int sx = b->sx[n * G + g];
             b_irr |= b->irr[n * G + g];
-            dB[n] = sx == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sx - b->lo[n];
+            /* all-zero rows (lo > hi: the INT_MAX marker) have P = 0 */
+            dB[n] = sx == MXG_ZERO_SCALE || b->lo[n] > b->hi[n]
+                        ? 0 : b->u[n * G + g] + sx - b->lo[n];
             scB[n] = A->scales ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
             pwB[n] = pow2(b->u[n * G + g]);
             fB[n] = sx == MXG_ZERO_SCALE ? 0.0 : pow2(b->u[n * G + g] + sx);
@@ -850,14 +858,19 @@ static mx_status engine_run(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t m = 0; m < M; m++) {
             int sxa = a->sx[m * G + g];
             const double *Pm = P + m * N;
-            if (sxa != MXG_ZERO_SCALE) {
+            if (sxa != MXG_ZERO_SCALE && a->lo[m] <= a->hi[m]) {
                 int dA = a->u[m * G + g] + sxa - a->lo[m];
                 unsigned __int128 *accm = ac->acc + m * N;
+                const unsigned char *slm = ac->slow + m * N;
                 /* exact: P is an integer below 2^53 and the shifted value
-                 * fits (span test); slow elements are redone below */
+                 * fits (span test); slow elements are done in GMP below,
+                 * and a zero P adds nothing (its shift may be out of
+                 * range: an all-zero column, or a group below the row's
+                 * lowest bit) */
                 for (size_t n = 0; n < N; n++)
-                    accm[n] += (unsigned __int128)(__int128)(int64_t)Pm[n]
-                               << (dA + dB[n]);
+                    if (Pm[n] != 0 && !slm[n])
+                        accm[n] += (unsigned __int128)(__int128)(int64_t)Pm[n]
+                                   << (dA + dB[n]);
             }
             if (!ac->gacc || a->irr[m * G + g])
                 continue;

@@ -362,26 +362,29 @@ int mxv_cmd_golden(int argc, char **argv)
     for (size_t i = 0; i < rows.n; i++) {
         const mxv_row *w = &rows.rows[i];
         if (w->error || !mxv_row_pass(w)) {
+            /* the message names the row: print it before the rows are freed */
+            rc = mxv_error(MXV_EXIT_FAIL, "golden update: %s / %s fails on its own (%s); "
+                                          "golden tolerances are only taken from a "
+                                          "correct run",
+                           w->case_name, w->kernel, w->error ? w->message : "elements outside");
             free(ne);
             mxv_golden_free(&g);
             mxv_rows_free(&rows);
-            return mxv_error(MXV_EXIT_FAIL, "golden update: %s / %s fails on its own (%s); "
-                                            "golden tolerances are only taken from a "
-                                            "correct run",
-                             w->case_name, w->kernel, w->error ? w->message : "elements outside");
+            return rc;
         }
         ne[i] = mxv_golden_from_row(w);
         const mxv_golden_entry *old = have ? mxv_golden_find(&g, w->case_name, w->kernel) : NULL;
         char what[160];
         if (old && mxv_golden_looser(old, &ne[i], what, sizeof what)) {
             if (!loosen) {
+                rc = mxv_error(MXV_EXIT_FAIL,
+                               "golden update: %s / %s would loosen %s; rerun with "
+                               "--allow-loosen --reason TEXT",
+                               w->case_name, w->kernel, what);
                 free(ne);
                 mxv_golden_free(&g);
                 mxv_rows_free(&rows);
-                return mxv_error(MXV_EXIT_FAIL,
-                                 "golden update: %s / %s would loosen %s; rerun with "
-                                 "--allow-loosen --reason TEXT",
-                                 w->case_name, w->kernel, what);
+                return rc;
             }
             loosened++;
         }
