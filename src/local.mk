@@ -1,16 +1,55 @@
-# mxverify: the command-line program.
-# The safetensors reader/writer, also linked into tests that need it.
-MXV_ST_SOURCES = src/safetensors.c src/safetensors.h src/safetensors_int.h \
-	src/safetensors_read.c src/safetensors_write.c
-# The files of the matrix-unit probe, shared with tools/probe/.
-MXV_PROBE_IO_SOURCES = src/probe_io.c src/probe_io.h $(MXV_INPUT_SOURCES)
-# Opening untrusted inputs, and strict JSON (issue 12).
-MXV_INPUT_SOURCES = src/lib/input.c src/lib/input.h
-MXV_JSON_SOURCES = src/lib/json_strict.c src/lib/json_strict.h
-# The provenance block of reports; src/lib/revision.h holds the git revision
-# of the source tree (rewritten only when it changes; a tarball carries it
-# in .tarball-revision).
-MXV_PROVENANCE_SOURCES = src/lib/provenance.c src/lib/provenance.h
+# mxverify: the command-line program, in three layers (HACKING.md):
+#   src/lib/       reusable I/O: safetensors, captures, golden files, probe
+#                  files, reports, CLI helpers, exact numbers, the safe writer
+#   src/pipeline/  the verification pipeline: stage table, suites, runner,
+#                  judge, backends
+#   src/cmd/       one thin file per command, and main.c
+# src/lib and src/pipeline are convenience libraries that tests and tools
+# link; nothing compiles their sources by file list.
+noinst_LIBRARIES += src/lib/libmxv.a src/pipeline/libmxvpipe.a
+
+MXV_LIB_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
+	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
+	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'
+
+# src/model/ (model-level checks, issue 11) appends its sources here; they
+# are built into libmxv.a so that tests link them like the rest.
+MXV_MODEL_SOURCES =
+
+src_lib_libmxv_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
+src_lib_libmxv_a_SOURCES = \
+	src/lib/out.c src/lib/out.h \
+	src/lib/cli.c src/lib/cli.h \
+	src/lib/exactnum.c src/lib/exactnum.h \
+	src/lib/safetensors.c src/lib/safetensors.h src/lib/safetensors_int.h \
+	src/lib/safetensors_read.c src/lib/safetensors_write.c \
+	src/lib/capture.c src/lib/capture.h \
+	src/lib/case_write.c src/lib/case_write.h \
+	src/lib/golden.c src/lib/golden.h \
+	src/lib/report.c src/lib/report.h \
+	src/lib/probe_io.c src/lib/probe_io.h \
+	src/lib/probe_describe.c src/lib/probe_describe.h \
+	src/lib/input.c src/lib/input.h \
+	src/lib/json_strict.c src/lib/json_strict.h \
+	src/lib/provenance.c src/lib/provenance.h \
+	$(MXV_MODEL_SOURCES)
+
+src_pipeline_libmxvpipe_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
+src_pipeline_libmxvpipe_a_SOURCES = \
+	src/pipeline/stages.c src/pipeline/stages.h \
+	src/pipeline/judge.c src/pipeline/judge.h \
+	src/pipeline/suite.c src/pipeline/suite.h \
+	src/pipeline/layer_opts.c src/pipeline/layer_opts.h \
+	src/pipeline/runner.c src/pipeline/runner.h \
+	src/pipeline/check_capture.c src/pipeline/check_capture.h \
+	src/pipeline/suite_run.c \
+	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
+	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h
+
+# The provenance block of reports (issue 12): src/lib/revision.h holds the
+# git revision of the source tree, rewritten only when it changes; a
+# tarball carries it in .tarball-revision.
 BUILT_SOURCES = src/lib/revision.h
 CLEANFILES += src/lib/revision.h
 src/lib/revision.h: mxv-revision-force
@@ -28,34 +67,25 @@ mxv-revision-force:
 dist-hook:
 	@rev=`cd $(srcdir) && git rev-parse --short=12 HEAD 2>/dev/null || cat .tarball-revision 2>/dev/null`; \
 	echo "$${rev:-unknown}" >$(distdir)/.tarball-revision
+
+# What a program linking the layers needs, in link order (the pipeline
+# uses the I/O layer; report.c and golden.c read the pipeline's rows).
+MXV_LIBS = src/pipeline/libmxvpipe.a src/lib/libmxv.a $(MXK_LIBS) $(MXREF_LIBS) \
+	$(CJSON_LIBS) $(NETTLE_LIBS)
+# The I/O layer alone (safetensors, probe files, ...).
+MXV_IO_LIBS = src/lib/libmxv.a $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
+
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \
-	src/main.c $(MXV_PROVENANCE_SOURCES) \
-	src/cli.c src/cli.h \
-	src/commands.h \
-	src/exactnum.c src/exactnum.h \
-	$(MXV_ST_SOURCES) \
-	src/cmd_formats.c \
-	src/cmd_selftest.c \
-	src/cmd_ref.c \
-	src/cmd_bench.c \
-	src/cmd_check.c \
-	src/capture.c src/capture.h \
-	src/judge.c src/judge.h \
-	src/case_write.c src/case_write.h \
-	src/layer_opts.c src/layer_opts.h \
-	src/suite.c src/suite.h \
-	src/runner.c src/runner.h \
-	src/cmd_kernels.c \
-	src/cmd_mutants.c \
-	src/golden.c src/golden.h $(MXV_JSON_SOURCES) \
-	src/report.c src/report.h \
-	src/backend_gpu.c src/backend_gpu.h \
-	$(MXV_PROBE_IO_SOURCES) \
-	src/probe_gpu.c src/probe_gpu.h \
-	src/probe_describe.c src/probe_describe.h \
-	src/cmd_probe.c
-src_mxverify_CPPFLAGS = $(AM_CPPFLAGS) -DMXV_SRC_GOLDEN_DIR='"$(abs_top_srcdir)/golden"' \
-	-DMXV_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
-	-DMXV_BUILD_TC_PROBE='"$(abs_top_builddir)/tools/probe/tc_probe"'
-src_mxverify_LDADD = $(MXK_LIBS) $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
+	src/cmd/main.c src/cmd/commands.h \
+	src/cmd/cmd_formats.c \
+	src/cmd/cmd_selftest.c \
+	src/cmd/cmd_ref.c \
+	src/cmd/cmd_bench.c \
+	src/cmd/cmd_check.c \
+	src/cmd/cmd_kernels.c \
+	src/cmd/cmd_gate.c \
+	src/cmd/cmd_golden.c \
+	src/cmd/cmd_mutants.c \
+	src/cmd/cmd_probe.c
+src_mxverify_LDADD = $(MXV_LIBS)

@@ -17,25 +17,24 @@ TESTS += tests/check_blockfma
 
 check_PROGRAMS += tests/check_probe
 tests_check_probe_SOURCES = tests/check_probe.c tests/golden.c tests/golden.h \
-	tests/testutil.h $(MXV_PROBE_IO_SOURCES)
+	tests/testutil.h
 tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
-tests_check_probe_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+tests_check_probe_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
 TESTS += tests/check_probe
 
 check_PROGRAMS += tests/check_safetensors
-tests_check_safetensors_SOURCES = tests/check_safetensors.c tests/testutil.h \
-	$(MXV_ST_SOURCES)
+tests_check_safetensors_SOURCES = tests/check_safetensors.c tests/testutil.h
 tests_check_safetensors_CFLAGS = $(TESTS_CFLAGS)
-tests_check_safetensors_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+tests_check_safetensors_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
 TESTS += tests/check_safetensors
 
 # Test-only driver of the safetensors module for the Python cross-check.
 check_PROGRAMS += tests/st_tool
-tests_st_tool_SOURCES = tests/st_tool.c $(MXV_ST_SOURCES)
-tests_st_tool_LDADD = $(MXREF_LIBS) $(CJSON_LIBS)
+tests_st_tool_SOURCES = tests/st_tool.c
+tests_st_tool_LDADD = $(MXV_IO_LIBS)
 
-TESTS += tests/cli_probe.test
-EXTRA_DIST += tests/cli_probe.test
+TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
+EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
@@ -95,9 +94,9 @@ tests_check_kernels_cpu_LDADD = $(KTESTS_LIBS)
 
 check_PROGRAMS += tests/check_kernels_gpu
 tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
-	tests/kcase.h src/backend_gpu.c src/backend_gpu.h
+	tests/kcase.h
 tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
-tests_check_kernels_gpu_LDADD = $(KTESTS_LIBS)
+tests_check_kernels_gpu_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
 
 # The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
 # for check_kernels_gpu: the GPU code paths against the C emulation.

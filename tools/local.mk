@@ -5,14 +5,14 @@
 #   fit       replays tc_probe's .mxtd results through a (modified) preset
 #   mkgolden  writes golden/h100/*.vec and *.probe from .mxtd results
 noinst_PROGRAMS += tools/probe/mkplan tools/probe/fit tools/probe/mkgolden
-tools_probe_mkplan_SOURCES = tools/probe/mkplan.c $(MXV_PROBE_IO_SOURCES)
-tools_probe_mkplan_LDADD = $(MXREF_LIBS)
+tools_probe_mkplan_SOURCES = tools/probe/mkplan.c
+tools_probe_mkplan_LDADD = $(MXV_IO_LIBS)
 tools_probe_fit_SOURCES = tools/probe/fit.c tools/probe/mxtd.h \
-	tools/probe/casegen.h $(MXV_PROBE_IO_SOURCES)
-tools_probe_fit_LDADD = $(MXREF_LIBS)
+	tools/probe/casegen.h
+tools_probe_fit_LDADD = $(MXV_IO_LIBS)
 tools_probe_mkgolden_SOURCES = tools/probe/mkgolden.c tools/probe/mxtd.h \
-	tools/probe/casegen.h $(MXV_PROBE_IO_SOURCES)
-tools_probe_mkgolden_LDADD = $(MXREF_LIBS)
+	tools/probe/casegen.h
+tools_probe_mkgolden_LDADD = $(MXV_IO_LIBS)
 EXTRA_DIST += tools/probe/tc_probe.cu tools/probe/tc_layout.h \
 	tools/probe/test_layout.cc tools/probe/h100_triton.py \
 	tools/probe/run_h100.sh

@@ -92,7 +92,7 @@ def expect_bad(mxv, work, name, path, must_contain):
     report = os.path.join(work, name + ".report.json")
     if os.path.exists(report):
         os.remove(report)
-    rc, out, err = run(mxv, path, "--json", report)
+    rc, out, err = run(mxv, path, "--report-json", report)
     lines = [l for l in err.splitlines() if l.strip()]
     check(rc == 3, "%s: exit %d, want 3 (stderr: %s)" % (name, rc, err.strip()))
     check(len(lines) == 1 and lines[0].startswith("mxverify: error: "),

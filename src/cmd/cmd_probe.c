@@ -31,7 +31,9 @@
 /* Exit code of --gpu when this machine cannot run the probe (no GPU, no
  * probe binary, a GPU other than sm_90): what test harnesses read as
  * "skipped". */
-#define EXIT_NO_GPU 77
+/* no GPU, or no probe binary: an environment problem, reported like any
+ * other failure to run (the test scripts turn it into a skip) */
+#define EXIT_NO_GPU MXV_EXIT_INTERNAL
 
 static const char *usage_probe =
     "usage: mxverify probe --replay FILE.probe|FILE.mxtd... [--json]\n"
@@ -59,6 +61,7 @@ static const char *usage_probe =
     "  --save DIR      also write each variant's results as DIR/VARIANT.probe\n"
     "                  (replayable with --replay)\n"
     "  --json          print the results as one JSON array\n"
+    "  -h, --help      this text\n"
     "\n"
     "AMD GPUs: on an MI300X the same plan would run through the MFMA builtins\n"
     "(__builtin_amdgcn_mfma_f32_16x16x32_fp8_fp8, ..._16x16x16bf16_1k), and the\n"
@@ -69,8 +72,8 @@ static const char *usage_probe =
     "(tests/check_probe.c).\n"
     "\n"
     "exit: 0 inferred, 1 no parameter set reproduces the results, 2 usage,\n"
-    "3 bad .probe or .mxtd file, 4 the GPU probe failed, 77 no GPU or no probe\n"
-    "binary\n";
+    "3 bad .probe or .mxtd file, 4 the GPU probe failed or could not run (no\n"
+    "GPU, no probe binary: the message says which)\n";
 
 /* ---- replaying a parameter set over the plan ------------------------------ */
 

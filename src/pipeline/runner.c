@@ -1,5 +1,10 @@
-/* runner.c -- run one backend's kernels on one generated case and judge
- * every output (see runner.h). */
+/* runner.c -- launch one backend's kernels on one generated case and hand
+ * every output to the stage table (see runner.h).
+ *
+ * (About 700 lines on purpose: one launch function per kernel plus the
+ * chained run, all sharing the case context and the compacted experts,
+ * which nothing outside this file needs.  No verdict is computed here:
+ * stages.c names the rows, produces the references and judges.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +13,7 @@
 #include "mxref/fnuz.h"
 #include "layer_opts.h"
 #include "runner.h"
+#include "stages.h"
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
@@ -19,6 +25,8 @@ typedef struct {
     const char *model;   /* GEMM accumulation model judged against */
     const char *policy;
     const char *shape;
+    unsigned pol;        /* MXV_POL_W8A8 or MXV_POL_BF16               */
+    mxv_stage_src src;   /* the layer reference the stages read        */
 } ctx;
 
 static mxv_row *new_row(ctx *x, const char *kernel)
@@ -37,6 +45,15 @@ static mxv_row *new_row(ctx *x, const char *kernel)
     return w;
 }
 
+/* The kernel that produces a stage: its row name up to the first '.'
+ * ("mx_quant" for "mx_quant.scale"). */
+static const char *kernel_of(mxv_stage_id id, char *buf, size_t len)
+{
+    const char *k = mxv_stage_get(id)->kernel;
+    snprintf(buf, len, "%.*s", (int)strcspn(k, "."), k);
+    return buf;
+}
+
 static void row_error(ctx *x, const char *kernel, const mxk_ops *ops, mxk_status s)
 {
     mxv_row *w = new_row(x, kernel);
@@ -47,41 +64,30 @@ static void row_error(ctx *x, const char *kernel, const mxk_ops *ops, mxk_status
              ops->last_error ? ops->last_error() : "kernel failed", (int)s);
 }
 
-/* Peer metrics of MX bytes: decoded values (code x 2^(s-127)) of the
- * kernel's output against the reference's.  G = values per scale row. */
-static void mx_peers(mxv_judge *j, const uint8_t *q, const uint8_t *s,
-                     const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
-                     int packed_rows)
-{
-    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
-    double val[256], pw[256];
-    for (int c = 0; c < 256; c++) {
-        val[c] = mx_decode_double(f, (uint32_t)c);
-        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
-    }
-    double *a = malloc(nz(n) * sizeof *a), *b = malloc(nz(n) * sizeof *b);
-    if (a && b) {
-        size_t K = cols, N = packed_rows > 0 ? (size_t)packed_rows : 1;
-        for (size_t i = 0; i < n; i++) {
-            size_t si = i / 32;
-            if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
-                size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
-                si = (e * (K / 32) + g) * N + nrow;
-            }
-            a[i] = val[q[i]] * pw[s[si]];
-            b[i] = val[rq[i]] * pw[rs[si]];
-        }
-        mxv_judge_peers_values(j, a, b, n);
-    }
-    free(a);
-    free(b);
-}
-
 /* bytes compared between the backend and the CPU backend */
 static void agree(mxv_row *w, const void *a, const void *b, size_t n)
 {
     if (w && b)
         w->backends_agree = memcmp(a, b, n) == 0;
+}
+
+/* One row: the stage's output judged through the stage table. */
+static mxv_row *judge_row(ctx *x, mxv_stage_id id, const mxv_stage_src *src,
+                          const void *out, double ms)
+{
+    const mxv_stage *st = mxv_stage_get(id);
+    const char *kernel = mxv_stage_kernel(st, x->pol);
+    mxv_row *w = new_row(x, kernel);
+    if (!w)
+        return NULL;
+    if (mxv_stage_judge(st, src, out, st->run_name ? st->run_name : kernel, &w->j) != 0) {
+        w->error = 1;
+        snprintf(w->message, sizeof w->message, "out of memory judging %s", kernel);
+        return w;
+    }
+    w->bit_exact = mxv_stage_bit_exact(st, &w->j);
+    w->ms = ms;
+    return w;
 }
 
 /* ---- the kernels ----------------------------------------------------- */
@@ -96,7 +102,8 @@ static void run_mx_quant(ctx *x, const mx_case *c, const mx_moe_result *ref)
     double ms = 0;
     mxk_status st = ops->mx_quant(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "mx_quant", ops, st);
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_XQ, kb, sizeof kb), ops, st);
     } else {
         if (cpu) {
             mxk_quant_args b = a;
@@ -104,20 +111,11 @@ static void run_mx_quant(ctx *x, const mx_case *c, const mx_moe_result *ref)
             b.scale = s2;
             cpu->mx_quant(&b, NULL);
         }
-        mxv_row *w = new_row(x, "mx_quant.scale");
-        if (w) {
-            mxv_judge_bytes(&w->j, "scale", s, ref->xq.s, NULL, T * H / 32, H / 32);
-            w->bit_exact = w->j.outside == 0;
-            w->ms = ms;
-            agree(w, s, s2, T * H / 32);
-        }
-        w = new_row(x, "mx_quant.q");
-        if (w) {
-            mxv_judge_bytes(&w->j, "q", q, ref->xq.q, NULL, T * H, H);
-            mx_peers(&w->j, q, s, ref->xq.q, ref->xq.s, T * H, H, 0);
-            w->bit_exact = w->j.outside == 0;
-            agree(w, q, q2, T * H);
-        }
+        mxv_stage_src src = x->src;
+        src.ref = ref;
+        agree(judge_row(x, MXV_STAGE_XQ_SCALE, &src, s, ms), s, s2, T * H / 32);
+        src.out_scale = s;
+        agree(judge_row(x, MXV_STAGE_XQ, &src, q, 0), q, q2, T * H);
     }
     free(q);
     free(s);
@@ -213,7 +211,7 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
 static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
                            size_t K, const uint8_t *vals, const uint8_t *scales,
                            const uint8_t *want_q, const uint8_t *want_s,
-                           const char *name)
+                           mxv_stage_id id)
 {
     size_t n = e->n, N = rows_per_expert, tot = n * N * K;
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
@@ -224,8 +222,7 @@ static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
                        x->r->mutant};
     double ms = 0;
     mxk_status st = n ? ops->fn_to_fnuz(&a, &ms) : MXK_OK;
-    char kname[40];
-    snprintf(kname, sizeof kname, "fn_to_fnuz.%s", name);
+    const char *kname = mxv_stage_get(id)->kernel;
     if (st != MXK_OK) {
         row_error(x, kname, ops, st);
     } else {
@@ -242,15 +239,19 @@ static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
             memcpy(got + tot, os, tot / 32);
             memcpy(want, want_q, tot);
             memcpy(want + tot, want_s, tot / 32);
-            mxv_row *w = new_row(x, kname);
-            if (w) {
-                mxv_judge_bytes(&w->j, kname, got, want, NULL, tot + tot / 32, K);
-                mx_peers(&w->j, oq, os, want_q, want_s, tot, K, (int)N);
-                w->bit_exact = w->j.outside == 0;
-                w->ms = ms;
-                if (cpu && n)
-                    w->backends_agree = !memcmp(oq, cq, tot) && !memcmp(os, cs, tot / 32);
-            }
+            mxv_stage_src src = x->src;
+            src.given = want;
+            src.given_n = tot + tot / 32;
+            src.given_cols = K;
+            src.out_scale = os;
+            src.peer_out_q = oq;
+            src.peer_ref_q = want_q;
+            src.peer_ref_s = want_s;
+            src.peer_n = tot;
+            src.peer_packed_rows = N;
+            mxv_row *w = judge_row(x, id, &src, got, ms);
+            if (w && cpu && n)
+                w->backends_agree = !memcmp(oq, cq, tot) && !memcmp(os, cs, tot / 32);
         }
         free(got);
         free(want);
@@ -287,7 +288,8 @@ static int run_moe_align(ctx *x, const mx_case *c, const mx_moe_result *ref,
     double ms = 0;
     mxk_status st = ops->moe_align(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "moe_align", ops, st);
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_ALIGN, kb, sizeof kb), ops, st);
     } else {
         if (cpu) {
             mxk_align_args b = a;
@@ -306,16 +308,14 @@ static int run_moe_align(ctx *x, const mx_case *c, const mx_moe_result *ref,
             memcpy(want, sorted, cap_r * 4);
             memcpy(want + cap_r * 4, blocks, cap_b * 4);
             memcpy(want + (cap_r + cap_b) * 4, npp, 4);
-            mxv_row *w = new_row(x, "moe_align");
-            if (w) {
-                mxv_judge_bytes(&w->j, "sorted_ids|expert_ids|num_post_pad", got, want,
-                                NULL, nbytes, 4);
-                w->bit_exact = w->j.outside == 0;
-                w->ms = ms;
-                if (cpu)
-                    w->backends_agree = !memcmp(ks, cs, cap_r * 4) &&
-                                        !memcmp(kb, cb, cap_b * 4) && kn == cn;
-            }
+            mxv_stage_src src = x->src;
+            src.given = want;
+            src.given_n = nbytes;
+            src.given_cols = 4;
+            mxv_row *w = judge_row(x, MXV_STAGE_ALIGN, &src, got, ms);
+            if (w && cpu)
+                w->backends_agree = !memcmp(ks, cs, cap_r * 4) &&
+                                    !memcmp(kb, cb, cap_b * 4) && kn == cn;
         }
         free(got);
         free(want);
@@ -327,24 +327,22 @@ static int run_moe_align(ctx *x, const mx_case *c, const mx_moe_result *ref,
     return 0;
 }
 
-static void judge_gemm(ctx *x, const char *kernel, const uint16_t *out,
-                       const uint16_t *cpu_out, const mx_stage_gemm *ref, double ms)
+static void judge_gemm(ctx *x, mxv_stage_id id, const uint16_t *out,
+                       const uint16_t *cpu_out, const mx_moe_result *ref, double ms)
 {
-    mxv_row *w = new_row(x, kernel);
-    if (!w)
-        return;
-    size_t n = ref->rows * ref->cols;
-    mxv_judge_bf16(&w->j, kernel, out, ref->model, ref->exact, ref->bound, n, ref->cols);
-    w->bit_exact = w->j.bit_exact == n;
-    w->ms = ms;
-    agree(w, out, cpu_out, n * sizeof *out);
+    mxv_stage_src src = x->src;
+    src.ref = ref;
+    mxv_row *w = judge_row(x, id, &src, out, ms);
+    if (w)
+        agree(w, out, cpu_out, w->j.n * sizeof *out);
 }
 
-static void run_mxfp8_gemm(ctx *x, const char *name, const mxk_route *route,
+static void run_mxfp8_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
                            const uint8_t *a, const uint8_t *as, const uint8_t *b,
                            const uint8_t *bs, size_t nexp, size_t N, size_t K,
-                           const mx_stage_gemm *ref)
+                           const mx_moe_result *ref)
 {
+    const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t R = (size_t)route->tokens * (size_t)route->topk;
     uint16_t *out = calloc(nz(R * N), sizeof *out);
@@ -362,16 +360,17 @@ static void run_mxfp8_gemm(ctx *x, const char *name, const mxk_route *route,
             h.out = cout;
             cpu->mxfp8_group_gemm(&h, NULL);
         }
-        judge_gemm(x, name, out, cout, ref, ms);
+        judge_gemm(x, id, out, cout, ref, ms);
     }
     free(out);
     free(cout);
 }
 
-static void run_bf16_gemm(ctx *x, const char *name, const mxk_route *route,
+static void run_bf16_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
                           const uint16_t *a, const uint16_t *b, size_t nexp, size_t N,
-                          size_t K, const mx_stage_gemm *ref)
+                          size_t K, const mx_moe_result *ref)
 {
+    const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t R = (size_t)route->tokens * (size_t)route->topk;
     uint16_t *out = calloc(nz(R * N), sizeof *out);
@@ -388,7 +387,7 @@ static void run_bf16_gemm(ctx *x, const char *name, const mxk_route *route,
             h.out = cout;
             cpu->bf16_group_gemm(&h, NULL);
         }
-        judge_gemm(x, name, out, cout, ref, ms);
+        judge_gemm(x, id, out, cout, ref, ms);
     }
     free(out);
     free(cout);
@@ -401,124 +400,59 @@ static void run_swiglu(ctx *x, const mx_case *c, const mx_moe_result *ref)
     uint8_t *q = malloc(nz(Tk * I)), *s = malloc(nz(Tk * I / 32));
     uint8_t *q2 = cpu ? malloc(nz(Tk * I)) : NULL, *s2 = cpu ? malloc(nz(Tk * I / 32)) : NULL;
     float *act = malloc(nz(Tk * I) * sizeof *act);
-    double *ax = malloc(nz(Tk * I) * sizeof *ax), *ab = malloc(nz(Tk * I) * sizeof *ab);
     mxk_swiglu_args a = {ref->g1.model, q, s, act, (int)Tk, (int)I, MXK_FP8_E4M3FNUZ,
                          x->r->mutant};
     double ms = 0;
     mxk_status st = ops->swiglu_quant(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, "swiglu_quant", ops, st);
-        goto out;
-    }
-    if (cpu) {
-        mxk_swiglu_args b = a;
-        b.q = q2;
-        b.scale = s2;
-        b.act = NULL;
-        cpu->swiglu_quant(&b, NULL);
-    }
-    /* scale bytes: the model's, or the alternative where the block's amax
-     * straddles a binade; element bytes under whichever scale was taken */
-    mxv_row *w = new_row(x, "swiglu_quant.scale");
-    if (w) {
-        mxv_judge_bytes(&w->j, "scale", s, ref->actq.s, ref->actq.s_alt, Tk * I / 32, I / 32);
-        w->bit_exact = w->j.outside == 0 && w->j.ambiguous == 0;
-        w->ms = ms;
-        agree(w, s, s2, Tk * I / 32);
-    }
-    uint8_t *alt = malloc(nz(Tk * I));
-    if (alt) {
-        for (size_t i = 0; i < Tk * I; i++) {
-            size_t b = i / 32;
-            if (s[b] == ref->actq.s_alt[b] && s[b] != ref->actq.s[b])
-                alt[i] = q[i] == ref->actq.q_under_alt[i] ? ref->actq.q_under_alt[i]
-                                                          : ref->actq.q_under_alt2[i];
-            else
-                alt[i] = ref->actq.q_alt[i];
+        char kb[40];
+        row_error(x, kernel_of(MXV_STAGE_ACTQ, kb, sizeof kb), ops, st);
+    } else {
+        if (cpu) {
+            mxk_swiglu_args b = a;
+            b.q = q2;
+            b.scale = s2;
+            b.act = NULL;
+            cpu->swiglu_quant(&b, NULL);
         }
-        w = new_row(x, "swiglu_quant.q");
-        if (w) {
-            mxv_judge_bytes(&w->j, "q", q, ref->actq.q, alt, Tk * I, I);
-            mx_peers(&w->j, q, s, ref->actq.q, ref->actq.s, Tk * I, I, 0);
-            w->bit_exact = w->j.outside == 0 && w->j.ambiguous == 0;
-            agree(w, q, q2, Tk * I);
-        }
-        free(alt);
+        mxv_stage_src src = x->src;
+        src.ref = ref;
+        agree(judge_row(x, MXV_STAGE_ACTQ_SCALE, &src, s, ms), s, s2, Tk * I / 32);
+        src.out_scale = s;
+        agree(judge_row(x, MXV_STAGE_ACTQ, &src, q, 0), q, q2, Tk * I);
+        src.out_scale = NULL;
+        judge_row(x, MXV_STAGE_ACT, &src, act, 0);
     }
-    /* the FP32 act before quantization, against the exact act and the
-     * FP32 evaluation bound (the accuracy of the kernel's sigmoid) */
-    mx_swiglu_exact(&c->shape, ref->g1.model, Tk, I, 4, ax, ab);
-    w = new_row(x, "swiglu_quant.act");
-    if (w) {
-        memset(&w->j, 0, sizeof w->j);
-        w->j.name = "act";
-        w->j.n = Tk * I;
-        w->j.cols = I;
-        for (size_t i = 0; i < Tk * I; i++) {
-            double e = fabs((double)act[i] - ax[i]);
-            double r = ab[i] > 0 ? e / ab[i] : (e > 0 ? INFINITY : 0);
-            w->j.max_ratio = r > w->j.max_ratio ? r : w->j.max_ratio;
-            if (!(e <= ab[i])) {
-                if (w->j.nbad < MXV_JUDGE_FIRST) {
-                    mxv_judge_bad bb = {i, act[i], ax[i], ab[i]};
-                    w->j.bad[w->j.nbad++] = bb;
-                }
-                w->j.outside++;
-            }
-        }
-        w->j.rel_l2 = NAN;
-        w->bit_exact = 1; /* FP32 act: judged by its bound only */
-    }
-out:
     free(q);
     free(s);
     free(q2);
     free(s2);
     free(act);
-    free(ax);
-    free(ab);
 }
 
 static void run_moe_sum(ctx *x, const mx_case *c, const mx_moe_result *ref, int fp32)
 {
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t T = c->T, k = (size_t)c->shape.topk, H = c->shape.H;
-    uint16_t *out = malloc(nz(T * H) * sizeof *out), *want = malloc(nz(T * H) * sizeof *want);
+    mxv_stage_id id = fp32 ? MXV_STAGE_ROUTED_FP32 : MXV_STAGE_ROUTED;
+    uint16_t *out = malloc(nz(T * H) * sizeof *out);
     uint16_t *cout = cpu ? malloc(nz(T * H) * sizeof *cout) : NULL;
     mxk_sum_args a = {ref->y.model, out, (int)T, (int)k, (int)H, fp32, x->r->mutant};
     double ms = 0;
-    const char *name = fp32 ? "moe_sum.fp32" : "moe_sum.bf16";
     mxk_status st = ops->moe_sum(&a, &ms);
     if (st != MXK_OK) {
-        row_error(x, name, ops, st);
+        row_error(x, mxv_stage_get(id)->kernel, ops, st);
     } else {
         if (cpu) {
             mxk_sum_args b = a;
             b.out = cout;
             cpu->moe_sum(&b, NULL);
         }
-        for (size_t t = 0; t < T; t++)
-            for (size_t h = 0; h < H; h++) {
-                if (!fp32) {
-                    want[t * H + h] = ref->routed.model[t * H + h];
-                    continue;
-                }
-                float acc = mx_bf16_to_float(ref->y.model[(t * k) * H + h]);
-                for (size_t j = 1; j < k; j++)
-                    acc = acc + mx_bf16_to_float(ref->y.model[(t * k + j) * H + h]);
-                want[t * H + h] = mx_bf16_from_float(acc);
-            }
-        mxv_row *w = new_row(x, name);
-        if (w) {
-            mxv_judge_bf16_equal(&w->j, name, out, want, ref->routed.exact,
-                                 ref->routed.bound, T * H, H);
-            w->bit_exact = w->j.outside == 0;
-            w->ms = ms;
-            agree(w, out, cout, T * H * sizeof *out);
-        }
+        mxv_stage_src src = x->src;
+        src.ref = ref;
+        agree(judge_row(x, id, &src, out, ms), out, cout, T * H * sizeof *out);
     }
     free(out);
-    free(want);
     free(cout);
 }
 
@@ -542,14 +476,14 @@ static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
     uint16_t *g1 = calloc(nz(Tk * 2 * I), sizeof *g1), *y = calloc(nz(Tk * H), sizeof *y);
     uint16_t *a16 = malloc(nz(Tk * I) * sizeof *a16), *out = malloc(nz(T * H) * sizeof *out);
     uint8_t *aq = malloc(nz(Tk * I)), *as = malloc(nz(Tk * I / 32));
-    double *act = malloc(nz(Tk * I) * sizeof *act), *want = malloc(nz(T * H) * sizeof *want);
+    double *act = malloc(nz(Tk * I) * sizeof *act);
     size_t cap_r = (size_t)mxk_align_max_rows((int)T, (int)k, (int)c->shape.E, r1->block_m);
     size_t cap_b = (size_t)mxk_align_max_blocks((int)T, (int)k, (int)c->shape.E, r1->block_m);
     int32_t *sorted = malloc(cap_r * sizeof *sorted), *blocks = malloc(cap_b * sizeof *blocks);
     int32_t npp = 0;
     int64_t bad = 0;
     int ok = xq && xs && q13 && s13 && q2 && s2 && g1 && y && a16 && out && aq && as &&
-             act && want && sorted && blocks;
+             act && sorted && blocks;
     mxk_align_args al = {ref->route.ids, (int)T, (int)k, (int)c->shape.E, r1->block_m,
                          e->map, sorted, blocks, &npp, mut};
     ok = ok && ops->moe_align(&al, NULL) == MXK_OK;
@@ -583,26 +517,17 @@ static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
     }
     mxk_sum_args sm = {y, out, (int)T, (int)k, (int)H, 0, mut};
     ok = ok && ops->moe_sum(&sm, NULL) == MXK_OK;
-    mxv_row *w = new_row(x, "moe.e2e");
-    if (w && ok) {
-        for (size_t t = 0; t < T; t++)
-            for (size_t h = 0; h < H; h++) {
-                double s = 0;
-                for (size_t j = 0; j < k; j++)
-                    s += ref->y.exact[(t * k + j) * H + h];
-                want[t * H + h] = s;
-            }
-        double *bd = calloc(nz(T * H), sizeof *bd);
-        if (bd) {
-            for (size_t i = 0; i < T * H; i++)
-                bd[i] = INFINITY; /* drift is not judged: peers only */
-            mxv_judge_bf16(&w->j, "moe.e2e", out, NULL, want, bd, T * H, H);
-            w->j.overflow = 0;
-        }
-        free(bd);
-        w->bit_exact = 1;
-        w->informational = 1;
-    } else if (w) {
+    mxv_row *w = NULL;
+    if (ok) {
+        mxv_stage_src src = x->src;
+        src.ref = ref;
+        w = judge_row(x, MXV_STAGE_E2E, &src, out, 0);
+        if (w)
+            w->informational = 1;
+    } else {
+        w = new_row(x, mxv_stage_get(MXV_STAGE_E2E)->kernel);
+    }
+    if (w && !ok) {
         w->error = 1;
         snprintf(w->message, sizeof w->message, "chained run failed: %s",
                  ops->last_error ? ops->last_error() : "?");
@@ -620,7 +545,6 @@ static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
     free(aq);
     free(as);
     free(act);
-    free(want);
     free(sorted);
     free(blocks);
 }
@@ -643,7 +567,7 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)(cd->seed + r->seed_offset));
     /* the portable path follows fp32-seq; AMD matrix cores do not (the
      * block models judge them when they are available) */
-    const char *model = "fp32-seq";
+    const char *model = r->model ? r->model : MXV_RUN_DEFAULT_MODEL;
     int zscale = !strcmp(cd->family, "zero-scale");
     mxv_layer_opts lo = {cd->shape, tokens, cd->policy, seed,
                          zscale ? "real" : cd->family, model, NULL, NULL};
@@ -708,7 +632,13 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
         gr = &ref2;
         a2s = za;
     }
-    ctx x = {cd, r, rows, model, mx_moe_policy_name(ref.policy), c.shape.name};
+    ctx x = {cd, r, rows, model, mx_moe_policy_name(ref.policy), c.shape.name,
+             w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
+    x.src.shape = &c.shape;
+    x.src.T = c.T;
+    x.src.k = (size_t)c.shape.topk;
+    x.src.H = c.shape.H;
+    x.src.I = c.shape.inter;
     experts e;
     int rc = -1;
     int32_t *sorted = NULL, *blocks = NULL;
@@ -740,8 +670,8 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
                              q13, r13, &bi) == MX_OK &&
             mx_fn_to_fnuz_mx(e.w2, e.n * H * I, e.w2s, e.n * H * I / 32, 32, q2, r2,
                              &bi) == MX_OK) {
-            run_fn_to_fnuz(&x, &e, 2 * I, H, e.w13, e.w13s, q13, e.s13p, "w13");
-            run_fn_to_fnuz(&x, &e, H, I, e.w2, e.w2s, q2, e.s2p, "w2");
+            run_fn_to_fnuz(&x, &e, 2 * I, H, e.w13, e.w13s, q13, e.s13p, MXV_STAGE_W13);
+            run_fn_to_fnuz(&x, &e, H, I, e.w2, e.w2s, q2, e.s2p, MXV_STAGE_W2);
         }
         free(q13);
         free(r13);
@@ -755,16 +685,13 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     mxk_route route1 = {sorted, blocks, npp, block_m, (int)T, (int)k, 1, NULL};
     mxk_route route2 = {sorted, blocks, npp, block_m, (int)T, (int)k, 0, ref.route.weights};
     if (w8a8) {
-        run_mxfp8_gemm(&x, "mxfp8_group_gemm.gemm1", &route1, ref.xq.q,
-                       zx ? zx : ref.xq.s, e.q13, e.s13p, e.n, 2 * I, H, &gr->g1);
+        run_mxfp8_gemm(&x, MXV_STAGE_G1, &route1, ref.xq.q, zx ? zx : ref.xq.s, e.q13,
+                       e.s13p, e.n, 2 * I, H, gr);
         run_swiglu(&x, &c, gr);
-        run_mxfp8_gemm(&x, "mxfp8_group_gemm.gemm2", &route2, a2q, a2s, e.q2, e.s2p, e.n,
-                       H, I, &gr->y);
+        run_mxfp8_gemm(&x, MXV_STAGE_Y, &route2, a2q, a2s, e.q2, e.s2p, e.n, H, I, gr);
     } else {
-        run_bf16_gemm(&x, "bf16_group_gemm.gemm1", &route1, c.x, e.b13, e.n, 2 * I, H,
-                      &ref.g1);
-        run_bf16_gemm(&x, "bf16_group_gemm.gemm2", &route2, ref.act16.model, e.b2, e.n,
-                      H, I, &ref.y);
+        run_bf16_gemm(&x, MXV_STAGE_G1, &route1, c.x, e.b13, e.n, 2 * I, H, &ref);
+        run_bf16_gemm(&x, MXV_STAGE_Y, &route2, ref.act16.model, e.b2, e.n, H, I, &ref);
     }
     run_moe_sum(&x, &c, gr, 0);
     run_moe_sum(&x, &c, gr, 1);

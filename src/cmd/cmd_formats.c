@@ -17,12 +17,19 @@
 #define E8M0_PRODUCTION "e8m0-production"
 
 static const char *usage_formats =
-    "mxverify formats list [--json]\n"
+    "usage: mxverify formats list [--json]\n"
     "       mxverify formats table FMT [--json]\n"
     "       mxverify formats encode FMT [VALUE...] [--stdin] [--round rne|rna|rtz|up|down|stochastic]\n"
     "                [--overflow default|saturate|nan|inf] [--sr-bits N --sr-width W] [--json]\n"
     "       mxverify formats decode FMT CODE... [--json]\n"
-    "FMT: e4m3fn e4m3fnuz e5m2 e5m2fnuz e8m0 e8m0-production bf16 fp16 fp32";
+    "FMT: e4m3fn e4m3fnuz e5m2 e5m2fnuz e8m0 e8m0-production bf16 fp16 fp32\n"
+    "  --json          print JSON on stdout instead of text\n"
+    "  --stdin         encode: read the values from stdin, one per line\n"
+    "  --round MODE    encode: rounding (default rne)\n"
+    "  --overflow MODE encode: what an overflow becomes (default: the format's)\n"
+    "  --sr-bits N     stochastic rounding: random bits per value\n"
+    "  --sr-width W    stochastic rounding: bits kept below the last digit\n"
+    "  -h, --help      this text";
 
 /* A format as the CLI sees it: a table row, plus the production-decode view
  * of E8M0. */
@@ -420,7 +427,7 @@ int mxv_cmd_formats(int argc, char **argv)
     const mxv_opt opts[] = {{"json", 0, &json, 0},      {"round", 1, &round, 0},
                             {"stdin", 0, &use_stdin, 0},
                             {"overflow", 1, &ovf, 0},   {"sr-bits", 1, &srb, 0},
-                            {"sr-width", 1, &srw, 0},   {"help", 0, &help, 0},
+                            {"sr-width", 1, &srw, 0},   {"help", 0, &help, 'h'},
                             {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "formats");
@@ -432,8 +439,8 @@ int mxv_cmd_formats(int argc, char **argv)
         goto out;
     }
     if (npos < 1) {
-        rc = mxv_error(MXV_EXIT_USAGE, "formats: missing action");
-        fprintf(stderr, "usage: %s\n", usage_formats);
+        rc = mxv_error(MXV_EXIT_USAGE, "formats: missing action (see 'mxverify "
+                                       "formats --help')");
         goto out;
     }
     const char *act = pos[0];

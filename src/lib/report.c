@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "cli.h"
+#include "out.h"
 #include "report.h"
 #include "lib/provenance.h"
 
@@ -49,22 +51,6 @@ void mxv_report_table(FILE *f, const mxv_report *r)
     size_t p, fl;
     mxv_report_counts(r, &p, &fl);
     fprintf(f, "%s: %zu passed, %zu failed\n", r->title, p, fl);
-}
-
-static int write_atomic(const char *path, const char *text, char *err, size_t len)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0;
-    ok = f && fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        snprintf(err, len, "%s: cannot write: %s", path, strerror(e));
-        return -1;
-    }
-    return 0;
 }
 
 static double finite_or_max(double x) { return isfinite(x) ? x : 1e308; }
@@ -124,7 +110,7 @@ int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len
         snprintf(err, len, "%s: out of memory", path);
         return -1;
     }
-    int rc = write_atomic(path, text, err, len);
+    int rc = mxv_out_write_text(path, text, err, len);
     cJSON_free(text);
     return rc;
 }
@@ -241,7 +227,7 @@ int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t
         snprintf(err, len, "%s: out of memory", path);
         return -1;
     }
-    int rc = write_atomic(path, b.s ? b.s : "", err, len);
+    int rc = mxv_out_write_text(path, b.s ? b.s : "", err, len);
     free(b.s);
     return rc;
 }
@@ -298,7 +284,27 @@ int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t le
         snprintf(err, len, "%s: out of memory", path);
         return -1;
     }
-    int rc = write_atomic(path, b.s, err, len);
+    int rc = mxv_out_write_text(path, b.s, err, len);
     free(b.s);
     return rc;
+}
+
+int mxv_report_emit(FILE *f, const mxv_report *r, const char *json, const char *md,
+                    const char *junit)
+{
+    mxv_report_table(f, r);
+    for (size_t i = 0; i < r->rows->n; i++)
+        if (!r->v[i].pass && r->rows->rows[i].j.nbad)
+            mxv_judge_print_bad(f, &r->rows->rows[i].j);
+    int rc = 0;
+    char err[512];
+    if (json && mxv_report_json(json, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    if (md && mxv_report_markdown(md, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    if (junit && mxv_report_junit(junit, r, err, sizeof err) != 0)
+        rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    size_t p, fl;
+    mxv_report_counts(r, &p, &fl);
+    return rc ? rc : fl ? MXV_EXIT_FAIL : MXV_EXIT_OK;
 }

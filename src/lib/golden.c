@@ -8,20 +8,12 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
+#include "cli.h"
 #include "golden.h"
-#include "lib/input.h"
-#include "lib/json_strict.h"
+#include "input.h"
+#include "json_strict.h"
+#include "out.h"
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* typed field getters: -1 with a message naming entry and field */
 static int get_str(const cJSON *o, const char *k, char *dst, size_t cap,
@@ -29,11 +21,11 @@ static int get_str(const cJSON *o, const char *k, char *dst, size_t cap,
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
-        return fail(err, len, "%s: %s: field \"%s\" must be a string of at most "
+        return mxv_errf(err, len, "%s: %s: field \"%s\" must be a string of at most "
                               "%zu characters", path, where, k, cap - 1);
     for (const char *c = v->valuestring; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return fail(err, len, "%s: %s: field \"%s\" holds a control character",
+            return mxv_errf(err, len, "%s: %s: field \"%s\" holds a control character",
                         path, where, k);
     strcpy(dst, v->valuestring);
     return 0;
@@ -46,7 +38,7 @@ static int get_num(const cJSON *o, const char *k, double lo, double hi,
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo ||
         v->valuedouble > hi || (integer && floor(v->valuedouble) != v->valuedouble))
-        return fail(err, len, "%s: %s: field \"%s\" must be %s in [%g, %g]", path,
+        return mxv_errf(err, len, "%s: %s: field \"%s\" must be %s in [%g, %g]", path,
                     where, k, integer ? "an integer" : "a number", lo, hi);
     *dst = v->valuedouble;
     return 0;
@@ -76,19 +68,19 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
     cJSON *root = mxv_json_parse(text, n, why, sizeof why);
     free(text);
     if (!root)
-        return fail(err, len, "%s: %s", path, why);
+        return mxv_errf(err, len, "%s: %s", path, why);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, len, "%s: the top level must be an object", path);
+        return mxv_errf(err, len, "%s: the top level must be an object", path);
     }
     if (mxv_json_only_keys(root, top_keys, why, sizeof why) != 0) {
         cJSON_Delete(root);
-        return fail(err, len, "%s: top level: %s", path, why);
+        return mxv_errf(err, len, "%s: top level: %s", path, why);
     }
     int rc = -1;
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!cJSON_IsString(schema) || strcmp(schema->valuestring, MXV_GOLDEN_SCHEMA)) {
-        fail(err, len, "%s: field \"schema\" must be \"%s\"", path, MXV_GOLDEN_SCHEMA);
+        mxv_errf(err, len, "%s: field \"schema\" must be \"%s\"", path, MXV_GOLDEN_SCHEMA);
         goto out;
     }
     if (get_str(root, "suite", g->suite, sizeof g->suite, path, "top level", err, len) ||
@@ -96,7 +88,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
         goto out;
     const cJSON *hist = cJSON_GetObjectItemCaseSensitive(root, "history");
     if (!cJSON_IsArray(hist)) {
-        fail(err, len, "%s: field \"history\" must be an array", path);
+        mxv_errf(err, len, "%s: field \"history\" must be an array", path);
         goto out;
     }
     {
@@ -108,7 +100,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
                 mxv_json_only_keys(h, history_keys, why, sizeof why) != 0) {
                 if (!cJSON_IsObject(h))
                     snprintf(why, sizeof why, "not an object");
-                fail(err, len, "%s: history record %zu: %s", path, hi, why);
+                mxv_errf(err, len, "%s: history record %zu: %s", path, hi, why);
                 goto out;
             }
             for (size_t k = 0; history_keys[k]; k++) {
@@ -116,7 +108,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
                 if (!v && !strcmp(history_keys[k], "reason"))
                     continue; /* optional */
                 if (!cJSON_IsString(v)) {
-                    fail(err, len, "%s: history record %zu: field \"%s\" must be a "
+                    mxv_errf(err, len, "%s: history record %zu: field \"%s\" must be a "
                                    "string", path, hi, history_keys[k]);
                     goto out;
                 }
@@ -126,13 +118,13 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
     }
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(root, "entries");
     if (!cJSON_IsArray(entries)) {
-        fail(err, len, "%s: field \"entries\" must be an array", path);
+        mxv_errf(err, len, "%s: field \"entries\" must be an array", path);
         goto out;
     }
     int ne = cJSON_GetArraySize(entries);
     g->e = calloc((size_t)(ne > 0 ? ne : 1), sizeof *g->e);
     if (!g->e) {
-        fail(err, len, "%s: out of memory", path);
+        mxv_errf(err, len, "%s: out of memory", path);
         goto out;
     }
     const cJSON *it;
@@ -143,11 +135,11 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
         snprintf(where, sizeof where, "entry %zu", g->n);
         double d, tok, out, ex;
         if (!cJSON_IsObject(it)) {
-            fail(err, len, "%s: %s is not an object", path, where);
+            mxv_errf(err, len, "%s: %s is not an object", path, where);
             goto out;
         }
         if (mxv_json_only_keys(it, entry_keys, why, sizeof why) != 0) {
-            fail(err, len, "%s: %s: %s", path, where, why);
+            mxv_errf(err, len, "%s: %s: %s", path, where, why);
             goto out;
         }
         if (get_str(it, "case", e->case_name, sizeof e->case_name, path, where, err, len) ||
@@ -160,11 +152,11 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
         snprintf(where, sizeof where, "entry %zu (%s / %s)", g->n, e->case_name, e->kernel);
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(it, "thresholds");
         if (!cJSON_IsObject(th)) {
-            fail(err, len, "%s: %s: field \"thresholds\" must be an object", path, where);
+            mxv_errf(err, len, "%s: %s: field \"thresholds\" must be an object", path, where);
             goto out;
         }
         if (mxv_json_only_keys(th, threshold_keys, why, sizeof why) != 0) {
-            fail(err, len, "%s: %s: thresholds: %s", path, where, why);
+            mxv_errf(err, len, "%s: %s: thresholds: %s", path, where, why);
             goto out;
         }
         if (get_num(th, "max_err_over_bound", 0, 1, 0, &d, path, where, err, len) ||
@@ -173,7 +165,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
             goto out;
         const cJSON *be = cJSON_GetObjectItemCaseSensitive(th, "bit_exact");
         if (!cJSON_IsBool(be)) {
-            fail(err, len, "%s: %s: field \"bit_exact\" must be true or false", path, where);
+            mxv_errf(err, len, "%s: %s: field \"bit_exact\" must be true or false", path, where);
             goto out;
         }
         e->tokens = (size_t)tok;
@@ -183,7 +175,7 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
         e->bit_exact = cJSON_IsTrue(be);
         for (size_t q = 0; q < g->n; q++)
             if (!strcmp(g->e[q].case_name, e->case_name) && !strcmp(g->e[q].kernel, e->kernel)) {
-                fail(err, len, "%s: %s: duplicate entry", path, where);
+                mxv_errf(err, len, "%s: %s: duplicate entry", path, where);
                 goto out;
             }
         g->n++;
@@ -232,19 +224,19 @@ int mxv_golden_save(const char *path, const mxv_golden *g, char *err, size_t len
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)
-        return fail(err, len, "%s: out of memory", path);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = f && fclose(f) == 0 && ok;
-    cJSON_free(text);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", path, strerror(e));
+        return mxv_errf(err, len, "%s: out of memory", path);
+    size_t tl = strlen(text);
+    char *t2 = malloc(tl + 2);
+    if (!t2) {
+        cJSON_free(text);
+        return mxv_errf(err, len, "%s: out of memory", path);
     }
-    return 0;
+    memcpy(t2, text, tl);
+    memcpy(t2 + tl, "\n", 2);
+    cJSON_free(text);
+    int rc = mxv_out_write_text(path, t2, err, len);
+    free(t2);
+    return rc;
 }
 
 const mxv_golden_entry *mxv_golden_find(const mxv_golden *g, const char *case_name,
@@ -442,47 +434,43 @@ int mxv_manifest_verify(const char *manifest, FILE *out)
 int mxv_manifest_write(const char *manifest, const char *const *files, size_t n,
                        char *err, size_t len)
 {
-    char dir[4096], tmp[4200];
+    char dir[4096];
     dir_of(manifest, dir, sizeof dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", manifest);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return fail(err, len, "%s: cannot write: %s", tmp, strerror(errno));
+    mxv_out *o = mxv_out_open(manifest, err, len);
+    if (!o)
+        return -1;
+    FILE *f = mxv_out_file(o);
     fprintf(f, "# sha256 of every golden data file; `mxverify golden verify` checks it\n");
     for (size_t i = 0; i < n; i++) {
         char path[8192], sum[65];
         snprintf(path, sizeof path, "%s%s", dir, files[i]);
         if (mxv_sha256_file(path, sum) != 0) {
-            fclose(f);
-            remove(tmp);
-            return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+            int e = errno;
+            mxv_out_abort(o);
+            return mxv_errf(err, len, "%s: cannot read: %s", path, strerror(e));
         }
         fprintf(f, "%s  %s\n", sum, files[i]);
     }
-    if (fclose(f) != 0 || rename(tmp, manifest) != 0) {
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
-    }
-    return 0;
+    return mxv_out_commit(o, err, len);
 }
 
 int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
                         size_t len)
 {
-    char dir[4096], path[8192], sum[65], tmp[4200];
+    char dir[4096], path[8192], sum[65];
     dir_of(manifest, dir, sizeof dir);
     snprintf(path, sizeof path, "%s%s", dir, relpath);
     if (mxv_sha256_file(path, sum) != 0)
-        return fail(err, len, "%s: cannot read: %s", path, strerror(errno));
+        return mxv_errf(err, len, "%s: cannot read: %s", path, strerror(errno));
     char oerr[600];
     FILE *in = mxv_input_fopen(manifest, oerr, sizeof oerr);
-    snprintf(tmp, sizeof tmp, "%s.tmp", manifest);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
+    mxv_out *o = mxv_out_open(manifest, err, len);
+    if (!o) {
         if (in)
             fclose(in);
-        return fail(err, len, "%s: cannot write: %s", tmp, strerror(errno));
+        return -1;
     }
+    FILE *out = mxv_out_file(o);
     int done = 0;
     char line[8192];
     if (!in)
@@ -502,9 +490,30 @@ int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
         fclose(in);
     if (!done)
         fprintf(out, "%s  %s\n", sum, relpath);
-    if (fclose(out) != 0 || rename(tmp, manifest) != 0) {
-        remove(tmp);
-        return fail(err, len, "%s: cannot write: %s", manifest, strerror(errno));
+    return mxv_out_commit(o, err, len);
+}
+
+/* ---- where golden files live --------------------------------------------- */
+
+#define DEFAULT_GOLDEN_DIR "golden"
+
+/* The golden directory: $MXVERIFY_GOLDEN_DIR, else ./golden when it
+ * exists (a source tree), else the source tree mxverify was built from. */
+const char *mxv_golden_dir(void)
+{
+    const char *dir = getenv("MXVERIFY_GOLDEN_DIR");
+    if (dir && *dir)
+        return dir;
+    FILE *f = fopen(DEFAULT_GOLDEN_DIR "/MANIFEST", "r");
+    if (f) {
+        fclose(f);
+        return DEFAULT_GOLDEN_DIR;
     }
-    return 0;
+    return MXV_SRC_GOLDEN_DIR;
+}
+
+void mxv_golden_default_path(const char *suite, const char *backend, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/gate-%s-%s.json", mxv_golden_dir(), suite,
+             backend ? backend : "cpu");
 }

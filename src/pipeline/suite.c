@@ -1,6 +1,7 @@
 /* suite.c -- the kernel suites and result rows (see suite.h). */
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
 #include "suite.h"
 
 /* Small and adversarial shapes, then MiniMax-M3 TP8 and EP8 shards at a few
@@ -46,6 +47,14 @@ static const mxv_case_def suite_smoke[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Cases that give every planted bug a chance to show (mxverify mutants). */
+static const mxv_case_def suite_mutants[] = {
+    {"mut-w8a8-wide", "custom:256,128,16", 16, "w8a8-mxfp8", "wide", 31},
+    {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
+    {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
+    {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
+};
+
 const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n)
 {
     if (!strcmp(suite, "default")) {
@@ -60,11 +69,15 @@ const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n)
         *n = N(suite_smoke);
         return suite_smoke;
     }
+    if (!strcmp(suite, "mutants")) {
+        *n = N(suite_mutants);
+        return suite_mutants;
+    }
     *n = 0;
     return NULL;
 }
 
-const char *mxv_suite_names(void) { return "default, full, smoke"; }
+const char *mxv_suite_names(void) { return "default, full, smoke, mutants"; }
 
 mxv_row *mxv_rows_push(mxv_rows *r)
 {
@@ -92,4 +105,17 @@ int mxv_row_pass(const mxv_row *r)
     if (r->informational)
         return !r->error;
     return !r->error && r->j.outside == 0 && r->backends_agree != 0;
+}
+
+int mxv_suite_list(const char *suite, FILE *f)
+{
+    size_t n;
+    const mxv_case_def *c = mxv_suite_cases(suite, &n);
+    if (!c)
+        return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
+                         mxv_suite_names());
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%-22s %-20s %5zu  %-11s %-10s seed %llu\n", c[i].name, c[i].shape,
+                c[i].tokens, c[i].policy, c[i].family, (unsigned long long)c[i].seed);
+    return 0;
 }

@@ -24,15 +24,10 @@
 #include "cli.h"
 #include "commands.h"
 #include "layer_opts.h"
+#include "runner.h"
 
 void openblas_set_num_threads(int n) __attribute__((weak));
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* One GEMM call of the layer: operands and its output size. */
 typedef struct {
@@ -115,7 +110,7 @@ static int build_calls(const mx_case *c, const mx_moe_result *r, calls *cs)
 /* Runs every call through mx_gemm with the chosen outputs; seconds. */
 static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *st)
 {
-    double t0 = now();
+    double t0 = mxv_now();
     memset(st, 0, sizeof *st);
     for (size_t i = 0; i < cs->n; i++) {
         const call *x = &cs->c[i];
@@ -132,7 +127,7 @@ static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *s
         free(bd);
         free(mo);
     }
-    return now() - t0;
+    return mxv_now() - t0;
 }
 
 /* FP64 dgemm of the same per-expert shapes, operands decoded beforehand. */
@@ -149,10 +144,10 @@ static double time_dgemm(const calls *cs)
                     ((const uint8_t *)x->A.codes)[(size_t)x->A.row_idx[m] * x->K + kk]);
         for (size_t n = 0; n < x->N * x->K; n++)
             b[n] = mx_decode_double(x->B.fmt, ((const uint8_t *)x->B.codes)[n]);
-        double t0 = now();
+        double t0 = mxv_now();
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)x->M, (int)x->N,
                     (int)x->K, 1.0, a, (int)x->K, b, (int)x->K, 0.0, c, (int)x->N);
-        total += now() - t0;
+        total += mxv_now() - t0;
         free(a);
         free(b);
         free(c);
@@ -168,10 +163,10 @@ static double time_dense(size_t M, size_t N, size_t K)
         a[i] = (double)(i % 17) - 8;
     for (size_t i = 0; i < N * K; i++)
         b[i] = (double)(i % 13) - 6;
-    double t0 = now();
+    double t0 = mxv_now();
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
                 1.0, a, (int)K, b, (int)K, 0.0, c, (int)N);
-    double t = now() - t0;
+    double t = mxv_now() - t0;
     free(a);
     free(b);
     free(c);
@@ -195,9 +190,9 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
         double *ex = malloc(ncol * sizeof *ex), *ex2 = malloc(ncol * sizeof *ex2);
         mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
         mx_gemm(&spec, &A1, &B1, &o, NULL);
-        double t0 = now();
+        double t0 = mxv_now();
         mx_gemm_exact_mpfr(&spec, &A1, &B1, ex2);
-        t += now() - t0;
+        t += mxv_now() - t0;
         for (size_t n = 0; n < ncol; n++)
             *mismatch += memcmp(&ex[n], &ex2[n], sizeof ex[n]) != 0;
         *checked += ncol;
@@ -222,7 +217,13 @@ int mxv_cmd_bench(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
-             "[--family real] [--mpfr-sample 32]");
+             "[--family real] [--mpfr-sample 32]\n"
+             "  --shape S          layer shape (default m3-tp8)\n"
+             "  --tokens T         tokens (default 64)\n"
+             "  --seed N           case seed (default 1)\n"
+             "  --family F         input family (default real)\n"
+             "  --mpfr-sample N    output elements timed with plain MPFR (default 32)\n"
+             "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
     if (npos)
@@ -239,19 +240,19 @@ int mxv_cmd_bench(int argc, char **argv)
     if (openblas_set_num_threads)
         openblas_set_num_threads(1);
 
-    double t0 = now();
+    double t0 = mxv_now();
     mx_case c;
     if (mx_case_generate(&p, &c) != MX_OK)
         return mxv_error(MXV_EXIT_INTERNAL, "bench: cannot generate the case");
-    double t_gen = now() - t0;
+    double t_gen = mxv_now() - t0;
     mx_moe_result r;
     long bad;
-    t0 = now();
+    t0 = mxv_now();
     if (mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad) != MX_OK) {
         mx_case_free(&c);
         return mxv_error(MXV_EXIT_INTERNAL, "bench: the reference failed");
     }
-    double t_layer_first = now() - t0;
+    double t_layer_first = mxv_now() - t0;
     calls cs = {NULL, 0, 0};
     build_calls(&c, &r, &cs);
     mx_gemm_stats st;
@@ -266,9 +267,9 @@ int mxv_cmd_bench(int argc, char **argv)
     double per_el = time_mpfr(&cs, (size_t)sample, &checked, &mism);
     double t_mpfr = per_el * (double)st.elements;
     mx_moe_result_free(&r);
-    t0 = now();
+    t0 = mxv_now();
     mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad);
-    double t_layer = now() - t0;
+    double t_layer = mxv_now() - t0;
 
     printf("bench: %s, %zu tokens (%zu routes), %zu experts used, seed %llu, "
            "BLAS on 1 thread\n",

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "judge.h"
 
 /* One case of a suite: a generated MoE layer. */
@@ -20,11 +21,15 @@ typedef struct {
     uint64_t seed;
 } mxv_case_def;
 
-/* The cases of a named suite ("default", "full", "smoke"); NULL when the
+/* The cases of a named suite ("default", "full", "smoke", "mutants"); NULL when the
  * name is unknown.  *n gets the count. */
 const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n);
 /* A comma-separated list of suite names. */
 const char *mxv_suite_names(void);
+/* Prints the suite's cases, one line each (name, shape, tokens, policy,
+ * family, seed); 0, or the usage exit code after an error for an unknown
+ * suite. */
+int mxv_suite_list(const char *suite, FILE *f);
 
 /* One result row: one kernel (or GEMM call) on one case. */
 typedef struct {

@@ -15,17 +15,11 @@
 #include <cjson/cJSON.h>
 #include "backend_gpu.h"
 #include "cli.h"
+#include "out.h"
 #include "commands.h"
 #include "runner.h"
+#include "stages.h"
 
-/* Cases that give every planted bug a chance to show. */
-static const mxv_case_def mutant_cases[] = {
-    {"mut-w8a8-wide", "custom:256,128,16", 16, "w8a8-mxfp8", "wide", 31},
-    {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
-    {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
-    {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
-};
-#define NCASES (sizeof mutant_cases / sizeof mutant_cases[0])
 
 typedef struct {
     int id;
@@ -36,24 +30,21 @@ typedef struct {
     int l2, allclose, aiter;
 } outcome;
 
+/* The mutants suite (suite.c): cases that give every planted bug a chance
+ * to show. */
 static int run_all(const mxv_runner *r, mxv_rows *rows)
 {
-    for (size_t i = 0; i < NCASES; i++) {
-        char err[256];
-        if (mxv_run_case(&mutant_cases[i], r, rows, err, sizeof err) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-    }
-    return 0;
+    return mxv_run_suite("mutants", NULL, r, rows, 0);
 }
 
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL;
+               *only = NULL, *model = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
-                            {"mutant", 1, &only, 0},     {"help", 0, &help, 'h'},
-                            {NULL, 0, NULL, 0}};
+                            {"mutant", 1, &only, 0},     {"model", 1, &model, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
     free(pos);
@@ -61,11 +52,20 @@ int mxv_cmd_mutants(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
-             "                        [--report-json F] [--report-md F]");
+             "                        [--model NAME] [--report-json FILE] [--report-md FILE]\n"
+             "  --backend B          cpu (default) or gpu\n"
+             "  --list               print the planted bugs and exit\n"
+             "  --mutant NAME        run only this planted bug\n"
+             "  --report-json FILE   write the JSON report to FILE\n"
+             "  --report-md FILE     write a Markdown table to FILE");
+        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    if ((rc = mxv_parse_model(model)) != 0)
+        return rc;
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -76,18 +76,12 @@ int mxv_cmd_mutants(int argc, char **argv)
     if (only && !mxk_mutant_by_name(only))
         return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug", only);
     mxv_runner r;
-    memset(&r, 0, sizeof r);
+    const char *device;
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
+        return rc;
+    r.cpu = NULL; /* planted bugs are judged against the reference only */
+    r.model = model;
     r.chain = 1;
-    if (!backend || !strcmp(backend, "cpu")) {
-        r.ops = mxk_cpu_ops();
-    } else if (!strcmp(backend, "gpu")) {
-        char why[256];
-        mxv_gpu_state st;
-        if (!(r.ops = mxv_gpu_backend(why, sizeof why, &st)))
-            return mxv_error(MXV_EXIT_INTERNAL, "--backend gpu: %s", why);
-    } else {
-        return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", backend);
-    }
 
     /* the correct kernels first */
     mxv_rows base = {NULL, 0, 0};
@@ -208,28 +202,16 @@ int mxv_cmd_mutants(int argc, char **argv)
         }
         if (json) {
             char *t = cJSON_Print(root);
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", json);
-            FILE *f = fopen(tmp, "w");
-            int ok = t && f && fputs(t, f) >= 0;
-            ok = f && fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, json) != 0) {
-                remove(tmp);
-                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", json);
-            }
+            char werr[512] = "out of memory";
+            if (!t || mxv_out_write_text(json, t, werr, sizeof werr) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", werr);
             cJSON_free(t);
         }
         if (mf) {
             fclose(mf);
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", md);
-            FILE *f = fopen(tmp, "w");
-            int ok = f && fputs(mtext, f) >= 0;
-            ok = f && fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, md) != 0) {
-                remove(tmp);
-                rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", md);
-            }
+            char werr[512] = "out of memory";
+            if (!mtext || mxv_out_write_text(md, mtext, werr, sizeof werr) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", werr);
             free(mtext);
         }
         cJSON_Delete(root);

@@ -1,5 +1,9 @@
 /* safetensors_read.c -- open a safetensors file and validate all of it.
  *
+ * (Over 600 lines on purpose: it is one parser, and every rule below has its
+ * own check and its own one-line message; splitting it would scatter the
+ * order of the checks, which is part of its contract.)
+ *
  * Order of the checks (the first broken rule is the one reported):
  *  1. the length prefix: 8 bytes present, N <= MXV_ST_MAX_HEADER, N bytes
  *     present;

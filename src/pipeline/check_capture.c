@@ -1,52 +1,24 @@
-/* cmd_check.c -- `mxverify check FILE...`: recompute the exact reference for
- * each capture and judge every element of the kernel's outputs.
- *
- * Group GEMM captures are judged by bound (and bit-exactness to the
- * declared accumulation model); quantization captures by bytes; MoE layer
- * captures stage by stage, each stage recomputed from the previous stage's
- * captured output, plus the end-to-end comparison of the final output with
- * the reference chain.  Exit 0 when everything passes, 1 when an element
- * fails, 3 when an input is bad (one line naming file, tensor and field).
- */
+/* check_capture.c -- the reference and the verdicts of one capture (see
+ * check_capture.h).  Group GEMM captures are judged by bound and
+ * bit-exactness to the declared accumulation model, quantization captures
+ * by bytes, MoE layer captures stage by stage through the stage table,
+ * each stage recomputed from the previous stage's captured output. */
 #include <math.h>
-#include "mxref/blockfma.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
-#include "capture.h"
-#include "cli.h"
-#include "commands.h"
-#include "judge.h"
-#include "lib/provenance.h"
-
-#define MAXJ 16
+#include "mxref/blockfma.h"
+#include "check_capture.h"
+#include "stages.h"
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
 
-typedef struct {
-    mxv_judge j[MAXJ];
-    char *labels[MAXJ];
-    void *keep[64];   /* buffers the judges point into (names) */
-    size_t n, nkeep;
-    double e2e_rel_l2, e2e_max_ulp;
-    int has_e2e;
-    size_t route_mismatch, route_ambiguous;
-    int has_route;
-    char explain[200];
-} results;
+typedef mxv_check_result results;
 
 static mxv_judge *next_judge(results *r)
 {
-    return r->n < MAXJ ? &r->j[r->n++] : NULL;
-}
-
-static void results_free(results *r)
-{
-    for (size_t i = 0; i < r->nkeep; i++)
-        free(r->keep[i]);
-    memset(r, 0, sizeof *r);
+    return r->n < MXV_CHECK_MAX_TENSORS ? &r->j[r->n++] : NULL;
 }
 
 #define TRY(x)                                                                 \
@@ -267,8 +239,15 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     gemm_cap gc = {fe, mx, ta, tas, tb, tbs, tw, ids, gids, E, N, K, k, R};
     TRY(gemm_eval(c, &gc, &c->model, ex, bd, mo, err));
     /* rows of experts not in the file must be zero: exact 0, bound 0 */
+    mxv_stage_src src = {0};
+    src.given = mo;
+    src.given_exact = ex;
+    src.given_bound = bd;
+    src.given_n = R * N;
+    src.given_cols = N;
     mxv_judge *j = next_judge(res);
-    mxv_judge_bf16(j, "out", tout->data, mo, ex, bd, R * N, N);
+    if (mxv_stage_judge(mxv_stage_get(MXV_STAGE_GEMM), &src, tout->data, NULL, j) != 0)
+        TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     if (!mxv_judge_pass(j) || j->bit_exact < j->n)
         explain(c, &gc, tout->data, j, res);
 done:
@@ -316,8 +295,16 @@ static mxv_st_status check_mx_quant(const mxv_capture *c, results *res,
     if (ms != MX_OK)
         TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, "x",
                           "the reference quantizer refused it (status %d)", (int)ms));
-    mxv_judge_bytes(next_judge(res), "q_scale", ts->data, s, NULL, rows * K / 32, K / 32);
-    mxv_judge_bytes(next_judge(res), "q", tq->data, q, NULL, rows * K, K);
+    mxv_stage_src src = {0};
+    src.given = s;
+    src.given_n = rows * K / 32;
+    src.given_cols = K / 32;
+    mxv_stage_judge(mxv_stage_get(MXV_STAGE_QUANT_SCALE), &src, ts->data, NULL,
+                    next_judge(res));
+    src.given = q;
+    src.given_n = rows * K;
+    src.given_cols = K;
+    mxv_stage_judge(mxv_stage_get(MXV_STAGE_QUANT), &src, tq->data, NULL, next_judge(res));
 done:
     free(q);
     free(s);
@@ -325,6 +312,16 @@ done:
 }
 
 /* ---- MoE layer ------------------------------------------------------------- */
+
+/* The held tensor of that name (held entries may be NULL), or NULL. */
+static const mxv_st_tensor *held_tensor(const mxv_st_tensor *const *held, size_t n,
+                                        const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (held[i] && !strcmp(held[i]->name, name))
+            return held[i];
+    return NULL;
+}
 
 static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *err)
 {
@@ -487,69 +484,37 @@ static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *e
                 res->route_mismatch++;
         }
     }
-    if (txq && w8a8) {
-        mxv_judge_bytes(next_judge(res), "xq_scale", txqs->data, r.xq.s, NULL, T * H / 32, H / 32);
-        mxv_judge_bytes(next_judge(res), "xq", txq->data, r.xq.q, NULL, T * H, H);
-    }
-    if (tg1)
-        mxv_judge_bf16(next_judge(res), "g1", tg1->data, r.g1.model, r.g1.exact,
-                       r.g1.bound, Tk * 2 * I, 2 * I);
-    if (taq && w8a8) {
-        /* bytes under the model scale, or (where the scale itself is
-         * ambiguous) under the alternative scale */
-        uint8_t *alt = malloc(nz(Tk * I));
-        const uint8_t *ks = taqs->data, *kq = taq->data;
-        for (uint64_t i = 0; alt && i < Tk * I; i++) {
-            size_t b = i / 32;
-            if (ks[b] == r.actq.s[b])
-                alt[i] = r.actq.q_alt[i];
-            else if (ks[b] == r.actq.s_alt[b])
-                alt[i] = kq[i] == r.actq.q_under_alt[i] ? r.actq.q_under_alt[i]
-                                                        : r.actq.q_under_alt2[i];
-            else
-                alt[i] = r.actq.q_alt[i];
+    /* every stage of the table that the capture holds, in pipeline order */
+    {
+        const mxv_st_tensor *held[] = {txqs, txq, tg1, taqs, taq, ta16, ty, trt, tsh, tout};
+        size_t nheld = sizeof held / sizeof held[0], nst;
+        const mxv_stage *tab = mxv_stage_table(&nst);
+        mxv_stage_src src = {0};
+        src.ref = &r;
+        src.shape = s;
+        src.T = T;
+        src.k = k;
+        src.H = H;
+        src.I = I;
+        for (size_t i = 0; i < nst; i++) {
+            const mxv_stage *sg = &tab[i];
+            if (!(sg->captures & (1u << MXV_CAP_MOE_LAYER)) ||
+                !(sg->policies & (w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16)))
+                continue;
+            const mxv_st_tensor *t = held_tensor(held, nheld, sg->tensor);
+            if (!t)
+                continue;
+            const mxv_st_tensor *ts =
+                sg->scale_of >= 0 ? held_tensor(held, nheld, tab[sg->scale_of].tensor) : NULL;
+            src.out_scale = ts ? ts->data : NULL;
+            src.inputs_given = sg->inputs[0] && held_tensor(held, nheld, sg->inputs[0]) &&
+                               held_tensor(held, nheld, sg->inputs[1]);
+            mxv_judge *j = next_judge(res);
+            if (!j || mxv_stage_judge(sg, &src, t->data,
+                                      sg->label ? sg->label : sg->tensor, j) != 0)
+                TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
         }
-        res->keep[res->nkeep++] = alt;
-        mxv_judge_bytes(next_judge(res), "actq_scale", ks, r.actq.s, r.actq.s_alt,
-                        Tk * I / 32, I / 32);
-        mxv_judge_bytes(next_judge(res), "actq", kq, r.actq.q, alt, Tk * I, I);
     }
-    if (ta16 && !w8a8) {
-        /* act16 is BF16: byte-judge through two-byte codes, via uint16 */
-        size_t bad16 = 0;
-        mxv_judge *j = next_judge(res);
-        mxv_judge_bf16(j, "act", ta16->data, r.act16.model, r.act16.exact,
-                       r.act16.exact, Tk * I, I);
-        j->outside = j->nbad = 0;
-        for (uint64_t i = 0; i < Tk * I; i++) {
-            uint16_t v = ((const uint16_t *)ta16->data)[i];
-            if (v != r.act16.model[i] && v != r.act16.alt[i]) {
-                j->outside++;
-                if (j->nbad < MXV_JUDGE_FIRST) {
-                    mxv_judge_bad b = {i, mx_bf16_to_float(v),
-                                       mx_bf16_to_float(r.act16.model[i]), 0};
-                    j->bad[j->nbad++] = b;
-                }
-                bad16++;
-            }
-        }
-        (void)bad16;
-    }
-    if (ty)
-        mxv_judge_bf16(next_judge(res), "y", ty->data, r.y.model, r.y.exact,
-                       r.y.bound, Tk * H, H);
-    if (trt)
-        mxv_judge_bf16_equal(next_judge(res), "routed (moe_sum)", trt->data,
-                             r.routed.model, r.routed.exact, r.routed.bound, T * H, H);
-    if (tsh)
-        mxv_judge_bf16(next_judge(res), "shared_out", tsh->data, r.shared.model,
-                       r.shared.exact, r.shared.bound, T * H, H);
-    if (trt && tsh)
-        mxv_judge_bf16_equal(next_judge(res), "out", tout->data, r.out.model,
-                             r.out.exact, r.out.bound, T * H, H);
-    else
-        mxv_judge_bf16(next_judge(res), "out", tout->data, r.out.model, r.out.exact,
-                       r.out.bound, T * H, H);
     /* end to end: the final output against the reference chain */
     {
         double d2 = 0, r2 = 0, mu = 0;
@@ -579,204 +544,20 @@ done:
     return st;
 }
 
-/* ---- reporting -------------------------------------------------------------- */
+/* ---- one capture ------------------------------------------------------------ */
 
-static cJSON *judge_json(const mxv_judge *j)
+mxv_st_status mxv_check_capture(const mxv_capture *c, mxv_check_result *res,
+                                mxv_st_err *err)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "tensor", j->name);
-    cJSON_AddBoolToObject(o, "pass", mxv_judge_pass(j));
-    cJSON_AddStringToObject(o, "judged_by", j->by_bytes ? "bytes" : "bound");
-    cJSON_AddNumberToObject(o, "elements", (double)j->n);
-    cJSON_AddNumberToObject(o, "outside", (double)j->outside);
-    cJSON_AddNumberToObject(o, "bit_exact_share", j->n ? (double)j->bit_exact / (double)j->n : 1);
-    if (!j->by_bytes) {
-        cJSON_AddNumberToObject(o, "max_err_over_bound", isfinite(j->max_ratio) ? j->max_ratio : 1e308);
-        cJSON_AddNumberToObject(o, "max_bf16_ulp", isfinite(j->max_ulp) ? j->max_ulp : 1e308);
-        cJSON_AddNumberToObject(o, "rel_l2", isfinite(j->rel_l2) ? j->rel_l2 : 1e308);
-        cJSON_AddNumberToObject(o, "sqnr_db", isfinite(j->sqnr_db) ? j->sqnr_db : 1e308);
-        cJSON_AddBoolToObject(o, "torch_allclose_bf16", j->allclose);
-        cJSON_AddNumberToObject(o, "aiter_mismatch", j->aiter_mismatch);
-        cJSON_AddNumberToObject(o, "overflow_not_judged", (double)j->overflow);
-        cJSON *h = cJSON_AddArrayToObject(o, "histogram_err_over_bound");
-        for (int b = 0; b < MXV_HIST_BINS; b++) {
-            cJSON *bin = cJSON_CreateObject();
-            cJSON_AddNumberToObject(bin, "from", mxv_hist_edges[b]);
-            cJSON_AddNumberToObject(bin, "count", (double)j->hist[b]);
-            cJSON_AddItemToArray(h, bin);
-        }
-    } else {
-        cJSON_AddNumberToObject(o, "alternative_taken", (double)j->ambiguous);
+    memset(res, 0, sizeof *res);
+    switch (c->kind) {
+    case MXV_CAP_MXFP8_GEMM:
+    case MXV_CAP_BF16_GEMM:
+        return check_group_gemm(c, res, err);
+    case MXV_CAP_MX_QUANT:
+        return check_mx_quant(c, res, err);
+    case MXV_CAP_MOE_LAYER:
+        return check_moe(c, res, err);
     }
-    cJSON *bad = cJSON_AddArrayToObject(o, "first_outside");
-    for (size_t b = 0; b < j->nbad; b++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "row", (double)(j->bad[b].index / j->cols));
-        cJSON_AddNumberToObject(e, "col", (double)(j->bad[b].index % j->cols));
-        cJSON_AddNumberToObject(e, "value", j->bad[b].out);
-        cJSON_AddNumberToObject(e, "reference", j->bad[b].exact);
-        cJSON_AddNumberToObject(e, "bound", j->bad[b].bound);
-        cJSON_AddItemToArray(bad, e);
-    }
-    return o;
-}
-
-static int write_text_atomic(const char *path, const char *text)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-int mxv_cmd_check(int argc, char **argv)
-{
-    const char *json = NULL, *svg = NULL, *hist = NULL, *help = NULL, *quiet = NULL,
-               *model = NULL;
-    const mxv_opt opts[] = {{"json", 1, &json, 0}, {"svg", 1, &svg, 0},
-                            {"model", 1, &model, 0},
-                            {"hist", 0, &hist, 0}, {"quiet", 0, &quiet, 'q'},
-                            {"help", 0, &help, 'h'}, {NULL, 0, NULL, 0}};
-    char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nfiles, rc = mxv_parse_opts(argc, argv, opts, files, &nfiles, "check");
-    if (rc || help || nfiles == 0) {
-        if (help)
-            puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] "
-                 "[--json REPORT.json] [--model NAME] [-q]\n"
-                 "  --model NAME   judge against this accumulation model instead of "
-                 "the capture's accum_model");
-        else if (!rc)
-            rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
-        free(files);
-        return help ? MXV_EXIT_OK : rc;
-    }
-    mx_accum_model override;
-    if (model && mx_accum_parse(model, &override) != 0) {
-        free(files);
-        return mxv_error(MXV_EXIT_USAGE, "--model '%s': one of %s", model,
-                         mx_accum_names());
-    }
-    int any_bad_input = 0, any_fail = 0;
-    /* {"tool", "provenance", "files": [one object per capture]} */
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "tool", "mxverify check");
-    cJSON_AddItemToObject(root, "provenance",
-                          mxv_provenance_json("reference (cpu)", NULL, NULL));
-    cJSON *report = cJSON_AddArrayToObject(root, "files");
-    for (int fi = 0; fi < nfiles; fi++) {
-        mxv_capture c;
-        mxv_st_err err;
-        results res;
-        memset(&res, 0, sizeof res);
-        mxv_st_status st = mxv_capture_open(files[fi], &c, &err);
-        if (st == MXV_ST_OK && model)
-            c.model = override;
-        if (st == MXV_ST_OK) {
-            switch (c.kind) {
-            case MXV_CAP_MXFP8_GEMM:
-            case MXV_CAP_BF16_GEMM:
-                st = check_group_gemm(&c, &res, &err);
-                break;
-            case MXV_CAP_MX_QUANT:
-                st = check_mx_quant(&c, &res, &err);
-                break;
-            case MXV_CAP_MOE_LAYER:
-                st = check_moe(&c, &res, &err);
-                break;
-            }
-        }
-        cJSON *fo = cJSON_CreateObject();
-        char relp[4096];
-        cJSON_AddStringToObject(fo, "file", mxv_relpath(files[fi], relp, sizeof relp));
-        if (st != MXV_ST_OK) {
-            mxv_error(mxv_st_exit_code(st), "%s", err.msg);
-            any_bad_input |= mxv_st_exit_code(st) == MXV_EXIT_BADINPUT;
-            any_fail |= mxv_st_exit_code(st) != MXV_EXIT_BADINPUT;
-            cJSON_AddStringToObject(fo, "error", err.msg);
-            cJSON_AddItemToArray(report, fo);
-            mxv_capture_close(&c);
-            results_free(&res);
-            continue;
-        }
-        int pass = res.route_mismatch == 0;
-        for (size_t i = 0; i < res.n; i++)
-            pass &= mxv_judge_pass(&res.j[i]);
-        any_fail |= !pass;
-        static const char *kn[] = {"mxfp8_group_gemm", "bf16_group_gemm", "mx_quant",
-                                   "moe_layer"};
-        printf("%s: %s, model %s, %s\n", files[fi], kn[c.kind], c.model.name,
-               pass ? "PASS" : "FAIL");
-        if (!quiet) {
-            mxv_judge_print_header(stdout);
-            for (size_t i = 0; i < res.n; i++)
-                mxv_judge_print_row(stdout, res.j[i].name, &res.j[i]);
-        }
-        if (res.has_route)
-            printf("routing: %zu tokens with another expert set (%zu more where "
-                   "the reference marks a near tie)\n",
-                   res.route_mismatch, res.route_ambiguous);
-        for (size_t i = 0; i < res.n; i++)
-            if (!mxv_judge_pass(&res.j[i]))
-                mxv_judge_print_bad(stdout, &res.j[i]);
-        if (res.explain[0])
-            printf("model: the output is not explained by %s; %s\n", c.model.name,
-                   res.explain);
-        if (res.has_e2e)
-            printf("end to end: out vs the reference chain: rel L2 %.3g, max %.1f "
-                   "BF16 ulp (information; verdicts are stage-wise)\n",
-                   res.e2e_rel_l2, res.e2e_max_ulp);
-        if (hist && res.n)
-            for (size_t i = 0; i < res.n; i++)
-                if (!res.j[i].by_bytes)
-                    mxv_judge_print_hist(stdout, &res.j[i]);
-        if (svg && res.n) {
-            /* the histogram of the last bound-judged tensor (the output) */
-            for (size_t i = res.n; i-- > 0;)
-                if (!res.j[i].by_bytes) {
-                    char title[512];
-                    snprintf(title, sizeof title, "%s: %s", files[fi], res.j[i].name);
-                    if (mxv_judge_write_svg(svg, &res.j[i], title) != 0)
-                        rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write %s", svg);
-                    break;
-                }
-        }
-        cJSON_AddStringToObject(fo, "kind", kn[c.kind]);
-        cJSON_AddStringToObject(fo, "accum_model", c.model.name);
-        cJSON_AddBoolToObject(fo, "pass", pass);
-        if (res.explain[0])
-            cJSON_AddStringToObject(fo, "model_explanation", res.explain);
-        if (res.has_route) {
-            cJSON_AddNumberToObject(fo, "routing_mismatch", (double)res.route_mismatch);
-            cJSON_AddNumberToObject(fo, "routing_near_tie", (double)res.route_ambiguous);
-        }
-        if (res.has_e2e) {
-            cJSON_AddNumberToObject(fo, "e2e_rel_l2", res.e2e_rel_l2);
-            cJSON_AddNumberToObject(fo, "e2e_max_bf16_ulp", res.e2e_max_ulp);
-        }
-        cJSON *arr = cJSON_AddArrayToObject(fo, "tensors");
-        for (size_t i = 0; i < res.n; i++)
-            cJSON_AddItemToArray(arr, judge_json(&res.j[i]));
-        cJSON_AddItemToArray(report, fo);
-        mxv_capture_close(&c);
-        results_free(&res);
-    }
-    if (json) {
-        char *s = cJSON_Print(root);
-        if (!s || write_text_atomic(json, s) != 0)
-            rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report %s", json);
-        cJSON_free(s);
-    }
-    cJSON_Delete(root);
-    free(files);
-    if (rc)
-        return rc;
-    return any_bad_input ? MXV_EXIT_BADINPUT : any_fail ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+    return mxv_st_errorf(err, MXV_ST_EINVAL, c->f, NULL, "unknown capture kind");
 }

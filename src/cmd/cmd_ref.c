@@ -13,7 +13,18 @@ static const char *usage_ref =
     "usage: mxverify ref -o FILE [--shape m3-tp8|m3-ep8|m3-full|custom:H,I,E[,k]]\n"
     "                    [--tokens T] [--policy w8a8-mxfp8|bf16|w8a16|hybrid]\n"
     "                    [--seed N] [--family real|spread|cancel|tiny|wide]\n"
-    "                    [--model fp32-group|fp32-seq] [--layer N] [--max-model-len N]";
+    "                    [--model NAME] [--layer N] [--max-model-len N]\n"
+    "  -o, --output FILE    the case file to write (a moe_layer capture)\n"
+    "  --shape S            layer shape (default m3-tp8)\n"
+    "  --tokens T           tokens (default 64)\n"
+    "  --policy P           precision policy (default w8a8-mxfp8)\n"
+    "  --seed N             case seed (default 1)\n"
+    "  --family F           input family (default real)\n"
+    "  --model NAME         GEMM accumulation model (mxverify check --help lists\n"
+    "                       the names; default fp32-group)\n"
+    "  --layer N            MiniMax-M3 layer index (default 0)\n"
+    "  --max-model-len N    the engine's max model length (dispatch)\n"
+    "  -h, --help           this text";
 
 /* max |model - exact| / bound over a GEMM stage, and elements outside. */
 static double stage_ratio(const mx_stage_gemm *g, size_t *outside)

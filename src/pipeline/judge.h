@@ -61,6 +61,23 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
                           const uint16_t *model, const double *exact,
                           const double *bound, size_t n, size_t cols);
 
+/* Bound-judged FP32 tensor: |out - exact| <= bound (no bit-exact rule, no
+ * peer metrics). */
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const double *exact, const double *bound, size_t n, size_t cols);
+/* Code-judged BF16 tensor (a deterministic BF16 stage): out must equal
+ * model or alt (alt may be NULL); the metrics are against exact. */
+void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const uint16_t *alt,
+                          const double *exact, size_t n, size_t cols);
+/* Peer metrics of MX bytes: the decoded values (E4M3FNUZ code times the
+ * spec E8M0 scale) of q/s against the reference's rq/rs.  One scale per 32
+ * values of a row of cols, or (packed_rows = N > 0) packed [E, K/32, N]
+ * scales of an [E, N, K] tensor. */
+void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
+                        const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
+                        size_t packed_rows);
+
 /* Peer metrics of a byte-judged tensor from its decoded values (e.g. FP8
  * code times scale) against the reference's decoded values. */
 void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,

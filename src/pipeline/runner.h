@@ -2,11 +2,10 @@
  * judge every output against the reference.
  *
  * Each kernel is fed the reference's own inputs for its stage (so a planted
- * bug in one kernel does not spill into the verdicts of the next) and its
- * output is judged against the reference stage computed from those inputs:
- * quantization and alignment kernels by bytes, GEMMs by bound and by
- * bit-exactness to the accumulation model the backend's path follows
- * (fp32-seq for the portable path), moe_sum by equality.  On the GPU every
+ * bug in one kernel does not spill into the verdicts of the next) and each
+ * of its outputs is handed to the stage table (stages.h), which names the
+ * row, produces the reference and judges it -- the same path `check` takes
+ * for captures.  The runner itself only launches kernels.  On the GPU every
  * output is also compared bit for bit with the CPU backend.
  */
 #ifndef MXV_RUNNER_H
@@ -25,6 +24,9 @@ typedef struct {
                           /* "moe.e2e": the routed output against the exact */
                           /* reference chain (peer metrics only; it never   */
                           /* fails the run: drift is not a verdict)         */
+    const char *model;    /* accumulation model the GEMMs are judged       */
+                          /* against (mx_accum_parse names); NULL:         */
+                          /* MXV_RUN_DEFAULT_MODEL (stages.h)              */
 } mxv_runner;
 
 /* Runs every kernel that applies to the case's policy and appends one row
@@ -32,5 +34,18 @@ typedef struct {
  * the case itself cannot be built (bad definition, out of memory). */
 int mxv_run_case(const mxv_case_def *c, const mxv_runner *r, mxv_rows *rows,
                  char *err, size_t len);
+
+/* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
+ * CPU backend, compared bit for bit); *device names what runs it.  r is
+ * reset first.  0, or the exit code after printing the error (a GPU
+ * request without a GPU is an error, not a skip). */
+int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
+/* Runs every case of the suite, or only the case named only (NULL: all),
+ * appending rows; progress lines on stderr when asked.  0 or an exit code
+ * (unknown suite or case: usage; a case that cannot be built: internal). */
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                  mxv_rows *rows, int progress);
+/* A monotonic clock in seconds. */
+double mxv_now(void);
 
 #endif

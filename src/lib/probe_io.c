@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cli.h"
+#include "out.h"
 #include "probe_io.h"
-#include "lib/input.h"
+#include "input.h"
 
 /* The order is tc_probe.cu's VARS[] (its VARIANT argument). */
 const mxv_tc_variant mxv_tc_variants[MXV_TC_NVARIANTS] = {
@@ -33,57 +35,25 @@ const mxv_tc_variant mxv_tc_variants[MXV_TC_NVARIANTS] = {
      1, MX_FP16, MX_FP16, 16},
 };
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- writing through a temporary file ------------------------------------ */
 
 typedef struct {
+    mxv_out *o;
     FILE *f;
-    char tmp[4200];
 } tmpout;
 
 static int tmp_open(tmpout *t, const char *path, char *err, size_t len)
 {
-    if (snprintf(t->tmp, sizeof t->tmp, "%s.tmpXXXXXX", path) >= (int)sizeof t->tmp)
-        return fail(err, len, "%s: path too long", path);
-    int fd = mkstemp(t->tmp);
-    if (fd < 0)
-        return fail(err, len, "%s: cannot create a temporary file: %s", path,
-                    strerror(errno));
-    t->f = fdopen(fd, "wb");
-    if (!t->f) {
-        close(fd);
-        unlink(t->tmp);
-        return fail(err, len, "%s: %s", path, strerror(errno));
-    }
-    return 0;
+    t->o = mxv_out_open(path, err, len);
+    t->f = t->o ? mxv_out_file(t->o) : NULL;
+    return t->o ? 0 : -1;
 }
 
 static int tmp_commit(tmpout *t, const char *path, char *err, size_t len)
 {
-    int bad = ferror(t->f);
-    bad |= fclose(t->f) != 0;
-    if (bad) {
-        unlink(t->tmp);
-        return fail(err, len, "%s: write error", path);
-    }
-    if (rename(t->tmp, path) != 0) {
-        int e = errno;
-        unlink(t->tmp);
-        return fail(err, len, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return 0;
+    (void)path;
+    return mxv_out_commit(t->o, err, len);
 }
 
 /* ---- plan files ------------------------------------------------------------ */
@@ -126,7 +96,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     if (!f) {
         if (fd >= 0) {
             close(fd);
-            return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+            return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         }
         return -1;
     }
@@ -150,12 +120,12 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     if (!why && fsize != 40 + 4 * (size_t)m->ncase) { /* before allocating */
         fclose(f);
         size_t got = fsize >= 40 ? (fsize - 40) / 4 : 0;
-        return fail(err, errlen, "%s: %zu results where the header says %u%s", path,
+        return mxv_errf(err, errlen, "%s: %zu results where the header says %u%s", path,
                     got, m->ncase, got >= m->ncase ? " (and more bytes)" : "");
     }
     if (why) {
         fclose(f);
-        return fail(err, errlen, "%s: %s", path, why);
+        return mxv_errf(err, errlen, "%s: %s", path, why);
     }
     m->version = h[0];
     m->variant = h[1];
@@ -163,7 +133,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     m->d = malloc((size_t)m->ncase * 4);
     if (!m->d) {
         fclose(f);
-        return fail(err, errlen, "%s: out of memory", path);
+        return mxv_errf(err, errlen, "%s: out of memory", path);
     }
     size_t got = fread(m->d, 4, m->ncase, f);
     int extra = got == m->ncase && fgetc(f) != EOF;
@@ -171,7 +141,7 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
     if (got != m->ncase || extra) {
         free(m->d);
         m->d = NULL;
-        return fail(err, errlen, "%s: %zu results where the header says %u%s", path,
+        return mxv_errf(err, errlen, "%s: %zu results where the header says %u%s", path,
                     got, m->ncase, extra ? " (and more bytes)" : "");
     }
     return 0;
@@ -286,7 +256,7 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
     int rc = 0, r;
     size_t L;
 #define BAD(...) do { char m_[700]; snprintf(m_, sizeof m_, __VA_ARGS__); \
-        rc = fail(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
+        rc = mxv_errf(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
     while ((r = read_line(f, line, sizeof line, &L)) != 0) {
         ln++;
         if (r == -1)

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mxref/accum.h"
 #include "cli.h"
 
 /* Prints prefix and the formatted message as ONE line: control bytes and
@@ -115,4 +116,39 @@ int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
         return -1;
     *out = v;
     return 0;
+}
+
+int mxv_parse_seed(const char *s, uint64_t *out)
+{
+    unsigned long long v = 0;
+    if (s && mxv_parse_uint(s, ~0ull, &v) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "--seed '%s' is not an integer", s);
+    *out = v;
+    return 0;
+}
+
+int mxv_parse_model(const char *s)
+{
+    mx_accum_model m;
+    if (s && mx_accum_parse(s, &m) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "--model '%s': one of %s", s, mx_accum_names());
+    return 0;
+}
+
+void mxv_print_model_help(FILE *f, const char *dflt)
+{
+    fprintf(f, "  --model NAME         judge GEMMs against this accumulation model\n"
+               "                       (%s); default %s\n",
+            mx_accum_names(), dflt);
+}
+
+int mxv_errf(char *err, size_t len, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }

@@ -6,6 +6,7 @@
 #include <gsl/gsl_histogram.h>
 #include "mxref/format.h"
 #include "judge.h"
+#include "out.h"
 
 const double mxv_hist_edges[MXV_HIST_BINS] = {0,   0.1, 0.2, 0.3, 0.4, 0.5,
                                               0.6, 0.7, 0.8, 0.9, 1.0, 2.0};
@@ -230,11 +231,13 @@ void mxv_judge_print_hist(FILE *f, const mxv_judge *j)
 
 int mxv_judge_write_svg(const char *path, const mxv_judge *j, const char *title)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    char err[512];
+    mxv_out *o = mxv_out_open(path, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "mxverify: %s\n", err);
         return -1;
+    }
+    FILE *f = mxv_out_file(o);
     size_t mx = 1;
     for (int b = 0; b < MXV_HIST_BINS; b++)
         mx = j->hist[b] > mx ? j->hist[b] : mx;
@@ -259,9 +262,67 @@ int mxv_judge_write_svg(const char *path, const mxv_judge *j, const char *title)
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-family=\"sans-serif\" font-size=\"12\">|err| / bound (red: outside the bound)</text>\n",
             left, Hh - 8);
     fprintf(f, "</svg>\n");
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        remove(tmp);
+    if (mxv_out_commit(o, err, sizeof err) != 0) {
+        fprintf(stderr, "mxverify: %s\n", err);
         return -1;
     }
     return 0;
+}
+
+void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
+                   const double *exact, const double *bound, size_t n, size_t cols)
+{
+    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor */
+    memset(j, 0, sizeof *j);
+    j->name = name;
+    j->n = n;
+    j->cols = cols;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)out[i] - exact[i]);
+        double r = bound[i] > 0 ? e / bound[i] : (e > 0 ? INFINITY : 0);
+        j->max_ratio = r > j->max_ratio ? r : j->max_ratio;
+        if (!(e <= bound[i]))
+            note_bad(j, i, out[i], exact[i], bound[i]);
+    }
+    j->rel_l2 = NAN;
+}
+
+void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
+                          const uint16_t *model, const uint16_t *alt,
+                          const double *exact, size_t n, size_t cols)
+{
+    /* the metrics against the exact values; the verdict by codes */
+    mxv_judge_bf16(j, name, out, model, exact, exact, n, cols);
+    j->outside = j->nbad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != model[i] && (!alt || out[i] != alt[i]))
+            note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]), 0);
+}
+
+void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
+                        const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
+                        size_t packed_rows)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    double val[256], pw[256];
+    for (int c = 0; c < 256; c++) {
+        val[c] = mx_decode_double(f, (uint32_t)c);
+        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
+    }
+    double *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
+    if (a && b) {
+        size_t K = cols, N = packed_rows ? packed_rows : 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t si = i / 32;
+            if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
+                size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
+                si = (e * (K / 32) + g) * N + nrow;
+            }
+            a[i] = val[q[i]] * pw[s[si]];
+            b[i] = val[rq[i]] * pw[rs[si]];
+        }
+        mxv_judge_peers_values(j, a, b, n);
+    }
+    free(a);
+    free(b);
 }

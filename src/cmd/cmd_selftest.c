@@ -19,8 +19,22 @@ static void expect(int ok, const char *what, unsigned code)
 
 int mxv_cmd_selftest(int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1)
+    const char *help = NULL;
+    const mxv_opt opts[] = {{"help", 0, &help, 'h'}, {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc = pos ? mxv_parse_opts(argc, argv, opts, pos, &npos, "selftest")
+                       : mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        puts("usage: mxverify selftest\n"
+             "  a quick consistency check of the reference library (every code of\n"
+             "  every format round-trips, FN -> FNUZ, a few GEMMs); exit 0 or 1\n"
+             "  -h, --help  this text");
+        return MXV_EXIT_OK;
+    }
+    if (npos)
         return mxv_error(MXV_EXIT_USAGE, "selftest takes no arguments");
     mx_encode_opts o = mx_encode_defaults();
     for (int id = 0; id < MX_FORMAT_COUNT; id++) {

@@ -27,6 +27,12 @@ void mxv_report_table(FILE *f, const mxv_report *r);
 int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len);
 int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t len);
 int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t len);
+/* The text table and the first bad elements of each failing row on f,
+ * then each named report file (NULL: not written).  The exit code: 0 when
+ * every row passes, 1 when a row fails, 4 when a file cannot be written
+ * (one error line each). */
+int mxv_report_emit(FILE *f, const mxv_report *r, const char *json, const char *md,
+                    const char *junit);
 /* Passed and failed counts. */
 void mxv_report_counts(const mxv_report *r, size_t *pass, size_t *fail);
 

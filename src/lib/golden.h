@@ -69,6 +69,13 @@ int mxv_manifest_write(const char *manifest, const char *const *files, size_t n,
  * the manifest's directory); other lines are kept as they are.  0 or -1. */
 int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
                         size_t len);
+/* The golden directory: $MXVERIFY_GOLDEN_DIR, else ./golden when it holds
+ * a MANIFEST (a source tree), else the source tree mxverify was built
+ * from. */
+const char *mxv_golden_dir(void);
+/* <golden dir>/gate-SUITE-BACKEND.json (backend NULL: cpu). */
+void mxv_golden_default_path(const char *suite, const char *backend, char *buf,
+                             size_t len);
 /* sha256 of a file as 64 hex digits; 0 or -1. */
 int mxv_sha256_file(const char *path, char out[65]);
 

@@ -18,12 +18,11 @@
  * Python's metadata order is that of a hash map, so its files equal ours
  * byte for byte when there is at most one metadata key.
  *
- * Atomicity.  The bytes go to "<path>.tmp-<pid>-<n>" (O_EXCL, same
- * directory, so rename stays within one file system), which is fsynced,
- * closed and renamed over path; then the directory is fsynced (best effort:
- * the file is already in place).  Every failure before the rename removes
- * the temporary file.  A process killed mid-write leaves the temporary
- * file behind, never a partial path.
+ * Atomicity.  The file is written through the safe writer (out.h): a
+ * temporary file beside path, fsynced and renamed over it, then the
+ * directory fsynced.  Every failure removes the temporary file.  A process
+ * killed mid-write leaves the temporary file behind, never a partial
+ * path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "out.h"
 #include "safetensors.h"
 #include "safetensors_int.h"
 
@@ -417,51 +417,26 @@ static void build_header(const mxv_st_writer *w, sbuf *b,
 
 /* ---- the file --------------------------------------------------------- */
 
-static int write_all(int fd, const void *p, uint64_t n)
+/* The safe writer's message without its leading "PATH: " (the status
+ * message names the file itself). */
+static const char *after_path(const char *msg, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2
+                                                                            : msg;
+}
+
+static int write_all(FILE *f, const void *p, uint64_t n)
 {
     const char *c = p;
     while (n > 0) {
         size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
-        ssize_t k = write(fd, c, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
+        if (fwrite(c, 1, chunk, f) != chunk)
             return -1;
-        }
-        if (k == 0) {
-            errno = EIO;
-            return -1;
-        }
-        c += k;
-        n -= (uint64_t)k;
+        c += chunk;
+        n -= (uint64_t)chunk;
     }
     return 0;
-}
-
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash)
-        dir = dup_str(".");
-    else if (slash == path)
-        dir = dup_str("/");
-    else {
-        size_t n = (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = '\0';
-        }
-    }
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 mxv_st_status mxv_st_writer_commit(mxv_st_writer *w, mxv_st_err *err)
@@ -492,63 +467,37 @@ mxv_st_status mxv_st_writer_commit(mxv_st_writer *w, mxv_st_err *err)
                             hb.len, MXV_ST_MAX_HEADER);
     }
 
-    size_t tlen = strlen(w->path) + 48;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(order);
-        free(hb.p);
-        return mxv_st__fail(err, MXV_ST_ENOMEM, w->path, NULL,
-                            "out of memory");
-    }
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, tlen, "%s.tmp-%ld-%d", w->path, (long)getpid(), tries);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
     mxv_st_status st = MXV_ST_OK;
-    if (fd < 0) {
-        st = mxv_st__fail(err, MXV_ST_EIO, w->path, NULL,
-                          "cannot create a temporary file beside it: %s",
-                          strerror(errno));
+    char msg[sizeof err->msg];
+    mxv_out *o = mxv_out_open(w->path, msg, sizeof msg);
+    if (!o) {
+        st = mxv_st__fail(err, MXV_ST_EIO, w->path, NULL, "%s",
+                          after_path(msg, w->path));
         goto out;
     }
-
+    FILE *f = mxv_out_file(o);
     unsigned char prefix[8];
     for (int i = 0; i < 8; i++)
         prefix[i] = (unsigned char)((uint64_t)hb.len >> (8 * i));
-    const char *step = "write";
-    int fail = write_all(fd, prefix, 8) || write_all(fd, hb.p, hb.len);
+    int fail = write_all(f, prefix, 8) || write_all(f, hb.p, hb.len);
     for (size_t i = 0; i < w->n && !fail; i++)
         if (order[i]->nbytes)
-            fail = write_all(fd, order[i]->data, order[i]->nbytes);
-    if (!fail && fsync(fd) != 0) {
-        step = "fsync";
-        fail = 1;
-    }
-    int e = errno;
-    if (close(fd) != 0 && !fail) {
-        e = errno;
-        step = "close";
-        fail = 1;
-    }
-    if (!fail && rename(tmp, w->path) != 0) {
-        e = errno;
-        step = "rename the temporary file onto";
-        fail = 1;
-    }
+            fail = write_all(f, order[i]->data, order[i]->nbytes);
     if (fail) {
-        unlink(tmp);
-        st = mxv_st__fail(err, MXV_ST_EIO, w->path, NULL, "cannot %s it: %s",
-                          step, strerror(e));
+        int e = errno;
+        mxv_out_abort(o);
+        st = mxv_st__fail(err, MXV_ST_EIO, w->path, NULL, "cannot write it: %s",
+                          strerror(e));
         goto out;
     }
-    sync_dir(w->path);
+    if (mxv_out_commit(o, msg, sizeof msg) != 0) {
+        st = mxv_st__fail(err, MXV_ST_EIO, w->path, NULL, "%s",
+                          after_path(msg, w->path));
+        goto out;
+    }
     if (err)
         err->msg[0] = '\0';
 out:
-    free(tmp);
     free(order);
     free(hb.p);
     return st;

@@ -3,6 +3,8 @@
 #ifndef MXV_CLI_H
 #define MXV_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes, the same for every subcommand. */
@@ -20,6 +22,10 @@ enum {
 int mxv_error(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mxv_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats a one-line message into err (capacity len; err may be NULL) and
+ * returns -1, for functions that report errors through a buffer. */
+int mxv_errf(char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A subcommand: argv[0] is its own name. */
 typedef struct {
@@ -47,5 +53,17 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
 
 /* Parses a non-negative integer (decimal or 0x hex) no greater than max. */
 int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+/* --model NAME: an accumulation model name (mx_accum_parse: fp32-group,
+ * fp32-seq, block:PRESET, ...), the same values for every command.  NULL
+ * is accepted (no override).  0, or prints the error and returns
+ * MXV_EXIT_USAGE. */
+int mxv_parse_model(const char *s);
+/* The help line of --model, for every command that judges. */
+void mxv_print_model_help(FILE *f, const char *dflt);
+
+/* --seed N: a 64-bit seed offset (NULL leaves *out at 0); 0, or prints the
+ * error and returns MXV_EXIT_USAGE. */
+int mxv_parse_seed(const char *s, uint64_t *out);
 
 #endif

@@ -116,7 +116,7 @@ typedef struct {
 
 /* Short name of a status ("EFORMAT"). */
 const char *mxv_st_status_name(mxv_st_status st);
-/* The mxverify exit code for a status (src/cli.h): MXV_EXIT_OK for OK,
+/* The mxverify exit code for a status (src/lib/cli.h): MXV_EXIT_OK for OK,
  * MXV_EXIT_BADINPUT for EFORMAT, EMISMATCH and EOPEN, MXV_EXIT_INTERNAL
  * for EIO, ENOMEM and EINVAL. */
 int mxv_st_exit_code(mxv_st_status st);

@@ -1,0 +1,127 @@
+/* cmd_kernels.c -- `mxverify kernels`: run a backend's kernels on a suite
+ * and judge every output against the reference (no golden file). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "commands.h"
+#include "report.h"
+#include "runner.h"
+#include "stages.h"
+
+int mxv_cmd_kernels(int argc, char **argv)
+{
+    const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
+               *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
+               *list = NULL, *md = NULL, *junit = NULL;
+    const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
+                            {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
+                            {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
+                            {"list-cases", 0, &list, 0}, {"model", 1, &model, 0},
+                            {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
+                            {"junit", 1, &junit, 0},     {"mutant", 1, &mutant, 0},
+                            {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
+    free(pos);
+    if (rc)
+        return rc;
+    if (help) {
+        printf("usage: mxverify kernels [--backend cpu|gpu] [--suite NAME] [--list]\n"
+               "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
+               "                        [--mutant NAME] [--model NAME] [--report-json FILE]\n"
+               "                        [--report-md FILE] [--junit FILE]\n"
+               "  --backend B          cpu (the C emulation, default) or gpu\n"
+               "  --suite NAME         one of %s (default default)\n"
+               "  --list, --list-cases print the suite's cases and exit\n"
+               "  --case NAME          run only this case of the suite\n"
+               "  --seed N             added to every case's seed (default 0)\n"
+               "  --seeds COUNT        run the suite COUNT times, seeds N, N+1, ... (one\n"
+               "                       table line per failing row and a summary)\n"
+               "  --mutant NAME        plant this bug (mxverify mutants --list)\n"
+               "  --report-json FILE   write the JSON report to FILE\n"
+               "  --report-md FILE     write a Markdown summary to FILE\n"
+               "  --junit FILE         write JUnit XML to FILE\n",
+               mxv_suite_names());
+        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        puts("  -h, --help           this text");
+        return MXV_EXIT_OK;
+    }
+    if (npos)
+        return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
+    if (list)
+        return mxv_suite_list(suite, stdout);
+    if ((rc = mxv_parse_model(model)) != 0)
+        return rc;
+    mxv_runner r;
+    const char *device;
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
+        return rc;
+    if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
+        return rc;
+    r.model = model;
+    if (mutant) {
+        const mxk_mutant_info *mi = mxk_mutant_by_name(mutant);
+        if (!mi)
+            return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug "
+                                             "(see mxverify mutants --list)", mutant);
+        r.mutant = mi->id;
+    }
+    unsigned long long nseeds = 1;
+    if (seeds && (mxv_parse_uint(seeds, 1000000, &nseeds) != 0 || nseeds == 0))
+        return mxv_error(MXV_EXIT_USAGE, "--seeds '%s' is not in 1..1000000", seeds);
+    if (nseeds > 1) {
+        /* many seeds: the verdict per row, a line per failure */
+        size_t total = 0, failed = 0, outside = 0;
+        double t0 = mxv_now();
+        for (unsigned long long sd = 0; sd < nseeds; sd++) {
+            mxv_runner rs = r;
+            rs.seed_offset = r.seed_offset + sd;
+            mxv_rows rows = {NULL, 0, 0};
+            if ((rc = mxv_run_suite(suite, only, &rs, &rows, 0)) != 0) {
+                mxv_rows_free(&rows);
+                return rc;
+            }
+            for (size_t i = 0; i < rows.n; i++) {
+                total++;
+                outside += rows.rows[i].j.outside;
+                if (!mxv_row_pass(&rows.rows[i])) {
+                    failed++;
+                    printf("seed +%llu: %s / %s: %s\n", sd, rows.rows[i].case_name,
+                           rows.rows[i].kernel,
+                           rows.rows[i].error ? rows.rows[i].message : "FAIL");
+                }
+            }
+            mxv_rows_free(&rows);
+        }
+        printf("mxverify kernels: suite %s on %s, %llu seeds: %zu rows, %zu failed, "
+               "%zu elements outside their bounds, %.1f s\n",
+               suite, r.ops->name, nseeds, total, failed, outside, mxv_now() - t0);
+        printf("%zu passed, %zu failed\n", total - failed, failed);
+        return failed ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+    }
+    mxv_rows rows = {NULL, 0, 0};
+    double t0 = mxv_now();
+    if ((rc = mxv_run_suite(suite, only, &r, &rows, 1)) != 0) {
+        mxv_rows_free(&rows);
+        return rc;
+    }
+    mxv_verdict *v = calloc(rows.n ? rows.n : 1, sizeof *v);
+    for (size_t i = 0; i < rows.n; i++) {
+        v[i].pass = mxv_row_pass(&rows.rows[i]);
+        snprintf(v[i].why, sizeof v[i].why, "%s",
+                 v[i].pass ? "ok" : rows.rows[i].error ? rows.rows[i].message
+                 : rows.rows[i].backends_agree == 0 ? "GPU differs from the CPU backend"
+                 : rows.rows[i].j.by_bytes ? "wrong bytes" : "outside the bound");
+    }
+    printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
+           r.mutant ? ", with a planted bug" : "");
+    char seedstr[32];
+    snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
+    mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
+                      mxv_now() - t0, seedstr};
+    rc = mxv_report_emit(stdout, &rep, json, md, junit);
+    free(v);
+    mxv_rows_free(&rows);
+    return rc;
+}

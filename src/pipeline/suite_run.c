@@ -1,0 +1,64 @@
+/* suite_run.c -- choosing the backend and running a suite through the
+ * runner, shared by `kernels`, `gate`, `golden` and `mutants`. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "backend_gpu.h"
+#include "cli.h"
+#include "runner.h"
+
+double mxv_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The backend by name; exit code 77 is not used here: a GPU request without
+ * a GPU is an error for the CLI (tests decide to skip on their own). */
+int mxv_runner_backend(const char *name, mxv_runner *r, const char **device)
+{
+    memset(r, 0, sizeof *r);
+    if (!name || !strcmp(name, "cpu")) {
+        r->ops = mxk_cpu_ops();
+        *device = r->ops->device;
+        return 0;
+    }
+    if (!strcmp(name, "gpu")) {
+        char why[256];
+        mxv_gpu_state st;
+        r->ops = mxv_gpu_backend(why, sizeof why, &st);
+        if (!r->ops)
+            return mxv_error(MXV_EXIT_INTERNAL, "--backend gpu: %s", why);
+        r->cpu = mxk_cpu_ops();
+        *device = r->ops->device;
+        return 0;
+    }
+    return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
+}
+
+/* Runs the suite (or one case of it); 0 or an exit code. */
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                     mxv_rows *rows, int progress)
+{
+    size_t n;
+    const mxv_case_def *cases = mxv_suite_cases(suite, &n);
+    if (!cases)
+        return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
+                         mxv_suite_names());
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(only, cases[i].name))
+            continue;
+        found = 1;
+        char err[256];
+        double t0 = mxv_now();
+        if (mxv_run_case(&cases[i], r, rows, err, sizeof err) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+        if (progress)
+            fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, mxv_now() - t0);
+    }
+    if (!found)
+        return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
+    return 0;
+}
