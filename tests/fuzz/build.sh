@@ -18,7 +18,8 @@ out=tests/fuzz
 # one flag per line (the compile lines split on newlines only)
 FUZZ_FLAGS=$(printf '%s\n' -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined \
-    -fno-sanitize-recover=all -I"$srcdir/reference" -I"$srcdir/src" -I"$srcdir/kernels")
+    -fno-sanitize-recover=all -I"$srcdir/reference" -I"$srcdir/src" -I"$srcdir/src/lib" -I"$srcdir/src/pipeline" \
+    -I"$srcdir/src/cmd" -I"$srcdir/kernels")
 export FUZZ_FLAGS
 targets=""
 while [ $# -gt 0 ] && [ "$1" != -- ]; do targets="$targets $1"; shift; done
@@ -32,7 +33,7 @@ objs=""
 : >"$out/obj/todo"
 for s in "$@"; do
     case $s in *.c) ;; *) continue ;; esac
-    [ "$s" = src/main.c ] && continue
+    [ "$s" = src/cmd/main.c ] && continue
     o=$out/obj/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')
     objs="$objs $o"
     if [ -n "$all" ] || [ ! -f "$o" ] || [ "$srcdir/$s" -nt "$o" ]; then

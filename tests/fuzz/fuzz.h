@@ -2,8 +2,8 @@
  *
  * Each target defines fuzz_one(data, size) and includes this header once.
  * The harness adds a per-input time cap proportional to the input's size:
- * an input that takes longer than FUZZ_MS_BASE + FUZZ_US_PER_BYTE * size
- * aborts with a message, so libFuzzer records it as a finding (a reader
+ * an input that takes more CPU time than FUZZ_MS_BASE + FUZZ_US_PER_BYTE *
+ * size aborts with a message, so libFuzzer records it as a finding (a reader
  * whose work grows faster than its input is a denial of service: a 69-byte
  * .probe once cost 9 s).  Memory is capped by the runner (tests/fuzz/run.sh:
  * -malloc_limit_mb and -rss_limit_mb, stated there in proportion to
@@ -28,10 +28,12 @@
 
 static int fuzz_one(const uint8_t *data, size_t size);
 
+/* CPU time of the process, not wall time: the cap must not depend on how
+ * loaded the machine is */
 static double fuzz_now_ms(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 

@@ -7,10 +7,11 @@ FUZZ_SECONDS = 20
 # Every library source of the program (build.sh keeps the .c files but
 # src/main.c), and the .vec reader of the tests.
 FUZZ_LIBSRC = $(reference_libmxref_a_SOURCES) $(kernels_libmxk_a_SOURCES) \
+	$(src_lib_libmxv_a_SOURCES) $(src_pipeline_libmxvpipe_a_SOURCES) \
 	$(src_mxverify_SOURCES) tests/golden.c
-fuzz-build: config.h
+fuzz-build: config.h src/lib/revision.h
 	@$(MKDIR_P) tests/fuzz/obj
-	@printf '%s\n' $(DEFS) -I$(top_builddir) $(src_mxverify_CPPFLAGS) $(CPPFLAGS) \
+	@printf '%s\n' $(DEFS) -I$(top_builddir) -I$(top_srcdir)/src/cmd $(MXV_LIB_CPPFLAGS) $(CPPFLAGS) \
 		>tests/fuzz/obj/cppflags
 	@printf '%s\n' $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(CJSON_LIBS) \
 		$(NETTLE_LIBS) $(LIBS) -lm >tests/fuzz/obj/libs
