@@ -20,7 +20,11 @@ fuzz-build: config.h src/lib/revision.h
 fuzz: fuzz-build
 	srcdir='$(srcdir)' $(SHELL) $(srcdir)/tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 .PHONY: fuzz fuzz-build
-EXTRA_DIST += tests/fuzz
+EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/build.sh tests/fuzz/run.sh \
+	tests/fuzz/make_seeds.py tests/fuzz/corpus tests/fuzz/dict
+EXTRA_DIST += tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_capture.c \
+	tests/fuzz/fuzz_check.c tests/fuzz/fuzz_golden.c tests/fuzz/fuzz_probe.c \
+	tests/fuzz/fuzz_vec.c
 clean-local: clean-fuzz
 clean-fuzz:
 	rm -rf tests/fuzz/obj tests/fuzz/work tests/fuzz/findings
