@@ -1,11 +1,9 @@
-/* accum.c -- accumulation models by name, and one model step computed
- * directly from the codes (see mxref/accum.h). */
-#include <float.h>
-#include <math.h>
+/* accum.c -- accumulation models by name (see mxref/accum.h).  Each model's
+ * arithmetic is in its own file: model_fp32_group.c, model_fp32_seq.c,
+ * model_block.c. */
 #include <stdio.h>
 #include <string.h>
 #include "mxref/accum.h"
-#include "gemm_internal.h"
 
 int mx_accum_parse(const char *name, mx_accum_model *out)
 {
@@ -44,64 +42,4 @@ const char *mx_accum_names(void)
         done = 1;
     }
     return buf;
-}
-
-/* fma(a, b, c) in FP32 for a product that is exact in FP32 whenever it is
- * not below FLT_MIN (8- and 16-bit formats): then c + a*b rounds once. */
-static inline float fma_exact_product(float a, float b, float c)
-{
-    float p = a * b;
-    if (fabsf(p) >= FLT_MIN || p == 0)
-        return c + p;
-    return fmaf(a, b, c);
-}
-
-float mxg_seq_chain(const mx_operand *A, size_t m, const mx_operand *B,
-                    size_t n, size_t k0, size_t len, float c)
-{
-    for (size_t k = k0; k < k0 + len; k++)
-        c = fma_exact_product((float)mx_decode_double(A->fmt, mxg_code(A, m, k)),
-                              (float)mx_decode_double(B->fmt, mxg_code(B, n, k)), c);
-    return c;
-}
-
-/* RN32 of the exact dot of a group, through MPFR (the slow, simple way). */
-static float group_dot_rn32(const mx_operand *A, size_t m, const mx_operand *B,
-                            size_t n, size_t k0, size_t len)
-{
-    mpfr_t acc, a, b;
-    mpfr_inits2(600, acc, a, b, (mpfr_ptr)0); /* exact: span < 600 bits */
-    mpfr_set_zero(acc, 1);
-    for (size_t k = k0; k < k0 + len; k++) {
-        mx_decode_mpfr(A->fmt, mxg_code(A, m, k), a);
-        mx_decode_mpfr(B->fmt, mxg_code(B, n, k), b);
-        mpfr_mul(a, a, b, MPFR_RNDN);
-        mpfr_add(acc, acc, a, MPFR_RNDN);
-    }
-    mx_encode_opts o = mx_encode_defaults();
-    uint32_t code;
-    mx_encode_mpfr(mx_format_get(MX_FP32), acc, &o, &code);
-    mpfr_clears(acc, a, b, (mpfr_ptr)0);
-    float f;
-    memcpy(&f, &code, sizeof f);
-    return f;
-}
-
-float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
-                        const mx_operand *B, size_t n, size_t k0, size_t len,
-                        float c)
-{
-    switch (md->kind) {
-    case MX_ACC_FP32_GROUP:
-        return c + group_dot_rn32(A, m, B, n, k0, len);
-    case MX_ACC_FP32_SEQ:
-        return mxg_seq_chain(A, m, B, n, k0, len, c);
-    case MX_ACC_BLOCK: {
-        size_t ea = A->fmt->bits / 8, eb = B->fmt->bits / 8;
-        const uint8_t *pa = (const uint8_t *)A->codes + (mxg_row(A, m) * A->ld + k0) * ea;
-        const uint8_t *pb = (const uint8_t *)B->codes + (mxg_row(B, n) * B->ld + k0) * eb;
-        return mx_blockfma_dot(md->block, A->fmt, pa, B->fmt, pb, len, c);
-    }
-    }
-    return NAN;
 }

@@ -15,235 +15,19 @@
  *   4. The exact integer sum is normalised, truncated to out_prec bits and
  *      rounded once to FP32 by mx_round_pack (the library's one rounding
  *      routine), which also handles FP32 subnormals and overflow.
- * Integers: a two's-complement fixed-point accumulator of FX_LIMBS 64-bit
- * limbs with a binary exponent (value = integer * 2^exp).  Its width covers
- * the exact sum of any block of FP8/BF16/FP16 products and an FP32 c (the
- * exact modes need about 540 bits: BF16 products span 2^-266 .. 2^256, c
- * spans 2^-149 .. 2^128), so no step ever loses a bit it was not asked to
- * drop.  Error analysis: none needed inside -- every operation is exact or
+ * Integers (blockfma_fx.c): a two's-complement fixed-point accumulator of
+ * FX_LIMBS 64-bit limbs with a binary exponent (value = integer * 2^exp),
+ * whose width covers the exact sum of any block of FP8/BF16/FP16 products
+ * and an FP32 c (the exact modes need about 540 bits: BF16 products span
+ * 2^-266 .. 2^256, c spans 2^-149 .. 2^128), so no step ever loses a bit
+ * it was not asked to drop.  Error analysis: none needed inside -- every operation is exact or
  * is one of the model's own roundings; docs/bounds.md bounds the model's
  * deviation from the exact result.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/blockfma.h"
-
-#define FX_LIMBS 10
-#define FX_BITS (64 * FX_LIMBS)
-
-typedef struct {
-    uint64_t l[FX_LIMBS]; /* two's complement, little-endian limbs */
-    int n;                /* limbs in use: l[n..] are sign copies   */
-    int exp;              /* value = (signed integer) * 2^exp       */
-} fx;
-
-/* Only the low n limbs are stored; the value is their two's complement.
- * Every operation first widens s so that its result fits with a spare
- * sign bit, which keeps sums of a few 64-bit terms (the common case) in
- * one or two limbs while the exact modes may use all FX_LIMBS. */
-static void fx_zero(fx *s, int exp)
-{
-    s->l[0] = 0;
-    s->n = 1;
-    s->exp = exp;
-}
-
-static int fx_is_neg(const fx *s) { return (int)(s->l[s->n - 1] >> 63); }
-
-static void fx_grow(fx *s, int n)
-{
-    if (n > FX_LIMBS)
-        n = FX_LIMBS;
-    uint64_t ext = fx_is_neg(s) ? ~UINT64_C(0) : 0;
-    for (int i = s->n; i < n; i++)
-        s->l[i] = ext;
-    if (n > s->n)
-        s->n = n;
-}
-
-static int fx_is_zero(const fx *s)
-{
-    for (int i = 0; i < s->n; i++)
-        if (s->l[i])
-            return 0;
-    return 1;
-}
-
-static void fx_negate(fx *s)
-{
-    unsigned carry = 1;
-    fx_grow(s, s->n + 1); /* -(-2^(64n-1)) needs one more limb */
-    for (int i = 0; i < s->n; i++) {
-        uint64_t v = ~s->l[i] + carry;
-        carry = carry && v == 0;
-        s->l[i] = v;
-    }
-}
-
-/* s += (neg ? -1 : 1) * m * 2^sh (units of s's grid), sh >= 0. */
-static void fx_add_mag(fx *s, int neg, uint64_t m, int sh)
-{
-    if (m == 0)
-        return;
-    int li = sh / 64, off = sh % 64;
-    fx_grow(s, li + 3);
-    uint64_t lo = m << off, hi = off ? m >> (64 - off) : 0;
-    unsigned carry = 0;
-    if (!neg) {
-        for (int i = li; i < s->n; i++) {
-            uint64_t add = i == li ? lo : i == li + 1 ? hi : 0;
-            uint64_t a = s->l[i], t = a + add;
-            unsigned c1 = t < a;
-            uint64_t u = t + carry;
-            carry = c1 | (u < t);
-            s->l[i] = u;
-            if (!carry && i > li)
-                break;
-        }
-    } else {
-        unsigned borrow = 0;
-        for (int i = li; i < s->n; i++) {
-            uint64_t sub = i == li ? lo : i == li + 1 ? hi : 0;
-            uint64_t a = s->l[i], t = a - sub;
-            unsigned b1 = a < sub;
-            uint64_t u = t - borrow;
-            borrow = b1 | (t < borrow);
-            s->l[i] = u;
-            if (!borrow && i > li)
-                break;
-        }
-    }
-    (void)carry;
-}
-
-static void fx_add(fx *s, const fx *t) /* same exp */
-{
-    fx u = *t;
-    int n = (s->n > u.n ? s->n : u.n) + 1;
-    fx_grow(s, n);
-    fx_grow(&u, n);
-    unsigned carry = 0;
-    for (int i = 0; i < s->n; i++) {
-        uint64_t a = s->l[i], v = a + u.l[i];
-        unsigned c1 = v < a;
-        uint64_t w = v + carry;
-        unsigned c2 = w < v;
-        s->l[i] = w;
-        carry = c1 | c2;
-    }
-}
-
-/* Magnitude as an unsigned FX_LIMBS-limb array. */
-static void fx_abs(const fx *s, uint64_t out[FX_LIMBS], int *neg)
-{
-    fx t = *s;
-    *neg = fx_is_neg(s);
-    if (*neg)
-        fx_negate(&t);
-    for (int i = 0; i < FX_LIMBS; i++)
-        out[i] = i < t.n ? t.l[i] : 0;
-}
-
-static int limbs_bitlen(const uint64_t *l)
-{
-    for (int i = FX_LIMBS - 1; i >= 0; i--)
-        if (l[i])
-            return 64 * i + 64 - __builtin_clzll(l[i]);
-    return 0;
-}
-
-static int limbs_bit(const uint64_t *l, int b)
-{
-    return b >= 0 && b < FX_BITS ? (int)((l[b / 64] >> (b % 64)) & 1) : 0;
-}
-
-/* Any bit of l below position b set? */
-static int limbs_any_below(const uint64_t *l, int b)
-{
-    if (b <= 0)
-        return 0;
-    if (b > FX_BITS)
-        b = FX_BITS;
-    int li = b / 64, off = b % 64;
-    for (int i = 0; i < li; i++)
-        if (l[i])
-            return 1;
-    return off && (l[li] & ((UINT64_C(1) << off) - 1));
-}
-
-static void limbs_shr(uint64_t *l, int r) /* logical, r >= 0 */
-{
-    if (r >= FX_BITS) {
-        memset(l, 0, FX_LIMBS * sizeof *l);
-        return;
-    }
-    int li = r / 64, off = r % 64;
-    for (int i = 0; i < FX_LIMBS; i++) {
-        uint64_t lo = i + li < FX_LIMBS ? l[i + li] : 0;
-        uint64_t hi = i + li + 1 < FX_LIMBS ? l[i + li + 1] : 0;
-        l[i] = off ? (lo >> off) | (hi << (64 - off)) : lo;
-    }
-}
-
-static void limbs_shl(uint64_t *l, int r) /* r >= 0, caller keeps it in range */
-{
-    int li = r / 64, off = r % 64;
-    for (int i = FX_LIMBS - 1; i >= 0; i--) {
-        uint64_t hi = i - li >= 0 ? l[i - li] : 0;
-        uint64_t lo = i - li - 1 >= 0 ? l[i - li - 1] : 0;
-        l[i] = off ? (hi << off) | (lo >> (64 - off)) : hi;
-    }
-}
-
-static void limbs_inc(uint64_t *l)
-{
-    for (int i = 0; i < FX_LIMBS; i++)
-        if (++l[i])
-            break;
-}
-
-/* Rounds a nonnegative magnitude l * 2^0 to a multiple of 2^r, r > 0, in
- * the direction mode says for a value of sign neg; leaves l / 2^r. */
-static void mag_round_shr(uint64_t *l, int r, int neg, mx_align_round mode)
-{
-    int half = limbs_bit(l, r - 1), rest = limbs_any_below(l, r - 1);
-    limbs_shr(l, r);
-    int inc = 0;
-    switch (mode) {
-    case MX_ALIGN_TRUNC:
-        break;
-    case MX_ALIGN_RD:
-        inc = neg && (half || rest);
-        break;
-    case MX_ALIGN_RNE:
-        inc = half && (rest || (l[0] & 1));
-        break;
-    }
-    if (inc)
-        limbs_inc(l);
-}
-
-/* Moves s onto the grid 2^new_exp, rounding with mode when bits drop. */
-static void fx_rescale(fx *s, int new_exp, mx_align_round mode)
-{
-    if (new_exp == s->exp)
-        return;
-    uint64_t m[FX_LIMBS];
-    int neg;
-    fx_abs(s, m, &neg);
-    if (new_exp < s->exp)
-        limbs_shl(m, s->exp - new_exp);
-    else
-        mag_round_shr(m, new_exp - s->exp, neg, mode);
-    memcpy(s->l, m, sizeof m);
-    s->n = (limbs_bitlen(m) + 1) / 64 + 1;
-    if (s->n > FX_LIMBS)
-        s->n = FX_LIMBS;
-    s->exp = new_exp;
-    if (neg)
-        fx_negate(s);
-}
+#include "blockfma_fx.h"
 
 /* ---- terms ------------------------------------------------------------ */
 
@@ -264,7 +48,7 @@ static void fx_add_term(fx *s, const term *t, int g, mx_align_round mode,
     if (t->m == 0)
         return;
     if (t->x >= g) {
-        fx_add_mag(s, t->neg, t->m, t->x - s->exp);
+        mxb_fx_add_mag(s, t->neg, t->m, t->x - s->exp);
         return;
     }
     int r = g - t->x;
@@ -277,7 +61,7 @@ static void fx_add_term(fx *s, const term *t, int g, mx_align_round mode,
         lost = t->m & ((UINT64_C(1) << r) - 1);
     }
     if (sticky) {
-        fx_add_mag(s, t->neg, (q << 1) | (lost != 0), 0);
+        mxb_fx_add_mag(s, t->neg, (q << 1) | (lost != 0), 0);
         return;
     }
     int half = r <= 64 ? (int)((t->m >> (r - 1)) & 1) : 0;
@@ -294,7 +78,7 @@ static void fx_add_term(fx *s, const term *t, int g, mx_align_round mode,
         inc = half && (rest || (q & 1));
         break;
     }
-    fx_add_mag(s, t->neg, q + (uint64_t)inc, g - s->exp);
+    mxb_fx_add_mag(s, t->neg, q + (uint64_t)inc, g - s->exp);
 }
 
 /* The grid of a group whose largest reference exponent is E: 2^(E-F), or
@@ -319,27 +103,16 @@ static int align_group(const mx_blockfma_params *p, const term *t,
             emax = t[i].r;
         have = 1;
     }
-    fx_zero(s, 0);
+    mxb_fx_zero(s, 0);
     if (!have)
         return 0;
     int g = grid_of(p, emax, gmin);
     int sticky = p->sticky && p->frac_bits != MX_BFMA_EXACT;
-    fx_zero(s, sticky ? g - 1 : g);
+    mxb_fx_zero(s, sticky ? g - 1 : g);
     for (size_t i = 0; i < nt; i++)
         fx_add_term(s, &t[i], g, p->align_round, sticky);
     *E = emax;
     return 1;
-}
-
-/* s += t on the finer of their grids (exact). */
-static void fx_add_any(fx *s, const fx *t)
-{
-    fx u = *t;
-    if (u.exp > s->exp)
-        fx_rescale(&u, s->exp, MX_ALIGN_TRUNC);
-    else if (s->exp > u.exp)
-        fx_rescale(s, u.exp, MX_ALIGN_TRUNC);
-    fx_add(s, &u);
 }
 
 /* ---- operands ----------------------------------------------------------- */
@@ -486,12 +259,12 @@ static uint32_t fx_round_fp32(const mx_blockfma_params *p, const fx *s,
                               int zero_neg)
 {
     const mx_format *f = fp32();
-    if (fx_is_zero(s))
+    if (mxb_fx_is_zero(s))
         return zero_neg ? 0x80000000u : 0;
     uint64_t m[FX_LIMBS];
     int neg;
-    fx_abs(s, m, &neg);
-    int len = limbs_bitlen(m);
+    mxb_fx_abs(s, m, &neg);
+    int len = mxb_limbs_bitlen(m);
     int lead = s->exp + len - 1;
     /* top 64 bits of m, and whether anything lies below them */
     uint64_t sig;
@@ -500,10 +273,10 @@ static uint32_t fx_round_fp32(const mx_blockfma_params *p, const fx *s,
         sig = m[0] << (64 - len);
         sticky = 0;
     } else {
-        sticky = limbs_any_below(m, len - 64);
+        sticky = mxb_limbs_any_below(m, len - 64);
         uint64_t t[FX_LIMBS];
         memcpy(t, m, sizeof t);
-        limbs_shr(t, len - 64);
+        mxb_limbs_shr(t, len - 64);
         sig = t[0];
     }
     if (p->out_prec < 64) {
@@ -574,33 +347,33 @@ static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
             return;
         int g = grid_of(p, E, gmin);
         fx ct;
-        fx_zero(&ct, g);
+        mxb_fx_zero(&ct, g);
         fx_add_term(&ct, c, g, p->late_round, 0);
-        fx_add_any(s, &ct);
+        mxb_fx_add_any(s, &ct);
         return;
     }
-    fx_rescale(s, ec - p->late_sum_frac_bits, p->late_round);
+    mxb_fx_rescale(s, ec - p->late_sum_frac_bits, p->late_round);
     if (c->m) {
         int sh = c->x - s->exp; /* >= 0: c's last bit is at ec - 23 or above */
         if (sh >= 0)
-            fx_add_mag(s, c->neg, c->m, sh);
+            mxb_fx_add_mag(s, c->neg, c->m, sh);
         else { /* late_sum_frac_bits < 23: c itself loses bits */
             fx ct;
-            fx_zero(&ct, s->exp);
+            mxb_fx_zero(&ct, s->exp);
             fx_add_term(&ct, c, s->exp, p->late_round, 0);
-            fx_add(s, &ct);
+            mxb_fx_add(s, &ct);
         }
     }
-    if (fx_is_zero(s))
+    if (mxb_fx_is_zero(s))
         return;
     uint64_t m[FX_LIMBS];
     int neg;
-    fx_abs(s, m, &neg);
-    int lead = s->exp + limbs_bitlen(m) - 1;
+    mxb_fx_abs(s, m, &neg);
+    int lead = s->exp + mxb_limbs_bitlen(m) - 1;
     if (lead < -126)
         lead = -126;
     if (lead - p->late_norm_frac_bits > s->exp)
-        fx_rescale(s, lead - p->late_norm_frac_bits, p->late_round);
+        mxb_fx_rescale(s, lead - p->late_norm_frac_bits, p->late_round);
 }
 
 /* One block with caller-provided room: t for n + 1 terms, g for n + 2. */
@@ -653,8 +426,8 @@ static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
             /* the group of smaller E moves to the other's grid 2^(E-F) */
             fx *big = E0 >= E1 ? &s0 : &s1, *small = E0 >= E1 ? &s1 : &s0;
             E = E0 >= E1 ? E0 : E1;
-            fx_rescale(small, grid_of(p, E, gmin), p->group_round);
-            fx_add_any(big, small);
+            mxb_fx_rescale(small, grid_of(p, E, gmin), p->group_round);
+            mxb_fx_add_any(big, small);
             s = *big;
         } else if (h0) {
             s = s0;
@@ -666,9 +439,9 @@ static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
     }
     if (p->late_c) {
         if (!have) {
-            fx_zero(&s, c.x);
+            mxb_fx_zero(&s, c.x);
             if (c.m)
-                fx_add_mag(&s, c.neg, c.m, 0);
+                mxb_fx_add_mag(&s, c.neg, c.m, 0);
         } else {
             add_late_c(p, &s, E, gmin, &c);
         }

@@ -5,11 +5,28 @@
  *                         2^600), times the row weight rounded once to 53
  *                         bits;
  *   mx_gemm_model_direct  the accumulation model evaluated element by
- *                         element, group by group, straight from the codes.
+ *                         element, group by group, straight from the codes
+ *                         (each model's group partial is in its model_*.c;
+ *                         mx_gemm uses this path for the block models).
  */
 #include <math.h>
 #include <stdlib.h>
 #include "gemm_internal.h"
+
+float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
+                        const mx_operand *B, size_t n, size_t k0, size_t len,
+                        float c)
+{
+    switch (md->kind) {
+    case MX_ACC_FP32_GROUP:
+        return c + mxg_group_dot_rn32(A, m, B, n, k0, len);
+    case MX_ACC_FP32_SEQ:
+        return mxg_seq_chain(A, m, B, n, k0, len, c);
+    case MX_ACC_BLOCK:
+        return mxg_block_partial(md->block, A, m, B, n, k0, len, c);
+    }
+    return NAN;
+}
 
 mx_status mx_gemm_exact_mpfr(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, double *exact)
@@ -17,7 +34,7 @@ mx_status mx_gemm_exact_mpfr(const mx_gemm_spec *s, const mx_operand *A,
     mx_status st = mx_gemm_check(s, A, B);
     if (st != MX_OK)
         return st;
-    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
     mpfr_t *terms = malloc(K * sizeof *terms);
     mpfr_ptr *ptrs = malloc(K * sizeof *ptrs);
     mpfr_t sum, b;
@@ -67,20 +84,20 @@ mx_status mx_gemm_model_direct(const mx_gemm_spec *s, const mx_operand *A,
     mx_status st = mx_gemm_check(s, A, B);
     if (st != MX_OK)
         return st;
-    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
     int scaled = A->scales != NULL;
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             float acc = 0.0f;
             for (size_t g = 0; g < G; g++) {
-                size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+                size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
                 if (!scaled) {
                     acc = mxg_model_partial(&s->model, A, m, B, n, k0, len, acc);
                     continue;
                 }
                 float p = mxg_model_partial(&s->model, A, m, B, n, k0, len, 0.0f);
-                float sc = mxg_scale_f32(A, s->decode, m, g) *
-                           mxg_scale_f32(B, s->decode, n, g);
+                float sc = mxg_scale_mul(mxg_scale_f32(A, s->decode, m, g),
+                                         mxg_scale_f32(B, s->decode, n, g));
                 float t = p * sc;
                 acc = acc + t;
             }

@@ -1,61 +1,223 @@
-/* gemm_internal.h -- operand access shared by the GEMM engine, the MPFR
- * oracle and the direct model (not installed). */
+/* gemm_internal.h -- the parts of the group GEMM reference (mxref/gemm.h)
+ * and how they call each other (not installed).
+ *
+ * Data flows one way, each part in its own file:
+ *   gemm_check.c        operand checks (mx_gemm_check)
+ *   code_table.c        per-code facts of each format, powers of two
+ *   gemm_prep.c         operand preparation: exact integer slices for BLAS,
+ *                       unit and scale exponents, residual bits
+ *   gemm_engine.c       the exact engine: one dgemm per 32-wide slice,
+ *                       128-bit fixed-point accumulation (GMP when wide)
+ *   gemm_residual.c     the residual path of irregular groups (exact terms
+ *                       below the BLAS window)
+ *   round_int.c         rounding exact integers (128-bit or GMP) times 2^e
+ *                       to FP32 and binary64, once
+ *   model_fp32_group.c  fp32-group model (on the engine's exact partials)
+ *   model_fp32_seq.c    fp32-seq model (vectorized, and one group directly)
+ *   model_block.c       block:NAME models (one group through mxref/blockfma.h)
+ *   gemm_direct.c       the slow, simple paths: MPFR oracle, direct models
+ *   gemm_bound.c        per-element bounds, the tail shared by every model
+ *   gemm_bound_fp32.c   bound of the FP32 models
+ *   gemm_bound_block.c  bound of the block models
+ *   gemm.c              the driver, mx_gemm
+ * Operand access (codes, scales, groups) is in operand.h.
+ */
 #ifndef MXREF_GEMM_INTERNAL_H
 #define MXREF_GEMM_INTERNAL_H
 
-#include <limits.h>
-#include "mxref/gemm.h"
+#include <gmp.h>
+#include "operand.h"
 
-/* Marks a group whose scale decodes to 0.0 (production decode of byte 0). */
-#define MXG_ZERO_SCALE INT_MIN
+/* ---- code_table.c --------------------------------------------------------- */
 
-static inline size_t mxg_row(const mx_operand *o, size_t r)
+/* Per-code facts of a format, for every code (2^8 or 2^16 of them). */
+typedef struct {
+    size_t n;
+    int32_t *m;      /* value = m * 2^e exactly                           */
+    int16_t *e, *top;/* top: values are below 2^top                       */
+    unsigned char *bad; /* NaN or inf                                     */
+} mxg_code_table;
+
+/* The table of an 8- or 16-bit format (built once per process, shared);
+ * NULL when the format is wider or the tables could not be allocated. */
+const mxg_code_table *mxg_code_table_get(const mx_format *f);
+
+/* Formats whose every value is an integer multiple of the smallest
+ * subnormal below 2^24 of it (E4M3FN, E4M3FNUZ: 18 binades) take a fixed
+ * unit: no group is irregular.  Sets the lowest exponent and the highest
+ * top of the nonzero finite codes; nonzero for fixed-unit formats. */
+int mxg_fixed_unit(const mxg_code_table *ct, int *unit, int *topmax);
+
+/* 2^e for e in [-1100, 1100] as binary64, by table (exact; no libm). */
+extern double mxg_pow2_tab[2201];
+static inline double mxg_pow2(int e) { return mxg_pow2_tab[e + 1100]; }
+
+/* ---- gemm_check.c --------------------------------------------------------- */
+
+/* mx_gemm_check; codes = 0 skips the scan of the codes for NaN and inf
+ * (operand preparation refuses them as it reads them). */
+mx_status mxg_check(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, int codes);
+
+/* ---- gemm_prep.c ---------------------------------------------------------- */
+
+/* One operand prepared for the engine. */
+typedef struct {
+    size_t rows, K, G;
+    double *ints;         /* rows x K integer-valued: the group's values, or */
+                          /* in irregular groups their bits >= 2^u          */
+    double *absints;      /* rows x K |ints|                                 */
+    int *u;               /* rows x G unit exponent of the group's ints       */
+    int *sx;              /* rows x G scale exponent or MXG_ZERO_SCALE        */
+    unsigned char *irr;   /* rows x G irregular group: has residual bits     */
+    size_t *res_off;      /* rows x G + 1: residual entries of each group    */
+    int32_t *res_m;       /* residual value bits: res_m * 2^res_e at column  */
+    int *res_e;           /* k0 + res_k (exact; below the group's 2^u)       */
+    unsigned char *res_k;
+    size_t nres, cap;
+    int *lo, *hi;         /* rows: lowest unit and highest top exponent of   */
+                          /* any nonzero (scaled) value; lo > hi when none   */
+    double *amax;         /* rows: max |value| unscaled                      */
+    size_t nirr;
+} mxg_prep;
+
+/* Prepares both operands (windows chosen so that every 32-product group
+ * sum of ints stays below 2^53).  MX_ERANGE for NaN or inf codes.  On
+ * success free both with mxg_prep_free; on failure nothing is held. */
+mx_status mxg_prep_operands(const mx_gemm_spec *s, const mx_operand *A,
+                            const mx_operand *B, mxg_prep *a, mxg_prep *b);
+void mxg_prep_free(mxg_prep *p);
+
+/* ---- gemm_engine.c -------------------------------------------------------- */
+
+/* The per-element accumulators of one call. */
+typedef struct {
+    size_t M, N, G;
+    unsigned __int128 *acc; /* M x N two's complement fixed point, unit    */
+                            /* 2^(loA[m] + loB[n]); wraps for slow ones    */
+    unsigned char *slow;  /* M x N: accumulate in GMP                        */
+    mpz_t *big;           /* M x N, initialized for slow elements only       */
+    size_t *slow_list, nslow;
+    float *gacc;          /* M x N fp32-group model accumulator, or NULL     */
+    double *sabs;         /* M x N sum |a b| scale (bounds), or NULL         */
+} mxg_accum;
+
+/* v * 2^s without the undefined behaviour of shifting a negative value */
+static inline __int128 mxg_shl128(int64_t v, int s)
 {
-    return o->row_idx ? (size_t)o->row_idx[r] : r;
+    return (__int128)((unsigned __int128)(__int128)v << s);
 }
 
-static inline uint32_t mxg_code(const mx_operand *o, size_t r, size_t k)
-{
-    size_t i = mxg_row(o, r) * o->ld + k;
-    return o->fmt->bits == 8 ? ((const uint8_t *)o->codes)[i]
-                             : ((const uint16_t *)o->codes)[i];
-}
+/* The main loop: one dgemm per K slice, exact accumulation into ac, the
+ * sum |a b| statistic and the fp32-group model on the same exact partials. */
+mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, const mxg_prep *a,
+                         const mxg_prep *b, mxg_accum *ac);
 
-static inline uint8_t mxg_scale_byte(const mx_operand *o, size_t r, size_t g)
-{
-    return o->scales[mxg_row(o, r) * o->srs + g * o->sgs];
-}
+/* ---- gemm_residual.c ------------------------------------------------------ */
 
-/* Exponent of the scale of (r, g): value 2^e, MXG_ZERO_SCALE for 0.0, 0 for
- * unscaled operands.  Byte 255 is refused by mx_gemm_check. */
-static inline int mxg_scale_exp(const mx_operand *o, mx_e8m0_decode d, size_t r,
-                                size_t g)
-{
-    if (!o->scales)
-        return 0;
-    uint8_t s = mxg_scale_byte(o, r, g);
-    if (s == 0 && d == MX_E8M0_PRODUCTION)
-        return MXG_ZERO_SCALE;
-    return (int)s - 127;
-}
+/* Adds the residual terms of group g (P: the slice's dgemm partials) to the
+ * exact accumulators and, for the fp32-group model, the group's partial for
+ * elements that have residual terms (the main loop skipped them). */
+void mxg_residual_add(const mx_gemm_spec *s, const mx_operand *A,
+                      const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
+                      mxg_accum *ac, size_t g, const double *P);
 
-/* The scale as an FP32 value, as production computes it. */
-static inline float mxg_scale_f32(const mx_operand *o, mx_e8m0_decode d,
-                                  size_t r, size_t g)
-{
-    if (!o->scales)
-        return 1.0f;
-    return (float)mx_scale_value(d, mxg_scale_byte(o, r, g));
-}
+/* ---- round_int.c ---------------------------------------------------------- */
 
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
 float mxg_round_f32(__int128 v, int e);
+/* Correctly rounded binary64 of v * 2^e (|e| small enough that the result
+ * is a normal binary64: true for every GEMM here). */
+double mxg_round_f64(__int128 v, int e);
+/* Correctly rounded binary64 of z * 2^e * w (w a binary64). */
+double mxg_round_mpz_f64(const mpz_t z, long e, double w);
+/* Correctly rounded binary64 of v * 2^e * w for an FP32 weight w. */
+double mxg_round_weighted_f64(__int128 v, int e, double w);
+
+/* ---- model_fp32_group.c --------------------------------------------------- */
+
+/* p = RN32 of the exact unscaled dot of one group, through MPFR (the slow,
+ * simple way: the direct model). */
+float mxg_group_dot_rn32(const mx_operand *A, size_t m, const mx_operand *B,
+                         size_t n, size_t k0, size_t len);
+
+/* p = RN32(v * 2^e) for an exact group dot v * 2^e. */
+float mxg_group_partial(__int128 v, int e);
+
+/* p = RN32(P 2^ua + sum_j tv[j] 2^te[j]): a group dot from its dgemm part
+ * and cnt residual terms. */
+float mxg_group_partial_terms(double P, int ua, const int64_t *tv,
+                              const int *te, size_t cnt);
+
+/* Production's step for one group: acc += p * sc (scaled operands) or
+ * acc += p (unscaled), in FP32. */
+static inline void mxg_group_step(float *acc, float p, float sc, int scaled)
+{
+    if (scaled) {
+        float t = p * sc;
+        *acc = *acc + t;
+    } else {
+        *acc = *acc + p;
+    }
+}
+
+/* The model step of group g for row m and every column n of the engine's
+ * main loop: p = RN32(Pm[n] * pa * pwB[n]) (exact binary64 product, one
+ * rounding), then mxg_group_step with scA * scB[n].  Columns with b_irr
+ * set and irr[n] nonzero are skipped (their partial comes from the
+ * residual path). */
+void mxg_group_row(float *gm, const double *Pm, double pa, const double *pwB,
+                   float scA, const float *scB, int scaled, int b_irr,
+                   const unsigned char *irr, size_t irr_stride, size_t N);
+
+/* ---- model_fp32_seq.c ----------------------------------------------------- */
+
+/* The sequential FP32 FMA chain from c over the products of one group. */
+float mxg_seq_chain(const mx_operand *A, size_t m, const mx_operand *B,
+                    size_t n, size_t k0, size_t len, float c);
+
+/* The fp32-seq model for all elements (vectorized over output columns,
+ * bit-identical to the chain): model accumulator after the weight. */
+mx_status mxg_seq_gemm(const mx_gemm_spec *s, const mx_operand *A,
+                       const mx_operand *B, float *out);
+
+/* ---- model_block.c -------------------------------------------------------- */
+
+/* One group of a block:NAME model: the unit's chain over the group from c. */
+float mxg_block_partial(const mx_blockfma_params *bp, const mx_operand *A,
+                        size_t m, const mx_operand *B, size_t n, size_t k0,
+                        size_t len, float c);
+
+/* ---- gemm_direct.c -------------------------------------------------------- */
 
 /* One model partial for group g of output (m, n): what the accumulation
- * model computes for the unscaled 32-wide dot.  dot_exact is the exact
- * unscaled group dot (used by fp32-group). */
+ * model computes for the unscaled 32-wide dot, from c. */
 float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
                         const mx_operand *B, size_t n, size_t k0, size_t len,
                         float c);
+
+/* ---- gemm_bound.c, gemm_bound_fp32.c, gemm_bound_block.c ------------------ */
+
+/* From a bound Bacc on the FP32 accumulator's error, through the optional
+ * weight multiply and the BF16 rounding of the output (wS = |w S|, sabs the
+ * sum of |terms|, w the row weight or 1). */
+double mxg_bound_tail(double Bacc, double wS, double sabs, double w);
+
+/* The FP32 models: depth roundings per term over K terms in G groups. */
+double mxg_bound_fp32(double wS, double sabs, double w, size_t depth,
+                      size_t K, size_t G, double pmax);
+
+/* The block models, element (m, n). */
+double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
+                       const mx_operand *B, size_t m, size_t n, double wS,
+                       double w, double pmax);
+
+/* bound[] and sabs_out[] (either may be NULL) for every element, from the
+ * exact values and the engine's sum |a b| statistic S. */
+void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
+                const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
+                const double *exact, const double *S, double *sabs_out,
+                double *bound);
 
 #endif

@@ -4,30 +4,43 @@ mxrefincludedir = $(includedir)/mxref
 mxrefinclude_HEADERS = \
 	reference/mxref/format.h \
 	reference/mxref/fnuz.h \
-	reference/mxref/blockfma.h \
-	reference/mxref/probe.h
+	reference/mxref/blockfma.h
 reference_libmxref_a_SOURCES = \
 	reference/format_table.c \
 	reference/decode.c \
 	reference/round_pack.c \
 	reference/encode.c \
 	reference/fnuz.c \
+	reference/blockfma_fx.h \
+	reference/blockfma_fx.c \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
-	reference/blockfma_bound.c \
-	reference/probe_plan.c \
-	reference/probe_infer.c
+	reference/blockfma_bound.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
 	reference/mxref/accum.h \
 	reference/mxref/gemm.h
+# The group GEMM: one file per part (gemm_internal.h lists them).
 reference_libmxref_a_SOURCES += \
 	reference/mxquant.c \
 	reference/accum.c \
+	reference/operand.h \
 	reference/gemm_internal.h \
-	reference/gemm.c \
-	reference/gemm_direct.c
+	reference/gemm_check.c \
+	reference/code_table.c \
+	reference/gemm_prep.c \
+	reference/gemm_engine.c \
+	reference/gemm_residual.c \
+	reference/round_int.c \
+	reference/model_fp32_group.c \
+	reference/model_fp32_seq.c \
+	reference/model_block.c \
+	reference/gemm_direct.c \
+	reference/gemm_bound.c \
+	reference/gemm_bound_fp32.c \
+	reference/gemm_bound_block.c \
+	reference/gemm.c
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
 	reference/moe.c \

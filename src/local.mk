@@ -70,10 +70,10 @@ dist-hook:
 
 # What a program linking the layers needs, in link order (the pipeline
 # uses the I/O layer; report.c and golden.c read the pipeline's rows).
-MXV_LIBS = src/pipeline/libmxvpipe.a src/lib/libmxv.a $(MXK_LIBS) $(MXREF_LIBS) \
+MXV_LIBS = src/pipeline/libmxvpipe.a src/lib/libmxv.a $(MXK_LIBS) $(MXPROBE_LIBS) \
 	$(CJSON_LIBS) $(NETTLE_LIBS)
 # The I/O layer alone (safetensors, probe files, ...).
-MXV_IO_LIBS = src/lib/libmxv.a $(MXREF_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
+MXV_IO_LIBS = src/lib/libmxv.a $(MXPROBE_LIBS) $(CJSON_LIBS) $(NETTLE_LIBS)
 
 bin_PROGRAMS += src/mxverify
 src_mxverify_SOURCES = \

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
+#include "oracle/oracle.h"
 #include "testutil.h"
 #include "mxref/format.h"
 #include "mxref/fnuz.h"
@@ -517,27 +518,6 @@ END_TEST
 
 /* ---- BF16 / FP16 from FP32 against MPFR --------------------------------- */
 
-/* MPFR oracle: x rounded to a format with precision p, smallest normal
- * exponent emin and largest finite exponent emax (IEEE semantics, inf on
- * overflow for nearest). */
-static double mpfr_oracle(double x, int p, int emin, int emax, mpfr_rnd_t rnd)
-{
-    mpfr_exp_t oemin = mpfr_get_emin(), oemax = mpfr_get_emax();
-    mpfr_t t;
-    mpfr_init2(t, p);
-    /* MPFR exponents: value = 0.1xxx * 2^e */
-    mpfr_set_emin(emin - (p - 1) + 1);
-    mpfr_set_emax(emax + 1);
-    int inex = mpfr_set_d(t, x, rnd);
-    inex = mpfr_check_range(t, inex, rnd);
-    mpfr_subnormalize(t, inex, rnd);
-    double r = mpfr_get_d(t, MPFR_RNDN);
-    mpfr_set_emin(oemin);
-    mpfr_set_emax(oemax);
-    mpfr_clear(t);
-    return r;
-}
-
 static void check_vs_mpfr(const spec *s, float xf)
 {
     static const struct { mx_round r; mpfr_rnd_t m; } modes[] = {
@@ -552,7 +532,7 @@ static void check_vs_mpfr(const spec *s, float xf)
         mx_encode_double(f, x, &o, &c);
         double got;
         spec_decode(s, c, &got);
-        double want = mpfr_oracle(x, s->mbits + 1, 1 - s->bias,
+        double want = oracle_round_d(x, s->mbits + 1, 1 - s->bias,
                                   (1 << s->ebits) - 2 - s->bias, modes[m].m);
         EXPECT(got == want && signbit(got) == signbit(want),
                       "%s %s: %a -> %a, MPFR %a", f->name, mx_round_name(o.round),
@@ -622,7 +602,7 @@ START_TEST(test_fp8_random_vs_mpfr)
             double got, want;
             spec_decode(s, c, &got);
             /* FN: the grid above max is cut by saturation, below it is IEEE */
-            want = mpfr_oracle(xf, s->mbits + 1, 1 - s->bias, 30, modes[m].m);
+            want = oracle_round_d(xf, s->mbits + 1, 1 - s->bias, 30, modes[m].m);
             if (fabs(want) > maxf)
                 want = copysign(maxf, want);
             if (want == 0 && s->kind == 'U')

@@ -13,81 +13,24 @@
 #include <string.h>
 #include "mxref/casegen.h"
 #include "mxref/fnuz.h"
+#include "oracle/oracle.h"
 #include "testutil.h"
 
 /* ---- the simple implementation --------------------------------------- */
 
 static double bf(uint16_t b) { return (double)mx_bf16_to_float(b); }
 
-/* value of an E4M3 code, and an E8M0 scale under the production decode */
+/* value of an E4M3 code */
 static double e4m3(const mx_format *f, uint8_t c) { return mx_decode_double(f, c); }
-static float prod_scale(uint8_t s)
-{
-    if (s == 0)
-        return 0.0f;
-    return ldexpf(1.0f, (int)s - 127);
-}
 
-/* RN32 of an exact group sum given as binary64 terms (MPFR, exact) */
-static float rn32_sum(const double *t, int n)
-{
-    mpfr_t acc, x;
-    mpfr_init2(acc, 2400);
-    mpfr_init2(x, 53);
-    mpfr_set_zero(acc, 1);
-    for (int i = 0; i < n; i++) {
-        mpfr_set_d(x, t[i], MPFR_RNDN);
-        mpfr_add(acc, acc, x, MPFR_RNDN);
-    }
-    /* FP32 with subnormals: set the exponent range and subnormalize */
-    mpfr_t r;
-    mpfr_init2(r, 24);
-    mpfr_exp_t emin = mpfr_get_emin(), emax = mpfr_get_emax();
-    mpfr_set_emin(-148);
-    mpfr_set_emax(128);
-    int inex = mpfr_set(r, acc, MPFR_RNDN);
-    inex = mpfr_check_range(r, inex, MPFR_RNDN);
-    mpfr_subnormalize(r, inex, MPFR_RNDN);
-    float v = mpfr_get_flt(r, MPFR_RNDN);
-    mpfr_set_emin(emin);
-    mpfr_set_emax(emax);
-    mpfr_clears(acc, x, r, (mpfr_ptr)0);
-    return v;
-}
-
-/* production quantizer, written from facts §3 */
+/* the production quantizer (tests/oracle) on n values given as binary64 */
 static void simple_quant(const double *v, size_t n, uint8_t *q, uint8_t *s)
 {
-    const mx_format *uz = mx_format_get(MX_E4M3FNUZ);
     for (size_t b = 0; b < n / 32; b++) {
-        float amax = 0;
-        for (int i = 0; i < 32; i++) {
-            float x = (float)v[b * 32 + (size_t)i];
-            amax = fabsf(x) > amax ? fabsf(x) : amax;
-        }
-        if (amax < 1e-30f)
-            amax = 1e-30f;
-        int e;
-        frexpf(amax, &e);
-        int sb = e - 1 + 127;
-        sb = sb < 0 ? 0 : sb > 254 ? 254 : sb;
-        s[b] = (uint8_t)sb;
-        for (int i = 0; i < 32; i++) {
-            float x = (float)v[b * 32 + (size_t)i];
-            /* nearest FNUZ code by search, ties to the even code */
-            double y = ldexp((double)x, 127 - sb), best = INFINITY;
-            int bc = 0;
-            for (int c = 0; c < 256; c++) {
-                if (c == 0x80)
-                    continue;
-                double d = fabs(mx_decode_double(uz, (uint32_t)c) - y);
-                if (d < best || (d == best && (c & 1) == 0 && (bc & 1))) {
-                    best = d;
-                    bc = c;
-                }
-            }
-            q[b * 32 + (size_t)i] = (uint8_t)(y == 0 || bc == 0x80 ? 0 : bc);
-        }
+        float x[32];
+        for (int i = 0; i < 32; i++)
+            x[i] = (float)v[b * 32 + (size_t)i];
+        oracle_mx_quant_block(MX_E4M3FNUZ, x, q + b * 32, s + b);
     }
 }
 
@@ -108,8 +51,8 @@ static uint16_t simple_mx_dot(const uint8_t *a, const uint8_t *sa, const uint8_t
             size_t k = g * 32 + (size_t)i;
             terms[i] = e4m3(uz, a[k]) * e4m3(uz, b[k]); /* exact */
         }
-        float p = rn32_sum(terms, 32);
-        float sc = prod_scale(sa[g]) * prod_scale(sb[g]);
+        float p = oracle_rn32_sum(terms, 32);
+        float sc = oracle_e8m0_production(sa[g]) * oracle_e8m0_production(sb[g]);
         float tt = p * sc;
         acc = acc + tt;
         if (sa[g] && sb[g])
@@ -139,7 +82,7 @@ static uint16_t simple_bf16_dot(const uint16_t *a, const uint16_t *b, size_t K,
         int n = 0;
         for (size_t k = g * 32; k < K && k < g * 32 + 32; k++)
             terms[n++] = bf(a[k]) * bf(b[k]);
-        acc = acc + rn32_sum(terms, n);
+        acc = acc + oracle_rn32_sum(terms, n);
     }
     for (size_t k = 0; k < K; k++)
         all[k] = bf(a[k]) * bf(b[k]);
@@ -296,7 +239,7 @@ static void compare_layer(mx_moe_policy policy, const char *shape, size_t T,
                             terms[i] = bf(r.act16.model[row * I + kk]) *
                                        (double)mx_bf16_to_float(mx_bf16_from_float((float)wv));
                         }
-                        acc = acc + rn32_sum(terms, 32);
+                        acc = acc + oracle_rn32_sum(terms, 32);
                     }
                     o = mx_bf16_from_float(acc * wt);
                     ex = r.y.exact[row * H + n];

@@ -12,6 +12,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/mxquant.h"
+#include "oracle/oracle.h"
 #include "testutil.h"
 
 static void quant1(const mx_quant_params *p, const float *x, uint8_t *q,
@@ -106,50 +107,6 @@ START_TEST(test_ocp_and_rceil_rules)
 }
 END_TEST
 
-/* A second quantizer, on MPFR (production rule, exact log2). */
-static void mpfr_quant(mx_format_id elem, const float *x, uint8_t *q, uint8_t *s)
-{
-    const mx_format *f = mx_format_get(elem);
-    double amax = 0;
-    for (int i = 0; i < 32; i++)
-        amax = fabs(x[i]) > amax ? fabs(x[i]) : amax;
-    if (amax < 1e-30f)
-        amax = 1e-30f;
-    mpfr_t t;
-    mpfr_init2(t, 64);
-    mpfr_set_d(t, amax, MPFR_RNDN);
-    long X = mpfr_get_exp(t) - 1; /* amax = 0.1xxx * 2^exp */
-    int sb = (int)(X + 127 < 0 ? 0 : X + 127 > 254 ? 254 : X + 127);
-    *s = (uint8_t)sb;
-    int p = f->mbits + 1;
-    mpfr_exp_t oemin = mpfr_get_emin(), oemax = mpfr_get_emax();
-    for (int i = 0; i < 32; i++) {
-        mpfr_t e;
-        mpfr_init2(e, p);
-        mpfr_set_emin(f->emin - f->mbits + 1);
-        mpfr_set_emax(f->emax + 2);
-        int inex = mpfr_set_d(e, ldexp(x[i], 127 - sb), MPFR_RNDN);
-        inex = mpfr_check_range(e, inex, MPFR_RNDN);
-        mpfr_subnormalize(e, inex, MPFR_RNDN);
-        double v = mpfr_get_d(e, MPFR_RNDN);
-        mpfr_set_emin(oemin);
-        mpfr_set_emax(oemax);
-        mpfr_clear(e);
-        /* find the code of v by search (no encoder involved) */
-        int found = -1;
-        for (int c = 0; c < 256 && found < 0; c++) {
-            double d = mx_decode_double(f, (uint32_t)c);
-            if (d == v && (v != 0 || signbit(d) == signbit(v) ||
-                           f->special == MX_SPECIAL_FNUZ))
-                found = c;
-        }
-        if (fabs(v) > mx_decode_double(f, f->max_finite_code))
-            found = (int)f->nan_code; /* overflow: NaN (no clamp) */
-        q[i] = (uint8_t)found;
-    }
-    mpfr_clear(t);
-}
-
 START_TEST(test_random_blocks_vs_mpfr_quantizer)
 {
     static const mx_format_id elems[] = {MX_E4M3FNUZ, MX_E4M3FN, MX_E5M2,
@@ -170,7 +127,7 @@ START_TEST(test_random_blocks_vs_mpfr_quantizer)
         }
         uint8_t q[32], s, q2[32], s2;
         quant1(&p, x, q, &s);
-        mpfr_quant(elem, x, q2, &s2);
+        oracle_mx_quant_block(elem, x, q2, &s2);
         EXPECT(s == s2, "%s block %d: scale %u, MPFR quantizer %u",
                mx_format_get(elem)->name, blk, s, s2);
         for (int i = 0; i < 32; i++)

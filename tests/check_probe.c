@@ -1,4 +1,4 @@
-/* check_probe.c -- the matrix-unit probe (mxref/probe.h): its designed
+/* check_probe.c -- the matrix-unit probe (mxprobe/probe.h): its designed
  * inputs, its replay of real H100 outputs, and the inference of block-FMA
  * parameters from outputs, measured (the golden/h100 .probe files) and simulated.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "golden.h"
 #include "probe_io.h"
 #include "testutil.h"
@@ -22,15 +22,6 @@ static double prod(const mx_probe_plan *p, size_t c, int i)
     size_t j = c * p->stride + (size_t)i;
     return mx_decode_double(p->fa, code_at(p->fa, p->a, j)) *
            mx_decode_double(p->fb, code_at(p->fb, p->b, j));
-}
-
-static void simulate(mx_probe_plan *p, const mx_blockfma_params *q)
-{
-    size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
-    for (size_t i = 0; i < p->ncase; i++)
-        p->d[i] = mx_blockfma_dot_bits(q, p->fa, (const char *)p->a + i * p->stride * ea,
-                                       p->fb, (const char *)p->b + i * p->stride * eb,
-                                       (size_t)p->n[i], p->c[i]);
 }
 
 START_TEST(test_plan_basic)
@@ -163,17 +154,6 @@ static mx_probe_plan *measured(size_t h)
     return p;
 }
 
-static long plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q)
-{
-    size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
-    long bad = 0;
-    for (size_t i = 0; i < p->ncase; i++)
-        bad += mx_blockfma_dot_bits(q, p->fa, (const char *)p->a + i * p->stride * ea,
-                                    p->fb, (const char *)p->b + i * p->stride * eb,
-                                    (size_t)p->n[i], p->c[i]) != p->d[i];
-    return bad;
-}
-
 /* The presets reproduce every designed case on the H100, and the designed
  * cases see the signs of zero and the overflow rule the random ones miss. */
 START_TEST(test_probe_replay)
@@ -181,16 +161,16 @@ START_TEST(test_probe_replay)
     for (size_t h = 0; h < NHW; h++) {
         mx_probe_plan *p = measured(h);
         const mx_blockfma_params *q = mx_blockfma_preset(HW[h].preset);
-        EXPECT(plan_misses(p, q) == 0, "%s: %ld plan results differ from %s",
-               HW[h].probe, plan_misses(p, q), HW[h].preset);
+        EXPECT(mx_probe_plan_misses(p, q) == 0, "%s: %ld plan results differ from %s",
+               HW[h].probe, mx_probe_plan_misses(p, q), HW[h].preset);
         mx_blockfma_params z = *q;
         z.zero_pos = 0;
         if (!q->c_fadd) /* an FADD of +0 makes +0 anyway */
-            EXPECT(plan_misses(p, &z) > 0, "%s: IEEE zero signs not noticed", HW[h].probe);
+            EXPECT(mx_probe_plan_misses(p, &z) > 0, "%s: IEEE zero signs not noticed", HW[h].probe);
         if (p->fa->ebits == 8) {
             z = *q;
             z.ovf_inf = 0;
-            EXPECT(plan_misses(p, &z) > 0, "%s: IEEE overflow not noticed", HW[h].probe);
+            EXPECT(mx_probe_plan_misses(p, &z) > 0, "%s: IEEE overflow not noticed", HW[h].probe);
         }
         mx_probe_plan_free(p);
     }
@@ -238,7 +218,7 @@ static void check_open(size_t h, const mx_probe_plan *p, const mx_blockfma_param
     for (int m = 0; m < 4; m++) {
         mx_blockfma_params t = *q;
         t.final_round = modes[m];
-        others += modes[m] != q->final_round && plan_misses(p, &t) == 0;
+        others += modes[m] != q->final_round && mx_probe_plan_misses(p, &t) == 0;
     }
     EXPECT((others > 0) == !!(mask >> MX_PF_FINAL_ROUND & 1), "%s: %d other final "
            "roundings fit, mask %x", HW[h].probe, others, mask);
@@ -299,7 +279,7 @@ START_TEST(test_infer_simulated)
         }
         mx_probe_plan *p;
         ck_assert_int_eq(mx_probe_plan_make(f, f, T[t].k, &p), MX_OK);
-        simulate(p, &truth);
+        mx_probe_plan_simulate(p, &truth);
         mx_blockfma_params q;
         char rep[8192];
         mx_status st = mx_probe_infer(p, &q, rep, sizeof rep);
@@ -326,7 +306,7 @@ START_TEST(test_infer_simulated)
         mx_probe_plan *p;
         ck_assert_int_eq(mx_probe_plan_make(mx_format_get(MX_BF16), mx_format_get(MX_BF16),
                                             16, &p), MX_OK);
-        simulate(p, &truth);
+        mx_probe_plan_simulate(p, &truth);
         mx_blockfma_params q;
         char rep[8192];
         mx_status st = mx_probe_infer(p, &q, rep, sizeof rep);

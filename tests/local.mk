@@ -1,6 +1,11 @@
 # Test suites (Check), run by `make check`.
+# tests/oracle: the shared oracles (MPFR rounding to a format, simple
+# reference implementations), one library every suite links.
+check_LIBRARIES = tests/oracle/liboracle.a
+tests_oracle_liboracle_a_SOURCES = tests/oracle/oracle.h \
+	tests/oracle/mpfr_round.c tests/oracle/mx_quant.c
 TESTS_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-TESTS_LIBS = $(MXREF_LIBS) $(CHECK_LIBS)
+TESTS_LIBS = tests/oracle/liboracle.a $(MXREF_LIBS) $(CHECK_LIBS)
 
 check_PROGRAMS += tests/check_formats
 tests_check_formats_SOURCES = tests/check_formats.c tests/testutil.h

@@ -1,7 +1,7 @@
 # Matrix-unit probe tools (tools/probe/; docs/blockfma.md).  The GPU side
 # (tc_probe.cu, h100_triton.py, run_h100.sh) runs on an NVIDIA machine and is
 # shipped as source; the host tools below build here:
-#   mkplan    writes the probe plans (mxref/probe.h) for tc_probe
+#   mkplan    writes the probe plans (mxprobe/probe.h) for tc_probe
 #   fit       replays tc_probe's .mxtd results through a (modified) preset
 #   mkgolden  writes golden/h100/*.vec and *.probe from .mxtd results
 noinst_PROGRAMS += tools/probe/mkplan tools/probe/fit tools/probe/mkgolden

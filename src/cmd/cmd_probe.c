@@ -1,5 +1,5 @@
 /* cmd_probe.c -- `mxverify probe`: infer a matrix unit's block-FMA
- * parameters from its results on the probe plan (mxref/probe.h), either
+ * parameters from its results on the probe plan (mxprobe/probe.h), either
  * recorded (--replay FILE.probe) or measured here on the GPU (--gpu, through
  * the NVIDIA probe tools/probe/tc_probe), and name the presets that
  * reproduce every result bit for bit.
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <cjson/cJSON.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "cli.h"
 #include "commands.h"
 #include "probe_describe.h"
@@ -43,7 +43,7 @@ static const char *usage_probe =
     "Infers how a matrix unit computes c + sum a_i*b_i -- block size and\n"
     "grouping (the accumulation tree), alignment width and rounding, sticky\n"
     "bit, accumulator timing, subnormals, final rounding -- from its results\n"
-    "on the designed inputs of the probe plan (mxref/probe.h), and names the\n"
+    "on the designed inputs of the probe plan (mxprobe/probe.h), and names the\n"
     "block-FMA presets that reproduce every result bit for bit.\n"
     "\n"
     "  --replay        read recorded results: files with the keys fa, fb, k,\n"
@@ -74,26 +74,6 @@ static const char *usage_probe =
     "exit: 0 inferred, 1 no parameter set reproduces the results, 2 usage,\n"
     "3 bad .probe or .mxtd file, 4 the GPU probe failed or could not run (no\n"
     "GPU, no probe binary: the message says which)\n";
-
-/* ---- replaying a parameter set over the plan ------------------------------ */
-
-/* Results of q on the plan that differ from p->d; -1 when q cannot run the
- * plan (its k does not divide a case's product count). */
-static long plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q)
-{
-    if (mx_blockfma_check(q) != MX_OK)
-        return -1;
-    for (size_t i = 0; i < p->ncase; i++)
-        if (q->block && p->n[i] % q->k)
-            return -1;
-    size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
-    long bad = 0;
-    for (size_t i = 0; i < p->ncase; i++)
-        bad += mx_blockfma_dot_bits(q, p->fa, (const char *)p->a + i * p->stride * ea,
-                                    p->fb, (const char *)p->b + i * p->stride * eb,
-                                    (size_t)p->n[i], p->c[i]) != p->d[i];
-    return bad;
-}
 
 /* ---- one analysis ----------------------------------------------------------- */
 
@@ -126,7 +106,7 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
     /* no model when the search stopped before it had a block structure
      * (ORDER unreadable: block stays 0) */
     int have_model = q.block != 0 && mx_blockfma_check(&q) == MX_OK;
-    long miss = have_model ? plan_misses(p, &q) : -1;
+    long miss = have_model ? mx_probe_plan_misses(p, &q) : -1;
 
     size_t npre = 0;
     while (mx_blockfma_preset_at(npre))
@@ -135,7 +115,7 @@ static int analyse(const origin *o, const mx_probe_plan *p, cJSON *json)
     if (!pm)
         return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
     for (size_t i = 0; i < npre; i++)
-        pm[i] = plan_misses(p, mx_blockfma_preset_at(i));
+        pm[i] = mx_probe_plan_misses(p, mx_blockfma_preset_at(i));
 
     if (json) {
         cJSON *e = cJSON_CreateObject();

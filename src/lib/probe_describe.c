@@ -1,7 +1,7 @@
 /* probe_describe.c -- a block-FMA parameter set in words and in JSON (see
  * probe_describe.h). */
 #include <string.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "probe_describe.h"
 
 static const char *align_name(mx_align_round r, int sticky)

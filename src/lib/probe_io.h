@@ -1,4 +1,4 @@
-/* probe_io.h -- the files of the matrix-unit probe (mxref/probe.h) and the
+/* probe_io.h -- the files of the matrix-unit probe (mxprobe/probe.h) and the
  * instruction variants of the NVIDIA GPU probe tools/probe/tc_probe.cu.
  * Shared by `mxverify probe` and the host tools of tools/probe/ (mkplan,
  * fit, mkgolden), so that each format has one writer and one reader.
@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 
 /* ---- tc_probe's instruction variants ---------------------------------- */
 

@@ -1,4 +1,4 @@
-/* probe_gpu.h -- run a probe plan (mxref/probe.h) on this machine's GPU
+/* probe_gpu.h -- run a probe plan (mxprobe/probe.h) on this machine's GPU
  * through the NVIDIA probe binary tools/probe/tc_probe (wgmma and mma.sync
  * on sm_90a), for `mxverify probe --gpu`.
  *
@@ -13,7 +13,7 @@
 #define MXV_PROBE_GPU_H
 
 #include <stddef.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 
 typedef enum {
     MXV_TC_OK = 0,

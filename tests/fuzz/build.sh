@@ -18,7 +18,7 @@ out=tests/fuzz
 # one flag per line (the compile lines split on newlines only)
 FUZZ_FLAGS=$(printf '%s\n' -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined \
-    -fno-sanitize-recover=all -I"$srcdir/reference" -I"$srcdir/src" -I"$srcdir/src/lib" -I"$srcdir/src/pipeline" \
+    -fno-sanitize-recover=all -I"$srcdir/reference" -I"$srcdir/tools/probe" -I"$srcdir/src" -I"$srcdir/src/lib" -I"$srcdir/src/pipeline" \
     -I"$srcdir/src/cmd" -I"$srcdir/kernels")
 export FUZZ_FLAGS
 targets=""

@@ -8,6 +8,7 @@ FUZZ_SECONDS = 20
 # src/main.c), and the .vec reader of the tests.
 FUZZ_LIBSRC = $(reference_libmxref_a_SOURCES) $(kernels_libmxk_a_SOURCES) \
 	$(src_lib_libmxv_a_SOURCES) $(src_pipeline_libmxvpipe_a_SOURCES) \
+	$(tools_probe_libmxprobe_a_SOURCES) \
 	$(src_mxverify_SOURCES) tests/golden.c
 fuzz-build: config.h src/lib/revision.h
 	@$(MKDIR_P) tests/fuzz/obj

@@ -1,4 +1,4 @@
-/* mkplan.c -- write the probe plans (mxref/probe.h) as binary files that the
+/* mkplan.c -- write the probe plans (mxprobe/probe.h) as binary files that the
  * GPU probe (tc_probe.cu) reads, for the format pairs and instruction sizes
  * it probes.
  *
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "probe_io.h"
 
 static int write_plan(const char *dir, mx_format_id ia, mx_format_id ib, int k)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mxref/blockfma.h"
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 #include "casegen.h"
 #include "probe_io.h"
 

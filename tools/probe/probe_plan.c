@@ -3,7 +3,7 @@
  * Every test value is a product of two exactly representable powers of two
  * (times 1, 1.5 or 1.75), found by splitting the wanted exponent between
  * the two formats; a case whose value cannot be represented is left out,
- * so a plan depends only on (fa, fb, k).  mxref/probe.h lists the tests;
+ * so a plan depends only on (fa, fb, k).  mxprobe/probe.h lists the tests;
  * docs/blockfma.md explains each readout.  Changing anything here changes
  * the plan: bump MX_PROBE_PLAN_VERSION, since recorded hardware outputs
  * (golden/) are tied to it.
@@ -11,7 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 
 static const char *const test_names[MX_PT_COUNT] = {
     "order", "group", "align", "ctime", "round", "carry", "conly", "subn",

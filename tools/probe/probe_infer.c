@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mxref/probe.h"
+#include "mxprobe/probe.h"
 
 typedef struct {
     char *buf;
@@ -42,15 +42,6 @@ static void say(rep *r, const char *fmt, ...)
         r->used += (size_t)w < r->len - r->used ? (size_t)w : r->len - r->used - 1;
 }
 
-static uint32_t run_case(const mx_probe_plan *p, const mx_blockfma_params *q,
-                         size_t i)
-{
-    size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
-    return mx_blockfma_dot_bits(q, p->fa, (const char *)p->a + i * p->stride * ea,
-                                p->fb, (const char *)p->b + i * p->stride * eb,
-                                (size_t)p->n[i], p->c[i]);
-}
-
 /* Mismatches of q on the listed cases; stops counting past `limit`. */
 static long misses(const mx_probe_plan *p, const mx_blockfma_params *q,
                    const size_t *idx, size_t n, long limit)
@@ -59,7 +50,7 @@ static long misses(const mx_probe_plan *p, const mx_blockfma_params *q,
     if (mx_blockfma_check(q) != MX_OK)
         return LONG_MAX;
     for (size_t t = 0; t < n; t++)
-        if (run_case(p, q, idx[t]) != p->d[idx[t]] && ++bad > limit)
+        if (mx_probe_case_run(p, q, idx[t]) != p->d[idx[t]] && ++bad > limit)
             break;
     return bad;
 }
@@ -454,7 +445,7 @@ mx_status mx_probe_infer_ex(const mx_probe_plan *p, mx_blockfma_params *out,
     if (full) {
         int cnt[MX_PT_COUNT] = {0};
         for (size_t i = 0; i < nall; i++)
-            if (run_case(p, &q, i) != p->d[i])
+            if (mx_probe_case_run(p, &q, i) != p->d[i])
                 cnt[p->tag[i].test]++;
         say(&r, "NO FIT: mismatching tests:");
         for (int t = 0; t < MX_PT_COUNT; t++)

@@ -1,4 +1,4 @@
-/* mxref/probe.h -- discover a matrix unit's block-FMA parameters from its
+/* mxprobe/probe.h -- discover a matrix unit's block-FMA parameters from its
  * outputs on designed inputs (FPRev-style order probe plus the feature tests
  * of Khattak & Mikaitis).
  *
@@ -37,8 +37,8 @@
  *   OVF     c = +-FLT_MAX and a product of 2^102..2^105: where overflow to
  *           infinity starts under the unit's rounding.
  */
-#ifndef MXREF_PROBE_H
-#define MXREF_PROBE_H
+#ifndef MXPROBE_PROBE_H
+#define MXPROBE_PROBE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +103,19 @@ mx_status mx_probe_plan_count(const mx_format *fa, const mx_format *fb, int k,
                               size_t *ncase);
 const char *mx_probe_test_name(int test);
 
+/* Replaying a parameter set over a plan (probe_replay.c):
+ *   mx_probe_case_run      q's result (FP32 bits) on case i;
+ *   mx_probe_plan_misses   how many results of q differ from plan->d; -1
+ *                          when q cannot run the plan (mx_blockfma_check
+ *                          refuses it, or its k does not divide a case's
+ *                          product count);
+ *   mx_probe_plan_simulate fills plan->d with q's results: a unit that
+ *                          follows q exactly. */
+uint32_t mx_probe_case_run(const mx_probe_plan *p, const mx_blockfma_params *q,
+                           size_t i);
+long mx_probe_plan_misses(const mx_probe_plan *p, const mx_blockfma_params *q);
+void mx_probe_plan_simulate(mx_probe_plan *p, const mx_blockfma_params *q);
+
 /* Infers the block-FMA parameters from plan->d.  Fills *out (name "probed",
  * source "inferred by mx_probe_infer") and writes a human-readable report of
  * each readout into report (NUL-terminated, truncated to len).  Returns
@@ -165,4 +178,4 @@ mx_status mx_probe_infer_ex(const mx_probe_plan *p, mx_blockfma_params *out,
 #ifdef __cplusplus
 }
 #endif
-#endif /* MXREF_PROBE_H */
+#endif /* MXPROBE_PROBE_H */

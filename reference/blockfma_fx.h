@@ -1,0 +1,42 @@
+/* blockfma_fx.h -- the wide fixed-point integers of the block-FMA model
+ * (blockfma.c; not installed): a two's-complement accumulator of FX_LIMBS
+ * 64-bit limbs with a binary exponent (value = integer * 2^exp), wide
+ * enough for the exact sum of any block of FP8/BF16/FP16 products and an
+ * FP32 c, and the few operations the model needs, each exact or rounding
+ * only where asked. */
+#ifndef MXREF_BLOCKFMA_FX_H
+#define MXREF_BLOCKFMA_FX_H
+
+#include <stdint.h>
+#include "mxref/blockfma.h"
+
+#define FX_LIMBS 10
+#define FX_BITS (64 * FX_LIMBS)
+
+typedef struct {
+    uint64_t l[FX_LIMBS]; /* two's complement, little-endian limbs */
+    int n;                /* limbs in use: l[n..] are sign copies   */
+    int exp;              /* value = (signed integer) * 2^exp       */
+} fx;
+
+/* s = 0 on the grid 2^exp. */
+void mxb_fx_zero(fx *s, int exp);
+int mxb_fx_is_zero(const fx *s);
+/* s += (neg ? -1 : 1) * m * 2^sh (units of s's grid), sh >= 0. */
+void mxb_fx_add_mag(fx *s, int neg, uint64_t m, int sh);
+/* s += t, both on the same grid. */
+void mxb_fx_add(fx *s, const fx *t);
+/* s += t on the finer of their grids (exact). */
+void mxb_fx_add_any(fx *s, const fx *t);
+/* Magnitude as an unsigned FX_LIMBS-limb array, and the sign. */
+void mxb_fx_abs(const fx *s, uint64_t out[FX_LIMBS], int *neg);
+/* Moves s onto the grid 2^new_exp, rounding with mode when bits drop. */
+void mxb_fx_rescale(fx *s, int new_exp, mx_align_round mode);
+
+/* Unsigned FX_LIMBS-limb magnitudes: bit length, any bit below position b,
+ * logical shift right by r >= 0. */
+int mxb_limbs_bitlen(const uint64_t *l);
+int mxb_limbs_any_below(const uint64_t *l, int b);
+void mxb_limbs_shr(uint64_t *l, int r);
+
+#endif

@@ -1,0 +1,38 @@
+/* gemm_bound_block.c -- the bound of the block:NAME models (docs/bounds.md,
+ * "Block-FMA models" and "FP32 models"): each group's partial is within
+ * B_g = mx_blockfma_bound(S_g) of its exact dot (S_g the model's own
+ * sum |ab| statistic), scaled exactly, then summed in FP32 in any tree
+ * (gamma_{G-1}); unscaled operands are one chain of the unit.  Then the
+ * tail (gemm_bound.c). */
+#include "gemm_internal.h"
+
+double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
+                       const mx_operand *B, size_t m, size_t n, double wS,
+                       double w, double pmax)
+{
+    const mx_blockfma_params *bp = s->model.block;
+    size_t K = A->K, G = mxg_groups(K);
+    if (!A->scales) {
+        double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, 0),
+                                       B->fmt, mxg_codes_at(B, n, 0), K);
+        double Bacc = mx_blockfma_bound(bp, K, S, 0);
+        return mxg_bound_tail(Bacc, wS, S, w);
+    }
+    double sum_b = 0, sum_p = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
+        double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, k0),
+                                       B->fmt, mxg_codes_at(B, n, k0), len);
+        double Bg = mx_blockfma_bound(bp, len, S, 0);
+        double sc = mx_scale_value(s->decode, mxg_scale_byte(A, m, g)) *
+                    mx_scale_value(s->decode, mxg_scale_byte(B, n, g));
+        sum_b += sc * Bg;
+        sum_p += sc * (S + Bg);
+    }
+    /* binary64 rounding of these sums: a relative 2^-40 covers it */
+    sum_b *= 1 + 0x1p-40;
+    sum_p *= 1 + 0x1p-40;
+    double Bacc = sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
+                  0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
+    return mxg_bound_tail(Bacc, wS, sum_p, w);
+}

@@ -1,0 +1,99 @@
+/* round_int.c -- rounding an exact integer times a power of two (a signed
+ * 128-bit integer, or a GMP integer for the wide elements) to FP32 or
+ * binary64, once (see gemm_internal.h).  FP32 goes through mx_round_pack,
+ * the library's one rounding routine; binary64 is RNE on the top 64 bits
+ * with a sticky bit, or MPFR for GMP integers and large weighted values. */
+#include <math.h>
+#include <string.h>
+#include <mpfr.h>
+#include "gemm_internal.h"
+
+/* The top 64 bits of v != 0 (leading bit at bit 63), the position of the
+ * leading bit in v, and whether any bit below the 64 kept is set. */
+static uint64_t u128_top64(unsigned __int128 v, int *lead, int *sticky)
+{
+    int hi = v >> 64 ? 127 - __builtin_clzll((uint64_t)(v >> 64))
+                     : 63 - __builtin_clzll((uint64_t)v);
+    *lead = hi;
+    if (hi <= 63) {
+        *sticky = 0;
+        return (uint64_t)v << (63 - hi);
+    }
+    int sh = hi - 63;
+    *sticky = (v & (((unsigned __int128)1 << sh) - 1)) != 0;
+    return (uint64_t)(v >> sh);
+}
+
+float mxg_round_f32(__int128 v, int e)
+{
+    if (v == 0)
+        return 0.0f;
+    int neg = v < 0, lead, sticky;
+    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+    uint64_t sig = u128_top64(a, &lead, &sticky);
+    mx_encode_opts o = mx_encode_defaults();
+    uint32_t code;
+    mx_round_pack(mx_format_get(MX_FP32), neg, sig, lead + e, sticky, &o, &code);
+    float f;
+    memcpy(&f, &code, sizeof f);
+    return f;
+}
+
+double mxg_round_f64(__int128 v, int e)
+{
+    if (v == 0)
+        return 0.0;
+    int neg = v < 0, lead, sticky;
+    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+    uint64_t sig = u128_top64(a, &lead, &sticky);
+    /* RNE of the 64-bit significand to 53 bits, sticky included */
+    uint64_t keep = sig >> 11, rem = sig & 0x7FF;
+    if (rem > 0x400 || (rem == 0x400 && (sticky || (keep & 1))))
+        keep++;
+    double r = ldexp((double)keep, lead - 52 + e);
+    return neg ? -r : r;
+}
+
+double mxg_round_mpz_f64(const mpz_t z, long e, double w)
+{
+    mpfr_t t;
+    mpfr_init2(t, (mpfr_prec_t)(mpz_sizeinbase(z, 2) + 2));
+    mpfr_set_z(t, z, MPFR_RNDN); /* exact */
+    mpfr_mul_2si(t, t, e, MPFR_RNDN);
+    mpfr_t r;
+    mpfr_init2(r, 53);
+    if (w != 1.0) {
+        mpfr_t wt;
+        mpfr_init2(wt, 53);
+        mpfr_set_d(wt, w, MPFR_RNDN);
+        mpfr_mul(r, t, wt, MPFR_RNDN);
+        mpfr_clear(wt);
+    } else {
+        mpfr_set(r, t, MPFR_RNDN);
+    }
+    double d = mpfr_get_d(r, MPFR_RNDN);
+    mpfr_clears(t, r, (mpfr_ptr)0);
+    return d;
+}
+
+double mxg_round_weighted_f64(__int128 v, int e, double w)
+{
+    unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    if (w == 1.0)
+        return mxg_round_f64(v, e);
+    if (av < ((unsigned __int128)1 << 100)) {
+        int we;
+        double wm = frexp(w, &we); /* w = wm 2^we, |wm| in [.5,1) */
+        int64_t W = (int64_t)ldexp(wm, 24); /* exact: w is FP32 */
+        return mxg_round_f64(v * W, e + we - 24);
+    }
+    mpz_t z;
+    uint64_t limbs[2] = {(uint64_t)av, (uint64_t)(av >> 64)};
+    mpz_init(z);
+    mpz_import(z, 2, -1, sizeof limbs[0], 0, 0, limbs);
+    if (v < 0)
+        mpz_neg(z, z);
+    double d = mxg_round_mpz_f64(z, e, w);
+    mpz_clear(z);
+    return d;
+}
