@@ -3,6 +3,8 @@
 # its committed seed corpus (tests/fuzz/run.sh states the limits).  Not part
 # of make check; CI runs `make fuzz FUZZ_SECONDS=60`.
 FUZZ_TARGETS = safetensors capture check golden probe vec
+# model_run (fuzz_model_run.c: the JSONL / log-prob readers of issue 11)
+# joins FUZZ_TARGETS when src/model/run.c is on the branch.
 FUZZ_SECONDS = 20
 # Every library source of the program (build.sh keeps the .c files but
 # src/main.c), and the .vec reader of the tests.
@@ -25,7 +27,7 @@ EXTRA_DIST += tests/fuzz/fuzz.h tests/fuzz/build.sh tests/fuzz/run.sh \
 	tests/fuzz/make_seeds.py tests/fuzz/corpus tests/fuzz/dict
 EXTRA_DIST += tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_capture.c \
 	tests/fuzz/fuzz_check.c tests/fuzz/fuzz_golden.c tests/fuzz/fuzz_probe.c \
-	tests/fuzz/fuzz_vec.c
+	tests/fuzz/fuzz_vec.c tests/fuzz/fuzz_model_run.c
 clean-local: clean-fuzz
 clean-fuzz:
 	rm -rf tests/fuzz/obj tests/fuzz/work tests/fuzz/findings
