@@ -9,6 +9,7 @@
  * copies the outputs back only on success.
  */
 #include <stdio.h>
+#include <string.h>
 #include "mxk_gpu.h"
 
 static thread_local char errbuf[MXK_GPU_ERRLEN];
@@ -32,6 +33,23 @@ int mxk_gpu_has_mfma(void)
         has = hipGetDevice(&dev) == hipSuccess &&
               hipGetDeviceProperties(&prop, dev) == hipSuccess &&
               strncmp(prop.gcnArchName, "gfx94", 5) == 0;
+    }
+    return has;
+#else
+    return 0;
+#endif
+}
+
+int mxk_gpu_has_mma(void)
+{
+#if defined(MXK_NVIDIA)
+    static int has = -1;
+    if (has < 0) {
+        int dev = 0;
+        hipDeviceProp_t prop;
+        has = hipGetDevice(&dev) == hipSuccess &&
+              hipGetDeviceProperties(&prop, dev) == hipSuccess &&
+              prop.major == 9;
     }
     return has;
 #else
@@ -321,6 +339,7 @@ __global__ void mxk_probe_kernel(int *flag) { *flag = 0x6d786b; }
 char why[1024];
 int no_device;
 char devname[512];
+char arch[64];
 mxk_ops ops;
 
 /* Finds a device and proves that this library's code runs on it. */
@@ -372,9 +391,25 @@ const mxk_ops *open_gpu(void)
                                             : "probe kernel wrote nothing");
         return nullptr;
     }
-    ops = mxk_ops{MXK_ABI_VERSION, "gpu", devname, !mxk_gpu_has_mfma(),
+    const char *m8 = "fp32-seq", *m16 = "fp32-seq";
+#if defined(MXK_AMD)
+    snprintf(arch, sizeof arch, "%.*s", (int)strcspn(prop.gcnArchName, ":"),
+             prop.gcnArchName);
+    if (mxk_gpu_has_mfma()) {
+        m8 = "block:cdna3-fp8";
+        m16 = "block:cdna3-bf16";
+    }
+#else
+    snprintf(arch, sizeof arch, "sm_%d%d", prop.major, prop.minor);
+    if (mxk_gpu_has_mma()) {
+        m8 = "block:hopper-fp8-mma";
+        m16 = "block:hopper-bf16";
+    }
+#endif
+    ops = mxk_ops{MXK_ABI_VERSION, "gpu", devname,
+                  !mxk_gpu_has_mfma() && !mxk_gpu_has_mma(),
                   gpu_quant, gpu_fnuz, gpu_align, gpu_mxfp8, gpu_bf16,
-                  gpu_swiglu, gpu_sum, gpu_last_error};
+                  gpu_swiglu, gpu_sum, gpu_last_error, arch, m8, m16};
     return &ops;
 }
 

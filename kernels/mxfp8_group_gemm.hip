@@ -27,7 +27,25 @@
  *   A[i][k]: lane 16*(k/8) + i, byte k%8;  B[k][j]: lane 16*(k/8) + j;
  *   D[i][j]: lane 16*(i/4) + j, element i%4.
  *
- * Masking, both paths: a padding row (id >= tokens*topk) loads value 0 and
+ * sm_90 path (MXK_PATH_AUTO on an NVIDIA Hopper device, compute capability
+ * 9.x): the same structure on the tensor cores.  Each of the 8 warps
+ * computes a 16 x 8 tile; per K group of 32 the FP8 bytes (decoded into
+ * shared memory as the portable path does) are widened exactly to FP16
+ * and fed to two mma.sync.m16n8k16 f32.f16.f16.f32: the first on the k of
+ * the group with k mod 4 in {0, 1}, chained into the second on {2, 3},
+ * from a zero accumulator; the 32-wide partial p is their result and the
+ * scale product and everything after it are the portable code.  sm_90 has
+ * no FNUZ operand type, and mma.sync FP8 on sm_90 is itself compiled by
+ * ptxas (CUDA 13) into exactly this: byte-to-FP16 unpacking, these two
+ * HMMA.16816.F32 in this pairing, then an FADD of c (here 0, adding
+ * nothing).  So the partial follows the measured block model
+ * block:hopper-fp8-mma (docs/blockfma.md) for FN and FNUZ bytes alike.
+ * Fragment layout (PTX ISA, mma.m16n8k16 .f16): g = lane / 4, t = lane % 4;
+ *   A regs: {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)};
+ *   B regs: {(k 2t..2t+1, col g), (k 2t+8..2t+9, col g)};
+ *   D: (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1).
+ *
+ * Masking, every path: a padding row (id >= tokens*topk) loads value 0 and
  * scale byte 0 and stores nothing; a column >= n likewise; a block of
  * expert -1 stores zero rows.
  */
@@ -241,6 +259,137 @@ __global__ void __launch_bounds__(256)
 }
 #endif /* MXK_AMD */
 
+#if defined(MXK_NVIDIA)
+/* The PTX fragment of one 16x16 (A) or 16x8 (B) FP16 operand comes from
+ * FP32 values that are exactly representable in FP16 (every FP8 value,
+ * every BF16 value is not: see bf16_group_gemm.hip). */
+static __device__ inline uint32_t mxk_f16x2(float lo, float hi)
+{
+    __half2 h = __floats2half2_rn(lo, hi); /* exact for FP8 values */
+    uint32_t u;
+    __builtin_memcpy(&u, &h, 4);
+    return u;
+}
+
+static __device__ inline void mxk_mma_f16(float d[4], const uint32_t a[4],
+                                          const uint32_t b[2],
+                                          const float c[4])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]),
+                   "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+/* Group-local k of element j (0..15) of HMMA h (0, 1): the products with
+ * k mod 4 in {2h, 2h+1}, as ptxas pairs them for mma.sync FP8. */
+static __device__ inline int mxk_tc_k(int h, int j)
+{
+    return 4 * (j / 2) + 2 * h + (j % 2);
+}
+
+__global__ void __launch_bounds__(256)
+    mxk_mxfp8_gemm_tc(mxk_mxfp8_gemm_args a, int chunks)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    __shared__ int32_t s_id[TM];
+    __shared__ float sA[TM][33];
+    __shared__ float sB[TN][33];
+    const mxk_route &r = a.r;
+    const mxk_tile t = mxk_tile_of(r, chunks, a.experts);
+    const int64_t N = a.n, K = a.k, G = K / 32;
+    if (!mxk_tile_rows(r, t, N, a.out, s_id))
+        return;
+    const int32_t nids = r.tokens * r.topk;
+    const int fnuz = a.fmt == MXK_FP8_E4M3FNUZ;
+    const int spec = mxk_gemm_e8m0_spec(a.e8m0, a.mutant);
+    const int span = mxk_scale_span(a.mutant);
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int gq = lane / 4, tq = lane % 4;
+    const int64_t e = t.e;
+    /* this thread's four outputs: rows gq, gq+8; columns c0, c0+1 */
+    const int orow[4] = {gq, gq, gq + 8, gq + 8};
+    const int ocol[4] = {warp * 8 + 2 * tq, warp * 8 + 2 * tq + 1,
+                         warp * 8 + 2 * tq, warp * 8 + 2 * tq + 1};
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t g = 0; g < G; g++) {
+        for (int j = 0; j < TM * 32 / 256; j++) {
+            int idx = tid + 256 * j, row = idx / 32, kk = idx % 32;
+            int32_t id = s_id[row];
+            float v = 0.0f;
+            if (id < nids) {
+                int64_t arow = r.a_per_token ? id / r.topk : id;
+                v = mxk_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz);
+            }
+            sA[row][kk] = v;
+        }
+        for (int j = 0; j < TN * 32 / 256; j++) {
+            int idx = tid + 256 * j, col = idx / 32, kk = idx % 32;
+            int64_t n = t.n0 + col;
+            sB[col][kk] =
+                n < N ? mxk_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz)
+                      : 0.0f;
+        }
+        __syncthreads();
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* from a zero accumulator */
+        for (int h = 0; h < 2; h++) {
+            uint32_t af[4], bf[2];
+            af[0] = mxk_f16x2(sA[gq][mxk_tc_k(h, 2 * tq)],
+                              sA[gq][mxk_tc_k(h, 2 * tq + 1)]);
+            af[1] = mxk_f16x2(sA[gq + 8][mxk_tc_k(h, 2 * tq)],
+                              sA[gq + 8][mxk_tc_k(h, 2 * tq + 1)]);
+            af[2] = mxk_f16x2(sA[gq][mxk_tc_k(h, 2 * tq + 8)],
+                              sA[gq][mxk_tc_k(h, 2 * tq + 9)]);
+            af[3] = mxk_f16x2(sA[gq + 8][mxk_tc_k(h, 2 * tq + 8)],
+                              sA[gq + 8][mxk_tc_k(h, 2 * tq + 9)]);
+            const int bc = warp * 8 + gq;
+            bf[0] = mxk_f16x2(sB[bc][mxk_tc_k(h, 2 * tq)],
+                              sB[bc][mxk_tc_k(h, 2 * tq + 1)]);
+            bf[1] = mxk_f16x2(sB[bc][mxk_tc_k(h, 2 * tq + 8)],
+                              sB[bc][mxk_tc_k(h, 2 * tq + 9)]);
+            const float c[4] = {d[0], d[1], d[2], d[3]};
+            mxk_mma_f16(d, af, bf, c);
+        }
+        /* the instruction's FADD of its c: part + group, one RN addition */
+        for (int i = 0; i < 4; i++)
+            part[i] = MXK_ADD(part[i], d[i]);
+        __syncthreads();
+        if (g % span != span - 1 && g != G - 1)
+            continue;
+        int64_t gs = mxk_scale_group((int)(g - g % span), a.mutant);
+        for (int i = 0; i < 4; i++) {
+            int64_t ncol = t.n0 + ocol[i];
+            uint8_t sb = gs < G && ncol < N
+                             ? a.b_scale[mxk_bscale_index(e, ncol, gs, N, G,
+                                                          a.b_scale_packed,
+                                                          a.mutant)]
+                             : 0;
+            int32_t id = s_id[orow[i]];
+            uint8_t sa = 0;
+            if (id < nids && gs < G) {
+                int64_t arow = r.a_per_token ? id / r.topk : id;
+                sa = a.a_scale[arow * G + gs];
+            }
+            float sc = MXK_MUL(mxk_e8m0_decode(sa, spec),
+                               mxk_e8m0_decode(sb, spec));
+            acc[i] = MXK_ADD(acc[i], MXK_MUL(part[i], sc));
+            part[i] = 0.0f;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int32_t id = s_id[orow[i]];
+        int64_t ncol = t.n0 + ocol[i];
+        if (id < nids && ncol < N) {
+            float w = r.topk_weights ? r.topk_weights[id] : 0.0f;
+            a.out[(int64_t)id * N + ncol] = mxk_gemm_epilogue(
+                acc[i], r.topk_weights != NULL, w, a.mutant);
+        }
+    }
+#endif
+}
+#endif /* MXK_NVIDIA */
+
 extern "C" mxk_status mxk_launch_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a,
                                                   void *stream)
 {
@@ -256,6 +405,13 @@ extern "C" mxk_status mxk_launch_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a,
 #if defined(MXK_AMD)
     if (a->path == MXK_PATH_AUTO && mxk_gpu_has_mfma()) {
         hipLaunchKernelGGL(mxk_mxfp8_gemm_mfma, grid, dim3(256), 0, s, *a,
+                           chunks);
+        return mxk_gpu_launched("mxfp8_group_gemm");
+    }
+#endif
+#if defined(MXK_NVIDIA)
+    if (a->path == MXK_PATH_AUTO && mxk_gpu_has_mma()) {
+        hipLaunchKernelGGL(mxk_mxfp8_gemm_tc, grid, dim3(256), 0, s, *a,
                            chunks);
         return mxk_gpu_launched("mxfp8_group_gemm");
     }

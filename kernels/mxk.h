@@ -41,7 +41,7 @@ extern "C" {
 
 /* Bumped whenever a struct below changes layout; the GPU library reports the
  * version it was built with (mxk_ops.abi) and the loader refuses others. */
-#define MXK_ABI_VERSION 1
+#define MXK_ABI_VERSION 2
 
 typedef enum {
     MXK_OK = 0,
@@ -235,8 +235,9 @@ typedef struct mxk_ops {
     const char *name;     /* "cpu" or "gpu"                                  */
     const char *device;   /* what runs it: "C emulation" or the GPU's name   */
     int gemm_exact;       /* 1 when MXK_PATH_AUTO GEMMs follow the portable
-                             order (always on the CPU and on NVIDIA); 0 when
-                             they use AMD matrix cores                       */
+                             order (always on the CPU, and on GPUs without a
+                             matrix-unit kernel); 0 when they use AMD matrix
+                             cores or NVIDIA Hopper tensor cores              */
     mxk_status (*mx_quant)(const mxk_quant_args *a, double *ms);
     mxk_status (*fn_to_fnuz)(const mxk_fnuz_args *a, double *ms);
     mxk_status (*moe_align)(const mxk_align_args *a, double *ms);
@@ -245,6 +246,17 @@ typedef struct mxk_ops {
     mxk_status (*swiglu_quant)(const mxk_swiglu_args *a, double *ms);
     mxk_status (*moe_sum)(const mxk_sum_args *a, double *ms);
     const char *(*last_error)(void); /* this thread's last failure message */
+    /* What the MXK_PATH_AUTO GEMMs compute, for the judge (ABI 2): arch
+     * names the device architecture ("cpu", "sm_90", "gfx942", ...);
+     * mxfp8_model and bf16_model name the accumulation model (mxref/accum.h
+     * syntax) that describes the MXFP8 and BF16 GEMMs bit for bit where
+     * one is known: "fp32-seq" for the portable path, "block:hopper-fp8-mma"
+     * and "block:hopper-bf16" for the sm_90 tensor-core kernels,
+     * "block:cdna3-fp8" and "block:cdna3-bf16" for the gfx94x MFMA kernels
+     * (the published CDNA3 model, not measured on an MI300X). */
+    const char *arch;
+    const char *mxfp8_model;
+    const char *bf16_model;
 } mxk_ops;
 
 /* The C emulation (libmxk.a); never NULL. */

@@ -14,6 +14,9 @@
 #define MXK_GPU_H
 
 #include "hip_compat.h"
+#if defined(MXK_NVIDIA)
+#include <cuda_fp16.h>
+#endif
 #include "mxk.h"
 #include "mxk_check.h"
 #include "mxk_numerics.h"
@@ -38,8 +41,12 @@ static inline mxk_status mxk_gpu_launched(const char *kernel)
 }
 
 /* Whether the current device runs the matrix-core GEMM kernels (gfx94x in
- * an AMD build; never on NVIDIA). */
+ * an AMD build; never on NVIDIA: see mxk_gpu_has_mma). */
 int mxk_gpu_has_mfma(void);
+/* Whether the current device runs the tensor-core GEMM kernels: an NVIDIA
+ * Hopper GPU (compute capability 9.x) in an nvcc build, where their
+ * arithmetic is the measured block models hopper-fp8-mma / hopper-bf16. */
+int mxk_gpu_has_mma(void);
 
 static inline unsigned mxk_cdiv(int64_t a, int64_t b)
 {

@@ -325,7 +325,9 @@ mx_status mx_blockfma_check(const mx_blockfma_params *p)
     if (p->odd_even && !p->late_c)
         return MX_EINVAL;
     if (p->late_c && (p->late_sum_frac_bits < 0 || p->late_sum_frac_bits > 300 ||
-                      p->late_norm_frac_bits < 0 || p->late_norm_frac_bits > 300 ||
+                      p->late_norm_frac_bits < 0 ||
+                      (p->late_norm_frac_bits > 300 &&
+                       p->late_norm_frac_bits != MX_BFMA_EXACT) ||
                       p->late_c_cutoff < 0))
         return MX_EINVAL;
     if (p->out_prec < 1)
@@ -364,7 +366,7 @@ static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
             mxb_fx_add(s, &ct);
         }
     }
-    if (mxb_fx_is_zero(s))
+    if (mxb_fx_is_zero(s) || p->late_norm_frac_bits == MX_BFMA_EXACT)
         return;
     uint64_t m[FX_LIMBS];
     int neg;

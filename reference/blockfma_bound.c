@@ -41,9 +41,10 @@ static void block_coeffs(const mx_blockfma_params *p, double m, double *kappa,
     }
     double late = 0.0, late_abs = 0.0;
     if (p->late_c) {
-        late = pw2(-p->late_sum_frac_bits) +
-               pw2(-p->late_norm_frac_bits) *
-                   (1.0 + ua + pw2(-p->late_sum_frac_bits));
+        late = pw2(-p->late_sum_frac_bits);
+        if (p->late_norm_frac_bits != MX_BFMA_EXACT)
+            late += pw2(-p->late_norm_frac_bits) *
+                    (1.0 + ua + pw2(-p->late_sum_frac_bits));
         late_abs = pw2(-126 - p->late_sum_frac_bits);
     }
     double tr = p->out_prec >= 64 ? 0.0 : pw2(1 - p->out_prec);

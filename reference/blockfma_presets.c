@@ -12,8 +12,12 @@ static const mx_blockfma_params presets[] = {
     /* AMD CDNA3 (MI300X) FP8 MFMA: 16 products per block; even- and
      * odd-indexed products aligned separately to 24 fraction bits (1 extra
      * bit) with truncation, combined with round-down; c added late (CDNA3
-     * Algorithm 1: 24/32/31 bits, round-down; c dropped when 25 binades
-     * below); one RNE into FP32; products >= 2^128 are infinite. */
+     * Algorithm 1: when c is the larger, the product sum is rounded down to
+     * 31 bits below c's exponent, c added, and the sum rounded once; c
+     * dropped when 25 binades below the products); one RNE into FP32;
+     * products >= 2^128 are infinite; zero results are +0.  Reproduces
+     * the published model's vectors bit for bit
+     * (golden/cdna3-mi300mc/, tests/probe_vectors.test). */
     {
         .name = "cdna3-fp8",
         .source = "published model (Khattak & Mikaitis, CDNA3 MATLAB model "
@@ -23,13 +27,15 @@ static const mx_blockfma_params presets[] = {
         .frac_bits = 24, .align_round = MX_ALIGN_TRUNC, .sticky = 0,
         .prod_norm = 0,
         .odd_even = 1, .group_round = MX_ALIGN_RD,
-        .late_c = 1, .late_round = MX_ALIGN_RD, .late_sum_frac_bits = 32,
-        .late_norm_frac_bits = 31, .late_c_cutoff = 25,
+        .late_c = 1, .late_round = MX_ALIGN_RD, .late_sum_frac_bits = 31,
+        .late_norm_frac_bits = MX_BFMA_EXACT, .late_c_cutoff = 25,
         .ftz_in = 0, .ftz_prod = 0, .ftz_out = 0, .prod_ovf_inf = 1,
-        .out_prec = 64, .final_round = MX_RNE, .nan_code = 0xffc00000u,
+        .out_prec = 64, .final_round = MX_RNE, .zero_pos = 1,
+        .nan_code = 0xffc00000u,
     },
     /* AMD CDNA3 BF16 (and FP16) MFMA: 8 products per block, global
-     * alignment to 24 fraction bits with truncation, late c, one RNE. */
+     * alignment to 24 fraction bits with truncation, late c as above, one
+     * RNE, zero +0. */
     {
         .name = "cdna3-bf16",
         .source = "published model (Khattak & Mikaitis, CDNA3 MATLAB model "
@@ -39,10 +45,11 @@ static const mx_blockfma_params presets[] = {
         .frac_bits = 24, .align_round = MX_ALIGN_TRUNC, .sticky = 0,
         .prod_norm = 0,
         .odd_even = 0, .group_round = MX_ALIGN_RD,
-        .late_c = 1, .late_round = MX_ALIGN_RD, .late_sum_frac_bits = 32,
-        .late_norm_frac_bits = 31, .late_c_cutoff = 0,
+        .late_c = 1, .late_round = MX_ALIGN_RD, .late_sum_frac_bits = 31,
+        .late_norm_frac_bits = MX_BFMA_EXACT, .late_c_cutoff = 0,
         .ftz_in = 0, .ftz_prod = 0, .ftz_out = 0, .prod_ovf_inf = 1,
-        .out_prec = 64, .final_round = MX_RNE, .nan_code = 0xffc00000u,
+        .out_prec = 64, .final_round = MX_RNE, .zero_pos = 1,
+        .nan_code = 0xffc00000u,
     },
     /* NVIDIA Hopper (H100) FP8 tensor cores as wgmma drives them (SASS
      * QGMMA; what Triton and CUTLASS emit for FP8 on sm_90a): all 32

@@ -1,9 +1,11 @@
 /* gemm_bound_block.c -- the bound of the block:NAME models (docs/bounds.md,
  * "Block-FMA models" and "FP32 models"): each group's partial is within
- * B_g = mx_blockfma_bound(S_g) of its exact dot (S_g the model's own
- * sum |ab| statistic), scaled exactly, then summed in FP32 in any tree
+ * B_g = min(mx_blockfma_bound(S_g), mx_blockfma_bound_dot(group)) of its
+ * exact dot (S_g the model's own sum |ab| statistic; the second bound
+ * charges each block's alignment to its largest term), scaled exactly, then summed in FP32 in any tree
  * (gamma_{G-1}); unscaled operands are one chain of the unit.  Then the
  * tail (gemm_bound.c). */
+#include <math.h>
 #include "gemm_internal.h"
 
 double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
@@ -15,7 +17,9 @@ double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
     if (!A->scales) {
         double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, 0),
                                        B->fmt, mxg_codes_at(B, n, 0), K);
-        double Bacc = mx_blockfma_bound(bp, K, S, 0);
+        double Bacc = fmin(mx_blockfma_bound(bp, K, S, 0),
+                           mx_blockfma_bound_dot(bp, A->fmt, mxg_codes_at(A, m, 0),
+                                                 B->fmt, mxg_codes_at(B, n, 0), K, 0));
         return mxg_bound_tail(Bacc, wS, S, w);
     }
     double sum_b = 0, sum_p = 0;
@@ -23,7 +27,10 @@ double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
         size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
         double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, k0),
                                        B->fmt, mxg_codes_at(B, n, k0), len);
-        double Bg = mx_blockfma_bound(bp, len, S, 0);
+        /* both are proofs; the per-block one (largest term) is the tighter */
+        double Bg = fmin(mx_blockfma_bound(bp, len, S, 0),
+                         mx_blockfma_bound_dot(bp, A->fmt, mxg_codes_at(A, m, k0),
+                                               B->fmt, mxg_codes_at(B, n, k0), len, 0));
         double sc = mx_scale_value(s->decode, mxg_scale_byte(A, m, g)) *
                     mx_scale_value(s->decode, mxg_scale_byte(B, n, g));
         sum_b += sc * Bg;

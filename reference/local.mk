@@ -15,7 +15,8 @@ reference_libmxref_a_SOURCES = \
 	reference/blockfma_fx.c \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
-	reference/blockfma_bound.c
+	reference/blockfma_bound.c \
+	reference/blockfma_bound_dot.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \

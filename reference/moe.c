@@ -164,7 +164,10 @@ static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
     size_t M = A->rows, N = B->rows;
     if (M == 0)
         return MX_OK;
-    mx_gemm_spec spec = {MX_E8M0_PRODUCTION, c->model, w};
+    mx_gemm_spec spec = {MX_E8M0_PRODUCTION,
+                         !A->scales && c->model_bf16.name[0] ? c->model_bf16
+                                                             : c->model,
+                         w};
     double *ex = malloc(M * N * sizeof *ex), *bd = malloc(M * N * sizeof *bd);
     uint16_t *mo = malloc(M * N * sizeof *mo);
     mx_status s = MX_ENOMEM;

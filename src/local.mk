@@ -15,7 +15,18 @@ MXV_LIB_CPPFLAGS = $(AM_CPPFLAGS) \
 
 # src/model/ (model-level checks, issue 11) appends its sources here; they
 # are built into libmxv.a so that tests link them like the rest.
-MXV_MODEL_SOURCES =
+MXV_MODEL_SOURCES = src/model/kld.c src/model/kld.h \
+	src/model/stats.c src/model/stats.h \
+	src/model/run.c src/model/run.h \
+	src/model/compare.c src/model/compare.h \
+	src/model/score.c src/model/score.h \
+	src/model/tolerance.c src/model/tolerance.h \
+	src/model/mreport.c src/model/mreport.h \
+	src/model/gatecheck.c src/model/gatecheck.h
+# Drift localization (src/model/drift*, issue 11) judges layers with the
+# pipeline's check_capture, so it is built into the pipeline layer.
+MXV_DRIFT_SOURCES = src/model/drift.c src/model/drift.h src/model/drift_fp8.c \
+	src/model/drift_fp8.h src/model/drift_report.c
 
 src_lib_libmxv_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
 src_lib_libmxv_a_SOURCES = \
@@ -33,6 +44,7 @@ src_lib_libmxv_a_SOURCES = \
 	src/lib/input.c src/lib/input.h \
 	src/lib/json_strict.c src/lib/json_strict.h \
 	src/lib/provenance.c src/lib/provenance.h \
+	src/lib/probe_vectors.c src/lib/probe_vectors.h \
 	$(MXV_MODEL_SOURCES)
 
 src_pipeline_libmxvpipe_a_CPPFLAGS = $(MXV_LIB_CPPFLAGS)
@@ -45,7 +57,8 @@ src_pipeline_libmxvpipe_a_SOURCES = \
 	src/pipeline/check_capture.c src/pipeline/check_capture.h \
 	src/pipeline/suite_run.c \
 	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
-	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h
+	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h \
+	$(MXV_DRIFT_SOURCES)
 
 # The provenance block of reports (issue 12): src/lib/revision.h holds the
 # git revision of the source tree, rewritten only when it changes; a
@@ -87,5 +100,7 @@ src_mxverify_SOURCES = \
 	src/cmd/cmd_gate.c \
 	src/cmd/cmd_golden.c \
 	src/cmd/cmd_mutants.c \
-	src/cmd/cmd_probe.c
+	src/cmd/cmd_probe.c \
+	src/cmd/cmd_model.c \
+	src/cmd/cmd_drift.c
 src_mxverify_LDADD = $(MXV_LIBS)

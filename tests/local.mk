@@ -38,8 +38,10 @@ check_PROGRAMS += tests/st_tool
 tests_st_tool_SOURCES = tests/st_tool.c
 tests_st_tool_LDADD = $(MXV_IO_LIBS)
 
-TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
-EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test
+TESTS += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
+EXTRA_DIST += tests/cli_probe.test tests/cli_help.test tests/cli_outputs.test \
+	tests/probe_vectors.test tests/h200_captures.test
 TESTS += tests/cli_formats.test tests/python_formats.test tests/python_check.test tests/cli_ref.test tests/cli_check.test \
 	tests/python_safetensors.test tests/python_capture.test
 EXTRA_DIST += tests/testutil.h tests/run_python.sh tests/python \
@@ -54,6 +56,7 @@ EXTRA_DIST += tools/capture/README.md tools/capture/make_golden_example.py \
 	tools/capture/mxverify_capture/capture.py \
 	tools/capture/mxverify_capture/emulate.py \
 	tools/capture/mxverify_capture/formats.py \
+	tools/capture/mxverify_capture/hooks.py \
 	tools/capture/mxverify_capture/rng.py \
 	tools/capture/mxverify_capture/stfile.py \
 	tools/capture/mxverify_capture/tensors.py
@@ -141,3 +144,17 @@ TESTS += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
 XFAIL_TESTS = tests/infbound.test
 EXTRA_DIST += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
 	tests/determinism.test tests/python/make_bad_inputs.py
+# Model-level checks (issue 11): KLD, statistics against scipy, compare.
+check_PROGRAMS += tests/check_model
+tests_check_model_SOURCES = tests/check_model.c tests/testutil.h
+tests_check_model_CFLAGS = $(TESTS_CFLAGS)
+tests_check_model_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
+TESTS += tests/check_model tests/cli_model.test tests/python_model.test tests/gate_model.test
+EXTRA_DIST += tests/cli_model.test tests/python_model.test tests/gate_model.test tests/data/model_stats_ref.py \
+	tests/data/model_stats_ref.tsv
+
+# mxverify drift on the tiny MiniMax-M3 runs (golden/tinym3), tools/tinym3.
+TESTS += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test
+EXTRA_DIST += tests/cli_drift.test tests/python_drift.test tests/python_tinym3.test \
+	tools/tinym3/README.md tools/tinym3/tinym3.py \
+	tools/tinym3/moe_numpy.py tools/tinym3/runio.py

@@ -14,8 +14,8 @@ tools_probe_mkgolden_SOURCES = tools/probe/mkgolden.c tools/probe/mxtd.h \
 	tools/probe/casegen.h
 tools_probe_mkgolden_LDADD = $(MXV_IO_LIBS)
 EXTRA_DIST += tools/probe/tc_probe.cu tools/probe/tc_layout.h \
-	tools/probe/test_layout.cc tools/probe/h100_triton.py \
-	tools/probe/run_h100.sh
+	tools/probe/test_layout.cc tools/probe/h100_triton.py tools/probe/h200_triton_bugs.py \
+	tools/probe/run_h100.sh tools/probe/run_h200.sh
 
 # tc_probe, the NVIDIA side of `mxverify probe --gpu`: built when configure
 # found nvcc, always for sm_90a (wgmma exists only there, whatever

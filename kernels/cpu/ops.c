@@ -106,7 +106,7 @@ static mxk_status cpu_sum(const mxk_sum_args *a, double *ms)
 static const mxk_ops cpu_ops = {
     MXK_ABI_VERSION, "cpu", "C emulation", 1,
     cpu_quant, cpu_fnuz, cpu_align, cpu_mxfp8, cpu_bf16, cpu_swiglu, cpu_sum,
-    cpu_last_error,
+    cpu_last_error, "cpu", "fp32-seq", "fp32-seq",
 };
 
 const mxk_ops *mxk_cpu_ops(void) { return &cpu_ops; }

@@ -98,9 +98,13 @@ typedef struct {
      *             0 when late_c_cutoff > 0 and E - e_c > late_c_cutoff) and
      *             added;
      *   E <  e_c: S is rounded with late_round to late_sum_frac_bits bits
-     *             below e_c, c is added exactly, the sum is normalised (not
-     *             below exponent -126) and rounded with late_round to
-     *             late_norm_frac_bits bits below its leading bit. */
+     *             below e_c, c is added exactly, and (unless
+     *             late_norm_frac_bits is MX_BFMA_EXACT) the sum is
+     *             normalised (not below exponent -126) and rounded with
+     *             late_round to late_norm_frac_bits bits below its leading
+     *             bit; the final rounding follows.  The published CDNA3
+     *             model (MI300MC.m) is late_sum_frac_bits = 31, round-down,
+     *             late_norm_frac_bits = MX_BFMA_EXACT: one rounding. */
     int late_c;
     mx_align_round late_round;
     int late_sum_frac_bits;
@@ -180,6 +184,19 @@ float mx_blockfma_dot(const mx_blockfma_params *p, const mx_format *fa,
  * parameter sets it does not cover (flush-to-zero ones) and bad input. */
 double mx_blockfma_bound(const mx_blockfma_params *p, size_t n,
                          double sum_abs, double c_abs);
+/* A tighter rigorous bound on the same quantity, from the operands: per
+ * block, the alignment loss is charged against the block's largest
+ * reference magnitude (max over its products of max(|a_i b_i|,
+ * 2^(r_a + r_b)), and the incoming accumulator) instead of the sum of its
+ * magnitudes, for its nonzero products only; the chain (instructions,
+ * blocks, deal, c_fadd) is walked as mx_blockfma_dot_bits walks it, with
+ * |c| <= c_abs.  Evaluated with every operation rounded upward.  Never
+ * above mx_blockfma_bound's value by more than its rounding.  Derivation:
+ * docs/bounds.md, "Block-FMA models: the per-block bound".  +inf for
+ * flush-to-zero parameter sets, NaN or infinite operands, bad input. */
+double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
+                             const void *a, const mx_format *fb, const void *b,
+                             size_t n, double c_abs);
 /* sum_abs of mx_blockfma_bound for these operands, rounded up (binary64);
  * +inf if an operand is infinite or NaN. */
 double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,

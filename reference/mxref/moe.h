@@ -170,6 +170,10 @@ typedef struct {
     mx_moe_shape shape;
     mx_moe_policy policy;
     mx_accum_model model;       /* default fp32-group                         */
+    /* Model of the GEMMs whose operands are unscaled (BF16): a device's
+     * matrix unit may sum BF16 products differently from FP8 ones.  Unset
+     * (name "") means `model` for every GEMM. */
+    mx_accum_model model_bf16;
     double sigmoid_ulps;        /* FP32 sigmoid accuracy assumed (4)          */
 } mx_moe_config;
 

@@ -12,10 +12,12 @@
 int mxv_cmd_golden(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *loosen = NULL,
-               *reason = NULL, *manifest = NULL, *help = NULL;
+               *reason = NULL, *manifest = NULL, *help = NULL, *model = NULL,
+               *only = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"allow-loosen", 0, &loosen, 0},
                             {"reason", 1, &reason, 0},   {"manifest", 1, &manifest, 0},
+                            {"model", 1, &model, 0},     {"case", 1, &only, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "golden");
@@ -26,6 +28,7 @@ int mxv_cmd_golden(int argc, char **argv)
     if (help || !act) {
         printf("usage: mxverify golden update [--suite NAME] [--golden FILE]\n"
                "                              [--backend cpu|gpu] [--allow-loosen --reason TEXT]\n"
+               "                              [--model M] [--case NAME]\n"
                "       mxverify golden verify [--manifest FILE]\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --golden FILE        the golden file to write (default as for gate)\n"
@@ -33,6 +36,11 @@ int mxv_cmd_golden(int argc, char **argv)
                "  --allow-loosen       accept thresholds looser than the file's\n"
                "  --reason TEXT        why (recorded in the file's history)\n"
                "  --manifest FILE      the manifest to verify (default GOLDEN_DIR/MANIFEST)\n"
+               "  --model M            accumulation model(s) of the GEMMs, M or M8,M16\n"
+               "                       (default: the device's own; mxverify kernels --help);\n"
+               "                       recorded in the file with the device architecture\n"
+               "  --case NAME          update only this case's entries (the others stay\n"
+               "                       when the file was made for this device and model)\n"
                "  -h, --help           this text\n",
                mxv_suite_names());
         return help ? MXV_EXIT_OK : MXV_EXIT_USAGE;
@@ -74,13 +82,37 @@ int mxv_cmd_golden(int argc, char **argv)
         mxv_golden_free(&g);
         return rc;
     }
+    if (mxv_runner_set_model(&r, model, err, sizeof err) != 0) {
+        mxv_golden_free(&g);
+        return mxv_error(MXV_EXIT_USAGE, "%s", err);
+    }
+    /* the file now records this run's device and model; rows judged by
+     * another model or on another architecture are replaced, not compared */
+    char mname[96];
+    mxv_runner_model_name(&r, mname, sizeof mname);
+    const char *arch = mxv_runner_arch(r.ops);
+    int same = !strcmp(g.arch, arch) && !strcmp(g.model, mname);
+    if (have && !same) {
+        char why[400];
+        snprintf(why, sizeof why, "recorded for %s, model %s (was %s, model %s)", arch,
+                 mname, g.arch[0] ? g.arch : "unrecorded",
+                 g.model[0] ? g.model : "unrecorded");
+        mxv_golden_note(&g, "device", why);
+    }
+    snprintf(g.arch, sizeof g.arch, "%s", arch);
+    snprintf(g.model, sizeof g.model, "%s", mname);
     mxv_rows rows = {NULL, 0, 0};
-    if ((rc = mxv_run_suite(suite, NULL, &r, &rows, 1)) != 0) {
+    if ((rc = mxv_run_suite(suite, only, &r, &rows, 1)) != 0) {
         mxv_golden_free(&g);
         mxv_rows_free(&rows);
         return rc;
     }
-    mxv_golden_entry *ne = calloc(rows.n ? rows.n : 1, sizeof *ne);
+    /* --case: the entries of the other cases stay (when the file was made
+     * for this device and model), after the new ones */
+    size_t keep = 0;
+    for (size_t i = 0; only && have && same && i < g.n; i++)
+        keep += strcmp(g.e[i].case_name, only) != 0;
+    mxv_golden_entry *ne = calloc(rows.n + keep ? rows.n + keep : 1, sizeof *ne);
     size_t loosened = 0;
     for (size_t i = 0; i < rows.n; i++) {
         const mxv_row *w = &rows.rows[i];
@@ -89,14 +121,18 @@ int mxv_cmd_golden(int argc, char **argv)
             rc = mxv_error(MXV_EXIT_FAIL, "golden update: %s / %s fails on its own (%s); "
                                           "golden tolerances are only taken from a "
                                           "correct run",
-                           w->case_name, w->kernel, w->error ? w->message : "elements outside");
+                           w->case_name, w->kernel,
+                           w->error ? w->message
+                           : w->not_device ? "within bound, not the device's arithmetic"
+                                           : "elements outside");
             free(ne);
             mxv_golden_free(&g);
             mxv_rows_free(&rows);
             return rc;
         }
         ne[i] = mxv_golden_from_row(w);
-        const mxv_golden_entry *old = have ? mxv_golden_find(&g, w->case_name, w->kernel) : NULL;
+        const mxv_golden_entry *old =
+            have && same ? mxv_golden_find(&g, w->case_name, w->kernel) : NULL;
         char what[160];
         if (old && mxv_golden_looser(old, &ne[i], what, sizeof what)) {
             if (!loosen) {
@@ -112,9 +148,13 @@ int mxv_cmd_golden(int argc, char **argv)
             loosened++;
         }
     }
+    size_t nn = rows.n;
+    for (size_t i = 0; only && have && same && i < g.n; i++)
+        if (strcmp(g.e[i].case_name, only) != 0)
+            ne[nn++] = g.e[i];
     free(g.e);
     g.e = ne;
-    g.n = rows.n;
+    g.n = nn;
     if (loosened) {
         char note[600];
         snprintf(note, sizeof note, "%zu thresholds loosened: %s", loosened, reason);

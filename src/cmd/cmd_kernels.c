@@ -13,13 +13,14 @@ int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
                *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
-               *list = NULL, *md = NULL, *junit = NULL;
+               *list = NULL, *md = NULL, *junit = NULL, *bonly = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
                             {"list-cases", 0, &list, 0}, {"model", 1, &model, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"junit", 1, &junit, 0},     {"mutant", 1, &mutant, 0},
+                            {"bound-only", 0, &bonly, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
@@ -29,8 +30,8 @@ int mxv_cmd_kernels(int argc, char **argv)
     if (help) {
         printf("usage: mxverify kernels [--backend cpu|gpu] [--suite NAME] [--list]\n"
                "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
-               "                        [--mutant NAME] [--model NAME] [--report-json FILE]\n"
-               "                        [--report-md FILE] [--junit FILE]\n"
+               "                        [--mutant NAME] [--model M] [--bound-only]\n"
+               "                        [--report-json FILE] [--report-md FILE] [--junit FILE]\n"
                "  --backend B          cpu (the C emulation, default) or gpu\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --list, --list-cases print the suite's cases and exit\n"
@@ -43,7 +44,7 @@ int mxv_cmd_kernels(int argc, char **argv)
                "  --report-md FILE     write a Markdown summary to FILE\n"
                "  --junit FILE         write JUnit XML to FILE\n",
                mxv_suite_names());
-        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        mxv_print_device_model_help(stdout);
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
@@ -51,15 +52,16 @@ int mxv_cmd_kernels(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
     if (list)
         return mxv_suite_list(suite, stdout);
-    if ((rc = mxv_parse_model(model)) != 0)
-        return rc;
     mxv_runner r;
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
         return rc;
-    r.model = model;
+    char merr[256];
+    if (mxv_runner_set_model(&r, model, merr, sizeof merr) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", merr);
+    r.bound_only = bonly != NULL;
     if (mutant) {
         const mxk_mutant_info *mi = mxk_mutant_by_name(mutant);
         if (!mi)
@@ -112,14 +114,18 @@ int mxv_cmd_kernels(int argc, char **argv)
         snprintf(v[i].why, sizeof v[i].why, "%s",
                  v[i].pass ? "ok" : rows.rows[i].error ? rows.rows[i].message
                  : rows.rows[i].backends_agree == 0 ? "GPU differs from the CPU backend"
+                 : rows.rows[i].not_device && !rows.rows[i].j.outside
+                     ? "within bound, not the device's arithmetic"
                  : rows.rows[i].j.by_bytes ? "wrong bytes" : "outside the bound");
     }
-    printf("mxverify kernels: suite %s on %s (%s)%s\n", suite, r.ops->name, device,
-           r.mutant ? ", with a planted bug" : "");
+    char mname[96];
+    mxv_runner_model_name(&r, mname, sizeof mname);
+    printf("mxverify kernels: suite %s on %s (%s, %s), model %s%s\n", suite, r.ops->name,
+           device, mxv_runner_arch(r.ops), mname, r.mutant ? ", with a planted bug" : "");
     char seedstr[32];
     snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
-                      mxv_now() - t0, seedstr};
+                      mxv_now() - t0, NULL, 0, seedstr};
     rc = mxv_report_emit(stdout, &rep, json, md, junit);
     free(v);
     mxv_rows_free(&rows);

@@ -58,14 +58,12 @@ int mxv_cmd_mutants(int argc, char **argv)
              "  --mutant NAME        run only this planted bug\n"
              "  --report-json FILE   write the JSON report to FILE\n"
              "  --report-md FILE     write a Markdown table to FILE");
-        mxv_print_model_help(stdout, MXV_RUN_DEFAULT_MODEL);
+        mxv_print_model_help(stdout, "the device's own (mxverify kernels --help)");
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
-    if ((rc = mxv_parse_model(model)) != 0)
-        return rc;
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -80,7 +78,9 @@ int mxv_cmd_mutants(int argc, char **argv)
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
     r.cpu = NULL; /* planted bugs are judged against the reference only */
-    r.model = model;
+    char merr[256];
+    if (mxv_runner_set_model(&r, model, merr, sizeof merr) != 0)
+        return mxv_error(MXV_EXIT_USAGE, "%s", merr);
     r.chain = 1;
 
     /* the correct kernels first */

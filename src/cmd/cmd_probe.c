@@ -23,6 +23,7 @@
 #include "probe_gpu.h"
 #include "probe_io.h"
 #include "lib/input.h"
+#include "probe_vectors.h"
 
 #ifndef MXV_PKGLIBEXECDIR
 #define MXV_PKGLIBEXECDIR ""
@@ -39,6 +40,8 @@ static const char *usage_probe =
     "usage: mxverify probe --replay FILE.probe|FILE.mxtd... [--json]\n"
     "       mxverify probe --gpu [--variants wgmma|mma|all] [--formats LIST]\n"
     "                      [--save DIR] [--json]\n"
+    "       mxverify probe --vectors FILE [FILE...] --model block:PRESET\n"
+    "                      [--format FMT] [--show N]\n"
     "\n"
     "Infers how a matrix unit computes c + sum a_i*b_i -- block size and\n"
     "grouping (the accumulation tree), alignment width and rounding, sticky\n"
@@ -61,6 +64,15 @@ static const char *usage_probe =
     "  --save DIR      also write each variant's results as DIR/VARIANT.probe\n"
     "                  (replayable with --replay)\n"
     "  --json          print the results as one JSON array\n"
+    "  --vectors FILE  replay recorded dot products through a block-FMA preset:\n"
+    "                  one 'k a[0..k-1] b[0..k-1] c d [category]' per line\n"
+    "                  (hex codes; golden/cdna3-mi300mc/*.txt); prints the\n"
+    "                  mismatch count, per category, and the first mismatches;\n"
+    "                  exit 1 on any mismatch\n"
+    "  --model M       the preset to replay with, block:PRESET\n"
+    "  --format FMT    operand format of the vectors (default: from the file's\n"
+    "                  '# ... a,b FMT codes' comment, else its name)\n"
+    "  --show N        mismatches to print per file (default 10)\n"
     "  -h, --help      this text\n"
     "\n"
     "AMD GPUs: on an MI300X the same plan would run through the MFMA builtins\n"
@@ -71,9 +83,10 @@ static const char *usage_probe =
     "results simulated from the published CDNA3 model is tested\n"
     "(tests/check_probe.c).\n"
     "\n"
-    "exit: 0 inferred, 1 no parameter set reproduces the results, 2 usage,\n"
-    "3 bad .probe or .mxtd file, 4 the GPU probe failed or could not run (no\n"
-    "GPU, no probe binary: the message says which)\n";
+    "exit: 0 inferred (--vectors: no mismatch), 1 no parameter set reproduces\n"
+    "the results (--vectors: a mismatch), 2 usage, 3 bad .probe or .mxtd file\n"
+    "(--vectors: a malformed vector file), 4 the GPU probe failed or could not\n"
+    "run (no GPU, no probe binary: the message says which)\n";
 
 /* ---- one analysis ----------------------------------------------------------- */
 
@@ -487,10 +500,13 @@ static int run_gpu(const char *variants, const char *formats, const char *save,
 int mxv_cmd_probe(int argc, char **argv)
 {
     const char *replay = NULL, *gpu = NULL, *variants = NULL, *formats = NULL,
-               *save = NULL, *json = NULL, *help = NULL;
+               *save = NULL, *json = NULL, *help = NULL, *vectors = NULL,
+               *model = NULL, *format = NULL, *show = NULL;
     const mxv_opt opts[] = {{"replay", 0, &replay, 0},     {"gpu", 0, &gpu, 0},
                             {"variants", 1, &variants, 0}, {"formats", 1, &formats, 0},
                             {"save", 1, &save, 0},         {"json", 0, &json, 0},
+                            {"vectors", 1, &vectors, 0},   {"model", 1, &model, 0},
+                            {"format", 1, &format, 0},     {"show", 1, &show, 0},
                             {"help", 0, &help, 'h'},       {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files)
@@ -505,7 +521,25 @@ int mxv_cmd_probe(int argc, char **argv)
         free(files);
         return MXV_EXIT_OK;
     }
-    if (!replay == !gpu)
+    if (vectors) {
+        unsigned long long nshow = 10;
+        if (replay || gpu || json || variants || formats || save)
+            rc = mxv_error(MXV_EXIT_USAGE, "probe --vectors takes only --model, "
+                           "--format, --show and more vector files");
+        else if (show && mxv_parse_uint(show, 1000000, &nshow))
+            rc = mxv_error(MXV_EXIT_USAGE, "probe --show: '%s' is not a count", show);
+        if (!rc) {
+            memmove(files + 1, files, (size_t)nfiles * sizeof *files);
+            files[0] = (char *)vectors;
+            rc = mxv_probe_vectors(files, nfiles + 1, model, format, (int)nshow);
+        }
+        free(files);
+        return rc;
+    }
+    if (model || format || show)
+        rc = mxv_error(MXV_EXIT_USAGE, "probe: --%s applies to --vectors only",
+                       model ? "model" : format ? "format" : "show");
+    else if (!replay == !gpu)
         rc = mxv_error(MXV_EXIT_USAGE, "probe: give --replay FILE.probe... or --gpu "
                        "(see 'mxverify probe --help')");
     else if (replay && nfiles == 0)

@@ -32,6 +32,13 @@ typedef struct {
 typedef struct {
     char suite[32];
     char backend[8];
+    /* The device architecture ("cpu", "sm_90", "gfx942", ...) and the
+     * accumulation model(s) the GEMM rows were judged by ("fp32-seq", or
+     * "MXFP8_MODEL,BF16_MODEL" when they differ) of the run that made the
+     * file; "" in files written before they were recorded (a gate refuses
+     * those unless told otherwise). */
+    char arch[32];
+    char model[96];
     mxv_golden_entry *e;
     size_t n;
     void *history;              /* cJSON array, owned                     */

@@ -15,6 +15,8 @@ void mxv_report_counts(const mxv_report *r, size_t *pass, size_t *fail)
     *pass = *fail = 0;
     for (size_t i = 0; i < r->rows->n; i++)
         (r->v[i].pass ? (*pass)++ : (*fail)++);
+    for (size_t i = 0; i < r->nchecks; i++)
+        (r->checks[i].pass ? (*pass)++ : (*fail)++);
 }
 
 static void ratio_str(const mxv_row *w, char *buf, size_t len)
@@ -47,6 +49,11 @@ void mxv_report_table(FILE *f, const mxv_report *r)
                 w->j.outside, w->bit_exact ? "yes" : "no",
                 w->backends_agree < 0 ? "-" : w->backends_agree ? "yes" : "NO", w->ms,
                 r->v[i].pass ? "ok" : r->v[i].why);
+    }
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const mxv_model_check *c = &r->checks[i];
+        fprintf(f, "%s [%s]: %s  %s%s\n", c->name, c->entry, c->summary,
+                c->pass ? "ok" : "FAIL: ", c->pass ? "" : c->why);
     }
     size_t p, fl;
     mxv_report_counts(r, &p, &fl);
@@ -103,6 +110,22 @@ int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len
         if (w->error)
             cJSON_AddStringToObject(o, "error", w->message);
         cJSON_AddItemToArray(arr, o);
+    }
+    if (r->nchecks) {
+        cJSON *mc = cJSON_AddArrayToObject(root, "model_checks");
+        for (size_t i = 0; i < r->nchecks; i++) {
+            const mxv_model_check *c = &r->checks[i];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "check", c->name);
+            cJSON_AddStringToObject(o, "entry", c->entry);
+            cJSON_AddBoolToObject(o, "pass", c->pass);
+            cJSON_AddStringToObject(o, "verdict", c->pass ? "" : c->why);
+            cJSON_AddStringToObject(o, "summary", c->summary);
+            cJSON *rep = c->json ? cJSON_Parse(c->json) : NULL;
+            if (rep)
+                cJSON_AddItemToObject(o, "report", rep);
+            cJSON_AddItemToArray(mc, o);
+        }
     }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -212,6 +235,19 @@ int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t
             bputs(&b, "%.2f | ", w->j.max_ulp);
         bputs(&b, "%zu | %s | %.3f |\n", w->j.outside, w->bit_exact ? "yes" : "no", w->ms);
     }
+    if (r->nchecks) {
+        bputs(&b, "\n### Model checks\n\n| | check | entry | figures |\n|---|---|---|---|\n");
+        for (size_t i = 0; i < r->nchecks; i++) {
+            const mxv_model_check *c = &r->checks[i];
+            bputs(&b, "| %s | ", c->pass ? "✅" : "❌");
+            bput_md(&b, c->name);
+            bputs(&b, " | ");
+            bput_md(&b, c->entry);
+            bputs(&b, " | ");
+            bput_md(&b, c->summary);
+            bputs(&b, " |\n");
+        }
+    }
     if (fl) {
         bputs(&b, "\n### Failures\n\n");
         for (size_t i = 0; i < r->rows->n; i++)
@@ -219,6 +255,14 @@ int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t
                 bputs(&b, "- **%s / %s**: ", r->rows->rows[i].case_name,
                       r->rows->rows[i].kernel);
                 bput_md(&b, r->v[i].why);
+                bputs(&b, "\n");
+            }
+        for (size_t i = 0; i < r->nchecks; i++)
+            if (!r->checks[i].pass) {
+                bputs(&b, "- **");
+                bput_md(&b, r->checks[i].name);
+                bputs(&b, "**: ");
+                bput_md(&b, r->checks[i].why);
                 bputs(&b, "\n");
             }
     }
@@ -274,6 +318,20 @@ int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t le
             bput_xml(&b, r->v[i].why);
             bputs(&b, "\">");
             bput_xml(&b, r->v[i].why);
+            bputs(&b, "</failure>");
+        }
+        bputs(&b, "</testcase>\n");
+    }
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const mxv_model_check *c = &r->checks[i];
+        bputs(&b, "    <testcase classname=\"model\" name=\"");
+        bput_xml(&b, c->name);
+        bputs(&b, "\" time=\"0\">");
+        if (!c->pass) {
+            bputs(&b, "<failure message=\"");
+            bput_xml(&b, c->why);
+            bputs(&b, "\">");
+            bput_xml(&b, c->summary);
             bputs(&b, "</failure>");
         }
         bputs(&b, "</testcase>\n");

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include "suite.h"
+#include "model/gatecheck.h"
 
 /* A row's verdict: pass, and the reason when it fails (from the golden
  * file or from the row itself). */
@@ -20,6 +21,10 @@ typedef struct {
     const mxv_rows *rows;
     const mxv_verdict *v;    /* one per row                                */
     double seconds;
+    /* model checks judged in the same run (gate --compare-base ...): each
+     * one verdict, counted with the rows */
+    const mxv_model_check *checks;
+    size_t nchecks;
     const char *seed;        /* recorded in the provenance (NULL: none)    */
 } mxv_report;
 

@@ -16,6 +16,12 @@ static size_t nz(size_t n) { return n ? n : 1; }
 
 typedef mxv_check_result results;
 
+/* Is m a model measured bit for bit on a device (mxref/blockfma.h)? */
+static int measured_model(const mx_accum_model *m)
+{
+    return m->kind == MX_ACC_BLOCK && m->block && m->block->measured;
+}
+
 static mxv_judge *next_judge(results *r)
 {
     return r->n < MXV_CHECK_MAX_TENSORS ? &r->j[r->n++] : NULL;
@@ -99,11 +105,14 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
 
 /* When the declared model does not explain the output, which one does?
  * Tries the FP32 models and (for captures small enough: each block model
- * costs about a microsecond per 32-wide group) every block preset, and
- * keeps the best: one with no element outside its bound before one with
- * some, then the most elements bit-exact, then the fewest outside.  When
- * every model leaves elements outside, no accumulation order explains the
- * output, and the message says so rather than naming a "better" model. */
+ * costs about a microsecond per 32-wide group; the message says when they
+ * were not tried) every block preset, and keeps the best: one with no
+ * element outside its bound before one with some, then the most elements
+ * bit-exact, then the fewest outside.  A model is named as the explanation
+ * only when the output is bit-exact under it; otherwise the message gives
+ * the closest model and its bit-exact share, and never calls a model that
+ * merely bounds the output an explanation (a bound is wide enough to hold
+ * many wrong kernels). */
 static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out,
                     const mxv_judge *own, results *res)
 {
@@ -117,7 +126,7 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
     names[nn++] = "fp32-seq";
     static char blocknames[32][48];
     const mx_blockfma_params *p;
-    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && nn < 32 && work <= 4e6; i++) {
+    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && nn < 32 && work <= 3e7; i++) {
         snprintf(blocknames[i], sizeof blocknames[i], "block:%s", p->name);
         names[nn++] = blocknames[i];
     }
@@ -147,17 +156,24 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
             best_out = outside;
         }
     }
-    const char *skipped = work > 4e6 ? " (block models not tried: capture too large)" : "";
+    char skipped[160] = "";
+    if (work > 3e7)
+        snprintf(skipped, sizeof skipped,
+                 " (block models not tried: %.3g groups, above the 3e7 limit of "
+                 "check; judge with --model block:NAME to run one)", work);
     double own_share = own->n ? (double)own->bit_exact / (double)own->n : 1;
-    if (best && best_out == 0 && (own->outside > 0 || best_exact > own_share))
+    if (best && best_out == 0 && best_exact == 1.0)
         snprintf(res->explain, sizeof res->explain,
-                 "%s explains it better: %.2f%% bit-exact, 0 outside its bound%s",
-                 best, 100 * best_exact, skipped);
-    else if (best && best_out > 0 && own->outside > 0)
+                 "%s explains it better: 100.00%% bit-exact, 0 outside its bound%s",
+                 best, skipped);
+    else if (best && (own->outside > 0 || best_exact > own_share))
         snprintf(res->explain, sizeof res->explain,
                  "no accumulation model tried explains it (closest: %s, %.2f%% "
                  "bit-exact, %zu outside its bound)%s",
                  best, 100 * best_exact, best_out, skipped);
+    else if (skipped[0])
+        snprintf(res->explain, sizeof res->explain, "no FP32 model explains it%s",
+                 skipped);
     free(ex);
     free(bd);
     free(mo);
@@ -248,6 +264,9 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     mxv_judge *j = next_judge(res);
     if (mxv_stage_judge(mxv_stage_get(MXV_STAGE_GEMM), &src, tout->data, NULL, j) != 0)
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
+    if (measured_model(&c->model) && !res->bound_only &&
+        j->bit_exact + j->outside < j->n)
+        res->not_device = j->n - j->bit_exact - j->outside;
     if (!mxv_judge_pass(j) || j->bit_exact < j->n)
         explain(c, &gc, tout->data, j, res);
 done:
@@ -323,7 +342,8 @@ static const mxv_st_tensor *held_tensor(const mxv_st_tensor *const *held, size_t
     return NULL;
 }
 
-static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *err)
+static mxv_st_status check_moe(const mxv_capture *c, results *res,
+                               mxv_check_stage_hook hook, void *hook_ctx, mxv_st_err *err)
 {
     const mx_moe_shape *s = &c->shape;
     uint64_t H = s->H, I = s->inter, Is = s->inter_shared, E = s->E;
@@ -513,6 +533,8 @@ static mxv_st_status check_moe(const mxv_capture *c, results *res, mxv_st_err *e
             if (!j || mxv_stage_judge(sg, &src, t->data,
                                       sg->label ? sg->label : sg->tensor, j) != 0)
                 TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
+            if (hook)
+                hook(hook_ctx, sg, &src, t->data, j, gv.topk_ids ? gv.topk_ids : r.route.ids);
         }
     }
     /* end to end: the final output against the reference chain */
@@ -549,7 +571,16 @@ done:
 mxv_st_status mxv_check_capture(const mxv_capture *c, mxv_check_result *res,
                                 mxv_st_err *err)
 {
+    return mxv_check_capture_hooked(c, res, NULL, NULL, err);
+}
+
+mxv_st_status mxv_check_capture_hooked(const mxv_capture *c, mxv_check_result *res,
+                                       mxv_check_stage_hook hook, void *hook_ctx,
+                                       mxv_st_err *err)
+{
+    int bound_only = res->bound_only;
     memset(res, 0, sizeof *res);
+    res->bound_only = bound_only;
     switch (c->kind) {
     case MXV_CAP_MXFP8_GEMM:
     case MXV_CAP_BF16_GEMM:
@@ -557,7 +588,7 @@ mxv_st_status mxv_check_capture(const mxv_capture *c, mxv_check_result *res,
     case MXV_CAP_MX_QUANT:
         return check_mx_quant(c, res, err);
     case MXV_CAP_MOE_LAYER:
-        return check_moe(c, res, err);
+        return check_moe(c, res, hook, hook_ctx, err);
     }
     return mxv_st_errorf(err, MXV_ST_EINVAL, c->f, NULL, "unknown capture kind");
 }

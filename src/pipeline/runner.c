@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mxref/casegen.h"
+#include "mxref/accum.h"
 #include "mxref/fnuz.h"
 #include "layer_opts.h"
 #include "runner.h"
@@ -333,8 +334,19 @@ static void judge_gemm(ctx *x, mxv_stage_id id, const uint16_t *out,
     mxv_stage_src src = x->src;
     src.ref = ref;
     mxv_row *w = judge_row(x, id, &src, out, ms);
-    if (w)
-        agree(w, out, cpu_out, w->j.n * sizeof *out);
+    if (!w)
+        return;
+    size_t n = w->j.n;
+    /* a measured device model: bit-exactness is the verdict */
+    mx_accum_model m;
+    if (!x->r->bound_only && mx_accum_parse(x->model, &m) == 0 &&
+        m.kind == MX_ACC_BLOCK && m.block && m.block->measured &&
+        w->j.bit_exact + w->j.outside < n)
+        w->not_device = n - w->j.bit_exact - w->j.outside;
+    /* matrix-unit kernels are not the CPU emulation's arithmetic: their
+     * model, not the other backend, is what they are compared with */
+    if (x->r->ops->abi < 2 || x->r->ops->gemm_exact)
+        agree(w, out, cpu_out, n * sizeof *out);
 }
 
 static void run_mxfp8_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
@@ -549,6 +561,65 @@ static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
     free(blocks);
 }
 
+/* ---- models --------------------------------------------------------------- */
+
+static int set_one(char *dst, size_t cap, const char *name, size_t n, char *err,
+                   size_t len)
+{
+    char buf[64];
+    mx_accum_model m;
+    if (n == 0 || n >= sizeof buf || n >= cap) {
+        snprintf(err, len, "--model '%.*s': not an accumulation model (%s)", (int)n,
+                 name, mx_accum_names());
+        return -1;
+    }
+    memcpy(buf, name, n);
+    buf[n] = 0;
+    if (mx_accum_parse(buf, &m) != 0) {
+        snprintf(err, len, "--model '%s': not an accumulation model (%s)", buf,
+                 mx_accum_names());
+        return -1;
+    }
+    memcpy(dst, buf, n + 1);
+    return 0;
+}
+
+int mxv_runner_set_model(mxv_runner *r, const char *spec, char *err, size_t len)
+{
+    if (!spec) {
+        const char *m8 = r->ops->abi >= 2 && r->ops->mxfp8_model ? r->ops->mxfp8_model
+                                                                 : "fp32-seq";
+        const char *m16 = r->ops->abi >= 2 && r->ops->bf16_model ? r->ops->bf16_model
+                                                                 : "fp32-seq";
+        return set_one(r->model_mx, sizeof r->model_mx, m8, strlen(m8), err, len) ||
+                       set_one(r->model_bf16, sizeof r->model_bf16, m16, strlen(m16),
+                               err, len)
+                   ? -1
+                   : 0;
+    }
+    const char *comma = strchr(spec, ',');
+    if (!comma)
+        return set_one(r->model_mx, sizeof r->model_mx, spec, strlen(spec), err, len) ||
+                       set_one(r->model_bf16, sizeof r->model_bf16, spec, strlen(spec),
+                               err, len)
+                   ? -1
+                   : 0;
+    return set_one(r->model_mx, sizeof r->model_mx, spec, (size_t)(comma - spec), err,
+                   len) ||
+                   set_one(r->model_bf16, sizeof r->model_bf16, comma + 1,
+                           strlen(comma + 1), err, len)
+               ? -1
+               : 0;
+}
+
+void mxv_runner_model_name(const mxv_runner *r, char *buf, size_t len)
+{
+    if (!strcmp(r->model_mx, r->model_bf16))
+        snprintf(buf, len, "%s", r->model_mx);
+    else
+        snprintf(buf, len, "%s,%s", r->model_mx, r->model_bf16);
+}
+
 /* ---- one case ---------------------------------------------------------- */
 
 static int next_pow2(size_t v)
@@ -565,9 +636,10 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     char tokens[32], seed[32];
     snprintf(tokens, sizeof tokens, "%zu", cd->tokens);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)(cd->seed + r->seed_offset));
-    /* the portable path follows fp32-seq; AMD matrix cores do not (the
-     * block models judge them when they are available) */
-    const char *model = r->model ? r->model : MXV_RUN_DEFAULT_MODEL;
+    /* the models of the backend's GEMM paths, or the --model given; the
+     * BF16 one judges the BF16 GEMMs of bf16 policies */
+    const char *model = r->model_mx[0] ? r->model_mx : MXV_RUN_DEFAULT_MODEL;
+    const char *model16 = r->model_bf16[0] ? r->model_bf16 : model;
     int zscale = !strcmp(cd->family, "zero-scale");
     mxv_layer_opts lo = {cd->shape, tokens, cd->policy, seed,
                          zscale ? "real" : cd->family, model, NULL, NULL};
@@ -575,6 +647,10 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     mx_moe_config cfg;
     if (mxv_layer_opts_parse(&lo, &p, &cfg) != 0) {
         snprintf(err, len, "case %s: bad definition", cd->name);
+        return -1;
+    }
+    if (mx_accum_parse(model16, &cfg.model_bf16) != 0) {
+        snprintf(err, len, "case %s: unknown model %s", cd->name, model16);
         return -1;
     }
     mx_case c;
@@ -632,8 +708,8 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
         gr = &ref2;
         a2s = za;
     }
-    ctx x = {cd, r, rows, model, mx_moe_policy_name(ref.policy), c.shape.name,
-             w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
+    ctx x = {cd, r, rows, w8a8 ? model : model16, mx_moe_policy_name(ref.policy),
+             c.shape.name, w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
     x.src.shape = &c.shape;
     x.src.T = c.T;
     x.src.k = (size_t)c.shape.topk;

@@ -5,12 +5,17 @@
  * bug in one kernel does not spill into the verdicts of the next) and each
  * of its outputs is handed to the stage table (stages.h), which names the
  * row, produces the reference and judges it -- the same path `check` takes
- * for captures.  The runner itself only launches kernels.  On the GPU every
- * output is also compared bit for bit with the CPU backend.
+ * for captures.  GEMM rows are judged against the accumulation model of
+ * the backend's path (mxv_runner.model_*: fp32-seq for the portable path,
+ * the block models of the matrix-unit kernels), with bit-exactness as the
+ * verdict under a measured device model.  The runner itself only launches
+ * kernels.  On the GPU every output (but the GEMMs of matrix-unit paths)
+ * is also compared bit for bit with the CPU backend.
  */
 #ifndef MXV_RUNNER_H
 #define MXV_RUNNER_H
 
+#include <stdio.h>
 #include "mxk.h"
 #include "suite.h"
 
@@ -24,10 +29,25 @@ typedef struct {
                           /* "moe.e2e": the routed output against the exact */
                           /* reference chain (peer metrics only; it never   */
                           /* fails the run: drift is not a verdict)         */
-    const char *model;    /* accumulation model the GEMMs are judged       */
-                          /* against (mx_accum_parse names); NULL:         */
-                          /* MXV_RUN_DEFAULT_MODEL (stages.h)              */
+    /* Accumulation models the GEMM rows are judged by (mxref/accum.h
+     * names), for MXFP8 and for BF16 GEMMs: by default the backend's own
+     * (mxk_ops: fp32-seq on the portable path, the hopper-* / cdna3-*
+     * block models for the matrix-unit kernels); see mxv_runner_set_model. */
+    char model_mx[48];
+    char model_bf16[48];
+    /* Where the model is a measured device model (mx_blockfma_params
+     * .measured: the hopper-* presets), an element within its bound but
+     * not bit-exact to the model fails its row (mxv_row.not_device);
+     * bound_only = 1 accepts such elements on their bound. */
+    int bound_only;
 } mxv_runner;
+
+/* Sets r's models from a --model argument: NULL for the backend's device
+ * models, "M" for M on every GEMM, or "M8,M16" for the MXFP8 and BF16 GEMMs
+ * separately.  0, or -1 with a one-line message in err (unknown model). */
+int mxv_runner_set_model(mxv_runner *r, const char *spec, char *err, size_t len);
+/* r's models as one string: "M" when both are M, else "M8,M16". */
+void mxv_runner_model_name(const mxv_runner *r, char *buf, size_t len);
 
 /* Runs every kernel that applies to the case's policy and appends one row
  * per kernel output to rows.  0, or -1 with a one-line message in err when
@@ -47,5 +67,11 @@ int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
                   mxv_rows *rows, int progress);
 /* A monotonic clock in seconds. */
 double mxv_now(void);
+/* The architecture a backend reports ("cpu" for the C emulation, "sm_90",
+ * "gfx942", ...). */
+const char *mxv_runner_arch(const mxk_ops *ops);
+/* The help lines of --model and --bound-only for kernels, gate, mutants
+ * and golden update. */
+void mxv_print_device_model_help(FILE *f);
 
 #endif

@@ -104,7 +104,8 @@ int mxv_row_pass(const mxv_row *r)
 {
     if (r->informational)
         return !r->error;
-    return !r->error && r->j.outside == 0 && r->backends_agree != 0;
+    return !r->error && r->j.outside == 0 && r->backends_agree != 0 &&
+           r->not_device == 0;
 }
 
 int mxv_suite_list(const char *suite, FILE *f)

@@ -47,6 +47,11 @@ typedef struct {
     double ms;            /* kernel time                                  */
     int error;            /* the kernel refused or failed: message below  */
     int informational;    /* metrics only (the chained end-to-end row)    */
+    /* GEMM rows judged by a measured device model (block:hopper-*): the
+     * elements within their bound but not bit-exact to the model -- "within
+     * bound, not the device's arithmetic", a failure unless the run accepts
+     * bound-only passes (mxv_runner.bound_only, then 0). */
+    size_t not_device;
     char message[160];
 } mxv_row;
 

@@ -62,3 +62,22 @@ int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
         return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
     return 0;
 }
+
+const char *mxv_runner_arch(const mxk_ops *ops)
+{
+    return ops->abi >= 2 && ops->arch ? ops->arch : "cpu";
+}
+
+void mxv_print_device_model_help(FILE *f)
+{
+    fputs("  --model M            judge the GEMMs against accumulation model M, or\n"
+          "                       M8,M16 for the MXFP8 and the BF16 GEMMs (default: the\n"
+          "                       device's own: fp32-seq on the portable path,\n"
+          "                       block:hopper-fp8-mma,block:hopper-bf16 for the sm_90\n"
+          "                       tensor-core kernels, block:cdna3-fp8,block:cdna3-bf16\n"
+          "                       for the gfx94x MFMA kernels)\n"
+          "  --bound-only         accept GEMM elements within their bound that are not\n"
+          "                       bit-exact to a measured device model (block:hopper-*);\n"
+          "                       by default they fail: within bound, not the device's\n"
+          "                       arithmetic\n", f);
+}

@@ -1,8 +1,6 @@
 /* fuzz_model_run.c -- the model-run loader of issue 11 (src/model/run.h):
  * vLLM JSONL log-prob files and safetensors log-prob/logit files.  Every
- * refusal must be exit 3 or 4 with one printable line.
- * Built once src/model/run.c is on the branch: add model_run to
- * FUZZ_TARGETS in tests/fuzz/local.mk. */
+ * refusal must be exit 3 or 4 with one printable line. */
 #include "model/run.h"
 #include "fuzz.h"
 

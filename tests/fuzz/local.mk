@@ -2,9 +2,7 @@
 # ASan, UBSan; configure's CLANG_FUZZ) and runs each for FUZZ_SECONDS from
 # its committed seed corpus (tests/fuzz/run.sh states the limits).  Not part
 # of make check; CI runs `make fuzz FUZZ_SECONDS=60`.
-FUZZ_TARGETS = safetensors capture check golden probe vec
-# model_run (fuzz_model_run.c: the JSONL / log-prob readers of issue 11)
-# joins FUZZ_TARGETS when src/model/run.c is on the branch.
+FUZZ_TARGETS = safetensors capture check golden probe vec model_run
 FUZZ_SECONDS = 20
 # Every library source of the program (build.sh keeps the .c files but
 # src/main.c), and the .vec reader of the tests.

@@ -717,6 +717,7 @@ def test_roundtrips():
                 g1=np.zeros((4, 64), np.uint16), actq=np.zeros((2, 2, 32), np.uint8),
                 actq_scale=np.full((4, 1), 120, np.uint8), y=np.zeros((4, 64), np.uint16),
                 routed=np.zeros((2, 64), np.uint16), shared_out=np.zeros((2, 64), np.uint16),
+                router_logits=np.zeros((2, 8), np.float32),
                 layer=5, max_model_len=8192, producer="p")
     p = mc.capture_moe_layer(fresh(), **full)
     meta, t = mc.read_capture(p)
@@ -734,7 +735,7 @@ def test_roundtrips():
             "ws2": "F8_E4M3", "ws2_scale": "F8_E8M0", "out": "BF16", "topk_ids": "I32",
             "topk_weights": "F32", "xq": "F8_E4M3FNUZ", "xq_scale": "F8_E8M0", "g1": "BF16",
             "actq": "F8_E4M3FNUZ", "actq_scale": "F8_E8M0", "y": "BF16", "routed": "BF16",
-            "shared_out": "BF16"}
+            "shared_out": "BF16", "router_logits": "F32"}
     check({n: d for n, (d, _) in t.items()} == want, "moe_layer dtypes %r" % sorted(t))
     check(t["actq"][1].shape == (4, 32) and t["w13"][1].shape == (2, 64, 64)
           and np.array_equal(t["w13"][1], kw["w13"]), "moe_layer shapes and bytes")
@@ -1083,6 +1084,8 @@ def test_other_errors():
             ("routed shape", ["argument 'routed'", "[T, H] = [2, 64]"],
              dict(routed=np.zeros((4, 64), np.uint16))),
             ("out None", ["argument 'out'", "is required"], dict(out=None)),
+            ("router_logits shape", ["argument 'router_logits'", "[T, E_total] = [2, 8]"],
+             dict(router_logits=np.zeros((2, 4), np.float32))),
             ("layer", ["argument 'layer'", "must be >= 0"], dict(layer=-1)),
             ("max_model_len", ["argument 'max_model_len'", "integer"], dict(max_model_len="4096")),
     ]:
@@ -1391,6 +1394,41 @@ def test_example_without_torch():
     check(res.returncode == 2 and "--tokens" in res.stderr, "example refuses --tokens 0")
 
 
+def test_hooks():
+    """MoELayerHook writes what a direct capture_moe_layer call writes."""
+    kw = moe_base()
+    x, out, ids = kw.pop("x"), kw.pop("out"), kw.pop("topk_ids")
+    policy = kw.pop("policy")
+    direct = mc.capture_moe_layer(fresh(), x=x, out=out, topk_ids=ids, policy=policy,
+                                  layer=7, producer="hook test", **kw)
+
+    class Block:
+        last = {"topk_ids": ids}
+    path = os.path.join(TMP, "hook-l{layer}-c{call}.safetensors")
+    hook = mc.MoELayerHook(path, layer=7, weights=kw, intermediates=lambda m: m.last,
+                           policy=policy, producer="hook test")
+    # the block sees [batch, seq, H] and returns (hidden, router_logits)
+    hook(Block(), (x.reshape(1, 2, 64),), (out.reshape(1, 2, 64), None))
+    hook(Block(), (x.reshape(1, 2, 64),), (out.reshape(1, 2, 64), None))   # calls=1: not written
+    first = os.path.join(TMP, "hook-l7-c0.safetensors")
+    check(hook.paths == [first] and read_bytes(first) == read_bytes(direct),
+          "hook file equals the direct capture")
+    check(not os.path.exists(os.path.join(TMP, "hook-l7-c1.safetensors")), "hook: calls=1")
+    hook2 = mc.MoELayerHook(path, layer=7, weights=kw, intermediates={"topk_ids": ids},
+                            calls=None, policy=policy, producer="hook test")
+    hook2.enabled = False
+    hook2(Block(), (x,), out)
+    check(hook2.count == 0, "hook: disabled")
+    hook2.enabled = True
+    hook2(Block(), (x,), out)
+    hook2(Block(), (x,), out)
+    check(hook2.count == 2 and read_bytes(hook2.paths[1]) == read_bytes(direct), "hook: calls=None")
+    expect_error(lambda: hook2(Block(), (x.reshape(2, 32, 2),), out),
+                 ["MoELayerHook", "the layer input", "not [..., H = 64]"], "hook shape")
+    expect_error(lambda: mc.MoELayerHook(path, layer=0, weights={}), ["lacks 'router_weight'"],
+                 "hook weights")
+
+
 def main():
     if deserialize is None:
         skip("the safetensors Python library is not installed")
@@ -1399,7 +1437,8 @@ def main():
              test_exactness_fallback, test_gemm_hand_cases, test_quantizer_hand,
              test_quantizer_vs_oracle, test_stfile_vs_library, test_roundtrips,
              test_mxfp8_errors, test_other_errors, test_torch_path, test_determinism,
-             test_atomic_write_failure, test_helpers, test_golden, test_example_without_torch]
+             test_atomic_write_failure, test_helpers, test_golden, test_example_without_torch,
+             test_hooks]
     only = os.environ.get("MXV_CAPTURE_TESTS")
     try:
         for t in tests:

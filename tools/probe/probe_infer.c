@@ -202,8 +202,8 @@ static void setv(mx_blockfma_params *q, int f, int v)
         q->c_fadd = v == 3;
         q->late_round = MX_ALIGN_RD;
         q->group_round = MX_ALIGN_RD;
-        q->late_sum_frac_bits = 32;
-        q->late_norm_frac_bits = 31;
+        q->late_sum_frac_bits = 31;
+        q->late_norm_frac_bits = MX_BFMA_EXACT;
         q->late_c_cutoff = v == 2 ? 25 : 0;
         break;
     case F_F: q->frac_bits = v < 37 ? 4 + v : MX_BFMA_EXACT; break;

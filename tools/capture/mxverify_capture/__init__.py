@@ -7,6 +7,8 @@ Writers (one file per call, written atomically, deterministic bytes):
     capture_moe_layer
 Emulations (numpy only):
     mxfp8_group_gemm, bf16_group_gemm, mx_quantize
+Forward hook (torch's register_forward_hook, no torch import):
+    MoELayerHook (one moe_layer capture per call of an MoE block)
 Helpers:
     checkpoint_weights_from_fnuz, read_capture, corrupt_element,
     formats (FP8 / E8M0 / BF16 codes), CaptureError
@@ -18,6 +20,7 @@ from .capture import (FORMAT_VERSION, capture_bf16_group_gemm, capture_moe_layer
                       capture_mx_quant, capture_mxfp8_group_gemm,
                       checkpoint_weights_from_fnuz, corrupt_element, read_capture)
 from .emulate import bf16_group_gemm, mx_quantize, mxfp8_group_gemm
+from .hooks import MoELayerHook
 from .tensors import CaptureError
 
 __version__ = "1.0"
@@ -26,5 +29,5 @@ __all__ = [
     "FORMAT_VERSION", "CaptureError", "formats",
     "capture_mxfp8_group_gemm", "capture_bf16_group_gemm", "capture_mx_quant",
     "capture_moe_layer", "mxfp8_group_gemm", "bf16_group_gemm", "mx_quantize",
-    "checkpoint_weights_from_fnuz", "read_capture", "corrupt_element",
+    "checkpoint_weights_from_fnuz", "read_capture", "corrupt_element", "MoELayerHook",
 ]

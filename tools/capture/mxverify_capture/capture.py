@@ -254,7 +254,7 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
                       experts_local=None, expert0=None, layer=None, max_model_len=None,
                       topk_ids=None, topk_weights=None, xq=None, xq_scale=None, g1=None,
                       actq=None, actq_scale=None, act=None, y=None, routed=None,
-                      shared_out=None, element_format="e4m3fnuz",
+                      shared_out=None, router_logits=None, element_format="e4m3fnuz",
                       e8m0_decode="production", scale_rule="production", rceil_max=None,
                       accum_model="fp32-group", finite=True, producer=None, metadata=None):
     """Writes one MiniMax-M3 MoE layer (kind moe_layer); see
@@ -376,6 +376,10 @@ def capture_moe_layer(path, *, x, router_weight, router_bias, w13, w13_scale, w2
         wv = ck.f32("topk_weights", topk_weights)
         ck.shape("topk_weights", wv, (T, k), ["T", "k"])
         tensors["topk_weights"] = ("F32", wv)
+    if router_logits is not None:
+        lv = ck.f32("router_logits", router_logits)
+        ck.shape("router_logits", lv, (T, E_total), ["T", "E_total"])
+        tensors["router_logits"] = ("F32", lv)
 
     # Activation-quant intermediates share one FP8 format.
     given_fp8 = {}

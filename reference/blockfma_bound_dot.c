@@ -1,0 +1,164 @@
+/* blockfma_bound_dot.c -- a per-block error bound of the block-FMA model,
+ * from each block's largest term (docs/bounds.md, "Block-FMA models: the
+ * per-block bound").
+ *
+ * mx_blockfma_bound charges every block's alignment loss against the sum of
+ * the block's magnitudes.  The alignment grid is set by the block's largest
+ * reference magnitude W (2^E <= W), so the loss of one block is below
+ * (m_nz + 2) * eps_a * 2^-F * W, m_nz the block's nonzero products; for 32
+ * random products W is a small fraction of the sum.  This bound walks the
+ * chain exactly as mx_blockfma_dot_bits does (instructions, blocks, deal,
+ * c_fadd) and adds, per block j with incoming accumulator d:
+ *     e_j <= u_j W_j + l (D + s_j) + f (D + s_j + u_j W_j + l (D + s_j)) + eta
+ *   u_j = (m_nz + 2) eps_a 2^-F,  W_j = max(max_i w_i, D, 2^-126),
+ *   D  >= |d| (the exact partial so far plus the error so far),
+ *   s_j = sum of the block's w_i,  l, f, eta as in mx_blockfma_bound;
+ * the errors of the blocks add (each block adds exact products to the
+ * previous computed value).  Every operation on these nonnegative
+ * quantities is rounded upward (add_up, mul_up: the binary64 result moved
+ * one ulp up), so the value returned is an upper bound of the real-number
+ * formula, not an approximation of it.
+ */
+#include <math.h>
+#include <string.h>
+#include "mxref/blockfma.h"
+
+static double up(double x) { return nextafter(x, INFINITY); }
+static double add_up(double a, double b) { return up(a + b); }
+static double mul_up(double a, double b) { return up(a * b); }
+static double max2(double a, double b) { return a > b ? a : b; }
+
+/* |a_i b_i| and w_i = max(|a_i b_i|, 2^(r_a + r_b)) of product i, exact in
+ * binary64 (8- and 16-bit operands); -1 for a NaN or infinite operand. */
+static int prod_mag(const mx_blockfma_params *p, const mx_format *fa, uint32_t ca,
+                    const mx_format *fb, uint32_t cb, double *t, double *w)
+{
+    int sa, sb, xa, xb;
+    uint32_t ma, mb;
+    mx_class ka = mx_decode_fields(fa, ca, &sa, &ma, &xa);
+    mx_class kb = mx_decode_fields(fb, cb, &sb, &mb, &xb);
+    if (ka >= MX_CLASS_INF || kb >= MX_CLASS_INF)
+        return -1;
+    *t = *w = 0.0;
+    if (ka == MX_CLASS_ZERO || kb == MX_CLASS_ZERO)
+        return 0;
+    int ra = ka == MX_CLASS_NORMAL ? xa + fa->mbits : fa->emin;
+    int rb = kb == MX_CLASS_NORMAL ? xb + fb->mbits : fb->emin;
+    if (p->in_fmt > 0 && p->in_fmt <= MX_FORMAT_COUNT) {
+        int wmin = mx_format_get((mx_format_id)(p->in_fmt - 1))->emin;
+        int la = xa + 63 - __builtin_clzll(ma), lb = xb + 63 - __builtin_clzll(mb);
+        ra = la > wmin ? la : wmin;
+        rb = lb > wmin ? lb : wmin;
+    }
+    *t = ldexp((double)ma, xa) * ldexp((double)mb, xb); /* exact */
+    *w = max2(*t, ldexp(1.0, ra + rb));
+    return 0;
+}
+
+typedef struct {
+    double ea;    /* eps_a 2^-F per term (0 for an exact unit)            */
+    double late;  /* l: late-accumulator loss, relative                   */
+    double fin;   /* f: out_prec truncation and final rounding, relative  */
+    double eta;   /* absolute terms (subnormal grid and results)          */
+} coeffs;
+
+static coeffs coeffs_of(const mx_blockfma_params *p)
+{
+    coeffs c = {0, 0, 0, 0};
+    if (p->frac_bits != MX_BFMA_EXACT) {
+        double e = (p->align_round == MX_ALIGN_RNE || p->sticky) ? 0.5 : 1.0;
+        if (p->odd_even || p->late_c)
+            e = 1.0;
+        c.ea = e * ldexp(1.0, -p->frac_bits);
+    }
+    double late_abs = 0.0;
+    if (p->late_c) {
+        c.late = ldexp(1.0, -p->late_sum_frac_bits);
+        if (p->late_norm_frac_bits != MX_BFMA_EXACT) /* (1 + ua + 2^-Ls) <= 2 */
+            c.late = add_up(c.late, ldexp(2.0, -p->late_norm_frac_bits));
+        late_abs = ldexp(1.0, -126 - p->late_sum_frac_bits);
+    }
+    double tr = p->out_prec >= 64 ? 0.0 : ldexp(1.0, 1 - p->out_prec);
+    double ef = p->final_round == MX_RNE ? ldexp(1.0, -24) : ldexp(1.0, -23);
+    c.fin = add_up(tr, mul_up(ef, add_up(1.0, tr)));
+    /* the 2^-126 floor of the grid is in W; what remains: the late step's
+     * floor, subnormal FP32 results (twice, for safety as in the old bound) */
+    c.eta = add_up(mul_up(2.0, add_up(mul_up(c.late, 0x1p-126), late_abs)),
+                   mul_up(0x1p-149, add_up(1.0, tr)));
+    return c;
+}
+
+/* Error bound of one block: nz nonzero products of largest reference
+ * magnitude wmax and magnitude sum s, incoming |d| <= dabs. */
+static double block_err(const coeffs *c, double nz, double wmax, double s, double dabs)
+{
+    double W = max2(max2(wmax, dabs), 0x1p-126);
+    double eA = mul_up(mul_up(add_up(nz, 2.0), c->ea), W);
+    double base = add_up(dabs, s);
+    double eL = mul_up(c->late, base);
+    double S1 = add_up(add_up(base, eA), eL);
+    return add_up(add_up(add_up(eA, eL), mul_up(c->fin, S1)), c->eta);
+}
+
+double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
+                             const void *a, const mx_format *fb, const void *b,
+                             size_t n, double c_abs)
+{
+    if (!p || mx_blockfma_check(p) != MX_OK || p->ftz_in || p->ftz_prod ||
+        p->ftz_out || !(c_abs >= 0.0) || isinf(c_abs) || !fa || !fb)
+        return INFINITY;
+    const coeffs cf = coeffs_of(p);
+    size_t blk = p->block > 0 ? (size_t)p->block : (n ? n : 1);
+    size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
+    size_t nb = k / blk; /* blocks per instruction */
+    size_t q = p->deal > 0 && nb > 1 ? (size_t)p->deal : 0;
+    double P = c_abs;    /* >= |exact partial sum| */
+    double D = 0.0;      /* >= |computed - exact| so far */
+    for (size_t i0 = 0; i0 < n || (n == 0 && i0 == 0); i0 += k) {
+        size_t kk = n - i0 < k ? n - i0 : k;
+        /* c_fadd: the instruction's blocks run from zero */
+        double Pi = p->c_fadd ? 0.0 : P, Di = p->c_fadd ? 0.0 : D;
+        double sinst = 0.0;
+        for (size_t bi = 0; bi < nb; bi++) {
+            double nz = 0, wmax = 0, s = 0;
+            int any = 0;
+            for (size_t i = 0; i < kk; i++) {
+                size_t owner = q ? (i / q) % nb : i / blk;
+                if (owner != bi)
+                    continue;
+                any = 1;
+                uint32_t ca = fa->bits == 8 ? ((const uint8_t *)a)[i0 + i]
+                                            : ((const uint16_t *)a)[i0 + i];
+                uint32_t cb = fb->bits == 8 ? ((const uint8_t *)b)[i0 + i]
+                                            : ((const uint16_t *)b)[i0 + i];
+                double t, w;
+                if (prod_mag(p, fa, ca, fb, cb, &t, &w) != 0)
+                    return INFINITY;
+                if (t > 0) {
+                    nz += 1;
+                    wmax = max2(wmax, w);
+                    s = add_up(s, w);
+                }
+            }
+            if (!any)
+                continue;
+            double dabs = add_up(Pi, Di);
+            Di = add_up(Di, block_err(&cf, nz, wmax, s, dabs));
+            Pi = add_up(Pi, s);
+            sinst = add_up(sinst, s);
+        }
+        if (p->c_fadd) {
+            /* d + (instruction sum): one RNE FP32 addition */
+            double sum = add_up(add_up(P, D), add_up(sinst, Di));
+            double fadd = add_up(mul_up(0x1p-24, sum), 0x1p-150);
+            D = add_up(add_up(D, Di), fadd);
+            P = add_up(P, sinst);
+        } else {
+            D = Di;
+            P = Pi;
+        }
+        if (n == 0)
+            break;
+    }
+    return isfinite(D) ? D : INFINITY;
+}
