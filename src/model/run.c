@@ -218,7 +218,7 @@ const mxv_req *mxv_run_find(const mxv_run *run, const char *key)
 static const char *esc(const char *s, size_t max, char *buf, size_t n)
 {
     size_t o = 0, i = 0;
-    for (; s[i] && i < max && o + 5 < n; i++) {
+    for (; i < max && s[i] && o + 5 < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
             o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
