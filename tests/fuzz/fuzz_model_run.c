@@ -19,9 +19,8 @@ static int fuzz_one(const uint8_t *data, size_t size)
         for (const char *p = err; *p; p++)
             if ((unsigned char)*p < 0x20)
                 abort();
-    } else {
-        mxv_run_free(&run);
     }
+    mxv_run_free(&run); /* after a refusal too, as the callers do */
     mxv_tokens_free(toks);
     return 0;
 }
