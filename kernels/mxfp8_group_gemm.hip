@@ -125,7 +125,8 @@ __global__ void __launch_bounds__(256)
             float v = 0.0f;
             if (id < nids) {
                 int64_t arow = r.a_per_token ? id / r.topk : id;
-                v = mxk_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz);
+                v = mxk_gemm_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz,
+                                        a.mutant);
             }
             sA[row][kk] = v;
         }
@@ -133,8 +134,10 @@ __global__ void __launch_bounds__(256)
             int idx = tid + 256 * j, col = idx / 32, kk = idx % 32;
             int64_t n = t.n0 + col;
             sB[col][kk] =
-                n < N ? mxk_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz)
-                      : 0.0f;
+                n < N && !mxk_drops_k(g * 32 + kk, K, a.mutant)
+                    ? mxk_gemm_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz,
+                                          a.mutant)
+                    : 0.0f;
         }
         __syncthreads();
         for (int i = 0; i < 4; i++) {
@@ -160,8 +163,8 @@ __global__ void __launch_bounds__(256)
                 int64_t arow = r.a_per_token ? id / r.topk : id;
                 sa = a.a_scale[arow * G + gs];
             }
-            float sc = MXK_MUL(mxk_e8m0_decode(sa, spec), db);
-            acc[i] = MXK_ADD(acc[i], MXK_MUL(part[i], sc));
+            float sc = mxk_gemm_scale(sa, db, spec, a.mutant);
+            acc[i] = mxk_acc_step(acc[i], part[i], sc, a.mutant);
             part[i] = 0.0f;
         }
     }
@@ -182,7 +185,8 @@ typedef float mxk_f32x4 __attribute__((ext_vector_type(4)));
 
 /* Eight FP8 bytes as one operand register pair; 0x80 (FN -0, FNUZ NaN)
  * cleared when the bytes are FN. */
-static __device__ inline long mxk_fp8x8(const uint8_t *p, bool ok, int fnuz)
+static __device__ inline long mxk_fp8x8(const uint8_t *p, bool ok, int fnuz,
+                                        int mutant, bool drop_last)
 {
     if (!ok)
         return 0;
@@ -192,6 +196,12 @@ static __device__ inline long mxk_fp8x8(const uint8_t *p, bool ok, int fnuz)
         for (int b = 0; b < 8; b++)
             if (((v >> (8 * b)) & 0xffu) == 0x80u)
                 v &= ~(0xffull << (8 * b));
+    if (mutant == MXK_MUT_FP8_SUBNORMAL_FLUSH) /* planted: subnormals read 0 */
+        for (int b = 0; b < 8; b++)
+            if (((v >> (8 * b)) & 0x78u) == 0)
+                v &= ~(0xffull << (8 * b));
+    if (drop_last) /* planted MXK_MUT_DROP_LAST_K: byte 7 of the last chunk */
+        v &= ~(0xffull << 56);
     return (long)v;
 }
 
@@ -220,9 +230,11 @@ __global__ void __launch_bounds__(256)
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     mxk_f32x4 part = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int64_t g = 0; g < G; g++) {
-        long av = mxk_fp8x8(a.a + arow_a * K + g * 32 + 8 * kc, a_ok, fnuz);
-        long bv =
-            mxk_fp8x8(a.b + (e * N + ncol) * K + g * 32 + 8 * kc, b_ok, fnuz);
+        const bool drop = mxk_drops_k(g * 32 + 8 * kc + 7, K, a.mutant);
+        long av = mxk_fp8x8(a.a + arow_a * K + g * 32 + 8 * kc, a_ok, fnuz,
+                            a.mutant, false);
+        long bv = mxk_fp8x8(a.b + (e * N + ncol) * K + g * 32 + 8 * kc, b_ok,
+                            fnuz, a.mutant, drop);
         part = __builtin_amdgcn_mfma_f32_16x16x32_fp8_fp8(av, bv, part, 0, 0,
                                                           0);
         if (g % span != span - 1 && g != G - 1)
@@ -241,9 +253,9 @@ __global__ void __launch_bounds__(256)
                 int64_t arow = r.a_per_token ? id / r.topk : id;
                 sa = a.a_scale[arow * G + gs];
             }
-            float sc = MXK_MUL(mxk_e8m0_decode(sa, spec), db);
+            float sc = mxk_gemm_scale(sa, db, spec, a.mutant);
             float p = MXK_MUL(part[i], fnscale);
-            acc[i] = MXK_ADD(acc[i], MXK_MUL(p, sc));
+            acc[i] = mxk_acc_step(acc[i], p, sc, a.mutant);
             part[i] = 0.0f;
         }
     }
@@ -320,7 +332,8 @@ __global__ void __launch_bounds__(256)
             float v = 0.0f;
             if (id < nids) {
                 int64_t arow = r.a_per_token ? id / r.topk : id;
-                v = mxk_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz);
+                v = mxk_gemm_fp8_decode(a.a[arow * K + g * 32 + kk], fnuz,
+                                        a.mutant);
             }
             sA[row][kk] = v;
         }
@@ -328,8 +341,10 @@ __global__ void __launch_bounds__(256)
             int idx = tid + 256 * j, col = idx / 32, kk = idx % 32;
             int64_t n = t.n0 + col;
             sB[col][kk] =
-                n < N ? mxk_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz)
-                      : 0.0f;
+                n < N && !mxk_drops_k(g * 32 + kk, K, a.mutant)
+                    ? mxk_gemm_fp8_decode(a.b[(e * N + n) * K + g * 32 + kk], fnuz,
+                                          a.mutant)
+                    : 0.0f;
         }
         __syncthreads();
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* from a zero accumulator */
@@ -371,9 +386,9 @@ __global__ void __launch_bounds__(256)
                 int64_t arow = r.a_per_token ? id / r.topk : id;
                 sa = a.a_scale[arow * G + gs];
             }
-            float sc = MXK_MUL(mxk_e8m0_decode(sa, spec),
-                               mxk_e8m0_decode(sb, spec));
-            acc[i] = MXK_ADD(acc[i], MXK_MUL(part[i], sc));
+            float sc = mxk_gemm_scale(sa, mxk_e8m0_decode(sb, spec), spec,
+                                      a.mutant);
+            acc[i] = mxk_acc_step(acc[i], part[i], sc, a.mutant);
             part[i] = 0.0f;
         }
     }

@@ -325,6 +325,19 @@ typedef enum {
     MXK_MUT_NO_UP_CLAMP = 14,     /* swiglu: up not clamped to [-7, 7]     */
     MXK_MUT_QUANT_CEIL = 15,      /* quant: s from ceil(log2 amax)         */
     MXK_MUT_EXPERT_SHIFT = 16,    /* moe_align: one expert's rows shifted  */
+    /* one-ulp / edge bugs (issue 10 item 7) */
+    MXK_MUT_FTZ_PARTIAL = 17,     /* MXFP8 GEMM: subnormal p*sc flushed to 0 */
+    MXK_MUT_FTZ_OUTPUT = 18,      /* GEMMs: subnormal accumulator flushed
+                                     to 0 before the BF16 store            */
+    MXK_MUT_DROP_LAST_K = 19,     /* MXFP8 GEMM: the last K element skipped */
+    MXK_MUT_BF16_ACC = 20,        /* MXFP8 GEMM: accumulator rounded to BF16
+                                     after every group                     */
+    MXK_MUT_TOPK_AFTER_BF16 = 21, /* GEMMs: top-k weight applied to the
+                                     BF16-rounded output                   */
+    MXK_MUT_E8M0_BIAS_128 = 22,   /* MXFP8 GEMM: E8M0 read as 2^(s-128)    */
+    MXK_MUT_AMAX_31 = 23,         /* quant: amax over 31 of the 32 values  */
+    MXK_MUT_FP8_SUBNORMAL_FLUSH = 24, /* MXFP8 GEMM: FP8 subnormal operand
+                                         codes read as 0                   */
     MXK_MUT_COUNT
 } mxk_mutant;
 

@@ -228,7 +228,8 @@ MXK_FN void mxk_quant_block32(const float *v, uint8_t *q, uint8_t *scale,
                               int fnuz, int mutant)
 {
     float amax = 0.0f;
-    for (int i = 0; i < 32; i++) {
+    const int na = mutant == MXK_MUT_AMAX_31 ? 31 : 32; /* planted bug */
+    for (int i = 0; i < na; i++) {
         float a = mxk_absf(v[i]);
         amax = a > amax ? a : amax; /* NaN never wins */
     }
@@ -347,6 +348,10 @@ MXK_FN uint16_t mxk_sum_elem(const uint16_t *x, int64_t stride, int topk,
  * then BF16 RNE. */
 MXK_FN uint16_t mxk_gemm_epilogue(float acc, int has_w, float w, int mutant)
 {
+    if (mutant == MXK_MUT_FTZ_OUTPUT && mxk_absf(acc) < 0x1p-126f)
+        acc = mxk_u2f(mxk_f2u(acc) & 0x80000000u); /* planted: flush */
+    if (has_w && mutant == MXK_MUT_TOPK_AFTER_BF16) /* planted: 2 roundings */
+        return mxk_f32_to_bf16(MXK_MUL(mxk_bf16_to_f32(mxk_f32_to_bf16(acc)), w));
     if (has_w && mutant != MXK_MUT_TOPK_NONE) {
         acc = MXK_MUL(acc, w);
         if (mutant == MXK_MUT_TOPK_TWICE)
@@ -354,6 +359,51 @@ MXK_FN uint16_t mxk_gemm_epilogue(float acc, int has_w, float w, int mutant)
     }
     return mutant == MXK_MUT_BF16_TRUNC ? mxk_f32_to_bf16_trunc(acc)
                                         : mxk_f32_to_bf16(acc);
+}
+
+/* One cross-group step of the MXFP8 GEMM: acc + part * sc, a multiply and
+ * an add, each RNE (facts §4), or a planted variant: the product flushed
+ * to zero when subnormal, the sum rounded to BF16. */
+MXK_FN float mxk_acc_step(float acc, float part, float sc, int mutant)
+{
+    /* the correct step first, as one expression in one block: a build that
+     * contracted it into an fma would show (tests/gfx942_asm.test) */
+    if (mutant != MXK_MUT_FTZ_PARTIAL && mutant != MXK_MUT_BF16_ACC)
+        return MXK_ADD(acc, MXK_MUL(part, sc));
+    float t = MXK_MUL(part, sc);
+    if (mutant == MXK_MUT_FTZ_PARTIAL && mxk_absf(t) < 0x1p-126f)
+        t = mxk_u2f(mxk_f2u(t) & 0x80000000u);
+    float s = MXK_ADD(acc, t);
+    return mutant == MXK_MUT_BF16_ACC ? mxk_bf16_to_f32(mxk_f32_to_bf16(s)) : s;
+}
+
+/* The MXFP8 GEMM's scale product sc = dec(sa) * dec(sb) in FP32 (one
+ * rounding: exact unless it under- or overflows), or with the planted
+ * 2^(s-128) decode (each factor halved, exactly). */
+MXK_FN float mxk_gemm_scale(uint8_t sa, float db, int spec, int mutant)
+{
+    float da = mxk_e8m0_decode(sa, spec);
+    if (mutant == MXK_MUT_E8M0_BIAS_128) {
+        da = MXK_MUL(da, 0.5f);
+        db = MXK_MUL(db, 0.5f);
+    }
+    return MXK_MUL(da, db);
+}
+
+/* FP8 operand decode of the GEMMs: mxk_fp8_decode, or with the planted
+ * flush of subnormal codes. */
+MXK_FN float mxk_gemm_fp8_decode(uint8_t b, int fnuz, int mutant)
+{
+    if (mutant == MXK_MUT_FP8_SUBNORMAL_FLUSH && (b & 0x78u) == 0)
+        return 0.0f;
+    return mxk_fp8_decode(b, fnuz);
+}
+
+/* The planted MXK_MUT_DROP_LAST_K: the last K element is never added.  The
+ * kernels keep their fixed 32-long loops and read that B value as 0. */
+MXK_FN int mxk_drops_k(int64_t k, int64_t K, int mutant)
+{
+    return mutant == MXK_MUT_DROP_LAST_K && k == K - 1;
 }
 
 /* MXFP8 GEMM scale bookkeeping.  The scale product is applied after every

@@ -2,7 +2,10 @@
  * mxref/gemm.h; the parts and their files are listed in gemm_internal.h):
  * checks, operand preparation, the choice of 128-bit or GMP accumulation per
  * element, the exact engine, the one final rounding of each exact value,
- * the model chosen by the spec, the bounds. */
+ * the model chosen by the spec, the bounds.  FP8 operands (and BF16 ones
+ * that fit the windows) take the fused kernels of gemm_fused.c instead;
+ * big calls are split into column blocks on the worker pool first
+ * (gemm_split.c). */
 #include <stdlib.h>
 #include "gemm_internal.h"
 
@@ -20,26 +23,48 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     mx_status st = mxg_check(s, A, B, 0);
     if (st != MX_OK)
         return st;
+    /* windows fixed on the whole operands: a block of columns run on its
+     * own then gives the bits of the whole call (gemm_split.c) */
+    int wa, wb;
+    mxg_windows(A, B, &wa, &wb);
+    return mxg_gemm_split(s, A, B, out, stats, wa, wb);
+}
+
+mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
+{
+    mx_status st;
+    if (mxg_fused_applies(s, A, B)) {
+        if (irr_a)
+            *irr_a = 0;
+        return mxg_gemm_fused(s, A, B, out, stats);
+    }
+    if (mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
+        if (irr_a)
+            *irr_a = 0;
+        return st;
+    }
     size_t M = A->rows, N = B->rows, G = mxg_groups(A->K);
     mxg_prep a, b;
-    if ((st = mxg_prep_operands(s, A, B, &a, &b)) != MX_OK)
+    if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)
         return st;
     mxg_accum ac = {M, N, G, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
     double *exact = out->exact ? out->exact
-                               : ((out->bound || out->sum_abs)
+                               : ((out->bound || out->sum_abs || out->bound_acc)
                                       ? malloc(M * N * sizeof *exact) : NULL);
     ac.acc = calloc(M * N, sizeof *ac.acc);
     ac.slow = calloc(M * N, 1);
     ac.big = calloc(M * N, sizeof *ac.big);
     ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
     ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
-    int want_sabs = out->bound || out->sum_abs;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     ac.sabs = want_sabs ? calloc(M * N, sizeof *ac.sabs) : NULL;
     if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
         (want_sabs && !ac.sabs) ||
-        (out->bound && !exact)) {
+        ((out->bound || out->bound_acc) && !exact)) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -90,6 +115,8 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
                                           : ac.gacc[m * N + n];
         } else if (s->model.kind == MX_ACC_BLOCK) {
             st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
+        } else if (s->model.kind == MX_ACC_DEQUANT_FP32) {
+            st = mxg_dequant_gemm(s, A, B, macc);
         } else {
             st = mxg_seq_gemm(s, A, B, macc);
         }
@@ -101,18 +128,21 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
         if (st != MX_OK)
             goto done;
     }
-    if (out->bound || out->sum_abs) {
+    if (out->bound || out->sum_abs || out->bound_acc) {
         if (!exact) { /* sum_abs alone: exact not computed */
             st = MX_EINVAL;
             goto done;
         }
-        mxg_bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound);
+        mxg_bounds(s, A, B, &a, &b, exact, ac.sabs, out->sum_abs, out->bound,
+                   out->bound_acc);
     }
     if (stats) {
         stats->elements = M * N;
         stats->slow_elements = nslow;
         stats->irregular_groups = a.nirr + b.nirr;
     }
+    if (irr_a)
+        *irr_a = a.nirr;
 done:
     if (ac.big)
         for (size_t i = 0; i < M * N; i++)

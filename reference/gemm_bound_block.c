@@ -2,25 +2,26 @@
  * "Block-FMA models" and "FP32 models"): each group's partial is within
  * B_g = min(mx_blockfma_bound(S_g), mx_blockfma_bound_dot(group)) of its
  * exact dot (S_g the model's own sum |ab| statistic; the second bound
- * charges each block's alignment to its largest term), scaled exactly, then summed in FP32 in any tree
- * (gamma_{G-1}); unscaled operands are one chain of the unit.  Then the
- * tail (gemm_bound.c). */
+ * charges each block's alignment to its largest term), scaled exactly,
+ * then summed in FP32 in any tree (gamma_{G-1}); unscaled operands are one
+ * chain of the unit.  Returns the accumulator bound; the tail is
+ * gemm_bound.c's. */
 #include <math.h>
 #include "gemm_internal.h"
 
-double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
-                       const mx_operand *B, size_t m, size_t n, double wS,
-                       double w, double pmax)
+double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
+                     const mx_operand *B, size_t m, size_t n, double pmax,
+                     double *sabs_eff)
 {
     const mx_blockfma_params *bp = s->model.block;
     size_t K = A->K, G = mxg_groups(K);
     if (!A->scales) {
         double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, 0),
                                        B->fmt, mxg_codes_at(B, n, 0), K);
-        double Bacc = fmin(mx_blockfma_bound(bp, K, S, 0),
-                           mx_blockfma_bound_dot(bp, A->fmt, mxg_codes_at(A, m, 0),
-                                                 B->fmt, mxg_codes_at(B, n, 0), K, 0));
-        return mxg_bound_tail(Bacc, wS, S, w);
+        *sabs_eff = S;
+        return fmin(mx_blockfma_bound(bp, K, S, 0),
+                    mx_blockfma_bound_dot(bp, A->fmt, mxg_codes_at(A, m, 0),
+                                          B->fmt, mxg_codes_at(B, n, 0), K, 0));
     }
     double sum_b = 0, sum_p = 0;
     for (size_t g = 0; g < G; g++) {
@@ -39,7 +40,7 @@ double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
     /* binary64 rounding of these sums: a relative 2^-40 covers it */
     sum_b *= 1 + 0x1p-40;
     sum_p *= 1 + 0x1p-40;
-    double Bacc = sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
-                  0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
-    return mxg_bound_tail(Bacc, wS, sum_p, w);
+    *sabs_eff = sum_p;
+    return sum_b + mx_gamma32(G > 0 ? G - 1 : 0) * sum_p +
+           0x1p-150 * 2.0 * (double)G * (1.0 + pmax);
 }

@@ -21,6 +21,7 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
     case MX_ACC_FP32_GROUP:
         return c + mxg_group_dot_rn32(A, m, B, n, k0, len);
     case MX_ACC_FP32_SEQ:
+    case MX_ACC_DEQUANT_FP32: /* unscaled operands: the same chain */
         return mxg_seq_chain(A, m, B, n, k0, len, c);
     case MX_ACC_BLOCK:
         return mxg_block_partial(md->block, A, m, B, n, k0, len, c);
@@ -89,7 +90,10 @@ mx_status mx_gemm_model_direct(const mx_gemm_spec *s, const mx_operand *A,
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             float acc = 0.0f;
-            for (size_t g = 0; g < G; g++) {
+            int deq = s->model.kind == MX_ACC_DEQUANT_FP32;
+            if (deq) /* no group structure: one chain over dequantized values */
+                acc = mxg_dequant_chain(A, m, B, n, s->decode, 0.0f);
+            for (size_t g = 0; g < G && !deq; g++) {
                 size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
                 if (!scaled) {
                     acc = mxg_model_partial(&s->model, A, m, B, n, k0, len, acc);

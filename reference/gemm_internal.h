@@ -19,6 +19,12 @@
  *   gemm_bound.c        per-element bounds, the tail shared by every model
  *   gemm_bound_fp32.c   bound of the FP32 models
  *   gemm_bound_block.c  bound of the block models
+ *   model_dequant.c     dequant-fp32 model
+ *   gemm_bound_dequant.c bound of dequant-fp32
+ *   gemm_fused.c        the fused kernels: FP8 (and BF16 within the windows)
+ *                       operands read directly, exact sums, the fp32-group
+ *                       model and the bound sums in one pass
+ *   gemm_split.c        one call as blocks of output columns on the pool
  *   gemm.c              the driver, mx_gemm
  * Operand access (codes, scales, groups) is in operand.h.
  */
@@ -86,6 +92,12 @@ typedef struct {
  * success free both with mxg_prep_free; on failure nothing is held. */
 mx_status mxg_prep_operands(const mx_gemm_spec *s, const mx_operand *A,
                             const mx_operand *B, mxg_prep *a, mxg_prep *b);
+/* The windows mxg_prep_operands chooses (from the widest group of each
+ * whole operand; wa + wb <= 48), and the preparation with given windows. */
+void mxg_windows(const mx_operand *A, const mx_operand *B, int *wa, int *wb);
+mx_status mxg_prep_operands_w(const mx_gemm_spec *s, const mx_operand *A,
+                              const mx_operand *B, int wa, int wb, mxg_prep *a,
+                              mxg_prep *b);
 void mxg_prep_free(mxg_prep *p);
 
 /* ---- gemm_engine.c -------------------------------------------------------- */
@@ -124,6 +136,15 @@ void mxg_residual_add(const mx_gemm_spec *s, const mx_operand *A,
                       mxg_accum *ac, size_t g, const double *P);
 
 /* ---- round_int.c ---------------------------------------------------------- */
+
+/* ---- model_dequant.c (dequant-fp32) ---------------------------------------- */
+/* Operand value (r, k) dequantized to FP32 (f32(value * f32(dec scale))),
+ * the whole-K FMA chain from c, and every element (after the weight). */
+float mxg_dequant_f32(const mx_operand *o, mx_e8m0_decode d, size_t r, size_t k);
+float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
+                        size_t n, mx_e8m0_decode d, float c);
+mx_status mxg_dequant_gemm(const mx_gemm_spec *s, const mx_operand *A,
+                           const mx_operand *B, float *out);
 
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
 float mxg_round_f32(__int128 v, int e);
@@ -204,20 +225,70 @@ float mxg_model_partial(const mx_accum_model *md, const mx_operand *A, size_t m,
  * sum of |terms|, w the row weight or 1). */
 double mxg_bound_tail(double Bacc, double wS, double sabs, double w);
 
-/* The FP32 models: depth roundings per term over K terms in G groups. */
-double mxg_bound_fp32(double wS, double sabs, double w, size_t depth,
-                      size_t K, size_t G, double pmax);
+/* The FP32 result's bound before any BF16 rounding (mx_gemm_out.bound_acc). */
+double mxg_bound_y(double Bacc, double wS, double sabs, double w);
 
-/* The block models, element (m, n). */
-double mxg_bound_block(const mx_gemm_spec *s, const mx_operand *A,
-                       const mx_operand *B, size_t m, size_t n, double wS,
-                       double w, double pmax);
+/* Accumulator bounds of each model family (before the tail): the FP32
+ * models (depth roundings per term, ninexact groups whose scale product
+ * underflowed); the block models and dequant-fp32 for element (m, n), with
+ * the sum-of-|terms| statistic they use in *sabs_eff. */
+double mxg_acc_fp32(double sabs, size_t depth, size_t K, size_t G,
+                    size_t ninexact, double pmax);
+double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
+                     const mx_operand *B, size_t m, size_t n, double pmax,
+                     double *sabs_eff);
+double mxg_acc_dequant(const mx_gemm_spec *s, const mx_operand *A,
+                       const mx_operand *B, size_t m, size_t n, double sabs,
+                       double *sabs_eff);
 
-/* bound[] and sabs_out[] (either may be NULL) for every element, from the
- * exact values and the engine's sum |a b| statistic S. */
+/* For one element (m, n), from S = its sum |a b| statistic, the rows'
+ * largest unscaled |value| and the exact value: its bound, the FP32
+ * result's bound (mx_gemm_out.bound_acc) and its weighted sum of |terms|;
+ * any output may be NULL. */
+void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
+                    const mx_operand *B, size_t m, size_t n, double S,
+                    double amax_a, double amax_b, double exact, double *bound,
+                    double *bound_acc, double *sabs_out);
+/* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
+ * from the exact values and the engine's sum |a b| statistic S. */
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
                 const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
                 const double *exact, const double *S, double *sabs_out,
-                double *bound);
+                double *bound, double *bound_acc);
+
+/* ---- gemm.c, gemm_split.c ---------------------------------------------- */
+
+/* mx_gemm on operands it has checked, with the windows fixed by the caller:
+ * the outputs of element (m, n) depend only on row m of A, row n of B and
+ * the windows, so a block of B's rows run on its own gives that block's
+ * columns bit for bit.  *irr_a (may be NULL) gets A's irregular groups. */
+mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
+/* mxg_gemm_block over blocks of output columns on the worker pool when
+ * there is enough work; the same bits as one call. */
+mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb);
+
+/* ---- gemm_fused.c --------------------------------------------------------- */
+
+/* The fused FP8 kernel takes 8-bit operands whose values all sit on one
+ * fixed grid (E4M3FN, E4M3FNUZ) under the fp32-group model, a block model
+ * or no model: same bits as the engine. */
+int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
+/* The fused pass for unscaled BF16/FP16 operands whose every group fits
+ * its side's window: 1 with *status when it took the call, 0 when the
+ * engine must. */
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     mx_status *status);
+/* 0 sends every call to the engine (tests and bench compare the two); 1,
+ * the default, lets the fused kernels take the calls they apply to. */
+void mxg_fused_enable(int on);
+/* Calls the fused kernels have taken so far (tests check they ran). */
+unsigned long mxg_fused_count(void);
 
 #endif

@@ -281,12 +281,24 @@ static mx_status prep_build(const mx_operand *o, mx_e8m0_decode d, int side,
     return MX_OK;
 }
 
+void mxg_windows(const mx_operand *A, const mx_operand *B, int *wa, int *wb)
+{
+    choose_windows(natural_width(A), natural_width(B), wa, wb);
+}
+
 mx_status mxg_prep_operands(const mx_gemm_spec *s, const mx_operand *A,
                             const mx_operand *B, mxg_prep *a, mxg_prep *b)
 {
     int wa, wb;
+    mxg_windows(A, B, &wa, &wb);
+    return mxg_prep_operands_w(s, A, B, wa, wb, a, b);
+}
+
+mx_status mxg_prep_operands_w(const mx_gemm_spec *s, const mx_operand *A,
+                              const mx_operand *B, int wa, int wb, mxg_prep *a,
+                              mxg_prep *b)
+{
     mx_status st;
-    choose_windows(natural_width(A), natural_width(B), &wa, &wb);
     if ((st = prep_build(A, s->decode, 0, wa, a)) != MX_OK)
         return st;
     if ((st = prep_build(B, s->decode, 1, wb, b)) != MX_OK) {

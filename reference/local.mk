@@ -21,7 +21,8 @@ MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LI
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
 	reference/mxref/accum.h \
-	reference/mxref/gemm.h
+	reference/mxref/gemm.h \
+	reference/mxref/pool.h
 # The group GEMM: one file per part (gemm_internal.h lists them).
 reference_libmxref_a_SOURCES += \
 	reference/mxquant.c \
@@ -41,6 +42,11 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm_bound.c \
 	reference/gemm_bound_fp32.c \
 	reference/gemm_bound_block.c \
+	reference/gemm_bound_dequant.c \
+	reference/model_dequant.c \
+	reference/gemm_fused.c \
+	reference/gemm_split.c \
+	reference/pool.c \
 	reference/gemm.c
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \

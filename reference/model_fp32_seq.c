@@ -14,7 +14,9 @@
 static inline float fma_exact_product(float a, float b, float c)
 {
     float p = a * b;
-    if (fabsf(p) >= FLT_MIN || p == 0)
+    /* a zero operand gives an exact zero product; an underflowed nonzero
+     * product (p may even be 0) or an overflowed one needs the true fma */
+    if (a == 0 || b == 0 || (fabsf(p) >= FLT_MIN && isfinite(p)))
         return c + p;
     return fmaf(a, b, c);
 }
@@ -121,7 +123,8 @@ mx_status mxg_seq_gemm(const mx_gemm_spec *s, const mx_operand *A,
                 int under = 0;
                 for (size_t k = 0; k < K && !under; k++) {
                     float pr = a[j * K + k] * bt[k * N + n];
-                    under = pr != 0 && fabsf(pr) < FLT_MIN;
+                    under = a[j * K + k] != 0 && bt[k * N + n] != 0 &&
+                            !(fabsf(pr) >= FLT_MIN);
                 }
                 if (!under)
                     continue;

@@ -10,8 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "mxref/fnuz.h"
 #include "mxref/moe.h"
+#include "mxref/pool.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* Allocation size for n items: malloc(0) may return NULL. */
 static size_t nz(size_t n) { return n ? n : 1; }
@@ -172,7 +181,7 @@ static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
     uint16_t *mo = malloc(M * N * sizeof *mo);
     mx_status s = MX_ENOMEM;
     if (ex && bd && mo) {
-        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
         mx_gemm_stats gs;
         s = mx_gemm(&spec, A, B, &o, &gs);
         if (s == MX_OK) {
@@ -262,7 +271,8 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
 
 /* The shared expert: BF16 dense MLP on x. */
 static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
-                               const uint16_t *x, size_t T, mx_moe_result *r)
+                               const uint16_t *x, size_t T, mx_moe_result *r,
+                               mx_gemm_stats *stats)
 {
     const mx_moe_shape *sh = &c->shape;
     size_t H = sh->H, Is = sh->inter_shared;
@@ -285,14 +295,14 @@ static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
         (s = load_weights(0, w->ws2, w->ws2_s, H, Is, &w2)) != MX_OK)
         goto done;
     mx_operand A = operand_bf16(x, T, H, NULL), B = operand_bf16(w13.bf, 2 * Is, H, NULL);
-    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, &r->stats)) != MX_OK)
+    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, stats)) != MX_OK)
         goto done;
     mx_swiglu_exact(sh, r->sh_g1.model, T, Is, c->sigmoid_ulps, act, bnd);
     if ((s = act16_stage(act, bnd, T * Is, &r->sh_act, T, Is)) != MX_OK)
         goto done;
     mx_operand A2 = operand_bf16(r->sh_act.model, T, Is, NULL);
     mx_operand B2 = operand_bf16(w2.bf, H, Is, NULL);
-    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, &r->stats);
+    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, stats);
 done:
     free_weights(&w13);
     free_weights(&w2);
@@ -332,6 +342,179 @@ static double exact_sum(const double *v, int n)
     return r;
 }
 
+/* Row-parallel pieces of the layer: each task handles a block of rows
+ * (tokens or routed rows) and writes only those rows. */
+#define ROW_BLOCK 16
+
+typedef struct {
+    const mx_moe_shape *sh;
+    const uint16_t *g1;
+    size_t rows, I;
+    double ulps, *act, *bound;
+} swiglu_ctx;
+
+static void swiglu_task(void *v, size_t b)
+{
+    swiglu_ctx *c = v;
+    size_t r0 = b * ROW_BLOCK, n = c->rows - r0 < ROW_BLOCK ? c->rows - r0 : ROW_BLOCK;
+    mx_swiglu_exact(c->sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
+                    c->bound + r0 * c->I);
+}
+
+typedef struct {
+    const mx_quant_params *qp;
+    const uint16_t *x;
+    size_t T, H;
+    uint8_t *q, *s;
+    mx_status *st;
+} xquant_ctx;
+
+static void xquant_task(void *v, size_t b)
+{
+    xquant_ctx *c = v;
+    size_t t0 = b * ROW_BLOCK, n = c->T - t0 < ROW_BLOCK ? c->T - t0 : ROW_BLOCK;
+    c->st[b] = mx_quantize_bf16(c->qp, c->x + t0 * c->H, n, c->H, c->H, c->q + t0 * c->H,
+                                c->s + t0 * (c->H / MX_BLOCK), NULL);
+}
+
+/* moe_sum of token t (BF16 sequential over k) and the final combine */
+typedef struct {
+    const mx_moe_shape *sh;
+    const uint16_t *y, *given_routed, *given_shared;
+    mx_moe_result *r;
+} combine_ctx;
+
+static double exact_sum(const double *v, int n);
+
+static void combine_task(void *v, size_t t)
+{
+    combine_ctx *c = v;
+    const mx_moe_shape *sh = c->sh;
+    mx_moe_result *r = c->r;
+    size_t H = sh->H, k = (size_t)sh->topk;
+    const uint16_t *y = c->y;
+    for (size_t h = 0; h < H; h++) {
+        double vv[64], sabs = 0;
+        uint16_t acc = y[(t * k) * H + h];
+        for (size_t j = 0; j < k; j++) {
+            vv[j] = mx_bf16_to_float(y[(t * k + j) * H + h]);
+            sabs += fabs(vv[j]);
+            if (j)
+                acc = mx_bf16_from_float(mx_bf16_to_float(acc) + (float)vv[j]);
+        }
+        size_t i = t * H + h;
+        r->routed.exact[i] = exact_sum(vv, (int)k);
+        r->routed.model[i] = acc;
+        /* k - 1 BF16 additions in any order: gamma_{k-1} with u = 2^-8 */
+        double g = (double)(k - 1) * 0x1p-8;
+        r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
+    }
+    const uint16_t *rs = c->given_routed ? c->given_routed : r->routed.model;
+    const uint16_t *ss = c->given_shared ? c->given_shared : r->shared.model;
+    for (size_t h = 0; h < H; h++) {
+        size_t i = t * H + h;
+        double rv = mx_bf16_to_float(rs[i]), sv = mx_bf16_to_float(ss[i]);
+        double val = (double)sh->routed_scaling * rv + sv; /* exact */
+        r->out.exact[i] = val;
+        r->out.model[i] = mx_bf16_from_float((float)val);
+        r->out.bound[i] = 0x1p-8 * fabs(val) + 0x1p-134;
+        double ye[64];
+        for (size_t j = 0; j < k; j++)
+            ye[j] = r->y.exact[(t * k + j) * H + h];
+        r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
+                        r->shared.exact[i];
+    }
+}
+
+/* The routed GEMMs of one layer, one task per local expert (and, with
+ * GEMM1, one more for the whole shared expert, which depends on x alone).
+ * Expert le's rows are rows[start[le] .. start[le+1]) in flat order, so
+ * its gathered operand is the same for any thread count; each task writes
+ * its own rows of the stage, its own status and statistics, and the
+ * caller sums the statistics in expert order. */
+typedef struct {
+    const mx_moe_config *c;
+    const mx_moe_weights *w;
+    const uint16_t *x;
+    size_t T;
+    int w8a8, gemm; /* 1 or 2 */
+    const size_t *start, *rows;
+    const uint8_t *aq, *aq_s;     /* w8a8 A codes and scales               */
+    const uint16_t *a16;          /* bf16 A values                         */
+    const float *tw;              /* GEMM2 top-k weights [T*topk]          */
+    mx_moe_result *r;
+    mx_status *st;
+    mx_gemm_stats *stats;
+} expert_ctx;
+
+static void expert_task(void *vctx, size_t le)
+{
+    expert_ctx *x = vctx;
+    const mx_moe_shape *sh = &x->c->shape;
+    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk;
+    memset(&x->stats[le], 0, sizeof x->stats[le]);
+    if (le == sh->E_local) { /* the shared expert */
+        x->st[le] = shared_expert(x->c, x->w, x->x, x->T, x->r, &x->stats[le]);
+        return;
+    }
+    size_t M = x->start[le + 1] - x->start[le];
+    x->st[le] = MX_OK;
+    if (!M)
+        return;
+    const size_t *dst = x->rows + x->start[le];
+    int32_t *idx = malloc(M * sizeof *idx);
+    float *wr = x->gemm == 2 ? malloc(M * sizeof *wr) : NULL;
+    if (!idx || (x->gemm == 2 && !wr)) {
+        free(idx);
+        free(wr);
+        x->st[le] = MX_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < M; i++) {
+        idx[i] = (int32_t)(x->gemm == 1 ? dst[i] / k : dst[i]);
+        if (wr)
+            wr[i] = x->tw[dst[i]];
+    }
+    size_t N = x->gemm == 1 ? 2 * I : H, K = x->gemm == 1 ? H : I;
+    const uint8_t *q = x->gemm == 1 ? x->w->w13[le] : x->w->w2[le];
+    const uint8_t *qs = x->gemm == 1 ? x->w->w13_s[le] : x->w->w2_s[le];
+    expert_w ew;
+    mx_status s = load_weights(x->w8a8, q, qs, N, K, &ew);
+    if (s == MX_OK) {
+        mx_operand A = x->w8a8 ? operand_fnuz(x->aq, x->aq_s, M, K, idx)
+                               : operand_bf16(x->a16, M, K, idx);
+        mx_operand B = x->w8a8 ? operand_fnuz(ew.q, ew.s, N, K, NULL)
+                               : operand_bf16(ew.bf, N, K, NULL);
+        s = gemm_rows(x->c, &A, &B, wr, dst, x->gemm == 1 ? &x->r->g1 : &x->r->y,
+                      &x->stats[le]);
+    }
+    free_weights(&ew);
+    free(idx);
+    free(wr);
+    x->st[le] = s;
+}
+
+/* Runs the tasks of one GEMM stage (plus the shared expert with GEMM1);
+ * the first failure in expert order, statistics summed in that order. */
+static mx_status run_experts(expert_ctx *x, size_t ntasks, mx_moe_result *r)
+{
+    x->st = malloc(ntasks * sizeof *x->st);
+    x->stats = malloc(ntasks * sizeof *x->stats);
+    mx_status s = MX_ENOMEM;
+    if (x->st && x->stats) {
+        mx_parallel_for(ntasks, expert_task, x);
+        s = MX_OK;
+        for (size_t i = 0; i < ntasks; i++) {
+            if (x->st[i] != MX_OK && s == MX_OK)
+                s = x->st[i];
+            add_stats(&r->stats, &x->stats[i]);
+        }
+    }
+    free(x->st);
+    free(x->stats);
+    return s;
+}
+
 mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
                      const uint16_t *x, size_t T, const mx_moe_given *given,
                      mx_moe_result *r, long *bad_expert)
@@ -353,6 +536,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     int w8a8 = r->policy == MX_POLICY_W8A8;
     mx_status s;
 
+    double t_stage = now(), t_next;
     /* router */
     if ((s = mx_moe_route(sh, w->router, w->bias, x, T, &r->route)) != MX_OK)
         goto fail;
@@ -375,13 +559,11 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
 
     /* activation quantization (w8a8) */
     double *act = NULL, *abnd = NULL;
-    int32_t *tok = malloc(nz(Tk) * sizeof *tok);
-    int32_t *rid = malloc(nz(Tk) * sizeof *rid);
+    size_t *start = malloc((sh->E_local + 2) * sizeof *start);
     size_t *dst = malloc(nz(Tk) * sizeof *dst);
-    float *wr = malloc(nz(Tk) * sizeof *wr);
     act = malloc(nz(Tk * I) * sizeof *act);
     abnd = malloc(nz(Tk * I) * sizeof *abnd);
-    if (!tok || !rid || !dst || !wr || !act || !abnd) {
+    if (!start || !dst || !act || !abnd) {
         s = MX_ENOMEM;
         goto fail_buf;
     }
@@ -399,8 +581,22 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
             s = MX_ENOMEM;
             goto fail_buf;
         }
-        if ((s = mx_quantize_bf16(&qp, x, T, H, H, r->xq.q, r->xq.s, NULL)) != MX_OK)
-            goto fail_buf;
+        {
+            size_t nb = (T + ROW_BLOCK - 1) / ROW_BLOCK;
+            mx_status *qs = malloc(nz(nb) * sizeof *qs);
+            if (!qs) {
+                s = MX_ENOMEM;
+                goto fail_buf;
+            }
+            xquant_ctx xc = {&qp, x, T, H, r->xq.q, r->xq.s, qs};
+            mx_parallel_for(nb, xquant_task, &xc);
+            s = MX_OK;
+            for (size_t b = 0; b < nb && s == MX_OK; b++)
+                s = qs[b];
+            free(qs);
+            if (s != MX_OK)
+                goto fail_buf;
+        }
         /* a deterministic function of BF16 inputs: no alternatives */
         memcpy(r->xq.q_alt, r->xq.q, n);
         memcpy(r->xq.s_alt, r->xq.s, n / MX_BLOCK);
@@ -408,37 +604,40 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         xq_s = gv->xq_s ? gv->xq_s : r->xq.s;
     }
 
-    /* GEMM1 per local expert */
+    t_next = now();
+    r->seconds[MX_MOE_T_ROUTE] = t_next - t_stage;
+    t_stage = t_next;
+    /* rows of each local expert, in flat order: expert le has
+     * dst[start[le] .. start[le+1]) */
+    for (size_t le = 0; le <= sh->E_local; le++)
+        start[le] = 0;
+    for (size_t i = 0; i < Tk; i++) {
+        size_t le = (size_t)ids[i] - sh->expert0;
+        if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local)
+            start[le + 1]++;
+    }
+    for (size_t le = 0; le < sh->E_local; le++)
+        start[le + 1] += start[le];
+    for (size_t le = 0, fill = 0; le < sh->E_local; le++)
+        for (size_t i = 0; i < Tk; i++)
+            if ((size_t)ids[i] == sh->expert0 + le)
+                dst[fill++] = i;
+
+    /* GEMM1 per local expert, and the shared expert, in parallel */
     if ((s = stage_gemm_alloc(&r->g1, Tk, 2 * I)) != MX_OK ||
         (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
         goto fail_buf;
-    for (size_t le = 0; le < sh->E_local; le++) {
-        size_t e = sh->expert0 + le, M = 0;
-        for (size_t i = 0; i < Tk; i++)
-            if ((size_t)ids[i] == e) {
-                tok[M] = (int32_t)(i / k);
-                dst[M++] = i;
-            }
-        if (!M)
-            continue;
-        expert_w ew;
-        if ((s = load_weights(w8a8, w->w13[le], w->w13_s[le], 2 * I, H, &ew)) != MX_OK) {
-            free_weights(&ew);
-            goto fail_buf;
-        }
-        mx_operand A = w8a8 ? operand_fnuz(xq, xq_s, M, H, tok)
-                            : operand_bf16(x, M, H, tok);
-        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, 2 * I, H, NULL)
-                            : operand_bf16(ew.bf, 2 * I, H, NULL);
-        s = gemm_rows(c, &A, &B, NULL, dst, &r->g1, &r->stats);
-        free_weights(&ew);
-        if (s != MX_OK)
-            goto fail_buf;
-    }
+    expert_ctx ex = {c, w, x, T, w8a8, 1, start, dst, xq, xq_s, x, tw, r, NULL, NULL};
+    if ((s = run_experts(&ex, sh->E_local + 1, r)) != MX_OK)
+        goto fail_buf;
 
+    t_next = now();
+    r->seconds[MX_MOE_T_GEMM1] = t_next - t_stage;
+    t_stage = t_next;
     /* SwiGLU (+ quantization) on the given or the model's g1 */
     const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
-    mx_swiglu_exact(sh, g1, Tk, I, c->sigmoid_ulps, act, abnd);
+    swiglu_ctx sc = {sh, g1, Tk, I, c->sigmoid_ulps, act, abnd};
+    mx_parallel_for((Tk + ROW_BLOCK - 1) / ROW_BLOCK, swiglu_task, &sc);
     for (size_t i = 0; i < Tk; i++) { /* rows of non-local experts stay 0 */
         size_t le = (size_t)ids[i] - sh->expert0;
         if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local))
@@ -452,99 +651,44 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     if (s != MX_OK)
         goto fail_buf;
 
+    t_next = now();
+    r->seconds[MX_MOE_T_ACT] = t_next - t_stage;
+    t_stage = t_next;
     /* GEMM2 per local expert, top-k weight on the accumulator */
-    for (size_t le = 0; le < sh->E_local; le++) {
-        size_t e = sh->expert0 + le, M = 0;
-        for (size_t i = 0; i < Tk; i++)
-            if ((size_t)ids[i] == e) {
-                rid[M] = (int32_t)i;
-                wr[M] = tw[i];
-                dst[M++] = i;
-            }
-        if (!M)
-            continue;
-        expert_w ew;
-        if ((s = load_weights(w8a8, w->w2[le], w->w2_s[le], H, I, &ew)) != MX_OK) {
-            free_weights(&ew);
-            goto fail_buf;
-        }
-        mx_operand A;
-        if (w8a8)
-            A = operand_fnuz(gv->actq ? gv->actq : r->actq.q,
-                             gv->actq_s ? gv->actq_s : r->actq.s, M, I, rid);
-        else
-            A = operand_bf16(gv->act16 ? gv->act16 : r->act16.model, M, I, rid);
-        mx_operand B = w8a8 ? operand_fnuz(ew.q, ew.s, H, I, NULL)
-                            : operand_bf16(ew.bf, H, I, NULL);
-        s = gemm_rows(c, &A, &B, wr, dst, &r->y, &r->stats);
-        free_weights(&ew);
-        if (s != MX_OK)
-            goto fail_buf;
-    }
-
-    /* moe_sum: BF16 sequential over k, of the given or the model's y */
-    const uint16_t *y = gv->y ? gv->y : r->y.model;
-    if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK)
+    expert_ctx ey = {c, w, x, T, w8a8, 2, start, dst,
+                     gv->actq ? gv->actq : r->actq.q,
+                     gv->actq_s ? gv->actq_s : r->actq.s,
+                     gv->act16 ? gv->act16 : r->act16.model, tw, r, NULL, NULL};
+    if ((s = run_experts(&ey, sh->E_local, r)) != MX_OK)
         goto fail_buf;
-    for (size_t t = 0; t < T; t++)
-        for (size_t h = 0; h < H; h++) {
-            double v[64], sabs = 0;
-            uint16_t acc = y[(t * k) * H + h];
-            for (size_t j = 0; j < k; j++) {
-                v[j] = mx_bf16_to_float(y[(t * k + j) * H + h]);
-                sabs += fabs(v[j]);
-                if (j)
-                    acc = mx_bf16_from_float(mx_bf16_to_float(acc) + (float)v[j]);
-            }
-            size_t i = t * H + h;
-            r->routed.exact[i] = exact_sum(v, (int)k);
-            r->routed.model[i] = acc;
-            /* k - 1 BF16 additions in any order: gamma_{k-1} with u = 2^-8 */
-            double g = (double)(k - 1) * 0x1p-8;
-            r->routed.bound[i] = g / (1 - g) * sabs * 1.0001 + (double)k * 0x1p-134;
-        }
 
-    /* shared expert and the final combine */
-    if ((s = shared_expert(c, w, x, T, r)) != MX_OK)
-        goto fail_buf;
-    const uint16_t *rs = gv->routed ? gv->routed : r->routed.model;
-    const uint16_t *ss = gv->shared ? gv->shared : r->shared.model;
-    if ((s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
+    t_next = now();
+    r->seconds[MX_MOE_T_GEMM2] = t_next - t_stage;
+    t_stage = t_next;
+    /* moe_sum (BF16 sequential over k, of the given or the model's y) and
+     * the final combine, token by token */
+    if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK ||
+        (s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
         goto fail_buf;
     r->out_e2e = malloc(nz(T * H) * sizeof *r->out_e2e);
     if (!r->out_e2e) {
         s = MX_ENOMEM;
         goto fail_buf;
     }
-    for (size_t t = 0; t < T; t++)
-        for (size_t h = 0; h < H; h++) {
-            size_t i = t * H + h;
-            double rv = mx_bf16_to_float(rs[i]), sv = mx_bf16_to_float(ss[i]);
-            double v = (double)sh->routed_scaling * rv + sv; /* exact */
-            r->out.exact[i] = v;
-            r->out.model[i] = mx_bf16_from_float((float)v);
-            r->out.bound[i] = 0x1p-8 * fabs(v) + 0x1p-134;
-            double ye[64];
-            for (size_t j = 0; j < k; j++)
-                ye[j] = r->y.exact[(t * k + j) * H + h];
-            r->out_e2e[i] = (double)sh->routed_scaling * exact_sum(ye, (int)k) +
-                            r->shared.exact[i];
-        }
+    combine_ctx cc = {sh, gv->y ? gv->y : r->y.model, gv->routed, gv->shared, r};
+    mx_parallel_for(T, combine_task, &cc);
+    r->seconds[MX_MOE_T_COMBINE] = now() - t_stage;
     free(act);
     free(abnd);
-    free(tok);
-    free(rid);
+    free(start);
     free(dst);
-    free(wr);
     return MX_OK;
 
 fail_buf:
     free(act);
     free(abnd);
-    free(tok);
-    free(rid);
+    free(start);
     free(dst);
-    free(wr);
 fail:
     mx_moe_result_free(r);
     return s;

@@ -6,16 +6,23 @@
  * 2^-50 |act| of the real value (g and u are BF16, alpha g is exact in
  * binary64; exp is within one binary64 ulp; five more operations).
  *
- * An FP32 evaluation a32 in production order (z = alpha g, sigmoid to
- * within sigmoid_ulps, two products and u + 1) satisfies, to first order,
- *     |a32 - act| <= (sigmoid_ulps + 3 + |z| (1 - sigmoid(z))) u |act|
- * where u = 2^-24 and |z|(1 - sigmoid(z)) u is the effect of rounding z
- * (d ln sigmoid / dz = 1 - sigmoid).  The bound used is that times 1.01,
- * plus 2^-50 |act| for the binary64 evaluation and 4 * 2^-150 for FP32
- * underflow; where sigmoid(z) falls below 2^-120, an FP32 sigmoid can be
- * anything in [0, 2^-125] (exp(-z) overflows for z < -88.7 and the quotient
- * is 0), so |g (u + 1)| 2^-125 is added.  docs/bounds.md has the
- * derivation.
+ * An FP32 evaluation a32 in production order (z' = RN32(alpha g), s =
+ * sigmoid(z') to within sigmoid_ulps = k ulps, t = RN32(g s), v =
+ * RN32(u + 1), a32 = RN32(t v)) is bounded rigorously (docs/bounds.md,
+ * "SwiGLU"), with u = 2^-24 and eta = 2^-150:
+ *   sigma(z) >= 2^-126:  |a32 - act| <= (S (1 + 2 S) + 2^-50) |act| + 16 eta,
+ *                        S = rho + 2 k u + 3 u (>= (1 + rho)(1 + 2ku)(1 + u)^3 - 1),
+ *                        rho = |z| u (1 - sigma(z)) (1 + 2^-16)
+ *     (rounding z moves ln sigma by at most |z' - z| sup (1 - sigma) over
+ *     [z, z'], and that sup is within (1 + 2^-16) of 1 - sigma(z) since
+ *     |z' - z| <= 2^-17 there; a k-ulp sigmoid is within 2 k u relative,
+ *     since one ulp is at most 2 u of a normal value; three more roundings;
+ *     underflow of the products adds at most (8 + 1 + 1) eta);
+ *   sigma(z) < 2^-120 (exp(-z) may overflow, the quotient be subnormal: an
+ *     FP32 sigmoid may be anything in [0, 2^-125]): add
+ *     |g (u + 1)| 2^-125 (1 + 4u); below 2^-126 this absolute term, |act|
+ *     and 16 eta make the whole bound.
+ * The binary64 value is evaluated with outward inflation 1 + 2^-48.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -40,13 +47,21 @@ void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
             double a = g * sg * (up + 1.0);
             act[r * I + i] = a;
             if (bound) {
-                double rel = (sigmoid_ulps + 3 + fabs(z) * (1 - sg)) * u * 1.01;
-                double b = fabs(a) * (rel + 0x1p-50) + 4 * 0x1p-150;
-                /* sigmoid below FP32's normal range: exp(-z) overflows or
-                 * the quotient is subnormal, so an FP32 sigmoid may be
-                 * anything in [0, 2^-125]: an absolute term */
+                const double eta = 0x1p-150, k = sigmoid_ulps;
+                double b = 16 * eta;
+                if (sg >= 0x1p-126) {
+                    double rho = fabs(z) * u * (1 - sg) * (1 + 0x1p-16);
+                    /* (1 + rho)(1 + 2ku)(1 + u)^3 - 1 <= S (1 + 2S) for
+                     * S = rho + 2ku + 3u <= 2^-10: no cancellation */
+                    double S = rho + 2 * k * u + 3 * u;
+                    double rel = S * (1 + 2 * S) + 0x1p-50;
+                    b += fabs(a) * rel;
+                } else {
+                    b += fabs(a);
+                }
                 if (sg < 0x1p-120)
-                    b += fabs(g * (up + 1.0)) * 0x1p-125;
+                    b += fabs(g * (up + 1.0)) * 0x1p-125 * (1 + 4 * u);
+                b *= 1 + 0x1p-48;
                 bound[r * I + i] = b;
             }
         }

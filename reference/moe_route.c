@@ -5,7 +5,7 @@
  * The top-k is chosen by these scores; exact ties go to the lower expert id
  * and are reported.  A production router computes in FP32, so its scores
  * can differ by up to delta = gamma_H(FP32) sum|x w| / 4 (sigmoid' <= 1/4)
- * + sigmoid_ulps u sigma + u |score| (+ the binary64 error); a token whose
+ * + 2 sigmoid_ulps u sigma + u |score| (+ the binary64 error); a token whose
  * k-th and (k+1)-th scores are closer than the sum of their deltas is
  * reported as ambiguous: a correct FP32 router may pick either set.
  *
@@ -77,8 +77,10 @@ mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
             double l = lg[t * E + e], sabs = la[t * E + e] * (1 + g64);
             double sg = sigmoid(l);
             score[e] = sg + (double)bias[e];
-            delta[e] = (g32 + g64) * sabs / 4 + 4 * u * sg + u * fabs(score[e]) +
-                       0x1p-50 * (1 + fabs(score[e]));
+            /* docs/bounds.md, "Router": a 4-ulp FP32 sigmoid is within
+             * 8 u of sigma (one ulp is up to 2u of a normal value) */
+            delta[e] = ((g32 + g64) * sabs / 4 + 8 * u * sg + u * fabs(score[e]) +
+                        0x1p-50 * (1 + fabs(score[e]))) * (1 + 0x1p-40);
             order[e] = e;
         }
         /* partial selection sort of the top k + 1 (ties: lower id first) */

@@ -39,6 +39,7 @@ src_lib_libmxv_a_SOURCES = \
 	src/lib/case_write.c src/lib/case_write.h \
 	src/lib/golden.c src/lib/golden.h \
 	src/lib/report.c src/lib/report.h \
+	src/lib/shard.c src/lib/shard.h \
 	src/lib/probe_io.c src/lib/probe_io.h \
 	src/lib/probe_describe.c src/lib/probe_describe.h \
 	src/lib/input.c src/lib/input.h \
@@ -56,6 +57,7 @@ src_pipeline_libmxvpipe_a_SOURCES = \
 	src/pipeline/runner.c src/pipeline/runner.h \
 	src/pipeline/check_capture.c src/pipeline/check_capture.h \
 	src/pipeline/suite_run.c \
+	src/pipeline/case_pool.c src/pipeline/case_pool.h \
 	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
 	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h \
 	$(MXV_DRIFT_SOURCES)
@@ -102,5 +104,6 @@ src_mxverify_SOURCES = \
 	src/cmd/cmd_mutants.c \
 	src/cmd/cmd_probe.c \
 	src/cmd/cmd_model.c \
-	src/cmd/cmd_drift.c
+	src/cmd/cmd_drift.c \
+	src/cmd/cmd_report.c
 src_mxverify_LDADD = $(MXV_LIBS)

@@ -155,6 +155,8 @@ static void gen_quant_input(gsl_rng *r, uint16_t *x, int64_t nblocks)
         }
         if (kind == 4) /* an infinity and a NaN in the block */
             v[3] = 0x7f80, v[17] = 0xffc1;
+        else if (kind >= 5 && b % 3 == 1) /* the block max at position 31, */
+            v[31] = (uint16_t)(((base + 2 + 127) << 7) | 0x40); /* 2 binades up */
     }
 }
 
@@ -230,10 +232,16 @@ kc_case *kc_new(const kc_shape *s, uint64_t seed)
         uint16_t *out = kc_alloc(c, 2 * nout);
         if (!a || !as || !b || !bs || !out)
             goto fail;
+        /* row 1: subnormal codes only (with its scale bytes of 1 below,
+         * products of ~2^-8 .. 2^0 scaled to the FP32 subnormal range) */
         for (size_t i = 0; i < arows * K; i++)
-            a[i] = kc_rand_fp8(r, s->fmt);
-        for (size_t i = 0; i < arows * G; i++) /* row 0: every scale byte 0 */
-            as[i] = i < G ? 0 : (uint8_t)(120 + gsl_rng_uniform_int(r, 15));
+            a[i] = i / K == 1 ? (uint8_t)((gsl_rng_uniform_int(r, 2) << 7) |
+                                          (1 + gsl_rng_uniform_int(r, 7)))
+                              : kc_rand_fp8(r, s->fmt);
+        /* row 0: every scale byte 0; row 1: every scale byte 1 (2^-126: its
+         * scaled partials p * sc are FP32 subnormals, some outputs too) */
+        for (size_t i = 0; i < arows * G; i++)
+            as[i] = i < G ? 0 : i < 2 * G ? 1 : (uint8_t)(120 + gsl_rng_uniform_int(r, 15));
         for (size_t i = 0; i < nb; i++)
             b[i] = kc_rand_fp8(r, s->fmt);
         for (size_t i = 0; i < nb / 32; i++)
@@ -255,8 +263,11 @@ kc_case *kc_new(const kc_shape *s, uint64_t seed)
         uint16_t *out = kc_alloc(c, 2 * nout);
         if (!a || !b || !out)
             goto fail;
+        /* row 1 tiny (2^-133..2^-127): FP32 subnormal products and outputs */
         for (size_t i = 0; i < arows * K; i++)
-            a[i] = gsl_rng_uniform_int(r, 16) ? kc_rand_bf16(r, -8, 2) : 0x8000;
+            a[i] = gsl_rng_uniform_int(r, 16)
+                       ? (i / K == 1 ? kc_rand_bf16(r, -133, -127) : kc_rand_bf16(r, -8, 2))
+                       : 0x8000;
         for (size_t i = 0; i < nb; i++)
             b[i] = kc_rand_bf16(r, -10, 0);
         c->bf = (mxk_bf16_gemm_args){rt, a, b, E, s->n, s->k, s->path, out, 0};

@@ -45,6 +45,29 @@ static const mxk_mutant_info table[] = {
     {MXK_MUT_EXPERT_SHIFT, "expert-rows-shifted", MXK_K_MOE_ALIGN,
      "moe_align writes one expert's rows one slot early: its first row is "
      "multiplied by the previous expert's weights"},
+    {MXK_MUT_FTZ_PARTIAL, "ftz-partial", MXK_K_MXFP8_GEMM,
+     "the scaled partial p * sc is flushed to zero when it is an FP32 "
+     "subnormal (a denormals-are-zero build)"},
+    {MXK_MUT_FTZ_OUTPUT, "ftz-output", MXK_K_MXFP8_GEMM | MXK_K_BF16_GEMM,
+     "the FP32 accumulator is flushed to zero when it is subnormal, before "
+     "the BF16 store"},
+    {MXK_MUT_DROP_LAST_K, "drop-last-k", MXK_K_MXFP8_GEMM,
+     "the K loop stops one element early: the last product of the last "
+     "group is never added"},
+    {MXK_MUT_BF16_ACC, "bf16-acc-between-groups", MXK_K_MXFP8_GEMM,
+     "the running accumulator is stored as BF16 between K groups (RNE "
+     "after every acc + p * sc)"},
+    {MXK_MUT_TOPK_AFTER_BF16, "topk-after-bf16",
+     MXK_K_MXFP8_GEMM | MXK_K_BF16_GEMM,
+     "the top-k weight multiplies the BF16-rounded output instead of the "
+     "FP32 accumulator (two roundings)"},
+    {MXK_MUT_E8M0_BIAS_128, "e8m0-bias-128", MXK_K_MXFP8_GEMM,
+     "the GEMM decodes E8M0 as 2^(s-128) (bias off by one): every scale "
+     "is halved"},
+    {MXK_MUT_AMAX_31, "amax-31-of-32", MXK_K_MX_QUANT | MXK_K_SWIGLU_QUANT,
+     "the block amax is taken over the first 31 of the 32 values"},
+    {MXK_MUT_FP8_SUBNORMAL_FLUSH, "fp8-subnormal-flush", MXK_K_MXFP8_GEMM,
+     "the GEMM reads FP8 subnormal codes (exponent field 0) as zero"},
 };
 #define NTABLE (int)(sizeof table / sizeof table[0])
 

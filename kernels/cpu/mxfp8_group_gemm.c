@@ -29,7 +29,7 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
     const int span = mxk_scale_span(a->mutant);
     float lut[256]; /* the decode as a table, as the GPU's shared tiles hold */
     for (int c = 0; c < 256; c++)
-        lut[c] = mxk_fp8_decode((uint8_t)c, fnuz);
+        lut[c] = mxk_gemm_fp8_decode((uint8_t)c, fnuz, a->mutant);
     /* per expert block: its valid rows' A decoded once, then per column
      * the B row decoded once and every row's dot in the documented order */
     float *af = malloc((size_t)(bm * K + K) * sizeof *af);
@@ -58,7 +58,7 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
         for (int64_t n = 0; n < N; n++) {
             const uint8_t *bv = a->b + ((int64_t)e * N + n) * K;
             for (int64_t k = 0; k < K; k++)
-                bf[k] = lut[bv[k]];
+                bf[k] = mxk_drops_k(k, K, a->mutant) ? 0.0f : lut[bv[k]];
             for (int i0 = 0; i0 < nr; i0 += 4) {
                 /* four rows at a time: independent chains, each in the
                  * documented order (the compiler may run them as lanes) */
@@ -92,8 +92,8 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
                         int32_t id = ids[i0 + j];
                         int64_t arow = r->a_per_token ? id / r->topk : id;
                         uint8_t sa = gs < G ? a->a_scale[arow * G + gs] : 0;
-                        float sc = MXK_MUL(mxk_e8m0_decode(sa, spec), db);
-                        acc[j] = MXK_ADD(acc[j], MXK_MUL(part[j], sc));
+                        float sc = mxk_gemm_scale(sa, db, spec, a->mutant);
+                        acc[j] = mxk_acc_step(acc[j], part[j], sc, a->mutant);
                     }
                     part[0] = part[1] = part[2] = part[3] = 0.0f;
                 }

@@ -16,6 +16,12 @@
  *   fp32-seq     p = sequential FP32 FMA chain from 0 over the group's
  *                products in k order (the portable kernel path).  For BF16
  *                operands: acc = fma(a_k, b_k, acc) over all k in order.
+ *   dequant-fp32 no per-group scale step: each operand is dequantized to
+ *                FP32 first (a'_k = f32(a_k * f32(dec s_g)), the way torch
+ *                references and some Triton paths do it), then
+ *                acc = fma(a'_k, b'_k, acc) over all k in order (the
+ *                sequential representative of dequantize-then-SGEMM; the
+ *                bound covers any order, depth K - 1).
  *   block:NAME   p = a chain of matrix-unit block FMAs of the named preset
  *                (mxref/blockfma.h: hopper-fp8, hopper-bf16, cdna3-fp8,
  *                cdna3-bf16, exact-rne, ...), from 0 per group; for BF16
@@ -37,7 +43,8 @@ extern "C" {
 typedef enum {
     MX_ACC_FP32_GROUP = 0,
     MX_ACC_FP32_SEQ,
-    MX_ACC_BLOCK
+    MX_ACC_BLOCK,
+    MX_ACC_DEQUANT_FP32
 } mx_accum_kind;
 
 typedef struct {

@@ -61,6 +61,8 @@ typedef struct {
     uint16_t *model_out;    /* model output, BF16 RNE of model_acc        */
     double *bound;          /* any-correct-kernel bound on |out - exact|  */
     double *sum_abs;        /* |w| * sum |a b| * scale (an upper bound)   */
+    double *bound_acc;      /* bound on |model_acc-like FP32 y - exact|:  */
+                            /* the FP32 output before any BF16 rounding   */
 } mx_gemm_out;
 
 /* Statistics of one call (how often the slow exact paths ran). */

@@ -1,17 +1,22 @@
 /* cmd_bench.c -- `mxverify bench`: how fast the exact reference is on a real
- * layer shape, against the MPFR oracle and against plain binary64 BLAS.
+ * layer shape, against the MPFR oracle and against plain binary64 BLAS, on
+ * one thread and on every thread asked for.
  *
  * On one generated MiniMax-M3 layer (default: TP8, 64 tokens) it times the
- * layer's GEMMs (per-expert GEMM1 and GEMM2 over the routed rows, exactly
- * the calls the layer makes, plus the shared expert) through
- *   - the fast exact engine (exact values only),
- *   - the same plus the accumulation model, and plus the bounds,
+ * layer's routed GEMMs (per-expert GEMM1 and GEMM2 over the routed rows,
+ * exactly the calls the layer makes) through
+ *   - the BLAS-slice engine and the fused FP8 kernel (exact values only),
+ *   - the fused kernel plus the accumulation model, and plus the bounds,
  *   - an FP64 dgemm of the same per-expert shapes (operands pre-decoded),
- *     and of the dense shapes (T*topk rows at once),
+ *     and of the dense shapes (T*topk rows at once): every ratio is to the
+ *     dense dgemm, timed in the same run,
  *   - the MPFR oracle on a sample of elements, extrapolated,
- * checks the sample bit for bit against the fast path, and times the whole
- * layer reference (every stage, exact + model + bounds).  BLAS runs on one
- * thread.
+ * checks the sample bit for bit against the fast path, times the whole
+ * layer reference (every stage, exact + model + bounds, shared expert) and
+ * each of its stages on one thread, the whole layer on 1, 2, 4, ... threads
+ * up to --jobs (default: the processors available), and sets the fused
+ * kernel's rate of reading weight bytes beside the machine's memcpy rate.
+ * BLAS runs on one thread in each worker.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,13 +26,24 @@
 #include <gsl/gsl_cblas.h>
 #include "mxref/casegen.h"
 #include "mxref/fnuz.h"
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "layer_opts.h"
-#include "runner.h"
+#include "mxref/pool.h"
+#include "gemm_internal.h"
 
-void openblas_set_num_threads(int n) __attribute__((weak));
+/* One-thread figures are the CPU time of the calling thread (the pool runs
+ * every loop in it then, and BLAS too): immune to other load on a shared
+ * machine.  Multi-thread figures are wall time. */
+static clockid_t clock_id = CLOCK_THREAD_CPUTIME_ID;
 
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(clock_id, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* One GEMM call of the layer: operands and its output size. */
 typedef struct {
@@ -108,9 +124,11 @@ static int build_calls(const mx_case *c, const mx_moe_result *r, calls *cs)
 }
 
 /* Runs every call through mx_gemm with the chosen outputs; seconds. */
-static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *st)
+static double time_calls(const calls *cs, int model, int bound, int fused,
+                         mx_gemm_stats *st)
 {
-    double t0 = mxv_now();
+    mxg_fused_enable(fused);
+    double t0 = now();
     memset(st, 0, sizeof *st);
     for (size_t i = 0; i < cs->n; i++) {
         const call *x = &cs->c[i];
@@ -118,7 +136,7 @@ static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *s
         double *ex = malloc(MN * sizeof *ex), *bd = bound ? malloc(MN * sizeof *bd) : NULL;
         uint16_t *mo = model ? malloc(MN * sizeof *mo) : NULL;
         mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
-        mx_gemm_out o = {ex, NULL, mo, bd, NULL};
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
         mx_gemm_stats s1;
         mx_gemm(&spec, &x->A, &x->B, &o, &s1);
         st->elements += s1.elements;
@@ -127,7 +145,58 @@ static double time_calls(const calls *cs, int model, int bound, mx_gemm_stats *s
         free(bd);
         free(mo);
     }
-    return mxv_now() - t0;
+    double t = now() - t0;
+    mxg_fused_enable(1);
+    return t;
+}
+
+/* Bytes of weights (FP8 codes and scales) the routed calls read. */
+static double weight_bytes(const calls *cs)
+{
+    double b = 0;
+    for (size_t i = 0; i < cs->n; i++)
+        b += (double)cs->c[i].N * (double)cs->c[i].K * (1.0 + 1.0 / 32);
+    return b;
+}
+
+/* memcpy rate, bytes copied per second, on `threads` threads each copying
+ * its share of a 256 MiB buffer (best of three). */
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t chunk, total;
+} copy_ctx;
+
+static void copy_task(void *v, size_t i)
+{
+    copy_ctx *c = v;
+    size_t off = i * c->chunk, n = c->total - off < c->chunk ? c->total - off : c->chunk;
+    memcpy(c->dst + off, c->src + off, n);
+}
+
+static double copy_rate(int threads)
+{
+    size_t total = (size_t)256 << 20;
+    char *a = malloc(total), *b = malloc(total);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return 0;
+    }
+    memset(a, 1, total);
+    memset(b, 2, total);
+    mx_pool_set_threads(threads);
+    copy_ctx c = {b, a, (total + (size_t)threads - 1) / (size_t)threads, total};
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        mx_parallel_for((size_t)threads, copy_task, &c);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    free(a);
+    free(b);
+    return (double)total / best;
 }
 
 /* FP64 dgemm of the same per-expert shapes, operands decoded beforehand. */
@@ -144,10 +213,10 @@ static double time_dgemm(const calls *cs)
                     ((const uint8_t *)x->A.codes)[(size_t)x->A.row_idx[m] * x->K + kk]);
         for (size_t n = 0; n < x->N * x->K; n++)
             b[n] = mx_decode_double(x->B.fmt, ((const uint8_t *)x->B.codes)[n]);
-        double t0 = mxv_now();
+        double t0 = now();
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)x->M, (int)x->N,
                     (int)x->K, 1.0, a, (int)x->K, b, (int)x->K, 0.0, c, (int)x->N);
-        total += mxv_now() - t0;
+        total += now() - t0;
         free(a);
         free(b);
         free(c);
@@ -155,6 +224,7 @@ static double time_dgemm(const calls *cs)
     return total;
 }
 
+/* best of three */
 static double time_dense(size_t M, size_t N, size_t K)
 {
     double *a = malloc(M * K * sizeof *a), *b = malloc(N * K * sizeof *b);
@@ -163,10 +233,14 @@ static double time_dense(size_t M, size_t N, size_t K)
         a[i] = (double)(i % 17) - 8;
     for (size_t i = 0; i < N * K; i++)
         b[i] = (double)(i % 13) - 6;
-    double t0 = mxv_now();
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
-                1.0, a, (int)K, b, (int)K, 0.0, c, (int)N);
-    double t = mxv_now() - t0;
+    double t = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K,
+                    1.0, a, (int)K, b, (int)K, 0.0, c, (int)N);
+        double d = now() - t0;
+        t = d < t ? d : t;
+    }
     free(a);
     free(b);
     free(c);
@@ -188,11 +262,11 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
         B1.rows = ncol;
         mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), x->w};
         double *ex = malloc(ncol * sizeof *ex), *ex2 = malloc(ncol * sizeof *ex2);
-        mx_gemm_out o = {ex, NULL, NULL, NULL, NULL};
+        mx_gemm_out o = {ex, NULL, NULL, NULL, NULL, NULL};
         mx_gemm(&spec, &A1, &B1, &o, NULL);
-        double t0 = mxv_now();
+        double t0 = now();
         mx_gemm_exact_mpfr(&spec, &A1, &B1, ex2);
-        t += mxv_now() - t0;
+        t += now() - t0;
         for (size_t n = 0; n < ncol; n++)
             *mismatch += memcmp(&ex[n], &ex2[n], sizeof ex[n]) != 0;
         *checked += ncol;
@@ -202,13 +276,18 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
     return *checked ? t / (double)*checked : 0;
 }
 
+static const char *stage_names[MX_MOE_NT] = {
+    "routing + activation quantization", "GEMM1 (+ shared expert alongside)",
+    "SwiGLU + quantization", "GEMM2", "moe_sum + combine"};
+
 int mxv_cmd_bench(int argc, char **argv)
 {
     mxv_layer_opts lo = {0};
-    const char *help = NULL, *sample_s = NULL;
+    const char *help = NULL, *sample_s = NULL, *jobs_s = NULL;
     const mxv_opt opts[] = {{"shape", 1, &lo.shape, 0},  {"tokens", 1, &lo.tokens, 0},
                             {"seed", 1, &lo.seed, 0},    {"family", 1, &lo.family, 0},
                             {"mpfr-sample", 1, &sample_s, 0},
+                            {"jobs", 1, &jobs_s, 'j'},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "bench");
@@ -217,12 +296,14 @@ int mxv_cmd_bench(int argc, char **argv)
         return rc;
     if (help) {
         puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
-             "[--family real] [--mpfr-sample 32]\n"
+             "[--family real] [--mpfr-sample 32] [--jobs N]\n"
              "  --shape S          layer shape (default m3-tp8)\n"
              "  --tokens T         tokens (default 64)\n"
              "  --seed N           case seed (default 1)\n"
              "  --family F         input family (default real)\n"
              "  --mpfr-sample N    output elements timed with plain MPFR (default 32)\n"
+             "  -j, --jobs N       the most threads the scaling table uses (default: the\n"
+             "                     processors available)\n"
              "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
@@ -232,71 +313,120 @@ int mxv_cmd_bench(int argc, char **argv)
     if (sample_s && (mxv_parse_uint(sample_s, 1u << 20, &sample) != 0 || !sample))
         return mxv_error(MXV_EXIT_USAGE, "--mpfr-sample '%s' is not a positive "
                                          "integer", sample_s);
+    if ((rc = mxv_jobs_apply(jobs_s)) != 0)
+        return rc;
+    int maxj = mx_pool_threads();
     mx_case_params p;
     mx_moe_config cfg;
     lo.policy = "w8a8-mxfp8";
     if ((rc = mxv_layer_opts_parse(&lo, &p, &cfg)) != 0)
         return rc;
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(1);
 
-    double t0 = mxv_now();
+    /* everything below up to the scaling table runs on one thread */
+    mx_pool_set_threads(1);
+    double t0 = now();
     mx_case c;
     if (mx_case_generate(&p, &c) != MX_OK)
         return mxv_error(MXV_EXIT_INTERNAL, "bench: cannot generate the case");
-    double t_gen = mxv_now() - t0;
+    double t_gen = now() - t0;
     mx_moe_result r;
     long bad;
-    t0 = mxv_now();
+    t0 = now();
     if (mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad) != MX_OK) {
         mx_case_free(&c);
         return mxv_error(MXV_EXIT_INTERNAL, "bench: the reference failed");
     }
-    double t_layer_first = mxv_now() - t0;
+    double t_layer_first = now() - t0;
     calls cs = {NULL, 0, 0};
     build_calls(&c, &r, &cs);
     mx_gemm_stats st;
-    double t_exact = time_calls(&cs, 0, 0, &st);
-    double t_model = time_calls(&cs, 1, 0, &st);
-    double t_bound = time_calls(&cs, 1, 1, &st);
-    double t_dgemm = time_dgemm(&cs);
     size_t Tk = c.T * (size_t)c.shape.topk;
     double t_dense = time_dense(Tk, 2 * c.shape.inter, c.shape.H) +
                      time_dense(Tk, c.shape.H, c.shape.inter);
+    double t_dgemm = time_dgemm(&cs);
+    double t_engine = time_calls(&cs, 0, 0, 0, &st);
+    double t_exact = time_calls(&cs, 0, 0, 1, &st);
+    double t_model = time_calls(&cs, 1, 0, 1, &st);
+    double t_bound = time_calls(&cs, 1, 1, 1, &st);
+    /* the same calls on every thread asked for, wall time (the calls read
+     * the activations of r: before r is freed) */
+    mx_pool_set_threads(maxj);
+    clock_id = CLOCK_MONOTONIC;
+    double t_all = time_calls(&cs, 0, 0, 1, &st);
+    clock_id = CLOCK_THREAD_CPUTIME_ID;
+    mx_pool_set_threads(1);
     size_t checked, mism;
     double per_el = time_mpfr(&cs, (size_t)sample, &checked, &mism);
     double t_mpfr = per_el * (double)st.elements;
     mx_moe_result_free(&r);
-    t0 = mxv_now();
+    t0 = now();
     mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad);
-    double t_layer = mxv_now() - t0;
+    double t_layer = now() - t0;
+    double stage[MX_MOE_NT];
+    memcpy(stage, r.seconds, sizeof stage);
+    mx_moe_result_free(&r);
 
-    printf("bench: %s, %zu tokens (%zu routes), %zu experts used, seed %llu, "
-           "BLAS on 1 thread\n",
-           c.shape.name, c.T, Tk, c.n_materialized, (unsigned long long)p.seed);
+    printf("bench: %s, %zu tokens (%zu routes), %zu experts used, seed %llu; "
+           "%d processors available, up to %d threads; BLAS on 1 thread per worker\n",
+           c.shape.name, c.T, Tk, c.n_materialized, (unsigned long long)p.seed,
+           mx_cpus_available(), maxj);
     printf("bench: routed GEMM1 + GEMM2: %zu calls, %zu output elements, %zu "
            "took the GMP path\n",
            cs.n, st.elements, st.slow_elements);
-    printf("%-44s %10s %10s\n", "path", "seconds", "ratio");
-    printf("%-44s %10.3f %10s\n", "case generation", t_gen, "");
-    printf("%-44s %10.1f %9.0fx\n", "MPFR oracle (extrapolated)", t_mpfr,
-           t_mpfr / t_exact);
-    printf("%-44s %10.3f %10s\n", "fast exact", t_exact, "1.0x");
-    printf("%-44s %10.3f %9.2fx\n", "fast exact + model (fp32-group)", t_model,
-           t_model / t_exact);
-    printf("%-44s %10.3f %9.2fx\n", "fast exact + model + bounds", t_bound,
-           t_bound / t_exact);
-    printf("%-44s %10.3f %9.2fx\n", "FP64 dgemm, same per-expert shapes", t_dgemm,
-           t_exact / t_dgemm);
-    printf("%-44s %10.3f %9.2fx\n", "FP64 dgemm, dense GEMM1 + GEMM2 shapes",
-           t_dense, t_exact / t_dense);
-    printf("%-44s %10.3f %10s\n", "whole layer (every stage, + shared expert)",
-           t_layer, "");
+    printf("%-46s %10s %12s\n", "one thread (CPU time)", "seconds", "x dense dgemm");
+    printf("%-46s %10.3f %12s\n", "case generation", t_gen, "");
+    printf("%-46s %10.1f %11.0fx\n", "MPFR oracle (extrapolated)", t_mpfr,
+           t_mpfr / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "FP64 dgemm, dense GEMM1 + GEMM2 shapes", t_dense, 1.0);
+    printf("%-46s %10.3f %11.2fx\n", "FP64 dgemm, same per-expert shapes", t_dgemm,
+           t_dgemm / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "exact, BLAS-slice engine", t_engine,
+           t_engine / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "exact, fused FP8 kernel", t_exact, t_exact / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "fused exact + model (fp32-group)", t_model,
+           t_model / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "fused exact + model + bounds", t_bound,
+           t_bound / t_dense);
+    printf("%-46s %10.3f %11.2fx\n", "whole layer (every stage, + shared expert)", t_layer,
+           t_layer / t_dense);
+    printf("whole layer by stage (wall time):\n");
+    for (int i = 0; i < MX_MOE_NT; i++)
+        printf("  %-44s %10.3f %11.2fx\n", stage_names[i], stage[i], stage[i] / t_dense);
+
+    /* scaling: the whole layer on 1, 2, 4, ... threads, and on maxj */
+    clock_id = CLOCK_MONOTONIC;
+    printf("%-46s %10s %12s\n", "whole layer (wall time), threads", "seconds", "speed-up");
+    double t1 = 0;
+    for (int th = 1;; th = th * 2 > maxj && th < maxj ? maxj : th * 2) {
+        mx_pool_set_threads(th);
+        double best = 1e30;
+        for (int rep = 0; rep < 2; rep++) {
+            t0 = now();
+            mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &r, &bad);
+            double t = now() - t0;
+            mx_moe_result_free(&r);
+            best = t < best ? t : best;
+        }
+        if (th == 1)
+            t1 = best;
+        char lab[32];
+        snprintf(lab, sizeof lab, "%d", th);
+        printf("  %-44s %10.3f %11.2fx\n", lab, best, t1 / best);
+        if (th >= maxj)
+            break;
+    }
+    mx_pool_set_threads(maxj);
+    double wb = weight_bytes(&cs);
+    double cp1 = copy_rate(1), cpn = copy_rate(maxj);
+    printf("bench: weight bytes read by the fused exact kernel: %.2f GB/s on 1 thread, "
+           "%.2f GB/s on %d (%.0f MB of FP8 weights and scales)\n",
+           wb / t_exact * 1e-9, wb / t_all * 1e-9, maxj, wb * 1e-6);
+    printf("bench: memcpy of 256 MiB: %.2f GB/s on 1 thread, %.2f GB/s on %d "
+           "(bytes copied per second)\n", cp1 * 1e-9, cpn * 1e-9, maxj);
     printf("bench: MPFR oracle vs fast exact on %zu sampled elements: %zu "
            "mismatches (%.1f us per element in MPFR)\n",
            checked, mism, per_el * 1e6);
     printf("bench: first layer run (cold) %.3f s\n", t_layer_first);
-    mx_moe_result_free(&r);
     free_calls(&cs);
     mx_case_free(&c);
     return mism ? MXV_EXIT_FAIL : MXV_EXIT_OK;

@@ -12,6 +12,7 @@
 #include "provenance.h"
 #include "capture.h"
 #include "check_capture.h"
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "judge.h"
@@ -30,12 +31,19 @@ static cJSON *judge_json(const mxv_judge *j)
     cJSON_AddNumberToObject(o, "bit_exact_share", j->n ? (double)j->bit_exact / (double)j->n : 1);
     if (!j->by_bytes) {
         cJSON_AddNumberToObject(o, "max_err_over_bound", isfinite(j->max_ratio) ? j->max_ratio : 1e308);
-        cJSON_AddNumberToObject(o, "max_bf16_ulp", isfinite(j->max_ulp) ? j->max_ulp : 1e308);
+        cJSON_AddStringToObject(o, "output_type", j->f32 ? "f32" : "bf16");
+        cJSON_AddNumberToObject(o, j->f32 ? "max_f32_ulp" : "max_bf16_ulp",
+                                isfinite(j->max_ulp) ? j->max_ulp : 1e308);
         cJSON_AddNumberToObject(o, "rel_l2", isfinite(j->rel_l2) ? j->rel_l2 : 1e308);
         cJSON_AddNumberToObject(o, "sqnr_db", isfinite(j->sqnr_db) ? j->sqnr_db : 1e308);
         cJSON_AddBoolToObject(o, "torch_allclose_bf16", j->allclose);
         cJSON_AddNumberToObject(o, "aiter_mismatch", j->aiter_mismatch);
-        cJSON_AddNumberToObject(o, "overflow_not_judged", (double)j->overflow);
+        cJSON *vc = cJSON_AddObjectToObject(o, "verdict_classes");
+        cJSON_AddNumberToObject(vc, "bound", (double)j->cls_bound);
+        cJSON_AddNumberToObject(vc, "overflow_edge", (double)j->cls_ovf_edge);
+        cJSON_AddNumberToObject(vc, "model_special", (double)j->cls_model_special);
+        cJSON_AddNumberToObject(vc, "bound_infinite", (double)j->cls_bound_inf);
+        cJSON_AddNumberToObject(vc, "exact_special", (double)j->cls_exact_special);
         cJSON *h = cJSON_AddArrayToObject(o, "histogram_err_over_bound");
         for (int b = 0; b < MXV_HIST_BINS; b++) {
             cJSON *bin = cJSON_CreateObject();
@@ -62,11 +70,12 @@ static cJSON *judge_json(const mxv_judge *j)
 int mxv_cmd_check(int argc, char **argv)
 {
     const char *json = NULL, *rjson = NULL, *svg = NULL, *hist = NULL, *help = NULL,
-               *quiet = NULL, *model = NULL, *bonly = NULL;
+               *quiet = NULL, *model = NULL, *bonly = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"json", 0, &json, 0},        {"report-json", 1, &rjson, 0},
                             {"svg", 1, &svg, 0},          {"model", 1, &model, 0},
                             {"bound-only", 0, &bonly, 0},
                             {"hist", 0, &hist, 0},        {"quiet", 0, &quiet, 'q'},
+                            {"jobs", 1, &jobs, 'j'},
                             {"help", 0, &help, 'h'},      {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof *files);
     int nfiles, rc = mxv_parse_opts(argc, argv, opts, files, &nfiles, "check");
@@ -74,14 +83,15 @@ int mxv_cmd_check(int argc, char **argv)
         if (help) {
             puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] [--json]\n"
                  "                      [--report-json FILE] [--model NAME] [--bound-only]\n"
-                 "                      [-q]\n"
+                 "                      [--jobs N] [-q]\n"
                  "  FILE                 capture files (docs/capture-format.md)\n"
                  "  --json               print the report as JSON on stdout (no text)\n"
                  "  --report-json FILE   also write the JSON report to FILE\n"
                  "  --svg FILE           the |err|/bound histogram of the last\n"
                  "                       bound-judged tensor as an SVG chart\n"
                  "  --hist               print the histograms as text\n"
-                 "  -q, --quiet          no per-tensor table");
+                 "  -q, --quiet          no per-tensor table\n"
+                 "  -j, --jobs N         threads (default: the processors available)");
             mxv_print_model_help(stdout, "the capture's accum_model");
             puts("  --bound-only         under a model measured on the device\n"
                  "                       (block:hopper-*), accept GEMM elements within\n"
@@ -93,6 +103,10 @@ int mxv_cmd_check(int argc, char **argv)
             rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
         free(files);
         return rc ? rc : MXV_EXIT_OK;
+    }
+    if ((rc = mxv_jobs_apply(jobs)) != 0) {
+        free(files);
+        return rc;
     }
     mx_accum_model override;
     if ((rc = mxv_parse_model(model)) != 0) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "golden.h"
@@ -18,7 +19,8 @@ int mxv_cmd_gate(int argc, char **argv)
                *rm = NULL, *ju = NULL, *seed = NULL, *help = NULL, *model = NULL,
                *cb = NULL, *ct = NULL, *sr = NULL, *sb = NULL, *mtol = NULL,
                *ment = "minimax-m3/w8a8-mxfp8/mi300x", *other = NULL, *bonly = NULL,
-               *only = NULL;
+               *only = NULL,
+               *jobs = NULL, *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
@@ -29,6 +31,7 @@ int mxv_cmd_gate(int argc, char **argv)
                             {"model-entry", 1, &ment, 0},
                             {"allow-other-golden", 0, &other, 0},
                             {"bound-only", 0, &bonly, 0}, {"case", 1, &only, 0},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "gate");
@@ -43,6 +46,7 @@ int mxv_cmd_gate(int argc, char **argv)
                "                     [--compare-base F --compare-test F]\n"
                "                     [--score-run F [--score-base F]] [--model-tolerances F]\n"
                "                     [--model-entry M/P/D]\n"
+               "                     [--jobs N] [--shard K/N]\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --golden FILE        golden tolerances (default GOLDEN_DIR/gate-SUITE-\n"
                "                       BACKEND.json; GOLDEN_DIR: $MXVERIFY_GOLDEN_DIR,\n"
@@ -54,7 +58,11 @@ int mxv_cmd_gate(int argc, char **argv)
                "  --seed N             added to every case's seed (default 0)\n"
                "  --allow-other-golden gate with a golden file recorded for another device\n"
                "                       architecture or model (refused otherwise)\n"
-               "  --case NAME          gate only this case of the suite\n",
+               "  --case NAME          gate only this case of the suite\n"
+               "  -j, --jobs N         threads (default: the processors available); the\n"
+               "                       reports are the same for every N\n"
+               "  --shard K/N          run the K-th of N shares of the cases; --report-json\n"
+               "                       writes a partial report (mxverify report merge)\n",
                mxv_suite_names());
         mxv_print_device_model_help(stdout);
         puts("model checks judged in the same run (docs/model-checks.md):\n"
@@ -74,6 +82,17 @@ int mxv_cmd_gate(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "--compare-base and --compare-test go together");
     if (sb && !sr)
         return mxv_error(MXV_EXIT_USAGE, "--score-base needs --score-run");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && !rj)
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report)");
+    if (sh.on && (cb || sr))
+        return mxv_error(MXV_EXIT_USAGE, "--shard gates suite cases only: run the model "
+                                         "checks (--compare-*, --score-*) unsharded");
     char gpath[4096];
     if (!golden) {
         mxv_golden_default_path(suite, backend, gpath, sizeof gpath);
@@ -158,8 +177,9 @@ int mxv_cmd_gate(int argc, char **argv)
         nchecks++;
     }
     mxv_rows rows = {NULL, 0, 0};
+    mxv_run_items it = {0, NULL, NULL, 0};
     double t0 = mxv_now();
-    if ((rc = mxv_run_suite(suite, only, &r, &rows, 1)) != 0) {
+    if ((rc = mxv_run_suite_shard(suite, only, &sh, &r, &rows, 1, &it)) != 0) {
         for (size_t i = 0; i < nchecks; i++)
             mxv_model_check_free(&checks[i]);
         mxv_golden_free(&g);
@@ -184,11 +204,16 @@ int mxv_cmd_gate(int argc, char **argv)
     snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify gate", suite, r.ops->name, device, golden, &rows, v,
                       mxv_now() - t0, checks, nchecks, seedstr};
-    rc = mxv_report_emit(stdout, &rep, rj, rm, ju);
+    char config[4700];
+    snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu golden=%s model=%s case=%s",
+             suite, r.ops->name, (unsigned long long)r.seed_offset, golden,
+             model ? model : "-", only ? only : "-");
+    rc = mxv_report_emit_shard(stdout, &rep, "gate", &sh, config, &it, rj, rm, ju);
     for (size_t i = 0; i < nchecks; i++)
         mxv_model_check_free(&checks[i]);
     free(v);
     mxv_rows_free(&rows);
+    mxv_run_items_free(&it);
     mxv_golden_free(&g);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "report.h"
@@ -13,7 +14,8 @@ int mxv_cmd_kernels(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
                *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
-               *list = NULL, *md = NULL, *junit = NULL, *bonly = NULL;
+               *list = NULL, *md = NULL, *junit = NULL, *bonly = NULL, *jobs = NULL,
+               *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
@@ -21,6 +23,7 @@ int mxv_cmd_kernels(int argc, char **argv)
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"junit", 1, &junit, 0},     {"mutant", 1, &mutant, 0},
                             {"bound-only", 0, &bonly, 0},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "kernels");
@@ -32,6 +35,7 @@ int mxv_cmd_kernels(int argc, char **argv)
                "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
                "                        [--mutant NAME] [--model M] [--bound-only]\n"
                "                        [--report-json FILE] [--report-md FILE] [--junit FILE]\n"
+               "                        [--jobs N] [--shard K/N]\n"
                "  --backend B          cpu (the C emulation, default) or gpu\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --list, --list-cases print the suite's cases and exit\n"
@@ -42,7 +46,11 @@ int mxv_cmd_kernels(int argc, char **argv)
                "  --mutant NAME        plant this bug (mxverify mutants --list)\n"
                "  --report-json FILE   write the JSON report to FILE\n"
                "  --report-md FILE     write a Markdown summary to FILE\n"
-               "  --junit FILE         write JUnit XML to FILE\n",
+               "  --junit FILE         write JUnit XML to FILE\n"
+               "  -j, --jobs N         threads (default: the processors available); the\n"
+               "                       reports are the same for every N\n"
+               "  --shard K/N          run the K-th of N shares of the cases; --report-json\n"
+               "                       writes a partial report (mxverify report merge)\n",
                mxv_suite_names());
         mxv_print_device_model_help(stdout);
         puts("  -h, --help           this text");
@@ -52,6 +60,14 @@ int mxv_cmd_kernels(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
     if (list)
         return mxv_suite_list(suite, stdout);
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && (!json || seeds))
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report) and no --seeds");
     mxv_runner r;
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
@@ -80,7 +96,7 @@ int mxv_cmd_kernels(int argc, char **argv)
             mxv_runner rs = r;
             rs.seed_offset = r.seed_offset + sd;
             mxv_rows rows = {NULL, 0, 0};
-            if ((rc = mxv_run_suite(suite, only, &rs, &rows, 0)) != 0) {
+            if ((rc = mxv_run_suite_shard(suite, only, &sh, &rs, &rows, 0, NULL)) != 0) {
                 mxv_rows_free(&rows);
                 return rc;
             }
@@ -103,8 +119,9 @@ int mxv_cmd_kernels(int argc, char **argv)
         return failed ? MXV_EXIT_FAIL : MXV_EXIT_OK;
     }
     mxv_rows rows = {NULL, 0, 0};
+    mxv_run_items it = {0, NULL, NULL, 0};
     double t0 = mxv_now();
-    if ((rc = mxv_run_suite(suite, only, &r, &rows, 1)) != 0) {
+    if ((rc = mxv_run_suite_shard(suite, only, &sh, &r, &rows, 1, &it)) != 0) {
         mxv_rows_free(&rows);
         return rc;
     }
@@ -126,8 +143,13 @@ int mxv_cmd_kernels(int argc, char **argv)
     snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
                       mxv_now() - t0, NULL, 0, seedstr};
-    rc = mxv_report_emit(stdout, &rep, json, md, junit);
+    char config[512];
+    snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu mutant=%s case=%s model=%s",
+             suite, r.ops->name, (unsigned long long)r.seed_offset, mutant ? mutant : "-",
+             only ? only : "-", model ? model : "-");
+    rc = mxv_report_emit_shard(stdout, &rep, "kernels", &sh, config, &it, json, md, junit);
     free(v);
     mxv_rows_free(&rows);
+    mxv_run_items_free(&it);
     return rc;
 }

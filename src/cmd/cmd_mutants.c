@@ -17,7 +17,9 @@
 #include "cli.h"
 #include "out.h"
 #include "commands.h"
+#include "case_pool.h"
 #include "runner.h"
+#include "shard.h"
 #include "stages.h"
 
 
@@ -27,6 +29,11 @@ typedef struct {
     unsigned kernels;
     int caught;
     char where[96];
+    /* mechanisms: elements outside the bound (or wrong bytes) somewhere;
+     * a GEMM output not bit-exact to the model where the correct kernel
+     * is; and which of them the first caught row shows */
+    int by_bound, by_exact;
+    char how[24];
     int l2, allclose, aiter;
 } outcome;
 
@@ -40,10 +47,11 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL, *model = NULL;
+               *only = NULL, *model = NULL, *jobs = NULL, *shard = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"model", 1, &model, 0},
+                            {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "mutants");
@@ -53,17 +61,30 @@ int mxv_cmd_mutants(int argc, char **argv)
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
              "                        [--model NAME] [--report-json FILE] [--report-md FILE]\n"
+             "                        [--jobs N] [--shard K/N]\n"
              "  --backend B          cpu (default) or gpu\n"
              "  --list               print the planted bugs and exit\n"
              "  --mutant NAME        run only this planted bug\n"
              "  --report-json FILE   write the JSON report to FILE\n"
-             "  --report-md FILE     write a Markdown table to FILE");
+             "  --report-md FILE     write a Markdown table to FILE\n"
+             "  -j, --jobs N         threads (default: the processors available)\n"
+             "  --shard K/N          run the K-th of N shares of the planted bugs (and the\n"
+             "                       correct kernels); --report-json writes a partial report\n"
+             "                       that `mxverify report merge` joins");
         mxv_print_model_help(stdout, "the device's own (mxverify kernels --help)");
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
+    mxv_shard sh;
+    if ((rc = mxv_shard_parse(shard, &sh)) != 0)
+        return rc;
+    if (sh.on && !json)
+        return mxv_error(MXV_EXIT_USAGE, "--shard needs --report-json FILE (the partial "
+                                         "report)");
     int count;
     const mxk_mutant_info *tab = mxk_mutant_table(&count);
     if (list) {
@@ -111,13 +132,18 @@ int mxv_cmd_mutants(int argc, char **argv)
                     base.rows[i].case_name, base.rows[i].kernel);
         }
     }
-    mxv_rows_free(&base);
 
     outcome *o = calloc((size_t)count, sizeof *o);
+    const char **names = calloc((size_t)count, sizeof *names);
+    size_t *positions = calloc((size_t)count, sizeof *positions), total = 0;
     int n = 0;
     for (int i = 0; i < count; i++) {
         if (only && strcmp(only, tab[i].name))
             continue;
+        if (!mxv_shard_has(&sh, total++))
+            continue;
+        names[n] = tab[i].name;
+        positions[n] = total - 1;
         outcome *x = &o[n++];
         x->id = tab[i].id;
         x->name = tab[i].name;
@@ -127,14 +153,33 @@ int mxv_cmd_mutants(int argc, char **argv)
         r.mutant = tab[i].id;
         if ((rc = run_all(&r, &rows)) != 0) {
             mxv_rows_free(&rows);
+            mxv_rows_free(&base);
             free(o);
+            free(names);
+            free(positions);
             return rc;
         }
         for (size_t j = 0; j < rows.n; j++) {
             const mxv_row *w = &rows.rows[j];
-            if (!x->caught && !mxv_row_pass(w)) {
+            /* the same row of the correct run (same cases, same order) */
+            const mxv_row *b0 = j < base.n && !strcmp(base.rows[j].case_name, w->case_name) &&
+                                        !strcmp(base.rows[j].kernel, w->kernel)
+                                    ? &base.rows[j]
+                                    : NULL;
+            int fb = !w->informational && !mxv_row_pass(w);
+            int fe = !w->informational && !w->j.by_bytes && b0 && b0->bit_exact &&
+                     !w->bit_exact;
+            x->by_bound |= fb;
+            x->by_exact |= fe;
+            if (!x->caught && (fb || fe)) {
                 x->caught = 1;
                 snprintf(x->where, sizeof x->where, "%s / %s", w->case_name, w->kernel);
+                snprintf(x->how, sizeof x->how, "%s",
+                         w->j.by_bytes   ? "bytes"
+                         : w->j.by_equal ? "equality"
+                         : fb && fe      ? "bound+bit-exact"
+                         : fb         ? "bound"
+                                      : "bit-exact only");
             }
             /* the peers judge the layer's routed output, as a framework
              * test does, with the kernels chained */
@@ -149,18 +194,20 @@ int mxv_cmd_mutants(int argc, char **argv)
     }
 
     int missed = 0;
-    printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", "planted bug", "mxverify", "caught on",
-           "vLLM", "torch", "aiter");
-    printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", "(correct kernels)",
-           base_fail ? "FAIL" : "pass", "-", base_l2 ? "REJECTS" : "accepts",
+    printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", "planted bug", "mxverify",
+           "caught on", "by", "vLLM", "torch", "aiter");
+    printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", "(correct kernels)",
+           base_fail ? "FAIL" : "pass", "-", "-", base_l2 ? "REJECTS" : "accepts",
            base_ac ? "REJECTS" : "accepts", base_ai ? "REJECTS" : "accepts");
     for (int i = 0; i < n; i++) {
         const outcome *x = &o[i];
         missed += !x->caught;
-        printf("%-20s %-8s %-46s %-10s %-10s %-10s\n", x->name, x->caught ? "caught" : "MISSED",
-               x->caught ? x->where : "-", x->l2 ? "caught" : "missed",
+        printf("%-24s %-8s %-46s %-16s %-10s %-10s %-10s\n", x->name,
+               x->caught ? "caught" : "MISSED", x->caught ? x->where : "-",
+               x->caught ? x->how : "-", x->l2 ? "caught" : "missed",
                x->allclose ? "caught" : "missed", x->aiter ? "caught" : "missed");
     }
+    mxv_rows_free(&base);
     printf("mutants: %d of %d caught by mxverify; the correct kernels %s\n", n - missed, n,
            base_fail ? "FAIL" : "pass");
 
@@ -177,9 +224,10 @@ int mxv_cmd_mutants(int argc, char **argv)
         size_t mlen = 0;
         FILE *mf = md ? open_memstream(&mtext, &mlen) : NULL;
         if (mf) {
-            fprintf(mf, "| planted bug | what | mxverify | caught on | vLLM rel-L2 < 5e-2 | "
-                        "torch bf16 allclose | aiter 5 %% |\n|---|---|---|---|---|---|---|\n");
-            fprintf(mf, "| (correct kernels) | - | %s | - | %s | %s | %s |\n",
+            fprintf(mf, "| planted bug | what | mxverify | caught on | by (first row; all "
+                        "rows) | vLLM rel-L2 < 5e-2 | torch bf16 allclose | aiter 5 %% |\n"
+                        "|---|---|---|---|---|---|---|---|\n");
+            fprintf(mf, "| (correct kernels) | - | %s | - | - | %s | %s | %s |\n",
                     base_fail ? "**fail**" : "pass", base_l2 ? "**rejects**" : "accepts",
                     base_ac ? "**rejects**" : "accepts", base_ai ? "**rejects**" : "accepts");
         }
@@ -190,17 +238,34 @@ int mxv_cmd_mutants(int argc, char **argv)
             cJSON_AddStringToObject(e, "what", x->what);
             cJSON_AddBoolToObject(e, "caught", x->caught);
             cJSON_AddStringToObject(e, "caught_on", x->where);
+            cJSON_AddStringToObject(e, "caught_by", x->how);
+            cJSON_AddBoolToObject(e, "bound_catches", x->by_bound);
+            cJSON_AddBoolToObject(e, "bit_exact_catches", x->by_exact);
             cJSON_AddBoolToObject(e, "vllm_rel_l2_catches", x->l2);
             cJSON_AddBoolToObject(e, "torch_allclose_catches", x->allclose);
             cJSON_AddBoolToObject(e, "aiter_catches", x->aiter);
             cJSON_AddItemToArray(root, e);
             if (mf)
-                fprintf(mf, "| `%s` | %s | %s | %s | %s | %s | %s |\n", x->name, x->what,
-                        x->caught ? "caught" : "**missed**", x->caught ? x->where : "-",
+                fprintf(mf, "| `%s` | %s | %s | %s | %s; %s | %s | %s | %s |\n", x->name,
+                        x->what, x->caught ? "caught" : "**missed**",
+                        x->caught ? x->where : "-", x->caught ? x->how : "-",
+                        !strcmp(x->how, "bytes")      ? "bytes (equality with the model)"
+                        : !strcmp(x->how, "equality") ? "equality with the model"
+                        : x->by_bound && x->by_exact ? "bound and bit-exact"
+                        : x->by_bound              ? "bound only"
+                        : x->by_exact              ? "bit-exact only"
+                                                   : "neither",
                         x->l2 ? "caught" : "missed", x->allclose ? "caught" : "missed",
                         x->aiter ? "caught" : "missed");
         }
-        if (json) {
+        if (json && sh.on) {
+            char err[512], config[256];
+            snprintf(config, sizeof config, "backend=%s mutant=%s", r.ops->name,
+                     only ? only : "-");
+            if (mxv_shard_write(json, "mutants", &sh, config, total, names, positions,
+                                (size_t)n, cJSON_Duplicate(root, 1), err, sizeof err) != 0)
+                rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+        } else if (json) {
             char *t = cJSON_Print(root);
             char werr[512] = "out of memory";
             if (!t || mxv_out_write_text(json, t, werr, sizeof werr) != 0)
@@ -217,6 +282,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         cJSON_Delete(root);
     }
     free(o);
+    free(names);
+    free(positions);
     if (rc)
         return rc;
     return missed || base_fail ? MXV_EXIT_FAIL : MXV_EXIT_OK;

@@ -7,13 +7,14 @@
 #include "case_write.h"
 #include "cli.h"
 #include "commands.h"
+#include "case_pool.h"
 #include "layer_opts.h"
 
 static const char *usage_ref =
     "usage: mxverify ref -o FILE [--shape m3-tp8|m3-ep8|m3-full|custom:H,I,E[,k]]\n"
     "                    [--tokens T] [--policy w8a8-mxfp8|bf16|w8a16|hybrid]\n"
     "                    [--seed N] [--family real|spread|cancel|tiny|wide]\n"
-    "                    [--model NAME] [--layer N] [--max-model-len N]\n"
+    "                    [--model NAME] [--layer N] [--max-model-len N] [--jobs N]\n"
     "  -o, --output FILE    the case file to write (a moe_layer capture)\n"
     "  --shape S            layer shape (default m3-tp8)\n"
     "  --tokens T           tokens (default 64)\n"
@@ -24,6 +25,8 @@ static const char *usage_ref =
     "                       the names; default fp32-group)\n"
     "  --layer N            MiniMax-M3 layer index (default 0)\n"
     "  --max-model-len N    the engine's max model length (dispatch)\n"
+    "  -j, --jobs N         threads (default: the processors available); the\n"
+    "                       file is the same for every N\n"
     "  -h, --help           this text";
 
 /* max |model - exact| / bound over a GEMM stage, and elements outside. */
@@ -44,7 +47,7 @@ static double stage_ratio(const mx_stage_gemm *g, size_t *outside)
 int mxv_cmd_ref(int argc, char **argv)
 {
     mxv_layer_opts lo = {0};
-    const char *out = NULL, *help = NULL;
+    const char *out = NULL, *help = NULL, *jobs = NULL;
     const mxv_opt opts[] = {{"shape", 1, &lo.shape, 0},
                             {"tokens", 1, &lo.tokens, 0},
                             {"policy", 1, &lo.policy, 0},
@@ -54,6 +57,7 @@ int mxv_cmd_ref(int argc, char **argv)
                             {"layer", 1, &lo.layer, 0},
                             {"max-model-len", 1, &lo.max_model_len, 0},
                             {"output", 1, &out, 'o'},
+                            {"jobs", 1, &jobs, 'j'},
                             {"help", 0, &help, 'h'},
                             {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
@@ -67,6 +71,8 @@ int mxv_cmd_ref(int argc, char **argv)
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "ref takes no positional arguments");
+    if ((rc = mxv_jobs_apply(jobs)) != 0)
+        return rc;
     if (!out)
         return mxv_error(MXV_EXIT_USAGE, "ref: -o FILE is required");
     mx_case_params p;

@@ -12,6 +12,7 @@ int mxv_cmd_gate(int argc, char **argv);
 int mxv_cmd_golden(int argc, char **argv);
 int mxv_cmd_mutants(int argc, char **argv);
 int mxv_cmd_probe(int argc, char **argv);
+int mxv_cmd_report(int argc, char **argv);
 int mxv_cmd_drift(int argc, char **argv);
 int mxv_cmd_model(int argc, char **argv);
 

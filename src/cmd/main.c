@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "mxref/pool.h"
 #include "cli.h"
 #include "commands.h"
 #include "lib/provenance.h"
@@ -15,6 +16,7 @@ static const mxv_command commands[] = {
     {"kernels", mxv_cmd_kernels, "run the kernels (CPU emulation or GPU) on a suite and judge them"},
     {"mutants", mxv_cmd_mutants, "run the planted bugs: which does mxverify catch, which do peers"},
     {"drift", mxv_cmd_drift, "localize numerical drift between two runs' per-layer captures"},
+    {"report", mxv_cmd_report, "join the partial reports of a sharded run (--shard K/N)"},
     {"golden", mxv_cmd_golden, "update golden tolerances, verify the golden manifest"},
     {"model", mxv_cmd_model, "compare two model runs (KLD, top-1, PPL), score tasks, model tolerances"},
     {"probe", mxv_cmd_probe, "infer a matrix unit's block-FMA parameters (recorded or on the GPU)"},
@@ -35,15 +37,12 @@ static void usage(FILE *out)
                  "input file, 4 internal or I/O error\n");
 }
 
-void openblas_set_num_threads(int n) __attribute__((weak));
-
 int main(int argc, char **argv)
 {
-    /* the reference's BLAS calls are many and small (one per 32-wide K
-     * slice): threads cost more than they give; OPENBLAS_NUM_THREADS
-     * still overrides */
-    if (openblas_set_num_threads && !getenv("OPENBLAS_NUM_THREADS"))
-        openblas_set_num_threads(1);
+    /* every processor available by default (a command's --jobs changes
+     * it); the reference's BLAS calls are many and small (one per 32-wide
+     * K slice), so BLAS itself runs on one thread in each pool thread */
+    mx_pool_set_threads(0);
     mxv_provenance_init(argc, argv);
     if (argc < 2) {
         usage(stderr);

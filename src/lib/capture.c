@@ -7,7 +7,8 @@
 #include "capture.h"
 
 static const char *kind_names[] = {"mxfp8_group_gemm", "bf16_group_gemm",
-                                   "mx_quant", "moe_layer"};
+                                   "mx_quant", "moe_layer", "mxfp8_gemm",
+                                   "bf16_gemm"};
 
 /* metadata value or default; a present value outside its list is refused */
 static const char *meta(const mxv_capture *c, const char *key, const char *def)
@@ -67,14 +68,15 @@ mxv_st_status mxv_capture_open(const char *path, mxv_capture *c, mxv_st_err *err
         goto fail;
     const char *k = meta(c, "kind", NULL);
     int found = 0;
-    for (int i = 0; k && i < 4; i++)
+    for (int i = 0; k && i < 6; i++)
         if (!strcmp(k, kind_names[i])) {
             c->kind = (mxv_cap_kind)i;
             found = 1;
         }
     if (!found) {
         st = k ? bad_meta(c, err, "kind", k,
-                          "mxfp8_group_gemm, bf16_group_gemm, mx_quant or moe_layer")
+                          "mxfp8_group_gemm, bf16_group_gemm, mxfp8_gemm, bf16_gemm, "
+                          "mx_quant or moe_layer")
                : mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
                                "metadata \"kind\" is missing");
         goto fail;

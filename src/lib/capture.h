@@ -12,7 +12,9 @@ typedef enum {
     MXV_CAP_MXFP8_GEMM = 0,
     MXV_CAP_BF16_GEMM,
     MXV_CAP_MX_QUANT,
-    MXV_CAP_MOE_LAYER
+    MXV_CAP_MOE_LAYER,
+    MXV_CAP_MXFP8_PLAIN,      /* mxfp8_gemm: one GEMM, no experts or top-k  */
+    MXV_CAP_BF16_PLAIN        /* bf16_gemm                                  */
 } mxv_cap_kind;
 
 typedef struct {

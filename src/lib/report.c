@@ -62,7 +62,7 @@ void mxv_report_table(FILE *f, const mxv_report *r)
 
 static double finite_or_max(double x) { return isfinite(x) ? x : 1e308; }
 
-int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len)
+cJSON *mxv_report_json_object(const mxv_report *r)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", r->title);
@@ -102,6 +102,15 @@ int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len
             cJSON_AddNumberToObject(o, "rel_l2", finite_or_max(w->j.rel_l2));
             cJSON_AddBoolToObject(o, "torch_allclose_bf16", w->j.allclose);
             cJSON_AddNumberToObject(o, "aiter_mismatch", finite_or_max(w->j.aiter_mismatch));
+            if (!w->j.info_only && !w->j.by_equal) {
+                /* every element's verdict class (judge.h); they sum to n */
+                cJSON *vc = cJSON_AddObjectToObject(o, "verdict_classes");
+                cJSON_AddNumberToObject(vc, "bound", (double)w->j.cls_bound);
+                cJSON_AddNumberToObject(vc, "overflow_edge", (double)w->j.cls_ovf_edge);
+                cJSON_AddNumberToObject(vc, "model_special", (double)w->j.cls_model_special);
+                cJSON_AddNumberToObject(vc, "bound_infinite", (double)w->j.cls_bound_inf);
+                cJSON_AddNumberToObject(vc, "exact_special", (double)w->j.cls_exact_special);
+            }
         }
         cJSON_AddBoolToObject(o, "bit_exact", w->bit_exact);
         if (w->backends_agree >= 0)
@@ -127,6 +136,12 @@ int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len
             cJSON_AddItemToArray(mc, o);
         }
     }
+    return root;
+}
+
+int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len)
+{
+    cJSON *root = mxv_report_json_object(r);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {

@@ -30,6 +30,8 @@ typedef struct {
 
 void mxv_report_table(FILE *f, const mxv_report *r);
 int mxv_report_json(const char *path, const mxv_report *r, char *err, size_t len);
+/* The JSON report as a cJSON tree (the caller deletes it). */
+struct cJSON *mxv_report_json_object(const mxv_report *r);
 int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t len);
 int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t len);
 /* The text table and the first bad elements of each failing row on f,

@@ -49,7 +49,8 @@ typedef struct {
  * in the file stay 0 with bound 0). */
 static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
                                const mx_accum_model *model, double *ex, double *bd,
-                               uint16_t *mo, mxv_st_err *err)
+                               uint16_t *mo, float *macc, double *bacc,
+                               mxv_st_err *err)
 {
     uint64_t R = g->R, N = g->N, K = g->K;
     mxv_st_status st = MXV_ST_OK;
@@ -61,6 +62,10 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
     memset(ex, 0, nz(R * N) * sizeof *ex);
     memset(bd, 0, nz(R * N) * sizeof *bd);
     memset(mo, 0, nz(R * N) * sizeof *mo);
+    if (macc)
+        memset(macc, 0, nz(R * N) * sizeof *macc);
+    if (bacc)
+        memset(bacc, 0, nz(R * N) * sizeof *bacc);
     for (uint64_t e = 0; e < g->E && st == MXV_ST_OK; e++) {
         int32_t id = g->gids ? g->gids[e] : (int32_t)e;
         size_t M = 0;
@@ -81,8 +86,12 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
         mx_gemm_spec spec = {c->decode, *model, g->tw ? wrow : NULL};
         double *gex = malloc(M * N * sizeof *gex), *gbd = malloc(M * N * sizeof *gbd);
         uint16_t *gmo = malloc(M * N * sizeof *gmo);
-        mx_gemm_out o = {gex, NULL, gmo, gbd, NULL};
-        mx_status ms = gex && gbd && gmo ? mx_gemm(&spec, &A, &B, &o, NULL) : MX_ENOMEM;
+        float *gma = macc ? malloc(M * N * sizeof *gma) : NULL;
+        double *gba = bacc ? malloc(M * N * sizeof *gba) : NULL;
+        mx_gemm_out o = {gex, gma, gmo, gbd, NULL, gba};
+        mx_status ms = gex && gbd && gmo && (!macc || gma) && (!bacc || gba)
+                           ? mx_gemm(&spec, &A, &B, &o, NULL)
+                           : MX_ENOMEM;
         if (ms != MX_OK)
             st = mxv_st_errorf(err, ms == MX_ENOMEM ? MXV_ST_ENOMEM : MXV_ST_EMISMATCH,
                                c->f, "b", "the reference refused expert %d (status %d)",
@@ -92,7 +101,13 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
                 memcpy(ex + dst[i] * N, gex + i * N, N * sizeof *ex);
                 memcpy(bd + dst[i] * N, gbd + i * N, N * sizeof *bd);
                 memcpy(mo + dst[i] * N, gmo + i * N, N * sizeof *mo);
+                if (macc)
+                    memcpy(macc + dst[i] * N, gma + i * N, N * sizeof *macc);
+                if (bacc)
+                    memcpy(bacc + dst[i] * N, gba + i * N, N * sizeof *bacc);
             }
+        free(gma);
+        free(gba);
         free(gex);
         free(gbd);
         free(gmo);
@@ -112,18 +127,25 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
  * only when the output is bit-exact under it; otherwise the message gives
  * the closest model and its bit-exact share, and never calls a model that
  * merely bounds the output an explanation (a bound is wide enough to hold
- * many wrong kernels). */
-static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out,
-                    const mxv_judge *own, results *res)
+ * many wrong kernels).  When every model leaves elements outside, no
+ * accumulation order explains the output, and the message says so rather
+ * than naming a "better" model. */
+static void explain(const mxv_capture *c, const gemm_cap *g, const void *outp,
+                    int f32, const mxv_judge *own, results *res)
 {
     uint64_t n = g->R * g->N;
     double work = (double)n * (double)(g->K / 32);
+    const uint16_t *out = outp;
+    const float *outf = outp;
     double *ex = malloc(nz(n) * sizeof *ex), *bd = malloc(nz(n) * sizeof *bd);
     uint16_t *mo = malloc(nz(n) * sizeof *mo);
+    float *ma = f32 ? malloc(nz(n) * sizeof *ma) : NULL;
+    double *ba = f32 ? malloc(nz(n) * sizeof *ba) : NULL;
     const char *names[64];
     size_t nn = 0;
     names[nn++] = "fp32-group";
     names[nn++] = "fp32-seq";
+    names[nn++] = "dequant-fp32";
     static char blocknames[32][48];
     const mx_blockfma_params *p;
     for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && nn < 32 && work <= 3e7; i++) {
@@ -133,15 +155,20 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
     double best_exact = -1;
     size_t best_out = (size_t)-1;
     const char *best = NULL;
-    for (size_t i = 0; ex && bd && mo && i < nn; i++) {
+    for (size_t i = 0; ex && bd && mo && (!f32 || (ma && ba)) && i < nn; i++) {
         mx_accum_model md;
         mxv_st_err err;
         if (!strcmp(names[i], c->model.name) || mx_accum_parse(names[i], &md) != 0)
             continue;
-        if (gemm_eval(c, g, &md, ex, bd, mo, &err) != MXV_ST_OK)
+        if (gemm_eval(c, g, &md, ex, bd, mo, ma, ba, &err) != MXV_ST_OK)
             continue;
         size_t same = 0, outside = 0;
         for (uint64_t j = 0; j < n; j++) {
+            if (f32) {
+                same += memcmp(&outf[j], &ma[j], 4) == 0;
+                outside += !(fabs((double)outf[j] - ex[j]) <= ba[j]);
+                continue;
+            }
             same += out[j] == mo[j];
             double e = fabs((double)mx_bf16_to_float(out[j]) - ex[j]);
             outside += !(e <= bd[j]);
@@ -177,26 +204,51 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const uint16_t *out
     free(ex);
     free(bd);
     free(mo);
+    free(ma);
+    free(ba);
 }
 
 static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
                                       mxv_st_err *err)
 {
-    int mx = c->kind == MXV_CAP_MXFP8_GEMM;
+    int mx = c->kind == MXV_CAP_MXFP8_GEMM || c->kind == MXV_CAP_MXFP8_PLAIN;
+    /* a plain GEMM (mxfp8_gemm, bf16_gemm): a [M, K], b [N, K], out [M, N];
+     * judged as one expert with every row routed to it once */
+    int plain = c->kind == MXV_CAP_MXFP8_PLAIN || c->kind == MXV_CAP_BF16_PLAIN;
     const mx_format *fe = mx ? mx_format_get(c->elem) : mx_format_get(MX_BF16);
     unsigned vd = mx ? mxv_capture_fp8_dtypes(c->elem) : MXV_ST_BIT(MXV_ST_BF16);
-    const mxv_st_tensor *ta, *tas = NULL, *tb, *tbs = NULL, *tid, *tw = NULL,
+    const mxv_st_tensor *ta, *tas = NULL, *tb, *tbs = NULL, *tid = NULL, *tw = NULL,
                         *tex = NULL, *tout;
     mxv_st_status st = MXV_ST_OK;
     int32_t *ids = NULL, *gids = NULL;
-    double *ex = NULL, *bd = NULL;
+    double *ex = NULL, *bd = NULL, *ba = NULL;
     uint16_t *mo = NULL;
+    float *ma = NULL;
     uint64_t any2[2] = {MXV_ST_ANY_DIM, MXV_ST_ANY_DIM};
     uint64_t any3[3] = {MXV_ST_ANY_DIM, MXV_ST_ANY_DIM, MXV_ST_ANY_DIM};
-    TRY(mxv_capture_tensor(c, "topk_ids", MXV_CAP_IDS, 2, any2, &tid, err));
-    uint64_t T = tid->shape[0], k = tid->shape[1], R = T * k;
-    TRY(mxv_capture_tensor(c, "b", vd, 3, any3, &tb, err));
-    uint64_t E = tb->shape[0], N = tb->shape[1], K = tb->shape[2];
+    uint64_t T, k, R, E, N, K;
+    if (plain) {
+        if (c->a_per_route || c->mul_weight)
+            TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
+                              "metadata: a plain GEMM has no routes (a_per_route and "
+                              "mul_routed_weight must be false)"));
+        TRY(mxv_capture_tensor(c, "b", vd, 2, any2, &tb, err));
+        E = 1;
+        N = tb->shape[0];
+        K = tb->shape[1];
+        TRY(mxv_capture_tensor(c, "a", vd, 2, any2, &ta, err));
+        T = ta->shape[0];
+        k = 1;
+    } else {
+        TRY(mxv_capture_tensor(c, "topk_ids", MXV_CAP_IDS, 2, any2, &tid, err));
+        T = tid->shape[0];
+        k = tid->shape[1];
+        TRY(mxv_capture_tensor(c, "b", vd, 3, any3, &tb, err));
+        E = tb->shape[0];
+        N = tb->shape[1];
+        K = tb->shape[2];
+    }
+    R = T * k;
     if (mx && K % 32)
         TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, "b",
                           "shape: K = %llu is not a multiple of 32",
@@ -211,7 +263,8 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
         uint64_t sas[2] = {arows, K / 32};
         uint64_t sbs[3] = {E, c->packed ? K / 32 : N, c->packed ? N : K / 32};
         TRY(mxv_capture_tensor(c, "a_scale", MXV_CAP_E8M0, 2, sas, &tas, err));
-        TRY(mxv_capture_tensor(c, "b_scale", MXV_CAP_E8M0, 3, sbs, &tbs, err));
+        TRY(mxv_capture_tensor(c, "b_scale", MXV_CAP_E8M0, plain ? 2 : 3,
+                               plain ? sbs + 1 : sbs, &tbs, err));
         TRY(mxv_capture_check_scales(c, tas, err));
         TRY(mxv_capture_check_scales(c, tbs, err));
     }
@@ -220,8 +273,12 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
         TRY(mxv_capture_tensor(c, "topk_weights", MXV_ST_BIT(MXV_ST_F32), 2, ws, &tw, err));
         TRY(mxv_capture_check_f32(c, tw, err));
     }
-    TRY(mxv_capture_optional(c, "expert_ids", MXV_CAP_IDS, 1, es, &tex, err));
-    TRY(mxv_capture_tensor(c, "out", MXV_ST_BIT(MXV_ST_BF16), 2, os, &tout, err));
+    if (!plain)
+        TRY(mxv_capture_optional(c, "expert_ids", MXV_CAP_IDS, 1, es, &tex, err));
+    /* out: BF16, or FP32 (the accumulator before any BF16 rounding) */
+    TRY(mxv_capture_tensor(c, "out", MXV_ST_BIT(MXV_ST_BF16) | MXV_ST_BIT(MXV_ST_F32), 2,
+                           os, &tout, err));
+    int f32 = tout->dtype == MXV_ST_F32;
     /* the experts in the file and the routed ids */
     size_t n_total = E;
     if (tex) {
@@ -245,15 +302,23 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
                           "ids of the file", c->experts, n_total));
     if (c->experts)
         n_total = c->experts;
-    TRY(mxv_capture_topk(c, tid, n_total, &ids, err));
+    if (plain) {
+        ids = calloc(nz(R), sizeof *ids); /* every row to expert 0 */
+        if (!ids)
+            TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
+    } else {
+        TRY(mxv_capture_topk(c, tid, n_total, &ids, err));
+    }
 
     ex = calloc(nz(R * N), sizeof *ex);
     bd = calloc(nz(R * N), sizeof *bd);
     mo = calloc(nz(R * N), sizeof *mo);
-    if (!ex || !bd || !mo)
+    ma = f32 ? calloc(nz(R * N), sizeof *ma) : NULL;
+    ba = f32 ? calloc(nz(R * N), sizeof *ba) : NULL;
+    if (!ex || !bd || !mo || (f32 && (!ma || !ba)))
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     gemm_cap gc = {fe, mx, ta, tas, tb, tbs, tw, ids, gids, E, N, K, k, R};
-    TRY(gemm_eval(c, &gc, &c->model, ex, bd, mo, err));
+    TRY(gemm_eval(c, &gc, &c->model, ex, bd, mo, ma, ba, err));
     /* rows of experts not in the file must be zero: exact 0, bound 0 */
     mxv_stage_src src = {0};
     src.given = mo;
@@ -262,19 +327,25 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     src.given_n = R * N;
     src.given_cols = N;
     mxv_judge *j = next_judge(res);
-    if (mxv_stage_judge(mxv_stage_get(MXV_STAGE_GEMM), &src, tout->data, NULL, j) != 0)
+    if (f32) {
+        /* the FP32 accumulator (no BF16 cast): its own model value and
+         * bound; a non-finite FP32 output is judged (it fails unless the
+         * model is that special value), never refused as bad input */
+        mxv_judge_f32_model(j, "out", tout->data, ma, ex, ba, R * N, N);
+    } else if (mxv_stage_judge(mxv_stage_get(MXV_STAGE_GEMM), &src, tout->data, NULL, j) != 0) {
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
-    if (measured_model(&c->model) && !res->bound_only &&
-        j->bit_exact + j->outside < j->n)
-        res->not_device = j->n - j->bit_exact - j->outside;
+    }
+    res->not_device = mxv_judge_not_device(j, measured_model(&c->model), res->bound_only);
     if (!mxv_judge_pass(j) || j->bit_exact < j->n)
-        explain(c, &gc, tout->data, j, res);
+        explain(c, &gc, tout->data, f32, j, res);
 done:
     free(ids);
     free(gids);
     free(ex);
     free(bd);
     free(mo);
+    free(ma);
+    free(ba);
     return st;
 }
 
@@ -584,6 +655,8 @@ mxv_st_status mxv_check_capture_hooked(const mxv_capture *c, mxv_check_result *r
     switch (c->kind) {
     case MXV_CAP_MXFP8_GEMM:
     case MXV_CAP_BF16_GEMM:
+    case MXV_CAP_MXFP8_PLAIN:
+    case MXV_CAP_BF16_PLAIN:
         return check_group_gemm(c, res, err);
     case MXV_CAP_MX_QUANT:
         return check_mx_quant(c, res, err);

@@ -23,6 +23,13 @@ static double bf16_ulp(double x)
     return ldexp(1.0, e - 8);
 }
 
+/* Equal as the special-value rule asks: bit for bit, any NaN for a NaN. */
+static int same_special(uint16_t out, uint16_t model)
+{
+    int on = (out & 0x7fff) > 0x7f80, mn = (model & 0x7fff) > 0x7f80;
+    return mn ? on : out == model;
+}
+
 static void init(mxv_judge *j, const char *name, int by_bytes, size_t n,
                  size_t cols)
 {
@@ -69,33 +76,60 @@ static void peers(mxv_judge *j, const double *outv, const double *exact, size_t 
     j->aiter_mismatch = n ? (double)mis / (double)n : 0;
 }
 
-void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
-                    const uint16_t *model, const double *exact,
-                    const double *bound, size_t n, size_t cols)
+/* The verdict classes of judge.h over decoded values: o[i] the output,
+ * mv[i] the model (NULL: none), same[i] out and model equal bit for bit,
+ * spec[i] out matches a non-finite model by the special-value rule; thr
+ * the output format's overflow threshold, ulp() its spacing at exact. */
+static void judge_core(mxv_judge *j, const double *o, const double *mv,
+                       const unsigned char *same, const unsigned char *spec,
+                       const double *exact, const double *bound, size_t n,
+                       double thr, double (*ulp)(double))
 {
-    init(j, name, 0, n, cols);
-    double *ov = malloc((n ? n : 1) * sizeof *ov);
     gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
     double range[MXV_HIST_BINS + 1];
     memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
     range[MXV_HIST_BINS] = last_edge;
     gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1);
     for (size_t i = 0; i < n; i++) {
-        double o = mx_bf16_to_float(out[i]);
-        ov[i] = o;
-        double err = fabs(o - exact[i]);
-        if (model && out[i] == model[i])
+        double err = fabs(o[i] - exact[i]);
+        if (mv && same[i])
             j->bit_exact++;
-        if (isinf(bound[i])) {
-            j->overflow++;
+        /* the verdict classes of judge.h, in this order */
+        if (mv && !isfinite(mv[i])) {
+            j->cls_model_special++;
+            if (!spec[i])
+                note_bad(j, i, o[i], mv[i], NAN);
             continue;
         }
+        if (!isfinite(exact[i])) {
+            j->cls_exact_special++;
+            int ok = mv ? same[i]
+                        : (isnan(exact[i]) ? isnan(o[i]) : o[i] == exact[i]);
+            if (!ok)
+                note_bad(j, i, o[i], exact[i], NAN);
+            continue;
+        }
+        if (!(bound[i] < INFINITY)) { /* inf or NaN bound */
+            j->cls_bound_inf++;
+            if (!mv || !same[i])
+                note_bad(j, i, o[i], exact[i], INFINITY);
+            continue;
+        }
+        int edge = fabs(exact[i]) + bound[i] >= thr;
+        if (edge)
+            j->cls_ovf_edge++;
+        else
+            j->cls_bound++;
+        if (edge && isinf(o[i]) && (o[i] > 0) == (exact[i] > 0))
+            err = 0; /* the admitted overflow */
         double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
         if (!(err <= bound[i]))
-            note_bad(j, i, o, exact[i], bound[i]);
+            note_bad(j, i, o[i], exact[i], bound[i]);
+        else if (mv && !same[i])
+            j->bound_not_exact++; /* not-device under a measured model */
         if (ratio > j->max_ratio || isnan(ratio))
             j->max_ratio = isnan(ratio) ? INFINITY : ratio;
-        double ulps = err / bf16_ulp(exact[i]);
+        double ulps = err / ulp(exact[i]);
         if (ulps > j->max_ulp || isnan(ulps))
             j->max_ulp = isnan(ulps) ? INFINITY : ulps;
         gsl_histogram_increment(h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299);
@@ -103,8 +137,84 @@ void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
     for (size_t b = 0; b < MXV_HIST_BINS; b++)
         j->hist[b] = (size_t)gsl_histogram_get(h, b);
     gsl_histogram_free(h);
-    peers(j, ov, exact, n);
+    peers(j, o, exact, n);
+}
+
+/* One FP32 ulp at x's binade (subnormal spacing below 2^-126). */
+static double f32_ulp(double x)
+{
+    double a = fabs(x);
+    if (a < 0x1p-126)
+        return 0x1p-149;
+    int e;
+    frexp(a, &e);
+    return ldexp(1.0, e - 24);
+}
+
+void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
+                    const uint16_t *model, const double *exact,
+                    const double *bound, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    size_t nn = n ? n : 1;
+    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
+    unsigned char *same = malloc(nn), *spec = malloc(nn);
+    if (!ov || (model && !mv) || !same || !spec) {
+        free(ov);
+        free(mv);
+        free(same);
+        free(spec);
+        j->outside = n ? n : 1; /* out of memory: nothing may pass */
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ov[i] = mx_bf16_to_float(out[i]);
+        if (model) {
+            mv[i] = mx_bf16_to_float(model[i]);
+            same[i] = out[i] == model[i];
+            spec[i] = (unsigned char)same_special(out[i], model[i]);
+        }
+    }
+    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_BF16_OVF_THRESHOLD, bf16_ulp);
     free(ov);
+    free(mv);
+    free(same);
+    free(spec);
+}
+
+void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
+                         const float *model, const double *exact,
+                         const double *bound, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    j->f32 = 1;
+    size_t nn = n ? n : 1;
+    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
+    unsigned char *same = malloc(nn), *spec = malloc(nn);
+    if (!ov || (model && !mv) || !same || !spec) {
+        free(ov);
+        free(mv);
+        free(same);
+        free(spec);
+        j->outside = n ? n : 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ov[i] = out[i];
+        if (model) {
+            uint32_t ob, mb;
+            memcpy(&ob, &out[i], 4);
+            memcpy(&mb, &model[i], 4);
+            mv[i] = model[i];
+            same[i] = ob == mb;
+            spec[i] = isnan(model[i]) ? isnan(out[i]) != 0 : ob == mb;
+        }
+    }
+    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_F32_OVF_THRESHOLD, f32_ulp);
+    free(ov);
+    free(mv);
+    free(same);
+    free(spec);
 }
 
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
@@ -119,6 +229,22 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
         if (out[i] != model[i])
             note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]),
                      0);
+}
+
+void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
+                         const double *ref, size_t n, size_t cols)
+{
+    init(j, name, 0, n, cols);
+    j->info_only = 1;
+    double *ov = malloc((n ? n : 1) * sizeof *ov);
+    if (!ov) {
+        j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ov[i] = mx_bf16_to_float(out[i]);
+    peers(j, ov, ref, n);
+    free(ov);
 }
 
 void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
@@ -151,6 +277,11 @@ void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,
 
 int mxv_judge_pass(const mxv_judge *j) { return j->outside == 0; }
 
+size_t mxv_judge_not_device(const mxv_judge *j, int measured, int bound_only)
+{
+    return measured && !bound_only ? j->bound_not_exact : 0;
+}
+
 /* Peers judge a byte-judged tensor on its decoded values when the caller
  * supplied them (rel_l2 is NaN otherwise: the rule does not apply). */
 int mxv_judge_peer_l2_fails(const mxv_judge *j)
@@ -172,13 +303,17 @@ void mxv_judge_print_header(FILE *f)
 {
     fprintf(f, "%-28s %-4s %10s %9s %9s %9s %8s %9s %8s %9s %9s %7s\n", "tensor",
             "ok", "elements", "outside", "max e/B", "max ulp", "exact%",
-            "relL2", "SQNR dB", "allclose", "aiter%", "ovfl");
+            "relL2", "SQNR dB", "allclose", "aiter%", "special");
 }
 
 void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
 {
     double ex = j->n ? 100.0 * (double)j->bit_exact / (double)j->n : 100.0;
-    if (j->by_bytes)
+    if (j->info_only)
+        fprintf(f, "%-28s %-4s %10zu %9s %9s %9s %8s %9.2e %8.1f %9s %8.3f%% %7s\n",
+                label, "info", j->n, "-", "-", "-", "-", j->rel_l2, j->sqnr_db,
+                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch, "-");
+    else if (j->by_bytes)
         fprintf(f, "%-28s %-4s %10zu %9zu %9s %9s %7.2f%% %9s %8s %9s %9s %7s\n",
                 label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside, "bytes",
                 "-", ex, "-", "-", j->outside ? "no" : "yes", "-", "-");
@@ -187,7 +322,9 @@ void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
                 "%-28s %-4s %10zu %9zu %9.4f %9.2f %7.2f%% %9.2e %8.1f %9s %8.3f%% %7zu\n",
                 label, mxv_judge_pass(j) ? "yes" : "NO", j->n, j->outside,
                 j->max_ratio, j->max_ulp, ex, j->rel_l2, j->sqnr_db,
-                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch, j->overflow);
+                j->allclose ? "yes" : "no", 100 * j->aiter_mismatch,
+                j->cls_ovf_edge + j->cls_model_special + j->cls_bound_inf +
+                    j->cls_exact_special);
 }
 
 void mxv_judge_print_bad(FILE *f, const mxv_judge *j)
@@ -199,6 +336,14 @@ void mxv_judge_print_bad(FILE *f, const mxv_judge *j)
             fprintf(f, "  %s[%zu, %zu]: byte 0x%02X, reference 0x%02X%s\n", j->name,
                     r, c, (unsigned)x->out, (unsigned)x->exact,
                     x->bound != x->exact ? " (or the alternative)" : "");
+        else if (isnan(x->bound))
+            fprintf(f, "  %s[%zu, %zu]: %a, but the reference is the special "
+                       "value %a: must match it bit for bit\n",
+                    j->name, r, c, x->out, x->exact);
+        else if (isinf(x->bound))
+            fprintf(f, "  %s[%zu, %zu]: %a, exact %a: bound infinite (an FP32 "
+                       "intermediate may overflow), must equal the model\n",
+                    j->name, r, c, x->out, x->exact);
         else if (x->bound == 0 && j->outside)
             fprintf(f, "  %s[%zu, %zu]: %a, reference %a\n", j->name, r, c,
                     x->out, x->exact);
@@ -272,19 +417,12 @@ int mxv_judge_write_svg(const char *path, const mxv_judge *j, const char *title)
 void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
                    const double *exact, const double *bound, size_t n, size_t cols)
 {
-    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor */
-    memset(j, 0, sizeof *j);
-    j->name = name;
-    j->n = n;
-    j->cols = cols;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)out[i] - exact[i]);
-        double r = bound[i] > 0 ? e / bound[i] : (e > 0 ? INFINITY : 0);
-        j->max_ratio = r > j->max_ratio ? r : j->max_ratio;
-        if (!(e <= bound[i]))
-            note_bad(j, i, out[i], exact[i], bound[i]);
-    }
-    j->rel_l2 = NAN;
+    mxv_judge_f32_model(j, name, out, NULL, exact, bound, n, cols);
+    /* no peer metrics: they are BF16 rules, and this is an FP32 tensor; no
+     * ulp figure either (reports and golden tolerances count BF16 ulps) */
+    j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
+    j->allclose = 1;
+    j->max_ulp = 0;
 }
 
 void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,

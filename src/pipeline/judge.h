@@ -1,10 +1,31 @@
 /* judge.h -- per-element verdicts on a kernel's output tensor, and the peer
  * metrics that loose tolerances use, side by side.
  *
- * A bound-judged tensor (GEMM outputs): element i is correct when
- * |out_i - exact_i| <= bound_i; bit-exact when out_i == model_i.  A
- * byte-judged tensor (quantization, deterministic stages): element i is
- * correct when out_i equals model_i or one of the admissible alternatives.
+ * A bound-judged tensor (GEMM outputs): every element falls in exactly one
+ * verdict class, and every class has a rule that can fail (none means "not
+ * judged"; docs/bounds.md, "Verdict classes"):
+ *   bound       exact, model, bound finite, |exact| + bound below the BF16
+ *               overflow threshold: |out - exact| <= bound.
+ *   ovf-edge    as bound, but |exact| + bound reaches the BF16 overflow
+ *               threshold 2^128 (1 - 2^-9): out within the bound, or the
+ *               infinity of exact's sign.
+ *   model-special  the model is inf or NaN (e.g. the FP32 scale product
+ *               dec(sa) dec(sb) overflows while exact is finite): out must
+ *               equal the model bit for bit (any NaN for a NaN model).
+ *   bound-inf   the bound is infinite (an FP32 intermediate may overflow):
+ *               out must equal the model bit for bit; without a model the
+ *               element fails (nothing could vouch for it).
+ *   exact-special  exact is inf or NaN: out must equal the model bit for
+ *               bit (any NaN for NaN), or without a model be exact itself.
+ *   not-device  under a model measured bit for bit on a device (e.g.
+ *               block:hopper-fp8), an element of the bound or ovf-edge class
+ *               within its bound but not bit-exact to the model: its own
+ *               failing class (bound_not_exact, mxv_judge_not_device), since
+ *               the bound is wide enough to hold wrong kernels; --bound-only
+ *               accepts it on its bound.
+ * Bit-exact when out_i == model_i.  A byte-judged tensor (quantization,
+ * deterministic stages): element i is correct when out_i equals model_i or
+ * one of the admissible alternatives.
  *
  * Peer metrics, with exact as the reference:
  *   rel_l2     ||out - ref|| / (||ref|| + 1e-8)        vLLM (< 5e-2)
@@ -33,8 +54,15 @@ typedef struct {
     int by_equal;           /* BF16 judged by equality with the model      */
     size_t n, cols;         /* elements, row length (for row/col indices)   */
     size_t outside;         /* elements outside bound / with wrong bytes   */
-    size_t overflow;        /* bound infinite: not judged                  */
+    /* verdict classes (judge.h top): counts of elements in each; they sum
+     * to n for a bound-judged tensor */
+    size_t cls_bound, cls_ovf_edge, cls_model_special, cls_bound_inf,
+        cls_exact_special;
+    int info_only;          /* information row: peers only, never gates    */
+    int f32;                /* FP32 output (max ulp in FP32 ulps)          */
     size_t bit_exact;       /* equal to the model                          */
+    size_t bound_not_exact; /* bound/ovf-edge class, within the bound, not
+                             * equal to the model (a model given)          */
     size_t ambiguous;       /* byte-judged: an alternative was taken       */
     size_t nbad;            /* entries of bad[] used                       */
     mxv_judge_bad bad[MXV_JUDGE_FIRST];
@@ -51,6 +79,12 @@ typedef struct {
 void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
                     const uint16_t *model, const double *exact,
                     const double *bound, size_t n, size_t cols);
+/* Bound-judged FP32 output (the accumulator before any BF16 rounding):
+ * the same classes, with FP32's overflow threshold; bound is the FP32
+ * result's bound (mx_gemm_out.bound_acc). model may be NULL. */
+void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
+                         const float *model, const double *exact,
+                         const double *bound, size_t n, size_t cols);
 /* Byte-judged tensor: out must equal model or alt (alt may be NULL). */
 void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
                      const uint8_t *model, const uint8_t *alt, size_t n,
@@ -61,8 +95,19 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
                           const uint16_t *model, const double *exact,
                           const double *bound, size_t n, size_t cols);
 
-/* Bound-judged FP32 tensor: |out - exact| <= bound (no bit-exact rule, no
- * peer metrics). */
+/* Information only (a drift figure that never gates): the peer metrics of
+ * out against ref; no element verdicts, pass is always 1.  Reports say
+ * "info". */
+void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
+                         const double *ref, size_t n, size_t cols);
+
+/* The BF16 RNE overflow threshold: a value of at least this magnitude
+ * rounds to infinity. */
+#define MXV_BF16_OVF_THRESHOLD 0x1.FF8p127
+/* The FP32 RNE overflow threshold, 2^128 (1 - 2^-25). */
+#define MXV_F32_OVF_THRESHOLD 0x1.FFFFFFp127
+/* Bound-judged FP32 tensor: mxv_judge_f32_model without a model (no
+ * bit-exact rule) and without peer metrics. */
 void mxv_judge_f32(mxv_judge *j, const char *name, const float *out,
                    const double *exact, const double *bound, size_t n, size_t cols);
 /* Code-judged BF16 tensor (a deterministic BF16 stage): out must equal
@@ -84,6 +129,9 @@ void mxv_judge_peers_values(mxv_judge *j, const double *got, const double *ref,
                             size_t n);
 
 int mxv_judge_pass(const mxv_judge *j);
+/* Elements that fail as not the device's arithmetic: bound_not_exact when
+ * the model was measured on a device and bound-only judging is off, else 0. */
+size_t mxv_judge_not_device(const mxv_judge *j, int measured, int bound_only);
 /* Which peer rules would have flagged this tensor. */
 int mxv_judge_peer_l2_fails(const mxv_judge *j);
 int mxv_judge_peer_allclose_fails(const mxv_judge *j);

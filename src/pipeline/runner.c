@@ -339,10 +339,9 @@ static void judge_gemm(ctx *x, mxv_stage_id id, const uint16_t *out,
     size_t n = w->j.n;
     /* a measured device model: bit-exactness is the verdict */
     mx_accum_model m;
-    if (!x->r->bound_only && mx_accum_parse(x->model, &m) == 0 &&
-        m.kind == MX_ACC_BLOCK && m.block && m.block->measured &&
-        w->j.bit_exact + w->j.outside < n)
-        w->not_device = n - w->j.bit_exact - w->j.outside;
+    int measured = mx_accum_parse(x->model, &m) == 0 && m.kind == MX_ACC_BLOCK &&
+                   m.block && m.block->measured;
+    w->not_device = mxv_judge_not_device(&w->j, measured, x->r->bound_only);
     /* matrix-unit kernels are not the CPU emulation's arithmetic: their
      * model, not the other backend, is what they are compared with */
     if (x->r->ops->abi < 2 || x->r->ops->gemm_exact)
@@ -640,7 +639,11 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
      * BF16 one judges the BF16 GEMMs of bf16 policies */
     const char *model = r->model_mx[0] ? r->model_mx : MXV_RUN_DEFAULT_MODEL;
     const char *model16 = r->model_bf16[0] ? r->model_bf16 : model;
-    int zscale = !strcmp(cd->family, "zero-scale");
+    /* zero-scale / subnormal-scale: the activation scale bytes of token 0
+     * (and of its routed act rows) set to 0 or to 1 (2^-126: the GEMM
+     * partials p * sc of that token fall in the FP32 subnormal range) */
+    int zscale = !strcmp(cd->family, "zero-scale") || !strcmp(cd->family, "subnormal-scale");
+    int zbyte = !strcmp(cd->family, "subnormal-scale");
     mxv_layer_opts lo = {cd->shape, tokens, cd->policy, seed,
                          zscale ? "real" : cd->family, model, NULL, NULL};
     mx_case_params p;
@@ -690,9 +693,9 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
             return -1;
         }
         memcpy(zx, ref.xq.s, c.T * H0 / 32);
-        memset(zx, 0, H0 / 32);
+        memset(zx, zbyte, H0 / 32);
         memcpy(za, ref.actq.s, c.T * k0 * I0 / 32);
-        memset(za, 0, k0 * I0 / 32);
+        memset(za, zbyte, k0 * I0 / 32);
         gv.xq = ref.xq.q;
         gv.xq_s = zx;
         gv.actq = ref.actq.q;

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include "mxk.h"
 #include "suite.h"
+#include "report.h"
+#include "shard.h"
 
 typedef struct {
     const mxk_ops *ops;   /* the backend under test                         */
@@ -65,6 +67,27 @@ int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
  * (unknown suite or case: usage; a case that cannot be built: internal). */
 int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
                   mxv_rows *rows, int progress);
+/* The cases a (possibly sharded) suite run covers: the whole run's count
+ * and this shard's cases with their positions in the whole run. */
+typedef struct {
+    size_t total;
+    const char **names;
+    size_t *positions;
+    size_t n;
+} mxv_run_items;
+void mxv_run_items_free(mxv_run_items *it);
+/* mxv_run_suite on the worker pool (case_pool.h), for this shard's share
+ * of the cases only (sh NULL or off: all); items (may be NULL) gets what
+ * ran. */
+int mxv_run_suite_shard(const char *suite, const char *only, const mxv_shard *sh,
+                        const mxv_runner *r, mxv_rows *rows, int progress,
+                        mxv_run_items *items);
+/* mxv_report_emit, except that under --shard the JSON file is the partial
+ * report (shard.h) of `command` with its configuration string. */
+int mxv_report_emit_shard(FILE *f, const mxv_report *rep, const char *command,
+                          const mxv_shard *sh, const char *config,
+                          const mxv_run_items *it, const char *json, const char *md,
+                          const char *junit);
 /* A monotonic clock in seconds. */
 double mxv_now(void);
 /* The architecture a backend reports ("cpu" for the C emulation, "sm_90",

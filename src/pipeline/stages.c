@@ -313,8 +313,8 @@ int mxv_stage_judge(const mxv_stage *st, const mxv_stage_src *src, const void *o
             mxv_judge_f32(j, name, out, r.exact, r.bound, r.n, r.cols);
             break;
         case MXV_VERDICT_INFO:
-            mxv_judge_bf16(j, name, out, NULL, r.exact, r.bound, r.n, r.cols);
-            j->overflow = 0; /* nothing is judged: no "overflow" either */
+            /* drift is not judged: peers only, an information row */
+            mxv_judge_bf16_info(j, name, out, r.exact, r.n, r.cols);
             break;
         }
         if (st->mx_peers && src->out_scale && r.peer_ref_q)

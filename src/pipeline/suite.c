@@ -53,6 +53,9 @@ static const mxv_case_def suite_mutants[] = {
     {"mut-w8a8-real", "custom:512,128,16", 24, "w8a8-mxfp8", "real", 32},
     {"mut-w8a8-zero-scale", "custom:256,128,16", 8, "w8a8-mxfp8", "zero-scale", 33},
     {"mut-bf16-wide", "custom:256,128,16", 16, "bf16", "wide", 34},
+    /* token 0's activation scale bytes 1: its GEMM partials are FP32
+     * subnormals (flush-to-zero bugs show here) */
+    {"mut-w8a8-subnormal", "custom:256,128,16", 8, "w8a8-mxfp8", "subnormal-scale", 35},
 };
 
 const mxv_case_def *mxv_suite_cases(const char *suite, size_t *n)

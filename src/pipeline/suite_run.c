@@ -1,11 +1,15 @@
 /* suite_run.c -- choosing the backend and running a suite through the
  * runner, shared by `kernels`, `gate`, `golden` and `mutants`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "backend_gpu.h"
 #include "cli.h"
 #include "runner.h"
+#include "case_pool.h"
+#include "report.h"
+#include "shard.h"
 
 double mxv_now(void)
 {
@@ -37,30 +41,77 @@ int mxv_runner_backend(const char *name, mxv_runner *r, const char **device)
     return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
 }
 
-/* Runs the suite (or one case of it); 0 or an exit code. */
-int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
-                     mxv_rows *rows, int progress)
+void mxv_run_items_free(mxv_run_items *it)
+{
+    free(it->names);
+    free(it->positions);
+    memset(it, 0, sizeof *it);
+}
+
+int mxv_run_suite_shard(const char *suite, const char *only, const mxv_shard *sh,
+                        const mxv_runner *r, mxv_rows *rows, int progress,
+                        mxv_run_items *items)
 {
     size_t n;
     const mxv_case_def *cases = mxv_suite_cases(suite, &n);
     if (!cases)
         return mxv_error(MXV_EXIT_USAGE, "--suite '%s': one of %s", suite,
                          mxv_suite_names());
-    int found = 0;
+    mxv_shard whole = {0, 0, 0};
+    if (!sh)
+        sh = &whole;
+    const mxv_case_def **pick = calloc(n ? n : 1, sizeof *pick);
+    mxv_run_items it = {0, calloc(n ? n : 1, sizeof(char *)),
+                        calloc(n ? n : 1, sizeof(size_t)), 0};
+    if (!pick || !it.names || !it.positions) {
+        free(pick);
+        mxv_run_items_free(&it);
+        return mxv_error(MXV_EXIT_INTERNAL, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         if (only && strcmp(only, cases[i].name))
             continue;
-        found = 1;
-        char err[256];
-        double t0 = mxv_now();
-        if (mxv_run_case(&cases[i], r, rows, err, sizeof err) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
-        if (progress)
-            fprintf(stderr, "mxverify: %s done in %.1f s\n", cases[i].name, mxv_now() - t0);
+        if (mxv_shard_has(sh, it.total)) {
+            pick[i] = &cases[i];
+            it.names[it.n] = cases[i].name;
+            it.positions[it.n++] = it.total;
+        }
+        it.total++;
     }
-    if (!found)
+    if (!it.total) {
+        free(pick);
+        mxv_run_items_free(&it);
         return mxv_error(MXV_EXIT_USAGE, "--case '%s' is not in suite %s", only, suite);
-    return 0;
+    }
+    char err[256];
+    int rc = mxv_run_cases(pick, n, r, rows, progress, err, sizeof err);
+    free(pick);
+    if (items && !rc)
+        *items = it;
+    else
+        mxv_run_items_free(&it);
+    return rc ? mxv_error(MXV_EXIT_INTERNAL, "%s", err) : 0;
+}
+
+int mxv_run_suite(const char *suite, const char *only, const mxv_runner *r,
+                  mxv_rows *rows, int progress)
+{
+    return mxv_run_suite_shard(suite, only, NULL, r, rows, progress, NULL);
+}
+
+int mxv_report_emit_shard(FILE *f, const mxv_report *rep, const char *command,
+                          const mxv_shard *sh, const char *config,
+                          const mxv_run_items *it, const char *json, const char *md,
+                          const char *junit)
+{
+    int rc = mxv_report_emit(f, rep, sh->on ? NULL : json, md, junit);
+    if (sh->on && json) {
+        char err[512];
+        if (mxv_shard_write(json, command, sh, config, it->total, it->names, it->positions,
+                            it->n, mxv_report_json_object(rep), err, sizeof err) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "%s", err);
+    }
+    return rc;
 }
 
 const char *mxv_runner_arch(const mxk_ops *ops)

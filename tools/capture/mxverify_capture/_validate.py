@@ -17,7 +17,13 @@ SCALE_LAYOUTS = ("rows", "packed")
 SCALE_RULES = ("production", "ocp", "rceil")
 POLICIES = ("w8a8-mxfp8", "bf16", "w8a16", "hybrid")
 SHAPES = ("m3-full", "m3-tp8", "m3-ep8", "custom")
-_ACCUM_RE = re.compile(r"^(fp32-group|fp32-seq|block:[A-Za-z0-9_.+-]+)$")
+# The accumulation models `mxverify check` accepts (mx_accum_names() in
+# reference/accum.c; tests/python/test_check_captures.py compares the two
+# lists, so a model added on one side only fails make check).
+BLOCK_PRESETS = ("cdna3-fp8", "cdna3-bf16", "hopper-fp8", "hopper-bf16",
+                 "hopper-fp8-mma", "exact-rne")
+ACCUM_MODELS = ("fp32-group", "fp32-seq", "dequant-fp32") + tuple(
+    "block:" + p for p in BLOCK_PRESETS)
 
 # Every key the format defines: a caller's extra metadata may not use them.
 RESERVED_KEYS = frozenset((
@@ -58,8 +64,8 @@ class Checker:
         return int(value)
 
     def accum_model(self, value):
-        if not isinstance(value, str) or not _ACCUM_RE.match(value):
-            self.fail("accum_model", "%r is not fp32-group, fp32-seq or block:NAME" % (value,))
+        if not isinstance(value, str) or value not in ACCUM_MODELS:
+            self.fail("accum_model", "%r is not one of %s" % (value, ", ".join(ACCUM_MODELS)))
         return value
 
     def text(self, arg, value):
@@ -336,8 +342,19 @@ def group_gemm(ck, *, a, b, topk_ids, a_scale=None, b_scale=None, out=None,
         num_experts = ck.count("num_experts", num_experts, 1)
         if num_experts < E:
             ck.fail("num_experts", "is %d, fewer than the %d experts in b" % (num_experts, E))
+    g.out_dtype = "BF16"
     if out is not None:
-        ov = ck.bf16("out", out)
+        # BF16 (bits or bfloat16), or float32: the accumulator before any
+        # BF16 rounding (judged against the FP32 model and its own bound)
+        tag, arr = ck.array("out", out)
+        if tag == "float32":
+            ov = np.ascontiguousarray(arr)
+            g.out_dtype = "F32"
+        elif tag in ("bfloat16", "uint16"):
+            ov = arr
+        else:
+            ck.fail("out", "dtype %s is not BF16 or float32 (BF16 values or their bits "
+                    "as uint16, or the FP32 accumulator as float32)" % describe(tag))
         ov = routed_rows(ck, "out", ov, T, k, N, "N")
     else:
         ov = None

@@ -73,7 +73,7 @@ def _gemm_tensors(g, fp8_dtype=None):
         "a": (fp8_dtype or "BF16", g.a),
         "b": (fp8_dtype or "BF16", g.b),
         "topk_ids": ("I32", g.topk_ids.astype(np.int32)),
-        "out": ("BF16", g.out),
+        "out": (g.out_dtype, g.out),
     }
     if g.topk_weights is not None:
         t["topk_weights"] = ("F32", g.topk_weights)
@@ -170,6 +170,75 @@ def capture_bf16_group_gemm(path, *, a, b, topk_ids, out, topk_weights=None,
         "mul_routed_weight": _bool(g.mul_routed_weight), "experts": str(g.num_experts),
     })
     stfile.write(path, _gemm_tensors(g), meta)
+    return path
+
+
+def _plain(g, fp8_dtype=None):
+    """The tensors of a plain GEMM (one expert, every row routed once)."""
+    t = {"a": (fp8_dtype or "BF16", g.a), "b": (fp8_dtype or "BF16", g.b[0]),
+         "out": (g.out_dtype, g.out)}
+    if fp8_dtype:
+        t["a_scale"] = ("F8_E8M0", g.a_scale)
+        t["b_scale"] = ("F8_E8M0", g.b_scale[0])
+    return t
+
+
+def _plain_ids(ck, a):
+    tag, arr = ck.array("a", a)
+    if arr.ndim != 2:
+        ck.fail("a", "shape %s has rank %d, expected [M, K]" % (tuple(arr.shape), arr.ndim))
+    return np.zeros((arr.shape[0], 1), dtype=np.int64)
+
+
+def _expert(ck, arg, x):
+    """[N, ...] -> [1, N, ...] (a plain GEMM's b as one expert)."""
+    if x is None:
+        return None
+    tag, arr = ck.array(arg, x)
+    if arr.ndim != 2:
+        ck.fail(arg, "shape %s has rank %d, expected rank 2" % (tuple(arr.shape), arr.ndim))
+    return x[None] if hasattr(x, "__getitem__") else arr[None]
+
+
+def capture_mxfp8_gemm(path, *, a, a_scale, b, b_scale, out, element_format=None,
+                       scale_layout="rows", e8m0_decode="production",
+                       accum_model="fp32-group", finite=True, producer=None,
+                       metadata=None):
+    """Writes one plain MXFP8 GEMM call (kind mxfp8_gemm): no experts, no
+    top-k.  a [M, K] FP8, a_scale [M, K/32], b [N, K] FP8, b_scale [N, K/32]
+    (scale_layout="rows") or [K/32, N] ("packed"), out [M, N]: BF16, or
+    float32 for the FP32 accumulator before any BF16 rounding (judged
+    against the model's FP32 value and its own bound).  Returns the path."""
+    ck = Checker("capture_mxfp8_gemm")
+    path = _target(ck, path)
+    accum_model = ck.accum_model(accum_model)
+    if out is None:
+        ck.fail("out", "is required (got None)")
+    g = group_gemm(ck, a=a, a_scale=a_scale, b=_expert(ck, "b", b),
+                   b_scale=_expert(ck, "b_scale", b_scale), topk_ids=_plain_ids(ck, a),
+                   out=out, element_format=element_format, scale_layout=scale_layout,
+                   e8m0_decode=e8m0_decode, finite=finite, mx=True)
+    meta = _common_meta(ck, "mxfp8_gemm", producer, metadata, g.finite)
+    meta.update({"element_format": g.fmt, "e8m0_decode": g.e8m0_decode,
+                 "scale_layout": g.scale_layout, "accum_model": accum_model})
+    stfile.write(path, _plain(g, FP8_DTYPE[g.fmt]), meta)
+    return path
+
+
+def capture_bf16_gemm(path, *, a, b, out, accum_model="fp32-group", finite=True,
+                      producer=None, metadata=None):
+    """Writes one plain BF16 GEMM call (kind bf16_gemm): a [M, K], b [N, K]
+    BF16, out [M, N] BF16 or float32 (as capture_mxfp8_gemm)."""
+    ck = Checker("capture_bf16_gemm")
+    path = _target(ck, path)
+    accum_model = ck.accum_model(accum_model)
+    if out is None:
+        ck.fail("out", "is required (got None)")
+    g = group_gemm(ck, a=a, b=_expert(ck, "b", b), topk_ids=_plain_ids(ck, a), out=out,
+                   finite=finite, mx=False)
+    meta = _common_meta(ck, "bf16_gemm", producer, metadata, g.finite)
+    meta["accum_model"] = accum_model
+    stfile.write(path, _plain(g), meta)
     return path
 
 

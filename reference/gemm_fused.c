@@ -1,0 +1,820 @@
+/* gemm_fused.c -- the fused exact kernel for FP8 group GEMMs (E4M3FN and
+ * E4M3FNUZ operands): exact values, the fp32-group model and the sums the
+ * bounds need, in one pass over the weight bytes.
+ *
+ * Why it is exact.  Every E4M3 value is an integer multiple of the format's
+ * smallest subnormal 2^u below 2^(u+18), so with I = value / 2^u the
+ * product of two codes is an integer below 2^36 and a 32-wide group dot an
+ * integer below 2^41: binary64 holds every product and every partial sum
+ * exactly, in any order, whatever the vector width or the use of FMA.  The
+ * group partial P is then added, shifted by the two scale exponents, into a
+ * 128-bit fixed-point accumulator whose unit is the lowest scaled unit of
+ * the element's two rows (GMP when the rows' scale spread does not fit 126
+ * bits: the "slow" elements), and rounded once at the end.
+ *
+ * How it is fast.  The activation rows (the small M of a routed GEMM) are
+ * decoded once into binary64 integers.  The weights are read as bytes, 8
+ * rows (output columns) at a time: for each 32-wide group the 8 rows'
+ * codes are looked up into a small transposed tile that stays in L1 and is
+ * used by every activation row, 4 columns per vector register.  In the
+ * same pass each group's P feeds the fp32-group model (RN32(P 2^(2u)) times
+ * the FP32 scale product, added to the FP32 accumulator in group order) and
+ * each group's sum |a b| (the same dot on magnitudes) feeds the bound: the
+ * very operations, in the very order, of the engine in gemm.c, so every
+ * output is bit-identical to it (tests/check_gemm.c compares the two and
+ * both with the MPFR oracle).  No BLAS call, no operand copy of the
+ * weights.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gemm_internal.h"
+
+/* Per-code facts of an 8-bit format with a fixed unit. */
+typedef struct {
+    int ok;              /* every finite value on the grid 2^unit, < 2^24 of it */
+    int unit, top;       /* values are multiples of 2^unit, below 2^top         */
+    double val[256];     /* value / 2^unit (0 for zero, NaN and inf codes)       */
+    double aval[256];    /* |val|                                               */
+    double mag[256];     /* |value| (unscaled), for the rows' amax              */
+    unsigned char nz[256], bad[256];
+} ftab;
+
+static ftab ftabs[MX_FORMAT_COUNT];
+/* 2^e for |e| <= 1100, by table (exact; no libm in the loops) */
+static double pow2_tab[2201];
+static inline double pow2i(int e) { return pow2_tab[e + 1100]; }
+/* FP32 scale per byte, per decode */
+static float scale_tab[2][256];
+static pthread_once_t ftabs_once = PTHREAD_ONCE_INIT;
+
+static void ftabs_init(void)
+{
+    for (int e = -1100; e <= 1100; e++)
+        pow2_tab[e + 1100] = ldexp(1.0, e);
+    for (int b = 0; b < 256; b++) {
+        scale_tab[MX_E8M0_PRODUCTION][b] = (float)mx_scale_value(MX_E8M0_PRODUCTION, (uint8_t)b);
+        scale_tab[MX_E8M0_SPEC][b] = (float)mx_scale_value(MX_E8M0_SPEC, (uint8_t)b);
+    }
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        ftab *t = &ftabs[id];
+        if (f->bits != 8 || !f->is_signed)
+            continue;
+        int lo = INT_MAX, hi = INT_MIN;
+        int32_t m[256];
+        int e[256];
+        for (int c = 0; c < 256; c++) {
+            mx_class k = mx_decode_int(f, (uint32_t)c, &m[c], &e[c]);
+            t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
+            t->nz[c] = m[c] != 0;
+            if (!m[c] || t->bad[c])
+                continue;
+            int bl = 32 - __builtin_clz((uint32_t)abs(m[c]));
+            lo = e[c] < lo ? e[c] : lo;
+            hi = e[c] + bl > hi ? e[c] + bl : hi;
+        }
+        t->unit = lo;
+        t->top = hi;
+        t->ok = hi - lo <= 24;
+        for (int c = 0; c < 256; c++) {
+            /* row_facts reads a group's facts from its largest low-7-bit
+             * pattern: |value| must not decrease with it, NaN and inf codes
+             * must come last in that order (sign ignored) or be 0x80, and
+             * both signs of a pattern must agree on being a NaN or inf */
+            int lo7 = c & 0x7F;
+            if (c != 0x80 && t->bad[c] != t->bad[lo7])
+                t->ok = 0;
+            if (lo7 && !t->bad[lo7] && !t->bad[lo7 - 1] &&
+                ldexp(fabs((double)m[lo7]), e[lo7]) < ldexp(fabs((double)m[lo7 - 1]), e[lo7 - 1]))
+                t->ok = 0;
+            if (lo7 && t->bad[lo7 - 1] && !t->bad[lo7])
+                t->ok = 0;
+        }
+        for (int c = 0; c < 256; c++) {
+            t->val[c] = m[c] && !t->bad[c] ? ldexp((double)m[c], e[c] - lo) : 0.0;
+            t->aval[c] = fabs(t->val[c]);
+            t->mag[c] = m[c] && !t->bad[c] ? ldexp(fabs((double)m[c]), e[c]) : 0.0;
+        }
+    }
+}
+
+static _Atomic int fused_on = 1;
+static _Atomic unsigned long fused_calls;
+
+void mxg_fused_enable(int on) { fused_on = on; }
+unsigned long mxg_fused_count(void) { return fused_calls; }
+
+int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
+{
+    if (!fused_on || A->fmt->bits != 8 || B->fmt->bits != 8 || !A->fmt->is_signed ||
+        !B->fmt->is_signed || !A->scales != !B->scales)
+        return 0;
+    if (s->model.kind == MX_ACC_FP32_SEQ || s->model.kind == MX_ACC_DEQUANT_FP32)
+        return 0; /* the engine's sequential models stay there */
+    pthread_once(&ftabs_once, ftabs_init);
+    return ftabs[A->fmt->id].ok && ftabs[B->fmt->id].ok;
+}
+
+#define NT 8 /* output columns per tile: two vectors of 4 */
+
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64), aligned(64)));
+typedef long long v4i __attribute__((vector_size(32)));
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+#else
+#define FUSED_HOT
+#endif
+
+/* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
+ * magnitudes into Q when aa is not NULL.  Exact in any order (see the
+ * top), so each sum runs as two interleaved chains. */
+static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
+                                size_t lda, const v4d *bt4, const v4d *bta4,
+                                v4d *P4, v4d *Q4)
+{
+    /* one 8-lane vector per k: a zmm with AVX-512, two ymm with AVX2 */
+    const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
+    v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
+    for (size_t m = 0; m < M; m++) {
+        const double *a = ad + m * lda;
+        v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
+        for (int k = 0; k < MX_BLOCK; k += 4) {
+            p0 += a[k] * bt[k];
+            p1 += a[k + 1] * bt[k + 1];
+            p2 += a[k + 2] * bt[k + 2];
+            p3 += a[k + 3] * bt[k + 3];
+        }
+        P[m] = (p0 + p1) + (p2 + p3);
+        if (!aa)
+            continue;
+        const double *b = aa + m * lda;
+        v8d q0 = {0}, q1 = q0, q2 = q0, q3 = q0;
+        for (int k = 0; k < MX_BLOCK; k += 4) {
+            q0 += b[k] * bta[k];
+            q1 += b[k + 1] * bta[k + 1];
+            q2 += b[k + 2] * bta[k + 2];
+            q3 += b[k + 3] * bta[k + 3];
+        }
+        Q[m] = (q0 + q1) + (q2 + q3);
+    }
+}
+
+/* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
+static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
+{
+    const v4i m = {0x7FFFFFFFFFFFFFFFll, 0x7FFFFFFFFFFFFFFFll, 0x7FFFFFFFFFFFFFFFll,
+                   0x7FFFFFFFFFFFFFFFll};
+    for (int i = 0; i < 2 * MX_BLOCK; i++)
+        bta[i] = (v4d)((v4i)bt[i] & m);
+}
+
+/* The lanes' fp32-group step and bound sum for one activation row and one
+ * group: elementwise over the 8 lanes, in the engine's operation order
+ * (vectorizes without changing a bit: no reassociation, no contraction). */
+static FUSED_HOT void tile_model(const double *p, double pab, float sa,
+                                 const float *sb, float *gt)
+{
+    for (int l = 0; l < NT; l++) {
+        float pf = (float)(p[l] * pab);
+        float t = pf * mxg_scale_mul(sa, sb[l]);
+        gt[l] = gt[l] + t;
+    }
+}
+
+static FUSED_HOT void tile_model_unscaled(const double *p, double pab, float *gt)
+{
+    for (int l = 0; l < NT; l++)
+        gt[l] = gt[l] + (float)(p[l] * pab);
+}
+
+static FUSED_HOT void tile_sabs(const double *q, double fa, const double *fb, double *qt)
+{
+    for (int l = 0; l < NT; l++)
+        qt[l] += q[l] * fa * fb[l];
+}
+
+
+/* Row facts of one operand side (the engine's prep, without the values). */
+typedef struct {
+    int *sx;        /* rows x G: scale exponent or MXG_ZERO_SCALE (0 unscaled) */
+    float *sc;      /* rows x G: the FP32 scale production computes           */
+    double *f;      /* rows x G: 2^(unit + sx), 0 for a zero scale            */
+    int lo, hi;     /* per row, filled by row_facts                           */
+    double amax;
+} side;
+
+/* Scale facts of row r (logical) of o into sx/sc/f[g * stride] for g < G,
+ * and lo, hi, amax as the engine's prep computes them; 1 when a NaN or inf
+ * code is present (zero-scale groups included). */
+static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decode d, size_t r,
+                     size_t G, size_t stride, int *sx, float *sc, double *f,
+                     int *lo_out, int *hi_out, double *amax_out)
+{
+    size_t K = o->K;
+    const uint8_t *codes = (const uint8_t *)o->codes + mxg_row(o, r) * o->ld;
+    int lo = INT_MAX, hi = INT_MIN, bad = 0;
+    double amax = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+        int x = mxg_scale_exp(o, d, r, g);
+        sx[g * stride] = x;
+        sc[g * stride] = o->scales ? scale_tab[d][mxg_scale_byte(o, r, g)] : 1.0f;
+        f[g * stride] = x == MXG_ZERO_SCALE ? 0.0 : pow2i(t->unit + x);
+        /* magnitudes grow with the code's low 7 bits (checked when the
+         * table is built), so the group's largest |value|, whether it has
+         * a nonzero value and whether it has a NaN or inf follow from the
+         * largest low-7-bit pattern and from whether 0x80 occurs */
+        const uint8_t *cg = codes + k0;
+        uint8_t mx = 0, has80 = 0;
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = cg[i], lo7 = c & 0x7F;
+            mx = lo7 > mx ? lo7 : mx;
+            has80 |= c == 0x80;
+        }
+        bad |= t->bad[mx] | (t->bad[0x80] & has80);
+        if (x == MXG_ZERO_SCALE || !t->nz[mx])
+            continue;
+        amax = t->mag[mx] > amax ? t->mag[mx] : amax;
+        lo = t->unit + x < lo ? t->unit + x : lo;
+        hi = t->top + x > hi ? t->top + x : hi;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    *amax_out = amax;
+    return bad;
+}
+
+static int clog2z(size_t x)
+{
+    int b = 0;
+    while (((size_t)1 << b) < x)
+        b++;
+    return b;
+}
+
+/* v * 2^s without the undefined behaviour of shifting a negative value */
+static inline unsigned __int128 shl(int64_t v, int s)
+{
+    return (unsigned __int128)(__int128)v << s;
+}
+
+mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
+{
+    pthread_once(&ftabs_once, ftabs_init);
+    fused_calls++;
+    const ftab *ta = &ftabs[A->fmt->id], *tb = &ftabs[B->fmt->id];
+    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
+    int want_group = (out->model_acc || out->model_out) &&
+                     s->model.kind == MX_ACC_FP32_GROUP;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
+    int want_exact = out->exact || want_sabs;
+    mx_status st = MX_OK;
+    size_t nslow = 0;
+
+    double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
+    int *sxa = malloc((M * G + 1) * sizeof *sxa), *loa = malloc((M + 1) * sizeof *loa);
+    int *hia = malloc((M + 1) * sizeof *hia);
+    float *sca = malloc((M * G + 1) * sizeof *sca);
+    double *fa = malloc((M * G + 1) * sizeof *fa), *amaxa = malloc((M + 1) * sizeof *amaxa);
+    double *exact = out->exact ? out->exact
+                               : want_exact ? malloc(MN * sizeof *exact) : NULL;
+    float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
+    /* per tile */
+    v4d *bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    v4d *Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    int *sxb = malloc(NT * G * sizeof *sxb);
+    float *scb = malloc(NT * G * sizeof *scb);
+    double *fb = malloc(NT * G * sizeof *fb);
+    unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
+    mpz_t *big = malloc((M * NT + 1) * sizeof *big);
+    unsigned char *slow = malloc(M * NT + 1);
+    float *gt = malloc((M * NT + 1) * sizeof *gt);
+    double *qt = malloc((M * NT + 1) * sizeof *qt);
+    if (!ad || !aa || !sxa || !loa || !hia || !sca || !fa || !amaxa ||
+        (want_exact && !exact) || (want_group && !gacc) || !bt ||
+        !bta || !P || !Q || !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+
+    /* the activation rows, decoded once */
+    for (size_t m = 0; m < M && st == MX_OK; m++) {
+        if (row_facts(A, ta, s->decode, m, G, 1, sxa + m * G, sca + m * G, fa + m * G,
+                      &loa[m], &hia[m], &amaxa[m]))
+            st = MX_ERANGE;
+        const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
+        for (size_t k = 0; k < K; k++)
+            if (sxa[m * G + k / MX_BLOCK] != MXG_ZERO_SCALE) {
+                ad[m * KP + k] = ta->val[codes[k]];
+                aa[m * KP + k] = ta->aval[codes[k]];
+            }
+    }
+    int cg = clog2z(G) + 5 + 1;
+    double pab = pow2i(ta->unit + tb->unit);
+    for (size_t n0 = 0; n0 < N && st == MX_OK; n0 += NT) {
+        size_t nt = N - n0 < NT ? N - n0 : NT;
+        int lob[NT], hib[NT];
+        double amaxb[NT];
+        const uint8_t *rowp[NT];
+        /* B's facts lane-major: [g][NT] */
+        for (size_t l = 0; l < NT; l++) {
+            if (l >= nt) { /* padding column: zero codes, zero scale */
+                rowp[l] = NULL;
+                for (size_t g = 0; g < G; g++) {
+                    sxb[g * NT + l] = MXG_ZERO_SCALE;
+                    scb[g * NT + l] = 0.0f;
+                    fb[g * NT + l] = 0.0;
+                }
+                continue;
+            }
+            if (row_facts(B, tb, s->decode, n0 + l, G, NT, sxb + l, scb + l, fb + l,
+                          &lob[l], &hib[l], &amaxb[l]))
+                st = MX_ERANGE;
+            rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
+        }
+        if (st != MX_OK)
+            break;
+        int any_slow = 0;
+        for (size_t m = 0; m < M; m++)
+            for (size_t l = 0; l < NT; l++) {
+                size_t j = m * NT + l;
+                acc[j] = 0;
+                gt[j] = 0.0f;
+                qt[j] = 0.0;
+                slow[j] = 0;
+                if (l >= nt)
+                    continue;
+                long span = (long)(hia[m] - loa[m]) + (hib[l] - lob[l]) + cg;
+                slow[j] = want_exact && loa[m] <= hia[m] && lob[l] <= hib[l] && span > 126;
+                if (slow[j]) {
+                    mpz_init(big[j]);
+                    nslow++;
+                    any_slow = 1;
+                }
+            }
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            double *b = (double *)bt;
+            for (size_t l = 0; l < NT; l++) {
+                if (!rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE) {
+                    for (size_t k = 0; k < MX_BLOCK; k++)
+                        b[k * NT + l] = 0.0;
+                    continue;
+                }
+                const uint8_t *c = rowp[l] + k0;
+                for (size_t k = 0; k < len; k++)
+                    b[k * NT + l] = tb->val[c[k]];
+                for (size_t k = len; k < MX_BLOCK; k++)
+                    b[k * NT + l] = 0.0;
+            }
+            if (want_sabs)
+                tile_abs(bt, bta);
+            tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            const int *xb = sxb + g * NT;
+            for (size_t m = 0; m < M; m++) {
+                const double *pm = (const double *)&P[2 * m];
+                int xa = sxa[m * G + g];
+                if (want_group) {
+                    /* the engine's fp32-group step: RN32 of the exact
+                     * partial, times the FP32 scale product, added */
+                    if (A->scales)
+                        tile_model(pm, pab, sca[m * G + g], scb + g * NT, gt + m * NT);
+                    else
+                        tile_model_unscaled(pm, pab, gt + m * NT);
+                }
+                if (want_sabs && xa != MXG_ZERO_SCALE)
+                    tile_sabs((const double *)&Q[2 * m], fa[m * G + g], fb + g * NT,
+                              qt + m * NT);
+                if (!want_exact || xa == MXG_ZERO_SCALE)
+                    continue;
+                /* zero-scale and padding lanes have p == 0 */
+                int da = ta->unit + xa - loa[m] + tb->unit;
+                unsigned __int128 *am = acc + m * NT;
+                if (!any_slow) {
+                    for (size_t l = 0; l < NT; l++)
+                        if (pm[l] != 0)
+                            am[l] += shl((int64_t)pm[l], da + xb[l] - lob[l]);
+                    continue;
+                }
+                for (size_t l = 0; l < nt; l++) {
+                    size_t j = m * NT + l;
+                    if (pm[l] == 0)
+                        continue;
+                    int sh = da + xb[l] - lob[l];
+                    if (!slow[j]) {
+                        am[l] += shl((int64_t)pm[l], sh);
+                    } else {
+                        mpz_t t;
+                        mpz_init_set_d(t, pm[l]);
+                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
+                        mpz_add(big[j], big[j], t);
+                        mpz_clear(t);
+                    }
+                }
+            }
+        }
+        /* the tile's elements: one rounding each */
+        for (size_t m = 0; m < M; m++) {
+            double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+            for (size_t l = 0; l < nt; l++) {
+                size_t j = m * NT + l, i = m * N + n0 + l;
+                if (want_exact) {
+                    if (loa[m] > hia[m] || lob[l] > hib[l])
+                        exact[i] = 0.0 * w;
+                    else
+                        exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[l], w)
+                                           : mxg_round_weighted_f64((__int128)acc[j],
+                                                                    loa[m] + lob[l], w);
+                }
+                if (slow[j])
+                    mpz_clear(big[j]);
+                if (want_group)
+                    gacc[i] = gt[j];
+                if (want_sabs)
+                    mxg_bound_elem(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
+                                   exact[i], out->bound ? &out->bound[i] : NULL,
+                                   out->bound_acc ? &out->bound_acc[i] : NULL,
+                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+            }
+        }
+    }
+    if (st == MX_OK && (out->model_acc || out->model_out)) {
+        float *macc = out->model_acc ? out->model_acc : malloc(MN * sizeof *macc);
+        if (!macc) {
+            st = MX_ENOMEM;
+            goto done;
+        }
+        if (want_group) {
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++)
+                    macc[m * N + n] = s->row_weight ? gacc[m * N + n] * s->row_weight[m]
+                                                    : gacc[m * N + n];
+        } else {
+            st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
+        }
+        if (out->model_out)
+            for (size_t i = 0; i < M * N; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        if (!out->model_acc)
+            free(macc);
+    }
+    if (st == MX_OK && stats) {
+        stats->elements = M * N;
+        stats->slow_elements = nslow;
+        stats->irregular_groups = 0;
+    }
+done:
+    free(ad);
+    free(aa);
+    free(sxa);
+    free(loa);
+    free(hia);
+    free(sca);
+    free(fa);
+    free(amaxa);
+    if (exact != out->exact)
+        free(exact);
+    free(gacc);
+    free(bt);
+    free(bta);
+    free(P);
+    free(Q);
+    free(sxb);
+    free(scb);
+    free(fb);
+    free(acc);
+    free(big);
+    free(slow);
+    free(gt);
+    free(qt);
+    return st;
+}
+
+/* ---- 16-bit operands (BF16, FP16) -------------------------------------- */
+
+/* The same pass for unscaled 16-bit operands, the shared expert's and the
+ * bf16 policy's GEMMs.  Their values do not sit on one grid, so each (row,
+ * 32-group) gets its own unit u (its lowest nonzero value's exponent, as
+ * the engine's prep chooses it) and its integers v / 2^u; when the
+ * operands' windows (gemm.c: at most 48 bits between the two sides) hold
+ * every group, a group dot is again a sum of 32 integer products below 2^48
+ * each, exact in binary64 in any order.  When some group is wider than its
+ * side's window the engine's residual path is needed: the call goes back to
+ * gemm.c (returns 0). */
+typedef struct {
+    int32_t m[65536];
+    int16_t e[65536], top[65536];
+    unsigned char bad[65536];
+} ftab16;
+
+static ftab16 *ftabs16[MX_FORMAT_COUNT];
+static pthread_once_t ftabs16_once = PTHREAD_ONCE_INIT;
+
+static void ftabs16_init(void)
+{
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        if (f->bits != 16 || !f->is_signed)
+            continue;
+        ftab16 *t = malloc(sizeof *t);
+        if (!t)
+            continue;
+        for (uint32_t c = 0; c < 65536; c++) {
+            int32_t m;
+            int e;
+            mx_class k = mx_decode_int(f, c, &m, &e);
+            t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
+            t->m[c] = t->bad[c] ? 0 : m;
+            t->e[c] = (int16_t)e;
+            t->top[c] = (int16_t)(m ? e + 32 - __builtin_clz((uint32_t)abs(m)) : e);
+        }
+        ftabs16[id] = t;
+    }
+}
+
+static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
+{
+    for (int l = 0; l < NT; l++)
+        gt[l] = gt[l] + (float)(p[l] * pa * pb[l]);
+}
+
+/* Units of row r's groups into u[g * stride] (0 for a group without a
+ * nonzero value), lo/hi/amax of the row; -1 for a NaN or inf code, 1 when a
+ * group is wider than window, else 0. */
+static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
+                       size_t stride, int window, int *u, int *lo_out, int *hi_out,
+                       double *amax_out)
+{
+    size_t K = o->K;
+    const uint16_t *codes = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld;
+    int lo = INT_MAX, hi = INT_MIN, wide = 0;
+    double amax = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+        int umin = INT_MAX, top = INT_MIN;
+        for (size_t i = 0; i < len; i++) {
+            uint16_t c = codes[k0 + i];
+            if (t->bad[c])
+                return -1;
+            if (!t->m[c])
+                continue;
+            double av = ldexp(fabs((double)t->m[c]), t->e[c]);
+            amax = av > amax ? av : amax;
+            umin = t->e[c] < umin ? t->e[c] : umin;
+            top = t->top[c] > top ? t->top[c] : top;
+        }
+        u[g * stride] = umin == INT_MAX ? 0 : umin;
+        if (umin == INT_MAX)
+            continue;
+        wide |= top - umin > window;
+        lo = umin < lo ? umin : lo;
+        hi = top > hi ? top : hi;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    *amax_out = amax;
+    return wide;
+}
+
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     mx_status *status)
+{
+    if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
+        !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ ||
+        s->model.kind == MX_ACC_DEQUANT_FP32)
+        return 0;
+    pthread_once(&ftabs_once, ftabs_init);
+    pthread_once(&ftabs16_once, ftabs16_init);
+    const ftab16 *ta = ftabs16[A->fmt->id], *tb = ftabs16[B->fmt->id];
+    if (!ta || !tb)
+        return 0;
+    size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
+    size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
+    int want_group = (out->model_acc || out->model_out) &&
+                     s->model.kind == MX_ACC_FP32_GROUP;
+    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
+    int want_exact = out->exact || want_sabs;
+    mx_status st = MX_OK;
+    int handled = 1;
+    size_t nslow = 0;
+
+    double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
+    int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
+    int *hia = malloc((M + 1) * sizeof *hia);
+    double *amaxa = malloc((M + 1) * sizeof *amaxa);
+    int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
+    int *hib = malloc((N + 1) * sizeof *hib);
+    double *amaxb = malloc((N + 1) * sizeof *amaxb);
+    double *exact = out->exact ? out->exact
+                               : want_exact ? malloc(MN * sizeof *exact) : NULL;
+    float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
+    v4d *bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    v4d *P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    v4d *Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    double *pbt = malloc(NT * G * sizeof *pbt), *fbt = malloc(NT * G * sizeof *fbt);
+    unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
+    mpz_t *big = malloc((M * NT + 1) * sizeof *big);
+    unsigned char *slow = malloc(M * NT + 1);
+    float *gt = malloc((M * NT + 1) * sizeof *gt);
+    double *qt = malloc((M * NT + 1) * sizeof *qt);
+    if (!ad || !aa || !ua || !loa || !hia || !amaxa || !ub || !lob || !hib || !amaxb ||
+        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
+        !pbt || !fbt || !acc || !big || !slow || !gt || !qt) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+    /* every row's facts first: a group wider than its window sends the
+     * whole call back to the engine */
+    for (size_t m = 0; m < M && st == MX_OK && handled; m++) {
+        int rc = row_facts16(A, ta, m, G, 1, wa, ua + m * G, &loa[m], &hia[m], &amaxa[m]);
+        if (rc < 0)
+            st = MX_ERANGE;
+        else if (rc > 0)
+            handled = 0;
+    }
+    for (size_t n = 0; n < N && st == MX_OK && handled; n++) {
+        int rc = row_facts16(B, tb, n, G, 1, wb, ub + n * G, &lob[n], &hib[n], &amaxb[n]);
+        if (rc < 0)
+            st = MX_ERANGE;
+        else if (rc > 0)
+            handled = 0;
+    }
+    if (st != MX_OK || !handled)
+        goto done;
+    for (size_t m = 0; m < M; m++) {
+        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
+        for (size_t k = 0; k < K; k++) {
+            uint16_t c = codes[k];
+            if (ta->m[c])
+                ad[m * KP + k] = (double)ta->m[c] * pow2i(ta->e[c] - ua[m * G + k / MX_BLOCK]);
+            aa[m * KP + k] = fabs(ad[m * KP + k]);
+        }
+    }
+    int cg = clog2z(G) + 5 + 1;
+    for (size_t n0 = 0; n0 < N; n0 += NT) {
+        size_t nt = N - n0 < NT ? N - n0 : NT;
+        const uint16_t *rowp[NT];
+        for (size_t l = 0; l < NT; l++) {
+            rowp[l] = l < nt ? (const uint16_t *)B->codes + mxg_row(B, n0 + l) * B->ld : NULL;
+            for (size_t g = 0; g < G; g++) {
+                int u = l < nt ? ub[(n0 + l) * G + g] : 0;
+                pbt[g * NT + l] = pow2i(u);
+                fbt[g * NT + l] = l < nt ? pow2i(u) : 0.0;
+            }
+        }
+        int any_slow = 0;
+        for (size_t m = 0; m < M; m++)
+            for (size_t l = 0; l < NT; l++) {
+                size_t j = m * NT + l;
+                acc[j] = 0;
+                gt[j] = 0.0f;
+                qt[j] = 0.0;
+                slow[j] = 0;
+                if (l >= nt)
+                    continue;
+                size_t n = n0 + l;
+                long span = (long)(hia[m] - loa[m]) + (hib[n] - lob[n]) + cg;
+                slow[j] = want_exact && loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                if (slow[j]) {
+                    mpz_init(big[j]);
+                    nslow++;
+                    any_slow = 1;
+                }
+            }
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            double *b = (double *)bt;
+            for (size_t l = 0; l < NT; l++) {
+                size_t k = 0;
+                if (rowp[l]) {
+                    const uint16_t *c = rowp[l] + k0;
+                    int u = ub[(n0 + l) * G + g];
+                    for (; k < len; k++)
+                        b[k * NT + l] = tb->m[c[k]] ? (double)tb->m[c[k]] *
+                                                          pow2i(tb->e[c[k]] - u)
+                                                    : 0.0;
+                }
+                for (; k < MX_BLOCK; k++)
+                    b[k * NT + l] = 0.0;
+            }
+            if (want_sabs)
+                tile_abs(bt, bta);
+            tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            for (size_t m = 0; m < M; m++) {
+                const double *pm = (const double *)&P[2 * m];
+                int u = ua[m * G + g];
+                double pa = pow2i(u);
+                if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
+                    tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
+                if (want_sabs)
+                    tile_sabs((const double *)&Q[2 * m], pa, fbt + g * NT, qt + m * NT);
+                if (!want_exact)
+                    continue;
+                unsigned __int128 *am = acc + m * NT;
+                for (size_t l = 0; l < nt; l++) {
+                    size_t j = m * NT + l, n = n0 + l;
+                    if (pm[l] == 0)
+                        continue;
+                    int sh = (u - loa[m]) + (ub[n * G + g] - lob[n]);
+                    if (!slow[j]) {
+                        am[l] += shl((int64_t)pm[l], sh);
+                    } else {
+                        mpz_t t;
+                        mpz_init_set_d(t, pm[l]);
+                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
+                        mpz_add(big[j], big[j], t);
+                        mpz_clear(t);
+                    }
+                }
+            }
+            (void)any_slow;
+        }
+        for (size_t m = 0; m < M; m++) {
+            double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+            for (size_t l = 0; l < nt; l++) {
+                size_t j = m * NT + l, n = n0 + l, i = m * N + n;
+                if (want_exact) {
+                    if (loa[m] > hia[m] || lob[n] > hib[n])
+                        exact[i] = 0.0 * w;
+                    else
+                        exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[n], w)
+                                           : mxg_round_weighted_f64((__int128)acc[j],
+                                                                    loa[m] + lob[n], w);
+                }
+                if (slow[j])
+                    mpz_clear(big[j]);
+                if (want_group)
+                    gacc[i] = gt[j];
+                if (want_sabs)
+                    mxg_bound_elem(s, A, B, m, n, qt[j], amaxa[m], amaxb[n], exact[i],
+                                   out->bound ? &out->bound[i] : NULL,
+                                   out->bound_acc ? &out->bound_acc[i] : NULL,
+                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+            }
+        }
+    }
+    if (out->model_acc || out->model_out) {
+        float *macc = out->model_acc ? out->model_acc : malloc(MN * sizeof *macc);
+        if (!macc) {
+            st = MX_ENOMEM;
+            goto done;
+        }
+        if (want_group) {
+            for (size_t m = 0; m < M; m++)
+                for (size_t n = 0; n < N; n++)
+                    macc[m * N + n] = s->row_weight ? gacc[m * N + n] * s->row_weight[m]
+                                                    : gacc[m * N + n];
+        } else {
+            st = mx_gemm_model_direct(s, A, B, macc);
+        }
+        if (out->model_out)
+            for (size_t i = 0; i < M * N; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        if (!out->model_acc)
+            free(macc);
+    }
+    if (st == MX_OK && stats) {
+        stats->elements = M * N;
+        stats->slow_elements = nslow;
+        stats->irregular_groups = 0;
+    }
+done:
+    free(ad);
+    free(aa);
+    free(ua);
+    free(loa);
+    free(hia);
+    free(amaxa);
+    free(ub);
+    free(lob);
+    free(hib);
+    free(amaxb);
+    if (exact != out->exact)
+        free(exact);
+    free(gacc);
+    free(bt);
+    free(bta);
+    free(P);
+    free(Q);
+    free(pbt);
+    free(fbt);
+    free(acc);
+    free(big);
+    free(slow);
+    free(gt);
+    free(qt);
+    *status = st;
+    if (handled)
+        fused_calls++;
+    return handled || st != MX_OK;
+}

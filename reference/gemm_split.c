@@ -1,0 +1,127 @@
+/* gemm_split.c -- one group GEMM spread over the worker pool by blocks of
+ * output columns (rows of B).
+ *
+ * Every output of element (m, n) is a function of row m of A, row n of B
+ * and the operand windows alone (gemm_internal.h), so running B's rows in
+ * blocks and writing each block's columns back gives the bits of one call,
+ * whatever the block count and whichever thread runs a block.  The block
+ * count follows the shape and the thread count (about four blocks per
+ * thread); it never changes a bit of the result.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "mxref/pool.h"
+#include "gemm_internal.h"
+
+/* Below this many multiply-adds a GEMM runs as one call. */
+#define SPLIT_MIN_WORK ((size_t)1 << 21)
+/* Narrowest block, in output columns. */
+#define SPLIT_MIN_COLS 32
+
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    mx_gemm_out *out;
+    int wa, wb;
+    size_t cols, nblocks;
+    mx_status *st;
+    mx_gemm_stats *stats;
+    size_t *irr_a;
+} split_ctx;
+
+static void split_task(void *vctx, size_t bi)
+{
+    split_ctx *x = vctx;
+    size_t M = x->A->rows, N = x->B->rows;
+    size_t n0 = bi * x->cols, nb = N - n0 < x->cols ? N - n0 : x->cols;
+    const mx_operand *B = x->B;
+    mx_operand b = *B;
+    b.rows = nb;
+    if (B->row_idx) {
+        b.row_idx = B->row_idx + n0;
+    } else {
+        b.codes = (const uint8_t *)B->codes + n0 * B->ld * (size_t)(B->fmt->bits / 8);
+        if (B->scales)
+            b.scales = B->scales + n0 * B->srs;
+    }
+    size_t mn = M * nb;
+    mn = mn ? mn : 1;
+    const mx_gemm_out *o = x->out;
+    mx_gemm_out t = {
+        o->exact ? malloc(mn * sizeof *t.exact) : NULL,
+        o->model_acc ? malloc(mn * sizeof *t.model_acc) : NULL,
+        o->model_out ? malloc(mn * sizeof *t.model_out) : NULL,
+        o->bound ? malloc(mn * sizeof *t.bound) : NULL,
+        o->sum_abs ? malloc(mn * sizeof *t.sum_abs) : NULL,
+        o->bound_acc ? malloc(mn * sizeof *t.bound_acc) : NULL};
+    mx_status st = MX_ENOMEM;
+    if ((!o->exact || t.exact) && (!o->model_acc || t.model_acc) &&
+        (!o->model_out || t.model_out) && (!o->bound || t.bound) &&
+        (!o->sum_abs || t.sum_abs) && (!o->bound_acc || t.bound_acc))
+        st = mxg_gemm_block(x->s, x->A, &b, &t, &x->stats[bi], x->wa, x->wb,
+                            &x->irr_a[bi]);
+    if (st == MX_OK)
+        for (size_t m = 0; m < M; m++) {
+            size_t d = m * N + n0, r = m * nb;
+            if (o->exact)
+                memcpy(o->exact + d, t.exact + r, nb * sizeof *t.exact);
+            if (o->model_acc)
+                memcpy(o->model_acc + d, t.model_acc + r, nb * sizeof *t.model_acc);
+            if (o->model_out)
+                memcpy(o->model_out + d, t.model_out + r, nb * sizeof *t.model_out);
+            if (o->bound)
+                memcpy(o->bound + d, t.bound + r, nb * sizeof *t.bound);
+            if (o->sum_abs)
+                memcpy(o->sum_abs + d, t.sum_abs + r, nb * sizeof *t.sum_abs);
+            if (o->bound_acc)
+                memcpy(o->bound_acc + d, t.bound_acc + r, nb * sizeof *t.bound_acc);
+        }
+    x->st[bi] = st;
+    free(t.exact);
+    free(t.model_acc);
+    free(t.model_out);
+    free(t.bound);
+    free(t.sum_abs);
+    free(t.bound_acc);
+}
+
+mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B, mx_gemm_out *out,
+                         mx_gemm_stats *stats, int wa, int wb)
+{
+    size_t M = A->rows, N = B->rows, K = A->K;
+    int threads = mx_pool_threads();
+    if (threads <= 1 || M * N * K < SPLIT_MIN_WORK || N < 2 * SPLIT_MIN_COLS)
+        return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
+    /* about four blocks per thread, none narrower than SPLIT_MIN_COLS */
+    size_t want = 4 * (size_t)threads;
+    size_t cols = (N + want - 1) / want;
+    cols = cols < SPLIT_MIN_COLS ? SPLIT_MIN_COLS : cols;
+    size_t nblocks = (N + cols - 1) / cols;
+    mx_status *st = calloc(nblocks, sizeof *st);
+    mx_gemm_stats *bs = calloc(nblocks, sizeof *bs);
+    size_t *irr = calloc(nblocks, sizeof *irr);
+    if (!st || !bs || !irr) {
+        free(st);
+        free(bs);
+        free(irr);
+        return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
+    }
+    split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr};
+    mx_parallel_for(nblocks, split_task, &x);
+    mx_status r = MX_OK;
+    mx_gemm_stats sum = {0, 0, irr[0]};
+    for (size_t i = 0; i < nblocks; i++) {
+        if (st[i] != MX_OK && r == MX_OK)
+            r = st[i];
+        sum.elements += bs[i].elements;
+        sum.slow_elements += bs[i].slow_elements;
+        sum.irregular_groups += bs[i].irregular_groups - irr[i];
+    }
+    if (stats && r == MX_OK)
+        *stats = sum;
+    free(st);
+    free(bs);
+    free(irr);
+    return r;
+}

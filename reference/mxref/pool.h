@@ -1,0 +1,53 @@
+/* mxref/pool.h -- parallel loops on a fixed set of worker threads, with
+ * results that never depend on the thread count.
+ *
+ * mx_parallel_for(n, fn, ctx) calls fn(ctx, i) once for every i in [0, n)
+ * and returns when all calls have returned.  The calls run on up to
+ * mx_pool_threads() threads (the caller is one of them), in no particular
+ * order.  Determinism is the caller's part of the contract: task i writes
+ * only its own outputs (slot i, or a disjoint block of a result), and any
+ * reduction over tasks happens after mx_parallel_for returns, in index
+ * order.  Then the result is the same for every thread count, and the same
+ * as the plain loop `for (i = 0; i < n; i++) fn(ctx, i)`, which is exactly
+ * what one thread runs.
+ *
+ * Loops nest: a task may call mx_parallel_for itself.  Its indices are
+ * offered to idle threads as well, and the task's own thread works on them
+ * too, so the total number of busy threads never exceeds
+ * mx_pool_threads() (no oversubscription) and nested loops cannot
+ * deadlock.  Every thread of the pool calls BLAS single-threaded
+ * (openblas_set_num_threads(1) where OpenBLAS is linked), so BLAS adds no
+ * threads of its own.
+ *
+ * Threads are created on first use and live for the process (idle ones
+ * sleep); mx_pool_set_threads may change the count between loops.
+ */
+#ifndef MXREF_POOL_H
+#define MXREF_POOL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The processors this process may run on (sched_getaffinity where
+ * available, else the online processors); at least 1. */
+int mx_cpus_available(void);
+
+/* Sets the thread count of every later parallel loop: n >= 1 (1 runs every
+ * loop in the calling thread), capped at 1024.  0 means
+ * mx_cpus_available().  The default before any call is 1. */
+void mx_pool_set_threads(int n);
+int mx_pool_threads(void);
+
+typedef void (*mx_task_fn)(void *ctx, size_t i);
+
+/* Runs fn(ctx, i) for every i < n; see the contract above.  Never fails:
+ * when threads cannot be created the loop runs in the caller. */
+void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

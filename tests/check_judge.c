@@ -1,0 +1,245 @@
+/* check_judge.c -- the verdict classes of a bound-judged BF16 tensor
+ * (src/judge.h): every element falls in one class, every class has a rule,
+ * and for each class an admissible output passes and a wrong one fails.
+ * No class means "not judged": a NaN or garbage output fails everywhere
+ * except where the reference itself is that special value.
+ *
+ * Expected verdicts come from the rules as docs/bounds.md states them,
+ * applied by hand to values chosen here (BF16 bit patterns written out).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include "judge.h"
+#include "mxref/format.h"
+
+#define BF_ONE 0x3F80u      /* 1.0 */
+#define BF_ONE_UP 0x3F81u   /* 1 + 2^-7 */
+#define BF_TWO 0x4000u      /* 2.0 */
+#define BF_INF 0x7F80u
+#define BF_NINF 0xFF80u
+#define BF_NAN 0x7FC0u
+#define BF_NAN2 0xFFC1u     /* another NaN: payload and sign differ */
+#define BF_MAX 0x7F7Fu      /* largest finite BF16, (2 - 2^-7) 2^127 */
+
+/* Judges one element; returns 1 when it passes.  *cls receives which class
+ * counter moved (0 bound, 1 ovf-edge, 2 model-special, 3 bound-inf,
+ * 4 exact-special). */
+static int judge1(uint16_t out, const uint16_t *model, double exact, double bound,
+                  int *cls)
+{
+    mxv_judge j;
+    mxv_judge_bf16(&j, "t", &out, model, &exact, &bound, 1, 1);
+    size_t c[5] = {j.cls_bound, j.cls_ovf_edge, j.cls_model_special,
+                   j.cls_bound_inf, j.cls_exact_special};
+    int k = -1, total = 0;
+    for (int i = 0; i < 5; i++) {
+        total += (int)c[i];
+        if (c[i])
+            k = i;
+    }
+    ck_assert_int_eq(total, 1); /* exactly one class, never none */
+    *cls = k;
+    return mxv_judge_pass(&j);
+}
+
+START_TEST(test_class_bound)
+{
+    uint16_t m = BF_ONE;
+    int cls;
+    /* exact 1 + 2^-9, bound 2^-8: 1.0 is within, 1 + 2^-7 is not */
+    ck_assert(judge1(BF_ONE, &m, 1 + 0x1p-9, 0x1p-8, &cls));
+    ck_assert_int_eq(cls, 0);
+    ck_assert(!judge1(BF_ONE_UP, &m, 1 + 0x1p-9, 0x1p-8, &cls));
+    ck_assert(!judge1(BF_NAN, &m, 1 + 0x1p-9, 0x1p-8, &cls));
+    ck_assert(!judge1(BF_INF, &m, 1 + 0x1p-9, 0x1p-8, &cls));
+    ck_assert_int_eq(cls, 0); /* an infinity is no overflow far from 2^128 */
+    /* without a model: the same rule */
+    ck_assert(judge1(BF_ONE, NULL, 1 + 0x1p-9, 0x1p-8, &cls));
+    ck_assert(!judge1(BF_TWO, NULL, 1 + 0x1p-9, 0x1p-8, &cls));
+}
+END_TEST
+
+START_TEST(test_class_overflow_edge)
+{
+    /* exact (2 - 2^-8) 2^127: its BF16 RNE is inf (at the threshold) */
+    /* the model (one order) stayed finite; another correct order may
+     * round past the threshold */
+    double ex = 0x1.FF8p127, bd = 0x1p121; /* |max finite - ex| = 0x1.cp120 */
+    uint16_t m = BF_MAX;
+    int cls;
+    ck_assert(judge1(BF_INF, &m, ex, bd, &cls));
+    ck_assert_int_eq(cls, 1);
+    ck_assert(judge1(BF_MAX, &m, ex, bd, &cls));
+    ck_assert(!judge1(BF_NINF, &m, ex, bd, &cls)); /* wrong sign */
+    ck_assert(!judge1(BF_NAN, &m, ex, bd, &cls));
+    ck_assert(!judge1(0x7F00u, &m, ex, bd, &cls)); /* 2^127: too far */
+    ck_assert_int_eq(cls, 1);
+    /* negative side */
+    uint16_t mn = BF_MAX | 0x8000u;
+    ck_assert(judge1(BF_NINF, &mn, -ex, bd, &cls));
+    ck_assert(!judge1(BF_INF, &mn, -ex, bd, &cls));
+}
+END_TEST
+
+/* The not-device rule (docs/bounds.md, "Verdict classes"): under a model
+ * measured on a device, an element within its bound but not bit-exact
+ * fails unless bound-only judging is asked for; an element outside its
+ * bound is counted there, not here; a NaN model met by another NaN is the
+ * model's special value, not a different arithmetic. */
+static size_t not_device1(uint16_t out, uint16_t model, double exact, double bound,
+                          int measured, int bound_only)
+{
+    mxv_judge j;
+    mxv_judge_bf16(&j, "t", &out, &model, &exact, &bound, 1, 1);
+    return mxv_judge_not_device(&j, measured, bound_only);
+}
+
+START_TEST(test_not_device)
+{
+    /* exact 1 + 2^-9, bound 2^-8: the output is the model, bit-exact */
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE, 1 + 0x1p-9, 0x1p-8, 1, 0), 0);
+    /* model 1 + 2^-7 with a bound 2^-6: 1.0 is within but not the model */
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 1, 0), 1);
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 1, 1), 0);
+    ck_assert_uint_eq(not_device1(BF_ONE, BF_ONE_UP, 1 + 0x1p-9, 0x1p-6, 0, 0), 0);
+    /* outside the bound: the bound's failure, not this class */
+    ck_assert_uint_eq(not_device1(BF_TWO, BF_ONE, 1 + 0x1p-9, 0x1p-8, 1, 0), 0);
+    /* NaN model, another NaN out: passes, and is no not-device element */
+    ck_assert_uint_eq(not_device1(BF_NAN2, BF_NAN, 0.0, 0x1p-134, 1, 0), 0);
+}
+END_TEST
+
+START_TEST(test_class_model_special)
+{
+    /* the FP32 scale product overflowed: exact finite 2^120, model +inf */
+    uint16_t m = BF_INF;
+    int cls;
+    ck_assert(judge1(BF_INF, &m, 0x1p120, 0x1p113, &cls));
+    ck_assert_int_eq(cls, 2);
+    ck_assert(!judge1(0x7B80u, &m, 0x1p120, 0x1p113, &cls)); /* 2^120: finite */
+    ck_assert(!judge1(BF_NINF, &m, 0x1p120, 0x1p113, &cls));
+    ck_assert(!judge1(BF_NAN, &m, 0x1p120, 0x1p113, &cls));
+    ck_assert_int_eq(cls, 2);
+    /* model NaN (0 * inf): any NaN passes, a number does not */
+    uint16_t mnan = BF_NAN;
+    ck_assert(judge1(BF_NAN2, &mnan, 0.0, 0x1p-134, &cls));
+    ck_assert(!judge1(0x0000u, &mnan, 0.0, 0x1p-134, &cls));
+    ck_assert(!judge1(BF_INF, &mnan, 0.0, 0x1p-134, &cls));
+    ck_assert_int_eq(cls, 2);
+}
+END_TEST
+
+START_TEST(test_class_bound_infinite)
+{
+    /* an FP32 intermediate may overflow: the model is the verdict */
+    uint16_t m = BF_ONE;
+    int cls;
+    ck_assert(judge1(BF_ONE, &m, 1.0, INFINITY, &cls));
+    ck_assert_int_eq(cls, 3);
+    ck_assert(!judge1(BF_ONE_UP, &m, 1.0, INFINITY, &cls));
+    ck_assert(!judge1(BF_NAN, &m, 1.0, INFINITY, &cls));
+    ck_assert(!judge1(BF_INF, &m, 1.0, INFINITY, &cls));
+    /* without a model nothing vouches for the element: it fails */
+    ck_assert(!judge1(BF_ONE, NULL, 1.0, INFINITY, &cls));
+    ck_assert_int_eq(cls, 3);
+    /* a NaN bound is treated as infinite, never as "pass" */
+    ck_assert(!judge1(BF_TWO, &m, 1.0, NAN, &cls));
+    ck_assert_int_eq(cls, 3);
+}
+END_TEST
+
+START_TEST(test_class_exact_special)
+{
+    uint16_t m = BF_INF;
+    int cls;
+    ck_assert(judge1(BF_INF, &m, INFINITY, 1.0, &cls));
+    ck_assert_int_eq(cls, 2); /* a non-finite model takes precedence */
+    /* model finite but exact not (inconsistent reference): must match the
+     * model bit for bit */
+    uint16_t mf = BF_MAX;
+    ck_assert(judge1(BF_MAX, &mf, INFINITY, 1.0, &cls));
+    ck_assert_int_eq(cls, 4);
+    ck_assert(!judge1(BF_INF, &mf, INFINITY, 1.0, &cls));
+    /* no model: out must be exact itself */
+    ck_assert(judge1(BF_NINF, NULL, -INFINITY, 1.0, &cls));
+    ck_assert(!judge1(BF_INF, NULL, -INFINITY, 1.0, &cls));
+    ck_assert(judge1(BF_NAN2, NULL, NAN, 1.0, &cls));
+    ck_assert(!judge1(BF_ONE, NULL, NAN, 1.0, &cls));
+    ck_assert_int_eq(cls, 4);
+}
+END_TEST
+
+/* A whole tensor: the class counts sum to n, and one bad element of each
+ * class fails the tensor with that many outside. */
+START_TEST(test_tensor_counts)
+{
+    uint16_t model[5] = {BF_ONE, BF_INF, BF_INF, BF_NAN, BF_ONE};
+    double exact[5] = {1.0, 0x1.FF8p127, 0x1p120, 0.0, 1.0};
+    double bound[5] = {0x1p-8, 0x1p119, 0x1p113, 0x1p-134, INFINITY};
+    uint16_t good[5] = {BF_ONE, BF_INF, BF_INF, BF_NAN2, BF_ONE};
+    uint16_t bad[5] = {BF_TWO, BF_NINF, 0x7B80u, 0x0000u, BF_ONE_UP};
+    mxv_judge j;
+    mxv_judge_bf16(&j, "t", good, model, exact, bound, 5, 5);
+    ck_assert(mxv_judge_pass(&j));
+    ck_assert_uint_eq(j.cls_bound + j.cls_ovf_edge + j.cls_model_special +
+                          j.cls_bound_inf + j.cls_exact_special, 5);
+    ck_assert_uint_eq(j.cls_bound, 1);
+    ck_assert_uint_eq(j.cls_ovf_edge, 0); /* model inf: model-special first */
+    ck_assert_uint_eq(j.cls_model_special, 3);
+    ck_assert_uint_eq(j.cls_bound_inf, 1);
+    mxv_judge_bf16(&j, "t", bad, model, exact, bound, 5, 5);
+    ck_assert(!mxv_judge_pass(&j));
+    ck_assert_uint_eq(j.outside, 5);
+    /* the information row never gates and judges nothing */
+    mxv_judge_bf16_info(&j, "t", bad, exact, 5, 5);
+    ck_assert(j.info_only);
+}
+END_TEST
+
+/* FP32 outputs: the same classes with FP32's overflow threshold and bit
+ * patterns. */
+START_TEST(test_f32_classes)
+{
+    float model[5] = {1.0f, 0x1.fffffep127f, INFINITY, NAN, 1.0f};
+    double exact[5] = {1.0 + 0x1p-26, 0x1.fffffe8p127, 0x1p120, 0.0, 1.0};
+    double bound[5] = {0x1p-24, 0x1p104, 0x1p100, 0x1p-149, INFINITY};
+    float good[5] = {1.0f, INFINITY, INFINITY, -NAN, 1.0f};
+    float bad[5] = {nextafterf(1.0f, 2.0f) + 0x1p-22f, -INFINITY, 0x1p120f, 0.0f,
+                    nextafterf(1.0f, 2.0f)};
+    mxv_judge j;
+    mxv_judge_f32_model(&j, "t", good, model, exact, bound, 5, 5);
+    ck_assert_msg(mxv_judge_pass(&j), "%zu outside", j.outside);
+    ck_assert_uint_eq(j.cls_bound, 1);
+    ck_assert_uint_eq(j.cls_ovf_edge, 1); /* 2^128 (1 - 2^-25) reached */
+    ck_assert_uint_eq(j.cls_model_special, 2);
+    ck_assert_uint_eq(j.cls_bound_inf, 1);
+    mxv_judge_f32_model(&j, "t", bad, model, exact, bound, 5, 5);
+    ck_assert_uint_eq(j.outside, 5);
+    /* a BF16-sized error is outside an FP32 bound */
+    float m1 = 1.0f, o1 = 1.0078125f;
+    double e1 = 1.0, b1 = 0x1p-23;
+    mxv_judge_f32_model(&j, "t", &o1, &m1, &e1, &b1, 1, 1);
+    ck_assert(!mxv_judge_pass(&j));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("judge");
+    TCase *t = tcase_create("classes");
+    tcase_add_test(t, test_class_bound);
+    tcase_add_test(t, test_class_overflow_edge);
+    tcase_add_test(t, test_class_model_special);
+    tcase_add_test(t, test_class_bound_infinite);
+    tcase_add_test(t, test_class_exact_special);
+    tcase_add_test(t, test_tensor_counts);
+    tcase_add_test(t, test_f32_classes);
+    tcase_add_test(t, test_not_device);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,122 @@
+/* check_pool.c -- the worker pool (mxref/pool.h): every index runs exactly
+ * once, nested loops complete, no more threads are busy at once than the
+ * pool holds, and a loop with per-index outputs gives the plain loop's
+ * result for every thread count. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include "mxref/pool.h"
+#include "testutil.h"
+
+static atomic_int busy, busy_max;
+
+static void enter(void)
+{
+    int b = atomic_fetch_add(&busy, 1) + 1, m = atomic_load(&busy_max);
+    while (b > m && !atomic_compare_exchange_weak(&busy_max, &m, b))
+        ;
+    /* hold the thread a little so that concurrency shows */
+    struct timespec t = {0, 20000};
+    nanosleep(&t, NULL);
+}
+
+static void leave(void) { atomic_fetch_sub(&busy, 1); }
+
+typedef struct {
+    atomic_int *hits;
+    size_t inner;
+} ctx;
+
+static void count_task(void *v, size_t i)
+{
+    ctx *c = v;
+    enter();
+    atomic_fetch_add(&c->hits[i], 1);
+    leave();
+}
+
+static void inner_task(void *v, size_t i)
+{
+    atomic_int *hits = v;
+    enter();
+    atomic_fetch_add(&hits[i], 1);
+    leave();
+}
+
+/* an outer task runs a nested loop of c->inner indices into its own row */
+static void outer_task(void *v, size_t i)
+{
+    ctx *c = v;
+    mx_parallel_for(c->inner, inner_task, c->hits + i * c->inner);
+}
+
+START_TEST(each_index_once)
+{
+    static const size_t ns[] = {0, 1, 2, 5, 64, 1000};
+    static const int threads[] = {1, 2, 3, 8};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        mx_pool_set_threads(threads[t]);
+        ck_assert_int_eq(mx_pool_threads(), threads[t]);
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            atomic_int *hits = calloc(ns[k] + 1, sizeof *hits);
+            ctx c = {hits, 0};
+            atomic_store(&busy_max, 0);
+            mx_parallel_for(ns[k], count_task, &c);
+            for (size_t i = 0; i < ns[k]; i++)
+                EXPECT(atomic_load(&hits[i]) == 1, "threads %d n %zu: index %zu ran %d times",
+                       threads[t], ns[k], i, atomic_load(&hits[i]));
+            EXPECT(atomic_load(&busy_max) <= threads[t], "threads %d: %d busy at once",
+                   threads[t], atomic_load(&busy_max));
+            free(hits);
+        }
+    }
+}
+END_TEST
+
+START_TEST(nested_loops)
+{
+    static const int threads[] = {1, 2, 5};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        mx_pool_set_threads(threads[t]);
+        size_t outer = 7, inner = 13;
+        atomic_int *hits = calloc(outer * inner, sizeof *hits);
+        ctx c = {hits, inner};
+        atomic_store(&busy_max, 0);
+        mx_parallel_for(outer, outer_task, &c);
+        for (size_t i = 0; i < outer * inner; i++)
+            EXPECT(atomic_load(&hits[i]) == 1, "threads %d: nested index %zu ran %d times",
+                   threads[t], i, atomic_load(&hits[i]));
+        EXPECT(atomic_load(&busy_max) <= threads[t], "threads %d: %d busy at once (nested)",
+               threads[t], atomic_load(&busy_max));
+        free(hits);
+    }
+}
+END_TEST
+
+START_TEST(cpus_available)
+{
+    int n = mx_cpus_available();
+    ck_assert_int_ge(n, 1);
+    mx_pool_set_threads(0);
+    ck_assert_int_eq(mx_pool_threads(), n);
+    mx_pool_set_threads(5000);
+    ck_assert_int_eq(mx_pool_threads(), 1024);
+    mx_pool_set_threads(1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("pool");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, each_index_once);
+    tcase_add_test(tc, nested_loops);
+    tcase_add_test(tc, cpus_available);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
