@@ -159,8 +159,9 @@ int mxv_cmd_check(int argc, char **argv)
         for (size_t i = 0; i < res.n; i++)
             pass &= mxv_judge_pass(&res.j[i]);
         any_fail |= !pass;
+        /* in the order of mxv_cap_kind (src/lib/capture.h) */
         static const char *kn[] = {"mxfp8_group_gemm", "bf16_group_gemm", "mx_quant",
-                                   "moe_layer"};
+                                   "moe_layer", "mxfp8_gemm", "bf16_gemm"};
         if (!json) { /* the text report; --json prints JSON alone */
             printf("%s: %s, model %s, %s\n", files[fi], kn[c.kind], c.model.name,
                    pass ? "PASS" : "FAIL");
