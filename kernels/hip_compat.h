@@ -29,6 +29,7 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipMalloc cudaMalloc
 #define hipFree cudaFree
 #define hipMemcpy cudaMemcpy
+#define hipMemcpy2D cudaMemcpy2D
 #define hipMemcpyAsync cudaMemcpyAsync
 #define hipMemset cudaMemset
 #define hipMemsetAsync cudaMemsetAsync

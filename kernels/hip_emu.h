@@ -259,6 +259,14 @@ inline hipError_t hipMemcpy(void *d, const void *s, size_t n, int)
     std::memmove(d, s, n);
     return hipSuccess;
 }
+inline hipError_t hipMemcpy2D(void *d, size_t dp, const void *s, size_t sp,
+                              size_t w, size_t h, int)
+{
+    for (size_t r = 0; r < h; r++)
+        std::memmove(static_cast<char *>(d) + r * dp,
+                     static_cast<const char *>(s) + r * sp, w);
+    return hipSuccess;
+}
 inline hipError_t hipMemcpyAsync(void *d, const void *s, size_t n, int,
                                  hipStream_t)
 {

@@ -2,7 +2,7 @@
 # emulation of every kernel and the table of planted bugs), and the GPU
 # library libmxk_gpu.so built from the HIP sources by nvcc or hipcc
 # (configure --with-cuda / --with-hip), installed in $(pkglibdir) and loaded
-# with dlopen by src/backend_gpu.c.
+# with dlopen by src/pipeline/backend_gpu.c.
 MXK_CPPFLAGS = -I$(top_srcdir)/kernels \
 	-DMXK_PKGLIBDIR='"$(pkglibdir)"' \
 	-DMXK_BUILD_GPU_LIB='"$(abs_top_builddir)/kernels/libmxk_gpu.so"'
@@ -34,6 +34,7 @@ MXK_HIP_SRC = \
 	kernels/bf16_group_gemm.hip \
 	kernels/swiglu_quant.hip \
 	kernels/moe_sum.hip \
+	kernels/gpu_slice.hip \
 	kernels/gpu_ops.hip
 MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/mx_quant.hip \
@@ -43,6 +44,7 @@ MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/bf16_group_gemm.hip \
 	$(srcdir)/kernels/swiglu_quant.hip \
 	$(srcdir)/kernels/moe_sum.hip \
+	$(srcdir)/kernels/gpu_slice.hip \
 	$(srcdir)/kernels/gpu_ops.hip
 MXK_HIP_HDR = kernels/mxk.h kernels/mxk_numerics.h kernels/mxk_check.h \
 	kernels/mxk_gpu.h kernels/hip_compat.h

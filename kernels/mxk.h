@@ -13,7 +13,7 @@
  *
  * Backends: mxk_cpu_ops() (C emulation, always built) and mxk_gpu_ops() (the
  * HIP kernels, in the shared library libmxk_gpu.so, loaded with dlopen; see
- * src/backend_gpu.h).  Both take HOST pointers and behave identically: on
+ * src/pipeline/backend_gpu.h).  Both take HOST pointers and behave identically: on
  * NVIDIA (and on AMD with MXK_PATH_PORTABLE) every output is bit-identical
  * between them.  The exact arithmetic order of each kernel is in
  * docs/kernels.md; the scalar arithmetic they share is mxk_numerics.h.
@@ -262,7 +262,7 @@ typedef struct mxk_ops {
 /* The C emulation (libmxk.a); never NULL. */
 const mxk_ops *mxk_cpu_ops(void);
 
-/* Exported by libmxk_gpu.so (resolve them with dlsym; src/backend_gpu.h
+/* Exported by libmxk_gpu.so (resolve them with dlsym; src/pipeline/backend_gpu.h
  * does it): the GPU backend, or NULL when there is none, in which case
  * mxk_gpu_unavailable() says why in one line and sets *no_device (when not
  * NULL) to 1 if the machine simply has no usable GPU or driver, 0 if it has

@@ -81,6 +81,68 @@ static void fx_add_term(fx *s, const term *t, int g, mx_align_round mode,
     mxb_fx_add_mag(s, t->neg, q + (uint64_t)inc, g - s->exp);
 }
 
+/* align_group's sum in one int64: the same terms, rounded exactly as
+ * fx_add_term rounds them, on the same grid.  Every term lies below
+ * 2^(E+2) (a product's leading bit is at most r_a + r_b + 1, c's at r), so
+ * on the grid 2^(E-F) (or half of it with sticky bits) it is below
+ * 2^(F+3); each term is checked to be below 2^52 anyway, which keeps the
+ * sum of at most 64 of them inside int64.  Returns 0 (s untouched) when a
+ * term does not fit: the caller takes the wide path. */
+static int align_group64(const mx_blockfma_params *p, const term *t,
+                         size_t nt, int g, int sticky, fx *s)
+{
+    int base = sticky ? g - 1 : g;
+    int64_t acc = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const term *u = &t[i];
+        if (!u->m)
+            continue;
+        uint64_t v;
+        if (u->x >= g) {
+            int sh = u->x - base;
+            if (sh > 52 || bitlen64(u->m) + sh > 52)
+                return 0;
+            v = u->m << sh;
+        } else {
+            int r = g - u->x;
+            uint64_t q, lost;
+            if (r >= 64) {
+                q = 0;
+                lost = u->m;
+            } else {
+                q = u->m >> r;
+                lost = u->m & ((UINT64_C(1) << r) - 1);
+            }
+            if (sticky) {
+                v = (q << 1) | (lost != 0);
+            } else {
+                int half = r <= 64 ? (int)((u->m >> (r - 1)) & 1) : 0;
+                int rest = r - 1 >= 64 ? u->m != 0
+                                       : (u->m & ((UINT64_C(1) << (r - 1)) - 1)) != 0;
+                int inc = 0;
+                switch (p->align_round) {
+                case MX_ALIGN_TRUNC:
+                    break;
+                case MX_ALIGN_RD:
+                    inc = u->neg && (half || rest);
+                    break;
+                case MX_ALIGN_RNE:
+                    inc = half && (rest || (q & 1));
+                    break;
+                }
+                v = q + (uint64_t)inc;
+            }
+            if (bitlen64(v) > 52)
+                return 0;
+        }
+        acc += u->neg ? -(int64_t)v : (int64_t)v;
+    }
+    mxb_fx_zero(s, base);
+    if (acc)
+        mxb_fx_add_mag(s, acc < 0, acc < 0 ? (uint64_t)0 - (uint64_t)acc : (uint64_t)acc, 0);
+    return 1;
+}
+
 /* The grid of a group whose largest reference exponent is E: 2^(E-F), or
  * for an exact unit (F = MX_BFMA_EXACT) the block's finest bit gmin, so
  * that nothing is ever dropped. */
@@ -108,10 +170,13 @@ static int align_group(const mx_blockfma_params *p, const term *t,
         return 0;
     int g = grid_of(p, emax, gmin);
     int sticky = p->sticky && p->frac_bits != MX_BFMA_EXACT;
+    *E = emax;
+    if (!mxb_slow && p->frac_bits != MX_BFMA_EXACT && nt <= 64 &&
+        align_group64(p, t, nt, g, sticky, s))
+        return 1;
     mxb_fx_zero(s, sticky ? g - 1 : g);
     for (size_t i = 0; i < nt; i++)
         fx_add_term(s, &t[i], g, p->align_round, sticky);
-    *E = emax;
     return 1;
 }
 
@@ -378,6 +443,22 @@ static void add_late_c(const mx_blockfma_params *p, fx *s, int E, int gmin,
         mxb_fx_rescale(s, lead - p->late_norm_frac_bits, p->late_round);
 }
 
+/* The FP32 result when a NaN or an infinity was seen: the NaN code (also
+ * for inf - inf) or the infinity, in *out, and 1; 0 when all were finite. */
+static int special_result(const mx_blockfma_params *p, const specials *sp,
+                          uint32_t *out)
+{
+    if (sp->nan || (sp->pinf && sp->ninf))
+        *out = p->nan_code;
+    else if (sp->pinf)
+        *out = 0x7f800000u;
+    else if (sp->ninf)
+        *out = 0xff800000u;
+    else
+        return 0;
+    return 1;
+}
+
 /* One block with caller-provided room: t for n + 1 terms, g for n + 2. */
 static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
                            const void *a, const mx_format *fb, const void *b,
@@ -392,12 +473,9 @@ static uint32_t block_core(const mx_blockfma_params *p, const mx_format *fa,
     }
     term c;
     c_term(p, c_bits, &c, &sp);
-    if (sp.nan || (sp.pinf && sp.ninf))
-        return p->nan_code;
-    if (sp.pinf)
-        return 0x7f800000u;
-    if (sp.ninf)
-        return 0xff800000u;
+    uint32_t special;
+    if (special_result(p, &sp, &special))
+        return special;
 
     /* the finest bit of the block: the grid of an exact unit */
     int gmin = c.m ? c.x : 0, gset = c.m != 0;
@@ -484,12 +562,9 @@ static uint32_t fadd32(const mx_blockfma_params *p, uint32_t x, uint32_t y)
     plain.ftz_in = 0;
     c_term(&plain, x, &t[0], &sp);
     c_term(&plain, y, &t[1], &sp);
-    if (sp.nan || (sp.pinf && sp.ninf))
-        return p->nan_code;
-    if (sp.pinf)
-        return 0x7f800000u;
-    if (sp.ninf)
-        return 0xff800000u;
+    uint32_t special;
+    if (special_result(p, &sp, &special))
+        return special;
     static const mx_blockfma_params exact = {
         .k = 1, .frac_bits = MX_BFMA_EXACT, .out_prec = 64,
         .final_round = MX_RNE};

@@ -24,7 +24,7 @@
  * inflated by 2^-40 relative to cover that evaluation's own rounding.
  */
 #include <math.h>
-#include "mxref/blockfma.h"
+#include "blockfma_fx.h"
 
 static double pw2(int e) { return ldexp(1.0, e); }
 
@@ -98,30 +98,23 @@ double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,
                            size_t n)
 {
     double s = 0.0;
+    int in_fmt = p && p->in_fmt > 0 && p->in_fmt <= MX_FORMAT_COUNT ? p->in_fmt : 0;
+    const mxb_mag *ta = mxb_mag_table(fa, in_fmt), *tb = mxb_mag_table(fb, in_fmt);
     for (size_t i = 0; i < n; i++) {
         uint32_t ca = fa->bits == 8 ? ((const uint8_t *)a)[i]
                                     : ((const uint16_t *)a)[i];
         uint32_t cb = fb->bits == 8 ? ((const uint8_t *)b)[i]
                                     : ((const uint16_t *)b)[i];
-        int sa, sb, xa, xb;
-        uint32_t ma, mb;
-        mx_class ka = mx_decode_fields(fa, ca, &sa, &ma, &xa);
-        mx_class kb = mx_decode_fields(fb, cb, &sb, &mb, &xb);
-        if (ka >= MX_CLASS_INF || kb >= MX_CLASS_INF)
+        /* magnitudes and reference exponents as the model takes them
+         * (mxref/blockfma.h); products exact in binary64 */
+        mxb_mag x = ta ? ta[ca] : mxb_mag_of(fa, in_fmt, ca);
+        mxb_mag y = tb ? tb[cb] : mxb_mag_of(fb, in_fmt, cb);
+        if (x.cls == 2 || y.cls == 2)
             return INFINITY;
-        if (ka == MX_CLASS_ZERO || kb == MX_CLASS_ZERO)
+        if (x.cls == 0 || y.cls == 0)
             continue;
-        /* reference exponents as the model takes them (mxref/blockfma.h) */
-        int ra = ka == MX_CLASS_NORMAL ? xa + fa->mbits : fa->emin;
-        int rb = kb == MX_CLASS_NORMAL ? xb + fb->mbits : fb->emin;
-        if (p && p->in_fmt > 0 && p->in_fmt <= MX_FORMAT_COUNT) {
-            int wmin = mx_format_get((mx_format_id)(p->in_fmt - 1))->emin;
-            int la = xa + 63 - __builtin_clzll(ma), lb = xb + 63 - __builtin_clzll(mb);
-            ra = la > wmin ? la : wmin;
-            rb = lb > wmin ? lb : wmin;
-        }
-        double t = ldexp((double)ma, xa) * ldexp((double)mb, xb); /* exact */
-        double w = ldexp(1.0, ra + rb);
+        double t = x.v * y.v;
+        double w = x.p * y.p;
         s += t > w ? t : w;
     }
     return s * (1.0 + ldexp((double)n + 1.0, -52));

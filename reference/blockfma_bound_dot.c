@@ -21,37 +21,29 @@
  */
 #include <math.h>
 #include <string.h>
-#include "mxref/blockfma.h"
+#include "blockfma_fx.h"
 
-static double up(double x) { return nextafter(x, INFINITY); }
+static double up(double x) { return mxb_slow ? nextafter(x, INFINITY) : mxb_up(x); }
 static double add_up(double a, double b) { return up(a + b); }
 static double mul_up(double a, double b) { return up(a * b); }
 static double max2(double a, double b) { return a > b ? a : b; }
 
 /* |a_i b_i| and w_i = max(|a_i b_i|, 2^(r_a + r_b)) of product i, exact in
- * binary64 (8- and 16-bit operands); -1 for a NaN or infinite operand. */
-static int prod_mag(const mx_blockfma_params *p, const mx_format *fa, uint32_t ca,
-                    const mx_format *fb, uint32_t cb, double *t, double *w)
+ * binary64 (8- and 16-bit operands); -1 for a NaN or infinite operand.
+ * ta, tb: the operands' magnitude tables (blockfma_mag.c), or NULL. */
+static int prod_mag(const mx_blockfma_params *p, const mx_format *fa,
+                    const mxb_mag *ta, uint32_t ca, const mx_format *fb,
+                    const mxb_mag *tb, uint32_t cb, double *t, double *w)
 {
-    int sa, sb, xa, xb;
-    uint32_t ma, mb;
-    mx_class ka = mx_decode_fields(fa, ca, &sa, &ma, &xa);
-    mx_class kb = mx_decode_fields(fb, cb, &sb, &mb, &xb);
-    if (ka >= MX_CLASS_INF || kb >= MX_CLASS_INF)
+    mxb_mag a = ta ? ta[ca] : mxb_mag_of(fa, p->in_fmt, ca);
+    mxb_mag b = tb ? tb[cb] : mxb_mag_of(fb, p->in_fmt, cb);
+    if (a.cls == 2 || b.cls == 2)
         return -1;
     *t = *w = 0.0;
-    if (ka == MX_CLASS_ZERO || kb == MX_CLASS_ZERO)
+    if (a.cls == 0 || b.cls == 0)
         return 0;
-    int ra = ka == MX_CLASS_NORMAL ? xa + fa->mbits : fa->emin;
-    int rb = kb == MX_CLASS_NORMAL ? xb + fb->mbits : fb->emin;
-    if (p->in_fmt > 0 && p->in_fmt <= MX_FORMAT_COUNT) {
-        int wmin = mx_format_get((mx_format_id)(p->in_fmt - 1))->emin;
-        int la = xa + 63 - __builtin_clzll(ma), lb = xb + 63 - __builtin_clzll(mb);
-        ra = la > wmin ? la : wmin;
-        rb = lb > wmin ? lb : wmin;
-    }
-    *t = ldexp((double)ma, xa) * ldexp((double)mb, xb); /* exact */
-    *w = max2(*t, ldexp(1.0, ra + rb));
+    *t = a.v * b.v; /* exact */
+    *w = max2(*t, a.p * b.p);
     return 0;
 }
 
@@ -112,6 +104,8 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
     size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
     size_t nb = k / blk; /* blocks per instruction */
     size_t q = p->deal > 0 && nb > 1 ? (size_t)p->deal : 0;
+    const mxb_mag *ta = mxb_mag_table(fa, p->in_fmt);
+    const mxb_mag *tb = mxb_mag_table(fb, p->in_fmt);
     double P = c_abs;    /* >= |exact partial sum| */
     double D = 0.0;      /* >= |computed - exact| so far */
     for (size_t i0 = 0; i0 < n || (n == 0 && i0 == 0); i0 += k) {
@@ -122,9 +116,12 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
         for (size_t bi = 0; bi < nb; bi++) {
             double nz = 0, wmax = 0, s = 0;
             int any = 0;
-            for (size_t i = 0; i < kk; i++) {
-                size_t owner = q ? (i / q) % nb : i / blk;
-                if (owner != bi)
+            /* without dealing, block bi is the run [bi blk, (bi + 1) blk) */
+            size_t lo = q ? 0 : bi * blk, hi = q ? kk : lo + blk;
+            if (hi > kk)
+                hi = kk;
+            for (size_t i = lo; i < hi; i++) {
+                if (q && (i / q) % nb != bi)
                     continue;
                 any = 1;
                 uint32_t ca = fa->bits == 8 ? ((const uint8_t *)a)[i0 + i]
@@ -132,7 +129,7 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
                 uint32_t cb = fb->bits == 8 ? ((const uint8_t *)b)[i0 + i]
                                             : ((const uint16_t *)b)[i0 + i];
                 double t, w;
-                if (prod_mag(p, fa, ca, fb, cb, &t, &w) != 0)
+                if (prod_mag(p, fa, ta, ca, fb, tb, cb, &t, &w) != 0)
                     return INFINITY;
                 if (t > 0) {
                     nz += 1;

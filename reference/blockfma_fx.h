@@ -39,4 +39,44 @@ int mxb_limbs_bitlen(const uint64_t *l);
 int mxb_limbs_any_below(const uint64_t *l, int b);
 void mxb_limbs_shr(uint64_t *l, int r);
 
+/* ---- fast paths (blockfma.c, blockfma_mag.c) ----------------------------
+ * The model and its bounds take shortcuts that give the same bits as the
+ * general code: a block whose aligned sum fits 64 bits is summed in one
+ * int64 (blockfma.c, align_group), 8-bit codes are looked up in a table of
+ * their magnitudes (below), and rounding upward is a step of the bit
+ * pattern.  mxb_set_slow(1) turns every shortcut off, for the tests that
+ * compare the two paths (tests/check_blockfast.c); not for concurrent use
+ * while other threads evaluate the model. */
+void mxb_set_slow(int on);
+extern int mxb_slow;
+
+/* What the bounds need of one operand code, with the reference exponent as
+ * the model takes it (mxref/blockfma.h; in_fmt: the parameter's in_fmt):
+ * cls 0 zero, 1 finite nonzero, 2 NaN or infinity; v = |value|, p =
+ * 2^r (both exact in binary64). */
+typedef struct {
+    double v, p;
+    int cls;
+} mxb_mag;
+
+/* The table of 8- or 16-bit format f under in_fmt (2^bits entries; the
+ * 16-bit ones built on first use, kept for the process), or NULL (wider
+ * formats, an in_fmt out of range, no memory, or the slow path): then
+ * decode with mxb_mag_of. */
+const mxb_mag *mxb_mag_table(const mx_format *f, int in_fmt);
+/* One code, decoded (what the table holds). */
+mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
+
+/* nextafter(x, +inf), by the bit pattern (the same result for every x). */
+static inline double mxb_up(double x)
+{
+    if (x != x || x == __builtin_inf())
+        return x;
+    if (x == 0)
+        return 0x1p-1074;
+    union { double d; uint64_t u; } b = {x};
+    b.u += x > 0 ? 1 : (uint64_t)-1;
+    return b.d;
+}
+
 #endif

@@ -2,9 +2,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/casegen.h"
+#include "names.h"
 
 enum { STREAM_X = 1, STREAM_ROUTER, STREAM_SHARED, STREAM_EXPERT = 1000 };
 
@@ -26,21 +26,20 @@ mx_case_params mx_case_params_default(const mx_moe_shape *s, size_t T,
     return p;
 }
 
-static const char *family_names[] = {"real", "spread", "cancel", "tiny", "wide"};
+static const char *const family_names[] = {"real", "spread", "cancel", "tiny", "wide"};
 
 const char *mx_case_family_name(mx_case_family f)
 {
-    return (unsigned)f < 5 ? family_names[f] : "?";
+    return mxr_name_of(family_names, 5, (int)f);
 }
 
 int mx_case_family_by_name(const char *name, mx_case_family *out)
 {
-    for (int i = 0; i < 5; i++)
-        if (strcasecmp(name, family_names[i]) == 0) {
-            *out = (mx_case_family)i;
-            return 0;
-        }
-    return -1;
+    int i = mxr_name_index(family_names, 5, name);
+    if (i < 0)
+        return -1;
+    *out = (mx_case_family)i;
+    return 0;
 }
 
 /* An RNG for (seed, stream): mt19937 seeded from a SplitMix64 mix of both

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <string.h>
 #include "mxref/format.h"
+#include "names.h"
 
 static mx_format table[MX_FORMAT_COUNT] = {
     /* id           name        bits e  m  bias signed special */
@@ -106,41 +107,39 @@ uint64_t mx_format_ncodes(const mx_format *f) { return (uint64_t)1 << f->bits; }
 
 const char *mx_class_name(mx_class c)
 {
-    static const char *n[] = {"zero", "subnormal", "normal", "inf", "nan"};
-    return (unsigned)c < 5 ? n[c] : "?";
+    static const char *const n[] = {"zero", "subnormal", "normal", "inf", "nan"};
+    return mxr_name_of(n, 5, (int)c);
 }
 
-static const char *round_names[] = {"rne", "rna", "rtz", "up", "down", "stochastic"};
-static const char *ovf_names[] = {"default", "saturate", "nan", "inf"};
+static const char *const round_names[] = {"rne", "rna", "rtz", "up", "down", "stochastic"};
+static const char *const ovf_names[] = {"default", "saturate", "nan", "inf"};
 
 const char *mx_round_name(mx_round r)
 {
-    return (unsigned)r < 6 ? round_names[r] : "?";
+    return mxr_name_of(round_names, 6, (int)r);
 }
 
 int mx_round_by_name(const char *name, mx_round *out)
 {
-    for (int i = 0; i < 6; i++)
-        if (strcasecmp(name, round_names[i]) == 0) {
-            *out = (mx_round)i;
-            return 0;
-        }
-    return -1;
+    int i = mxr_name_index(round_names, 6, name);
+    if (i < 0)
+        return -1;
+    *out = (mx_round)i;
+    return 0;
 }
 
 const char *mx_overflow_name(mx_overflow o)
 {
-    return (unsigned)o < 4 ? ovf_names[o] : "?";
+    return mxr_name_of(ovf_names, 4, (int)o);
 }
 
 int mx_overflow_by_name(const char *name, mx_overflow *out)
 {
-    for (int i = 0; i < 4; i++)
-        if (strcasecmp(name, ovf_names[i]) == 0) {
-            *out = (mx_overflow)i;
-            return 0;
-        }
-    return -1;
+    int i = mxr_name_index(ovf_names, 4, name);
+    if (i < 0)
+        return -1;
+    *out = (mx_overflow)i;
+    return 0;
 }
 
 mx_overflow mx_overflow_resolve(const mx_format *f, mx_overflow o)

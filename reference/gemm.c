@@ -35,12 +35,15 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
 {
     mx_status st;
-    if (mxg_fused_applies(s, A, B)) {
+    /* a slice provider (--reference gpu) takes the engine's slices: the
+     * fused CPU kernels, same bits, would bypass it */
+    int fused_ok = mx_gemm_slice_provider(NULL) == NULL;
+    if (fused_ok && mxg_fused_applies(s, A, B)) {
         if (irr_a)
             *irr_a = 0;
         return mxg_gemm_fused(s, A, B, out, stats);
     }
-    if (mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
+    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
         if (irr_a)
             *irr_a = 0;
         return st;

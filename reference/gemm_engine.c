@@ -15,9 +15,100 @@
  * happens at the end (round_int.c).  The same slices feed the sum |a b|
  * statistic of the bounds and the fp32-group model (model_fp32_group.c).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <gsl/gsl_cblas.h>
 #include "gemm_internal.h"
+
+/* The slice provider (mxref/gemm.h): set before the work starts. */
+static mx_slice_provider provider;
+static void *provider_ctx;
+static atomic_ulong n_device, n_fallback;
+
+void mx_gemm_set_slice_provider(mx_slice_provider fn, void *ctx)
+{
+    provider = fn;
+    provider_ctx = ctx;
+}
+
+mx_slice_provider mx_gemm_slice_provider(void **ctx)
+{
+    if (ctx)
+        *ctx = provider_ctx;
+    return provider;
+}
+
+static mx_sum_provider sum_provider;
+static void *sum_ctx;
+static atomic_ulong n_sum;
+
+void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx)
+{
+    sum_provider = fn;
+    sum_ctx = ctx;
+}
+
+unsigned long mx_gemm_sum_count(void) { return atomic_load(&n_sum); }
+
+/* The whole exact sum by the sum provider: only for calls whose every
+ * effect of the main loop is the 128-bit sum (no model, no bound sums, no
+ * GMP element, no residual terms).  1 when it took the call. */
+static int sum_on_provider(const mxg_prep *a, const mxg_prep *b, mxg_accum *ac)
+{
+    size_t M = ac->M, N = ac->N, G = ac->G;
+    if (!sum_provider || ac->gacc || ac->sabs || ac->nslow || a->nirr || b->nirr ||
+        M * N == 0)
+        return 0;
+    int *sha = malloc(M * G * sizeof *sha), *shb = malloc(N * G * sizeof *shb);
+    int ok = sha && shb;
+    for (size_t m = 0; ok && m < M; m++)
+        for (size_t g = 0; g < G; g++) {
+            int sx = a->sx[m * G + g];
+            sha[m * G + g] = sx == MXG_ZERO_SCALE ? -1 : a->u[m * G + g] + sx - a->lo[m];
+        }
+    for (size_t n = 0; ok && n < N; n++)
+        for (size_t g = 0; g < G; g++) {
+            int sx = b->sx[n * G + g];
+            shb[n * G + g] = sx == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sx - b->lo[n];
+        }
+    ok = ok && sum_provider(sum_ctx, M, N, a->K, a->ints, b->ints, sha, shb, ac->acc) == 0;
+    free(sha);
+    free(shb);
+    if (ok)
+        atomic_fetch_add(&n_sum, 1);
+    return ok;
+}
+
+void mx_gemm_slice_counts(unsigned long *device, unsigned long *fallback)
+{
+    if (device)
+        *device = atomic_load(&n_device);
+    if (fallback)
+        *fallback = atomic_load(&n_fallback);
+}
+
+/* The partials of slices c0 .. c0 + cn - 1 into P (cn blocks of M x N):
+ * from the provider, or from BLAS one slice at a time when there is none
+ * or it declines (then *use_dev is cleared for the rest of the call). */
+static void slices(size_t M, size_t N, size_t K, const double *x,
+                   const double *y, size_t c0, size_t cn, double *P,
+                   int *use_dev)
+{
+    if (*use_dev) {
+        if (provider(provider_ctx, M, N, K, x, y, c0, cn, P) == 0) {
+            atomic_fetch_add(&n_device, 1);
+            return;
+        }
+        atomic_fetch_add(&n_fallback, 1);
+        *use_dev = 0;
+    }
+    for (size_t j = 0; j < cn; j++) {
+        size_t k0 = (c0 + j) * MX_BLOCK, len = mxg_group_len(K, c0 + j);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)len, 1.0, x + k0, (int)K, y + k0, (int)K, 0.0,
+                    P + j * M * N, (int)N);
+    }
+}
 
 /* Adds slice g of the wide elements (ac->slow_list) in GMP. */
 static void add_slow(const mxg_prep *a, const mxg_prep *b, mxg_accum *ac,
@@ -43,26 +134,49 @@ mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
                          const mxg_prep *b, mxg_accum *ac)
 {
     size_t M = ac->M, N = ac->N, G = ac->G, K = a->K;
-    double *P = malloc(M * N * sizeof *P), *pwB = malloc(N * sizeof *pwB);
-    double *Q = ac->sabs ? malloc(M * N * sizeof *Q) : NULL;
+    if (sum_on_provider(a, b, ac))
+        return MX_OK;
+    /* with a provider, slices come in chunks of cn (about 64 MiB of
+     * partials); on the CPU, one at a time */
+    int use_dev = provider != NULL && M * N > 0;
+    size_t cn = 1;
+    if (use_dev) {
+        size_t per = M * N * sizeof(double);
+        cn = per ? ((size_t)64 << 20) / per : G;
+        cn = cn < 1 ? 1 : cn > G ? G : cn;
+    }
+    size_t c0 = 0, cend = 0; /* the chunk held: slices c0 .. cend - 1 */
+    double *Pbuf = malloc(cn * M * N * sizeof *Pbuf), *pwB = malloc(N * sizeof *pwB);
+    double *Qbuf = ac->sabs ? malloc(cn * M * N * sizeof *Qbuf) : NULL;
+    double *P = Pbuf, *Q = Qbuf;
     double *fB = malloc(N * sizeof *fB);
     int *dB = malloc(N * sizeof *dB);
     float *scB = malloc(N * sizeof *scB);
-    if (!P || !dB || !scB || !pwB || !fB || (ac->sabs && !Q)) {
-        free(P);
+    if (!Pbuf || !dB || !scB || !pwB || !fB || (ac->sabs && !Qbuf)) {
+        free(Pbuf);
         free(dB);
         free(scB);
         free(pwB);
-        free(Q);
+        free(Qbuf);
         free(fB);
         return MX_ENOMEM;
     }
     int scaled = A->scales != NULL;
     for (size_t g = 0; g < G; g++) {
-        size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
-                    (int)len, 1.0, a->ints + k0, (int)K, b->ints + k0, (int)K,
-                    0.0, P, (int)N);
+        if (g >= cend) { /* the next chunk of slices */
+            c0 = g;
+            cend = g + cn > G ? G : g + cn;
+            int dev_q = use_dev;
+            slices(M, N, K, a->ints, b->ints, c0, cend - c0, Pbuf, &use_dev);
+            if (ac->sabs) {
+                dev_q = dev_q && use_dev;
+                slices(M, N, K, a->absints, b->absints, c0, cend - c0, Qbuf,
+                       &dev_q);
+            }
+        }
+        P = Pbuf + (g - c0) * M * N;
+        if (ac->sabs)
+            Q = Qbuf + (g - c0) * M * N;
         /* Columns that contribute nothing in this group (zero scale: their
          * ints are 0, so P is 0) get shift 0. */
         int b_irr = 0;
@@ -79,9 +193,6 @@ mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
         /* sum |a b| scale, for the bounds: exact integer slices of |ints|,
          * accumulated in a fixed group order, so deterministic everywhere */
         if (ac->sabs) {
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
-                        (int)len, 1.0, a->absints + k0, (int)K, b->absints + k0,
-                        (int)K, 0.0, Q, (int)N);
             for (size_t m = 0; m < M; m++) {
                 int sxa = a->sx[m * G + g];
                 if (sxa == MXG_ZERO_SCALE)
@@ -122,11 +233,11 @@ mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
         if (a->nirr || b->nirr)
             mxg_residual_add(s, A, B, a, b, ac, g, P);
     }
-    free(P);
+    free(Pbuf);
     free(dB);
     free(scB);
     free(pwB);
-    free(Q);
+    free(Qbuf);
     free(fB);
     return MX_OK;
 }

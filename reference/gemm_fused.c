@@ -24,6 +24,10 @@
  * output is bit-identical to it (tests/check_gemm.c compares the two and
  * both with the MPFR oracle).  No BLAS call, no operand copy of the
  * weights.
+ *
+ * (Over 600 lines on purpose: the FP8 kernel and the 16-bit one below share
+ * the static hot tile helpers -- tile_dots, tile_abs, tile_sabs, pow2i --
+ * which must inline into both inner loops; one file keeps them static.)
  */
 #include <math.h>
 #include <pthread.h>

@@ -6,6 +6,7 @@ mxrefinclude_HEADERS = \
 	reference/mxref/fnuz.h \
 	reference/mxref/blockfma.h
 reference_libmxref_a_SOURCES = \
+	reference/names.c reference/names.h \
 	reference/format_table.c \
 	reference/decode.c \
 	reference/round_pack.c \
@@ -16,7 +17,8 @@ reference_libmxref_a_SOURCES = \
 	reference/blockfma.c \
 	reference/blockfma_presets.c \
 	reference/blockfma_bound.c \
-	reference/blockfma_bound_dot.c
+	reference/blockfma_bound_dot.c \
+	reference/blockfma_mag.c
 MXREF_LIBS = reference/libmxref.a $(MPFR_LIBS) $(GMP_LIBS) $(GSL_LIBS) $(BLAS_LIBS) $(LIBS)
 mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
@@ -51,6 +53,7 @@ reference_libmxref_a_SOURCES += \
 mxrefinclude_HEADERS += reference/mxref/moe.h
 reference_libmxref_a_SOURCES += \
 	reference/moe.c \
+	reference/moe_config.c \
 	reference/moe_route.c \
 	reference/moe_act.c
 mxrefinclude_HEADERS += reference/mxref/casegen.h

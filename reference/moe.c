@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include "mxref/fnuz.h"
 #include "mxref/moe.h"
@@ -20,97 +19,6 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
-int mx_moe_shape_by_name(const char *name, mx_moe_shape *out)
-{
-    memset(out, 0, sizeof *out);
-    out->topk = 4;
-    out->tp = out->ep = 1;
-    out->routed_scaling = 2.0f;
-    out->clamp = 7.0f;
-    out->alpha = 1.702f;
-    out->max_model_len = 4096;
-    out->hybrid_high = 1024;
-    out->H = 6144;
-    out->E = out->E_local = 128;
-    if (strcmp(name, "m3-full") == 0) {
-        out->name = "m3-full";
-        out->inter = out->inter_shared = 3072;
-        return 0;
-    }
-    if (strcmp(name, "m3-tp8") == 0) {
-        out->name = "m3-tp8";
-        out->inter = out->inter_shared = 3072 / 8;
-        out->tp = 8;
-        return 0;
-    }
-    if (strcmp(name, "m3-ep8") == 0) {
-        out->name = "m3-ep8";
-        out->inter = out->inter_shared = 3072;
-        out->E_local = 16;
-        out->ep = 8;
-        return 0;
-    }
-    unsigned long H, I, E, k = 4;
-    char tail;
-    int n = sscanf(name, "custom:%lu,%lu,%lu,%lu%c", &H, &I, &E, &k, &tail);
-    if (n == 3 || n == 4) {
-        if (H == 0 || I == 0 || E == 0 || k == 0 || k > 64 || k > E ||
-            H % 32 || I % 32 || H > (1ul << 20) || I > (1ul << 20) || E > 4096)
-            return -1;
-        out->name = "custom";
-        out->H = H;
-        out->inter = out->inter_shared = I;
-        out->E = out->E_local = E;
-        out->topk = (int)k;
-        return 0;
-    }
-    return -1;
-}
-
-static const char *policy_names[] = {"bf16", "w8a8-mxfp8", "w8a16", "hybrid"};
-
-const char *mx_moe_policy_name(mx_moe_policy p)
-{
-    return (unsigned)p < 4 ? policy_names[p] : "?";
-}
-
-int mx_moe_policy_by_name(const char *name, mx_moe_policy *out)
-{
-    for (int i = 0; i < 4; i++)
-        if (strcasecmp(name, policy_names[i]) == 0) {
-            *out = (mx_moe_policy)i;
-            return 0;
-        }
-    return -1;
-}
-
-mx_moe_policy mx_moe_dispatch(const mx_moe_shape *s, mx_moe_policy p, size_t T)
-{
-    if (p != MX_POLICY_HYBRID)
-        return p;
-    if (s->ep > 1)
-        return MX_POLICY_BF16;
-    if (s->max_model_len > 4096 && s->layer % 5 == 0)
-        return MX_POLICY_BF16;
-    if (T <= 8 || T >= s->hybrid_high)
-        return MX_POLICY_BF16;
-    return MX_POLICY_W8A8;
-}
-
-mx_moe_config mx_moe_config_default(const mx_moe_shape *s, mx_moe_policy p)
-{
-    mx_moe_config c;
-    memset(&c, 0, sizeof c);
-    c.shape = *s;
-    c.policy = p;
-    c.model = mx_accum_default();
-    c.sigmoid_ulps = 4;
-    return c;
 }
 
 void mx_stage_gemm_free(mx_stage_gemm *g)
@@ -125,7 +33,7 @@ static mx_status stage_gemm_alloc(mx_stage_gemm *g, size_t rows, size_t cols)
 {
     g->rows = rows;
     g->cols = cols;
-    size_t n = nz(rows * cols);
+    size_t n = mx_nz(rows * cols);
     g->exact = calloc(n, sizeof *g->exact);
     g->model = calloc(n, sizeof *g->model);
     g->bound = calloc(n, sizeof *g->bound);
@@ -253,9 +161,9 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
 {
     a->rows = rows;
     a->cols = cols;
-    a->exact = malloc(nz(n) * sizeof *a->exact);
-    a->model = malloc(nz(n) * sizeof *a->model);
-    a->alt = malloc(nz(n) * sizeof *a->alt);
+    a->exact = malloc(mx_nz(n) * sizeof *a->exact);
+    a->model = malloc(mx_nz(n) * sizeof *a->model);
+    a->alt = malloc(mx_nz(n) * sizeof *a->alt);
     if (!a->exact || !a->model || !a->alt)
         return MX_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -278,9 +186,9 @@ static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
     size_t H = sh->H, Is = sh->inter_shared;
     mx_status s;
     expert_w w13, w2;
-    size_t *rows = malloc(nz(T) * sizeof *rows);
-    double *act = malloc(nz(T * Is) * sizeof *act);
-    double *bnd = malloc(nz(T * Is) * sizeof *bnd);
+    size_t *rows = malloc(mx_nz(T) * sizeof *rows);
+    double *act = malloc(mx_nz(T * Is) * sizeof *act);
+    double *bnd = malloc(mx_nz(T * Is) * sizeof *bnd);
     memset(&w13, 0, sizeof w13);
     memset(&w2, 0, sizeof w2);
     if (!rows || !act || !bnd) {
@@ -560,9 +468,9 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     /* activation quantization (w8a8) */
     double *act = NULL, *abnd = NULL;
     size_t *start = malloc((sh->E_local + 2) * sizeof *start);
-    size_t *dst = malloc(nz(Tk) * sizeof *dst);
-    act = malloc(nz(Tk * I) * sizeof *act);
-    abnd = malloc(nz(Tk * I) * sizeof *abnd);
+    size_t *dst = malloc(mx_nz(Tk) * sizeof *dst);
+    act = malloc(mx_nz(Tk * I) * sizeof *act);
+    abnd = malloc(mx_nz(Tk * I) * sizeof *abnd);
     if (!start || !dst || !act || !abnd) {
         s = MX_ENOMEM;
         goto fail_buf;
@@ -573,17 +481,17 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         size_t n = T * H;
         r->xq.rows = T;
         r->xq.cols = H;
-        r->xq.q = malloc(nz(n));
-        r->xq.s = malloc(nz(n / MX_BLOCK));
-        r->xq.q_alt = malloc(nz(n));
-        r->xq.s_alt = malloc(nz(n / MX_BLOCK));
+        r->xq.q = malloc(mx_nz(n));
+        r->xq.s = malloc(mx_nz(n / MX_BLOCK));
+        r->xq.q_alt = malloc(mx_nz(n));
+        r->xq.s_alt = malloc(mx_nz(n / MX_BLOCK));
         if (!r->xq.q || !r->xq.s || !r->xq.q_alt || !r->xq.s_alt) {
             s = MX_ENOMEM;
             goto fail_buf;
         }
         {
             size_t nb = (T + ROW_BLOCK - 1) / ROW_BLOCK;
-            mx_status *qs = malloc(nz(nb) * sizeof *qs);
+            mx_status *qs = malloc(mx_nz(nb) * sizeof *qs);
             if (!qs) {
                 s = MX_ENOMEM;
                 goto fail_buf;
@@ -670,7 +578,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK ||
         (s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
         goto fail_buf;
-    r->out_e2e = malloc(nz(T * H) * sizeof *r->out_e2e);
+    r->out_e2e = malloc(mx_nz(T * H) * sizeof *r->out_e2e);
     if (!r->out_e2e) {
         s = MX_ENOMEM;
         goto fail_buf;
@@ -692,40 +600,4 @@ fail_buf:
 fail:
     mx_moe_result_free(r);
     return s;
-}
-
-mx_status mx_moe_align(const int32_t *topk_ids, size_t tokens, int topk,
-                       size_t experts, int block_m, const int32_t *expert_map,
-                       int32_t *sorted_ids, size_t cap_rows, int32_t *expert_ids,
-                       size_t cap_blocks, int32_t *num_post_pad)
-{
-    size_t R = tokens * (size_t)topk, pos = 0;
-    if (topk < 1 || block_m < 1 || !experts)
-        return MX_EINVAL;
-    for (size_t i = 0; i < R; i++)
-        if (topk_ids[i] < 0 || (size_t)topk_ids[i] >= experts)
-            return MX_EINVAL;
-    for (size_t i = 0; i < cap_rows; i++)
-        sorted_ids[i] = (int32_t)R;
-    for (size_t b = 0; b < cap_blocks; b++)
-        expert_ids[b] = -1;
-    for (size_t e = 0; e < experts; e++) {
-        size_t start = pos;
-        for (size_t i = 0; i < R; i++)
-            if ((size_t)topk_ids[i] == e) {
-                if (pos >= cap_rows)
-                    return MX_EINVAL;
-                sorted_ids[pos++] = (int32_t)i;
-            }
-        if (pos == start)
-            continue;
-        size_t end = (pos + (size_t)block_m - 1) / (size_t)block_m * (size_t)block_m;
-        if (end > cap_rows || end / (size_t)block_m > cap_blocks)
-            return MX_EINVAL;
-        for (size_t b = start / (size_t)block_m; b < end / (size_t)block_m; b++)
-            expert_ids[b] = expert_map ? expert_map[e] : (int32_t)e;
-        pos = end;
-    }
-    *num_post_pad = (int32_t)pos;
-    return MX_OK;
 }

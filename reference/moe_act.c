@@ -29,9 +29,6 @@
 #include <string.h>
 #include "mxref/moe.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
 void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
                      size_t I, double sigmoid_ulps, double *act, double *bound)
 {
@@ -93,12 +90,12 @@ mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
         return MX_EINVAL;
     out->rows = rows;
     out->cols = cols;
-    out->q = malloc(nz(n));
-    out->s = malloc(nz(rows * G));
-    out->q_alt = malloc(nz(n));
-    out->s_alt = malloc(nz(rows * G));
-    out->q_under_alt = malloc(nz(n));
-    out->q_under_alt2 = malloc(nz(n));
+    out->q = malloc(mx_nz(n));
+    out->s = malloc(mx_nz(rows * G));
+    out->q_alt = malloc(mx_nz(n));
+    out->s_alt = malloc(mx_nz(rows * G));
+    out->q_under_alt = malloc(mx_nz(n));
+    out->q_under_alt2 = malloc(mx_nz(n));
     float *v = malloc(MX_BLOCK * sizeof *v);
     if (!out->q || !out->s || !out->q_alt || !out->s_alt || !out->q_under_alt ||
         !out->q_under_alt2 || !v) {

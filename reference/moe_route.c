@@ -12,6 +12,9 @@
  * The routing weights handed to GEMM2 are the model's FP32 values:
  * s32_j = RN32(sigmoid(RN32(logit_j))), w_j = s32_j / (s32_0 + ... + s32_k-1)
  * with the sum and the division in FP32 (rank order).
+ *
+ * mx_moe_align, the reference of vLLM's moe_align_block_size, lays the
+ * routed rows out by expert in blocks of block_m for the grouped GEMMs.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -132,4 +135,40 @@ done:
     if (st != MX_OK)
         mx_moe_routing_free(out);
     return st;
+}
+
+mx_status mx_moe_align(const int32_t *topk_ids, size_t tokens, int topk,
+                       size_t experts, int block_m, const int32_t *expert_map,
+                       int32_t *sorted_ids, size_t cap_rows, int32_t *expert_ids,
+                       size_t cap_blocks, int32_t *num_post_pad)
+{
+    size_t R = tokens * (size_t)topk, pos = 0;
+    if (topk < 1 || block_m < 1 || !experts)
+        return MX_EINVAL;
+    for (size_t i = 0; i < R; i++)
+        if (topk_ids[i] < 0 || (size_t)topk_ids[i] >= experts)
+            return MX_EINVAL;
+    for (size_t i = 0; i < cap_rows; i++)
+        sorted_ids[i] = (int32_t)R;
+    for (size_t b = 0; b < cap_blocks; b++)
+        expert_ids[b] = -1;
+    for (size_t e = 0; e < experts; e++) {
+        size_t start = pos;
+        for (size_t i = 0; i < R; i++)
+            if ((size_t)topk_ids[i] == e) {
+                if (pos >= cap_rows)
+                    return MX_EINVAL;
+                sorted_ids[pos++] = (int32_t)i;
+            }
+        if (pos == start)
+            continue;
+        size_t end = (pos + (size_t)block_m - 1) / (size_t)block_m * (size_t)block_m;
+        if (end > cap_rows || end / (size_t)block_m > cap_blocks)
+            return MX_EINVAL;
+        for (size_t b = start / (size_t)block_m; b < end / (size_t)block_m; b++)
+            expert_ids[b] = expert_map ? expert_map[e] : (int32_t)e;
+        pos = end;
+    }
+    *num_post_pad = (int32_t)pos;
+    return MX_OK;
 }

@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "mxref/mxquant.h"
+#include "names.h"
 
 mx_quant_params mx_quant_production(mx_format_id elem)
 {
@@ -37,21 +37,20 @@ mx_quant_params mx_quant_rceil(mx_format_id elem, double max_elem)
     return p;
 }
 
-static const char *rule_names[] = {"production", "ocp", "rceil"};
+static const char *const rule_names[] = {"production", "ocp", "rceil"};
 
 const char *mx_scale_rule_name(mx_scale_rule r)
 {
-    return (unsigned)r < 3 ? rule_names[r] : "?";
+    return mxr_name_of(rule_names, 3, (int)r);
 }
 
 int mx_scale_rule_by_name(const char *name, mx_scale_rule *out)
 {
-    for (int i = 0; i < 3; i++)
-        if (strcasecmp(name, rule_names[i]) == 0) {
-            *out = (mx_scale_rule)i;
-            return 0;
-        }
-    return -1;
+    int i = mxr_name_index(rule_names, 3, name);
+    if (i < 0)
+        return -1;
+    *out = (mx_scale_rule)i;
+    return 0;
 }
 
 /* floor(log2(a)) for finite a > 0: the exact binary exponent. */

@@ -8,29 +8,31 @@
 #include <mpfr.h>
 #include "gemm_internal.h"
 
-/* The top 64 bits of v != 0 (leading bit at bit 63), the position of the
- * leading bit in v, and whether any bit below the 64 kept is set. */
-static uint64_t u128_top64(unsigned __int128 v, int *lead, int *sticky)
+/* For v != 0: its sign in *neg, the top 64 bits of |v| (leading bit at bit
+ * 63), the position of the leading bit of |v| in *lead, and whether any bit
+ * below the 64 kept is set in *sticky. */
+static uint64_t i128_top64(__int128 v, int *neg, int *lead, int *sticky)
 {
-    int hi = v >> 64 ? 127 - __builtin_clzll((uint64_t)(v >> 64))
-                     : 63 - __builtin_clzll((uint64_t)v);
+    *neg = v < 0;
+    unsigned __int128 a = *neg ? -(unsigned __int128)v : (unsigned __int128)v;
+    int hi = a >> 64 ? 127 - __builtin_clzll((uint64_t)(a >> 64))
+                     : 63 - __builtin_clzll((uint64_t)a);
     *lead = hi;
     if (hi <= 63) {
         *sticky = 0;
-        return (uint64_t)v << (63 - hi);
+        return (uint64_t)a << (63 - hi);
     }
     int sh = hi - 63;
-    *sticky = (v & (((unsigned __int128)1 << sh) - 1)) != 0;
-    return (uint64_t)(v >> sh);
+    *sticky = (a & (((unsigned __int128)1 << sh) - 1)) != 0;
+    return (uint64_t)(a >> sh);
 }
 
 float mxg_round_f32(__int128 v, int e)
 {
     if (v == 0)
         return 0.0f;
-    int neg = v < 0, lead, sticky;
-    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
-    uint64_t sig = u128_top64(a, &lead, &sticky);
+    int neg, lead, sticky;
+    uint64_t sig = i128_top64(v, &neg, &lead, &sticky);
     mx_encode_opts o = mx_encode_defaults();
     uint32_t code;
     mx_round_pack(mx_format_get(MX_FP32), neg, sig, lead + e, sticky, &o, &code);
@@ -43,9 +45,8 @@ double mxg_round_f64(__int128 v, int e)
 {
     if (v == 0)
         return 0.0;
-    int neg = v < 0, lead, sticky;
-    unsigned __int128 a = neg ? -(unsigned __int128)v : (unsigned __int128)v;
-    uint64_t sig = u128_top64(a, &lead, &sticky);
+    int neg, lead, sticky;
+    uint64_t sig = i128_top64(v, &neg, &lead, &sticky);
     /* RNE of the 64-bit significand to 53 bits, sticky included */
     uint64_t keep = sig >> 11, rem = sig & 0x7FF;
     if (rem > 0x400 || (rem == 0x400 && (sticky || (keep & 1))))

@@ -1,7 +1,7 @@
 /* check_kernels_gpu.c -- the GPU backend against the CPU backend, bit for
  * bit.
  *
- * Loads libmxk_gpu.so the way mxverify does (src/backend_gpu.c: env
+ * Loads libmxk_gpu.so the way mxverify does (src/pipeline/backend_gpu.c: env
  * MXVERIFY_GPU_LIB, the build tree, pkglibdir).  Without a library or a
  * device it prints why and exits 77 (skipped, never passed); a library
  * that does not load or cannot run on the device present fails.  Otherwise it

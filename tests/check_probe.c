@@ -373,7 +373,7 @@ START_TEST(test_undetermined_traps)
 END_TEST
 
 /* The plan file tc_probe reads, read back field by field as tc_probe's
- * read_plan does (src/probe_io.h has the layout). */
+ * read_plan does (src/lib/probe_io.h has the layout). */
 START_TEST(test_plan_file)
 {
     const mx_format *fa = mx_format_get(MX_E4M3FN), *fb = mx_format_get(MX_BF16);

@@ -1,6 +1,6 @@
 /* golden.h -- strict readers for the hardware vector files of golden/h100/
  * (formats: tools/probe/mkgolden.c; the .probe files have theirs in
- * src/probe_io.h).  Test infrastructure: every malformed
+ * src/lib/probe_io.h).  Test infrastructure: every malformed
  * line is refused with "FILE:LINE: what" in err. */
 #ifndef MXV_GOLDEN_H
 #define MXV_GOLDEN_H

@@ -6,6 +6,14 @@ tests_oracle_liboracle_a_SOURCES = tests/oracle/oracle.h \
 	tests/oracle/mpfr_round.c tests/oracle/mx_quant.c
 TESTS_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TESTS_LIBS = tests/oracle/liboracle.a $(MXREF_LIBS) $(CHECK_LIBS)
+# tests/libtesthelp.a: test infrastructure shared by several suites -- the
+# golden/h100 vector readers (golden.h) and the seeded kernel cases
+# (kcase.h) -- linked, never compiled per suite.  Its objects need cJSON
+# (golden.c) and libmxk (kcase.c) after it on the link line.
+check_LIBRARIES += tests/libtesthelp.a
+tests_libtesthelp_a_SOURCES = tests/golden.c tests/golden.h \
+	tests/kcase.c tests/kcase.h
+tests_libtesthelp_a_CFLAGS = $(TESTS_CFLAGS) -ffp-contract=off
 
 check_PROGRAMS += tests/check_formats
 tests_check_formats_SOURCES = tests/check_formats.c tests/testutil.h
@@ -14,17 +22,21 @@ tests_check_formats_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_formats
 
 check_PROGRAMS += tests/check_blockfma
-tests_check_blockfma_SOURCES = tests/check_blockfma.c tests/golden.c \
-	tests/golden.h tests/testutil.h
+tests_check_blockfma_SOURCES = tests/check_blockfma.c tests/testutil.h
 tests_check_blockfma_CFLAGS = $(TESTS_CFLAGS)
-tests_check_blockfma_LDADD = $(TESTS_LIBS) $(CJSON_LIBS)
+tests_check_blockfma_LDADD = tests/libtesthelp.a $(TESTS_LIBS) $(CJSON_LIBS)
 TESTS += tests/check_blockfma
 
+check_PROGRAMS += tests/check_blockfast
+tests_check_blockfast_SOURCES = tests/check_blockfast.c tests/testutil.h
+tests_check_blockfast_CFLAGS = $(TESTS_CFLAGS)
+tests_check_blockfast_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_blockfast
+
 check_PROGRAMS += tests/check_probe
-tests_check_probe_SOURCES = tests/check_probe.c tests/golden.c tests/golden.h \
-	tests/testutil.h
+tests_check_probe_SOURCES = tests/check_probe.c tests/testutil.h
 tests_check_probe_CFLAGS = $(TESTS_CFLAGS)
-tests_check_probe_LDADD = $(MXV_IO_LIBS) $(TESTS_LIBS)
+tests_check_probe_LDADD = tests/libtesthelp.a $(MXV_IO_LIBS) $(TESTS_LIBS)
 TESTS += tests/check_probe
 
 check_PROGRAMS += tests/check_safetensors
@@ -106,16 +118,23 @@ tests_check_kernels_numerics_CFLAGS = $(KTESTS_CFLAGS)
 tests_check_kernels_numerics_LDADD = $(KTESTS_LIBS)
 
 check_PROGRAMS += tests/check_kernels_cpu
-tests_check_kernels_cpu_SOURCES = tests/check_kernels_cpu.c tests/kcase.c \
-	tests/kcase.h tests/testutil.h
+tests_check_kernels_cpu_SOURCES = tests/check_kernels_cpu.c tests/testutil.h
 tests_check_kernels_cpu_CFLAGS = $(KTESTS_CFLAGS)
-tests_check_kernels_cpu_LDADD = $(KTESTS_LIBS)
+tests_check_kernels_cpu_LDADD = tests/libtesthelp.a $(KTESTS_LIBS)
 
 check_PROGRAMS += tests/check_kernels_gpu
-tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c tests/kcase.c \
-	tests/kcase.h
+tests_check_kernels_gpu_SOURCES = tests/check_kernels_gpu.c
 tests_check_kernels_gpu_CFLAGS = $(KTESTS_CFLAGS)
-tests_check_kernels_gpu_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
+tests_check_kernels_gpu_LDADD = tests/libtesthelp.a $(MXV_LIBS) $(KTESTS_LIBS)
+
+# --reference gpu: the GPU library's exact group partials against the CPU
+# engine (skipped without a GPU; gpuref_emu.test runs it on the emulation).
+check_PROGRAMS += tests/check_gpuref
+tests_check_gpuref_SOURCES = tests/check_gpuref.c
+tests_check_gpuref_CFLAGS = $(KTESTS_CFLAGS)
+tests_check_gpuref_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
+TESTS += tests/check_gpuref tests/gpuref_emu.test
+EXTRA_DIST += tests/gpuref_emu.test
 
 # The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
 # for check_kernels_gpu: the GPU code paths against the C emulation.

@@ -109,6 +109,11 @@ typedef enum {
     MX_EFORMAT      /* malformed input data                               */
 } mx_status;
 
+/* Elements to allocate for an array of n: n, or 1 when n is 0, so that an
+ * empty array (a case with no tokens) still gets a valid pointer (malloc(0)
+ * may return NULL). */
+static inline size_t mx_nz(size_t n) { return n ? n : 1; }
+
 /* The row for an id, or NULL when id is out of range. */
 const mx_format *mx_format_get(mx_format_id id);
 /* The row named name (case-insensitive; accepts the aliases "fp8e4m3fn",

@@ -83,6 +83,46 @@ mx_status mx_gemm_check(const mx_gemm_spec *s, const mx_operand *A,
 mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                   mx_gemm_out *out, mx_gemm_stats *stats);
 
+/* Where the exact engine gets its group partials (--reference gpu).  The
+ * engine turns every operand group into exact integer-valued binary64
+ * ints whose 32-term dot has every partial sum below 2^53, so ANY device
+ * that multiplies and adds binary64 correctly (in any order, with or
+ * without FMA) returns the same bits as the CPU's BLAS.  A provider
+ * computes, for the groups g0 .. g0 + ng - 1 of K (group g: columns
+ * 32 g .. min(32 g + 32, K) - 1),
+ *     P[(g - g0) M N + m N + n] = sum_k a[m K + k] b[n K + k]
+ * (a: M x K, b: N x K, row-major) and returns 0; nonzero makes the engine
+ * compute that call on the CPU (BLAS) instead.  It may be called from
+ * several threads at once.  While a provider is set, mx_gemm sends every
+ * call to the engine (not the fused CPU kernels; same bits, tests prove
+ * it); the rounding, models and bounds stay on the CPU.  NULL restores the
+ * CPU (BLAS). */
+typedef int (*mx_slice_provider)(void *ctx, size_t M, size_t N, size_t K,
+                                 const double *a, const double *b, size_t g0,
+                                 size_t ng, double *P);
+void mx_gemm_set_slice_provider(mx_slice_provider fn, void *ctx);
+/* The provider set, or NULL (ctx may be NULL). */
+mx_slice_provider mx_gemm_slice_provider(void **ctx);
+/* Engine calls the provider answered so far / that fell back to the CPU. */
+void mx_gemm_slice_counts(unsigned long *device, unsigned long *fallback);
+
+/* The engine's whole cross-group sum from elsewhere (the GPU), for the
+ * calls that need nothing but exact values and have no GMP (wide) element
+ * and no irregular group: for every element (m, n) and group g with
+ * sha[m G + g] >= 0,
+ *     acc[m N + n] += (two's complement 128-bit) P_g(m, n) << (sha[m G + g] + shb[n G + g])
+ * with P_g as for mx_slice_provider (an exact integer below 2^53) and acc
+ * M x N unsigned 128-bit integers (native byte order, as unsigned __int128;
+ * void * here for C compilers without it).  The engine's own loop does the
+ * same additions modulo 2^128, so the sums are the same bits.  0, or
+ * nonzero to have the engine do that call itself (acc untouched). */
+typedef int (*mx_sum_provider)(void *ctx, size_t M, size_t N, size_t K,
+                               const double *a, const double *b, const int *sha,
+                               const int *shb, void *acc);
+void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx);
+/* Engine calls the sum provider answered so far. */
+unsigned long mx_gemm_sum_count(void);
+
 /* The MPFR oracle: exact[] only, element by element with mpfr_sum. */
 mx_status mx_gemm_exact_mpfr(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, double *exact);

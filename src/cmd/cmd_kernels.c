@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend_gpu.h"
 #include "case_pool.h"
 #include "cli.h"
 #include "commands.h"
@@ -15,8 +16,8 @@ int mxv_cmd_kernels(int argc, char **argv)
     const char *backend = NULL, *suite = "default", *seed = NULL, *only = NULL,
                *help = NULL, *json = NULL, *mutant = NULL, *seeds = NULL, *model = NULL,
                *list = NULL, *md = NULL, *junit = NULL, *bonly = NULL, *jobs = NULL,
-               *shard = NULL;
-    const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
+               *shard = NULL, *ref = NULL;
+    const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"reference", 1, &ref, 0}, {"suite", 1, &suite, 0},
                             {"seed", 1, &seed, 0},       {"case", 1, &only, 0},
                             {"seeds", 1, &seeds, 0},     {"list", 0, &list, 0},
                             {"list-cases", 0, &list, 0}, {"model", 1, &model, 0},
@@ -35,8 +36,11 @@ int mxv_cmd_kernels(int argc, char **argv)
                "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
                "                        [--mutant NAME] [--model M] [--bound-only]\n"
                "                        [--report-json FILE] [--report-md FILE] [--junit FILE]\n"
-               "                        [--jobs N] [--shard K/N]\n"
+               "                        [--jobs N] [--shard K/N] [--reference cpu|gpu]\n"
                "  --backend B          cpu (the C emulation, default) or gpu\n"
+               "  --reference R        where the exact reference's group partials are\n"
+               "                       computed: cpu (default) or gpu (the GPU library's\n"
+               "                       FP64 kernel; bit-identical, docs/reference.md)\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --list, --list-cases print the suite's cases and exit\n"
                "  --case NAME          run only this case of the suite\n"
@@ -72,6 +76,13 @@ int mxv_cmd_kernels(int argc, char **argv)
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
+    if (ref && strcmp(ref, "cpu") && strcmp(ref, "gpu"))
+        return mxv_error(MXV_EXIT_USAGE, "--reference '%s': cpu or gpu", ref);
+    if (ref && !strcmp(ref, "gpu")) {
+        char rwhy[1200];
+        if (mxv_gpu_reference_enable(rwhy, sizeof rwhy) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "%s", rwhy);
+    }
     if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
         return rc;
     char merr[256];

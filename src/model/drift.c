@@ -18,8 +18,6 @@
 #include "model/drift_fp8.h"
 #include "model/kld.h"
 
-static size_t nz(size_t n) { return n ? n : 1; }
-
 static int fail(char *err, size_t len, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -210,7 +208,7 @@ static int cmp_tensor(mxv_drift_cmp *c, const mxv_capture *tc, const mxv_capture
                     "see the same tokens)", mxv_st_path(tc->f), name, ts, bs,
                     mxv_st_path(bc->f));
     }
-    double *tv = malloc(nz(t->numel) * sizeof *tv), *bv = malloc(nz(b->numel) * sizeof *bv);
+    double *tv = malloc(mx_nz(t->numel) * sizeof *tv), *bv = malloc(mx_nz(b->numel) * sizeof *bv);
     int rc = 0;
     if (!tv || !bv)
         rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
@@ -519,7 +517,7 @@ static int one_layer(mxv_drift_layer *L, const char *bpath, const char *tpath, c
             routing_agree(&tc, &bc, L->T, L->k, &L->route_agree);
             L->growth = L->in.rel_l2 > 0 ? L->out.rel_l2 / L->in.rel_l2 : NAN; /* no input drift */
             L->expert_outside = calloc(L->E + 1, sizeof *L->expert_outside);
-            L->token_outside = calloc(nz(L->T), sizeof *L->token_outside);
+            L->token_outside = calloc(mx_nz(L->T), sizeof *L->token_outside);
             if (!L->expert_outside || !L->token_outside)
                 rc = fail(err, len, MXV_EXIT_INTERNAL, "out of memory");
         }

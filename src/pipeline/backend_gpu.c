@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "backend_gpu.h"
+#include "mxref/gemm.h"
 
 #ifndef MXK_BUILD_GPU_LIB
 #define MXK_BUILD_GPU_LIB ""
@@ -16,6 +17,7 @@
 #define MXK_GPU_LIB_NAME "libmxk_gpu.so"
 
 static const mxk_ops *loaded;
+static void *loaded_handle, *cand_handle;
 static char loaded_path[4096];
 static char last_why[1024];
 static mxv_gpu_state last_state = MXV_GPU_NO_LIBRARY;
@@ -42,6 +44,7 @@ static const mxk_ops *try_lib(const char *path, char *why, size_t len)
         dlclose(h);
         return NULL;
     }
+    cand_handle = h;
     const mxk_ops *ops = get();
     if (!ops) {
         /* the library stays loaded: unloading a GPU runtime is unsafe */
@@ -90,6 +93,8 @@ const mxk_ops *mxv_gpu_backend(char *why, size_t whylen, mxv_gpu_state *state)
         found = 1;
         loaded = try_lib(cands[i], last_why, sizeof last_why);
         if (loaded)
+            loaded_handle = cand_handle;
+        if (loaded)
             snprintf(loaded_path, sizeof loaded_path, "%s", cands[i]);
         break;
     }
@@ -109,3 +114,43 @@ const mxk_ops *mxv_gpu_backend(char *why, size_t whylen, mxv_gpu_state *state)
 }
 
 const char *mxv_gpu_backend_path(void) { return loaded ? loaded_path : NULL; }
+
+void *mxv_gpu_slice_fn(void)
+{
+    if (!loaded_handle)
+        return NULL;
+    return dlsym(loaded_handle, MXK_GPU_SLICE_SYMBOL);
+}
+
+void *mxv_gpu_sum_fn(void)
+{
+    return loaded_handle ? dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL) : NULL;
+}
+
+int mxv_gpu_reference_enable(char *why, size_t whylen)
+{
+    char w[1024];
+    if (!mxv_gpu_backend(w, sizeof w, NULL)) {
+        snprintf(why, whylen, "--reference gpu: %s", w);
+        return -1;
+    }
+    mx_slice_provider fn;
+    *(void **)&fn = mxv_gpu_slice_fn();
+    if (!fn) {
+        snprintf(why, whylen,
+                 "--reference gpu: the GPU library %s has no %s (rebuild it)",
+                 loaded_path, MXK_GPU_SLICE_SYMBOL);
+        return -1;
+    }
+    mx_gemm_set_slice_provider(fn, NULL);
+    mx_sum_provider sf;
+    *(void **)&sf = dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL);
+    mx_gemm_set_sum_provider(sf, NULL); /* NULL: slices only */
+    return 0;
+}
+
+void mxv_gpu_reference_disable(void)
+{
+    mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
+}

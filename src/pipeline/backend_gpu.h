@@ -31,4 +31,19 @@ const mxk_ops *mxv_gpu_backend(char *why, size_t whylen, mxv_gpu_state *state);
 /* The library loaded by the first successful mxv_gpu_backend(), or NULL. */
 const char *mxv_gpu_backend_path(void);
 
+/* --reference gpu: loads the backend (as above) and sets its
+ * mxk_gpu_slice_dgemm as the exact engine's slice provider
+ * (mx_gemm_set_slice_provider, docs/reference.md) and, where the library
+ * has it, mxk_gpu_exact_sum as its sum provider (mx_gemm_set_sum_provider:
+ * exact-only calls summed on the device): 0, or -1 with why (and
+ * the CPU reference left in place).  mxv_gpu_reference_disable restores
+ * the CPU. */
+#define MXK_GPU_SLICE_SYMBOL "mxk_gpu_slice_dgemm"
+#define MXK_GPU_SUM_SYMBOL "mxk_gpu_exact_sum"
+int mxv_gpu_reference_enable(char *why, size_t whylen);
+void mxv_gpu_reference_disable(void);
+/* The providers themselves (NULL without a loaded library that has them). */
+void *mxv_gpu_slice_fn(void);
+void *mxv_gpu_sum_fn(void);
+
 #endif

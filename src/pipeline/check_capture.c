@@ -11,9 +11,6 @@
 #include "check_capture.h"
 #include "stages.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
 typedef mxv_check_result results;
 
 /* Is m a model measured bit for bit on a device (mxref/blockfma.h)? */
@@ -54,18 +51,18 @@ static mxv_st_status gemm_eval(const mxv_capture *c, const gemm_cap *g,
 {
     uint64_t R = g->R, N = g->N, K = g->K;
     mxv_st_status st = MXV_ST_OK;
-    int32_t *idx = malloc(nz(R) * sizeof *idx);
-    float *wrow = malloc(nz(R) * sizeof *wrow);
-    size_t *dst = malloc(nz(R) * sizeof *dst);
+    int32_t *idx = malloc(mx_nz(R) * sizeof *idx);
+    float *wrow = malloc(mx_nz(R) * sizeof *wrow);
+    size_t *dst = malloc(mx_nz(R) * sizeof *dst);
     if (!idx || !wrow || !dst)
         st = mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory");
-    memset(ex, 0, nz(R * N) * sizeof *ex);
-    memset(bd, 0, nz(R * N) * sizeof *bd);
-    memset(mo, 0, nz(R * N) * sizeof *mo);
+    memset(ex, 0, mx_nz(R * N) * sizeof *ex);
+    memset(bd, 0, mx_nz(R * N) * sizeof *bd);
+    memset(mo, 0, mx_nz(R * N) * sizeof *mo);
     if (macc)
-        memset(macc, 0, nz(R * N) * sizeof *macc);
+        memset(macc, 0, mx_nz(R * N) * sizeof *macc);
     if (bacc)
-        memset(bacc, 0, nz(R * N) * sizeof *bacc);
+        memset(bacc, 0, mx_nz(R * N) * sizeof *bacc);
     for (uint64_t e = 0; e < g->E && st == MXV_ST_OK; e++) {
         int32_t id = g->gids ? g->gids[e] : (int32_t)e;
         size_t M = 0;
@@ -137,10 +134,10 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const void *outp,
     double work = (double)n * (double)(g->K / 32);
     const uint16_t *out = outp;
     const float *outf = outp;
-    double *ex = malloc(nz(n) * sizeof *ex), *bd = malloc(nz(n) * sizeof *bd);
-    uint16_t *mo = malloc(nz(n) * sizeof *mo);
-    float *ma = f32 ? malloc(nz(n) * sizeof *ma) : NULL;
-    double *ba = f32 ? malloc(nz(n) * sizeof *ba) : NULL;
+    double *ex = malloc(mx_nz(n) * sizeof *ex), *bd = malloc(mx_nz(n) * sizeof *bd);
+    uint16_t *mo = malloc(mx_nz(n) * sizeof *mo);
+    float *ma = f32 ? malloc(mx_nz(n) * sizeof *ma) : NULL;
+    double *ba = f32 ? malloc(mx_nz(n) * sizeof *ba) : NULL;
     const char *names[64];
     size_t nn = 0;
     names[nn++] = "fp32-group";
@@ -303,18 +300,18 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
     if (c->experts)
         n_total = c->experts;
     if (plain) {
-        ids = calloc(nz(R), sizeof *ids); /* every row to expert 0 */
+        ids = calloc(mx_nz(R), sizeof *ids); /* every row to expert 0 */
         if (!ids)
             TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     } else {
         TRY(mxv_capture_topk(c, tid, n_total, &ids, err));
     }
 
-    ex = calloc(nz(R * N), sizeof *ex);
-    bd = calloc(nz(R * N), sizeof *bd);
-    mo = calloc(nz(R * N), sizeof *mo);
-    ma = f32 ? calloc(nz(R * N), sizeof *ma) : NULL;
-    ba = f32 ? calloc(nz(R * N), sizeof *ba) : NULL;
+    ex = calloc(mx_nz(R * N), sizeof *ex);
+    bd = calloc(mx_nz(R * N), sizeof *bd);
+    mo = calloc(mx_nz(R * N), sizeof *mo);
+    ma = f32 ? calloc(mx_nz(R * N), sizeof *ma) : NULL;
+    ba = f32 ? calloc(mx_nz(R * N), sizeof *ba) : NULL;
     if (!ex || !bd || !mo || (f32 && (!ma || !ba)))
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     gemm_cap gc = {fe, mx, ta, tas, tb, tbs, tw, ids, gids, E, N, K, k, R};
@@ -375,8 +372,8 @@ static mxv_st_status check_mx_quant(const mxv_capture *c, results *res,
     mx_quant_params p = c->rule == MX_SCALE_OCP ? mx_quant_ocp(c->elem)
                         : c->rule == MX_SCALE_RCEIL ? mx_quant_rceil(c->elem, c->rceil_max)
                                                     : mx_quant_production(c->elem);
-    q = malloc(nz(rows * K));
-    s = malloc(nz(rows * K / 32));
+    q = malloc(mx_nz(rows * K));
+    s = malloc(mx_nz(rows * K / 32));
     if (!q || !s)
         TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
     mx_status ms = tx->dtype == MXV_ST_F32

@@ -236,7 +236,7 @@ void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
 {
     init(j, name, 0, n, cols);
     j->info_only = 1;
-    double *ov = malloc((n ? n : 1) * sizeof *ov);
+    double *ov = malloc(mx_nz(n) * sizeof *ov);
     if (!ov) {
         j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
         return;
@@ -447,7 +447,7 @@ void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
         val[c] = mx_decode_double(f, (uint32_t)c);
         pw[c] = mx_e8m0_decode_spec((uint8_t)c);
     }
-    double *a = malloc((n ? n : 1) * sizeof *a), *b = malloc((n ? n : 1) * sizeof *b);
+    double *a = malloc(mx_nz(n) * sizeof *a), *b = malloc(mx_nz(n) * sizeof *b);
     if (a && b) {
         size_t K = cols, N = packed_rows ? packed_rows : 1;
         for (size_t i = 0; i < n; i++) {

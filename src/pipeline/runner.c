@@ -16,9 +16,6 @@
 #include "runner.h"
 #include "stages.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
 typedef struct {
     const mxv_case_def *cd;
     const mxv_runner *r;
@@ -97,8 +94,8 @@ static void run_mx_quant(ctx *x, const mx_case *c, const mx_moe_result *ref)
 {
     size_t T = c->T, H = c->shape.H;
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
-    uint8_t *q = malloc(nz(T * H)), *s = malloc(nz(T * H / 32));
-    uint8_t *q2 = cpu ? malloc(nz(T * H)) : NULL, *s2 = cpu ? malloc(nz(T * H / 32)) : NULL;
+    uint8_t *q = malloc(mx_nz(T * H)), *s = malloc(mx_nz(T * H / 32));
+    uint8_t *q2 = cpu ? malloc(mx_nz(T * H)) : NULL, *s2 = cpu ? malloc(mx_nz(T * H / 32)) : NULL;
     mxk_quant_args a = {c->x, q, s, (int)T, (int)H, MXK_FP8_E4M3FNUZ, x->r->mutant};
     double ms = 0;
     mxk_status st = ops->mx_quant(&a, &ms);
@@ -156,7 +153,7 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
     size_t H = s->H, I = s->inter;
     memset(e, 0, sizeof *e);
     e->map = malloc(s->E * sizeof *e->map);
-    e->local = malloc(nz(s->E_local) * sizeof *e->local);
+    e->local = malloc(mx_nz(s->E_local) * sizeof *e->local);
     if (!e->map || !e->local)
         return -1;
     for (size_t g = 0; g < s->E; g++)
@@ -167,10 +164,10 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
             e->local[e->n++] = le;
         }
     size_t n = e->n, n13 = 2 * I * H, n2 = H * I;
-    e->w13 = malloc(nz(n * n13));
-    e->w13s = malloc(nz(n * n13 / 32));
-    e->w2 = malloc(nz(n * n2));
-    e->w2s = malloc(nz(n * n2 / 32));
+    e->w13 = malloc(mx_nz(n * n13));
+    e->w13s = malloc(mx_nz(n * n13 / 32));
+    e->w2 = malloc(mx_nz(n * n2));
+    e->w2s = malloc(mx_nz(n * n2 / 32));
     if (!e->w13 || !e->w13s || !e->w2 || !e->w2s)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -181,11 +178,11 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
         memcpy(e->w2s + i * n2 / 32, c->w2_s[le], n2 / 32);
     }
     if (w8a8) {
-        e->q13 = malloc(nz(n * n13));
-        e->q2 = malloc(nz(n * n2));
-        uint8_t *r13 = malloc(nz(n * n13 / 32)), *r2 = malloc(nz(n * n2 / 32));
-        e->s13p = malloc(nz(n * n13 / 32));
-        e->s2p = malloc(nz(n * n2 / 32));
+        e->q13 = malloc(mx_nz(n * n13));
+        e->q2 = malloc(mx_nz(n * n2));
+        uint8_t *r13 = malloc(mx_nz(n * n13 / 32)), *r2 = malloc(mx_nz(n * n2 / 32));
+        e->s13p = malloc(mx_nz(n * n13 / 32));
+        e->s2p = malloc(mx_nz(n * n2 / 32));
         size_t bad;
         int ok = e->q13 && e->q2 && r13 && r2 && e->s13p && e->s2p &&
                  mx_fn_to_fnuz_mx(e->w13, n * n13, e->w13s, n * n13 / 32, 32, e->q13,
@@ -200,8 +197,8 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
         free(r2);
         return ok ? 0 : -1;
     }
-    e->b13 = malloc(nz(n * n13) * sizeof *e->b13);
-    e->b2 = malloc(nz(n * n2) * sizeof *e->b2);
+    e->b13 = malloc(mx_nz(n * n13) * sizeof *e->b13);
+    e->b2 = malloc(mx_nz(n * n2) * sizeof *e->b2);
     if (!e->b13 || !e->b2)
         return -1;
     mx_dequant_bf16(MX_E4M3FN, e->w13, e->w13s, n * 2 * I, H, e->b13);
@@ -216,8 +213,8 @@ static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
 {
     size_t n = e->n, N = rows_per_expert, tot = n * N * K;
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
-    uint8_t *oq = malloc(nz(tot)), *os = malloc(nz(tot / 32));
-    uint8_t *cq = cpu ? malloc(nz(tot)) : NULL, *cs = cpu ? malloc(nz(tot / 32)) : NULL;
+    uint8_t *oq = malloc(mx_nz(tot)), *os = malloc(mx_nz(tot / 32));
+    uint8_t *cq = cpu ? malloc(mx_nz(tot)) : NULL, *cs = cpu ? malloc(mx_nz(tot / 32)) : NULL;
     int64_t bad = 0;
     mxk_fnuz_args a = {vals, scales, oq, os, (int)n, (int)N, (int)K, 1, &bad,
                        x->r->mutant};
@@ -234,7 +231,7 @@ static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
             cpu->fn_to_fnuz(&b, NULL);
         }
         /* one verdict over values and packed scales */
-        uint8_t *got = malloc(nz(tot + tot / 32)), *want = malloc(nz(tot + tot / 32));
+        uint8_t *got = malloc(mx_nz(tot + tot / 32)), *want = malloc(mx_nz(tot + tot / 32));
         if (got && want) {
             memcpy(got, oq, tot);
             memcpy(got + tot, os, tot / 32);
@@ -356,8 +353,8 @@ static void run_mxfp8_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
     const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t R = (size_t)route->tokens * (size_t)route->topk;
-    uint16_t *out = calloc(nz(R * N), sizeof *out);
-    uint16_t *cout = cpu ? calloc(nz(R * N), sizeof *cout) : NULL;
+    uint16_t *out = calloc(mx_nz(R * N), sizeof *out);
+    uint16_t *cout = cpu ? calloc(mx_nz(R * N), sizeof *cout) : NULL;
     mxk_mxfp8_gemm_args g = {*route, a, as, b, bs, 1, (int)nexp, (int)N, (int)K,
                              MXK_FP8_E4M3FNUZ, MXK_E8M0_PRODUCTION, MXK_PATH_AUTO, out,
                              x->r->mutant};
@@ -384,8 +381,8 @@ static void run_bf16_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
     const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t R = (size_t)route->tokens * (size_t)route->topk;
-    uint16_t *out = calloc(nz(R * N), sizeof *out);
-    uint16_t *cout = cpu ? calloc(nz(R * N), sizeof *cout) : NULL;
+    uint16_t *out = calloc(mx_nz(R * N), sizeof *out);
+    uint16_t *cout = cpu ? calloc(mx_nz(R * N), sizeof *cout) : NULL;
     mxk_bf16_gemm_args g = {*route, a, b, (int)nexp, (int)N, (int)K, MXK_PATH_AUTO,
                             out, x->r->mutant};
     double ms = 0;
@@ -408,9 +405,9 @@ static void run_swiglu(ctx *x, const mx_case *c, const mx_moe_result *ref)
 {
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t Tk = c->T * (size_t)c->shape.topk, I = c->shape.inter;
-    uint8_t *q = malloc(nz(Tk * I)), *s = malloc(nz(Tk * I / 32));
-    uint8_t *q2 = cpu ? malloc(nz(Tk * I)) : NULL, *s2 = cpu ? malloc(nz(Tk * I / 32)) : NULL;
-    float *act = malloc(nz(Tk * I) * sizeof *act);
+    uint8_t *q = malloc(mx_nz(Tk * I)), *s = malloc(mx_nz(Tk * I / 32));
+    uint8_t *q2 = cpu ? malloc(mx_nz(Tk * I)) : NULL, *s2 = cpu ? malloc(mx_nz(Tk * I / 32)) : NULL;
+    float *act = malloc(mx_nz(Tk * I) * sizeof *act);
     mxk_swiglu_args a = {ref->g1.model, q, s, act, (int)Tk, (int)I, MXK_FP8_E4M3FNUZ,
                          x->r->mutant};
     double ms = 0;
@@ -446,8 +443,8 @@ static void run_moe_sum(ctx *x, const mx_case *c, const mx_moe_result *ref, int 
     const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
     size_t T = c->T, k = (size_t)c->shape.topk, H = c->shape.H;
     mxv_stage_id id = fp32 ? MXV_STAGE_ROUTED_FP32 : MXV_STAGE_ROUTED;
-    uint16_t *out = malloc(nz(T * H) * sizeof *out);
-    uint16_t *cout = cpu ? malloc(nz(T * H) * sizeof *cout) : NULL;
+    uint16_t *out = malloc(mx_nz(T * H) * sizeof *out);
+    uint16_t *cout = cpu ? malloc(mx_nz(T * H) * sizeof *cout) : NULL;
     mxk_sum_args a = {ref->y.model, out, (int)T, (int)k, (int)H, fp32, x->r->mutant};
     double ms = 0;
     mxk_status st = ops->moe_sum(&a, &ms);
@@ -481,13 +478,13 @@ static void run_chain(ctx *x, const mx_case *c, const mx_moe_result *ref,
     int mut = x->r->mutant;
     size_t T = c->T, k = (size_t)c->shape.topk, H = c->shape.H, I = c->shape.inter;
     size_t Tk = T * k, n = e->n;
-    uint8_t *xq = malloc(nz(T * H)), *xs = malloc(nz(T * H / 32));
-    uint8_t *q13 = malloc(nz(n * 2 * I * H)), *s13 = malloc(nz(n * 2 * I * H / 32));
-    uint8_t *q2 = malloc(nz(n * H * I)), *s2 = malloc(nz(n * H * I / 32));
-    uint16_t *g1 = calloc(nz(Tk * 2 * I), sizeof *g1), *y = calloc(nz(Tk * H), sizeof *y);
-    uint16_t *a16 = malloc(nz(Tk * I) * sizeof *a16), *out = malloc(nz(T * H) * sizeof *out);
-    uint8_t *aq = malloc(nz(Tk * I)), *as = malloc(nz(Tk * I / 32));
-    double *act = malloc(nz(Tk * I) * sizeof *act);
+    uint8_t *xq = malloc(mx_nz(T * H)), *xs = malloc(mx_nz(T * H / 32));
+    uint8_t *q13 = malloc(mx_nz(n * 2 * I * H)), *s13 = malloc(mx_nz(n * 2 * I * H / 32));
+    uint8_t *q2 = malloc(mx_nz(n * H * I)), *s2 = malloc(mx_nz(n * H * I / 32));
+    uint16_t *g1 = calloc(mx_nz(Tk * 2 * I), sizeof *g1), *y = calloc(mx_nz(Tk * H), sizeof *y);
+    uint16_t *a16 = malloc(mx_nz(Tk * I) * sizeof *a16), *out = malloc(mx_nz(T * H) * sizeof *out);
+    uint8_t *aq = malloc(mx_nz(Tk * I)), *as = malloc(mx_nz(Tk * I / 32));
+    double *act = malloc(mx_nz(Tk * I) * sizeof *act);
     size_t cap_r = (size_t)mxk_align_max_rows((int)T, (int)k, (int)c->shape.E, r1->block_m);
     size_t cap_b = (size_t)mxk_align_max_blocks((int)T, (int)k, (int)c->shape.E, r1->block_m);
     int32_t *sorted = malloc(cap_r * sizeof *sorted), *blocks = malloc(cap_b * sizeof *blocks);
@@ -680,8 +677,8 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     const uint8_t *a2q = w8a8 ? ref.actq.q : NULL, *a2s = w8a8 ? ref.actq.s : NULL;
     if (zscale && w8a8) {
         size_t H0 = c.shape.H, I0 = c.shape.inter, k0 = (size_t)c.shape.topk;
-        zx = malloc(nz(c.T * H0 / 32));
-        za = malloc(nz(c.T * k0 * I0 / 32));
+        zx = malloc(mx_nz(c.T * H0 / 32));
+        za = malloc(mx_nz(c.T * k0 * I0 / 32));
         mx_moe_given gv;
         memset(&gv, 0, sizeof gv);
         if (!zx || !za) {
@@ -741,8 +738,8 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
     if (w8a8) {
         run_mx_quant(&x, &c, &ref);
         /* the reference's normalized weights, rows layout for the bytes */
-        uint8_t *q13 = malloc(nz(e.n * 2 * I * H)), *r13 = malloc(nz(e.n * 2 * I * H / 32));
-        uint8_t *q2 = malloc(nz(e.n * H * I)), *r2 = malloc(nz(e.n * H * I / 32));
+        uint8_t *q13 = malloc(mx_nz(e.n * 2 * I * H)), *r13 = malloc(mx_nz(e.n * 2 * I * H / 32));
+        uint8_t *q2 = malloc(mx_nz(e.n * H * I)), *r2 = malloc(mx_nz(e.n * H * I / 32));
         size_t bi;
         if (q13 && r13 && q2 && r2 &&
             mx_fn_to_fnuz_mx(e.w13, e.n * 2 * I * H, e.w13s, e.n * 2 * I * H / 32, 32,

@@ -5,9 +5,6 @@
 #include "mxref/format.h"
 #include "stages.h"
 
-/* Allocation size for n items: malloc(0) may return NULL. */
-static size_t nz(size_t n) { return n ? n : 1; }
-
 /* ---- producers ---------------------------------------------------------- */
 
 /* A reference the caller computed. */
@@ -80,7 +77,7 @@ static int actq(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     const mx_moe_result *ref = s->ref;
     size_t n = s->T * s->k * s->I;
     const uint8_t *q = out, *ks = s->out_scale;
-    uint8_t *alt = malloc(nz(n));
+    uint8_t *alt = malloc(mx_nz(n));
     if (!alt)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -108,7 +105,7 @@ static int act(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     /* the exact act from the reference's GEMM1 output, and the FP32
      * evaluation bound (the accuracy of the kernel's sigmoid) */
     size_t n = s->T * s->k * s->I;
-    double *ax = malloc(nz(n) * sizeof *ax), *ab = malloc(nz(n) * sizeof *ab);
+    double *ax = malloc(mx_nz(n) * sizeof *ax), *ab = malloc(mx_nz(n) * sizeof *ab);
     r->owned[0] = ax;
     r->owned[1] = ab;
     if (!ax || !ab)
@@ -149,7 +146,7 @@ static int routed_fp32(const mxv_stage_src *s, const void *out, mxv_stage_ref *r
      * outputs, rounded to BF16 once */
     size_t T = s->T, k = s->k, H = s->H;
     const uint16_t *ym = s->ref->y.model;
-    uint16_t *want = malloc(nz(T * H) * sizeof *want);
+    uint16_t *want = malloc(mx_nz(T * H) * sizeof *want);
     if (!want)
         return -1;
     for (size_t t = 0; t < T; t++)
@@ -185,7 +182,7 @@ static int e2e(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     /* the exact sum of the reference chain's GEMM2 values; no bound:
      * drift is not a verdict */
     size_t T = s->T, k = s->k, H = s->H;
-    double *want = malloc(nz(T * H) * sizeof *want), *bd = malloc(nz(T * H) * sizeof *bd);
+    double *want = malloc(mx_nz(T * H) * sizeof *want), *bd = malloc(mx_nz(T * H) * sizeof *bd);
     r->owned[0] = want;
     r->owned[1] = bd;
     if (!want || !bd)

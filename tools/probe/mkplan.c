@@ -3,7 +3,7 @@
  * it probes.
  *
  * Usage: mkplan OUTDIR
- * Files plan_<fa>_<fb>_k<k>.bin in the format of src/probe_io.h
+ * Files plan_<fa>_<fb>_k<k>.bin in the format of src/lib/probe_io.h
  * (mxv_plan_write, also used by `mxverify probe --gpu`).
  */
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * the GPU machine.  Shared by fit.c and mkgolden.c (one translation unit
  * each; everything static).
  *
- * The file format and its reader: src/probe_io.h (mxv_mxtd_read); VAR is
+ * The file format and its reader: src/lib/probe_io.h (mxv_mxtd_read); VAR is
  * its table of tc_probe's instruction variants.
  */
 #ifndef MXV_MXTD_H

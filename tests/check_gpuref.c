@@ -1,0 +1,314 @@
+/* check_gpuref.c -- `--reference gpu`: the exact reference's group partials
+ * computed by the GPU library (kernels/gpu_slice.hip) against the CPU
+ * engine, bit for bit.
+ *
+ * Loads libmxk_gpu.so as mxverify does (MXVERIFY_GPU_LIB, the build tree,
+ * pkglibdir); without a library or device it prints why and exits 77; a
+ * library without the slice entry point, or that fails on the device,
+ * fails.  make check runs it on the host-thread emulation of the HIP
+ * sources (tests/libmxk_emu.so, tests/kernels_emu.test); on a GPU machine
+ * it runs the real device code (docs/reference.md).
+ *
+ *  1. Every case of the suite (default: "default") runs twice on the CPU
+ *     backend: with the CPU reference (fused kernels, BLAS) and with the
+ *     GPU slice provider.  While the provider is set, EVERY slice block the
+ *     device returns is compared bit for bit with the CPU's BLAS on the
+ *     same operands (any difference fails), the number of calls that fell
+ *     back to the CPU must be 0, and the two runs' rows -- every metric
+ *     derived from the exact values (errors, ulps, ratios to the bounds,
+ *     histograms, first bad elements) -- must be equal.
+ *  2. --time T: the dense GEMM1 (4T x 768 x 6144) and GEMM2 (4T x 6144 x
+ *     384) shapes of a MiniMax-M3 TP8 layer of T tokens (top-4), MXFP8
+ *     E4M3FN with random E8M0 scales: exact values only, CPU reference
+ *     (--jobs threads) against the GPU (the whole exact sum on the device:
+ *     mxk_gpu_exact_sum, mx_gemm_set_sum_provider), every element compared
+ *     bitwise, both times printed; the device sum must have taken calls.
+ *
+ * usage: check_gpuref [--suite NAME] [--case NAME] [--time T] [--jobs N]
+ *                     [--dense M,N,K]
+ *                     [--no-suite] [--no-blas-check]
+ *   --case: only this case of the suite; --jobs: the reference's threads
+ *   (mx_pool_set_threads; default 1); --no-blas-check: the suite's rows
+ *   only (no per-block BLAS comparison: times the GPU reference run);
+ *   --dense M,N,K: one dense shape as in 2.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_cblas.h>
+#include "backend_gpu.h"
+#include "runner.h"
+#include "mxref/gemm.h"
+#include "mxref/pool.h"
+
+static mx_slice_provider gpu_fn;
+static mx_sum_provider sum_fn; /* the device's whole exact sum */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long calls, mism_calls, fail_calls;
+static unsigned long long elems, mism_elems;
+static int compare_on = 1;
+
+/* The GPU's blocks, each checked against BLAS on the same operands. */
+static int checking(void *ctx, size_t M, size_t N, size_t K, const double *a,
+                    const double *b, size_t g0, size_t ng, double *P)
+{
+    int rc = gpu_fn(ctx, M, N, K, a, b, g0, ng, P);
+    if (rc != 0) {
+        pthread_mutex_lock(&mu);
+        fail_calls++;
+        pthread_mutex_unlock(&mu);
+        return rc;
+    }
+    if (!compare_on) {
+        pthread_mutex_lock(&mu);
+        calls++;
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    double *C = malloc(M * N * sizeof *C);
+    unsigned long long bad = 0;
+    for (size_t j = 0; j < ng && C; j++) {
+        size_t k0 = (g0 + j) * 32, len = K - k0 < 32 ? K - k0 : 32;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N,
+                    (int)len, 1.0, a + k0, (int)K, b + k0, (int)K, 0.0, C,
+                    (int)N);
+        for (size_t i = 0; i < M * N; i++)
+            bad += memcmp(&C[i], &P[j * M * N + i], sizeof(double)) != 0;
+    }
+    pthread_mutex_lock(&mu);
+    calls++;
+    elems += (unsigned long long)ng * M * N;
+    mism_elems += bad;
+    mism_calls += bad != 0 || !C;
+    pthread_mutex_unlock(&mu);
+    free(C);
+    return 0;
+}
+
+static int same_judge(const mxv_judge *x, const mxv_judge *y)
+{
+    if (strcmp(x->name ? x->name : "", y->name ? y->name : "") ||
+        x->by_bytes != y->by_bytes || x->n != y->n || x->outside != y->outside ||
+        x->cls_bound != y->cls_bound || x->cls_ovf_edge != y->cls_ovf_edge ||
+        x->cls_model_special != y->cls_model_special ||
+        x->cls_bound_inf != y->cls_bound_inf ||
+        x->cls_exact_special != y->cls_exact_special ||
+        x->bound_not_exact != y->bound_not_exact || x->bit_exact != y->bit_exact ||
+        x->ambiguous != y->ambiguous || x->nbad != y->nbad ||
+        x->allclose != y->allclose)
+        return 0;
+    /* bitwise, NaN-safe */
+    if (memcmp(&x->max_ratio, &y->max_ratio, sizeof x->max_ratio) ||
+        memcmp(&x->max_ulp, &y->max_ulp, sizeof x->max_ulp) ||
+        memcmp(&x->rel_l2, &y->rel_l2, sizeof x->rel_l2) ||
+        memcmp(&x->sqnr_db, &y->sqnr_db, sizeof x->sqnr_db) ||
+        memcmp(&x->aiter_mismatch, &y->aiter_mismatch, sizeof x->aiter_mismatch) ||
+        memcmp(x->hist, y->hist, sizeof x->hist))
+        return 0;
+    for (size_t i = 0; i < x->nbad && i < MXV_JUDGE_FIRST; i++)
+        if (x->bad[i].index != y->bad[i].index ||
+            memcmp(&x->bad[i].out, &y->bad[i].out, sizeof(double)) ||
+            memcmp(&x->bad[i].exact, &y->bad[i].exact, sizeof(double)) ||
+            memcmp(&x->bad[i].bound, &y->bad[i].bound, sizeof(double)))
+            return 0;
+    return 1;
+}
+
+static int run_suite(const char *suite, const char *only)
+{
+    mxv_runner r;
+    const char *device;
+    if (mxv_runner_backend("cpu", &r, &device) != 0)
+        return 1;
+    mxv_rows A = {NULL, 0, 0}, B = {NULL, 0, 0};
+    double t0 = mxv_now();
+    mx_gemm_set_slice_provider(NULL, NULL);
+    if (mxv_run_suite(suite, only, &r, &A, 0) != 0)
+        return 1;
+    double t1 = mxv_now();
+    mx_gemm_set_slice_provider(checking, NULL);
+    int rc = mxv_run_suite(suite, only, &r, &B, 0);
+    mx_gemm_set_slice_provider(NULL, NULL);
+    double t2 = mxv_now();
+    if (rc != 0)
+        return 1;
+    int fails = 0;
+    if (A.n != B.n) {
+        printf("FAIL: %zu rows with the CPU reference, %zu with the GPU one\n", A.n, B.n);
+        fails++;
+    }
+    for (size_t i = 0; i < A.n && i < B.n; i++) {
+        const mxv_row *x = &A.rows[i], *y = &B.rows[i];
+        int same = !strcmp(x->case_name, y->case_name) && !strcmp(x->kernel, y->kernel) &&
+                   x->bit_exact == y->bit_exact && x->error == y->error &&
+                   x->not_device == y->not_device && !strcmp(x->message, y->message) &&
+                   same_judge(&x->j, &y->j);
+        if (!same) {
+            printf("FAIL: row %zu (%s %s) differs between the CPU and GPU reference\n",
+                   i, x->case_name, x->kernel);
+            fails++;
+        }
+    }
+    printf("suite %s%s%s: %zu rows equal: %s; %lu provider calls, %llu partials "
+           "compared, %llu differ (%lu calls), %lu fell back to the CPU; "
+           "CPU reference run %.2f s, GPU reference run%s %.2f s\n",
+           suite, only ? " case " : "", only ? only : "", A.n, fails ? "no" : "yes", calls, elems, mism_elems, mism_calls,
+           fail_calls, t1 - t0,
+           compare_on ? " (with the BLAS cross-check)" : "", t2 - t1);
+    if (!compare_on)
+        printf("(no per-block BLAS comparison: --no-blas-check)\n");
+    if (calls == 0) {
+        printf("FAIL: the provider was never called\n");
+        fails++;
+    }
+    if (mism_elems || mism_calls || fail_calls)
+        fails++;
+    mxv_rows_free(&A);
+    mxv_rows_free(&B);
+    return fails != 0;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Random E4M3FN codes (no NaN: 0x7f / 0xff) and scales 2^(-8..7). */
+static void fill(uint8_t *c, uint8_t *s, size_t rows, size_t K)
+{
+    for (size_t i = 0; i < rows * K; i++) {
+        uint8_t v = (uint8_t)next();
+        c[i] = (v & 0x7f) == 0x7f ? 0x3f : v;
+    }
+    for (size_t i = 0; i < rows * (K / 32); i++)
+        s[i] = (uint8_t)(127 - 8 + next() % 16);
+}
+
+static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FN);
+    uint8_t *ca = malloc(M * K), *cb = malloc(N * K);
+    uint8_t *sa = malloc(M * K / 32), *sb = malloc(N * K / 32);
+    double *e1 = malloc(M * N * sizeof *e1), *e2 = malloc(M * N * sizeof *e2);
+    if (!ca || !cb || !sa || !sb || !e1 || !e2)
+        return 1;
+    fill(ca, sa, M, K);
+    fill(cb, sb, N, K);
+    mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
+    mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
+    mx_gemm_spec s;
+    memset(&s, 0, sizeof s);
+    s.decode = MX_E8M0_SPEC;
+    mx_gemm_out o1, o2;
+    memset(&o1, 0, sizeof o1);
+    memset(&o2, 0, sizeof o2);
+    o1.exact = e1;
+    o2.exact = e2;
+    mx_gemm_set_slice_provider(NULL, NULL);
+    double t0 = mxv_now();
+    int st1 = mx_gemm(&s, &A, &B, &o1, NULL);
+    double t1 = mxv_now();
+    int was = compare_on;
+    unsigned long c0 = calls;
+    compare_on = 0; /* timing: the device alone */
+    mx_gemm_set_slice_provider(checking, NULL);
+    unsigned long f0 = fail_calls, s0 = mx_gemm_sum_count();
+    mx_gemm_set_sum_provider(sum_fn, NULL);
+    int st2 = mx_gemm(&s, &A, &B, &o2, NULL);
+    double t2 = mxv_now();
+    mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
+    unsigned long nsum = mx_gemm_sum_count() - s0;
+    compare_on = was;
+    size_t diff = 0;
+    for (size_t i = 0; i < M * N; i++)
+        diff += memcmp(&e1[i], &e2[i], sizeof(double)) != 0;
+    *tc = t1 - t0;
+    *tg = t2 - t1;
+    printf("  %zu x %zu x %zu: CPU %.3f s, GPU %.3f s, %zu of %zu exact values "
+           "differ; %lu calls summed on the device, %lu slice calls, %lu fallbacks\n",
+           M, N, K, *tc, *tg, diff, M * N, nsum, calls - c0, fail_calls - f0);
+    free(ca);
+    free(cb);
+    free(sa);
+    free(sb);
+    free(e1);
+    free(e2);
+    return st1 != MX_OK || st2 != MX_OK || diff != 0 || fail_calls != f0 ||
+           (sum_fn && nsum == 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *suite = "default", *only = NULL;
+    long T = 0;
+    size_t dM = 0, dN = 0, dK = 0;
+    int do_suite = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--suite") && i + 1 < argc)
+            suite = argv[++i];
+        else if (!strcmp(argv[i], "--time") && i + 1 < argc)
+            T = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
+            mx_pool_set_threads(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--dense") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%zu,%zu,%zu", &dM, &dN, &dK) != 3 || !dM || !dN ||
+                !dK || dK % 32) {
+                fprintf(stderr, "--dense M,N,K (K a multiple of 32)\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--no-blas-check"))
+            compare_on = 0;
+        else if (!strcmp(argv[i], "--no-suite"))
+            do_suite = 0;
+        else {
+            fprintf(stderr, "usage: check_gpuref [--suite NAME] [--case NAME] [--time T] "
+                            "[--jobs N] [--no-suite] [--no-blas-check] [--dense M,N,K]\n");
+            return 2;
+        }
+    }
+    char why[1024];
+    mxv_gpu_state st;
+    if (!mxv_gpu_backend(why, sizeof why, &st)) {
+        printf("%s: %s\n", st == MXV_GPU_BROKEN ? "FAIL" : "SKIP", why);
+        return st == MXV_GPU_BROKEN ? 1 : 77;
+    }
+    *(void **)&gpu_fn = mxv_gpu_slice_fn();
+    if (!gpu_fn) {
+        printf("FAIL: %s has no %s\n", mxv_gpu_backend_path(), MXK_GPU_SLICE_SYMBOL);
+        return 1;
+    }
+    *(void **)&sum_fn = mxv_gpu_sum_fn();
+    if (!sum_fn) {
+        printf("FAIL: %s has no %s\n", mxv_gpu_backend_path(), MXK_GPU_SUM_SYMBOL);
+        return 1;
+    }
+    printf("GPU library: %s\n", mxv_gpu_backend_path());
+    int fails = 0;
+    if (do_suite)
+        fails += run_suite(suite, only);
+    if (T > 0) {
+        double c1, g1, c2, g2;
+        printf("dense shapes of a TP8 layer, %ld tokens (top-4), exact values, %d threads:\n",
+               T, mx_pool_threads());
+        fails += time_shape((size_t)T * 4, 768, 6144, &c1, &g1);
+        fails += time_shape((size_t)T * 4, 6144, 384, &c2, &g2);
+        printf("  total: CPU %.3f s, GPU reference %.3f s (%.1fx)\n", c1 + c2, g1 + g2,
+               (c1 + c2) / (g1 + g2));
+    }
+    if (dM) {
+        double c, g;
+        printf("dense shape, exact values, %d threads:\n", mx_pool_threads());
+        fails += time_shape(dM, dN, dK, &c, &g);
+    }
+    printf("%s\n", fails ? "FAIL" : "PASS");
+    return fails ? 1 : 0;
+}
