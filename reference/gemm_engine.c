@@ -183,7 +183,9 @@ mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t n = 0; n < N; n++) {
             int sx = b->sx[n * G + g];
             b_irr |= b->irr[n * G + g];
-            dB[n] = sx == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sx - b->lo[n];
+            /* all-zero rows (lo > hi: the INT_MAX marker) have P = 0 */
+            dB[n] = sx == MXG_ZERO_SCALE || b->lo[n] > b->hi[n]
+                        ? 0 : b->u[n * G + g] + sx - b->lo[n];
             scB[n] = scaled ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
             pwB[n] = mxg_pow2(b->u[n * G + g]);
             fB[n] = sx == MXG_ZERO_SCALE ? 0.0 : mxg_pow2(b->u[n * G + g] + sx);
@@ -205,14 +207,19 @@ mx_status mxg_engine_run(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t m = 0; m < M; m++) {
             int sxa = a->sx[m * G + g];
             const double *Pm = P + m * N;
-            if (sxa != MXG_ZERO_SCALE) {
+            if (sxa != MXG_ZERO_SCALE && a->lo[m] <= a->hi[m]) {
                 int dA = a->u[m * G + g] + sxa - a->lo[m];
                 unsigned __int128 *accm = ac->acc + m * N;
+                const unsigned char *slm = ac->slow + m * N;
                 /* exact: P is an integer below 2^53 and the shifted value
-                 * fits (span test); slow elements are redone below */
+                 * fits (span test); slow elements are done in GMP below,
+                 * and a zero P adds nothing (its shift may be out of
+                 * range: an all-zero column, or a group below the row's
+                 * lowest bit) */
                 for (size_t n = 0; n < N; n++)
-                    accm[n] += (unsigned __int128)(__int128)(int64_t)Pm[n]
-                               << (dA + dB[n]);
+                    if (Pm[n] != 0 && !slm[n])
+                        accm[n] += (unsigned __int128)(__int128)(int64_t)Pm[n]
+                                   << (dA + dB[n]);
             }
             /* the fp32-group model on the same partials; elements with
              * residual terms get theirs in the residual path */

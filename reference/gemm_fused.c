@@ -397,7 +397,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 if (want_sabs && xa != MXG_ZERO_SCALE)
                     tile_sabs((const double *)&Q[2 * m], fa[m * G + g], fb + g * NT,
                               qt + m * NT);
-                if (!want_exact || xa == MXG_ZERO_SCALE)
+                /* an all-zero row (loa = INT_MAX, the marker: never in
+                 * exponent arithmetic) adds nothing */
+                if (!want_exact || xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
                     continue;
                 /* zero-scale and padding lanes have p == 0 */
                 int da = ta->unit + xa - loa[m] + tb->unit;

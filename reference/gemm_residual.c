@@ -105,8 +105,11 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
             be[i * N + n] = tb->e[c];
         }
         int sb = b->sx[n * G + g];
-        fb[n] = sb == MXG_ZERO_SCALE ? INT_MIN : sb - b->lo[n];
-        db[n] = sb == MXG_ZERO_SCALE ? 0 : b->u[n * G + g] + sb - b->lo[n];
+        /* a zero scale or an all-zero row (lo = INT_MAX > hi, the marker:
+         * never in exponent arithmetic) contributes nothing */
+        int none = sb == MXG_ZERO_SCALE || b->lo[n] > b->hi[n];
+        fb[n] = none ? INT_MIN : sb - b->lo[n];
+        db[n] = none ? 0 : b->u[n * G + g] + sb - b->lo[n];
         scb[n] = scaled ? mxg_scale_f32(B, s->decode, n, g) : 1.0f;
     }
     for (size_t m = 0; ok && m < M; m++) {
@@ -126,7 +129,10 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
             const int32_t *bmk = bm + (size_t)a->res_k[j] * N;
             const int16_t *bek = be + (size_t)a->res_k[j] * N;
             for (size_t n = 0; n < N; n++) {
-                if (!bmk[n] || fb[n] == INT_MIN)
+                /* slow elements and columns with residual bits take the
+                 * per-element path below (their shifts may exceed 127) */
+                if (!bmk[n] || fb[n] == INT_MIN || ac->slow[m * N + n] ||
+                    b->irr[n * G + g])
                     continue;
                 int64_t tv = ma * bmk[n];
                 int te = ea + bek[n];

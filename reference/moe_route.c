@@ -91,6 +91,7 @@ mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
             size_t best = (size_t)j;
             for (size_t e = (size_t)j + 1; e < E; e++) {
                 size_t a = order[e], b = order[best];
+                // cppcheck-suppress arrayIndexThenCheck ; a < b breaks ties, it is no bound
                 if (score[a] > score[b] || (score[a] == score[b] && a < b))
                     best = e;
             }

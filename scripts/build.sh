@@ -8,4 +8,8 @@ venv=${MXV_VENV:-$root/.venv}
 if [ ! -f Makefile ] || [ configure -nt config.status ]; then
     ./configure -q PYTHON="$venv/bin/python" ${MXV_CONFIGURE_FLAGS:-}
 fi
-make -j"$(nproc)" -s
+if [ -n "${MXV_MAKE_CFLAGS:-}" ]; then
+    make -j"$(nproc)" -s CFLAGS="$MXV_MAKE_CFLAGS"
+else
+    make -j"$(nproc)" -s
+fi

@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="gcc g++ make autoconf automake pkg-config libgmp-dev libmpfr-dev libgsl-dev
 libopenblas-dev check libcjson-dev nettle-dev python3 python3-venv clang-19
-libamdhip64-dev xz-utils"
+libamdhip64-dev xz-utils libclang-rt-19-dev valgrind cppcheck"
 
 missing=""
 for p in $PKGS; do

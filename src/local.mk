@@ -44,6 +44,9 @@ src_lib_libmxv_a_SOURCES = \
 	src/lib/shard.c src/lib/shard.h \
 	src/lib/probe_io.c src/lib/probe_io.h \
 	src/lib/probe_describe.c src/lib/probe_describe.h \
+	src/lib/input.c src/lib/input.h \
+	src/lib/json_strict.c src/lib/json_strict.h \
+	src/lib/provenance.c src/lib/provenance.h \
 	src/lib/probe_vectors.c src/lib/probe_vectors.h \
 	$(MXV_MODEL_SOURCES)
 
@@ -61,6 +64,27 @@ src_pipeline_libmxvpipe_a_SOURCES = \
 	src/pipeline/backend_gpu.c src/pipeline/backend_gpu.h \
 	src/pipeline/probe_gpu.c src/pipeline/probe_gpu.h \
 	$(MXV_DRIFT_SOURCES)
+
+# The provenance block of reports (issue 12): src/lib/revision.h holds the
+# git revision of the source tree, rewritten only when it changes; a
+# tarball carries it in .tarball-revision.
+BUILT_SOURCES = src/lib/revision.h
+CLEANFILES += src/lib/revision.h
+src/lib/revision.h: mxv-revision-force
+	@$(MKDIR_P) src/lib
+	@rev=`cd $(srcdir) && git rev-parse --short=12 HEAD 2>/dev/null`; \
+	if test -n "$$rev"; then \
+	  (cd $(srcdir) && git diff --quiet HEAD -- 2>/dev/null) || rev="$$rev-dirty"; \
+	elif test -f $(srcdir)/.tarball-revision; then \
+	  rev=`cat $(srcdir)/.tarball-revision`; \
+	else rev=unknown; fi; \
+	echo "#define MXV_GIT_REVISION \"$$rev\"" >$@.new; \
+	if cmp -s $@ $@.new; then rm -f $@.new; else mv $@.new $@; fi
+mxv-revision-force:
+.PHONY: mxv-revision-force
+dist-hook:
+	@rev=`cd $(srcdir) && git rev-parse --short=12 HEAD 2>/dev/null || cat .tarball-revision 2>/dev/null`; \
+	echo "$${rev:-unknown}" >$(distdir)/.tarball-revision
 
 # What a program linking the layers needs, in link order (the pipeline
 # uses the I/O layer; report.c and golden.c read the pipeline's rows).

@@ -81,6 +81,35 @@ START_TEST(test_plan_basic)
 }
 END_TEST
 
+/* mx_probe_plan_count (the resource cap of .probe readers) against the
+ * plans themselves: the same count for every format pair and several k,
+ * and the refusals of mx_probe_plan_make. */
+START_TEST(test_plan_count)
+{
+    const mx_format_id ids[] = {MX_E4M3FN, MX_E5M2, MX_BF16, MX_FP16};
+    const int ks[] = {4, 16, 32, 66};
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 4; b++)
+            for (size_t q = 0; q < 4; q++) {
+                if (ks[q] == 66 && (a || b))
+                    continue; /* one large k is enough */
+                const mx_format *fa = mx_format_get(ids[a]), *fb = mx_format_get(ids[b]);
+                mx_probe_plan *p;
+                size_t n = 0;
+                ck_assert_int_eq(mx_probe_plan_make(fa, fb, ks[q], &p), MX_OK);
+                ck_assert_int_eq(mx_probe_plan_count(fa, fb, ks[q], &n), MX_OK);
+                ck_assert_msg(n == p->ncase, "%s x %s k=%d: count %zu, plan %zu",
+                              fa->name, fb->name, ks[q], n, p->ncase);
+                mx_probe_plan_free(p);
+            }
+    size_t n;
+    const mx_format *e4 = mx_format_get(MX_E4M3FN);
+    ck_assert_int_eq(mx_probe_plan_count(e4, e4, 130, &n), MX_EINVAL);
+    ck_assert_int_eq(mx_probe_plan_count(e4, e4, 5, &n), MX_EINVAL);
+    ck_assert_int_eq(mx_probe_plan_count(mx_format_get(MX_E8M0), e4, 8, &n), MX_EINVAL);
+}
+END_TEST
+
 START_TEST(test_plan_traps)
 {
     mx_probe_plan *p = (mx_probe_plan *)1;
@@ -431,6 +460,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_plan_basic);
     tcase_add_test(tc, test_plan_traps);
+    tcase_add_test(tc, test_plan_count);
     tcase_add_test(tc, test_plan_file);
     tcase_add_test(tc, test_plan_checksum);
     suite_add_tcase(s, tc);

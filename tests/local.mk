@@ -167,6 +167,12 @@ TESTS += tests/golden.test tests/gate_default.test tests/seeds.test \
 EXTRA_DIST += tests/golden.test tests/gate_default.test tests/seeds.test \
 	tests/mutants.test
 
+# Hardening (issue 12): hand-made bad inputs, the safe writer, the
+# infinite-bound false pass (fixed by issue 10), reproducible reports.
+TESTS += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
+	tests/determinism.test
+EXTRA_DIST += tests/bad_inputs.test tests/safe_write.test tests/infbound.test \
+	tests/determinism.test tests/python/make_bad_inputs.py
 # Verdict classes of the judge (every element judged; docs/bounds.md).
 check_PROGRAMS += tests/check_judge
 tests_check_judge_SOURCES = tests/check_judge.c

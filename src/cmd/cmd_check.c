@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "provenance.h"
 #include "capture.h"
 #include "check_capture.h"
 #include "case_pool.h"
@@ -125,7 +126,12 @@ int mxv_cmd_check(int argc, char **argv)
                              outs[i]);
         }
     int any_bad_input = 0, any_fail = 0;
-    cJSON *report = cJSON_CreateArray();
+    /* {"tool", "provenance", "files": [one object per capture]} */
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "tool", "mxverify check");
+    cJSON_AddItemToObject(root, "provenance",
+                          mxv_provenance_json("reference (cpu)", NULL, NULL));
+    cJSON *report = cJSON_AddArrayToObject(root, "files");
     for (int fi = 0; fi < nfiles; fi++) {
         mxv_capture c;
         mxv_st_err err;
@@ -138,7 +144,8 @@ int mxv_cmd_check(int argc, char **argv)
         if (st == MXV_ST_OK)
             st = mxv_check_capture(&c, &res, &err);
         cJSON *fo = cJSON_CreateObject();
-        cJSON_AddStringToObject(fo, "file", files[fi]);
+        char relp[4096];
+        cJSON_AddStringToObject(fo, "file", mxv_relpath(files[fi], relp, sizeof relp));
         if (st != MXV_ST_OK) {
             mxv_error(mxv_st_exit_code(st), "%s", err.msg);
             any_bad_input |= mxv_st_exit_code(st) == MXV_EXIT_BADINPUT;
@@ -152,8 +159,9 @@ int mxv_cmd_check(int argc, char **argv)
         for (size_t i = 0; i < res.n; i++)
             pass &= mxv_judge_pass(&res.j[i]);
         any_fail |= !pass;
+        /* in the order of mxv_cap_kind (src/lib/capture.h) */
         static const char *kn[] = {"mxfp8_group_gemm", "bf16_group_gemm", "mx_quant",
-                                   "moe_layer"};
+                                   "moe_layer", "mxfp8_gemm", "bf16_gemm"};
         if (!json) { /* the text report; --json prints JSON alone */
             printf("%s: %s, model %s, %s\n", files[fi], kn[c.kind], c.model.name,
                    pass ? "PASS" : "FAIL");
@@ -217,7 +225,7 @@ int mxv_cmd_check(int argc, char **argv)
         mxv_capture_close(&c);
     }
     if (rjson || json) {
-        char *s = cJSON_Print(report);
+        char *s = cJSON_Print(root);
         char werr[512] = "out of memory";
         if (!s)
             rc = mxv_error(MXV_EXIT_INTERNAL, "cannot build the JSON report: out of memory");
@@ -227,7 +235,7 @@ int mxv_cmd_check(int argc, char **argv)
             rc = mxv_error(MXV_EXIT_INTERNAL, "cannot write the report: %s", werr);
         cJSON_free(s);
     }
-    cJSON_Delete(report);
+    cJSON_Delete(root);
     free(files);
     if (rc)
         return rc;

@@ -200,8 +200,10 @@ int mxv_cmd_gate(int argc, char **argv)
     }
     printf("mxverify gate: suite %s on %s (%s, %s), model %s, golden %s\n", suite,
            r.ops->name, device, arch, mname, golden);
+    char seedstr[32];
+    snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify gate", suite, r.ops->name, device, golden, &rows, v,
-                      mxv_now() - t0, checks, nchecks};
+                      mxv_now() - t0, checks, nchecks, seedstr};
     char config[4700];
     snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu golden=%s model=%s case=%s",
              suite, r.ops->name, (unsigned long long)r.seed_offset, golden,

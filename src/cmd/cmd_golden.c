@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
 #include "commands.h"
 #include "golden.h"
@@ -68,11 +69,9 @@ int mxv_cmd_golden(int argc, char **argv)
     mxv_golden g;
     int have = mxv_golden_load(golden, &g, err, sizeof err) == 0;
     if (!have) {
-        FILE *probe = fopen(golden, "r");
-        if (probe) { /* exists but is broken: refuse to overwrite */
-            fclose(probe);
+        struct stat sb;
+        if (lstat(golden, &sb) == 0) /* exists but is broken: refuse to overwrite */
             return mxv_error(MXV_EXIT_BADINPUT, "%s", err);
-        }
         memset(&g, 0, sizeof g);
         snprintf(g.suite, sizeof g.suite, "%s", suite);
         snprintf(g.backend, sizeof g.backend, "%s", backend ? backend : "cpu");
@@ -118,16 +117,18 @@ int mxv_cmd_golden(int argc, char **argv)
     for (size_t i = 0; i < rows.n; i++) {
         const mxv_row *w = &rows.rows[i];
         if (w->error || !mxv_row_pass(w)) {
+            /* the message names the row: print it before the rows are freed */
+            rc = mxv_error(MXV_EXIT_FAIL, "golden update: %s / %s fails on its own (%s); "
+                                          "golden tolerances are only taken from a "
+                                          "correct run",
+                           w->case_name, w->kernel,
+                           w->error ? w->message
+                           : w->not_device ? "within bound, not the device's arithmetic"
+                                           : "elements outside");
             free(ne);
             mxv_golden_free(&g);
             mxv_rows_free(&rows);
-            return mxv_error(MXV_EXIT_FAIL, "golden update: %s / %s fails on its own (%s); "
-                                            "golden tolerances are only taken from a "
-                                            "correct run",
-                             w->case_name, w->kernel,
-                             w->error ? w->message
-                             : w->not_device ? "within bound, not the device's arithmetic"
-                                             : "elements outside");
+            return rc;
         }
         ne[i] = mxv_golden_from_row(w);
         const mxv_golden_entry *old =
@@ -135,13 +136,14 @@ int mxv_cmd_golden(int argc, char **argv)
         char what[160];
         if (old && mxv_golden_looser(old, &ne[i], what, sizeof what)) {
             if (!loosen) {
+                rc = mxv_error(MXV_EXIT_FAIL,
+                               "golden update: %s / %s would loosen %s; rerun with "
+                               "--allow-loosen --reason TEXT",
+                               w->case_name, w->kernel, what);
                 free(ne);
                 mxv_golden_free(&g);
                 mxv_rows_free(&rows);
-                return mxv_error(MXV_EXIT_FAIL,
-                                 "golden update: %s / %s would loosen %s; rerun with "
-                                 "--allow-loosen --reason TEXT",
-                                 w->case_name, w->kernel, what);
+                return rc;
             }
             loosened++;
         }
@@ -171,9 +173,8 @@ int mxv_cmd_golden(int argc, char **argv)
         const char *slash = strrchr(golden, '/');
         size_t dl = slash ? (size_t)(slash - golden + 1) : 0;
         snprintf(manifest, sizeof manifest, "%.*sMANIFEST", (int)dl, golden);
-        FILE *mf = fopen(manifest, "r");
-        if (mf) {
-            fclose(mf);
+        struct stat ms;
+        if (stat(manifest, &ms) == 0 && S_ISREG(ms.st_mode)) {
             if (mxv_manifest_update(manifest, golden + dl, err, sizeof err) != 0)
                 rc = mxv_error(MXV_EXIT_INTERNAL, "%s", err);
         }

@@ -150,8 +150,10 @@ int mxv_cmd_kernels(int argc, char **argv)
     mxv_runner_model_name(&r, mname, sizeof mname);
     printf("mxverify kernels: suite %s on %s (%s, %s), model %s%s\n", suite, r.ops->name,
            device, mxv_runner_arch(r.ops), mname, r.mutant ? ", with a planted bug" : "");
+    char seedstr[32];
+    snprintf(seedstr, sizeof seedstr, "%llu", (unsigned long long)r.seed_offset);
     mxv_report rep = {"mxverify kernels", suite, r.ops->name, device, NULL, &rows, v,
-                      mxv_now() - t0, NULL, 0};
+                      mxv_now() - t0, NULL, 0, seedstr};
     char config[512];
     snprintf(config, sizeof config, "suite=%s backend=%s seed=%llu mutant=%s case=%s model=%s",
              suite, r.ops->name, (unsigned long long)r.seed_offset, mutant ? mutant : "-",

@@ -22,6 +22,7 @@
 #include "probe_describe.h"
 #include "probe_gpu.h"
 #include "probe_io.h"
+#include "lib/input.h"
 #include "probe_vectors.h"
 
 #ifndef MXV_PKGLIBEXECDIR
@@ -258,8 +259,8 @@ static int load_mxtd(const char *path, mx_probe_plan **out, int *variant)
 /* 1 when the file starts with tc_probe's result magic. */
 static int is_mxtd(const char *path)
 {
-    char magic[4];
-    FILE *f = fopen(path, "rb");
+    char magic[4], err[600];
+    FILE *f = mxv_input_fopen(path, err, sizeof err);
     int yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "MXTD", 4);
     if (f)
         fclose(f);
@@ -282,8 +283,20 @@ static int load_replay(const char *path, mx_probe_plan **out)
                        "plan v%d (record them again)",
                        path, g.line_plan, g.plan, MX_PROBE_PLAN_VERSION);
     } else {
-        mx_status st = mx_probe_plan_make(g.fa, g.fb, g.k, &p);
-        if (st == MX_ENOMEM)
+        /* the declared case count against the plan's, in constant memory,
+         * before the plan (up to 300 MB for k = 128) is built */
+        size_t want = 0;
+        mx_status st = mx_probe_plan_count(g.fa, g.fb, g.k, &want);
+        if (st == MX_OK && want != g.ncase)
+            rc = mxv_error(MXV_EXIT_BADINPUT,
+                           "%s:%ld: ncase %zu, but plan v%d for %s x %s k=%d has "
+                           "%zu cases", path, g.line_ncase, g.ncase,
+                           MX_PROBE_PLAN_VERSION, g.fa->name, g.fb->name, g.k, want);
+        else if (st == MX_OK)
+            st = mx_probe_plan_make(g.fa, g.fb, g.k, &p);
+        if (rc)
+            ;
+        else if (st == MX_ENOMEM)
             rc = mxv_error(MXV_EXIT_INTERNAL, "out of memory");
         else if (st != MX_OK)
             rc = mxv_error(MXV_EXIT_BADINPUT,

@@ -290,6 +290,11 @@ static int merge(int nfiles, char **files, const char *out)
         for (size_t h = 0; h < sizeof header / sizeof header[0]; h++)
             if (str_field(r0, header[h]))
                 cJSON_AddStringToObject(merged, header[h], str_field(r0, header[h]));
+        /* the provenance of the run (versions, backend, seed: the same in
+         * every part; the command line is the first part's) */
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(r0, "provenance");
+        if (cJSON_IsObject(pv))
+            cJSON_AddItemToObject(merged, "provenance", cJSON_Duplicate(pv, 1));
         cJSON_AddNumberToObject(merged, "seconds", seconds);
         for (size_t i = 0; i < nall; i++)
             if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(all[i].item, "pass")))

@@ -6,6 +6,7 @@
 #include "mxref/pool.h"
 #include "cli.h"
 #include "commands.h"
+#include "lib/provenance.h"
 
 static const mxv_command commands[] = {
     {"formats", mxv_cmd_formats, "list formats, print code tables, encode and decode exactly"},
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
      * it); the reference's BLAS calls are many and small (one per 32-wide
      * K slice), so BLAS itself runs on one thread in each pool thread */
     mx_pool_set_threads(0);
+    mxv_provenance_init(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return MXV_EXIT_USAGE;
@@ -52,7 +54,7 @@ int main(int argc, char **argv)
         return MXV_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("mxverify %s\n", PACKAGE_VERSION);
+        printf("%s\n", mxv_version_string());
         return MXV_EXIT_OK;
     }
     for (const mxv_command *c = commands; c->name; c++)

@@ -38,10 +38,11 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
+/* a plain decimal literal: digits only (no sign, no space), at most 2^40 */
 static int parse_size(const char *v, size_t *out)
 {
     char *end;
-    if (!v || !*v || *v == '-')
+    if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 13)
         return -1;
     unsigned long long x = strtoull(v, &end, 10);
     if (*end || x > (1ull << 40))
@@ -131,6 +132,14 @@ mxv_st_status mxv_capture_open(const char *path, mxv_capture *c, mxv_st_err *err
             goto fail;
         }
     }
+    if (c->kind == MXV_CAP_MXFP8_GEMM || c->kind == MXV_CAP_BF16_GEMM) {
+        const char *xv = mxv_st_meta_get(c->f, "experts");
+        if (xv && (parse_size(xv, &c->experts) != 0 || c->experts < 1 ||
+                   c->experts > INT32_MAX)) {
+            st = bad_meta(c, err, "experts", xv, "a positive integer below 2^31");
+            goto fail;
+        }
+    }
     if (c->kind == MXV_CAP_MOE_LAYER) {
         const char *pv = meta(c, "policy", "w8a8-mxfp8");
         if (mx_moe_policy_by_name(pv, &c->policy) != 0) {
@@ -201,11 +210,47 @@ void mxv_capture_close(mxv_capture *c)
     c->f = NULL;
 }
 
+/* the per-expert weights of a layer: an EP rank may hold no routed expert */
+static int may_be_empty(const mxv_capture *c, const char *name)
+{
+    static const char *const names[] = {"experts_present", "w13", "w13_scale",
+                                        "w2", "w2_scale"};
+    if (c->kind != MXV_CAP_MOE_LAYER)
+        return 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i]))
+            return 1;
+    return 0;
+}
+
+static mxv_st_status require_nonempty(const mxv_capture *c, const mxv_st_tensor *t,
+                                      mxv_st_err *err)
+{
+    for (int d = 0; d < t->rank; d++)
+        if (t->shape[d] == 0 && !may_be_empty(c, t->name)) {
+            char sh[200];
+            size_t o = 0;
+            for (int i = 0; i < t->rank && o < sizeof sh; i++)
+                o += (size_t)snprintf(sh + o, sizeof sh - o, "%s%llu", i ? ", " : "",
+                                      (unsigned long long)t->shape[i]);
+            return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
+                                 "shape [%s] has an empty dimension (sizes must "
+                                 "be >= 1)", sh);
+        }
+    return MXV_ST_OK;
+}
+
 mxv_st_status mxv_capture_tensor(const mxv_capture *c, const char *name,
                                  unsigned dtypes, int rank, const uint64_t *shape,
                                  const mxv_st_tensor **t, mxv_st_err *err)
 {
-    return mxv_st_require(c->f, name, dtypes, rank, shape, t, err);
+    const mxv_st_tensor *x;
+    mxv_st_status st = mxv_st_require(c->f, name, dtypes, rank, shape, &x, err);
+    if (st == MXV_ST_OK)
+        st = require_nonempty(c, x, err);
+    if (st == MXV_ST_OK && t)
+        *t = x;
+    return st;
 }
 
 mxv_st_status mxv_capture_optional(const mxv_capture *c, const char *name,
@@ -216,7 +261,7 @@ mxv_st_status mxv_capture_optional(const mxv_capture *c, const char *name,
     *t = NULL;
     if (!mxv_st_find(c->f, name))
         return MXV_ST_OK;
-    return mxv_st_require(c->f, name, dtypes, rank, shape, t, err);
+    return mxv_capture_tensor(c, name, dtypes, rank, shape, t, err);
 }
 
 unsigned mxv_capture_fp8_dtypes(mx_format_id elem)
@@ -231,7 +276,7 @@ unsigned mxv_capture_fp8_dtypes(mx_format_id elem)
 /* "[i, j]" of a flat index in a tensor */
 static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t len)
 {
-    uint64_t idx[MXV_ST_MAX_RANK];
+    uint64_t idx[MXV_ST_MAX_RANK] = {0};
     for (int d = t->rank - 1; d >= 0; d--) {
         idx[d] = t->shape[d] ? flat % t->shape[d] : 0;
         flat = t->shape[d] ? flat / t->shape[d] : 0;
@@ -245,12 +290,10 @@ static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t l
         snprintf(buf + o, len - o, "]");
 }
 
-mxv_st_status mxv_capture_check_codes(const mxv_capture *c, const mxv_st_tensor *t,
-                                      const mx_format *fmt, mxv_st_err *err)
+static mxv_st_status check_codes(const mxv_capture *c, const mxv_st_tensor *t,
+                                 const mx_format *fmt, mxv_st_err *err)
 {
-    if (!c->finite)
-        return MXV_ST_OK;
-    unsigned char bad[65536];
+    unsigned char bad[65536] = {0};
     for (uint32_t k = 0; k < ((uint32_t)1 << fmt->bits); k++) {
         mx_class cl = mx_classify(fmt, k);
         bad[k] = cl == MX_CLASS_NAN || cl == MX_CLASS_INF;
@@ -262,13 +305,28 @@ mxv_st_status mxv_capture_check_codes(const mxv_capture *c, const mxv_st_tensor 
             char ix[128];
             index_str(t, i, ix, sizeof ix);
             return mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, t->name,
-                                 "element %s is %s (code 0x%X in %s) but the "
-                                 "capture says finite",
+                                 "element %s is %s (code 0x%X in %s)%s",
                                  ix, mx_class_name(mx_classify(fmt, code)), code,
-                                 fmt->name);
+                                 fmt->name,
+                                 c->finite ? " but the capture says finite"
+                                           : ": the reference takes finite "
+                                             "inputs only");
         }
     }
     return MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_check_codes(const mxv_capture *c, const mxv_st_tensor *t,
+                                      const mx_format *fmt, mxv_st_err *err)
+{
+    return c->finite ? check_codes(c, t, fmt, err) : MXV_ST_OK;
+}
+
+mxv_st_status mxv_capture_require_finite(const mxv_capture *c,
+                                         const mxv_st_tensor *t,
+                                         const mx_format *fmt, mxv_st_err *err)
+{
+    return check_codes(c, t, fmt, err);
 }
 
 mxv_st_status mxv_capture_check_scales(const mxv_capture *c, const mxv_st_tensor *t,

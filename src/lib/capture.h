@@ -29,6 +29,7 @@ typedef struct {
     int a_per_route, mul_weight, finite;
     mx_moe_policy policy;     /* moe_layer                                  */
     mx_moe_shape shape;       /* moe_layer                                  */
+    size_t experts;           /* group GEMMs: metadata "experts", 0 absent  */
 } mxv_capture;
 
 /* Opens and reads the metadata.  MXV_ST_OK, or a status with err set. */
@@ -36,7 +37,11 @@ mxv_st_status mxv_capture_open(const char *path, mxv_capture *c, mxv_st_err *err
 void mxv_capture_close(mxv_capture *c);
 
 /* A required tensor of the given dtypes and shape (MXV_ST_ANY_DIM
- * wildcards); rank 0 shape pointer may be NULL. */
+ * wildcards); rank 0 shape pointer may be NULL.  Every dimension must be
+ * at least 1 (the format has no empty tensors; only the per-expert weights
+ * of a moe_layer may hold no expert), else MXV_ST_EMISMATCH:
+ *     cap.safetensors: tensor "topk_ids": shape [0, 4] has an empty
+ *     dimension (sizes must be >= 1) */
 mxv_st_status mxv_capture_tensor(const mxv_capture *c, const char *name,
                                  unsigned dtypes, int rank, const uint64_t *shape,
                                  const mxv_st_tensor **t, mxv_st_err *err);
@@ -53,9 +58,14 @@ unsigned mxv_capture_fp8_dtypes(mx_format_id elem);
 
 /* Content checks, each naming the first offending element:
  * codes that are NaN or inf in fmt (when the capture says finite); scale
- * bytes equal to 255; non-finite FP32 values. */
+ * bytes equal to 255; non-finite FP32 values.  mxv_capture_require_finite
+ * refuses NaN and inf codes whatever the capture says, for inputs the
+ * reference cannot take otherwise. */
 mxv_st_status mxv_capture_check_codes(const mxv_capture *c, const mxv_st_tensor *t,
                                       const mx_format *fmt, mxv_st_err *err);
+mxv_st_status mxv_capture_require_finite(const mxv_capture *c,
+                                         const mxv_st_tensor *t,
+                                         const mx_format *fmt, mxv_st_err *err);
 mxv_st_status mxv_capture_check_scales(const mxv_capture *c, const mxv_st_tensor *t,
                                        mxv_st_err *err);
 mxv_st_status mxv_capture_check_f32(const mxv_capture *c, const mxv_st_tensor *t,

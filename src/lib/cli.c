@@ -6,27 +6,39 @@
 #include "mxref/accum.h"
 #include "cli.h"
 
+/* Prints prefix and the formatted message as ONE line: control bytes and
+ * DEL (from a hostile file name, tensor name or field) become \xHH, so
+ * that no input can break or forge the line. */
+static void one_line(const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    fflush(stdout);
+    fputs(prefix, stderr);
+    for (const unsigned char *p = (const unsigned char *)buf; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02X", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 int mxv_error(int code, const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("mxverify: error: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    one_line("mxverify: error: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }
 
 void mxv_warn(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("mxverify: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    one_line("mxverify: warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,

@@ -10,40 +10,10 @@
 #include <nettle/sha2.h>
 #include "cli.h"
 #include "golden.h"
+#include "input.h"
+#include "json_strict.h"
 #include "out.h"
 
-
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            break;
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len < cap)
-            break;
-        char *nb = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf = nb;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    *n = len;
-    return buf;
-}
 
 /* typed field getters: -1 with a message naming entry and field */
 static int get_str(const cJSON *o, const char *k, char *dst, size_t cap,
@@ -53,6 +23,10 @@ static int get_str(const cJSON *o, const char *k, char *dst, size_t cap,
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
         return mxv_errf(err, len, "%s: %s: field \"%s\" must be a string of at most "
                               "%zu characters", path, where, k, cap - 1);
+    for (const char *c = v->valuestring; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return mxv_errf(err, len, "%s: %s: field \"%s\" holds a control character",
+                        path, where, k);
     strcpy(dst, v->valuestring);
     return 0;
 }
@@ -70,18 +44,39 @@ static int get_num(const cJSON *o, const char *k, double lo, double hi,
     return 0;
 }
 
+/* the fields of each object of a golden file; anything else is refused */
+static const char *const top_keys[] = {"schema", "suite", "backend", "arch", "model", "history",
+                                       "entries", NULL};
+static const char *const entry_keys[] = {"case", "kernel", "shape", "tokens",
+                                         "policy", "accum_model", "thresholds",
+                                         NULL};
+static const char *const threshold_keys[] = {"max_err_over_bound", "max_outside",
+                                             "max_ulp", "bit_exact", NULL};
+static const char *const history_keys[] = {"date", "action", "reason", NULL};
+
+/* golden files are small: a cap before reading */
+#define GOLDEN_MAX_BYTES (64u << 20)
+
 int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
 {
     memset(g, 0, sizeof *g);
     size_t n;
-    char *text = slurp(path, &n);
+    char why[400];
+    char *text = mxv_input_slurp(path, GOLDEN_MAX_BYTES, &n, err, len);
     if (!text)
-        return mxv_errf(err, len, "%s: cannot read: %s", path, strerror(errno));
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+        return -1;
+    cJSON *root = mxv_json_parse(text, n, why, sizeof why);
     free(text);
     if (!root)
-        return mxv_errf(err, len, "%s: not valid JSON", path);
+        return mxv_errf(err, len, "%s: %s", path, why);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return mxv_errf(err, len, "%s: the top level must be an object", path);
+    }
+    if (mxv_json_only_keys(root, top_keys, why, sizeof why) != 0) {
+        cJSON_Delete(root);
+        return mxv_errf(err, len, "%s: top level: %s", path, why);
+    }
     int rc = -1;
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!cJSON_IsString(schema) || strcmp(schema->valuestring, MXV_GOLDEN_SCHEMA)) {
@@ -102,6 +97,31 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
     if (!cJSON_IsArray(hist)) {
         mxv_errf(err, len, "%s: field \"history\" must be an array", path);
         goto out;
+    }
+    {
+        const cJSON *h;
+        size_t hi = 0;
+        cJSON_ArrayForEach(h, hist)
+        {
+            if (!cJSON_IsObject(h) ||
+                mxv_json_only_keys(h, history_keys, why, sizeof why) != 0) {
+                if (!cJSON_IsObject(h))
+                    snprintf(why, sizeof why, "not an object");
+                mxv_errf(err, len, "%s: history record %zu: %s", path, hi, why);
+                goto out;
+            }
+            for (size_t k = 0; history_keys[k]; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, history_keys[k]);
+                if (!v && !strcmp(history_keys[k], "reason"))
+                    continue; /* optional */
+                if (!cJSON_IsString(v)) {
+                    mxv_errf(err, len, "%s: history record %zu: field \"%s\" must be a "
+                                   "string", path, hi, history_keys[k]);
+                    goto out;
+                }
+            }
+            hi++;
+        }
     }
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(root, "entries");
     if (!cJSON_IsArray(entries)) {
@@ -125,6 +145,10 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
             mxv_errf(err, len, "%s: %s is not an object", path, where);
             goto out;
         }
+        if (mxv_json_only_keys(it, entry_keys, why, sizeof why) != 0) {
+            mxv_errf(err, len, "%s: %s: %s", path, where, why);
+            goto out;
+        }
         if (get_str(it, "case", e->case_name, sizeof e->case_name, path, where, err, len) ||
             get_str(it, "kernel", e->kernel, sizeof e->kernel, path, where, err, len) ||
             get_str(it, "shape", e->shape, sizeof e->shape, path, where, err, len) ||
@@ -136,6 +160,10 @@ int mxv_golden_load(const char *path, mxv_golden *g, char *err, size_t len)
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(it, "thresholds");
         if (!cJSON_IsObject(th)) {
             mxv_errf(err, len, "%s: %s: field \"thresholds\" must be an object", path, where);
+            goto out;
+        }
+        if (mxv_json_only_keys(th, threshold_keys, why, sizeof why) != 0) {
+            mxv_errf(err, len, "%s: %s: thresholds: %s", path, where, why);
             goto out;
         }
         if (get_num(th, "max_err_over_bound", 0, 1, 0, &d, path, where, err, len) ||
@@ -332,7 +360,8 @@ void mxv_history_note(void **history, const char *action, const char *reason)
 
 int mxv_sha256_file(const char *path, char out[65])
 {
-    FILE *f = fopen(path, "rb");
+    char oerr[600];
+    FILE *f = mxv_input_fopen(path, oerr, sizeof oerr);
     if (!f)
         return -1;
     struct sha256_ctx ctx;
@@ -365,9 +394,10 @@ static void dir_of(const char *path, char *dir, size_t len)
 
 int mxv_manifest_verify(const char *manifest, FILE *out)
 {
-    FILE *f = fopen(manifest, "r");
+    char oerr[600];
+    FILE *f = mxv_input_fopen(manifest, oerr, sizeof oerr);
     if (!f) {
-        fprintf(out, "%s: cannot read: %s\n", manifest, strerror(errno));
+        fprintf(out, "%s\n", oerr);
         return -1;
     }
     char dir[4096], line[8192];
@@ -438,7 +468,8 @@ int mxv_manifest_update(const char *manifest, const char *relpath, char *err,
     snprintf(path, sizeof path, "%s%s", dir, relpath);
     if (mxv_sha256_file(path, sum) != 0)
         return mxv_errf(err, len, "%s: cannot read: %s", path, strerror(errno));
-    FILE *in = fopen(manifest, "r");
+    char oerr[600];
+    FILE *in = mxv_input_fopen(manifest, oerr, sizeof oerr);
     mxv_out *o = mxv_out_open(manifest, err, len);
     if (!o) {
         if (in)

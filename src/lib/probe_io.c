@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "out.h"
 #include "probe_io.h"
+#include "input.h"
 
 /* The order is tc_probe.cu's VARS[] (its VARIANT argument). */
 const mxv_tc_variant mxv_tc_variants[MXV_TC_NVARIANTS] = {
@@ -89,9 +90,16 @@ int mxv_plan_write(const char *path, const mx_probe_plan *p, char *err,
 int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t fsize;
+    int fd = mxv_input_open(path, &fsize, err, errlen);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+            return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        }
+        return -1;
+    }
     char magic[4];
     uint32_t h[3];
     const char *why = NULL;
@@ -109,6 +117,12 @@ int mxv_mxtd_read(const char *path, mxv_mxtd *m, char *err, size_t errlen)
         why = "unknown kind of case set";
     else if (m->ncase == 0 || m->ncase > (1u << 26))
         why = "case count out of range";
+    if (!why && fsize != 40 + 4 * (size_t)m->ncase) { /* before allocating */
+        fclose(f);
+        size_t got = fsize >= 40 ? (fsize - 40) / 4 : 0;
+        return mxv_errf(err, errlen, "%s: %zu results where the header says %u%s", path,
+                    got, m->ncase, got >= m->ncase ? " (and more bytes)" : "");
+    }
     if (why) {
         fclose(f);
         return mxv_errf(err, errlen, "%s: %s", path, why);
@@ -205,26 +219,52 @@ static int parse_count(const char *s, long max, long *out)
     return 1;
 }
 
+/* One line of f into buf (without its newline, NUL-terminated; *len
+ * bytes): 1, 0 at the end of the file, -1 when the line does not fit,
+ * -2 on a NUL byte (the rest of the line would be invisible to C
+ * strings), -3 on a read error. */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (c == 0)
+            return -2;
+        if (n + 1 >= cap)
+            return -1;
+        buf[n++] = (char)c;
+    }
+    if (c == EOF && ferror(f))
+        return -3;
+    if (c == EOF && n == 0)
+        return 0;
+    buf[n] = 0;
+    *len = n;
+    return 1;
+}
+
 int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
                         size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "r");
+    FILE *f = mxv_input_fopen(path, err, errlen);
     if (!f)
-        return mxv_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
     char line[512];
     long ln = 0, l_fa = 0, l_fb = 0;
     size_t got = 0, cap = 0;
-    int rc = 0;
-#define BAD(...) do { char m_[300]; snprintf(m_, sizeof m_, __VA_ARGS__); \
+    int rc = 0, r;
+    size_t L;
+#define BAD(...) do { char m_[700]; snprintf(m_, sizeof m_, __VA_ARGS__); \
         rc = mxv_errf(err, errlen, "%s:%ld: %s", path, ln, m_); goto out; } while (0)
-    while (fgets(line, sizeof line, f)) {
+    while ((r = read_line(f, line, sizeof line, &L)) != 0) {
         ln++;
-        size_t L = strlen(line);
-        if (L && line[L - 1] == '\n')
-            line[--L] = 0;
-        else if (!feof(f))
-            BAD("line too long");
+        if (r == -1)
+            BAD("line too long (more than %zu bytes)", sizeof line - 2);
+        if (r == -2)
+            BAD("NUL byte in a text file");
+        if (r == -3)
+            BAD("read error: %s", strerror(errno));
         if (L && line[L - 1] == '\r')
             line[--L] = 0;
         if (line[0] == '#')
@@ -294,8 +334,6 @@ int mxv_probe_file_read(const char *path, mxv_probe_file *g, char *err,
         }
         g->d[got++] = v;
     }
-    if (ferror(f))
-        BAD("read error");
     if (!g->d)
         BAD("no results (keys fa, fb, k, plan, ncase, then one FP32 per line)");
     if (got != g->ncase)

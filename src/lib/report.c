@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "out.h"
 #include "report.h"
+#include "lib/provenance.h"
 
 void mxv_report_counts(const mxv_report *r, size_t *pass, size_t *fail)
 {
@@ -68,8 +69,12 @@ cJSON *mxv_report_json_object(const mxv_report *r)
     cJSON_AddStringToObject(root, "suite", r->suite);
     cJSON_AddStringToObject(root, "backend", r->backend);
     cJSON_AddStringToObject(root, "device", r->device ? r->device : "");
-    if (r->golden)
-        cJSON_AddStringToObject(root, "golden", r->golden);
+    if (r->golden) {
+        char rel[4096];
+        cJSON_AddStringToObject(root, "golden", mxv_relpath(r->golden, rel, sizeof rel));
+    }
+    cJSON_AddItemToObject(root, "provenance",
+                          mxv_provenance_json(r->backend, r->device, r->seed));
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     size_t p, fl;
     mxv_report_counts(r, &p, &fl);
@@ -205,8 +210,24 @@ int mxv_report_markdown(const char *path, const mxv_report *r, char *err, size_t
     bputs(&b, "## %s: %s (%s)\n\n", r->title, fl ? "FAILED" : "passed", r->suite);
     bputs(&b, "%zu passed, %zu failed on the %s backend (", p, fl, r->backend);
     bput_md(&b, r->device ? r->device : "");
+    char rel[4096];
     bputs(&b, ")%s%s, %.1f s.\n\n", r->golden ? ", golden " : "",
-          r->golden ? r->golden : "", r->seconds);
+          r->golden ? mxv_relpath(r->golden, rel, sizeof rel) : "", r->seconds);
+    {
+        cJSON *pv = mxv_provenance_json(r->backend, r->device, r->seed);
+        const cJSON *it;
+        bputs(&b, "<sub>");
+        cJSON_ArrayForEach(it, pv)
+        {
+            if (cJSON_IsString(it)) {
+                bputs(&b, "%s: ", it->string);
+                bput_md(&b, it->valuestring);
+                bputs(&b, "; ");
+            }
+        }
+        bputs(&b, "</sub>\n\n");
+        cJSON_Delete(pv);
+    }
     bputs(&b, "| | case | kernel | tokens | max err/bound | max ulp | outside | bit-exact | ms |\n");
     bputs(&b, "|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < r->rows->n; i++) {
@@ -277,6 +298,23 @@ int mxv_report_junit(const char *path, const mxv_report *r, char *err, size_t le
     bput_xml(&b, r->suite);
     bputs(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" time=\"%.3f\">\n", p + fl, fl,
           r->seconds);
+    {
+        cJSON *pv = mxv_provenance_json(r->backend, r->device, r->seed);
+        const cJSON *it;
+        bputs(&b, "    <properties>\n");
+        cJSON_ArrayForEach(it, pv)
+        {
+            if (!cJSON_IsString(it))
+                continue;
+            bputs(&b, "      <property name=\"");
+            bput_xml(&b, it->string);
+            bputs(&b, "\" value=\"");
+            bput_xml(&b, it->valuestring);
+            bputs(&b, "\"/>\n");
+        }
+        bputs(&b, "    </properties>\n");
+        cJSON_Delete(pv);
+    }
     for (size_t i = 0; i < r->rows->n; i++) {
         const mxv_row *w = &r->rows->rows[i];
         bputs(&b, "    <testcase classname=\"");

@@ -25,6 +25,7 @@ typedef struct {
      * one verdict, counted with the rows */
     const mxv_model_check *checks;
     size_t nchecks;
+    const char *seed;        /* recorded in the provenance (NULL: none)    */
 } mxv_report;
 
 void mxv_report_table(FILE *f, const mxv_report *r);

@@ -713,7 +713,7 @@ mxv_st_status mxv_st_open(const char *path, mxv_st_file **out,
                           mxv_st_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
     if (fd < 0)
         return mxv_st__fail(err, MXV_ST_EOPEN, path, NULL,
                             "cannot open: %s", strerror(errno));

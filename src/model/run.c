@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "input.h"
 #include "cli.h"
 #include "model/run.h"
 
@@ -366,13 +367,11 @@ int mxv_run_load(const char *path, mxv_tokens *toks, int match, mxv_run *run,
     memset(run, 0, sizeof *run);
     if (!(run->path = strdup(path)))
         return OOM(err, len);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return err_set(err, len, MXV_EXIT_BADINPUT, "%s: is a directory", path);
-    FILE *f = fopen(path, "rb");
+    /* regular files only, refused before any blocking open (a FIFO) */
+    char oerr[600];
+    FILE *f = mxv_input_fopen(path, oerr, sizeof oerr);
     if (!f)
-        return err_set(err, len, MXV_EXIT_BADINPUT, "%s: cannot open: %s", path,
-                       strerror(errno));
+        return err_set(err, len, MXV_EXIT_BADINPUT, "%s", oerr);
     unsigned char head[9];
     size_t got = fread(head, 1, sizeof head, f);
     if (got == 0) {

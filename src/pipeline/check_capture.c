@@ -248,10 +248,10 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
                           (unsigned long long)K));
     uint64_t arows = c->a_per_route ? R : T, sa_shape[2] = {arows, K};
     TRY(mxv_capture_tensor(c, "a", vd, 2, sa_shape, &ta, err));
-    if (K == 0 || N == 0 || T == 0)
-        TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, "b", "shape: an empty dimension"));
-    TRY(mxv_capture_check_codes(c, ta, fe, err));
-    TRY(mxv_capture_check_codes(c, tb, fe, err));
+    /* the reference takes finite operands only: a NaN or inf is refused
+     * here, naming its tensor, whatever "finite" says */
+    TRY(mxv_capture_require_finite(c, ta, fe, err));
+    TRY(mxv_capture_require_finite(c, tb, fe, err));
     if (mx) {
         uint64_t sas[2] = {arows, K / 32};
         uint64_t sbs[3] = {E, c->packed ? K / 32 : N, c->packed ? N : K / 32};
@@ -289,12 +289,12 @@ static mxv_st_status check_group_gemm(const mxv_capture *c, results *res,
                 n_total = (size_t)gids[e] + 1;
         }
     }
-    const char *nt = mxv_st_meta_get(c->f, "experts");
-    if (nt) {
-        size_t x = (size_t)strtoull(nt, NULL, 10);
-        if (x >= n_total)
-            n_total = x;
-    }
+    if (c->experts && c->experts < n_total)
+        TRY(mxv_st_errorf(err, MXV_ST_EMISMATCH, c->f, NULL,
+                          "metadata \"experts\" is %zu, fewer than the %zu expert "
+                          "ids of the file", c->experts, n_total));
+    if (c->experts)
+        n_total = c->experts;
     if (plain) {
         ids = calloc(mx_nz(R), sizeof *ids); /* every row to expert 0 */
         if (!ids)

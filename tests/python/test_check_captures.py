@@ -240,7 +240,7 @@ def output_types_and_plain_kinds(mxv, work, rng):
     rep = os.path.join(work, "group_f32.json")
     rc, out, err = run(mxv, p, "--report-json", rep)
     check(rc == 0, "FP32-output group capture passes (exit %d): %s %s" % (rc, out, err))
-    r = json.load(open(rep))
+    r = json.load(open(rep))["files"]
     tj = r[0]["tensors"][0] if isinstance(r, list) and r else None
     check(tj is not None and tj.get("output_type") == "f32" and
           tj.get("bit_exact_share") == 1, "FP32 output judged as f32, bit-exact: %r" % (tj,))

@@ -19,6 +19,7 @@
  * .probe format: the same comments and keys (fa, fb, k, plan = plan
  * version, ncase), then ncase lines of 8 hex digits.
  */
+#include "out.h"
 #include "mxtd.h"
 
 static const struct {
@@ -84,9 +85,13 @@ static int write_vec(const char *res, const char *outdir, size_t o)
     if (!load(path, &s4))
         return 1;
     snprintf(path, sizeof path, "%s/%s.vec", outdir, OUT[o].var);
-    FILE *f = fopen(path, "w");
-    if (!f)
+    char err[600];
+    mxv_out *out = mxv_out_open(path, err, sizeof err); /* never half-written */
+    if (!out) {
+        fprintf(stderr, "mkgolden: %s\n", err);
         return 1;
+    }
+    FILE *f = mxv_out_file(out);
     char what[512];
     snprintf(what, sizeof what,
              "cases from tools/probe/casegen.h, seeds %llu (%u cases of n=%u) "
@@ -123,9 +128,12 @@ static int write_vec(const char *res, const char *outdir, size_t o)
             lines++;
         }
     }
-    int bad = ferror(f) | (fclose(f) != 0);
+    if (mxv_out_commit(out, err, sizeof err) != 0) {
+        fprintf(stderr, "mkgolden: %s\n", err);
+        return 1;
+    }
     printf("%s: %ld lines\n", path, lines);
-    return bad;
+    return 0;
 }
 
 static int write_probe(const char *res, const char *outdir, const char *var)

@@ -26,6 +26,12 @@ typedef struct {
     mx_probe_plan *p;
     size_t cap;
     int fail;
+    int count_only; /* every case is written over case 0; ncase counts */
+    struct memo {   /* prod_pair results (up to 800 encodings each)       */
+        int used, sign, t, ok;
+        double sa, sb;
+        uint32_t ca, cb;
+    } memo[512];
 } builder;
 
 static int64_t exact_code(const mx_format *f, double v)
@@ -63,6 +69,17 @@ static size_t new_case(builder *bd, int n, int test, int i, int j, int v,
     mx_probe_plan *p = bd->p;
     if (bd->fail)
         return 0;
+    if (bd->count_only && bd->cap) { /* reuse case 0 */
+        p->ncase++;
+        size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
+        memset(p->a, 0, p->stride * ea);
+        memset(p->b, 0, p->stride * eb);
+        p->n[0] = n;
+        p->c[0] = 0;
+        mx_probe_tag tg = {test, i, j, v, w};
+        p->tag[0] = tg;
+        return 0;
+    }
     if (p->ncase == bd->cap) {
         size_t cap = bd->cap ? 2 * bd->cap : 1024;
         size_t ea = p->fa->bits / 8, eb = p->fb->bits / 8;
@@ -112,8 +129,21 @@ static int put_prod(builder *bd, size_t id, int pos, int sign, double sa,
                     double sb, int t)
 {
     uint32_t ca, cb;
-    if (!prod_pair(bd->p->fa, bd->p->fb, sign, sa, sb, t, &ca, &cb))
+    unsigned h = ((unsigned)t * 31u + (unsigned)sign * 7u + (unsigned)(sa * 64) * 13u +
+                  (unsigned)(sb * 64) * 17u) % 512u;
+    struct memo *m = &bd->memo[h];
+    if (!(m->used && m->sign == sign && m->t == t && m->sa == sa && m->sb == sb)) {
+        m->used = 1;
+        m->sign = sign;
+        m->t = t;
+        m->sa = sa;
+        m->sb = sb;
+        m->ok = prod_pair(bd->p->fa, bd->p->fb, sign, sa, sb, t, &m->ca, &m->cb);
+    }
+    if (!m->ok)
         return 0;
+    ca = m->ca;
+    cb = m->cb;
     put(bd, id, pos, ca, cb);
     return 1;
 }
@@ -142,6 +172,18 @@ static void plan_order(builder *bd)
 {
     mx_probe_plan *p = bd->p;
     int n = 2 * p->k;
+    if (bd->count_only && n > 2) {
+        /* every case (i, j) holds the same three kinds of products, so
+         * either all n (n - 1) cases are kept or none: O(1), not O(n^3) */
+        size_t id = new_case(bd, n, MX_PT_ORDER, 0, 1, 0, 0);
+        int ok = put_prod(bd, id, 0, 0, 1, 1, p->eb) &&
+                 put_prod(bd, id, 1, 1, 1, 1, p->eb) &&
+                 put_prod(bd, id, 2, 0, 1, 1, p->es);
+        drop_last(bd);
+        if (ok && !bd->fail)
+            p->ncase += (size_t)n * (size_t)(n - 1);
+        return;
+    }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             if (i == j)
@@ -440,8 +482,8 @@ static void plan_ovf(builder *bd)
         }
 }
 
-mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
-                             mx_probe_plan **out)
+static mx_status build(const mx_format *fa, const mx_format *fb, int k,
+                       int count_only, mx_probe_plan **out)
 {
     if (!out)
         return MX_EINVAL;
@@ -462,7 +504,10 @@ mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
     int emin_prod = fa->emin + fb->emin;
     p->es = emin_prod > p->eb - 80 ? emin_prod : p->eb - 80;
 
-    builder bd = {p, 0, 0};
+    builder bd; /* about 20 KB, with the memo */
+    memset(&bd, 0, sizeof bd);
+    bd.p = p;
+    bd.count_only = count_only;
     plan_order(&bd);
     plan_group(&bd);
     plan_align(&bd);
@@ -483,6 +528,24 @@ mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
     }
     *out = p;
     return MX_OK;
+}
+
+mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
+                             mx_probe_plan **out)
+{
+    return build(fa, fb, k, 0, out);
+}
+
+mx_status mx_probe_plan_count(const mx_format *fa, const mx_format *fb, int k,
+                              size_t *ncase)
+{
+    mx_probe_plan *p;
+    mx_status st = build(fa, fb, k, 1, &p);
+    if (st == MX_OK) {
+        *ncase = p->ncase;
+        mx_probe_plan_free(p);
+    }
+    return st;
 }
 
 void mx_probe_plan_free(mx_probe_plan *p)

@@ -95,6 +95,12 @@ typedef struct {
 mx_status mx_probe_plan_make(const mx_format *fa, const mx_format *fb, int k,
                              mx_probe_plan **out);
 void mx_probe_plan_free(mx_probe_plan *p);
+/* The number of cases mx_probe_plan_make(fa, fb, k) would build, in
+ * constant memory (each case is built over the previous one): a reader
+ * checks a file's declared case count against it before allocating the
+ * plan.  MX_OK, MX_EINVAL as mx_probe_plan_make, MX_ENOMEM. */
+mx_status mx_probe_plan_count(const mx_format *fa, const mx_format *fb, int k,
+                              size_t *ncase);
 const char *mx_probe_test_name(int test);
 
 /* Replaying a parameter set over a plan (probe_replay.c):
