@@ -610,7 +610,7 @@ static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
         mx_accum_parse(model, &spec.model);
     mx_gemm_out o = {drop == 0 ? NULL : ex, !model || drop == 1 ? NULL : ma,
                      !model || drop == 2 ? NULL : mo, drop == 3 ? NULL : bd,
-                     drop == 4 ? NULL : sa};
+                     drop == 4 ? NULL : sa, NULL};
     mxg_fused_enable(fused);
     int rc = (int)mx_gemm(&spec, A, B, &o, st);
     mxg_fused_enable(1);
@@ -781,7 +781,8 @@ START_TEST(test_fused16_matches_engine)
                         mx_gemm_out o = {drop == 0 ? NULL : e[v],
                                          !models[mi] || drop == 1 ? NULL : ma[v],
                                          !models[mi] || drop == 2 ? NULL : mo[v],
-                                         drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v]};
+                                         drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v],
+                                         NULL};
                         unsigned long before = mxg_fused_count();
                         mxg_fused_enable(v);
                         ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
