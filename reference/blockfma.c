@@ -23,6 +23,10 @@
  * it was not asked to drop.  Error analysis: none needed inside -- every operation is exact or
  * is one of the model's own roundings; docs/bounds.md bounds the model's
  * deviation from the exact result.
+ * Length (over ~600 lines): the steps above and the int64 fast path of step
+ * 2 (the same bits when every term provably fits) are one algorithm and read
+ * best side by side; the wide integers (blockfma_fx.c), the per-code tables
+ * (blockfma_mag.c) and the bounds live in their own files.
  */
 #include <math.h>
 #include <stdlib.h>
