@@ -294,11 +294,13 @@ static int bad_elem(const void *arg, size_t i)
     switch (a->v) {
     case MXV_VERDICT_BYTES: {
         const uint8_t *o = a->out, *m = a->model, *al = a->alt;
-        return mxv_judge_code_bad(o[i], m[i], al ? &(uint32_t){al[i]} : NULL);
+        uint32_t alt = al ? al[i] : 0;
+        return mxv_judge_code_bad(o[i], m[i], al ? &alt : NULL);
     }
     case MXV_VERDICT_BF16_CODES: {
         const uint16_t *o = a->out, *m = a->model, *al = a->alt;
-        return mxv_judge_code_bad(o[i], m[i], al ? &(uint32_t){al[i]} : NULL);
+        uint32_t alt = al ? al[i] : 0;
+        return mxv_judge_code_bad(o[i], m[i], al ? &alt : NULL);
     }
     case MXV_VERDICT_BOUND: {
         const uint16_t *o = a->out, *m = a->model;

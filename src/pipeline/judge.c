@@ -494,9 +494,11 @@ void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
     /* the metrics against the exact values; the verdict by codes */
     mxv_judge_bf16(j, name, out, model, exact, exact, n, cols);
     j->outside = j->nbad = 0;
-    for (size_t i = 0; i < n; i++)
-        if (mxv_judge_code_bad(out[i], model[i], alt ? &(uint32_t){alt[i]} : NULL))
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = alt ? alt[i] : 0;
+        if (mxv_judge_code_bad(out[i], model[i], alt ? &a : NULL))
             note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]), 0);
+    }
 }
 
 void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
