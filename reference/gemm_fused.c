@@ -356,7 +356,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 slow[j] = 0;
                 if (l >= nt)
                     continue;
-                long span = (long)(hia[m] - loa[m]) + (hib[l] - lob[l]) + cg;
+                /* in long: an all-zero row's INT_MAX/INT_MIN markers overflow int */
+                long span = ((long)hia[m] - loa[m]) + ((long)hib[l] - lob[l]) + cg;
                 slow[j] = want_exact && loa[m] <= hia[m] && lob[l] <= hib[l] && span > 126;
                 if (slow[j]) {
                     mpz_init(big[j]);
@@ -689,7 +690,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 if (l >= nt)
                     continue;
                 size_t n = n0 + l;
-                long span = (long)(hia[m] - loa[m]) + (hib[n] - lob[n]) + cg;
+                long span = ((long)hia[m] - loa[m]) + ((long)hib[n] - lob[n]) + cg;
                 slow[j] = want_exact && loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
                 if (slow[j]) {
                     mpz_init(big[j]);
