@@ -40,8 +40,9 @@ for s in "$@"; do
         echo "$srcdir/$s $o" >>"$out/obj/todo"
     fi
 done
-# one line per flag in cppflags/libs: split on newlines only
-xargs -P "$(nproc)" -L 1 sh -c '
+# one line per flag in cppflags/libs: split on newlines only; -r: nothing
+# to compile (every object up to date) runs nothing
+xargs -r -P "$(nproc)" -L 1 sh -c '
     IFS="
 "; set -f
     echo "  FUZZCC   $0"
