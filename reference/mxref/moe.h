@@ -168,9 +168,10 @@ typedef struct {
 } mx_moe_result;
 
 /* The stages mx_moe_result.seconds times: routing and the activation
- * quantization; GEMM1 of every expert (with the whole shared expert, which
- * runs alongside); SwiGLU and its quantization; GEMM2; moe_sum and the
- * final combine. */
+ * quantization; GEMM1 of every expert; SwiGLU and its quantization; GEMM2;
+ * moe_sum and the final combine.  The shared expert runs alongside the
+ * first four (it depends on x alone) and is in none of them; with one
+ * thread it runs first, before routing. */
 enum { MX_MOE_T_ROUTE = 0, MX_MOE_T_GEMM1, MX_MOE_T_ACT, MX_MOE_T_GEMM2,
        MX_MOE_T_COMBINE, MX_MOE_NT };
 

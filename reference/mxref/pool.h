@@ -47,6 +47,18 @@ typedef void (*mx_task_fn)(void *ctx, size_t i);
  * when threads cannot be created the loop runs in the caller. */
 void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
 
+/* Tracing, for finding what limits the speed-up (docs/scaling.md, "Where
+ * the time goes").  With the environment variable MXREF_POOL_TRACE=FILE
+ * every loop runs in its calling thread, in index order (the results are
+ * those of one thread, as always), while mx_pool_threads() reports the
+ * count set, so loops are split as on that many threads; each loop, task
+ * and mark is timed (CPU time of the thread, which runs them all) and
+ * written to FILE at exit.
+ * mx_pool_trace_mark(label) records a named instant (label: a string
+ * that outlives the process's end, e.g. a literal); without the variable
+ * it does nothing. */
+void mx_pool_trace_mark(const char *label);
+
 #ifdef __cplusplus
 }
 #endif
