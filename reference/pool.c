@@ -5,9 +5,11 @@
  * indices left: nested loops, pushed by tasks of an outer loop, are served
  * first, so work that has started finishes before new outer work starts
  * (bounded memory, depth-first).  The thread that called mx_parallel_for
- * works on its own job until no index is left, then waits for the indices
- * other threads hold; those always make progress, so no loop waits on a
- * loop that waits on it.  One mutex guards the stack; a task is coarse (an
+ * works on its own job until no index is left; then, until the indices
+ * other threads hold are done, it takes indices of the jobs nested in its
+ * own (pushed by its job's tasks, at any depth: work its job waits for
+ * anyway), and sleeps when there are none.  Tasks always make progress, so
+ * no loop waits on a loop that waits on it.  One mutex guards the stack; a task is coarse (an
  * expert's GEMM, a block of output columns, a suite case), so the lock is
  * taken rarely.
  *
@@ -36,11 +38,12 @@ typedef struct job {
     mx_task_fn fn;
     void *ctx;
     size_t n, next, done;
-    pthread_cond_t finished;
     struct job *below;
+    struct job *parent; /* the job whose task started this one, or NULL */
 } job;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* signalled when a job is pushed and when a job's last task is done */
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static job *top;             /* the newest job with indices left, or NULL  */
 static int want = 1;         /* threads per loop, the caller included       */
@@ -61,6 +64,7 @@ static FILE *trace_file;
 static trace_ev *trace_evs;
 static size_t trace_n, trace_cap, trace_jobs, trace_dropped;
 static _Thread_local size_t cur_job, cur_idx; /* the task running here */
+static _Thread_local job *running; /* the job whose task runs here, or NULL */
 
 /* CPU time of the thread: every traced loop runs in one thread, and CPU
  * time is immune to other load on the machine. */
@@ -205,7 +209,35 @@ static job *take(size_t *idx)
 static void finish(job *j)
 {
     if (++j->done == j->n)
-        pthread_cond_broadcast(&j->finished);
+        pthread_cond_broadcast(&work);
+}
+
+/* The next index of the newest job nested in `own` (its parent chain
+ * reaches own) with indices left, or NULL.  Called with the lock held. */
+static job *take_nested(const job *own, size_t *idx)
+{
+    for (job *j = top; j; j = j->below) {
+        if (j == own || j->next >= j->n)
+            continue;
+        for (const job *p = j->parent; p; p = p->parent)
+            if (p == own) {
+                *idx = j->next++;
+                return j;
+            }
+    }
+    return NULL;
+}
+
+/* Runs task i of j on this thread (lock released meanwhile). */
+static void run_task(job *j, size_t i)
+{
+    job *saved = running;
+    running = j;
+    pthread_mutex_unlock(&lock);
+    j->fn(j->ctx, i);
+    pthread_mutex_lock(&lock);
+    running = saved;
+    finish(j);
 }
 
 static void *worker(void *arg)
@@ -221,10 +253,7 @@ static void *worker(void *arg)
             pthread_cond_wait(&work, &lock);
             continue;
         }
-        pthread_mutex_unlock(&lock);
-        j->fn(j->ctx, i);
-        pthread_mutex_lock(&lock);
-        finish(j);
+        run_task(j, i);
     }
     return NULL;
 }
@@ -284,27 +313,28 @@ void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx)
             fn(ctx, i);
         return;
     }
-    job j = {fn, ctx, n, 0, 0, PTHREAD_COND_INITIALIZER, top};
+    job j = {fn, ctx, n, 0, 0, top, running};
     top = &j;
     pthread_cond_broadcast(&work);
     /* work on this job only: an outer caller must not pick up unrelated
      * outer work while its own loop is unfinished (that could stack
      * unbounded work on this thread) */
-    while (j.next < j.n) {
-        size_t i = j.next++;
-        pthread_mutex_unlock(&lock);
-        fn(ctx, i);
-        pthread_mutex_lock(&lock);
-        finish(&j);
-    }
+    while (j.next < j.n)
+        run_task(&j, j.next++);
     /* unlink it if it is still on the stack (others skip exhausted jobs) */
     for (job **p = &top; *p; p = &(*p)->below)
         if (*p == &j) {
             *p = j.below;
             break;
         }
-    while (j.done < j.n)
-        pthread_cond_wait(&j.finished, &lock);
+    /* until the tasks other threads hold are done: the loops they started */
+    while (j.done < j.n) {
+        size_t i;
+        job *h = take_nested(&j, &i);
+        if (h)
+            run_task(h, i);
+        else
+            pthread_cond_wait(&work, &lock);
+    }
     pthread_mutex_unlock(&lock);
-    pthread_cond_destroy(&j.finished);
 }

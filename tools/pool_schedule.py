@@ -8,8 +8,9 @@ loop, task and mark timed) and takes the last layer in it (from the last
 loops on P simulated threads with the pool's own policy (reference/pool.c):
 
   - a thread that starts a loop pushes it on a stack and works on its own
-    loop's indices only; once none is left it waits, idle, until the tasks
-    other threads took have finished;
+    loop's indices only; once none is left, until the tasks other threads
+    took have finished, it takes indices of the loops nested in its loop's
+    tasks (newest first), and waits, idle, when there are none;
   - an idle thread takes the next index of the newest loop with indices
     left (nested loops first);
   - a task's time outside its nested loops, and the layer's time outside
@@ -149,7 +150,8 @@ def simulate(ctx, P, timeline=None):
                     push_event(now[0] + d, t)
                     return
                 top['pos'] += 1
-                job = dict(id=d, n=njobs[d], next=0, done=0, waiter=None)
+                job = dict(id=d, n=njobs[d], next=0, done=0, waiter=None,
+                           parent=top['task'])
                 stack.append(job)
                 fr.append(dict(kind='own', job=job))
                 continue
@@ -172,7 +174,28 @@ def simulate(ctx, P, timeline=None):
         seq[0] += 1
         heapq.heappush(events, (at, seq[0], t))
 
+    def nested_in(job, anc):
+        while job is not None:
+            if job is anc:
+                return True
+            job = job['parent']
+        return False
+
     def feed_idle():
+        for t in range(P):  # waiting callers: the loops nested in theirs
+            if state[t] != 'wait':
+                continue
+            mine = frames[t][-1]['job']
+            job = next((j for j in reversed(stack) if j['next'] < j['n'] and
+                        j is not mine and nested_in(j, mine)), None)
+            if job is None:
+                continue
+            if mine['waiter'] == t:
+                mine['waiter'] = None
+            i = job['next']
+            job['next'] += 1
+            frames[t].append(task_frame(job, i))
+            step(t)
         for t in range(P):
             if state[t] != 'idle' or frames[t]:
                 continue
@@ -230,7 +253,7 @@ def main():
     for key in chains:
         for k, d, t in ctx[key]:
             if k == 's':
-                per[stage_of(t)][0] += d
+                per[stage_of(t + d / 2)][0] += d
             elif key == 'root' and njobs[d] <= 2:
                 continue  # the chains themselves
             else:

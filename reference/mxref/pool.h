@@ -12,8 +12,10 @@
  * what one thread runs.
  *
  * Loops nest: a task may call mx_parallel_for itself.  Its indices are
- * offered to idle threads as well, and the task's own thread works on them
- * too, so the total number of busy threads never exceeds
+ * offered to idle threads as well (the newest loop first), and the task's
+ * own thread works on them too; once its loop has no index left, it helps
+ * with the loops nested in its loop's tasks until they are done.  So the
+ * total number of busy threads never exceeds
  * mx_pool_threads() (no oversubscription) and nested loops cannot
  * deadlock.  Every thread of the pool calls BLAS single-threaded
  * (openblas_set_num_threads(1) where OpenBLAS is linked), so BLAS adds no
