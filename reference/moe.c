@@ -4,9 +4,16 @@
  * GEMMs run over the rows routed to it (a gather of token rows for GEMM1, of
  * act rows for GEMM2), exactly as a grouped kernel reads sorted rows; rows
  * routed to experts that are not local (EP) stay zero.
- * Length (~600 lines): the layer's stages in dataflow order, read top to
- * bottom; shapes and policies are in moe_config.c, routing in moe_route.c,
- * the activation in moe_act.c.
+ *
+ * On the worker pool (mxref/pool.h; docs/scaling.md) the layer is two
+ * chains side by side, the shared expert and the routed path, joined by
+ * the combine; the experts of a GEMM stage run longest first, the row-wise
+ * stages and the weight conversions by blocks of rows.  Every task writes
+ * only its own outputs; statuses and statistics are combined after each
+ * loop in a fixed order, so nothing depends on the thread count.
+ * Length (~740 lines): the layer's stages in dataflow order and how they
+ * are spread over the pool, read top to bottom; shapes and policies are in
+ * moe_config.c, routing in moe_route.c, the activation in moe_act.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -670,7 +677,9 @@ static void layer_task(void *v, size_t i)
     layer_ctx *L = v;
     if (i == 0) {
         mx_pool_trace_mark("shared");
+        double t0 = now();
         L->st_shared = shared_expert(L->c, L->w, L->x, L->T, L->r, &L->sh_stats);
+        L->r->seconds[MX_MOE_T_SHARED] = now() - t0;
     } else {
         L->st_routed = routed_path(L);
     }

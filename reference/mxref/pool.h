@@ -58,7 +58,16 @@ void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
  * written to FILE at exit.
  * mx_pool_trace_mark(label) records a named instant (label: a string
  * that outlives the process's end, e.g. a literal); without the variable
- * it does nothing. */
+ * it does nothing.  FILE: a '#' header line, then one line per event (a
+ * loop's where it began, a task's where it ended; seconds of CPU time):
+ *   M TIME LABEL                          a mark
+ *   J ID PARENT PINDEX N FN T0 T1         a loop: ID from 1; started by
+ *                                         task PINDEX of loop PARENT (0 0:
+ *                                         by no task); N indices; FN: its
+ *                                         function's address minus
+ *                                         mx_parallel_for's
+ *   T ID INDEX T0 T1                      a task of loop ID
+ * tools/pool_schedule.py reads it. */
 void mx_pool_trace_mark(const char *label);
 
 #ifdef __cplusplus
