@@ -5,10 +5,8 @@
  * and the operand windows alone (gemm_internal.h), so running B's rows in
  * blocks and writing each block's columns back gives the bits of one call,
  * whatever the block count and whichever thread runs a block.  The block
- * count follows the shape and the thread count (at least four blocks per
- * thread, and none of more than SPLIT_BLOCK_WORK multiply-adds where the
- * columns allow: small blocks keep a layer's tail short on many threads);
- * it never changes a bit of the result.
+ * count follows the shape and the thread count (about four blocks per
+ * thread); it never changes a bit of the result.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +15,8 @@
 
 /* Below this many multiply-adds a GEMM runs as one call. */
 #define SPLIT_MIN_WORK ((size_t)1 << 21)
-/* Narrowest block, in output columns; blocks are whole tiles of
- * SPLIT_COL_STEP columns (the fused kernels' tile width) but the last. */
-#define SPLIT_MIN_COLS 16
-#define SPLIT_COL_STEP 8
-/* Wanted work of one block, in multiply-adds (a few milliseconds). */
-#define SPLIT_BLOCK_WORK ((size_t)1 << 20)
+/* Narrowest block, in output columns. */
+#define SPLIT_MIN_COLS 32
 
 typedef struct {
     const mx_gemm_spec *s;
@@ -99,12 +93,9 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
     int threads = mx_pool_threads();
     if (threads <= 1 || M * N * K < SPLIT_MIN_WORK || N < 2 * SPLIT_MIN_COLS)
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
-    /* four blocks per thread or blocks of SPLIT_BLOCK_WORK, whichever
-     * makes more, none narrower than SPLIT_MIN_COLS */
-    size_t want = 4 * (size_t)threads, by_work = M * N * K / SPLIT_BLOCK_WORK;
-    want = by_work > want ? by_work : want;
+    /* about four blocks per thread, none narrower than SPLIT_MIN_COLS */
+    size_t want = 4 * (size_t)threads;
     size_t cols = (N + want - 1) / want;
-    cols = (cols + SPLIT_COL_STEP - 1) / SPLIT_COL_STEP * SPLIT_COL_STEP;
     cols = cols < SPLIT_MIN_COLS ? SPLIT_MIN_COLS : cols;
     size_t nblocks = (N + cols - 1) / cols;
     mx_status *st = calloc(nblocks, sizeof *st);
