@@ -5,9 +5,51 @@
  * the model chosen by the spec, the bounds.  FP8 operands (and BF16 ones
  * that fit the windows) take the fused kernels of gemm_fused.c instead;
  * big calls are split into column blocks on the worker pool first
- * (gemm_split.c). */
+ * (gemm_split.c), after the windows, which scan the whole operands, have
+ * been chosen by blocks of rows on the pool. */
 #include <stdlib.h>
+#include "mxref/pool.h"
 #include "gemm_internal.h"
+
+/* About this many codes per block of rows of the window scan. */
+#define WIDTH_BLOCK ((size_t)1 << 18)
+
+typedef struct {
+    const mx_operand *o;
+    size_t rows; /* per block */
+    int *w;
+} width_ctx;
+
+static void width_task(void *v, size_t b)
+{
+    width_ctx *c = v;
+    mx_operand o = *c->o;
+    size_t r0 = b * c->rows;
+    o.rows = c->o->rows - r0 < c->rows ? c->o->rows - r0 : c->rows;
+    if (o.row_idx)
+        o.row_idx += r0;
+    else
+        o.codes = (const uint8_t *)o.codes + r0 * o.ld * (size_t)(o.fmt->bits / 8);
+    c->w[b] = mxg_natural_width(&o);
+}
+
+/* mxg_natural_width, by blocks of rows on the pool when it has threads:
+ * the max of the blocks' widths is the whole operand's. */
+static int natural_width(const mx_operand *o)
+{
+    size_t rows = o->K < WIDTH_BLOCK ? WIDTH_BLOCK / o->K : 1;
+    size_t nb = (o->rows + rows - 1) / rows;
+    int *w = nb > 1 && mx_pool_threads() > 1 ? malloc(nb * sizeof *w) : NULL;
+    if (!w)
+        return mxg_natural_width(o);
+    width_ctx c = {o, rows, w};
+    mx_parallel_for(nb, width_task, &c);
+    int m = 0;
+    for (size_t b = 0; b < nb; b++)
+        m = w[b] > m ? w[b] : m;
+    free(w);
+    return m;
+}
 
 static int clog2(size_t x)
 {
@@ -26,7 +68,7 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     /* windows fixed on the whole operands: a block of columns run on its
      * own then gives the bits of the whole call (gemm_split.c) */
     int wa, wb;
-    mxg_windows(A, B, &wa, &wb);
+    mxg_choose_windows(natural_width(A), natural_width(B), &wa, &wb);
     return mxg_gemm_split(s, A, B, out, stats, wa, wb);
 }
 

@@ -95,6 +95,11 @@ mx_status mxg_prep_operands(const mx_gemm_spec *s, const mx_operand *A,
 /* The windows mxg_prep_operands chooses (from the widest group of each
  * whole operand; wa + wb <= 48), and the preparation with given windows. */
 void mxg_windows(const mx_operand *A, const mx_operand *B, int *wa, int *wb);
+/* Its two parts: an operand's widest group (the largest top - lowest unit
+ * exponent over its nonzero group products' terms: a max over rows, so the
+ * rows may be taken in any blocks), and the split of the 48 bits. */
+int mxg_natural_width(const mx_operand *o);
+void mxg_choose_windows(int na, int nb, int *wa, int *wb);
 mx_status mxg_prep_operands_w(const mx_gemm_spec *s, const mx_operand *A,
                               const mx_operand *B, int wa, int wb, mxg_prep *a,
                               mxg_prep *b);

@@ -307,3 +307,13 @@ mx_status mxg_prep_operands_w(const mx_gemm_spec *s, const mx_operand *A,
     }
     return MX_OK;
 }
+
+int mxg_natural_width(const mx_operand *o)
+{
+    return natural_width(o);
+}
+
+void mxg_choose_windows(int na, int nb, int *wa, int *wb)
+{
+    choose_windows(na, nb, wa, wb);
+}

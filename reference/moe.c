@@ -4,9 +4,16 @@
  * GEMMs run over the rows routed to it (a gather of token rows for GEMM1, of
  * act rows for GEMM2), exactly as a grouped kernel reads sorted rows; rows
  * routed to experts that are not local (EP) stay zero.
- * Length (~600 lines): the layer's stages in dataflow order, read top to
- * bottom; shapes and policies are in moe_config.c, routing in moe_route.c,
- * the activation in moe_act.c.
+ *
+ * On the worker pool (mxref/pool.h; docs/scaling.md) the layer is two
+ * chains side by side, the shared expert and the routed path, joined by
+ * the combine; the experts of a GEMM stage run longest first, the row-wise
+ * stages and the weight conversions by blocks of rows.  Every task writes
+ * only its own outputs; statuses and statistics are combined after each
+ * loop in a fixed order, so nothing depends on the thread count.
+ * Length (~740 lines): the layer's stages in dataflow order and how they
+ * are spread over the pool, read top to bottom; shapes and policies are in
+ * moe_config.c, routing in moe_route.c, the activation in moe_act.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -118,24 +125,61 @@ typedef struct {
     uint16_t *bf;     /* BF16 values (bf16 policies)   */
 } expert_w;
 
+/* Weights are converted by blocks of rows on the worker pool (every row on
+ * its own: the bytes do not depend on the thread count), each block with
+ * its own status, the first failure in block order returned. */
+#define WEIGHT_BLOCK ((size_t)1 << 18) /* about this many elements a block */
+
+typedef struct {
+    int w8a8;
+    const uint8_t *q, *s;
+    size_t N, K, rows; /* rows per block */
+    expert_w *out;
+    mx_status *st;
+} convert_ctx;
+
+static void convert_task(void *v, size_t b)
+{
+    convert_ctx *c = v;
+    size_t r0 = b * c->rows, n = c->N - r0 < c->rows ? c->N - r0 : c->rows;
+    size_t K = c->K, G = K / MX_BLOCK;
+    if (c->w8a8) {
+        size_t bad;
+        c->st[b] = mx_fn_to_fnuz_mx(c->q + r0 * K, n * K, c->s + r0 * G, n * G, MX_BLOCK,
+                                    c->out->q + r0 * K, c->out->s + r0 * G, &bad);
+    } else {
+        mx_dequant_bf16(MX_E4M3FN, c->q + r0 * K, c->s + r0 * G, n, K, c->out->bf + r0 * K);
+        c->st[b] = MX_OK;
+    }
+}
+
 static mx_status load_weights(int w8a8, const uint8_t *q, const uint8_t *s,
                               size_t N, size_t K, expert_w *out)
 {
     memset(out, 0, sizeof *out);
     if (w8a8) {
-        out->q = malloc(N * K);
-        out->s = malloc(N * K / MX_BLOCK);
+        out->q = malloc(mx_nz(N * K));
+        out->s = malloc(mx_nz(N * K / MX_BLOCK));
         if (!out->q || !out->s)
             return MX_ENOMEM;
-        size_t bad;
-        return mx_fn_to_fnuz_mx(q, N * K, s, N * K / MX_BLOCK, MX_BLOCK, out->q,
-                                out->s, &bad);
+    } else {
+        out->bf = malloc(mx_nz(N * K) * sizeof *out->bf);
+        if (!out->bf)
+            return MX_ENOMEM;
     }
-    out->bf = malloc(N * K * sizeof *out->bf);
-    if (!out->bf)
+    size_t rows = K ? WEIGHT_BLOCK / K : N;
+    rows = rows ? rows : 1;
+    size_t nb = N ? (N + rows - 1) / rows : 0;
+    mx_status *st = malloc(mx_nz(nb) * sizeof *st);
+    if (!st)
         return MX_ENOMEM;
-    mx_dequant_bf16(MX_E4M3FN, q, s, N, K, out->bf);
-    return MX_OK;
+    convert_ctx cc = {w8a8, q, s, N, K, rows, out, st};
+    mx_parallel_for(nb, convert_task, &cc);
+    mx_status res = MX_OK;
+    for (size_t b = 0; b < nb && res == MX_OK; b++)
+        res = st[b];
+    free(st);
+    return res;
 }
 
 static void free_weights(expert_w *w)
@@ -260,6 +304,7 @@ static double exact_sum(const double *v, int n)
 typedef struct {
     const mx_moe_shape *sh;
     const uint16_t *g1;
+    const int32_t *ids; /* rows of experts that are not local stay 0 */
     size_t rows, I;
     double ulps, *act, *bound;
 } swiglu_ctx;
@@ -267,9 +312,16 @@ typedef struct {
 static void swiglu_task(void *v, size_t b)
 {
     swiglu_ctx *c = v;
+    const mx_moe_shape *sh = c->sh;
     size_t r0 = b * ROW_BLOCK, n = c->rows - r0 < ROW_BLOCK ? c->rows - r0 : ROW_BLOCK;
-    mx_swiglu_exact(c->sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
+    mx_swiglu_exact(sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
                     c->bound + r0 * c->I);
+    for (size_t i = r0; i < r0 + n; i++) {
+        size_t le = (size_t)c->ids[i] - sh->expert0;
+        if (!((size_t)c->ids[i] >= sh->expert0 && le < sh->E_local))
+            for (size_t j = 0; j < c->I; j++)
+                c->act[i * c->I + j] = c->bound[i * c->I + j] = 0;
+    }
 }
 
 typedef struct {
@@ -280,10 +332,13 @@ typedef struct {
     mx_status *st;
 } xquant_ctx;
 
+/* tokens per task of the activation quantization (every row on its own) */
+#define XQUANT_ROWS 4
+
 static void xquant_task(void *v, size_t b)
 {
     xquant_ctx *c = v;
-    size_t t0 = b * ROW_BLOCK, n = c->T - t0 < ROW_BLOCK ? c->T - t0 : ROW_BLOCK;
+    size_t t0 = b * XQUANT_ROWS, n = c->T - t0 < XQUANT_ROWS ? c->T - t0 : XQUANT_ROWS;
     c->st[b] = mx_quantize_bf16(c->qp, c->x + t0 * c->H, n, c->H, c->H, c->q + t0 * c->H,
                                 c->s + t0 * (c->H / MX_BLOCK), NULL);
 }
@@ -337,19 +392,17 @@ static void combine_task(void *v, size_t t)
     }
 }
 
-/* The routed GEMMs of one layer, one task per local expert (and, with
- * GEMM1, one more for the whole shared expert, which depends on x alone).
+/* The routed GEMMs of one layer, one task per local expert with rows,
+ * longest first (order[]: most rows first, ties to the lower expert).
  * Expert le's rows are rows[start[le] .. start[le+1]) in flat order, so
  * its gathered operand is the same for any thread count; each task writes
- * its own rows of the stage, its own status and statistics, and the
- * caller sums the statistics in expert order. */
+ * its own rows of the stage, its own status and statistics (slot le), and
+ * the caller sums the statistics in expert order. */
 typedef struct {
     const mx_moe_config *c;
     const mx_moe_weights *w;
-    const uint16_t *x;
-    size_t T;
     int w8a8, gemm; /* 1 or 2 */
-    const size_t *start, *rows;
+    const size_t *start, *rows, *order;
     const uint8_t *aq, *aq_s;     /* w8a8 A codes and scales               */
     const uint16_t *a16;          /* bf16 A values                         */
     const float *tw;              /* GEMM2 top-k weights [T*topk]          */
@@ -358,33 +411,25 @@ typedef struct {
     mx_gemm_stats *stats;
 } expert_ctx;
 
-static void expert_task(void *vctx, size_t le)
+static void expert_task(void *vctx, size_t i)
 {
     expert_ctx *x = vctx;
     const mx_moe_shape *sh = &x->c->shape;
-    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk;
-    memset(&x->stats[le], 0, sizeof x->stats[le]);
-    if (le == sh->E_local) { /* the shared expert */
-        x->st[le] = shared_expert(x->c, x->w, x->x, x->T, x->r, &x->stats[le]);
-        return;
-    }
+    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk, le = x->order[i];
     size_t M = x->start[le + 1] - x->start[le];
-    x->st[le] = MX_OK;
-    if (!M)
-        return;
     const size_t *dst = x->rows + x->start[le];
-    int32_t *idx = malloc(M * sizeof *idx);
-    float *wr = x->gemm == 2 ? malloc(M * sizeof *wr) : NULL;
+    int32_t *idx = malloc(mx_nz(M) * sizeof *idx);
+    float *wr = x->gemm == 2 ? malloc(mx_nz(M) * sizeof *wr) : NULL;
     if (!idx || (x->gemm == 2 && !wr)) {
         free(idx);
         free(wr);
         x->st[le] = MX_ENOMEM;
         return;
     }
-    for (size_t i = 0; i < M; i++) {
-        idx[i] = (int32_t)(x->gemm == 1 ? dst[i] / k : dst[i]);
+    for (size_t j = 0; j < M; j++) {
+        idx[j] = (int32_t)(x->gemm == 1 ? dst[j] / k : dst[j]);
         if (wr)
-            wr[i] = x->tw[dst[i]];
+            wr[j] = x->tw[dst[j]];
     }
     size_t N = x->gemm == 1 ? 2 * I : H, K = x->gemm == 1 ? H : I;
     const uint8_t *q = x->gemm == 1 ? x->w->w13[le] : x->w->w2[le];
@@ -405,20 +450,23 @@ static void expert_task(void *vctx, size_t le)
     x->st[le] = s;
 }
 
-/* Runs the tasks of one GEMM stage (plus the shared expert with GEMM1);
- * the first failure in expert order, statistics summed in that order. */
-static mx_status run_experts(expert_ctx *x, size_t ntasks, mx_moe_result *r)
+/* Runs the tasks of one GEMM stage over the experts with rows; the first
+ * failure in expert order, statistics summed in that order. */
+static mx_status run_experts(expert_ctx *x, size_t nrun, mx_moe_result *r)
 {
-    x->st = malloc(ntasks * sizeof *x->st);
-    x->stats = malloc(ntasks * sizeof *x->stats);
+    size_t E = x->c->shape.E_local;
+    x->st = malloc(E * sizeof *x->st);
+    x->stats = calloc(E, sizeof *x->stats);
     mx_status s = MX_ENOMEM;
     if (x->st && x->stats) {
-        mx_parallel_for(ntasks, expert_task, x);
+        for (size_t le = 0; le < E; le++)
+            x->st[le] = MX_OK;
+        mx_parallel_for(nrun, expert_task, x);
         s = MX_OK;
-        for (size_t i = 0; i < ntasks; i++) {
-            if (x->st[i] != MX_OK && s == MX_OK)
-                s = x->st[i];
-            add_stats(&r->stats, &x->stats[i]);
+        for (size_t le = 0; le < E; le++) {
+            if (x->st[le] != MX_OK && s == MX_OK)
+                s = x->st[le];
+            add_stats(&r->stats, &x->stats[le]);
         }
     }
     free(x->st);
@@ -426,57 +474,91 @@ static mx_status run_experts(expert_ctx *x, size_t ntasks, mx_moe_result *r)
     return s;
 }
 
-mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
-                     const uint16_t *x, size_t T, const mx_moe_given *given,
-                     mx_moe_result *r, long *bad_expert)
+/* order[0 .. n) = the local experts with rows, most rows first (ties: the
+ * lower expert first); returns n. */
+static size_t longest_first(const size_t *start, size_t E, size_t *order)
 {
+    size_t n = 0;
+    for (size_t le = 0; le < E; le++) {
+        size_t m = start[le + 1] - start[le], j = n++;
+        if (!m) {
+            n--;
+            continue;
+        }
+        /* insertion: before every expert with fewer rows */
+        while (j > 0 && start[order[j - 1] + 1] - start[order[j - 1]] < m) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = le;
+    }
+    return n;
+}
+
+/* The layer is two chains that run side by side on the pool: the shared
+ * expert (it depends on x alone) and the routed path (routing, GEMM1,
+ * SwiGLU, GEMM2); the combine joins them. */
+typedef struct {
+    const mx_moe_config *c;
+    const mx_moe_weights *w;
+    const uint16_t *x;
+    size_t T;
+    const mx_moe_given *gv;
+    mx_moe_result *r;
+    long *bad_expert;
+    mx_status st_shared, st_routed;
+    int routed_early;       /* the routed path failed before SwiGLU      */
+    mx_gemm_stats sh_stats; /* the shared expert's, added after the join */
+} layer_ctx;
+
+/* Routing, activation quantization, GEMM1, SwiGLU (+ quantization) and
+ * GEMM2; writes the stage times of r->seconds but the combine's. */
+static mx_status routed_path(layer_ctx *L)
+{
+    const mx_moe_config *c = L->c;
+    const mx_moe_weights *w = L->w;
     const mx_moe_shape *sh = &c->shape;
-    size_t H = sh->H, I = sh->inter, k = (size_t)sh->topk, Tk = T * k;
-    mx_moe_given none;
-    memset(&none, 0, sizeof none);
-    const mx_moe_given *gv = given ? given : &none;
-    memset(r, 0, sizeof *r);
-    if (bad_expert)
-        *bad_expert = -1;
-    if (sh->topk < 1 || sh->topk > 64 || H % MX_BLOCK || I % MX_BLOCK ||
-        sh->inter_shared % MX_BLOCK || sh->E_local == 0 ||
-        sh->expert0 + sh->E_local > sh->E)
-        return MX_EINVAL;
-    r->policy = mx_moe_dispatch(sh, c->policy, T);
-    r->model = c->model;
+    const mx_moe_given *gv = L->gv;
+    const uint16_t *x = L->x;
+    mx_moe_result *r = L->r;
+    size_t T = L->T, H = sh->H, I = sh->inter, k = (size_t)sh->topk, Tk = T * k;
     int w8a8 = r->policy == MX_POLICY_W8A8;
     mx_status s;
+    double *act = NULL, *abnd = NULL;
+    size_t *start = NULL, *dst = NULL, *order = NULL;
+    L->routed_early = 1;
 
     double t_stage = now(), t_next;
+    mx_pool_trace_mark("route");
     /* router */
     if ((s = mx_moe_route(sh, w->router, w->bias, x, T, &r->route)) != MX_OK)
-        goto fail;
+        goto done;
     const int32_t *ids = gv->topk_ids ? gv->topk_ids : r->route.ids;
     const float *tw = gv->topk_weights ? gv->topk_weights : r->route.weights;
     for (size_t i = 0; i < Tk; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= sh->E) {
             s = MX_ERANGE;
-            goto fail;
+            goto done;
         }
         size_t le = (size_t)ids[i] - sh->expert0;
         if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local &&
             (!w->w13[le] || !w->w2[le])) {
-            if (bad_expert)
-                *bad_expert = ids[i];
+            if (L->bad_expert)
+                *L->bad_expert = ids[i];
             s = MX_EINVAL;
-            goto fail;
+            goto done;
         }
     }
 
     /* activation quantization (w8a8) */
-    double *act = NULL, *abnd = NULL;
-    size_t *start = malloc((sh->E_local + 2) * sizeof *start);
-    size_t *dst = malloc(mx_nz(Tk) * sizeof *dst);
+    start = malloc((sh->E_local + 2) * sizeof *start);
+    order = malloc((sh->E_local + 1) * sizeof *order);
+    dst = malloc(mx_nz(Tk) * sizeof *dst);
     act = malloc(mx_nz(Tk * I) * sizeof *act);
     abnd = malloc(mx_nz(Tk * I) * sizeof *abnd);
-    if (!start || !dst || !act || !abnd) {
+    if (!start || !order || !dst || !act || !abnd) {
         s = MX_ENOMEM;
-        goto fail_buf;
+        goto done;
     }
     const uint8_t *xq = NULL, *xq_s = NULL;
     if (w8a8) {
@@ -490,14 +572,14 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
         r->xq.s_alt = malloc(mx_nz(n / MX_BLOCK));
         if (!r->xq.q || !r->xq.s || !r->xq.q_alt || !r->xq.s_alt) {
             s = MX_ENOMEM;
-            goto fail_buf;
+            goto done;
         }
         {
-            size_t nb = (T + ROW_BLOCK - 1) / ROW_BLOCK;
+            size_t nb = (T + XQUANT_ROWS - 1) / XQUANT_ROWS;
             mx_status *qs = malloc(mx_nz(nb) * sizeof *qs);
             if (!qs) {
                 s = MX_ENOMEM;
-                goto fail_buf;
+                goto done;
             }
             xquant_ctx xc = {&qp, x, T, H, r->xq.q, r->xq.s, qs};
             mx_parallel_for(nb, xquant_task, &xc);
@@ -506,7 +588,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
                 s = qs[b];
             free(qs);
             if (s != MX_OK)
-                goto fail_buf;
+                goto done;
         }
         /* a deterministic function of BF16 inputs: no alternatives */
         memcpy(r->xq.q_alt, r->xq.q, n);
@@ -517,6 +599,7 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
 
     t_next = now();
     r->seconds[MX_MOE_T_ROUTE] = t_next - t_stage;
+    mx_pool_trace_mark("gemm1");
     t_stage = t_next;
     /* rows of each local expert, in flat order: expert le has
      * dst[start[le] .. start[le+1]) */
@@ -529,77 +612,133 @@ mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
     }
     for (size_t le = 0; le < sh->E_local; le++)
         start[le + 1] += start[le];
-    for (size_t le = 0, fill = 0; le < sh->E_local; le++)
-        for (size_t i = 0; i < Tk; i++)
-            if ((size_t)ids[i] == sh->expert0 + le)
-                dst[fill++] = i;
+    {
+        size_t *fill = malloc((sh->E_local + 1) * sizeof *fill);
+        if (!fill) {
+            s = MX_ENOMEM;
+            goto done;
+        }
+        memcpy(fill, start, (sh->E_local + 1) * sizeof *fill);
+        for (size_t i = 0; i < Tk; i++) { /* flat order within each expert */
+            size_t le = (size_t)ids[i] - sh->expert0;
+            if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local)
+                dst[fill[le]++] = i;
+        }
+        free(fill);
+    }
+    size_t nrun = longest_first(start, sh->E_local, order);
 
-    /* GEMM1 per local expert, and the shared expert, in parallel */
+    /* GEMM1 per local expert, in parallel */
     if ((s = stage_gemm_alloc(&r->g1, Tk, 2 * I)) != MX_OK ||
         (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
-        goto fail_buf;
-    expert_ctx ex = {c, w, x, T, w8a8, 1, start, dst, xq, xq_s, x, tw, r, NULL, NULL};
-    if ((s = run_experts(&ex, sh->E_local + 1, r)) != MX_OK)
-        goto fail_buf;
+        goto done;
+    expert_ctx ex = {c, w, w8a8, 1, start, dst, order, xq, xq_s, x, tw, r, NULL, NULL};
+    if ((s = run_experts(&ex, nrun, r)) != MX_OK)
+        goto done;
 
     t_next = now();
     r->seconds[MX_MOE_T_GEMM1] = t_next - t_stage;
+    mx_pool_trace_mark("act");
     t_stage = t_next;
+    L->routed_early = 0;
     /* SwiGLU (+ quantization) on the given or the model's g1 */
     const uint16_t *g1 = gv->g1 ? gv->g1 : r->g1.model;
-    swiglu_ctx sc = {sh, g1, Tk, I, c->sigmoid_ulps, act, abnd};
+    swiglu_ctx sc = {sh, g1, ids, Tk, I, c->sigmoid_ulps, act, abnd};
     mx_parallel_for((Tk + ROW_BLOCK - 1) / ROW_BLOCK, swiglu_task, &sc);
-    for (size_t i = 0; i < Tk; i++) { /* rows of non-local experts stay 0 */
-        size_t le = (size_t)ids[i] - sh->expert0;
-        if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local))
-            for (size_t j = 0; j < I; j++)
-                act[i * I + j] = abnd[i * I + j] = 0;
-    }
     if (w8a8)
         s = mx_quant_interval(act, abnd, Tk, I, &r->actq);
     else
         s = act16_stage(act, abnd, Tk * I, &r->act16, Tk, I);
     if (s != MX_OK)
-        goto fail_buf;
+        goto done;
 
     t_next = now();
     r->seconds[MX_MOE_T_ACT] = t_next - t_stage;
+    mx_pool_trace_mark("gemm2");
     t_stage = t_next;
     /* GEMM2 per local expert, top-k weight on the accumulator */
-    expert_ctx ey = {c, w, x, T, w8a8, 2, start, dst,
+    expert_ctx ey = {c, w, w8a8, 2, start, dst, order,
                      gv->actq ? gv->actq : r->actq.q,
                      gv->actq_s ? gv->actq_s : r->actq.s,
                      gv->act16 ? gv->act16 : r->act16.model, tw, r, NULL, NULL};
-    if ((s = run_experts(&ey, sh->E_local, r)) != MX_OK)
-        goto fail_buf;
+    s = run_experts(&ey, nrun, r);
+    r->seconds[MX_MOE_T_GEMM2] = now() - t_stage;
+done:
+    free(act);
+    free(abnd);
+    free(start);
+    free(order);
+    free(dst);
+    return s;
+}
 
-    t_next = now();
-    r->seconds[MX_MOE_T_GEMM2] = t_next - t_stage;
-    t_stage = t_next;
+static void layer_task(void *v, size_t i)
+{
+    layer_ctx *L = v;
+    if (i == 0) {
+        mx_pool_trace_mark("shared");
+        double t0 = now();
+        L->st_shared = shared_expert(L->c, L->w, L->x, L->T, L->r, &L->sh_stats);
+        L->r->seconds[MX_MOE_T_SHARED] = now() - t0;
+    } else {
+        L->st_routed = routed_path(L);
+    }
+}
+
+mx_status mx_moe_run(const mx_moe_config *c, const mx_moe_weights *w,
+                     const uint16_t *x, size_t T, const mx_moe_given *given,
+                     mx_moe_result *r, long *bad_expert)
+{
+    const mx_moe_shape *sh = &c->shape;
+    size_t H = sh->H;
+    mx_moe_given none;
+    memset(&none, 0, sizeof none);
+    const mx_moe_given *gv = given ? given : &none;
+    memset(r, 0, sizeof *r);
+    if (bad_expert)
+        *bad_expert = -1;
+    if (sh->topk < 1 || sh->topk > 64 || H % MX_BLOCK || sh->inter % MX_BLOCK ||
+        sh->inter_shared % MX_BLOCK || sh->E_local == 0 ||
+        sh->expert0 + sh->E_local > sh->E)
+        return MX_EINVAL;
+    r->policy = mx_moe_dispatch(sh, c->policy, T);
+    r->model = c->model;
+    mx_status s;
+
+    mx_pool_trace_mark("layer");
+    /* the shared expert alongside the routed path: each writes only its
+     * own stages; the failure reported is the one the stages in order
+     * give (routing and GEMM1, then the shared expert, then the rest) */
+    layer_ctx L = {c, w, x, T, gv, r, bad_expert, MX_OK, MX_OK, 0, {0, 0, 0}};
+    mx_parallel_for(2, layer_task, &L);
+    if (L.st_routed != MX_OK && L.routed_early)
+        s = L.st_routed;
+    else if (L.st_shared != MX_OK)
+        s = L.st_shared;
+    else
+        s = L.st_routed;
+    if (s != MX_OK)
+        goto fail;
+    add_stats(&r->stats, &L.sh_stats);
+
+    double t_stage = now();
+    mx_pool_trace_mark("combine");
     /* moe_sum (BF16 sequential over k, of the given or the model's y) and
      * the final combine, token by token */
     if ((s = stage_gemm_alloc(&r->routed, T, H)) != MX_OK ||
         (s = stage_gemm_alloc(&r->out, T, H)) != MX_OK)
-        goto fail_buf;
+        goto fail;
     r->out_e2e = malloc(mx_nz(T * H) * sizeof *r->out_e2e);
     if (!r->out_e2e) {
         s = MX_ENOMEM;
-        goto fail_buf;
+        goto fail;
     }
     combine_ctx cc = {sh, gv->y ? gv->y : r->y.model, gv->routed, gv->shared, r};
     mx_parallel_for(T, combine_task, &cc);
     r->seconds[MX_MOE_T_COMBINE] = now() - t_stage;
-    free(act);
-    free(abnd);
-    free(start);
-    free(dst);
+    mx_pool_trace_mark("end");
     return MX_OK;
 
-fail_buf:
-    free(act);
-    free(abnd);
-    free(start);
-    free(dst);
 fail:
     mx_moe_result_free(r);
     return s;

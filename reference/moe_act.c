@@ -23,11 +23,15 @@
  *     |g (u + 1)| 2^-125 (1 + 4u); below 2^-126 this absolute term, |act|
  *     and 16 eta make the whole bound.
  * The binary64 value is evaluated with outward inflation 1 + 2^-48.
+ *
+ * mx_quant_interval runs its rows in blocks on the worker pool (mxref/pool.h):
+ * rows are independent, so the bytes do not depend on the thread count.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mxref/moe.h"
+#include "mxref/pool.h"
 
 void mx_swiglu_exact(const mx_moe_shape *s, const uint16_t *g1, size_t rows,
                      size_t I, double sigmoid_ulps, double *act, double *bound)
@@ -81,40 +85,23 @@ static uint8_t code_at(double v, int X)
     return (uint8_t)mx_encode_rne(mx_format_get(MX_E4M3FNUZ), ldexp(v, -X));
 }
 
-mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
-                            size_t cols, mx_stage_quant *out)
+/* Rows [r0, r1) of mx_quant_interval; *amb_groups counts their ambiguous
+ * groups. */
+static mx_status quant_rows(const mx_quant_params *p, const double *act,
+                            const double *bound, size_t r0, size_t r1, size_t cols,
+                            mx_stage_quant *out, size_t *amb_groups)
 {
-    size_t G = cols / MX_BLOCK, n = rows * cols;
-    memset(out, 0, sizeof *out);
-    if (cols % MX_BLOCK)
-        return MX_EINVAL;
-    out->rows = rows;
-    out->cols = cols;
-    out->q = malloc(mx_nz(n));
-    out->s = malloc(mx_nz(rows * G));
-    out->q_alt = malloc(mx_nz(n));
-    out->s_alt = malloc(mx_nz(rows * G));
-    out->q_under_alt = malloc(mx_nz(n));
-    out->q_under_alt2 = malloc(mx_nz(n));
-    float *v = malloc(MX_BLOCK * sizeof *v);
-    if (!out->q || !out->s || !out->q_alt || !out->s_alt || !out->q_under_alt ||
-        !out->q_under_alt2 || !v) {
-        free(v);
-        mx_stage_quant_free(out);
-        return MX_ENOMEM;
-    }
-    mx_quant_params p = mx_quant_production(MX_E4M3FNUZ);
-    for (size_t r = 0; r < rows; r++)
+    size_t G = cols / MX_BLOCK;
+    float v[MX_BLOCK];
+    *amb_groups = 0;
+    for (size_t r = r0; r < r1; r++)
         for (size_t g = 0; g < G; g++) {
             size_t b0 = r * cols + g * MX_BLOCK;
             float amin = 0, amax = 0;
             for (int i = 0; i < MX_BLOCK; i++) {
                 double a = act[b0 + (size_t)i], e = bound ? bound[b0 + (size_t)i] : 0;
-                if (!isfinite(a)) {
-                    free(v);
-                    mx_stage_quant_free(out);
+                if (!isfinite(a))
                     return MX_ERANGE;
-                }
                 v[i] = (float)a;
                 /* the FP32 amax lies in [max(|a| - e), max(|a| + e)], both
                  * rounded outward to FP32 */
@@ -128,11 +115,11 @@ mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
                 amax = hi32 > amax ? hi32 : amax;
             }
             uint8_t s, s_lo, s_hi;
-            mx_quantize_f32(&p, v, 1, MX_BLOCK, MX_BLOCK, out->q + b0,
+            mx_quantize_f32(p, v, 1, MX_BLOCK, MX_BLOCK, out->q + b0,
                             out->s + r * G + g, NULL);
             s = out->s[r * G + g];
-            mx_quant_scale(&p, amin, &s_lo);
-            mx_quant_scale(&p, amax, &s_hi);
+            mx_quant_scale(p, amin, &s_lo);
+            mx_quant_scale(p, amax, &s_hi);
             uint8_t s_alt = s_lo != s ? s_lo : s_hi;
             out->s_alt[r * G + g] = s_alt;
             int amb = s_alt != s;
@@ -145,8 +132,68 @@ mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
                 out->q_under_alt[j] = code_at(a - e, (int)s_alt - 127);
                 out->q_under_alt2[j] = code_at(a + e, (int)s_alt - 127);
             }
-            out->n_ambiguous += (size_t)amb;
+            *amb_groups += (size_t)amb;
         }
-    free(v);
     return MX_OK;
+}
+
+/* Rows are independent: blocks of QUANT_ROWS rows run on the worker pool,
+ * each with its own status and count, combined in block order. */
+#define QUANT_ROWS 8
+
+typedef struct {
+    const mx_quant_params *p;
+    const double *act, *bound;
+    size_t rows, cols;
+    mx_stage_quant *out;
+    mx_status *st;
+    size_t *amb;
+} quant_ctx;
+
+static void quant_task(void *v, size_t b)
+{
+    quant_ctx *c = v;
+    size_t r0 = b * QUANT_ROWS, r1 = r0 + QUANT_ROWS < c->rows ? r0 + QUANT_ROWS : c->rows;
+    c->st[b] = quant_rows(c->p, c->act, c->bound, r0, r1, c->cols, c->out, &c->amb[b]);
+}
+
+mx_status mx_quant_interval(const double *act, const double *bound, size_t rows,
+                            size_t cols, mx_stage_quant *out)
+{
+    size_t G = cols / MX_BLOCK, n = rows * cols;
+    size_t nb = (rows + QUANT_ROWS - 1) / QUANT_ROWS;
+    memset(out, 0, sizeof *out);
+    if (cols % MX_BLOCK)
+        return MX_EINVAL;
+    out->rows = rows;
+    out->cols = cols;
+    out->q = malloc(mx_nz(n));
+    out->s = malloc(mx_nz(rows * G));
+    out->q_alt = malloc(mx_nz(n));
+    out->s_alt = malloc(mx_nz(rows * G));
+    out->q_under_alt = malloc(mx_nz(n));
+    out->q_under_alt2 = malloc(mx_nz(n));
+    mx_status *st = malloc(mx_nz(nb) * sizeof *st);
+    size_t *amb = malloc(mx_nz(nb) * sizeof *amb);
+    if (!out->q || !out->s || !out->q_alt || !out->s_alt || !out->q_under_alt ||
+        !out->q_under_alt2 || !st || !amb) {
+        free(st);
+        free(amb);
+        mx_stage_quant_free(out);
+        return MX_ENOMEM;
+    }
+    mx_quant_params p = mx_quant_production(MX_E4M3FNUZ);
+    quant_ctx qc = {&p, act, bound, rows, cols, out, st, amb};
+    mx_parallel_for(nb, quant_task, &qc);
+    mx_status res = MX_OK;
+    for (size_t b = 0; b < nb; b++) {
+        if (st[b] != MX_OK && res == MX_OK)
+            res = st[b];
+        out->n_ambiguous += amb[b];
+    }
+    free(st);
+    free(amb);
+    if (res != MX_OK)
+        mx_stage_quant_free(out);
+    return res;
 }

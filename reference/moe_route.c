@@ -21,6 +21,7 @@
 #include <string.h>
 #include <gsl/gsl_cblas.h>
 #include "mxref/moe.h"
+#include "mxref/pool.h"
 
 void mx_moe_routing_free(mx_moe_routing *r)
 {
@@ -33,53 +34,59 @@ void mx_moe_routing_free(mx_moe_routing *r)
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
-mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
-                       const float *bias, const uint16_t *x, size_t T,
-                       mx_moe_routing *out)
+/* The router runs on the worker pool with the same BLAS calls as one
+ * thread makes (the two products side by side, never split: a BLAS may sum
+ * in another order for another shape), then the tokens' top-k selections
+ * by blocks of tokens, each writing only its own tokens. */
+typedef struct {
+    size_t T, H, E;
+    int k;
+    const float *router, *bias;
+    const uint16_t *x;
+    double *xd, *wd, *xa, *wa, *lg, *la;
+    mx_status st[2];
+    mx_moe_routing *out;
+} route_ctx;
+
+/* task 0: logits = x Wr^T; task 1: sum |x w| = |x| |Wr|^T */
+static void product_task(void *v, size_t i)
 {
-    size_t H = s->H, E = s->E;
-    int k = s->topk;
-    memset(out, 0, sizeof *out);
-    if (k < 1 || k > 64 || (size_t)k > E || !router || !bias || !x || !T)
-        return MX_EINVAL;
-    double *xd = calloc(T * H, sizeof *xd), *wd = calloc(E * H, sizeof *wd);
-    double *lg = malloc(T * E * sizeof *lg), *la = malloc(T * E * sizeof *la);
-    out->ids = malloc(T * (size_t)k * sizeof *out->ids);
-    out->weights = malloc(T * (size_t)k * sizeof *out->weights);
-    out->weights_exact = malloc(T * (size_t)k * sizeof *out->weights_exact);
-    out->ambiguous = calloc(T ? T : 1, 1);
-    size_t *order = malloc(E * sizeof *order);
-    double *score = malloc(E * sizeof *score), *delta = malloc(E * sizeof *delta);
-    mx_status st = MX_OK;
-    if (!xd || !wd || !lg || !la || !out->ids || !out->weights ||
-        !out->weights_exact || !out->ambiguous || !order || !score || !delta) {
-        st = MX_ENOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < T * H; i++) {
-        xd[i] = mx_bf16_to_float(x[i]);
-        if (!isfinite(xd[i])) {
-            st = MX_ERANGE;
-            goto done;
+    route_ctx *c = v;
+    size_t T = c->T, H = c->H, E = c->E;
+    double *xd = i ? c->xa : c->xd, *wd = i ? c->wa : c->wd;
+    c->st[i] = MX_OK;
+    for (size_t j = 0; j < T * H; j++) {
+        double d = mx_bf16_to_float(c->x[j]);
+        if (!isfinite(d)) {
+            c->st[i] = MX_ERANGE;
+            return;
         }
+        xd[j] = i ? fabs(d) : d;
     }
-    for (size_t i = 0; i < E * H; i++)
-        wd[i] = router[i];
+    for (size_t j = 0; j < E * H; j++)
+        wd[j] = i ? fabs((double)c->router[j]) : (double)c->router[j];
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)E, (int)H,
-                1.0, xd, (int)H, wd, (int)H, 0.0, lg, (int)E);
-    for (size_t i = 0; i < T * H; i++)
-        xd[i] = fabs(xd[i]);
-    for (size_t i = 0; i < E * H; i++)
-        wd[i] = fabs(wd[i]);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)E, (int)H,
-                1.0, xd, (int)H, wd, (int)H, 0.0, la, (int)E);
+                1.0, xd, (int)H, wd, (int)H, 0.0, i ? c->la : c->lg, (int)E);
+}
+
+#define ROUTE_TOKENS 8 /* tokens per selection task */
+
+static void select_task(void *v, size_t b)
+{
+    route_ctx *c = v;
+    mx_moe_routing *out = c->out;
+    size_t H = c->H, E = c->E, k = (size_t)c->k;
+    size_t t0 = b * ROUTE_TOKENS, t1 = t0 + ROUTE_TOKENS < c->T ? t0 + ROUTE_TOKENS : c->T;
+    size_t order[4096];
+    double score[4096], delta[4096]; /* E <= 4096 (mx_moe_shape_by_name) */
     const double u = 0x1p-24, g32 = (double)H * u / (1 - (double)H * u);
     const double g64 = (double)(H + 2) * 0x1p-52;
-    for (size_t t = 0; t < T; t++) {
+    const double *lg = c->lg, *la = c->la;
+    for (size_t t = t0; t < t1; t++) {
         for (size_t e = 0; e < E; e++) {
             double l = lg[t * E + e], sabs = la[t * E + e] * (1 + g64);
             double sg = sigmoid(l);
-            score[e] = sg + (double)bias[e];
+            score[e] = sg + (double)c->bias[e];
             /* docs/bounds.md, "Router": a 4-ulp FP32 sigmoid is within
              * 8 u of sigma (one ulp is up to 2u of a normal value) */
             delta[e] = ((g32 + g64) * sabs / 4 + 8 * u * sg + u * fabs(score[e]) +
@@ -87,51 +94,82 @@ mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
             order[e] = e;
         }
         /* partial selection sort of the top k + 1 (ties: lower id first) */
-        for (int j = 0; j <= k && (size_t)j < E; j++) {
-            size_t best = (size_t)j;
-            for (size_t e = (size_t)j + 1; e < E; e++) {
-                size_t a = order[e], b = order[best];
-                // cppcheck-suppress arrayIndexThenCheck ; a < b breaks ties, it is no bound
-                if (score[a] > score[b] || (score[a] == score[b] && a < b))
+        for (size_t j = 0; j <= k && j < E; j++) {
+            size_t best = j;
+            for (size_t e = j + 1; e < E; e++) {
+                size_t a = order[e], bb = order[best];
+                // cppcheck-suppress arrayIndexThenCheck ; a < bb breaks ties, it is no bound
+                if (score[a] > score[bb] || (score[a] == score[bb] && a < bb))
                     best = e;
             }
             size_t tmp = order[j];
             order[j] = order[best];
             order[best] = tmp;
         }
-        if ((size_t)k < E) {
-            size_t a = order[k - 1], b = order[k];
-            if (score[a] - score[b] <= delta[a] + delta[b]) {
-                out->ambiguous[t] = 1;
-                out->n_ambiguous++;
-            }
+        if (k < E) {
+            size_t a = order[k - 1], bb = order[k];
+            out->ambiguous[t] = score[a] - score[bb] <= delta[a] + delta[bb];
         }
         float s32[64], sum32 = 0;
         double sum = 0;
-        for (int j = 0; j < k; j++) {
+        for (size_t j = 0; j < k; j++) {
             size_t e = order[j];
-            out->ids[t * (size_t)k + (size_t)j] = (int32_t)e;
+            out->ids[t * k + j] = (int32_t)e;
             float l32 = (float)lg[t * E + e];
             s32[j % 64] = (float)sigmoid((double)l32);
             sum32 = sum32 + s32[j % 64];
             sum += sigmoid(lg[t * E + e]);
         }
-        for (int j = 0; j < k; j++) {
+        for (size_t j = 0; j < k; j++) {
             size_t e = order[j];
-            out->weights[t * (size_t)k + (size_t)j] = s32[j % 64] / sum32;
-            out->weights_exact[t * (size_t)k + (size_t)j] = sigmoid(lg[t * E + e]) / sum;
+            out->weights[t * k + j] = s32[j % 64] / sum32;
+            out->weights_exact[t * k + j] = sigmoid(lg[t * E + e]) / sum;
         }
     }
+}
+
+mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
+                       const float *bias, const uint16_t *x, size_t T,
+                       mx_moe_routing *out)
+{
+    size_t H = s->H, E = s->E;
+    int k = s->topk;
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > 64 || (size_t)k > E || E > 4096 || !router || !bias || !x || !T)
+        return MX_EINVAL;
+    route_ctx c = {T, H, E, k, router, bias, x, NULL, NULL, NULL, NULL, NULL, NULL,
+                   {MX_OK, MX_OK}, out};
+    c.xd = malloc(T * H * sizeof *c.xd);
+    c.xa = malloc(T * H * sizeof *c.xa);
+    c.wd = malloc(E * H * sizeof *c.wd);
+    c.wa = malloc(E * H * sizeof *c.wa);
+    c.lg = malloc(T * E * sizeof *c.lg);
+    c.la = malloc(T * E * sizeof *c.la);
+    out->ids = malloc(T * (size_t)k * sizeof *out->ids);
+    out->weights = malloc(T * (size_t)k * sizeof *out->weights);
+    out->weights_exact = malloc(T * (size_t)k * sizeof *out->weights_exact);
+    out->ambiguous = calloc(T ? T : 1, 1);
+    mx_status st = MX_OK;
+    if (!c.xd || !c.xa || !c.wd || !c.wa || !c.lg || !c.la || !out->ids ||
+        !out->weights || !out->weights_exact || !out->ambiguous) {
+        st = MX_ENOMEM;
+        goto done;
+    }
+    mx_parallel_for(2, product_task, &c);
+    if ((st = c.st[0]) != MX_OK)
+        goto done;
+    mx_parallel_for((T + ROUTE_TOKENS - 1) / ROUTE_TOKENS, select_task, &c);
+    for (size_t t = 0; t < T; t++)
+        out->n_ambiguous += out->ambiguous[t];
     out->T = T;
     out->topk = k;
 done:
-    free(xd);
-    free(wd);
-    free(lg);
-    free(la);
-    free(order);
-    free(score);
-    free(delta);
+    free(c.xd);
+    free(c.xa);
+    free(c.wd);
+    free(c.wa);
+    free(c.lg);
+    free(c.la);
     if (st != MX_OK)
         mx_moe_routing_free(out);
     return st;

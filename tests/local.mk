@@ -99,6 +99,9 @@ TESTS += tests/check_pool
 # unsharded report.
 TESTS += tests/jobs.test tests/shard.test
 EXTRA_DIST += tests/jobs.test tests/shard.test
+# the pool trace and tools/pool_schedule.py
+TESTS += tests/pool_trace.test
+EXTRA_DIST += tests/pool_trace.test
 
 check_PROGRAMS += tests/check_moe
 tests_check_moe_SOURCES = tests/check_moe.c tests/testutil.h

@@ -1,3 +1,7 @@
+# tools/pool_schedule.py: a pool trace (MXREF_POOL_TRACE) scheduled on N threads
+# (docs/scaling.md, "Where the time goes").
+EXTRA_DIST += tools/pool_schedule.py
+
 # Matrix-unit probe tools (tools/probe/; docs/blockfma.md).  The GPU side
 # (tc_probe.cu, h100_triton.py, run_h100.sh) runs on an NVIDIA machine and is
 # shipped as source; the host tools below build here:

@@ -164,15 +164,16 @@ typedef struct {
     double *out_e2e;            /* [T][H] end-to-end exact: exact stages fed  */
                                 /* with the reference's own model outputs     */
     mx_gemm_stats stats;        /* summed over the GEMMs                      */
-    double seconds[5];          /* wall time of the stages, MX_MOE_T_*        */
+    double seconds[6];          /* wall time of the stages, MX_MOE_T_*        */
 } mx_moe_result;
 
 /* The stages mx_moe_result.seconds times: routing and the activation
- * quantization; GEMM1 of every expert (with the whole shared expert, which
- * runs alongside); SwiGLU and its quantization; GEMM2; moe_sum and the
- * final combine. */
+ * quantization; GEMM1 of every expert; SwiGLU and its quantization; GEMM2;
+ * moe_sum and the final combine; and the whole shared expert, which runs
+ * alongside the first four (it depends on x alone; with one thread it runs
+ * first, before routing). */
 enum { MX_MOE_T_ROUTE = 0, MX_MOE_T_GEMM1, MX_MOE_T_ACT, MX_MOE_T_GEMM2,
-       MX_MOE_T_COMBINE, MX_MOE_NT };
+       MX_MOE_T_COMBINE, MX_MOE_T_SHARED, MX_MOE_NT };
 
 typedef struct {
     mx_moe_shape shape;

@@ -12,8 +12,10 @@
  * what one thread runs.
  *
  * Loops nest: a task may call mx_parallel_for itself.  Its indices are
- * offered to idle threads as well, and the task's own thread works on them
- * too, so the total number of busy threads never exceeds
+ * offered to idle threads as well (the newest loop first), and the task's
+ * own thread works on them too; once its loop has no index left, it helps
+ * with the loops nested in its loop's tasks until they are done.  So the
+ * total number of busy threads never exceeds
  * mx_pool_threads() (no oversubscription) and nested loops cannot
  * deadlock.  Every thread of the pool calls BLAS single-threaded
  * (openblas_set_num_threads(1) where OpenBLAS is linked), so BLAS adds no
@@ -46,6 +48,27 @@ typedef void (*mx_task_fn)(void *ctx, size_t i);
 /* Runs fn(ctx, i) for every i < n; see the contract above.  Never fails:
  * when threads cannot be created the loop runs in the caller. */
 void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
+
+/* Tracing, for finding what limits the speed-up (docs/scaling.md, "Where
+ * the time goes").  With the environment variable MXREF_POOL_TRACE=FILE
+ * every loop runs in its calling thread, in index order (the results are
+ * those of one thread, as always), while mx_pool_threads() reports the
+ * count set, so loops are split as on that many threads; each loop, task
+ * and mark is timed (CPU time of the thread, which runs them all) and
+ * written to FILE at exit.
+ * mx_pool_trace_mark(label) records a named instant (label: a string
+ * that outlives the process's end, e.g. a literal); without the variable
+ * it does nothing.  FILE: a '#' header line, then one line per event (a
+ * loop's where it began, a task's where it ended; seconds of CPU time):
+ *   M TIME LABEL                          a mark
+ *   J ID PARENT PINDEX N FN T0 T1         a loop: ID from 1; started by
+ *                                         task PINDEX of loop PARENT (0 0:
+ *                                         by no task); N indices; FN: its
+ *                                         function's address minus
+ *                                         mx_parallel_for's
+ *   T ID INDEX T0 T1                      a task of loop ID
+ * tools/pool_schedule.py reads it. */
+void mx_pool_trace_mark(const char *label);
 
 #ifdef __cplusplus
 }
