@@ -210,6 +210,32 @@ float mxg_block_partial(const mx_blockfma_params *bp, const mx_operand *A,
                         size_t m, const mx_operand *B, size_t n, size_t k0,
                         size_t len, float c);
 
+/* ---- blockfma_gemm.c ------------------------------------------------------ */
+
+/* A block:NAME model over a scaled call in one walk: macc[m N + n] the
+ * model accumulator as mx_gemm_model_direct gives it (row weight applied),
+ * sum_b/sum_p[m N + n] the two sums mxg_acc_block forms over the groups
+ * (before its final inflation); any output may be NULL.  Returns 0 (and
+ * writes nothing) when the walk does not apply (unscaled operands, a
+ * NaN or infinite code, a parameter set it does not reproduce, the slow
+ * path of blockfma_fx.h); else 1 with *st MX_OK or MX_ENOMEM. */
+int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, float *macc, double *sum_b,
+                   double *sum_p, mx_status *st);
+/* Groups the walk has handed to the general code so far (lanes whose
+ * block result was not a normal FP32 number): for the tests. */
+unsigned long mxg_block_walk_fallbacks(void);
+
+/* The walk's sums for the call (s, A, B), which mxg_acc_block reads
+ * instead of walking element (m, n) again: set for the calling thread by
+ * mxg_gemm_block around the kernels it runs, cleared with NULL. */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    const double *sum_b, *sum_p;
+} mxg_block_sums;
+void mxg_block_sums_set(const mxg_block_sums *b);
+
 /* ---- gemm_direct.c -------------------------------------------------------- */
 
 /* One model partial for group g of output (m, n): what the accumulation

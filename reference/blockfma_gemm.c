@@ -1,0 +1,432 @@
+/* blockfma_gemm.c -- a block:NAME model over a whole scaled GEMM call in one
+ * walk (gemm_internal.h, mxg_block_walk): every element's model value
+ * (mx_gemm_model_direct's) and the two per-group sums of its accumulator
+ * bound (mxg_acc_block's), bit for bit, without going product by product
+ * through the general code.
+ *
+ * Why the same bits.  For the parameter sets it takes (walk_applies: a
+ * finite grid of F <= 28 fraction bits, truncation, early or no c, zero +0,
+ * final RTZ or RNE), the model of one block is: E = the largest reference
+ * exponent of the nonzero terms, each term truncated toward zero to a
+ * multiple of 2^(E-F), the integers summed, the sum truncated to out_prec
+ * bits and rounded to FP32.  Every product of two 8- or 16-bit codes is
+ * exact in binary64 and 2^r is a power of two, so t * 2^(F-E) is exact;
+ * it is below 2^(F+2) < 2^31 (a term's leading bit is at most E + 1), so
+ * C's conversion to int32_t is the truncation, and the sum of at most 64
+ * such integers is exact in binary64.  Truncating a positive binary64 to P
+ * bits is clearing the low 53 - P bits of its pattern; a value of at most
+ * 24 bits in FP32's normal range converts exactly, and RNE is C's
+ * conversion.  A lane whose result is not a normal FP32 number (a
+ * subnormal, an overflow) or whose early c is subnormal is flagged and its
+ * group recomputed by mx_blockfma_dot, the general code.  The bound sums
+ * are the operations of mx_blockfma_sum_abs, mx_blockfma_bound (through
+ * mxb_bound_lin) and mx_blockfma_bound_dot, in their order, per lane;
+ * rounding upward is mxb_up's bit step written without branches.
+ *
+ * Why fast.  Codes are decoded once per (row, group) and per (column,
+ * group) into signed values and 2^r; the inner loops run over a tile of NT
+ * output columns, independent lanes that the compiler vectorizes (every
+ * lane keeps its own sequence of operations; ISO C11 does not contract to
+ * FMA), and the model and both bounds share one pass over each group.
+ * tests/check_blockfast.c holds the walk to the general code
+ * (mxb_set_slow(1) turns the walk off) on every preset and many data kinds.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "blockfma_fx.h"
+#include "gemm_internal.h"
+
+#define NT 16 /* output columns per tile */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WALK_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+#else
+#define WALK_HOT
+#endif
+
+/* Can the walk reproduce p bit for bit on groups of len products? */
+static int walk_applies(const mx_blockfma_params *p, size_t len)
+{
+    return mx_blockfma_check(p) == MX_OK && p->block > 0 &&
+           p->frac_bits != MX_BFMA_EXACT && p->frac_bits <= 28 &&
+           p->align_round == MX_ALIGN_TRUNC && !p->sticky && !p->prod_norm &&
+           !p->odd_even && !p->late_c && !p->ftz_in && !p->ftz_prod &&
+           !p->ftz_out && !p->prod_ovf_inf && p->zero_pos &&
+           (p->final_round == MX_RTZ || p->final_round == MX_RNE) &&
+           (!p->c_fadd || (size_t)p->k >= len) && len <= 64;
+}
+
+/* The blocks of one group of len products, as mx_blockfma_dot_bits and
+ * mx_blockfma_bound_dot walk them: block j is idx[start[j] .. start[j+1]),
+ * in order; empty blocks are left out (neither walk runs them).  With
+ * c_fadd the group is one instruction (walk_applies). */
+typedef struct {
+    unsigned char idx[64], start[65];
+    size_t nblk;
+} sched;
+
+static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
+{
+    size_t blk = (size_t)p->block, m = 0;
+    s->nblk = 0;
+    if (p->deal > 0 && p->k > p->block) {
+        size_t k = (size_t)p->k, nb = k / blk, q = (size_t)p->deal;
+        for (size_t i0 = 0; i0 < len; i0 += k) {
+            size_t kk = len - i0 < k ? len - i0 : k;
+            for (size_t bi = 0; bi < nb; bi++) {
+                size_t first = m;
+                for (size_t i = 0; i < kk; i++)
+                    if ((i / q) % nb == bi)
+                        s->idx[m++] = (unsigned char)(i0 + i);
+                if (m > first)
+                    s->start[s->nblk++] = (unsigned char)first;
+            }
+        }
+    } else {
+        for (size_t i = 0; i < len; i += blk) {
+            s->start[s->nblk++] = (unsigned char)m;
+            for (size_t j = i; j < len && j < i + blk; j++)
+                s->idx[m++] = (unsigned char)j;
+        }
+    }
+    s->start[s->nblk] = (unsigned char)m;
+}
+
+/* Per-call constants of the walk. */
+typedef struct {
+    const mx_blockfma_params *p;
+    mxb_bdot_coeffs cf;
+    double twoF, twomF;  /* 2^F, 2^-F */
+    uint64_t mask;       /* keeps the result's P leading bits */
+    int c_fadd;
+} walk_c;
+
+/* Per-group constants (depend on the group's length). */
+typedef struct {
+    sched sc;
+    double lin_g, lin_c; /* mx_blockfma_bound = (g S + c)(1 + 2^-40) */
+    double sabs_infl;    /* mx_blockfma_sum_abs's final factor */
+} walk_g;
+
+static inline uint64_t d2u(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline double u2d(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* mxb_up without branches (the same value for every x). */
+static inline double up_l(double x)
+{
+    uint64_t u = d2u(x);
+    double y = u2d(x > 0 ? u + 1 : u - 1);
+    y = x < INFINITY ? y : x; /* +inf, NaN stay */
+    return x == 0 ? 0x1p-1074 : y;
+}
+
+static inline double add_up_l(double a, double b) { return up_l(a + b); }
+static inline double mul_up_l(double a, double b) { return up_l(a * b); }
+static inline double max2_l(double a, double b) { return a > b ? a : b; }
+
+/* blockfma_bound_dot.c's block_err, per lane. */
+static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
+                                 double wmax, double s, double dabs)
+{
+    double W = max2_l(max2_l(wmax, dabs), 0x1p-126);
+    double eA = mul_up_l(mul_up_l(add_up_l(nz, 2.0), c->ea), W);
+    double base = add_up_l(dabs, s);
+    double eL = mul_up_l(c->late, base);
+    double S1 = add_up_l(add_up_l(base, eA), eL);
+    return add_up_l(add_up_l(add_up_l(eA, eL), mul_up_l(c->fin, S1)), c->eta);
+}
+
+/* One group of one row against a tile of NT columns: av/ap the row's
+ * signed values and 2^r (len of them), bv/bp the tile's ([len][NT]).
+ * part: the model's group partial (from c = 0); bad: lanes to recompute;
+ * sabs: mx_blockfma_sum_abs; bdot: mx_blockfma_bound_dot (c_abs 0). */
+static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
+                                const double *av, const double *ap,
+                                const double *restrict bv,
+                                const double *restrict bp, size_t len,
+                                float *restrict part, unsigned char *restrict bad,
+                                double *restrict sabs, double *restrict bdot)
+{
+    const sched *sc = &wg->sc;
+    float d[NT];
+    unsigned char flag[NT];
+    for (size_t l = 0; l < NT; l++) {
+        d[l] = 0.0f;
+        flag[l] = 0;
+    }
+    /* ---- the model: the chain of blocks from c = +0 ---- */
+    for (size_t bk = 0; bk < sc->nblk; bk++) {
+        const unsigned char *ix = sc->idx + sc->start[bk];
+        size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
+        double W[NT], cv[NT], S[NT], inv[NT];
+        for (size_t l = 0; l < NT; l++) {
+            /* early c: 2^r of a normal FP32 c; a subnormal c is flagged */
+            uint32_t cb;
+            float cf;
+            memcpy(&cb, &d[l], sizeof cb);
+            cb &= 0x7f800000u;
+            memcpy(&cf, &cb, sizeof cf);
+            cv[l] = d[l];
+            W[l] = cf;
+            flag[l] |= d[l] != 0 && cb == 0;
+        }
+        for (size_t j = 0; j < cnt; j++) {
+            size_t i = ix[j];
+            double a = av[i], pa = ap[i];
+            const double *bvi = bv + i * NT, *bpi = bp + i * NT;
+            for (size_t l = 0; l < NT; l++) {
+                double t = a * bvi[l], r = pa * bpi[l];
+                W[l] = t != 0 && r > W[l] ? r : W[l];
+            }
+        }
+        for (size_t l = 0; l < NT; l++) {
+            inv[l] = W[l] > 0 ? w->twoF / W[l] : 0.0;
+            S[l] = (double)(int32_t)(cv[l] * inv[l]);
+        }
+        for (size_t j = 0; j < cnt; j++) {
+            size_t i = ix[j];
+            double a = av[i];
+            const double *bvi = bv + i * NT;
+            for (size_t l = 0; l < NT; l++)
+                S[l] += (double)(int32_t)(a * bvi[l] * inv[l]);
+        }
+        for (size_t l = 0; l < NT; l++) {
+            double v = S[l] * (W[l] * w->twomF);
+            double m = u2d(d2u(fabs(v)) & w->mask);
+            float f = (float)m;
+            flag[l] |= (m != 0 && m < 0x1p-126) || !(f < INFINITY);
+            d[l] = v < 0 ? -f : f;
+        }
+    }
+    /* c_fadd: d = +0 + part, exact for a normal part */
+    for (size_t l = 0; l < NT; l++) {
+        part[l] = d[l];
+        bad[l] = flag[l];
+    }
+    /* ---- mx_blockfma_sum_abs ---- */
+    double sa[NT];
+    for (size_t l = 0; l < NT; l++)
+        sa[l] = 0.0;
+    for (size_t i = 0; i < len; i++) {
+        double a = fabs(av[i]), pa = ap[i];
+        const double *bvi = bv + i * NT, *bpi = bp + i * NT;
+        for (size_t l = 0; l < NT; l++) {
+            double t = a * fabs(bvi[l]), r = pa * bpi[l];
+            sa[l] += t > r ? t : r;
+        }
+    }
+    for (size_t l = 0; l < NT; l++)
+        sabs[l] = sa[l] * wg->sabs_infl;
+    /* ---- mx_blockfma_bound_dot from c_abs = 0 ---- */
+    double Pi[NT], Di[NT], sinst[NT];
+    for (size_t l = 0; l < NT; l++)
+        Pi[l] = Di[l] = sinst[l] = 0.0;
+    for (size_t bk = 0; bk < sc->nblk; bk++) {
+        const unsigned char *ix = sc->idx + sc->start[bk];
+        size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
+        double nz[NT], wm[NT], s[NT];
+        for (size_t l = 0; l < NT; l++)
+            nz[l] = wm[l] = s[l] = 0.0;
+        for (size_t j = 0; j < cnt; j++) {
+            size_t i = ix[j];
+            double a = fabs(av[i]), pa = ap[i];
+            const double *bvi = bv + i * NT, *bpi = bp + i * NT;
+            for (size_t l = 0; l < NT; l++) {
+                double t = a * fabs(bvi[l]);
+                double r = max2_l(t, pa * bpi[l]);
+                int on = t > 0;
+                nz[l] += on ? 1.0 : 0.0;
+                wm[l] = on ? max2_l(wm[l], r) : wm[l];
+                s[l] = on ? add_up_l(s[l], r) : s[l];
+            }
+        }
+        for (size_t l = 0; l < NT; l++) {
+            double dabs = add_up_l(Pi[l], Di[l]);
+            Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
+            Pi[l] = add_up_l(Pi[l], s[l]);
+            sinst[l] = add_up_l(sinst[l], s[l]);
+        }
+    }
+    for (size_t l = 0; l < NT; l++) {
+        double D = Di[l];
+        if (w->c_fadd) { /* from P = D = 0, one instruction */
+            double sum = add_up_l(add_up_l(0.0, 0.0), add_up_l(sinst[l], Di[l]));
+            double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
+            D = add_up_l(add_up_l(0.0, Di[l]), fadd);
+        }
+        bdot[l] = D < INFINITY ? D : INFINITY;
+    }
+}
+
+/* Signed value and 2^r of a code, as the model and the bounds take them
+ * (tab: mxb_mag_table of the format under the preset's in_fmt). */
+static inline void decode1(const mx_format *f, const mxb_mag *tab, uint32_t c,
+                           double *v, double *p)
+{
+    const mxb_mag *g = &tab[c];
+    int neg = (c >> (f->bits - 1)) & 1;
+    *v = g->cls == 1 ? (neg ? -g->v : g->v) : 0.0;
+    *p = g->cls == 1 ? g->p : 0.0;
+}
+
+/* Any NaN or infinite code in the rows of o? */
+static int any_special(const mx_operand *o, const mxb_mag *tab)
+{
+    for (size_t r = 0; r < o->rows; r++)
+        for (size_t k = 0; k < o->K; k++)
+            if (tab[mxg_code(o, r, k)].cls == 2)
+                return 1;
+    return 0;
+}
+
+static void group_consts(const mx_blockfma_params *p, size_t len, walk_g *g)
+{
+    schedule(p, len, &g->sc);
+    mxb_bound_lin(p, len, &g->lin_g, &g->lin_c);
+    g->sabs_infl = 1.0 + ldexp((double)len + 1.0, -52);
+}
+
+static unsigned long fallbacks;
+
+unsigned long mxg_block_walk_fallbacks(void)
+{
+    return __atomic_load_n(&fallbacks, __ATOMIC_RELAXED);
+}
+
+int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, float *macc, double *sum_b,
+                   double *sum_p, mx_status *st)
+{
+    const mx_blockfma_params *p = s->model.block;
+    size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
+    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales ||
+        !B->scales || !A->fmt->is_signed || !B->fmt->is_signed ||
+        (A->fmt->bits != 8 && A->fmt->bits != 16) ||
+        (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0 ||
+        !walk_applies(p, mxg_group_len(K, 0)) ||
+        !walk_applies(p, mxg_group_len(K, G - 1)))
+        return 0;
+    double lg, lc;
+    if (!mxb_bound_lin(p, MX_BLOCK, &lg, &lc))
+        return 0;
+    const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
+    const mxb_mag *tb = mxb_mag_table(B->fmt, p->in_fmt);
+    if (!ta || !tb || any_special(A, ta) || any_special(B, tb))
+        return 0;
+    walk_c w;
+    w.p = p;
+    w.cf = mxb_bdot_coeffs_of(p);
+    w.twoF = ldexp(1.0, p->frac_bits);
+    w.twomF = ldexp(1.0, -p->frac_bits);
+    int P = p->final_round == MX_RTZ ? (p->out_prec < 24 ? p->out_prec : 24)
+                                     : (p->out_prec < 53 ? p->out_prec : 53);
+    w.mask = ~((UINT64_C(1) << (53 - P)) - 1);
+    w.c_fadd = p->c_fadd;
+    walk_g wg[2];
+    group_consts(p, mxg_group_len(K, 0), &wg[0]);
+    group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
+
+    double *bv = malloc(MX_BLOCK * NT * sizeof *bv);
+    double *bp = malloc(MX_BLOCK * NT * sizeof *bp);
+    float *acc = malloc(M * NT * sizeof *acc);
+    double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
+    if (!bv || !bp || !acc || !sb || !sp) {
+        free(bv);
+        free(bp);
+        free(acc);
+        free(sb);
+        free(sp);
+        *st = MX_ENOMEM;
+        return 1;
+    }
+    const double infl = 1.0 + ldexp(1.0, -40);
+    for (size_t n0 = 0; n0 < N; n0 += NT) {
+        size_t nt = N - n0 < NT ? N - n0 : NT;
+        for (size_t i = 0; i < M * NT; i++) {
+            acc[i] = 0.0f;
+            sb[i] = sp[i] = 0.0;
+        }
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
+            const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
+            float scb[NT];
+            double scbd[NT];
+            for (size_t l = 0; l < NT; l++) {
+                scb[l] = 0.0f;
+                scbd[l] = 0.0;
+                for (size_t k = 0; k < len; k++)
+                    bv[k * NT + l] = bp[k * NT + l] = 0.0;
+                if (l >= nt)
+                    continue;
+                scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
+                scbd[l] = mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
+                for (size_t k = 0; k < len; k++)
+                    decode1(B->fmt, tb, mxg_code(B, n0 + l, k0 + k), &bv[k * NT + l],
+                            &bp[k * NT + l]);
+            }
+            for (size_t m = 0; m < M; m++) {
+                double av[MX_BLOCK], ap[MX_BLOCK];
+                for (size_t k = 0; k < len; k++)
+                    decode1(A->fmt, ta, mxg_code(A, m, k0 + k), &av[k], &ap[k]);
+                float part[NT];
+                unsigned char bad[NT];
+                double sabs[NT], bdot[NT];
+                group_tile(&w, gc, av, ap, bv, bp, len, part, bad, sabs, bdot);
+                float sca = mxg_scale_f32(A, s->decode, m, g);
+                double scad = mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                float *am = acc + m * NT;
+                double *sbm = sb + m * NT, *spm = sp + m * NT;
+                for (size_t l = 0; l < nt; l++) {
+                    float pg = part[l];
+                    if (bad[l]) { /* the general code */
+                        __atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
+                        pg = mx_blockfma_dot(p, A->fmt, mxg_codes_at(A, m, k0), B->fmt,
+                                             mxg_codes_at(B, n0 + l, k0), len, 0.0f);
+                    }
+                    float t = pg * mxg_scale_mul(sca, scb[l]);
+                    am[l] = am[l] + t;
+                    /* mxg_acc_block's group step */
+                    double S = sabs[l];
+                    double bS = S < INFINITY ? (gc->lin_g * (0.0 + S) + gc->lin_c) * infl
+                                             : INFINITY;
+                    double Bg = bdot[l] < bS ? bdot[l] : bS;
+                    double scd = scad * scbd[l];
+                    sbm[l] += scd * Bg;
+                    spm[l] += scd * (S + Bg);
+                }
+            }
+        }
+        for (size_t m = 0; m < M; m++)
+            for (size_t l = 0; l < nt; l++) {
+                size_t i = m * N + n0 + l;
+                float a = acc[m * NT + l];
+                if (s->row_weight)
+                    a = a * s->row_weight[m];
+                if (macc)
+                    macc[i] = a;
+                if (sum_b)
+                    sum_b[i] = sb[m * NT + l];
+                if (sum_p)
+                    sum_p[i] = sp[m * NT + l];
+            }
+    }
+    free(bv);
+    free(bp);
+    free(acc);
+    free(sb);
+    free(sp);
+    *st = MX_OK;
+    return 1;
+}
