@@ -41,7 +41,11 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define WALK_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+/* a lane loop stays a loop, for the vectorizer (not unrolled into
+ * scalar statements first) */
+#define LANES _Pragma("GCC unroll 1")
 #else
+#define LANES
 #define WALK_HOT
 #endif
 
@@ -64,6 +68,7 @@ static int walk_applies(const mx_blockfma_params *p, size_t len)
 typedef struct {
     unsigned char idx[64], start[65];
     size_t nblk;
+    int inorder; /* idx[j] == j: blocks are contiguous runs in order */
 } sched;
 
 static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
@@ -91,6 +96,9 @@ static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
         }
     }
     s->start[s->nblk] = (unsigned char)m;
+    s->inorder = 1;
+    for (size_t j = 0; j < m; j++)
+        s->inorder &= s->idx[j] == j;
 }
 
 /* Per-call constants of the walk. */
@@ -100,6 +108,7 @@ typedef struct {
     double twoF, twomF;  /* 2^F, 2^-F */
     uint64_t mask;       /* keeps the result's P leading bits */
     int c_fadd;
+    double infl;         /* 1 + 2^-40 */
 } walk_c;
 
 /* Per-group constants (depend on the group's length). */
@@ -148,137 +157,176 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
     return add_up_l(add_up_l(add_up_l(eA, eL), mul_up_l(c->fin, S1)), c->eta);
 }
 
-/* One group of one row against a tile of NT columns: av/ap the row's
- * signed values and 2^r (len of them), bv/bp the tile's ([len][NT]).
- * part: the model's group partial (from c = 0); bad: lanes to recompute;
- * sabs: mx_blockfma_sum_abs; bdot: mx_blockfma_bound_dot (c_abs 0). */
+/* One group of one row against a tile of NT columns: av/aa/ap the row's
+ * signed values, magnitudes and 2^r (len of them), bv/ba/bp the tile's
+ * ([len][NT]).  part: the model's group partial (from c = 0); bad: lanes
+ * to recompute.  sbm/spm: mxg_acc_block's two sums, to which this group
+ * adds its step (scad, scbd: the row's and the columns' scales; the
+ * group's bound is the smaller of mx_blockfma_bound on
+ * mx_blockfma_sum_abs and mx_blockfma_bound_dot from c_abs 0).  One pass
+ * over each block gathers what the model's alignment and the bounds need,
+ * a second sums the model's aligned terms. */
 static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
-                                const double *av, const double *ap,
-                                const double *restrict bv,
+                                const double *av, const double *aa,
+                                const double *ap, const double *restrict bv,
+                                const double *restrict ba,
                                 const double *restrict bp, size_t len,
                                 float *restrict part, unsigned char *restrict bad,
-                                double *restrict sabs, double *restrict bdot)
+                                double scad, const double *restrict scbd,
+                                double *restrict sbm, double *restrict spm)
 {
     const sched *sc = &wg->sc;
-    float d[NT];
-    unsigned char flag[NT];
+    /* lanes as wide as a double everywhere (the vectorizer keeps one
+     * vector shape; no short-circuit or trapping operation under a
+     * condition) */
+    double d[NT], sa[NT], Pi[NT], Di[NT], sinst[NT];
+    int64_t flag[NT];
+    LANES
     for (size_t l = 0; l < NT; l++) {
-        d[l] = 0.0f;
+        d[l] = sa[l] = Pi[l] = Di[l] = sinst[l] = 0.0;
         flag[l] = 0;
     }
-    /* ---- the model: the chain of blocks from c = +0 ---- */
     for (size_t bk = 0; bk < sc->nblk; bk++) {
         const unsigned char *ix = sc->idx + sc->start[bk];
         size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
-        double W[NT], cv[NT], S[NT], inv[NT];
+        double W[NT], cv[NT], S[NT], inv[NT], nz[NT], wm[NT], s[NT];
+        LANES
         for (size_t l = 0; l < NT; l++) {
-            /* early c: 2^r of a normal FP32 c; a subnormal c is flagged */
-            uint32_t cb;
-            float cf;
-            memcpy(&cb, &d[l], sizeof cb);
-            cb &= 0x7f800000u;
-            memcpy(&cf, &cb, sizeof cf);
+            /* early c (an FP32 value held in a double): 2^r of a normal
+             * c, by its exponent bits; a subnormal c is flagged */
+            uint64_t cb = d2u(d[l]) & UINT64_C(0x7ff0000000000000);
             cv[l] = d[l];
-            W[l] = cf;
-            flag[l] |= d[l] != 0 && cb == 0;
+            W[l] = u2d(cb);
+            flag[l] |= (int64_t)((d[l] != 0) & (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
+            nz[l] = wm[l] = s[l] = 0.0;
         }
+        /* The model's E: a zero operand has 2^r = 0 here, so the max of
+         * every 2^(r_a + r_b) is the max over the nonzero products.  The
+         * bound's block walk: a zero product has w = 0, so max with it
+         * changes nothing, s + 0 is s, and the upward step (s + w > 0 and
+         * finite: the bit pattern plus one) is taken for nonzero products
+         * only.  mx_blockfma_sum_abs adds the same w in index order, which
+         * is block order when the blocks are contiguous runs. */
         for (size_t j = 0; j < cnt; j++) {
             size_t i = ix[j];
-            double a = av[i], pa = ap[i];
-            const double *bvi = bv + i * NT, *bpi = bp + i * NT;
+            double pa = ap[i], a = aa[i];
+            const double *bai = ba + i * NT, *bpi = bp + i * NT;
+            LANES
             for (size_t l = 0; l < NT; l++) {
-                double t = a * bvi[l], r = pa * bpi[l];
-                W[l] = t != 0 && r > W[l] ? r : W[l];
+                double rp = pa * bpi[l], t = a * bai[l];
+                double r = max2_l(t, rp);
+                uint64_t on = t > 0;
+                W[l] = rp > W[l] ? rp : W[l];
+                nz[l] += t > 0 ? 1.0 : 0.0;
+                wm[l] = max2_l(wm[l], r);
+                s[l] = u2d(d2u(s[l] + r) + on);
+                sa[l] += sc->inorder ? r : 0.0;
             }
         }
+        LANES
         for (size_t l = 0; l < NT; l++) {
-            inv[l] = W[l] > 0 ? w->twoF / W[l] : 0.0;
+            double q = w->twoF / (W[l] > 0 ? W[l] : 1.0);
+            inv[l] = W[l] > 0 ? q : 0.0;
             S[l] = (double)(int32_t)(cv[l] * inv[l]);
         }
         for (size_t j = 0; j < cnt; j++) {
             size_t i = ix[j];
             double a = av[i];
             const double *bvi = bv + i * NT;
+            LANES
             for (size_t l = 0; l < NT; l++)
                 S[l] += (double)(int32_t)(a * bvi[l] * inv[l]);
         }
+        LANES
         for (size_t l = 0; l < NT; l++) {
             double v = S[l] * (W[l] * w->twomF);
             double m = u2d(d2u(fabs(v)) & w->mask);
-            float f = (float)m;
-            flag[l] |= (m != 0 && m < 0x1p-126) || !(f < INFINITY);
+            double f = (double)(float)m; /* exact where not flagged */
+            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (m >= 0x1p128) |
+                                 (f >= 0x1p128));
             d[l] = v < 0 ? -f : f;
-        }
-    }
-    /* c_fadd: d = +0 + part, exact for a normal part */
-    for (size_t l = 0; l < NT; l++) {
-        part[l] = d[l];
-        bad[l] = flag[l];
-    }
-    /* ---- mx_blockfma_sum_abs ---- */
-    double sa[NT];
-    for (size_t l = 0; l < NT; l++)
-        sa[l] = 0.0;
-    for (size_t i = 0; i < len; i++) {
-        double a = fabs(av[i]), pa = ap[i];
-        const double *bvi = bv + i * NT, *bpi = bp + i * NT;
-        for (size_t l = 0; l < NT; l++) {
-            double t = a * fabs(bvi[l]), r = pa * bpi[l];
-            sa[l] += t > r ? t : r;
-        }
-    }
-    for (size_t l = 0; l < NT; l++)
-        sabs[l] = sa[l] * wg->sabs_infl;
-    /* ---- mx_blockfma_bound_dot from c_abs = 0 ---- */
-    double Pi[NT], Di[NT], sinst[NT];
-    for (size_t l = 0; l < NT; l++)
-        Pi[l] = Di[l] = sinst[l] = 0.0;
-    for (size_t bk = 0; bk < sc->nblk; bk++) {
-        const unsigned char *ix = sc->idx + sc->start[bk];
-        size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
-        double nz[NT], wm[NT], s[NT];
-        for (size_t l = 0; l < NT; l++)
-            nz[l] = wm[l] = s[l] = 0.0;
-        for (size_t j = 0; j < cnt; j++) {
-            size_t i = ix[j];
-            double a = fabs(av[i]), pa = ap[i];
-            const double *bvi = bv + i * NT, *bpi = bp + i * NT;
-            for (size_t l = 0; l < NT; l++) {
-                double t = a * fabs(bvi[l]);
-                double r = max2_l(t, pa * bpi[l]);
-                int on = t > 0;
-                nz[l] += on ? 1.0 : 0.0;
-                wm[l] = on ? max2_l(wm[l], r) : wm[l];
-                s[l] = on ? add_up_l(s[l], r) : s[l];
-            }
-        }
-        for (size_t l = 0; l < NT; l++) {
             double dabs = add_up_l(Pi[l], Di[l]);
             Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
             Pi[l] = add_up_l(Pi[l], s[l]);
             sinst[l] = add_up_l(sinst[l], s[l]);
         }
     }
+    /* c_fadd: d = +0 + part, exact for a normal part */
+    LANES
     for (size_t l = 0; l < NT; l++) {
-        double D = Di[l];
-        if (w->c_fadd) { /* from P = D = 0, one instruction */
+        part[l] = (float)d[l];
+        bad[l] = (unsigned char)flag[l];
+    }
+    if (!sc->inorder) /* dealt blocks: mx_blockfma_sum_abs's own order */
+        for (size_t i = 0; i < len; i++) {
+            double a = aa[i], pa = ap[i];
+            const double *bai = ba + i * NT, *bpi = bp + i * NT;
+            LANES
+            for (size_t l = 0; l < NT; l++) {
+                double t = a * bai[l], r = pa * bpi[l];
+                sa[l] += t > r ? t : r;
+            }
+        }
+    if (w->c_fadd) {
+        LANES
+        for (size_t l = 0; l < NT; l++) { /* from P = D = 0, one instruction */
             double sum = add_up_l(add_up_l(0.0, 0.0), add_up_l(sinst[l], Di[l]));
             double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
-            D = add_up_l(add_up_l(0.0, Di[l]), fadd);
+            Di[l] = add_up_l(add_up_l(0.0, Di[l]), fadd);
         }
-        bdot[l] = D < INFINITY ? D : INFINITY;
+    }
+    /* mxg_acc_block's group step */
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        double S = sa[l] * wg->sabs_infl;
+        double bdot = Di[l] < INFINITY ? Di[l] : INFINITY;
+        double bS = S < INFINITY ? (wg->lin_g * (0.0 + S) + wg->lin_c) * w->infl
+                                 : INFINITY;
+        double Bg = bdot < bS ? bdot : bS;
+        double scd = scad * scbd[l];
+        sbm[l] += scd * Bg;
+        spm[l] += scd * (S + Bg);
     }
 }
 
-/* Signed value and 2^r of a code, as the model and the bounds take them
- * (tab: mxb_mag_table of the format under the preset's in_fmt). */
-static inline void decode1(const mx_format *f, const mxb_mag *tab, uint32_t c,
-                           double *v, double *p)
+/* Signed value, magnitude and 2^r of a code, as the model and the bounds
+ * take them (tab: mxb_mag_table of the format under the preset's in_fmt);
+ * all 0 for a zero. */
+typedef struct {
+    double v, a, p;
+} dec;
+
+static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
 {
     const mxb_mag *g = &tab[c];
     int neg = (c >> (f->bits - 1)) & 1;
-    *v = g->cls == 1 ? (neg ? -g->v : g->v) : 0.0;
-    *p = g->cls == 1 ? g->p : 0.0;
+    dec d = {0.0, 0.0, 0.0};
+    if (g->cls == 1) {
+        d.v = neg ? -g->v : g->v;
+        d.a = g->v;
+        d.p = g->p;
+    }
+    return d;
+}
+
+/* The operand's codes decoded: a table of all 256 for 8-bit formats. */
+typedef struct {
+    const mx_format *f;
+    const mxb_mag *tab;
+    dec t8[256];
+} decoder;
+
+static void decoder_init(decoder *d, const mx_format *f, const mxb_mag *tab)
+{
+    d->f = f;
+    d->tab = tab;
+    for (uint32_t c = 0; f->bits == 8 && c < 256; c++)
+        d->t8[c] = decode1(f, tab, c);
+}
+
+static inline dec decode(const decoder *d, uint32_t c)
+{
+    return d->f->bits == 8 ? d->t8[c] : decode1(d->f, d->tab, c);
 }
 
 /* Any NaN or infinite code in the rows of o? */
@@ -338,20 +386,24 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
 
-    double *bv = malloc(MX_BLOCK * NT * sizeof *bv);
-    double *bp = malloc(MX_BLOCK * NT * sizeof *bp);
+    w.infl = 1.0 + ldexp(1.0, -40);
+    decoder *da = malloc(sizeof *da), *db = malloc(sizeof *db);
+    double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
     float *acc = malloc(M * NT * sizeof *acc);
     double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
-    if (!bv || !bp || !acc || !sb || !sp) {
+    if (!da || !db || !bv || !acc || !sb || !sp) {
+        free(da);
+        free(db);
         free(bv);
-        free(bp);
         free(acc);
         free(sb);
         free(sp);
         *st = MX_ENOMEM;
         return 1;
     }
-    const double infl = 1.0 + ldexp(1.0, -40);
+    decoder_init(da, A->fmt, ta);
+    decoder_init(db, B->fmt, tb);
+    double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
         for (size_t i = 0; i < M * NT; i++) {
@@ -363,31 +415,37 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
             const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
             float scb[NT];
             double scbd[NT];
-            for (size_t l = 0; l < NT; l++) {
+            for (size_t l = 0; l < NT; l++) { /* lanes past nt: zeros */
                 scb[l] = 0.0f;
                 scbd[l] = 0.0;
                 for (size_t k = 0; k < len; k++)
-                    bv[k * NT + l] = bp[k * NT + l] = 0.0;
+                    bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
                 if (l >= nt)
                     continue;
                 scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
                 scbd[l] = mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
-                for (size_t k = 0; k < len; k++)
-                    decode1(B->fmt, tb, mxg_code(B, n0 + l, k0 + k), &bv[k * NT + l],
-                            &bp[k * NT + l]);
+                for (size_t k = 0; k < len; k++) {
+                    dec e = decode(db, mxg_code(B, n0 + l, k0 + k));
+                    bv[k * NT + l] = e.v;
+                    ba[k * NT + l] = e.a;
+                    bp[k * NT + l] = e.p;
+                }
             }
             for (size_t m = 0; m < M; m++) {
-                double av[MX_BLOCK], ap[MX_BLOCK];
-                for (size_t k = 0; k < len; k++)
-                    decode1(A->fmt, ta, mxg_code(A, m, k0 + k), &av[k], &ap[k]);
+                double av[MX_BLOCK], aa[MX_BLOCK], ap[MX_BLOCK];
+                for (size_t k = 0; k < len; k++) {
+                    dec e = decode(da, mxg_code(A, m, k0 + k));
+                    av[k] = e.v;
+                    aa[k] = e.a;
+                    ap[k] = e.p;
+                }
                 float part[NT];
                 unsigned char bad[NT];
-                double sabs[NT], bdot[NT];
-                group_tile(&w, gc, av, ap, bv, bp, len, part, bad, sabs, bdot);
-                float sca = mxg_scale_f32(A, s->decode, m, g);
                 double scad = mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                group_tile(&w, gc, av, aa, ap, bv, ba, bp, len, part, bad, scad, scbd,
+                           sb + m * NT, sp + m * NT);
+                float sca = mxg_scale_f32(A, s->decode, m, g);
                 float *am = acc + m * NT;
-                double *sbm = sb + m * NT, *spm = sp + m * NT;
                 for (size_t l = 0; l < nt; l++) {
                     float pg = part[l];
                     if (bad[l]) { /* the general code */
@@ -397,14 +455,6 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     }
                     float t = pg * mxg_scale_mul(sca, scb[l]);
                     am[l] = am[l] + t;
-                    /* mxg_acc_block's group step */
-                    double S = sabs[l];
-                    double bS = S < INFINITY ? (gc->lin_g * (0.0 + S) + gc->lin_c) * infl
-                                             : INFINITY;
-                    double Bg = bdot[l] < bS ? bdot[l] : bS;
-                    double scd = scad * scbd[l];
-                    sbm[l] += scd * Bg;
-                    spm[l] += scd * (S + Bg);
                 }
             }
         }
@@ -422,8 +472,8 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     sum_p[i] = sp[m * NT + l];
             }
     }
-    free(bv);
-    free(bp);
+    free(da);
+    free(db);
     free(acc);
     free(sb);
     free(sp);
