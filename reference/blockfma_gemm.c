@@ -49,16 +49,42 @@
 #define WALK_HOT
 #endif
 
-/* Can the walk reproduce p bit for bit on groups of len products? */
-static int walk_applies(const mx_blockfma_params *p, size_t len)
+/* How the walk reproduces p on groups of len products of formats fa, fb:
+ *   W_EARLY  a finite grid of at most 28 fraction bits, c (if any) aligned
+ *            with the products (hopper-*);
+ *   W_LATE   the same grid of 23 to 28 bits, a late c added by round-down
+ *            at 23 to 45 bits below its exponent (no second rounding),
+ *            odd/even groups combined by round-down (cdna3-*);
+ *   W_EXACT  an exact unit over the whole group (exact-rne) on operands
+ *            whose exact 64-product sum fits binary64's 53 bits (E4M3);
+ * or W_NONE: the element-by-element path. */
+enum { W_NONE, W_EARLY, W_LATE, W_EXACT };
+
+static int walk_mode(const mx_blockfma_params *p, size_t len, const mx_format *fa,
+                     const mx_format *fb)
 {
-    return mx_blockfma_check(p) == MX_OK && p->block > 0 &&
-           p->frac_bits != MX_BFMA_EXACT && p->frac_bits <= 28 &&
-           p->align_round == MX_ALIGN_TRUNC && !p->sticky && !p->prod_norm &&
-           !p->odd_even && !p->late_c && !p->ftz_in && !p->ftz_prod &&
-           !p->ftz_out && !p->prod_ovf_inf && p->zero_pos &&
-           (p->final_round == MX_RTZ || p->final_round == MX_RNE) &&
-           (!p->c_fadd || (size_t)p->k >= len) && len <= 64;
+    if (mx_blockfma_check(p) != MX_OK || p->align_round != MX_ALIGN_TRUNC ||
+        p->sticky || p->prod_norm || p->ftz_in || p->ftz_prod || p->ftz_out ||
+        (p->final_round != MX_RTZ && p->final_round != MX_RNE) ||
+        (p->c_fadd && (size_t)p->k < len) || len > 64)
+        return W_NONE;
+    if (p->frac_bits == MX_BFMA_EXACT) {
+        /* values are multiples of 2^(emin - mbits) below 2^(emax + 1) */
+        int span = (fa->emax + 1 - (fa->emin - fa->mbits)) +
+                   (fb->emax + 1 - (fb->emin - fb->mbits));
+        return p->block == 0 && !p->late_c && !p->c_fadd && span + 7 <= 53
+                   ? W_EXACT : W_NONE;
+    }
+    if (p->block == 0 || p->frac_bits > 28 || !p->zero_pos)
+        return W_NONE;
+    if (!p->late_c)
+        return p->odd_even ? W_NONE : W_EARLY;
+    if (p->frac_bits < 23 || p->late_round != MX_ALIGN_RD ||
+        (p->odd_even && p->group_round != MX_ALIGN_RD) ||
+        p->late_norm_frac_bits != MX_BFMA_EXACT || p->late_sum_frac_bits < 23 ||
+        p->late_sum_frac_bits > 45 || p->c_fadd)
+        return W_NONE;
+    return W_LATE;
 }
 
 /* The blocks of one group of len products, as mx_blockfma_dot_bits and
@@ -73,7 +99,7 @@ typedef struct {
 
 static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
 {
-    size_t blk = (size_t)p->block, m = 0;
+    size_t blk = p->block > 0 ? (size_t)p->block : len, m = 0;
     s->nblk = 0;
     if (p->deal > 0 && p->k > p->block) {
         size_t k = (size_t)p->k, nb = k / blk, q = (size_t)p->deal;
@@ -109,6 +135,10 @@ typedef struct {
     uint64_t mask;       /* keeps the result's P leading bits */
     int c_fadd;
     double infl;         /* 1 + 2^-40 */
+    int mode, odd_even;  /* walk_mode; odd/even alignment groups */
+    int cutoff, prod_ovf;
+    double cut_pw2;      /* 2^late_c_cutoff */
+    double two_late;     /* 2^late_sum_frac_bits */
 } walk_c;
 
 /* Per-group constants (depend on the group's length). */
@@ -189,15 +219,20 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
     for (size_t bk = 0; bk < sc->nblk; bk++) {
         const unsigned char *ix = sc->idx + sc->start[bk];
         size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
-        double W[NT], cv[NT], S[NT], inv[NT], nz[NT], wm[NT], s[NT];
+        /* W, S: the (even) group's 2^E and aligned sum; W1, S1 the odd
+         * group's (odd_even); v the block's exact result before rounding */
+        double W[NT], W1[NT], cv[NT], S[NT], S1[NT], inv[NT], inv1[NT], v[NT];
+        double nz[NT], wm[NT], s[NT];
         LANES
         for (size_t l = 0; l < NT; l++) {
-            /* early c (an FP32 value held in a double): 2^r of a normal
-             * c, by its exponent bits; a subnormal c is flagged */
+            /* c (an FP32 value held in a double) and, early, 2^r of it
+             * by its exponent bits; an early subnormal c is flagged */
             uint64_t cb = d2u(d[l]) & UINT64_C(0x7ff0000000000000);
             cv[l] = d[l];
-            W[l] = u2d(cb);
-            flag[l] |= (int64_t)((d[l] != 0) & (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
+            W[l] = w->mode == W_EARLY ? u2d(cb) : 0.0;
+            W1[l] = 0.0;
+            flag[l] |= (int64_t)((w->mode == W_EARLY) & (d[l] != 0) &
+                                 (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
             nz[l] = wm[l] = s[l] = 0.0;
         }
         /* The model's E: a zero operand has 2^r = 0 here, so the max of
@@ -211,40 +246,94 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             size_t i = ix[j];
             double pa = ap[i], a = aa[i];
             const double *bai = ba + i * NT, *bpi = bp + i * NT;
+            double *Wj = w->odd_even && (j & 1) ? W1 : W;
             LANES
             for (size_t l = 0; l < NT; l++) {
                 double rp = pa * bpi[l], t = a * bai[l];
                 double r = max2_l(t, rp);
                 uint64_t on = t > 0;
-                W[l] = rp > W[l] ? rp : W[l];
+                Wj[l] = rp > Wj[l] ? rp : Wj[l];
                 nz[l] += t > 0 ? 1.0 : 0.0;
                 wm[l] = max2_l(wm[l], r);
                 s[l] = u2d(d2u(s[l] + r) + on);
                 sa[l] += sc->inorder ? r : 0.0;
             }
         }
-        LANES
-        for (size_t l = 0; l < NT; l++) {
-            double q = w->twoF / (W[l] > 0 ? W[l] : 1.0);
-            inv[l] = W[l] > 0 ? q : 0.0;
-            S[l] = (double)(int32_t)(cv[l] * inv[l]);
-        }
-        for (size_t j = 0; j < cnt; j++) {
-            size_t i = ix[j];
-            double a = av[i];
-            const double *bvi = bv + i * NT;
+        if (w->mode == W_EXACT) { /* every product exact, their sum too */
             LANES
             for (size_t l = 0; l < NT; l++)
-                S[l] += (double)(int32_t)(a * bvi[l] * inv[l]);
+                v[l] = cv[l];
+            for (size_t j = 0; j < cnt; j++) {
+                size_t i = ix[j];
+                double a = av[i];
+                const double *bvi = bv + i * NT;
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    v[l] += a * bvi[l];
+            }
+        } else {
+            LANES
+            for (size_t l = 0; l < NT; l++) {
+                double q = w->twoF / (W[l] > 0 ? W[l] : 1.0);
+                double q1 = w->twoF / (W1[l] > 0 ? W1[l] : 1.0);
+                inv[l] = W[l] > 0 ? q : 0.0;
+                inv1[l] = W1[l] > 0 ? q1 : 0.0;
+                /* an early c is one more term of the alignment */
+                S[l] = w->mode == W_EARLY ? (double)(int32_t)(cv[l] * inv[l]) : 0.0;
+                S1[l] = 0.0;
+            }
+            for (size_t j = 0; j < cnt; j++) {
+                size_t i = ix[j];
+                double a = av[i];
+                const double *bvi = bv + i * NT;
+                int odd = w->odd_even && (j & 1);
+                double *Sj = odd ? S1 : S;
+                const double *invj = odd ? inv1 : inv;
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    Sj[l] += (double)(int32_t)(a * bvi[l] * invj[l]);
+            }
+            if (w->mode == W_EARLY) {
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    v[l] = S[l] * (W[l] * w->twomF);
+            } else {
+                LANES
+                for (size_t l = 0; l < NT; l++) {
+                    /* odd/even: the group of smaller E moves onto the
+                     * other's grid, rounded down; then the larger E's */
+                    double Wb = W[l] >= W1[l] ? W[l] : W1[l];
+                    double Ws = W[l] >= W1[l] ? W1[l] : W[l];
+                    double Sb = W[l] >= W1[l] ? S[l] : S1[l];
+                    double Ss = W[l] >= W1[l] ? S1[l] : S[l];
+                    double ratio = Ws / (Wb > 0 ? Wb : 1.0);
+                    double sum = Sb + floor(Ss * ratio); /* the product sum / 2^(E-F) */
+                    double unit = Wb * w->twomF, ib = w->twoF / (Wb > 0 ? Wb : 1.0);
+                    /* late c, E_c = max(exponent of c, -126) */
+                    double c = cv[l];
+                    double Wc = u2d(d2u(c) & UINT64_C(0x7ff0000000000000));
+                    Wc = Wc > 0x1p-126 ? Wc : 0x1p-126;
+                    /* E >= E_c: c rounded down onto the grid 2^(E-F), or
+                     * dropped past the cutoff */
+                    int drop = (c == 0) | ((w->cutoff > 0) & (Wb > Wc * w->cut_pw2));
+                    double v_ge = (sum + (drop ? 0.0 : floor(c * ib))) * unit;
+                    /* E < E_c: the sum rounded down onto 2^(E_c - L), c added */
+                    double qc = w->two_late / Wc;
+                    double v_lt = (floor(sum * unit * qc) + c * qc) / qc;
+                    double vv = Wb >= Wc ? v_ge : v_lt;
+                    v[l] = Wb > 0 ? vv : c; /* no nonzero product: c itself */
+                }
+            }
         }
         LANES
         for (size_t l = 0; l < NT; l++) {
-            double v = S[l] * (W[l] * w->twomF);
-            double m = u2d(d2u(fabs(v)) & w->mask);
+            double m = u2d(d2u(fabs(v[l])) & w->mask);
             double f = (double)(float)m; /* exact where not flagged */
+            /* products of 2^128 and more are infinities (prod_ovf_inf):
+             * flagged when a w of the block reaches it */
             flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (m >= 0x1p128) |
-                                 (f >= 0x1p128));
-            d[l] = v < 0 ? -f : f;
+                                 (f >= 0x1p128) | (w->prod_ovf & (wm[l] >= 0x1p128)));
+            d[l] = v[l] < 0 ? -f : f;
             double dabs = add_up_l(Pi[l], Di[l]);
             Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
             Pi[l] = add_up_l(Pi[l], s[l]);
@@ -362,9 +451,10 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales ||
         !B->scales || !A->fmt->is_signed || !B->fmt->is_signed ||
         (A->fmt->bits != 8 && A->fmt->bits != 16) ||
-        (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0 ||
-        !walk_applies(p, mxg_group_len(K, 0)) ||
-        !walk_applies(p, mxg_group_len(K, G - 1)))
+        (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0)
+        return 0;
+    int mode = walk_mode(p, mxg_group_len(K, 0), A->fmt, B->fmt);
+    if (mode == W_NONE || walk_mode(p, mxg_group_len(K, G - 1), A->fmt, B->fmt) != mode)
         return 0;
     double lg, lc;
     if (!mxb_bound_lin(p, MX_BLOCK, &lg, &lc))
@@ -376,12 +466,18 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     walk_c w;
     w.p = p;
     w.cf = mxb_bdot_coeffs_of(p);
-    w.twoF = ldexp(1.0, p->frac_bits);
-    w.twomF = ldexp(1.0, -p->frac_bits);
+    w.twoF = mode == W_EXACT ? 1.0 : ldexp(1.0, p->frac_bits);
+    w.twomF = mode == W_EXACT ? 1.0 : ldexp(1.0, -p->frac_bits);
     int P = p->final_round == MX_RTZ ? (p->out_prec < 24 ? p->out_prec : 24)
                                      : (p->out_prec < 53 ? p->out_prec : 53);
     w.mask = ~((UINT64_C(1) << (53 - P)) - 1);
     w.c_fadd = p->c_fadd;
+    w.mode = mode;
+    w.odd_even = p->odd_even;
+    w.cutoff = p->late_c_cutoff;
+    w.prod_ovf = p->prod_ovf_inf;
+    w.cut_pw2 = ldexp(1.0, p->late_c_cutoff < 1000 ? p->late_c_cutoff : 1000);
+    w.two_late = ldexp(1.0, p->late_sum_frac_bits);
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);

@@ -278,7 +278,7 @@ START_TEST(test_gemm_walk)
     mx_blockfma_params ps[64];
     size_t np = 0;
     const mx_blockfma_params *p;
-    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && np + 4 <= 64; i++) {
+    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && np + 5 <= 64; i++) {
         ps[np++] = *p;
         if (p->frac_bits == MX_BFMA_EXACT)
             continue;
@@ -288,6 +288,13 @@ START_TEST(test_gemm_walk)
             mx_blockfma_params q = *p;
             q.frac_bits = fb[j];
             q.final_round = j == 1 ? MX_RNE : q.final_round;
+            if (mx_blockfma_check(&q) == MX_OK)
+                ps[np++] = q;
+        }
+        if (p->late_c) { /* late c: a short cutoff, the narrowest sum kept */
+            mx_blockfma_params q = *p;
+            q.late_c_cutoff = 1;
+            q.late_sum_frac_bits = 23;
             if (mx_blockfma_check(&q) == MX_OK)
                 ps[np++] = q;
         }
@@ -351,10 +358,13 @@ START_TEST(test_gemm_walk)
                 walked += took;
                 runs++;
                 fell_back += mxg_block_walk_fallbacks() - fb0;
-                if (!strncmp(ps[pi].name, "hopper", 6) &&
-                    ps[pi].frac_bits <= 28)
-                    EXPECT(took, "%s (frac %d) %s: the walk did not take the call",
-                           ps[pi].name, ps[pi].frac_bits, fa->name);
+                /* the presets the walk takes (exact-rne on E4M3 only) */
+                int want = !strncmp(ps[pi].name, "hopper", 6) ? ps[pi].frac_bits <= 28
+                           : !strncmp(ps[pi].name, "cdna3", 5)
+                               ? ps[pi].frac_bits >= 23 && ps[pi].frac_bits <= 28
+                               : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3;
+                EXPECT(took == want, "%s (frac %d) %s x %s: walk %d, expected %d",
+                       ps[pi].name, ps[pi].frac_bits, fa->name, fb->name, took, want);
             }
     gsl_rng_free(r);
     ck_assert_uint_gt(walked, runs / 4);
