@@ -139,6 +139,7 @@ typedef struct {
     int cutoff, prod_ovf;
     double cut_pw2;      /* 2^late_c_cutoff */
     double two_late;     /* 2^late_sum_frac_bits */
+    double mtwo_late;    /* 2^-late_sum_frac_bits */
 } walk_c;
 
 /* Per-group constants (depend on the group's length). */
@@ -169,6 +170,14 @@ static inline double up_l(double x)
     double y = u2d(x > 0 ? u + 1 : u - 1);
     y = x < INFINITY ? y : x; /* +inf, NaN stay */
     return x == 0 ? 0x1p-1074 : y;
+}
+
+/* 1 / x for a power of two x in binary64's normal range (exponent
+ * -1022 .. 1023): the exponent's negation in the bit pattern, exact (no
+ * division in the lanes). */
+static inline double recip_l(double x)
+{
+    return u2d(UINT64_C(0x7fe0000000000000) - d2u(x));
 }
 
 static inline double add_up_l(double a, double b) { return up_l(a + b); }
@@ -274,8 +283,8 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         } else {
             LANES
             for (size_t l = 0; l < NT; l++) {
-                double q = w->twoF / (W[l] > 0 ? W[l] : 1.0);
-                double q1 = w->twoF / (W1[l] > 0 ? W1[l] : 1.0);
+                double q = w->twoF * recip_l(W[l] > 0 ? W[l] : 1.0);
+                double q1 = w->twoF * recip_l(W1[l] > 0 ? W1[l] : 1.0);
                 inv[l] = W[l] > 0 ? q : 0.0;
                 inv1[l] = W1[l] > 0 ? q1 : 0.0;
                 /* an early c is one more term of the alignment */
@@ -306,9 +315,10 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                     double Ws = W[l] >= W1[l] ? W1[l] : W[l];
                     double Sb = W[l] >= W1[l] ? S[l] : S1[l];
                     double Ss = W[l] >= W1[l] ? S1[l] : S[l];
-                    double ratio = Ws / (Wb > 0 ? Wb : 1.0);
+                    double rb = recip_l(Wb > 0 ? Wb : 1.0);
+                    double ratio = Ws * rb;
                     double sum = Sb + floor(Ss * ratio); /* the product sum / 2^(E-F) */
-                    double unit = Wb * w->twomF, ib = w->twoF / (Wb > 0 ? Wb : 1.0);
+                    double unit = Wb * w->twomF, ib = w->twoF * rb;
                     /* late c, E_c = max(exponent of c, -126) */
                     double c = cv[l];
                     double Wc = u2d(d2u(c) & UINT64_C(0x7ff0000000000000));
@@ -318,8 +328,8 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                     int drop = (c == 0) | ((w->cutoff > 0) & (Wb > Wc * w->cut_pw2));
                     double v_ge = (sum + (drop ? 0.0 : floor(c * ib))) * unit;
                     /* E < E_c: the sum rounded down onto 2^(E_c - L), c added */
-                    double qc = w->two_late / Wc;
-                    double v_lt = (floor(sum * unit * qc) + c * qc) / qc;
+                    double qc = w->two_late * recip_l(Wc);
+                    double v_lt = (floor(sum * unit * qc) + c * qc) * (Wc * w->mtwo_late);
                     double vv = Wb >= Wc ? v_ge : v_lt;
                     v[l] = Wb > 0 ? vv : c; /* no nonzero product: c itself */
                 }
@@ -478,6 +488,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     w.prod_ovf = p->prod_ovf_inf;
     w.cut_pw2 = ldexp(1.0, p->late_c_cutoff < 1000 ? p->late_c_cutoff : 1000);
     w.two_late = ldexp(1.0, p->late_sum_frac_bits);
+    w.mtwo_late = ldexp(1.0, -p->late_sum_frac_bits);
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
