@@ -4,33 +4,38 @@
  * bound (mxg_acc_block's), bit for bit, without going product by product
  * through the general code.
  *
- * Why the same bits.  For the parameter sets it takes (walk_applies: a
- * finite grid of F <= 28 fraction bits, truncation, early or no c, zero +0,
- * final RTZ or RNE), the model of one block is: E = the largest reference
- * exponent of the nonzero terms, each term truncated toward zero to a
- * multiple of 2^(E-F), the integers summed, the sum truncated to out_prec
- * bits and rounded to FP32.  Every product of two 8- or 16-bit codes is
- * exact in binary64 and 2^r is a power of two, so t * 2^(F-E) is exact;
- * it is below 2^(F+2) < 2^31 (a term's leading bit is at most E + 1), so
- * C's conversion to int32_t is the truncation, and the sum of at most 64
- * such integers is exact in binary64.  Truncating a positive binary64 to P
- * bits is clearing the low 53 - P bits of its pattern; a value of at most
- * 24 bits in FP32's normal range converts exactly, and RNE is C's
- * conversion.  A lane whose result is not a normal FP32 number (a
- * subnormal, an overflow) or whose early c is subnormal is flagged and its
- * group recomputed by mx_blockfma_dot, the general code.  The bound sums
- * are the operations of mx_blockfma_sum_abs, mx_blockfma_bound (through
- * mxb_bound_lin) and mx_blockfma_bound_dot, in their order, per lane;
- * rounding upward is mxb_up's bit step written without branches.
+ * Why the same bits.  For the parameter sets it takes (walk_mode: a finite
+ * grid of F <= 28 fraction bits with truncation and an early or a late c,
+ * or an exact unit on E4M3 operands; zero +0; final RTZ or RNE), one block
+ * is: E = the largest reference exponent of the nonzero terms, each term
+ * truncated toward zero to a multiple of 2^(E-F), the integers summed
+ * (odd/even groups: the smaller E's sum rounded down onto the other's
+ * grid; a late c rounded down onto the sum's grid, or the sum rounded down
+ * onto c's), the result truncated to out_prec bits and rounded to FP32.
+ * Every product of two 8- or 16-bit codes is exact in binary64 and 2^r is
+ * a power of two, so t * 2^(F-E) is exact; it is below 2^(F+2) < 2^31 (a
+ * term's leading bit is at most E + 1), so C's conversion to int32_t is
+ * the truncation and floor the round-down, and the sums stay below 2^53.
+ * Truncating a positive binary64 to P bits is clearing the low 53 - P bits
+ * of its pattern; a value of at most 24 bits in FP32's normal range
+ * converts exactly, and RNE is C's conversion.  A lane whose result is not
+ * a normal FP32 number (a subnormal, an overflow), whose early c is
+ * subnormal or whose products may overflow (prod_ovf_inf) is flagged and
+ * its group recomputed by mx_blockfma_dot, the general code.  The bound
+ * sums are the operations of mx_blockfma_sum_abs, mx_blockfma_bound
+ * (through mxb_bound_lin) and mx_blockfma_bound_dot, in their order, per
+ * lane; rounding upward is mxb_up's bit step written without branches.
  *
  * Why fast.  Codes are decoded once per (row, group) and per (column,
- * group) into signed values and 2^r; the inner loops run over a tile of NT
- * output columns, independent lanes that the compiler vectorizes (every
- * lane keeps its own sequence of operations; ISO C11 does not contract to
- * FMA), and the model and both bounds share one pass over each group.
- * tests/check_blockfast.c holds the walk to the general code
- * (mxb_set_slow(1) turns the walk off) on every preset and many data kinds.
+ * group) into signed values, magnitudes and 2^r; the inner loops run over
+ * a tile of NT output columns, independent lanes that the compiler
+ * vectorizes (every lane keeps its own sequence of operations; ISO C11
+ * does not contract to FMA), and the model and both bounds share one pass
+ * over each block.  tests/check_blockfast.c holds the walk to the general
+ * code (mxb_set_slow(1) turns the walk off) on every preset, variants of
+ * them and many data kinds.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,11 +239,13 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         double nz[NT], wm[NT], s[NT];
         LANES
         for (size_t l = 0; l < NT; l++) {
-            /* c (an FP32 value held in a double) and, early, 2^r of it
-             * by its exponent bits; an early subnormal c is flagged */
-            uint64_t cb = d2u(d[l]) & UINT64_C(0x7ff0000000000000);
+            /* c (an FP32 value held in a double) and, early, 2^r of it:
+             * by its exponent bits, 2^-126 when subnormal (FP32's emin),
+             * 0 for c = 0; an early subnormal c is flagged all the same */
+            double cr = u2d(d2u(d[l]) & UINT64_C(0x7ff0000000000000));
+            cr = d[l] == 0 ? 0.0 : cr > 0x1p-126 ? cr : 0x1p-126;
             cv[l] = d[l];
-            W[l] = w->mode == W_EARLY ? u2d(cb) : 0.0;
+            W[l] = w->mode == W_EARLY ? cr : 0.0;
             W1[l] = 0.0;
             flag[l] |= (int64_t)((w->mode == W_EARLY) & (d[l] != 0) &
                                  (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
@@ -338,11 +345,13 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         LANES
         for (size_t l = 0; l < NT; l++) {
             double m = u2d(d2u(fabs(v[l])) & w->mask);
-            double f = (double)(float)m; /* exact where not flagged */
+            /* exact where not flagged; above FLT_MAX flagged (and not
+             * converted: no conversion out of FP32's range) */
+            double f = (double)(float)(m <= FLT_MAX ? m : FLT_MAX);
             /* products of 2^128 and more are infinities (prod_ovf_inf):
              * flagged when a w of the block reaches it */
-            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (m >= 0x1p128) |
-                                 (f >= 0x1p128) | (w->prod_ovf & (wm[l] >= 0x1p128)));
+            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (m > FLT_MAX) |
+                                 (w->prod_ovf & (wm[l] >= 0x1p128)));
             d[l] = v[l] < 0 ? -f : f;
             double dabs = add_up_l(Pi[l], Di[l]);
             Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
