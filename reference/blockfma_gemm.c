@@ -590,6 +590,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     }
     free(da);
     free(db);
+    free(bv);
     free(acc);
     free(sb);
     free(sp);
