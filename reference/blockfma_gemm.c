@@ -145,6 +145,7 @@ typedef struct {
     double cut_pw2;      /* 2^late_c_cutoff */
     double two_late;     /* 2^late_sum_frac_bits */
     double mtwo_late;    /* 2^-late_sum_frac_bits */
+    int chain;           /* unscaled: one chain over K (c carried) */
 } walk_c;
 
 /* Per-group constants (depend on the group's length). */
@@ -217,9 +218,15 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                                 const double *restrict bp, size_t len,
                                 float *restrict part, unsigned char *restrict bad,
                                 double scad, const double *restrict scbd,
-                                double *restrict sbm, double *restrict spm)
+                                double *restrict sbm, double *restrict spm,
+                                double *restrict cs)
 {
     const sched *sc = &wg->sc;
+    /* cs: the row's state carried from group to group ([4][NT]): the
+     * incoming c, the bound walk's P and D, the sum |ab| so far; zero for
+     * scaled operands (every group from c = 0), the chain of unscaled
+     * ones.  This writes P, D and the sum back; the caller stores c. */
+    double *cin = cs, *cP = cs + NT, *cD = cs + 2 * NT, *csa = cs + 3 * NT;
     /* lanes as wide as a double everywhere (the vectorizer keeps one
      * vector shape; no short-circuit or trapping operation under a
      * condition) */
@@ -227,8 +234,15 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
     int64_t flag[NT];
     LANES
     for (size_t l = 0; l < NT; l++) {
-        d[l] = sa[l] = Pi[l] = Di[l] = sinst[l] = 0.0;
-        flag[l] = 0;
+        /* c_fadd: the instruction's blocks from zero, c added after */
+        double cf = fabs(cin[l]) <= FLT_MAX ? cin[l] : 0.0; /* else flagged */
+        d[l] = w->c_fadd ? 0.0 : cf;
+        Pi[l] = w->c_fadd ? 0.0 : cP[l];
+        Di[l] = w->c_fadd ? 0.0 : cD[l];
+        sa[l] = csa[l];
+        sinst[l] = 0.0;
+        /* an infinite or NaN c (a chain past a special): the general code */
+        flag[l] = (int64_t)!(fabs(cin[l]) <= FLT_MAX);
     }
     for (size_t bk = 0; bk < sc->nblk; bk++) {
         const unsigned char *ix = sc->idx + sc->start[bk];
@@ -359,10 +373,16 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             sinst[l] = add_up_l(sinst[l], s[l]);
         }
     }
-    /* c_fadd: d = +0 + part, exact for a normal part */
+    /* c_fadd: d = c + part, one FP32 addition (fadd32 is IEEE's RNE
+     * addition; a non-normal sum is flagged) */
     LANES
     for (size_t l = 0; l < NT; l++) {
-        part[l] = (float)d[l];
+        float f = (float)d[l];
+        float fs = (float)cin[l] + f;
+        double fa = fabs((double)fs);
+        f = w->c_fadd ? fs : f;
+        flag[l] |= (int64_t)(w->c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
+        part[l] = f;
         bad[l] = (unsigned char)flag[l];
     }
     if (!sc->inorder) /* dealt blocks: mx_blockfma_sum_abs's own order */
@@ -377,12 +397,21 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         }
     if (w->c_fadd) {
         LANES
-        for (size_t l = 0; l < NT; l++) { /* from P = D = 0, one instruction */
-            double sum = add_up_l(add_up_l(0.0, 0.0), add_up_l(sinst[l], Di[l]));
+        for (size_t l = 0; l < NT; l++) { /* one instruction, then the FADD */
+            double sum = add_up_l(add_up_l(cP[l], cD[l]), add_up_l(sinst[l], Di[l]));
             double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
-            Di[l] = add_up_l(add_up_l(0.0, Di[l]), fadd);
+            Di[l] = add_up_l(add_up_l(cD[l], Di[l]), fadd);
+            Pi[l] = add_up_l(cP[l], sinst[l]);
         }
     }
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        cP[l] = Pi[l];
+        cD[l] = Di[l];
+        csa[l] = sa[l];
+    }
+    if (w->chain)
+        return;
     /* mxg_acc_block's group step */
     LANES
     for (size_t l = 0; l < NT; l++) {
@@ -467,13 +496,19 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
 {
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
-    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales ||
-        !B->scales || !A->fmt->is_signed || !B->fmt->is_signed ||
+    int chain = !A->scales; /* unscaled: one chain of the unit over K */
+    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales != !B->scales ||
+        !A->fmt->is_signed || !B->fmt->is_signed ||
         (A->fmt->bits != 8 && A->fmt->bits != 16) ||
         (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0)
         return 0;
     int mode = walk_mode(p, mxg_group_len(K, 0), A->fmt, B->fmt);
     if (mode == W_NONE || walk_mode(p, mxg_group_len(K, G - 1), A->fmt, B->fmt) != mode)
+        return 0;
+    /* a chain over K: mx_blockfma_bound_dot's instructions (k products
+     * from the start of K) must start with the groups; exact units sum c
+     * and products of any span (not in binary64) */
+    if (chain && (MX_BLOCK % p->k != 0 || mode == W_EXACT))
         return 0;
     double lg, lc;
     if (!mxb_bound_lin(p, MX_BLOCK, &lg, &lc))
@@ -498,6 +533,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     w.cut_pw2 = ldexp(1.0, p->late_c_cutoff < 1000 ? p->late_c_cutoff : 1000);
     w.two_late = ldexp(1.0, p->late_sum_frac_bits);
     w.mtwo_late = ldexp(1.0, -p->late_sum_frac_bits);
+    w.chain = chain;
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
@@ -507,7 +543,9 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
     float *acc = malloc(M * NT * sizeof *acc);
     double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
-    if (!da || !db || !bv || !acc || !sb || !sp) {
+    double *cs = malloc(M * 4 * NT * sizeof *cs);
+    if (!da || !db || !bv || !acc || !sb || !sp || !cs) {
+        free(cs);
         free(da);
         free(db);
         free(bv);
@@ -526,6 +564,8 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
             acc[i] = 0.0f;
             sb[i] = sp[i] = 0.0;
         }
+        for (size_t i = 0; i < M * 4 * NT; i++)
+            cs[i] = 0.0;
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
             const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
@@ -539,7 +579,8 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                 if (l >= nt)
                     continue;
                 scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
-                scbd[l] = mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
+                scbd[l] = chain ? 1.0
+                                : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
                 for (size_t k = 0; k < len; k++) {
                     dec e = decode(db, mxg_code(B, n0 + l, k0 + k));
                     bv[k * NT + l] = e.v;
@@ -557,17 +598,28 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                 }
                 float part[NT];
                 unsigned char bad[NT];
-                double scad = mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                double scad = chain ? 1.0
+                                    : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                double *csm = cs + m * 4 * NT;
+                if (!chain) /* every group from c = 0, its bound from 0 */
+                    for (size_t i = 0; i < 4 * NT; i++)
+                        csm[i] = 0.0;
                 group_tile(&w, gc, av, aa, ap, bv, ba, bp, len, part, bad, scad, scbd,
-                           sb + m * NT, sp + m * NT);
+                           sb + m * NT, sp + m * NT, csm);
                 float sca = mxg_scale_f32(A, s->decode, m, g);
                 float *am = acc + m * NT;
                 for (size_t l = 0; l < nt; l++) {
                     float pg = part[l];
-                    if (bad[l]) { /* the general code */
+                    if (bad[l]) { /* the general code, from the lane's c */
                         __atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
                         pg = mx_blockfma_dot(p, A->fmt, mxg_codes_at(A, m, k0), B->fmt,
-                                             mxg_codes_at(B, n0 + l, k0), len, 0.0f);
+                                             mxg_codes_at(B, n0 + l, k0), len,
+                                             (float)csm[l]);
+                    }
+                    if (chain) { /* the accumulator is the chain's c */
+                        csm[l] = pg;
+                        am[l] = pg;
+                        continue;
                     }
                     float t = pg * mxg_scale_mul(sca, scb[l]);
                     am[l] = am[l] + t;
@@ -582,12 +634,21 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     a = a * s->row_weight[m];
                 if (macc)
                     macc[i] = a;
+                double fb = sb[m * NT + l], fp = sp[m * NT + l];
+                if (chain) { /* mxg_acc_block's unscaled bound, from the walk */
+                    const double *csm = cs + m * 4 * NT;
+                    double S = csm[3 * NT + l] * (1.0 + ldexp((double)K + 1.0, -52));
+                    double D = csm[2 * NT + l];
+                    fb = fmin(mx_blockfma_bound(p, K, S, 0), isfinite(D) ? D : INFINITY);
+                    fp = S;
+                }
                 if (sum_b)
-                    sum_b[i] = sb[m * NT + l];
+                    sum_b[i] = fb;
                 if (sum_p)
-                    sum_p[i] = sp[m * NT + l];
+                    sum_p[i] = fp;
             }
     }
+    free(cs);
     free(da);
     free(db);
     free(bv);

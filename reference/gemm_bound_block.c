@@ -20,6 +20,12 @@ double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
 {
     const mx_blockfma_params *bp = s->model.block;
     size_t K = A->K, G = mxg_groups(K);
+    const mxg_block_sums *pre = cur_sums;
+    int walked = pre && pre->s == s && pre->A == A && pre->B == B;
+    if (!A->scales && walked) { /* the walk's bound and sum |ab| */
+        *sabs_eff = pre->sum_p[m * B->rows + n];
+        return pre->sum_b[m * B->rows + n];
+    }
     if (!A->scales) {
         double S = mx_blockfma_sum_abs(bp, A->fmt, mxg_codes_at(A, m, 0),
                                        B->fmt, mxg_codes_at(B, n, 0), K);
@@ -29,8 +35,6 @@ double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
                                           B->fmt, mxg_codes_at(B, n, 0), K, 0));
     }
     double sum_b = 0, sum_p = 0;
-    const mxg_block_sums *pre = cur_sums;
-    int walked = pre && pre->s == s && pre->A == A && pre->B == B;
     if (walked) { /* the one walk of blockfma_gemm.c formed them (same bits) */
         sum_b = pre->sum_b[m * B->rows + n];
         sum_p = pre->sum_p[m * B->rows + n];

@@ -212,13 +212,14 @@ float mxg_block_partial(const mx_blockfma_params *bp, const mx_operand *A,
 
 /* ---- blockfma_gemm.c ------------------------------------------------------ */
 
-/* A block:NAME model over a scaled call in one walk: macc[m N + n] the
- * model accumulator as mx_gemm_model_direct gives it (row weight applied),
- * sum_b/sum_p[m N + n] the two sums mxg_acc_block forms over the groups
- * (before its final inflation); any output may be NULL.  Returns 0 (and
- * writes nothing) when the walk does not apply (unscaled operands, a
- * NaN or infinite code, a parameter set it does not reproduce, the slow
- * path of blockfma_fx.h); else 1 with *st MX_OK or MX_ENOMEM. */
+/* A block:NAME model over a call in one walk: macc[m N + n] the model
+ * accumulator as mx_gemm_model_direct gives it (row weight applied),
+ * sum_b/sum_p[m N + n] for scaled operands the two sums mxg_acc_block
+ * forms over the groups (before its final inflation), for unscaled ones
+ * its result and *sabs_eff; any output may be NULL.  Returns 0 (and
+ * writes nothing) when the walk does not apply (a NaN or infinite code, a
+ * parameter set it does not reproduce, the slow path of blockfma_fx.h);
+ * else 1 with *st MX_OK or MX_ENOMEM. */
 int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, float *macc, double *sum_b,
                    double *sum_p, mx_status *st);

@@ -313,13 +313,17 @@ START_TEST(test_gemm_walk)
     static uint16_t mo[2][MM * NN];
     int32_t idx[MM];
     float wt[MM];
-    size_t walked = 0, runs = 0, fell_back = 0;
+    size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0;
     for (size_t pi = 0; pi < np; pi++)
         for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
-            for (int kind = 0; kind < 5; kind++) {
+            for (int kc = 0; kc < 10; kc++) {
+                /* kc >= 5: unscaled operands (one chain of the unit over
+                 * K, any K) */
+                int kind = kc % 5, unscaled = kc >= 5;
                 const mx_format *fa = mx_format_get(fmts[fi][0]);
                 const mx_format *fb = mx_format_get(fmts[fi][1]);
-                size_t K = 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
+                size_t K = unscaled ? 1 + gsl_rng_uniform_int(r, KMAX)
+                                    : 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
                 size_t M = 1 + gsl_rng_uniform_int(r, MM), N = 1 + gsl_rng_uniform_int(r, NN);
                 int scale_kind = (kind + (int)pi) % 2;
                 walk_fill(r, fa, ca, sca, MM, K, kind, scale_kind);
@@ -328,10 +332,9 @@ START_TEST(test_gemm_walk)
                     idx[i] = (int32_t)gsl_rng_uniform_int(r, MM);
                     wt[i] = (float)(gsl_rng_uniform(r) * 2.0 - 0.5);
                 }
-                mx_operand A = {fa, ca, M, K, K, sca, K / 32, 1, kind % 2 ? idx : NULL};
-                if (kind % 2)
-                    A.rows = M;
-                mx_operand B = {fb, cb, N, K, K, scb, K / 32, 1, NULL};
+                mx_operand A = {fa, ca, M, K, K, unscaled ? NULL : sca, K / 32, 1,
+                                kind % 2 ? idx : NULL};
+                mx_operand B = {fb, cb, N, K, K, unscaled ? NULL : scb, K / 32, 1, NULL};
                 mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(),
                                    kind == 2 ? wt : NULL};
                 sp.model.kind = MX_ACC_BLOCK;
@@ -343,10 +346,11 @@ START_TEST(test_gemm_walk)
                     EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
                                same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
                                same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
-                           "%s (frac %d, round %d) %s x %s kind %d, %zux%zux%zu, element "
+                           "%s (frac %d, round %d) %s x %s kind %d%s, %zux%zux%zu, element "
                            "%zu: model %a / %a, bound %a / %a, bound_acc %a / %a",
                            ps[pi].name, ps[pi].frac_bits, ps[pi].final_round, fa->name,
-                           fb->name, kind, M, N, K, i, (double)ma[0][i], (double)ma[1][i],
+                           fb->name, kind, unscaled ? " unscaled" : "", M, N, K, i,
+                           (double)ma[0][i], (double)ma[1][i],
                            bd[0][i], bd[1][i], ba[0][i], ba[1][i]);
                 }
                 /* did the walk take the call? (so the comparison is not
@@ -362,12 +366,16 @@ START_TEST(test_gemm_walk)
                 int want = !strncmp(ps[pi].name, "hopper", 6) ? ps[pi].frac_bits <= 28
                            : !strncmp(ps[pi].name, "cdna3", 5)
                                ? ps[pi].frac_bits >= 23 && ps[pi].frac_bits <= 28
-                               : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3;
-                EXPECT(took == want, "%s (frac %d) %s x %s: walk %d, expected %d",
-                       ps[pi].name, ps[pi].frac_bits, fa->name, fb->name, took, want);
+                               : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3 &&
+                                     !unscaled;
+                EXPECT(took == want, "%s (frac %d) %s x %s%s: walk %d, expected %d",
+                       ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
+                       unscaled ? " unscaled" : "", took, want);
+                unscaled_walked += took && unscaled;
             }
     gsl_rng_free(r);
     ck_assert_uint_gt(walked, runs / 4);
+    ck_assert_uint_gt(unscaled_walked, runs / 8);
     ck_assert_uint_gt(fell_back, 0); /* the general code took some groups */
 }
 END_TEST
