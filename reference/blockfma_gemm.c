@@ -1,4 +1,4 @@
-/* blockfma_gemm.c -- a block:NAME model over a whole scaled GEMM call in one
+/* blockfma_gemm.c -- a block:NAME model over a whole GEMM call in one
  * walk (gemm_internal.h, mxg_block_walk): every element's model value
  * (mx_gemm_model_direct's) and the two per-group sums of its accumulator
  * bound (mxg_acc_block's), bit for bit, without going product by product
@@ -26,6 +26,10 @@
  * (through mxb_bound_lin) and mx_blockfma_bound_dot, in their order, per
  * lane; rounding upward is mxb_up's bit step written without branches.
  *
+ * Scaled operands run every group from c = 0 (production scales each
+ * group's partial); unscaled ones are one chain of the unit over K, and
+ * the walk carries each lane's c, bound state and sum |ab| across groups.
+ *
  * Why fast.  Codes are decoded once per (row, group) and per (column,
  * group) into signed values, magnitudes and 2^r; the inner loops run over
  * a tile of NT output columns, independent lanes that the compiler
@@ -34,6 +38,12 @@
  * over each block.  tests/check_blockfast.c holds the walk to the general
  * code (mxb_set_slow(1) turns the walk off) on every preset, variants of
  * them and many data kinds.
+ *
+ * Length (over ~600 lines): the lane kernel (group_tile, one static
+ * function so that its loops vectorize together, with its inline lane
+ * helpers) and its one caller, the tiling that decodes operands and falls
+ * back lane by lane, are one algorithm; the general model and its bounds
+ * stay in blockfma.c, blockfma_bound.c and blockfma_bound_dot.c.
  */
 #include <float.h>
 #include <math.h>
