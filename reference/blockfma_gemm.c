@@ -179,6 +179,9 @@ static inline double u2d(uint64_t u)
     return x;
 }
 
+/* The pattern of FLT_MAX as a binary64. */
+#define FLT_MAX_BITS UINT64_C(0x47efffffe0000000)
+
 /* mxb_up without branches (the same value for every x). */
 static inline double up_l(double x)
 {
@@ -368,13 +371,15 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         }
         LANES
         for (size_t l = 0; l < NT; l++) {
-            double m = u2d(d2u(fabs(v[l])) & w->mask);
+            uint64_t mb = d2u(fabs(v[l])) & w->mask;
+            double m = u2d(mb);
             /* exact where not flagged; above FLT_MAX flagged (and not
-             * converted: no conversion out of FP32's range) */
-            double f = (double)(float)(m <= FLT_MAX ? m : FLT_MAX);
+             * converted: no conversion out of FP32's range; m >= 0, so
+             * its pattern orders as its value, NaN above all) */
+            double f = (double)(float)u2d(mb < FLT_MAX_BITS ? mb : FLT_MAX_BITS);
             /* products of 2^128 and more are infinities (prod_ovf_inf):
              * flagged when a w of the block reaches it */
-            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (m > FLT_MAX) |
+            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (mb > FLT_MAX_BITS) |
                                  (w->prod_ovf & (wm[l] >= 0x1p128)));
             d[l] = v[l] < 0 ? -f : f;
             double dabs = add_up_l(Pi[l], Di[l]);
@@ -420,15 +425,13 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         cD[l] = Di[l];
         csa[l] = sa[l];
     }
-    if (w->chain)
-        return;
-    /* mxg_acc_block's group step */
+    /* mxg_acc_block's group step (scaled operands; unused in a chain) */
     LANES
     for (size_t l = 0; l < NT; l++) {
         double S = sa[l] * wg->sabs_infl;
         double bdot = Di[l] < INFINITY ? Di[l] : INFINITY;
-        double bS = S < INFINITY ? (wg->lin_g * (0.0 + S) + wg->lin_c) * w->infl
-                                 : INFINITY;
+        double lin = (wg->lin_g * (0.0 + S) + wg->lin_c) * w->infl; /* no branch */
+        double bS = S < INFINITY ? lin : INFINITY;
         double Bg = bdot < bS ? bdot : bS;
         double scd = scad * scbd[l];
         sbm[l] += scd * Bg;
