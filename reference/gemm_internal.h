@@ -15,6 +15,8 @@
  *   model_fp32_group.c  fp32-group model (on the engine's exact partials)
  *   model_fp32_seq.c    fp32-seq model (vectorized, and one group directly)
  *   model_block.c       block:NAME models (one group through mxref/blockfma.h)
+ *   blockfma_gemm.c     a block model's one walk over a call: model values
+ *                       and bound sums, same bits (mxg_gemm_block runs it)
  *   gemm_direct.c       the slow, simple paths: MPFR oracle, direct models
  *   gemm_bound.c        per-element bounds, the tail shared by every model
  *   gemm_bound_fp32.c   bound of the FP32 models
