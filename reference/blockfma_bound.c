@@ -54,42 +54,76 @@ static void block_coeffs(const mx_blockfma_params *p, double m, double *kappa,
     *eta = 2.0 * ((ua + late) * pw2(-126) + late_abs) + pw2(-149) * (1.0 + tr);
 }
 
-/* Bound after `steps` chained steps of (kappa, eta) on |c| + sigma. */
+/* Bound after `steps` chained steps of (kappa, eta) on |c| + sigma: it is
+ * g * base + c, linear in base (for kappa = 0, g = 0 and the sum is c:
+ * base is finite and nonnegative here). */
+static void chain_lin(double kappa, double eta, double steps, double *g,
+                      double *c)
+{
+    if (kappa == 0.0) {
+        *g = 0.0;
+        *c = steps * eta;
+        return;
+    }
+    *g = pow(1.0 + kappa, steps) - 1.0;
+    *c = eta * *g / kappa;
+}
+
 static double chain(double kappa, double eta, double steps, double base)
 {
-    if (kappa == 0.0)
-        return steps * eta;
-    double g = pow(1.0 + kappa, steps) - 1.0;
-    return g * base + eta * g / kappa;
+    double g, c;
+    chain_lin(kappa, eta, steps, &g, &c);
+    return g * base + c;
+}
+
+/* The chain of mx_blockfma_bound over n products as g * base + c. */
+static void bound_lin(const mx_blockfma_params *p, size_t n, double *g,
+                      double *c)
+{
+    double m = p->block > 0 ? p->block : (double)(n ? n : 1);
+    double blocks = p->block > 0 ? ceil((double)n / p->block) : 1.0;
+    double kappa, eta;
+    block_coeffs(p, m, &kappa, &eta);
+    if (!p->c_fadd) {
+        chain_lin(kappa, eta, blocks, g, c);
+        return;
+    }
+    /* per instruction: its blocks from zero, then one FP32 addition;
+     * the instruction's own error e_P <= chain(k/block blocks, sigma)
+     * enters the addition's operand: treat both as one step. */
+    double per = p->k / (p->block > 0 ? p->block : p->k);
+    double inst = ceil((double)n / p->k);
+    double gp = chain(kappa, eta, per, 1.0) - chain(kappa, eta, per, 0.0);
+    double ep = chain(kappa, eta, per, 0.0);
+    double k2 = gp + pw2(-24) * (1.0 + gp);
+    double e2 = ep * (1.0 + pw2(-24)) + pw2(-150);
+    chain_lin(k2, e2, inst, g, c);
+}
+
+static int bound_usable(const mx_blockfma_params *p)
+{
+    return p && mx_blockfma_check(p) == MX_OK && !p->ftz_in && !p->ftz_prod &&
+           !p->ftz_out;
+}
+
+int mxb_bound_lin(const mx_blockfma_params *p, size_t n, double *g, double *c)
+{
+    if (!bound_usable(p))
+        return 0;
+    bound_lin(p, n, g, c);
+    return 1;
 }
 
 double mx_blockfma_bound(const mx_blockfma_params *p, size_t n,
                          double sum_abs, double c_abs)
 {
-    if (!p || mx_blockfma_check(p) != MX_OK || p->ftz_in || p->ftz_prod ||
-        p->ftz_out || !(sum_abs >= 0.0) || !(c_abs >= 0.0))
+    if (!bound_usable(p) || !(sum_abs >= 0.0) || !(c_abs >= 0.0))
         return INFINITY;
     if (isinf(sum_abs) || isinf(c_abs))
         return INFINITY;
-    double base = c_abs + sum_abs;
-    double m = p->block > 0 ? p->block : (double)(n ? n : 1);
-    double blocks = p->block > 0 ? ceil((double)n / p->block) : 1.0;
-    double kappa, eta, b;
-    block_coeffs(p, m, &kappa, &eta);
-    if (!p->c_fadd) {
-        b = chain(kappa, eta, blocks, base);
-    } else {
-        /* per instruction: its blocks from zero, then one FP32 addition;
-         * the instruction's own error e_P <= chain(k/block blocks, sigma)
-         * enters the addition's operand: treat both as one step. */
-        double per = p->k / (p->block > 0 ? p->block : p->k);
-        double inst = ceil((double)n / p->k);
-        double gp = chain(kappa, eta, per, 1.0) - chain(kappa, eta, per, 0.0);
-        double ep = chain(kappa, eta, per, 0.0);
-        double k2 = gp + pw2(-24) * (1.0 + gp);
-        double e2 = ep * (1.0 + pw2(-24)) + pw2(-150);
-        b = chain(k2, e2, inst, base);
-    }
+    double g, c;
+    bound_lin(p, n, &g, &c);
+    double b = g * (c_abs + sum_abs) + c;
     return b * (1.0 + pw2(-40));
 }
 

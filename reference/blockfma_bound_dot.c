@@ -47,16 +47,9 @@ static int prod_mag(const mx_blockfma_params *p, const mx_format *fa,
     return 0;
 }
 
-typedef struct {
-    double ea;    /* eps_a 2^-F per term (0 for an exact unit)            */
-    double late;  /* l: late-accumulator loss, relative                   */
-    double fin;   /* f: out_prec truncation and final rounding, relative  */
-    double eta;   /* absolute terms (subnormal grid and results)          */
-} coeffs;
-
-static coeffs coeffs_of(const mx_blockfma_params *p)
+mxb_bdot_coeffs mxb_bdot_coeffs_of(const mx_blockfma_params *p)
 {
-    coeffs c = {0, 0, 0, 0};
+    mxb_bdot_coeffs c = {0, 0, 0, 0};
     if (p->frac_bits != MX_BFMA_EXACT) {
         double e = (p->align_round == MX_ALIGN_RNE || p->sticky) ? 0.5 : 1.0;
         if (p->odd_even || p->late_c)
@@ -82,7 +75,7 @@ static coeffs coeffs_of(const mx_blockfma_params *p)
 
 /* Error bound of one block: nz nonzero products of largest reference
  * magnitude wmax and magnitude sum s, incoming |d| <= dabs. */
-static double block_err(const coeffs *c, double nz, double wmax, double s, double dabs)
+static double block_err(const mxb_bdot_coeffs *c, double nz, double wmax, double s, double dabs)
 {
     double W = max2(max2(wmax, dabs), 0x1p-126);
     double eA = mul_up(mul_up(add_up(nz, 2.0), c->ea), W);
@@ -99,7 +92,7 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
     if (!p || mx_blockfma_check(p) != MX_OK || p->ftz_in || p->ftz_prod ||
         p->ftz_out || !(c_abs >= 0.0) || isinf(c_abs) || !fa || !fb)
         return INFINITY;
-    const coeffs cf = coeffs_of(p);
+    const mxb_bdot_coeffs cf = mxb_bdot_coeffs_of(p);
     size_t blk = p->block > 0 ? (size_t)p->block : (n ? n : 1);
     size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
     size_t nb = k / blk; /* blocks per instruction */

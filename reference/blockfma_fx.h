@@ -7,6 +7,7 @@
 #ifndef MXREF_BLOCKFMA_FX_H
 #define MXREF_BLOCKFMA_FX_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "mxref/blockfma.h"
 
@@ -66,6 +67,20 @@ typedef struct {
 const mxb_mag *mxb_mag_table(const mx_format *f, int in_fmt);
 /* One code, decoded (what the table holds). */
 mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
+
+/* The coefficients of mx_blockfma_bound_dot's per-block error (the
+ * blockfma_bound_dot.c comment has the formula): */
+typedef struct {
+    double ea;    /* eps_a 2^-F per term (0 for an exact unit)            */
+    double late;  /* l: late-accumulator loss, relative                   */
+    double fin;   /* f: out_prec truncation and final rounding, relative  */
+    double eta;   /* absolute terms (subnormal grid and results)          */
+} mxb_bdot_coeffs;
+mxb_bdot_coeffs mxb_bdot_coeffs_of(const mx_blockfma_params *p);
+
+/* mx_blockfma_bound(p, n, S, 0) is (g S + c) (1 + 2^-40) for every finite
+ * S >= 0 when this returns 1 (0: p has no finite bound). */
+int mxb_bound_lin(const mx_blockfma_params *p, size_t n, double *g, double *c);
 
 /* nextafter(x, +inf), by the bit pattern (the same result for every x). */
 static inline double mxb_up(double x)

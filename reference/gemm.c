@@ -72,9 +72,53 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
     return mxg_gemm_split(s, A, B, out, stats, wa, wb);
 }
 
+static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
+                                const mx_operand *B, mx_gemm_out *out,
+                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
+
+/* A block model first runs its one walk (blockfma_gemm.c) where it
+ * applies: it gives the model outputs, and the bound sums that
+ * mxg_acc_block then reads; the kernels below run without the model. */
 mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
+{
+    int want_m = out->model_acc || out->model_out;
+    int want_b = out->bound || out->bound_acc;
+    if (s->model.kind != MX_ACC_BLOCK || (!want_m && !want_b))
+        return gemm_block_run(s, A, B, out, stats, wa, wb, irr_a);
+    size_t MN = A->rows * B->rows;
+    float *macc = out->model_acc ? out->model_acc
+                                 : (want_m ? malloc(mx_nz(MN) * sizeof *macc) : NULL);
+    double *sb = want_b ? malloc(mx_nz(MN) * sizeof *sb) : NULL;
+    double *sp = want_b ? malloc(mx_nz(MN) * sizeof *sp) : NULL;
+    mx_status st = MX_OK;
+    if ((want_m && !macc) || (want_b && (!sb || !sp)))
+        st = MX_ENOMEM;
+    else if (!mxg_block_walk(s, A, B, macc, sb, sp, &st))
+        st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a); /* not walked */
+    else if (st == MX_OK) {
+        mx_gemm_out o = *out;
+        o.model_acc = NULL;
+        o.model_out = NULL;
+        if (out->model_out)
+            for (size_t i = 0; i < MN; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        mxg_block_sums bs = {s, A, B, sb, sp};
+        mxg_block_sums_set(want_b ? &bs : NULL);
+        st = gemm_block_run(s, A, B, &o, stats, wa, wb, irr_a);
+        mxg_block_sums_set(NULL);
+    }
+    if (macc != out->model_acc)
+        free(macc);
+    free(sb);
+    free(sp);
+    return st;
+}
+
+static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
+                                const mx_operand *B, mx_gemm_out *out,
+                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
 {
     mx_status st;
     /* a slice provider (--reference gpu) takes the engine's slices: the

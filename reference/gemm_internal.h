@@ -15,6 +15,8 @@
  *   model_fp32_group.c  fp32-group model (on the engine's exact partials)
  *   model_fp32_seq.c    fp32-seq model (vectorized, and one group directly)
  *   model_block.c       block:NAME models (one group through mxref/blockfma.h)
+ *   blockfma_gemm.c     a block model's one walk over a call: model values
+ *                       and bound sums, same bits (mxg_gemm_block runs it)
  *   gemm_direct.c       the slow, simple paths: MPFR oracle, direct models
  *   gemm_bound.c        per-element bounds, the tail shared by every model
  *   gemm_bound_fp32.c   bound of the FP32 models
@@ -214,6 +216,33 @@ mx_status mxg_seq_gemm(const mx_gemm_spec *s, const mx_operand *A,
 float mxg_block_partial(const mx_blockfma_params *bp, const mx_operand *A,
                         size_t m, const mx_operand *B, size_t n, size_t k0,
                         size_t len, float c);
+
+/* ---- blockfma_gemm.c ------------------------------------------------------ */
+
+/* A block:NAME model over a call in one walk: macc[m N + n] the model
+ * accumulator as mx_gemm_model_direct gives it (row weight applied),
+ * sum_b/sum_p[m N + n] for scaled operands the two sums mxg_acc_block
+ * forms over the groups (before its final inflation), for unscaled ones
+ * its result and *sabs_eff; any output may be NULL.  Returns 0 (and
+ * writes nothing) when the walk does not apply (a NaN or infinite code, a
+ * parameter set it does not reproduce, the slow path of blockfma_fx.h);
+ * else 1 with *st MX_OK or MX_ENOMEM. */
+int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, float *macc, double *sum_b,
+                   double *sum_p, mx_status *st);
+/* Groups the walk has handed to the general code so far (lanes whose
+ * block result was not a normal FP32 number): for the tests. */
+unsigned long mxg_block_walk_fallbacks(void);
+
+/* The walk's sums for the call (s, A, B), which mxg_acc_block reads
+ * instead of walking element (m, n) again: set for the calling thread by
+ * mxg_gemm_block around the kernels it runs, cleared with NULL. */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    const double *sum_b, *sum_p;
+} mxg_block_sums;
+void mxg_block_sums_set(const mxg_block_sums *b);
 
 /* ---- gemm_direct.c -------------------------------------------------------- */
 

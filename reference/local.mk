@@ -44,6 +44,7 @@ reference_libmxref_a_SOURCES += \
 	reference/gemm_bound.c \
 	reference/gemm_bound_fp32.c \
 	reference/gemm_bound_block.c \
+	reference/blockfma_gemm.c \
 	reference/gemm_bound_dequant.c \
 	reference/model_dequant.c \
 	reference/gemm_fused.c \

@@ -8,7 +8,12 @@
  * class (NaN, inf, subnormal, zero of both signs), wide-exponent blocks,
  * exact cancellation, all-zero blocks, random FP32 accumulators of every
  * class.  The slow path is the independent side here; tests/check_blockfma
- * holds that one to an MPFR/GMP oracle and to the H100's outputs. */
+ * holds that one to an MPFR/GMP oracle and to the H100's outputs.
+ * test_gemm_walk holds the one-walk GEMM path of block models
+ * (reference/blockfma_gemm.c) to the element-by-element one the same way:
+ * every output of mx_gemm, scaled operands of every format, every preset
+ * and grid variants, data that forces its fallbacks (subnormal and
+ * overflowing block results). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,7 @@
 #include <gsl/gsl_rng.h>
 #include "mxref/blockfma.h"
 #include "blockfma_fx.h"
+#include "gemm_internal.h"
 #include "testutil.h"
 
 #define NMAX 128
@@ -195,6 +201,185 @@ START_TEST(test_up)
 }
 END_TEST
 
+/* Codes of a scaled GEMM operand: kind 0 the common case (narrow
+ * exponents), 1 wide exponents with subnormals, 2 any finite code,
+ * 3 half the rows the negation of the other half (cancelling dots), 4
+ * sparse (mostly zeros of both signs). */
+static uint32_t walk_code1(gsl_rng *r, const mx_format *f, int kind)
+{
+    uint32_t top = f->bits == 8 ? 0x80u : 0x8000u;
+    switch (kind) {
+    case 1:
+        return rnd_code(r, f, 3);
+    case 2:
+        return rnd_code(r, f, 0);
+    case 4:
+        if (gsl_rng_uniform_int(r, 4))
+            return gsl_rng_uniform_int(r, 2) ? top : 0;
+        return rnd_code(r, f, 1);
+    default:
+        return rnd_code(r, f, 1);
+    }
+}
+
+/* ... never NaN or inf (mx_gemm refuses them) */
+static uint32_t walk_code(gsl_rng *r, const mx_format *f, int kind)
+{
+    uint32_t c, m;
+    int neg, x;
+    do
+        c = walk_code1(r, f, kind);
+    while (mx_decode_fields(f, c, &neg, &m, &x) >= MX_CLASS_INF);
+    return c;
+}
+
+static void walk_fill(gsl_rng *r, const mx_format *f, void *codes, uint8_t *sc,
+                      size_t rows, size_t K, int kind, int scale_kind)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t k = 0; k < K; k++) {
+            uint32_t c = walk_code(r, f, kind);
+            if (kind == 3 && i >= rows / 2 && rows / 2 > 0) {
+                size_t j = i - rows / 2;
+                c = f->bits == 8 ? ((uint8_t *)codes)[j * K + k]
+                                 : ((uint16_t *)codes)[j * K + k];
+                c ^= f->bits == 8 ? 0x80u : 0x8000u;
+                if (f->id == MX_E4M3FNUZ || f->id == MX_E5M2FNUZ)
+                    c = (c & 0x7fu) ? c : 0;
+            }
+            if (f->bits == 8)
+                ((uint8_t *)codes)[i * K + k] = (uint8_t)c;
+            else
+                ((uint16_t *)codes)[i * K + k] = (uint16_t)c;
+        }
+    for (size_t i = 0; i < rows * (K / 32); i++) {
+        /* 0: near 1; 1: anything but 255 (zero scales, the extremes) */
+        sc[i] = scale_kind ? (uint8_t)gsl_rng_uniform_int(r, 255)
+                           : (uint8_t)(120 + gsl_rng_uniform_int(r, 15));
+    }
+}
+
+static int same_f(float x, float y) { return memcmp(&x, &y, sizeof x) == 0; }
+
+/* Runs mx_gemm with every output, fast or slow. */
+static void walk_run(const mx_gemm_spec *sp, const mx_operand *A, const mx_operand *B,
+                     int slow, double *ex, float *ma, uint16_t *mo, double *bd,
+                     double *sa, double *ba)
+{
+    mx_gemm_out o = {ex, ma, mo, bd, sa, ba};
+    mxb_set_slow(slow);
+    mx_status st = mx_gemm(sp, A, B, &o, NULL);
+    mxb_set_slow(0);
+    ck_assert_int_eq(st, MX_OK);
+}
+
+START_TEST(test_gemm_walk)
+{
+    mx_blockfma_params ps[64];
+    size_t np = 0;
+    const mx_blockfma_params *p;
+    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) && np + 5 <= 64; i++) {
+        ps[np++] = *p;
+        if (p->frac_bits == MX_BFMA_EXACT)
+            continue;
+        /* grids the walk takes (3, 28) and one it leaves (29); RNE out */
+        static const int fb[] = {3, 28, 29};
+        for (size_t j = 0; j < 3; j++) {
+            mx_blockfma_params q = *p;
+            q.frac_bits = fb[j];
+            q.final_round = j == 1 ? MX_RNE : q.final_round;
+            if (mx_blockfma_check(&q) == MX_OK)
+                ps[np++] = q;
+        }
+        if (p->late_c) { /* late c: a short cutoff, the narrowest sum kept */
+            mx_blockfma_params q = *p;
+            q.late_c_cutoff = 1;
+            q.late_sum_frac_bits = 23;
+            if (mx_blockfma_check(&q) == MX_OK)
+                ps[np++] = q;
+        }
+    }
+    static const mx_format_id fmts[][2] = {
+        {MX_E4M3FN, MX_E4M3FN}, {MX_E5M2, MX_E4M3FN}, {MX_E4M3FNUZ, MX_E4M3FNUZ},
+        {MX_E5M2FNUZ, MX_E5M2FNUZ}, {MX_BF16, MX_BF16}, {MX_FP16, MX_FP16},
+    };
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 20261202);
+    enum { MM = 9, NN = 37, KMAX = 96 };
+    static uint16_t ca[MM * KMAX], cb[NN * KMAX];
+    static uint8_t sca[MM * KMAX / 32], scb[NN * KMAX / 32];
+    static double ex[2][MM * NN], bd[2][MM * NN], sa[2][MM * NN], ba[2][MM * NN];
+    static float ma[2][MM * NN];
+    static uint16_t mo[2][MM * NN];
+    int32_t idx[MM];
+    float wt[MM];
+    size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0;
+    for (size_t pi = 0; pi < np; pi++)
+        for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
+            for (int kc = 0; kc < 10; kc++) {
+                /* kc >= 5: unscaled operands (one chain of the unit over
+                 * K, any K) */
+                int kind = kc % 5, unscaled = kc >= 5;
+                const mx_format *fa = mx_format_get(fmts[fi][0]);
+                const mx_format *fb = mx_format_get(fmts[fi][1]);
+                size_t K = unscaled ? 1 + gsl_rng_uniform_int(r, KMAX)
+                                    : 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
+                size_t M = 1 + gsl_rng_uniform_int(r, MM), N = 1 + gsl_rng_uniform_int(r, NN);
+                int scale_kind = (kind + (int)pi) % 2;
+                walk_fill(r, fa, ca, sca, MM, K, kind, scale_kind);
+                walk_fill(r, fb, cb, scb, N, K, kind, scale_kind);
+                for (size_t i = 0; i < M; i++) {
+                    idx[i] = (int32_t)gsl_rng_uniform_int(r, MM);
+                    wt[i] = (float)(gsl_rng_uniform(r) * 2.0 - 0.5);
+                }
+                mx_operand A = {fa, ca, M, K, K, unscaled ? NULL : sca, K / 32, 1,
+                                kind % 2 ? idx : NULL};
+                mx_operand B = {fb, cb, N, K, K, unscaled ? NULL : scb, K / 32, 1, NULL};
+                mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                   kind == 2 ? wt : NULL};
+                sp.model.kind = MX_ACC_BLOCK;
+                sp.model.block = &ps[pi];
+                for (int slow = 0; slow < 2; slow++)
+                    walk_run(&sp, &A, &B, slow, ex[slow], ma[slow], mo[slow], bd[slow],
+                             sa[slow], ba[slow]);
+                for (size_t i = 0; i < M * N; i++) {
+                    EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
+                               same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
+                               same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
+                           "%s (frac %d, round %d) %s x %s kind %d%s, %zux%zux%zu, element "
+                           "%zu: model %a / %a, bound %a / %a, bound_acc %a / %a",
+                           ps[pi].name, ps[pi].frac_bits, ps[pi].final_round, fa->name,
+                           fb->name, kind, unscaled ? " unscaled" : "", M, N, K, i,
+                           (double)ma[0][i], (double)ma[1][i],
+                           bd[0][i], bd[1][i], ba[0][i], ba[1][i]);
+                }
+                /* did the walk take the call? (so the comparison is not
+                 * slow against slow) */
+                float w1[MM * NN];
+                mx_status wst;
+                unsigned long fb0 = mxg_block_walk_fallbacks();
+                int took = mxg_block_walk(&sp, &A, &B, w1, NULL, NULL, &wst);
+                walked += took;
+                runs++;
+                fell_back += mxg_block_walk_fallbacks() - fb0;
+                /* the presets the walk takes (exact-rne on E4M3 only) */
+                int want = !strncmp(ps[pi].name, "hopper", 6) ? ps[pi].frac_bits <= 28
+                           : !strncmp(ps[pi].name, "cdna3", 5)
+                               ? ps[pi].frac_bits >= 23 && ps[pi].frac_bits <= 28
+                               : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3 &&
+                                     !unscaled;
+                EXPECT(took == want, "%s (frac %d) %s x %s%s: walk %d, expected %d",
+                       ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
+                       unscaled ? " unscaled" : "", took, want);
+                unscaled_walked += took && unscaled;
+            }
+    gsl_rng_free(r);
+    ck_assert_uint_gt(walked, runs / 4);
+    ck_assert_uint_gt(unscaled_walked, runs / 8);
+    ck_assert_uint_gt(fell_back, 0); /* the general code took some groups */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("blockfast");
@@ -202,6 +387,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_fast_vs_slow);
     tcase_add_test(tc, test_up);
+    tcase_add_test(tc, test_gemm_walk);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -175,6 +175,11 @@ static void explain(const mxv_capture *c, const gemm_cap *g, const void *outp,
             best_exact = share;
             best_out = outside;
         }
+        /* bit-exact everywhere and nothing outside: no later model can
+         * rank above it (that needs more fits, a larger share, or fewer
+         * than 0 outside), so the rest are not evaluated */
+        if (best_out == 0 && best_exact == 1.0)
+            break;
     }
     char skipped[160] = "";
     if (work > 3e7)

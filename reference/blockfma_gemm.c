@@ -1,0 +1,673 @@
+/* blockfma_gemm.c -- a block:NAME model over a whole GEMM call in one
+ * walk (gemm_internal.h, mxg_block_walk): every element's model value
+ * (mx_gemm_model_direct's) and the two per-group sums of its accumulator
+ * bound (mxg_acc_block's), bit for bit, without going product by product
+ * through the general code.
+ *
+ * Why the same bits.  For the parameter sets it takes (walk_mode: a finite
+ * grid of F <= 28 fraction bits with truncation and an early or a late c,
+ * or an exact unit on E4M3 operands; zero +0; final RTZ or RNE), one block
+ * is: E = the largest reference exponent of the nonzero terms, each term
+ * truncated toward zero to a multiple of 2^(E-F), the integers summed
+ * (odd/even groups: the smaller E's sum rounded down onto the other's
+ * grid; a late c rounded down onto the sum's grid, or the sum rounded down
+ * onto c's), the result truncated to out_prec bits and rounded to FP32.
+ * Every product of two 8- or 16-bit codes is exact in binary64 and 2^r is
+ * a power of two, so t * 2^(F-E) is exact; it is below 2^(F+2) < 2^31 (a
+ * term's leading bit is at most E + 1), so C's conversion to int32_t is
+ * the truncation and floor the round-down, and the sums stay below 2^53.
+ * Truncating a positive binary64 to P bits is clearing the low 53 - P bits
+ * of its pattern; a value of at most 24 bits in FP32's normal range
+ * converts exactly, and RNE is C's conversion.  A lane whose result is not
+ * a normal FP32 number (a subnormal, an overflow), whose early c is
+ * subnormal or whose products may overflow (prod_ovf_inf) is flagged and
+ * its group recomputed by mx_blockfma_dot, the general code.  The bound
+ * sums are the operations of mx_blockfma_sum_abs, mx_blockfma_bound
+ * (through mxb_bound_lin) and mx_blockfma_bound_dot, in their order, per
+ * lane; rounding upward is mxb_up's bit step written without branches.
+ *
+ * Scaled operands run every group from c = 0 (production scales each
+ * group's partial); unscaled ones are one chain of the unit over K, and
+ * the walk carries each lane's c, bound state and sum |ab| across groups.
+ *
+ * Why fast.  Codes are decoded once per (row, group) and per (column,
+ * group) into signed values, magnitudes and 2^r; the inner loops run over
+ * a tile of NT output columns, independent lanes that the compiler
+ * vectorizes (every lane keeps its own sequence of operations; ISO C11
+ * does not contract to FMA), and the model and both bounds share one pass
+ * over each block.  tests/check_blockfast.c holds the walk to the general
+ * code (mxb_set_slow(1) turns the walk off) on every preset, variants of
+ * them and many data kinds.
+ *
+ * Length (over ~600 lines): the lane kernel (group_tile, one static
+ * function so that its loops vectorize together, with its inline lane
+ * helpers) and its one caller, the tiling that decodes operands and falls
+ * back lane by lane, are one algorithm; the general model and its bounds
+ * stay in blockfma.c, blockfma_bound.c and blockfma_bound_dot.c.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "blockfma_fx.h"
+#include "gemm_internal.h"
+
+#define NT 16 /* output columns per tile */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WALK_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+/* a lane loop stays a loop, for the vectorizer (not unrolled into
+ * scalar statements first) */
+#define LANES _Pragma("GCC unroll 1")
+#else
+#define LANES
+#define WALK_HOT
+#endif
+
+/* How the walk reproduces p on groups of len products of formats fa, fb:
+ *   W_EARLY  a finite grid of at most 28 fraction bits, c (if any) aligned
+ *            with the products (hopper-*);
+ *   W_LATE   the same grid of 23 to 28 bits, a late c added by round-down
+ *            at 23 to 45 bits below its exponent (no second rounding),
+ *            odd/even groups combined by round-down (cdna3-*);
+ *   W_EXACT  an exact unit over the whole group (exact-rne) on operands
+ *            whose exact 64-product sum fits binary64's 53 bits (E4M3);
+ * or W_NONE: the element-by-element path. */
+enum { W_NONE, W_EARLY, W_LATE, W_EXACT };
+
+static int walk_mode(const mx_blockfma_params *p, size_t len, const mx_format *fa,
+                     const mx_format *fb)
+{
+    if (mx_blockfma_check(p) != MX_OK || p->align_round != MX_ALIGN_TRUNC ||
+        p->sticky || p->prod_norm || p->ftz_in || p->ftz_prod || p->ftz_out ||
+        (p->final_round != MX_RTZ && p->final_round != MX_RNE) ||
+        (p->c_fadd && (size_t)p->k < len) || len > 64)
+        return W_NONE;
+    if (p->frac_bits == MX_BFMA_EXACT) {
+        /* values are multiples of 2^(emin - mbits) below 2^(emax + 1) */
+        int span = (fa->emax + 1 - (fa->emin - fa->mbits)) +
+                   (fb->emax + 1 - (fb->emin - fb->mbits));
+        return p->block == 0 && !p->late_c && !p->c_fadd && span + 7 <= 53
+                   ? W_EXACT : W_NONE;
+    }
+    if (p->block == 0 || p->frac_bits > 28 || !p->zero_pos)
+        return W_NONE;
+    if (!p->late_c)
+        return p->odd_even ? W_NONE : W_EARLY;
+    if (p->frac_bits < 23 || p->late_round != MX_ALIGN_RD ||
+        (p->odd_even && p->group_round != MX_ALIGN_RD) ||
+        p->late_norm_frac_bits != MX_BFMA_EXACT || p->late_sum_frac_bits < 23 ||
+        p->late_sum_frac_bits > 45 || p->c_fadd)
+        return W_NONE;
+    return W_LATE;
+}
+
+/* The blocks of one group of len products, as mx_blockfma_dot_bits and
+ * mx_blockfma_bound_dot walk them: block j is idx[start[j] .. start[j+1]),
+ * in order; empty blocks are left out (neither walk runs them).  With
+ * c_fadd the group is one instruction (walk_applies). */
+typedef struct {
+    unsigned char idx[64], start[65];
+    size_t nblk;
+    int inorder; /* idx[j] == j: blocks are contiguous runs in order */
+} sched;
+
+static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
+{
+    size_t blk = p->block > 0 ? (size_t)p->block : len, m = 0;
+    s->nblk = 0;
+    if (p->deal > 0 && p->k > p->block) {
+        size_t k = (size_t)p->k, nb = k / blk, q = (size_t)p->deal;
+        for (size_t i0 = 0; i0 < len; i0 += k) {
+            size_t kk = len - i0 < k ? len - i0 : k;
+            for (size_t bi = 0; bi < nb; bi++) {
+                size_t first = m;
+                for (size_t i = 0; i < kk; i++)
+                    if ((i / q) % nb == bi)
+                        s->idx[m++] = (unsigned char)(i0 + i);
+                if (m > first)
+                    s->start[s->nblk++] = (unsigned char)first;
+            }
+        }
+    } else {
+        for (size_t i = 0; i < len; i += blk) {
+            s->start[s->nblk++] = (unsigned char)m;
+            for (size_t j = i; j < len && j < i + blk; j++)
+                s->idx[m++] = (unsigned char)j;
+        }
+    }
+    s->start[s->nblk] = (unsigned char)m;
+    s->inorder = 1;
+    for (size_t j = 0; j < m; j++)
+        s->inorder &= s->idx[j] == j;
+}
+
+/* Per-call constants of the walk. */
+typedef struct {
+    const mx_blockfma_params *p;
+    mxb_bdot_coeffs cf;
+    double twoF, twomF;  /* 2^F, 2^-F */
+    uint64_t mask;       /* keeps the result's P leading bits */
+    int c_fadd;
+    double infl;         /* 1 + 2^-40 */
+    int mode, odd_even;  /* walk_mode; odd/even alignment groups */
+    int cutoff, prod_ovf;
+    double cut_pw2;      /* 2^late_c_cutoff */
+    double two_late;     /* 2^late_sum_frac_bits */
+    double mtwo_late;    /* 2^-late_sum_frac_bits */
+    int chain;           /* unscaled: one chain over K (c carried) */
+} walk_c;
+
+/* Per-group constants (depend on the group's length). */
+typedef struct {
+    sched sc;
+    double lin_g, lin_c; /* mx_blockfma_bound = (g S + c)(1 + 2^-40) */
+    double sabs_infl;    /* mx_blockfma_sum_abs's final factor */
+} walk_g;
+
+static inline uint64_t d2u(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline double u2d(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* The pattern of FLT_MAX as a binary64. */
+#define FLT_MAX_BITS UINT64_C(0x47efffffe0000000)
+
+/* mxb_up without branches (the same value for every x). */
+static inline double up_l(double x)
+{
+    uint64_t u = d2u(x);
+    double y = u2d(x > 0 ? u + 1 : u - 1);
+    y = x < INFINITY ? y : x; /* +inf, NaN stay */
+    return x == 0 ? 0x1p-1074 : y;
+}
+
+/* 1 / x for a power of two x in binary64's normal range (exponent
+ * -1022 .. 1023): the exponent's negation in the bit pattern, exact (no
+ * division in the lanes). */
+static inline double recip_l(double x)
+{
+    return u2d(UINT64_C(0x7fe0000000000000) - d2u(x));
+}
+
+static inline double add_up_l(double a, double b) { return up_l(a + b); }
+static inline double mul_up_l(double a, double b) { return up_l(a * b); }
+static inline double max2_l(double a, double b) { return a > b ? a : b; }
+
+/* blockfma_bound_dot.c's block_err, per lane. */
+static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
+                                 double wmax, double s, double dabs)
+{
+    double W = max2_l(max2_l(wmax, dabs), 0x1p-126);
+    double eA = mul_up_l(mul_up_l(add_up_l(nz, 2.0), c->ea), W);
+    double base = add_up_l(dabs, s);
+    double eL = mul_up_l(c->late, base);
+    double S1 = add_up_l(add_up_l(base, eA), eL);
+    return add_up_l(add_up_l(add_up_l(eA, eL), mul_up_l(c->fin, S1)), c->eta);
+}
+
+/* One group of one row against a tile of NT columns: av/aa/ap the row's
+ * signed values, magnitudes and 2^r (len of them), bv/ba/bp the tile's
+ * ([len][NT]).  part: the model's group partial (from c = 0); bad: lanes
+ * to recompute.  sbm/spm: mxg_acc_block's two sums, to which this group
+ * adds its step (scad, scbd: the row's and the columns' scales; the
+ * group's bound is the smaller of mx_blockfma_bound on
+ * mx_blockfma_sum_abs and mx_blockfma_bound_dot from c_abs 0).  One pass
+ * over each block gathers what the model's alignment and the bounds need,
+ * a second sums the model's aligned terms. */
+static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
+                                const double *av, const double *aa,
+                                const double *ap, const double *restrict bv,
+                                const double *restrict ba,
+                                const double *restrict bp, size_t len,
+                                float *restrict part, unsigned char *restrict bad,
+                                double scad, const double *restrict scbd,
+                                double *restrict sbm, double *restrict spm,
+                                double *restrict cs)
+{
+    const sched *sc = &wg->sc;
+    /* cs: the row's state carried from group to group ([4][NT]): the
+     * incoming c, the bound walk's P and D, the sum |ab| so far; zero for
+     * scaled operands (every group from c = 0), the chain of unscaled
+     * ones.  This writes P, D and the sum back; the caller stores c. */
+    double *cin = cs, *cP = cs + NT, *cD = cs + 2 * NT, *csa = cs + 3 * NT;
+    /* lanes as wide as a double everywhere (the vectorizer keeps one
+     * vector shape; no short-circuit or trapping operation under a
+     * condition) */
+    double d[NT], sa[NT], Pi[NT], Di[NT], sinst[NT];
+    int64_t flag[NT];
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        /* c_fadd: the instruction's blocks from zero, c added after */
+        double cf = fabs(cin[l]) <= FLT_MAX ? cin[l] : 0.0; /* else flagged */
+        d[l] = w->c_fadd ? 0.0 : cf;
+        Pi[l] = w->c_fadd ? 0.0 : cP[l];
+        Di[l] = w->c_fadd ? 0.0 : cD[l];
+        sa[l] = csa[l];
+        sinst[l] = 0.0;
+        /* an infinite or NaN c (a chain past a special): the general code */
+        flag[l] = (int64_t)!(fabs(cin[l]) <= FLT_MAX);
+    }
+    for (size_t bk = 0; bk < sc->nblk; bk++) {
+        const unsigned char *ix = sc->idx + sc->start[bk];
+        size_t cnt = (size_t)(sc->start[bk + 1] - sc->start[bk]);
+        /* W, S: the (even) group's 2^E and aligned sum; W1, S1 the odd
+         * group's (odd_even); v the block's exact result before rounding */
+        double W[NT], W1[NT], cv[NT], S[NT], S1[NT], inv[NT], inv1[NT], v[NT];
+        double nz[NT], wm[NT], s[NT];
+        LANES
+        for (size_t l = 0; l < NT; l++) {
+            /* c (an FP32 value held in a double) and, early, 2^r of it:
+             * by its exponent bits, 2^-126 when subnormal (FP32's emin),
+             * 0 for c = 0; an early subnormal c is flagged all the same */
+            double cr = u2d(d2u(d[l]) & UINT64_C(0x7ff0000000000000));
+            cr = d[l] == 0 ? 0.0 : cr > 0x1p-126 ? cr : 0x1p-126;
+            cv[l] = d[l];
+            W[l] = w->mode == W_EARLY ? cr : 0.0;
+            W1[l] = 0.0;
+            flag[l] |= (int64_t)((w->mode == W_EARLY) & (d[l] != 0) &
+                                 (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
+            nz[l] = wm[l] = s[l] = 0.0;
+        }
+        /* The model's E: a zero operand has 2^r = 0 here, so the max of
+         * every 2^(r_a + r_b) is the max over the nonzero products.  The
+         * bound's block walk: a zero product has w = 0, so max with it
+         * changes nothing, s + 0 is s, and the upward step (s + w > 0 and
+         * finite: the bit pattern plus one) is taken for nonzero products
+         * only.  mx_blockfma_sum_abs adds the same w in index order, which
+         * is block order when the blocks are contiguous runs. */
+        for (size_t j = 0; j < cnt; j++) {
+            size_t i = ix[j];
+            double pa = ap[i], a = aa[i];
+            const double *bai = ba + i * NT, *bpi = bp + i * NT;
+            double *Wj = w->odd_even && (j & 1) ? W1 : W;
+            LANES
+            for (size_t l = 0; l < NT; l++) {
+                double rp = pa * bpi[l], t = a * bai[l];
+                double r = max2_l(t, rp);
+                uint64_t on = t > 0;
+                Wj[l] = rp > Wj[l] ? rp : Wj[l];
+                nz[l] += t > 0 ? 1.0 : 0.0;
+                wm[l] = max2_l(wm[l], r);
+                s[l] = u2d(d2u(s[l] + r) + on);
+                sa[l] += sc->inorder ? r : 0.0;
+            }
+        }
+        if (w->mode == W_EXACT) { /* every product exact, their sum too */
+            LANES
+            for (size_t l = 0; l < NT; l++)
+                v[l] = cv[l];
+            for (size_t j = 0; j < cnt; j++) {
+                size_t i = ix[j];
+                double a = av[i];
+                const double *bvi = bv + i * NT;
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    v[l] += a * bvi[l];
+            }
+        } else {
+            LANES
+            for (size_t l = 0; l < NT; l++) {
+                double q = w->twoF * recip_l(W[l] > 0 ? W[l] : 1.0);
+                double q1 = w->twoF * recip_l(W1[l] > 0 ? W1[l] : 1.0);
+                inv[l] = W[l] > 0 ? q : 0.0;
+                inv1[l] = W1[l] > 0 ? q1 : 0.0;
+                /* an early c is one more term of the alignment */
+                S[l] = w->mode == W_EARLY ? (double)(int32_t)(cv[l] * inv[l]) : 0.0;
+                S1[l] = 0.0;
+            }
+            for (size_t j = 0; j < cnt; j++) {
+                size_t i = ix[j];
+                double a = av[i];
+                const double *bvi = bv + i * NT;
+                int odd = w->odd_even && (j & 1);
+                double *Sj = odd ? S1 : S;
+                const double *invj = odd ? inv1 : inv;
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    Sj[l] += (double)(int32_t)(a * bvi[l] * invj[l]);
+            }
+            if (w->mode == W_EARLY) {
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    v[l] = S[l] * (W[l] * w->twomF);
+            } else {
+                LANES
+                for (size_t l = 0; l < NT; l++) {
+                    /* odd/even: the group of smaller E moves onto the
+                     * other's grid, rounded down; then the larger E's */
+                    double Wb = W[l] >= W1[l] ? W[l] : W1[l];
+                    double Ws = W[l] >= W1[l] ? W1[l] : W[l];
+                    double Sb = W[l] >= W1[l] ? S[l] : S1[l];
+                    double Ss = W[l] >= W1[l] ? S1[l] : S[l];
+                    double rb = recip_l(Wb > 0 ? Wb : 1.0);
+                    double ratio = Ws * rb;
+                    double sum = Sb + floor(Ss * ratio); /* the product sum / 2^(E-F) */
+                    double unit = Wb * w->twomF, ib = w->twoF * rb;
+                    /* late c, E_c = max(exponent of c, -126) */
+                    double c = cv[l];
+                    double Wc = u2d(d2u(c) & UINT64_C(0x7ff0000000000000));
+                    Wc = Wc > 0x1p-126 ? Wc : 0x1p-126;
+                    /* E >= E_c: c rounded down onto the grid 2^(E-F), or
+                     * dropped past the cutoff */
+                    int drop = (c == 0) | ((w->cutoff > 0) & (Wb > Wc * w->cut_pw2));
+                    double v_ge = (sum + (drop ? 0.0 : floor(c * ib))) * unit;
+                    /* E < E_c: the sum rounded down onto 2^(E_c - L), c added */
+                    double qc = w->two_late * recip_l(Wc);
+                    double v_lt = (floor(sum * unit * qc) + c * qc) * (Wc * w->mtwo_late);
+                    double vv = Wb >= Wc ? v_ge : v_lt;
+                    v[l] = Wb > 0 ? vv : c; /* no nonzero product: c itself */
+                }
+            }
+        }
+        LANES
+        for (size_t l = 0; l < NT; l++) {
+            uint64_t mb = d2u(fabs(v[l])) & w->mask;
+            double m = u2d(mb);
+            /* exact where not flagged; above FLT_MAX flagged (and not
+             * converted: no conversion out of FP32's range; m >= 0, so
+             * its pattern orders as its value, NaN above all) */
+            double f = (double)(float)u2d(mb < FLT_MAX_BITS ? mb : FLT_MAX_BITS);
+            /* products of 2^128 and more are infinities (prod_ovf_inf):
+             * flagged when a w of the block reaches it */
+            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (mb > FLT_MAX_BITS) |
+                                 (w->prod_ovf & (wm[l] >= 0x1p128)));
+            d[l] = v[l] < 0 ? -f : f;
+            double dabs = add_up_l(Pi[l], Di[l]);
+            Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
+            Pi[l] = add_up_l(Pi[l], s[l]);
+            sinst[l] = add_up_l(sinst[l], s[l]);
+        }
+    }
+    /* c_fadd: d = c + part, one FP32 addition (fadd32 is IEEE's RNE
+     * addition; a non-normal sum is flagged) */
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        float f = (float)d[l];
+        float fs = (float)cin[l] + f;
+        double fa = fabs((double)fs);
+        f = w->c_fadd ? fs : f;
+        flag[l] |= (int64_t)(w->c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
+        part[l] = f;
+        bad[l] = (unsigned char)flag[l];
+    }
+    if (!sc->inorder) /* dealt blocks: mx_blockfma_sum_abs's own order */
+        for (size_t i = 0; i < len; i++) {
+            double a = aa[i], pa = ap[i];
+            const double *bai = ba + i * NT, *bpi = bp + i * NT;
+            LANES
+            for (size_t l = 0; l < NT; l++) {
+                double t = a * bai[l], r = pa * bpi[l];
+                sa[l] += t > r ? t : r;
+            }
+        }
+    if (w->c_fadd) {
+        LANES
+        for (size_t l = 0; l < NT; l++) { /* one instruction, then the FADD */
+            double sum = add_up_l(add_up_l(cP[l], cD[l]), add_up_l(sinst[l], Di[l]));
+            double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
+            Di[l] = add_up_l(add_up_l(cD[l], Di[l]), fadd);
+            Pi[l] = add_up_l(cP[l], sinst[l]);
+        }
+    }
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        cP[l] = Pi[l];
+        cD[l] = Di[l];
+        csa[l] = sa[l];
+    }
+    /* mxg_acc_block's group step (scaled operands; unused in a chain) */
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        double S = sa[l] * wg->sabs_infl;
+        double bdot = Di[l] < INFINITY ? Di[l] : INFINITY;
+        double lin = (wg->lin_g * (0.0 + S) + wg->lin_c) * w->infl; /* no branch */
+        double bS = S < INFINITY ? lin : INFINITY;
+        double Bg = bdot < bS ? bdot : bS;
+        double scd = scad * scbd[l];
+        sbm[l] += scd * Bg;
+        spm[l] += scd * (S + Bg);
+    }
+}
+
+/* Signed value, magnitude and 2^r of a code, as the model and the bounds
+ * take them (tab: mxb_mag_table of the format under the preset's in_fmt);
+ * all 0 for a zero. */
+typedef struct {
+    double v, a, p;
+} dec;
+
+static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
+{
+    const mxb_mag *g = &tab[c];
+    int neg = (c >> (f->bits - 1)) & 1;
+    dec d = {0.0, 0.0, 0.0};
+    if (g->cls == 1) {
+        d.v = neg ? -g->v : g->v;
+        d.a = g->v;
+        d.p = g->p;
+    }
+    return d;
+}
+
+/* The operand's codes decoded: a table of all 256 for 8-bit formats. */
+typedef struct {
+    const mx_format *f;
+    const mxb_mag *tab;
+    dec t8[256];
+} decoder;
+
+static void decoder_init(decoder *d, const mx_format *f, const mxb_mag *tab)
+{
+    d->f = f;
+    d->tab = tab;
+    for (uint32_t c = 0; f->bits == 8 && c < 256; c++)
+        d->t8[c] = decode1(f, tab, c);
+}
+
+static inline dec decode(const decoder *d, uint32_t c)
+{
+    return d->f->bits == 8 ? d->t8[c] : decode1(d->f, d->tab, c);
+}
+
+/* Any NaN or infinite code in the rows of o? */
+static int any_special(const mx_operand *o, const mxb_mag *tab)
+{
+    for (size_t r = 0; r < o->rows; r++)
+        for (size_t k = 0; k < o->K; k++)
+            if (tab[mxg_code(o, r, k)].cls == 2)
+                return 1;
+    return 0;
+}
+
+static void group_consts(const mx_blockfma_params *p, size_t len, walk_g *g)
+{
+    schedule(p, len, &g->sc);
+    mxb_bound_lin(p, len, &g->lin_g, &g->lin_c);
+    g->sabs_infl = 1.0 + ldexp((double)len + 1.0, -52);
+}
+
+static unsigned long fallbacks;
+
+unsigned long mxg_block_walk_fallbacks(void)
+{
+    return __atomic_load_n(&fallbacks, __ATOMIC_RELAXED);
+}
+
+int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, float *macc, double *sum_b,
+                   double *sum_p, mx_status *st)
+{
+    const mx_blockfma_params *p = s->model.block;
+    size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
+    int chain = !A->scales; /* unscaled: one chain of the unit over K */
+    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales != !B->scales ||
+        !A->fmt->is_signed || !B->fmt->is_signed ||
+        (A->fmt->bits != 8 && A->fmt->bits != 16) ||
+        (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0)
+        return 0;
+    int mode = walk_mode(p, mxg_group_len(K, 0), A->fmt, B->fmt);
+    if (mode == W_NONE || walk_mode(p, mxg_group_len(K, G - 1), A->fmt, B->fmt) != mode)
+        return 0;
+    /* a chain over K: mx_blockfma_bound_dot's instructions (k products
+     * from the start of K) must start with the groups; exact units sum c
+     * and products of any span (not in binary64) */
+    if (chain && (MX_BLOCK % p->k != 0 || mode == W_EXACT))
+        return 0;
+    double lg, lc;
+    if (!mxb_bound_lin(p, MX_BLOCK, &lg, &lc))
+        return 0;
+    const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
+    const mxb_mag *tb = mxb_mag_table(B->fmt, p->in_fmt);
+    if (!ta || !tb || any_special(A, ta) || any_special(B, tb))
+        return 0;
+    walk_c w;
+    w.p = p;
+    w.cf = mxb_bdot_coeffs_of(p);
+    w.twoF = mode == W_EXACT ? 1.0 : ldexp(1.0, p->frac_bits);
+    w.twomF = mode == W_EXACT ? 1.0 : ldexp(1.0, -p->frac_bits);
+    int P = p->final_round == MX_RTZ ? (p->out_prec < 24 ? p->out_prec : 24)
+                                     : (p->out_prec < 53 ? p->out_prec : 53);
+    w.mask = ~((UINT64_C(1) << (53 - P)) - 1);
+    w.c_fadd = p->c_fadd;
+    w.mode = mode;
+    w.odd_even = p->odd_even;
+    w.cutoff = p->late_c_cutoff;
+    w.prod_ovf = p->prod_ovf_inf;
+    w.cut_pw2 = ldexp(1.0, p->late_c_cutoff < 1000 ? p->late_c_cutoff : 1000);
+    w.two_late = ldexp(1.0, p->late_sum_frac_bits);
+    w.mtwo_late = ldexp(1.0, -p->late_sum_frac_bits);
+    w.chain = chain;
+    walk_g wg[2];
+    group_consts(p, mxg_group_len(K, 0), &wg[0]);
+    group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
+
+    w.infl = 1.0 + ldexp(1.0, -40);
+    decoder *da = malloc(sizeof *da), *db = malloc(sizeof *db);
+    double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
+    float *acc = malloc(M * NT * sizeof *acc);
+    double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
+    double *cs = malloc(M * 4 * NT * sizeof *cs);
+    if (!da || !db || !bv || !acc || !sb || !sp || !cs) {
+        free(cs);
+        free(da);
+        free(db);
+        free(bv);
+        free(acc);
+        free(sb);
+        free(sp);
+        *st = MX_ENOMEM;
+        return 1;
+    }
+    decoder_init(da, A->fmt, ta);
+    decoder_init(db, B->fmt, tb);
+    double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
+    for (size_t n0 = 0; n0 < N; n0 += NT) {
+        size_t nt = N - n0 < NT ? N - n0 : NT;
+        for (size_t i = 0; i < M * NT; i++) {
+            acc[i] = 0.0f;
+            sb[i] = sp[i] = 0.0;
+        }
+        for (size_t i = 0; i < M * 4 * NT; i++)
+            cs[i] = 0.0;
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
+            const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
+            float scb[NT];
+            double scbd[NT];
+            for (size_t l = 0; l < NT; l++) { /* lanes past nt: zeros */
+                scb[l] = 0.0f;
+                scbd[l] = 0.0;
+                for (size_t k = 0; k < len; k++)
+                    bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
+                if (l >= nt)
+                    continue;
+                scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
+                scbd[l] = chain ? 1.0
+                                : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
+                for (size_t k = 0; k < len; k++) {
+                    dec e = decode(db, mxg_code(B, n0 + l, k0 + k));
+                    bv[k * NT + l] = e.v;
+                    ba[k * NT + l] = e.a;
+                    bp[k * NT + l] = e.p;
+                }
+            }
+            for (size_t m = 0; m < M; m++) {
+                double av[MX_BLOCK], aa[MX_BLOCK], ap[MX_BLOCK];
+                for (size_t k = 0; k < len; k++) {
+                    dec e = decode(da, mxg_code(A, m, k0 + k));
+                    av[k] = e.v;
+                    aa[k] = e.a;
+                    ap[k] = e.p;
+                }
+                float part[NT];
+                unsigned char bad[NT];
+                double scad = chain ? 1.0
+                                    : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                double *csm = cs + m * 4 * NT;
+                if (!chain) /* every group from c = 0, its bound from 0 */
+                    for (size_t i = 0; i < 4 * NT; i++)
+                        csm[i] = 0.0;
+                group_tile(&w, gc, av, aa, ap, bv, ba, bp, len, part, bad, scad, scbd,
+                           sb + m * NT, sp + m * NT, csm);
+                float sca = mxg_scale_f32(A, s->decode, m, g);
+                float *am = acc + m * NT;
+                for (size_t l = 0; l < nt; l++) {
+                    float pg = part[l];
+                    if (bad[l]) { /* the general code, from the lane's c */
+                        __atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
+                        pg = mx_blockfma_dot(p, A->fmt, mxg_codes_at(A, m, k0), B->fmt,
+                                             mxg_codes_at(B, n0 + l, k0), len,
+                                             (float)csm[l]);
+                    }
+                    if (chain) { /* the accumulator is the chain's c */
+                        csm[l] = pg;
+                        am[l] = pg;
+                        continue;
+                    }
+                    float t = pg * mxg_scale_mul(sca, scb[l]);
+                    am[l] = am[l] + t;
+                }
+            }
+        }
+        for (size_t m = 0; m < M; m++)
+            for (size_t l = 0; l < nt; l++) {
+                size_t i = m * N + n0 + l;
+                float a = acc[m * NT + l];
+                if (s->row_weight)
+                    a = a * s->row_weight[m];
+                if (macc)
+                    macc[i] = a;
+                double fb = sb[m * NT + l], fp = sp[m * NT + l];
+                if (chain) { /* mxg_acc_block's unscaled bound, from the walk */
+                    const double *csm = cs + m * 4 * NT;
+                    double S = csm[3 * NT + l] * (1.0 + ldexp((double)K + 1.0, -52));
+                    double D = csm[2 * NT + l];
+                    fb = fmin(mx_blockfma_bound(p, K, S, 0), isfinite(D) ? D : INFINITY);
+                    fp = S;
+                }
+                if (sum_b)
+                    sum_b[i] = fb;
+                if (sum_p)
+                    sum_p[i] = fp;
+            }
+    }
+    free(cs);
+    free(da);
+    free(db);
+    free(bv);
+    free(acc);
+    free(sb);
+    free(sp);
+    *st = MX_OK;
+    return 1;
+}
