@@ -214,35 +214,55 @@ static double f32_ulp(double x)
     return ldexp(1.0, e - 24);
 }
 
+/* The per-element arrays judge_core reads: output and model values, "same
+ * bits" and "same special value" flags.  arrays_get returns 0 (and marks
+ * every element outside: nothing may pass) when memory runs out. */
+typedef struct {
+    double *ov, *mv;
+    unsigned char *same, *spec;
+} judge_arrays;
+
+static void arrays_free(judge_arrays *a)
+{
+    free(a->ov);
+    free(a->mv);
+    free(a->same);
+    free(a->spec);
+}
+
+static int arrays_get(mxv_judge *j, judge_arrays *a, size_t n, int model)
+{
+    size_t nn = n ? n : 1;
+    a->ov = malloc(nn * sizeof *a->ov);
+    a->mv = model ? malloc(nn * sizeof *a->mv) : NULL;
+    a->same = malloc(nn);
+    a->spec = malloc(nn);
+    if (a->ov && (!model || a->mv) && a->same && a->spec)
+        return 1;
+    arrays_free(a);
+    j->outside = n ? n : 1;
+    return 0;
+}
+
 void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
                     const uint16_t *model, const double *exact,
                     const double *bound, size_t n, size_t cols)
 {
     init(j, name, 0, n, cols);
-    size_t nn = n ? n : 1;
-    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
-    unsigned char *same = malloc(nn), *spec = malloc(nn);
-    if (!ov || (model && !mv) || !same || !spec) {
-        free(ov);
-        free(mv);
-        free(same);
-        free(spec);
-        j->outside = n ? n : 1; /* out of memory: nothing may pass */
+    judge_arrays a;
+    if (!arrays_get(j, &a, n, model != NULL))
         return;
-    }
     for (size_t i = 0; i < n; i++) {
-        ov[i] = mx_bf16_to_float(out[i]);
+        a.ov[i] = mx_bf16_to_float(out[i]);
         if (model) {
-            mv[i] = mx_bf16_to_float(model[i]);
-            same[i] = out[i] == model[i];
-            spec[i] = (unsigned char)same_special(out[i], model[i]);
+            a.mv[i] = mx_bf16_to_float(model[i]);
+            a.same[i] = out[i] == model[i];
+            a.spec[i] = (unsigned char)same_special(out[i], model[i]);
         }
     }
-    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_BF16_OVF_THRESHOLD, bf16_ulp);
-    free(ov);
-    free(mv);
-    free(same);
-    free(spec);
+    judge_core(j, a.ov, a.mv, a.same, a.spec, exact, bound, n, MXV_BF16_OVF_THRESHOLD,
+               bf16_ulp);
+    arrays_free(&a);
 }
 
 void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
@@ -251,32 +271,22 @@ void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
 {
     init(j, name, 0, n, cols);
     j->f32 = 1;
-    size_t nn = n ? n : 1;
-    double *ov = malloc(nn * sizeof *ov), *mv = model ? malloc(nn * sizeof *mv) : NULL;
-    unsigned char *same = malloc(nn), *spec = malloc(nn);
-    if (!ov || (model && !mv) || !same || !spec) {
-        free(ov);
-        free(mv);
-        free(same);
-        free(spec);
-        j->outside = n ? n : 1;
+    judge_arrays a;
+    if (!arrays_get(j, &a, n, model != NULL))
         return;
-    }
     for (size_t i = 0; i < n; i++) {
-        ov[i] = out[i];
+        a.ov[i] = out[i];
         if (model) {
             int sm, sp;
             f32_same(out[i], model[i], &sm, &sp);
-            mv[i] = model[i];
-            same[i] = (unsigned char)sm;
-            spec[i] = (unsigned char)sp;
+            a.mv[i] = model[i];
+            a.same[i] = (unsigned char)sm;
+            a.spec[i] = (unsigned char)sp;
         }
     }
-    judge_core(j, ov, mv, same, spec, exact, bound, n, MXV_F32_OVF_THRESHOLD, f32_ulp);
-    free(ov);
-    free(mv);
-    free(same);
-    free(spec);
+    judge_core(j, a.ov, a.mv, a.same, a.spec, exact, bound, n, MXV_F32_OVF_THRESHOLD,
+               f32_ulp);
+    arrays_free(&a);
 }
 
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
