@@ -154,3 +154,14 @@ void mxv_gpu_reference_disable(void)
     mx_gemm_set_slice_provider(NULL, NULL);
     mx_gemm_set_sum_provider(NULL, NULL);
 }
+
+int mxv_gpu_reference_enable_sum(void)
+{
+    mx_sum_provider sf;
+    *(void **)&sf = mxv_gpu_sum_fn();
+    if (!sf)
+        return -1;
+    mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(sf, NULL);
+    return 0;
+}
