@@ -281,27 +281,7 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
 
 /* ---- bench --reference gpu ---------------------------------------------- */
 
-/* xorshift64: the dense operands are data, not a case (same stream as
- * tests/check_gpuref.c's, so the two time the same GEMMs) */
-static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-/* Random E4M3FN codes (no NaN: 0x7f / 0xff) and scales 2^(-8..7). */
-static void fill_codes(uint8_t *c, uint8_t *s, size_t rows, size_t K)
-{
-    for (size_t i = 0; i < rows * K; i++) {
-        uint8_t v = (uint8_t)rng_next();
-        c[i] = (v & 0x7f) == 0x7f ? 0x3f : v;
-    }
-    for (size_t i = 0; i < rows * (K / 32); i++)
-        s[i] = (uint8_t)(127 - 8 + rng_next() % 16);
-}
+static uint64_t rng_state = MXV_GPUREF_SEED; /* tests/check_gpuref's operands too */
 
 /* Exact values of one dense M x N x K MXFP8 GEMM, best of two wall times
  * each: the CPU engine (fused kernel, every pool thread) against the GPU
@@ -317,8 +297,8 @@ static int gpu_shape(size_t M, size_t N, size_t K, double *tc, double *tg,
     int rc = -1;
     if (!ca || !cb || !sa || !sb || !e1 || !e2)
         goto out;
-    fill_codes(ca, sa, M, K);
-    fill_codes(cb, sb, N, K);
+    mxv_gpuref_fill(&rng_state, ca, sa, M, K);
+    mxv_gpuref_fill(&rng_state, cb, sb, N, K);
     mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
     mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
     mx_gemm_spec s;
