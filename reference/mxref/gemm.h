@@ -123,7 +123,7 @@ void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx);
 /* The sum provider set, or NULL (ctx may be NULL).  While one is set,
  * exact-only calls (no model, no bound outputs) go to the engine, so that
  * it can take them, even without a slice provider; calls with a model or
- * bounds keep the fused CPU kernels. */
+ * bounds keep the fused CPU kernels (unless a slice provider is set). */
 mx_sum_provider mx_gemm_sum_provider(void **ctx);
 /* Engine calls the sum provider answered so far. */
 unsigned long mx_gemm_sum_count(void);
