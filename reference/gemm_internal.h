@@ -302,7 +302,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
 /* mxg_gemm_block over blocks of output columns on the worker pool when
  * there is enough work; the same bits as one call.  Exact-only calls that
  * a sum provider (the GPU) takes get fewer blocks (every block sends all
- * of A to the device again): at most N / M, or 256 MiB of copies of A. */
+ * of A to the device again): at most N / M, or 128 MiB of copies of A. */
 mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb);
