@@ -20,7 +20,10 @@
  * Model: a launch runs its blocks one after another; each block runs
  * blockDim threads as std::threads (one pool per launch, reused across
  * blocks) with a std::barrier for __syncthreads() and after each block.
- * __shared__ variables are static (one block at a time).  Like CUDA, it
+ * __shared__ variables are static (one block at a time), and launches from
+ * several host threads (a GPU suite computes the next case's reference
+ * while this case's kernels run) take turns, one launch at a time, as on
+ * one device queue.  Like CUDA, it
  * requires that every thread of a block reaches the same barriers; a
  * thread leaving the kernel early is dropped from the barrier.  Device
  * memory is host memory; streams and events are synchronous.
@@ -36,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -57,6 +61,7 @@ struct dim3 {
 inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 inline std::barrier<> *mxk_emu_barrier;
+inline std::mutex mxk_emu_launch_mu; /* one launch at a time */
 inline std::barrier<> *mxk_emu_wave_barrier[16]; /* per wave of 64 lanes */
 
 inline void __syncthreads() { mxk_emu_barrier->arrive_and_wait(); }
@@ -80,6 +85,7 @@ inline unsigned long long atomicMin(unsigned long long *p,
 template <class... P, class... A>
 void mxk_emu_launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args)
 {
+    std::lock_guard<std::mutex> one_at_a_time(mxk_emu_launch_mu);
     gridDim = grid;
     blockDim = block;
     unsigned nt = block.x * block.y * block.z;

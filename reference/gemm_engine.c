@@ -48,6 +48,13 @@ void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx)
     sum_ctx = ctx;
 }
 
+mx_sum_provider mx_gemm_sum_provider(void **ctx)
+{
+    if (ctx)
+        *ctx = sum_ctx;
+    return sum_provider;
+}
+
 unsigned long mx_gemm_sum_count(void) { return atomic_load(&n_sum); }
 
 /* The whole exact sum by the sum provider: only for calls whose every

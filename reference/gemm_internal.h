@@ -300,10 +300,18 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
 /* mxg_gemm_block over blocks of output columns on the worker pool when
- * there is enough work; the same bits as one call. */
+ * there is enough work; the same bits as one call.  Exact-only calls that
+ * a sum provider (the GPU) takes get fewer blocks (every block sends all
+ * of A to the device again): at most N / M, or 128 MiB of copies of A. */
 mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb);
+/* 1 when out asks for exact values only (no model, no bound outputs). */
+static inline int mxg_exact_only(const mx_gemm_out *out)
+{
+    return !out->model_acc && !out->model_out && !out->bound && !out->sum_abs &&
+           !out->bound_acc;
+}
 
 /* ---- gemm_fused.c --------------------------------------------------------- */
 

@@ -95,6 +95,17 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     /* about four blocks per thread, none narrower than SPLIT_MIN_COLS */
     size_t want = 4 * (size_t)threads;
+    if (mxg_exact_only(out) && mx_gemm_sum_provider(NULL)) {
+        /* the device sums each block and is sent all of A (8 M K bytes)
+         * for each: no more blocks than N / M, or than keep those copies
+         * within 128 MiB when A is small (the blocks' host work, preparing
+         * B and rounding M x N sums, wants threads when N >> M) */
+        size_t most = M ? N / M : 1, by_bytes = ((size_t)128 << 20) / (8 * M * K + 1);
+        most = most > by_bytes ? most : by_bytes;
+        if (most <= 1)
+            return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
+        want = most < want ? most : want;
+    }
     size_t cols = (N + want - 1) / want;
     cols = cols < SPLIT_MIN_COLS ? SPLIT_MIN_COLS : cols;
     size_t nblocks = (N + cols - 1) / cols;

@@ -170,25 +170,7 @@ static int run_suite(const char *suite, const char *only)
     return fails != 0;
 }
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-/* Random E4M3FN codes (no NaN: 0x7f / 0xff) and scales 2^(-8..7). */
-static void fill(uint8_t *c, uint8_t *s, size_t rows, size_t K)
-{
-    for (size_t i = 0; i < rows * K; i++) {
-        uint8_t v = (uint8_t)next();
-        c[i] = (v & 0x7f) == 0x7f ? 0x3f : v;
-    }
-    for (size_t i = 0; i < rows * (K / 32); i++)
-        s[i] = (uint8_t)(127 - 8 + next() % 16);
-}
+static uint64_t rng = MXV_GPUREF_SEED;
 
 static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
 {
@@ -198,8 +180,8 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
     double *e1 = malloc(M * N * sizeof *e1), *e2 = malloc(M * N * sizeof *e2);
     if (!ca || !cb || !sa || !sb || !e1 || !e2)
         return 1;
-    fill(ca, sa, M, K);
-    fill(cb, sb, N, K);
+    mxv_gpuref_fill(&rng, ca, sa, M, K);
+    mxv_gpuref_fill(&rng, cb, sb, N, K);
     mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
     mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
     mx_gemm_spec s;

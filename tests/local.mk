@@ -136,8 +136,8 @@ check_PROGRAMS += tests/check_gpuref
 tests_check_gpuref_SOURCES = tests/check_gpuref.c
 tests_check_gpuref_CFLAGS = $(KTESTS_CFLAGS)
 tests_check_gpuref_LDADD = $(MXV_LIBS) $(KTESTS_LIBS)
-TESTS += tests/check_gpuref tests/gpuref_emu.test
-EXTRA_DIST += tests/gpuref_emu.test
+TESTS += tests/check_gpuref tests/gpuref_emu.test tests/gpuref_cli.test
+EXTRA_DIST += tests/gpuref_emu.test tests/gpuref_cli.test
 
 # The HIP sources on host threads (kernels/hip_emu.h), as a GPU library
 # for check_kernels_gpu: the GPU code paths against the C emulation.

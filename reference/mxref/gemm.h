@@ -120,6 +120,11 @@ typedef int (*mx_sum_provider)(void *ctx, size_t M, size_t N, size_t K,
                                const double *a, const double *b, const int *sha,
                                const int *shb, void *acc);
 void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx);
+/* The sum provider set, or NULL (ctx may be NULL).  While one is set,
+ * exact-only calls (no model, no bound outputs) go to the engine, so that
+ * it can take them, even without a slice provider; calls with a model or
+ * bounds keep the fused CPU kernels (unless a slice provider is set). */
+mx_sum_provider mx_gemm_sum_provider(void **ctx);
 /* Engine calls the sum provider answered so far. */
 unsigned long mx_gemm_sum_count(void);
 

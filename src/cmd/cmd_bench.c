@@ -27,7 +27,9 @@
 #include <gsl/gsl_cblas.h>
 #include "mxref/casegen.h"
 #include "mxref/fnuz.h"
+#include "backend_gpu.h"
 #include "case_pool.h"
+#include "runner.h"
 #include "cli.h"
 #include "commands.h"
 #include "layer_opts.h"
@@ -277,6 +279,112 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
     return *checked ? t / (double)*checked : 0;
 }
 
+/* ---- bench --reference gpu ---------------------------------------------- */
+
+static uint64_t rng_state = MXV_GPUREF_SEED; /* tests/check_gpuref's operands too */
+
+/* Exact values of one dense M x N x K MXFP8 GEMM, best of two wall times
+ * each: the CPU engine (fused kernel, every pool thread) against the GPU
+ * reference (--reference gpu), every value compared bitwise.  0, or -1
+ * (out of memory, a failed call). */
+static int gpu_shape(size_t M, size_t N, size_t K, double *tc, double *tg,
+                     size_t *differ, unsigned long *on_dev)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FN);
+    uint8_t *ca = malloc(M * K), *cb = malloc(N * K);
+    uint8_t *sa = malloc(M * K / 32), *sb = malloc(N * K / 32);
+    double *e1 = malloc(M * N * sizeof *e1), *e2 = malloc(M * N * sizeof *e2);
+    int rc = -1;
+    if (!ca || !cb || !sa || !sb || !e1 || !e2)
+        goto out;
+    mxv_gpuref_fill(&rng_state, ca, sa, M, K);
+    mxv_gpuref_fill(&rng_state, cb, sb, N, K);
+    mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
+    mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
+    mx_gemm_spec s;
+    memset(&s, 0, sizeof s);
+    s.decode = MX_E8M0_SPEC;
+    s.model = mx_accum_default();
+    mx_gemm_out o1 = {e1, NULL, NULL, NULL, NULL, NULL};
+    mx_gemm_out o2 = {e2, NULL, NULL, NULL, NULL, NULL};
+    *tc = *tg = 1e30;
+    unsigned long s0 = mx_gemm_sum_count();
+    for (int rep = 0; rep < 2; rep++) {
+        mxv_gpu_reference_disable();
+        double t0 = now();
+        if (mx_gemm(&s, &A, &B, &o1, NULL) != MX_OK)
+            goto out;
+        double t1 = now();
+        if (mxv_reference_apply(MXV_REF_GPU, 1, NULL) != 0 ||
+            mx_gemm(&s, &A, &B, &o2, NULL) != MX_OK)
+            goto out;
+        double t2 = now();
+        *tc = t1 - t0 < *tc ? t1 - t0 : *tc;
+        *tg = t2 - t1 < *tg ? t2 - t1 : *tg;
+    }
+    *on_dev = mx_gemm_sum_count() - s0;
+    *differ = 0;
+    for (size_t i = 0; i < M * N; i++)
+        *differ += memcmp(&e1[i], &e2[i], sizeof e1[i]) != 0;
+    rc = 0;
+out:
+    mxv_gpu_reference_disable();
+    free(ca);
+    free(cb);
+    free(sa);
+    free(sb);
+    free(e1);
+    free(e2);
+    return rc;
+}
+
+/* bench --reference gpu: the exact values of a layer's dense GEMM1 and
+ * GEMM2 shapes (T topk routed rows at once) on the device and on the CPU. */
+static int bench_gpu(const mx_moe_shape *sh, size_t T, int threads)
+{
+    char why[1200];
+    if (!mxv_gpu_backend(why, sizeof why, NULL))
+        return mxv_error(MXV_EXIT_INTERNAL, "--reference gpu: %s", why);
+    size_t Tk = T * (size_t)sh->topk, H = sh->H, I = sh->inter;
+    size_t shp[2][3] = {{Tk, 2 * I, H}, {Tk, H, I}};
+    clock_id = CLOCK_MONOTONIC;
+    mx_pool_set_threads(threads);
+    /* the device's start-up (context, first allocation) is not the
+     * reference's time: one small call first */
+    double tc, tg;
+    size_t differ;
+    unsigned long dev;
+    if (gpu_shape(32, 32, 64, &tc, &tg, &differ, &dev) != 0)
+        return mxv_error(MXV_EXIT_INTERNAL, "bench: the warm-up call failed");
+    printf("bench: exact values of the dense GEMM1 + GEMM2 shapes of a %s layer, "
+           "%zu tokens (%zu routes), MXFP8 E4M3FN, random E8M0 scales 2^-8..2^7; "
+           "%d threads; GPU library %s\n",
+           sh->name, T, Tk, threads, mxv_gpu_backend_path());
+    printf("%-28s %10s %10s %8s %s\n", "M x N x K (wall, best of 2)", "CPU s", "GPU s",
+           "speed-up", "exact values that differ");
+    double sc = 0, sg = 0;
+    size_t bad = 0;
+    for (int i = 0; i < 2; i++) {
+        if (gpu_shape(shp[i][0], shp[i][1], shp[i][2], &tc, &tg, &differ, &dev) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "bench: out of memory or a failed call "
+                                                "on %zu x %zu x %zu", shp[i][0], shp[i][1],
+                             shp[i][2]);
+        char lab[64];
+        snprintf(lab, sizeof lab, "%zu x %zu x %zu", shp[i][0], shp[i][1], shp[i][2]);
+        printf("%-28s %10.3f %10.3f %7.2fx %zu of %zu (%lu calls summed on the device)\n",
+               lab, tc, tg, tc / tg, differ, shp[i][0] * shp[i][1], dev);
+        sc += tc;
+        sg += tg;
+        bad += differ;
+    }
+    printf("%-28s %10.3f %10.3f %7.2fx %zu\n", "total", sc, sg, sc / sg, bad);
+    unsigned long nd, nf;
+    mx_gemm_slice_counts(&nd, &nf);
+    printf("bench: GPU reference %s the CPU engine's bits; %lu slice calls fell back to "
+           "the CPU\n", bad ? "DIFFERS from" : "gives", nf);
+    return bad ? MXV_EXIT_FAIL : MXV_EXIT_OK;
+}
+
 static const char *stage_names[MX_MOE_NT] = {
     "routing + activation quantization", "GEMM1", "SwiGLU + quantization", "GEMM2",
     "moe_sum + combine", "shared expert (beside the first four)"};
@@ -284,11 +392,13 @@ static const char *stage_names[MX_MOE_NT] = {
 int mxv_cmd_bench(int argc, char **argv)
 {
     mxv_layer_opts lo = {0};
-    const char *help = NULL, *sample_s = NULL, *jobs_s = NULL;
+    const char *help = NULL, *sample_s = NULL, *jobs_s = NULL, *ref = NULL,
+               *gtok_s = NULL;
     const mxv_opt opts[] = {{"shape", 1, &lo.shape, 0},  {"tokens", 1, &lo.tokens, 0},
                             {"seed", 1, &lo.seed, 0},    {"family", 1, &lo.family, 0},
                             {"mpfr-sample", 1, &sample_s, 0},
-                            {"jobs", 1, &jobs_s, 'j'},
+                            {"jobs", 1, &jobs_s, 'j'},   {"reference", 1, &ref, 0},
+                            {"gpu-tokens", 1, &gtok_s, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "bench");
@@ -298,6 +408,7 @@ int mxv_cmd_bench(int argc, char **argv)
     if (help) {
         puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
              "[--family real] [--mpfr-sample 32] [--jobs N]\n"
+             "                    [--reference cpu|gpu|auto] [--gpu-tokens T]\n"
              "  --shape S          layer shape (default m3-tp8)\n"
              "  --tokens T         tokens (default 64)\n"
              "  --seed N           case seed (default 1)\n"
@@ -305,6 +416,12 @@ int mxv_cmd_bench(int argc, char **argv)
              "  --mpfr-sample N    output elements timed with plain MPFR (default 32)\n"
              "  -j, --jobs N       the most threads the scaling table uses (default: the\n"
              "                     processors available)\n"
+             "  --reference R      cpu or auto (default; bench has no GPU backend: cpu):\n"
+             "                     the tables below; gpu: instead, the exact values of\n"
+             "                     the layer's dense GEMM1 + GEMM2 shapes on the GPU and\n"
+             "                     on the CPU (--jobs threads), compared bit for bit\n"
+             "                     (exit 4 without a usable GPU)\n"
+             "  --gpu-tokens T     tokens of those dense shapes (default 512)\n"
              "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
@@ -314,6 +431,14 @@ int mxv_cmd_bench(int argc, char **argv)
     if (sample_s && (mxv_parse_uint(sample_s, 1u << 20, &sample) != 0 || !sample))
         return mxv_error(MXV_EXIT_USAGE, "--mpfr-sample '%s' is not a positive "
                                          "integer", sample_s);
+    mxv_ref_mode refm;
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0)
+        return rc;
+    unsigned long long gtok = 512;
+    if (gtok_s && (mxv_parse_uint(gtok_s, 1u << 16, &gtok) != 0 || !gtok))
+        return mxv_error(MXV_EXIT_USAGE, "--gpu-tokens '%s' is not in 1..65536", gtok_s);
+    if (gtok_s && refm != MXV_REF_GPU)
+        return mxv_error(MXV_EXIT_USAGE, "--gpu-tokens needs --reference gpu");
     if ((rc = mxv_jobs_apply(jobs_s)) != 0)
         return rc;
     int maxj = mx_pool_threads();
@@ -322,6 +447,8 @@ int mxv_cmd_bench(int argc, char **argv)
     lo.policy = "w8a8-mxfp8";
     if ((rc = mxv_layer_opts_parse(&lo, &p, &cfg)) != 0)
         return rc;
+    if (refm == MXV_REF_GPU)
+        return bench_gpu(&p.shape, (size_t)gtok, maxj);
 
     /* everything below up to the scaling table runs on one thread */
     mx_pool_set_threads(1);

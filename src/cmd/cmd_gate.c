@@ -20,8 +20,9 @@ int mxv_cmd_gate(int argc, char **argv)
                *cb = NULL, *ct = NULL, *sr = NULL, *sb = NULL, *mtol = NULL,
                *ment = "minimax-m3/w8a8-mxfp8/mi300x", *other = NULL, *bonly = NULL,
                *only = NULL,
-               *jobs = NULL, *shard = NULL;
+               *jobs = NULL, *shard = NULL, *ref = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
+                            {"reference", 1, &ref, 0},
                             {"golden", 1, &golden, 0},   {"report-json", 1, &rj, 0},
                             {"report-md", 1, &rm, 0},    {"junit", 1, &ju, 0},
                             {"seed", 1, &seed, 0},       {"model", 1, &model, 0},
@@ -46,7 +47,7 @@ int mxv_cmd_gate(int argc, char **argv)
                "                     [--compare-base F --compare-test F]\n"
                "                     [--score-run F [--score-base F]] [--model-tolerances F]\n"
                "                     [--model-entry M/P/D]\n"
-               "                     [--jobs N] [--shard K/N]\n"
+               "                     [--jobs N] [--shard K/N] [--reference cpu|gpu|auto]\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --golden FILE        golden tolerances (default GOLDEN_DIR/gate-SUITE-\n"
                "                       BACKEND.json; GOLDEN_DIR: $MXVERIFY_GOLDEN_DIR,\n"
@@ -65,6 +66,7 @@ int mxv_cmd_gate(int argc, char **argv)
                "                       writes a partial report (mxverify report merge)\n",
                mxv_suite_names());
         mxv_print_device_model_help(stdout);
+        mxv_print_reference_help(stdout);
         puts("model checks judged in the same run (docs/model-checks.md):\n"
              "  --compare-base FILE  BASE run of a model comparison (with --compare-test)\n"
              "  --compare-test FILE  TEST run: judged against the model entry's KLD\n"
@@ -82,6 +84,9 @@ int mxv_cmd_gate(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "--compare-base and --compare-test go together");
     if (sb && !sr)
         return mxv_error(MXV_EXIT_USAGE, "--score-base needs --score-run");
+    mxv_ref_mode refm;
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0)
+        return rc;
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
     mxv_shard sh;
@@ -119,6 +124,7 @@ int mxv_cmd_gate(int argc, char **argv)
     mxv_runner r;
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0 ||
+        (rc = mxv_reference_apply(refm, r.ops != mxk_cpu_ops(), NULL)) != 0 ||
         (rc = mxv_parse_seed(seed, &r.seed_offset)) != 0) {
         mxv_golden_free(&g);
         return rc;

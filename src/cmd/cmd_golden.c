@@ -13,8 +13,9 @@ int mxv_cmd_golden(int argc, char **argv)
 {
     const char *backend = NULL, *suite = "default", *golden = NULL, *loosen = NULL,
                *reason = NULL, *manifest = NULL, *help = NULL, *model = NULL,
-               *only = NULL;
+               *only = NULL, *ref = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"suite", 1, &suite, 0},
+                            {"reference", 1, &ref, 0},
                             {"golden", 1, &golden, 0},   {"allow-loosen", 0, &loosen, 0},
                             {"reason", 1, &reason, 0},   {"manifest", 1, &manifest, 0},
                             {"model", 1, &model, 0},     {"case", 1, &only, 0},
@@ -29,6 +30,7 @@ int mxv_cmd_golden(int argc, char **argv)
         printf("usage: mxverify golden update [--suite NAME] [--golden FILE]\n"
                "                              [--backend cpu|gpu] [--allow-loosen --reason TEXT]\n"
                "                              [--model M] [--case NAME]\n"
+               "                              [--reference cpu|gpu|auto]\n"
                "       mxverify golden verify [--manifest FILE]\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --golden FILE        the golden file to write (default as for gate)\n"
@@ -40,9 +42,10 @@ int mxv_cmd_golden(int argc, char **argv)
                "                       (default: the device's own; mxverify kernels --help);\n"
                "                       recorded in the file with the device architecture\n"
                "  --case NAME          update only this case's entries (the others stay\n"
-               "                       when the file was made for this device and model)\n"
-               "  -h, --help           this text\n",
+               "                       when the file was made for this device and model)\n",
                mxv_suite_names());
+        mxv_print_reference_help(stdout);
+        puts("  -h, --help           this text");
         return help ? MXV_EXIT_OK : MXV_EXIT_USAGE;
     }
     if (npos > 1)
@@ -61,6 +64,9 @@ int mxv_cmd_golden(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "golden: unknown action '%s' (update, verify)", act);
     if (loosen && (!reason || !*reason))
         return mxv_error(MXV_EXIT_USAGE, "golden update: --allow-loosen needs --reason TEXT");
+    mxv_ref_mode refm;
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0)
+        return rc;
     char gpath[4096], err[512];
     if (!golden) {
         mxv_golden_default_path(suite, backend, gpath, sizeof gpath);
@@ -78,7 +84,8 @@ int mxv_cmd_golden(int argc, char **argv)
     }
     mxv_runner r;
     const char *device;
-    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0) {
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0 ||
+        (rc = mxv_reference_apply(refm, r.ops != mxk_cpu_ops(), NULL)) != 0) {
         mxv_golden_free(&g);
         return rc;
     }

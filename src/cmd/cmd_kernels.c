@@ -36,11 +36,8 @@ int mxv_cmd_kernels(int argc, char **argv)
                "                        [--seed N] [--seeds COUNT] [--case NAME]\n"
                "                        [--mutant NAME] [--model M] [--bound-only]\n"
                "                        [--report-json FILE] [--report-md FILE] [--junit FILE]\n"
-               "                        [--jobs N] [--shard K/N] [--reference cpu|gpu]\n"
+               "                        [--jobs N] [--shard K/N] [--reference cpu|gpu|auto]\n"
                "  --backend B          cpu (the C emulation, default) or gpu\n"
-               "  --reference R        where the exact reference's group partials are\n"
-               "                       computed: cpu (default) or gpu (the GPU library's\n"
-               "                       FP64 kernel; bit-identical, docs/reference.md)\n"
                "  --suite NAME         one of %s (default default)\n"
                "  --list, --list-cases print the suite's cases and exit\n"
                "  --case NAME          run only this case of the suite\n"
@@ -57,11 +54,15 @@ int mxv_cmd_kernels(int argc, char **argv)
                "                       writes a partial report (mxverify report merge)\n",
                mxv_suite_names());
         mxv_print_device_model_help(stdout);
+        mxv_print_reference_help(stdout);
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "kernels takes no positional arguments");
+    mxv_ref_mode refm;
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0)
+        return rc;
     if (list)
         return mxv_suite_list(suite, stdout);
     if ((rc = mxv_jobs_apply(jobs)) != 0)
@@ -76,13 +77,8 @@ int mxv_cmd_kernels(int argc, char **argv)
     const char *device;
     if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
         return rc;
-    if (ref && strcmp(ref, "cpu") && strcmp(ref, "gpu"))
-        return mxv_error(MXV_EXIT_USAGE, "--reference '%s': cpu or gpu", ref);
-    if (ref && !strcmp(ref, "gpu")) {
-        char rwhy[1200];
-        if (mxv_gpu_reference_enable(rwhy, sizeof rwhy) != 0)
-            return mxv_error(MXV_EXIT_INTERNAL, "%s", rwhy);
-    }
+    if ((rc = mxv_reference_apply(refm, r.ops != mxk_cpu_ops(), NULL)) != 0)
+        return rc;
     if ((rc = mxv_parse_seed(seed, &r.seed_offset)) != 0)
         return rc;
     char merr[256];

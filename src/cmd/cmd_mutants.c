@@ -47,8 +47,9 @@ static int run_all(const mxv_runner *r, mxv_rows *rows)
 int mxv_cmd_mutants(int argc, char **argv)
 {
     const char *backend = NULL, *list = NULL, *json = NULL, *md = NULL, *help = NULL,
-               *only = NULL, *model = NULL, *jobs = NULL, *shard = NULL;
+               *only = NULL, *model = NULL, *jobs = NULL, *shard = NULL, *ref = NULL;
     const mxv_opt opts[] = {{"backend", 1, &backend, 0}, {"list", 0, &list, 0},
+                            {"reference", 1, &ref, 0},
                             {"report-json", 1, &json, 0}, {"report-md", 1, &md, 0},
                             {"mutant", 1, &only, 0},     {"model", 1, &model, 0},
                             {"jobs", 1, &jobs, 'j'},     {"shard", 1, &shard, 0},
@@ -61,7 +62,7 @@ int mxv_cmd_mutants(int argc, char **argv)
     if (help) {
         puts("usage: mxverify mutants [--backend cpu|gpu] [--list] [--mutant NAME]\n"
              "                        [--model NAME] [--report-json FILE] [--report-md FILE]\n"
-             "                        [--jobs N] [--shard K/N]\n"
+             "                        [--jobs N] [--shard K/N] [--reference cpu|gpu|auto]\n"
              "  --backend B          cpu (default) or gpu\n"
              "  --list               print the planted bugs and exit\n"
              "  --mutant NAME        run only this planted bug\n"
@@ -72,11 +73,15 @@ int mxv_cmd_mutants(int argc, char **argv)
              "                       correct kernels); --report-json writes a partial report\n"
              "                       that `mxverify report merge` joins");
         mxv_print_model_help(stdout, "the device's own (mxverify kernels --help)");
+        mxv_print_reference_help(stdout);
         puts("  -h, --help           this text");
         return MXV_EXIT_OK;
     }
     if (npos)
         return mxv_error(MXV_EXIT_USAGE, "mutants takes no positional arguments");
+    mxv_ref_mode refm;
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0)
+        return rc;
     if ((rc = mxv_jobs_apply(jobs)) != 0)
         return rc;
     mxv_shard sh;
@@ -96,7 +101,8 @@ int mxv_cmd_mutants(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "--mutant '%s' is not a planted bug", only);
     mxv_runner r;
     const char *device;
-    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0)
+    if ((rc = mxv_runner_backend(backend, &r, &device)) != 0 ||
+        (rc = mxv_reference_apply(refm, r.ops != mxk_cpu_ops(), NULL)) != 0)
         return rc;
     r.cpu = NULL; /* planted bugs are judged against the reference only */
     char merr[256];

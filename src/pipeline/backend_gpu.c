@@ -154,3 +154,33 @@ void mxv_gpu_reference_disable(void)
     mx_gemm_set_slice_provider(NULL, NULL);
     mx_gemm_set_sum_provider(NULL, NULL);
 }
+
+int mxv_gpu_reference_enable_sum(void)
+{
+    mx_sum_provider sf;
+    *(void **)&sf = mxv_gpu_sum_fn();
+    if (!sf)
+        return -1;
+    mx_gemm_set_slice_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(sf, NULL);
+    return 0;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+void mxv_gpuref_fill(uint64_t *state, uint8_t *codes, uint8_t *scales, size_t rows,
+                     size_t K)
+{
+    for (size_t i = 0; i < rows * K; i++) {
+        uint8_t v = (uint8_t)xorshift64(state);
+        codes[i] = (v & 0x7f) == 0x7f ? 0x3f : v;
+    }
+    for (size_t i = 0; i < rows * (K / 32); i++)
+        scales[i] = (uint8_t)(127 - 8 + xorshift64(state) % 16);
+}

@@ -42,6 +42,20 @@ const char *mxv_gpu_backend_path(void);
 #define MXK_GPU_SUM_SYMBOL "mxk_gpu_exact_sum"
 int mxv_gpu_reference_enable(char *why, size_t whylen);
 void mxv_gpu_reference_disable(void);
+/* --reference auto on the GPU backend: the library's mxk_gpu_exact_sum as
+ * the sum provider only (exact-only calls summed on the device; calls with
+ * a model or bounds keep the CPU's fused kernels, which are faster for
+ * them than moving every group partial to the host).  0 when set, -1
+ * (nothing set) without a loaded library that has it. */
+int mxv_gpu_reference_enable_sum(void);
+/* The operands the GPU reference is timed on (bench --reference gpu,
+ * tests/check_gpuref --time): rows x K random E4M3FN codes (no NaN) and
+ * E8M0 scales 2^(-8..7), from the xorshift64 stream *state (seed it with
+ * MXV_GPUREF_SEED for the published figures). */
+#include <stdint.h>
+#define MXV_GPUREF_SEED 88172645463325252ull
+void mxv_gpuref_fill(uint64_t *state, uint8_t *codes, uint8_t *scales, size_t rows,
+                     size_t K);
 /* The providers themselves (NULL without a loaded library that has them). */
 void *mxv_gpu_slice_fn(void);
 void *mxv_gpu_sum_fn(void);

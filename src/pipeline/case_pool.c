@@ -1,4 +1,5 @@
 /* case_pool.c -- suite cases on the worker pool (case_pool.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,80 @@ static void case_task(void *vctx, size_t i)
         fprintf(stderr, "mxverify: %s done in %.1f s\n", x->cases[i]->name, x->secs[i]);
 }
 
+/* One step of a GPU backend's pipeline: task 0 finishes case fin (the
+ * kernels on the device, their judging), task 1 prepares case prep (the
+ * next case's reference on the host); either may be absent (SIZE_MAX). */
+typedef struct {
+    ctx *x;
+    mxv_case_ref **p; /* prepared cases, by index */
+    double *t0;       /* when each case's preparation began */
+    size_t fin, prep;
+} step_ctx;
+
+static void step_task(void *v, size_t which)
+{
+    step_ctx *s = v;
+    ctx *x = s->x;
+    size_t i = which == 0 ? s->fin : s->prep;
+    if (i == SIZE_MAX)
+        return;
+    if (which == 1) {
+        s->t0[i] = now();
+        s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
+        x->rc[i] = s->p[i] ? 0 : -1;
+        return;
+    }
+    if (!s->p[i])
+        return; /* its preparation failed: rc and err are set */
+    x->rc[i] = mxv_case_finish(s->p[i], &x->rows[i], x->err[i], sizeof x->err[i]);
+    s->p[i] = NULL;
+    x->secs[i] = now() - s->t0[i];
+    if (x->progress && !x->rc[i])
+        fprintf(stderr, "mxverify: %s done in %.1f s\n", x->cases[i]->name, x->secs[i]);
+}
+
+/* A GPU backend drives one device, so its cases' kernels run one after
+ * another; but most of a case's time is its reference on the host.  So
+ * the cases run as a two-stage pipeline: while case i's kernels run (and
+ * are judged), case i+1's reference is computed, as one parallel loop of
+ * two tasks on the pool, which therefore never has more busy threads than
+ * --jobs (the thread that drives the device is one of them).  Every case
+ * is computed as by mxv_run_case and the rows are joined in case order
+ * afterwards, so the report is that of the plain loop. */
+static int run_pipelined(ctx *x, size_t n)
+{
+    mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
+    double *t0 = calloc(n ? n : 1, sizeof *t0);
+    size_t *order = calloc(n ? n : 1, sizeof *order), m = 0;
+    if (!p || !t0 || !order) {
+        free(p);
+        free(t0);
+        free(order);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        x->rc[i] = 0;
+        if (x->cases[i])
+            order[m++] = i;
+    }
+    step_ctx s = {x, p, t0, SIZE_MAX, m ? order[0] : SIZE_MAX};
+    step_task(&s, 1); /* the first reference, with the whole pool */
+    for (size_t j = 0; j < m; j++) {
+        s.fin = order[j];
+        s.prep = j + 1 < m ? order[j + 1] : SIZE_MAX;
+        if (s.prep == SIZE_MAX)
+            step_task(&s, 0);
+        else
+            mx_parallel_for(2, step_task, &s);
+    }
+    for (size_t i = 0; i < n; i++)
+        mxv_case_ref_free(p[i]); /* none left; for safety */
+    free(p);
+    free(t0);
+    free(order);
+    return 0;
+}
+
 int mxv_run_cases(const mxv_case_def *const *cases, size_t n, const mxv_runner *r,
                   mxv_rows *rows, int progress, char *err, size_t len)
 {
@@ -50,9 +125,10 @@ int mxv_run_cases(const mxv_case_def *const *cases, size_t n, const mxv_runner *
     }
     if (r->ops == mxk_cpu_ops()) {
         mx_parallel_for(n, case_task, &x);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            case_task(&x, i);
+    } else if (run_pipelined(&x, n) != 0) {
+        snprintf(err, len, "out of memory");
+        rc = -1;
+        goto out;
     }
     for (size_t i = 0; i < n && !rc; i++)
         if (x.rc[i]) {

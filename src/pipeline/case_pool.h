@@ -4,8 +4,11 @@
  * Every case runs on its own (own reference, own kernel outputs, own rows),
  * so the joined rows are those of the plain loop over the cases whatever
  * the thread count; only the kernel times (mxv_row.ms) differ from run to
- * run, as they always do.  A GPU backend drives one device: its cases run
- * one after another, each with the whole pool for its reference.
+ * run, as they always do.  A GPU backend drives one device: its cases'
+ * kernels run one after another, in a two-stage pipeline (case_pool.c):
+ * the host reference of case i+1 is computed while the kernels of case i
+ * run and are judged, both on the one pool (at most --jobs busy threads,
+ * the device's driving thread included).
  */
 #ifndef MXV_CASE_POOL_H
 #define MXV_CASE_POOL_H

@@ -626,108 +626,173 @@ static int next_pow2(size_t v)
     return p;
 }
 
-int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
-                 char *err, size_t len)
+/* A case's host half (mxv_case_prepare): the generated case, its layer
+ * reference (and, for zero-scale families, the one recomputed from the
+ * zeroed scales), the compacted experts and the reference's normalized
+ * weights -- everything the kernels are judged against that does not need
+ * the backend. */
+struct mxv_case_ref {
+    const mxv_case_def *cd;
+    const mxv_runner *r;
+    const char *model, *model16;
+    mx_case c;
+    mx_moe_result ref, ref2;
+    int have_c, have_ref, have_ref2, have_e, w8a8;
+    uint8_t *zx, *za;     /* zero-scale: the zeroed scale bytes          */
+    experts e;
+    uint8_t *q13, *r13, *q2, *r2; /* the reference's FNUZ weights (w8a8) */
+    int conv_ok;
+};
+
+void mxv_case_ref_free(mxv_case_ref *p)
+{
+    if (!p)
+        return;
+    free(p->zx);
+    free(p->za);
+    free(p->q13);
+    free(p->r13);
+    free(p->q2);
+    free(p->r2);
+    if (p->have_e)
+        experts_free(&p->e);
+    if (p->have_ref2)
+        mx_moe_result_free(&p->ref2);
+    if (p->have_ref)
+        mx_moe_result_free(&p->ref);
+    if (p->have_c)
+        mx_case_free(&p->c);
+    free(p);
+}
+
+mxv_case_ref *mxv_case_prepare(const mxv_case_def *cd, const mxv_runner *r, char *err,
+                               size_t len)
 {
     char tokens[32], seed[32];
     snprintf(tokens, sizeof tokens, "%zu", cd->tokens);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)(cd->seed + r->seed_offset));
+    mxv_case_ref *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, len, "case %s: out of memory", cd->name);
+        return NULL;
+    }
+    p->cd = cd;
+    p->r = r;
     /* the models of the backend's GEMM paths, or the --model given; the
      * BF16 one judges the BF16 GEMMs of bf16 policies */
-    const char *model = r->model_mx[0] ? r->model_mx : MXV_RUN_DEFAULT_MODEL;
-    const char *model16 = r->model_bf16[0] ? r->model_bf16 : model;
+    p->model = r->model_mx[0] ? r->model_mx : MXV_RUN_DEFAULT_MODEL;
+    p->model16 = r->model_bf16[0] ? r->model_bf16 : p->model;
     /* zero-scale / subnormal-scale: the activation scale bytes of token 0
      * (and of its routed act rows) set to 0 or to 1 (2^-126: the GEMM
      * partials p * sc of that token fall in the FP32 subnormal range) */
     int zscale = !strcmp(cd->family, "zero-scale") || !strcmp(cd->family, "subnormal-scale");
     int zbyte = !strcmp(cd->family, "subnormal-scale");
     mxv_layer_opts lo = {cd->shape, tokens, cd->policy, seed,
-                         zscale ? "real" : cd->family, model, NULL, NULL};
-    mx_case_params p;
+                         zscale ? "real" : cd->family, p->model, NULL, NULL};
+    mx_case_params cp;
     mx_moe_config cfg;
-    if (mxv_layer_opts_parse(&lo, &p, &cfg) != 0) {
+    if (mxv_layer_opts_parse(&lo, &cp, &cfg) != 0) {
         snprintf(err, len, "case %s: bad definition", cd->name);
-        return -1;
+        goto fail;
     }
-    if (mx_accum_parse(model16, &cfg.model_bf16) != 0) {
-        snprintf(err, len, "case %s: unknown model %s", cd->name, model16);
-        return -1;
+    if (mx_accum_parse(p->model16, &cfg.model_bf16) != 0) {
+        snprintf(err, len, "case %s: unknown model %s", cd->name, p->model16);
+        goto fail;
     }
-    mx_case c;
-    if (mx_case_generate(&p, &c) != MX_OK) {
+    if (mx_case_generate(&cp, &p->c) != MX_OK) {
         snprintf(err, len, "case %s: cannot generate", cd->name);
-        return -1;
+        goto fail;
     }
-    mx_moe_result ref;
+    p->have_c = 1;
     long bad;
-    if (mx_moe_run(&cfg, &c.weights, c.x, c.T, NULL, &ref, &bad) != MX_OK) {
-        mx_case_free(&c);
+    if (mx_moe_run(&cfg, &p->c.weights, p->c.x, p->c.T, NULL, &p->ref, &bad) != MX_OK) {
         snprintf(err, len, "case %s: the reference failed", cd->name);
-        return -1;
+        goto fail;
     }
-    int w8a8 = ref.policy == MX_POLICY_W8A8;
+    p->have_ref = 1;
+    const mx_case *c = &p->c;
+    const mx_moe_result *ref = &p->ref;
+    p->w8a8 = ref->policy == MX_POLICY_W8A8;
     /* zero-scale: every activation scale byte of token 0 (and of its routed
      * act rows) set to 0, the one value where the production and spec E8M0
      * decodes differ on data a kernel can see; the GEMM stages are then
      * recomputed from those activations */
-    mx_moe_result ref2;
-    memset(&ref2, 0, sizeof ref2);
-    const mx_moe_result *gr = &ref;
-    uint8_t *zx = NULL, *za = NULL;
-    const uint8_t *a2q = w8a8 ? ref.actq.q : NULL, *a2s = w8a8 ? ref.actq.s : NULL;
-    if (zscale && w8a8) {
-        size_t H0 = c.shape.H, I0 = c.shape.inter, k0 = (size_t)c.shape.topk;
-        zx = malloc(mx_nz(c.T * H0 / 32));
-        za = malloc(mx_nz(c.T * k0 * I0 / 32));
+    if (zscale && p->w8a8) {
+        size_t H0 = c->shape.H, I0 = c->shape.inter, k0 = (size_t)c->shape.topk;
+        p->zx = malloc(mx_nz(c->T * H0 / 32));
+        p->za = malloc(mx_nz(c->T * k0 * I0 / 32));
         mx_moe_given gv;
         memset(&gv, 0, sizeof gv);
-        if (!zx || !za) {
-            free(zx);
-            free(za);
-            mx_moe_result_free(&ref);
-            mx_case_free(&c);
+        if (!p->zx || !p->za) {
             snprintf(err, len, "case %s: out of memory", cd->name);
-            return -1;
+            goto fail;
         }
-        memcpy(zx, ref.xq.s, c.T * H0 / 32);
-        memset(zx, zbyte, H0 / 32);
-        memcpy(za, ref.actq.s, c.T * k0 * I0 / 32);
-        memset(za, zbyte, k0 * I0 / 32);
-        gv.xq = ref.xq.q;
-        gv.xq_s = zx;
-        gv.actq = ref.actq.q;
-        gv.actq_s = za;
-        if (mx_moe_run(&cfg, &c.weights, c.x, c.T, &gv, &ref2, &bad) != MX_OK) {
-            free(zx);
-            free(za);
-            mx_moe_result_free(&ref);
-            mx_case_free(&c);
+        memcpy(p->zx, ref->xq.s, c->T * H0 / 32);
+        memset(p->zx, zbyte, H0 / 32);
+        memcpy(p->za, ref->actq.s, c->T * k0 * I0 / 32);
+        memset(p->za, zbyte, k0 * I0 / 32);
+        gv.xq = ref->xq.q;
+        gv.xq_s = p->zx;
+        gv.actq = ref->actq.q;
+        gv.actq_s = p->za;
+        if (mx_moe_run(&cfg, &c->weights, c->x, c->T, &gv, &p->ref2, &bad) != MX_OK) {
             snprintf(err, len, "case %s: the reference failed", cd->name);
-            return -1;
+            goto fail;
         }
-        gr = &ref2;
-        a2s = za;
+        p->have_ref2 = 1;
     }
-    ctx x = {cd, r, rows, w8a8 ? model : model16, mx_moe_policy_name(ref.policy),
-             c.shape.name, w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
-    x.src.shape = &c.shape;
-    x.src.T = c.T;
-    x.src.k = (size_t)c.shape.topk;
-    x.src.H = c.shape.H;
-    x.src.I = c.shape.inter;
-    experts e;
+    p->have_e = 1;
+    if (experts_build(c, p->w8a8, &p->e) != 0) {
+        snprintf(err, len, "case %s: out of memory", cd->name);
+        goto fail;
+    }
+    if (p->w8a8) {
+        /* the reference's normalized weights, rows layout for the bytes */
+        size_t H = c->shape.H, I = c->shape.inter, n = p->e.n;
+        p->q13 = malloc(mx_nz(n * 2 * I * H));
+        p->r13 = malloc(mx_nz(n * 2 * I * H / 32));
+        p->q2 = malloc(mx_nz(n * H * I));
+        p->r2 = malloc(mx_nz(n * H * I / 32));
+        size_t bi;
+        p->conv_ok = p->q13 && p->r13 && p->q2 && p->r2 &&
+                     mx_fn_to_fnuz_mx(p->e.w13, n * 2 * I * H, p->e.w13s, n * 2 * I * H / 32,
+                                      32, p->q13, p->r13, &bi) == MX_OK &&
+                     mx_fn_to_fnuz_mx(p->e.w2, n * H * I, p->e.w2s, n * H * I / 32, 32,
+                                      p->q2, p->r2, &bi) == MX_OK;
+    }
+    return p;
+fail:
+    mxv_case_ref_free(p);
+    return NULL;
+}
+
+int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len)
+{
+    const mxv_case_def *cd = p->cd;
+    const mxv_runner *r = p->r;
+    const mx_case *cc = &p->c;
+    const mx_moe_result *gr = p->have_ref2 ? &p->ref2 : &p->ref;
+    int w8a8 = p->w8a8;
+    const uint8_t *zx = p->zx;
+    const uint8_t *a2q = w8a8 ? p->ref.actq.q : NULL, *a2s = w8a8 ? p->ref.actq.s : NULL;
+    if (p->have_ref2)
+        a2s = p->za;
+    ctx x = {cd, r, rows, w8a8 ? p->model : p->model16, mx_moe_policy_name(p->ref.policy),
+             cc->shape.name, w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
+    x.src.shape = &cc->shape;
+    x.src.T = cc->T;
+    x.src.k = (size_t)cc->shape.topk;
+    x.src.H = cc->shape.H;
+    x.src.I = cc->shape.inter;
+    const experts *e = &p->e;
     int rc = -1;
     int32_t *sorted = NULL, *blocks = NULL;
-    if (experts_build(&c, w8a8, &e) != 0) {
-        snprintf(err, len, "case %s: out of memory", cd->name);
-        goto done;
-    }
-    size_t T = c.T, k = (size_t)c.shape.topk, H = c.shape.H, I = c.shape.inter;
+    size_t T = cc->T, k = (size_t)cc->shape.topk, H = cc->shape.H, I = cc->shape.inter;
     size_t Tk = T * k;
-    int block_m = next_pow2((Tk + c.shape.E_local - 1) / c.shape.E_local);
+    int block_m = next_pow2((Tk + cc->shape.E_local - 1) / cc->shape.E_local);
     block_m = block_m < 16 ? 16 : block_m > 64 ? 64 : block_m;
-    size_t cap_r = (size_t)mxk_align_max_rows((int)T, (int)k, (int)c.shape.E, block_m);
-    size_t cap_b = (size_t)mxk_align_max_blocks((int)T, (int)k, (int)c.shape.E, block_m);
+    size_t cap_r = (size_t)mxk_align_max_rows((int)T, (int)k, (int)cc->shape.E, block_m);
+    size_t cap_b = (size_t)mxk_align_max_blocks((int)T, (int)k, (int)cc->shape.E, block_m);
     sorted = malloc(cap_r * sizeof *sorted);
     blocks = malloc(cap_b * sizeof *blocks);
     int32_t npp = 0;
@@ -736,54 +801,43 @@ int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
         goto done;
     }
     if (w8a8) {
-        run_mx_quant(&x, &c, &ref);
-        /* the reference's normalized weights, rows layout for the bytes */
-        uint8_t *q13 = malloc(mx_nz(e.n * 2 * I * H)), *r13 = malloc(mx_nz(e.n * 2 * I * H / 32));
-        uint8_t *q2 = malloc(mx_nz(e.n * H * I)), *r2 = malloc(mx_nz(e.n * H * I / 32));
-        size_t bi;
-        if (q13 && r13 && q2 && r2 &&
-            mx_fn_to_fnuz_mx(e.w13, e.n * 2 * I * H, e.w13s, e.n * 2 * I * H / 32, 32,
-                             q13, r13, &bi) == MX_OK &&
-            mx_fn_to_fnuz_mx(e.w2, e.n * H * I, e.w2s, e.n * H * I / 32, 32, q2, r2,
-                             &bi) == MX_OK) {
-            run_fn_to_fnuz(&x, &e, 2 * I, H, e.w13, e.w13s, q13, e.s13p, MXV_STAGE_W13);
-            run_fn_to_fnuz(&x, &e, H, I, e.w2, e.w2s, q2, e.s2p, MXV_STAGE_W2);
+        run_mx_quant(&x, cc, &p->ref);
+        if (p->conv_ok) {
+            run_fn_to_fnuz(&x, e, 2 * I, H, e->w13, e->w13s, p->q13, e->s13p, MXV_STAGE_W13);
+            run_fn_to_fnuz(&x, e, H, I, e->w2, e->w2s, p->q2, e->s2p, MXV_STAGE_W2);
         }
-        free(q13);
-        free(r13);
-        free(q2);
-        free(r2);
     }
-    if (run_moe_align(&x, &c, &ref, &e, block_m, sorted, blocks, &npp, cap_r, cap_b) != 0) {
+    if (run_moe_align(&x, cc, &p->ref, e, block_m, sorted, blocks, &npp, cap_r, cap_b) != 0) {
         snprintf(err, len, "case %s: reference alignment failed", cd->name);
         goto done;
     }
     mxk_route route1 = {sorted, blocks, npp, block_m, (int)T, (int)k, 1, NULL};
-    mxk_route route2 = {sorted, blocks, npp, block_m, (int)T, (int)k, 0, ref.route.weights};
+    mxk_route route2 = {sorted, blocks, npp, block_m, (int)T, (int)k, 0, p->ref.route.weights};
     if (w8a8) {
-        run_mxfp8_gemm(&x, MXV_STAGE_G1, &route1, ref.xq.q, zx ? zx : ref.xq.s, e.q13,
-                       e.s13p, e.n, 2 * I, H, gr);
-        run_swiglu(&x, &c, gr);
-        run_mxfp8_gemm(&x, MXV_STAGE_Y, &route2, a2q, a2s, e.q2, e.s2p, e.n, H, I, gr);
+        run_mxfp8_gemm(&x, MXV_STAGE_G1, &route1, p->ref.xq.q, zx ? zx : p->ref.xq.s, e->q13,
+                       e->s13p, e->n, 2 * I, H, gr);
+        run_swiglu(&x, cc, gr);
+        run_mxfp8_gemm(&x, MXV_STAGE_Y, &route2, a2q, a2s, e->q2, e->s2p, e->n, H, I, gr);
     } else {
-        run_bf16_gemm(&x, MXV_STAGE_G1, &route1, c.x, e.b13, e.n, 2 * I, H, &ref);
-        run_bf16_gemm(&x, MXV_STAGE_Y, &route2, ref.act16.model, e.b2, e.n, H, I, &ref);
+        run_bf16_gemm(&x, MXV_STAGE_G1, &route1, cc->x, e->b13, e->n, 2 * I, H, &p->ref);
+        run_bf16_gemm(&x, MXV_STAGE_Y, &route2, p->ref.act16.model, e->b2, e->n, H, I,
+                      &p->ref);
     }
-    run_moe_sum(&x, &c, gr, 0);
-    run_moe_sum(&x, &c, gr, 1);
+    run_moe_sum(&x, cc, gr, 0);
+    run_moe_sum(&x, cc, gr, 1);
     if (r->chain)
-        run_chain(&x, &c, &ref, &e, w8a8, &route1, &route2);
+        run_chain(&x, cc, &p->ref, e, w8a8, &route1, &route2);
     rc = 0;
 done:
     free(sorted);
     free(blocks);
-    free(zx);
-    free(za);
-    experts_free(&e);
-    if (gr == &ref2)
-        mx_moe_result_free(&ref2);
-    mx_moe_result_free(&ref);
-    mx_case_free(&c);
-    (void)Tk;
+    mxv_case_ref_free(p);
     return rc;
+}
+
+int mxv_run_case(const mxv_case_def *cd, const mxv_runner *r, mxv_rows *rows,
+                 char *err, size_t len)
+{
+    mxv_case_ref *p = mxv_case_prepare(cd, r, err, len);
+    return p ? mxv_case_finish(p, rows, err, len) : -1;
 }

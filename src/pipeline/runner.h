@@ -56,12 +56,43 @@ void mxv_runner_model_name(const mxv_runner *r, char *buf, size_t len);
  * the case itself cannot be built (bad definition, out of memory). */
 int mxv_run_case(const mxv_case_def *c, const mxv_runner *r, mxv_rows *rows,
                  char *err, size_t len);
+/* mxv_run_case in two halves, so that a suite on one GPU can compute the
+ * next case's reference on the host while this case's kernels run
+ * (case_pool.c): mxv_case_prepare does the host half (the case and its
+ * layer reference: the heavy part), NULL with a one-line message in err
+ * when the case cannot be built; mxv_case_finish launches every kernel,
+ * judges it, appends the rows and frees p (0, or -1 with err).  r must
+ * outlive p.  The rows are those of mxv_run_case, whatever runs between
+ * the halves. */
+typedef struct mxv_case_ref mxv_case_ref;
+mxv_case_ref *mxv_case_prepare(const mxv_case_def *c, const mxv_runner *r, char *err,
+                               size_t len);
+int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len);
+/* Frees a prepared case that is not finished (NULL: nothing). */
+void mxv_case_ref_free(mxv_case_ref *p);
 
 /* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
  * CPU backend, compared bit for bit); *device names what runs it.  r is
  * reset first.  0, or the exit code after printing the error (a GPU
  * request without a GPU is an error, not a skip). */
 int mxv_runner_backend(const char *name, mxv_runner *r, const char **device);
+/* --reference cpu|gpu|auto: where the exact reference's heavy arithmetic
+ * runs (docs/reference.md, "The exact reference on the GPU"); every
+ * choice gives the same bits.  cpu: the CPU engine alone.  gpu: the GPU
+ * library's group partials for every call and its whole sum for exact-only
+ * calls (an error, exit 4, without a usable GPU library).  auto (the
+ * default, NULL): on the GPU backend, the device's whole sum for
+ * exact-only calls (the rest stays on the CPU's fused kernels); on the CPU
+ * backend, or with a library without the sum, cpu. */
+typedef enum { MXV_REF_AUTO = 0, MXV_REF_CPU, MXV_REF_GPU } mxv_ref_mode;
+/* 0, or MXV_EXIT_USAGE after the error line (a bad value). */
+int mxv_reference_parse(const char *value, mxv_ref_mode *mode);
+/* Sets the engine for a run whose backend is ops (gpu_backend: ops is not
+ * the CPU backend); *used (may be NULL) gets "cpu", "gpu" or "gpu-sum"
+ * (auto's choice on the GPU).  0, or the exit code after the error line. */
+int mxv_reference_apply(mxv_ref_mode mode, int gpu_backend, const char **used);
+/* The help line(s) of --reference. */
+void mxv_print_reference_help(FILE *f);
 /* Runs every case of the suite, or only the case named only (NULL: all),
  * appending rows; progress lines on stderr when asked.  0 or an exit code
  * (unknown suite or case: usage; a case that cannot be built: internal). */

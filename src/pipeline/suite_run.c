@@ -41,6 +41,47 @@ int mxv_runner_backend(const char *name, mxv_runner *r, const char **device)
     return mxv_error(MXV_EXIT_USAGE, "--backend '%s': cpu or gpu", name);
 }
 
+int mxv_reference_parse(const char *value, mxv_ref_mode *mode)
+{
+    *mode = MXV_REF_AUTO;
+    if (!value || !strcmp(value, "auto"))
+        return 0;
+    if (!strcmp(value, "cpu"))
+        *mode = MXV_REF_CPU;
+    else if (!strcmp(value, "gpu"))
+        *mode = MXV_REF_GPU;
+    else
+        return mxv_error(MXV_EXIT_USAGE, "--reference '%s': cpu, gpu or auto", value);
+    return 0;
+}
+
+int mxv_reference_apply(mxv_ref_mode mode, int gpu_backend, const char **used)
+{
+    const char *u = "cpu";
+    mxv_gpu_reference_disable();
+    if (mode == MXV_REF_GPU) {
+        char why[1200];
+        if (mxv_gpu_reference_enable(why, sizeof why) != 0)
+            return mxv_error(MXV_EXIT_INTERNAL, "%s", why);
+        u = "gpu";
+    } else if (mode == MXV_REF_AUTO && gpu_backend && mxv_gpu_reference_enable_sum() == 0) {
+        u = "gpu-sum";
+    }
+    if (used)
+        *used = u;
+    return 0;
+}
+
+void mxv_print_reference_help(FILE *f)
+{
+    fputs("  --reference R        where the exact reference's heavy arithmetic runs:\n"
+          "                       auto (default: with --backend gpu, exact-only GEMMs\n"
+          "                       summed on the GPU, the rest on the CPU; else cpu),\n"
+          "                       cpu, or gpu (every GEMM's group partials on the GPU;\n"
+          "                       exit 4 without a usable GPU); the same bits for every\n"
+          "                       choice (docs/reference.md)\n", f);
+}
+
 void mxv_run_items_free(mxv_run_items *it)
 {
     free(it->names);
