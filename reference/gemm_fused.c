@@ -135,7 +135,9 @@ typedef long long v4i __attribute__((vector_size(32)));
 
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
- * top), so each sum runs as two interleaved chains. */
+ * top).  Four activation rows at a time: each vector of the tile, loaded
+ * once, serves eight accumulators (P and Q of four rows) held in
+ * registers. */
 static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
                                 size_t lda, const v4d *bt4, const v4d *bta4,
                                 v4d *P4, v4d *Q4)
@@ -143,7 +145,43 @@ static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
     /* one 8-lane vector per k: a zmm with AVX-512, two ymm with AVX2 */
     const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
     v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
-    for (size_t m = 0; m < M; m++) {
+    size_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const double *a0 = ad + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
+        if (!aa) {
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d b = bt[k];
+                p0 += a0[k] * b;
+                p1 += a1[k] * b;
+                p2 += a2[k] * b;
+                p3 += a3[k] * b;
+            }
+        } else {
+            const double *b0 = aa + m * lda, *b1 = b0 + lda, *b2 = b1 + lda, *b3 = b2 + lda;
+            v8d q0 = {0}, q1 = q0, q2 = q0, q3 = q0;
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d b = bt[k], c = bta[k];
+                p0 += a0[k] * b;
+                p1 += a1[k] * b;
+                p2 += a2[k] * b;
+                p3 += a3[k] * b;
+                q0 += b0[k] * c;
+                q1 += b1[k] * c;
+                q2 += b2[k] * c;
+                q3 += b3[k] * c;
+            }
+            Q[m] = q0;
+            Q[m + 1] = q1;
+            Q[m + 2] = q2;
+            Q[m + 3] = q3;
+        }
+        P[m] = p0;
+        P[m + 1] = p1;
+        P[m + 2] = p2;
+        P[m + 3] = p3;
+    }
+    for (; m < M; m++) {
         const double *a = ad + m * lda;
         v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
         for (int k = 0; k < MX_BLOCK; k += 4) {
@@ -165,6 +203,27 @@ static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
         }
         Q[m] = (q0 + q1) + (q2 + q3);
     }
+}
+
+typedef long long v8i __attribute__((vector_size(64), aligned(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64), aligned(64)));
+
+/* acc[0..7] += P[0..7] 2^(da + db[0..7]) modulo 2^64, for group partials
+ * P (integers, |P| < 2^51) and shifts in 0..63 where P != 0 (taken modulo
+ * 64 elsewhere: they shift a zero).  P's bits come from the
+ * binary64 P + 1.5 2^52, whose significand's low bits hold P in two's
+ * complement exactly (the sum lies in [2^52, 2^53), where the spacing is
+ * 1): no float-to-integer conversion, which x86 lacks in vector form before
+ * AVX-512.  The caller guarantees that every partial sum of the true
+ * values fits int64, so the modular sum is the true sum. */
+static FUSED_HOT void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *acc)
+{
+    const v8d magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52,
+                       0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
+    v8d t = *(const v8d *)P4 + magic;
+    v8u v = (v8u)t - (v8u)magic;
+    v8u sh = (v8u)(*db + da) & 63;
+    *acc += v << sh;
 }
 
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
@@ -266,6 +325,30 @@ static inline unsigned __int128 shl(int64_t v, int s)
     return (unsigned __int128)(__int128)v << s;
 }
 
+/* The spread of a row's scale exponents over its nonzero groups (from
+ * row_facts' lo and hi; 0 for an all-zero row). */
+static long row_spread(const ftab *t, int lo, int hi)
+{
+    return lo <= hi ? ((long)hi - lo) - (t->top - t->unit) : 0;
+}
+
+/* The smallest scale exponent of a row's G groups (stride apart), zero
+ * scales left out; INT_MAX when every scale is zero. */
+static int min_scale_exp(const int *sx, size_t G, size_t stride)
+{
+    int x = INT_MAX;
+    for (size_t g = 0; g < G; g++)
+        if (sx[g * stride] != MXG_ZERO_SCALE && sx[g * stride] < x)
+            x = sx[g * stride];
+    return x;
+}
+
+/* The int64 that a two's complement sum modulo 2^64 stands for. */
+static inline __int128 u64_signed(unsigned long long v)
+{
+    return v <= 0x7FFFFFFFFFFFFFFFull ? (__int128)v : -(__int128)(~v) - 1;
+}
+
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
 {
@@ -302,9 +385,13 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     unsigned char *slow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
+    long *spa = malloc((M + 1) * sizeof *spa);
+    int *xna = malloc((M + 1) * sizeof *xna);
+    v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
     if (!ad || !aa || !sxa || !loa || !hia || !sca || !fa || !amaxa ||
-        (want_exact && !exact) || (want_group && !gacc) || !bt ||
-        !bta || !P || !Q || !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt) {
+        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
+        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !spa || !xna ||
+        !acc64) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -314,6 +401,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         if (row_facts(A, ta, s->decode, m, G, 1, sxa + m * G, sca + m * G, fa + m * G,
                       &loa[m], &hia[m], &amaxa[m]))
             st = MX_ERANGE;
+        spa[m] = row_spread(ta, loa[m], hia[m]);
+        xna[m] = min_scale_exp(sxa + m * G, G, 1);
         const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
         for (size_t k = 0; k < K; k++)
             if (sxa[m * G + k / MX_BLOCK] != MXG_ZERO_SCALE) {
@@ -322,10 +411,14 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             }
     }
     int cg = clog2z(G) + 5 + 1;
+    /* bits of |P| (a group's dot) plus those of G carries: with the two
+     * rows' scale spreads, what an element's int64 sum needs */
+    long bits64 = (ta->top - ta->unit) + (tb->top - tb->unit) + 5 + clog2z(G);
     double pab = pow2i(ta->unit + tb->unit);
     for (size_t n0 = 0; n0 < N && st == MX_OK; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
-        int lob[NT], hib[NT];
+        int lob[NT], hib[NT], xnb[NT];
+        long spb[NT];
         double amaxb[NT];
         const uint8_t *rowp[NT];
         /* B's facts lane-major: [g][NT] */
@@ -343,9 +436,17 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                           &lob[l], &hib[l], &amaxb[l]))
                 st = MX_ERANGE;
             rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
+            spb[l] = row_spread(tb, lob[l], hib[l]);
+            xnb[l] = min_scale_exp(sxb + l, G, NT);
         }
         if (st != MX_OK)
             break;
+        /* the tile's elements all sum in int64 (the common case: scale
+         * spreads of a few binades), or each in 128 bits / GMP */
+        int fast64 = want_exact;
+        for (size_t m = 0; m < M && fast64; m++)
+            for (size_t l = 0; l < nt; l++)
+                fast64 &= bits64 + spa[m] + spb[l] <= 63;
         int any_slow = 0;
         for (size_t m = 0; m < M; m++)
             for (size_t l = 0; l < NT; l++) {
@@ -365,9 +466,17 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     any_slow = 1;
                 }
             }
+        for (size_t m = 0; m < M; m++)
+            acc64[m] = (v8u){0};
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
+            /* B's part of each lane's shift (0 where the lane adds nothing:
+             * a zero scale, an all-zero row, padding) */
+            v8i db = {0};
+            for (size_t l = 0; l < nt; l++)
+                if (sxb[g * NT + l] != MXG_ZERO_SCALE && lob[l] <= hib[l])
+                    db[l] = sxb[g * NT + l] - lob[l];
             for (size_t l = 0; l < NT; l++) {
                 if (!rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE) {
                     for (size_t k = 0; k < MX_BLOCK; k++)
@@ -404,6 +513,12 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     continue;
                 /* zero-scale and padding lanes have p == 0 */
                 int da = ta->unit + xa - loa[m] + tb->unit;
+                if (fast64) {
+                    /* a lane with p != 0 has both groups among its rows'
+                     * nonzero ones: 0 <= da + db <= spa + spb there */
+                    tile_acc64(&P[2 * m], da, &db, &acc64[m]);
+                    continue;
+                }
                 unsigned __int128 *am = acc + m * NT;
                 if (!any_slow) {
                     for (size_t l = 0; l < NT; l++)
@@ -436,6 +551,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 if (want_exact) {
                     if (loa[m] > hia[m] || lob[l] > hib[l])
                         exact[i] = 0.0 * w;
+                    else if (fast64)
+                        exact[i] = mxg_round_weighted_f64(u64_signed(acc64[m][l]),
+                                                          loa[m] + lob[l], w);
                     else
                         exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[l], w)
                                            : mxg_round_weighted_f64((__int128)acc[j],
@@ -445,11 +563,15 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     mpz_clear(big[j]);
                 if (want_group)
                     gacc[i] = gt[j];
+                /* no group's scale product can be below 2^-149 when the
+                 * rows' smallest scale exponents sum to -149 or more */
+                int uf = A->scales && xna[m] != INT_MAX && xnb[l] != INT_MAX &&
+                         (long)xna[m] + xnb[l] < -149;
                 if (want_sabs)
-                    mxg_bound_elem(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
-                                   exact[i], out->bound ? &out->bound[i] : NULL,
-                                   out->bound_acc ? &out->bound_acc[i] : NULL,
-                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+                    mxg_bound_elem_n(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
+                                     exact[i], out->bound ? &out->bound[i] : NULL,
+                                     out->bound_acc ? &out->bound_acc[i] : NULL,
+                                     out->sum_abs ? &out->sum_abs[i] : NULL, uf);
             }
         }
     }
@@ -502,6 +624,9 @@ done:
     free(slow);
     free(gt);
     free(qt);
+    free(spa);
+    free(xna);
+    free(acc64);
     return st;
 }
 

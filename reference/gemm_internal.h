@@ -283,6 +283,13 @@ void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
                     const mx_operand *B, size_t m, size_t n, double S,
                     double amax_a, double amax_b, double exact, double *bound,
                     double *bound_acc, double *sabs_out);
+/* The same; may_underflow = 0 says that no group's scale product of the
+ * two rows is below 2^-149 (the caller knows from the rows' smallest scale
+ * exponents), which skips the count of such groups. */
+void mxg_bound_elem_n(const mx_gemm_spec *s, const mx_operand *A,
+                      const mx_operand *B, size_t m, size_t n, double S,
+                      double amax_a, double amax_b, double exact, double *bound,
+                      double *bound_acc, double *sabs_out, int may_underflow);
 /* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
  * from the exact values and the engine's sum |a b| statistic S. */
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,

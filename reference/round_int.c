@@ -2,7 +2,8 @@
  * 128-bit integer, or a GMP integer for the wide elements) to FP32 or
  * binary64, once (see gemm_internal.h).  FP32 goes through mx_round_pack,
  * the library's one rounding routine; binary64 is RNE on the top 64 bits
- * with a sticky bit, or MPFR for GMP integers and large weighted values. */
+ * with a sticky bit, or MPFR for GMP integers and large weighted values;
+ * integers below 2^53 take one exact binary64 multiply. */
 #include <math.h>
 #include <string.h>
 #include <mpfr.h>
@@ -77,9 +78,28 @@ double mxg_round_mpz_f64(const mpz_t z, long e, double w)
     return d;
 }
 
+/* 2^e for a normal binary64 exponent, from its bits */
+static double pow2_normal(int e)
+{
+    uint64_t b = (uint64_t)(e + 1023) << 52;
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
 double mxg_round_weighted_f64(__int128 v, int e, double w)
 {
     unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    /* The common case by one exact multiply: |v| < 2^53 is a binary64, v 2^e
+     * too (e normal, no overflow), and the IEEE product with w is the
+     * correctly rounded v 2^e w.  Kept to results well inside the normal
+     * range, where the general code below (53-bit rounding, then ldexp)
+     * gives the same bits; zero keeps its +0 from there. */
+    if (av != 0 && av < ((unsigned __int128)1 << 53) && e >= -1022 && e <= 960) {
+        double r = (double)(int64_t)v * pow2_normal(e) * w;
+        if (fabs(r) >= 0x1p-1020 && fabs(r) <= 0x1p1020)
+            return r;
+    }
     if (w == 1.0)
         return mxg_round_f64(v, e);
     if (av < ((unsigned __int128)1 << 100)) {
