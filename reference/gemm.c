@@ -129,11 +129,8 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
             *irr_a = 0;
         return mxg_gemm_fused(s, A, B, out, stats);
     }
-    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
-        if (irr_a)
-            *irr_a = 0;
+    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, irr_a, &st))
         return st;
-    }
     size_t M = A->rows, N = B->rows, G = mxg_groups(A->K);
     mxg_prep a, b;
     if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)

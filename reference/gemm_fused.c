@@ -678,12 +678,14 @@ static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb,
         gt[l] = gt[l] + (float)(p[l] * pa * pb[l]);
 }
 
-/* Units of row r's groups into u[g * stride] (0 for a group without a
- * nonzero value), lo/hi/amax of the row; -1 for a NaN or inf code, 1 when a
- * group is wider than window, else 0. */
+/* Units of row r's groups into u[g * stride] as the engine's prep chooses
+ * them (the lowest exponent of a nonzero value, or top - window for a
+ * group wider than window, which irr[g * stride] marks; 0 for a group
+ * without a nonzero value), lo/hi/amax of the row; -1 for a NaN or inf
+ * code, else the number of wide groups. */
 static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
-                       size_t stride, int window, int *u, int *lo_out, int *hi_out,
-                       double *amax_out)
+                       size_t stride, int window, int *u, unsigned char *irr,
+                       int *lo_out, int *hi_out, double *amax_out)
 {
     size_t K = o->K;
     const uint16_t *codes = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld;
@@ -704,9 +706,14 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
             top = t->top[c] > top ? t->top[c] : top;
         }
         u[g * stride] = umin == INT_MAX ? 0 : umin;
+        irr[g * stride] = 0;
         if (umin == INT_MAX)
             continue;
-        wide |= top - umin > window;
+        if (top - umin > window) {
+            u[g * stride] = top - window;
+            irr[g * stride] = 1;
+            wide++;
+        }
         lo = umin < lo ? umin : lo;
         hi = top > hi ? top : hi;
     }
@@ -716,9 +723,52 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
     return wide;
 }
 
+/* Code c in a group of unit u as the engine's prep splits it: the bits at
+ * and above 2^u as an integer (the value), those below as *lo 2^e(c). */
+static inline double split16(const ftab16 *t, uint16_t c, int u, int32_t *lo)
+{
+    int32_t m = t->m[c];
+    int e = t->e[c];
+    *lo = 0;
+    if (!m)
+        return 0.0;
+    if (e >= u)
+        return (double)m * pow2i(e - u);
+    int sh = u - e, neg = m < 0;
+    uint32_t am = (uint32_t)abs(m);
+    uint32_t hi = sh >= 31 ? 0 : am >> sh;
+    uint32_t lo_m = am - (sh >= 31 ? 0 : hi << sh);
+    *lo = neg ? -(int32_t)lo_m : (int32_t)lo_m;
+    return neg ? -(double)hi : (double)hi;
+}
+
+/* The value of a finite BF16 code: the top half of an FP32. */
+static inline float bf16_value(uint16_t c)
+{
+    uint32_t b = (uint32_t)c << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Adds v 2^sh to element j's exact sum (128-bit, or GMP when slow). */
+static void add_exact(unsigned __int128 *acc, mpz_t *big, const unsigned char *slow,
+                      size_t j, int64_t v, int sh)
+{
+    if (!slow[j]) {
+        acc[j] += shl(v, sh);
+        return;
+    }
+    mpz_t t;
+    mpz_init_set_si(t, (long)v);
+    mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
+    mpz_add(big[j], big[j], t);
+    mpz_clear(t);
+}
+
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
-                     mx_status *status)
+                     size_t *irr_a, mx_status *status)
 {
     if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
         !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ ||
@@ -736,12 +786,19 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     int want_exact = out->exact || want_sabs;
     mx_status st = MX_OK;
-    int handled = 1;
     size_t nslow = 0;
 
     double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
+    /* A's bits below 2^u (its residual entries, as the engine's prep
+     * lists them): value rla 2^rea at column k0 + rka, group (m, g)'s from
+     * roff[m G + g] to roff[m G + g + 1] */
+    int32_t *rla = malloc((M * KP + 1) * sizeof *rla);
+    int16_t *rea = malloc((M * KP + 1) * sizeof *rea);
+    unsigned char *rka = malloc(M * KP + 1);
+    size_t *roff = malloc((M * G + 1) * sizeof *roff);
     int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
     int *hia = malloc((M + 1) * sizeof *hia);
+    unsigned char *irra = malloc(M * G + 1), *irrb = malloc(N * G + 1);
     double *amaxa = malloc((M + 1) * sizeof *amaxa);
     int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
     int *hib = malloc((N + 1) * sizeof *hib);
@@ -756,43 +813,48 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     double *pbt = malloc(NT * G * sizeof *pbt), *fbt = malloc(NT * G * sizeof *fbt);
     unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
     mpz_t *big = malloc((M * NT + 1) * sizeof *big);
-    unsigned char *slow = malloc(M * NT + 1);
+    unsigned char *slow = malloc(M * NT + 1), *eslow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
-    if (!ad || !aa || !ua || !loa || !hia || !amaxa || !ub || !lob || !hib || !amaxb ||
-        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
-        !pbt || !fbt || !acc || !big || !slow || !gt || !qt) {
+    if (!ad || !aa || !rla || !rea || !rka || !roff || !ua || !loa || !hia || !irra || !irrb || !amaxa ||
+        !ub || !lob || !hib || !amaxb || (want_exact && !exact) || (want_group && !gacc) ||
+        !bt || !bta || !P || !Q || !pbt || !fbt || !acc || !big || !slow || !eslow ||
+        !gt || !qt) {
         st = MX_ENOMEM;
         goto done;
     }
-    /* every row's facts first: a group wider than its window sends the
-     * whole call back to the engine */
-    for (size_t m = 0; m < M && st == MX_OK && handled; m++) {
-        int rc = row_facts16(A, ta, m, G, 1, wa, ua + m * G, &loa[m], &hia[m], &amaxa[m]);
-        if (rc < 0)
+    for (size_t m = 0; m < M && st == MX_OK; m++)
+        if (row_facts16(A, ta, m, G, 1, wa, ua + m * G, irra + m * G, &loa[m], &hia[m],
+                        &amaxa[m]) < 0)
             st = MX_ERANGE;
-        else if (rc > 0)
-            handled = 0;
-    }
-    for (size_t n = 0; n < N && st == MX_OK && handled; n++) {
-        int rc = row_facts16(B, tb, n, G, 1, wb, ub + n * G, &lob[n], &hib[n], &amaxb[n]);
-        if (rc < 0)
+    for (size_t n = 0; n < N && st == MX_OK; n++)
+        if (row_facts16(B, tb, n, G, 1, wb, ub + n * G, irrb + n * G, &lob[n], &hib[n],
+                        &amaxb[n]) < 0)
             st = MX_ERANGE;
-        else if (rc > 0)
-            handled = 0;
-    }
-    if (st != MX_OK || !handled)
+    if (st != MX_OK)
         goto done;
+    size_t nres = 0;
+    roff[0] = 0;
     for (size_t m = 0; m < M; m++) {
         const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
-        for (size_t k = 0; k < K; k++) {
-            uint16_t c = codes[k];
-            if (ta->m[c])
-                ad[m * KP + k] = (double)ta->m[c] * pow2i(ta->e[c] - ua[m * G + k / MX_BLOCK]);
-            aa[m * KP + k] = fabs(ad[m * KP + k]);
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            for (size_t k = k0; k < k0 + len; k++) {
+                size_t i = m * KP + k;
+                int32_t lo;
+                ad[i] = split16(ta, codes[k], ua[m * G + g], &lo);
+                aa[i] = fabs(ad[i]);
+                if (lo) {
+                    rla[nres] = lo;
+                    rea[nres] = ta->e[codes[k]];
+                    rka[nres++] = (unsigned char)(k - k0);
+                }
+            }
+            roff[m * G + g + 1] = nres;
         }
     }
     int cg = clog2z(G) + 5 + 1;
+    int bf16_b = B->fmt->id == MX_BF16;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
         const uint16_t *rowp[NT];
@@ -811,12 +873,15 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 acc[j] = 0;
                 gt[j] = 0.0f;
                 qt[j] = 0.0;
-                slow[j] = 0;
+                slow[j] = eslow[j] = 0;
                 if (l >= nt)
                     continue;
                 size_t n = n0 + l;
                 long span = ((long)hia[m] - loa[m]) + ((long)hib[n] - lob[n]) + cg;
-                slow[j] = want_exact && loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                /* the engine's slow elements (the order of their bound's
+                 * sums differs), and those this call sums in GMP */
+                eslow[j] = loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                slow[j] = want_exact && eslow[j];
                 if (slow[j]) {
                     mpz_init(big[j]);
                     nslow++;
@@ -826,50 +891,136 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
+            int32_t rlb[NT][MX_BLOCK]; /* B's bits below 2^u, per lane */
+            int birr = 0;
+            int db[NT]; /* B's part of a lane's shift (0: the lane adds nothing) */
             for (size_t l = 0; l < NT; l++) {
-                size_t k = 0;
+                size_t k = 0, n = n0 + l;
+                db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
                 if (rowp[l]) {
                     const uint16_t *c = rowp[l] + k0;
-                    int u = ub[(n0 + l) * G + g];
+                    int u = ub[n * G + g];
+                    birr |= irrb[n * G + g];
+                    if (bf16_b && !irrb[n * G + g]) {
+                        /* every value is v 2^u with v an integer below
+                         * 2^wb: exact from the FP32 the code is the top
+                         * half of, with no table */
+                        double f = pow2i(-u);
+                        for (; k < len; k++) {
+                            rlb[l][k] = 0;
+                            b[k * NT + l] = (double)bf16_value(c[k]) * f;
+                        }
+                    }
                     for (; k < len; k++)
-                        b[k * NT + l] = tb->m[c[k]] ? (double)tb->m[c[k]] *
-                                                          pow2i(tb->e[c[k]] - u)
-                                                    : 0.0;
+                        b[k * NT + l] = split16(tb, c[k], u, &rlb[l][k]);
                 }
-                for (; k < MX_BLOCK; k++)
+                for (; k < MX_BLOCK; k++) {
                     b[k * NT + l] = 0.0;
+                    rlb[l][k] = 0;
+                }
             }
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
-                int u = ua[m * G + g];
+                const double *qm = (const double *)&Q[2 * m];
+                int u = ua[m * G + g], ia = irra[m * G + g];
                 double pa = pow2i(u);
-                if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
-                    tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
-                if (want_sabs)
-                    tile_sabs((const double *)&Q[2 * m], pa, fbt + g * NT, qt + m * NT);
-                if (!want_exact)
+                if (!ia && !birr) {
+                    if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
+                        tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
+                    if (want_sabs)
+                        tile_sabs(qm, pa, fbt + g * NT, qt + m * NT);
+                    if (!want_exact || loa[m] > hia[m])
+                        continue;
+                    if (!any_slow) {
+                        /* a lane with P != 0 has its shift in 0..126; the
+                         * others add 0 whatever the shift */
+                        unsigned __int128 *am = acc + m * NT;
+                        int da = u - loa[m];
+                        for (size_t l = 0; l < NT; l++)
+                            am[l] += shl((int64_t)pm[l], (da + db[l]) & 127);
+                        continue;
+                    }
+                    for (size_t l = 0; l < nt; l++)
+                        if (pm[l] != 0)
+                            add_exact(acc, big, slow, m * NT + l, (int64_t)pm[l],
+                                      (u - loa[m]) + db[l]);
                     continue;
-                unsigned __int128 *am = acc + m * NT;
+                }
+                /* a group wider than its window on either side: the
+                 * engine's residual path (gemm_residual.c), its terms and
+                 * its order of the bound's sums */
                 for (size_t l = 0; l < nt; l++) {
                     size_t j = m * NT + l, n = n0 + l;
-                    if (pm[l] == 0)
+                    int ubn = ub[n * G + g], ib = irrb[n * G + g];
+                    if (want_sabs)
+                        qt[j] += qm[l] * pa * fbt[g * NT + l];
+                    if (want_exact && pm[l] != 0)
+                        add_exact(acc, big, slow, j, (int64_t)pm[l],
+                                  (u - loa[m]) + (ubn - lob[n]));
+                    if (!ia && !ib) {
+                        if (want_group)
+                            gt[j] = gt[j] + (float)(pm[l] * pa * pbt[g * NT + l]);
                         continue;
-                    int sh = (u - loa[m]) + (ub[n * G + g] - lob[n]);
-                    if (!slow[j]) {
-                        am[l] += shl((int64_t)pm[l], sh);
-                    } else {
-                        mpz_t t;
-                        mpz_init_set_d(t, pm[l]);
-                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
-                        mpz_add(big[j], big[j], t);
-                        mpz_clear(t);
                     }
+                    if (lob[n] > hib[n]) { /* an all-zero column: p = 0 */
+                        if (want_group)
+                            gt[j] = gt[j] + 0.0f;
+                        continue;
+                    }
+                    /* the terms: A's low bits times B's values, then A's
+                     * high bits times B's low bits */
+                    int64_t tv[2 * MX_BLOCK];
+                    int te[2 * MX_BLOCK];
+                    size_t cnt = 0;
+                    const uint16_t *cb = rowp[l] + k0;
+                    for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                        uint16_t c = cb[rka[r]];
+                        if (!tb->m[c])
+                            continue;
+                        tv[cnt] = (int64_t)rla[r] * tb->m[c];
+                        te[cnt++] = rea[r] + tb->e[c];
+                    }
+                    const double *ah = ad + m * KP + k0;
+                    for (size_t k = 0; ib && k < len; k++) {
+                        if (!rlb[l][k] || ah[k] == 0)
+                            continue;
+                        tv[cnt] = (int64_t)ah[k] * rlb[l][k];
+                        te[cnt++] = u + tb->e[cb[k]];
+                    }
+                    int base = loa[m] + lob[n];
+                    if (ia && !ib && !eslow[j]) {
+                        /* residual_rows: the terms summed first */
+                        unsigned __int128 gres = 0;
+                        double gabs = 0;
+                        for (size_t t = 0; t < cnt; t++) {
+                            gres += shl(tv[t], te[t] - base);
+                            gabs += fabs((double)tv[t]) * pow2i(te[t]);
+                        }
+                        if (want_exact)
+                            acc[j] += gres;
+                        if (want_sabs)
+                            qt[j] += gabs;
+                        if (want_group) {
+                            __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
+                                         (__int128)gres;
+                            gt[j] = gt[j] + mxg_group_partial(v, base);
+                        }
+                        continue;
+                    }
+                    /* add_residual_elem: term by term */
+                    for (size_t t = 0; t < cnt; t++) {
+                        if (want_sabs)
+                            qt[j] += fabs((double)tv[t]) * pow2i(te[t]);
+                        if (want_exact)
+                            add_exact(acc, big, slow, j, tv[t], te[t] - base);
+                    }
+                    if (want_group)
+                        gt[j] = gt[j] + mxg_group_partial_terms(pm[l], u + ubn, tv, te, cnt);
                 }
             }
-            (void)any_slow;
         }
         for (size_t m = 0; m < M; m++) {
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
@@ -915,17 +1066,32 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         if (!out->model_acc)
             free(macc);
     }
-    if (st == MX_OK && stats) {
-        stats->elements = M * N;
-        stats->slow_elements = nslow;
-        stats->irregular_groups = 0;
+    if (st == MX_OK) {
+        size_t na = 0, nb = 0;
+        for (size_t i = 0; i < M * G; i++)
+            na += irra[i];
+        for (size_t i = 0; i < N * G; i++)
+            nb += irrb[i];
+        if (irr_a)
+            *irr_a = na;
+        if (stats) {
+            stats->elements = M * N;
+            stats->slow_elements = nslow;
+            stats->irregular_groups = na + nb;
+        }
     }
 done:
     free(ad);
     free(aa);
+    free(rla);
+    free(rea);
+    free(rka);
+    free(roff);
     free(ua);
     free(loa);
     free(hia);
+    free(irra);
+    free(irrb);
     free(amaxa);
     free(ub);
     free(lob);
@@ -943,10 +1109,10 @@ done:
     free(acc);
     free(big);
     free(slow);
+    free(eslow);
     free(gt);
     free(qt);
     *status = st;
-    if (handled)
-        fused_calls++;
-    return handled || st != MX_OK;
+    fused_calls++;
+    return 1;
 }

@@ -320,12 +320,14 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
 int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
-/* The fused pass for unscaled BF16/FP16 operands whose every group fits
- * its side's window: 1 with *status when it took the call, 0 when the
+/* The fused pass for unscaled BF16/FP16 operands under the windows wa, wb
+ * (groups wider than their side's window split as the engine splits them,
+ * with its residual terms in its order): 1 with *status when it took the
+ * call (*irr_a, when not NULL, gets A's irregular groups), 0 when the
  * engine must. */
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
-                     mx_status *status);
+                     size_t *irr_a, mx_status *status);
 /* 0 sends every call to the engine (tests and bench compare the two); 1,
  * the default, lets the fused kernels take the calls they apply to. */
 void mxg_fused_enable(int on);

@@ -720,8 +720,8 @@ END_TEST
  * that fit the windows, so the fused pass takes the call: the counter
  * says so), zeros, a K that is not a multiple of 32, row weights, a gather,
  * three models and every output subset.  Then one huge value (a group
- * wider than any window): the call must go back to the engine and still
- * agree. */
+ * wider than any window): the fused pass splits it as the engine does and
+ * must still agree. */
 static uint16_t narrow16(gsl_rng *r, const mx_format *f)
 {
     if (gsl_rng_uniform(r) < 0.05)
@@ -788,11 +788,9 @@ START_TEST(test_fused16_matches_engine)
                         ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
                         mxg_fused_enable(1);
                         if (v == 1)
-                            EXPECT(wide ? mxg_fused_count() == before
-                                        : mxg_fused_count() > before,
-                                   "%s wide %d: the fused pass %s", f->name, wide,
-                                   wide ? "took a call with a too wide group"
-                                        : "did not take the call");
+                            EXPECT(mxg_fused_count() > before,
+                                   "%s wide %d: the fused pass did not take the call",
+                                   f->name, wide);
                     }
                     EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s: exact differs", f->name);
                     EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
@@ -822,6 +820,144 @@ START_TEST(test_fused16_matches_engine)
 }
 END_TEST
 
+/* Groups wider than the windows on both sides, split by the fused pass as
+ * the engine's prep splits them: values over 2^+-e (BF16 e = 40, past any
+ * window; FP16 its whole range), all-zero rows and columns, one row of
+ * each operand with scale-free spreads of ~2^+-100 (BF16: elements past
+ * 128 bits, summed in GMP, whose residual terms the engine adds one by
+ * one), row weights, a gather, three models and every output subset; every
+ * output bit for bit against the engine (the fused pass off), the exact
+ * values against MPFR, the irregular groups counted as the engine counts
+ * them.  Then the comparison must fail on a planted one-ulp error. */
+static uint16_t wide16(gsl_rng *r, const mx_format *f, int e)
+{
+    if (gsl_rng_uniform(r) < 0.1)
+        return 0;
+    double v = ldexp(1.0 + (double)gsl_rng_uniform_int(r, 256) / 256.0,
+                     (int)gsl_rng_uniform_int(r, 2 * (unsigned long)e + 1) - e);
+    return (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
+}
+
+START_TEST(test_fused16_split_groups)
+{
+    static const mx_format_id fmts[] = {MX_BF16, MX_FP16};
+    static const char *models[] = {"fp32-group", "block:hopper-bf16", NULL};
+    const mx_format *f = mx_format_get(fmts[_i]);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    unsigned long seed = 1300 + (unsigned long)_i;
+    gsl_rng_set(r, seed);
+    size_t M = 6, N = 19, K = 232, MN = M * N;
+    int e = f->id == MX_BF16 ? 40 : 12;
+    uint16_t *a = malloc(M * K * 2), *b = malloc(N * K * 2);
+    for (size_t i = 0; i < M * K; i++)
+        a[i] = wide16(r, f, e);
+    for (size_t i = 0; i < N * K; i++)
+        b[i] = wide16(r, f, e);
+    memset(a + 2 * K, 0, K * 2);  /* an all-zero row */
+    memset(b + 5 * K, 0, K * 2);  /* an all-zero column */
+    for (size_t k = 0; k < K; k++) /* narrow groups: fit the windows */
+        b[7 * K + k] = (uint16_t)mx_encode_rne(f, k % 3 ? 1.5 : -0.75);
+    if (f->id == MX_BF16) {
+        for (size_t k = 0; k < K; k++) { /* spreads past 128 bits */
+            a[4 * K + k] = wide16(r, f, 100);
+            b[11 * K + k] = wide16(r, f, 100);
+        }
+    }
+    float w[6];
+    int32_t idx[6];
+    for (size_t m = 0; m < M; m++) {
+        w[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    double *ex[2], *bd[2], *ba[2], *q[2], *ref = malloc(MN * 8);
+    float *ma[2];
+    uint16_t *mo[2];
+    for (int v = 0; v < 2; v++) {
+        ex[v] = malloc(MN * 8);
+        bd[v] = malloc(MN * 8);
+        ba[v] = malloc(MN * 8);
+        q[v] = malloc(MN * 8);
+        ma[v] = malloc(MN * 4);
+        mo[v] = malloc(MN * 2);
+    }
+    size_t slow = 0;
+    for (int gather = 0; gather < 2; gather++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int drop = -1; drop < 6; drop++) {
+                mx_operand A = {f, a, M, K, K, NULL, 0, 0, gather ? idx : NULL};
+                mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+                mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                     gather ? NULL : w};
+                if (models[mi])
+                    mx_accum_parse(models[mi], &spec.model);
+                mx_gemm_stats gs[2];
+                for (int v = 0; v < 2; v++) {
+                    memset(ex[v], 0x5A, MN * 8);
+                    memset(bd[v], 0x5A, MN * 8);
+                    memset(ba[v], 0x5A, MN * 8);
+                    memset(q[v], 0x5A, MN * 8);
+                    memset(ma[v], 0x5A, MN * 4);
+                    memset(mo[v], 0x5A, MN * 2);
+                    mx_gemm_out o = {drop == 0 ? NULL : ex[v],
+                                     !models[mi] || drop == 1 ? NULL : ma[v],
+                                     !models[mi] || drop == 2 ? NULL : mo[v],
+                                     drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v],
+                                     drop == 5 ? NULL : ba[v]};
+                    unsigned long before = mxg_fused_count();
+                    mxg_fused_enable(v);
+                    ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
+                    mxg_fused_enable(1);
+                    if (v == 1)
+                        EXPECT(mxg_fused_count() > before,
+                               "%s seed %lu: the fused pass did not take the call",
+                               f->name, seed);
+                }
+                EXPECT(gs[0].irregular_groups > 0 &&
+                           gs[0].irregular_groups == gs[1].irregular_groups &&
+                           gs[0].slow_elements == gs[1].slow_elements,
+                       "%s: irregular groups %zu / %zu, slow elements %zu / %zu", f->name,
+                       gs[0].irregular_groups, gs[1].irregular_groups,
+                       gs[0].slow_elements, gs[1].slow_elements);
+                slow += gs[1].slow_elements;
+                const char *mn = models[mi] ? models[mi] : "-";
+                EXPECT(memcmp(ex[0], ex[1], MN * 8) == 0, "%s %s drop %d: exact differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(ba[0], ba[1], MN * 8) == 0,
+                       "%s %s drop %d: bound_acc differs", f->name, mn, drop);
+                EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s %s drop %d: sum_abs differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(ma[0], ma[1], MN * 4) == 0, "%s %s drop %d: model_acc differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(mo[0], mo[1], MN * 2) == 0, "%s %s drop %d: model_out differs",
+                       f->name, mn, drop);
+                if (drop == -1 && mi == 0) {
+                    ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+                    EXPECT(memcmp(ex[1], ref, MN * 8) == 0, "%s: exact differs from MPFR",
+                           f->name);
+                    /* the comparison sees a one-ulp error */
+                    ex[1][MN / 2] = nextafter(ex[1][MN / 2], INFINITY);
+                    EXPECT(memcmp(ex[1], ref, MN * 8) != 0 && memcmp(ex[0], ex[1], MN * 8) != 0,
+                           "%s: a planted error went unseen", f->name);
+                }
+            }
+    EXPECT(f->id != MX_BF16 || slow > 0, "%s: no element took GMP", f->name);
+    for (int v = 0; v < 2; v++) {
+        free(ex[v]);
+        free(bd[v]);
+        free(ba[v]);
+        free(q[v]);
+        free(ma[v]);
+        free(mo[v]);
+    }
+    free(ref);
+    free(a);
+    free(b);
+    gsl_rng_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gemm");
@@ -836,6 +972,7 @@ int main(void)
     tcase_add_test(t, test_gather_and_packed_layout);
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
+    tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
                         (int)(sizeof block_cases / sizeof block_cases[0]));
