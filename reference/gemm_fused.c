@@ -129,8 +129,13 @@ typedef long long v4i __attribute__((vector_size(32)));
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+/* the exact dots alone may contract a * b + c to an FMA (same bits: every
+ * product and partial sum is an exact integer); the model steps may not */
+#define FUSED_DOTS __attribute__((optimize("O3", "fp-contract=fast"), \
+                                  target_clones("avx512f", "avx2", "default")))
 #else
 #define FUSED_HOT
+#define FUSED_DOTS
 #endif
 
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
@@ -138,7 +143,7 @@ typedef long long v4i __attribute__((vector_size(32)));
  * top).  Four activation rows at a time: each vector of the tile, loaded
  * once, serves eight accumulators (P and Q of four rows) held in
  * registers. */
-static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
+static FUSED_DOTS void tile_dots(size_t M, const double *ad, const double *aa,
                                 size_t lda, const v4d *bt4, const v4d *bta4,
                                 v4d *P4, v4d *Q4)
 {
@@ -224,6 +229,21 @@ static FUSED_HOT void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u
     v8u v = (v8u)t - (v8u)magic;
     v8u sh = (v8u)(*db + da) & 63;
     *acc += v << sh;
+}
+
+static const uint8_t zero_codes[MX_BLOCK];
+
+/* bt[k][l] = val[cp[l][k]]: one 32-wide group of eight rows looked up into
+ * the transposed tile, k by k, so that each k's eight values form one
+ * vector store. */
+static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v4d *bt4)
+{
+    v8d *bt = (v8d *)bt4;
+    const uint8_t *c0 = cp[0], *c1 = cp[1], *c2 = cp[2], *c3 = cp[3];
+    const uint8_t *c4 = cp[4], *c5 = cp[5], *c6 = cp[6], *c7 = cp[7];
+    for (int k = 0; k < MX_BLOCK; k++)
+        bt[k] = (v8d){val[c0[k]], val[c1[k]], val[c2[k]], val[c3[k]],
+                      val[c4[k]], val[c5[k]], val[c6[k]], val[c7[k]]};
 }
 
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
@@ -477,17 +497,22 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             for (size_t l = 0; l < nt; l++)
                 if (sxb[g * NT + l] != MXG_ZERO_SCALE && lob[l] <= hib[l])
                     db[l] = sxb[g * NT + l] - lob[l];
-            for (size_t l = 0; l < NT; l++) {
-                if (!rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE) {
-                    for (size_t k = 0; k < MX_BLOCK; k++)
+            if (len == MX_BLOCK) {
+                /* a lane that adds nothing reads zero codes */
+                const uint8_t *cp[NT];
+                for (size_t l = 0; l < NT; l++)
+                    cp[l] = !rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE ? zero_codes
+                                                                         : rowp[l] + k0;
+                tile_decode(tb->val, cp, bt);
+            } else {
+                for (size_t l = 0; l < NT; l++) {
+                    size_t k = 0;
+                    if (rowp[l] && sxb[g * NT + l] != MXG_ZERO_SCALE)
+                        for (; k < len; k++)
+                            b[k * NT + l] = tb->val[rowp[l][k0 + k]];
+                    for (; k < MX_BLOCK; k++)
                         b[k * NT + l] = 0.0;
-                    continue;
                 }
-                const uint8_t *c = rowp[l] + k0;
-                for (size_t k = 0; k < len; k++)
-                    b[k * NT + l] = tb->val[c[k]];
-                for (size_t k = len; k < MX_BLOCK; k++)
-                    b[k * NT + l] = 0.0;
             }
             if (want_sabs)
                 tile_abs(bt, bta);
