@@ -725,7 +725,7 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
                 return -1;
             if (!t->m[c])
                 continue;
-            double av = ldexp(fabs((double)t->m[c]), t->e[c]);
+            double av = fabs((double)t->m[c]) * pow2i(t->e[c]); /* exact */
             amax = av > amax ? av : amax;
             umin = t->e[c] < umin ? t->e[c] : umin;
             top = t->top[c] > top ? t->top[c] : top;
