@@ -670,9 +670,31 @@ typedef struct {
     int32_t m[65536];
     int16_t e[65536], top[65536];
     unsigned char bad[65536];
+    int bf16; /* m and e of the nonzero codes follow from the BF16 fields */
 } ftab16;
 
 static ftab16 *ftabs16[MX_FORMAT_COUNT];
+
+/* A BF16 code's m 2^e from its fields (the table's, for nonzero finite
+ * codes: ftabs16_init checks every code), with no table to miss in cache. */
+static inline void bf16_fields(uint16_t c, int32_t *m, int *e)
+{
+    uint32_t E = (c >> 7) & 0xFF, F = c & 0x7F;
+    int32_t v = E ? (int32_t)(0x80 | F) : (int32_t)F;
+    *m = c & 0x8000 ? -v : v;
+    *e = E ? (int)E - 134 : -133;
+}
+
+/* m 2^e of code c: by its fields for BF16, else by the table. */
+static inline void code16(const ftab16 *t, uint16_t c, int32_t *m, int *e)
+{
+    if (t->bf16) {
+        bf16_fields(c, m, e);
+        return;
+    }
+    *m = t->m[c];
+    *e = t->e[c];
+}
 static pthread_once_t ftabs16_once = PTHREAD_ONCE_INIT;
 
 static void ftabs16_init(void)
@@ -692,6 +714,14 @@ static void ftabs16_init(void)
             t->m[c] = t->bad[c] ? 0 : m;
             t->e[c] = (int16_t)e;
             t->top[c] = (int16_t)(m ? e + 32 - __builtin_clz((uint32_t)abs(m)) : e);
+        }
+        t->bf16 = id == MX_BF16;
+        for (uint32_t c = 0; c < 65536 && t->bf16; c++) {
+            int32_t m;
+            int e;
+            bf16_fields((uint16_t)c, &m, &e);
+            if (t->m[c] && (t->m[c] != m || t->e[c] != e))
+                t->bf16 = 0;
         }
         ftabs16[id] = t;
     }
@@ -976,7 +1006,35 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 }
                 /* a group wider than its window on either side: the
                  * engine's residual path (gemm_residual.c), its terms and
-                 * its order of the bound's sums */
+                 * its order of the bound's sums.  Lanes whose B group fits
+                 * its window (residual_rows there) sum A's terms first,
+                 * entry by entry across the lanes (each lane's sums keep
+                 * the entries' order) */
+                unsigned __int128 gres[NT];
+                double gabs[NT];
+                int rows_lane[NT];
+                for (size_t l = 0; l < NT; l++) {
+                    size_t n = n0 + l;
+                    rows_lane[l] = ia && l < nt && !irrb[n * G + g] && !eslow[m * NT + l] &&
+                                   lob[n] <= hib[n];
+                    gres[l] = 0;
+                    gabs[l] = 0;
+                }
+                for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                    for (size_t l = 0; l < nt; l++) {
+                        if (!rows_lane[l])
+                            continue;
+                        int32_t bm;
+                        int be;
+                        code16(tb, rowp[l][k0 + rka[r]], &bm, &be);
+                        if (!bm)
+                            continue;
+                        int64_t tv = (int64_t)rla[r] * bm;
+                        int te = rea[r] + be;
+                        gres[l] += shl(tv, te - (loa[m] + lob[n0 + l]));
+                        gabs[l] += fabs((double)tv) * pow2i(te);
+                    }
+                }
                 for (size_t l = 0; l < nt; l++) {
                     size_t j = m * NT + l, n = n0 + l;
                     int ubn = ub[n * G + g], ib = irrb[n * G + g];
@@ -995,18 +1053,33 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                             gt[j] = gt[j] + 0.0f;
                         continue;
                     }
-                    /* the terms: A's low bits times B's values, then A's
-                     * high bits times B's low bits */
+                    int base = loa[m] + lob[n];
+                    if (rows_lane[l]) {
+                        if (want_exact)
+                            acc[j] += gres[l];
+                        if (want_sabs)
+                            qt[j] += gabs[l];
+                        if (want_group) {
+                            __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
+                                         (__int128)gres[l];
+                            gt[j] = gt[j] + mxg_group_partial(v, base);
+                        }
+                        continue;
+                    }
+                    /* add_residual_elem: A's low bits times B's values,
+                     * then A's high bits times B's low bits, term by term */
                     int64_t tv[2 * MX_BLOCK];
                     int te[2 * MX_BLOCK];
                     size_t cnt = 0;
                     const uint16_t *cb = rowp[l] + k0;
                     for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
-                        uint16_t c = cb[rka[r]];
-                        if (!tb->m[c])
+                        int32_t bm;
+                        int be;
+                        code16(tb, cb[rka[r]], &bm, &be);
+                        if (!bm)
                             continue;
-                        tv[cnt] = (int64_t)rla[r] * tb->m[c];
-                        te[cnt++] = rea[r] + tb->e[c];
+                        tv[cnt] = (int64_t)rla[r] * bm;
+                        te[cnt++] = rea[r] + be;
                     }
                     const double *ah = ad + m * KP + k0;
                     for (size_t k = 0; ib && k < len; k++) {
@@ -1015,27 +1088,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                         tv[cnt] = (int64_t)ah[k] * rlb[l][k];
                         te[cnt++] = u + tb->e[cb[k]];
                     }
-                    int base = loa[m] + lob[n];
-                    if (ia && !ib && !eslow[j]) {
-                        /* residual_rows: the terms summed first */
-                        unsigned __int128 gres = 0;
-                        double gabs = 0;
-                        for (size_t t = 0; t < cnt; t++) {
-                            gres += shl(tv[t], te[t] - base);
-                            gabs += fabs((double)tv[t]) * pow2i(te[t]);
-                        }
-                        if (want_exact)
-                            acc[j] += gres;
-                        if (want_sabs)
-                            qt[j] += gabs;
-                        if (want_group) {
-                            __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
-                                         (__int128)gres;
-                            gt[j] = gt[j] + mxg_group_partial(v, base);
-                        }
-                        continue;
-                    }
-                    /* add_residual_elem: term by term */
                     for (size_t t = 0; t < cnt; t++) {
                         if (want_sabs)
                             qt[j] += fabs((double)tv[t]) * pow2i(te[t]);
