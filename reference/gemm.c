@@ -2,8 +2,8 @@
  * mxref/gemm.h; the parts and their files are listed in gemm_internal.h):
  * checks, operand preparation, the choice of 128-bit or GMP accumulation per
  * element, the exact engine, the one final rounding of each exact value,
- * the model chosen by the spec, the bounds.  FP8 operands (and BF16 ones
- * that fit the windows) take the fused kernels of gemm_fused.c instead;
+ * the model chosen by the spec, the bounds.  FP8 operands and unscaled
+ * BF16/FP16 ones take the fused kernels of gemm_fused.c instead;
  * big calls are split into column blocks on the worker pool first
  * (gemm_split.c), after the windows, which scan the whole operands, have
  * been chosen by blocks of rows on the pool. */

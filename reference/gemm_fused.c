@@ -15,15 +15,17 @@
  * How it is fast.  The activation rows (the small M of a routed GEMM) are
  * decoded once into binary64 integers.  The weights are read as bytes, 8
  * rows (output columns) at a time: for each 32-wide group the 8 rows'
- * codes are looked up into a small transposed tile that stays in L1 and is
- * used by every activation row, 4 columns per vector register.  In the
- * same pass each group's P feeds the fp32-group model (RN32(P 2^(2u)) times
- * the FP32 scale product, added to the FP32 accumulator in group order) and
- * each group's sum |a b| (the same dot on magnitudes) feeds the bound: the
- * very operations, in the very order, of the engine in gemm.c, so every
- * output is bit-identical to it (tests/check_gemm.c compares the two and
- * both with the MPFR oracle).  No BLAS call, no operand copy of the
- * weights.
+ * codes are looked up into a small transposed tile that stays in L1, and
+ * four activation rows at a time run their dots against it with the
+ * tile's vectors loaded once.  In the same pass each group's P feeds the
+ * fp32-group model (RN32(P 2^(2u)) times the FP32 scale product, added to
+ * the FP32 accumulator in group order) and each group's sum |a b| (the
+ * same dot on magnitudes) feeds the bound: the very operations, in the
+ * very order, of the engine in gemm.c, so every output is bit-identical to
+ * it (tests/check_gemm.c compares the two and both with the MPFR oracle).
+ * The cross-group sum runs in int64 vectors when the rows' scale spreads
+ * leave room (every partial sum then fits: see bits64), else in 128 bits.
+ * No BLAS call, no operand copy of the weights.
  *
  * (Over 600 lines on purpose: the FP8 kernel and the 16-bit one below share
  * the static hot tile helpers -- tile_dots, tile_abs, tile_sabs, pow2i --
@@ -663,9 +665,11 @@ done:
  * the engine's prep chooses it) and its integers v / 2^u; when the
  * operands' windows (gemm.c: at most 48 bits between the two sides) hold
  * every group, a group dot is again a sum of 32 integer products below 2^48
- * each, exact in binary64 in any order.  When some group is wider than its
- * side's window the engine's residual path is needed: the call goes back to
- * gemm.c (returns 0). */
+ * each, exact in binary64 in any order.  A group wider than its side's
+ * window is split as the engine's prep splits it (gemm_prep.c): its bits
+ * at and above 2^u go into the tile, those below are residual terms, added
+ * as gemm_residual.c adds them -- the same exact sums, the same model
+ * partials, and the bound's binary64 sum |a b| in the same order. */
 typedef struct {
     int32_t m[65536];
     int16_t e[65536], top[65536];

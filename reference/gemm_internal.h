@@ -23,9 +23,9 @@
  *   gemm_bound_block.c  bound of the block models
  *   model_dequant.c     dequant-fp32 model
  *   gemm_bound_dequant.c bound of dequant-fp32
- *   gemm_fused.c        the fused kernels: FP8 (and BF16 within the windows)
- *                       operands read directly, exact sums, the fp32-group
- *                       model and the bound sums in one pass
+ *   gemm_fused.c        the fused kernels: FP8 and BF16/FP16 operands read
+ *                       directly, exact sums, the fp32-group model and the
+ *                       bound sums in one pass
  *   gemm_split.c        one call as blocks of output columns on the pool
  *   gemm.c              the driver, mx_gemm
  * Operand access (codes, scales, groups) is in operand.h.
