@@ -17,7 +17,9 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/gemm.h"
+#include <mpfr.h>
 #include "gemm_internal.h"
+#include "oracle/oracle.h"
 #include "testutil.h"
 
 typedef struct {
@@ -958,6 +960,74 @@ START_TEST(test_fused16_split_groups)
 }
 END_TEST
 
+/* The one rounding of an exact 128-bit integer times 2^e (round_int.c)
+ * against MPFR: to FP32 (every range: subnormal, normal, overflow) and to
+ * binary64 with and without an FP32 weight (normal results, the range the
+ * GEMMs use), on random integers of every length and on exact ties and
+ * their neighbours at the FP32 and binary64 rounding points. */
+static void mpfr_set_i128(mpfr_t x, __int128 v)
+{
+    unsigned __int128 a = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    mpfr_set_ui(x, (unsigned long)(uint64_t)(a >> 64), MPFR_RNDN);
+    mpfr_mul_2ui(x, x, 64, MPFR_RNDN);
+    mpfr_add_ui(x, x, (unsigned long)(uint64_t)a, MPFR_RNDN);
+    if (v < 0)
+        mpfr_neg(x, x, MPFR_RNDN);
+}
+
+START_TEST(test_round_int)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    unsigned long seed = 1400;
+    gsl_rng_set(r, seed);
+    mpfr_t x, y;
+    mpfr_init2(x, 256);
+    mpfr_init2(y, 53);
+    size_t bad32 = 0, bad64 = 0;
+    for (int i = 0; i < 200000; i++) {
+        int len = 1 + (int)gsl_rng_uniform_int(r, 126);
+        unsigned __int128 a = 0;
+        for (int w = 0; w < 4; w++)
+            a = a << 32 | (uint32_t)gsl_rng_get(r);
+        a &= ((unsigned __int128)1 << len) - 1;
+        a |= (unsigned __int128)1 << (len - 1);
+        int kind = (int)gsl_rng_uniform_int(r, 4);
+        int keepbits = kind == 1 ? 24 : 53;
+        if (kind && len > keepbits + 1) { /* a tie below the kept bits, or next to it */
+            int low = len - keepbits;
+            a &= ~(((unsigned __int128)1 << low) - 1);
+            a |= (unsigned __int128)1 << (low - 1);
+            if (kind == 3)
+                a += gsl_rng_uniform(r) < 0.5 ? 1 : -1;
+        }
+        __int128 v = gsl_rng_uniform(r) < 0.5 ? -(__int128)a : (__int128)a;
+        int e32 = (int)gsl_rng_uniform_int(r, 400) - 200 - len;
+        mpfr_set_i128(x, v);
+        mpfr_mul_2si(x, x, e32, MPFR_RNDN);
+        float want = oracle_rn32(x), got = mxg_round_f32(v, e32);
+        if (memcmp(&want, &got, sizeof got) && bad32++ < 5)
+            fprintf(stderr, "round_f32 seed %lu case %d: got %a want %a\n", seed, i,
+                    (double)got, (double)want);
+        int e64 = (int)gsl_rng_uniform_int(r, 600) - 300 - len;
+        float wf = gsl_rng_uniform(r) < 0.3 ? 1.0f
+                                            : (float)ldexp(gsl_rng_uniform_pos(r),
+                                                           (int)gsl_rng_uniform_int(r, 60) - 30);
+        mpfr_set_i128(x, v);
+        mpfr_mul_2si(x, x, e64, MPFR_RNDN);
+        mpfr_mul_d(x, x, (double)wf, MPFR_RNDN); /* exact: 256 bits hold it */
+        mpfr_set(y, x, MPFR_RNDN);
+        double w64 = mpfr_get_d(y, MPFR_RNDN), g64 = mxg_round_weighted_f64(v, e64, wf);
+        if (memcmp(&w64, &g64, sizeof g64) && bad64++ < 5)
+            fprintf(stderr, "round_weighted_f64 seed %lu case %d: got %a want %a\n", seed, i,
+                    g64, w64);
+    }
+    EXPECT(bad32 == 0, "mxg_round_f32: %zu of 200000 differ from MPFR", bad32);
+    EXPECT(bad64 == 0, "mxg_round_weighted_f64: %zu of 200000 differ from MPFR", bad64);
+    mpfr_clears(x, y, (mpfr_ptr)0);
+    gsl_rng_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gemm");
@@ -973,6 +1043,7 @@ int main(void)
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
+    tcase_add_test(t, test_round_int);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
                         (int)(sizeof block_cases / sizeof block_cases[0]));
