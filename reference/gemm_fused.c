@@ -223,7 +223,7 @@ typedef unsigned long long v8u __attribute__((vector_size(64), aligned(64)));
  * 1): no float-to-integer conversion, which x86 lacks in vector form before
  * AVX-512.  The caller guarantees that every partial sum of the true
  * values fits int64, so the modular sum is the true sum. */
-static FUSED_HOT void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *acc)
+static inline void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *acc)
 {
     const v8d magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52,
                        0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
@@ -260,8 +260,8 @@ static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
 /* The lanes' fp32-group step and bound sum for one activation row and one
  * group: elementwise over the 8 lanes, in the engine's operation order
  * (vectorizes without changing a bit: no reassociation, no contraction). */
-static FUSED_HOT void tile_model(const double *p, double pab, float sa,
-                                 const float *sb, float *gt)
+static inline void tile_model(const double *p, double pab, float sa, const float *sb,
+                              float *gt)
 {
     for (int l = 0; l < NT; l++) {
         float pf = (float)(p[l] * pab);
@@ -270,16 +270,57 @@ static FUSED_HOT void tile_model(const double *p, double pab, float sa,
     }
 }
 
-static FUSED_HOT void tile_model_unscaled(const double *p, double pab, float *gt)
+static inline void tile_model_unscaled(const double *p, double pab, float *gt)
 {
     for (int l = 0; l < NT; l++)
         gt[l] = gt[l] + (float)(p[l] * pab);
 }
 
-static FUSED_HOT void tile_sabs(const double *q, double fa, const double *fb, double *qt)
+static inline void sabs_steps(const double *q, double fa, const double *fb, double *qt)
 {
     for (int l = 0; l < NT; l++)
         qt[l] += q[l] * fa * fb[l];
+}
+
+/* sabs_steps for the 16-bit kernel's loop */
+static FUSED_HOT void tile_sabs(const double *q, double fa, const double *fb, double *qt)
+{
+    sabs_steps(q, fa, fb, qt);
+}
+
+/* The FP8 kernel's steps of one group for each activation row m < M after
+ * its dots: the fp32-group step (gt, when want_group), the bound's sum
+ * (qt, when want_sabs) and, when acc64 is not NULL, the int64 exact sums;
+ * rows with a zero scale in the group skip the last two, all-zero rows
+ * (lo = INT_MAX, the marker: never in exponent arithmetic) the last.  One
+ * function, so that the steps inline into each clone. */
+static FUSED_HOT void tile_steps(size_t M, size_t G, size_t g, const v4d *P, const v4d *Q,
+                                 int want_group, int scaled, double pab, const float *sca,
+                                 const float *scb, float *gt, int want_sabs, const int *sxa,
+                                 const double *fa, const double *fb, double *qt, v8u *acc64,
+                                 const int *loa, int units, const v8i *db)
+{
+    for (size_t m = 0; m < M; m++) {
+        const double *pm = (const double *)&P[2 * m];
+        int xa = sxa[m * G + g];
+        if (want_group) {
+            /* the engine's fp32-group step: RN32 of the exact partial,
+             * times the FP32 scale product, added */
+            if (scaled)
+                tile_model(pm, pab, sca[m * G + g], scb, gt + m * NT);
+            else
+                tile_model_unscaled(pm, pab, gt + m * NT);
+        }
+        if (xa == MXG_ZERO_SCALE)
+            continue;
+        if (want_sabs)
+            sabs_steps((const double *)&Q[2 * m], fa[m * G + g], fb, qt + m * NT);
+        /* a lane with p != 0 has both groups among its rows' nonzero
+         * ones: 0 <= da + db <= spa + spb there; zero-scale and padding
+         * lanes have p == 0 */
+        if (acc64 && loa[m] != INT_MAX)
+            tile_acc64(&P[2 * m], units + xa - loa[m], db, &acc64[m]);
+    }
 }
 
 
@@ -519,33 +560,18 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            tile_steps(M, G, g, P, Q, want_group, A->scales != NULL, pab, sca, scb + g * NT,
+                       gt, want_sabs, sxa, fa, fb + g * NT, qt, fast64 ? acc64 : NULL, loa,
+                       ta->unit + tb->unit, &db);
+            if (!want_exact || fast64)
+                continue;
             const int *xb = sxb + g * NT;
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 int xa = sxa[m * G + g];
-                if (want_group) {
-                    /* the engine's fp32-group step: RN32 of the exact
-                     * partial, times the FP32 scale product, added */
-                    if (A->scales)
-                        tile_model(pm, pab, sca[m * G + g], scb + g * NT, gt + m * NT);
-                    else
-                        tile_model_unscaled(pm, pab, gt + m * NT);
-                }
-                if (want_sabs && xa != MXG_ZERO_SCALE)
-                    tile_sabs((const double *)&Q[2 * m], fa[m * G + g], fb + g * NT,
-                              qt + m * NT);
-                /* an all-zero row (loa = INT_MAX, the marker: never in
-                 * exponent arithmetic) adds nothing */
-                if (!want_exact || xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
+                if (xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
                     continue;
-                /* zero-scale and padding lanes have p == 0 */
                 int da = ta->unit + xa - loa[m] + tb->unit;
-                if (fast64) {
-                    /* a lane with p != 0 has both groups among its rows'
-                     * nonzero ones: 0 <= da + db <= spa + spb there */
-                    tile_acc64(&P[2 * m], da, &db, &acc64[m]);
-                    continue;
-                }
                 unsigned __int128 *am = acc + m * NT;
                 if (!any_slow) {
                     for (size_t l = 0; l < NT; l++)
