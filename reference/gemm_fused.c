@@ -1083,7 +1083,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                             gt[j] = gt[j] + 0.0f;
                         continue;
                     }
-                    int base = loa[m] + lob[n];
+                    /* an all-zero row (lo = INT_MAX, the marker) has no
+                     * terms, and no frame */
+                    int base = loa[m] <= hia[m] ? loa[m] + lob[n] : 0;
                     if (rows_lane[l]) {
                         if (want_exact)
                             acc[j] += gres[l];
