@@ -2,8 +2,9 @@
  *
  *  - the fast exact engine against the MPFR oracle (mpfr_sum), bit for bit,
  *    on random and adversarial families: cancellation, huge scale spread,
- *    subnormal values, zero scales, BF16 ties, E5M2 and BF16 operands that
- *    defeat the BLAS window, row weights, gathered rows, packed scales;
+ *    subnormal values, zero scales, scale products below FP32, BF16 ties,
+ *    E5M2 and BF16 operands that defeat the BLAS window, row weights,
+ *    gathered rows, packed scales;
  *  - the vectorized models against the direct element-by-element model;
  *  - the bound: every model output, and FP32 sums of the same terms in
  *    random orders and trees, lie within it; and it is not vacuous.
@@ -54,6 +55,10 @@ static const family families[] = {
     {"bf16", MX_BF16, 0, 0, 0, 0, 0, 0, 0, MX_E8M0_PRODUCTION, 7, 9, 200},
     {"bf16 cancellation weighted", MX_BF16, 0, 0, 0, 0, 1, 0, 1, MX_E8M0_PRODUCTION, 5, 8, 96},
     {"fp16", MX_FP16, 0, 0, 0, 0, 0, 0, 1, MX_E8M0_PRODUCTION, 5, 5, 70},
+    /* scale products 2^-174..2^-152 (bytes 40..52 under the spec decode):
+     * below FP32's smallest subnormal, so every group's product is inexact
+     * and the bound's count of such groups matters */
+    {"underflowing scale products", MX_E4M3FN, 1, 40, 52, 0, 0, 0, 1, MX_E8M0_SPEC, 6, 9, 256},
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 
