@@ -2,8 +2,8 @@
  * mxref/gemm.h; the parts and their files are listed in gemm_internal.h):
  * checks, operand preparation, the choice of 128-bit or GMP accumulation per
  * element, the exact engine, the one final rounding of each exact value,
- * the model chosen by the spec, the bounds.  FP8 operands (and BF16 ones
- * that fit the windows) take the fused kernels of gemm_fused.c instead;
+ * the model chosen by the spec, the bounds.  FP8 operands and unscaled
+ * BF16/FP16 ones take the fused kernels of gemm_fused.c instead;
  * big calls are split into column blocks on the worker pool first
  * (gemm_split.c), after the windows, which scan the whole operands, have
  * been chosen by blocks of rows on the pool. */
@@ -131,11 +131,8 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
             *irr_a = 0;
         return mxg_gemm_fused(s, A, B, out, stats);
     }
-    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, &st)) {
-        if (irr_a)
-            *irr_a = 0;
+    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, irr_a, &st))
         return st;
-    }
     size_t M = A->rows, N = B->rows, G = mxg_groups(A->K);
     mxg_prep a, b;
     if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)

@@ -49,6 +49,15 @@ void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
                     double amax_a, double amax_b, double exact, double *bound,
                     double *bound_acc, double *sabs_out)
 {
+    mxg_bound_elem_n(s, A, B, m, n, S, amax_a, amax_b, exact, bound, bound_acc,
+                     sabs_out, 1);
+}
+
+void mxg_bound_elem_n(const mx_gemm_spec *s, const mx_operand *A,
+                      const mx_operand *B, size_t m, size_t n, double S,
+                      double amax_a, double amax_b, double exact, double *bound,
+                      double *bound_acc, double *sabs_out, int may_underflow)
+{
     size_t K = A->K, G = mxg_groups(K);
     /* S sums G group partials and at most 64 residual terms per group,
      * each exact, all nonnegative, rounded in binary64: the true sum is at
@@ -65,7 +74,8 @@ void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
     if (bound || bound_acc) {
         /* groups whose FP32 scale product is inexact (below 2^-149) */
         size_t ninexact = 0;
-        for (size_t g = 0; A->scales && s->model.kind != MX_ACC_DEQUANT_FP32 && g < G; g++) {
+        for (size_t g = 0; may_underflow && A->scales && s->model.kind != MX_ACC_DEQUANT_FP32 &&
+                           g < G; g++) {
             int ea = mxg_scale_exp(A, s->decode, m, g), eb = mxg_scale_exp(B, s->decode, n, g);
             if (ea != MXG_ZERO_SCALE && eb != MXG_ZERO_SCALE && ea + eb < -149)
                 ninexact++;

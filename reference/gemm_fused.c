@@ -15,15 +15,17 @@
  * How it is fast.  The activation rows (the small M of a routed GEMM) are
  * decoded once into binary64 integers.  The weights are read as bytes, 8
  * rows (output columns) at a time: for each 32-wide group the 8 rows'
- * codes are looked up into a small transposed tile that stays in L1 and is
- * used by every activation row, 4 columns per vector register.  In the
- * same pass each group's P feeds the fp32-group model (RN32(P 2^(2u)) times
- * the FP32 scale product, added to the FP32 accumulator in group order) and
- * each group's sum |a b| (the same dot on magnitudes) feeds the bound: the
- * very operations, in the very order, of the engine in gemm.c, so every
- * output is bit-identical to it (tests/check_gemm.c compares the two and
- * both with the MPFR oracle).  No BLAS call, no operand copy of the
- * weights.
+ * codes are looked up into a small transposed tile that stays in L1, and
+ * four activation rows at a time run their dots against it with the
+ * tile's vectors loaded once.  In the same pass each group's P feeds the
+ * fp32-group model (RN32(P 2^(2u)) times the FP32 scale product, added to
+ * the FP32 accumulator in group order) and each group's sum |a b| (the
+ * same dot on magnitudes) feeds the bound: the very operations, in the
+ * very order, of the engine in gemm.c, so every output is bit-identical to
+ * it (tests/check_gemm.c compares the two and both with the MPFR oracle).
+ * The cross-group sum runs in int64 vectors when the rows' scale spreads
+ * leave room (every partial sum then fits: see bits64), else in 128 bits.
+ * No BLAS call, no operand copy of the weights.
  *
  * (Over 600 lines on purpose: the FP8 kernel and the 16-bit one below share
  * the static hot tile helpers -- tile_dots, tile_abs, tile_sabs, pow2i --
@@ -129,21 +131,64 @@ typedef long long v4i __attribute__((vector_size(32)));
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+/* the exact dots alone may contract a * b + c to an FMA (same bits: every
+ * product and partial sum is an exact integer); the model steps may not */
+#define FUSED_DOTS __attribute__((optimize("O3", "fp-contract=fast"), \
+                                  target_clones("avx512f", "avx2", "default")))
 #else
 #define FUSED_HOT
+#define FUSED_DOTS
 #endif
 
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
- * top), so each sum runs as two interleaved chains. */
-static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
+ * top).  Four activation rows at a time: each vector of the tile, loaded
+ * once, serves eight accumulators (P and Q of four rows) held in
+ * registers. */
+static FUSED_DOTS void tile_dots(size_t M, const double *ad, const double *aa,
                                 size_t lda, const v4d *bt4, const v4d *bta4,
                                 v4d *P4, v4d *Q4)
 {
     /* one 8-lane vector per k: a zmm with AVX-512, two ymm with AVX2 */
     const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
     v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
-    for (size_t m = 0; m < M; m++) {
+    size_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const double *a0 = ad + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
+        if (!aa) {
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d b = bt[k];
+                p0 += a0[k] * b;
+                p1 += a1[k] * b;
+                p2 += a2[k] * b;
+                p3 += a3[k] * b;
+            }
+        } else {
+            const double *b0 = aa + m * lda, *b1 = b0 + lda, *b2 = b1 + lda, *b3 = b2 + lda;
+            v8d q0 = {0}, q1 = q0, q2 = q0, q3 = q0;
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d b = bt[k], c = bta[k];
+                p0 += a0[k] * b;
+                p1 += a1[k] * b;
+                p2 += a2[k] * b;
+                p3 += a3[k] * b;
+                q0 += b0[k] * c;
+                q1 += b1[k] * c;
+                q2 += b2[k] * c;
+                q3 += b3[k] * c;
+            }
+            Q[m] = q0;
+            Q[m + 1] = q1;
+            Q[m + 2] = q2;
+            Q[m + 3] = q3;
+        }
+        P[m] = p0;
+        P[m + 1] = p1;
+        P[m + 2] = p2;
+        P[m + 3] = p3;
+    }
+    for (; m < M; m++) {
         const double *a = ad + m * lda;
         v8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
         for (int k = 0; k < MX_BLOCK; k += 4) {
@@ -167,6 +212,42 @@ static FUSED_HOT void tile_dots(size_t M, const double *ad, const double *aa,
     }
 }
 
+typedef long long v8i __attribute__((vector_size(64), aligned(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64), aligned(64)));
+
+/* acc[0..7] += P[0..7] 2^(da + db[0..7]) modulo 2^64, for group partials
+ * P (integers, |P| < 2^51) and shifts in 0..63 where P != 0 (taken modulo
+ * 64 elsewhere: they shift a zero).  P's bits come from the
+ * binary64 P + 1.5 2^52, whose significand's low bits hold P in two's
+ * complement exactly (the sum lies in [2^52, 2^53), where the spacing is
+ * 1): no float-to-integer conversion, which x86 lacks in vector form before
+ * AVX-512.  The caller guarantees that every partial sum of the true
+ * values fits int64, so the modular sum is the true sum. */
+static inline void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *acc)
+{
+    const v8d magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52,
+                       0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
+    v8d t = *(const v8d *)P4 + magic;
+    v8u v = (v8u)t - (v8u)magic;
+    v8u sh = (v8u)(*db + da) & 63;
+    *acc += v << sh;
+}
+
+static const uint8_t zero_codes[MX_BLOCK];
+
+/* bt[k][l] = val[cp[l][k]]: one 32-wide group of eight rows looked up into
+ * the transposed tile, k by k, so that each k's eight values form one
+ * vector store. */
+static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v4d *bt4)
+{
+    v8d *bt = (v8d *)bt4;
+    const uint8_t *c0 = cp[0], *c1 = cp[1], *c2 = cp[2], *c3 = cp[3];
+    const uint8_t *c4 = cp[4], *c5 = cp[5], *c6 = cp[6], *c7 = cp[7];
+    for (int k = 0; k < MX_BLOCK; k++)
+        bt[k] = (v8d){val[c0[k]], val[c1[k]], val[c2[k]], val[c3[k]],
+                      val[c4[k]], val[c5[k]], val[c6[k]], val[c7[k]]};
+}
+
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
 static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
 {
@@ -179,8 +260,8 @@ static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
 /* The lanes' fp32-group step and bound sum for one activation row and one
  * group: elementwise over the 8 lanes, in the engine's operation order
  * (vectorizes without changing a bit: no reassociation, no contraction). */
-static FUSED_HOT void tile_model(const double *p, double pab, float sa,
-                                 const float *sb, float *gt)
+static inline void tile_model(const double *p, double pab, float sa, const float *sb,
+                              float *gt)
 {
     for (int l = 0; l < NT; l++) {
         float pf = (float)(p[l] * pab);
@@ -189,16 +270,57 @@ static FUSED_HOT void tile_model(const double *p, double pab, float sa,
     }
 }
 
-static FUSED_HOT void tile_model_unscaled(const double *p, double pab, float *gt)
+static inline void tile_model_unscaled(const double *p, double pab, float *gt)
 {
     for (int l = 0; l < NT; l++)
         gt[l] = gt[l] + (float)(p[l] * pab);
 }
 
-static FUSED_HOT void tile_sabs(const double *q, double fa, const double *fb, double *qt)
+static inline void sabs_steps(const double *q, double fa, const double *fb, double *qt)
 {
     for (int l = 0; l < NT; l++)
         qt[l] += q[l] * fa * fb[l];
+}
+
+/* sabs_steps for the 16-bit kernel's loop */
+static FUSED_HOT void tile_sabs(const double *q, double fa, const double *fb, double *qt)
+{
+    sabs_steps(q, fa, fb, qt);
+}
+
+/* The FP8 kernel's steps of one group for each activation row m < M after
+ * its dots: the fp32-group step (gt, when want_group), the bound's sum
+ * (qt, when want_sabs) and, when acc64 is not NULL, the int64 exact sums;
+ * rows with a zero scale in the group skip the last two, all-zero rows
+ * (lo = INT_MAX, the marker: never in exponent arithmetic) the last.  One
+ * function, so that the steps inline into each clone. */
+static FUSED_HOT void tile_steps(size_t M, size_t G, size_t g, const v4d *P, const v4d *Q,
+                                 int want_group, int scaled, double pab, const float *sca,
+                                 const float *scb, float *gt, int want_sabs, const int *sxa,
+                                 const double *fa, const double *fb, double *qt, v8u *acc64,
+                                 const int *loa, int units, const v8i *db)
+{
+    for (size_t m = 0; m < M; m++) {
+        const double *pm = (const double *)&P[2 * m];
+        int xa = sxa[m * G + g];
+        if (want_group) {
+            /* the engine's fp32-group step: RN32 of the exact partial,
+             * times the FP32 scale product, added */
+            if (scaled)
+                tile_model(pm, pab, sca[m * G + g], scb, gt + m * NT);
+            else
+                tile_model_unscaled(pm, pab, gt + m * NT);
+        }
+        if (xa == MXG_ZERO_SCALE)
+            continue;
+        if (want_sabs)
+            sabs_steps((const double *)&Q[2 * m], fa[m * G + g], fb, qt + m * NT);
+        /* a lane with p != 0 has both groups among its rows' nonzero
+         * ones: 0 <= da + db <= spa + spb there; zero-scale and padding
+         * lanes have p == 0 */
+        if (acc64 && loa[m] != INT_MAX)
+            tile_acc64(&P[2 * m], units + xa - loa[m], db, &acc64[m]);
+    }
 }
 
 
@@ -266,6 +388,30 @@ static inline unsigned __int128 shl(int64_t v, int s)
     return (unsigned __int128)(__int128)v << s;
 }
 
+/* The spread of a row's scale exponents over its nonzero groups (from
+ * row_facts' lo and hi; 0 for an all-zero row). */
+static long row_spread(const ftab *t, int lo, int hi)
+{
+    return lo <= hi ? ((long)hi - lo) - (t->top - t->unit) : 0;
+}
+
+/* The smallest scale exponent of a row's G groups (stride apart), zero
+ * scales left out; INT_MAX when every scale is zero. */
+static int min_scale_exp(const int *sx, size_t G, size_t stride)
+{
+    int x = INT_MAX;
+    for (size_t g = 0; g < G; g++)
+        if (sx[g * stride] != MXG_ZERO_SCALE && sx[g * stride] < x)
+            x = sx[g * stride];
+    return x;
+}
+
+/* The int64 that a two's complement sum modulo 2^64 stands for. */
+static inline __int128 u64_signed(unsigned long long v)
+{
+    return v <= 0x7FFFFFFFFFFFFFFFull ? (__int128)v : -(__int128)(~v) - 1;
+}
+
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
 {
@@ -302,9 +448,13 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     unsigned char *slow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
+    long *spa = malloc((M + 1) * sizeof *spa);
+    int *xna = malloc((M + 1) * sizeof *xna);
+    v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
     if (!ad || !aa || !sxa || !loa || !hia || !sca || !fa || !amaxa ||
-        (want_exact && !exact) || (want_group && !gacc) || !bt ||
-        !bta || !P || !Q || !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt) {
+        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
+        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !spa || !xna ||
+        !acc64) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -314,6 +464,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         if (row_facts(A, ta, s->decode, m, G, 1, sxa + m * G, sca + m * G, fa + m * G,
                       &loa[m], &hia[m], &amaxa[m]))
             st = MX_ERANGE;
+        spa[m] = row_spread(ta, loa[m], hia[m]);
+        xna[m] = min_scale_exp(sxa + m * G, G, 1);
         const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
         for (size_t k = 0; k < K; k++)
             if (sxa[m * G + k / MX_BLOCK] != MXG_ZERO_SCALE) {
@@ -322,10 +474,14 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             }
     }
     int cg = clog2z(G) + 5 + 1;
+    /* bits of |P| (a group's dot) plus those of G carries: with the two
+     * rows' scale spreads, what an element's int64 sum needs */
+    long bits64 = (ta->top - ta->unit) + (tb->top - tb->unit) + 5 + clog2z(G);
     double pab = pow2i(ta->unit + tb->unit);
     for (size_t n0 = 0; n0 < N && st == MX_OK; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
-        int lob[NT], hib[NT];
+        int lob[NT], hib[NT], xnb[NT];
+        long spb[NT];
         double amaxb[NT];
         const uint8_t *rowp[NT];
         /* B's facts lane-major: [g][NT] */
@@ -343,9 +499,17 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                           &lob[l], &hib[l], &amaxb[l]))
                 st = MX_ERANGE;
             rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
+            spb[l] = row_spread(tb, lob[l], hib[l]);
+            xnb[l] = min_scale_exp(sxb + l, G, NT);
         }
         if (st != MX_OK)
             break;
+        /* the tile's elements all sum in int64 (the common case: scale
+         * spreads of a few binades), or each in 128 bits / GMP */
+        int fast64 = want_exact;
+        for (size_t m = 0; m < M && fast64; m++)
+            for (size_t l = 0; l < nt; l++)
+                fast64 &= bits64 + spa[m] + spb[l] <= 63;
         int any_slow = 0;
         for (size_t m = 0; m < M; m++)
             for (size_t l = 0; l < NT; l++) {
@@ -365,44 +529,48 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     any_slow = 1;
                 }
             }
+        for (size_t m = 0; m < M; m++)
+            acc64[m] = (v8u){0};
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
-            for (size_t l = 0; l < NT; l++) {
-                if (!rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE) {
-                    for (size_t k = 0; k < MX_BLOCK; k++)
+            /* B's part of each lane's shift (0 where the lane adds nothing:
+             * a zero scale, an all-zero row, padding) */
+            v8i db = {0};
+            for (size_t l = 0; l < nt; l++)
+                if (sxb[g * NT + l] != MXG_ZERO_SCALE && lob[l] <= hib[l])
+                    db[l] = sxb[g * NT + l] - lob[l];
+            if (len == MX_BLOCK) {
+                /* a lane that adds nothing reads zero codes */
+                const uint8_t *cp[NT];
+                for (size_t l = 0; l < NT; l++)
+                    cp[l] = !rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE ? zero_codes
+                                                                         : rowp[l] + k0;
+                tile_decode(tb->val, cp, bt);
+            } else {
+                for (size_t l = 0; l < NT; l++) {
+                    size_t k = 0;
+                    if (rowp[l] && sxb[g * NT + l] != MXG_ZERO_SCALE)
+                        for (; k < len; k++)
+                            b[k * NT + l] = tb->val[rowp[l][k0 + k]];
+                    for (; k < MX_BLOCK; k++)
                         b[k * NT + l] = 0.0;
-                    continue;
                 }
-                const uint8_t *c = rowp[l] + k0;
-                for (size_t k = 0; k < len; k++)
-                    b[k * NT + l] = tb->val[c[k]];
-                for (size_t k = len; k < MX_BLOCK; k++)
-                    b[k * NT + l] = 0.0;
             }
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            tile_steps(M, G, g, P, Q, want_group, A->scales != NULL, pab, sca, scb + g * NT,
+                       gt, want_sabs, sxa, fa, fb + g * NT, qt, fast64 ? acc64 : NULL, loa,
+                       ta->unit + tb->unit, &db);
+            if (!want_exact || fast64)
+                continue;
             const int *xb = sxb + g * NT;
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 int xa = sxa[m * G + g];
-                if (want_group) {
-                    /* the engine's fp32-group step: RN32 of the exact
-                     * partial, times the FP32 scale product, added */
-                    if (A->scales)
-                        tile_model(pm, pab, sca[m * G + g], scb + g * NT, gt + m * NT);
-                    else
-                        tile_model_unscaled(pm, pab, gt + m * NT);
-                }
-                if (want_sabs && xa != MXG_ZERO_SCALE)
-                    tile_sabs((const double *)&Q[2 * m], fa[m * G + g], fb + g * NT,
-                              qt + m * NT);
-                /* an all-zero row (loa = INT_MAX, the marker: never in
-                 * exponent arithmetic) adds nothing */
-                if (!want_exact || xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
+                if (xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
                     continue;
-                /* zero-scale and padding lanes have p == 0 */
                 int da = ta->unit + xa - loa[m] + tb->unit;
                 unsigned __int128 *am = acc + m * NT;
                 if (!any_slow) {
@@ -436,6 +604,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 if (want_exact) {
                     if (loa[m] > hia[m] || lob[l] > hib[l])
                         exact[i] = 0.0 * w;
+                    else if (fast64)
+                        exact[i] = mxg_round_weighted_f64(u64_signed(acc64[m][l]),
+                                                          loa[m] + lob[l], w);
                     else
                         exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[l], w)
                                            : mxg_round_weighted_f64((__int128)acc[j],
@@ -445,11 +616,15 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     mpz_clear(big[j]);
                 if (want_group)
                     gacc[i] = gt[j];
+                /* no group's scale product can be below 2^-149 when the
+                 * rows' smallest scale exponents sum to -149 or more */
+                int uf = A->scales && xna[m] != INT_MAX && xnb[l] != INT_MAX &&
+                         (long)xna[m] + xnb[l] < -149;
                 if (want_sabs)
-                    mxg_bound_elem(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
-                                   exact[i], out->bound ? &out->bound[i] : NULL,
-                                   out->bound_acc ? &out->bound_acc[i] : NULL,
-                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+                    mxg_bound_elem_n(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
+                                     exact[i], out->bound ? &out->bound[i] : NULL,
+                                     out->bound_acc ? &out->bound_acc[i] : NULL,
+                                     out->sum_abs ? &out->sum_abs[i] : NULL, uf);
             }
         }
     }
@@ -502,6 +677,9 @@ done:
     free(slow);
     free(gt);
     free(qt);
+    free(spa);
+    free(xna);
+    free(acc64);
     return st;
 }
 
@@ -513,16 +691,40 @@ done:
  * the engine's prep chooses it) and its integers v / 2^u; when the
  * operands' windows (gemm.c: at most 48 bits between the two sides) hold
  * every group, a group dot is again a sum of 32 integer products below 2^48
- * each, exact in binary64 in any order.  When some group is wider than its
- * side's window the engine's residual path is needed: the call goes back to
- * gemm.c (returns 0). */
+ * each, exact in binary64 in any order.  A group wider than its side's
+ * window is split as the engine's prep splits it (gemm_prep.c): its bits
+ * at and above 2^u go into the tile, those below are residual terms, added
+ * as gemm_residual.c adds them -- the same exact sums, the same model
+ * partials, and the bound's binary64 sum |a b| in the same order. */
 typedef struct {
     int32_t m[65536];
     int16_t e[65536], top[65536];
     unsigned char bad[65536];
+    int bf16; /* m and e of the nonzero codes follow from the BF16 fields */
 } ftab16;
 
 static ftab16 *ftabs16[MX_FORMAT_COUNT];
+
+/* A BF16 code's m 2^e from its fields (the table's, for nonzero finite
+ * codes: ftabs16_init checks every code), with no table to miss in cache. */
+static inline void bf16_fields(uint16_t c, int32_t *m, int *e)
+{
+    uint32_t E = (c >> 7) & 0xFF, F = c & 0x7F;
+    int32_t v = E ? (int32_t)(0x80 | F) : (int32_t)F;
+    *m = c & 0x8000 ? -v : v;
+    *e = E ? (int)E - 134 : -133;
+}
+
+/* m 2^e of code c: by its fields for BF16, else by the table. */
+static inline void code16(const ftab16 *t, uint16_t c, int32_t *m, int *e)
+{
+    if (t->bf16) {
+        bf16_fields(c, m, e);
+        return;
+    }
+    *m = t->m[c];
+    *e = t->e[c];
+}
 static pthread_once_t ftabs16_once = PTHREAD_ONCE_INIT;
 
 static void ftabs16_init(void)
@@ -543,6 +745,14 @@ static void ftabs16_init(void)
             t->e[c] = (int16_t)e;
             t->top[c] = (int16_t)(m ? e + 32 - __builtin_clz((uint32_t)abs(m)) : e);
         }
+        t->bf16 = id == MX_BF16;
+        for (uint32_t c = 0; c < 65536 && t->bf16; c++) {
+            int32_t m;
+            int e;
+            bf16_fields((uint16_t)c, &m, &e);
+            if (t->m[c] && (t->m[c] != m || t->e[c] != e))
+                t->bf16 = 0;
+        }
         ftabs16[id] = t;
     }
 }
@@ -553,12 +763,14 @@ static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb,
         gt[l] = gt[l] + (float)(p[l] * pa * pb[l]);
 }
 
-/* Units of row r's groups into u[g * stride] (0 for a group without a
- * nonzero value), lo/hi/amax of the row; -1 for a NaN or inf code, 1 when a
- * group is wider than window, else 0. */
+/* Units of row r's groups into u[g * stride] as the engine's prep chooses
+ * them (the lowest exponent of a nonzero value, or top - window for a
+ * group wider than window, which irr[g * stride] marks; 0 for a group
+ * without a nonzero value), lo/hi/amax of the row; -1 for a NaN or inf
+ * code, else the number of wide groups. */
 static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
-                       size_t stride, int window, int *u, int *lo_out, int *hi_out,
-                       double *amax_out)
+                       size_t stride, int window, int *u, unsigned char *irr,
+                       int *lo_out, int *hi_out, double *amax_out)
 {
     size_t K = o->K;
     const uint16_t *codes = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld;
@@ -573,15 +785,20 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
                 return -1;
             if (!t->m[c])
                 continue;
-            double av = ldexp(fabs((double)t->m[c]), t->e[c]);
+            double av = fabs((double)t->m[c]) * pow2i(t->e[c]); /* exact */
             amax = av > amax ? av : amax;
             umin = t->e[c] < umin ? t->e[c] : umin;
             top = t->top[c] > top ? t->top[c] : top;
         }
         u[g * stride] = umin == INT_MAX ? 0 : umin;
+        irr[g * stride] = 0;
         if (umin == INT_MAX)
             continue;
-        wide |= top - umin > window;
+        if (top - umin > window) {
+            u[g * stride] = top - window;
+            irr[g * stride] = 1;
+            wide++;
+        }
         lo = umin < lo ? umin : lo;
         hi = top > hi ? top : hi;
     }
@@ -591,9 +808,52 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
     return wide;
 }
 
+/* Code c in a group of unit u as the engine's prep splits it: the bits at
+ * and above 2^u as an integer (the value), those below as *lo 2^e(c). */
+static inline double split16(const ftab16 *t, uint16_t c, int u, int32_t *lo)
+{
+    int32_t m = t->m[c];
+    int e = t->e[c];
+    *lo = 0;
+    if (!m)
+        return 0.0;
+    if (e >= u)
+        return (double)m * pow2i(e - u);
+    int sh = u - e, neg = m < 0;
+    uint32_t am = (uint32_t)abs(m);
+    uint32_t hi = sh >= 31 ? 0 : am >> sh;
+    uint32_t lo_m = am - (sh >= 31 ? 0 : hi << sh);
+    *lo = neg ? -(int32_t)lo_m : (int32_t)lo_m;
+    return neg ? -(double)hi : (double)hi;
+}
+
+/* The value of a finite BF16 code: the top half of an FP32. */
+static inline float bf16_value(uint16_t c)
+{
+    uint32_t b = (uint32_t)c << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* Adds v 2^sh to element j's exact sum (128-bit, or GMP when slow). */
+static void add_exact(unsigned __int128 *acc, mpz_t *big, const unsigned char *slow,
+                      size_t j, int64_t v, int sh)
+{
+    if (!slow[j]) {
+        acc[j] += shl(v, sh);
+        return;
+    }
+    mpz_t t;
+    mpz_init_set_si(t, (long)v);
+    mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
+    mpz_add(big[j], big[j], t);
+    mpz_clear(t);
+}
+
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
-                     mx_status *status)
+                     size_t *irr_a, mx_status *status)
 {
     if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
         !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ ||
@@ -611,12 +871,19 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     int want_sabs = out->bound || out->sum_abs || out->bound_acc;
     int want_exact = out->exact || want_sabs;
     mx_status st = MX_OK;
-    int handled = 1;
     size_t nslow = 0;
 
     double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
+    /* A's bits below 2^u (its residual entries, as the engine's prep
+     * lists them): value rla 2^rea at column k0 + rka, group (m, g)'s from
+     * roff[m G + g] to roff[m G + g + 1] */
+    int32_t *rla = malloc((M * KP + 1) * sizeof *rla);
+    int16_t *rea = malloc((M * KP + 1) * sizeof *rea);
+    unsigned char *rka = malloc(M * KP + 1);
+    size_t *roff = malloc((M * G + 1) * sizeof *roff);
     int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
     int *hia = malloc((M + 1) * sizeof *hia);
+    unsigned char *irra = malloc(M * G + 1), *irrb = malloc(N * G + 1);
     double *amaxa = malloc((M + 1) * sizeof *amaxa);
     int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
     int *hib = malloc((N + 1) * sizeof *hib);
@@ -631,43 +898,48 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     double *pbt = malloc(NT * G * sizeof *pbt), *fbt = malloc(NT * G * sizeof *fbt);
     unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
     mpz_t *big = malloc((M * NT + 1) * sizeof *big);
-    unsigned char *slow = malloc(M * NT + 1);
+    unsigned char *slow = malloc(M * NT + 1), *eslow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
-    if (!ad || !aa || !ua || !loa || !hia || !amaxa || !ub || !lob || !hib || !amaxb ||
-        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
-        !pbt || !fbt || !acc || !big || !slow || !gt || !qt) {
+    if (!ad || !aa || !rla || !rea || !rka || !roff || !ua || !loa || !hia || !irra || !irrb || !amaxa ||
+        !ub || !lob || !hib || !amaxb || (want_exact && !exact) || (want_group && !gacc) ||
+        !bt || !bta || !P || !Q || !pbt || !fbt || !acc || !big || !slow || !eslow ||
+        !gt || !qt) {
         st = MX_ENOMEM;
         goto done;
     }
-    /* every row's facts first: a group wider than its window sends the
-     * whole call back to the engine */
-    for (size_t m = 0; m < M && st == MX_OK && handled; m++) {
-        int rc = row_facts16(A, ta, m, G, 1, wa, ua + m * G, &loa[m], &hia[m], &amaxa[m]);
-        if (rc < 0)
+    for (size_t m = 0; m < M && st == MX_OK; m++)
+        if (row_facts16(A, ta, m, G, 1, wa, ua + m * G, irra + m * G, &loa[m], &hia[m],
+                        &amaxa[m]) < 0)
             st = MX_ERANGE;
-        else if (rc > 0)
-            handled = 0;
-    }
-    for (size_t n = 0; n < N && st == MX_OK && handled; n++) {
-        int rc = row_facts16(B, tb, n, G, 1, wb, ub + n * G, &lob[n], &hib[n], &amaxb[n]);
-        if (rc < 0)
+    for (size_t n = 0; n < N && st == MX_OK; n++)
+        if (row_facts16(B, tb, n, G, 1, wb, ub + n * G, irrb + n * G, &lob[n], &hib[n],
+                        &amaxb[n]) < 0)
             st = MX_ERANGE;
-        else if (rc > 0)
-            handled = 0;
-    }
-    if (st != MX_OK || !handled)
+    if (st != MX_OK)
         goto done;
+    size_t nres = 0;
+    roff[0] = 0;
     for (size_t m = 0; m < M; m++) {
         const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
-        for (size_t k = 0; k < K; k++) {
-            uint16_t c = codes[k];
-            if (ta->m[c])
-                ad[m * KP + k] = (double)ta->m[c] * pow2i(ta->e[c] - ua[m * G + k / MX_BLOCK]);
-            aa[m * KP + k] = fabs(ad[m * KP + k]);
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            for (size_t k = k0; k < k0 + len; k++) {
+                size_t i = m * KP + k;
+                int32_t lo;
+                ad[i] = split16(ta, codes[k], ua[m * G + g], &lo);
+                aa[i] = fabs(ad[i]);
+                if (lo) {
+                    rla[nres] = lo;
+                    rea[nres] = ta->e[codes[k]];
+                    rka[nres++] = (unsigned char)(k - k0);
+                }
+            }
+            roff[m * G + g + 1] = nres;
         }
     }
     int cg = clog2z(G) + 5 + 1;
+    int bf16_b = B->fmt->id == MX_BF16;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
         const uint16_t *rowp[NT];
@@ -686,12 +958,15 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 acc[j] = 0;
                 gt[j] = 0.0f;
                 qt[j] = 0.0;
-                slow[j] = 0;
+                slow[j] = eslow[j] = 0;
                 if (l >= nt)
                     continue;
                 size_t n = n0 + l;
                 long span = ((long)hia[m] - loa[m]) + ((long)hib[n] - lob[n]) + cg;
-                slow[j] = want_exact && loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                /* the engine's slow elements (the order of their bound's
+                 * sums differs), and those this call sums in GMP */
+                eslow[j] = loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+                slow[j] = want_exact && eslow[j];
                 if (slow[j]) {
                     mpz_init(big[j]);
                     nslow++;
@@ -701,50 +976,160 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
+            int32_t rlb[NT][MX_BLOCK]; /* B's bits below 2^u, per lane */
+            int birr = 0;
+            int db[NT]; /* B's part of a lane's shift (0: the lane adds nothing) */
             for (size_t l = 0; l < NT; l++) {
-                size_t k = 0;
+                size_t k = 0, n = n0 + l;
+                db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
                 if (rowp[l]) {
                     const uint16_t *c = rowp[l] + k0;
-                    int u = ub[(n0 + l) * G + g];
+                    int u = ub[n * G + g];
+                    birr |= irrb[n * G + g];
+                    if (bf16_b && !irrb[n * G + g]) {
+                        /* every value is v 2^u with v an integer below
+                         * 2^wb: exact from the FP32 the code is the top
+                         * half of, with no table */
+                        double f = pow2i(-u);
+                        for (; k < len; k++) {
+                            rlb[l][k] = 0;
+                            b[k * NT + l] = (double)bf16_value(c[k]) * f;
+                        }
+                    }
                     for (; k < len; k++)
-                        b[k * NT + l] = tb->m[c[k]] ? (double)tb->m[c[k]] *
-                                                          pow2i(tb->e[c[k]] - u)
-                                                    : 0.0;
+                        b[k * NT + l] = split16(tb, c[k], u, &rlb[l][k]);
                 }
-                for (; k < MX_BLOCK; k++)
+                for (; k < MX_BLOCK; k++) {
                     b[k * NT + l] = 0.0;
+                    rlb[l][k] = 0;
+                }
             }
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
-                int u = ua[m * G + g];
+                const double *qm = (const double *)&Q[2 * m];
+                int u = ua[m * G + g], ia = irra[m * G + g];
                 double pa = pow2i(u);
-                if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
-                    tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
-                if (want_sabs)
-                    tile_sabs((const double *)&Q[2 * m], pa, fbt + g * NT, qt + m * NT);
-                if (!want_exact)
-                    continue;
-                unsigned __int128 *am = acc + m * NT;
-                for (size_t l = 0; l < nt; l++) {
-                    size_t j = m * NT + l, n = n0 + l;
-                    if (pm[l] == 0)
+                if (!ia && !birr) {
+                    if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
+                        tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
+                    if (want_sabs)
+                        tile_sabs(qm, pa, fbt + g * NT, qt + m * NT);
+                    if (!want_exact || loa[m] > hia[m])
                         continue;
-                    int sh = (u - loa[m]) + (ub[n * G + g] - lob[n]);
-                    if (!slow[j]) {
-                        am[l] += shl((int64_t)pm[l], sh);
-                    } else {
-                        mpz_t t;
-                        mpz_init_set_d(t, pm[l]);
-                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
-                        mpz_add(big[j], big[j], t);
-                        mpz_clear(t);
+                    if (!any_slow) {
+                        /* a lane with P != 0 has its shift in 0..126; the
+                         * others add 0 whatever the shift */
+                        unsigned __int128 *am = acc + m * NT;
+                        int da = u - loa[m];
+                        for (size_t l = 0; l < NT; l++)
+                            am[l] += shl((int64_t)pm[l], (da + db[l]) & 127);
+                        continue;
+                    }
+                    for (size_t l = 0; l < nt; l++)
+                        if (pm[l] != 0)
+                            add_exact(acc, big, slow, m * NT + l, (int64_t)pm[l],
+                                      (u - loa[m]) + db[l]);
+                    continue;
+                }
+                /* a group wider than its window on either side: the
+                 * engine's residual path (gemm_residual.c), its terms and
+                 * its order of the bound's sums.  Lanes whose B group fits
+                 * its window (residual_rows there) sum A's terms first,
+                 * entry by entry across the lanes (each lane's sums keep
+                 * the entries' order) */
+                unsigned __int128 gres[NT];
+                double gabs[NT];
+                int rows_lane[NT];
+                for (size_t l = 0; l < NT; l++) {
+                    size_t n = n0 + l;
+                    rows_lane[l] = ia && l < nt && !irrb[n * G + g] && !eslow[m * NT + l] &&
+                                   lob[n] <= hib[n];
+                    gres[l] = 0;
+                    gabs[l] = 0;
+                }
+                for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                    for (size_t l = 0; l < nt; l++) {
+                        if (!rows_lane[l])
+                            continue;
+                        int32_t bm;
+                        int be;
+                        code16(tb, rowp[l][k0 + rka[r]], &bm, &be);
+                        if (!bm)
+                            continue;
+                        int64_t tv = (int64_t)rla[r] * bm;
+                        int te = rea[r] + be;
+                        gres[l] += shl(tv, te - (loa[m] + lob[n0 + l]));
+                        gabs[l] += fabs((double)tv) * pow2i(te);
                     }
                 }
+                for (size_t l = 0; l < nt; l++) {
+                    size_t j = m * NT + l, n = n0 + l;
+                    int ubn = ub[n * G + g], ib = irrb[n * G + g];
+                    if (want_sabs)
+                        qt[j] += qm[l] * pa * fbt[g * NT + l];
+                    if (want_exact && pm[l] != 0)
+                        add_exact(acc, big, slow, j, (int64_t)pm[l],
+                                  (u - loa[m]) + (ubn - lob[n]));
+                    if (!ia && !ib) {
+                        if (want_group)
+                            gt[j] = gt[j] + (float)(pm[l] * pa * pbt[g * NT + l]);
+                        continue;
+                    }
+                    if (lob[n] > hib[n]) { /* an all-zero column: p = 0 */
+                        if (want_group)
+                            gt[j] = gt[j] + 0.0f;
+                        continue;
+                    }
+                    /* an all-zero row (lo = INT_MAX, the marker) has no
+                     * terms, and no frame */
+                    int base = loa[m] <= hia[m] ? loa[m] + lob[n] : 0;
+                    if (rows_lane[l]) {
+                        if (want_exact)
+                            acc[j] += gres[l];
+                        if (want_sabs)
+                            qt[j] += gabs[l];
+                        if (want_group) {
+                            __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
+                                         (__int128)gres[l];
+                            gt[j] = gt[j] + mxg_group_partial(v, base);
+                        }
+                        continue;
+                    }
+                    /* add_residual_elem: A's low bits times B's values,
+                     * then A's high bits times B's low bits, term by term */
+                    int64_t tv[2 * MX_BLOCK];
+                    int te[2 * MX_BLOCK];
+                    size_t cnt = 0;
+                    const uint16_t *cb = rowp[l] + k0;
+                    for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                        int32_t bm;
+                        int be;
+                        code16(tb, cb[rka[r]], &bm, &be);
+                        if (!bm)
+                            continue;
+                        tv[cnt] = (int64_t)rla[r] * bm;
+                        te[cnt++] = rea[r] + be;
+                    }
+                    const double *ah = ad + m * KP + k0;
+                    for (size_t k = 0; ib && k < len; k++) {
+                        if (!rlb[l][k] || ah[k] == 0)
+                            continue;
+                        tv[cnt] = (int64_t)ah[k] * rlb[l][k];
+                        te[cnt++] = u + tb->e[cb[k]];
+                    }
+                    for (size_t t = 0; t < cnt; t++) {
+                        if (want_sabs)
+                            qt[j] += fabs((double)tv[t]) * pow2i(te[t]);
+                        if (want_exact)
+                            add_exact(acc, big, slow, j, tv[t], te[t] - base);
+                    }
+                    if (want_group)
+                        gt[j] = gt[j] + mxg_group_partial_terms(pm[l], u + ubn, tv, te, cnt);
+                }
             }
-            (void)any_slow;
         }
         for (size_t m = 0; m < M; m++) {
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
@@ -790,17 +1175,32 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         if (!out->model_acc)
             free(macc);
     }
-    if (st == MX_OK && stats) {
-        stats->elements = M * N;
-        stats->slow_elements = nslow;
-        stats->irregular_groups = 0;
+    if (st == MX_OK) {
+        size_t na = 0, nb = 0;
+        for (size_t i = 0; i < M * G; i++)
+            na += irra[i];
+        for (size_t i = 0; i < N * G; i++)
+            nb += irrb[i];
+        if (irr_a)
+            *irr_a = na;
+        if (stats) {
+            stats->elements = M * N;
+            stats->slow_elements = nslow;
+            stats->irregular_groups = na + nb;
+        }
     }
 done:
     free(ad);
     free(aa);
+    free(rla);
+    free(rea);
+    free(rka);
+    free(roff);
     free(ua);
     free(loa);
     free(hia);
+    free(irra);
+    free(irrb);
     free(amaxa);
     free(ub);
     free(lob);
@@ -818,10 +1218,10 @@ done:
     free(acc);
     free(big);
     free(slow);
+    free(eslow);
     free(gt);
     free(qt);
     *status = st;
-    if (handled)
-        fused_calls++;
-    return handled || st != MX_OK;
+    fused_calls++;
+    return 1;
 }

@@ -23,9 +23,9 @@
  *   gemm_bound_block.c  bound of the block models
  *   model_dequant.c     dequant-fp32 model
  *   gemm_bound_dequant.c bound of dequant-fp32
- *   gemm_fused.c        the fused kernels: FP8 (and BF16 within the windows)
- *                       operands read directly, exact sums, the fp32-group
- *                       model and the bound sums in one pass
+ *   gemm_fused.c        the fused kernels: FP8 and BF16/FP16 operands read
+ *                       directly, exact sums, the fp32-group model and the
+ *                       bound sums in one pass
  *   gemm_split.c        one call as blocks of output columns on the pool
  *   gemm.c              the driver, mx_gemm
  * Operand access (codes, scales, groups) is in operand.h.
@@ -283,6 +283,13 @@ void mxg_bound_elem(const mx_gemm_spec *s, const mx_operand *A,
                     const mx_operand *B, size_t m, size_t n, double S,
                     double amax_a, double amax_b, double exact, double *bound,
                     double *bound_acc, double *sabs_out);
+/* The same; may_underflow = 0 says that no group's scale product of the
+ * two rows is below 2^-149 (the caller knows from the rows' smallest scale
+ * exponents), which skips the count of such groups. */
+void mxg_bound_elem_n(const mx_gemm_spec *s, const mx_operand *A,
+                      const mx_operand *B, size_t m, size_t n, double S,
+                      double amax_a, double amax_b, double exact, double *bound,
+                      double *bound_acc, double *sabs_out, int may_underflow);
 /* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
  * from the exact values and the engine's sum |a b| statistic S. */
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
@@ -321,12 +328,14 @@ static inline int mxg_exact_only(const mx_gemm_out *out)
 int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
-/* The fused pass for unscaled BF16/FP16 operands whose every group fits
- * its side's window: 1 with *status when it took the call, 0 when the
+/* The fused pass for unscaled BF16/FP16 operands under the windows wa, wb
+ * (groups wider than their side's window split as the engine splits them,
+ * with its residual terms in its order): 1 with *status when it took the
+ * call (*irr_a, when not NULL, gets A's irregular groups), 0 when the
  * engine must. */
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
-                     mx_status *status);
+                     size_t *irr_a, mx_status *status);
 /* 0 sends every call to the engine (tests and bench compare the two); 1,
  * the default, lets the fused kernels take the calls they apply to. */
 void mxg_fused_enable(int on);

@@ -1,8 +1,10 @@
 /* round_int.c -- rounding an exact integer times a power of two (a signed
  * 128-bit integer, or a GMP integer for the wide elements) to FP32 or
- * binary64, once (see gemm_internal.h).  FP32 goes through mx_round_pack,
- * the library's one rounding routine; binary64 is RNE on the top 64 bits
- * with a sticky bit, or MPFR for GMP integers and large weighted values. */
+ * binary64, once (see gemm_internal.h).  Both are RNE on the top 64 bits
+ * with a sticky bit: FP32 when the result is a normal number (else
+ * mx_round_pack, the library's one rounding routine); binary64 with MPFR
+ * for GMP integers and large weighted values, and one exact binary64
+ * multiply for integers below 2^53. */
 #include <math.h>
 #include <string.h>
 #include <mpfr.h>
@@ -27,12 +29,32 @@ static uint64_t i128_top64(__int128 v, int *neg, int *lead, int *sticky)
     return (uint64_t)(a >> sh);
 }
 
+/* 2^e for a normal binary64 exponent, from its bits */
+static double pow2_normal(int e)
+{
+    uint64_t b = (uint64_t)(e + 1023) << 52;
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
 float mxg_round_f32(__int128 v, int e)
 {
     if (v == 0)
         return 0.0f;
     int neg, lead, sticky;
     uint64_t sig = i128_top64(v, &neg, &lead, &sticky);
+    int x = lead + e; /* the exponent of the leading bit */
+    if (x >= -126 && x <= 126) {
+        /* a normal FP32 result: RNE of the 64-bit significand to 24 bits
+         * (a carry to 2^24 stays below 2^128), then exact conversions */
+        uint64_t keep = sig >> 40, rem = sig & (((uint64_t)1 << 40) - 1);
+        uint64_t half = (uint64_t)1 << 39;
+        if (rem > half || (rem == half && (sticky || (keep & 1))))
+            keep++;
+        float r = (float)((double)keep * pow2_normal(x - 23));
+        return neg ? -r : r;
+    }
     mx_encode_opts o = mx_encode_defaults();
     uint32_t code;
     mx_round_pack(mx_format_get(MX_FP32), neg, sig, lead + e, sticky, &o, &code);
@@ -80,6 +102,16 @@ double mxg_round_mpz_f64(const mpz_t z, long e, double w)
 double mxg_round_weighted_f64(__int128 v, int e, double w)
 {
     unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    /* The common case by one exact multiply: |v| < 2^53 is a binary64, v 2^e
+     * too (e normal, no overflow), and the IEEE product with w is the
+     * correctly rounded v 2^e w.  Kept to results well inside the normal
+     * range, where the general code below (53-bit rounding, then ldexp)
+     * gives the same bits; zero keeps its +0 from there. */
+    if (av != 0 && av < ((unsigned __int128)1 << 53) && e >= -1022 && e <= 960) {
+        double r = (double)(int64_t)v * pow2_normal(e) * w;
+        if (fabs(r) >= 0x1p-1020 && fabs(r) <= 0x1p1020)
+            return r;
+    }
     if (w == 1.0)
         return mxg_round_f64(v, e);
     if (av < ((unsigned __int128)1 << 100)) {

@@ -2,8 +2,9 @@
  *
  *  - the fast exact engine against the MPFR oracle (mpfr_sum), bit for bit,
  *    on random and adversarial families: cancellation, huge scale spread,
- *    subnormal values, zero scales, BF16 ties, E5M2 and BF16 operands that
- *    defeat the BLAS window, row weights, gathered rows, packed scales;
+ *    subnormal values, zero scales, scale products below FP32, BF16 ties,
+ *    E5M2 and BF16 operands that defeat the BLAS window, row weights,
+ *    gathered rows, packed scales;
  *  - the vectorized models against the direct element-by-element model;
  *  - the bound: every model output, and FP32 sums of the same terms in
  *    random orders and trees, lie within it; and it is not vacuous.
@@ -17,7 +18,9 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/gemm.h"
+#include <mpfr.h>
 #include "gemm_internal.h"
+#include "oracle/oracle.h"
 #include "testutil.h"
 
 typedef struct {
@@ -52,6 +55,10 @@ static const family families[] = {
     {"bf16", MX_BF16, 0, 0, 0, 0, 0, 0, 0, MX_E8M0_PRODUCTION, 7, 9, 200},
     {"bf16 cancellation weighted", MX_BF16, 0, 0, 0, 0, 1, 0, 1, MX_E8M0_PRODUCTION, 5, 8, 96},
     {"fp16", MX_FP16, 0, 0, 0, 0, 0, 0, 1, MX_E8M0_PRODUCTION, 5, 5, 70},
+    /* scale products 2^-174..2^-152 (bytes 40..52 under the spec decode):
+     * below FP32's smallest subnormal, so every group's product is inexact
+     * and the bound's count of such groups matters */
+    {"underflowing scale products", MX_E4M3FN, 1, 40, 52, 0, 0, 0, 1, MX_E8M0_SPEC, 6, 9, 256},
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 
@@ -720,8 +727,8 @@ END_TEST
  * that fit the windows, so the fused pass takes the call: the counter
  * says so), zeros, a K that is not a multiple of 32, row weights, a gather,
  * three models and every output subset.  Then one huge value (a group
- * wider than any window): the call must go back to the engine and still
- * agree. */
+ * wider than any window): the fused pass splits it as the engine does and
+ * must still agree. */
 static uint16_t narrow16(gsl_rng *r, const mx_format *f)
 {
     if (gsl_rng_uniform(r) < 0.05)
@@ -788,11 +795,9 @@ START_TEST(test_fused16_matches_engine)
                         ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
                         mxg_fused_enable(1);
                         if (v == 1)
-                            EXPECT(wide ? mxg_fused_count() == before
-                                        : mxg_fused_count() > before,
-                                   "%s wide %d: the fused pass %s", f->name, wide,
-                                   wide ? "took a call with a too wide group"
-                                        : "did not take the call");
+                            EXPECT(mxg_fused_count() > before,
+                                   "%s wide %d: the fused pass did not take the call",
+                                   f->name, wide);
                     }
                     EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s: exact differs", f->name);
                     EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
@@ -822,6 +827,212 @@ START_TEST(test_fused16_matches_engine)
 }
 END_TEST
 
+/* Groups wider than the windows on both sides, split by the fused pass as
+ * the engine's prep splits them: values over 2^+-e (BF16 e = 40, past any
+ * window; FP16 its whole range), all-zero rows and columns, one row of
+ * each operand with scale-free spreads of ~2^+-100 (BF16: elements past
+ * 128 bits, summed in GMP, whose residual terms the engine adds one by
+ * one), row weights, a gather, three models and every output subset; every
+ * output bit for bit against the engine (the fused pass off), the exact
+ * values against MPFR, the irregular groups counted as the engine counts
+ * them.  Then the comparison must fail on a planted one-ulp error. */
+static uint16_t wide16(gsl_rng *r, const mx_format *f, int e)
+{
+    if (gsl_rng_uniform(r) < 0.1)
+        return 0;
+    double v = ldexp(1.0 + (double)gsl_rng_uniform_int(r, 256) / 256.0,
+                     (int)gsl_rng_uniform_int(r, 2 * (unsigned long)e + 1) - e);
+    return (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
+}
+
+START_TEST(test_fused16_split_groups)
+{
+    static const mx_format_id fmts[] = {MX_BF16, MX_FP16};
+    static const char *models[] = {"fp32-group", "block:hopper-bf16", NULL};
+    const mx_format *f = mx_format_get(fmts[_i]);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    unsigned long seed = 1300 + (unsigned long)_i;
+    gsl_rng_set(r, seed);
+    size_t M = 6, N = 19, K = 232, MN = M * N;
+    int e = f->id == MX_BF16 ? 40 : 12;
+    uint16_t *a = malloc(M * K * 2), *b = malloc(N * K * 2);
+    for (size_t i = 0; i < M * K; i++)
+        a[i] = wide16(r, f, e);
+    for (size_t i = 0; i < N * K; i++)
+        b[i] = wide16(r, f, e);
+    memset(a + 2 * K, 0, K * 2);  /* an all-zero row */
+    memset(b + 5 * K, 0, K * 2);  /* an all-zero column */
+    for (size_t k = 0; k < K; k++) /* narrow groups: fit the windows */
+        b[7 * K + k] = (uint16_t)mx_encode_rne(f, k % 3 ? 1.5 : -0.75);
+    if (f->id == MX_BF16) {
+        for (size_t k = 0; k < K; k++) { /* spreads past 128 bits */
+            a[4 * K + k] = wide16(r, f, 100);
+            b[11 * K + k] = wide16(r, f, 100);
+        }
+    }
+    float w[6];
+    int32_t idx[6];
+    for (size_t m = 0; m < M; m++) {
+        w[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    double *ex[2], *bd[2], *ba[2], *q[2], *ref = malloc(MN * 8);
+    float *ma[2];
+    uint16_t *mo[2];
+    for (int v = 0; v < 2; v++) {
+        ex[v] = malloc(MN * 8);
+        bd[v] = malloc(MN * 8);
+        ba[v] = malloc(MN * 8);
+        q[v] = malloc(MN * 8);
+        ma[v] = malloc(MN * 4);
+        mo[v] = malloc(MN * 2);
+    }
+    size_t slow = 0;
+    for (int gather = 0; gather < 2; gather++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int drop = -1; drop < 6; drop++) {
+                mx_operand A = {f, a, M, K, K, NULL, 0, 0, gather ? idx : NULL};
+                mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+                mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                     gather ? NULL : w};
+                if (models[mi])
+                    mx_accum_parse(models[mi], &spec.model);
+                mx_gemm_stats gs[2];
+                for (int v = 0; v < 2; v++) {
+                    memset(ex[v], 0x5A, MN * 8);
+                    memset(bd[v], 0x5A, MN * 8);
+                    memset(ba[v], 0x5A, MN * 8);
+                    memset(q[v], 0x5A, MN * 8);
+                    memset(ma[v], 0x5A, MN * 4);
+                    memset(mo[v], 0x5A, MN * 2);
+                    mx_gemm_out o = {drop == 0 ? NULL : ex[v],
+                                     !models[mi] || drop == 1 ? NULL : ma[v],
+                                     !models[mi] || drop == 2 ? NULL : mo[v],
+                                     drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v],
+                                     drop == 5 ? NULL : ba[v]};
+                    unsigned long before = mxg_fused_count();
+                    mxg_fused_enable(v);
+                    ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
+                    mxg_fused_enable(1);
+                    if (v == 1)
+                        EXPECT(mxg_fused_count() > before,
+                               "%s seed %lu: the fused pass did not take the call",
+                               f->name, seed);
+                }
+                EXPECT(gs[0].irregular_groups > 0 &&
+                           gs[0].irregular_groups == gs[1].irregular_groups &&
+                           gs[0].slow_elements == gs[1].slow_elements,
+                       "%s: irregular groups %zu / %zu, slow elements %zu / %zu", f->name,
+                       gs[0].irregular_groups, gs[1].irregular_groups,
+                       gs[0].slow_elements, gs[1].slow_elements);
+                slow += gs[1].slow_elements;
+                const char *mn = models[mi] ? models[mi] : "-";
+                EXPECT(memcmp(ex[0], ex[1], MN * 8) == 0, "%s %s drop %d: exact differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(ba[0], ba[1], MN * 8) == 0,
+                       "%s %s drop %d: bound_acc differs", f->name, mn, drop);
+                EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s %s drop %d: sum_abs differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(ma[0], ma[1], MN * 4) == 0, "%s %s drop %d: model_acc differs",
+                       f->name, mn, drop);
+                EXPECT(memcmp(mo[0], mo[1], MN * 2) == 0, "%s %s drop %d: model_out differs",
+                       f->name, mn, drop);
+                if (drop == -1 && mi == 0) {
+                    ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+                    EXPECT(memcmp(ex[1], ref, MN * 8) == 0, "%s: exact differs from MPFR",
+                           f->name);
+                    /* the comparison sees a one-ulp error */
+                    ex[1][MN / 2] = nextafter(ex[1][MN / 2], INFINITY);
+                    EXPECT(memcmp(ex[1], ref, MN * 8) != 0 && memcmp(ex[0], ex[1], MN * 8) != 0,
+                           "%s: a planted error went unseen", f->name);
+                }
+            }
+    EXPECT(f->id != MX_BF16 || slow > 0, "%s: no element took GMP", f->name);
+    for (int v = 0; v < 2; v++) {
+        free(ex[v]);
+        free(bd[v]);
+        free(ba[v]);
+        free(q[v]);
+        free(ma[v]);
+        free(mo[v]);
+    }
+    free(ref);
+    free(a);
+    free(b);
+    gsl_rng_free(r);
+}
+END_TEST
+
+/* The one rounding of an exact 128-bit integer times 2^e (round_int.c)
+ * against MPFR: to FP32 (every range: subnormal, normal, overflow) and to
+ * binary64 with and without an FP32 weight (normal results, the range the
+ * GEMMs use), on random integers of every length and on exact ties and
+ * their neighbours at the FP32 and binary64 rounding points. */
+static void mpfr_set_i128(mpfr_t x, __int128 v)
+{
+    unsigned __int128 a = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    mpfr_set_ui(x, (unsigned long)(uint64_t)(a >> 64), MPFR_RNDN);
+    mpfr_mul_2ui(x, x, 64, MPFR_RNDN);
+    mpfr_add_ui(x, x, (unsigned long)(uint64_t)a, MPFR_RNDN);
+    if (v < 0)
+        mpfr_neg(x, x, MPFR_RNDN);
+}
+
+START_TEST(test_round_int)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    unsigned long seed = 1400;
+    gsl_rng_set(r, seed);
+    mpfr_t x, y;
+    mpfr_init2(x, 256);
+    mpfr_init2(y, 53);
+    size_t bad32 = 0, bad64 = 0;
+    for (int i = 0; i < 200000; i++) {
+        int len = 1 + (int)gsl_rng_uniform_int(r, 126);
+        unsigned __int128 a = 0;
+        for (int w = 0; w < 4; w++)
+            a = a << 32 | (uint32_t)gsl_rng_get(r);
+        a &= ((unsigned __int128)1 << len) - 1;
+        a |= (unsigned __int128)1 << (len - 1);
+        int kind = (int)gsl_rng_uniform_int(r, 4);
+        int keepbits = kind == 1 ? 24 : 53;
+        if (kind && len > keepbits + 1) { /* a tie below the kept bits, or next to it */
+            int low = len - keepbits;
+            a &= ~(((unsigned __int128)1 << low) - 1);
+            a |= (unsigned __int128)1 << (low - 1);
+            if (kind == 3)
+                a += gsl_rng_uniform(r) < 0.5 ? 1 : -1;
+        }
+        __int128 v = gsl_rng_uniform(r) < 0.5 ? -(__int128)a : (__int128)a;
+        int e32 = (int)gsl_rng_uniform_int(r, 400) - 200 - len;
+        mpfr_set_i128(x, v);
+        mpfr_mul_2si(x, x, e32, MPFR_RNDN);
+        float want = oracle_rn32(x), got = mxg_round_f32(v, e32);
+        if (memcmp(&want, &got, sizeof got) && bad32++ < 5)
+            fprintf(stderr, "round_f32 seed %lu case %d: got %a want %a\n", seed, i,
+                    (double)got, (double)want);
+        int e64 = (int)gsl_rng_uniform_int(r, 600) - 300 - len;
+        float wf = gsl_rng_uniform(r) < 0.3 ? 1.0f
+                                            : (float)ldexp(gsl_rng_uniform_pos(r),
+                                                           (int)gsl_rng_uniform_int(r, 60) - 30);
+        mpfr_set_i128(x, v);
+        mpfr_mul_2si(x, x, e64, MPFR_RNDN);
+        mpfr_mul_d(x, x, (double)wf, MPFR_RNDN); /* exact: 256 bits hold it */
+        mpfr_set(y, x, MPFR_RNDN);
+        double w64 = mpfr_get_d(y, MPFR_RNDN), g64 = mxg_round_weighted_f64(v, e64, wf);
+        if (memcmp(&w64, &g64, sizeof g64) && bad64++ < 5)
+            fprintf(stderr, "round_weighted_f64 seed %lu case %d: got %a want %a\n", seed, i,
+                    g64, w64);
+    }
+    EXPECT(bad32 == 0, "mxg_round_f32: %zu of 200000 differ from MPFR", bad32);
+    EXPECT(bad64 == 0, "mxg_round_weighted_f64: %zu of 200000 differ from MPFR", bad64);
+    mpfr_clears(x, y, (mpfr_ptr)0);
+    gsl_rng_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("gemm");
@@ -836,6 +1047,8 @@ int main(void)
     tcase_add_test(t, test_gather_and_packed_layout);
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
+    tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
+    tcase_add_test(t, test_round_int);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
                         (int)(sizeof block_cases / sizeof block_cases[0]));
