@@ -607,17 +607,75 @@ END_TEST
  * Also: a NaN code in a zero-scale group of B is refused by both. */
 static const char *fused_models[] = {"fp32-group", "block:hopper-fp8", NULL};
 
+/* The six outputs of one mx_gemm call, kept to compare two calls (fused
+ * pass on and off) bit for bit.  request() asks for every output but the
+ * one numbered drop (0 exact, 1 model_acc, 2 model_out, 3 bound, 4
+ * sum_abs, 5 bound_acc; -1 drops none), the model's two only under a model
+ * and bound_acc only with with_ba.  Every buffer is poisoned before each
+ * call, so an output not written differs from one written. */
+typedef struct {
+    size_t n;
+    double *ex, *bd, *sa, *ba;
+    float *ma;
+    uint16_t *mo;
+} gouts;
+
+static void gouts_alloc(gouts *g, size_t n)
+{
+    g->n = n;
+    g->ex = malloc(n * 8);
+    g->bd = malloc(n * 8);
+    g->sa = malloc(n * 8);
+    g->ba = malloc(n * 8);
+    g->ma = malloc(n * 4);
+    g->mo = malloc(n * 2);
+    ck_assert(g->ex && g->bd && g->sa && g->ba && g->ma && g->mo);
+}
+
+static void gouts_free(gouts *g)
+{
+    free(g->ex);
+    free(g->bd);
+    free(g->sa);
+    free(g->ba);
+    free(g->ma);
+    free(g->mo);
+}
+
+static mx_gemm_out gouts_request(gouts *g, int model, int drop, int with_ba)
+{
+    memset(g->ex, 0x5A, g->n * 8);
+    memset(g->bd, 0x5A, g->n * 8);
+    memset(g->sa, 0x5A, g->n * 8);
+    memset(g->ba, 0x5A, g->n * 8);
+    memset(g->ma, 0x5A, g->n * 4);
+    memset(g->mo, 0x5A, g->n * 2);
+    return (mx_gemm_out){drop == 0 ? NULL : g->ex, !model || drop == 1 ? NULL : g->ma,
+                         !model || drop == 2 ? NULL : g->mo, drop == 3 ? NULL : g->bd,
+                         drop == 4 ? NULL : g->sa,
+                         !with_ba || drop == 5 ? NULL : g->ba};
+}
+
+/* Every output of x and y the same bits; what names the call. */
+static void gouts_expect_same(const gouts *x, const gouts *y, const char *what)
+{
+    size_t n = x->n;
+    EXPECT(memcmp(x->ex, y->ex, n * 8) == 0, "%s: exact differs", what);
+    EXPECT(memcmp(x->bd, y->bd, n * 8) == 0, "%s: bound differs", what);
+    EXPECT(memcmp(x->sa, y->sa, n * 8) == 0, "%s: sum_abs differs", what);
+    EXPECT(memcmp(x->ba, y->ba, n * 8) == 0, "%s: bound_acc differs", what);
+    EXPECT(memcmp(x->ma, y->ma, n * 4) == 0, "%s: model_acc differs", what);
+    EXPECT(memcmp(x->mo, y->mo, n * 2) == 0, "%s: model_out differs", what);
+}
+
 static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
-                     const char *model, int fused, int drop, double *ex,
-                     float *ma, uint16_t *mo, double *bd, double *sa,
+                     const char *model, int fused, int drop, gouts *g,
                      mx_gemm_stats *st)
 {
     mx_gemm_spec spec = c->spec;
     if (model)
         mx_accum_parse(model, &spec.model);
-    mx_gemm_out o = {drop == 0 ? NULL : ex, !model || drop == 1 ? NULL : ma,
-                     !model || drop == 2 ? NULL : mo, drop == 3 ? NULL : bd,
-                     drop == 4 ? NULL : sa, NULL};
+    mx_gemm_out o = gouts_request(g, model != NULL, drop, 0);
     mxg_fused_enable(fused);
     int rc = (int)mx_gemm(&spec, A, B, &o, st);
     mxg_fused_enable(1);
@@ -655,38 +713,22 @@ START_TEST(test_fused_matches_engine)
     mx_operand A2 = c.A;
     A2.row_idx = idx;
     const mx_operand *as[2] = {&c.A, &A2}, *bs[2] = {&c.B, &B2};
-    double *e[2], *b[2], *q[2];
-    float *a[2];
-    uint16_t *o[2];
-    for (int v = 0; v < 2; v++) {
-        e[v] = malloc(MN * 8);
-        b[v] = malloc(MN * 8);
-        q[v] = malloc(MN * 8);
-        a[v] = malloc(MN * 4);
-        o[v] = malloc(MN * 2);
-    }
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
     size_t slow = 0;
     for (int lay = 0; lay < 2; lay++)
         for (int mi = 0; mi < 3; mi++)
             for (int drop = -1; drop < 5; drop++) {
                 mx_gemm_stats st[2];
-                for (int v = 0; v < 2; v++) {
-                    memset(e[v], 0x5A, MN * 8);
-                    memset(b[v], 0x5A, MN * 8);
-                    memset(q[v], 0x5A, MN * 8);
-                    memset(a[v], 0x5A, MN * 4);
-                    memset(o[v], 0x5A, MN * 2);
+                for (int v = 0; v < 2; v++)
                     ck_assert_int_eq(fused_run(&c, as[lay], bs[lay], fused_models[mi], v,
-                                               drop, e[v], a[v], o[v], b[v], q[v], &st[v]),
+                                               drop, &g[v], &st[v]),
                                      MX_OK);
-                }
-                const char *mn = fused_models[mi] ? fused_models[mi] : "no model";
-                EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s %s: exact differs", fm->name, mn);
-                EXPECT(memcmp(b[0], b[1], MN * 8) == 0, "%s %s layout %d drop %d: bound differs",
-                       fm->name, mn, lay, drop);
-                EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s %s: sum_abs differs", fm->name, mn);
-                EXPECT(memcmp(a[0], a[1], MN * 4) == 0, "%s %s: model_acc differs", fm->name, mn);
-                EXPECT(memcmp(o[0], o[1], MN * 2) == 0, "%s %s: model_out differs", fm->name, mn);
+                char what[160];
+                snprintf(what, sizeof what, "%s %s layout %d drop %d", fm->name,
+                         fused_models[mi] ? fused_models[mi] : "no model", lay, drop);
+                gouts_expect_same(&g[0], &g[1], what);
                 EXPECT(st[0].elements == st[1].elements &&
                            st[0].slow_elements == st[1].slow_elements,
                        "%s: statistics differ: %zu/%zu slow", fm->name, st[0].slow_elements,
@@ -702,19 +744,13 @@ START_TEST(test_fused_matches_engine)
         bb[5] = 0x80; /* the FNUZ NaN */
         sb[0] = 0;
         for (int v = 0; v < 2; v++)
-            ck_assert_int_eq(fused_run(&c, &c.A, &c.B, "fp32-group", v, -1, e[v], a[v],
-                                       o[v], b[v], q[v], NULL),
+            ck_assert_int_eq(fused_run(&c, &c.A, &c.B, "fp32-group", v, -1, &g[v], NULL),
                              MX_ERANGE);
         bb[5] = keep;
         sb[0] = keeps;
     }
-    for (int v = 0; v < 2; v++) {
-        free(e[v]);
-        free(b[v]);
-        free(q[v]);
-        free(a[v]);
-        free(o[v]);
-    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
     free(packed);
     free(idx);
     free_case(&c);
@@ -757,16 +793,10 @@ START_TEST(test_fused16_matches_engine)
         w[m] = (float)gsl_rng_uniform_pos(r);
         idx[m] = (int32_t)(M - 1 - m);
     }
-    double *e[2], *bd[2], *q[2], *ref = malloc(MN * 8);
-    float *ma[2];
-    uint16_t *mo[2];
-    for (int v = 0; v < 2; v++) {
-        e[v] = malloc(MN * 8);
-        bd[v] = malloc(MN * 8);
-        q[v] = malloc(MN * 8);
-        ma[v] = malloc(MN * 4);
-        mo[v] = malloc(MN * 2);
-    }
+    double *ref = malloc(MN * 8);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
     for (int wide = 0; wide < 2; wide++) {
         if (wide)
             b[3 * K + 40] = (uint16_t)mx_encode_rne(f, f->id == MX_BF16 ? 0x1p60 : 0x1p14);
@@ -780,16 +810,7 @@ START_TEST(test_fused16_matches_engine)
                     if (models[mi])
                         mx_accum_parse(models[mi], &spec.model);
                     for (int v = 0; v < 2; v++) {
-                        memset(e[v], 0x5A, MN * 8);
-                        memset(bd[v], 0x5A, MN * 8);
-                        memset(q[v], 0x5A, MN * 8);
-                        memset(ma[v], 0x5A, MN * 4);
-                        memset(mo[v], 0x5A, MN * 2);
-                        mx_gemm_out o = {drop == 0 ? NULL : e[v],
-                                         !models[mi] || drop == 1 ? NULL : ma[v],
-                                         !models[mi] || drop == 2 ? NULL : mo[v],
-                                         drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v],
-                                         NULL};
+                        mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 0);
                         unsigned long before = mxg_fused_count();
                         mxg_fused_enable(v);
                         ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
@@ -799,27 +820,19 @@ START_TEST(test_fused16_matches_engine)
                                    "%s wide %d: the fused pass did not take the call",
                                    f->name, wide);
                     }
-                    EXPECT(memcmp(e[0], e[1], MN * 8) == 0, "%s: exact differs", f->name);
-                    EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
-                           f->name, models[mi] ? models[mi] : "-", drop);
-                    EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s: sum_abs differs", f->name);
-                    EXPECT(memcmp(ma[0], ma[1], MN * 4) == 0, "%s %s: model_acc differs",
-                           f->name, models[mi] ? models[mi] : "-");
-                    EXPECT(memcmp(mo[0], mo[1], MN * 2) == 0, "%s: model_out differs", f->name);
+                    char what[160];
+                    snprintf(what, sizeof what, "%s wide %d gather %d %s drop %d", f->name,
+                             wide, gather, models[mi] ? models[mi] : "-", drop);
+                    gouts_expect_same(&g[0], &g[1], what);
                     if (drop == -1 && mi == 0) {
                         ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
-                        EXPECT(memcmp(e[1], ref, MN * 8) == 0, "%s: exact differs from MPFR",
-                               f->name);
+                        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0,
+                               "%s: exact differs from MPFR", f->name);
                     }
                 }
     }
-    for (int v = 0; v < 2; v++) {
-        free(e[v]);
-        free(bd[v]);
-        free(q[v]);
-        free(ma[v]);
-        free(mo[v]);
-    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
     free(ref);
     free(a);
     free(b);
@@ -876,17 +889,10 @@ START_TEST(test_fused16_split_groups)
         w[m] = (float)gsl_rng_uniform_pos(r);
         idx[m] = (int32_t)(M - 1 - m);
     }
-    double *ex[2], *bd[2], *ba[2], *q[2], *ref = malloc(MN * 8);
-    float *ma[2];
-    uint16_t *mo[2];
-    for (int v = 0; v < 2; v++) {
-        ex[v] = malloc(MN * 8);
-        bd[v] = malloc(MN * 8);
-        ba[v] = malloc(MN * 8);
-        q[v] = malloc(MN * 8);
-        ma[v] = malloc(MN * 4);
-        mo[v] = malloc(MN * 2);
-    }
+    double *ref = malloc(MN * 8);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
     size_t slow = 0;
     for (int gather = 0; gather < 2; gather++)
         for (int mi = 0; mi < 3; mi++)
@@ -899,17 +905,7 @@ START_TEST(test_fused16_split_groups)
                     mx_accum_parse(models[mi], &spec.model);
                 mx_gemm_stats gs[2];
                 for (int v = 0; v < 2; v++) {
-                    memset(ex[v], 0x5A, MN * 8);
-                    memset(bd[v], 0x5A, MN * 8);
-                    memset(ba[v], 0x5A, MN * 8);
-                    memset(q[v], 0x5A, MN * 8);
-                    memset(ma[v], 0x5A, MN * 4);
-                    memset(mo[v], 0x5A, MN * 2);
-                    mx_gemm_out o = {drop == 0 ? NULL : ex[v],
-                                     !models[mi] || drop == 1 ? NULL : ma[v],
-                                     !models[mi] || drop == 2 ? NULL : mo[v],
-                                     drop == 3 ? NULL : bd[v], drop == 4 ? NULL : q[v],
-                                     drop == 5 ? NULL : ba[v]};
+                    mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 1);
                     unsigned long before = mxg_fused_count();
                     mxg_fused_enable(v);
                     ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
@@ -926,38 +922,24 @@ START_TEST(test_fused16_split_groups)
                        gs[0].irregular_groups, gs[1].irregular_groups,
                        gs[0].slow_elements, gs[1].slow_elements);
                 slow += gs[1].slow_elements;
-                const char *mn = models[mi] ? models[mi] : "-";
-                EXPECT(memcmp(ex[0], ex[1], MN * 8) == 0, "%s %s drop %d: exact differs",
-                       f->name, mn, drop);
-                EXPECT(memcmp(bd[0], bd[1], MN * 8) == 0, "%s %s drop %d: bound differs",
-                       f->name, mn, drop);
-                EXPECT(memcmp(ba[0], ba[1], MN * 8) == 0,
-                       "%s %s drop %d: bound_acc differs", f->name, mn, drop);
-                EXPECT(memcmp(q[0], q[1], MN * 8) == 0, "%s %s drop %d: sum_abs differs",
-                       f->name, mn, drop);
-                EXPECT(memcmp(ma[0], ma[1], MN * 4) == 0, "%s %s drop %d: model_acc differs",
-                       f->name, mn, drop);
-                EXPECT(memcmp(mo[0], mo[1], MN * 2) == 0, "%s %s drop %d: model_out differs",
-                       f->name, mn, drop);
+                char what[160];
+                snprintf(what, sizeof what, "%s gather %d %s drop %d", f->name, gather,
+                         models[mi] ? models[mi] : "-", drop);
+                gouts_expect_same(&g[0], &g[1], what);
                 if (drop == -1 && mi == 0) {
+                    double *ex1 = g[1].ex;
                     ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
-                    EXPECT(memcmp(ex[1], ref, MN * 8) == 0, "%s: exact differs from MPFR",
+                    EXPECT(memcmp(ex1, ref, MN * 8) == 0, "%s: exact differs from MPFR",
                            f->name);
                     /* the comparison sees a one-ulp error */
-                    ex[1][MN / 2] = nextafter(ex[1][MN / 2], INFINITY);
-                    EXPECT(memcmp(ex[1], ref, MN * 8) != 0 && memcmp(ex[0], ex[1], MN * 8) != 0,
+                    ex1[MN / 2] = nextafter(ex1[MN / 2], INFINITY);
+                    EXPECT(memcmp(ex1, ref, MN * 8) != 0 && memcmp(g[0].ex, ex1, MN * 8) != 0,
                            "%s: a planted error went unseen", f->name);
                 }
             }
     EXPECT(f->id != MX_BF16 || slow > 0, "%s: no element took GMP", f->name);
-    for (int v = 0; v < 2; v++) {
-        free(ex[v]);
-        free(bd[v]);
-        free(ba[v]);
-        free(q[v]);
-        free(ma[v]);
-        free(mo[v]);
-    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
     free(ref);
     free(a);
     free(b);
