@@ -769,8 +769,8 @@ static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb,
  * without a nonzero value), lo/hi/amax of the row; -1 for a NaN or inf
  * code, else the number of wide groups. */
 static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
-                       size_t stride, int window, int *u, unsigned char *irr,
-                       int *lo_out, int *hi_out, double *amax_out)
+                       size_t stride, int window, int *u, int *umin_out,
+                       unsigned char *irr, int *lo_out, int *hi_out, double *amax_out)
 {
     size_t K = o->K;
     const uint16_t *codes = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld;
@@ -791,6 +791,8 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
             top = t->top[c] > top ? t->top[c] : top;
         }
         u[g * stride] = umin == INT_MAX ? 0 : umin;
+        if (umin_out)
+            umin_out[g * stride] = u[g * stride];
         irr[g * stride] = 0;
         if (umin == INT_MAX)
             continue;
@@ -851,6 +853,101 @@ static void add_exact(unsigned __int128 *acc, mpz_t *big, const unsigned char *s
     mpz_clear(t);
 }
 
+/* A wide A group's bits below its unit u (the residual entries) are also
+ * dotted by tile, as up to NPL planes of at most wa bits each: plane p
+ * (1 <= p <= NPL) holds the bits at and above up = max(u - p wa, umin)
+ * and below u - (p - 1) wa, umin the group's lowest exponent.  A plane's
+ * integers are below 2^wa and a regular B group's below 2^wb, wa + wb <=
+ * 48, so each plane's dot is exact in binary64 like the main one.  Groups
+ * that need more planes keep the term-by-term path. */
+#define NPL 3
+
+/* The part of |x| 2^e (x < 2^24) in [2^lo, 2^hi), over 2^lo. */
+static int64_t plane_part(uint32_t x, int e, int lo, int hi)
+{
+    if (e >= hi || lo - e >= 32)
+        return 0;
+    unsigned __int128 v = e >= lo ? (unsigned __int128)x << (e - lo) : x >> (lo - e);
+    return (int64_t)(v & (((unsigned __int128)1 << (hi - lo)) - 1));
+}
+
+/* The lower planes of A's wide groups: entry i of group g's list (rows in
+ * order, from woff[g]) holds row wrow[i]'s planes at pl[p][i * 32 + k]
+ * (signed) and pla (magnitudes); widx[m G + g] is that entry's index in
+ * the group's list, or -1 (not wide, or more than NPL planes). */
+typedef struct {
+    double *pl[NPL], *pla[NPL];
+    size_t *woff;
+    int *widx, *wnp;
+} planes16;
+
+static void planes16_free(planes16 *q)
+{
+    for (int p = 0; p < NPL; p++) {
+        free(q->pl[p]);
+        free(q->pla[p]);
+    }
+    free(q->woff);
+    free(q->widx);
+    free(q->wnp);
+}
+
+static int planes_of(int u, int umin, int wa)
+{
+    return (u - umin + wa - 1) / wa;
+}
+
+static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const int *ua,
+                                const int *umina, const unsigned char *irra,
+                                const size_t *roff, const int32_t *rla, const int16_t *rea,
+                                const unsigned char *rka)
+{
+    memset(q, 0, sizeof *q);
+    q->woff = calloc(G + 1, sizeof *q->woff);
+    q->widx = malloc((M * G + 1) * sizeof *q->widx);
+    q->wnp = calloc(G + 1, sizeof *q->wnp);
+    if (!q->woff || !q->widx || !q->wnp)
+        return MX_ENOMEM;
+    size_t nw = 0;
+    for (size_t g = 0; g < G; g++) {
+        q->woff[g] = nw;
+        for (size_t m = 0; m < M; m++) {
+            size_t i = m * G + g;
+            int np = irra[i] && wa >= 8 ? planes_of(ua[i], umina[i], wa) : 0;
+            q->widx[i] = np >= 1 && np <= NPL ? (int)(nw++ - q->woff[g]) : -1;
+            if (q->widx[i] >= 0 && np > q->wnp[g])
+                q->wnp[g] = np;
+        }
+    }
+    q->woff[G] = nw;
+    for (int p = 0; p < NPL && nw; p++) {
+        q->pl[p] = calloc(nw * MX_BLOCK, sizeof(double));
+        q->pla[p] = calloc(nw * MX_BLOCK, sizeof(double));
+        if (!q->pl[p] || !q->pla[p])
+            return MX_ENOMEM;
+    }
+    for (size_t g = 0; g < G; g++)
+        for (size_t m = 0; m < M; m++) {
+            size_t i = m * G + g;
+            if (q->widx[i] < 0)
+                continue;
+            size_t w = (q->woff[g] + (size_t)q->widx[i]) * MX_BLOCK;
+            for (size_t r = roff[i]; r < roff[i + 1]; r++) {
+                uint32_t x = (uint32_t)abs(rla[r]);
+                for (int p = 1; p <= NPL; p++) {
+                    int hi = ua[i] - (p - 1) * wa, lo = ua[i] - p * wa;
+                    lo = lo > umina[i] ? lo : umina[i];
+                    if (hi <= lo)
+                        break;
+                    int64_t v = plane_part(x, rea[r], lo, hi);
+                    q->pla[p - 1][w + rka[r]] = (double)v;
+                    q->pl[p - 1][w + rka[r]] = rla[r] < 0 ? -(double)v : (double)v;
+                }
+            }
+        }
+    return MX_OK;
+}
+
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
                      size_t *irr_a, mx_status *status)
@@ -882,6 +979,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     unsigned char *rka = malloc(M * KP + 1);
     size_t *roff = malloc((M * G + 1) * sizeof *roff);
     int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
+    int *umina = malloc((M * G + 1) * sizeof *umina);
+    planes16 pq = {0};
+    v4d *Pp[NPL] = {0}, *Qp[NPL] = {0};
     int *hia = malloc((M + 1) * sizeof *hia);
     unsigned char *irra = malloc(M * G + 1), *irrb = malloc(N * G + 1);
     double *amaxa = malloc((M + 1) * sizeof *amaxa);
@@ -901,7 +1001,13 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     unsigned char *slow = malloc(M * NT + 1), *eslow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
-    if (!ad || !aa || !rla || !rea || !rka || !roff || !ua || !loa || !hia || !irra || !irrb || !amaxa ||
+    for (int p = 0; p < NPL; p++) {
+        Pp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+        Qp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+        if (!Pp[p] || !Qp[p])
+            st = MX_ENOMEM;
+    }
+    if (st != MX_OK || !umina || !ad || !aa || !rla || !rea || !rka || !roff || !ua || !loa || !hia || !irra || !irrb || !amaxa ||
         !ub || !lob || !hib || !amaxb || (want_exact && !exact) || (want_group && !gacc) ||
         !bt || !bta || !P || !Q || !pbt || !fbt || !acc || !big || !slow || !eslow ||
         !gt || !qt) {
@@ -909,11 +1015,11 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         goto done;
     }
     for (size_t m = 0; m < M && st == MX_OK; m++)
-        if (row_facts16(A, ta, m, G, 1, wa, ua + m * G, irra + m * G, &loa[m], &hia[m],
+        if (row_facts16(A, ta, m, G, 1, wa, ua + m * G, umina + m * G, irra + m * G, &loa[m], &hia[m],
                         &amaxa[m]) < 0)
             st = MX_ERANGE;
     for (size_t n = 0; n < N && st == MX_OK; n++)
-        if (row_facts16(B, tb, n, G, 1, wb, ub + n * G, irrb + n * G, &lob[n], &hib[n],
+        if (row_facts16(B, tb, n, G, 1, wb, ub + n * G, NULL, irrb + n * G, &lob[n], &hib[n],
                         &amaxb[n]) < 0)
             st = MX_ERANGE;
     if (st != MX_OK)
@@ -938,6 +1044,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             roff[m * G + g + 1] = nres;
         }
     }
+    if ((st = planes16_build(&pq, M, G, wa, ua, umina, irra, roff, rla, rea, rka)) != MX_OK)
+        goto done;
     int cg = clog2z(G) + 5 + 1;
     int bf16_b = B->fmt->id == MX_BF16;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
@@ -1007,6 +1115,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            /* the lower planes of the group's wide A rows, by tile */
+            size_t nw = pq.woff[g + 1] - pq.woff[g];
+            for (int p = 0; nw && p < pq.wnp[g]; p++)
+                tile_dots(nw, pq.pl[p] + pq.woff[g] * MX_BLOCK,
+                          want_sabs ? pq.pla[p] + pq.woff[g] * MX_BLOCK : NULL, MX_BLOCK, bt,
+                          bta, Pp[p], Qp[p]);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 const double *qm = (const double *)&Q[2 * m];
@@ -1040,8 +1154,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                  * its window (residual_rows there) sum A's terms first,
                  * entry by entry across the lanes (each lane's sums keep
                  * the entries' order) */
-                unsigned __int128 gres[NT];
-                double gabs[NT];
+                unsigned __int128 gres[NT], gabs[NT];
                 int rows_lane[NT];
                 for (size_t l = 0; l < NT; l++) {
                     size_t n = n0 + l;
@@ -1050,7 +1163,24 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     gres[l] = 0;
                     gabs[l] = 0;
                 }
-                for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                /* their terms' sum and magnitudes' sum, exactly in the
+                 * element's frame: by planes, or term by term */
+                int wi = ia ? pq.widx[m * G + g] : -1;
+                for (int p = 0; wi >= 0 && p < pq.wnp[g]; p++) {
+                    int up = u - (p + 1) * wa;
+                    up = up > umina[m * G + g] ? up : umina[m * G + g];
+                    const double *pp = (const double *)&Pp[p][2 * (size_t)wi];
+                    const double *qp = (const double *)&Qp[p][2 * (size_t)wi];
+                    for (size_t l = 0; l < nt; l++) {
+                        if (!rows_lane[l] || (pp[l] == 0 && (!want_sabs || qp[l] == 0)))
+                            continue;
+                        int sh = (up - loa[m]) + db[l];
+                        gres[l] += shl((int64_t)pp[l], sh);
+                        if (want_sabs)
+                            gabs[l] += shl((int64_t)qp[l], sh);
+                    }
+                }
+                for (size_t r = roff[m * G + g]; ia && wi < 0 && r < roff[m * G + g + 1]; r++) {
                     for (size_t l = 0; l < nt; l++) {
                         if (!rows_lane[l])
                             continue;
@@ -1060,9 +1190,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                         if (!bm)
                             continue;
                         int64_t tv = (int64_t)rla[r] * bm;
-                        int te = rea[r] + be;
-                        gres[l] += shl(tv, te - (loa[m] + lob[n0 + l]));
-                        gabs[l] += fabs((double)tv) * pow2i(te);
+                        int sh = rea[r] + be - (loa[m] + lob[n0 + l]);
+                        gres[l] += shl(tv, sh);
+                        gabs[l] += shl(tv < 0 ? -tv : tv, sh);
                     }
                 }
                 for (size_t l = 0; l < nt; l++) {
@@ -1089,8 +1219,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     if (rows_lane[l]) {
                         if (want_exact)
                             acc[j] += gres[l];
-                        if (want_sabs)
-                            qt[j] += gabs[l];
+                        if (want_sabs) /* below 2^127: the span test */
+                            qt[j] += mxg_round_f64((__int128)gabs[l], loa[m] + lob[n]);
                         if (want_group) {
                             __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
                                          (__int128)gres[l];
@@ -1190,6 +1320,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         }
     }
 done:
+    planes16_free(&pq);
+    for (int p = 0; p < NPL; p++) {
+        free(Pp[p]);
+        free(Qp[p]);
+    }
+    free(umina);
     free(ad);
     free(aa);
     free(rla);

@@ -78,7 +78,11 @@ static void add_residual_elem(const mx_gemm_spec *s, const mx_operand *A,
  * B values are gathered once into column-contiguous arrays, each residual
  * entry then adds a_lo * b for all columns in the element's own fixed-point
  * frame (exact: the span test covers every term), and the fp32-group model
- * partial is rounded from P_hi + those terms in the same frame.  Columns
+ * partial is rounded from P_hi + those terms in the same frame.  The
+ * bound's sum gets the terms' magnitudes summed exactly in that frame and
+ * rounded once to binary64 (mxg_round_f64): one rounding for the group's
+ * low bits, whatever their number, so that any exact way of summing them
+ * (gemm_fused.c sums them by 24-bit planes) gives the same bits.  Columns
  * with residual bits of their own, and GMP elements, take the general
  * per-element path. */
 static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
@@ -96,7 +100,7 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
     int *db = malloc(N * sizeof *db);      /* uB + sb - loB[n]             */
     float *scb = malloc(N * sizeof *scb);
     unsigned __int128 *gres = malloc(N * sizeof *gres);
-    double *gabs = malloc(N * sizeof *gabs);
+    unsigned __int128 *gabs = malloc(N * sizeof *gabs);
     int ok = bm && be && fb && db && scb && gres && gabs;
     for (size_t n = 0; ok && n < N; n++) {
         for (size_t i = 0; i < len; i++) {
@@ -137,8 +141,7 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
                 int64_t tv = ma * bmk[n];
                 int te = ea + bek[n];
                 gres[n] += (unsigned __int128)mxg_shl128(tv, te + fa + fb[n]);
-                if (ac->sabs)
-                    gabs[n] += fabs((double)tv) * mxg_pow2(te + sa + fb[n] + b->lo[n]);
+                gabs[n] += (unsigned __int128)mxg_shl128(tv < 0 ? -tv : tv, te + fa + fb[n]);
             }
         }
         float scA = scaled ? mxg_scale_f32(A, s->decode, m, g) : 1.0f;
@@ -153,8 +156,8 @@ static void residual_rows(const mx_gemm_spec *s, const mx_operand *A,
                 continue;
             }
             ac->acc[i] += gres[n];
-            if (ac->sabs)
-                ac->sabs[i] += gabs[n];
+            if (ac->sabs) /* below 2^127: the span test */
+                ac->sabs[i] += mxg_round_f64((__int128)gabs[n], a->lo[m] + b->lo[n]);
             if (!ac->gacc)
                 continue;
             /* the unscaled group dot, exactly, in the element's frame */

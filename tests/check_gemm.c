@@ -947,6 +947,128 @@ START_TEST(test_fused16_split_groups)
 }
 END_TEST
 
+/* Wide A groups against mostly narrow B, so that most lanes take the fused
+ * pass's plane dots (gemm_fused.c, NPL): in each group of A a pair +-1.5
+ * 2^10 that B's equal pair cancels, and 30 values from 2^(3-d) (d from 8 to
+ * 85: regular groups, one, two and three planes below the 24-bit window,
+ * and past them, the term-by-term way), in rows 0-6 only in the bottom six
+ * binades, so that the lowest plane decides the exact values and the model
+ * partials.  One wide group in B
+ * (column 15) sets both windows to 24 bits and sends its lanes the
+ * general way.  Every output bit for bit against the engine (fused pass
+ * off), the exact values against MPFR, sum_abs at or above the MPFR sum of
+ * |a b| and within 2^-40 of it, and a planted one-ulp error must show. */
+START_TEST(test_fused16_planes)
+{
+    static const char *models[] = {"fp32-group", "block:hopper-bf16", NULL};
+    static const int spans[] = {8, 20, 30, 45, 60, 75, 85};
+    const mx_format *f = mx_format_get(MX_BF16);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 1400);
+    size_t M = 9, N = 16, K = 256, G = K / 32, MN = M * N;
+    uint16_t *a = malloc(M * K * 2), *b = malloc(N * K * 2);
+    for (size_t m = 0; m < M; m++)
+        for (size_t g = 0; g < G; g++) {
+            uint16_t *ag = a + m * K + g * 32;
+            /* rows 0-6: one d each and values in the bottom six binades
+             * (the lowest plane decides the row's results); rows 7-8: d
+             * by group, values anywhere up to 2^4 */
+            int d = m < 7 ? spans[m] : spans[(m + g) % 7];
+            unsigned long binades = m < 7 ? 6 : (unsigned long)d + 2;
+            ag[0] = (uint16_t)mx_encode_rne(f, 0x1.8p10);
+            ag[1] = (uint16_t)mx_encode_rne(f, -0x1.8p10);
+            for (int i = 2; i < 32; i++) {
+                int e = 3 - d + (int)gsl_rng_uniform_int(r, binades);
+                double v = ldexp(1.0 + (double)gsl_rng_uniform_int(r, 128) / 128.0, e);
+                ag[i] = gsl_rng_uniform(r) < 0.05
+                            ? 0
+                            : (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
+            }
+        }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++) {
+            int e = n == 15 && k < 32 ? (int)gsl_rng_uniform_int(r, 21) - 10
+                                      : (int)gsl_rng_uniform_int(r, 7) - 3;
+            double v = ldexp(1.0 + (double)gsl_rng_uniform_int(r, 128) / 128.0, e);
+            b[n * K + k] = k % 32 == 1 ? b[n * K + k - 1]
+                                       : (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
+        }
+    float w[9];
+    int32_t idx[9];
+    for (size_t m = 0; m < M; m++) {
+        w[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    double *ref = malloc(MN * 8);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
+    mpfr_t acc, t;
+    mpfr_inits2(2000, acc, t, (mpfr_ptr)0);
+    for (int gather = 0; gather < 2; gather++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int drop = -1; drop < 6; drop++) {
+                mx_operand A = {f, a, M, K, K, NULL, 0, 0, gather ? idx : NULL};
+                mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+                mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                     gather ? NULL : w};
+                if (models[mi])
+                    mx_accum_parse(models[mi], &spec.model);
+                mx_gemm_stats gs[2];
+                for (int v = 0; v < 2; v++) {
+                    mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 1);
+                    unsigned long before = mxg_fused_count();
+                    mxg_fused_enable(v);
+                    ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
+                    mxg_fused_enable(1);
+                    if (v == 1)
+                        EXPECT(mxg_fused_count() > before, "planes: the fused pass did not take the call");
+                }
+                EXPECT(gs[0].irregular_groups > M * G / 2 &&
+                           gs[0].irregular_groups == gs[1].irregular_groups,
+                       "planes: irregular groups %zu / %zu", gs[0].irregular_groups,
+                       gs[1].irregular_groups);
+                char what[160];
+                snprintf(what, sizeof what, "planes gather %d %s drop %d", gather,
+                         models[mi] ? models[mi] : "-", drop);
+                gouts_expect_same(&g[0], &g[1], what);
+                if (drop != -1 || mi != 0)
+                    continue;
+                ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+                EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "planes: exact differs from MPFR");
+                size_t bad = 0;
+                for (size_t m = 0; m < M; m++)
+                    for (size_t n = 0; n < N; n++) {
+                        const uint16_t *ar = a + (gather ? (size_t)idx[m] : m) * K;
+                        mpfr_set_zero(acc, 1);
+                        for (size_t k = 0; k < K; k++) {
+                            mpfr_set_d(t, mx_decode_double(f, ar[k]), MPFR_RNDN);
+                            mpfr_mul_d(t, t, mx_decode_double(f, b[n * K + k]), MPFR_RNDN);
+                            mpfr_abs(t, t, MPFR_RNDN);
+                            mpfr_add(acc, acc, t, MPFR_RNDN); /* exact at 2000 bits */
+                        }
+                        if (!gather)
+                            mpfr_mul_d(acc, acc, (double)w[m], MPFR_RNDN);
+                        double sa = g[1].sa[m * N + n], lo = mpfr_get_d(acc, MPFR_RNDD);
+                        if (!(sa >= lo && sa <= lo * (1 + 0x1p-40)) && bad++ < 3)
+                            fprintf(stderr, "planes (%zu, %zu): sum_abs %a, MPFR %a\n", m, n,
+                                    sa, lo);
+                    }
+                EXPECT(bad == 0, "planes: %zu sum_abs outside [S, S (1 + 2^-40)]", bad);
+                g[1].ex[MN / 3] = nextafter(g[1].ex[MN / 3], INFINITY);
+                EXPECT(memcmp(g[1].ex, ref, MN * 8) != 0 && memcmp(g[0].ex, g[1].ex, MN * 8) != 0,
+                       "planes: a planted error went unseen");
+            }
+    mpfr_clears(acc, t, (mpfr_ptr)0);
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
+    free(ref);
+    free(a);
+    free(b);
+    gsl_rng_free(r);
+}
+END_TEST
+
 /* The one rounding of an exact 128-bit integer times 2^e (round_int.c)
  * against MPFR: to FP32 (every range: subnormal, normal, overflow) and to
  * binary64 with and without an FP32 weight (normal results, the range the
@@ -1030,6 +1152,7 @@ int main(void)
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
+    tcase_add_test(t, test_fused16_planes);
     tcase_add_test(t, test_round_int);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
