@@ -45,6 +45,7 @@ typedef struct {
     ctx *x;
     mxv_case_ref **p; /* prepared cases, by index */
     double *t0;       /* when each case's preparation began */
+    double *tr;       /* how long each case's preparation (the reference) took */
     size_t fin, prep;
 } step_ctx;
 
@@ -58,16 +59,19 @@ static void step_task(void *v, size_t which)
     if (which == 1) {
         s->t0[i] = now();
         s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
+        s->tr[i] = now() - s->t0[i];
         x->rc[i] = s->p[i] ? 0 : -1;
         return;
     }
     if (!s->p[i])
         return; /* its preparation failed: rc and err are set */
+    double t1 = now();
     x->rc[i] = mxv_case_finish(s->p[i], &x->rows[i], x->err[i], sizeof x->err[i]);
     s->p[i] = NULL;
     x->secs[i] = now() - s->t0[i];
     if (x->progress && !x->rc[i])
-        fprintf(stderr, "mxverify: %s done in %.1f s\n", x->cases[i]->name, x->secs[i]);
+        fprintf(stderr, "mxverify: %s done in %.1f s (reference %.1f s, kernels and judging %.1f s)\n",
+                x->cases[i]->name, x->secs[i], s->tr[i], now() - t1);
 }
 
 /* A GPU backend drives one device, so its cases' kernels run one after
@@ -81,11 +85,12 @@ static void step_task(void *v, size_t which)
 static int run_pipelined(ctx *x, size_t n)
 {
     mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
-    double *t0 = calloc(n ? n : 1, sizeof *t0);
+    double *t0 = calloc(n ? n : 1, sizeof *t0), *tr = calloc(n ? n : 1, sizeof *tr);
     size_t *order = calloc(n ? n : 1, sizeof *order), m = 0;
-    if (!p || !t0 || !order) {
+    if (!p || !t0 || !tr || !order) {
         free(p);
         free(t0);
+        free(tr);
         free(order);
         return -1;
     }
@@ -94,7 +99,7 @@ static int run_pipelined(ctx *x, size_t n)
         if (x->cases[i])
             order[m++] = i;
     }
-    step_ctx s = {x, p, t0, SIZE_MAX, m ? order[0] : SIZE_MAX};
+    step_ctx s = {x, p, t0, tr, SIZE_MAX, m ? order[0] : SIZE_MAX};
     step_task(&s, 1); /* the first reference, with the whole pool */
     for (size_t j = 0; j < m; j++) {
         s.fin = order[j];
@@ -108,6 +113,7 @@ static int run_pipelined(ctx *x, size_t n)
         mxv_case_ref_free(p[i]); /* none left; for safety */
     free(p);
     free(t0);
+    free(tr);
     free(order);
     return 0;
 }
