@@ -124,8 +124,7 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
     /* a slice provider (--reference gpu) takes the engine's slices, a sum
      * provider the whole sum of exact-only calls: the fused CPU kernels,
      * same bits, would bypass them */
-    int fused_ok = mx_gemm_slice_provider(NULL) == NULL &&
-                   !(mxg_exact_only(out) && mx_gemm_sum_provider(NULL) != NULL);
+    int fused_ok = mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out);
     if (fused_ok && mxg_fused_applies(s, A, B)) {
         if (irr_a)
             *irr_a = 0;

@@ -320,6 +320,13 @@ static inline int mxg_exact_only(const mx_gemm_out *out)
            !out->bound_acc;
 }
 
+/* 1 when the call's whole sum goes to the sum provider (--reference gpu
+ * or auto on a GPU backend): exact values only, and a provider set. */
+static inline int mxg_device_sums(const mx_gemm_out *out)
+{
+    return mxg_exact_only(out) && mx_gemm_sum_provider(NULL) != NULL;
+}
+
 /* ---- gemm_fused.c --------------------------------------------------------- */
 
 /* The fused FP8 kernel takes 8-bit operands whose values all sit on one

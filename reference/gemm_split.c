@@ -95,7 +95,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     /* about four blocks per thread, none narrower than SPLIT_MIN_COLS */
     size_t want = 4 * (size_t)threads;
-    if (mxg_exact_only(out) && mx_gemm_sum_provider(NULL)) {
+    if (mxg_device_sums(out)) {
         /* the device sums each block and is sent all of A (8 M K bytes)
          * for each: no more blocks than N / M, or than keep those copies
          * within 128 MiB when A is small (the blocks' host work, preparing
