@@ -170,23 +170,17 @@ static int run_suite(const char *suite, const char *only)
     return fails != 0;
 }
 
-static uint64_t rng = MXV_GPUREF_SEED;
-
 static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
 {
-    const mx_format *f = mx_format_get(MX_E4M3FN);
-    uint8_t *ca = malloc(M * K), *cb = malloc(N * K);
-    uint8_t *sa = malloc(M * K / 32), *sb = malloc(N * K / 32);
+    mxv_gpuref_ops g;
     double *e1 = malloc(M * N * sizeof *e1), *e2 = malloc(M * N * sizeof *e2);
-    if (!ca || !cb || !sa || !sb || !e1 || !e2)
+    if (!e1 || !e2 || mxv_gpuref_ops_make(&g, M, N, K) != 0) {
+        free(e1);
+        free(e2);
         return 1;
-    mxv_gpuref_fill(&rng, ca, sa, M, K);
-    mxv_gpuref_fill(&rng, cb, sb, N, K);
-    mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
-    mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
-    mx_gemm_spec s;
-    memset(&s, 0, sizeof s);
-    s.decode = MX_E8M0_SPEC;
+    }
+    const mx_operand A = g.A, B = g.B;
+    const mx_gemm_spec s = g.spec;
     mx_gemm_out o1, o2;
     memset(&o1, 0, sizeof o1);
     memset(&o2, 0, sizeof o2);
@@ -216,10 +210,7 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
     printf("  %zu x %zu x %zu: CPU %.3f s, GPU %.3f s, %zu of %zu exact values "
            "differ; %lu calls summed on the device, %lu slice calls, %lu fallbacks\n",
            M, N, K, *tc, *tg, diff, M * N, nsum, calls - c0, fail_calls - f0);
-    free(ca);
-    free(cb);
-    free(sa);
-    free(sb);
+    mxv_gpuref_ops_free(&g);
     free(e1);
     free(e2);
     return st1 != MX_OK || st2 != MX_OK || diff != 0 || fail_calls != f0 ||

@@ -281,8 +281,6 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
 
 /* ---- bench --reference gpu ---------------------------------------------- */
 
-static uint64_t rng_state = MXV_GPUREF_SEED; /* tests/check_gpuref's operands too */
-
 /* Exact values of one dense M x N x K MXFP8 GEMM, best of two wall times
  * each: the CPU engine (fused kernel, every pool thread) against the GPU
  * reference (--reference gpu), every value compared bitwise.  0, or -1
@@ -290,21 +288,18 @@ static uint64_t rng_state = MXV_GPUREF_SEED; /* tests/check_gpuref's operands to
 static int gpu_shape(size_t M, size_t N, size_t K, double *tc, double *tg,
                      size_t *differ, unsigned long *on_dev)
 {
-    const mx_format *f = mx_format_get(MX_E4M3FN);
-    uint8_t *ca = malloc(M * K), *cb = malloc(N * K);
-    uint8_t *sa = malloc(M * K / 32), *sb = malloc(N * K / 32);
+    mxv_gpuref_ops g;
     double *e1 = malloc(M * N * sizeof *e1), *e2 = malloc(M * N * sizeof *e2);
     int rc = -1;
-    if (!ca || !cb || !sa || !sb || !e1 || !e2)
+    if (mxv_gpuref_ops_make(&g, M, N, K) != 0) {
+        free(e1);
+        free(e2);
+        return -1;
+    }
+    if (!e1 || !e2)
         goto out;
-    mxv_gpuref_fill(&rng_state, ca, sa, M, K);
-    mxv_gpuref_fill(&rng_state, cb, sb, N, K);
-    mx_operand A = {f, ca, M, K, K, sa, K / 32, 1, NULL};
-    mx_operand B = {f, cb, N, K, K, sb, K / 32, 1, NULL};
-    mx_gemm_spec s;
-    memset(&s, 0, sizeof s);
-    s.decode = MX_E8M0_SPEC;
-    s.model = mx_accum_default();
+    const mx_operand A = g.A, B = g.B;
+    const mx_gemm_spec s = g.spec;
     mx_gemm_out o1 = {e1, NULL, NULL, NULL, NULL, NULL};
     mx_gemm_out o2 = {e2, NULL, NULL, NULL, NULL, NULL};
     *tc = *tg = 1e30;
@@ -329,10 +324,7 @@ static int gpu_shape(size_t M, size_t N, size_t K, double *tc, double *tg,
     rc = 0;
 out:
     mxv_gpu_reference_disable();
-    free(ca);
-    free(cb);
-    free(sa);
-    free(sb);
+    mxv_gpuref_ops_free(&g);
     free(e1);
     free(e2);
     return rc;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <gsl/gsl_rng.h>
 #include "backend_gpu.h"
 #include "mxref/gemm.h"
 
@@ -166,21 +167,46 @@ int mxv_gpu_reference_enable_sum(void)
     return 0;
 }
 
-static uint64_t xorshift64(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-void mxv_gpuref_fill(uint64_t *state, uint8_t *codes, uint8_t *scales, size_t rows,
-                     size_t K)
+static void gpuref_fill(gsl_rng *r, uint8_t *codes, uint8_t *scales, size_t rows, size_t K)
 {
     for (size_t i = 0; i < rows * K; i++) {
-        uint8_t v = (uint8_t)xorshift64(state);
-        codes[i] = (v & 0x7f) == 0x7f ? 0x3f : v;
+        uint8_t v = (uint8_t)gsl_rng_uniform_int(r, 256);
+        codes[i] = (v & 0x7f) == 0x7f ? 0x3f : v; /* E4M3FN's NaNs: 0x3f */
     }
     for (size_t i = 0; i < rows * (K / 32); i++)
-        scales[i] = (uint8_t)(127 - 8 + xorshift64(state) % 16);
+        scales[i] = (uint8_t)(127 - 8 + gsl_rng_uniform_int(r, 16));
+}
+
+void mxv_gpuref_ops_free(mxv_gpuref_ops *o)
+{
+    free(o->ca);
+    free(o->cb);
+    free(o->sa);
+    free(o->sb);
+    memset(o, 0, sizeof *o);
+}
+
+int mxv_gpuref_ops_make(mxv_gpuref_ops *o, size_t M, size_t N, size_t K)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FN);
+    memset(o, 0, sizeof *o);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    o->ca = malloc(M * K + 1);
+    o->cb = malloc(N * K + 1);
+    o->sa = malloc(M * (K / 32) + 1);
+    o->sb = malloc(N * (K / 32) + 1);
+    if (!r || !o->ca || !o->cb || !o->sa || !o->sb) {
+        gsl_rng_free(r);
+        mxv_gpuref_ops_free(o);
+        return -1;
+    }
+    gsl_rng_set(r, MXV_GPUREF_SEED);
+    gpuref_fill(r, o->ca, o->sa, M, K);
+    gpuref_fill(r, o->cb, o->sb, N, K);
+    gsl_rng_free(r);
+    o->A = (mx_operand){f, o->ca, M, K, K, o->sa, K / 32, 1, NULL};
+    o->B = (mx_operand){f, o->cb, N, K, K, o->sb, K / 32, 1, NULL};
+    o->spec.decode = MX_E8M0_SPEC;
+    o->spec.model = mx_accum_default();
+    return 0;
 }

@@ -49,13 +49,22 @@ void mxv_gpu_reference_disable(void);
  * (nothing set) without a loaded library that has it. */
 int mxv_gpu_reference_enable_sum(void);
 /* The operands the GPU reference is timed on (bench --reference gpu,
- * tests/check_gpuref --time): rows x K random E4M3FN codes (no NaN) and
- * E8M0 scales 2^(-8..7), from the xorshift64 stream *state (seed it with
- * MXV_GPUREF_SEED for the published figures). */
+ * tests/check_gpuref --time): one dense MXFP8 GEMM, A M x K and B N x K
+ * random E4M3FN codes (no NaN) with E8M0 scales 2^(-8..7), drawn from
+ * GSL's MT19937 seeded with MXV_GPUREF_SEED (the same bytes on every
+ * machine), and a spec with the OCP scale decode and the default model. */
+#include <stddef.h>
 #include <stdint.h>
-#define MXV_GPUREF_SEED 88172645463325252ull
-void mxv_gpuref_fill(uint64_t *state, uint8_t *codes, uint8_t *scales, size_t rows,
-                     size_t K);
+#include "mxref/gemm.h"
+#define MXV_GPUREF_SEED 20261203ul
+typedef struct {
+    uint8_t *ca, *cb, *sa, *sb;
+    mx_operand A, B;
+    mx_gemm_spec spec;
+} mxv_gpuref_ops;
+/* 0, or -1 out of memory (nothing left to free). */
+int mxv_gpuref_ops_make(mxv_gpuref_ops *o, size_t M, size_t N, size_t K);
+void mxv_gpuref_ops_free(mxv_gpuref_ops *o);
 /* The providers themselves (NULL without a loaded library that has them). */
 void *mxv_gpu_slice_fn(void);
 void *mxv_gpu_sum_fn(void);
