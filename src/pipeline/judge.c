@@ -51,29 +51,46 @@ static void note_bad(mxv_judge *j, size_t i, double out, double exact,
     }
 }
 
-/* rel L2, SQNR, allclose, aiter from out vs exact */
+/* rel L2, SQNR, allclose, aiter from out vs exact, one pair at a time
+ * (peers_add in index order, then peers_end: the plain loop's sums). */
+typedef struct {
+    double d2, r2;
+    size_t mis;
+    int allclose;
+} peers_acc;
+
+static void peers_add(peers_acc *a, double o, double r)
+{
+    double d = o - r;
+    if (isnan(o) || isnan(r)) {
+        a->d2 = INFINITY;
+        a->allclose = 0;
+        a->mis++;
+        return;
+    }
+    a->d2 += d * d;
+    a->r2 += r * r;
+    if (!(fabs(d) <= 1e-5 + 1.6e-2 * fabs(r)))
+        a->allclose = 0;
+    if (!(fabs(d) <= 1e-2 + 1e-2 * fabs(r)))
+        a->mis++;
+}
+
+static void peers_end(mxv_judge *j, const peers_acc *a, size_t n)
+{
+    if (!a->allclose)
+        j->allclose = 0;
+    j->rel_l2 = sqrt(a->d2) / (sqrt(a->r2) + 1e-8);
+    j->sqnr_db = a->d2 > 0 ? 10 * log10(a->r2 / a->d2) : INFINITY;
+    j->aiter_mismatch = n ? (double)a->mis / (double)n : 0;
+}
+
 static void peers(mxv_judge *j, const double *outv, const double *exact, size_t n)
 {
-    double d2 = 0, r2 = 0;
-    size_t mis = 0;
-    for (size_t i = 0; i < n; i++) {
-        double o = outv[i], r = exact[i], d = o - r;
-        if (isnan(o) || isnan(r)) {
-            d2 = INFINITY;
-            j->allclose = 0;
-            mis++;
-            continue;
-        }
-        d2 += d * d;
-        r2 += r * r;
-        if (!(fabs(d) <= 1e-5 + 1.6e-2 * fabs(r)))
-            j->allclose = 0;
-        if (!(fabs(d) <= 1e-2 + 1e-2 * fabs(r)))
-            mis++;
-    }
-    j->rel_l2 = sqrt(d2) / (sqrt(r2) + 1e-8);
-    j->sqnr_db = d2 > 0 ? 10 * log10(r2 / d2) : INFINITY;
-    j->aiter_mismatch = n ? (double)mis / (double)n : 0;
+    peers_acc a = {0, 0, 0, 1};
+    for (size_t i = 0; i < n; i++)
+        peers_add(&a, outv[i], exact[i]);
+    peers_end(j, &a, n);
 }
 
 /* The verdict classes of judge.h over decoded values: o[i] the output,
@@ -521,20 +538,25 @@ void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
         val[c] = mx_decode_double(f, (uint32_t)c);
         pw[c] = mx_e8m0_decode_spec((uint8_t)c);
     }
-    double *a = malloc(mx_nz(n) * sizeof *a), *b = malloc(mx_nz(n) * sizeof *b);
-    if (a && b) {
-        size_t K = cols, N = packed_rows ? packed_rows : 1;
-        for (size_t i = 0; i < n; i++) {
-            size_t si = i / 32;
-            if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
-                size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
-                si = (e * (K / 32) + g) * N + nrow;
-            }
-            a[i] = val[q[i]] * pw[s[si]];
-            b[i] = val[rq[i]] * pw[rs[si]];
+    /* streamed: no copy of the (possibly every expert's) tensor in doubles */
+    peers_acc acc = {0, 0, 0, 1};
+    size_t K = cols, N = packed_rows ? packed_rows : 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t si = i / 32;
+        if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
+            size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
+            si = (e * (K / 32) + g) * N + nrow;
         }
-        mxv_judge_peers_values(j, a, b, n);
+        double sa = pw[s[si]], sb = pw[rs[si]];
+        size_t end = i + 32 - i % 32; /* the rest of i's 32-block: one scale */
+        if (end > n)
+            end = n;
+        if (packed_rows && end > i + (K - i % K))
+            end = i + (K - i % K);
+        for (; i < end; i++)
+            peers_add(&acc, val[q[i]] * sa, val[rq[i]] * sb);
+        i--;
     }
-    free(a);
-    free(b);
+    j->allclose = 1;
+    peers_end(j, &acc, n);
 }
