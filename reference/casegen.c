@@ -1,9 +1,11 @@
 /* casegen.c -- deterministic MoE layer cases (see mxref/casegen.h). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/casegen.h"
+#include "mxref/pool.h"
 #include "names.h"
 
 enum { STREAM_X = 1, STREAM_ROUTER, STREAM_SHARED, STREAM_EXPERT = 1000 };
@@ -164,12 +166,11 @@ void mx_case_free(mx_case *c)
     memset(c, 0, sizeof *c);
 }
 
-mx_status mx_case_materialize(const mx_case_params *p, mx_case *c, size_t le)
+/* Generates local expert le's weights into c (not yet there); frees what
+ * it made on failure.  Touches only slot le, so it may run in parallel for
+ * distinct experts. */
+static mx_status materialize_one(const mx_case_params *p, mx_case *c, size_t le)
 {
-    if (le >= c->shape.E_local)
-        return MX_EINVAL;
-    if (c->w13[le])
-        return MX_OK;
     mx_status st = gen_mlp(p, STREAM_EXPERT + c->shape.expert0 + le, c->shape.inter,
                            &c->w13[le], &c->w13_s[le], &c->w2[le], &c->w2_s[le]);
     if (st != MX_OK) {
@@ -178,10 +179,20 @@ mx_status mx_case_materialize(const mx_case_params *p, mx_case *c, size_t le)
         free(c->w2[le]);
         free(c->w2_s[le]);
         c->w13[le] = c->w13_s[le] = c->w2[le] = c->w2_s[le] = NULL;
-        return st;
     }
-    c->n_materialized++;
-    return MX_OK;
+    return st;
+}
+
+mx_status mx_case_materialize(const mx_case_params *p, mx_case *c, size_t le)
+{
+    if (le >= c->shape.E_local)
+        return MX_EINVAL;
+    if (c->w13[le])
+        return MX_OK;
+    mx_status st = materialize_one(p, c, le);
+    if (st == MX_OK)
+        c->n_materialized++;
+    return st;
 }
 
 static void gen_x(const mx_case_params *p, uint16_t *x)
@@ -209,6 +220,26 @@ static void gen_x(const mx_case_params *p, uint16_t *x)
         }
     free(chan);
     gsl_rng_free(r);
+}
+
+typedef struct {
+    const mx_case_params *p;
+    mx_case *c;
+    size_t *todo;   /* local expert indices; SIZE_MAX: the shared expert */
+    mx_status *st;  /* by todo index */
+    size_t n;
+} gen_ctx;
+
+static void gen_task(void *v, size_t i)
+{
+    gen_ctx *g = v;
+    if (g->todo[i] == SIZE_MAX) {
+        mx_case *c = g->c;
+        g->st[i] = gen_mlp(g->p, STREAM_SHARED, c->shape.inter_shared, &c->ws13,
+                           &c->ws13_s, &c->ws2, &c->ws2_s);
+    } else {
+        g->st[i] = materialize_one(g->p, g->c, g->todo[i]);
+    }
 }
 
 mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
@@ -246,17 +277,35 @@ mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
         c->bias[e] = (float)(p->hot_bias * u * u * u * u);
     }
     gsl_rng_free(r);
-    if ((st = gen_mlp(p, STREAM_SHARED, s->inter_shared, &c->ws13, &c->ws13_s,
-                      &c->ws2, &c->ws2_s)) != MX_OK)
-        goto fail;
     mx_moe_routing rt;
     if ((st = mx_moe_route(s, c->router, c->bias, c->x, T, &rt)) != MX_OK)
         goto fail;
-    for (size_t i = 0; i < T * (size_t)s->topk && st == MX_OK; i++) {
-        size_t id = (size_t)rt.ids[i];
-        if (id >= s->expert0 && id < s->expert0 + s->E_local)
-            st = mx_case_materialize(p, c, id - s->expert0);
+    /* the shared expert and every routed local expert, once each, in order
+     * of first use; each has its own stream, so they are generated in
+     * parallel with the same bytes as one after another */
+    gen_ctx g = {p, c, calloc(1 + s->E_local, sizeof *g.todo),
+                 calloc(1 + s->E_local, sizeof *g.st), 0};
+    unsigned char *seen = calloc(s->E_local, 1);
+    st = MX_ENOMEM;
+    if (g.todo && g.st && seen) {
+        g.todo[g.n++] = SIZE_MAX; /* the shared expert */
+        for (size_t i = 0; i < T * (size_t)s->topk; i++) {
+            size_t id = (size_t)rt.ids[i];
+            if (id >= s->expert0 && id < s->expert0 + s->E_local &&
+                !seen[id - s->expert0]) {
+                seen[id - s->expert0] = 1;
+                g.todo[g.n++] = id - s->expert0;
+            }
+        }
+        mx_parallel_for(g.n, gen_task, &g);
+        st = MX_OK;
+        for (size_t i = 0; i < g.n && st == MX_OK; i++)
+            st = g.st[i];
+        c->n_materialized = g.n - 1;
     }
+    free(g.todo);
+    free(g.st);
+    free(seen);
     mx_moe_routing_free(&rt);
     if (st != MX_OK)
         goto fail;
