@@ -12,6 +12,7 @@
 #include "mxref/casegen.h"
 #include "mxref/accum.h"
 #include "mxref/fnuz.h"
+#include "mxref/pool.h"
 #include "layer_opts.h"
 #include "runner.h"
 #include "stages.h"
@@ -147,6 +148,44 @@ static void experts_free(experts *e)
     free(e->b2);
 }
 
+/* experts_build's per-expert work: compact expert i's checkpoint bytes,
+ * then its FNUZ form (w8a8; unpacked scales r13/r2) or BF16 dequantization;
+ * bad[i] = 1 when its conversion failed.  Each task writes only expert i's
+ * slices, so the result does not depend on the threads. */
+typedef struct {
+    const mx_case *c;
+    experts *e;
+    int w8a8;
+    uint8_t *r13, *r2;
+    int *bad;
+} build_ctx;
+
+static void build_task(void *v, size_t i)
+{
+    build_ctx *b = v;
+    const mx_case *c = b->c;
+    experts *e = b->e;
+    size_t H = c->shape.H, I = c->shape.inter, n13 = 2 * I * H, n2 = H * I;
+    size_t le = e->local[i], badi;
+    memcpy(e->w13 + i * n13, c->w13[le], n13);
+    memcpy(e->w13s + i * n13 / 32, c->w13_s[le], n13 / 32);
+    memcpy(e->w2 + i * n2, c->w2[le], n2);
+    memcpy(e->w2s + i * n2 / 32, c->w2_s[le], n2 / 32);
+    if (b->w8a8) {
+        b->bad[i] = mx_fn_to_fnuz_mx(e->w13 + i * n13, n13, e->w13s + i * n13 / 32,
+                                     n13 / 32, 32, e->q13 + i * n13,
+                                     b->r13 + i * n13 / 32, &badi) != MX_OK ||
+                    mx_fn_to_fnuz_mx(e->w2 + i * n2, n2, e->w2s + i * n2 / 32, n2 / 32,
+                                     32, e->q2 + i * n2, b->r2 + i * n2 / 32,
+                                     &badi) != MX_OK;
+    } else {
+        mx_dequant_bf16(MX_E4M3FN, e->w13 + i * n13, e->w13s + i * n13 / 32, 2 * I, H,
+                        e->b13 + i * n13);
+        mx_dequant_bf16(MX_E4M3FN, e->w2 + i * n2, e->w2s + i * n2 / 32, H, I,
+                        e->b2 + i * n2);
+    }
+}
+
 static int experts_build(const mx_case *c, int w8a8, experts *e)
 {
     const mx_moe_shape *s = &c->shape;
@@ -170,40 +209,36 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
     e->w2s = malloc(mx_nz(n * n2 / 32));
     if (!e->w13 || !e->w13s || !e->w2 || !e->w2s)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        size_t le = e->local[i];
-        memcpy(e->w13 + i * n13, c->w13[le], n13);
-        memcpy(e->w13s + i * n13 / 32, c->w13_s[le], n13 / 32);
-        memcpy(e->w2 + i * n2, c->w2[le], n2);
-        memcpy(e->w2s + i * n2 / 32, c->w2_s[le], n2 / 32);
-    }
+    uint8_t *r13 = NULL, *r2 = NULL;
     if (w8a8) {
         e->q13 = malloc(mx_nz(n * n13));
         e->q2 = malloc(mx_nz(n * n2));
-        uint8_t *r13 = malloc(mx_nz(n * n13 / 32)), *r2 = malloc(mx_nz(n * n2 / 32));
+        r13 = malloc(mx_nz(n * n13 / 32));
+        r2 = malloc(mx_nz(n * n2 / 32));
         e->s13p = malloc(mx_nz(n * n13 / 32));
         e->s2p = malloc(mx_nz(n * n2 / 32));
-        size_t bad;
-        int ok = e->q13 && e->q2 && r13 && r2 && e->s13p && e->s2p &&
-                 mx_fn_to_fnuz_mx(e->w13, n * n13, e->w13s, n * n13 / 32, 32, e->q13,
-                                  r13, &bad) == MX_OK &&
-                 mx_fn_to_fnuz_mx(e->w2, n * n2, e->w2s, n * n2 / 32, 32, e->q2, r2,
-                                  &bad) == MX_OK;
-        if (ok) {
-            mx_scales_pack(r13, n, 2 * I, H / 32, e->s13p);
-            mx_scales_pack(r2, n, H, I / 32, e->s2p);
-        }
-        free(r13);
-        free(r2);
-        return ok ? 0 : -1;
+    } else {
+        e->b13 = malloc(mx_nz(n * n13) * sizeof *e->b13);
+        e->b2 = malloc(mx_nz(n * n2) * sizeof *e->b2);
     }
-    e->b13 = malloc(mx_nz(n * n13) * sizeof *e->b13);
-    e->b2 = malloc(mx_nz(n * n2) * sizeof *e->b2);
-    if (!e->b13 || !e->b2)
-        return -1;
-    mx_dequant_bf16(MX_E4M3FN, e->w13, e->w13s, n * 2 * I, H, e->b13);
-    mx_dequant_bf16(MX_E4M3FN, e->w2, e->w2s, n * H, I, e->b2);
-    return 0;
+    int ok = w8a8 ? e->q13 && e->q2 && r13 && r2 && e->s13p && e->s2p : e->b13 && e->b2;
+    int *bad = ok ? calloc(mx_nz(n), sizeof *bad) : NULL;
+    if (bad) {
+        build_ctx b = {c, e, w8a8, r13, r2, bad};
+        mx_parallel_for(n, build_task, &b);
+        for (size_t i = 0; i < n; i++)
+            ok &= !bad[i];
+    } else {
+        ok = 0;
+    }
+    if (ok && w8a8) {
+        mx_scales_pack(r13, n, 2 * I, H / 32, e->s13p);
+        mx_scales_pack(r2, n, H, I / 32, e->s2p);
+    }
+    free(bad);
+    free(r13);
+    free(r2);
+    return ok ? 0 : -1;
 }
 
 static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
