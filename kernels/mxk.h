@@ -262,6 +262,17 @@ typedef struct mxk_ops {
 /* The C emulation (libmxk.a); never NULL. */
 const mxk_ops *mxk_cpu_ops(void);
 
+/* Parallel loops for the C emulation's GEMMs (optional; default: none, every
+ * loop runs in the calling thread).  pf(n, fn, ctx) must call fn(ctx, i)
+ * once for each i < n and return when all have returned, on any threads
+ * (mxref/pool.h's mx_parallel_for is one).  The GEMMs split their output
+ * columns into tasks; each output element is computed in the documented
+ * order whatever the split, so the results are the same bits with or
+ * without pf.  Set it once, before the first call; NULL goes back to none. */
+typedef void (*mxk_task_fn)(void *ctx, size_t i);
+typedef void (*mxk_parallel_fn)(size_t n, mxk_task_fn fn, void *ctx);
+void mxk_cpu_set_parallel(mxk_parallel_fn pf);
+
 /* Exported by libmxk_gpu.so (resolve them with dlsym; src/pipeline/backend_gpu.h
  * does it): the GPU backend, or NULL when there is none, in which case
  * mxk_gpu_unavailable() says why in one line and sets *no_device (when not

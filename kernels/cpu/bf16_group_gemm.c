@@ -6,7 +6,9 @@
  *
  * (BF16 x BF16 products are exact in FP32 unless they underflow, and fmaf
  * rounds once anyway.)  Padding rows are skipped; expert -1 rows are
- * zeros.  Loops per expert block and column, each operand decoded once. */
+ * zeros.  Loops per expert block and column, each operand decoded once;
+ * the columns are cut into chunks that may run in parallel
+ * (mxk_cpu_set_parallel) without changing any element's order. */
 #include <stdlib.h>
 #include "cpu.h"
 #include "mxk_numerics.h"
@@ -46,24 +48,21 @@ __attribute__((target("fma"))) MXK_DOT_ROWS(dot_rows_fma3, __builtin_fmaf)
 #define MXK_HAVE_FMA3 1
 #endif
 
-mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
+typedef void (*dot_fn)(const float *, int64_t, const float *, int, float *);
+
+typedef struct {
+    const mxk_bf16_gemm_args *a;
+    dot_fn dot;
+    unsigned char *done; /* by column chunk: computed */
+} gemm_ctx;
+
+/* Output columns [n0, n1) of every row; buf: bm*K + K + bm floats, ids: bm. */
+static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int32_t *ids)
 {
+    const mxk_bf16_gemm_args *a = g->a;
     const mxk_route *r = &a->r;
     const int64_t N = a->n, K = a->k, bm = r->block_m;
     const int32_t nids = r->tokens * r->topk;
-    void (*dot)(const float *, int64_t, const float *, int, float *) =
-        dot_rows_libm;
-#ifdef MXK_HAVE_FMA3
-    if (__builtin_cpu_supports("fma"))
-        dot = dot_rows_fma3;
-#endif
-    float *af = malloc((size_t)(bm * K + K + bm) * sizeof *af);
-    int32_t *ids = malloc((size_t)bm * sizeof *ids);
-    if (!af || !ids) {
-        free(af);
-        free(ids);
-        return MXK_ENOMEM;
-    }
     float *bf = af + bm * K, *accs = bf + K;
     for (int64_t blk = 0; blk < r->num_post_pad / bm; blk++) {
         int e = r->expert_ids[blk], nr = 0;
@@ -71,7 +70,7 @@ mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
             if (r->sorted_ids[p] < nids)
                 ids[nr++] = r->sorted_ids[p];
         for (int i = 0; i < nr && e < 0; i++)
-            for (int64_t n = 0; n < N; n++)
+            for (int64_t n = n0; n < n1; n++)
                 a->out[(int64_t)ids[i] * N + n] = 0;
         if (e < 0)
             continue;
@@ -80,11 +79,11 @@ mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
             for (int64_t k = 0; k < K; k++)
                 af[i * K + k] = mxk_bf16_to_f32(a->a[arow * K + k]);
         }
-        for (int64_t n = 0; n < N; n++) {
+        for (int64_t n = n0; n < n1; n++) {
             const uint16_t *bv = a->b + ((int64_t)e * N + n) * K;
             for (int64_t k = 0; k < K; k++)
                 bf[k] = mxk_bf16_to_f32(bv[k]);
-            dot(af, K, bf, nr, accs);
+            g->dot(af, K, bf, nr, accs);
             for (int i = 0; i < nr; i++) {
                 int32_t id = ids[i];
                 float w = r->topk_weights ? r->topk_weights[id] : 0.0f;
@@ -93,7 +92,58 @@ mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
             }
         }
     }
+}
+
+static size_t buf_floats(const mxk_bf16_gemm_args *a)
+{
+    return (size_t)(a->r.block_m * a->k + a->k + a->r.block_m);
+}
+
+/* One chunk of columns with buffers of its own; a chunk whose buffers
+ * cannot be had is left undone (the caller runs it with its own). */
+static void chunk_task(void *v, size_t c)
+{
+    gemm_ctx *g = v;
+    const int64_t N = g->a->n;
+    int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
+    int64_t n1 = n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N;
+    float *af = malloc(buf_floats(g->a) * sizeof *af);
+    int32_t *ids = malloc((size_t)g->a->r.block_m * sizeof *ids);
+    if (af && ids) {
+        gemm_cols(g, n0, n1, af, ids);
+        g->done[c] = 1;
+    }
     free(af);
     free(ids);
+}
+
+mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
+{
+    const int64_t N = a->n;
+    size_t nchunk = (size_t)((N + MXK_CPU_COL_CHUNK - 1) / MXK_CPU_COL_CHUNK);
+    gemm_ctx g = {a, dot_rows_libm, calloc(nchunk ? nchunk : 1, 1)};
+#ifdef MXK_HAVE_FMA3
+    if (__builtin_cpu_supports("fma"))
+        g.dot = dot_rows_fma3;
+#endif
+    /* the buffers of the serial fallback, taken before anything is written */
+    float *af = malloc(buf_floats(a) * sizeof *af);
+    int32_t *ids = malloc((size_t)a->r.block_m * sizeof *ids);
+    if (!af || !ids || !g.done) {
+        free(af);
+        free(ids);
+        free(g.done);
+        return MXK_ENOMEM;
+    }
+    mxk_cpu_parallel_for(nchunk, chunk_task, &g);
+    for (size_t c = 0; c < nchunk; c++)
+        if (!g.done[c]) {
+            int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
+            gemm_cols(&g, n0, n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N, af,
+                      ids);
+        }
+    free(af);
+    free(ids);
+    free(g.done);
     return MXK_OK;
 }

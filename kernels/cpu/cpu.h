@@ -18,4 +18,11 @@ mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a);
 mxk_status mxk_cpu_swiglu_quant(const mxk_swiglu_args *a);
 mxk_status mxk_cpu_moe_sum(const mxk_sum_args *a);
 
+/* fn(ctx, i) for i < n: through mxk_cpu_set_parallel's loop, or in order
+ * in this thread when there is none. */
+void mxk_cpu_parallel_for(size_t n, mxk_task_fn fn, void *ctx);
+
+/* A GEMM's output columns in tasks of this many (the last may be short). */
+#define MXK_CPU_COL_CHUNK 32
+
 #endif

@@ -14,31 +14,30 @@
  * masked zeros and stores nothing); rows of expert -1 are written as
  * zeros.  The loops run per expert block and column so that each operand
  * is decoded once; the order of operations inside each output element is
- * the one above. */
+ * the one above.  The columns are cut into chunks that may run in parallel
+ * (mxk_cpu_set_parallel); no element's order depends on the cut. */
 #include <stdlib.h>
 #include "cpu.h"
 #include "mxk_numerics.h"
 
-mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
+typedef struct {
+    const mxk_mxfp8_gemm_args *a;
+    float lut[256]; /* the decode as a table, as the GPU's shared tiles hold */
+    int spec, span;
+    unsigned char *done; /* by column chunk: computed */
+} gemm_ctx;
+
+/* Output columns [n0, n1) of every row: per expert block, its valid rows'
+ * A decoded once, then per column the B row decoded once and every row's
+ * dot in the documented order.  af: bm*K + K floats, ids: bm. */
+static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int32_t *ids)
 {
+    const mxk_mxfp8_gemm_args *a = g->a;
     const mxk_route *r = &a->r;
     const int64_t N = a->n, K = a->k, G = K / 32, bm = r->block_m;
     const int32_t nids = r->tokens * r->topk;
-    const int fnuz = a->fmt == MXK_FP8_E4M3FNUZ;
-    const int spec = mxk_gemm_e8m0_spec(a->e8m0, a->mutant);
-    const int span = mxk_scale_span(a->mutant);
-    float lut[256]; /* the decode as a table, as the GPU's shared tiles hold */
-    for (int c = 0; c < 256; c++)
-        lut[c] = mxk_gemm_fp8_decode((uint8_t)c, fnuz, a->mutant);
-    /* per expert block: its valid rows' A decoded once, then per column
-     * the B row decoded once and every row's dot in the documented order */
-    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
-    int32_t *ids = malloc((size_t)bm * sizeof *ids);
-    if (!af || !ids) {
-        free(af);
-        free(ids);
-        return MXK_ENOMEM;
-    }
+    const float *lut = g->lut;
+    const int spec = g->spec, span = g->span;
     float *bf = af + bm * K;
     for (int64_t blk = 0; blk < r->num_post_pad / bm; blk++) {
         int e = r->expert_ids[blk], nr = 0;
@@ -46,7 +45,7 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
             if (r->sorted_ids[p] < nids) /* padding: masked, never stored */
                 ids[nr++] = r->sorted_ids[p];
         for (int i = 0; i < nr && e < 0; i++) /* another rank's expert */
-            for (int64_t n = 0; n < N; n++)
+            for (int64_t n = n0; n < n1; n++)
                 a->out[(int64_t)ids[i] * N + n] = 0;
         if (e < 0)
             continue;
@@ -55,7 +54,7 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
             for (int64_t k = 0; k < K; k++)
                 af[i * K + k] = lut[a->a[arow * K + k]];
         }
-        for (int64_t n = 0; n < N; n++) {
+        for (int64_t n = n0; n < n1; n++) {
             const uint8_t *bv = a->b + ((int64_t)e * N + n) * K;
             for (int64_t k = 0; k < K; k++)
                 bf[k] = mxk_drops_k(k, K, a->mutant) ? 0.0f : lut[bv[k]];
@@ -68,20 +67,20 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
                             *r3 = m > 3 ? r0 + 3 * K : r0;
                 float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                for (int64_t g = 0; g < G; g++) {
+                for (int64_t gi = 0; gi < G; gi++) {
                     /* fmaf(a, b, part) == part + a*b here: the product of
                      * two E4M3 values is exact in FP32 (8 significant bits,
                      * no under/overflow), so both round only the sum; the
                      * second form needs no libm call */
-                    for (int64_t k = g * 32; k < g * 32 + 32; k++) {
+                    for (int64_t k = gi * 32; k < gi * 32 + 32; k++) {
                         part[0] = MXK_ADD(part[0], MXK_MUL(r0[k], bf[k]));
                         part[1] = MXK_ADD(part[1], MXK_MUL(r1[k], bf[k]));
                         part[2] = MXK_ADD(part[2], MXK_MUL(r2[k], bf[k]));
                         part[3] = MXK_ADD(part[3], MXK_MUL(r3[k], bf[k]));
                     }
-                    if (g % span != span - 1 && g != G - 1)
+                    if (gi % span != span - 1 && gi != G - 1)
                         continue;
-                    int64_t gs = mxk_scale_group((int)(g - g % span), a->mutant);
+                    int64_t gs = mxk_scale_group((int)(gi - gi % span), a->mutant);
                     uint8_t sb = 0; /* past the last group: masked */
                     if (gs < G)
                         sb = a->b_scale[mxk_bscale_index(e, n, gs, N, G,
@@ -106,7 +105,53 @@ mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
             }
         }
     }
+}
+
+/* One chunk of columns with buffers of its own; a chunk whose buffers
+ * cannot be had is left undone (the caller runs it with its own). */
+static void chunk_task(void *v, size_t c)
+{
+    gemm_ctx *g = v;
+    const int64_t N = g->a->n, K = g->a->k, bm = g->a->r.block_m;
+    int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
+    int64_t n1 = n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N;
+    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
+    int32_t *ids = malloc((size_t)bm * sizeof *ids);
+    if (af && ids) {
+        gemm_cols(g, n0, n1, af, ids);
+        g->done[c] = 1;
+    }
     free(af);
     free(ids);
+}
+
+mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
+{
+    const int64_t N = a->n, K = a->k, bm = a->r.block_m;
+    const int fnuz = a->fmt == MXK_FP8_E4M3FNUZ;
+    size_t nchunk = (size_t)((N + MXK_CPU_COL_CHUNK - 1) / MXK_CPU_COL_CHUNK);
+    gemm_ctx g = {a, {0}, mxk_gemm_e8m0_spec(a->e8m0, a->mutant),
+                  mxk_scale_span(a->mutant), calloc(nchunk ? nchunk : 1, 1)};
+    for (int c = 0; c < 256; c++)
+        g.lut[c] = mxk_gemm_fp8_decode((uint8_t)c, fnuz, a->mutant);
+    /* the buffers of the serial fallback, taken before anything is written */
+    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
+    int32_t *ids = malloc((size_t)bm * sizeof *ids);
+    if (!af || !ids || !g.done) {
+        free(af);
+        free(ids);
+        free(g.done);
+        return MXK_ENOMEM;
+    }
+    mxk_cpu_parallel_for(nchunk, chunk_task, &g);
+    for (size_t c = 0; c < nchunk; c++)
+        if (!g.done[c]) {
+            int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
+            gemm_cols(&g, n0, n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N, af,
+                      ids);
+        }
+    free(af);
+    free(ids);
+    free(g.done);
     return MXK_OK;
 }

@@ -7,6 +7,20 @@
 
 static _Thread_local char last_err[256];
 
+static mxk_parallel_fn parallel; /* mxk_cpu_set_parallel's, or NULL */
+
+void mxk_cpu_set_parallel(mxk_parallel_fn pf) { parallel = pf; }
+
+void mxk_cpu_parallel_for(size_t n, mxk_task_fn fn, void *ctx)
+{
+    if (parallel) {
+        parallel(n, fn, ctx);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        fn(ctx, i);
+}
+
 static const char *cpu_last_error(void) { return last_err; }
 
 static double now_ms(void)
