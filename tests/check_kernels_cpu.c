@@ -424,10 +424,11 @@ static void chk_bf16(kc_case *c, const char *what)
 START_TEST(test_bf16_gemm) { for_shapes(MXK_K_BF16_GEMM, chk_bf16); }
 END_TEST
 
-/* The GEMMs under a parallel loop (mxk_cpu_set_parallel): a loop that runs
- * the column chunks in reverse order, so any chunk that read or wrote
- * outside its own columns, or any element whose order depended on the cut,
- * would differ from the simple implementations above. */
+/* The kernels that split their work (mxk_cpu_set_parallel: the GEMMs by
+ * column chunks, fn_to_fnuz by experts) under a loop that runs the tasks
+ * in reverse order, so any task that read or wrote outside its own slice,
+ * or any element whose order depended on the cut, would differ from the
+ * simple implementations above. */
 static size_t most_tasks;
 
 static void reverse_for(size_t n, mxk_task_fn fn, void *ctx)
@@ -438,14 +439,15 @@ static void reverse_for(size_t n, mxk_task_fn fn, void *ctx)
         fn(ctx, i);
 }
 
-START_TEST(test_gemms_in_chunks)
+START_TEST(test_parallel_tasks)
 {
     most_tasks = 0;
     mxk_cpu_set_parallel(reverse_for);
     for_shapes(MXK_K_MXFP8_GEMM, chk_mxfp8);
     for_shapes(MXK_K_BF16_GEMM, chk_bf16);
+    for_shapes(MXK_K_FN_TO_FNUZ, chk_fnuz);
     mxk_cpu_set_parallel(NULL);
-    ck_assert_msg(most_tasks >= 2, "no shape had more than one column chunk (%zu)",
+    ck_assert_msg(most_tasks >= 2, "no shape had more than one task (%zu)",
                   most_tasks);
 }
 END_TEST
@@ -750,7 +752,7 @@ int main(void)
     tcase_add_test(tc, test_mxfp8_gemm);
     tcase_add_test(tc, test_mxfp8_gemm_exact_integers);
     tcase_add_test(tc, test_bf16_gemm);
-    tcase_add_test(tc, test_gemms_in_chunks);
+    tcase_add_test(tc, test_parallel_tasks);
     tcase_add_test(tc, test_swiglu_quant);
     tcase_add_test(tc, test_moe_sum);
     tcase_add_test(tc, test_mutant_table);
