@@ -38,31 +38,30 @@ static void case_task(void *vctx, size_t i)
         fprintf(stderr, "mxverify: %s done in %.1f s\n", x->cases[i]->name, x->secs[i]);
 }
 
-/* One step of a GPU backend's pipeline: task 0 finishes case fin (the
- * kernels on the device, their judging), task 1 prepares case prep (the
- * next case's reference on the host); either may be absent (SIZE_MAX). */
+/* One step of a GPU backend's pipeline: task 0 finishes the cases
+ * fin[0..nfin) one after another (the kernels on the device, their
+ * judging), task 1 + j prepares case prep[j] (its reference on the host). */
 typedef struct {
     ctx *x;
     mxv_case_ref **p; /* prepared cases, by index */
     double *t0;       /* when each case's preparation began */
     double *tr;       /* how long each case's preparation (the reference) took */
-    size_t fin, prep;
+    const size_t *fin, *prep;
+    size_t nfin, nprep;
 } step_ctx;
 
-static void step_task(void *v, size_t which)
+static void prepare_one(step_ctx *s, size_t i)
 {
-    step_ctx *s = v;
     ctx *x = s->x;
-    size_t i = which == 0 ? s->fin : s->prep;
-    if (i == SIZE_MAX)
-        return;
-    if (which == 1) {
-        s->t0[i] = now();
-        s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
-        s->tr[i] = now() - s->t0[i];
-        x->rc[i] = s->p[i] ? 0 : -1;
-        return;
-    }
+    s->t0[i] = now();
+    s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
+    s->tr[i] = now() - s->t0[i];
+    x->rc[i] = s->p[i] ? 0 : -1;
+}
+
+static void finish_one(step_ctx *s, size_t i)
+{
+    ctx *x = s->x;
     if (!s->p[i])
         return; /* its preparation failed: rc and err are set */
     double t1 = now();
@@ -74,14 +73,40 @@ static void step_task(void *v, size_t which)
                 x->cases[i]->name, x->secs[i], s->tr[i], now() - t1);
 }
 
+static void step_task(void *v, size_t which)
+{
+    step_ctx *s = v;
+    if (which > 0) {
+        prepare_one(s, s->prep[which - 1]);
+        return;
+    }
+    for (size_t j = 0; j < s->nfin; j++)
+        finish_one(s, s->fin[j]);
+}
+
 /* A GPU backend drives one device, so its cases' kernels run one after
  * another; but most of a case's time is its reference on the host.  So
- * the cases run as a two-stage pipeline: while case i's kernels run (and
- * are judged), case i+1's reference is computed, as one parallel loop of
- * two tasks on the pool, which therefore never has more busy threads than
- * --jobs (the thread that drives the device is one of them).  Every case
- * is computed as by mxv_run_case and the rows are joined in case order
- * afterwards, so the report is that of the plain loop. */
+ * the cases run as a two-stage pipeline over batches of B cases: while
+ * batch k's kernels run (and are judged), one case after another, batch
+ * k+1's references are computed side by side, all as one parallel loop of
+ * 1 + B tasks on the pool, which therefore never has more busy threads
+ * than --jobs (the thread that drives the device is one of them).  One
+ * case's reference leaves threads idle (its serial stretches, its uneven
+ * loops), so on larger pools B > 1 lets two references fill them: B is 1
+ * below 12 threads, else threads / 8, at most MXV_PIPE_BATCH_MAX (each
+ * prepared case holds its weights and reference: 2B cases at most are
+ * alive at once).  Every case is computed as by mxv_run_case and the rows
+ * are joined in case order afterwards, so the report is that of the plain
+ * loop for every B. */
+#define MXV_PIPE_BATCH_MAX 4
+
+static size_t pipe_batch(void)
+{
+    int t = mx_pool_threads();
+    size_t b = t < 12 ? 1 : (size_t)t / 8;
+    return b > MXV_PIPE_BATCH_MAX ? MXV_PIPE_BATCH_MAX : b;
+}
+
 static int run_pipelined(ctx *x, size_t n)
 {
     mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
@@ -99,15 +124,20 @@ static int run_pipelined(ctx *x, size_t n)
         if (x->cases[i])
             order[m++] = i;
     }
-    step_ctx s = {x, p, t0, tr, SIZE_MAX, m ? order[0] : SIZE_MAX};
-    step_task(&s, 1); /* the first reference, with the whole pool */
-    for (size_t j = 0; j < m; j++) {
-        s.fin = order[j];
-        s.prep = j + 1 < m ? order[j + 1] : SIZE_MAX;
-        if (s.prep == SIZE_MAX)
+    size_t B = pipe_batch();
+    /* batch k: order[k B .. min((k+1) B, m)) */
+    size_t nb = (m + B - 1) / B;
+    step_ctx s = {x, p, t0, tr, order, order, 0, m < B ? m : B};
+    mx_parallel_for(1 + s.nprep, step_task, &s); /* the first batch's references */
+    for (size_t k = 0; k < nb; k++) {
+        s.fin = order + k * B;
+        s.nfin = m - k * B < B ? m - k * B : B;
+        s.prep = order + (k + 1) * B;
+        s.nprep = k + 1 < nb ? (m - (k + 1) * B < B ? m - (k + 1) * B : B) : 0;
+        if (s.nprep == 0)
             step_task(&s, 0);
         else
-            mx_parallel_for(2, step_task, &s);
+            mx_parallel_for(1 + s.nprep, step_task, &s);
     }
     for (size_t i = 0; i < n; i++)
         mxv_case_ref_free(p[i]); /* none left; for safety */
