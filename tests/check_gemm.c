@@ -668,6 +668,27 @@ static void gouts_expect_same(const gouts *x, const gouts *y, const char *what)
     EXPECT(memcmp(x->mo, y->mo, n * 2) == 0, "%s: model_out differs", what);
 }
 
+/* The call under spec twice, into g[0] by the engine (the fused passes
+ * off) and into g[1] with them on, requesting the outputs that model, drop
+ * and with_ba name (gouts_request); the second run must have been taken
+ * by a fused pass (what names the call in the message).  st: each run's
+ * statistics, or NULL. */
+static void engine_then_fused(const mx_gemm_spec *spec, const mx_operand *A,
+                              const mx_operand *B, int model, int drop, int with_ba,
+                              gouts g[2], mx_gemm_stats st[2], const char *what)
+{
+    for (int v = 0; v < 2; v++) {
+        mx_gemm_out o = gouts_request(&g[v], model, drop, with_ba);
+        unsigned long before = mxg_fused_count();
+        mxg_fused_enable(v);
+        ck_assert_int_eq(mx_gemm(spec, A, B, &o, st ? &st[v] : NULL), MX_OK);
+        mxg_fused_enable(1);
+        if (v == 1)
+            EXPECT(mxg_fused_count() > before, "%s: the fused pass did not take the call",
+                   what);
+    }
+}
+
 static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
                      const char *model, int fused, int drop, gouts *g,
                      mx_gemm_stats *st)
@@ -809,20 +830,11 @@ START_TEST(test_fused16_matches_engine)
                                          gather ? NULL : w};
                     if (models[mi])
                         mx_accum_parse(models[mi], &spec.model);
-                    for (int v = 0; v < 2; v++) {
-                        mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 0);
-                        unsigned long before = mxg_fused_count();
-                        mxg_fused_enable(v);
-                        ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, NULL), MX_OK);
-                        mxg_fused_enable(1);
-                        if (v == 1)
-                            EXPECT(mxg_fused_count() > before,
-                                   "%s wide %d: the fused pass did not take the call",
-                                   f->name, wide);
-                    }
                     char what[160];
                     snprintf(what, sizeof what, "%s wide %d gather %d %s drop %d", f->name,
                              wide, gather, models[mi] ? models[mi] : "-", drop);
+                    engine_then_fused(&spec, &A, &B, models[mi] != NULL, drop, 0, g, NULL,
+                                      what);
                     gouts_expect_same(&g[0], &g[1], what);
                     if (drop == -1 && mi == 0) {
                         ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
@@ -904,17 +916,10 @@ START_TEST(test_fused16_split_groups)
                 if (models[mi])
                     mx_accum_parse(models[mi], &spec.model);
                 mx_gemm_stats gs[2];
-                for (int v = 0; v < 2; v++) {
-                    mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 1);
-                    unsigned long before = mxg_fused_count();
-                    mxg_fused_enable(v);
-                    ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
-                    mxg_fused_enable(1);
-                    if (v == 1)
-                        EXPECT(mxg_fused_count() > before,
-                               "%s seed %lu: the fused pass did not take the call",
-                               f->name, seed);
-                }
+                char what[160];
+                snprintf(what, sizeof what, "%s seed %lu gather %d %s drop %d", f->name,
+                         seed, gather, models[mi] ? models[mi] : "-", drop);
+                engine_then_fused(&spec, &A, &B, models[mi] != NULL, drop, 1, g, gs, what);
                 EXPECT(gs[0].irregular_groups > 0 &&
                            gs[0].irregular_groups == gs[1].irregular_groups &&
                            gs[0].slow_elements == gs[1].slow_elements,
@@ -922,9 +927,6 @@ START_TEST(test_fused16_split_groups)
                        gs[0].irregular_groups, gs[1].irregular_groups,
                        gs[0].slow_elements, gs[1].slow_elements);
                 slow += gs[1].slow_elements;
-                char what[160];
-                snprintf(what, sizeof what, "%s gather %d %s drop %d", f->name, gather,
-                         models[mi] ? models[mi] : "-", drop);
                 gouts_expect_same(&g[0], &g[1], what);
                 if (drop == -1 && mi == 0) {
                     double *ex1 = g[1].ex;
@@ -1015,22 +1017,14 @@ START_TEST(test_fused16_planes)
                 if (models[mi])
                     mx_accum_parse(models[mi], &spec.model);
                 mx_gemm_stats gs[2];
-                for (int v = 0; v < 2; v++) {
-                    mx_gemm_out o = gouts_request(&g[v], models[mi] != NULL, drop, 1);
-                    unsigned long before = mxg_fused_count();
-                    mxg_fused_enable(v);
-                    ck_assert_int_eq(mx_gemm(&spec, &A, &B, &o, &gs[v]), MX_OK);
-                    mxg_fused_enable(1);
-                    if (v == 1)
-                        EXPECT(mxg_fused_count() > before, "planes: the fused pass did not take the call");
-                }
+                char what[160];
+                snprintf(what, sizeof what, "planes gather %d %s drop %d", gather,
+                         models[mi] ? models[mi] : "-", drop);
+                engine_then_fused(&spec, &A, &B, models[mi] != NULL, drop, 1, g, gs, what);
                 EXPECT(gs[0].irregular_groups > M * G / 2 &&
                            gs[0].irregular_groups == gs[1].irregular_groups,
                        "planes: irregular groups %zu / %zu", gs[0].irregular_groups,
                        gs[1].irregular_groups);
-                char what[160];
-                snprintf(what, sizeof what, "planes gather %d %s drop %d", gather,
-                         models[mi] ? models[mi] : "-", drop);
                 gouts_expect_same(&g[0], &g[1], what);
                 if (drop != -1 || mi != 0)
                     continue;
