@@ -97,8 +97,8 @@ TESTS += tests/check_pool
 
 # --jobs N gives the same reports for every N; sharded runs merge into the
 # unsharded report.
-TESTS += tests/jobs.test tests/shard.test
-EXTRA_DIST += tests/jobs.test tests/shard.test
+TESTS += tests/jobs.test tests/shard.test tests/bench.test
+EXTRA_DIST += tests/jobs.test tests/shard.test tests/bench.test
 # the pool trace and tools/pool_schedule.py
 TESTS += tests/pool_trace.test
 EXTRA_DIST += tests/pool_trace.test

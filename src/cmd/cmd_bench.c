@@ -16,7 +16,9 @@
  * each of its stages on one thread, the whole layer on 1, 2, 4, ... threads
  * up to --jobs (default: the processors available; wall time, with the
  * process's CPU time beside it), and sets the fused
- * kernel's rate of reading weight bytes beside the machine's memcpy rate.
+ * kernel's rate of reading weight bytes beside the machine's memcpy rate,
+ * and the layer's speed-up beside the compute ceiling of the same threads
+ * (a register-only loop on one thread, then on all at once).
  * BLAS runs on one thread in each worker.
  */
 #include <math.h>
@@ -200,6 +202,63 @@ static double copy_rate(int threads)
     free(a);
     free(b);
     return (double)total / best;
+}
+
+/* The compute ceiling of `threads` threads: the same register-only FP64
+ * loop (eight-wide vectors, several independent chains, no memory
+ * traffic) on one thread alone and then on each of `threads` threads at
+ * once; threads * t1 / tN is the most any CPU-bound work can speed up on
+ * them (clock drop under load, shared cores), the compute counterpart of
+ * the memcpy rate.  Best of three each. */
+typedef double v8d_b __attribute__((vector_size(64)));
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static double spin_fma(long iters, double mul, double add)
+{
+    v8d_b x0 = {1, 1, 1, 1, 1, 1, 1, 1}, x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0;
+    const v8d_b m = {mul, mul, mul, mul, mul, mul, mul, mul};
+    const v8d_b a = {add, add, add, add, add, add, add, add};
+    for (long i = 0; i < iters; i++) {
+        x0 = x0 * m + a;
+        x1 = x1 * m + a;
+        x2 = x2 * m + a;
+        x3 = x3 * m + a;
+        x4 = x4 * m + a;
+        x5 = x5 * m + a;
+    }
+    v8d_b t = ((x0 + x1) + (x2 + x3)) + (x4 + x5);
+    return t[0] + t[7];
+}
+
+/* read at run time, so that the compiler cannot fold the loop */
+static volatile double spin_sink, spin_mul = 0.999999, spin_add = 1e-6;
+
+static void spin_task(void *v, size_t i)
+{
+    (void)i;
+    spin_sink = spin_fma(*(const long *)v, spin_mul, spin_add);
+}
+
+static double spin_time(int threads, long iters)
+{
+    mx_pool_set_threads(threads);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        mx_parallel_for((size_t)threads, spin_task, &iters);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+static double compute_ceiling(int threads)
+{
+    const long iters = 50000000; /* about 0.1 s on one core */
+    double t1 = spin_time(1, iters), tn = spin_time(threads, iters);
+    return tn > 0 ? (double)threads * t1 / tn : 0;
 }
 
 /* FP64 dgemm of the same per-expert shapes, operands decoded beforehand. */
@@ -553,6 +612,11 @@ int mxv_cmd_bench(int argc, char **argv)
            wb / t_exact * 1e-9, wb / t_all * 1e-9, maxj, wb * 1e-6);
     printf("bench: memcpy of 256 MiB: %.2f GB/s on 1 thread, %.2f GB/s on %d "
            "(bytes copied per second)\n", cp1 * 1e-9, cpn * 1e-9, maxj);
+    double ceil_n = compute_ceiling(maxj);
+    mx_pool_set_threads(maxj);
+    printf("bench: compute ceiling: the same register-only FP64 loop on each of %d "
+           "threads ran %.2fx one thread's rate (the most CPU-bound work can gain)\n",
+           maxj, ceil_n);
     printf("bench: MPFR oracle vs fast exact on %zu sampled elements: %zu "
            "mismatches (%.1f us per element in MPFR)\n",
            checked, mism, per_el * 1e6);
