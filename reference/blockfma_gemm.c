@@ -30,8 +30,9 @@
  * group's partial); unscaled ones are one chain of the unit over K, and
  * the walk carries each lane's c, bound state and sum |ab| across groups.
  *
- * Why fast.  Codes are decoded once per (row, group) and per (column,
- * group) into signed values, magnitudes and 2^r; the inner loops run over
+ * Why fast.  Codes are decoded into signed values, magnitudes and 2^r:
+ * A's once per call (when they fit in A_CACHE_MAX; else once per row,
+ * group and column tile), B's once per (column, group); the inner loops run over
  * a tile of NT output columns, independent lanes that the compiler
  * vectorizes (every lane keeps its own sequence of operations; ISO C11
  * does not contract to FMA), and the model and both bounds share one pass
@@ -53,6 +54,9 @@
 #include "gemm_internal.h"
 
 #define NT 16 /* output columns per tile */
+
+/* the most bytes of A decoded once for all column tiles (mxg_block_walk) */
+#define A_CACHE_MAX ((double)(96u << 20))
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define WALK_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
@@ -570,6 +574,20 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     }
     decoder_init(da, A->fmt, ta);
     decoder_init(db, B->fmt, tb);
+    /* A decoded once for every column tile (values, magnitudes, 2^r, each
+     * [M][K]) when that fits in A_CACHE_MAX bytes; else row by row in
+     * each tile, as the codes are read */
+    double *Av = NULL;
+    if ((double)M * (double)K * 3 * sizeof(double) <= A_CACHE_MAX)
+        Av = malloc(mx_nz(3 * M * K) * sizeof *Av);
+    if (Av)
+        for (size_t m = 0; m < M; m++)
+            for (size_t k = 0; k < K; k++) {
+                dec e = decode(da, mxg_code(A, m, k));
+                Av[m * K + k] = e.v;
+                Av[(M + m) * K + k] = e.a;
+                Av[(2 * M + m) * K + k] = e.p;
+            }
     double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
@@ -602,12 +620,19 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                 }
             }
             for (size_t m = 0; m < M; m++) {
-                double av[MX_BLOCK], aa[MX_BLOCK], ap[MX_BLOCK];
-                for (size_t k = 0; k < len; k++) {
-                    dec e = decode(da, mxg_code(A, m, k0 + k));
-                    av[k] = e.v;
-                    aa[k] = e.a;
-                    ap[k] = e.p;
+                double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
+                const double *av = avb, *aa = aab, *ap = apb;
+                if (Av) {
+                    av = Av + m * K + k0;
+                    aa = Av + (M + m) * K + k0;
+                    ap = Av + (2 * M + m) * K + k0;
+                } else {
+                    for (size_t k = 0; k < len; k++) {
+                        dec e = decode(da, mxg_code(A, m, k0 + k));
+                        avb[k] = e.v;
+                        aab[k] = e.a;
+                        apb[k] = e.p;
+                    }
                 }
                 float part[NT];
                 unsigned char bad[NT];
@@ -661,6 +686,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     sum_p[i] = fp;
             }
     }
+    free(Av);
     free(cs);
     free(da);
     free(db);
