@@ -360,6 +360,16 @@ static int run_moe_align(ctx *x, const mx_case *c, const mx_moe_result *ref,
     return 0;
 }
 
+/* The CPU backend beside this run whose GEMM outputs are compared with
+ * the device's, or NULL: matrix-unit kernels (gemm_exact 0) are not the C
+ * emulation's arithmetic, so their model, not the other backend, is what
+ * they are compared with, and the emulation is not run for them. */
+static const mxk_ops *gemm_peer(const ctx *x)
+{
+    const mxk_ops *ops = x->r->ops;
+    return ops->abi < 2 || ops->gemm_exact ? x->r->cpu : NULL;
+}
+
 static void judge_gemm(ctx *x, mxv_stage_id id, const uint16_t *out,
                        const uint16_t *cpu_out, const mx_moe_result *ref, double ms)
 {
@@ -374,10 +384,7 @@ static void judge_gemm(ctx *x, mxv_stage_id id, const uint16_t *out,
     int measured = mx_accum_parse(x->model, &m) == 0 && m.kind == MX_ACC_BLOCK &&
                    m.block && m.block->measured;
     w->not_device = mxv_judge_not_device(&w->j, measured, x->r->bound_only);
-    /* matrix-unit kernels are not the CPU emulation's arithmetic: their
-     * model, not the other backend, is what they are compared with */
-    if (x->r->ops->abi < 2 || x->r->ops->gemm_exact)
-        agree(w, out, cpu_out, n * sizeof *out);
+    agree(w, out, cpu_out, n * sizeof *out); /* cpu_out: from gemm_peer's run */
 }
 
 static void run_mxfp8_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
@@ -386,7 +393,7 @@ static void run_mxfp8_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
                            const mx_moe_result *ref)
 {
     const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
-    const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
+    const mxk_ops *ops = x->r->ops, *cpu = gemm_peer(x);
     size_t R = (size_t)route->tokens * (size_t)route->topk;
     uint16_t *out = calloc(mx_nz(R * N), sizeof *out);
     uint16_t *cout = cpu ? calloc(mx_nz(R * N), sizeof *cout) : NULL;
@@ -414,7 +421,7 @@ static void run_bf16_gemm(ctx *x, mxv_stage_id id, const mxk_route *route,
                           size_t K, const mx_moe_result *ref)
 {
     const char *name = mxv_stage_kernel(mxv_stage_get(id), x->pol);
-    const mxk_ops *ops = x->r->ops, *cpu = x->r->cpu;
+    const mxk_ops *ops = x->r->ops, *cpu = gemm_peer(x);
     size_t R = (size_t)route->tokens * (size_t)route->topk;
     uint16_t *out = calloc(mx_nz(R * N), sizeof *out);
     uint16_t *cout = cpu ? calloc(mx_nz(R * N), sizeof *cout) : NULL;
