@@ -9,7 +9,6 @@
  * zeros.  Loops per expert block and column, each operand decoded once;
  * the columns are cut into chunks that may run in parallel
  * (mxk_cpu_set_parallel) without changing any element's order. */
-#include <stdlib.h>
 #include "cpu.h"
 #include "mxk_numerics.h"
 
@@ -53,12 +52,12 @@ typedef void (*dot_fn)(const float *, int64_t, const float *, int, float *);
 typedef struct {
     const mxk_bf16_gemm_args *a;
     dot_fn dot;
-    unsigned char *done; /* by column chunk: computed */
 } gemm_ctx;
 
-/* Output columns [n0, n1) of every row; buf: bm*K + K + bm floats, ids: bm. */
-static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int32_t *ids)
+/* Output columns [n0, n1) of every row; af: bm*K + K + bm floats, ids: bm. */
+static void gemm_cols(const void *v, int64_t n0, int64_t n1, float *af, int32_t *ids)
 {
+    const gemm_ctx *g = v;
     const mxk_bf16_gemm_args *a = g->a;
     const mxk_route *r = &a->r;
     const int64_t N = a->n, K = a->k, bm = r->block_m;
@@ -94,56 +93,13 @@ static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int3
     }
 }
 
-static size_t buf_floats(const mxk_bf16_gemm_args *a)
-{
-    return (size_t)(a->r.block_m * a->k + a->k + a->r.block_m);
-}
-
-/* One chunk of columns with buffers of its own; a chunk whose buffers
- * cannot be had is left undone (the caller runs it with its own). */
-static void chunk_task(void *v, size_t c)
-{
-    gemm_ctx *g = v;
-    const int64_t N = g->a->n;
-    int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
-    int64_t n1 = n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N;
-    float *af = malloc(buf_floats(g->a) * sizeof *af);
-    int32_t *ids = malloc((size_t)g->a->r.block_m * sizeof *ids);
-    if (af && ids) {
-        gemm_cols(g, n0, n1, af, ids);
-        g->done[c] = 1;
-    }
-    free(af);
-    free(ids);
-}
-
 mxk_status mxk_cpu_bf16_group_gemm(const mxk_bf16_gemm_args *a)
 {
-    const int64_t N = a->n;
-    size_t nchunk = (size_t)((N + MXK_CPU_COL_CHUNK - 1) / MXK_CPU_COL_CHUNK);
-    gemm_ctx g = {a, dot_rows_libm, calloc(nchunk ? nchunk : 1, 1)};
+    gemm_ctx g = {a, dot_rows_libm};
 #ifdef MXK_HAVE_FMA3
     if (__builtin_cpu_supports("fma"))
         g.dot = dot_rows_fma3;
 #endif
-    /* the buffers of the serial fallback, taken before anything is written */
-    float *af = malloc(buf_floats(a) * sizeof *af);
-    int32_t *ids = malloc((size_t)a->r.block_m * sizeof *ids);
-    if (!af || !ids || !g.done) {
-        free(af);
-        free(ids);
-        free(g.done);
-        return MXK_ENOMEM;
-    }
-    mxk_cpu_parallel_for(nchunk, chunk_task, &g);
-    for (size_t c = 0; c < nchunk; c++)
-        if (!g.done[c]) {
-            int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
-            gemm_cols(&g, n0, n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N, af,
-                      ids);
-        }
-    free(af);
-    free(ids);
-    free(g.done);
-    return MXK_OK;
+    size_t bm = (size_t)a->r.block_m, K = (size_t)a->k;
+    return mxk_cpu_by_columns(a->n, bm * K + K + bm, bm, gemm_cols, &g);
 }

@@ -25,4 +25,16 @@ void mxk_cpu_parallel_for(size_t n, mxk_task_fn fn, void *ctx);
 /* A GEMM's output columns in tasks of this many (the last may be short). */
 #define MXK_CPU_COL_CHUNK 32
 
+/* cols(ctx, n0, n1, buf, ids): a GEMM's output columns [n0, n1) of every
+ * row, with scratch buf (nbuf floats) and ids (nids int32). */
+typedef void (*mxk_cols_fn)(const void *ctx, int64_t n0, int64_t n1, float *buf,
+                            int32_t *ids);
+
+/* Runs cols over the N columns in chunks of MXK_CPU_COL_CHUNK, as tasks of
+ * mxk_cpu_parallel_for, each with scratch of its own; a chunk whose scratch
+ * cannot be had runs afterwards in this thread with scratch taken before
+ * any chunk ran.  MXK_ENOMEM (nothing written) when even that fails. */
+mxk_status mxk_cpu_by_columns(int64_t N, size_t nbuf, size_t nids, mxk_cols_fn cols,
+                              const void *ctx);
+
 #endif

@@ -16,7 +16,6 @@
  * is decoded once; the order of operations inside each output element is
  * the one above.  The columns are cut into chunks that may run in parallel
  * (mxk_cpu_set_parallel); no element's order depends on the cut. */
-#include <stdlib.h>
 #include "cpu.h"
 #include "mxk_numerics.h"
 
@@ -24,14 +23,14 @@ typedef struct {
     const mxk_mxfp8_gemm_args *a;
     float lut[256]; /* the decode as a table, as the GPU's shared tiles hold */
     int spec, span;
-    unsigned char *done; /* by column chunk: computed */
 } gemm_ctx;
 
 /* Output columns [n0, n1) of every row: per expert block, its valid rows'
  * A decoded once, then per column the B row decoded once and every row's
  * dot in the documented order.  af: bm*K + K floats, ids: bm. */
-static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int32_t *ids)
+static void gemm_cols(const void *v, int64_t n0, int64_t n1, float *af, int32_t *ids)
 {
+    const gemm_ctx *g = v;
     const mxk_mxfp8_gemm_args *a = g->a;
     const mxk_route *r = &a->r;
     const int64_t N = a->n, K = a->k, G = K / 32, bm = r->block_m;
@@ -107,51 +106,12 @@ static void gemm_cols(const gemm_ctx *g, int64_t n0, int64_t n1, float *af, int3
     }
 }
 
-/* One chunk of columns with buffers of its own; a chunk whose buffers
- * cannot be had is left undone (the caller runs it with its own). */
-static void chunk_task(void *v, size_t c)
-{
-    gemm_ctx *g = v;
-    const int64_t N = g->a->n, K = g->a->k, bm = g->a->r.block_m;
-    int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
-    int64_t n1 = n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N;
-    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
-    int32_t *ids = malloc((size_t)bm * sizeof *ids);
-    if (af && ids) {
-        gemm_cols(g, n0, n1, af, ids);
-        g->done[c] = 1;
-    }
-    free(af);
-    free(ids);
-}
-
 mxk_status mxk_cpu_mxfp8_group_gemm(const mxk_mxfp8_gemm_args *a)
 {
-    const int64_t N = a->n, K = a->k, bm = a->r.block_m;
     const int fnuz = a->fmt == MXK_FP8_E4M3FNUZ;
-    size_t nchunk = (size_t)((N + MXK_CPU_COL_CHUNK - 1) / MXK_CPU_COL_CHUNK);
-    gemm_ctx g = {a, {0}, mxk_gemm_e8m0_spec(a->e8m0, a->mutant),
-                  mxk_scale_span(a->mutant), calloc(nchunk ? nchunk : 1, 1)};
+    gemm_ctx g = {a, {0}, mxk_gemm_e8m0_spec(a->e8m0, a->mutant), mxk_scale_span(a->mutant)};
     for (int c = 0; c < 256; c++)
         g.lut[c] = mxk_gemm_fp8_decode((uint8_t)c, fnuz, a->mutant);
-    /* the buffers of the serial fallback, taken before anything is written */
-    float *af = malloc((size_t)(bm * K + K) * sizeof *af);
-    int32_t *ids = malloc((size_t)bm * sizeof *ids);
-    if (!af || !ids || !g.done) {
-        free(af);
-        free(ids);
-        free(g.done);
-        return MXK_ENOMEM;
-    }
-    mxk_cpu_parallel_for(nchunk, chunk_task, &g);
-    for (size_t c = 0; c < nchunk; c++)
-        if (!g.done[c]) {
-            int64_t n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
-            gemm_cols(&g, n0, n0 + MXK_CPU_COL_CHUNK < N ? n0 + MXK_CPU_COL_CHUNK : N, af,
-                      ids);
-        }
-    free(af);
-    free(ids);
-    free(g.done);
-    return MXK_OK;
+    size_t bm = (size_t)a->r.block_m, K = (size_t)a->k;
+    return mxk_cpu_by_columns(a->n, bm * K + K, bm, gemm_cols, &g);
 }

@@ -1,6 +1,7 @@
 /* ops.c -- the CPU backend's mxk_ops table: validate (mxk_check.h), run the
  * emulation, time it with the monotonic clock. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include "cpu.h"
 #include "mxk_check.h"
@@ -19,6 +20,62 @@ void mxk_cpu_parallel_for(size_t n, mxk_task_fn fn, void *ctx)
     }
     for (size_t i = 0; i < n; i++)
         fn(ctx, i);
+}
+
+typedef struct {
+    int64_t N;
+    size_t nbuf, nids;
+    mxk_cols_fn cols;
+    const void *ctx;
+    unsigned char *done; /* by chunk: computed */
+} by_columns;
+
+static void chunk_range(const by_columns *b, size_t c, int64_t *n0, int64_t *n1)
+{
+    *n0 = (int64_t)c * MXK_CPU_COL_CHUNK;
+    *n1 = *n0 + MXK_CPU_COL_CHUNK < b->N ? *n0 + MXK_CPU_COL_CHUNK : b->N;
+}
+
+static void chunk_task(void *v, size_t c)
+{
+    by_columns *b = v;
+    float *buf = malloc(b->nbuf * sizeof *buf);
+    int32_t *ids = malloc(b->nids * sizeof *ids);
+    if (buf && ids) {
+        int64_t n0, n1;
+        chunk_range(b, c, &n0, &n1);
+        b->cols(b->ctx, n0, n1, buf, ids);
+        b->done[c] = 1;
+    }
+    free(buf);
+    free(ids);
+}
+
+mxk_status mxk_cpu_by_columns(int64_t N, size_t nbuf, size_t nids, mxk_cols_fn cols,
+                              const void *ctx)
+{
+    size_t nchunk = (size_t)((N + MXK_CPU_COL_CHUNK - 1) / MXK_CPU_COL_CHUNK);
+    by_columns b = {N, nbuf, nids ? nids : 1, cols, ctx, calloc(nchunk ? nchunk : 1, 1)};
+    /* the fallback's scratch, taken before anything is written */
+    float *buf = malloc(nbuf * sizeof *buf);
+    int32_t *ids = malloc(b.nids * sizeof *ids);
+    if (!buf || !ids || !b.done) {
+        free(buf);
+        free(ids);
+        free(b.done);
+        return MXK_ENOMEM;
+    }
+    mxk_cpu_parallel_for(nchunk, chunk_task, &b);
+    for (size_t c = 0; c < nchunk; c++)
+        if (!b.done[c]) {
+            int64_t n0, n1;
+            chunk_range(&b, c, &n0, &n1);
+            cols(ctx, n0, n1, buf, ids);
+        }
+    free(buf);
+    free(ids);
+    free(b.done);
+    return MXK_OK;
 }
 
 static const char *cpu_last_error(void) { return last_err; }

@@ -164,6 +164,21 @@ static double weight_bytes(const calls *cs)
     return b;
 }
 
+/* The best wall time of three runs of one task per thread on `threads`
+ * threads (the pool set to that many). */
+static double best_of_three(int threads, mx_task_fn fn, void *ctx)
+{
+    mx_pool_set_threads(threads);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        mx_parallel_for((size_t)threads, fn, ctx);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
 /* memcpy rate, bytes copied per second, on `threads` threads each copying
  * its share of a 256 MiB buffer (best of three). */
 typedef struct {
@@ -190,15 +205,8 @@ static double copy_rate(int threads)
     }
     memset(a, 1, total);
     memset(b, 2, total);
-    mx_pool_set_threads(threads);
     copy_ctx c = {b, a, (total + (size_t)threads - 1) / (size_t)threads, total};
-    double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
-        mx_parallel_for((size_t)threads, copy_task, &c);
-        double t = now() - t0;
-        best = t < best ? t : best;
-    }
+    double best = best_of_three(threads, copy_task, &c);
     free(a);
     free(b);
     return (double)total / best;
@@ -241,23 +249,11 @@ static void spin_task(void *v, size_t i)
     spin_sink = spin_fma(*(const long *)v, spin_mul, spin_add);
 }
 
-static double spin_time(int threads, long iters)
-{
-    mx_pool_set_threads(threads);
-    double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
-        mx_parallel_for((size_t)threads, spin_task, &iters);
-        double t = now() - t0;
-        best = t < best ? t : best;
-    }
-    return best;
-}
-
 static double compute_ceiling(int threads)
 {
-    const long iters = 50000000; /* about 0.1 s on one core */
-    double t1 = spin_time(1, iters), tn = spin_time(threads, iters);
+    long iters = 50000000; /* about 0.1 s on one core */
+    double t1 = best_of_three(1, spin_task, &iters);
+    double tn = best_of_three(threads, spin_task, &iters);
     return tn > 0 ? (double)threads * t1 / tn : 0;
 }
 
