@@ -6,10 +6,13 @@
  *
  * Expected verdicts come from the rules as docs/bounds.md states them,
  * applied by hand to values chosen here (BF16 bit patterns written out).
+ * The MX peer figures (test_peers_mx) are held to a second implementation.
  */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "judge.h"
 #include "mxref/format.h"
 
@@ -224,6 +227,77 @@ START_TEST(test_f32_classes)
 }
 END_TEST
 
+/* mxv_judge_peers_mx against a second implementation: every value decoded
+ * on its own from its (expert, row, k) coordinates (scale 2^(s - 127), NaN
+ * for 0xFF, as the spec E8M0), then mxv_judge_peers_values on the two
+ * arrays; every peer figure must be the same bits.  Scales differ from
+ * block to block, so reading one block's values with another's scale (a
+ * block cut in the wrong place, a wrong packed index) changes the sums. */
+static unsigned lcg_state = 12345u;
+static unsigned lcg(void)
+{
+    lcg_state = lcg_state * 1103515245u + 12345u;
+    return lcg_state >> 8;
+}
+
+static void peers_mx_case(size_t E, size_t N, size_t K, int packed, int nan_scale)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    size_t n = E * N * K, G = (K + 31) / 32, ns = packed ? E * N * G : (n + 31) / 32;
+    uint8_t *q = malloc(n), *rq = malloc(n), *sc = malloc(ns), *rs = malloc(ns);
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    ck_assert(q && rq && sc && rs && a && b);
+    for (size_t i = 0; i < n; i++) {
+        rq[i] = (uint8_t)(lcg() & 0x7F);
+        q[i] = lcg() % 5 == 0 ? (uint8_t)(rq[i] ^ 1) : rq[i]; /* some differ */
+    }
+    for (size_t i = 0; i < ns; i++) {
+        rs[i] = (uint8_t)(110 + lcg() % 30);
+        sc[i] = lcg() % 7 == 0 ? (uint8_t)(rs[i] + 1) : rs[i];
+    }
+    if (nan_scale)
+        sc[ns / 2] = 0xFF;
+    for (size_t e = 0; e < E; e++)
+        for (size_t r = 0; r < N; r++)
+            for (size_t k = 0; k < K; k++) {
+                size_t i = (e * N + r) * K + k;
+                size_t si = packed ? (e * G + k / 32) * N + r : i / 32;
+                double x = sc[si] == 0xFF ? NAN : ldexp(1.0, (int)sc[si] - 127);
+                double y = rs[si] == 0xFF ? NAN : ldexp(1.0, (int)rs[si] - 127);
+                a[i] = mx_decode_double(f, q[i]) * x;
+                b[i] = mx_decode_double(f, rq[i]) * y;
+            }
+    mxv_judge got, want;
+    mxv_judge_peers_mx(&got, q, sc, rq, rs, n, K, packed ? N : 0);
+    mxv_judge_peers_values(&want, a, b, n);
+    ck_assert_msg(memcmp(&got.rel_l2, &want.rel_l2, sizeof(double)) == 0 &&
+                      memcmp(&got.sqnr_db, &want.sqnr_db, sizeof(double)) == 0 &&
+                      memcmp(&got.aiter_mismatch, &want.aiter_mismatch, sizeof(double)) == 0 &&
+                      got.allclose == want.allclose,
+                  "E=%zu N=%zu K=%zu packed %d nan %d: rel_l2 %.17g / %.17g, sqnr %.17g / "
+                  "%.17g, aiter %.17g / %.17g, allclose %d / %d",
+                  E, N, K, packed, nan_scale, got.rel_l2, want.rel_l2, got.sqnr_db,
+                  want.sqnr_db, got.aiter_mismatch, want.aiter_mismatch, got.allclose,
+                  want.allclose);
+    ck_assert(nan_scale ? isinf(want.rel_l2) : want.rel_l2 > 0 && isfinite(want.rel_l2));
+    free(q);
+    free(rq);
+    free(sc);
+    free(rs);
+    free(a);
+    free(b);
+}
+
+START_TEST(test_peers_mx)
+{
+    peers_mx_case(2, 3, 96, 1, 0);  /* packed [E, K/32, N] scales */
+    peers_mx_case(3, 5, 64, 1, 0);
+    peers_mx_case(1, 4, 96, 0, 0);  /* one scale per 32 values */
+    peers_mx_case(1, 1, 100, 0, 0); /* a short last block */
+    peers_mx_case(2, 3, 96, 1, 1);  /* a NaN scale */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("judge");
@@ -236,6 +310,7 @@ int main(void)
     tcase_add_test(t, test_tensor_counts);
     tcase_add_test(t, test_f32_classes);
     tcase_add_test(t, test_not_device);
+    tcase_add_test(t, test_peers_mx);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -541,21 +541,18 @@ void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
     /* streamed: no copy of the (possibly every expert's) tensor in doubles */
     peers_acc acc = {0, 0, 0, 1};
     size_t K = cols, N = packed_rows ? packed_rows : 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t si = i / 32;
+    /* block by block, [i0, end): the values of one scale (packed, K is a
+     * multiple of 32, so no block crosses a row) */
+    for (size_t i0 = 0, end; i0 < n; i0 = end) {
+        size_t si = i0 / 32;
+        end = (si + 1) * 32 < n ? (si + 1) * 32 : n;
         if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
-            size_t row = i / K, e = row / N, nrow = row % N, g = (i % K) / 32;
+            size_t row = i0 / K, e = row / N, nrow = row % N, g = (i0 % K) / 32;
             si = (e * (K / 32) + g) * N + nrow;
         }
         double sa = pw[s[si]], sb = pw[rs[si]];
-        size_t end = i + 32 - i % 32; /* the rest of i's 32-block: one scale */
-        if (end > n)
-            end = n;
-        if (packed_rows && end > i + (K - i % K))
-            end = i + (K - i % K);
-        for (; i < end; i++)
+        for (size_t i = i0; i < end; i++)
             peers_add(&acc, val[q[i]] * sa, val[rq[i]] * sb);
-        i--;
     }
     j->allclose = 1;
     peers_end(j, &acc, n);
