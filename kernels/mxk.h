@@ -262,13 +262,14 @@ typedef struct mxk_ops {
 /* The C emulation (libmxk.a); never NULL. */
 const mxk_ops *mxk_cpu_ops(void);
 
-/* Parallel loops for the C emulation's GEMMs (optional; default: none, every
- * loop runs in the calling thread).  pf(n, fn, ctx) must call fn(ctx, i)
- * once for each i < n and return when all have returned, on any threads
+/* Parallel loops for the C emulation (optional; default: none, every loop
+ * runs in the calling thread).  pf(n, fn, ctx) must call fn(ctx, i) once
+ * for each i < n and return when all have returned, on any threads
  * (mxref/pool.h's mx_parallel_for is one).  The GEMMs split their output
- * columns into tasks; each output element is computed in the documented
- * order whatever the split, so the results are the same bits with or
- * without pf.  Set it once, before the first call; NULL goes back to none. */
+ * columns into tasks and fn_to_fnuz its experts; each output is computed
+ * in the documented order whatever the split, so the results are the same
+ * bits with or without pf.  Set it once, before the first call; NULL goes
+ * back to none. */
 typedef void (*mxk_task_fn)(void *ctx, size_t i);
 typedef void (*mxk_parallel_fn)(size_t n, mxk_task_fn fn, void *ctx);
 void mxk_cpu_set_parallel(mxk_parallel_fn pf);

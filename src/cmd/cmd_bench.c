@@ -615,7 +615,6 @@ int mxv_cmd_bench(int argc, char **argv)
     printf("bench: memcpy of 256 MiB: %.2f GB/s on 1 thread, %.2f GB/s on %d "
            "(bytes copied per second)\n", cp1 * 1e-9, cpn * 1e-9, maxj);
     double ceil_n = compute_ceiling(maxj);
-    mx_pool_set_threads(maxj);
     printf("bench: compute ceiling: the same register-only FP64 loop on each of %d "
            "threads ran %.2fx one thread's rate (the most CPU-bound work can gain)\n",
            maxj, ceil_n);

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
      * it); the reference's BLAS calls are many and small (one per 32-wide
      * K slice), so BLAS itself runs on one thread in each pool thread */
     mx_pool_set_threads(0);
-    mxk_cpu_set_parallel(mx_parallel_for); /* the C emulation's GEMMs too */
+    mxk_cpu_set_parallel(mx_parallel_for); /* the C emulation's kernels too */
     mxv_provenance_init(argc, argv);
     if (argc < 2) {
         usage(stderr);

@@ -107,6 +107,13 @@ static size_t pipe_batch(void)
     return b > MXV_PIPE_BATCH_MAX ? MXV_PIPE_BATCH_MAX : b;
 }
 
+/* How many cases batch k of m cases in batches of B holds (0 past the end). */
+static size_t batch_len(size_t m, size_t B, size_t k)
+{
+    size_t first = k * B;
+    return first >= m ? 0 : m - first < B ? m - first : B;
+}
+
 static int run_pipelined(ctx *x, size_t n)
 {
     mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
@@ -125,15 +132,14 @@ static int run_pipelined(ctx *x, size_t n)
             order[m++] = i;
     }
     size_t B = pipe_batch();
-    /* batch k: order[k B .. min((k+1) B, m)) */
-    size_t nb = (m + B - 1) / B;
-    step_ctx s = {x, p, t0, tr, order, order, 0, m < B ? m : B};
+    /* batch k: order[k B ..), batch_len(m, B, k) cases */
+    step_ctx s = {x, p, t0, tr, order, order, 0, batch_len(m, B, 0)};
     mx_parallel_for(1 + s.nprep, step_task, &s); /* the first batch's references */
-    for (size_t k = 0; k < nb; k++) {
+    for (size_t k = 0; k * B < m; k++) {
         s.fin = order + k * B;
-        s.nfin = m - k * B < B ? m - k * B : B;
+        s.nfin = batch_len(m, B, k);
         s.prep = order + (k + 1) * B;
-        s.nprep = k + 1 < nb ? (m - (k + 1) * B < B ? m - (k + 1) * B : B) : 0;
+        s.nprep = batch_len(m, B, k + 1);
         if (s.nprep == 0)
             step_task(&s, 0);
         else
