@@ -203,6 +203,19 @@ static inline double recip_l(double x)
     return u2d(UINT64_C(0x7fe0000000000000) - d2u(x));
 }
 
+/* floor(x) for every binary64 x but NaN, in operations that vectorize
+ * (GCC keeps floor itself scalar unless traps are off): below 2^52 in
+ * magnitude, x + m - m with m = 2^52 of x's sign is x rounded to an
+ * integer (nearest, the default mode), exactly; from 2^52 up x is an
+ * integer already.  Then one step down where that rounding went up. */
+static inline double floor_l(double x)
+{
+    double m = x < 0 ? -0x1p52 : 0x1p52;
+    double r = (x + m) - m;
+    r = fabs(x) < 0x1p52 ? r : x;
+    return r > x ? r - 1.0 : r;
+}
+
 static inline double add_up_l(double a, double b) { return up_l(a + b); }
 static inline double mul_up_l(double a, double b) { return up_l(a * b); }
 static inline double max2_l(double a, double b) { return a > b ? a : b; }
@@ -325,8 +338,11 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 double q1 = w->twoF * recip_l(W1[l] > 0 ? W1[l] : 1.0);
                 inv[l] = W[l] > 0 ? q : 0.0;
                 inv1[l] = W1[l] > 0 ? q1 : 0.0;
-                /* an early c is one more term of the alignment */
-                S[l] = w->mode == W_EARLY ? (double)(int32_t)(cv[l] * inv[l]) : 0.0;
+                /* an early c is one more term of the alignment (the
+                 * conversion always runs, on 0 when late: no condition
+                 * around a conversion that could trap keeps the loop
+                 * vector) */
+                S[l] = (double)(int32_t)(w->mode == W_EARLY ? cv[l] * inv[l] : 0.0);
                 S1[l] = 0.0;
             }
             for (size_t j = 0; j < cnt; j++) {
@@ -355,7 +371,7 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                     double Ss = W[l] >= W1[l] ? S1[l] : S[l];
                     double rb = recip_l(Wb > 0 ? Wb : 1.0);
                     double ratio = Ws * rb;
-                    double sum = Sb + floor(Ss * ratio); /* the product sum / 2^(E-F) */
+                    double sum = Sb + floor_l(Ss * ratio); /* the product sum / 2^(E-F) */
                     double unit = Wb * w->twomF, ib = w->twoF * rb;
                     /* late c, E_c = max(exponent of c, -126) */
                     double c = cv[l];
@@ -364,10 +380,11 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                     /* E >= E_c: c rounded down onto the grid 2^(E-F), or
                      * dropped past the cutoff */
                     int drop = (c == 0) | ((w->cutoff > 0) & (Wb > Wc * w->cut_pw2));
-                    double v_ge = (sum + (drop ? 0.0 : floor(c * ib))) * unit;
+                    double cd = floor_l(c * ib); /* computed in every lane */
+                    double v_ge = (sum + (drop ? 0.0 : cd)) * unit;
                     /* E < E_c: the sum rounded down onto 2^(E_c - L), c added */
                     double qc = w->two_late * recip_l(Wc);
-                    double v_lt = (floor(sum * unit * qc) + c * qc) * (Wc * w->mtwo_late);
+                    double v_lt = (floor_l(sum * unit * qc) + c * qc) * (Wc * w->mtwo_late);
                     double vv = Wb >= Wc ? v_ge : v_lt;
                     v[l] = Wb > 0 ? vv : c; /* no nonzero product: c itself */
                 }
@@ -493,6 +510,46 @@ static int any_special(const mx_operand *o, const mxb_mag *tab)
     return 0;
 }
 
+/* A's values, magnitudes and 2^r, each [M][K], into Av. */
+static void decode_rows(const decoder *da, const mx_operand *A, double *Av)
+{
+    size_t M = A->rows, K = A->K;
+    for (size_t m = 0; m < M; m++)
+        for (size_t k = 0; k < K; k++) {
+            dec e = decode(da, mxg_code(A, m, k));
+            Av[m * K + k] = e.v;
+            Av[(M + m) * K + k] = e.a;
+            Av[(2 * M + m) * K + k] = e.p;
+        }
+}
+
+static int rows_fit(const mx_operand *A)
+{
+    return (double)A->rows * (double)A->K * 3 * sizeof(double) <= A_CACHE_MAX;
+}
+
+double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A)
+{
+    const mx_blockfma_params *p = s->model.block;
+    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->fmt->is_signed ||
+        (A->fmt->bits != 8 && A->fmt->bits != 16) || A->K == 0 || !rows_fit(A))
+        return NULL;
+    const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
+    if (!ta || any_special(A, ta)) /* the walk will not run */
+        return NULL;
+    decoder *da = malloc(sizeof *da);
+    double *Av = malloc(mx_nz(3 * A->rows * A->K) * sizeof *Av);
+    if (da && Av) {
+        decoder_init(da, A->fmt, ta);
+        decode_rows(da, A, Av);
+    } else {
+        free(Av);
+        Av = NULL;
+    }
+    free(da);
+    return Av;
+}
+
 static void group_consts(const mx_blockfma_params *p, size_t len, walk_g *g)
 {
     schedule(p, len, &g->sc);
@@ -575,19 +632,14 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     decoder_init(da, A->fmt, ta);
     decoder_init(db, B->fmt, tb);
     /* A decoded once for every column tile (values, magnitudes, 2^r, each
-     * [M][K]) when that fits in A_CACHE_MAX bytes; else row by row in
-     * each tile, as the codes are read */
-    double *Av = NULL;
-    if ((double)M * (double)K * 3 * sizeof(double) <= A_CACHE_MAX)
-        Av = malloc(mx_nz(3 * M * K) * sizeof *Av);
-    if (Av)
-        for (size_t m = 0; m < M; m++)
-            for (size_t k = 0; k < K; k++) {
-                dec e = decode(da, mxg_code(A, m, k));
-                Av[m * K + k] = e.v;
-                Av[(M + m) * K + k] = e.a;
-                Av[(2 * M + m) * K + k] = e.p;
-            }
+     * [M][K]) when that fits in A_CACHE_MAX bytes: once for the whole
+     * call when a split shares it (gemm_split.c), else here; when it does
+     * not fit, row by row in each tile, as the codes are read */
+    const double *Av = mxg_shared_rows_walk(s, A);
+    double *Aown = NULL;
+    if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(3 * M * K) * sizeof *Aown)) != NULL)
+        decode_rows(da, A, Aown);
+    Av = Av ? Av : Aown;
     double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
@@ -686,7 +738,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     sum_p[i] = fp;
             }
     }
-    free(Av);
+    free(Aown);
     free(cs);
     free(da);
     free(db);

@@ -412,6 +412,99 @@ static inline __int128 u64_signed(unsigned long long v)
     return v <= 0x7FFFFFFFFFFFFFFFull ? (__int128)v : -(__int128)(~v) - 1;
 }
 
+/* The activation side of a call, decoded once (mxg_fused_rows in
+ * gemm_internal.h): values and magnitudes as integers of the grid
+ * ([M][KP], zero past K and in zero-scale groups), the scale facts
+ * ([M][G]) and each row's lo, hi, amax, spread and smallest scale
+ * exponent; st is MX_ERANGE when a row holds a NaN or inf code. */
+struct mxg_fused_rows {
+    const mx_gemm_spec *s;
+    const mx_operand *A;
+    size_t M, G, KP;
+    double *ad, *aa, *fa, *amaxa;
+    int *sxa, *loa, *hia, *xna;
+    float *sca;
+    long *spa;
+    mx_status st;
+};
+
+static void rows_release(mxg_fused_rows *r)
+{
+    free(r->ad);
+    free(r->aa);
+    free(r->fa);
+    free(r->amaxa);
+    free(r->sxa);
+    free(r->loa);
+    free(r->hia);
+    free(r->xna);
+    free(r->sca);
+    free(r->spa);
+}
+
+/* Fills r for (s, A); r->st says how it went (MX_ENOMEM, MX_ERANGE). */
+static void rows_build(const mx_gemm_spec *s, const mx_operand *A, mxg_fused_rows *r)
+{
+    pthread_once(&ftabs_once, ftabs_init);
+    const ftab *ta = &ftabs[A->fmt->id];
+    size_t M = A->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK, KP = G * MX_BLOCK;
+    *r = (mxg_fused_rows){s, A, M, G, KP, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                          NULL, NULL, NULL, MX_OK};
+    r->ad = calloc(M * KP + 1, sizeof *r->ad);
+    r->aa = calloc(M * KP + 1, sizeof *r->aa);
+    r->sxa = malloc((M * G + 1) * sizeof *r->sxa);
+    r->loa = malloc((M + 1) * sizeof *r->loa);
+    r->hia = malloc((M + 1) * sizeof *r->hia);
+    r->sca = malloc((M * G + 1) * sizeof *r->sca);
+    r->fa = malloc((M * G + 1) * sizeof *r->fa);
+    r->amaxa = malloc((M + 1) * sizeof *r->amaxa);
+    r->spa = malloc((M + 1) * sizeof *r->spa);
+    r->xna = malloc((M + 1) * sizeof *r->xna);
+    if (!r->ad || !r->aa || !r->sxa || !r->loa || !r->hia || !r->sca || !r->fa ||
+        !r->amaxa || !r->spa || !r->xna) {
+        r->st = MX_ENOMEM;
+        return;
+    }
+    for (size_t m = 0; m < M; m++) {
+        if (row_facts(A, ta, s->decode, m, G, 1, r->sxa + m * G, r->sca + m * G,
+                      r->fa + m * G, &r->loa[m], &r->hia[m], &r->amaxa[m])) {
+            r->st = MX_ERANGE;
+            return;
+        }
+        r->spa[m] = row_spread(ta, r->loa[m], r->hia[m]);
+        r->xna[m] = min_scale_exp(r->sxa + m * G, G, 1);
+        const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
+        const int *sx = r->sxa + m * G;
+        double *adm = r->ad + m * KP, *aam = r->aa + m * KP;
+        for (size_t k = 0; k < K; k++)
+            if (sx[k / MX_BLOCK] != MXG_ZERO_SCALE) {
+                adm[k] = ta->val[codes[k]];
+                aam[k] = ta->aval[codes[k]];
+            }
+    }
+}
+
+mxg_fused_rows *mxg_fused_rows_new(const mx_gemm_spec *s, const mx_operand *A)
+{
+    mxg_fused_rows *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    rows_build(s, A, r);
+    if (r->st == MX_ENOMEM) { /* the kernel will try (and report) again */
+        mxg_fused_rows_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void mxg_fused_rows_free(mxg_fused_rows *r)
+{
+    if (!r)
+        return;
+    rows_release(r);
+    free(r);
+}
+
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
 {
@@ -427,11 +520,19 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     mx_status st = MX_OK;
     size_t nslow = 0;
 
-    double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
-    int *sxa = malloc((M * G + 1) * sizeof *sxa), *loa = malloc((M + 1) * sizeof *loa);
-    int *hia = malloc((M + 1) * sizeof *hia);
-    float *sca = malloc((M * G + 1) * sizeof *sca);
-    double *fa = malloc((M * G + 1) * sizeof *fa), *amaxa = malloc((M + 1) * sizeof *amaxa);
+    /* the activation rows: decoded once for the whole call by the split
+     * (gemm_split.c) when it ran this block, else here */
+    mxg_fused_rows own = {NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL,
+                          NULL, NULL, NULL, NULL, NULL, MX_OK};
+    const mxg_fused_rows *R = mxg_shared_rows_fused(s, A);
+    if (!R) {
+        rows_build(s, A, &own);
+        R = &own;
+    }
+    const double *ad = R->ad, *aa = R->aa, *fa = R->fa, *amaxa = R->amaxa;
+    const int *sxa = R->sxa, *loa = R->loa, *hia = R->hia, *xna = R->xna;
+    const float *sca = R->sca;
+    const long *spa = R->spa;
     double *exact = out->exact ? out->exact
                                : want_exact ? malloc(MN * sizeof *exact) : NULL;
     float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
@@ -448,31 +549,17 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     unsigned char *slow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
-    long *spa = malloc((M + 1) * sizeof *spa);
-    int *xna = malloc((M + 1) * sizeof *xna);
     v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
-    if (!ad || !aa || !sxa || !loa || !hia || !sca || !fa || !amaxa ||
-        (want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
-        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !spa || !xna ||
-        !acc64) {
+    if (R->st != MX_OK) {
+        st = R->st;
+        goto done;
+    }
+    if ((want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
+        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !acc64) {
         st = MX_ENOMEM;
         goto done;
     }
 
-    /* the activation rows, decoded once */
-    for (size_t m = 0; m < M && st == MX_OK; m++) {
-        if (row_facts(A, ta, s->decode, m, G, 1, sxa + m * G, sca + m * G, fa + m * G,
-                      &loa[m], &hia[m], &amaxa[m]))
-            st = MX_ERANGE;
-        spa[m] = row_spread(ta, loa[m], hia[m]);
-        xna[m] = min_scale_exp(sxa + m * G, G, 1);
-        const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
-        for (size_t k = 0; k < K; k++)
-            if (sxa[m * G + k / MX_BLOCK] != MXG_ZERO_SCALE) {
-                ad[m * KP + k] = ta->val[codes[k]];
-                aa[m * KP + k] = ta->aval[codes[k]];
-            }
-    }
     int cg = clog2z(G) + 5 + 1;
     /* bits of |P| (a group's dot) plus those of G carries: with the two
      * rows' scale spreads, what an element's int64 sum needs */
@@ -654,14 +741,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         stats->irregular_groups = 0;
     }
 done:
-    free(ad);
-    free(aa);
-    free(sxa);
-    free(loa);
-    free(hia);
-    free(sca);
-    free(fa);
-    free(amaxa);
+    rows_release(&own);
     if (exact != out->exact)
         free(exact);
     free(gacc);
@@ -677,8 +757,6 @@ done:
     free(slow);
     free(gt);
     free(qt);
-    free(spa);
-    free(xna);
     free(acc64);
     return st;
 }
@@ -948,9 +1026,49 @@ static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const i
     return MX_OK;
 }
 
-int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
-                     size_t *irr_a, mx_status *status)
+/* The activation side of a 16-bit call under window wa, decoded once
+ * (a split's shared rows, gemm_internal.h): each (row, group)'s unit and
+ * integers at and above it ([M][KP]), the residual entries below it, the
+ * planes of wide groups, and each row's lo, hi, amax; st is MX_ERANGE
+ * when a row holds a NaN or inf code. */
+struct mxg_fused16_rows {
+    const mx_gemm_spec *s;
+    const mx_operand *A;
+    int wa;
+    double *ad, *aa, *amaxa;
+    /* A's bits below 2^u (its residual entries, as the engine's prep
+     * lists them): value rla 2^rea at column k0 + rka, group (m, g)'s from
+     * roff[m G + g] to roff[m G + g + 1] */
+    int32_t *rla;
+    int16_t *rea;
+    unsigned char *rka, *irra;
+    size_t *roff;
+    int *ua, *umina, *loa, *hia;
+    planes16 pq;
+    mx_status st;
+};
+
+static void rows16_release(mxg_fused16_rows *r)
+{
+    planes16_free(&r->pq);
+    free(r->ad);
+    free(r->aa);
+    free(r->amaxa);
+    free(r->rla);
+    free(r->rea);
+    free(r->rka);
+    free(r->irra);
+    free(r->roff);
+    free(r->ua);
+    free(r->umina);
+    free(r->loa);
+    free(r->hia);
+}
+
+/* 1 when mxg_gemm_fused16 takes operands of these formats under s
+ * (windows aside); sets its code tables. */
+static int fused16_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                           const ftab16 **ta, const ftab16 **tb)
 {
     if (!fused_on || A->fmt->bits != 16 || B->fmt->bits != 16 || !A->fmt->is_signed ||
         !B->fmt->is_signed || A->scales || B->scales || s->model.kind == MX_ACC_FP32_SEQ ||
@@ -958,8 +1076,98 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         return 0;
     pthread_once(&ftabs_once, ftabs_init);
     pthread_once(&ftabs16_once, ftabs16_init);
-    const ftab16 *ta = ftabs16[A->fmt->id], *tb = ftabs16[B->fmt->id];
-    if (!ta || !tb)
+    *ta = ftabs16[A->fmt->id];
+    *tb = ftabs16[B->fmt->id];
+    return *ta && *tb;
+}
+
+static void rows16_build(const mx_gemm_spec *s, const mx_operand *A, const ftab16 *ta,
+                         int wa, mxg_fused16_rows *r)
+{
+    size_t M = A->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK, KP = G * MX_BLOCK;
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->A = A;
+    r->wa = wa;
+    r->st = MX_OK;
+    r->ad = calloc(M * KP + 1, sizeof *r->ad);
+    r->aa = calloc(M * KP + 1, sizeof *r->aa);
+    r->rla = malloc((M * KP + 1) * sizeof *r->rla);
+    r->rea = malloc((M * KP + 1) * sizeof *r->rea);
+    r->rka = malloc(M * KP + 1);
+    r->roff = malloc((M * G + 1) * sizeof *r->roff);
+    r->ua = malloc((M * G + 1) * sizeof *r->ua);
+    r->umina = malloc((M * G + 1) * sizeof *r->umina);
+    r->loa = malloc((M + 1) * sizeof *r->loa);
+    r->hia = malloc((M + 1) * sizeof *r->hia);
+    r->irra = malloc(M * G + 1);
+    r->amaxa = malloc((M + 1) * sizeof *r->amaxa);
+    if (!r->ad || !r->aa || !r->rla || !r->rea || !r->rka || !r->roff || !r->ua ||
+        !r->umina || !r->loa || !r->hia || !r->irra || !r->amaxa) {
+        r->st = MX_ENOMEM;
+        return;
+    }
+    for (size_t m = 0; m < M; m++)
+        if (row_facts16(A, ta, m, G, 1, wa, r->ua + m * G, r->umina + m * G,
+                        r->irra + m * G, &r->loa[m], &r->hia[m], &r->amaxa[m]) < 0) {
+            r->st = MX_ERANGE;
+            return;
+        }
+    size_t nres = 0;
+    r->roff[0] = 0;
+    for (size_t m = 0; m < M; m++) {
+        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            for (size_t k = k0; k < k0 + len; k++) {
+                size_t i = m * KP + k;
+                int32_t lo;
+                r->ad[i] = split16(ta, codes[k], r->ua[m * G + g], &lo);
+                r->aa[i] = fabs(r->ad[i]);
+                if (lo) {
+                    r->rla[nres] = lo;
+                    r->rea[nres] = ta->e[codes[k]];
+                    r->rka[nres++] = (unsigned char)(k - k0);
+                }
+            }
+            r->roff[m * G + g + 1] = nres;
+        }
+    }
+    r->st = planes16_build(&r->pq, M, G, wa, r->ua, r->umina, r->irra, r->roff, r->rla,
+                           r->rea, r->rka);
+}
+
+mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *A,
+                                       const mx_operand *B, int wa)
+{
+    const ftab16 *ta, *tb;
+    if (!fused16_applies(s, A, B, &ta, &tb))
+        return NULL;
+    mxg_fused16_rows *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    rows16_build(s, A, ta, wa, r);
+    if (r->st == MX_ENOMEM) { /* the kernel will try (and report) again */
+        mxg_fused16_rows_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void mxg_fused16_rows_free(mxg_fused16_rows *r)
+{
+    if (!r)
+        return;
+    rows16_release(r);
+    free(r);
+}
+
+int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
+                     size_t *irr_a, mx_status *status)
+{
+    const ftab16 *ta, *tb;
+    if (!fused16_applies(s, A, B, &ta, &tb))
         return 0;
     size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
@@ -970,21 +1178,24 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     mx_status st = MX_OK;
     size_t nslow = 0;
 
-    double *ad = calloc(M * KP + 1, sizeof *ad), *aa = calloc(M * KP + 1, sizeof *aa);
-    /* A's bits below 2^u (its residual entries, as the engine's prep
-     * lists them): value rla 2^rea at column k0 + rka, group (m, g)'s from
-     * roff[m G + g] to roff[m G + g + 1] */
-    int32_t *rla = malloc((M * KP + 1) * sizeof *rla);
-    int16_t *rea = malloc((M * KP + 1) * sizeof *rea);
-    unsigned char *rka = malloc(M * KP + 1);
-    size_t *roff = malloc((M * G + 1) * sizeof *roff);
-    int *ua = malloc((M * G + 1) * sizeof *ua), *loa = malloc((M + 1) * sizeof *loa);
-    int *umina = malloc((M * G + 1) * sizeof *umina);
-    planes16 pq = {0};
+    /* the activation rows: decoded once for the whole call by the split
+     * (gemm_split.c) when it ran this block, else here */
+    mxg_fused16_rows own;
+    memset(&own, 0, sizeof own);
+    const mxg_fused16_rows *R = mxg_shared_rows_fused16(s, A, wa);
+    if (!R) {
+        rows16_build(s, A, ta, wa, &own);
+        R = &own;
+    }
+    const double *ad = R->ad, *aa = R->aa, *amaxa = R->amaxa;
+    const int32_t *rla = R->rla;
+    const int16_t *rea = R->rea;
+    const unsigned char *rka = R->rka, *irra = R->irra;
+    const size_t *roff = R->roff;
+    const int *ua = R->ua, *umina = R->umina, *loa = R->loa, *hia = R->hia;
+    const planes16 *pq = &R->pq;
     v4d *Pp[NPL] = {0}, *Qp[NPL] = {0};
-    int *hia = malloc((M + 1) * sizeof *hia);
-    unsigned char *irra = malloc(M * G + 1), *irrb = malloc(N * G + 1);
-    double *amaxa = malloc((M + 1) * sizeof *amaxa);
+    unsigned char *irrb = malloc(N * G + 1);
     int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
     int *hib = malloc((N + 1) * sizeof *hib);
     double *amaxb = malloc((N + 1) * sizeof *amaxb);
@@ -1007,44 +1218,21 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         if (!Pp[p] || !Qp[p])
             st = MX_ENOMEM;
     }
-    if (st != MX_OK || !umina || !ad || !aa || !rla || !rea || !rka || !roff || !ua || !loa || !hia || !irra || !irrb || !amaxa ||
-        !ub || !lob || !hib || !amaxb || (want_exact && !exact) || (want_group && !gacc) ||
+    if (st == MX_OK && R->st != MX_OK)
+        st = R->st;
+    if (st != MX_OK)
+        goto done;
+    if (!irrb || !ub || !lob || !hib || !amaxb || (want_exact && !exact) || (want_group && !gacc) ||
         !bt || !bta || !P || !Q || !pbt || !fbt || !acc || !big || !slow || !eslow ||
         !gt || !qt) {
         st = MX_ENOMEM;
         goto done;
     }
-    for (size_t m = 0; m < M && st == MX_OK; m++)
-        if (row_facts16(A, ta, m, G, 1, wa, ua + m * G, umina + m * G, irra + m * G, &loa[m], &hia[m],
-                        &amaxa[m]) < 0)
-            st = MX_ERANGE;
     for (size_t n = 0; n < N && st == MX_OK; n++)
         if (row_facts16(B, tb, n, G, 1, wb, ub + n * G, NULL, irrb + n * G, &lob[n], &hib[n],
                         &amaxb[n]) < 0)
             st = MX_ERANGE;
     if (st != MX_OK)
-        goto done;
-    size_t nres = 0;
-    roff[0] = 0;
-    for (size_t m = 0; m < M; m++) {
-        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
-        for (size_t g = 0; g < G; g++) {
-            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
-            for (size_t k = k0; k < k0 + len; k++) {
-                size_t i = m * KP + k;
-                int32_t lo;
-                ad[i] = split16(ta, codes[k], ua[m * G + g], &lo);
-                aa[i] = fabs(ad[i]);
-                if (lo) {
-                    rla[nres] = lo;
-                    rea[nres] = ta->e[codes[k]];
-                    rka[nres++] = (unsigned char)(k - k0);
-                }
-            }
-            roff[m * G + g + 1] = nres;
-        }
-    }
-    if ((st = planes16_build(&pq, M, G, wa, ua, umina, irra, roff, rla, rea, rka)) != MX_OK)
         goto done;
     int cg = clog2z(G) + 5 + 1;
     int bf16_b = B->fmt->id == MX_BF16;
@@ -1116,10 +1304,10 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
             /* the lower planes of the group's wide A rows, by tile */
-            size_t nw = pq.woff[g + 1] - pq.woff[g];
-            for (int p = 0; nw && p < pq.wnp[g]; p++)
-                tile_dots(nw, pq.pl[p] + pq.woff[g] * MX_BLOCK,
-                          want_sabs ? pq.pla[p] + pq.woff[g] * MX_BLOCK : NULL, MX_BLOCK, bt,
+            size_t nw = pq->woff[g + 1] - pq->woff[g];
+            for (int p = 0; nw && p < pq->wnp[g]; p++)
+                tile_dots(nw, pq->pl[p] + pq->woff[g] * MX_BLOCK,
+                          want_sabs ? pq->pla[p] + pq->woff[g] * MX_BLOCK : NULL, MX_BLOCK, bt,
                           bta, Pp[p], Qp[p]);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
@@ -1165,8 +1353,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 }
                 /* their terms' sum and magnitudes' sum, exactly in the
                  * element's frame: by planes, or term by term */
-                int wi = ia ? pq.widx[m * G + g] : -1;
-                for (int p = 0; wi >= 0 && p < pq.wnp[g]; p++) {
+                int wi = ia ? pq->widx[m * G + g] : -1;
+                for (int p = 0; wi >= 0 && p < pq->wnp[g]; p++) {
                     int up = u - (p + 1) * wa;
                     up = up > umina[m * G + g] ? up : umina[m * G + g];
                     const double *pp = (const double *)&Pp[p][2 * (size_t)wi];
@@ -1320,24 +1508,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         }
     }
 done:
-    planes16_free(&pq);
+    rows16_release(&own);
     for (int p = 0; p < NPL; p++) {
         free(Pp[p]);
         free(Qp[p]);
     }
-    free(umina);
-    free(ad);
-    free(aa);
-    free(rla);
-    free(rea);
-    free(rka);
-    free(roff);
-    free(ua);
-    free(loa);
-    free(hia);
-    free(irra);
     free(irrb);
-    free(amaxa);
     free(ub);
     free(lob);
     free(hib);

@@ -233,6 +233,10 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
 /* Groups the walk has handed to the general code so far (lanes whose
  * block result was not a normal FP32 number): for the tests. */
 unsigned long mxg_block_walk_fallbacks(void);
+/* The walk's decode of A for the call (s, A) when the walk may take it
+ * and the decode fits its cache (a split's shared rows; free()); else
+ * NULL. */
+double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A);
 
 /* The walk's sums for the call (s, A, B), which mxg_acc_block reads
  * instead of walking element (m, n) again: set for the calling thread by
@@ -313,6 +317,21 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
 mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb);
+/* What the blocks of one split call share: A's rows decoded once, before
+ * the blocks run, for the kernels that read them (each block of B's rows
+ * would otherwise decode all of A again).  mxg_gemm_split sets them for
+ * the thread running a block, around mxg_gemm_block; a kernel asks with
+ * its own (s, A) and gets NULL for any other call, or outside a split:
+ * it then decodes A itself.  The same values either way. */
+typedef struct mxg_fused_rows mxg_fused_rows;
+typedef struct mxg_fused16_rows mxg_fused16_rows;
+const mxg_fused_rows *mxg_shared_rows_fused(const mx_gemm_spec *s, const mx_operand *A);
+/* The 16-bit kernel's, under A's window wa. */
+const mxg_fused16_rows *mxg_shared_rows_fused16(const mx_gemm_spec *s, const mx_operand *A,
+                                                int wa);
+/* The block walk's decode of A ([3][M][K]: values, magnitudes, 2^r). */
+const double *mxg_shared_rows_walk(const mx_gemm_spec *s, const mx_operand *A);
+
 /* 1 when out asks for exact values only (no model, no bound outputs). */
 static inline int mxg_exact_only(const mx_gemm_out *out)
 {
@@ -333,6 +352,16 @@ static inline int mxg_device_sums(const mx_gemm_out *out)
  * fixed grid (E4M3FN, E4M3FNUZ) under the fp32-group model, a block model
  * or no model: same bits as the engine. */
 int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+/* The fused FP8 kernel's decode of A for the call (s, A) (a split's
+ * shared rows); NULL when memory is short.  Free with mxg_fused_rows_free
+ * (NULL is fine). */
+mxg_fused_rows *mxg_fused_rows_new(const mx_gemm_spec *s, const mx_operand *A);
+void mxg_fused_rows_free(mxg_fused_rows *r);
+/* The 16-bit kernel's decode of A under window wa, when that kernel takes
+ * operands like A and B under s; else (or memory short) NULL. */
+mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *A,
+                                       const mx_operand *B, int wa);
+void mxg_fused16_rows_free(mxg_fused16_rows *r);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
 /* The fused pass for unscaled BF16/FP16 operands under the windows wa, wb

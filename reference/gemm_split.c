@@ -6,7 +6,9 @@
  * blocks and writing each block's columns back gives the bits of one call,
  * whatever the block count and whichever thread runs a block.  The block
  * count follows the shape and the thread count (about four blocks per
- * thread); it never changes a bit of the result.
+ * thread); it never changes a bit of the result.  A's rows, which every
+ * block reads whole, are decoded once before the blocks run and shared
+ * with them (shared_rows).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,59 @@
 /* Narrowest block, in output columns. */
 #define SPLIT_MIN_COLS 32
 
+/* A's rows decoded once for the blocks of one call (gemm_internal.h). */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A;
+    int wa;
+    mxg_fused_rows *fused;
+    mxg_fused16_rows *fused16;
+    double *walk;
+} shared_rows;
+
+/* the shared rows of the block this thread runs, or NULL */
+static _Thread_local const shared_rows *cur_rows;
+
+const mxg_fused_rows *mxg_shared_rows_fused(const mx_gemm_spec *s, const mx_operand *A)
+{
+    const shared_rows *r = cur_rows;
+    return r && r->s == s && r->A == A ? r->fused : NULL;
+}
+
+const mxg_fused16_rows *mxg_shared_rows_fused16(const mx_gemm_spec *s, const mx_operand *A,
+                                                int wa)
+{
+    const shared_rows *r = cur_rows;
+    return r && r->s == s && r->A == A && r->wa == wa ? r->fused16 : NULL;
+}
+
+const double *mxg_shared_rows_walk(const mx_gemm_spec *s, const mx_operand *A)
+{
+    const shared_rows *r = cur_rows;
+    return r && r->s == s && r->A == A ? r->walk : NULL;
+}
+
+/* The rows the blocks' kernels will read: the fused FP8 kernel's where
+ * gemm.c runs it (no slice or sum provider; mxg_fused_applies), the block
+ * walk's under a block model with a model or bound output, or the 16-bit
+ * kernel's under A's window.  Missing ones
+ * (memory short, a kernel that does not apply) are decoded per block. */
+static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
+                             const mx_operand *B, const mx_gemm_out *out, int wa,
+                             shared_rows *r)
+{
+    *r = (shared_rows){s, A, wa, NULL, NULL, NULL};
+    if (mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out)) {
+        if (mxg_fused_applies(s, A, B))
+            r->fused = mxg_fused_rows_new(s, A);
+        else
+            r->fused16 = mxg_fused16_rows_new(s, A, B, wa);
+    }
+    if (s->model.kind == MX_ACC_BLOCK &&
+        (out->model_acc || out->model_out || out->bound || out->bound_acc))
+        r->walk = mxg_block_walk_rows(s, A);
+}
+
 typedef struct {
     const mx_gemm_spec *s;
     const mx_operand *A, *B;
@@ -27,6 +82,7 @@ typedef struct {
     mx_status *st;
     mx_gemm_stats *stats;
     size_t *irr_a;
+    const shared_rows *rows;
 } split_ctx;
 
 static void split_task(void *vctx, size_t bi)
@@ -57,9 +113,15 @@ static void split_task(void *vctx, size_t bi)
     mx_status st = MX_ENOMEM;
     if ((!o->exact || t.exact) && (!o->model_acc || t.model_acc) &&
         (!o->model_out || t.model_out) && (!o->bound || t.bound) &&
-        (!o->sum_abs || t.sum_abs) && (!o->bound_acc || t.bound_acc))
+        (!o->sum_abs || t.sum_abs) && (!o->bound_acc || t.bound_acc)) {
+        /* this thread may run a block of another call inside this one (a
+         * nested loop's task): the rows are restored, not cleared */
+        const shared_rows *saved = cur_rows;
+        cur_rows = x->rows;
         st = mxg_gemm_block(x->s, x->A, &b, &t, &x->stats[bi], x->wa, x->wb,
                             &x->irr_a[bi]);
+        cur_rows = saved;
+    }
     if (st == MX_OK)
         for (size_t m = 0; m < M; m++) {
             size_t d = m * N + n0, r = m * nb;
@@ -118,8 +180,13 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         free(irr);
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     }
-    split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr};
+    shared_rows rows;
+    shared_rows_make(s, A, B, out, wa, &rows);
+    split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr, &rows};
     mx_parallel_for(nblocks, split_task, &x);
+    mxg_fused_rows_free(rows.fused);
+    mxg_fused16_rows_free(rows.fused16);
+    free(rows.walk);
     mx_status r = MX_OK;
     mx_gemm_stats sum = {0, 0, irr[0]};
     for (size_t i = 0; i < nblocks; i++) {
