@@ -50,6 +50,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mxref/pool.h"
 #include "blockfma_fx.h"
 #include "gemm_internal.h"
 
@@ -510,17 +511,34 @@ static int any_special(const mx_operand *o, const mxb_mag *tab)
     return 0;
 }
 
-/* A's values, magnitudes and 2^r, each [M][K], into Av. */
-static void decode_rows(const decoder *da, const mx_operand *A, double *Av)
+/* Rows [m0, m1) of A's values, magnitudes and 2^r, each [M][K], into Av. */
+static void decode_rows(const decoder *da, const mx_operand *A, double *Av, size_t m0,
+                        size_t m1)
 {
     size_t M = A->rows, K = A->K;
-    for (size_t m = 0; m < M; m++)
+    for (size_t m = m0; m < m1; m++)
         for (size_t k = 0; k < K; k++) {
             dec e = decode(da, mxg_code(A, m, k));
             Av[m * K + k] = e.v;
             Av[(M + m) * K + k] = e.a;
             Av[(2 * M + m) * K + k] = e.p;
         }
+}
+
+/* mxg_block_walk_rows' decode by blocks of rows on the pool */
+#define ROWS_BLOCK ((size_t)16)
+
+typedef struct {
+    const decoder *da;
+    const mx_operand *A;
+    double *Av;
+} rows_ctx;
+
+static void rows_task(void *v, size_t b)
+{
+    const rows_ctx *c = v;
+    size_t m0 = b * ROWS_BLOCK, M = c->A->rows;
+    decode_rows(c->da, c->A, c->Av, m0, m0 + ROWS_BLOCK < M ? m0 + ROWS_BLOCK : M);
 }
 
 static int rows_fit(const mx_operand *A)
@@ -541,7 +559,8 @@ double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A)
     double *Av = malloc(mx_nz(3 * A->rows * A->K) * sizeof *Av);
     if (da && Av) {
         decoder_init(da, A->fmt, ta);
-        decode_rows(da, A, Av);
+        rows_ctx c = {da, A, Av};
+        mx_parallel_for((A->rows + ROWS_BLOCK - 1) / ROWS_BLOCK, rows_task, &c);
     } else {
         free(Av);
         Av = NULL;
@@ -638,7 +657,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     const double *Av = mxg_shared_rows_walk(s, A);
     double *Aown = NULL;
     if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(3 * M * K) * sizeof *Aown)) != NULL)
-        decode_rows(da, A, Aown);
+        decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
     double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
     for (size_t n0 = 0; n0 < N; n0 += NT) {

@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mxref/pool.h"
 #include "gemm_internal.h"
 
 /* Per-code facts of an 8-bit format with a fixed unit. */
@@ -442,8 +443,56 @@ static void rows_release(mxg_fused_rows *r)
     free(r->spa);
 }
 
-/* Fills r for (s, A); r->st says how it went (MX_ENOMEM, MX_ERANGE). */
-static void rows_build(const mx_gemm_spec *s, const mx_operand *A, mxg_fused_rows *r)
+/* Rows [m0, m1) of r; 1 when one holds a NaN or inf code. */
+static int rows_fill(mxg_fused_rows *r, const ftab *ta, mx_e8m0_decode d, size_t m0,
+                     size_t m1)
+{
+    const mx_operand *A = r->A;
+    size_t G = r->G, KP = r->KP, K = A->K;
+    int bad = 0;
+    for (size_t m = m0; m < m1; m++) {
+        if (row_facts(A, ta, d, m, G, 1, r->sxa + m * G, r->sca + m * G, r->fa + m * G,
+                      &r->loa[m], &r->hia[m], &r->amaxa[m])) {
+            bad = 1;
+            continue; /* its facts are not read: the call fails */
+        }
+        r->spa[m] = row_spread(ta, r->loa[m], r->hia[m]);
+        r->xna[m] = min_scale_exp(r->sxa + m * G, G, 1);
+        const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
+        const int *sx = r->sxa + m * G;
+        double *adm = r->ad + m * KP, *aam = r->aa + m * KP;
+        for (size_t k = 0; k < K; k++)
+            if (sx[k / MX_BLOCK] != MXG_ZERO_SCALE) {
+                adm[k] = ta->val[codes[k]];
+                aam[k] = ta->aval[codes[k]];
+            }
+    }
+    return bad;
+}
+
+/* rows_build's rows by blocks on the pool (a split's shared rows are
+ * decoded before its blocks start: on every thread, not one) */
+#define ROWS_BLOCK ((size_t)16)
+
+typedef struct {
+    mxg_fused_rows *r;
+    const ftab *ta;
+    mx_e8m0_decode d;
+    _Atomic int bad;
+} rows_ctx;
+
+static void rows_task(void *v, size_t b)
+{
+    rows_ctx *c = v;
+    size_t m0 = b * ROWS_BLOCK, m1 = m0 + ROWS_BLOCK < c->r->M ? m0 + ROWS_BLOCK : c->r->M;
+    if (rows_fill(c->r, c->ta, c->d, m0, m1))
+        c->bad = 1;
+}
+
+/* Fills r for (s, A), by blocks of rows on the pool when par; r->st says
+ * how it went (MX_ENOMEM, MX_ERANGE). */
+static void rows_build(const mx_gemm_spec *s, const mx_operand *A, mxg_fused_rows *r,
+                       int par)
 {
     pthread_once(&ftabs_once, ftabs_init);
     const ftab *ta = &ftabs[A->fmt->id];
@@ -465,22 +514,12 @@ static void rows_build(const mx_gemm_spec *s, const mx_operand *A, mxg_fused_row
         r->st = MX_ENOMEM;
         return;
     }
-    for (size_t m = 0; m < M; m++) {
-        if (row_facts(A, ta, s->decode, m, G, 1, r->sxa + m * G, r->sca + m * G,
-                      r->fa + m * G, &r->loa[m], &r->hia[m], &r->amaxa[m])) {
-            r->st = MX_ERANGE;
-            return;
-        }
-        r->spa[m] = row_spread(ta, r->loa[m], r->hia[m]);
-        r->xna[m] = min_scale_exp(r->sxa + m * G, G, 1);
-        const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
-        const int *sx = r->sxa + m * G;
-        double *adm = r->ad + m * KP, *aam = r->aa + m * KP;
-        for (size_t k = 0; k < K; k++)
-            if (sx[k / MX_BLOCK] != MXG_ZERO_SCALE) {
-                adm[k] = ta->val[codes[k]];
-                aam[k] = ta->aval[codes[k]];
-            }
+    if (par && M > ROWS_BLOCK && mx_pool_threads() > 1) {
+        rows_ctx c = {r, ta, s->decode, 0};
+        mx_parallel_for((M + ROWS_BLOCK - 1) / ROWS_BLOCK, rows_task, &c);
+        r->st = c.bad ? MX_ERANGE : MX_OK;
+    } else {
+        r->st = rows_fill(r, ta, s->decode, 0, M) ? MX_ERANGE : MX_OK;
     }
 }
 
@@ -489,7 +528,7 @@ mxg_fused_rows *mxg_fused_rows_new(const mx_gemm_spec *s, const mx_operand *A)
     mxg_fused_rows *r = malloc(sizeof *r);
     if (!r)
         return NULL;
-    rows_build(s, A, r);
+    rows_build(s, A, r, 1);
     if (r->st == MX_ENOMEM) { /* the kernel will try (and report) again */
         mxg_fused_rows_free(r);
         return NULL;
@@ -526,7 +565,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                           NULL, NULL, NULL, NULL, NULL, MX_OK};
     const mxg_fused_rows *R = mxg_shared_rows_fused(s, A);
     if (!R) {
-        rows_build(s, A, &own);
+        rows_build(s, A, &own, 0);
         R = &own;
     }
     const double *ad = R->ad, *aa = R->aa, *fa = R->fa, *amaxa = R->amaxa;
