@@ -340,6 +340,68 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
     return *checked ? t / (double)*checked : 0;
 }
 
+/* ---- block models on one large GEMM -------------------------------------- */
+
+/* Reference time of one dense M x N x K MXFP8 GEMM (bench --reference
+ * gpu's random operands) under each model, with the outputs check asks for
+ * (exact values, model outputs, bounds): best of two, on one thread (CPU
+ * time) and on `threads` (wall); each ratio is to fp32-group's. */
+static int bench_block_models(size_t M, size_t N, size_t K, int threads)
+{
+    static const char *names[] = {"fp32-group", "block:cdna3-fp8", "block:hopper-fp8",
+                                  "block:hopper-fp8-mma"};
+    mxv_gpuref_ops g;
+    size_t MN = M * N;
+    double *ex = malloc(mx_nz(MN) * sizeof *ex), *bd = malloc(mx_nz(MN) * sizeof *bd);
+    uint16_t *mo = malloc(mx_nz(MN) * sizeof *mo);
+    int rc = -1;
+    if (!ex || !bd || !mo || mxv_gpuref_ops_make(&g, M, N, K) != 0) {
+        free(ex);
+        free(bd);
+        free(mo);
+        return -1;
+    }
+    printf("bench: one %zu x %zu x %zu MXFP8 GEMM (random E4M3FN codes, scales "
+           "2^-8..2^7), exact values + model outputs + bounds, by model:\n", M, N, K);
+    printf("%-46s %10s %12s %10s %12s\n", "model (best of 2)", "1 thread s", "x fp32-group",
+           "wall s", "x fp32-group");
+    double base1 = 0, basen = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        mx_gemm_spec spec = g.spec;
+        if (mx_accum_parse(names[i], &spec.model) != 0)
+            goto out;
+        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
+        double t[2];
+        for (int k = 0; k < 2; k++) {
+            int th = k == 0 ? 1 : threads;
+            clock_id = th == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
+            mx_pool_set_threads(th);
+            t[k] = 1e30;
+            for (int rep = 0; rep < 2; rep++) {
+                double t0 = now();
+                if (mx_gemm(&spec, &g.A, &g.B, &o, NULL) != MX_OK)
+                    goto out;
+                double d = now() - t0;
+                t[k] = d < t[k] ? d : t[k];
+            }
+        }
+        if (i == 0) {
+            base1 = t[0];
+            basen = t[1];
+        }
+        printf("  %-44s %10.3f %11.2fx %10.3f %11.2fx\n", names[i], t[0], t[0] / base1, t[1],
+               t[1] / basen);
+    }
+    rc = 0;
+out:
+    clock_id = CLOCK_THREAD_CPUTIME_ID;
+    mxv_gpuref_ops_free(&g);
+    free(ex);
+    free(bd);
+    free(mo);
+    return rc;
+}
+
 /* ---- bench --reference gpu ---------------------------------------------- */
 
 /* Exact values of one dense M x N x K MXFP8 GEMM, best of two wall times
@@ -446,12 +508,13 @@ int mxv_cmd_bench(int argc, char **argv)
 {
     mxv_layer_opts lo = {0};
     const char *help = NULL, *sample_s = NULL, *jobs_s = NULL, *ref = NULL,
-               *gtok_s = NULL;
+               *gtok_s = NULL, *bg_s = NULL;
     const mxv_opt opts[] = {{"shape", 1, &lo.shape, 0},  {"tokens", 1, &lo.tokens, 0},
                             {"seed", 1, &lo.seed, 0},    {"family", 1, &lo.family, 0},
                             {"mpfr-sample", 1, &sample_s, 0},
                             {"jobs", 1, &jobs_s, 'j'},   {"reference", 1, &ref, 0},
                             {"gpu-tokens", 1, &gtok_s, 0},
+                            {"block-gemm", 1, &bg_s, 0},
                             {"help", 0, &help, 'h'},     {NULL, 0, NULL, 0}};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
     int npos, rc = mxv_parse_opts(argc, argv, opts, pos, &npos, "bench");
@@ -462,6 +525,7 @@ int mxv_cmd_bench(int argc, char **argv)
         puts("usage: mxverify bench [--shape m3-tp8] [--tokens 64] [--seed 1] "
              "[--family real] [--mpfr-sample 32] [--jobs N]\n"
              "                    [--reference cpu|gpu|auto] [--gpu-tokens T]\n"
+             "                    [--block-gemm M,N,K|none]\n"
              "  --shape S          layer shape (default m3-tp8)\n"
              "  --tokens T         tokens (default 64)\n"
              "  --seed N           case seed (default 1)\n"
@@ -475,6 +539,9 @@ int mxv_cmd_bench(int argc, char **argv)
              "                     on the CPU (--jobs threads), compared bit for bit\n"
              "                     (exit 4 without a usable GPU)\n"
              "  --gpu-tokens T     tokens of those dense shapes (default 512)\n"
+             "  --block-gemm M,N,K the GEMM the accumulation models are timed on, exact\n"
+             "                     + model + bounds (default 256,512,6144; K a multiple\n"
+             "                     of 32, each at most 65536); none: no such table\n"
              "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
@@ -492,6 +559,25 @@ int mxv_cmd_bench(int argc, char **argv)
         return mxv_error(MXV_EXIT_USAGE, "--gpu-tokens '%s' is not in 1..65536", gtok_s);
     if (gtok_s && refm != MXV_REF_GPU)
         return mxv_error(MXV_EXIT_USAGE, "--gpu-tokens needs --reference gpu");
+    unsigned long long bg[3] = {256, 512, 6144};
+    if (bg_s && strcmp(bg_s, "none") == 0) {
+        bg[0] = 0;
+    } else if (bg_s) {
+        char *c1 = strchr(bg_s, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        char part[3][32];
+        int okp = c1 && c2 && !strchr(c2 + 1, ',') && c1 - bg_s < 32 && c2 - c1 - 1 < 32 &&
+                  strlen(c2 + 1) < 32;
+        if (okp) {
+            snprintf(part[0], sizeof part[0], "%.*s", (int)(c1 - bg_s), bg_s);
+            snprintf(part[1], sizeof part[1], "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+            snprintf(part[2], sizeof part[2], "%s", c2 + 1);
+            for (int i = 0; i < 3 && okp; i++)
+                okp = mxv_parse_uint(part[i], 1u << 16, &bg[i]) == 0 && bg[i] > 0;
+        }
+        if (!okp || bg[2] % 32)
+            return mxv_error(MXV_EXIT_USAGE, "--block-gemm '%s' is not M,N,K (each in "
+                                             "1..65536, K a multiple of 32) or none", bg_s);
+    }
     if ((rc = mxv_jobs_apply(jobs_s)) != 0)
         return rc;
     int maxj = mx_pool_threads();
@@ -618,6 +704,13 @@ int mxv_cmd_bench(int argc, char **argv)
     printf("bench: compute ceiling: the same register-only FP64 loop on each of %d "
            "threads ran %.2fx one thread's rate (the most CPU-bound work can gain)\n",
            maxj, ceil_n);
+    if (bg[0] && bench_block_models((size_t)bg[0], (size_t)bg[1], (size_t)bg[2], maxj) != 0) {
+        free_calls(&cs);
+        mx_case_free(&c);
+        return mxv_error(MXV_EXIT_INTERNAL, "bench: out of memory or a failed call on the "
+                                            "%llu x %llu x %llu GEMM", bg[0], bg[1], bg[2]);
+    }
+    mx_pool_set_threads(maxj);
     printf("bench: MPFR oracle vs fast exact on %zu sampled elements: %zu "
            "mismatches (%.1f us per element in MPFR)\n",
            checked, mism, per_el * 1e6);
