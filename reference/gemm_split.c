@@ -17,8 +17,12 @@
 
 /* Below this many multiply-adds a GEMM runs as one call. */
 #define SPLIT_MIN_WORK ((size_t)1 << 21)
-/* Narrowest block, in output columns. */
+/* Narrowest block, in output columns; under a block model's walk, whose
+ * work per column is several times the fused kernel's and whose tile is 16
+ * columns wide, 16 (more blocks per thread to even out; A's rows are
+ * shared, so a narrow block adds no decode). */
 #define SPLIT_MIN_COLS 32
+#define WALK_MIN_COLS 16
 
 /* A's rows decoded once for the blocks of one call (gemm_internal.h). */
 typedef struct {
@@ -153,9 +157,12 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
 {
     size_t M = A->rows, N = B->rows, K = A->K;
     int threads = mx_pool_threads();
-    if (threads <= 1 || M * N * K < SPLIT_MIN_WORK || N < 2 * SPLIT_MIN_COLS)
+    int walked = s->model.kind == MX_ACC_BLOCK &&
+                 (out->model_acc || out->model_out || out->bound || out->bound_acc);
+    size_t min_cols = walked ? WALK_MIN_COLS : SPLIT_MIN_COLS;
+    if (threads <= 1 || M * N * K < SPLIT_MIN_WORK || N < 2 * min_cols)
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
-    /* about four blocks per thread, none narrower than SPLIT_MIN_COLS */
+    /* about four blocks per thread, none narrower than min_cols */
     size_t want = 4 * (size_t)threads;
     if (mxg_device_sums(out)) {
         /* the device sums each block and is sent all of A (8 M K bytes)
@@ -169,7 +176,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         want = most < want ? most : want;
     }
     size_t cols = (N + want - 1) / want;
-    cols = cols < SPLIT_MIN_COLS ? SPLIT_MIN_COLS : cols;
+    cols = cols < min_cols ? min_cols : cols;
     size_t nblocks = (N + cols - 1) / cols;
     mx_status *st = calloc(nblocks, sizeof *st);
     mx_gemm_stats *bs = calloc(nblocks, sizeof *bs);
