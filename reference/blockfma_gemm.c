@@ -676,13 +676,24 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
             for (size_t l = 0; l < NT; l++) { /* lanes past nt: zeros */
                 scb[l] = 0.0f;
                 scbd[l] = 0.0;
-                for (size_t k = 0; k < len; k++)
-                    bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
-                if (l >= nt)
+                if (l >= nt) {
+                    for (size_t k = 0; k < len; k++)
+                        bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
                     continue;
+                }
                 scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
                 scbd[l] = chain ? 1.0
                                 : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
+                if (B->fmt->bits == 8) { /* the row's bytes, by table */
+                    const uint8_t *c8 = mxg_codes_at(B, n0 + l, k0);
+                    for (size_t k = 0; k < len; k++) {
+                        const dec *e = &db->t8[c8[k]];
+                        bv[k * NT + l] = e->v;
+                        ba[k * NT + l] = e->a;
+                        bp[k * NT + l] = e->p;
+                    }
+                    continue;
+                }
                 for (size_t k = 0; k < len; k++) {
                     dec e = decode(db, mxg_code(B, n0 + l, k0 + k));
                     bv[k * NT + l] = e.v;
