@@ -471,13 +471,12 @@ typedef struct {
 static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
 {
     const mxb_mag *g = &tab[c];
-    int neg = (c >> (f->bits - 1)) & 1;
-    dec d = {0.0, 0.0, 0.0};
-    if (g->cls == 1) {
-        d.v = neg ? -g->v : g->v;
-        d.a = g->v;
-        d.p = g->p;
-    }
+    /* selects, no branches (signs and zeros are data): the table's v
+     * and p of a zero, NaN or inf code are not read */
+    uint64_t on = (uint64_t)0 - (uint64_t)(g->cls == 1);
+    uint64_t sign = (uint64_t)((c >> (f->bits - 1)) & 1) << 63;
+    uint64_t a = d2u(g->v) & on;
+    dec d = {u2d(a | (sign & on)), u2d(a), u2d(d2u(g->p) & on)};
     return d;
 }
 
