@@ -503,10 +503,22 @@ static inline dec decode(const decoder *d, uint32_t c)
 /* Any NaN or infinite code in the rows of o? */
 static int any_special(const mx_operand *o, const mxb_mag *tab)
 {
-    for (size_t r = 0; r < o->rows; r++)
-        for (size_t k = 0; k < o->K; k++)
-            if (tab[mxg_code(o, r, k)].cls == 2)
-                return 1;
+    unsigned char sp[256]; /* 8-bit codes: the classes as a byte table */
+    for (int c = 0; o->fmt->bits == 8 && c < 256; c++)
+        sp[c] = tab[c].cls == 2;
+    for (size_t r = 0; r < o->rows; r++) {
+        unsigned any = 0;
+        if (o->fmt->bits == 8) {
+            const uint8_t *c8 = mxg_codes_at(o, r, 0);
+            for (size_t k = 0; k < o->K; k++)
+                any |= sp[c8[k]];
+        } else {
+            for (size_t k = 0; k < o->K; k++)
+                any |= tab[mxg_code(o, r, k)].cls == 2;
+        }
+        if (any)
+            return 1;
+    }
     return 0;
 }
 
@@ -607,7 +619,10 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
         return 0;
     const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
     const mxb_mag *tb = mxb_mag_table(B->fmt, p->in_fmt);
-    if (!ta || !tb || any_special(A, ta) || any_special(B, tb))
+    /* shared rows of A (mxg_block_walk_rows) exist only when A has no
+     * special code: not scanned again for each block */
+    const double *Ash = mxg_shared_rows_walk(s, A);
+    if (!ta || !tb || (!Ash && any_special(A, ta)) || any_special(B, tb))
         return 0;
     walk_c w;
     w.p = p;
@@ -653,7 +668,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
      * [M][K]) when that fits in A_CACHE_MAX bytes: once for the whole
      * call when a split shares it (gemm_split.c), else here; when it does
      * not fit, row by row in each tile, as the codes are read */
-    const double *Av = mxg_shared_rows_walk(s, A);
+    const double *Av = Ash;
     double *Aown = NULL;
     if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(3 * M * K) * sizeof *Aown)) != NULL)
         decode_rows(da, A, Aown, 0, M);

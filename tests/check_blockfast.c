@@ -13,13 +13,16 @@
  * (reference/blockfma_gemm.c) to the element-by-element one the same way:
  * every output of mx_gemm, scaled operands of every format, every preset
  * and grid variants, data that forces its fallbacks (subnormal and
- * overflowing block results). */
+ * overflowing block results).  test_walk_split holds a call split into
+ * column blocks on three threads, whose blocks share A's decoded rows, to
+ * the same call on one thread, for every preset and operand kind. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_rng.h>
 #include "mxref/blockfma.h"
+#include "mxref/pool.h"
 #include "blockfma_fx.h"
 #include "gemm_internal.h"
 #include "testutil.h"
@@ -380,6 +383,57 @@ START_TEST(test_gemm_walk)
 }
 END_TEST
 
+/* A call large enough to be split into column blocks on the pool, whose
+ * blocks share A's rows decoded once (gemm_split.c: the walk's, the fused
+ * FP8 kernel's, the 16-bit kernel's), against the same call on one thread
+ * (one block, its own decode): every output bit for bit, for every preset,
+ * 8- and 16-bit operands, scaled and unscaled, A through a row index. */
+START_TEST(test_walk_split)
+{
+    static const mx_format_id fmts[] = {MX_E4M3FN, MX_E4M3FNUZ, MX_BF16};
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 20261203);
+    enum { MS = 40, NS = 96, KS = 576 }; /* M N K > 2^21: split on 3 threads */
+    static uint16_t ca[MS * KS], cb[NS * KS];
+    static uint8_t sca[MS * KS / 32], scb[NS * KS / 32];
+    static double ex[2][MS * NS], bd[2][MS * NS], sa[2][MS * NS], ba[2][MS * NS];
+    static float ma[2][MS * NS];
+    static uint16_t mo[2][MS * NS];
+    int32_t idx[MS];
+    size_t cases = 0;
+    const mx_blockfma_params *p;
+    for (size_t pi = 0; (p = mx_blockfma_preset_at(pi)) != NULL; pi++)
+        for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
+            for (int unscaled = 0; unscaled < 2; unscaled++) {
+                const mx_format *f = mx_format_get(fmts[fi]);
+                walk_fill(r, f, ca, sca, MS, KS, (int)(pi + fi) % 5, 0);
+                walk_fill(r, f, cb, scb, NS, KS, (int)(pi + fi + 2) % 5, 0);
+                for (size_t i = 0; i < MS; i++)
+                    idx[i] = (int32_t)(MS - 1 - i);
+                mx_operand A = {f, ca, MS, KS, KS, unscaled ? NULL : sca, KS / 32, 1, idx};
+                mx_operand B = {f, cb, NS, KS, KS, unscaled ? NULL : scb, KS / 32, 1, NULL};
+                mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+                sp.model.kind = MX_ACC_BLOCK;
+                sp.model.block = p;
+                for (int t = 0; t < 2; t++) {
+                    mx_pool_set_threads(t ? 3 : 1);
+                    walk_run(&sp, &A, &B, 0, ex[t], ma[t], mo[t], bd[t], sa[t], ba[t]);
+                }
+                mx_pool_set_threads(1);
+                for (size_t i = 0; i < (size_t)MS * NS; i++)
+                    EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
+                               same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
+                               same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
+                           "%s %s%s, element %zu: 1 thread and 3 differ (model %a / %a, "
+                           "bound %a / %a)", p->name, f->name, unscaled ? " unscaled" : "",
+                           i, (double)ma[0][i], (double)ma[1][i], bd[0][i], bd[1][i]);
+                cases++;
+            }
+    gsl_rng_free(r);
+    ck_assert_uint_ge(cases, 12);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("blockfast");
@@ -388,6 +442,7 @@ int main(void)
     tcase_add_test(tc, test_fast_vs_slow);
     tcase_add_test(tc, test_up);
     tcase_add_test(tc, test_gemm_walk);
+    tcase_add_test(tc, test_walk_split);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
