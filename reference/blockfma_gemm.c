@@ -31,8 +31,9 @@
  * the walk carries each lane's c, bound state and sum |ab| across groups.
  *
  * Why fast.  Codes are decoded into signed values, magnitudes and 2^r:
- * A's once per call (when they fit in A_CACHE_MAX; else once per row,
- * group and column tile), B's once per (column, group); the inner loops run over
+ * A's once per call (when they fit in A_CACHE_MAX; once for all the column
+ * blocks of a split call, mxg_block_walk_rows; else once per row, group
+ * and column tile), B's once per (column, group); the inner loops run over
  * a tile of NT output columns, independent lanes that the compiler
  * vectorizes (every lane keeps its own sequence of operations; ISO C11
  * does not contract to FMA), and the model and both bounds share one pass
