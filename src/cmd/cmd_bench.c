@@ -541,7 +541,8 @@ int mxv_cmd_bench(int argc, char **argv)
              "  --gpu-tokens T     tokens of those dense shapes (default 512)\n"
              "  --block-gemm M,N,K the GEMM the accumulation models are timed on, exact\n"
              "                     + model + bounds (default 256,512,6144; K a multiple\n"
-             "                     of 32, each at most 65536); none: no such table\n"
+             "                     of 32, each at most 65536, M N at most 2^26, (M + N) K\n"
+             "                     at most 2^30); none: no such table\n"
              "  -h, --help         this text");
         return MXV_EXIT_OK;
     }
@@ -577,7 +578,14 @@ int mxv_cmd_bench(int argc, char **argv)
         if (!okp || bg[2] % 32)
             return mxv_error(MXV_EXIT_USAGE, "--block-gemm '%s' is not M,N,K (each in "
                                              "1..65536, K a multiple of 32) or none", bg_s);
+        /* memory: 18 bytes per output, one per operand code */
+        if (bg[0] * bg[1] > (1ull << 26) || (bg[0] + bg[1]) * bg[2] > (1ull << 30))
+            return mxv_error(MXV_EXIT_USAGE, "--block-gemm '%s': at most 2^26 outputs "
+                                             "(M N) and 2^30 operand codes ((M + N) K)", bg_s);
     }
+    if (bg_s && refm == MXV_REF_GPU)
+        return mxv_error(MXV_EXIT_USAGE, "--block-gemm is a table of the CPU run "
+                                         "(not with --reference gpu)");
     if ((rc = mxv_jobs_apply(jobs_s)) != 0)
         return rc;
     int maxj = mx_pool_threads();
