@@ -85,7 +85,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
 {
     int want_m = out->model_acc || out->model_out;
     int want_b = out->bound || out->bound_acc;
-    if (s->model.kind != MX_ACC_BLOCK || (!want_m && !want_b))
+    if (!mxg_walks(s, out))
         return gemm_block_run(s, A, B, out, stats, wa, wb, irr_a);
     size_t MN = A->rows * B->rows;
     float *macc = out->model_acc ? out->model_acc
@@ -121,10 +121,7 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
                                 mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
 {
     mx_status st;
-    /* a slice provider (--reference gpu) takes the engine's slices, a sum
-     * provider the whole sum of exact-only calls: the fused CPU kernels,
-     * same bits, would bypass them */
-    int fused_ok = mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out);
+    int fused_ok = mxg_fused_ok(out);
     if (fused_ok && mxg_fused_applies(s, A, B)) {
         if (irr_a)
             *irr_a = 0;

@@ -346,6 +346,23 @@ static inline int mxg_device_sums(const mx_gemm_out *out)
     return mxg_exact_only(out) && mx_gemm_sum_provider(NULL) != NULL;
 }
 
+/* 1 when the fused CPU kernels may take the call: a slice provider
+ * (--reference gpu) takes the engine's slices, a sum provider the whole
+ * sum of exact-only calls, and the fused kernels (same bits) would bypass
+ * them. */
+static inline int mxg_fused_ok(const mx_gemm_out *out)
+{
+    return mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out);
+}
+
+/* 1 when a block model's walk (blockfma_gemm.c) serves the call: a block
+ * model and a model or bound output. */
+static inline int mxg_walks(const mx_gemm_spec *s, const mx_gemm_out *out)
+{
+    return s->model.kind == MX_ACC_BLOCK &&
+           (out->model_acc || out->model_out || out->bound || out->bound_acc);
+}
+
 /* ---- gemm_fused.c --------------------------------------------------------- */
 
 /* The fused FP8 kernel takes 8-bit operands whose values all sit on one

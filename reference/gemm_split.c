@@ -57,23 +57,22 @@ const double *mxg_shared_rows_walk(const mx_gemm_spec *s, const mx_operand *A)
 }
 
 /* The rows the blocks' kernels will read: the fused FP8 kernel's where
- * gemm.c runs it (no slice or sum provider; mxg_fused_applies), the block
- * walk's under a block model with a model or bound output, or the 16-bit
- * kernel's under A's window.  Missing ones
+ * gemm.c runs it (mxg_fused_ok, mxg_fused_applies), or the 16-bit
+ * kernel's under A's window; the block walk's where it serves the call
+ * (mxg_walks).  Missing ones
  * (memory short, a kernel that does not apply) are decoded per block. */
 static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, const mx_gemm_out *out, int wa,
                              shared_rows *r)
 {
     *r = (shared_rows){s, A, wa, NULL, NULL, NULL};
-    if (mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out)) {
+    if (mxg_fused_ok(out)) {
         if (mxg_fused_applies(s, A, B))
             r->fused = mxg_fused_rows_new(s, A);
         else
             r->fused16 = mxg_fused16_rows_new(s, A, B, wa);
     }
-    if (s->model.kind == MX_ACC_BLOCK &&
-        (out->model_acc || out->model_out || out->bound || out->bound_acc))
+    if (mxg_walks(s, out))
         r->walk = mxg_block_walk_rows(s, A);
 }
 
@@ -157,9 +156,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
 {
     size_t M = A->rows, N = B->rows, K = A->K;
     int threads = mx_pool_threads();
-    int walked = s->model.kind == MX_ACC_BLOCK &&
-                 (out->model_acc || out->model_out || out->bound || out->bound_acc);
-    size_t min_cols = walked ? WALK_MIN_COLS : SPLIT_MIN_COLS;
+    size_t min_cols = mxg_walks(s, out) ? WALK_MIN_COLS : SPLIT_MIN_COLS;
     if (threads <= 1 || M * N * K < SPLIT_MIN_WORK || N < 2 * min_cols)
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     /* about four blocks per thread, none narrower than min_cols */
