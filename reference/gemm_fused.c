@@ -419,7 +419,6 @@ static inline __int128 u64_signed(unsigned long long v)
  * ([M][G]) and each row's lo, hi, amax, spread and smallest scale
  * exponent; st is MX_ERANGE when a row holds a NaN or inf code. */
 struct mxg_fused_rows {
-    const mx_gemm_spec *s;
     const mx_operand *A;
     size_t M, G, KP;
     double *ad, *aa, *fa, *amaxa;
@@ -497,8 +496,11 @@ static void rows_build(const mx_gemm_spec *s, const mx_operand *A, mxg_fused_row
     pthread_once(&ftabs_once, ftabs_init);
     const ftab *ta = &ftabs[A->fmt->id];
     size_t M = A->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK, KP = G * MX_BLOCK;
-    *r = (mxg_fused_rows){s, A, M, G, KP, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                          NULL, NULL, NULL, MX_OK};
+    memset(r, 0, sizeof *r); /* st MX_OK */
+    r->A = A;
+    r->M = M;
+    r->G = G;
+    r->KP = KP;
     r->ad = calloc(M * KP + 1, sizeof *r->ad);
     r->aa = calloc(M * KP + 1, sizeof *r->aa);
     r->sxa = malloc((M * G + 1) * sizeof *r->sxa);
@@ -561,8 +563,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
 
     /* the activation rows: decoded once for the whole call by the split
      * (gemm_split.c) when it ran this block, else here */
-    mxg_fused_rows own = {NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL,
-                          NULL, NULL, NULL, NULL, NULL, MX_OK};
+    mxg_fused_rows own;
+    memset(&own, 0, sizeof own);
     const mxg_fused_rows *R = mxg_shared_rows_fused(s, A);
     if (!R) {
         rows_build(s, A, &own, 0);
@@ -1071,9 +1073,6 @@ static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const i
  * planes of wide groups, and each row's lo, hi, amax; st is MX_ERANGE
  * when a row holds a NaN or inf code. */
 struct mxg_fused16_rows {
-    const mx_gemm_spec *s;
-    const mx_operand *A;
-    int wa;
     double *ad, *aa, *amaxa;
     /* A's bits below 2^u (its residual entries, as the engine's prep
      * lists them): value rla 2^rea at column k0 + rka, group (m, g)'s from
@@ -1120,15 +1119,11 @@ static int fused16_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_
     return *ta && *tb;
 }
 
-static void rows16_build(const mx_gemm_spec *s, const mx_operand *A, const ftab16 *ta,
-                         int wa, mxg_fused16_rows *r)
+static void rows16_build(const mx_operand *A, const ftab16 *ta, int wa,
+                         mxg_fused16_rows *r)
 {
     size_t M = A->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK, KP = G * MX_BLOCK;
-    memset(r, 0, sizeof *r);
-    r->s = s;
-    r->A = A;
-    r->wa = wa;
-    r->st = MX_OK;
+    memset(r, 0, sizeof *r); /* st MX_OK */
     r->ad = calloc(M * KP + 1, sizeof *r->ad);
     r->aa = calloc(M * KP + 1, sizeof *r->aa);
     r->rla = malloc((M * KP + 1) * sizeof *r->rla);
@@ -1185,7 +1180,7 @@ mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *
     mxg_fused16_rows *r = malloc(sizeof *r);
     if (!r)
         return NULL;
-    rows16_build(s, A, ta, wa, r);
+    rows16_build(A, ta, wa, r);
     if (r->st == MX_ENOMEM) { /* the kernel will try (and report) again */
         mxg_fused16_rows_free(r);
         return NULL;
@@ -1223,7 +1218,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     memset(&own, 0, sizeof own);
     const mxg_fused16_rows *R = mxg_shared_rows_fused16(s, A, wa);
     if (!R) {
-        rows16_build(s, A, ta, wa, &own);
+        rows16_build(A, ta, wa, &own);
         R = &own;
     }
     const double *ad = R->ad, *aa = R->aa, *amaxa = R->amaxa;
