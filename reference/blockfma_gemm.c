@@ -496,9 +496,28 @@ static void decoder_init(decoder *d, const mx_format *f, const mxb_mag *tab)
         d->t8[c] = decode1(f, tab, c);
 }
 
-static inline dec decode(const decoder *d, uint32_t c)
+/* The len codes of row r of o from column k0, decoded into v, a and p at
+ * stride apart (1 for a row, NT for a lane of a tile); 8-bit codes are read
+ * as the row's bytes. */
+static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, size_t k0,
+                              size_t len, double *v, double *a, double *p, size_t stride)
 {
-    return d->f->bits == 8 ? d->t8[c] : decode1(d->f, d->tab, c);
+    if (o->fmt->bits == 8) {
+        const uint8_t *c8 = mxg_codes_at(o, r, k0);
+        for (size_t k = 0; k < len; k++) {
+            const dec *e = &d->t8[c8[k]];
+            v[k * stride] = e->v;
+            a[k * stride] = e->a;
+            p[k * stride] = e->p;
+        }
+        return;
+    }
+    for (size_t k = 0; k < len; k++) {
+        dec e = decode1(d->f, d->tab, mxg_code(o, r, k0 + k));
+        v[k * stride] = e.v;
+        a[k * stride] = e.a;
+        p[k * stride] = e.p;
+    }
 }
 
 /* Any NaN or infinite code in the rows of o? */
@@ -529,12 +548,7 @@ static void decode_rows(const decoder *da, const mx_operand *A, double *Av, size
 {
     size_t M = A->rows, K = A->K;
     for (size_t m = m0; m < m1; m++)
-        for (size_t k = 0; k < K; k++) {
-            dec e = decode(da, mxg_code(A, m, k));
-            Av[m * K + k] = e.v;
-            Av[(M + m) * K + k] = e.a;
-            Av[(2 * M + m) * K + k] = e.p;
-        }
+        decode_run(da, A, m, 0, K, Av + m * K, Av + (M + m) * K, Av + (2 * M + m) * K, 1);
 }
 
 /* mxg_block_walk_rows' decode by blocks of rows on the pool */
@@ -699,22 +713,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                 scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
                 scbd[l] = chain ? 1.0
                                 : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
-                if (B->fmt->bits == 8) { /* the row's bytes, by table */
-                    const uint8_t *c8 = mxg_codes_at(B, n0 + l, k0);
-                    for (size_t k = 0; k < len; k++) {
-                        const dec *e = &db->t8[c8[k]];
-                        bv[k * NT + l] = e->v;
-                        ba[k * NT + l] = e->a;
-                        bp[k * NT + l] = e->p;
-                    }
-                    continue;
-                }
-                for (size_t k = 0; k < len; k++) {
-                    dec e = decode(db, mxg_code(B, n0 + l, k0 + k));
-                    bv[k * NT + l] = e.v;
-                    ba[k * NT + l] = e.a;
-                    bp[k * NT + l] = e.p;
-                }
+                decode_run(db, B, n0 + l, k0, len, bv + l, ba + l, bp + l, NT);
             }
             for (size_t m = 0; m < M; m++) {
                 double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
@@ -724,12 +723,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                     aa = Av + (M + m) * K + k0;
                     ap = Av + (2 * M + m) * K + k0;
                 } else {
-                    for (size_t k = 0; k < len; k++) {
-                        dec e = decode(da, mxg_code(A, m, k0 + k));
-                        avb[k] = e.v;
-                        aab[k] = e.a;
-                        apb[k] = e.p;
-                    }
+                    decode_run(da, A, m, k0, len, avb, aab, apb, 1);
                 }
                 float part[NT];
                 unsigned char bad[NT];
