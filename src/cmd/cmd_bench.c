@@ -164,24 +164,49 @@ static double weight_bytes(const calls *cs)
     return b;
 }
 
-/* The best time of three runs of one task per thread on `threads` threads
- * (the pool set to that many): on one thread the calling thread's CPU time
- * (the pool runs the task in it; other load on the machine does not count),
- * on more the wall time, as bench's other one-thread and scaling figures. */
-static double best_of_three(int threads, mx_task_fn fn, void *ctx)
+/* The best time of `reps` runs of run(ctx) with the pool set to `threads`
+ * threads: on one thread the calling thread's CPU time (the pool runs every
+ * task in it; other load on the machine does not count), on more the wall
+ * time, as bench's other one-thread and scaling figures; -1 as soon as a
+ * run fails (returns nonzero). */
+static double best_time(int threads, int reps, int (*run)(void *ctx), void *ctx)
 {
     clockid_t saved = clock_id;
     clock_id = threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
     mx_pool_set_threads(threads);
     double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < reps; rep++) {
         double t0 = now();
-        mx_parallel_for((size_t)threads, fn, ctx);
+        if (run(ctx) != 0) {
+            best = -1;
+            break;
+        }
         double t = now() - t0;
         best = t < best ? t : best;
     }
     clock_id = saved;
     return best;
+}
+
+/* One task per thread, each thread's at once. */
+typedef struct {
+    size_t n;
+    mx_task_fn fn;
+    void *ctx;
+} each_thread;
+
+static int run_each(void *v)
+{
+    const each_thread *e = v;
+    mx_parallel_for(e->n, e->fn, e->ctx);
+    return 0;
+}
+
+/* best_time of three runs of one task per thread on `threads` threads */
+static double best_of_three(int threads, mx_task_fn fn, void *ctx)
+{
+    each_thread e = {(size_t)threads, fn, ctx};
+    return best_time(threads, 3, run_each, &e);
 }
 
 /* memcpy rate, bytes copied per second, on `threads` threads each copying
@@ -346,6 +371,18 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
  * gpu's random operands) under each model, with the outputs check asks for
  * (exact values, model outputs, bounds): best of two, on one thread (CPU
  * time) and on `threads` (wall); each ratio is to fp32-group's. */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    mx_gemm_out *o;
+} gemm_run;
+
+static int run_gemm(void *v)
+{
+    const gemm_run *g = v;
+    return mx_gemm(g->s, g->A, g->B, g->o, NULL) != MX_OK;
+}
+
 static int bench_block_models(size_t M, size_t N, size_t K, int threads)
 {
     static const char *names[] = {"fp32-group", "block:cdna3-fp8", "block:hopper-fp8",
@@ -371,20 +408,11 @@ static int bench_block_models(size_t M, size_t N, size_t K, int threads)
         if (mx_accum_parse(names[i], &spec.model) != 0)
             goto out;
         mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
+        gemm_run run = {&spec, &g.A, &g.B, &o};
         double t[2];
-        for (int k = 0; k < 2; k++) {
-            int th = k == 0 ? 1 : threads;
-            clock_id = th == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
-            mx_pool_set_threads(th);
-            t[k] = 1e30;
-            for (int rep = 0; rep < 2; rep++) {
-                double t0 = now();
-                if (mx_gemm(&spec, &g.A, &g.B, &o, NULL) != MX_OK)
-                    goto out;
-                double d = now() - t0;
-                t[k] = d < t[k] ? d : t[k];
-            }
-        }
+        for (int k = 0; k < 2; k++)
+            if ((t[k] = best_time(k == 0 ? 1 : threads, 2, run_gemm, &run)) < 0)
+                goto out;
         if (i == 0) {
             base1 = t[0];
             basen = t[1];
@@ -394,7 +422,6 @@ static int bench_block_models(size_t M, size_t N, size_t K, int threads)
     }
     rc = 0;
 out:
-    clock_id = CLOCK_THREAD_CPUTIME_ID;
     mxv_gpuref_ops_free(&g);
     free(ex);
     free(bd);
@@ -564,18 +591,8 @@ int mxv_cmd_bench(int argc, char **argv)
     if (bg_s && strcmp(bg_s, "none") == 0) {
         bg[0] = 0;
     } else if (bg_s) {
-        char *c1 = strchr(bg_s, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        char part[3][32];
-        int okp = c1 && c2 && !strchr(c2 + 1, ',') && c1 - bg_s < 32 && c2 - c1 - 1 < 32 &&
-                  strlen(c2 + 1) < 32;
-        if (okp) {
-            snprintf(part[0], sizeof part[0], "%.*s", (int)(c1 - bg_s), bg_s);
-            snprintf(part[1], sizeof part[1], "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-            snprintf(part[2], sizeof part[2], "%s", c2 + 1);
-            for (int i = 0; i < 3 && okp; i++)
-                okp = mxv_parse_uint(part[i], 1u << 16, &bg[i]) == 0 && bg[i] > 0;
-        }
-        if (!okp || bg[2] % 32)
+        if (mxv_parse_uint_list(bg_s, 3, 1u << 16, bg) != 0 || !bg[0] || !bg[1] || !bg[2] ||
+            bg[2] % 32)
             return mxv_error(MXV_EXIT_USAGE, "--block-gemm '%s' is not M,N,K (each in "
                                              "1..65536, K a multiple of 32) or none", bg_s);
         /* memory: 18 bytes per output, one per operand code */

@@ -118,6 +118,27 @@ int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
     return 0;
 }
 
+int mxv_parse_uint_list(const char *s, int n, unsigned long long max,
+                        unsigned long long *out)
+{
+    char buf[96];
+    if (!s || strlen(s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, strlen(s) + 1);
+    char *f = buf;
+    for (int i = 0; i < n; i++) {
+        char *c = strchr(f, ',');
+        if ((c != NULL) != (i < n - 1)) /* a comma after each field but the last */
+            return -1;
+        if (c)
+            *c = '\0';
+        if (mxv_parse_uint(f, max, &out[i]) != 0)
+            return -1;
+        f = c ? c + 1 : f;
+    }
+    return 0;
+}
+
 int mxv_parse_seed(const char *s, uint64_t *out)
 {
     unsigned long long v = 0;

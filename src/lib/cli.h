@@ -56,6 +56,11 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
 
 /* Parses a non-negative integer (decimal or 0x hex) no greater than max. */
 int mxv_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+/* Parses exactly n such integers separated by commas ("M,N,K") into
+ * out[0..n-1]; -1 for anything else (an empty field, a field too many or
+ * too few, a string of 96 characters or more). */
+int mxv_parse_uint_list(const char *s, int n, unsigned long long max,
+                        unsigned long long *out);
 
 /* --model NAME: an accumulation model name (mx_accum_parse: fp32-group,
  * fp32-seq, block:PRESET, ...), the same values for every command.  NULL
