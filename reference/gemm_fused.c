@@ -234,6 +234,40 @@ static inline void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *a
     *acc += v << sh;
 }
 
+/* lo/hi[0..7] += P[0..7] 2^sh[0..7] modulo 2^128, the low and high
+ * halves of eight two's complement accumulators: for the 16-bit kernel's
+ * group partials (integers, |P| < 2^53) and shifts in 0..127 where P != 0
+ * (taken modulo 128 elsewhere: they shift a zero).  The caller guarantees
+ * that every partial sum of the true values fits int128, so the modular
+ * sum is the true sum. */
+static inline __attribute__((always_inline)) void add128(const v8i *vp, const v8i *shp,
+                                                        v8u *lo, v8u *hi)
+{
+    v8i v = *vp, s = *shp & 127, s6 = s & 63;
+    v8i low = s < 64; /* -1 where the term's low half is v 2^s */
+    v8u tl = ((v8u)v << (v8u)s6) & (v8u)low;
+    /* the high half: v's bits above 64 - s (sign included) below 2^64, or
+     * v 2^(s - 64) */
+    v8u th = ((v8u)((v >> 1) >> (63 - s6)) & (v8u)low) | (((v8u)v << (v8u)s6) & ~(v8u)low);
+    v8u nl = *lo + tl;
+    *hi = *hi + th - (v8u)(nl < tl);
+    *lo = nl;
+}
+
+/* v = P's lanes as integers (exact: below 2^53) */
+static inline __attribute__((always_inline)) void lanes_i64(const double *P, v8i *v)
+{
+    for (int l = 0; l < NT; l++)
+        (*v)[l] = (long long)P[l];
+}
+
+static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *hi)
+{
+    v8i v;
+    lanes_i64(P, &v);
+    add128(&v, sh, lo, hi);
+}
+
 static const uint8_t zero_codes[MX_BLOCK];
 
 /* bt[k][l] = val[cp[l][k]]: one 32-wide group of eight rows looked up into
@@ -1067,6 +1101,48 @@ static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const i
     return MX_OK;
 }
 
+/* One wide A group (its planes at entry wi of the group's list) against
+ * nt lanes whose B groups fit their window, none of them slow: what the
+ * general residual path does for such lanes -- the group's exact value v
+ * (main part and planes, in the element's frame) into acc, its sum |a b|
+ * (main part, then the planes' exact sum rounded once) into qt, RN32(v)
+ * into gt -- with no choice made per lane and the 128-bit sums of the
+ * eight lanes side by side.  A lane's terms that are zero add zero
+ * whatever their shift (masked to 0..127; the span test keeps the others
+ * there). */
+static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, int np,
+                                   v4d *const *Pp, v4d *const *Qp, size_t wi,
+                                   const double *pm, const double *qm, double pa,
+                                   const double *fb, const v8i *db, const int *lob,
+                                   unsigned __int128 *acc, double *qt, float *gt)
+{
+    v8u vl = {0}, vh = {0}, al = {0}, ah = {0};
+    v8i t, sh = *db + (long long)(u - lo);
+    lanes_i64(pm, &t);
+    add128(&t, &sh, &vl, &vh);
+    for (int p = 0; p < np; p++) {
+        int e = u - (p + 1) * wa;
+        sh = *db + (long long)((e > umin ? e : umin) - lo);
+        lanes_i64((const double *)&Pp[p][2 * wi], &t);
+        add128(&t, &sh, &vl, &vh);
+        lanes_i64((const double *)&Qp[p][2 * wi], &t);
+        add128(&t, &sh, &al, &ah);
+    }
+    for (size_t l = 0; l < nt; l++) {
+        unsigned __int128 v = (unsigned __int128)vh[l] << 64 | vl[l];
+        unsigned __int128 va = (unsigned __int128)ah[l] << 64 | al[l];
+        int base = lo + lob[l];
+        if (qt) {
+            qt[l] += qm[l] * pa * fb[l];
+            qt[l] += mxg_round_f64_pos(va, base);
+        }
+        if (acc)
+            acc[l] += v;
+        if (gt)
+            gt[l] = gt[l] + mxg_round_f32_fast((__int128)v, base);
+    }
+}
+
 /* The activation side of a 16-bit call under window wa, decoded once
  * (a split's shared rows, gemm_internal.h): each (row, group)'s unit and
  * integers at and above it ([M][KP]), the residual entries below it, the
@@ -1246,6 +1322,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     unsigned char *slow = malloc(M * NT + 1), *eslow = malloc(M * NT + 1);
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
+    /* the regular groups' exact sums, lo and hi halves of each row's lanes
+     * (added into acc at the end of the tile) */
+    v8u *acl = aligned_alloc(64, (M + 1) * sizeof *acl);
+    v8u *ach = aligned_alloc(64, (M + 1) * sizeof *ach);
+    if (!acl || !ach)
+        st = MX_ENOMEM;
     for (int p = 0; p < NPL; p++) {
         Pp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
         Qp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
@@ -1303,6 +1385,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     any_slow = 1;
                 }
             }
+        for (size_t m = 0; m < M; m++)
+            acl[m] = ach[m] = (v8u){0};
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
@@ -1321,10 +1405,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                          * 2^wb: exact from the FP32 the code is the top
                          * half of, with no table */
                         double f = pow2i(-u);
-                        for (; k < len; k++) {
-                            rlb[l][k] = 0;
+                        for (; k < len; k++) /* rlb: read for irregular lanes only */
                             b[k * NT + l] = (double)bf16_value(c[k]) * f;
-                        }
                     }
                     for (; k < len; k++)
                         b[k * NT + l] = split16(tb, c[k], u, &rlb[l][k]);
@@ -1334,6 +1416,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     rlb[l][k] = 0;
                 }
             }
+            v8i dbv;
+            for (size_t l = 0; l < NT; l++)
+                dbv[l] = db[l];
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
@@ -1358,10 +1443,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     if (!any_slow) {
                         /* a lane with P != 0 has its shift in 0..126; the
                          * others add 0 whatever the shift */
-                        unsigned __int128 *am = acc + m * NT;
-                        int da = u - loa[m];
-                        for (size_t l = 0; l < NT; l++)
-                            am[l] += shl((int64_t)pm[l], (da + db[l]) & 127);
+                        v8i sh = dbv + (long long)(u - loa[m]);
+                        tile_acc128(pm, &sh, &acl[m], &ach[m]);
                         continue;
                     }
                     for (size_t l = 0; l < nt; l++)
@@ -1369,6 +1452,23 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                             add_exact(acc, big, slow, m * NT + l, (int64_t)pm[l],
                                       (u - loa[m]) + db[l]);
                     continue;
+                }
+                int wi = ia ? pq->widx[m * G + g] : -1;
+                if (wi >= 0 && !birr && loa[m] <= hia[m]) {
+                    /* A's group in planes and every lane's B group in its
+                     * window: the general code below with nothing to choose
+                     * per lane (each lane's sums in the same order) */
+                    int all = 1;
+                    for (size_t l = 0; l < nt; l++)
+                        all &= !eslow[m * NT + l] && lob[n0 + l] <= hib[n0 + l];
+                    if (all) {
+                        planes_lanes(nt, u, wa, umina[m * G + g], loa[m], pq->wnp[g], Pp, Qp,
+                                     (size_t)wi, pm, qm, pa, fbt + g * NT, &dbv, lob + n0,
+                                     want_exact ? acc + m * NT : NULL,
+                                     want_sabs ? qt + m * NT : NULL,
+                                     want_group ? gt + m * NT : NULL);
+                        continue;
+                    }
                 }
                 /* a group wider than its window on either side: the
                  * engine's residual path (gemm_residual.c), its terms and
@@ -1387,7 +1487,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 }
                 /* their terms' sum and magnitudes' sum, exactly in the
                  * element's frame: by planes, or term by term */
-                int wi = ia ? pq->widx[m * G + g] : -1;
                 for (int p = 0; wi >= 0 && p < pq->wnp[g]; p++) {
                     int up = u - (p + 1) * wa;
                     up = up > umina[m * G + g] ? up : umina[m * G + g];
@@ -1487,6 +1586,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
             for (size_t l = 0; l < nt; l++) {
                 size_t j = m * NT + l, n = n0 + l, i = m * N + n;
+                acc[j] += (unsigned __int128)ach[m][l] << 64 | acl[m][l];
                 if (want_exact) {
                     if (loa[m] > hia[m] || lob[n] > hib[n])
                         exact[i] = 0.0 * w;
@@ -1562,6 +1662,8 @@ done:
     free(pbt);
     free(fbt);
     free(acc);
+    free(acl);
+    free(ach);
     free(big);
     free(slow);
     free(eslow);

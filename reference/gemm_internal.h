@@ -34,6 +34,9 @@
 #define MXREF_GEMM_INTERNAL_H
 
 #include <gmp.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include "operand.h"
 
 /* ---- code_table.c --------------------------------------------------------- */
@@ -142,8 +145,6 @@ void mxg_residual_add(const mx_gemm_spec *s, const mx_operand *A,
                       const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
                       mxg_accum *ac, size_t g, const double *P);
 
-/* ---- round_int.c ---------------------------------------------------------- */
-
 /* ---- model_dequant.c (dequant-fp32) ---------------------------------------- */
 /* Operand value (r, k) dequantized to FP32 (f32(value * f32(dec scale))),
  * the whole-K FMA chain from c, and every element (after the weight). */
@@ -152,6 +153,9 @@ float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
                         size_t n, mx_e8m0_decode d, float c);
 mx_status mxg_dequant_gemm(const mx_gemm_spec *s, const mx_operand *A,
                            const mx_operand *B, float *out);
+
+
+/* ---- round_int.c ---------------------------------------------------------- */
 
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
 float mxg_round_f32(__int128 v, int e);
@@ -162,6 +166,53 @@ double mxg_round_f64(__int128 v, int e);
 double mxg_round_mpz_f64(const mpz_t z, long e, double w);
 /* Correctly rounded binary64 of v * 2^e * w for an FP32 weight w. */
 double mxg_round_weighted_f64(__int128 v, int e, double w);
+
+/* RN64(a) for any 128-bit a: its top 64 bits with every bit below them
+ * ORed into their lowest one (11 bits below the 53 kept: the same
+ * rounding), one conversion, then the exact power of two. */
+static inline double mxg_u128_to_f64(unsigned __int128 a)
+{
+    uint64_t hi = (uint64_t)(a >> 64);
+    if (!hi)
+        return (double)(uint64_t)a;
+    int sh = 64 - __builtin_clzll(hi);
+    uint64_t top = (uint64_t)(a >> sh) | (uint64_t)((a & (((unsigned __int128)1 << sh) - 1)) != 0);
+    return (double)top * mxg_pow2(sh);
+}
+
+/* mxg_round_f64 of a v >= 0, inline for the hot loops: RN64(v) by
+ * mxg_u128_to_f64, times a power of two that keeps it a normal binary64
+ * (exact); the rest by mxg_round_f64. */
+static inline double mxg_round_f64_pos(unsigned __int128 v, int e)
+{
+    if ((v >> 127) == 0 && e >= -1022 && e <= 800)
+        return mxg_u128_to_f64(v) * mxg_pow2(e);
+    return mxg_round_f64((__int128)v, e);
+}
+
+/* mxg_round_f32 inline for the hot loops.  d = RN64(v) (exact below 2^53);
+ * x = d 2^e is exact in the exponent range tested.  RN32(x) is RN32(v 2^e)
+ * unless the first rounding moved v onto an FP32 midpoint (x is then one:
+ * its 29 bits below FP32 precision are 1 followed by zeros; RN64 is
+ * monotone and the midpoints are binary64 numbers, so any other x lies on
+ * v's side of every midpoint) or x is below the FP32 normal range (other
+ * midpoints there); those go to mxg_round_f32. */
+static inline float mxg_round_f32_fast(__int128 v, int e)
+{
+    int small = v > -((__int128)1 << 53) && v < ((__int128)1 << 53);
+    if (e >= -1000 && e <= 800) {
+        double d = v >= INT64_MIN && v <= INT64_MAX
+                       ? (double)(int64_t)v
+                       : v < 0 ? -mxg_u128_to_f64(-(unsigned __int128)v)
+                               : mxg_u128_to_f64((unsigned __int128)v);
+        double x = d * mxg_pow2(e);
+        uint64_t b;
+        memcpy(&b, &x, sizeof b);
+        if (small || (fabs(x) >= 0x1p-126 && (b & 0x1FFFFFFFu) != 0x10000000u))
+            return (float)x;
+    }
+    return mxg_round_f32(v, e);
+}
 
 /* ---- model_fp32_group.c --------------------------------------------------- */
 

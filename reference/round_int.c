@@ -13,7 +13,7 @@
 /* For v != 0: its sign in *neg, the top 64 bits of |v| (leading bit at bit
  * 63), the position of the leading bit of |v| in *lead, and whether any bit
  * below the 64 kept is set in *sticky. */
-static uint64_t i128_top64(__int128 v, int *neg, int *lead, int *sticky)
+static inline uint64_t i128_top64(__int128 v, int *neg, int *lead, int *sticky)
 {
     *neg = v < 0;
     unsigned __int128 a = *neg ? -(unsigned __int128)v : (unsigned __int128)v;
@@ -73,7 +73,10 @@ double mxg_round_f64(__int128 v, int e)
     uint64_t keep = sig >> 11, rem = sig & 0x7FF;
     if (rem > 0x400 || (rem == 0x400 && (sticky || (keep & 1))))
         keep++;
-    double r = ldexp((double)keep, lead - 52 + e);
+    /* keep < 2^54 times 2^x: by table when the product is normal (keep >=
+     * 2^52 makes x >= -1074 enough), else ldexp */
+    int x = lead - 52 + e;
+    double r = x >= -1074 && x <= 960 ? (double)keep * mxg_pow2(x) : ldexp((double)keep, x);
     return neg ? -r : r;
 }
 

@@ -1063,11 +1063,14 @@ START_TEST(test_fused16_planes)
 }
 END_TEST
 
-/* The one rounding of an exact 128-bit integer times 2^e (round_int.c)
- * against MPFR: to FP32 (every range: subnormal, normal, overflow) and to
- * binary64 with and without an FP32 weight (normal results, the range the
- * GEMMs use), on random integers of every length and on exact ties and
- * their neighbours at the FP32 and binary64 rounding points. */
+/* The one rounding of an exact 128-bit integer times 2^e (round_int.c,
+ * and the inline mxg_round_f32_fast and mxg_round_f64_pos of the 16-bit
+ * kernel's loops) against MPFR: to FP32 (every range: subnormal, normal,
+ * overflow) and to binary64 with and without an FP32 weight (normal
+ * results, the range the GEMMs use), on random integers of every length and
+ * on exact ties and their neighbours at the FP32 and binary64 rounding
+ * points (a neighbour of an FP32 tie is where rounding to binary64 first
+ * goes wrong). */
 static void mpfr_set_i128(mpfr_t x, __int128 v)
 {
     unsigned __int128 a = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
@@ -1086,7 +1089,7 @@ START_TEST(test_round_int)
     mpfr_t x, y;
     mpfr_init2(x, 256);
     mpfr_init2(y, 53);
-    size_t bad32 = 0, bad64 = 0;
+    size_t bad32 = 0, bad64 = 0, badfast = 0, badpos = 0;
     for (int i = 0; i < 200000; i++) {
         int len = 1 + (int)gsl_rng_uniform_int(r, 126);
         unsigned __int128 a = 0;
@@ -1094,13 +1097,16 @@ START_TEST(test_round_int)
             a = a << 32 | (uint32_t)gsl_rng_get(r);
         a &= ((unsigned __int128)1 << len) - 1;
         a |= (unsigned __int128)1 << (len - 1);
-        int kind = (int)gsl_rng_uniform_int(r, 4);
-        int keepbits = kind == 1 ? 24 : 53;
+        /* 1: an FP32 tie; 2: a binary64 tie; 3: next to a binary64 tie;
+         * 4: next to an FP32 tie (binary64 rounding lands on the tie, the
+         * trap of rounding twice) */
+        int kind = (int)gsl_rng_uniform_int(r, 5);
+        int keepbits = kind == 1 || kind == 4 ? 24 : 53;
         if (kind && len > keepbits + 1) { /* a tie below the kept bits, or next to it */
             int low = len - keepbits;
             a &= ~(((unsigned __int128)1 << low) - 1);
             a |= (unsigned __int128)1 << (low - 1);
-            if (kind == 3)
+            if (kind >= 3)
                 a += gsl_rng_uniform(r) < 0.5 ? 1 : -1;
         }
         __int128 v = gsl_rng_uniform(r) < 0.5 ? -(__int128)a : (__int128)a;
@@ -1111,6 +1117,18 @@ START_TEST(test_round_int)
         if (memcmp(&want, &got, sizeof got) && bad32++ < 5)
             fprintf(stderr, "round_f32 seed %lu case %d: got %a want %a\n", seed, i,
                     (double)got, (double)want);
+        got = mxg_round_f32_fast(v, e32);
+        if (memcmp(&want, &got, sizeof got) && badfast++ < 5)
+            fprintf(stderr, "round_f32_fast seed %lu case %d: got %a want %a\n", seed, i,
+                    (double)got, (double)want);
+        /* the bound's rounding of a magnitude sum */
+        mpfr_set_i128(x, (__int128)a);
+        mpfr_mul_2si(x, x, e32, MPFR_RNDN);
+        mpfr_set(y, x, MPFR_RNDN);
+        double wpos = mpfr_get_d(y, MPFR_RNDN), gpos = mxg_round_f64_pos(a, e32);
+        if (memcmp(&wpos, &gpos, sizeof gpos) && badpos++ < 5)
+            fprintf(stderr, "round_f64_pos seed %lu case %d: got %a want %a\n", seed, i, gpos,
+                    wpos);
         int e64 = (int)gsl_rng_uniform_int(r, 600) - 300 - len;
         float wf = gsl_rng_uniform(r) < 0.3 ? 1.0f
                                             : (float)ldexp(gsl_rng_uniform_pos(r),
@@ -1125,6 +1143,8 @@ START_TEST(test_round_int)
                     g64, w64);
     }
     EXPECT(bad32 == 0, "mxg_round_f32: %zu of 200000 differ from MPFR", bad32);
+    EXPECT(badfast == 0, "mxg_round_f32_fast: %zu of 200000 differ from MPFR", badfast);
+    EXPECT(badpos == 0, "mxg_round_f64_pos: %zu of 200000 differ from MPFR", badpos);
     EXPECT(bad64 == 0, "mxg_round_weighted_f64: %zu of 200000 differ from MPFR", bad64);
     mpfr_clears(x, y, (mpfr_ptr)0);
     gsl_rng_free(r);
