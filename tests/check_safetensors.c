@@ -32,6 +32,9 @@
 #include "testutil.h"
 #include "cli.h"
 #include "safetensors.h"
+#include "capture.h"
+#include <math.h>
+#include "mxref/format.h"
 
 #define LABEL "case.safetensors"
 
@@ -1185,6 +1188,83 @@ START_TEST(test_fuzz)
 }
 END_TEST
 
+/* mxv_capture_require_finite over every signed 8- and 16-bit format: a
+ * tensor of random finite codes passes, and each NaN or inf code (found by
+ * decoding every code to binary64, not by the scan's own table), put at
+ * the first, a middle, a block edge (4096: the scan's first pass works by
+ * blocks) or the last element, is refused with that element's index. */
+START_TEST(test_finite_codes_scan)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 77);
+    const uint64_t n = 3 * 4096 + 17;
+    size_t checked = 0;
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        if (!f->is_signed || (f->bits != 8 && f->bits != 16))
+            continue;
+        uint32_t ncodes = (uint32_t)1 << f->bits, nbad = 0;
+        unsigned char *bad = calloc(ncodes, 1);
+        for (uint32_t k = 0; k < ncodes; k++) {
+            double v = mx_decode_double(f, k);
+            bad[k] = isnan(v) || isinf(v);
+            nbad += bad[k];
+        }
+        void *data = malloc(n * (f->bits / 8));
+        for (uint64_t i = 0; i < n; i++) {
+            uint32_t k;
+            do
+                k = (uint32_t)gsl_rng_uniform_int(r, ncodes);
+            while (bad[k]);
+            if (f->bits == 8)
+                ((uint8_t *)data)[i] = (uint8_t)k;
+            else
+                ((uint16_t *)data)[i] = (uint16_t)k;
+        }
+        mxv_st_tensor t = {"codes", f->bits == 8 ? MXV_ST_U8 : MXV_ST_BF16, 1, {n}, n,
+                           n * (f->bits / 8), 0, data};
+        mxv_capture c;
+        memset(&c, 0, sizeof c);
+        mxv_st_err err;
+        EXPECT(mxv_capture_require_finite(&c, &t, f, &err) == MXV_ST_OK,
+               "%s: finite codes refused: %s", f->name, err.msg);
+        const uint64_t where[] = {0, 1234, 4095, 4096, n - 1};
+        for (uint32_t k = 0; k < ncodes; k++) {
+            if (!bad[k])
+                continue;
+            for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
+                /* every bad code of 8-bit formats at every place; one place
+                 * each for the 16-bit ones' (thousands of codes) */
+                if (f->bits == 16 && w != k % 5)
+                    continue;
+                uint64_t i = where[w];
+                uint32_t keep = f->bits == 8 ? ((uint8_t *)data)[i] : ((uint16_t *)data)[i];
+                if (f->bits == 8)
+                    ((uint8_t *)data)[i] = (uint8_t)k;
+                else
+                    ((uint16_t *)data)[i] = (uint16_t)k;
+                char want[64];
+                snprintf(want, sizeof want, "element [%llu] is ", (unsigned long long)i);
+                mxv_st_status st = mxv_capture_require_finite(&c, &t, f, &err);
+                EXPECT(st == MXV_ST_EMISMATCH && strstr(err.msg, want),
+                       "%s: code 0x%X at %llu: status %d, \"%s\"", f->name, k,
+                       (unsigned long long)i, (int)st, err.msg);
+                checked++;
+                if (f->bits == 8)
+                    ((uint8_t *)data)[i] = (uint8_t)keep;
+                else
+                    ((uint16_t *)data)[i] = (uint16_t)keep;
+            }
+        }
+        free(data);
+        free(bad);
+        (void)nbad;
+    }
+    EXPECT(checked > 1000, "only %zu bad codes planted", checked);
+    gsl_rng_free(r);
+}
+END_TEST
+
 static Suite *st_suite(void)
 {
     Suite *s = suite_create("safetensors");
@@ -1208,6 +1288,7 @@ static Suite *st_suite(void)
     tcase_add_test(tc, test_misaligned_tensor_copied);
     tcase_add_test(tc, test_require);
     tcase_add_test(tc, test_fuzz);
+    tcase_add_test(tc, test_finite_codes_scan);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -290,14 +290,65 @@ static void index_str(const mxv_st_tensor *t, uint64_t flat, char *buf, size_t l
         snprintf(buf + o, len - o, "]");
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define SCAN_HOT __attribute__((optimize("O3")))
+#else
+#define SCAN_HOT
+#endif
+
+/* Whether any of the n codes from p (8- or 16-bit) has (code & mask) ==
+ * value: branch-free over blocks (vector code), stopping at the first
+ * block with one. */
+static SCAN_HOT int any_masked(const void *p, int bits, uint64_t n, uint32_t mask,
+                               uint32_t value)
+{
+    const uint64_t blk = 4096;
+    for (uint64_t i0 = 0; i0 < n; i0 += blk) {
+        uint64_t e = n - i0 < blk ? n - i0 : blk;
+        unsigned hit = 0;
+        if (bits == 8) {
+            const uint8_t *q = (const uint8_t *)p + i0;
+            uint8_t m = (uint8_t)mask, v = (uint8_t)value;
+            for (uint64_t i = 0; i < e; i++)
+                hit |= (q[i] & m) == v;
+        } else {
+            const uint16_t *q = (const uint16_t *)p + i0;
+            uint16_t m = (uint16_t)mask, v = (uint16_t)value;
+            for (uint64_t i = 0; i < e; i++)
+                hit |= (q[i] & m) == v;
+        }
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
 static mxv_st_status check_codes(const mxv_capture *c, const mxv_st_tensor *t,
                                  const mx_format *fmt, mxv_st_err *err)
 {
     unsigned char bad[65536] = {0};
-    for (uint32_t k = 0; k < ((uint32_t)1 << fmt->bits); k++) {
+    uint32_t ncodes = (uint32_t)1 << fmt->bits, full = ncodes - 1;
+    uint32_t or_all = 0, and_all = full;
+    int nbad = 0;
+    for (uint32_t k = 0; k < ncodes; k++) {
         mx_class cl = mx_classify(fmt, k);
         bad[k] = cl == MX_CLASS_NAN || cl == MX_CLASS_INF;
+        if (bad[k]) {
+            or_all |= k;
+            and_all &= k;
+            nbad++;
+        }
     }
+    /* the NaN and inf codes of the formats here are the codes with some
+     * bits set as one pattern (an all-ones exponent, or 0x80 alone): then
+     * the bits every one of them has alike decide, and a first pass tests
+     * only those; the table is the test otherwise, and finds the element */
+    uint32_t same = ~(or_all ^ and_all) & full, value = and_all & same;
+    int pattern = nbad > 0;
+    for (uint32_t k = 0; k < ncodes && pattern; k++)
+        pattern = bad[k] == ((k & same) == value);
+    if (!nbad || (pattern && !any_masked(t->data, fmt->bits, t->numel, same, value)))
+        return MXV_ST_OK;
     for (uint64_t i = 0; i < t->numel; i++) {
         uint32_t code = fmt->bits == 8 ? ((const uint8_t *)t->data)[i]
                                        : ((const uint16_t *)t->data)[i];
