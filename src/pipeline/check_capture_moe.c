@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mxref/pool.h"
 #include "check_capture.h"
 #include "check_capture_internal.h"
 #include "stages.h"
@@ -17,6 +18,23 @@ static const mxv_st_tensor *held_tensor(const mxv_st_tensor *const *held, size_t
         if (held[i] && !strcmp(held[i]->name, name))
             return held[i];
     return NULL;
+}
+
+/* One stage to judge: its own copy of the sources, its judge, its result. */
+typedef struct {
+    const mxv_stage *sg;
+    const void *out;
+    mxv_stage_src src;
+    mxv_judge *j;
+    int rc;
+} stage_job;
+
+static void stage_task(void *v, size_t i)
+{
+    stage_job *q = (stage_job *)v + i;
+    if (q->j)
+        q->rc = mxv_stage_judge(q->sg, &q->src, q->out,
+                                q->sg->label ? q->sg->label : q->sg->tensor, q->j);
 }
 
 mxv_st_status mxv_check_moe(const mxv_capture *c, mxv_check_result *res,
@@ -181,11 +199,14 @@ mxv_st_status mxv_check_moe(const mxv_capture *c, mxv_check_result *res,
                 res->route_mismatch++;
         }
     }
-    /* every stage of the table that the capture holds, in pipeline order */
+    /* every stage of the table that the capture holds, in pipeline order:
+     * judged side by side on the pool (each into its own judge), the
+     * hooks then called in that order */
     {
         const mxv_st_tensor *held[] = {txqs, txq, tg1, taqs, taq, ta16, ty, trt, tsh, tout};
-        size_t nheld = sizeof held / sizeof held[0], nst;
+        size_t nheld = sizeof held / sizeof held[0], nst, nj = 0;
         const mxv_stage *tab = mxv_stage_table(&nst);
+        stage_job jobs[sizeof held / sizeof held[0]];
         mxv_stage_src src = {0};
         src.ref = &r;
         src.shape = s;
@@ -193,7 +214,7 @@ mxv_st_status mxv_check_moe(const mxv_capture *c, mxv_check_result *res,
         src.k = k;
         src.H = H;
         src.I = I;
-        for (size_t i = 0; i < nst; i++) {
+        for (size_t i = 0; i < nst && nj < nheld; i++) {
             const mxv_stage *sg = &tab[i];
             if (!(sg->captures & (1u << MXV_CAP_MOE_LAYER)) ||
                 !(sg->policies & (w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16)))
@@ -203,15 +224,23 @@ mxv_st_status mxv_check_moe(const mxv_capture *c, mxv_check_result *res,
                 continue;
             const mxv_st_tensor *ts =
                 sg->scale_of >= 0 ? held_tensor(held, nheld, tab[sg->scale_of].tensor) : NULL;
-            src.out_scale = ts ? ts->data : NULL;
-            src.inputs_given = sg->inputs[0] && held_tensor(held, nheld, sg->inputs[0]) &&
-                               held_tensor(held, nheld, sg->inputs[1]);
-            mxv_judge *j = mxv_check_next_judge(res);
-            if (!j || mxv_stage_judge(sg, &src, t->data,
-                                      sg->label ? sg->label : sg->tensor, j) != 0)
+            stage_job *q = &jobs[nj++];
+            q->sg = sg;
+            q->out = t->data;
+            q->src = src;
+            q->src.out_scale = ts ? ts->data : NULL;
+            q->src.inputs_given = sg->inputs[0] && held_tensor(held, nheld, sg->inputs[0]) &&
+                                  held_tensor(held, nheld, sg->inputs[1]);
+            q->j = mxv_check_next_judge(res);
+            q->rc = 0;
+        }
+        mx_parallel_for(nj, stage_task, jobs);
+        for (size_t i = 0; i < nj; i++) {
+            if (!jobs[i].j || jobs[i].rc != 0)
                 TRY(mxv_st_errorf(err, MXV_ST_ENOMEM, c->f, NULL, "out of memory"));
             if (hook)
-                hook(hook_ctx, sg, &src, t->data, j, gv.topk_ids ? gv.topk_ids : r.route.ids);
+                hook(hook_ctx, jobs[i].sg, &jobs[i].src, jobs[i].out, jobs[i].j,
+                     gv.topk_ids ? gv.topk_ids : r.route.ids);
         }
     }
     /* end to end: the final output against the reference chain */
