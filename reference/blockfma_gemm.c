@@ -609,9 +609,205 @@ unsigned long mxg_block_walk_fallbacks(void)
     return __atomic_load_n(&fallbacks, __ATOMIC_RELAXED);
 }
 
+/* ---- the walk on a device (mx_gemm_set_walk_provider) ------------------ */
+
+static mx_walk_provider walk_provider;
+static void *walk_ctx;
+static unsigned long walk_device, walk_refused, walk_flagged;
+
+void mx_gemm_set_walk_provider(mx_walk_provider fn, void *ctx)
+{
+    walk_provider = fn;
+    walk_ctx = ctx;
+}
+
+mx_walk_provider mx_gemm_walk_provider(void **ctx)
+{
+    if (ctx)
+        *ctx = walk_ctx;
+    return walk_provider;
+}
+
+void mx_gemm_walk_counts(unsigned long *device, unsigned long *refused,
+                         unsigned long *flagged)
+{
+    if (device)
+        *device = __atomic_load_n(&walk_device, __ATOMIC_RELAXED);
+    if (refused)
+        *refused = __atomic_load_n(&walk_refused, __ATOMIC_RELAXED);
+    if (flagged)
+        *flagged = __atomic_load_n(&walk_flagged, __ATOMIC_RELAXED);
+}
+
+int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
+{
+    return walk_provider && s->model.kind == MX_ACC_BLOCK && A->scales && B->scales &&
+           A->fmt->bits == 8 && B->fmt->bits == 8 && A->K % MX_BLOCK == 0 && A->K > 0;
+}
+
+/* The codes of o's rows, contiguous (K per row): o's own bytes when they
+ * are so already, else a copy in *own. */
+static const uint8_t *rows_contiguous(const mx_operand *o, uint8_t **own)
+{
+    *own = NULL;
+    if (!o->row_idx && o->ld == o->K)
+        return o->codes;
+    uint8_t *c = malloc(mx_nz(o->rows * o->K));
+    for (size_t r = 0; c && r < o->rows; r++)
+        memcpy(c + r * o->K, mxg_codes_at(o, r, 0), o->K);
+    *own = c;
+    return c;
+}
+
+/* Each group's scale of o's rows: binary64 value and production's FP32. */
+static int scales_of(const mx_gemm_spec *s, const mx_operand *o, size_t G, double **sd,
+                     float **sf)
+{
+    *sd = malloc(mx_nz(o->rows * G) * sizeof **sd);
+    *sf = malloc(mx_nz(o->rows * G) * sizeof **sf);
+    if (!*sd || !*sf)
+        return -1;
+    for (size_t r = 0; r < o->rows; r++)
+        for (size_t g = 0; g < G; g++) {
+            (*sd)[r * G + g] = mx_scale_value(s->decode, mxg_scale_byte(o, r, g));
+            (*sf)[r * G + g] = mxg_scale_f32(o, s->decode, r, g);
+        }
+    return 0;
+}
+
+static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                    float *macc, double *sum_b, double *sum_p, mx_status *st, int device);
+
+/* The call on the provider: 1 when it took it (outputs written, flagged
+ * elements walked again here), 0 to walk it on the CPU. */
+static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
+                            const mx_operand *B, const walk_c *w, const walk_g *wg,
+                            const decoder *da, const decoder *db, float *macc,
+                            double *sum_b, double *sum_p, mx_status *st)
+{
+    size_t M = A->rows, N = B->rows, K = A->K, G = K / MX_BLOCK;
+    mx_walk_call c;
+    memset(&c, 0, sizeof c);
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.row_weight = s->row_weight;
+    c.mode = w->mode == W_EARLY ? MX_WALK_EARLY : w->mode == W_LATE ? MX_WALK_LATE
+                                                                     : MX_WALK_EXACT;
+    c.odd_even = w->odd_even;
+    c.c_fadd = w->c_fadd;
+    c.cutoff = w->cutoff;
+    c.prod_ovf = w->prod_ovf;
+    c.mask = w->mask;
+    c.twoF = w->twoF;
+    c.twomF = w->twomF;
+    c.cut_pw2 = w->cut_pw2;
+    c.two_late = w->two_late;
+    c.mtwo_late = w->mtwo_late;
+    c.infl = w->infl;
+    c.cf_ea = w->cf.ea;
+    c.cf_late = w->cf.late;
+    c.cf_fin = w->cf.fin;
+    c.cf_eta = w->cf.eta;
+    c.lin_g = wg->lin_g;
+    c.lin_c = wg->lin_c;
+    c.sabs_infl = wg->sabs_infl;
+    c.nblk = (int)wg->sc.nblk;
+    c.inorder = wg->sc.inorder;
+    memcpy(c.idx, wg->sc.idx, sizeof c.idx);
+    memcpy(c.start, wg->sc.start, sizeof c.start);
+    double dec[2][3 * 256];
+    for (int i = 0; i < 256; i++) {
+        dec[0][3 * i] = da->t8[i].v;
+        dec[0][3 * i + 1] = da->t8[i].a;
+        dec[0][3 * i + 2] = da->t8[i].p;
+        dec[1][3 * i] = db->t8[i].v;
+        dec[1][3 * i + 1] = db->t8[i].a;
+        dec[1][3 * i + 2] = db->t8[i].p;
+    }
+    c.dec_a = dec[0];
+    c.dec_b = dec[1];
+    uint8_t *own_a, *own_b;
+    double *sa = NULL, *sb = NULL;
+    float *fa = NULL, *fb = NULL;
+    size_t MN = M * N;
+    float *mc = macc ? macc : malloc(mx_nz(MN) * sizeof *mc);
+    double *b1 = sum_b ? sum_b : malloc(mx_nz(MN) * sizeof *b1);
+    double *p1 = sum_p ? sum_p : malloc(mx_nz(MN) * sizeof *p1);
+    unsigned char *flag = malloc(mx_nz(MN));
+    c.a = rows_contiguous(A, &own_a);
+    c.b = rows_contiguous(B, &own_b);
+    int took = 0;
+    if (c.a && c.b && mc && b1 && p1 && flag && scales_of(s, A, G, &sa, &fa) == 0 &&
+        scales_of(s, B, G, &sb, &fb) == 0) {
+        c.sa = sa;
+        c.sb = sb;
+        c.fa = fa;
+        c.fb = fb;
+        took = walk_provider(walk_ctx, &c, mc, b1, p1, flag) == 0;
+    }
+    *st = MX_OK;
+    for (size_t m = 0; took && m < M && *st == MX_OK; m++)
+        for (size_t n = 0; n < N && *st == MX_OK; n++) {
+            size_t i = m * N + n;
+            if (!flag[i])
+                continue;
+            /* the element alone, on the CPU (its groups' general code) */
+            int32_t ra = (int32_t)mxg_row(A, m), rb = (int32_t)mxg_row(B, n);
+            mx_operand A1 = *A, B1 = *B;
+            A1.rows = B1.rows = 1;
+            A1.row_idx = &ra;
+            B1.row_idx = &rb;
+            mx_gemm_spec s1 = *s;
+            s1.row_weight = s->row_weight ? &s->row_weight[m] : NULL;
+            float m1;
+            double sb1, sp1;
+            if (!walk_cpu(&s1, &A1, &B1, &m1, &sb1, &sp1, st, 0))
+                *st = MX_EINVAL; /* cannot happen: the same walk applies */
+            mc[i] = m1;
+            b1[i] = sb1;
+            p1[i] = sp1;
+            __atomic_fetch_add(&walk_flagged, 1, __ATOMIC_RELAXED);
+        }
+    __atomic_fetch_add(took ? &walk_device : &walk_refused, 1, __ATOMIC_RELAXED);
+    if (mc != macc)
+        free(mc);
+    if (b1 != sum_b)
+        free(b1);
+    if (p1 != sum_p)
+        free(p1);
+    free(flag);
+    free(own_a);
+    free(own_b);
+    free(sa);
+    free(sb);
+    free(fa);
+    free(fb);
+    return took;
+}
+
 int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, float *macc, double *sum_b,
                    double *sum_p, mx_status *st)
+{
+    if (mxg_shared_walk(s, A, B->rows, macc, sum_b, sum_p)) {
+        *st = MX_OK;
+        return 1;
+    }
+    return walk_cpu(s, A, B, macc, sum_b, sum_p, st, walk_provider != NULL);
+}
+
+int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                          float *macc, double *sum_b, double *sum_p)
+{
+    mx_status st = MX_OK;
+    return walk_cpu(s, A, B, macc, sum_b, sum_p, &st, 2) && st == MX_OK;
+}
+
+/* The walk; device 1: offer it to the provider first (when it applies);
+ * 2: the provider only (0 when it does not take the call). */
+static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                    float *macc, double *sum_b, double *sum_p, mx_status *st, int device)
 {
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
@@ -679,6 +875,18 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
     }
     decoder_init(da, A->fmt, ta);
     decoder_init(db, B->fmt, tb);
+    int took = device && !chain && mxg_walk_on_device(s, A, B) &&
+               walk_device_call(s, A, B, &w, &wg[0], da, db, macc, sum_b, sum_p, st);
+    if (took || device == 2) {
+        free(cs);
+        free(da);
+        free(db);
+        free(bv);
+        free(acc);
+        free(sb);
+        free(sp);
+        return took;
+    }
     /* A decoded once for every column tile (values, magnitudes, 2^r, each
      * [M][K]) when that fits in A_CACHE_MAX bytes: once for the whole
      * call when a split shares it (gemm_split.c), else here; when it does

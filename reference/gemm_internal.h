@@ -288,6 +288,20 @@ unsigned long mxg_block_walk_fallbacks(void);
  * and the decode fits its cache (a split's shared rows; free()); else
  * NULL. */
 double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A);
+/* 1 when the walk of (s, A, B) goes to the walk provider (one is set, the
+ * operands are scaled 8-bit codes, K a multiple of 32): the split then
+ * decodes no walk rows for its blocks. */
+int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+/* The walk of (s, A, B) on the device alone (its flagged elements walked
+ * again on the CPU): 1 with every output written, 0 when the device did
+ * not take it (nothing written). */
+int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                          float *macc, double *sum_b, double *sum_p);
+/* In a block of a split call whose whole walk ran on the device
+ * (gemm_split.c): the block's nb columns of its outputs copied out, 1; else
+ * 0. */
+int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float *macc,
+                    double *sum_b, double *sum_p);
 
 /* The walk's sums for the call (s, A, B), which mxg_acc_block reads
  * instead of walking element (m, n) again: set for the calling thread by

@@ -32,10 +32,17 @@ typedef struct {
     mxg_fused_rows *fused;
     mxg_fused16_rows *fused16;
     double *walk;
+    /* the walk of the whole call on the device (mxg_walk_on_device), M x N,
+     * or NULL: the blocks copy their columns instead of walking */
+    float *wmacc;
+    double *wsb, *wsp;
+    size_t N;
 } shared_rows;
 
-/* the shared rows of the block this thread runs, or NULL */
+/* the shared rows of the block this thread runs, or NULL; the block's
+ * first column */
 static _Thread_local const shared_rows *cur_rows;
+static _Thread_local size_t cur_n0;
 
 const mxg_fused_rows *mxg_shared_rows_fused(const mx_gemm_spec *s, const mx_operand *A)
 {
@@ -56,23 +63,56 @@ const double *mxg_shared_rows_walk(const mx_gemm_spec *s, const mx_operand *A)
     return r && r->s == s && r->A == A ? r->walk : NULL;
 }
 
+int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float *macc,
+                    double *sum_b, double *sum_p)
+{
+    const shared_rows *r = cur_rows;
+    if (!r || r->s != s || r->A != A || !r->wmacc || cur_n0 + nb > r->N)
+        return 0;
+    for (size_t m = 0; m < A->rows; m++) {
+        size_t d = m * nb, o = m * r->N + cur_n0;
+        if (macc)
+            memcpy(macc + d, r->wmacc + o, nb * sizeof *macc);
+        if (sum_b)
+            memcpy(sum_b + d, r->wsb + o, nb * sizeof *sum_b);
+        if (sum_p)
+            memcpy(sum_p + d, r->wsp + o, nb * sizeof *sum_p);
+    }
+    return 1;
+}
+
 /* The rows the blocks' kernels will read: the fused FP8 kernel's where
  * gemm.c runs it (mxg_fused_ok, mxg_fused_applies), or the 16-bit
  * kernel's under A's window; the block walk's where it serves the call
- * (mxg_walks).  Missing ones
+ * (mxg_walks) on the CPU (not when a device walks it).  Missing ones
  * (memory short, a kernel that does not apply) are decoded per block. */
 static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, const mx_gemm_out *out, int wa,
                              shared_rows *r)
 {
-    *r = (shared_rows){s, A, wa, NULL, NULL, NULL};
+    *r = (shared_rows){s, A, wa, NULL, NULL, NULL, NULL, NULL, NULL, B->rows};
     if (mxg_fused_ok(out)) {
         if (mxg_fused_applies(s, A, B))
             r->fused = mxg_fused_rows_new(s, A);
         else
             r->fused16 = mxg_fused16_rows_new(s, A, B, wa);
     }
-    if (mxg_walks(s, out))
+    if (mxg_walks(s, out) && mxg_walk_on_device(s, A, B)) {
+        /* one device call for the whole GEMM, not one per block */
+        size_t MN = A->rows * B->rows;
+        r->wmacc = malloc(mx_nz(MN) * sizeof *r->wmacc);
+        r->wsb = malloc(mx_nz(MN) * sizeof *r->wsb);
+        r->wsp = malloc(mx_nz(MN) * sizeof *r->wsp);
+        if (!r->wmacc || !r->wsb || !r->wsp ||
+            !mxg_block_walk_device(s, A, B, r->wmacc, r->wsb, r->wsp)) {
+            free(r->wmacc);
+            free(r->wsb);
+            free(r->wsp);
+            r->wmacc = NULL;
+            r->wsb = r->wsp = NULL;
+        }
+    }
+    if (mxg_walks(s, out) && !r->wmacc)
         r->walk = mxg_block_walk_rows(s, A);
 }
 
@@ -120,10 +160,13 @@ static void split_task(void *vctx, size_t bi)
         /* this thread may run a block of another call inside this one (a
          * nested loop's task): the rows are restored, not cleared */
         const shared_rows *saved = cur_rows;
+        size_t saved_n0 = cur_n0;
         cur_rows = x->rows;
+        cur_n0 = n0;
         st = mxg_gemm_block(x->s, x->A, &b, &t, &x->stats[bi], x->wa, x->wb,
                             &x->irr_a[bi]);
         cur_rows = saved;
+        cur_n0 = saved_n0;
     }
     if (st == MX_OK)
         for (size_t m = 0; m < M; m++) {
@@ -191,6 +234,9 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
     mxg_fused_rows_free(rows.fused);
     mxg_fused16_rows_free(rows.fused16);
     free(rows.walk);
+    free(rows.wmacc);
+    free(rows.wsb);
+    free(rows.wsp);
     mx_status r = MX_OK;
     mx_gemm_stats sum = {0, 0, irr[0]};
     for (size_t i = 0; i < nblocks; i++) {

@@ -24,6 +24,7 @@ mxrefinclude_HEADERS += \
 	reference/mxref/mxquant.h \
 	reference/mxref/accum.h \
 	reference/mxref/gemm.h \
+	reference/mxref/blockwalk.h \
 	reference/mxref/pool.h
 # The group GEMM: one file per part (gemm_internal.h lists them).
 reference_libmxref_a_SOURCES += \

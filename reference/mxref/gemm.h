@@ -29,6 +29,7 @@
 #include "mxref/accum.h"
 #include "mxref/format.h"
 #include "mxref/mxquant.h"
+#include "mxref/blockwalk.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -127,6 +128,19 @@ void mx_gemm_set_sum_provider(mx_sum_provider fn, void *ctx);
 mx_sum_provider mx_gemm_sum_provider(void **ctx);
 /* Engine calls the sum provider answered so far. */
 unsigned long mx_gemm_sum_count(void);
+
+/* Where a block model's walk runs (mxref/blockwalk.h; --reference gpu):
+ * while a walk provider is set, each walk over scaled 8-bit operands with
+ * K a multiple of 32 is offered to it; the elements it flags are walked
+ * again on the CPU, one by one, and a call it refuses runs on the CPU
+ * whole.  The outputs are the same bits either way (tests/check_gpuref.c
+ * compares them on every preset).  NULL restores the CPU. */
+void mx_gemm_set_walk_provider(mx_walk_provider fn, void *ctx);
+mx_walk_provider mx_gemm_walk_provider(void **ctx);
+/* Walks the provider answered so far, walks it refused, and flagged
+ * elements walked again on the CPU. */
+void mx_gemm_walk_counts(unsigned long *device, unsigned long *refused,
+                         unsigned long *flagged);
 
 /* The MPFR oracle: exact[] only, element by element with mpfr_sum. */
 mx_status mx_gemm_exact_mpfr(const mx_gemm_spec *s, const mx_operand *A,

@@ -1,0 +1,58 @@
+/* mxref/blockwalk.h -- one call of the block walk, as a device takes it
+ * (mx_walk_provider in mxref/gemm.h; kernels/gpu_walk.hip implements one).
+ *
+ * The walk (reference/blockfma_gemm.c) gives, for a block:NAME model, every
+ * element's model accumulator and the two sums of its accumulator bound
+ * without going product by product through the general code.  This is the
+ * same walk for scaled 8-bit operands whose K is a multiple of 32 (every
+ * group 32 products, each from c = 0), with everything it reads spelled out
+ * as plain data: the codes, each code's decoded value, magnitude and 2^r,
+ * each group's scale in binary64 and in FP32, and the walk's constants.
+ * Plain C, no pointers into the reference's own types, so that a HIP or
+ * CUDA source can include it. */
+#ifndef MXREF_BLOCKWALK_H
+#define MXREF_BLOCKWALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* the walk's modes (blockfma_gemm.c walk_mode) */
+enum { MX_WALK_EARLY = 1, MX_WALK_LATE = 2, MX_WALK_EXACT = 3 };
+
+typedef struct {
+    size_t M, N, K;          /* K a multiple of 32; G = K / 32            */
+    const uint8_t *a, *b;    /* codes: a[m K + k], b[n K + k]             */
+    /* per code c: value, magnitude, 2^r at [3 c], [3 c + 1], [3 c + 2] (0
+     * for zero codes; the operands hold no NaN or inf code) */
+    const double *dec_a, *dec_b;
+    const double *sa, *sb;   /* [M][G], [N][G]: each group's scale value  */
+    const float *fa, *fb;    /* the same as production's FP32 scale       */
+    const float *row_weight; /* [M] (FP32, after the sum), or NULL         */
+    /* constants: walk_c and walk_g of blockfma_gemm.c */
+    int mode, odd_even, c_fadd, cutoff, prod_ovf;
+    uint64_t mask;           /* keeps a result's leading bits             */
+    double twoF, twomF, cut_pw2, two_late, mtwo_late, infl;
+    double cf_ea, cf_late, cf_fin, cf_eta; /* mxb_bdot_coeffs            */
+    double lin_g, lin_c, sabs_infl;
+    int nblk, inorder;       /* the group's blocks: block j is products   */
+    unsigned char idx[64];   /* idx[start[j]] .. idx[start[j + 1] - 1]    */
+    unsigned char start[65];
+} mx_walk_call;
+
+/* A device's walk: for every element i = m N + n, macc[i] (the model's
+ * FP32 accumulator after the row weight), sum_b[i] and sum_p[i] (the
+ * bound's two sums), and flag[i] nonzero where a group of the element
+ * needs the general code (a result outside FP32's normal range, a
+ * subnormal early c, a possible product overflow): those elements' other
+ * outputs are not read.  0, or nonzero to leave the call to the CPU. */
+typedef int (*mx_walk_provider)(void *ctx, const mx_walk_call *c, float *macc,
+                                double *sum_b, double *sum_p, unsigned char *flag);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
