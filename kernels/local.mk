@@ -35,6 +35,7 @@ MXK_HIP_SRC = \
 	kernels/swiglu_quant.hip \
 	kernels/moe_sum.hip \
 	kernels/gpu_slice.hip \
+	kernels/gpu_walk.hip \
 	kernels/gpu_ops.hip
 MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/mx_quant.hip \
@@ -45,9 +46,10 @@ MXK_HIP_SRCPATHS = \
 	$(srcdir)/kernels/swiglu_quant.hip \
 	$(srcdir)/kernels/moe_sum.hip \
 	$(srcdir)/kernels/gpu_slice.hip \
+	$(srcdir)/kernels/gpu_walk.hip \
 	$(srcdir)/kernels/gpu_ops.hip
 MXK_HIP_HDR = kernels/mxk.h kernels/mxk_numerics.h kernels/mxk_check.h \
-	kernels/mxk_gpu.h kernels/hip_compat.h
+	kernels/mxk_gpu.h kernels/hip_compat.h reference/mxref/blockwalk.h
 EXTRA_DIST += $(MXK_HIP_SRC) kernels/mxk_gpu.h kernels/hip_compat.h \
 	kernels/hip_emu.h
 

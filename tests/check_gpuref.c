@@ -17,6 +17,13 @@
  *     back to the CPU must be 0, and the two runs' rows -- every metric
  *     derived from the exact values (errors, ulps, ratios to the bounds,
  *     histograms, first bad elements) -- must be equal.
+ *  3. --walk M,N,K: a block model's walk on the device
+ *     (mxk_gpu_block_walk, mx_gemm_set_walk_provider) against the CPU
+ *     walk, every model output and both bounds bit for bit, for every
+ *     block preset, E4M3FN and E4M3FNUZ operands with random scales (and
+ *     with row weights, gathered rows and a scale spread reaching FP32's
+ *     subnormals); every fifth element flagged by a wrapper of the
+ *     provider, so that the host's walk of flagged elements runs too.
  *  2. --time T: the dense GEMM1 (4T x 768 x 6144) and GEMM2 (4T x 6144 x
  *     384) shapes of a MiniMax-M3 TP8 layer of T tokens (top-4), MXFP8
  *     E4M3FN with random E8M0 scales: exact values only, CPU reference
@@ -25,7 +32,7 @@
  *     bitwise, both times printed; the device sum must have taken calls.
  *
  * usage: check_gpuref [--suite NAME] [--case NAME] [--time T] [--jobs N]
- *                     [--dense M,N,K]
+ *                     [--dense M,N,K] [--walk M,N,K]
  *                     [--no-suite] [--no-blas-check]
  *   --case: only this case of the suite; --jobs: the reference's threads
  *   (mx_pool_set_threads; default 1); --no-blas-check: the suite's rows
@@ -42,6 +49,8 @@
 #include "runner.h"
 #include "mxref/gemm.h"
 #include "mxref/pool.h"
+#include "mxref/blockfma.h"
+#include <gsl/gsl_rng.h>
 
 static mx_slice_provider gpu_fn;
 static mx_sum_provider sum_fn; /* the device's whole exact sum */
@@ -217,11 +226,138 @@ static int time_shape(size_t M, size_t N, size_t K, double *tc, double *tg)
            (sum_fn && nsum == 0);
 }
 
+/* ---- 3. the walk on the device ---------------------------------------- */
+
+static mx_walk_provider walk_fn;
+static unsigned long walk_forced;
+
+/* The device's walk, then every fifth element flagged and its outputs
+ * spoiled (the host must walk those again on the CPU, and that path must
+ * give the same bits too). */
+static int walk_flagging(void *ctx, const mx_walk_call *c, float *macc, double *sum_b,
+                         double *sum_p, unsigned char *flag)
+{
+    int rc = walk_fn(ctx, c, macc, sum_b, sum_p, flag);
+    for (size_t i = 0; rc == 0 && i < c->M * c->N; i += 5) {
+        flag[i] = 1;
+        macc[i] = -1.0f;
+        sum_b[i] = sum_p[i] = -1.0;
+        walk_forced++;
+    }
+    return rc;
+}
+
+static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, size_t M,
+                     size_t N, size_t K, gsl_rng *r)
+{
+    const mx_format *f = mx_format_get(fid);
+    size_t G = K / 32, MN = M * N;
+    uint8_t *ca = malloc(M * K), *cb = malloc(N * K), *sa = malloc(M * G), *sb = malloc(N * G);
+    float *rw = malloc(M * sizeof *rw), *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
+    double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    int32_t *idx = malloc(M * sizeof *idx);
+    for (size_t i = 0; i < M * K; i++)
+        do
+            ca[i] = (uint8_t)gsl_rng_uniform_int(r, 256);
+        while (mx_classify(f, ca[i]) == MX_CLASS_NAN || mx_classify(f, ca[i]) == MX_CLASS_INF);
+    for (size_t i = 0; i < N * K; i++)
+        do
+            cb[i] = (uint8_t)gsl_rng_uniform_int(r, 256);
+        while (mx_classify(f, cb[i]) == MX_CLASS_NAN || mx_classify(f, cb[i]) == MX_CLASS_INF);
+    /* kind 0: scales 2^(-8..7); kind 1: 2^(-80..-60), FP32 scale products
+     * from 2^-160 (below FP32's least subnormal: formed before the partial
+     * is scaled, as production forms them), row weights, rows gathered in
+     * reverse */
+    for (size_t i = 0; i < M * G; i++)
+        sa[i] = (uint8_t)(kind ? 47 + gsl_rng_uniform_int(r, 21) : 119 + gsl_rng_uniform_int(r, 16));
+    for (size_t i = 0; i < N * G; i++)
+        sb[i] = (uint8_t)(kind ? 47 + gsl_rng_uniform_int(r, 21) : 119 + gsl_rng_uniform_int(r, 16));
+    for (size_t m = 0; m < M; m++) {
+        rw[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    mx_operand A = {f, ca, M, K, K, sa, G, 1, kind ? idx : NULL};
+    mx_operand B = {f, cb, N, K, K, sb, G, 1, NULL};
+    mx_gemm_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.decode = MX_E8M0_PRODUCTION;
+    sp.model.kind = MX_ACC_BLOCK;
+    sp.model.block = p;
+    sp.row_weight = kind ? rw : NULL;
+    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
+    mx_gemm_set_walk_provider(NULL, NULL);
+    int st1 = mx_gemm(&sp, &A, &B, &o1, NULL);
+    unsigned long d0, d1;
+    mx_gemm_walk_counts(&d0, NULL, NULL);
+    mx_gemm_set_walk_provider(walk_flagging, NULL);
+    int st2 = mx_gemm(&sp, &A, &B, &o2, NULL);
+    mx_gemm_set_walk_provider(NULL, NULL);
+    mx_gemm_walk_counts(&d1, NULL, NULL);
+    size_t diff = 0;
+    for (size_t i = 0; i < MN; i++)
+        diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
+                memcmp(&y1[i], &y2[i], 8) != 0;
+    int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
+    if (bad)
+        printf("FAIL: walk %s %s kind %d: status %d/%d, %zu of %zu elements differ\n", p->name,
+               f->name, kind, st1, st2, diff, MN);
+    free(ca);
+    free(cb);
+    free(sa);
+    free(sb);
+    free(rw);
+    free(m1);
+    free(m2);
+    free(b1);
+    free(b2);
+    free(y1);
+    free(y2);
+    free(idx);
+    return bad ? -1 : (int)(d1 - d0);
+}
+
+static int run_walk(size_t M, size_t N, size_t K)
+{
+    *(void **)&walk_fn = mxv_gpu_walk_fn();
+    if (!walk_fn) {
+        printf("FAIL: %s has no %s\n", mxv_gpu_backend_path(), MXK_GPU_WALK_SYMBOL);
+        return 1;
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 4242);
+    unsigned long f0;
+    mx_gemm_walk_counts(NULL, NULL, &f0);
+    int fails = 0, cases = 0, device = 0;
+    const mx_blockfma_params *p;
+    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) != NULL; i++)
+        for (int fi = 0; fi < 2; fi++)
+            for (int kind = 0; kind < 2; kind++) {
+                int d = walk_case(p, fi ? MX_E4M3FNUZ : MX_E4M3FN, kind, M, N, K, r);
+                cases++;
+                if (d < 0)
+                    fails++;
+                else
+                    device += d > 0;
+            }
+    unsigned long f1;
+    mx_gemm_walk_counts(NULL, NULL, &f1);
+    printf("walk %zu x %zu x %zu: %d cases (every preset, E4M3FN and E4M3FNUZ, two data "
+           "kinds), %d walked on the device, %d differ; %lu elements flagged and walked "
+           "again on the CPU\n",
+           M, N, K, cases, device, fails, f1 - f0);
+    if (device == 0 || f1 == f0) {
+        printf("FAIL: the device walk was never taken, or no flagged element was walked\n");
+        fails++;
+    }
+    gsl_rng_free(r);
+    return fails != 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *suite = "default", *only = NULL;
     long T = 0;
-    size_t dM = 0, dN = 0, dK = 0;
+    size_t dM = 0, dN = 0, dK = 0, wM = 0, wN = 0, wK = 0;
     int do_suite = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--suite") && i + 1 < argc)
@@ -238,13 +374,20 @@ int main(int argc, char **argv)
                 fprintf(stderr, "--dense M,N,K (K a multiple of 32)\n");
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--walk") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%zu,%zu,%zu", &wM, &wN, &wK) != 3 || !wM || !wN ||
+                !wK || wK % 32) {
+                fprintf(stderr, "--walk M,N,K (K a multiple of 32)\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--no-blas-check"))
             compare_on = 0;
         else if (!strcmp(argv[i], "--no-suite"))
             do_suite = 0;
         else {
             fprintf(stderr, "usage: check_gpuref [--suite NAME] [--case NAME] [--time T] "
-                            "[--jobs N] [--no-suite] [--no-blas-check] [--dense M,N,K]\n");
+                            "[--jobs N] [--no-suite] [--no-blas-check] [--dense M,N,K] "
+                            "[--walk M,N,K]\n");
             return 2;
         }
     }
@@ -282,6 +425,8 @@ int main(int argc, char **argv)
         printf("dense shape, exact values, %d threads:\n", mx_pool_threads());
         fails += time_shape(dM, dN, dK, &c, &g);
     }
+    if (wM)
+        fails += run_walk(wM, wN, wK);
     printf("%s\n", fails ? "FAIL" : "PASS");
     return fails ? 1 : 0;
 }

@@ -147,6 +147,9 @@ int mxv_gpu_reference_enable(char *why, size_t whylen)
     mx_sum_provider sf;
     *(void **)&sf = dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL);
     mx_gemm_set_sum_provider(sf, NULL); /* NULL: slices only */
+    mx_walk_provider wf;
+    *(void **)&wf = mxv_gpu_walk_fn();
+    mx_gemm_set_walk_provider(wf, NULL); /* NULL: walks on the CPU */
     return 0;
 }
 
@@ -154,6 +157,7 @@ void mxv_gpu_reference_disable(void)
 {
     mx_gemm_set_slice_provider(NULL, NULL);
     mx_gemm_set_sum_provider(NULL, NULL);
+    mx_gemm_set_walk_provider(NULL, NULL);
 }
 
 int mxv_gpu_reference_enable_sum(void)
@@ -164,7 +168,15 @@ int mxv_gpu_reference_enable_sum(void)
         return -1;
     mx_gemm_set_slice_provider(NULL, NULL);
     mx_gemm_set_sum_provider(sf, NULL);
+    mx_walk_provider wf;
+    *(void **)&wf = mxv_gpu_walk_fn();
+    mx_gemm_set_walk_provider(wf, NULL);
     return 0;
+}
+
+void *mxv_gpu_walk_fn(void)
+{
+    return loaded_handle ? dlsym(loaded_handle, MXK_GPU_WALK_SYMBOL) : NULL;
 }
 
 static void gpuref_fill(gsl_rng *r, uint8_t *codes, uint8_t *scales, size_t rows, size_t K)

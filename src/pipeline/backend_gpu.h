@@ -40,6 +40,10 @@ const char *mxv_gpu_backend_path(void);
  * the CPU. */
 #define MXK_GPU_SLICE_SYMBOL "mxk_gpu_slice_dgemm"
 #define MXK_GPU_SUM_SYMBOL "mxk_gpu_exact_sum"
+/* Both also set the library's mxk_gpu_block_walk, where it has it, as the
+ * walk provider (mx_gemm_set_walk_provider: a block model's walk over
+ * scaled 8-bit operands on the device); disable unsets it. */
+#define MXK_GPU_WALK_SYMBOL "mxk_gpu_block_walk"
 int mxv_gpu_reference_enable(char *why, size_t whylen);
 void mxv_gpu_reference_disable(void);
 /* --reference auto on the GPU backend: the library's mxk_gpu_exact_sum as
@@ -48,6 +52,8 @@ void mxv_gpu_reference_disable(void);
  * them than moving every group partial to the host).  0 when set, -1
  * (nothing set) without a loaded library that has it. */
 int mxv_gpu_reference_enable_sum(void);
+/* The loaded library's mxk_gpu_block_walk, or NULL. */
+void *mxv_gpu_walk_fn(void);
 /* The operands the GPU reference is timed on (bench --reference gpu,
  * tests/check_gpuref --time): one dense MXFP8 GEMM, A M x K and B N x K
  * random E4M3FN codes (no NaN) with E8M0 scales 2^(-8..7), drawn from

@@ -1,0 +1,354 @@
+/* gpu_walk.hip -- a block:NAME model's walk on the device (--reference
+ * gpu): reference/blockfma_gemm.c's group_tile, one output element per
+ * thread instead of 16 lanes per loop, for scaled 8-bit operands with K a
+ * multiple of 32 (mxref/blockwalk.h has the call).
+ *
+ * Why the same bits.  Every operation of the walk is a binary64 add,
+ * multiply or compare, a conversion binary64 -> int32 of a value below
+ * 2^31 in magnitude (truncation, as C's cast), binary64 -> FP32 (round to
+ * nearest even), FP32 adds and multiplies, or bit operations on the
+ * patterns: IEEE 754 gives each one result, on the CPU and on a GPU, as
+ * long as nothing is contracted into an FMA (the library is built with
+ * -fmad=false / -ffp-contract=off) and nothing is flushed to zero (nvcc's
+ * default; HIP's too).  The statements below are group_tile's, lane
+ * variables turned into scalars, in the same order.  A group whose result
+ * the walk cannot give (a result outside FP32's normal range, an early c
+ * below it, a possible product overflow: the CPU's "bad" lanes) flags the
+ * element, and the host walks that element again on the CPU.
+ *
+ * One mutex serializes calls; device buffers grow and are kept.  Any
+ * runtime failure returns nonzero and the host walks the call itself.
+ */
+#include <mutex>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "mxk_gpu.h"
+#include "../reference/mxref/blockwalk.h" /* plain C: the call, shared with the reference */
+
+#define WK_T 64 /* threads per block: consecutive columns of one row */
+#define WK_FLT_MAX 0x1.fffffep127
+#define WK_FLT_MAX_BITS 0x47efffffe0000000ull
+
+struct walk_k { /* the call's constants, by value */
+    int mode, odd_even, c_fadd, cutoff, prod_ovf, nblk, inorder;
+    uint64_t mask;
+    double twoF, twomF, cut_pw2, two_late, mtwo_late, infl;
+    double ea, late, fin, eta, lin_g, lin_c, sabs_infl;
+    unsigned char idx[64], start[65];
+};
+
+__device__ static inline uint64_t wk_d2u(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+__device__ static inline double wk_u2d(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+__device__ static inline double wk_inf(void) { return wk_u2d(0x7ff0000000000000ull); }
+
+/* mxb_up: the next binary64 up (0 -> the least subnormal; inf, NaN stay) */
+__device__ static inline double up_d(double x)
+{
+    uint64_t u = wk_d2u(x);
+    double y = wk_u2d(x > 0 ? u + 1 : u - 1);
+    y = x < wk_inf() ? y : x;
+    return x == 0 ? 0x1p-1074 : y;
+}
+
+__device__ static inline double recip_d(double x)
+{
+    return wk_u2d(0x7fe0000000000000ull - wk_d2u(x));
+}
+
+__device__ static inline double floor_d(double x)
+{
+    double m = x < 0 ? -0x1p52 : 0x1p52;
+    double r = (x + m) - m;
+    r = fabs(x) < 0x1p52 ? r : x;
+    return r > x ? r - 1.0 : r;
+}
+
+__device__ static inline double add_up_d(double a, double b) { return up_d(a + b); }
+__device__ static inline double mul_up_d(double a, double b) { return up_d(a * b); }
+__device__ static inline double max2_d(double a, double b) { return a > b ? a : b; }
+
+__device__ static inline double block_err_d(const walk_k &w, double nz, double wmax,
+                                            double s, double dabs)
+{
+    double W = max2_d(max2_d(wmax, dabs), 0x1p-126);
+    double eA = mul_up_d(mul_up_d(add_up_d(nz, 2.0), w.ea), W);
+    double base = add_up_d(dabs, s);
+    double eL = mul_up_d(w.late, base);
+    double S1 = add_up_d(add_up_d(base, eA), eL);
+    return add_up_d(add_up_d(add_up_d(eA, eL), mul_up_d(w.fin, S1)), w.eta);
+}
+
+__global__ void block_walk_kernel(walk_k w, const uint8_t *a, const uint8_t *b,
+                                  const double *dec_a, const double *dec_b,
+                                  const double *sa, const double *sb, const float *fa,
+                                  const float *fb, const float *rw, float *macc,
+                                  double *sum_b, double *sum_p, unsigned char *flag_out,
+                                  int M, int N, int K)
+{
+    __shared__ double ta[3 * 256], tb[3 * 256];
+    for (int i = threadIdx.x; i < 3 * 256; i += blockDim.x) {
+        ta[i] = dec_a[i];
+        tb[i] = dec_b[i];
+    }
+    __syncthreads();
+    int m = blockIdx.y, n = blockIdx.x * WK_T + threadIdx.x;
+    if (m >= M || n >= N)
+        return;
+    int G = K / 32;
+    const uint8_t *ar = a + (size_t)m * K, *br = b + (size_t)n * K;
+    float acc = 0.0f;
+    double sbm = 0.0, spm = 0.0;
+    int64_t eflag = 0;
+    for (int g = 0; g < G; g++) {
+        const uint8_t *ag = ar + 32 * g, *bg = br + 32 * g;
+        /* every group from c = 0 (scaled operands), its bound from 0 */
+        const double cin = 0.0, cP = 0.0, cD = 0.0;
+        double cf = fabs(cin) <= WK_FLT_MAX ? cin : 0.0;
+        double d = w.c_fadd ? 0.0 : cf;
+        double Pi = w.c_fadd ? 0.0 : cP;
+        double Di = w.c_fadd ? 0.0 : cD;
+        double sa_ = 0.0, sinst = 0.0;
+        int64_t flag = (int64_t)!(fabs(cin) <= WK_FLT_MAX);
+        for (int bk = 0; bk < w.nblk; bk++) {
+            const unsigned char *ix = w.idx + w.start[bk];
+            int cnt = w.start[bk + 1] - w.start[bk];
+            double W, W1, cv, S, S1, inv, inv1, v;
+            double nz, wm, s;
+            {
+                double cr = wk_u2d(wk_d2u(d) & 0x7ff0000000000000ull);
+                cr = d == 0 ? 0.0 : cr > 0x1p-126 ? cr : 0x1p-126;
+                cv = d;
+                W = w.mode == MX_WALK_EARLY ? cr : 0.0;
+                W1 = 0.0;
+                flag |= (int64_t)((w.mode == MX_WALK_EARLY) & (d != 0) & (d < 0x1p-126) &
+                                  (d > -0x1p-126));
+                nz = wm = s = 0.0;
+            }
+            for (int j = 0; j < cnt; j++) {
+                int i = ix[j];
+                int ca = ag[i], cb = bg[i];
+                double pa = ta[3 * ca + 2], aa = ta[3 * ca + 1];
+                double rp = pa * tb[3 * cb + 2], t = aa * tb[3 * cb + 1];
+                double r = max2_d(t, rp);
+                uint64_t on = t > 0;
+                if (w.odd_even && (j & 1))
+                    W1 = rp > W1 ? rp : W1;
+                else
+                    W = rp > W ? rp : W;
+                nz += t > 0 ? 1.0 : 0.0;
+                wm = max2_d(wm, r);
+                s = wk_u2d(wk_d2u(s + r) + on);
+                sa_ += w.inorder ? r : 0.0;
+            }
+            if (w.mode == MX_WALK_EXACT) {
+                v = cv;
+                for (int j = 0; j < cnt; j++) {
+                    int i = ix[j];
+                    v += ta[3 * ag[i]] * tb[3 * bg[i]];
+                }
+            } else {
+                double q = w.twoF * recip_d(W > 0 ? W : 1.0);
+                double q1 = w.twoF * recip_d(W1 > 0 ? W1 : 1.0);
+                inv = W > 0 ? q : 0.0;
+                inv1 = W1 > 0 ? q1 : 0.0;
+                S = (double)(int32_t)(w.mode == MX_WALK_EARLY ? cv * inv : 0.0);
+                S1 = 0.0;
+                for (int j = 0; j < cnt; j++) {
+                    int i = ix[j];
+                    double av = ta[3 * ag[i]], bv = tb[3 * bg[i]];
+                    if (w.odd_even && (j & 1))
+                        S1 += (double)(int32_t)(av * bv * inv1);
+                    else
+                        S += (double)(int32_t)(av * bv * inv);
+                }
+                if (w.mode == MX_WALK_EARLY) {
+                    v = S * (W * w.twomF);
+                } else {
+                    double Wb = W >= W1 ? W : W1;
+                    double Ws = W >= W1 ? W1 : W;
+                    double Sb = W >= W1 ? S : S1;
+                    double Ss = W >= W1 ? S1 : S;
+                    double rb = recip_d(Wb > 0 ? Wb : 1.0);
+                    double ratio = Ws * rb;
+                    double sum = Sb + floor_d(Ss * ratio);
+                    double unit = Wb * w.twomF, ib = w.twoF * rb;
+                    double c = cv;
+                    double Wc = wk_u2d(wk_d2u(c) & 0x7ff0000000000000ull);
+                    Wc = Wc > 0x1p-126 ? Wc : 0x1p-126;
+                    int drop = (c == 0) | ((w.cutoff > 0) & (Wb > Wc * w.cut_pw2));
+                    double cd = floor_d(c * ib);
+                    double v_ge = (sum + (drop ? 0.0 : cd)) * unit;
+                    double qc = w.two_late * recip_d(Wc);
+                    double v_lt = (floor_d(sum * unit * qc) + c * qc) * (Wc * w.mtwo_late);
+                    double vv = Wb >= Wc ? v_ge : v_lt;
+                    v = Wb > 0 ? vv : c;
+                }
+            }
+            {
+                uint64_t mb = wk_d2u(fabs(v)) & w.mask;
+                double mm = wk_u2d(mb);
+                double f = (double)(float)wk_u2d(mb < WK_FLT_MAX_BITS ? mb : WK_FLT_MAX_BITS);
+                flag |= (int64_t)(((mm != 0) & (mm < 0x1p-126)) | (mb > WK_FLT_MAX_BITS) |
+                                  (w.prod_ovf & (wm >= 0x1p128)));
+                d = v < 0 ? -f : f;
+                double dabs = add_up_d(Pi, Di);
+                Di = add_up_d(Di, block_err_d(w, nz, wm, s, dabs));
+                Pi = add_up_d(Pi, s);
+                sinst = add_up_d(sinst, s);
+            }
+        }
+        float part;
+        {
+            float f = (float)d;
+            float fs = (float)cin + f;
+            double fab = fabs((double)fs);
+            f = w.c_fadd ? fs : f;
+            flag |= (int64_t)(w.c_fadd &
+                              (((fab != 0) & (fab < 0x1p-126)) | (fab > WK_FLT_MAX)));
+            part = f;
+        }
+        if (!w.inorder)
+            for (int i = 0; i < 32; i++) {
+                double t = ta[3 * ag[i] + 1] * tb[3 * bg[i] + 1];
+                double r = ta[3 * ag[i] + 2] * tb[3 * bg[i] + 2];
+                sa_ += t > r ? t : r;
+            }
+        if (w.c_fadd) {
+            double sum = add_up_d(add_up_d(cP, cD), add_up_d(sinst, Di));
+            double fadd = add_up_d(mul_up_d(0x1p-24, sum), 0x1p-150);
+            Di = add_up_d(add_up_d(cD, Di), fadd);
+            Pi = add_up_d(cP, sinst);
+        }
+        (void)Pi;
+        {
+            double Sg = sa_ * w.sabs_infl;
+            double bdot = Di < wk_inf() ? Di : wk_inf();
+            double lin = (w.lin_g * (0.0 + Sg) + w.lin_c) * w.infl;
+            double bS = Sg < wk_inf() ? lin : wk_inf();
+            double Bg = bdot < bS ? bdot : bS;
+            double scd = sa[(size_t)m * G + g] * sb[(size_t)n * G + g];
+            sbm += scd * Bg;
+            spm += scd * (Sg + Bg);
+        }
+        eflag |= flag;
+        float tt = part * (fa[(size_t)m * G + g] * fb[(size_t)n * G + g]);
+        acc = acc + tt;
+    }
+    size_t o = (size_t)m * N + n;
+    macc[o] = rw ? acc * rw[m] : acc;
+    sum_b[o] = sbm;
+    sum_p[o] = spm;
+    flag_out[o] = eflag != 0;
+}
+
+namespace {
+std::mutex walk_mu;
+uint8_t *d_codes;
+double *d_dbl;
+float *d_flt;
+unsigned char *d_flag;
+size_t cap_codes, cap_dbl, cap_flt, cap_flag;
+
+template <class T> int grow(T **p, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return 0;
+    if (*p)
+        (void)hipFree(*p);
+    *p = nullptr;
+    *cap = 0;
+    if (hipMalloc((void **)p, n * sizeof(T)) != hipSuccess) {
+        *p = nullptr;
+        return -1;
+    }
+    *cap = n;
+    return 0;
+}
+
+int up(void *dst, const void *src, size_t bytes)
+{
+    return hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice) != hipSuccess;
+}
+
+int down(void *dst, const void *src, size_t bytes)
+{
+    return hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost) != hipSuccess;
+}
+} // namespace
+
+/* mx_walk_provider (mxref/blockwalk.h). */
+extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
+                                  double *sum_b, double *sum_p, unsigned char *flag)
+{
+    (void)ctx;
+    size_t M = c->M, N = c->N, K = c->K, G = K / 32;
+    if (M == 0 || N == 0 || K == 0 || K % 32 || M > 65535 || N > 0x7fffffff ||
+        K > 0x7fffffff || c->nblk < 0 || c->nblk > 64)
+        return -1;
+    walk_k w;
+    memset(&w, 0, sizeof w);
+    w.mode = c->mode;
+    w.odd_even = c->odd_even;
+    w.c_fadd = c->c_fadd;
+    w.cutoff = c->cutoff;
+    w.prod_ovf = c->prod_ovf;
+    w.nblk = c->nblk;
+    w.inorder = c->inorder;
+    w.mask = c->mask;
+    w.twoF = c->twoF;
+    w.twomF = c->twomF;
+    w.cut_pw2 = c->cut_pw2;
+    w.two_late = c->two_late;
+    w.mtwo_late = c->mtwo_late;
+    w.infl = c->infl;
+    w.ea = c->cf_ea;
+    w.late = c->cf_late;
+    w.fin = c->cf_fin;
+    w.eta = c->cf_eta;
+    w.lin_g = c->lin_g;
+    w.lin_c = c->lin_c;
+    w.sabs_infl = c->sabs_infl;
+    memcpy(w.idx, c->idx, sizeof w.idx);
+    memcpy(w.start, c->start, sizeof w.start);
+    size_t MN = M * N;
+    /* doubles: dec_a, dec_b (768 each), sa (M G), sb (N G), sum_b, sum_p
+     * (MN each); floats: fa, fb, row weights, macc */
+    size_t nd = 2 * 768 + (M + N) * G + 2 * MN, nf = (M + N) * G + M + MN;
+    std::lock_guard<std::mutex> lock(walk_mu);
+    if (grow(&d_codes, &cap_codes, (M + N) * K) || grow(&d_dbl, &cap_dbl, nd) ||
+        grow(&d_flt, &cap_flt, nf) || grow(&d_flag, &cap_flag, MN))
+        return -1;
+    double *dda = d_dbl, *ddb = dda + 768, *dsa = ddb + 768, *dsb = dsa + M * G;
+    double *dsum_b = dsb + N * G, *dsum_p = dsum_b + MN;
+    float *dfa = d_flt, *dfb = dfa + M * G, *drw = dfb + N * G, *dmacc = drw + M;
+    if (up(d_codes, c->a, M * K) || up(d_codes + M * K, c->b, N * K) ||
+        up(dda, c->dec_a, 768 * sizeof(double)) || up(ddb, c->dec_b, 768 * sizeof(double)) ||
+        up(dsa, c->sa, M * G * sizeof(double)) || up(dsb, c->sb, N * G * sizeof(double)) ||
+        up(dfa, c->fa, M * G * sizeof(float)) || up(dfb, c->fb, N * G * sizeof(float)) ||
+        (c->row_weight && up(drw, c->row_weight, M * sizeof(float))))
+        return -1;
+    dim3 grid(mxk_cdiv((int64_t)N, WK_T), (unsigned)M);
+    dim3 block(WK_T);
+    hipLaunchKernelGGL(block_walk_kernel, grid, block, 0, 0, w, d_codes, d_codes + M * K,
+                       dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
+                       dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
+    if (hipGetLastError() != hipSuccess)
+        return -1;
+    if (down(macc, dmacc, MN * sizeof(float)) || down(sum_b, dsum_b, MN * sizeof(double)) ||
+        down(sum_p, dsum_p, MN * sizeof(double)) || down(flag, d_flag, MN))
+        return -1;
+    return 0;
+}
