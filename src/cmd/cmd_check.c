@@ -14,6 +14,7 @@
 #include "check_capture.h"
 #include "case_pool.h"
 #include "cli.h"
+#include "runner.h"
 #include "commands.h"
 #include "judge.h"
 #include "out.h"
@@ -70,12 +71,12 @@ static cJSON *judge_json(const mxv_judge *j)
 int mxv_cmd_check(int argc, char **argv)
 {
     const char *json = NULL, *rjson = NULL, *svg = NULL, *hist = NULL, *help = NULL,
-               *quiet = NULL, *model = NULL, *bonly = NULL, *jobs = NULL;
+               *quiet = NULL, *model = NULL, *bonly = NULL, *jobs = NULL, *ref = NULL;
     const mxv_opt opts[] = {{"json", 0, &json, 0},        {"report-json", 1, &rjson, 0},
                             {"svg", 1, &svg, 0},          {"model", 1, &model, 0},
                             {"bound-only", 0, &bonly, 0},
                             {"hist", 0, &hist, 0},        {"quiet", 0, &quiet, 'q'},
-                            {"jobs", 1, &jobs, 'j'},
+                            {"jobs", 1, &jobs, 'j'},      {"reference", 1, &ref, 0},
                             {"help", 0, &help, 'h'},      {NULL, 0, NULL, 0}};
     char **files = calloc((size_t)argc + 1, sizeof *files);
     int nfiles, rc = mxv_parse_opts(argc, argv, opts, files, &nfiles, "check");
@@ -83,7 +84,7 @@ int mxv_cmd_check(int argc, char **argv)
         if (help) {
             puts("usage: mxverify check FILE... [--hist] [--svg FILE.svg] [--json]\n"
                  "                      [--report-json FILE] [--model NAME] [--bound-only]\n"
-                 "                      [--jobs N] [-q]\n"
+                 "                      [--jobs N] [--reference cpu|gpu|auto] [-q]\n"
                  "  FILE                 capture files (docs/capture-format.md)\n"
                  "  --json               print the report as JSON on stdout (no text)\n"
                  "  --report-json FILE   also write the JSON report to FILE\n"
@@ -98,6 +99,11 @@ int mxv_cmd_check(int argc, char **argv)
                  "                       their bound that are not bit-exact to the model\n"
                  "                       (by default they fail: within bound, not the\n"
                  "                       device's arithmetic)");
+            puts("  --reference R        cpu or auto (default: all on the CPU), or gpu:\n"
+                 "                       the block models' walks and the exact-only GEMMs\n"
+                 "                       on the GPU, the fused CPU kernels for the rest\n"
+                 "                       (exit 4 without a usable GPU); the same report\n"
+                 "                       either way (docs/reference.md)");
             puts("  -h, --help           this text");
         } else if (!rc)
             rc = mxv_error(MXV_EXIT_USAGE, "check: no capture file given");
@@ -105,6 +111,13 @@ int mxv_cmd_check(int argc, char **argv)
         return rc ? rc : MXV_EXIT_OK;
     }
     if ((rc = mxv_jobs_apply(jobs)) != 0) {
+        free(files);
+        return rc;
+    }
+    mxv_ref_mode refm;
+    const char *ref_used = "cpu";
+    if ((rc = mxv_reference_parse(ref, &refm)) != 0 ||
+        (rc = mxv_check_reference_apply(refm, &ref_used)) != 0) {
         free(files);
         return rc;
     }
@@ -130,7 +143,9 @@ int mxv_cmd_check(int argc, char **argv)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", "mxverify check");
     cJSON_AddItemToObject(root, "provenance",
-                          mxv_provenance_json("reference (cpu)", NULL, NULL));
+                          mxv_provenance_json(!strcmp(ref_used, "gpu") ? "reference (gpu)"
+                                                                         : "reference (cpu)",
+                                              NULL, NULL));
     cJSON *report = cJSON_AddArrayToObject(root, "files");
     for (int fi = 0; fi < nfiles; fi++) {
         mxv_capture c;

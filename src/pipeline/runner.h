@@ -91,6 +91,11 @@ int mxv_reference_parse(const char *value, mxv_ref_mode *mode);
  * the CPU backend); *used (may be NULL) gets "cpu", "gpu" or "gpu-sum"
  * (auto's choice on the GPU).  0, or the exit code after the error line. */
 int mxv_reference_apply(mxv_ref_mode mode, int gpu_backend, const char **used);
+/* check's --reference: cpu and auto, all on the CPU; gpu, the GPU library's
+ * walk provider (block models) and sum provider (exact-only GEMMs), the
+ * fused CPU kernels for the rest (mxv_gpu_reference_enable_sum): 0, or an
+ * error printed (exit 4 without a usable GPU or those entry points). */
+int mxv_check_reference_apply(mxv_ref_mode mode, const char **used);
 /* The help line(s) of --reference. */
 void mxv_print_reference_help(FILE *f);
 /* Runs every case of the suite, or only the case named only (NULL: all),

@@ -72,6 +72,25 @@ int mxv_reference_apply(mxv_ref_mode mode, int gpu_backend, const char **used)
     return 0;
 }
 
+int mxv_check_reference_apply(mxv_ref_mode mode, const char **used)
+{
+    const char *u = "cpu";
+    mxv_gpu_reference_disable();
+    if (mode == MXV_REF_GPU) {
+        char why[1200];
+        if (!mxv_gpu_backend(why, sizeof why, NULL))
+            return mxv_error(MXV_EXIT_INTERNAL, "--reference gpu: %s", why);
+        if (mxv_gpu_reference_enable_sum() != 0 || !mxv_gpu_walk_fn())
+            return mxv_error(MXV_EXIT_INTERNAL,
+                             "--reference gpu: the GPU library %s has no %s or %s (rebuild it)",
+                             mxv_gpu_backend_path(), MXK_GPU_SUM_SYMBOL, MXK_GPU_WALK_SYMBOL);
+        u = "gpu";
+    }
+    if (used)
+        *used = u;
+    return 0;
+}
+
 void mxv_print_reference_help(FILE *f)
 {
     fputs("  --reference R        where the exact reference's heavy arithmetic runs:\n"
