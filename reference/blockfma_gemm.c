@@ -858,6 +858,17 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
 
     w.infl = 1.0 + ldexp(1.0, -40);
     decoder *da = malloc(sizeof *da), *db = malloc(sizeof *db);
+    if (da && db) {
+        decoder_init(da, A->fmt, ta);
+        decoder_init(db, B->fmt, tb);
+        int took = device && !chain && mxg_walk_on_device(s, A, B) &&
+                   walk_device_call(s, A, B, &w, &wg[0], da, db, macc, sum_b, sum_p, st);
+        if (took || device == 2) {
+            free(da);
+            free(db);
+            return took;
+        }
+    }
     double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
     float *acc = malloc(M * NT * sizeof *acc);
     double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
@@ -872,20 +883,6 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         free(sp);
         *st = MX_ENOMEM;
         return 1;
-    }
-    decoder_init(da, A->fmt, ta);
-    decoder_init(db, B->fmt, tb);
-    int took = device && !chain && mxg_walk_on_device(s, A, B) &&
-               walk_device_call(s, A, B, &w, &wg[0], da, db, macc, sum_b, sum_p, st);
-    if (took || device == 2) {
-        free(cs);
-        free(da);
-        free(db);
-        free(bv);
-        free(acc);
-        free(sb);
-        free(sp);
-        return took;
     }
     /* A decoded once for every column tile (values, magnitudes, 2^r, each
      * [M][K]) when that fits in A_CACHE_MAX bytes: once for the whole
