@@ -1416,7 +1416,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     rlb[l][k] = 0;
                 }
             }
-            v8i dbv;
+            v8i dbv = {0};
             for (size_t l = 0; l < NT; l++)
                 dbv[l] = db[l];
             if (want_sabs)
