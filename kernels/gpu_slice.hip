@@ -107,22 +107,6 @@ double *d_a, *d_b, *d_p;
 size_t cap_a, cap_b, cap_p;
 int *d_sh;
 size_t cap_sh;
-
-template <class T> int grow(T **p, size_t *cap, size_t n)
-{
-    if (n <= *cap)
-        return 0;
-    if (*p)
-        (void)hipFree(*p);
-    *p = nullptr;
-    *cap = 0;
-    if (hipMalloc((void **)p, n * sizeof(T)) != hipSuccess) {
-        *p = nullptr;
-        return -1;
-    }
-    *cap = n;
-    return 0;
-}
 } // namespace
 
 extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
@@ -139,8 +123,8 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
     if ((Kc + SL_G - 1) / SL_G != ng)
         return -1;
     std::lock_guard<std::mutex> lock(slice_mu);
-    if (grow(&d_a, &cap_a, M * Kc) || grow(&d_b, &cap_b, N * Kc) ||
-        grow(&d_p, &cap_p, ng * M * N))
+    if (mxk_gpu_grow(&d_a, &cap_a, M * Kc) || mxk_gpu_grow(&d_b, &cap_b, N * Kc) ||
+        mxk_gpu_grow(&d_p, &cap_p, ng * M * N))
         return -1;
     /* only this chunk's columns, packed to leading dimension Kc */
     if (hipMemcpy2D(d_a, Kc * sizeof(double), a + c0, K * sizeof(double),
@@ -174,8 +158,9 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
         K > 0x7fffffff)
         return -1;
     std::lock_guard<std::mutex> lock(slice_mu);
-    if (grow(&d_a, &cap_a, M * K) || grow(&d_b, &cap_b, N * K) ||
-        grow(&d_p, &cap_p, 2 * M * N) || grow(&d_sh, &cap_sh, (M + N) * G + 1))
+    if (mxk_gpu_grow(&d_a, &cap_a, M * K) || mxk_gpu_grow(&d_b, &cap_b, N * K) ||
+        mxk_gpu_grow(&d_p, &cap_p, 2 * M * N) ||
+        mxk_gpu_grow(&d_sh, &cap_sh, (M + N) * G + 1))
         return -1;
     int *d_sha = d_sh, *d_shb = d_sh + M * G, *d_bad = d_sh + (M + N) * G;
     int zero = 0, badv = 0;

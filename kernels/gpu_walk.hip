@@ -262,22 +262,6 @@ float *d_flt;
 unsigned char *d_flag;
 size_t cap_codes, cap_dbl, cap_flt, cap_flag;
 
-template <class T> int grow(T **p, size_t *cap, size_t n)
-{
-    if (n <= *cap)
-        return 0;
-    if (*p)
-        (void)hipFree(*p);
-    *p = nullptr;
-    *cap = 0;
-    if (hipMalloc((void **)p, n * sizeof(T)) != hipSuccess) {
-        *p = nullptr;
-        return -1;
-    }
-    *cap = n;
-    return 0;
-}
-
 int up(void *dst, const void *src, size_t bytes)
 {
     return hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice) != hipSuccess;
@@ -328,8 +312,9 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
      * (MN each); floats: fa, fb, row weights, macc */
     size_t nd = 2 * 768 + (M + N) * G + 2 * MN, nf = (M + N) * G + M + MN;
     std::lock_guard<std::mutex> lock(walk_mu);
-    if (grow(&d_codes, &cap_codes, (M + N) * K) || grow(&d_dbl, &cap_dbl, nd) ||
-        grow(&d_flt, &cap_flt, nf) || grow(&d_flag, &cap_flag, MN))
+    if (mxk_gpu_grow(&d_codes, &cap_codes, (M + N) * K) ||
+        mxk_gpu_grow(&d_dbl, &cap_dbl, nd) || mxk_gpu_grow(&d_flt, &cap_flt, nf) ||
+        mxk_gpu_grow(&d_flag, &cap_flag, MN))
         return -1;
     double *dda = d_dbl, *ddb = dda + 768, *dsa = ddb + 768, *dsb = dsa + M * G;
     double *dsum_b = dsb + N * G, *dsum_p = dsum_b + MN;

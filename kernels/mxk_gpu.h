@@ -48,6 +48,25 @@ int mxk_gpu_has_mfma(void);
  * arithmetic is the measured block models hopper-fp8-mma / hopper-bf16. */
 int mxk_gpu_has_mma(void);
 
+/* A grow-only device buffer: *p holds at least n elements of T after a 0
+ * return (reallocated, contents lost, when *cap was smaller); -1 when the
+ * device has no room (*p NULL, *cap 0). */
+template <class T> int mxk_gpu_grow(T **p, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return 0;
+    if (*p)
+        (void)hipFree(*p);
+    *p = nullptr;
+    *cap = 0;
+    if (hipMalloc((void **)p, n * sizeof(T)) != hipSuccess) {
+        *p = nullptr;
+        return -1;
+    }
+    *cap = n;
+    return 0;
+}
+
 static inline unsigned mxk_cdiv(int64_t a, int64_t b)
 {
     return (unsigned)((a + b - 1) / b);
