@@ -31,9 +31,7 @@ float mxg_group_dot_rn32(const mx_operand *A, size_t m, const mx_operand *B,
 
 float mxg_group_partial(__int128 v, int e)
 {
-    if (v > -((__int128)1 << 53) && v < ((__int128)1 << 53))
-        return (float)((double)(int64_t)v * mxg_pow2(e)); /* exact, then one rounding */
-    return mxg_round_f32(v, e);
+    return mxg_round_f32_fast(v, e);
 }
 
 float mxg_group_partial_terms(double P, int ua, const int64_t *tv,
