@@ -790,11 +790,12 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, float *macc, double *sum_b,
                    double *sum_p, mx_status *st)
 {
-    if (mxg_shared_walk(s, A, B->rows, macc, sum_b, sum_p)) {
+    int shared = mxg_shared_walk(s, A, B->rows, macc, sum_b, sum_p);
+    if (shared > 0) {
         *st = MX_OK;
         return 1;
     }
-    return walk_cpu(s, A, B, macc, sum_b, sum_p, st, walk_provider != NULL);
+    return walk_cpu(s, A, B, macc, sum_b, sum_p, st, shared == 0 && walk_provider != NULL);
 }
 
 int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,

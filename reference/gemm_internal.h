@@ -297,9 +297,10 @@ int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_oper
  * not take it (nothing written). */
 int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                           float *macc, double *sum_b, double *sum_p);
-/* In a block of a split call whose whole walk ran on the device
- * (gemm_split.c): the block's nb columns of its outputs copied out, 1; else
- * 0. */
+/* In a block of a split call whose whole walk was offered to the device
+ * (gemm_split.c): 1 when it ran there, the block's nb columns of its
+ * outputs copied out; -1 when the device did not take it (walk the block
+ * on the CPU, without offering it again); else 0. */
 int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float *macc,
                     double *sum_b, double *sum_p);
 

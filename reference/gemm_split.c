@@ -33,10 +33,13 @@ typedef struct {
     mxg_fused16_rows *fused16;
     double *walk;
     /* the walk of the whole call on the device (mxg_walk_on_device), M x N,
-     * or NULL: the blocks copy their columns instead of walking */
+     * or NULL: the blocks copy their columns instead of walking; declined,
+     * when the device was offered the call and did not take it (the
+     * blocks then walk on the CPU without offering their parts) */
     float *wmacc;
     double *wsb, *wsp;
     size_t N;
+    int declined;
 } shared_rows;
 
 /* the shared rows of the block this thread runs, or NULL; the block's
@@ -67,7 +70,11 @@ int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float
                     double *sum_b, double *sum_p)
 {
     const shared_rows *r = cur_rows;
-    if (!r || r->s != s || r->A != A || !r->wmacc || cur_n0 + nb > r->N)
+    if (!r || r->s != s || r->A != A)
+        return 0;
+    if (r->declined)
+        return -1;
+    if (!r->wmacc || cur_n0 + nb > r->N)
         return 0;
     for (size_t m = 0; m < A->rows; m++) {
         size_t d = m * nb, o = m * r->N + cur_n0;
@@ -90,7 +97,7 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, const mx_gemm_out *out, int wa,
                              shared_rows *r)
 {
-    *r = (shared_rows){s, A, wa, NULL, NULL, NULL, NULL, NULL, NULL, B->rows};
+    *r = (shared_rows){s, A, wa, NULL, NULL, NULL, NULL, NULL, NULL, B->rows, 0};
     if (mxg_fused_ok(out)) {
         if (mxg_fused_applies(s, A, B))
             r->fused = mxg_fused_rows_new(s, A);
@@ -110,6 +117,7 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
             free(r->wsp);
             r->wmacc = NULL;
             r->wsb = r->wsp = NULL;
+            r->declined = 1;
         }
     }
     if (mxg_walks(s, out) && !r->wmacc)

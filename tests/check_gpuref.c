@@ -23,7 +23,8 @@
  *     block preset, E4M3FN and E4M3FNUZ operands with random scales (and
  *     with row weights, gathered rows and a scale spread reaching FP32's
  *     subnormals); every fifth element flagged by a wrapper of the
- *     provider, so that the host's walk of flagged elements runs too.
+ *     provider, so that the host's walk of flagged elements runs too; and
+ *     a provider that refuses: the CPU's bits after one offer per call.
  *  2. --time T: the dense GEMM1 (4T x 768 x 6144) and GEMM2 (4T x 6144 x
  *     384) shapes of a MiniMax-M3 TP8 layer of T tokens (top-4), MXFP8
  *     E4M3FN with random E8M0 scales: exact values only, CPU reference
@@ -247,8 +248,20 @@ static int walk_flagging(void *ctx, const mx_walk_call *c, float *macc, double *
     return rc;
 }
 
+/* A device that takes nothing: every offer counted and refused (the
+ * host must walk the call on the CPU, and offer it once, not per block). */
+static unsigned long walk_offers;
+
+static int walk_refusing(void *ctx, const mx_walk_call *c, float *macc, double *sum_b,
+                         double *sum_p, unsigned char *flag)
+{
+    (void)ctx, (void)c, (void)macc, (void)sum_b, (void)sum_p, (void)flag;
+    walk_offers++;
+    return -1;
+}
+
 static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, size_t M,
-                     size_t N, size_t K, gsl_rng *r)
+                     size_t N, size_t K, gsl_rng *r, mx_walk_provider prov)
 {
     const mx_format *f = mx_format_get(fid);
     size_t G = K / 32, MN = M * N;
@@ -289,7 +302,7 @@ static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, si
     int st1 = mx_gemm(&sp, &A, &B, &o1, NULL);
     unsigned long d0, d1;
     mx_gemm_walk_counts(&d0, NULL, NULL);
-    mx_gemm_set_walk_provider(walk_flagging, NULL);
+    mx_gemm_set_walk_provider(prov, NULL);
     int st2 = mx_gemm(&sp, &A, &B, &o2, NULL);
     mx_gemm_set_walk_provider(NULL, NULL);
     mx_gemm_walk_counts(&d1, NULL, NULL);
@@ -332,13 +345,25 @@ static int run_walk(size_t M, size_t N, size_t K)
     for (size_t i = 0; (p = mx_blockfma_preset_at(i)) != NULL; i++)
         for (int fi = 0; fi < 2; fi++)
             for (int kind = 0; kind < 2; kind++) {
-                int d = walk_case(p, fi ? MX_E4M3FNUZ : MX_E4M3FN, kind, M, N, K, r);
+                int d = walk_case(p, fi ? MX_E4M3FNUZ : MX_E4M3FN, kind, M, N, K, r,
+                                  walk_flagging);
                 cases++;
                 if (d < 0)
                     fails++;
                 else
                     device += d > 0;
             }
+    /* refused: the CPU's bits, one offer and one refusal for the call */
+    unsigned long r0, r1, o0 = walk_offers;
+    mx_gemm_walk_counts(NULL, &r0, NULL);
+    int dr = walk_case(mx_blockfma_preset_at(0), MX_E4M3FN, 1, M, N, K, r, walk_refusing);
+    mx_gemm_walk_counts(NULL, &r1, NULL);
+    printf("walk %zu x %zu x %zu refused by the device: %s, %lu offer(s), %lu refusal(s)\n", M,
+           N, K, dr == 0 ? "the CPU's bits" : "FAIL", walk_offers - o0, r1 - r0);
+    if (dr != 0 || walk_offers - o0 != 1 || r1 - r0 != 1) {
+        printf("FAIL: a refused walk must give the CPU's bits after exactly one offer\n");
+        fails++;
+    }
     unsigned long f1;
     mx_gemm_walk_counts(NULL, NULL, &f1);
     printf("walk %zu x %zu x %zu: %d cases (every preset, E4M3FN and E4M3FNUZ, two data "
