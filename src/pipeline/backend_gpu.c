@@ -128,6 +128,15 @@ void *mxv_gpu_sum_fn(void)
     return loaded_handle ? dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL) : NULL;
 }
 
+/* The library's block walk as the walk provider (NULL where it has none:
+ * walks on the CPU). */
+static void set_walk_provider(void)
+{
+    mx_walk_provider wf;
+    *(void **)&wf = mxv_gpu_walk_fn();
+    mx_gemm_set_walk_provider(wf, NULL);
+}
+
 int mxv_gpu_reference_enable(char *why, size_t whylen)
 {
     char w[1024];
@@ -147,9 +156,7 @@ int mxv_gpu_reference_enable(char *why, size_t whylen)
     mx_sum_provider sf;
     *(void **)&sf = dlsym(loaded_handle, MXK_GPU_SUM_SYMBOL);
     mx_gemm_set_sum_provider(sf, NULL); /* NULL: slices only */
-    mx_walk_provider wf;
-    *(void **)&wf = mxv_gpu_walk_fn();
-    mx_gemm_set_walk_provider(wf, NULL); /* NULL: walks on the CPU */
+    set_walk_provider();
     return 0;
 }
 
@@ -168,9 +175,7 @@ int mxv_gpu_reference_enable_sum(void)
         return -1;
     mx_gemm_set_slice_provider(NULL, NULL);
     mx_gemm_set_sum_provider(sf, NULL);
-    mx_walk_provider wf;
-    *(void **)&wf = mxv_gpu_walk_fn();
-    mx_gemm_set_walk_provider(wf, NULL);
+    set_walk_provider();
     return 0;
 }
 
