@@ -862,7 +862,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     if (da && db) {
         decoder_init(da, A->fmt, ta);
         decoder_init(db, B->fmt, tb);
-        int took = device && !chain && mxg_walk_on_device(s, A, B) &&
+        int took = device && mxg_walk_on_device(s, A, B) && /* scaled: no chain */
                    walk_device_call(s, A, B, &w, &wg[0], da, db, macc, sum_b, sum_p, st);
         if (took || device == 2) {
             free(da);

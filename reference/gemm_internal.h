@@ -154,7 +154,6 @@ float mxg_dequant_chain(const mx_operand *A, size_t m, const mx_operand *B,
 mx_status mxg_dequant_gemm(const mx_gemm_spec *s, const mx_operand *A,
                            const mx_operand *B, float *out);
 
-
 /* ---- round_int.c ---------------------------------------------------------- */
 
 /* Rounds v * 2^e (v a signed 128-bit integer) to FP32, exactly once. */
