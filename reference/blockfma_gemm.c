@@ -234,6 +234,49 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
     return add_up_l(add_up_l(add_up_l(eA, eL), mul_up_l(c->fin, S1)), c->eta);
 }
 
+/* The first pass's step for the term i of a block, lane by lane: the
+ * model's 2^E (the max of 2^(r_a + r_b), into Wj: W or, odd/even, W1 for
+ * the odd-indexed terms) and the bound walk's count of nonzero products,
+ * max, upward sum and sum |ab| (in index order when the blocks are runs
+ * in order).  A zero operand has 2^r = 0 here, so the max of every
+ * 2^(r_a + r_b) is the max over the nonzero products; a zero product has
+ * w = 0, so max with it changes nothing, s + 0 is s, and the upward step
+ * (s + w > 0 and finite: the bit pattern plus one) is taken for nonzero
+ * products only.  Always inlined with Wj a local array, so that every
+ * accumulator stays in registers across the terms (a pointer chosen per
+ * term kept W in memory: a store-to-load chain per term). */
+static inline __attribute__((always_inline)) void
+gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
+         const double *restrict ba, int inorder, double *restrict Wj,
+         double *restrict nz, double *restrict wm, double *restrict s,
+         double *restrict sa)
+{
+    double pa = ap[i], a = aa[i];
+    const double *bai = ba + i * NT, *bpi = bp + i * NT;
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        double rp = pa * bpi[l], t = a * bai[l];
+        double r = max2_l(t, rp);
+        uint64_t on = t > 0;
+        Wj[l] = rp > Wj[l] ? rp : Wj[l];
+        nz[l] += t > 0 ? 1.0 : 0.0;
+        wm[l] = max2_l(wm[l], r);
+        s[l] = u2d(d2u(s[l] + r) + on);
+        sa[l] += inorder ? r : 0.0;
+    }
+}
+
+/* The second pass's step: term a * b truncated onto the grid (inv =
+ * 2^(F-E) per lane), added to Sj. */
+static inline __attribute__((always_inline)) void
+align_l(double a, const double *restrict bvi, const double *restrict inv,
+        double *restrict Sj)
+{
+    LANES
+    for (size_t l = 0; l < NT; l++)
+        Sj[l] += (double)(int32_t)(a * bvi[l] * inv[l]);
+}
+
 /* One group of one row against a tile of NT columns: av/aa/ap the row's
  * signed values, magnitudes and 2^r (len of them), bv/ba/bp the tile's
  * ([len][NT]).  part: the model's group partial (from c = 0); bad: lanes
@@ -297,29 +340,20 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                                  (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
             nz[l] = wm[l] = s[l] = 0.0;
         }
-        /* The model's E: a zero operand has 2^r = 0 here, so the max of
-         * every 2^(r_a + r_b) is the max over the nonzero products.  The
-         * bound's block walk: a zero product has w = 0, so max with it
-         * changes nothing, s + 0 is s, and the upward step (s + w > 0 and
-         * finite: the bit pattern plus one) is taken for nonzero products
-         * only.  mx_blockfma_sum_abs adds the same w in index order, which
-         * is block order when the blocks are contiguous runs. */
-        for (size_t j = 0; j < cnt; j++) {
-            size_t i = ix[j];
-            double pa = ap[i], a = aa[i];
-            const double *bai = ba + i * NT, *bpi = bp + i * NT;
-            double *Wj = w->odd_even && (j & 1) ? W1 : W;
-            LANES
-            for (size_t l = 0; l < NT; l++) {
-                double rp = pa * bpi[l], t = a * bai[l];
-                double r = max2_l(t, rp);
-                uint64_t on = t > 0;
-                Wj[l] = rp > Wj[l] ? rp : Wj[l];
-                nz[l] += t > 0 ? 1.0 : 0.0;
-                wm[l] = max2_l(wm[l], r);
-                s[l] = u2d(d2u(s[l] + r) + on);
-                sa[l] += sc->inorder ? r : 0.0;
+        /* First pass: the model's E and the bound's walk (gather_l).
+         * mx_blockfma_sum_abs adds the same w in index order, which is
+         * block order when the blocks are contiguous runs. */
+        if (!w->odd_even)
+            for (size_t j = 0; j < cnt; j++)
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
+        else { /* even-indexed terms to W, odd to W1, in j's order */
+            size_t j = 0;
+            for (; j + 1 < cnt; j += 2) {
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
+                gather_l(ix[j + 1], ap, aa, bp, ba, sc->inorder, W1, nz, wm, s, sa);
             }
+            if (j < cnt)
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
         }
         if (w->mode == W_EXACT) { /* every product exact, their sum too */
             LANES
@@ -347,16 +381,31 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 S[l] = (double)(int32_t)(w->mode == W_EARLY ? cv[l] * inv[l] : 0.0);
                 S1[l] = 0.0;
             }
-            for (size_t j = 0; j < cnt; j++) {
-                size_t i = ix[j];
-                double a = av[i];
-                const double *bvi = bv + i * NT;
-                int odd = w->odd_even && (j & 1);
-                double *Sj = odd ? S1 : S;
-                const double *invj = odd ? inv1 : inv;
+            if (!w->odd_even) {
+                /* every term an integer below 2^31, at most 65 of them:
+                 * their sum is exact in any order, so two accumulators */
+                double S2[NT];
                 LANES
                 for (size_t l = 0; l < NT; l++)
-                    Sj[l] += (double)(int32_t)(a * bvi[l] * invj[l]);
+                    S2[l] = 0.0;
+                size_t j = 0;
+                for (; j + 1 < cnt; j += 2) {
+                    align_l(av[ix[j]], bv + ix[j] * NT, inv, S);
+                    align_l(av[ix[j + 1]], bv + ix[j + 1] * NT, inv, S2);
+                }
+                if (j < cnt)
+                    align_l(av[ix[j]], bv + ix[j] * NT, inv, S);
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    S[l] += S2[l];
+            } else {
+                size_t j = 0;
+                for (; j + 1 < cnt; j += 2) {
+                    align_l(av[ix[j]], bv + ix[j] * NT, inv, S);
+                    align_l(av[ix[j + 1]], bv + ix[j + 1] * NT, inv1, S1);
+                }
+                if (j < cnt)
+                    align_l(av[ix[j]], bv + ix[j] * NT, inv, S);
             }
             if (w->mode == W_EARLY) {
                 LANES
@@ -542,13 +591,32 @@ static int any_special(const mx_operand *o, const mxb_mag *tab)
     return 0;
 }
 
-/* Rows [m0, m1) of A's values, magnitudes and 2^r, each [M][K], into Av. */
+/* Where decoded A keeps row m's group g: its values, magnitudes and 2^r,
+ * MX_BLOCK of each, one after the other, group-major ([G][M][3][MX_BLOCK]:
+ * the walk visits every row of one group in turn, so they are read as one
+ * stream instead of K doubles apart). */
+static inline size_t arow_at(size_t M, size_t m, size_t g)
+{
+    return (g * M + m) * 3 * MX_BLOCK;
+}
+
+/* Doubles of decoded A. */
+static size_t arows_size(const mx_operand *A)
+{
+    return mxg_groups(A->K) * A->rows * 3 * MX_BLOCK;
+}
+
+/* Rows [m0, m1) of A's values, magnitudes and 2^r into Av (arow_at). */
 static void decode_rows(const decoder *da, const mx_operand *A, double *Av, size_t m0,
                         size_t m1)
 {
-    size_t M = A->rows, K = A->K;
+    size_t M = A->rows, K = A->K, G = mxg_groups(K);
     for (size_t m = m0; m < m1; m++)
-        decode_run(da, A, m, 0, K, Av + m * K, Av + (M + m) * K, Av + (2 * M + m) * K, 1);
+        for (size_t g = 0; g < G; g++) {
+            double *r = Av + arow_at(M, m, g);
+            decode_run(da, A, m, g * MX_BLOCK, mxg_group_len(K, g), r, r + MX_BLOCK,
+                       r + 2 * MX_BLOCK, 1);
+        }
 }
 
 /* mxg_block_walk_rows' decode by blocks of rows on the pool */
@@ -569,7 +637,8 @@ static void rows_task(void *v, size_t b)
 
 static int rows_fit(const mx_operand *A)
 {
-    return (double)A->rows * (double)A->K * 3 * sizeof(double) <= A_CACHE_MAX;
+    return (double)A->rows * (double)mxg_groups(A->K) * 3 * MX_BLOCK * sizeof(double) <=
+           A_CACHE_MAX;
 }
 
 double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A)
@@ -582,7 +651,7 @@ double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A)
     if (!ta || any_special(A, ta)) /* the walk will not run */
         return NULL;
     decoder *da = malloc(sizeof *da);
-    double *Av = malloc(mx_nz(3 * A->rows * A->K) * sizeof *Av);
+    double *Av = malloc(mx_nz(arows_size(A)) * sizeof *Av);
     if (da && Av) {
         decoder_init(da, A->fmt, ta);
         rows_ctx c = {da, A, Av};
@@ -885,13 +954,13 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         *st = MX_ENOMEM;
         return 1;
     }
-    /* A decoded once for every column tile (values, magnitudes, 2^r, each
-     * [M][K]) when that fits in A_CACHE_MAX bytes: once for the whole
+    /* A decoded once for every column tile (values, magnitudes, 2^r, at
+     * arow_at) when that fits in A_CACHE_MAX bytes: once for the whole
      * call when a split shares it (gemm_split.c), else here; when it does
      * not fit, row by row in each tile, as the codes are read */
     const double *Av = Ash;
     double *Aown = NULL;
-    if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(3 * M * K) * sizeof *Aown)) != NULL)
+    if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(arows_size(A)) * sizeof *Aown)) != NULL)
         decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
     double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
@@ -925,9 +994,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
                 const double *av = avb, *aa = aab, *ap = apb;
                 if (Av) {
-                    av = Av + m * K + k0;
-                    aa = Av + (M + m) * K + k0;
-                    ap = Av + (2 * M + m) * K + k0;
+                    av = Av + arow_at(M, m, g);
+                    aa = av + MX_BLOCK;
+                    ap = av + 2 * MX_BLOCK;
                 } else {
                     decode_run(da, A, m, k0, len, avb, aab, apb, 1);
                 }

@@ -394,7 +394,8 @@ const mxg_fused_rows *mxg_shared_rows_fused(const mx_gemm_spec *s, const mx_oper
 /* The 16-bit kernel's, under A's window wa. */
 const mxg_fused16_rows *mxg_shared_rows_fused16(const mx_gemm_spec *s, const mx_operand *A,
                                                 int wa);
-/* The block walk's decode of A ([3][M][K]: values, magnitudes, 2^r). */
+/* The block walk's decode of A (values, magnitudes, 2^r, group-major:
+ * blockfma_gemm.c's arow_at). */
 const double *mxg_shared_rows_walk(const mx_gemm_spec *s, const mx_operand *A);
 
 /* 1 when out asks for exact values only (no model, no bound outputs). */
