@@ -188,15 +188,6 @@ static inline double u2d(uint64_t u)
 /* The pattern of FLT_MAX as a binary64. */
 #define FLT_MAX_BITS UINT64_C(0x47efffffe0000000)
 
-/* mxb_up without branches (the same value for every x). */
-static inline double up_l(double x)
-{
-    uint64_t u = d2u(x);
-    double y = u2d(x > 0 ? u + 1 : u - 1);
-    y = x < INFINITY ? y : x; /* +inf, NaN stay */
-    return x == 0 ? 0x1p-1074 : y;
-}
-
 /* 1 / x for a power of two x in binary64's normal range (exponent
  * -1022 .. 1023): the exponent's negation in the bit pattern, exact (no
  * division in the lanes). */
@@ -216,6 +207,16 @@ static inline double floor_l(double x)
     double r = (x + m) - m;
     r = fabs(x) < 0x1p52 ? r : x;
     return r > x ? r - 1.0 : r;
+}
+
+/* mxb_up without branches, for x >= +0 or NaN: every value the bound
+ * walk rounds up (its terms, counts, sums and coefficients are all
+ * nonnegative, and every sum starts from +0).  There mxb_up is the
+ * pattern plus one (+0's is 2^-1074, a positive finite x's its successor)
+ * and keeps +inf and NaN: one compare and one masked add. */
+static inline double up_l(double x)
+{
+    return u2d(d2u(x) + (uint64_t)(x < INFINITY));
 }
 
 static inline double add_up_l(double a, double b) { return up_l(a + b); }
