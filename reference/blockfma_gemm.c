@@ -169,6 +169,7 @@ typedef struct {
     sched sc;
     double lin_g, lin_c; /* mx_blockfma_bound = (g S + c)(1 + 2^-40) */
     double sabs_infl;    /* mx_blockfma_sum_abs's final factor */
+    int f32;             /* the alignment pass in FP32 lanes (align_f) */
 } walk_g;
 
 static inline uint64_t d2u(double x)
@@ -278,6 +279,23 @@ align_l(double a, const double *restrict bvi, const double *restrict inv,
         Sj[l] += (double)(int32_t)(a * bvi[l] * inv[l]);
 }
 
+/* align_l in FP32 lanes, for 8-bit operands (walk_g.f32): a, b and
+ * 2^(F-E) are exact in FP32 (8-bit codes and products lie within
+ * 2^-40 .. 2^32, E within -40 .. 32), so a b is exact (at most 8
+ * significant bits) and so is a b 2^(F-E), a normal FP32 number below
+ * 2^(F+2) or zero: the same truncated integer as in binary64.  Summed in
+ * int32: f32 is set only when no accumulator can reach 2^31 (ceil(n/2)
+ * terms of a block of n, each below 2^(F+2)).  Sixteen lanes to a vector
+ * instead of eight, and one conversion instead of two. */
+static inline __attribute__((always_inline)) void
+align_f(float a, const float *restrict bvi, const float *restrict inv,
+        int32_t *restrict Ij)
+{
+    LANES
+    for (size_t l = 0; l < NT; l++)
+        Ij[l] += (int32_t)(a * bvi[l] * inv[l]);
+}
+
 /* One group of one row against a tile of NT columns: av/aa/ap the row's
  * signed values, magnitudes and 2^r (len of them), bv/ba/bp the tile's
  * ([len][NT]).  part: the model's group partial (from c = 0); bad: lanes
@@ -291,7 +309,8 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                                 const double *av, const double *aa,
                                 const double *ap, const double *restrict bv,
                                 const double *restrict ba,
-                                const double *restrict bp, size_t len,
+                                const double *restrict bp,
+                                const float *restrict bvf, size_t len,
                                 float *restrict part, unsigned char *restrict bad,
                                 double scad, const double *restrict scbd,
                                 double *restrict sbm, double *restrict spm,
@@ -382,7 +401,28 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 S[l] = (double)(int32_t)(w->mode == W_EARLY ? cv[l] * inv[l] : 0.0);
                 S1[l] = 0.0;
             }
-            if (!w->odd_even) {
+            if (wg->f32) { /* two int32 accumulators (align_f) */
+                float invf[NT], inv1f[NT];
+                int32_t I0[NT], I1[NT];
+                LANES
+                for (size_t l = 0; l < NT; l++) {
+                    invf[l] = (float)inv[l];
+                    inv1f[l] = (float)(w->odd_even ? inv1[l] : inv[l]);
+                    I0[l] = I1[l] = 0;
+                }
+                size_t j = 0;
+                for (; j + 1 < cnt; j += 2) {
+                    align_f((float)av[ix[j]], bvf + ix[j] * NT, invf, I0);
+                    align_f((float)av[ix[j + 1]], bvf + ix[j + 1] * NT, inv1f, I1);
+                }
+                if (j < cnt)
+                    align_f((float)av[ix[j]], bvf + ix[j] * NT, invf, I0);
+                LANES
+                for (size_t l = 0; l < NT; l++) { /* odd/even: I1 is the odd group's */
+                    S[l] += (double)I0[l] + (w->odd_even ? 0.0 : (double)I1[l]);
+                    S1[l] += w->odd_even ? (double)I1[l] : 0.0;
+                }
+            } else if (!w->odd_even) {
                 /* every term an integer below 2^31, at most 65 of them:
                  * their sum is exact in any order, so two accumulators */
                 double S2[NT];
@@ -670,6 +710,7 @@ static void group_consts(const mx_blockfma_params *p, size_t len, walk_g *g)
     schedule(p, len, &g->sc);
     mxb_bound_lin(p, len, &g->lin_g, &g->lin_c);
     g->sabs_infl = 1.0 + ldexp((double)len + 1.0, -52);
+    g->f32 = 0;
 }
 
 static unsigned long fallbacks;
@@ -926,6 +967,14 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
+    for (int i = 0; i < 2 && mode != W_EXACT && A->fmt->bits == 8 && B->fmt->bits == 8; i++) {
+        size_t most = 0; /* the most terms of a block */
+        for (size_t b = 0; b < wg[i].sc.nblk; b++) {
+            size_t n = (size_t)(wg[i].sc.start[b + 1] - wg[i].sc.start[b]);
+            most = n > most ? n : most;
+        }
+        wg[i].f32 = ldexp((double)((most + 1) / 2), p->frac_bits + 2) <= 0x1p31;
+    }
 
     w.infl = 1.0 + ldexp(1.0, -40);
     decoder *da = malloc(sizeof *da), *db = malloc(sizeof *db);
@@ -941,10 +990,12 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         }
     }
     double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
+    float *bvf = malloc(MX_BLOCK * NT * sizeof *bvf); /* B's values in FP32 */
     float *acc = malloc(M * NT * sizeof *acc);
     double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
     double *cs = malloc(M * 4 * NT * sizeof *cs);
-    if (!da || !db || !bv || !acc || !sb || !sp || !cs) {
+    if (!da || !db || !bv || !bvf || !acc || !sb || !sp || !cs) {
+        free(bvf);
         free(cs);
         free(da);
         free(db);
@@ -991,6 +1042,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                                 : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
                 decode_run(db, B, n0 + l, k0, len, bv + l, ba + l, bp + l, NT);
             }
+            for (size_t k = 0; k < len * NT; k++) /* exact for 8-bit codes (gc->f32) */
+                bvf[k] = (float)bv[k];
             for (size_t m = 0; m < M; m++) {
                 double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
                 const double *av = avb, *aa = aab, *ap = apb;
@@ -1009,7 +1062,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 if (!chain) /* every group from c = 0, its bound from 0 */
                     for (size_t i = 0; i < 4 * NT; i++)
                         csm[i] = 0.0;
-                group_tile(&w, gc, av, aa, ap, bv, ba, bp, len, part, bad, scad, scbd,
+                group_tile(&w, gc, av, aa, ap, bv, ba, bp, bvf, len, part, bad, scad, scbd,
                            sb + m * NT, sp + m * NT, csm);
                 float sca = mxg_scale_f32(A, s->decode, m, g);
                 float *am = acc + m * NT;
@@ -1054,6 +1107,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             }
     }
     free(Aown);
+    free(bvf);
     free(cs);
     free(da);
     free(db);
