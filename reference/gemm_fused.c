@@ -590,8 +590,13 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
-    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
-    int want_exact = out->exact || want_sabs;
+    /* bounds wanted; the sum |ab| dots only where a bound reads them: a
+     * block model's bound takes its sum from the model's own walk
+     * (mxg_acc_block), so there they are computed for out->sum_abs alone */
+    int want_bnd = out->bound || out->sum_abs || out->bound_acc;
+    int want_sabs = out->sum_abs ||
+                    ((out->bound || out->bound_acc) && s->model.kind != MX_ACC_BLOCK);
+    int want_exact = out->exact || want_bnd;
     mx_status st = MX_OK;
     size_t nslow = 0;
 
@@ -782,8 +787,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                  * rows' smallest scale exponents sum to -149 or more */
                 int uf = A->scales && xna[m] != INT_MAX && xnb[l] != INT_MAX &&
                          (long)xna[m] + xnb[l] < -149;
-                if (want_sabs)
-                    mxg_bound_elem_n(s, A, B, m, n0 + l, qt[j], amaxa[m], amaxb[l],
+                if (want_bnd)
+                    mxg_bound_elem_n(s, A, B, m, n0 + l, want_sabs ? qt[j] : 0.0,
+                                     amaxa[m], amaxb[l],
                                      exact[i], out->bound ? &out->bound[i] : NULL,
                                      out->bound_acc ? &out->bound_acc[i] : NULL,
                                      out->sum_abs ? &out->sum_abs[i] : NULL, uf);
@@ -1283,8 +1289,13 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
-    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
-    int want_exact = out->exact || want_sabs;
+    /* bounds wanted; the sum |ab| dots only where a bound reads them: a
+     * block model's bound takes its sum from the model's own walk
+     * (mxg_acc_block), so there they are computed for out->sum_abs alone */
+    int want_bnd = out->bound || out->sum_abs || out->bound_acc;
+    int want_sabs = out->sum_abs ||
+                    ((out->bound || out->bound_acc) && s->model.kind != MX_ACC_BLOCK);
+    int want_exact = out->exact || want_bnd;
     mx_status st = MX_OK;
     size_t nslow = 0;
 
@@ -1599,8 +1610,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     mpz_clear(big[j]);
                 if (want_group)
                     gacc[i] = gt[j];
-                if (want_sabs)
-                    mxg_bound_elem(s, A, B, m, n, qt[j], amaxa[m], amaxb[n], exact[i],
+                if (want_bnd)
+                    mxg_bound_elem(s, A, B, m, n, want_sabs ? qt[j] : 0.0, amaxa[m],
+                                   amaxb[n], exact[i],
                                    out->bound ? &out->bound[i] : NULL,
                                    out->bound_acc ? &out->bound_acc[i] : NULL,
                                    out->sum_abs ? &out->sum_abs[i] : NULL);
