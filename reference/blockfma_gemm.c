@@ -114,6 +114,7 @@ static int walk_mode(const mx_blockfma_params *p, size_t len, const mx_format *f
  * c_fadd the group is one instruction (walk_applies). */
 typedef struct {
     unsigned char idx[64], start[65];
+    uint64_t pos[64]; /* block j's positions in the group, as bits */
     size_t nblk;
     int inorder; /* idx[j] == j: blocks are contiguous runs in order */
 } sched;
@@ -143,6 +144,11 @@ static void schedule(const mx_blockfma_params *p, size_t len, sched *s)
         }
     }
     s->start[s->nblk] = (unsigned char)m;
+    for (size_t j = 0; j < s->nblk; j++) {
+        s->pos[j] = 0;
+        for (size_t q = s->start[j]; q < s->start[j + 1]; q++)
+            s->pos[j] |= UINT64_C(1) << s->idx[q];
+    }
     s->inorder = 1;
     for (size_t j = 0; j < m; j++)
         s->inorder &= s->idx[j] == j;
@@ -238,8 +244,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
 
 /* The first pass's step for the term i of a block, lane by lane: the
  * model's 2^E (the max of 2^(r_a + r_b), into Wj: W or, odd/even, W1 for
- * the odd-indexed terms) and the bound walk's count of nonzero products,
- * max, upward sum and sum |ab| (in index order when the blocks are runs
+ * the odd-indexed terms) and the bound walk's max, upward sum and sum |ab| (in index order when the blocks are runs
  * in order).  A zero operand has 2^r = 0 here, so the max of every
  * 2^(r_a + r_b) is the max over the nonzero products; a zero product has
  * w = 0, so max with it changes nothing, s + 0 is s, and the upward step
@@ -250,8 +255,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
 static inline __attribute__((always_inline)) void
 gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
          const double *restrict ba, int inorder, double *restrict Wj,
-         double *restrict nz, double *restrict wm, double *restrict s,
-         double *restrict sa)
+         double *restrict wm, double *restrict s, double *restrict sa)
 {
     double pa = ap[i], a = aa[i];
     const double *bai = ba + i * NT, *bpi = bp + i * NT;
@@ -261,7 +265,6 @@ gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp
         double r = max2_l(t, rp);
         uint64_t on = t > 0;
         Wj[l] = rp > Wj[l] ? rp : Wj[l];
-        nz[l] += t > 0 ? 1.0 : 0.0;
         wm[l] = max2_l(wm[l], r);
         s[l] = u2d(d2u(s[l] + r) + on);
         sa[l] += inorder ? r : 0.0;
@@ -310,13 +313,17 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                                 const double *ap, const double *restrict bv,
                                 const double *restrict ba,
                                 const double *restrict bp,
-                                const float *restrict bvf, size_t len,
+                                const float *restrict bvf,
+                                const uint32_t *restrict bnz, size_t len,
                                 float *restrict part, unsigned char *restrict bad,
                                 double scad, const double *restrict scbd,
                                 double *restrict sbm, double *restrict spm,
                                 double *restrict cs)
 {
     const sched *sc = &wg->sc;
+    uint64_t anz = 0; /* the row's nonzero codes in the group, as bits */
+    for (size_t i = 0; i < len; i++)
+        anz |= (uint64_t)(aa[i] > 0) << i;
     /* cs: the row's state carried from group to group ([4][NT]): the
      * incoming c, the bound walk's P and D, the sum |ab| so far; zero for
      * scaled operands (every group from c = 0), the chain of unscaled
@@ -358,22 +365,27 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             W1[l] = 0.0;
             flag[l] |= (int64_t)((w->mode == W_EARLY) & (d[l] != 0) &
                                  (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
-            nz[l] = wm[l] = s[l] = 0.0;
+            wm[l] = s[l] = 0.0;
         }
+        /* the bound's count of nonzero products: positions of the block
+         * where both codes are nonzero (bnz: the tile's, per lane) */
+        LANES
+        for (size_t l = 0; l < NT; l++)
+            nz[l] = (double)__builtin_popcountll(anz & bnz[l] & sc->pos[bk]);
         /* First pass: the model's E and the bound's walk (gather_l).
          * mx_blockfma_sum_abs adds the same w in index order, which is
          * block order when the blocks are contiguous runs. */
         if (!w->odd_even)
             for (size_t j = 0; j < cnt; j++)
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
         else { /* even-indexed terms to W, odd to W1, in j's order */
             size_t j = 0;
             for (; j + 1 < cnt; j += 2) {
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
-                gather_l(ix[j + 1], ap, aa, bp, ba, sc->inorder, W1, nz, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
+                gather_l(ix[j + 1], ap, aa, bp, ba, sc->inorder, W1, wm, s, sa);
             }
             if (j < cnt)
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, nz, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
         }
         if (w->mode == W_EXACT) { /* every product exact, their sum too */
             LANES
@@ -1029,9 +1041,11 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
             float scb[NT];
             double scbd[NT];
+            uint32_t bnz[NT]; /* each lane's nonzero codes in the group, as bits */
             for (size_t l = 0; l < NT; l++) { /* lanes past nt: zeros */
                 scb[l] = 0.0f;
                 scbd[l] = 0.0;
+                bnz[l] = 0;
                 if (l >= nt) {
                     for (size_t k = 0; k < len; k++)
                         bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
@@ -1041,6 +1055,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 scbd[l] = chain ? 1.0
                                 : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
                 decode_run(db, B, n0 + l, k0, len, bv + l, ba + l, bp + l, NT);
+                for (size_t k = 0; k < len; k++)
+                    bnz[l] |= (uint32_t)(ba[k * NT + l] > 0) << k;
             }
             for (size_t k = 0; k < len * NT; k++) /* exact for 8-bit codes (gc->f32) */
                 bvf[k] = (float)bv[k];
@@ -1062,7 +1078,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 if (!chain) /* every group from c = 0, its bound from 0 */
                     for (size_t i = 0; i < 4 * NT; i++)
                         csm[i] = 0.0;
-                group_tile(&w, gc, av, aa, ap, bv, ba, bp, bvf, len, part, bad, scad, scbd,
+                group_tile(&w, gc, av, aa, ap, bv, ba, bp, bvf, bnz, len, part, bad, scad, scbd,
                            sb + m * NT, sp + m * NT, csm);
                 float sca = mxg_scale_f32(A, s->decode, m, g);
                 float *am = acc + m * NT;
