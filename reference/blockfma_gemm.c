@@ -175,6 +175,9 @@ typedef struct {
     sched sc;
     double lin_g, lin_c; /* mx_blockfma_bound = (g S + c)(1 + 2^-40) */
     double sabs_infl;    /* mx_blockfma_sum_abs's final factor */
+    /* the first pass sums sum |ab|: its order is index order (blocks that
+     * are runs in order), or the order cannot change the sum (walk_cpu) */
+    int sa_walk;
     int f32;             /* the alignment pass in FP32 lanes (align_f) */
 } walk_g;
 
@@ -377,15 +380,15 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
          * block order when the blocks are contiguous runs. */
         if (!w->odd_even)
             for (size_t j = 0; j < cnt; j++)
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
         else { /* even-indexed terms to W, odd to W1, in j's order */
             size_t j = 0;
             for (; j + 1 < cnt; j += 2) {
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
-                gather_l(ix[j + 1], ap, aa, bp, ba, sc->inorder, W1, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
+                gather_l(ix[j + 1], ap, aa, bp, ba, wg->sa_walk, W1, wm, s, sa);
             }
             if (j < cnt)
-                gather_l(ix[j], ap, aa, bp, ba, sc->inorder, W, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
         }
         if (w->mode == W_EXACT) { /* every product exact, their sum too */
             LANES
@@ -525,7 +528,9 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         part[l] = f;
         bad[l] = (unsigned char)flag[l];
     }
-    if (!sc->inorder) /* dealt blocks: mx_blockfma_sum_abs's own order */
+    /* the first pass added sum |ab|'s terms (sa_walk); else (dealt blocks
+     * of wide formats) mx_blockfma_sum_abs's own order */
+    if (!wg->sa_walk)
         for (size_t i = 0; i < len; i++) {
             double a = aa[i], pa = ap[i];
             const double *bai = ba + i * NT, *bpi = bp + i * NT;
@@ -722,6 +727,7 @@ static void group_consts(const mx_blockfma_params *p, size_t len, walk_g *g)
     schedule(p, len, &g->sc);
     mxb_bound_lin(p, len, &g->lin_g, &g->lin_c);
     g->sabs_infl = 1.0 + ldexp((double)len + 1.0, -52);
+    g->sa_walk = g->sc.inorder;
     g->f32 = 0;
 }
 
@@ -979,6 +985,14 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
+    /* the terms of sum |ab| (|a b| or 2^(r_a + r_b)) are multiples of the
+     * two formats' least quanta and below 2^(emax_a + emax_b + 2); with 32
+     * of them (5 more bits) within binary64's 53 bits every partial sum is
+     * exact, the same in any order (E4M3: 36 + 5 bits) */
+    int span = (A->fmt->emax + 1 - (A->fmt->emin - A->fmt->mbits)) +
+               (B->fmt->emax + 1 - (B->fmt->emin - B->fmt->mbits));
+    for (int i = 0; i < 2; i++)
+        wg[i].sa_walk = wg[i].sc.inorder || span + 5 <= 53;
     for (int i = 0; i < 2 && mode != W_EXACT && A->fmt->bits == 8 && B->fmt->bits == 8; i++) {
         size_t most = 0; /* the most terms of a block */
         for (size_t b = 0; b < wg[i].sc.nblk; b++) {
