@@ -31,7 +31,7 @@
 #define WK_FLT_MAX_BITS 0x47efffffe0000000ull
 
 struct walk_k { /* the call's constants, by value */
-    int mode, odd_even, c_fadd, cutoff, prod_ovf, nblk, inorder;
+    int mode, odd_even, c_fadd, cutoff, prod_ovf, nblk, inorder, chain;
     uint64_t mask;
     double twoF, twomF, cut_pw2, two_late, mtwo_late, infl;
     double ea, late, fin, eta, lin_g, lin_c, sabs_infl;
@@ -91,36 +91,48 @@ __device__ static inline double block_err_d(const walk_k &w, double nz, double w
     return add_up_d(add_up_d(add_up_d(eA, eL), mul_up_d(w.fin, S1)), w.eta);
 }
 
-__global__ void block_walk_kernel(walk_k w, const uint8_t *a, const uint8_t *b,
+/* CT: the codes' type, uint8_t (scaled operands, the decode tables in
+ * shared memory) or uint16_t (an unscaled chain, the tables of 65536
+ * codes read from global memory) */
+template <typename CT>
+__global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                                   const double *dec_a, const double *dec_b,
                                   const double *sa, const double *sb, const float *fa,
                                   const float *fb, const float *rw, float *macc,
                                   double *sum_b, double *sum_p, unsigned char *flag_out,
                                   int M, int N, int K)
 {
-    __shared__ double ta[3 * 256], tb[3 * 256];
-    for (int i = threadIdx.x; i < 3 * 256; i += blockDim.x) {
-        ta[i] = dec_a[i];
-        tb[i] = dec_b[i];
+    __shared__ double sta[3 * 256], stb[3 * 256];
+    const double *ta = dec_a, *tb = dec_b;
+    if (sizeof(CT) == 1) {
+        for (int i = threadIdx.x; i < 3 * 256; i += blockDim.x) {
+            sta[i] = dec_a[i];
+            stb[i] = dec_b[i];
+        }
+        ta = sta;
+        tb = stb;
     }
     __syncthreads();
     int m = blockIdx.y, n = blockIdx.x * WK_T + threadIdx.x;
     if (m >= M || n >= N)
         return;
     int G = K / 32;
-    const uint8_t *ar = a + (size_t)m * K, *br = b + (size_t)n * K;
+    const CT *ar = a + (size_t)m * K, *br = b + (size_t)n * K;
     float acc = 0.0f;
     double sbm = 0.0, spm = 0.0;
     int64_t eflag = 0;
+    /* the chain's state from group to group: c, the bound walk's P and D,
+     * the sum |ab| so far (scaled operands: every group from 0) */
+    double cin = 0.0, cP = 0.0, cD = 0.0, csa = 0.0;
     for (int g = 0; g < G; g++) {
-        const uint8_t *ag = ar + 32 * g, *bg = br + 32 * g;
-        /* every group from c = 0 (scaled operands), its bound from 0 */
-        const double cin = 0.0, cP = 0.0, cD = 0.0;
+        const CT *ag = ar + 32 * g, *bg = br + 32 * g;
+        if (!w.chain)
+            cin = cP = cD = csa = 0.0;
         double cf = fabs(cin) <= WK_FLT_MAX ? cin : 0.0;
         double d = w.c_fadd ? 0.0 : cf;
         double Pi = w.c_fadd ? 0.0 : cP;
         double Di = w.c_fadd ? 0.0 : cD;
-        double sa_ = 0.0, sinst = 0.0;
+        double sa_ = csa, sinst = 0.0;
         int64_t flag = (int64_t)!(fabs(cin) <= WK_FLT_MAX);
         for (int bk = 0; bk < w.nblk; bk++) {
             const unsigned char *ix = w.idx + w.start[bk];
@@ -232,7 +244,15 @@ __global__ void block_walk_kernel(walk_k w, const uint8_t *a, const uint8_t *b,
             Di = add_up_d(add_up_d(cD, Di), fadd);
             Pi = add_up_d(cP, sinst);
         }
-        (void)Pi;
+        eflag |= flag;
+        if (w.chain) { /* the accumulator is the chain's c */
+            cin = (double)part;
+            cP = Pi;
+            cD = Di;
+            csa = sa_;
+            acc = part;
+            continue;
+        }
         {
             double Sg = sa_ * w.sabs_infl;
             double bdot = Di < wk_inf() ? Di : wk_inf();
@@ -243,14 +263,13 @@ __global__ void block_walk_kernel(walk_k w, const uint8_t *a, const uint8_t *b,
             sbm += scd * Bg;
             spm += scd * (Sg + Bg);
         }
-        eflag |= flag;
         float tt = part * (fa[(size_t)m * G + g] * fb[(size_t)n * G + g]);
         acc = acc + tt;
     }
     size_t o = (size_t)m * N + n;
     macc[o] = rw ? acc * rw[m] : acc;
-    sum_b[o] = sbm;
-    sum_p[o] = spm;
+    sum_b[o] = w.chain ? cD : sbm;
+    sum_p[o] = w.chain ? csa : spm;
     flag_out[o] = eflag != 0;
 }
 
@@ -280,8 +299,10 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     (void)ctx;
     size_t M = c->M, N = c->N, K = c->K, G = K / 32;
     if (M == 0 || N == 0 || K == 0 || K % 32 || M > 65535 || N > 0x7fffffff ||
-        K > 0x7fffffff || c->nblk < 0 || c->nblk > 64)
+        K > 0x7fffffff || c->nblk < 0 || c->nblk > 64 || (c->chain != 0 && c->chain != 1))
         return -1;
+    int chain = c->chain;
+    size_t cb = chain ? 2 : 1, ntab = chain ? 3 * 65536 : 3 * 256; /* code bytes; table */
     walk_k w;
     memset(&w, 0, sizeof w);
     w.mode = c->mode;
@@ -291,6 +312,7 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     w.prod_ovf = c->prod_ovf;
     w.nblk = c->nblk;
     w.inorder = c->inorder;
+    w.chain = chain;
     w.mask = c->mask;
     w.twoF = c->twoF;
     w.twomF = c->twomF;
@@ -308,28 +330,40 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     memcpy(w.idx, c->idx, sizeof w.idx);
     memcpy(w.start, c->start, sizeof w.start);
     size_t MN = M * N;
-    /* doubles: dec_a, dec_b (768 each), sa (M G), sb (N G), sum_b, sum_p
-     * (MN each); floats: fa, fb, row weights, macc */
-    size_t nd = 2 * 768 + (M + N) * G + 2 * MN, nf = (M + N) * G + M + MN;
+    /* doubles: dec_a, dec_b (ntab each), sa (M G), sb (N G), sum_b, sum_p
+     * (MN each); floats: fa, fb, row weights, macc (no scales when chain) */
+    size_t ns = chain ? 0 : G;
+    size_t nd = 2 * ntab + (M + N) * ns + 2 * MN, nf = (M + N) * ns + M + MN;
     std::lock_guard<std::mutex> lock(walk_mu);
-    if (mxk_gpu_grow(&d_codes, &cap_codes, (M + N) * K) ||
+    if (mxk_gpu_grow(&d_codes, &cap_codes, (M + N) * K * cb) ||
         mxk_gpu_grow(&d_dbl, &cap_dbl, nd) || mxk_gpu_grow(&d_flt, &cap_flt, nf) ||
         mxk_gpu_grow(&d_flag, &cap_flag, MN))
         return -1;
-    double *dda = d_dbl, *ddb = dda + 768, *dsa = ddb + 768, *dsb = dsa + M * G;
-    double *dsum_b = dsb + N * G, *dsum_p = dsum_b + MN;
-    float *dfa = d_flt, *dfb = dfa + M * G, *drw = dfb + N * G, *dmacc = drw + M;
-    if (up(d_codes, c->a, M * K) || up(d_codes + M * K, c->b, N * K) ||
-        up(dda, c->dec_a, 768 * sizeof(double)) || up(ddb, c->dec_b, 768 * sizeof(double)) ||
-        up(dsa, c->sa, M * G * sizeof(double)) || up(dsb, c->sb, N * G * sizeof(double)) ||
-        up(dfa, c->fa, M * G * sizeof(float)) || up(dfb, c->fb, N * G * sizeof(float)) ||
+    double *dda = d_dbl, *ddb = dda + ntab, *dsa = ddb + ntab, *dsb = dsa + M * ns;
+    double *dsum_b = dsb + N * ns, *dsum_p = dsum_b + MN;
+    float *dfa = d_flt, *dfb = dfa + M * ns, *drw = dfb + N * ns, *dmacc = drw + M;
+    if (up(d_codes, chain ? (const void *)c->a16 : (const void *)c->a, M * K * cb) ||
+        up(d_codes + M * K * cb, chain ? (const void *)c->b16 : (const void *)c->b,
+           N * K * cb) ||
+        up(dda, c->dec_a, ntab * sizeof(double)) || up(ddb, c->dec_b, ntab * sizeof(double)) ||
+        (!chain && (up(dsa, c->sa, M * G * sizeof(double)) ||
+                    up(dsb, c->sb, N * G * sizeof(double)) ||
+                    up(dfa, c->fa, M * G * sizeof(float)) ||
+                    up(dfb, c->fb, N * G * sizeof(float)))) ||
         (c->row_weight && up(drw, c->row_weight, M * sizeof(float))))
         return -1;
     dim3 grid(mxk_cdiv((int64_t)N, WK_T), (unsigned)M);
     dim3 block(WK_T);
-    hipLaunchKernelGGL(block_walk_kernel, grid, block, 0, 0, w, d_codes, d_codes + M * K,
-                       dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
-                       dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
+    if (chain)
+        hipLaunchKernelGGL(block_walk_kernel<uint16_t>, grid, block, 0, 0, w,
+                           (const uint16_t *)d_codes, (const uint16_t *)(d_codes + M * K * cb),
+                           dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
+                           dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
+    else
+        hipLaunchKernelGGL(block_walk_kernel<uint8_t>, grid, block, 0, 0, w,
+                           (const uint8_t *)d_codes, (const uint8_t *)(d_codes + M * K),
+                           dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
+                           dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
     if (hipGetLastError() != hipSuccess)
         return -1;
     if (down(macc, dmacc, MN * sizeof(float)) || down(sum_b, dsum_b, MN * sizeof(double)) ||

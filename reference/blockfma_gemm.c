@@ -770,20 +770,25 @@ void mx_gemm_walk_counts(unsigned long *device, unsigned long *refused,
 
 int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
 {
-    return walk_provider && s->model.kind == MX_ACC_BLOCK && A->scales && B->scales &&
-           A->fmt->bits == 8 && B->fmt->bits == 8 && A->K % MX_BLOCK == 0 && A->K > 0;
+    /* scaled 8-bit operands, or unscaled 16-bit ones (one chain over K) */
+    int scaled8 = A->scales && B->scales && A->fmt->bits == 8 && B->fmt->bits == 8;
+    int chain16 = !A->scales && !B->scales && A->fmt->bits == 16 && B->fmt->bits == 16;
+    return walk_provider && s->model.kind == MX_ACC_BLOCK && (scaled8 || chain16) &&
+           A->K % MX_BLOCK == 0 && A->K > 0;
 }
 
 /* The codes of o's rows, contiguous (K per row): o's own bytes when they
  * are so already, else a copy in *own. */
-static const uint8_t *rows_contiguous(const mx_operand *o, uint8_t **own)
+/* o's codes as rows of K, one after the other (o's own when they are). */
+static const void *rows_contiguous(const mx_operand *o, uint8_t **own)
 {
+    size_t cb = (size_t)o->fmt->bits / 8; /* bytes per code */
     *own = NULL;
     if (!o->row_idx && o->ld == o->K)
         return o->codes;
-    uint8_t *c = malloc(mx_nz(o->rows * o->K));
+    uint8_t *c = malloc(mx_nz(o->rows * o->K * cb));
     for (size_t r = 0; c && r < o->rows; r++)
-        memcpy(c + r * o->K, mxg_codes_at(o, r, 0), o->K);
+        memcpy(c + r * o->K * cb, mxg_codes_at(o, r, 0), o->K * cb);
     *own = c;
     return c;
 }
@@ -821,6 +826,7 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     c.N = N;
     c.K = K;
     c.row_weight = s->row_weight;
+    c.chain = w->chain;
     c.mode = w->mode == W_EARLY ? MX_WALK_EARLY : w->mode == W_LATE ? MX_WALK_LATE
                                                                      : MX_WALK_EXACT;
     c.odd_even = w->odd_even;
@@ -845,17 +851,21 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     c.inorder = wg->sc.inorder;
     memcpy(c.idx, wg->sc.idx, sizeof c.idx);
     memcpy(c.start, wg->sc.start, sizeof c.start);
-    double dec[2][3 * 256];
-    for (int i = 0; i < 256; i++) {
-        dec[0][3 * i] = da->t8[i].v;
-        dec[0][3 * i + 1] = da->t8[i].a;
-        dec[0][3 * i + 2] = da->t8[i].p;
-        dec[1][3 * i] = db->t8[i].v;
-        dec[1][3 * i + 1] = db->t8[i].a;
-        dec[1][3 * i + 2] = db->t8[i].p;
+    /* every code decoded: 256 of each 8-bit format, 65536 of a 16-bit one */
+    size_t ncode = w->chain ? 65536 : 256;
+    double *tabs = malloc(2 * 3 * ncode * sizeof *tabs);
+    for (size_t i = 0; tabs && i < ncode; i++) {
+        dec e = w->chain ? decode1(da->f, da->tab, (uint32_t)i) : da->t8[i];
+        dec f = w->chain ? decode1(db->f, db->tab, (uint32_t)i) : db->t8[i];
+        tabs[3 * i] = e.v;
+        tabs[3 * i + 1] = e.a;
+        tabs[3 * i + 2] = e.p;
+        tabs[3 * (ncode + i)] = f.v;
+        tabs[3 * (ncode + i) + 1] = f.a;
+        tabs[3 * (ncode + i) + 2] = f.p;
     }
-    c.dec_a = dec[0];
-    c.dec_b = dec[1];
+    c.dec_a = tabs;
+    c.dec_b = tabs ? tabs + 3 * ncode : NULL;
     uint8_t *own_a, *own_b;
     double *sa = NULL, *sb = NULL;
     float *fa = NULL, *fb = NULL;
@@ -864,16 +874,30 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     double *b1 = sum_b ? sum_b : malloc(mx_nz(MN) * sizeof *b1);
     double *p1 = sum_p ? sum_p : malloc(mx_nz(MN) * sizeof *p1);
     unsigned char *flag = malloc(mx_nz(MN));
-    c.a = rows_contiguous(A, &own_a);
-    c.b = rows_contiguous(B, &own_b);
+    const void *ca = rows_contiguous(A, &own_a), *cb = rows_contiguous(B, &own_b);
+    if (w->chain) {
+        c.a16 = ca;
+        c.b16 = cb;
+    } else {
+        c.a = ca;
+        c.b = cb;
+    }
     int took = 0;
-    if (c.a && c.b && mc && b1 && p1 && flag && scales_of(s, A, G, &sa, &fa) == 0 &&
-        scales_of(s, B, G, &sb, &fb) == 0) {
+    if (ca && cb && tabs && mc && b1 && p1 && flag &&
+        (w->chain || (scales_of(s, A, G, &sa, &fa) == 0 && scales_of(s, B, G, &sb, &fb) == 0))) {
         c.sa = sa;
         c.sb = sb;
         c.fa = fa;
         c.fb = fb;
         took = walk_provider(walk_ctx, &c, mc, b1, p1, flag) == 0;
+    }
+    /* a chain's bound from the walk's D and sum |ab| (as walk_cpu forms it) */
+    for (size_t i = 0; took && w->chain && i < MN; i++) {
+        if (flag[i])
+            continue;
+        double S = p1[i] * (1.0 + ldexp((double)K + 1.0, -52)), D = b1[i];
+        b1[i] = fmin(mx_blockfma_bound(w->p, K, S, 0), isfinite(D) ? D : INFINITY);
+        p1[i] = S;
     }
     *st = MX_OK;
     for (size_t m = 0; took && m < M && *st == MX_OK; m++)
@@ -906,6 +930,7 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     if (p1 != sum_p)
         free(p1);
     free(flag);
+    free(tabs);
     free(own_a);
     free(own_b);
     free(sa);
@@ -1007,7 +1032,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     if (da && db) {
         decoder_init(da, A->fmt, ta);
         decoder_init(db, B->fmt, tb);
-        int took = device && mxg_walk_on_device(s, A, B) && /* scaled: no chain */
+        int took = device && mxg_walk_on_device(s, A, B) &&
                    walk_device_call(s, A, B, &w, &wg[0], da, db, macc, sum_b, sum_p, st);
         if (took || device == 2) {
             free(da);

@@ -288,8 +288,8 @@ unsigned long mxg_block_walk_fallbacks(void);
  * NULL. */
 double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A);
 /* 1 when the walk of (s, A, B) goes to the walk provider (one is set, the
- * operands are scaled 8-bit codes, K a multiple of 32): the split then
- * decodes no walk rows for its blocks. */
+ * operands are scaled 8-bit codes or unscaled 16-bit ones, K a multiple
+ * of 32): the split then decodes no walk rows for its blocks. */
 int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
 /* The walk of (s, A, B) on the device alone (its flagged elements walked
  * again on the CPU): 1 with every output written, 0 when the device did

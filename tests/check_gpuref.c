@@ -22,7 +22,10 @@
  *     walk, every model output and both bounds bit for bit, for every
  *     block preset, E4M3FN and E4M3FNUZ operands with random scales (and
  *     with row weights, gathered rows and a scale spread reaching FP32's
- *     subnormals); every fifth element flagged by a wrapper of the
+ *     subnormals), and unscaled BF16 and FP16 operands (one chain of the
+ *     unit over K; narrow exponents, and wide ones with row weights and
+ *     gathered rows, whose FP32 results leave the normal range and are
+ *     flagged by the device); every fifth element flagged by a wrapper of the
  *     provider, so that the host's walk of flagged elements runs too; and
  *     a provider that refuses: the CPU's bits after one offer per call.
  *  2. --time T: the dense GEMM1 (4T x 768 x 6144) and GEMM2 (4T x 6144 x
@@ -329,6 +332,75 @@ static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, si
     return bad ? -1 : (int)(d1 - d0);
 }
 
+/* An unscaled 16-bit GEMM (one chain of the unit over K): codes with
+ * exponents within 2^(+-lim) of 1 (lim 8: every group walked on the
+ * device; lim 60: some FP32 results out of range, flagged), kind 1 with
+ * row weights and rows gathered in reverse.  The same outputs as the CPU
+ * walk; the number of device walks it took (-1: a difference). */
+static int walk_case16(const mx_blockfma_params *p, mx_format_id fid, int kind, int lim,
+                       size_t M, size_t N, size_t K, gsl_rng *r, mx_walk_provider prov)
+{
+    const mx_format *f = mx_format_get(fid);
+    size_t MN = M * N;
+    uint16_t *ca = malloc(M * K * 2), *cb = malloc(N * K * 2);
+    float *rw = malloc(M * sizeof *rw), *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
+    double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    int32_t *idx = malloc(M * sizeof *idx);
+    int bias = (1 << (f->ebits - 1)) - 1, mb = f->mbits; /* BF16 127, FP16 15 */
+    for (size_t i = 0; i < (M + N) * K; i++) {
+        int e = bias + (int)gsl_rng_uniform_int(r, (unsigned long)(2 * lim + 1)) - lim;
+        e = e < 0 ? 0 : e > 2 * bias ? 2 * bias : e; /* no inf or NaN exponent */
+        uint16_t c = (uint16_t)(gsl_rng_uniform_int(r, 2) << 15 | (unsigned)e << mb |
+                                gsl_rng_uniform_int(r, 1ul << mb));
+        if (gsl_rng_uniform_int(r, 16) == 0)
+            c = 0; /* zeros too */
+        if (i < M * K)
+            ca[i] = c;
+        else
+            cb[i - M * K] = c;
+    }
+    for (size_t m = 0; m < M; m++) {
+        rw[m] = (float)gsl_rng_uniform_pos(r);
+        idx[m] = (int32_t)(M - 1 - m);
+    }
+    mx_operand A = {f, ca, M, K, K, NULL, 0, 1, kind ? idx : NULL};
+    mx_operand B = {f, cb, N, K, K, NULL, 0, 1, NULL};
+    mx_gemm_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.decode = MX_E8M0_PRODUCTION;
+    sp.model.kind = MX_ACC_BLOCK;
+    sp.model.block = p;
+    sp.row_weight = kind ? rw : NULL;
+    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
+    mx_gemm_set_walk_provider(NULL, NULL);
+    int st1 = mx_gemm(&sp, &A, &B, &o1, NULL);
+    unsigned long d0, d1;
+    mx_gemm_walk_counts(&d0, NULL, NULL);
+    mx_gemm_set_walk_provider(prov, NULL);
+    int st2 = mx_gemm(&sp, &A, &B, &o2, NULL);
+    mx_gemm_set_walk_provider(NULL, NULL);
+    mx_gemm_walk_counts(&d1, NULL, NULL);
+    size_t diff = 0;
+    for (size_t i = 0; i < MN; i++)
+        diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
+                memcmp(&y1[i], &y2[i], 8) != 0;
+    int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
+    if (bad)
+        printf("FAIL: walk %s %s kind %d lim %d: status %d/%d, %zu of %zu elements differ\n",
+               p->name, f->name, kind, lim, st1, st2, diff, MN);
+    free(ca);
+    free(cb);
+    free(rw);
+    free(m1);
+    free(m2);
+    free(b1);
+    free(b2);
+    free(y1);
+    free(y2);
+    free(idx);
+    return bad ? -1 : (int)(d1 - d0);
+}
+
 static int run_walk(size_t M, size_t N, size_t K)
 {
     *(void **)&walk_fn = mxv_gpu_walk_fn();
@@ -353,6 +425,27 @@ static int run_walk(size_t M, size_t N, size_t K)
                 else
                     device += d > 0;
             }
+    /* unscaled 16-bit operands: one chain over K (presets whose
+     * instruction divides the group; exact-rne is not walked there) */
+    int cases16 = 0, device16 = 0;
+    for (size_t i = 0; (p = mx_blockfma_preset_at(i)) != NULL; i++)
+        for (int fi = 0; fi < 2; fi++)
+            for (int kind = 0; kind < 2; kind++) {
+                int d = walk_case16(p, fi ? MX_FP16 : MX_BF16, kind, kind ? 60 : 8, M, N, K, r,
+                                    walk_flagging);
+                cases16++;
+                if (d < 0)
+                    fails++;
+                else
+                    device16 += d > 0;
+            }
+    printf("walk %zu x %zu x %zu, unscaled BF16 and FP16 (one chain over K): %d cases, %d "
+           "walked on the device\n",
+           M, N, K, cases16, device16);
+    if (device16 == 0) {
+        printf("FAIL: no 16-bit chain was walked on the device\n");
+        fails++;
+    }
     /* refused: the CPU's bits, one offer and one refusal for the call */
     unsigned long r0, r1, o0 = walk_offers;
     mx_gemm_walk_counts(NULL, &r0, NULL);
@@ -366,10 +459,10 @@ static int run_walk(size_t M, size_t N, size_t K)
     }
     unsigned long f1;
     mx_gemm_walk_counts(NULL, NULL, &f1);
-    printf("walk %zu x %zu x %zu: %d cases (every preset, E4M3FN and E4M3FNUZ, two data "
-           "kinds), %d walked on the device, %d differ; %lu elements flagged and walked "
-           "again on the CPU\n",
-           M, N, K, cases, device, fails, f1 - f0);
+    printf("walk %zu x %zu x %zu: %d scaled cases (every preset, E4M3FN and E4M3FNUZ, two "
+           "data kinds), %d walked on the device; %d of all %d cases differ; %lu elements "
+           "flagged and walked again on the CPU\n",
+           M, N, K, cases, device, fails, cases + cases16, f1 - f0);
     if (device == 0 || f1 == f0) {
         printf("FAIL: the device walk was never taken, or no flagged element was walked\n");
         fails++;
