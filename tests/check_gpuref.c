@@ -263,14 +263,55 @@ static int walk_refusing(void *ctx, const mx_walk_call *c, float *macc, double *
     return -1;
 }
 
+/* The block model p over (A, B) with the CPU walk, then with the walk
+ * provider prov: -1 when a status is not MX_OK or any model output or
+ * bound sum differs (a FAIL line names what), else how many device walks
+ * the second call took. */
+static int walk_compare(const mx_blockfma_params *p, const mx_operand *A, const mx_operand *B,
+                        const float *rw, mx_walk_provider prov, const char *what)
+{
+    size_t MN = A->rows * B->rows;
+    float *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
+    double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    mx_gemm_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.decode = MX_E8M0_PRODUCTION;
+    sp.model.kind = MX_ACC_BLOCK;
+    sp.model.block = p;
+    sp.row_weight = rw;
+    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
+    mx_gemm_set_walk_provider(NULL, NULL);
+    int st1 = mx_gemm(&sp, A, B, &o1, NULL);
+    unsigned long d0, d1;
+    mx_gemm_walk_counts(&d0, NULL, NULL);
+    mx_gemm_set_walk_provider(prov, NULL);
+    int st2 = mx_gemm(&sp, A, B, &o2, NULL);
+    mx_gemm_set_walk_provider(NULL, NULL);
+    mx_gemm_walk_counts(&d1, NULL, NULL);
+    size_t diff = 0;
+    for (size_t i = 0; i < MN; i++)
+        diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
+                memcmp(&y1[i], &y2[i], 8) != 0;
+    int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
+    if (bad)
+        printf("FAIL: walk %s %s: status %d/%d, %zu of %zu elements differ\n", p->name, what,
+               st1, st2, diff, MN);
+    free(m1);
+    free(m2);
+    free(b1);
+    free(b2);
+    free(y1);
+    free(y2);
+    return bad ? -1 : (int)(d1 - d0);
+}
+
 static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, size_t M,
                      size_t N, size_t K, gsl_rng *r, mx_walk_provider prov)
 {
     const mx_format *f = mx_format_get(fid);
-    size_t G = K / 32, MN = M * N;
+    size_t G = K / 32;
     uint8_t *ca = malloc(M * K), *cb = malloc(N * K), *sa = malloc(M * G), *sb = malloc(N * G);
-    float *rw = malloc(M * sizeof *rw), *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
-    double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    float *rw = malloc(M * sizeof *rw);
     int32_t *idx = malloc(M * sizeof *idx);
     for (size_t i = 0; i < M * K; i++)
         do
@@ -294,42 +335,16 @@ static int walk_case(const mx_blockfma_params *p, mx_format_id fid, int kind, si
     }
     mx_operand A = {f, ca, M, K, K, sa, G, 1, kind ? idx : NULL};
     mx_operand B = {f, cb, N, K, K, sb, G, 1, NULL};
-    mx_gemm_spec sp;
-    memset(&sp, 0, sizeof sp);
-    sp.decode = MX_E8M0_PRODUCTION;
-    sp.model.kind = MX_ACC_BLOCK;
-    sp.model.block = p;
-    sp.row_weight = kind ? rw : NULL;
-    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
-    mx_gemm_set_walk_provider(NULL, NULL);
-    int st1 = mx_gemm(&sp, &A, &B, &o1, NULL);
-    unsigned long d0, d1;
-    mx_gemm_walk_counts(&d0, NULL, NULL);
-    mx_gemm_set_walk_provider(prov, NULL);
-    int st2 = mx_gemm(&sp, &A, &B, &o2, NULL);
-    mx_gemm_set_walk_provider(NULL, NULL);
-    mx_gemm_walk_counts(&d1, NULL, NULL);
-    size_t diff = 0;
-    for (size_t i = 0; i < MN; i++)
-        diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
-                memcmp(&y1[i], &y2[i], 8) != 0;
-    int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
-    if (bad)
-        printf("FAIL: walk %s %s kind %d: status %d/%d, %zu of %zu elements differ\n", p->name,
-               f->name, kind, st1, st2, diff, MN);
+    char what[64];
+    snprintf(what, sizeof what, "%s kind %d", f->name, kind);
+    int d = walk_compare(p, &A, &B, kind ? rw : NULL, prov, what);
     free(ca);
     free(cb);
     free(sa);
     free(sb);
     free(rw);
-    free(m1);
-    free(m2);
-    free(b1);
-    free(b2);
-    free(y1);
-    free(y2);
     free(idx);
-    return bad ? -1 : (int)(d1 - d0);
+    return d;
 }
 
 /* An unscaled 16-bit GEMM (one chain of the unit over K): codes with
@@ -341,10 +356,8 @@ static int walk_case16(const mx_blockfma_params *p, mx_format_id fid, int kind, 
                        size_t M, size_t N, size_t K, gsl_rng *r, mx_walk_provider prov)
 {
     const mx_format *f = mx_format_get(fid);
-    size_t MN = M * N;
     uint16_t *ca = malloc(M * K * 2), *cb = malloc(N * K * 2);
-    float *rw = malloc(M * sizeof *rw), *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
-    double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    float *rw = malloc(M * sizeof *rw);
     int32_t *idx = malloc(M * sizeof *idx);
     int bias = (1 << (f->ebits - 1)) - 1, mb = f->mbits; /* BF16 127, FP16 15 */
     for (size_t i = 0; i < (M + N) * K; i++) {
@@ -365,40 +378,14 @@ static int walk_case16(const mx_blockfma_params *p, mx_format_id fid, int kind, 
     }
     mx_operand A = {f, ca, M, K, K, NULL, 0, 1, kind ? idx : NULL};
     mx_operand B = {f, cb, N, K, K, NULL, 0, 1, NULL};
-    mx_gemm_spec sp;
-    memset(&sp, 0, sizeof sp);
-    sp.decode = MX_E8M0_PRODUCTION;
-    sp.model.kind = MX_ACC_BLOCK;
-    sp.model.block = p;
-    sp.row_weight = kind ? rw : NULL;
-    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
-    mx_gemm_set_walk_provider(NULL, NULL);
-    int st1 = mx_gemm(&sp, &A, &B, &o1, NULL);
-    unsigned long d0, d1;
-    mx_gemm_walk_counts(&d0, NULL, NULL);
-    mx_gemm_set_walk_provider(prov, NULL);
-    int st2 = mx_gemm(&sp, &A, &B, &o2, NULL);
-    mx_gemm_set_walk_provider(NULL, NULL);
-    mx_gemm_walk_counts(&d1, NULL, NULL);
-    size_t diff = 0;
-    for (size_t i = 0; i < MN; i++)
-        diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
-                memcmp(&y1[i], &y2[i], 8) != 0;
-    int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
-    if (bad)
-        printf("FAIL: walk %s %s kind %d lim %d: status %d/%d, %zu of %zu elements differ\n",
-               p->name, f->name, kind, lim, st1, st2, diff, MN);
+    char what[64];
+    snprintf(what, sizeof what, "%s kind %d lim %d", f->name, kind, lim);
+    int d = walk_compare(p, &A, &B, kind ? rw : NULL, prov, what);
     free(ca);
     free(cb);
     free(rw);
-    free(m1);
-    free(m2);
-    free(b1);
-    free(b2);
-    free(y1);
-    free(y2);
     free(idx);
-    return bad ? -1 : (int)(d1 - d0);
+    return d;
 }
 
 static int run_walk(size_t M, size_t N, size_t K)
