@@ -170,6 +170,17 @@ typedef struct {
     int chain;           /* unscaled: one chain over K (c carried) */
 } walk_c;
 
+/* An unscaled chain's bound over K from the walk's D and sum |ab| after
+ * the last group: *fb the accumulator bound (mxg_acc_block's unscaled
+ * one), *fp the sum |ab| it reports. */
+static void chain_bound(const mx_blockfma_params *p, size_t K, double sum, double D,
+                        double *fb, double *fp)
+{
+    double S = sum * (1.0 + ldexp((double)K + 1.0, -52));
+    *fb = fmin(mx_blockfma_bound(p, K, S, 0), isfinite(D) ? D : INFINITY);
+    *fp = S;
+}
+
 /* Per-group constants (depend on the group's length). */
 typedef struct {
     sched sc;
@@ -247,8 +258,8 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
 
 /* The first pass's step for the term i of a block, lane by lane: the
  * model's 2^E (the max of 2^(r_a + r_b), into Wj: W or, odd/even, W1 for
- * the odd-indexed terms) and the bound walk's max, upward sum and sum |ab| (in index order when the blocks are runs
- * in order).  A zero operand has 2^r = 0 here, so the max of every
+ * the odd-indexed terms) and the bound walk's max and upward sum, and,
+ * when with_sa (walk_g.sa_walk), sum |ab|.  A zero operand has 2^r = 0 here, so the max of every
  * 2^(r_a + r_b) is the max over the nonzero products; a zero product has
  * w = 0, so max with it changes nothing, s + 0 is s, and the upward step
  * (s + w > 0 and finite: the bit pattern plus one) is taken for nonzero
@@ -257,7 +268,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
  * term kept W in memory: a store-to-load chain per term). */
 static inline __attribute__((always_inline)) void
 gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
-         const double *restrict ba, int inorder, double *restrict Wj,
+         const double *restrict ba, int with_sa, double *restrict Wj,
          double *restrict wm, double *restrict s, double *restrict sa)
 {
     double pa = ap[i], a = aa[i];
@@ -270,7 +281,7 @@ gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp
         Wj[l] = rp > Wj[l] ? rp : Wj[l];
         wm[l] = max2_l(wm[l], r);
         s[l] = u2d(d2u(s[l] + r) + on);
-        sa[l] += inorder ? r : 0.0;
+        sa[l] += with_sa ? r : 0.0;
     }
 }
 
@@ -377,7 +388,8 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             nz[l] = (double)__builtin_popcountll(anz & bnz[l] & sc->pos[bk]);
         /* First pass: the model's E and the bound's walk (gather_l).
          * mx_blockfma_sum_abs adds the same w in index order, which is
-         * block order when the blocks are contiguous runs. */
+         * block order when the blocks are contiguous runs; other orders
+         * give its sum where every partial sum is exact (sa_walk). */
         if (!w->odd_even)
             for (size_t j = 0; j < cnt; j++)
                 gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
@@ -892,13 +904,9 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
         took = walk_provider(walk_ctx, &c, mc, b1, p1, flag) == 0;
     }
     /* a chain's bound from the walk's D and sum |ab| (as walk_cpu forms it) */
-    for (size_t i = 0; took && w->chain && i < MN; i++) {
-        if (flag[i])
-            continue;
-        double S = p1[i] * (1.0 + ldexp((double)K + 1.0, -52)), D = b1[i];
-        b1[i] = fmin(mx_blockfma_bound(w->p, K, S, 0), isfinite(D) ? D : INFINITY);
-        p1[i] = S;
-    }
+    for (size_t i = 0; took && w->chain && i < MN; i++)
+        if (!flag[i])
+            chain_bound(w->p, K, p1[i], b1[i], &b1[i], &p1[i]);
     *st = MX_OK;
     for (size_t m = 0; took && m < M && *st == MX_OK; m++)
         for (size_t n = 0; n < N && *st == MX_OK; n++) {
@@ -1097,7 +1105,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 for (size_t k = 0; k < len; k++)
                     bnz[l] |= (uint32_t)(ba[k * NT + l] > 0) << k;
             }
-            for (size_t k = 0; k < len * NT; k++) /* exact for 8-bit codes (gc->f32) */
+            for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
                 bvf[k] = (float)bv[k];
             for (size_t m = 0; m < M; m++) {
                 double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
@@ -1150,10 +1158,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 double fb = sb[m * NT + l], fp = sp[m * NT + l];
                 if (chain) { /* mxg_acc_block's unscaled bound, from the walk */
                     const double *csm = cs + m * 4 * NT;
-                    double S = csm[3 * NT + l] * (1.0 + ldexp((double)K + 1.0, -52));
-                    double D = csm[2 * NT + l];
-                    fb = fmin(mx_blockfma_bound(p, K, S, 0), isfinite(D) ? D : INFINITY);
-                    fp = S;
+                    chain_bound(p, K, csm[3 * NT + l], csm[2 * NT + l], &fb, &fp);
                 }
                 if (sum_b)
                     sum_b[i] = fb;
