@@ -316,7 +316,7 @@ START_TEST(test_gemm_walk)
     static uint16_t mo[2][MM * NN];
     int32_t idx[MM];
     float wt[MM];
-    size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0;
+    size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0, sums_checked = 0;
     for (size_t pi = 0; pi < np; pi++)
         for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
             for (int kc = 0; kc < 10; kc++) {
@@ -359,10 +359,32 @@ START_TEST(test_gemm_walk)
                 /* did the walk take the call? (so the comparison is not
                  * slow against slow) */
                 float w1[MM * NN];
+                double wb[MM * NN], wp[MM * NN];
                 mx_status wst;
                 unsigned long fb0 = mxg_block_walk_fallbacks();
-                int took = mxg_block_walk(&sp, &A, &B, w1, NULL, NULL, &wst);
+                int took = mxg_block_walk(&sp, &A, &B, w1, wb, wp, &wst);
                 walked += took;
+                /* the walk's per-element sums against mxg_acc_block's own
+                 * (no walk set: it forms them group by group, or as one
+                 * chain from mx_blockfma_sum_abs and the per-block bound):
+                 * the accumulator bound and sum |ab| it returns, bit for
+                 * bit, with and without the walk's sums */
+                for (size_t i = 0; took && i < M * N; i++) {
+                    size_t m = i / N, n = i % N;
+                    double e0, e1, b0, b1;
+                    mxg_block_sums_set(NULL);
+                    b0 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e0);
+                    mxg_block_sums bs = {&sp, &A, &B, wb, wp};
+                    mxg_block_sums_set(&bs);
+                    b1 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e1);
+                    mxg_block_sums_set(NULL);
+                    EXPECT(same_d(b0, b1) && same_d(e0, e1),
+                           "%s (frac %d) %s x %s%s, K %zu, element %zu: accumulator "
+                           "bound %a (own) / %a (walk), sum |ab| %a / %a",
+                           ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
+                           unscaled ? " unscaled" : "", K, i, b0, b1, e0, e1);
+                    sums_checked += unscaled;
+                }
                 runs++;
                 fell_back += mxg_block_walk_fallbacks() - fb0;
                 /* the presets the walk takes (exact-rne on E4M3 only) */
@@ -380,6 +402,7 @@ START_TEST(test_gemm_walk)
     ck_assert_uint_gt(walked, runs / 4);
     ck_assert_uint_gt(unscaled_walked, runs / 8);
     ck_assert_uint_gt(fell_back, 0); /* the general code took some groups */
+    ck_assert_uint_gt(sums_checked, 1000);
 }
 END_TEST
 
