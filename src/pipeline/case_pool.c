@@ -48,6 +48,10 @@ typedef struct {
     double *tr;       /* how long each case's preparation (the reference) took */
     const size_t *fin, *prep;
     size_t nfin, nprep;
+    /* the thread that drives the device: seconds in mxv_case_finish, of
+     * them judging and the kernels' device events; and waiting at the
+     * end of a step for the references still being computed */
+    double fin_s, judge_s, events_s, wait_s, step_fin_s;
 } step_ctx;
 
 static void prepare_one(step_ctx *s, size_t i)
@@ -64,13 +68,21 @@ static void finish_one(step_ctx *s, size_t i)
     ctx *x = s->x;
     if (!s->p[i])
         return; /* its preparation failed: rc and err are set */
-    double t1 = now();
-    x->rc[i] = mxv_case_finish(s->p[i], &x->rows[i], x->err[i], sizeof x->err[i]);
+    double t1 = now(), js = 0;
+    x->rc[i] = mxv_case_finish_timed(s->p[i], &x->rows[i], &js, x->err[i], sizeof x->err[i]);
     s->p[i] = NULL;
-    x->secs[i] = now() - s->t0[i];
+    double t2 = now(), ev = 0;
+    x->secs[i] = t2 - s->t0[i];
+    for (size_t j = 0; j < x->rows[i].n; j++)
+        ev += x->rows[i].rows[j].ms / 1000.0;
+    s->fin_s += t2 - t1;
+    s->judge_s += js;
+    s->events_s += ev;
     if (x->progress && !x->rc[i])
-        fprintf(stderr, "mxverify: %s done in %.1f s (reference %.1f s, kernels and judging %.1f s)\n",
-                x->cases[i]->name, x->secs[i], s->tr[i], now() - t1);
+        fprintf(stderr,
+                "mxverify: %s done in %.1f s (reference %.1f s, then %.1f s: kernels %.1f s "
+                "of which device events %.1f s, judging %.1f s)\n",
+                x->cases[i]->name, x->secs[i], s->tr[i], t2 - t1, t2 - t1 - js, ev, js);
 }
 
 static void step_task(void *v, size_t which)
@@ -80,8 +92,10 @@ static void step_task(void *v, size_t which)
         prepare_one(s, s->prep[which - 1]);
         return;
     }
+    double t0 = now();
     for (size_t j = 0; j < s->nfin; j++)
         finish_one(s, s->fin[j]);
+    s->step_fin_s = now() - t0;
 }
 
 /* A GPU backend drives one device, so its cases' kernels run one after
@@ -133,18 +147,29 @@ static int run_pipelined(ctx *x, size_t n)
     }
     size_t B = pipe_batch();
     /* batch k: order[k B ..), batch_len(m, B, k) cases */
-    step_ctx s = {x, p, t0, tr, order, order, 0, batch_len(m, B, 0)};
+    step_ctx s = {x, p, t0, tr, order, order, 0, batch_len(m, B, 0), 0, 0, 0, 0, 0};
+    double w0 = now();
     mx_parallel_for(1 + s.nprep, step_task, &s); /* the first batch's references */
+    double fill = now() - w0;
     for (size_t k = 0; k * B < m; k++) {
         s.fin = order + k * B;
         s.nfin = batch_len(m, B, k);
         s.prep = order + (k + 1) * B;
         s.nprep = batch_len(m, B, k + 1);
+        double ts = now();
         if (s.nprep == 0)
             step_task(&s, 0);
         else
             mx_parallel_for(1 + s.nprep, step_task, &s);
+        s.wait_s += now() - ts - s.step_fin_s;
     }
+    if (x->progress && m)
+        fprintf(stderr,
+                "mxverify: the device's thread: %.1f s in the cases' kernels and judging "
+                "(device events %.1f s, judging %.1f s), %.1f s waiting for references "
+                "(%.1f s for the first %zu), batches of %zu, %.1f s in all\n",
+                s.fin_s, s.events_s, s.judge_s, fill + s.wait_s, fill, batch_len(m, B, 0), B,
+                now() - w0);
     for (size_t i = 0; i < n; i++)
         mxv_case_ref_free(p[i]); /* none left; for safety */
     free(p);

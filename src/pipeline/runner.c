@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "mxref/casegen.h"
 #include "mxref/accum.h"
 #include "mxref/fnuz.h"
@@ -26,7 +27,15 @@ typedef struct {
     const char *shape;
     unsigned pol;        /* MXV_POL_W8A8 or MXV_POL_BF16               */
     mxv_stage_src src;   /* the layer reference the stages read        */
+    double judge_s;      /* seconds in mxv_stage_judge                 */
 } ctx;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static mxv_row *new_row(ctx *x, const char *kernel)
 {
@@ -79,7 +88,10 @@ static mxv_row *judge_row(ctx *x, mxv_stage_id id, const mxv_stage_src *src,
     mxv_row *w = new_row(x, kernel);
     if (!w)
         return NULL;
-    if (mxv_stage_judge(st, src, out, st->run_name ? st->run_name : kernel, &w->j) != 0) {
+    double t0 = now_s();
+    int jr = mxv_stage_judge(st, src, out, st->run_name ? st->run_name : kernel, &w->j);
+    x->judge_s += now_s() - t0;
+    if (jr != 0) {
         w->error = 1;
         snprintf(w->message, sizeof w->message, "out of memory judging %s", kernel);
         return w;
@@ -810,6 +822,12 @@ fail:
 
 int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len)
 {
+    return mxv_case_finish_timed(p, rows, NULL, err, len);
+}
+
+int mxv_case_finish_timed(mxv_case_ref *p, mxv_rows *rows, double *judge_s, char *err,
+                          size_t len)
+{
     const mxv_case_def *cd = p->cd;
     const mxv_runner *r = p->r;
     const mx_case *cc = &p->c;
@@ -820,7 +838,7 @@ int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len)
     if (p->have_ref2)
         a2s = p->za;
     ctx x = {cd, r, rows, w8a8 ? p->model : p->model16, mx_moe_policy_name(p->ref.policy),
-             cc->shape.name, w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}};
+             cc->shape.name, w8a8 ? MXV_POL_W8A8 : MXV_POL_BF16, {0}, 0};
     x.src.shape = &cc->shape;
     x.src.T = cc->T;
     x.src.k = (size_t)cc->shape.topk;
@@ -871,6 +889,8 @@ int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len)
         run_chain(&x, cc, &p->ref, e, w8a8, &route1, &route2);
     rc = 0;
 done:
+    if (judge_s)
+        *judge_s = x.judge_s;
     free(sorted);
     free(blocks);
     mxv_case_ref_free(p);

@@ -68,6 +68,11 @@ typedef struct mxv_case_ref mxv_case_ref;
 mxv_case_ref *mxv_case_prepare(const mxv_case_def *c, const mxv_runner *r, char *err,
                                size_t len);
 int mxv_case_finish(mxv_case_ref *p, mxv_rows *rows, char *err, size_t len);
+/* mxv_case_finish, also storing in *judge_s (when not NULL) the seconds
+ * spent judging (the stage table's verdicts and metrics, on this thread);
+ * the rest of its time is the kernels' (launches, copies, waits). */
+int mxv_case_finish_timed(mxv_case_ref *p, mxv_rows *rows, double *judge_s, char *err,
+                          size_t len);
 /* Frees a prepared case that is not finished (NULL: nothing). */
 void mxv_case_ref_free(mxv_case_ref *p);
 
