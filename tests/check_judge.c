@@ -6,7 +6,9 @@
  *
  * Expected verdicts come from the rules as docs/bounds.md states them,
  * applied by hand to values chosen here (BF16 bit patterns written out).
- * The MX peer figures (test_peers_mx) are held to a second implementation.
+ * The MX peer figures (test_peers_mx) are held to a second implementation;
+ * a tensor of several chunks (test_chunks) to its elements judged one at a
+ * time, on 1, 2 and 7 threads.
  */
 #include <check.h>
 #include <math.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include "judge.h"
 #include "mxref/format.h"
+#include "mxref/pool.h"
 
 #define BF_ONE 0x3F80u      /* 1.0 */
 #define BF_ONE_UP 0x3F81u   /* 1 + 2^-7 */
@@ -295,6 +298,134 @@ START_TEST(test_peers_mx)
     peers_mx_case(1, 4, 96, 0, 0);  /* one scale per 32 values */
     peers_mx_case(1, 1, 100, 0, 0); /* a short last block */
     peers_mx_case(2, 3, 96, 1, 1);  /* a NaN scale */
+    /* several chunks (MXV_JUDGE_CHUNK) on the pool: a chunk's edge inside
+     * a row, packed and not */
+    mx_pool_set_threads(3);
+    peers_mx_case(3, 21, 1056, 1, 0);
+    peers_mx_case(1, 7, 9000, 0, 0);
+    mx_pool_set_threads(1);
+}
+END_TEST
+
+/* A tensor of several MXV_JUDGE_CHUNK chunks, with elements of every class
+ * passing and failing spread over the chunks (more failing ones than
+ * MXV_JUDGE_FIRST, in more than one chunk), judged whole on 1, 2 and 7
+ * threads, against its elements judged one at a time (n = 1) and merged
+ * here in index order: counts, classes, the first bad elements, maxima and
+ * histogram equal; the peer figures from sums formed here in the order
+ * judge.h states (each chunk in index order, then the chunks). */
+START_TEST(test_chunks)
+{
+    enum { N = 3 * MXV_JUDGE_CHUNK + 1234 };
+    static uint16_t out[N], model[N];
+    static double exact[N], bound[N];
+    unsigned st = 777u;
+    for (size_t i = 0; i < N; i++) {
+        st = st * 1103515245u + 12345u;
+        unsigned r = i % 2003 == 5 ? (unsigned)(i / 2003) % 6 : 99; /* one in 2003 */
+        /* mostly within the bound; rare specials and failures */
+        uint16_t m = (uint16_t)(0x3F00u + (st >> 20) % 256);
+        double e = mx_bf16_to_float(m) * (1 + 0x1p-12), b = 0x1p-7;
+        uint16_t o = (st >> 4) % 3 ? m : (uint16_t)(m + 1);
+        if (r == 0) { /* outside the bound */
+            o = (uint16_t)(m + 40);
+        } else if (r == 1) { /* model-special, matched or not */
+            m = BF_NAN;
+            o = (st >> 12) % 2 ? BF_NAN2 : BF_ONE;
+        } else if (r == 2) { /* bound-inf */
+            b = INFINITY;
+        } else if (r == 3) { /* exact-special */
+            e = INFINITY;
+            m = BF_MAX;
+            o = (st >> 12) % 2 ? BF_INF : BF_MAX;
+        } else if (r == 4) { /* overflow edge */
+            e = 0x1.FFp127;
+            b = 0x1p121;
+            m = BF_MAX;
+            o = (st >> 12) % 3 == 0 ? BF_NINF : (st >> 12) % 3 == 1 ? BF_INF : BF_MAX;
+        } else if (r == 5) { /* a NaN output where a number is due */
+            o = BF_NAN;
+        }
+        out[i] = o;
+        model[i] = m;
+        exact[i] = e;
+        bound[i] = b;
+    }
+    /* the plain loop, element by element */
+    mxv_judge want;
+    memset(&want, 0, sizeof want);
+    double d2 = 0, r2 = 0, cd2 = 0, cr2 = 0;
+    size_t mis = 0;
+    for (size_t i = 0; i < N; i++) {
+        mxv_judge e;
+        mxv_judge_bf16(&e, "t", &out[i], &model[i], &exact[i], &bound[i], 1, 1);
+        want.bit_exact += e.bit_exact;
+        want.bound_not_exact += e.bound_not_exact;
+        want.cls_bound += e.cls_bound;
+        want.cls_ovf_edge += e.cls_ovf_edge;
+        want.cls_model_special += e.cls_model_special;
+        want.cls_bound_inf += e.cls_bound_inf;
+        want.cls_exact_special += e.cls_exact_special;
+        want.outside += e.outside;
+        if (e.outside && want.nbad < MXV_JUDGE_FIRST) {
+            want.bad[want.nbad] = e.bad[0];
+            want.bad[want.nbad++].index = i;
+        }
+        want.max_ratio = fmax(want.max_ratio, e.max_ratio);
+        want.max_ulp = fmax(want.max_ulp, e.max_ulp);
+        for (int b = 0; b < MXV_HIST_BINS; b++)
+            want.hist[b] += e.hist[b];
+        double o = mx_bf16_to_float(out[i]), d = o - exact[i];
+        if (isnan(o) || isnan(exact[i])) {
+            cd2 = INFINITY;
+            mis++;
+        } else {
+            cd2 += d * d;
+            cr2 += exact[i] * exact[i];
+            mis += !(fabs(d) <= 1e-2 + 1e-2 * fabs(exact[i]));
+        }
+        if ((i + 1) % MXV_JUDGE_CHUNK == 0 || i + 1 == N) { /* a chunk ends */
+            d2 += cd2;
+            r2 += cr2;
+            cd2 = cr2 = 0;
+        }
+    }
+    ck_assert_msg(want.outside > MXV_JUDGE_FIRST, "outside %zu of %d", want.outside, N);
+    ck_assert_msg(want.bad[MXV_JUDGE_FIRST - 1].index > MXV_JUDGE_CHUNK, "outside %zu, 10th at %zu", want.outside, want.bad[MXV_JUDGE_FIRST - 1].index);
+    ck_assert_msg(want.cls_ovf_edge && want.cls_model_special && want.cls_bound_inf &&
+                  want.cls_exact_special, "classes %zu %zu %zu %zu %zu", want.cls_bound, want.cls_ovf_edge, want.cls_model_special, want.cls_bound_inf, want.cls_exact_special);
+    double rel = sqrt(d2) / (sqrt(r2) + 1e-8);
+    static const int threads[] = {1, 2, 7};
+    for (int t = 0; t < 3; t++) {
+        mx_pool_set_threads(threads[t]);
+        mxv_judge j;
+        mxv_judge_bf16(&j, "t", out, model, exact, bound, N, 1);
+        ck_assert_uint_eq(j.n, N);
+        ck_assert_uint_eq(j.bit_exact, want.bit_exact);
+        ck_assert_uint_eq(j.bound_not_exact, want.bound_not_exact);
+        ck_assert_uint_eq(j.cls_bound, want.cls_bound);
+        ck_assert_uint_eq(j.cls_ovf_edge, want.cls_ovf_edge);
+        ck_assert_uint_eq(j.cls_model_special, want.cls_model_special);
+        ck_assert_uint_eq(j.cls_bound_inf, want.cls_bound_inf);
+        ck_assert_uint_eq(j.cls_exact_special, want.cls_exact_special);
+        ck_assert_uint_eq(j.outside, want.outside);
+        ck_assert_uint_eq(j.nbad, want.nbad);
+        for (size_t b = 0; b < j.nbad; b++) {
+            ck_assert_uint_eq(j.bad[b].index, want.bad[b].index);
+            ck_assert(memcmp(&j.bad[b].out, &want.bad[b].out, sizeof(double)) == 0);
+            ck_assert(memcmp(&j.bad[b].exact, &want.bad[b].exact, sizeof(double)) == 0);
+            ck_assert(memcmp(&j.bad[b].bound, &want.bad[b].bound, sizeof(double)) == 0);
+        }
+        ck_assert(memcmp(&j.max_ratio, &want.max_ratio, sizeof(double)) == 0);
+        ck_assert(memcmp(&j.max_ulp, &want.max_ulp, sizeof(double)) == 0);
+        for (int b = 0; b < MXV_HIST_BINS; b++)
+            ck_assert_uint_eq(j.hist[b], want.hist[b]);
+        ck_assert_msg(memcmp(&j.rel_l2, &rel, sizeof rel) == 0, "rel_l2 %a, want %a",
+                      j.rel_l2, rel);
+        ck_assert(j.aiter_mismatch == (double)mis / N);
+        ck_assert(!j.allclose);
+    }
+    mx_pool_set_threads(1);
 }
 END_TEST
 
@@ -311,6 +442,7 @@ int main(void)
     tcase_add_test(t, test_f32_classes);
     tcase_add_test(t, test_not_device);
     tcase_add_test(t, test_peers_mx);
+    tcase_add_test(t, test_chunks);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,10 +1,17 @@
 /* judge.c -- per-element verdicts and peer metrics (see judge.h).  The
- * histogram of |err| / bound is a GSL histogram with fixed ranges. */
+ * histogram of |err| / bound uses a GSL histogram's fixed ranges.
+ *
+ * A tensor is judged in chunks of MXV_JUDGE_CHUNK elements on the worker
+ * pool (mxref/pool.h); each chunk tallies its own counts, first bad
+ * elements, maxima, histogram and peer sums, and the chunks are merged in
+ * index order, so every figure is the same for any thread count. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_errno.h>
 #include <gsl/gsl_histogram.h>
 #include "mxref/format.h"
+#include "mxref/pool.h"
 #include "judge.h"
 #include "out.h"
 
@@ -85,18 +92,53 @@ static void peers_end(mxv_judge *j, const peers_acc *a, size_t n)
     j->aiter_mismatch = n ? (double)a->mis / (double)n : 0;
 }
 
-static void peers(mxv_judge *j, const double *outv, const double *exact, size_t n)
+/* The peers' sums of a chunked tensor: a chunk's in index order, then the
+ * chunks' in chunk order (the order judge.h states). */
+static void peers_merge(peers_acc *a, const peers_acc *c)
 {
-    peers_acc a = {0, 0, 0, 1};
-    for (size_t i = 0; i < n; i++)
-        peers_add(&a, outv[i], exact[i]);
-    peers_end(j, &a, n);
+    a->d2 += c->d2;
+    a->r2 += c->r2;
+    a->mis += c->mis;
+    if (!c->allclose)
+        a->allclose = 0;
 }
 
-/* The verdict classes of judge.h over decoded values: o[i] the output,
- * mv[i] the model (NULL: none), same[i] out and model equal bit for bit,
- * spec[i] out matches a non-finite model by the special-value rule; thr
- * the output format's overflow threshold, ulp() its spacing at exact. */
+static size_t chunks_of(size_t n) { return (n + MXV_JUDGE_CHUNK - 1) / MXV_JUDGE_CHUNK; }
+
+typedef struct {
+    const double *o, *r;
+    size_t n;
+    peers_acc *part;
+} peers_job;
+
+static void peers_task(void *v, size_t c)
+{
+    peers_job *p = v;
+    size_t i0 = c * MXV_JUDGE_CHUNK, i1 = i0 + MXV_JUDGE_CHUNK < p->n ? i0 + MXV_JUDGE_CHUNK : p->n;
+    peers_acc a = {0, 0, 0, 1};
+    for (size_t i = i0; i < i1; i++)
+        peers_add(&a, p->o[i], p->r[i]);
+    p->part[c] = a;
+}
+
+/* 0, or -1 (out of memory: the figures are NaN) */
+static int peers(mxv_judge *j, const double *outv, const double *exact, size_t n)
+{
+    size_t nc = chunks_of(n);
+    peers_job p = {outv, exact, n, calloc(nc ? nc : 1, sizeof(peers_acc))};
+    if (!p.part) {
+        j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
+        return -1;
+    }
+    mx_parallel_for(nc, peers_task, &p);
+    peers_acc a = {0, 0, 0, 1};
+    for (size_t c = 0; c < nc; c++)
+        peers_merge(&a, &p.part[c]);
+    free(p.part);
+    peers_end(j, &a, n);
+    return 0;
+}
+
 /* The verdict classes of judge.h, in this order, for one element of a
  * bound-judged tensor: its class, and *bad = 1 when it fails.  m, same
  * (bit-equal to the model) and spec (equal as the special-value rule asks)
@@ -161,63 +203,160 @@ int mxv_judge_code_bad(uint32_t out, uint32_t model, const uint32_t *alt)
     return out != model && !(alt && out == *alt);
 }
 
-static void judge_core(mxv_judge *j, const double *o, const double *mv,
-                       const unsigned char *same, const unsigned char *spec,
-                       const double *exact, const double *bound, size_t n,
-                       double thr, double (*ulp)(double))
+/* One tensor's elements as judge_core reads them: BF16 (out16, model16)
+ * or FP32 (out32, model32) codes; model NULL without a model. */
+typedef struct {
+    const uint16_t *out16, *model16;
+    const float *out32, *model32;
+    const double *exact, *bound;
+    double thr;               /* the output format's overflow threshold */
+    double (*ulp)(double);    /* its spacing at exact                   */
+} judge_src;
+
+/* Element i decoded: out, model, bit-equal to the model, equal to it as
+ * the special-value rule asks (the last three only with a model). */
+static inline void elem_at(const judge_src *s, size_t i, double *o, double *m, int *same,
+                           int *spec)
 {
+    if (s->out16) {
+        *o = mx_bf16_to_float(s->out16[i]);
+        if (s->model16) {
+            *m = mx_bf16_to_float(s->model16[i]);
+            *same = s->out16[i] == s->model16[i];
+            *spec = same_special(s->out16[i], s->model16[i]);
+        }
+    } else {
+        *o = s->out32[i];
+        if (s->model32) {
+            *m = s->model32[i];
+            f32_same(s->out32[i], s->model32[i], same, spec);
+        }
+    }
+}
+
+/* One chunk's tallies (the fields of mxv_judge it feeds). */
+typedef struct {
+    size_t bit_exact, bound_not_exact, outside, nbad;
+    size_t cls[5]; /* by elem_class */
+    mxv_judge_bad bad[MXV_JUDGE_FIRST];
+    double max_ratio, max_ulp;
+    size_t hist[MXV_HIST_BINS];
+    peers_acc pa;
+} judge_part;
+
+typedef struct {
+    const judge_src *s;
+    size_t n;
+    const gsl_histogram *h; /* the bins' ranges */
+    judge_part *part;
+} judge_job;
+
+static void part_bad(judge_part *p, size_t i, double out, double exact, double bound)
+{
+    p->outside++;
+    if (p->nbad < MXV_JUDGE_FIRST) {
+        mxv_judge_bad b = {i, out, exact, bound};
+        p->bad[p->nbad++] = b;
+    }
+}
+
+static void judge_task(void *v, size_t c)
+{
+    const judge_job *jb = v;
+    const judge_src *s = jb->s;
+    judge_part *p = &jb->part[c];
+    memset(p, 0, sizeof *p);
+    p->pa.allclose = 1;
+    int has_m = s->model16 || s->model32;
+    size_t i0 = c * MXV_JUDGE_CHUNK, i1 = i0 + MXV_JUDGE_CHUNK < jb->n ? i0 + MXV_JUDGE_CHUNK : jb->n;
+    for (size_t i = i0; i < i1; i++) {
+        double o, m = 0, exact = s->exact[i], bound = s->bound[i];
+        int same = 0, spec = 0, bad;
+        elem_at(s, i, &o, &m, &same, &spec);
+        peers_add(&p->pa, o, exact);
+        double err = fabs(o - exact);
+        if (has_m && same)
+            p->bit_exact++;
+        int cls = elem_class(o, has_m, m, same, spec, exact, bound, s->thr, &bad);
+        p->cls[cls]++;
+        switch (cls) {
+        case CLS_MODEL_SPECIAL:
+            if (bad)
+                part_bad(p, i, o, m, NAN);
+            continue;
+        case CLS_EXACT_SPECIAL:
+            if (bad)
+                part_bad(p, i, o, exact, NAN);
+            continue;
+        case CLS_BOUND_INF:
+            if (bad)
+                part_bad(p, i, o, exact, INFINITY);
+            continue;
+        default:
+            break;
+        }
+        if (cls == CLS_OVF_EDGE && isinf(o) && (o > 0) == (exact > 0))
+            err = 0; /* the admitted overflow */
+        double ratio = bound > 0 ? err / bound : (err > 0 ? INFINITY : 0);
+        if (bad)
+            part_bad(p, i, o, exact, bound);
+        else if (has_m && !same)
+            p->bound_not_exact++; /* not-device under a measured model */
+        if (ratio > p->max_ratio || isnan(ratio))
+            p->max_ratio = isnan(ratio) ? INFINITY : ratio;
+        double ulps = err / s->ulp(exact);
+        if (ulps > p->max_ulp || isnan(ulps))
+            p->max_ulp = isnan(ulps) ? INFINITY : ulps;
+        size_t bin;
+        if (gsl_histogram_find(jb->h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299,
+                               &bin) == GSL_SUCCESS)
+            p->hist[bin]++;
+    }
+}
+
+/* The verdict classes of judge.h and the peers over a tensor, chunk by
+ * chunk on the pool, merged in index order. */
+static void judge_core(mxv_judge *j, const judge_src *s, size_t n)
+{
+    size_t nc = chunks_of(n);
     gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
+    judge_job jb = {s, n, h, calloc(nc ? nc : 1, sizeof(judge_part))};
+    if (!h || !jb.part) { /* out of memory: nothing may pass */
+        if (h)
+            gsl_histogram_free(h);
+        free(jb.part);
+        j->outside = n ? n : 1;
+        return;
+    }
     double range[MXV_HIST_BINS + 1];
     memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
     range[MXV_HIST_BINS] = last_edge;
     gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1);
-    for (size_t i = 0; i < n; i++) {
-        double err = fabs(o[i] - exact[i]);
-        if (mv && same[i])
-            j->bit_exact++;
-        int bad;
-        int cls = elem_class(o[i], mv != NULL, mv ? mv[i] : 0, mv ? same[i] : 0,
-                             mv ? spec[i] : 0, exact[i], bound[i], thr, &bad);
-        switch (cls) {
-        case CLS_MODEL_SPECIAL:
-            j->cls_model_special++;
-            if (bad)
-                note_bad(j, i, o[i], mv[i], NAN);
-            continue;
-        case CLS_EXACT_SPECIAL:
-            j->cls_exact_special++;
-            if (bad)
-                note_bad(j, i, o[i], exact[i], NAN);
-            continue;
-        case CLS_BOUND_INF:
-            j->cls_bound_inf++;
-            if (bad)
-                note_bad(j, i, o[i], exact[i], INFINITY);
-            continue;
-        case CLS_OVF_EDGE:
-            j->cls_ovf_edge++;
-            break;
-        default:
-            j->cls_bound++;
-        }
-        if (cls == CLS_OVF_EDGE && isinf(o[i]) && (o[i] > 0) == (exact[i] > 0))
-            err = 0; /* the admitted overflow */
-        double ratio = bound[i] > 0 ? err / bound[i] : (err > 0 ? INFINITY : 0);
-        if (bad)
-            note_bad(j, i, o[i], exact[i], bound[i]);
-        else if (mv && !same[i])
-            j->bound_not_exact++; /* not-device under a measured model */
-        if (ratio > j->max_ratio || isnan(ratio))
-            j->max_ratio = isnan(ratio) ? INFINITY : ratio;
-        double ulps = err / ulp(exact[i]);
-        if (ulps > j->max_ulp || isnan(ulps))
-            j->max_ulp = isnan(ulps) ? INFINITY : ulps;
-        gsl_histogram_increment(h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299);
+    mx_parallel_for(nc, judge_task, &jb);
+    peers_acc pa = {0, 0, 0, 1};
+    for (size_t c = 0; c < nc; c++) {
+        const judge_part *p = &jb.part[c];
+        j->bit_exact += p->bit_exact;
+        j->bound_not_exact += p->bound_not_exact;
+        j->cls_model_special += p->cls[CLS_MODEL_SPECIAL];
+        j->cls_exact_special += p->cls[CLS_EXACT_SPECIAL];
+        j->cls_bound_inf += p->cls[CLS_BOUND_INF];
+        j->cls_ovf_edge += p->cls[CLS_OVF_EDGE];
+        j->cls_bound += p->cls[CLS_BOUND];
+        j->outside += p->outside;
+        for (size_t b = 0; b < p->nbad && j->nbad < MXV_JUDGE_FIRST; b++)
+            j->bad[j->nbad++] = p->bad[b];
+        if (p->max_ratio > j->max_ratio)
+            j->max_ratio = p->max_ratio;
+        if (p->max_ulp > j->max_ulp)
+            j->max_ulp = p->max_ulp;
+        for (size_t b = 0; b < MXV_HIST_BINS; b++)
+            j->hist[b] += p->hist[b];
+        peers_merge(&pa, &p->pa);
     }
-    for (size_t b = 0; b < MXV_HIST_BINS; b++)
-        j->hist[b] = (size_t)gsl_histogram_get(h, b);
+    peers_end(j, &pa, n);
     gsl_histogram_free(h);
-    peers(j, o, exact, n);
+    free(jb.part);
 }
 
 /* One FP32 ulp at x's binade (subnormal spacing below 2^-126). */
@@ -231,55 +370,13 @@ static double f32_ulp(double x)
     return ldexp(1.0, e - 24);
 }
 
-/* The per-element arrays judge_core reads: output and model values, "same
- * bits" and "same special value" flags.  arrays_get returns 0 (and marks
- * every element outside: nothing may pass) when memory runs out. */
-typedef struct {
-    double *ov, *mv;
-    unsigned char *same, *spec;
-} judge_arrays;
-
-static void arrays_free(judge_arrays *a)
-{
-    free(a->ov);
-    free(a->mv);
-    free(a->same);
-    free(a->spec);
-}
-
-static int arrays_get(mxv_judge *j, judge_arrays *a, size_t n, int model)
-{
-    size_t nn = n ? n : 1;
-    a->ov = malloc(nn * sizeof *a->ov);
-    a->mv = model ? malloc(nn * sizeof *a->mv) : NULL;
-    a->same = malloc(nn);
-    a->spec = malloc(nn);
-    if (a->ov && (!model || a->mv) && a->same && a->spec)
-        return 1;
-    arrays_free(a);
-    j->outside = n ? n : 1;
-    return 0;
-}
-
 void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
                     const uint16_t *model, const double *exact,
                     const double *bound, size_t n, size_t cols)
 {
     init(j, name, 0, n, cols);
-    judge_arrays a;
-    if (!arrays_get(j, &a, n, model != NULL))
-        return;
-    for (size_t i = 0; i < n; i++) {
-        a.ov[i] = mx_bf16_to_float(out[i]);
-        if (model) {
-            a.mv[i] = mx_bf16_to_float(model[i]);
-            a.same[i] = out[i] == model[i];
-            a.spec[i] = (unsigned char)same_special(out[i], model[i]);
-        }
-    }
-    judge_core(j, a.ov, a.mv, a.same, a.spec, exact, bound, n, MXV_BF16_OVF_THRESHOLD,
-               bf16_ulp);
-    arrays_free(&a);
+    judge_src s = {out, model, NULL, NULL, exact, bound, MXV_BF16_OVF_THRESHOLD, bf16_ulp};
+    judge_core(j, &s, n);
 }
 
 void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
@@ -288,22 +385,8 @@ void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
 {
     init(j, name, 0, n, cols);
     j->f32 = 1;
-    judge_arrays a;
-    if (!arrays_get(j, &a, n, model != NULL))
-        return;
-    for (size_t i = 0; i < n; i++) {
-        a.ov[i] = out[i];
-        if (model) {
-            int sm, sp;
-            f32_same(out[i], model[i], &sm, &sp);
-            a.mv[i] = model[i];
-            a.same[i] = (unsigned char)sm;
-            a.spec[i] = (unsigned char)sp;
-        }
-    }
-    judge_core(j, a.ov, a.mv, a.same, a.spec, exact, bound, n, MXV_F32_OVF_THRESHOLD,
-               f32_ulp);
-    arrays_free(&a);
+    judge_src s = {NULL, NULL, out, model, exact, bound, MXV_F32_OVF_THRESHOLD, f32_ulp};
+    judge_core(j, &s, n);
 }
 
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
@@ -528,10 +611,40 @@ void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
     }
 }
 
+typedef struct {
+    const uint8_t *q, *s, *rq, *rs;
+    size_t n, K, N, packed;
+    const double *val, *pw;
+    peers_acc *part;
+} peers_mx_job;
+
+static void peers_mx_task(void *v, size_t c)
+{
+    const peers_mx_job *p = v;
+    peers_acc acc = {0, 0, 0, 1};
+    size_t c1 = (c + 1) * MXV_JUDGE_CHUNK < p->n ? (c + 1) * MXV_JUDGE_CHUNK : p->n;
+    /* block by block, [i0, end): the values of one scale (packed, K is a
+     * multiple of 32, so no block crosses a row; a chunk is a whole number
+     * of blocks) */
+    for (size_t i0 = c * MXV_JUDGE_CHUNK, end; i0 < c1; i0 = end) {
+        size_t si = i0 / 32;
+        end = (si + 1) * 32 < c1 ? (si + 1) * 32 : c1;
+        if (p->packed) { /* [E, K/32, N] scales of a [E, N, K] tensor */
+            size_t row = i0 / p->K, e = row / p->N, nrow = row % p->N, g = (i0 % p->K) / 32;
+            si = (e * (p->K / 32) + g) * p->N + nrow;
+        }
+        double sa = p->pw[p->s[si]], sb = p->pw[p->rs[si]];
+        for (size_t i = i0; i < end; i++)
+            peers_add(&acc, p->val[p->q[i]] * sa, p->val[p->rq[i]] * sb);
+    }
+    p->part[c] = acc;
+}
+
 void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
                         const uint8_t *rq, const uint8_t *rs, size_t n, size_t cols,
                         size_t packed_rows)
 {
+    _Static_assert(MXV_JUDGE_CHUNK % 32 == 0, "chunks of whole scale blocks");
     const mx_format *f = mx_format_get(MX_E4M3FNUZ);
     double val[256], pw[256];
     for (int c = 0; c < 256; c++) {
@@ -539,21 +652,18 @@ void mxv_judge_peers_mx(mxv_judge *j, const uint8_t *q, const uint8_t *s,
         pw[c] = mx_e8m0_decode_spec((uint8_t)c);
     }
     /* streamed: no copy of the (possibly every expert's) tensor in doubles */
-    peers_acc acc = {0, 0, 0, 1};
-    size_t K = cols, N = packed_rows ? packed_rows : 1;
-    /* block by block, [i0, end): the values of one scale (packed, K is a
-     * multiple of 32, so no block crosses a row) */
-    for (size_t i0 = 0, end; i0 < n; i0 = end) {
-        size_t si = i0 / 32;
-        end = (si + 1) * 32 < n ? (si + 1) * 32 : n;
-        if (packed_rows) { /* [E, K/32, N] scales of a [E, N, K] tensor */
-            size_t row = i0 / K, e = row / N, nrow = row % N, g = (i0 % K) / 32;
-            si = (e * (K / 32) + g) * N + nrow;
-        }
-        double sa = pw[s[si]], sb = pw[rs[si]];
-        for (size_t i = i0; i < end; i++)
-            peers_add(&acc, val[q[i]] * sa, val[rq[i]] * sb);
-    }
+    size_t nc = chunks_of(n);
+    peers_mx_job p = {q, s, rq, rs, n, cols, packed_rows ? packed_rows : 1, packed_rows,
+                      val, pw, calloc(nc ? nc : 1, sizeof(peers_acc))};
     j->allclose = 1;
+    if (!p.part) {
+        j->rel_l2 = j->sqnr_db = j->aiter_mismatch = NAN;
+        return;
+    }
+    mx_parallel_for(nc, peers_mx_task, &p);
+    peers_acc acc = {0, 0, 0, 1};
+    for (size_t c = 0; c < nc; c++)
+        peers_merge(&acc, &p.part[c]);
+    free(p.part);
     peers_end(j, &acc, n);
 }

@@ -42,6 +42,11 @@
 
 #define MXV_JUDGE_FIRST 10
 #define MXV_HIST_BINS 12
+/* Tensors are judged in chunks of this many elements on the worker pool
+ * (mxref/pool.h), merged in index order: every figure is the same for any
+ * thread count.  The peers' sums of squares are those of the chunks (each
+ * in index order) added in chunk order. */
+#define MXV_JUDGE_CHUNK 16384
 
 typedef struct {
     size_t index;
