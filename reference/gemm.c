@@ -74,11 +74,13 @@ mx_status mx_gemm(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *
 
 static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
                                 const mx_operand *B, mx_gemm_out *out,
-                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a);
+                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a,
+                                int walked);
 
 /* A block model first runs its one walk (blockfma_gemm.c) where it
  * applies: it gives the model outputs, and the bound sums that
- * mxg_acc_block then reads; the kernels below run without the model. */
+ * mxg_acc_block then reads; the kernels below run without the model (and,
+ * with a sum provider, give the exact values alone: mxg_device_sums). */
 mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out,
                          mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
@@ -86,7 +88,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
     int want_m = out->model_acc || out->model_out;
     int want_b = out->bound || out->bound_acc;
     if (!mxg_walks(s, out))
-        return gemm_block_run(s, A, B, out, stats, wa, wb, irr_a);
+        return gemm_block_run(s, A, B, out, stats, wa, wb, irr_a, 0);
     size_t MN = A->rows * B->rows;
     float *macc = out->model_acc ? out->model_acc
                                  : (want_m ? malloc(mx_nz(MN) * sizeof *macc) : NULL);
@@ -96,7 +98,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
     if ((want_m && !macc) || (want_b && (!sb || !sp)))
         st = MX_ENOMEM;
     else if (!mxg_block_walk(s, A, B, macc, sb, sp, &st))
-        st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a); /* not walked */
+        st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a, 0); /* not walked */
     else if (st == MX_OK) {
         mx_gemm_out o = *out;
         o.model_acc = NULL;
@@ -106,7 +108,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                 out->model_out[i] = mx_bf16_from_float(macc[i]);
         mxg_block_sums bs = {s, A, B, sb, sp};
         mxg_block_sums_set(want_b ? &bs : NULL);
-        st = gemm_block_run(s, A, B, &o, stats, wa, wb, irr_a);
+        st = gemm_block_run(s, A, B, &o, stats, wa, wb, irr_a, 1);
         mxg_block_sums_set(NULL);
     }
     if (macc != out->model_acc)
@@ -116,23 +118,64 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
     return st;
 }
 
-static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
-                                const mx_operand *B, mx_gemm_out *out,
-                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a)
+/* The fused kernels, when one takes the call: 1 with its status in *st. */
+static int run_fused(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb, size_t *irr_a,
+                     mx_status *st)
 {
-    mx_status st;
-    int fused_ok = mxg_fused_ok(out);
-    if (fused_ok && mxg_fused_applies(s, A, B)) {
+    if (mxg_fused_applies(s, A, B)) {
         if (irr_a)
             *irr_a = 0;
-        return mxg_gemm_fused(s, A, B, out, stats);
+        *st = mxg_gemm_fused(s, A, B, out, stats);
+        return 1;
     }
-    if (fused_ok && mxg_gemm_fused16(s, A, B, out, stats, wa, wb, irr_a, &st))
+    return mxg_gemm_fused16(s, A, B, out, stats, wa, wb, irr_a, st);
+}
+
+/* 1 when prepared operands leave the sum provider nothing it declines: no
+ * irregular group, no element whose exponent span needs GMP
+ * (gemm_engine.c's sum_on_provider; cg: the carries of G groups). */
+static int provider_takes(const mxg_prep *a, const mxg_prep *b, size_t M, size_t N, int cg)
+{
+    if (a->nirr || b->nirr)
+        return 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++)
+            if (a->lo[m] <= a->hi[m] && b->lo[n] <= b->hi[n] &&
+                (long)(a->hi[m] - a->lo[m]) + (b->hi[n] - b->lo[n]) + cg > 126)
+                return 0;
+    return 1;
+}
+
+/* walked: the block walk has given the model outputs and bound sums (out
+ * holds the rest), so a sum provider may take the exact values
+ * (mxg_device_sums); where it would decline (an irregular group, a GMP
+ * element) the fused kernels run instead of the engine's BLAS slices. */
+static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
+                                const mx_operand *B, mx_gemm_out *out,
+                                mx_gemm_stats *stats, int wa, int wb, size_t *irr_a,
+                                int walked)
+{
+    mx_status st;
+    if (mxg_fused_ok(s, out, walked) && run_fused(s, A, B, out, stats, wa, wb, irr_a, &st))
         return st;
     size_t M = A->rows, N = B->rows, G = mxg_groups(A->K);
+    int cg = clog2(G) + 5 + 1;
+    /* the sum provider takes the exact values; no sum |ab| under a walked
+     * block model */
+    int dsum = mxg_device_sums(s, out, walked), nosabs = dsum && !mxg_exact_only(out);
     mxg_prep a, b;
     if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)
         return st;
+    if (dsum && mx_gemm_slice_provider(NULL) == NULL && !provider_takes(&a, &b, M, N, cg)) {
+        mxg_prep_free(&a);
+        mxg_prep_free(&b);
+        if (run_fused(s, A, B, out, stats, wa, wb, irr_a, &st))
+            return st;
+        nosabs = 0; /* the engine, as without a provider */
+        if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)
+            return st;
+    }
     mxg_accum ac = {M, N, G, NULL, NULL, NULL, NULL, 0, NULL, NULL};
     int want_group = (out->model_acc || out->model_out) &&
                      s->model.kind == MX_ACC_FP32_GROUP;
@@ -144,7 +187,7 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
     ac.big = calloc(M * N, sizeof *ac.big);
     ac.slow_list = malloc(M * N * sizeof *ac.slow_list);
     ac.gacc = want_group ? calloc(M * N, sizeof *ac.gacc) : NULL;
-    int want_sabs = out->bound || out->sum_abs || out->bound_acc;
+    int want_sabs = (out->bound || out->sum_abs || out->bound_acc) && !nosabs;
     ac.sabs = want_sabs ? calloc(M * N, sizeof *ac.sabs) : NULL;
     if (!ac.acc || !ac.slow || !ac.big || !ac.slow_list || (want_group && !ac.gacc) ||
         (want_sabs && !ac.sabs) ||
@@ -155,7 +198,6 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
     /* elements whose exponent span (plus carries of G groups of 32
      * products) cannot fit 127 bits accumulate in GMP */
     size_t nslow = 0;
-    int cg = clog2(G) + 5 + 1;
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             size_t i = m * N + n;

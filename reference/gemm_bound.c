@@ -104,7 +104,7 @@ void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
     for (size_t m = 0; m < M; m++)
         for (size_t n = 0; n < N; n++) {
             size_t i = m * N + n;
-            mxg_bound_elem(s, A, B, m, n, S[i], a->amax[m], b->amax[n], exact[i],
+            mxg_bound_elem(s, A, B, m, n, S ? S[i] : 0.0, a->amax[m], b->amax[n], exact[i],
                            bound ? &bound[i] : NULL, bound_acc ? &bound_acc[i] : NULL,
                            sabs_out ? &sabs_out[i] : NULL);
         }

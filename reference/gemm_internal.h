@@ -360,7 +360,8 @@ void mxg_bound_elem_n(const mx_gemm_spec *s, const mx_operand *A,
                       double amax_a, double amax_b, double exact, double *bound,
                       double *bound_acc, double *sabs_out, int may_underflow);
 /* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
- * from the exact values and the engine's sum |a b| statistic S. */
+ * from the exact values and the engine's sum |a b| statistic S (NULL
+ * under a block model with sabs_out NULL: not formed, not needed). */
 void mxg_bounds(const mx_gemm_spec *s, const mx_operand *A,
                 const mx_operand *B, const mxg_prep *a, const mxg_prep *b,
                 const double *exact, const double *S, double *sabs_out,
@@ -405,22 +406,6 @@ static inline int mxg_exact_only(const mx_gemm_out *out)
            !out->bound_acc;
 }
 
-/* 1 when the call's whole sum goes to the sum provider (--reference gpu
- * or auto on a GPU backend): exact values only, and a provider set. */
-static inline int mxg_device_sums(const mx_gemm_out *out)
-{
-    return mxg_exact_only(out) && mx_gemm_sum_provider(NULL) != NULL;
-}
-
-/* 1 when the fused CPU kernels may take the call: a slice provider
- * (--reference gpu) takes the engine's slices, a sum provider the whole
- * sum of exact-only calls, and the fused kernels (same bits) would bypass
- * them. */
-static inline int mxg_fused_ok(const mx_gemm_out *out)
-{
-    return mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(out);
-}
-
 /* 1 when a block model's walk (blockfma_gemm.c) serves the call: a block
  * model and a model or bound output. */
 static inline int mxg_walks(const mx_gemm_spec *s, const mx_gemm_out *out)
@@ -428,6 +413,31 @@ static inline int mxg_walks(const mx_gemm_spec *s, const mx_gemm_out *out)
     return s->model.kind == MX_ACC_BLOCK &&
            (out->model_acc || out->model_out || out->bound || out->bound_acc);
 }
+
+/* 1 when the call's whole sum goes to the sum provider (--reference gpu
+ * or auto on a GPU backend), a provider being set: exact values only; or
+ * (walked: the block walk gives the model outputs and the bound sums) a
+ * block model's call that asks no sum |ab| -- under a block model the
+ * engine's sum |ab| only feeds out->sum_abs (mxg_acc_block forms the
+ * bound's own sums), so the exact values are all the engine must give.
+ * Before the walk has run (gemm_split.c), walked = mxg_walks(s, out)
+ * anticipates it. */
+static inline int mxg_device_sums(const mx_gemm_spec *s, const mx_gemm_out *out, int walked)
+{
+    if (mx_gemm_sum_provider(NULL) == NULL)
+        return 0;
+    return mxg_exact_only(out) || (walked && mxg_walks(s, out) && !out->sum_abs);
+}
+
+/* 1 when the fused CPU kernels may take the call: a slice provider
+ * (--reference gpu) takes the engine's slices, a sum provider the whole
+ * sum (mxg_device_sums), and the fused kernels (same bits) would bypass
+ * them. */
+static inline int mxg_fused_ok(const mx_gemm_spec *s, const mx_gemm_out *out, int walked)
+{
+    return mx_gemm_slice_provider(NULL) == NULL && !mxg_device_sums(s, out, walked);
+}
+
 
 /* ---- gemm_fused.c --------------------------------------------------------- */
 

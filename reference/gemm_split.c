@@ -98,7 +98,7 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
                              shared_rows *r)
 {
     *r = (shared_rows){s, A, wa, NULL, NULL, NULL, NULL, NULL, NULL, B->rows, 0};
-    if (mxg_fused_ok(out)) {
+    if (mxg_fused_ok(s, out, mxg_walks(s, out))) {
         if (mxg_fused_applies(s, A, B))
             r->fused = mxg_fused_rows_new(s, A);
         else
@@ -212,7 +212,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     /* about four blocks per thread, none narrower than min_cols */
     size_t want = 4 * (size_t)threads;
-    if (mxg_device_sums(out)) {
+    if (mxg_device_sums(s, out, mxg_walks(s, out))) {
         /* the device sums each block and is sent all of A (8 M K bytes)
          * for each: no more blocks than N / M, or than keep those copies
          * within 128 MiB when A is small (the blocks' host work, preparing

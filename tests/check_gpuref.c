@@ -18,8 +18,10 @@
  *     derived from the exact values (errors, ulps, ratios to the bounds,
  *     histograms, first bad elements) -- must be equal.
  *  3. --walk M,N,K: a block model's walk on the device
- *     (mxk_gpu_block_walk, mx_gemm_set_walk_provider) against the CPU
- *     walk, every model output and both bounds bit for bit, for every
+ *     (mxk_gpu_block_walk, mx_gemm_set_walk_provider), with the exact
+ *     values summed on the device beside it (mx_gemm_set_sum_provider),
+ *     against the CPU walk, every exact value, model output and both
+ *     bounds bit for bit, for every
  *     block preset, E4M3FN and E4M3FNUZ operands with random scales (and
  *     with row weights, gathered rows and a scale spread reaching FP32's
  *     subnormals), and unscaled BF16 and FP16 operands (one chain of the
@@ -264,34 +266,43 @@ static int walk_refusing(void *ctx, const mx_walk_call *c, float *macc, double *
 }
 
 /* The block model p over (A, B) with the CPU walk, then with the walk
- * provider prov: -1 when a status is not MX_OK or any model output or
- * bound sum differs (a FAIL line names what), else how many device walks
- * the second call took. */
+ * provider prov and the device's exact sum (the walk gives the model and
+ * the bound sums, so the device sums the exact values: mxg_device_sums):
+ * -1 when a status is not MX_OK or any exact value, model output or bound
+ * differs (a FAIL line names what), else how many device walks the second
+ * call took; *nsum counts the calls the device summed. */
+static unsigned long sums_walked;
+
 static int walk_compare(const mx_blockfma_params *p, const mx_operand *A, const mx_operand *B,
                         const float *rw, mx_walk_provider prov, const char *what)
 {
     size_t MN = A->rows * B->rows;
     float *m1 = malloc(MN * 4), *m2 = malloc(MN * 4);
     double *b1 = malloc(MN * 8), *b2 = malloc(MN * 8), *y1 = malloc(MN * 8), *y2 = malloc(MN * 8);
+    double *e1 = malloc(MN * 8), *e2 = malloc(MN * 8);
     mx_gemm_spec sp;
     memset(&sp, 0, sizeof sp);
     sp.decode = MX_E8M0_PRODUCTION;
     sp.model.kind = MX_ACC_BLOCK;
     sp.model.block = p;
     sp.row_weight = rw;
-    mx_gemm_out o1 = {NULL, m1, NULL, b1, NULL, y1}, o2 = {NULL, m2, NULL, b2, NULL, y2};
+    mx_gemm_out o1 = {e1, m1, NULL, b1, NULL, y1}, o2 = {e2, m2, NULL, b2, NULL, y2};
     mx_gemm_set_walk_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
     int st1 = mx_gemm(&sp, A, B, &o1, NULL);
-    unsigned long d0, d1;
+    unsigned long d0, d1, s0 = mx_gemm_sum_count();
     mx_gemm_walk_counts(&d0, NULL, NULL);
     mx_gemm_set_walk_provider(prov, NULL);
+    mx_gemm_set_sum_provider(sum_fn, NULL);
     int st2 = mx_gemm(&sp, A, B, &o2, NULL);
     mx_gemm_set_walk_provider(NULL, NULL);
+    mx_gemm_set_sum_provider(NULL, NULL);
     mx_gemm_walk_counts(&d1, NULL, NULL);
+    sums_walked += mx_gemm_sum_count() - s0;
     size_t diff = 0;
     for (size_t i = 0; i < MN; i++)
         diff += memcmp(&m1[i], &m2[i], 4) != 0 || memcmp(&b1[i], &b2[i], 8) != 0 ||
-                memcmp(&y1[i], &y2[i], 8) != 0;
+                memcmp(&y1[i], &y2[i], 8) != 0 || memcmp(&e1[i], &e2[i], 8) != 0;
     int bad = st1 != MX_OK || st2 != MX_OK || diff != 0;
     if (bad)
         printf("FAIL: walk %s %s: status %d/%d, %zu of %zu elements differ\n", p->name, what,
@@ -302,6 +313,8 @@ static int walk_compare(const mx_blockfma_params *p, const mx_operand *A, const 
     free(b2);
     free(y1);
     free(y2);
+    free(e1);
+    free(e2);
     return bad ? -1 : (int)(d1 - d0);
 }
 
@@ -397,6 +410,7 @@ static int run_walk(size_t M, size_t N, size_t K)
     }
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, 4242);
+    sums_walked = 0;
     unsigned long f0;
     mx_gemm_walk_counts(NULL, NULL, &f0);
     int fails = 0, cases = 0, device = 0;
@@ -442,6 +456,12 @@ static int run_walk(size_t M, size_t N, size_t K)
            N, K, dr == 0 ? "the CPU's bits" : "FAIL", walk_offers - o0, r1 - r0);
     if (dr != 0 || walk_offers - o0 != 1 || r1 - r0 != 1) {
         printf("FAIL: a refused walk must give the CPU's bits after exactly one offer\n");
+        fails++;
+    }
+    printf("walk %zu x %zu x %zu: %lu calls' exact values summed on the device beside "
+           "its walk\n", M, N, K, sums_walked);
+    if (sums_walked == 0) {
+        printf("FAIL: no walked call's exact values were summed on the device\n");
         fails++;
     }
     unsigned long f1;
