@@ -314,6 +314,28 @@ END_TEST
  * here in index order: counts, classes, the first bad elements, maxima and
  * histogram equal; the peer figures from sums formed here in the order
  * judge.h states (each chunk in index order, then the chunks). */
+/* max_ulp counts the output format's ulps at exact's binade, worked out
+ * by hand: BF16 2^(e-7) (2^-133 below 2^-126), FP32 2^(e-23) (2^-149). */
+START_TEST(test_ulps)
+{
+    mxv_judge j;
+    uint16_t one = BF_ONE, zero = 0;
+    double e1 = 1.0 + 0x1p-9, b = 1.0, e2 = 0x1.8p-1, e3 = 0x1p-130;
+    mxv_judge_bf16(&j, "t", &one, NULL, &e1, &b, 1, 1);
+    ck_assert(j.max_ulp == 0.25); /* 2^-9 / 2^-7 */
+    mxv_judge_bf16(&j, "t", &one, NULL, &e2, &b, 1, 1);
+    ck_assert(j.max_ulp == 64.0); /* 2^-2 / 2^-8 */
+    mxv_judge_bf16(&j, "t", &zero, NULL, &e3, &b, 1, 1);
+    ck_assert(j.max_ulp == 8.0); /* 2^-130 / 2^-133 */
+    float f = 3.0f + 0x1p-22f, g = 0.0f;
+    double x = 3.0, y = 0x1p-140;
+    mxv_judge_f32_model(&j, "t", &f, NULL, &x, &b, 1, 1);
+    ck_assert(j.max_ulp == 1.0); /* 2^-22 / 2^-22 */
+    mxv_judge_f32_model(&j, "t", &g, NULL, &y, &b, 1, 1);
+    ck_assert(j.max_ulp == 512.0); /* 2^-140 / 2^-149 */
+}
+END_TEST
+
 START_TEST(test_chunks)
 {
     enum { N = 3 * MXV_JUDGE_CHUNK + 1234 };
@@ -443,6 +465,7 @@ int main(void)
     tcase_add_test(t, test_not_device);
     tcase_add_test(t, test_peers_mx);
     tcase_add_test(t, test_chunks);
+    tcase_add_test(t, test_ulps);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

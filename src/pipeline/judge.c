@@ -19,15 +19,22 @@ const double mxv_hist_edges[MXV_HIST_BINS] = {0,   0.1, 0.2, 0.3, 0.4, 0.5,
                                               0.6, 0.7, 0.8, 0.9, 1.0, 2.0};
 static const double last_edge = 1e300;
 
+/* 2^floor(log2 |x|) for a finite x of binary64's normal range: its
+ * exponent bits alone. */
+static inline double binade(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    u &= UINT64_C(0x7ff0000000000000);
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
 /* One BF16 ulp at x's binade (subnormal spacing below 2^-126). */
 static double bf16_ulp(double x)
 {
     double a = fabs(x);
-    if (a < 0x1p-126)
-        return 0x1p-133;
-    int e;
-    frexp(a, &e);
-    return ldexp(1.0, e - 8);
+    return a < 0x1p-126 ? 0x1p-133 : binade(a) * 0x1p-7;
 }
 
 /* Equal as the special-value rule asks: bit for bit, any NaN for a NaN. */
@@ -363,11 +370,7 @@ static void judge_core(mxv_judge *j, const judge_src *s, size_t n)
 static double f32_ulp(double x)
 {
     double a = fabs(x);
-    if (a < 0x1p-126)
-        return 0x1p-149;
-    int e;
-    frexp(a, &e);
-    return ldexp(1.0, e - 24);
+    return a < 0x1p-126 ? 0x1p-149 : binade(a) * 0x1p-23;
 }
 
 void mxv_judge_bf16(mxv_judge *j, const char *name, const uint16_t *out,
