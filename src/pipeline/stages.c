@@ -3,9 +3,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mxref/format.h"
+#include "mxref/pool.h"
 #include "stages.h"
 
 /* ---- producers ---------------------------------------------------------- */
+
+/* The producers' per-element loops run by blocks of rows on the worker
+ * pool: every element is computed on its own, so the values do not depend
+ * on the thread count. */
+#define ROWS_PER_TASK 64
+
+typedef struct {
+    const mxv_stage_src *s;
+    size_t rows;
+    void *out[2];
+    void (*fn)(const mxv_stage_src *s, size_t r0, size_t r1, void *const *out);
+} rows_job;
+
+static void rows_task(void *v, size_t b)
+{
+    const rows_job *j = v;
+    size_t r0 = b * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < j->rows ? r0 + ROWS_PER_TASK : j->rows;
+    j->fn(j->s, r0, r1, j->out);
+}
+
+static void rows_run(const mxv_stage_src *s, size_t rows, void *o0, void *o1,
+                     void (*fn)(const mxv_stage_src *, size_t, size_t, void *const *))
+{
+    rows_job j = {s, rows, {o0, o1}, fn};
+    mx_parallel_for((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, rows_task, &j);
+}
 
 /* A reference the caller computed. */
 static int given(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
@@ -100,6 +127,13 @@ static int actq(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     return 0;
 }
 
+static void act_rows(const mxv_stage_src *s, size_t r0, size_t r1, void *const *o)
+{
+    size_t I = s->I;
+    mx_swiglu_exact(s->shape, s->ref->g1.model + r0 * 2 * I, r1 - r0, I, 4,
+                    (double *)o[0] + r0 * I, (double *)o[1] + r0 * I);
+}
+
 static int act(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
 {
     /* the exact act from the reference's GEMM1 output, and the FP32
@@ -110,7 +144,7 @@ static int act(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     r->owned[1] = ab;
     if (!ax || !ab)
         return -1;
-    mx_swiglu_exact(s->shape, s->ref->g1.model, s->T * s->k, s->I, 4, ax, ab);
+    rows_run(s, s->T * s->k, ax, ab, act_rows);
     r->exact = ax;
     r->bound = ab;
     r->n = n;
@@ -140,22 +174,29 @@ static int routed(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     return 0;
 }
 
-static int routed_fp32(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
+static void routed_fp32_rows(const mxv_stage_src *s, size_t r0, size_t r1, void *const *o)
 {
-    /* the routed sum accumulated in FP32 over the reference's BF16 GEMM2
-     * outputs, rounded to BF16 once */
-    size_t T = s->T, k = s->k, H = s->H;
+    size_t k = s->k, H = s->H;
     const uint16_t *ym = s->ref->y.model;
-    uint16_t *want = malloc(mx_nz(T * H) * sizeof *want);
-    if (!want)
-        return -1;
-    for (size_t t = 0; t < T; t++)
+    uint16_t *want = o[0];
+    for (size_t t = r0; t < r1; t++)
         for (size_t h = 0; h < H; h++) {
             float acc = mx_bf16_to_float(ym[(t * k) * H + h]);
             for (size_t j = 1; j < k; j++)
                 acc = acc + mx_bf16_to_float(ym[(t * k + j) * H + h]);
             want[t * H + h] = mx_bf16_from_float(acc);
         }
+}
+
+static int routed_fp32(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
+{
+    /* the routed sum accumulated in FP32 over the reference's BF16 GEMM2
+     * outputs, rounded to BF16 once */
+    size_t T = s->T, H = s->H;
+    uint16_t *want = malloc(mx_nz(T * H) * sizeof *want);
+    if (!want)
+        return -1;
+    rows_run(s, T, want, NULL, routed_fp32_rows);
     r->owned[0] = want;
     r->model = want;
     r->exact = s->ref->routed.exact;
@@ -177,25 +218,31 @@ static int layer_out(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
     return 0;
 }
 
-static int e2e(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
+static void e2e_rows(const mxv_stage_src *s, size_t r0, size_t r1, void *const *o)
 {
-    /* the exact sum of the reference chain's GEMM2 values; no bound:
-     * drift is not a verdict */
-    size_t T = s->T, k = s->k, H = s->H;
-    double *want = malloc(mx_nz(T * H) * sizeof *want), *bd = malloc(mx_nz(T * H) * sizeof *bd);
-    r->owned[0] = want;
-    r->owned[1] = bd;
-    if (!want || !bd)
-        return -1;
-    for (size_t t = 0; t < T; t++)
+    size_t k = s->k, H = s->H;
+    double *want = o[0], *bd = o[1];
+    for (size_t t = r0; t < r1; t++)
         for (size_t h = 0; h < H; h++) {
             double v = 0;
             for (size_t j = 0; j < k; j++)
                 v += s->ref->y.exact[(t * k + j) * H + h];
             want[t * H + h] = v;
+            bd[t * H + h] = INFINITY;
         }
-    for (size_t i = 0; i < T * H; i++)
-        bd[i] = INFINITY;
+}
+
+static int e2e(const mxv_stage_src *s, const void *out, mxv_stage_ref *r)
+{
+    /* the exact sum of the reference chain's GEMM2 values; no bound:
+     * drift is not a verdict */
+    size_t T = s->T, H = s->H;
+    double *want = malloc(mx_nz(T * H) * sizeof *want), *bd = malloc(mx_nz(T * H) * sizeof *bd);
+    r->owned[0] = want;
+    r->owned[1] = bd;
+    if (!want || !bd)
+        return -1;
+    rows_run(s, T, want, bd, e2e_rows);
     r->exact = want;
     r->bound = bd;
     r->n = T * H;
