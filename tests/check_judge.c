@@ -336,6 +336,80 @@ START_TEST(test_ulps)
 }
 END_TEST
 
+/* Byte- and code-judged tensors longer than one chunk of the pool's
+ * loop (2^20 codes), wrong codes and alternatives in several chunks, on
+ * 1, 2 and 7 threads, against the plain loop written here: counts, the
+ * first MXV_JUDGE_FIRST bad elements (index, codes or values) in order. */
+START_TEST(test_code_chunks)
+{
+    enum { N = (5 << 20) / 2 + 77 };
+    uint8_t *o = malloc(N), *m = malloc(N), *a = malloc(N);
+    uint16_t *o16 = malloc(N * 2), *m16 = malloc(N * 2), *a16 = malloc(N * 2);
+    ck_assert(o && m && a && o16 && m16 && a16);
+    size_t want_ex = 0, want_amb = 0, want_out = 0, bad_i[MXV_JUDGE_FIRST], nb = 0;
+    for (size_t i = 0; i < N; i++) {
+        m[i] = (uint8_t)(i * 7);
+        a[i] = (uint8_t)(m[i] + 1);
+        o[i] = m[i];
+        if (i % 300007 == 11)
+            o[i] = a[i]; /* the alternative */
+        else if (i % 250001 == 3)
+            o[i] = (uint8_t)(m[i] + 2); /* wrong */
+        m16[i] = (uint16_t)(0x3F00u + (i % 256));
+        a16[i] = (uint16_t)(m16[i] + 1);
+        o16[i] = o[i] == m[i] ? m16[i] : o[i] == a[i] ? a16[i] : (uint16_t)(m16[i] + 2);
+        if (o[i] == m[i])
+            want_ex++;
+        else if (o[i] == a[i])
+            want_amb++;
+        else {
+            want_out++;
+            if (nb < MXV_JUDGE_FIRST)
+                bad_i[nb++] = i;
+        }
+    }
+    ck_assert_uint_eq(nb, MXV_JUDGE_FIRST);
+    ck_assert_uint_gt(bad_i[MXV_JUDGE_FIRST - 1], (size_t)1 << 20); /* past chunk 0 */
+    static const int threads[] = {1, 2, 7};
+    for (int t = 0; t < 3; t++) {
+        mx_pool_set_threads(threads[t]);
+        mxv_judge j;
+        mxv_judge_bytes(&j, "t", o, m, a, N, 1);
+        ck_assert_uint_eq(j.bit_exact, want_ex);
+        ck_assert_uint_eq(j.ambiguous, want_amb);
+        ck_assert_uint_eq(j.outside, want_out);
+        ck_assert_uint_eq(j.nbad, MXV_JUDGE_FIRST);
+        for (size_t b = 0; b < nb; b++) {
+            size_t i = bad_i[b];
+            ck_assert_uint_eq(j.bad[b].index, i);
+            ck_assert(j.bad[b].out == o[i] && j.bad[b].exact == m[i] && j.bad[b].bound == a[i]);
+        }
+        /* the same codes as BF16: equality (the alternative is wrong
+         * there) and codes with the alternative */
+        size_t n16 = N;
+        double *ex = malloc(n16 * sizeof *ex);
+        ck_assert(ex != NULL);
+        for (size_t i = 0; i < n16; i++)
+            ex[i] = mx_bf16_to_float(m16[i]);
+        mxv_judge_bf16_codes(&j, "t", o16, m16, a16, ex, n16, 1);
+        ck_assert_uint_eq(j.outside, want_out);
+        ck_assert_uint_eq(j.bad[MXV_JUDGE_FIRST - 1].index, bad_i[MXV_JUDGE_FIRST - 1]);
+        ck_assert(j.bad[0].out == mx_bf16_to_float(o16[bad_i[0]]) &&
+                  j.bad[0].exact == mx_bf16_to_float(m16[bad_i[0]]) && j.bad[0].bound == 0);
+        mxv_judge_bf16_equal(&j, "t", o16, m16, ex, ex, n16, 1);
+        ck_assert_uint_eq(j.outside, want_out + want_amb);
+        free(ex);
+    }
+    mx_pool_set_threads(1);
+    free(o);
+    free(m);
+    free(a);
+    free(o16);
+    free(m16);
+    free(a16);
+}
+END_TEST
+
 START_TEST(test_chunks)
 {
     enum { N = 3 * MXV_JUDGE_CHUNK + 1234 };
@@ -466,6 +540,7 @@ int main(void)
     tcase_add_test(t, test_peers_mx);
     tcase_add_test(t, test_chunks);
     tcase_add_test(t, test_ulps);
+    tcase_add_test(t, test_code_chunks);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

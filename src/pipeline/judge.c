@@ -55,16 +55,6 @@ static void init(mxv_judge *j, const char *name, int by_bytes, size_t n,
     j->allclose = 1;
 }
 
-static void note_bad(mxv_judge *j, size_t i, double out, double exact,
-                     double bound)
-{
-    j->outside++;
-    if (j->nbad < MXV_JUDGE_FIRST) {
-        mxv_judge_bad b = {i, out, exact, bound};
-        j->bad[j->nbad++] = b;
-    }
-}
-
 /* rel L2, SQNR, allclose, aiter from out vs exact, one pair at a time
  * (peers_add in index order, then peers_end: the plain loop's sums). */
 typedef struct {
@@ -392,6 +382,91 @@ void mxv_judge_f32_model(mxv_judge *j, const char *name, const float *out,
     judge_core(j, &s, n);
 }
 
+/* ---- code-judged elements --------------------------------------------- */
+
+/* Bytes or BF16 codes, out_i against model_i (or alt_i when alt is not
+ * NULL), in chunks of CODE_CHUNK on the pool; the counts and the first
+ * bad elements merged in index order (no sums: the chunk size changes no
+ * figure). */
+#define CODE_CHUNK ((size_t)1 << 20)
+
+typedef struct {
+    size_t exact, amb, outside, nbad;
+    mxv_judge_bad bad[MXV_JUDGE_FIRST];
+} code_part;
+
+typedef struct {
+    const void *out, *model, *alt;
+    int wide; /* BF16 codes (bad elements as values), else bytes */
+    size_t n;
+    code_part *part;
+} code_job;
+
+static void code_task(void *v, size_t c)
+{
+    const code_job *jb = v;
+    code_part *p = &jb->part[c];
+    memset(p, 0, sizeof *p);
+    size_t i0 = c * CODE_CHUNK, i1 = i0 + CODE_CHUNK < jb->n ? i0 + CODE_CHUNK : jb->n;
+    for (size_t i = i0; i < i1; i++) {
+        uint32_t o, m, a = 0;
+        if (jb->wide) {
+            o = ((const uint16_t *)jb->out)[i];
+            m = ((const uint16_t *)jb->model)[i];
+            a = jb->alt ? ((const uint16_t *)jb->alt)[i] : 0;
+        } else {
+            o = ((const uint8_t *)jb->out)[i];
+            m = ((const uint8_t *)jb->model)[i];
+            a = jb->alt ? ((const uint8_t *)jb->alt)[i] : 0;
+        }
+        if (o == m) {
+            p->exact++;
+            continue;
+        }
+        if (jb->alt && o == a) {
+            p->amb++;
+            continue;
+        }
+        p->outside++;
+        if (p->nbad < MXV_JUDGE_FIRST) {
+            mxv_judge_bad b = {i, o, m, jb->alt ? a : m};
+            if (jb->wide) {
+                b.out = mx_bf16_to_float((uint16_t)o);
+                b.exact = mx_bf16_to_float((uint16_t)m);
+                b.bound = 0;
+            }
+            p->bad[p->nbad++] = b;
+        }
+    }
+}
+
+/* Judges the codes into j's outside and first bad elements; with counts,
+ * also its bit_exact and ambiguous.  -1 when memory runs out (then every
+ * element is outside: nothing may pass). */
+static int judge_codes(mxv_judge *j, const void *out, const void *model, const void *alt,
+                       int wide, size_t n, int counts)
+{
+    size_t nc = (n + CODE_CHUNK - 1) / CODE_CHUNK;
+    code_job jb = {out, model, alt, wide, n, calloc(nc ? nc : 1, sizeof(code_part))};
+    if (!jb.part) {
+        j->outside = n ? n : 1;
+        return -1;
+    }
+    mx_parallel_for(nc, code_task, &jb);
+    for (size_t c = 0; c < nc; c++) {
+        const code_part *p = &jb.part[c];
+        if (counts) {
+            j->bit_exact += p->exact;
+            j->ambiguous += p->amb;
+        }
+        j->outside += p->outside;
+        for (size_t b = 0; b < p->nbad && j->nbad < MXV_JUDGE_FIRST; b++)
+            j->bad[j->nbad++] = p->bad[b];
+    }
+    free(jb.part);
+    return 0;
+}
+
 void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
                           const uint16_t *model, const double *exact,
                           const double *bound, size_t n, size_t cols)
@@ -400,10 +475,7 @@ void mxv_judge_bf16_equal(mxv_judge *j, const char *name, const uint16_t *out,
     /* the verdict is equality; the bound figures stay as information */
     j->by_equal = 1;
     j->outside = j->nbad = 0;
-    for (size_t i = 0; i < n; i++)
-        if (mxv_judge_code_bad(out[i], model[i], NULL))
-            note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]),
-                     0);
+    judge_codes(j, out, model, NULL, 1, n, 0);
 }
 
 void mxv_judge_bf16_info(mxv_judge *j, const char *name, const uint16_t *out,
@@ -427,17 +499,7 @@ void mxv_judge_bytes(mxv_judge *j, const char *name, const uint8_t *out,
                      size_t cols)
 {
     init(j, name, 1, n, cols);
-    for (size_t i = 0; i < n; i++) {
-        if (out[i] == model[i]) {
-            j->bit_exact++;
-            continue;
-        }
-        if (alt && out[i] == alt[i]) {
-            j->ambiguous++;
-            continue;
-        }
-        note_bad(j, i, out[i], model[i], alt ? alt[i] : model[i]);
-    }
+    judge_codes(j, out, model, alt, 0, n, 1);
     j->rel_l2 = NAN;
     j->sqnr_db = NAN;
     j->aiter_mismatch = NAN;
@@ -607,11 +669,7 @@ void mxv_judge_bf16_codes(mxv_judge *j, const char *name, const uint16_t *out,
     /* the metrics against the exact values; the verdict by codes */
     mxv_judge_bf16(j, name, out, model, exact, exact, n, cols);
     j->outside = j->nbad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t a = alt ? alt[i] : 0;
-        if (mxv_judge_code_bad(out[i], model[i], alt ? &a : NULL))
-            note_bad(j, i, mx_bf16_to_float(out[i]), mx_bf16_to_float(model[i]), 0);
-    }
+    judge_codes(j, out, model, alt, 1, n, 0);
 }
 
 typedef struct {
