@@ -102,6 +102,7 @@ __global__ void exact_sum_kernel(const double *a, const double *b,
 }
 
 namespace {
+mxk_gpu_stats slice_stats("group partials"), sum_stats("exact sum");
 std::mutex slice_mu;
 double *d_a, *d_b, *d_p;
 size_t cap_a, cap_b, cap_p;
@@ -122,7 +123,10 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
     size_t Kc = c1 - c0;
     if ((Kc + SL_G - 1) / SL_G != ng)
         return -1;
+    long long t = slice_stats.now();
     std::lock_guard<std::mutex> lock(slice_mu);
+    slice_stats.lap(0, &t);
+    slice_stats.calls++;
     if (mxk_gpu_grow(&d_a, &cap_a, M * Kc) || mxk_gpu_grow(&d_b, &cap_b, N * Kc) ||
         mxk_gpu_grow(&d_p, &cap_p, ng * M * N))
         return -1;
@@ -132,6 +136,7 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
         hipMemcpy2D(d_b, Kc * sizeof(double), b + c0, K * sizeof(double),
                     Kc * sizeof(double), N, hipMemcpyHostToDevice) != hipSuccess)
         return -1;
+    slice_stats.lap(1, &t);
     dim3 grid(mxk_cdiv((int64_t)N, SL_T), mxk_cdiv((int64_t)M, SL_T),
               (unsigned)ng);
     dim3 block(SL_T, SL_T);
@@ -139,9 +144,13 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
                        (int)M, (int)N, (int)Kc);
     if (hipGetLastError() != hipSuccess)
         return -1;
+    if (slice_stats.on && hipDeviceSynchronize() != hipSuccess)
+        return -1;
+    slice_stats.lap(2, &t);
     if (hipMemcpy(P, d_p, ng * M * N * sizeof(double), hipMemcpyDeviceToHost) !=
         hipSuccess)
         return -1;
+    slice_stats.lap(3, &t);
     return 0;
 }
 
@@ -157,7 +166,10 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
     if (M == 0 || N == 0 || K == 0 || M > 0x7fffffff || N > 0x7fffffff ||
         K > 0x7fffffff)
         return -1;
+    long long t = sum_stats.now();
     std::lock_guard<std::mutex> lock(slice_mu);
+    sum_stats.lap(0, &t);
+    sum_stats.calls++;
     if (mxk_gpu_grow(&d_a, &cap_a, M * K) || mxk_gpu_grow(&d_b, &cap_b, N * K) ||
         mxk_gpu_grow(&d_p, &cap_p, 2 * M * N) ||
         mxk_gpu_grow(&d_sh, &cap_sh, (M + N) * G + 1))
@@ -170,6 +182,7 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
         hipMemcpy(d_shb, shb, N * G * sizeof(int), hipMemcpyHostToDevice) != hipSuccess ||
         hipMemcpy(d_bad, &zero, sizeof zero, hipMemcpyHostToDevice) != hipSuccess)
         return -1;
+    sum_stats.lap(1, &t);
     dim3 grid(mxk_cdiv((int64_t)N, SL_T), mxk_cdiv((int64_t)M, SL_T));
     dim3 block(SL_T, SL_T);
     unsigned long long *d_out = reinterpret_cast<unsigned long long *>(d_p);
@@ -177,6 +190,9 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
                        d_shb, d_out, d_bad, (int)M, (int)N, (int)K, (int)G);
     if (hipGetLastError() != hipSuccess)
         return -1;
+    if (sum_stats.on && hipDeviceSynchronize() != hipSuccess)
+        return -1;
+    sum_stats.lap(2, &t);
     if (hipMemcpy(&badv, d_bad, sizeof badv, hipMemcpyDeviceToHost) != hipSuccess ||
         badv)
         return -1;
@@ -194,5 +210,6 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
         o[2 * i] = lo;
     }
     delete[] h;
+    sum_stats.lap(3, &t);
     return 0;
 }

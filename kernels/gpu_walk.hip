@@ -274,6 +274,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
 }
 
 namespace {
+mxk_gpu_stats walk_stats("block walk");
 std::mutex walk_mu;
 uint8_t *d_codes;
 double *d_dbl;
@@ -334,7 +335,10 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
      * (MN each); floats: fa, fb, row weights, macc (no scales when chain) */
     size_t ns = chain ? 0 : G;
     size_t nd = 2 * ntab + (M + N) * ns + 2 * MN, nf = (M + N) * ns + M + MN;
+    long long t = walk_stats.now();
     std::lock_guard<std::mutex> lock(walk_mu);
+    walk_stats.lap(0, &t);
+    walk_stats.calls++;
     if (mxk_gpu_grow(&d_codes, &cap_codes, (M + N) * K * cb) ||
         mxk_gpu_grow(&d_dbl, &cap_dbl, nd) || mxk_gpu_grow(&d_flt, &cap_flt, nf) ||
         mxk_gpu_grow(&d_flag, &cap_flag, MN))
@@ -352,6 +356,7 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
                     up(dfb, c->fb, N * G * sizeof(float)))) ||
         (c->row_weight && up(drw, c->row_weight, M * sizeof(float))))
         return -1;
+    walk_stats.lap(1, &t);
     dim3 grid(mxk_cdiv((int64_t)N, WK_T), (unsigned)M);
     dim3 block(WK_T);
     if (chain)
@@ -366,8 +371,12 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
                            dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
     if (hipGetLastError() != hipSuccess)
         return -1;
+    if (walk_stats.on && hipDeviceSynchronize() != hipSuccess)
+        return -1;
+    walk_stats.lap(2, &t);
     if (down(macc, dmacc, MN * sizeof(float)) || down(sum_b, dsum_b, MN * sizeof(double)) ||
         down(sum_p, dsum_p, MN * sizeof(double)) || down(flag, d_flag, MN))
         return -1;
+    walk_stats.lap(3, &t);
     return 0;
 }

@@ -72,4 +72,52 @@ static inline unsigned mxk_cdiv(int64_t a, int64_t b)
     return (unsigned)((a + b - 1) / b);
 }
 
+
+/* Where a provider's calls spend their time (MXK_GPU_STATS=1 in the
+ * environment: one line per provider on stderr at exit, docs/scaling.md).
+ * Each call adds its seconds waiting for the provider's mutex, copying up,
+ * running the kernel (to its completion) and copying down; the clock is
+ * read only when the variable is set, and the results do not change. */
+#include <atomic>
+#include <chrono>
+#include <stdio.h>
+#include <stdlib.h>
+struct mxk_gpu_stats {
+    const char *name;
+    int on;
+    std::atomic<long> calls{0};
+    std::atomic<long long> ns[4]; /* wait, up, run, down */
+    explicit mxk_gpu_stats(const char *n) : name(n)
+    {
+        const char *e = getenv("MXK_GPU_STATS");
+        on = e && *e && *e != '0';
+        for (auto &v : ns)
+            v = 0;
+    }
+    ~mxk_gpu_stats()
+    {
+        if (on && calls)
+            fprintf(stderr,
+                    "mxk-gpu: %s: %ld calls, %.2f s waiting for the device's mutex, "
+                    "%.2f s up, %.2f s kernel, %.2f s down\n",
+                    name, (long)calls, 1e-9 * ns[0], 1e-9 * ns[1], 1e-9 * ns[2], 1e-9 * ns[3]);
+    }
+    long long now() const
+    {
+        return on ? (long long)std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count()
+                  : 0;
+    }
+    /* adds now() - *t to phase i and sets *t = now() */
+    void lap(int i, long long *t)
+    {
+        if (!on)
+            return;
+        long long n = now();
+        ns[i] += n - *t;
+        *t = n;
+    }
+};
+
 #endif

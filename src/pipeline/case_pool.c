@@ -46,6 +46,7 @@ typedef struct {
     mxv_case_ref **p; /* prepared cases, by index */
     double *t0;       /* when each case's preparation began */
     double *tr;       /* how long each case's preparation (the reference) took */
+    double (*tparts)[3]; /* of it: generating, the layer, the weights */
     const size_t *fin, *prep;
     size_t nfin, nprep;
     /* the thread that drives the device: seconds in mxv_case_finish, of
@@ -61,6 +62,8 @@ static void prepare_one(step_ctx *s, size_t i)
     s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
     s->tr[i] = now() - s->t0[i];
     x->rc[i] = s->p[i] ? 0 : -1;
+    if (s->p[i])
+        mxv_case_ref_times(s->p[i], &s->tparts[i][0], &s->tparts[i][1], &s->tparts[i][2]);
 }
 
 static void finish_one(step_ctx *s, size_t i)
@@ -80,9 +83,11 @@ static void finish_one(step_ctx *s, size_t i)
     s->events_s += ev;
     if (x->progress && !x->rc[i])
         fprintf(stderr,
-                "mxverify: %s done in %.1f s (reference %.1f s, then %.1f s: kernels %.1f s "
-                "of which device events %.1f s, judging %.1f s)\n",
-                x->cases[i]->name, x->secs[i], s->tr[i], t2 - t1, t2 - t1 - js, ev, js);
+                "mxverify: %s done in %.1f s (reference %.1f s: generating %.1f s, layer "
+                "%.1f s, weights %.1f s; then %.1f s: kernels %.1f s of which device events "
+                "%.1f s, judging %.1f s)\n",
+                x->cases[i]->name, x->secs[i], s->tr[i], s->tparts[i][0], s->tparts[i][1],
+                s->tparts[i][2], t2 - t1, t2 - t1 - js, ev, js);
 }
 
 static void step_task(void *v, size_t which)
@@ -132,8 +137,10 @@ static int run_pipelined(ctx *x, size_t n)
 {
     mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
     double *t0 = calloc(n ? n : 1, sizeof *t0), *tr = calloc(n ? n : 1, sizeof *tr);
+    double (*tparts)[3] = calloc(n ? n : 1, sizeof *tparts);
     size_t *order = calloc(n ? n : 1, sizeof *order), m = 0;
-    if (!p || !t0 || !tr || !order) {
+    if (!p || !t0 || !tr || !order || !tparts) {
+        free(tparts);
         free(p);
         free(t0);
         free(tr);
@@ -147,7 +154,7 @@ static int run_pipelined(ctx *x, size_t n)
     }
     size_t B = pipe_batch();
     /* batch k: order[k B ..), batch_len(m, B, k) cases */
-    step_ctx s = {x, p, t0, tr, order, order, 0, batch_len(m, B, 0), 0, 0, 0, 0, 0};
+    step_ctx s = {x, p, t0, tr, tparts, order, order, 0, batch_len(m, B, 0), 0, 0, 0, 0, 0};
     double w0 = now();
     mx_parallel_for(1 + s.nprep, step_task, &s); /* the first batch's references */
     double fill = now() - w0;
@@ -175,6 +182,7 @@ static int run_pipelined(ctx *x, size_t n)
     free(p);
     free(t0);
     free(tr);
+    free(tparts);
     free(order);
     return 0;
 }

@@ -198,6 +198,7 @@ static void build_task(void *v, size_t i)
     }
 }
 
+/* 0; -1 out of memory; -2 an expert's FN -> FNUZ conversion failed */
 static int experts_build(const mx_case *c, int w8a8, experts *e)
 {
     const mx_moe_shape *s = &c->shape;
@@ -234,23 +235,23 @@ static int experts_build(const mx_case *c, int w8a8, experts *e)
         e->b2 = malloc(mx_nz(n * n2) * sizeof *e->b2);
     }
     int ok = w8a8 ? e->q13 && e->q2 && r13 && r2 && e->s13p && e->s2p : e->b13 && e->b2;
-    int *bad = ok ? calloc(mx_nz(n), sizeof *bad) : NULL;
+    int *bad = ok ? calloc(mx_nz(n), sizeof *bad) : NULL, conv = 1;
     if (bad) {
         build_ctx b = {c, e, w8a8, r13, r2, bad};
         mx_parallel_for(n, build_task, &b);
         for (size_t i = 0; i < n; i++)
-            ok &= !bad[i];
+            conv &= !bad[i];
     } else {
         ok = 0;
     }
-    if (ok && w8a8) {
+    if (ok && conv && w8a8) {
         mx_scales_pack(r13, n, 2 * I, H / 32, e->s13p);
         mx_scales_pack(r2, n, H, I / 32, e->s2p);
     }
     free(bad);
     free(r13);
     free(r2);
-    return ok ? 0 : -1;
+    return !ok ? -1 : !conv ? -2 : 0;
 }
 
 static void run_fn_to_fnuz(ctx *x, const experts *e, size_t rows_per_expert,
@@ -694,9 +695,16 @@ struct mxv_case_ref {
     int have_c, have_ref, have_ref2, have_e, w8a8;
     uint8_t *zx, *za;     /* zero-scale: the zeroed scale bytes          */
     experts e;
-    uint8_t *q13, *r13, *q2, *r2; /* the reference's FNUZ weights (w8a8) */
-    int conv_ok;
+    double gen_s, layer_s, weights_s; /* mxv_case_ref_times */
 };
+
+void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
+                        double *weights_s)
+{
+    *gen_s = p->gen_s;
+    *layer_s = p->layer_s;
+    *weights_s = p->weights_s;
+}
 
 void mxv_case_ref_free(mxv_case_ref *p)
 {
@@ -704,10 +712,6 @@ void mxv_case_ref_free(mxv_case_ref *p)
         return;
     free(p->zx);
     free(p->za);
-    free(p->q13);
-    free(p->r13);
-    free(p->q2);
-    free(p->r2);
     if (p->have_e)
         experts_free(&p->e);
     if (p->have_ref2)
@@ -753,11 +757,14 @@ mxv_case_ref *mxv_case_prepare(const mxv_case_def *cd, const mxv_runner *r, char
         snprintf(err, len, "case %s: unknown model %s", cd->name, p->model16);
         goto fail;
     }
+    double t0 = now_s();
     if (mx_case_generate(&cp, &p->c) != MX_OK) {
         snprintf(err, len, "case %s: cannot generate", cd->name);
         goto fail;
     }
     p->have_c = 1;
+    double t1 = now_s();
+    p->gen_s = t1 - t0;
     long bad;
     if (mx_moe_run(&cfg, &p->c.weights, p->c.x, p->c.T, NULL, &p->ref, &bad) != MX_OK) {
         snprintf(err, len, "case %s: the reference failed", cd->name);
@@ -795,25 +802,16 @@ mxv_case_ref *mxv_case_prepare(const mxv_case_def *cd, const mxv_runner *r, char
         }
         p->have_ref2 = 1;
     }
+    double t2 = now_s();
+    p->layer_s = t2 - t1;
     p->have_e = 1;
-    if (experts_build(c, p->w8a8, &p->e) != 0) {
-        snprintf(err, len, "case %s: out of memory", cd->name);
+    int eb = experts_build(c, p->w8a8, &p->e);
+    if (eb != 0) {
+        snprintf(err, len, "case %s: %s", cd->name,
+                 eb == -2 ? "the weights' FN -> FNUZ conversion failed" : "out of memory");
         goto fail;
     }
-    if (p->w8a8) {
-        /* the reference's normalized weights, rows layout for the bytes */
-        size_t H = c->shape.H, I = c->shape.inter, n = p->e.n;
-        p->q13 = malloc(mx_nz(n * 2 * I * H));
-        p->r13 = malloc(mx_nz(n * 2 * I * H / 32));
-        p->q2 = malloc(mx_nz(n * H * I));
-        p->r2 = malloc(mx_nz(n * H * I / 32));
-        size_t bi;
-        p->conv_ok = p->q13 && p->r13 && p->q2 && p->r2 &&
-                     mx_fn_to_fnuz_mx(p->e.w13, n * 2 * I * H, p->e.w13s, n * 2 * I * H / 32,
-                                      32, p->q13, p->r13, &bi) == MX_OK &&
-                     mx_fn_to_fnuz_mx(p->e.w2, n * H * I, p->e.w2s, n * H * I / 32, 32,
-                                      p->q2, p->r2, &bi) == MX_OK;
-    }
+    p->weights_s = now_s() - t2;
     return p;
 fail:
     mxv_case_ref_free(p);
@@ -862,10 +860,10 @@ int mxv_case_finish_timed(mxv_case_ref *p, mxv_rows *rows, double *judge_s, char
     }
     if (w8a8) {
         run_mx_quant(&x, cc, &p->ref);
-        if (p->conv_ok) {
-            run_fn_to_fnuz(&x, e, 2 * I, H, e->w13, e->w13s, p->q13, e->s13p, MXV_STAGE_W13);
-            run_fn_to_fnuz(&x, e, H, I, e->w2, e->w2s, p->q2, e->s2p, MXV_STAGE_W2);
-        }
+        /* the reference's FNUZ weights and packed scales: experts_build's
+         * conversion (mx_fn_to_fnuz_mx), which the GEMMs below also read */
+        run_fn_to_fnuz(&x, e, 2 * I, H, e->w13, e->w13s, e->q13, e->s13p, MXV_STAGE_W13);
+        run_fn_to_fnuz(&x, e, H, I, e->w2, e->w2s, e->q2, e->s2p, MXV_STAGE_W2);
     }
     if (run_moe_align(&x, cc, &p->ref, e, block_m, sorted, blocks, &npp, cap_r, cap_b) != 0) {
         snprintf(err, len, "case %s: reference alignment failed", cd->name);

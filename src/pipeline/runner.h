@@ -75,6 +75,11 @@ int mxv_case_finish_timed(mxv_case_ref *p, mxv_rows *rows, double *judge_s, char
                           size_t len);
 /* Frees a prepared case that is not finished (NULL: nothing). */
 void mxv_case_ref_free(mxv_case_ref *p);
+/* Where mxv_case_prepare's seconds went (wall clock): generating the case
+ * (inputs and weights), its layer reference(s), and the kernels' weights
+ * (compacted, converted to FNUZ or dequantized to BF16). */
+void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
+                        double *weights_s);
 
 /* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
  * CPU backend, compared bit for bit); *device names what runs it.  r is
