@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "mxref/gemm.h"
 #include "mxref/pool.h"
 #include "case_pool.h"
 #include "cli.h"
@@ -177,6 +178,13 @@ static int run_pipelined(ctx *x, size_t n)
                 "(%.1f s for the first %zu), batches of %zu, %.1f s in all\n",
                 s.fin_s, s.events_s, s.judge_s, fill + s.wait_s, fill, batch_len(m, B, 0), B,
                 now() - w0);
+    unsigned long wd = 0, wr = 0, wf = 0;
+    mx_gemm_walk_counts(&wd, &wr, &wf);
+    if (x->progress && m && mx_gemm_walk_provider(NULL))
+        fprintf(stderr,
+                "mxverify: block walks on the device: %lu calls, %lu refused (walked on the "
+                "CPU), %lu flagged elements walked again on the CPU\n",
+                wd, wr, wf);
     for (size_t i = 0; i < n; i++)
         mxv_case_ref_free(p[i]); /* none left; for safety */
     free(p);
