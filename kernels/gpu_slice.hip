@@ -17,13 +17,15 @@
  * would have to be trusted.  The cross-group sum, the models and the
  * bounds stay in the CPU engine (gemm_engine.c).
  *
- * Calls are serialized (one mutex) and reuse grow-only device buffers;
- * any runtime failure returns nonzero and the engine computes that call
- * on the CPU instead.
+ * The group partials' calls are serialized (one mutex) and reuse
+ * grow-only device buffers; the exact sum's calls run on slots (mxk_gpu.h:
+ * streams with their own arenas, so several overlap); any runtime failure
+ * returns nonzero and the engine computes that call on the CPU instead.
  */
 #include <mutex>
 #include <new>
 #include <stddef.h>
+#include <string.h>
 #include "mxk_gpu.h"
 
 #define SL_T 16 /* output tile: SL_T x SL_T elements of one group */
@@ -103,11 +105,10 @@ __global__ void exact_sum_kernel(const double *a, const double *b,
 
 namespace {
 mxk_gpu_stats slice_stats("group partials"), sum_stats("exact sum");
+mxk_gpu_slots sum_slots;
 std::mutex slice_mu;
 double *d_a, *d_b, *d_p;
 size_t cap_a, cap_b, cap_p;
-int *d_sh;
-size_t cap_sh;
 } // namespace
 
 extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
@@ -155,8 +156,9 @@ extern "C" int mxk_gpu_slice_dgemm(void *ctx, size_t M, size_t N, size_t K,
 }
 
 /* mx_sum_provider: acc (M x N unsigned 128-bit, as two 64-bit words, low
- * first: x86-64 and every little-endian host) += each element's sum.  The
- * result buffer is d_p (2 M N doubles' room). */
+ * first: x86-64 and every little-endian host) += each element's sum.  On
+ * one of the provider's slots (mxk_gpu.h), so calls from several host
+ * threads overlap. */
 extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
                                  const double *a, const double *b,
                                  const int *sha, const int *shb, void *acc)
@@ -166,50 +168,64 @@ extern "C" int mxk_gpu_exact_sum(void *ctx, size_t M, size_t N, size_t K,
     if (M == 0 || N == 0 || K == 0 || M > 0x7fffffff || N > 0x7fffffff ||
         K > 0x7fffffff)
         return -1;
+    mxk_gpu_layout L;
+    size_t oa = L.add(M * K * sizeof(double)), ob = L.add(N * K * sizeof(double));
+    size_t osa = L.add(M * G * sizeof(int)), osb = L.add(N * G * sizeof(int));
+    size_t obad = L.add(sizeof(int));
+    L.uploads_done();
+    size_t oout = L.add(2 * M * N * sizeof(unsigned long long));
     long long t = sum_stats.now();
-    std::lock_guard<std::mutex> lock(slice_mu);
+    mxk_gpu_slot *sl = sum_slots.take(L.end);
     sum_stats.lap(0, &t);
+    if (!sl)
+        return -1;
     sum_stats.calls++;
-    if (mxk_gpu_grow(&d_a, &cap_a, M * K) || mxk_gpu_grow(&d_b, &cap_b, N * K) ||
-        mxk_gpu_grow(&d_p, &cap_p, 2 * M * N) ||
-        mxk_gpu_grow(&d_sh, &cap_sh, (M + N) * G + 1))
-        return -1;
-    int *d_sha = d_sh, *d_shb = d_sh + M * G, *d_bad = d_sh + (M + N) * G;
-    int zero = 0, badv = 0;
-    if (hipMemcpy(d_a, a, M * K * sizeof(double), hipMemcpyHostToDevice) != hipSuccess ||
-        hipMemcpy(d_b, b, N * K * sizeof(double), hipMemcpyHostToDevice) != hipSuccess ||
-        hipMemcpy(d_sha, sha, M * G * sizeof(int), hipMemcpyHostToDevice) != hipSuccess ||
-        hipMemcpy(d_shb, shb, N * G * sizeof(int), hipMemcpyHostToDevice) != hipSuccess ||
-        hipMemcpy(d_bad, &zero, sizeof zero, hipMemcpyHostToDevice) != hipSuccess)
-        return -1;
+    unsigned char *pin = sl->pin, *dev = sl->dev;
+    int zero = 0;
+    memcpy(pin + oa, a, M * K * sizeof(double));
+    memcpy(pin + ob, b, N * K * sizeof(double));
+    memcpy(pin + osa, sha, M * G * sizeof(int));
+    memcpy(pin + osb, shb, N * G * sizeof(int));
+    memcpy(pin + obad, &zero, sizeof zero);
+    int rc = -1;
+    if (hipMemcpyAsync(dev, pin, L.up, hipMemcpyHostToDevice, sl->stream) != hipSuccess)
+        goto out;
     sum_stats.lap(1, &t);
-    dim3 grid(mxk_cdiv((int64_t)N, SL_T), mxk_cdiv((int64_t)M, SL_T));
-    dim3 block(SL_T, SL_T);
-    unsigned long long *d_out = reinterpret_cast<unsigned long long *>(d_p);
-    hipLaunchKernelGGL(exact_sum_kernel, grid, block, 0, 0, d_a, d_b, d_sha,
-                       d_shb, d_out, d_bad, (int)M, (int)N, (int)K, (int)G);
+    {
+        dim3 grid(mxk_cdiv((int64_t)N, SL_T), mxk_cdiv((int64_t)M, SL_T));
+        dim3 block(SL_T, SL_T);
+        hipLaunchKernelGGL(exact_sum_kernel, grid, block, 0, sl->stream,
+                           (const double *)(dev + oa), (const double *)(dev + ob),
+                           (const int *)(dev + osa), (const int *)(dev + osb),
+                           (unsigned long long *)(dev + oout), (int *)(dev + obad),
+                           (int)M, (int)N, (int)K, (int)G);
+    }
     if (hipGetLastError() != hipSuccess)
-        return -1;
-    if (sum_stats.on && hipDeviceSynchronize() != hipSuccess)
-        return -1;
+        goto out;
+    if (sum_stats.on && hipStreamSynchronize(sl->stream) != hipSuccess)
+        goto out;
     sum_stats.lap(2, &t);
-    if (hipMemcpy(&badv, d_bad, sizeof badv, hipMemcpyDeviceToHost) != hipSuccess ||
-        badv)
-        return -1;
-    unsigned long long *h = new (std::nothrow) unsigned long long[2 * M * N];
-    if (!h)
-        return -1;
-    if (hipMemcpy(h, d_out, 2 * M * N * sizeof *h, hipMemcpyDeviceToHost) != hipSuccess) {
-        delete[] h;
-        return -1;
+    /* the flag and the sums in one copy down ([obad, end) holds both) */
+    if (hipMemcpyAsync(pin + obad, dev + obad, L.end - obad, hipMemcpyDeviceToHost,
+                       sl->stream) != hipSuccess ||
+        hipStreamSynchronize(sl->stream) != hipSuccess)
+        goto out;
+    {
+        int badv;
+        memcpy(&badv, pin + obad, sizeof badv);
+        if (badv)
+            goto out;
+        const unsigned long long *h = (const unsigned long long *)(pin + oout);
+        unsigned long long *o = static_cast<unsigned long long *>(acc);
+        for (size_t i = 0; i < M * N; i++) { /* acc += h, modulo 2^128 */
+            unsigned long long lo = o[2 * i] + h[2 * i];
+            o[2 * i + 1] += h[2 * i + 1] + (lo < o[2 * i]);
+            o[2 * i] = lo;
+        }
     }
-    unsigned long long *o = static_cast<unsigned long long *>(acc);
-    for (size_t i = 0; i < M * N; i++) { /* acc += h, modulo 2^128 */
-        unsigned long long lo = o[2 * i] + h[2 * i];
-        o[2 * i + 1] += h[2 * i + 1] + (lo < o[2 * i]);
-        o[2 * i] = lo;
-    }
-    delete[] h;
+    rc = 0;
+out:
+    sum_slots.give(sl);
     sum_stats.lap(3, &t);
-    return 0;
+    return rc;
 }

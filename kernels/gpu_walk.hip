@@ -16,8 +16,9 @@
  * below it, a possible product overflow: the CPU's "bad" lanes) flags the
  * element, and the host walks that element again on the CPU.
  *
- * One mutex serializes calls; device buffers grow and are kept.  Any
- * runtime failure returns nonzero and the host walks the call itself.
+ * Calls run on slots (mxk_gpu.h: streams with their own grow-only arenas,
+ * so several overlap).  Any runtime failure returns nonzero and the host
+ * walks the call itself.
  */
 #include <mutex>
 #include <stddef.h>
@@ -275,22 +276,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
 
 namespace {
 mxk_gpu_stats walk_stats("block walk");
-std::mutex walk_mu;
-uint8_t *d_codes;
-double *d_dbl;
-float *d_flt;
-unsigned char *d_flag;
-size_t cap_codes, cap_dbl, cap_flt, cap_flag;
-
-int up(void *dst, const void *src, size_t bytes)
-{
-    return hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice) != hipSuccess;
-}
-
-int down(void *dst, const void *src, size_t bytes)
-{
-    return hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost) != hipSuccess;
-}
+mxk_gpu_slots walk_slots;
 } // namespace
 
 /* mx_walk_provider (mxref/blockwalk.h). */
@@ -331,52 +317,78 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     memcpy(w.idx, c->idx, sizeof w.idx);
     memcpy(w.start, c->start, sizeof w.start);
     size_t MN = M * N;
-    /* doubles: dec_a, dec_b (ntab each), sa (M G), sb (N G), sum_b, sum_p
-     * (MN each); floats: fa, fb, row weights, macc (no scales when chain) */
-    size_t ns = chain ? 0 : G;
-    size_t nd = 2 * ntab + (M + N) * ns + 2 * MN, nf = (M + N) * ns + M + MN;
+    size_t ns = chain ? 0 : G; /* no scales when chained */
+    /* up: codes of A and B, the decode tables, the scales (binary64 and
+     * FP32), the row weights; down: macc, sum_b, sum_p, the flags */
+    mxk_gpu_layout L;
+    size_t oca = L.add(M * K * cb), ocb = L.add(N * K * cb);
+    size_t oda = L.add(ntab * sizeof(double)), odb = L.add(ntab * sizeof(double));
+    size_t osa = L.add(M * ns * sizeof(double)), osb = L.add(N * ns * sizeof(double));
+    size_t ofa = L.add(M * ns * sizeof(float)), ofb = L.add(N * ns * sizeof(float));
+    size_t orw = L.add(M * sizeof(float));
+    L.uploads_done();
+    size_t omc = L.add(MN * sizeof(float)), osum_b = L.add(MN * sizeof(double));
+    size_t osum_p = L.add(MN * sizeof(double)), oflag = L.add(MN);
     long long t = walk_stats.now();
-    std::lock_guard<std::mutex> lock(walk_mu);
+    mxk_gpu_slot *sl = walk_slots.take(L.end);
     walk_stats.lap(0, &t);
+    if (!sl)
+        return -1;
     walk_stats.calls++;
-    if (mxk_gpu_grow(&d_codes, &cap_codes, (M + N) * K * cb) ||
-        mxk_gpu_grow(&d_dbl, &cap_dbl, nd) || mxk_gpu_grow(&d_flt, &cap_flt, nf) ||
-        mxk_gpu_grow(&d_flag, &cap_flag, MN))
-        return -1;
-    double *dda = d_dbl, *ddb = dda + ntab, *dsa = ddb + ntab, *dsb = dsa + M * ns;
-    double *dsum_b = dsb + N * ns, *dsum_p = dsum_b + MN;
-    float *dfa = d_flt, *dfb = dfa + M * ns, *drw = dfb + N * ns, *dmacc = drw + M;
-    if (up(d_codes, chain ? (const void *)c->a16 : (const void *)c->a, M * K * cb) ||
-        up(d_codes + M * K * cb, chain ? (const void *)c->b16 : (const void *)c->b,
-           N * K * cb) ||
-        up(dda, c->dec_a, ntab * sizeof(double)) || up(ddb, c->dec_b, ntab * sizeof(double)) ||
-        (!chain && (up(dsa, c->sa, M * G * sizeof(double)) ||
-                    up(dsb, c->sb, N * G * sizeof(double)) ||
-                    up(dfa, c->fa, M * G * sizeof(float)) ||
-                    up(dfb, c->fb, N * G * sizeof(float)))) ||
-        (c->row_weight && up(drw, c->row_weight, M * sizeof(float))))
-        return -1;
+    unsigned char *pin = sl->pin, *dev = sl->dev;
+    memcpy(pin + oca, chain ? (const void *)c->a16 : (const void *)c->a, M * K * cb);
+    memcpy(pin + ocb, chain ? (const void *)c->b16 : (const void *)c->b, N * K * cb);
+    memcpy(pin + oda, c->dec_a, ntab * sizeof(double));
+    memcpy(pin + odb, c->dec_b, ntab * sizeof(double));
+    if (!chain) {
+        memcpy(pin + osa, c->sa, M * G * sizeof(double));
+        memcpy(pin + osb, c->sb, N * G * sizeof(double));
+        memcpy(pin + ofa, c->fa, M * G * sizeof(float));
+        memcpy(pin + ofb, c->fb, N * G * sizeof(float));
+    }
+    if (c->row_weight)
+        memcpy(pin + orw, c->row_weight, M * sizeof(float));
+    int rc = -1;
+    if (hipMemcpyAsync(dev, pin, L.up, hipMemcpyHostToDevice, sl->stream) != hipSuccess)
+        goto out;
     walk_stats.lap(1, &t);
-    dim3 grid(mxk_cdiv((int64_t)N, WK_T), (unsigned)M);
-    dim3 block(WK_T);
-    if (chain)
-        hipLaunchKernelGGL(block_walk_kernel<uint16_t>, grid, block, 0, 0, w,
-                           (const uint16_t *)d_codes, (const uint16_t *)(d_codes + M * K * cb),
-                           dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
-                           dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
-    else
-        hipLaunchKernelGGL(block_walk_kernel<uint8_t>, grid, block, 0, 0, w,
-                           (const uint8_t *)d_codes, (const uint8_t *)(d_codes + M * K),
-                           dda, ddb, dsa, dsb, dfa, dfb, c->row_weight ? drw : nullptr, dmacc,
-                           dsum_b, dsum_p, d_flag, (int)M, (int)N, (int)K);
+    {
+        dim3 grid(mxk_cdiv((int64_t)N, WK_T), (unsigned)M);
+        dim3 block(WK_T);
+        const double *dda = (const double *)(dev + oda), *ddb = (const double *)(dev + odb);
+        const double *dsa = (const double *)(dev + osa), *dsb = (const double *)(dev + osb);
+        const float *dfa = (const float *)(dev + ofa), *dfb = (const float *)(dev + ofb);
+        const float *drw = c->row_weight ? (const float *)(dev + orw) : nullptr;
+        float *dmacc = (float *)(dev + omc);
+        double *dsum_b = (double *)(dev + osum_b), *dsum_p = (double *)(dev + osum_p);
+        unsigned char *dflag = dev + oflag;
+        if (chain)
+            hipLaunchKernelGGL(block_walk_kernel<uint16_t>, grid, block, 0, sl->stream, w,
+                               (const uint16_t *)(dev + oca), (const uint16_t *)(dev + ocb),
+                               dda, ddb, dsa, dsb, dfa, dfb, drw, dmacc, dsum_b, dsum_p,
+                               dflag, (int)M, (int)N, (int)K);
+        else
+            hipLaunchKernelGGL(block_walk_kernel<uint8_t>, grid, block, 0, sl->stream, w,
+                               (const uint8_t *)(dev + oca), (const uint8_t *)(dev + ocb),
+                               dda, ddb, dsa, dsb, dfa, dfb, drw, dmacc, dsum_b, dsum_p,
+                               dflag, (int)M, (int)N, (int)K);
+    }
     if (hipGetLastError() != hipSuccess)
-        return -1;
-    if (walk_stats.on && hipDeviceSynchronize() != hipSuccess)
-        return -1;
+        goto out;
+    if (walk_stats.on && hipStreamSynchronize(sl->stream) != hipSuccess)
+        goto out;
     walk_stats.lap(2, &t);
-    if (down(macc, dmacc, MN * sizeof(float)) || down(sum_b, dsum_b, MN * sizeof(double)) ||
-        down(sum_p, dsum_p, MN * sizeof(double)) || down(flag, d_flag, MN))
-        return -1;
+    if (hipMemcpyAsync(pin + L.up, dev + L.up, L.end - L.up, hipMemcpyDeviceToHost,
+                       sl->stream) != hipSuccess ||
+        hipStreamSynchronize(sl->stream) != hipSuccess)
+        goto out;
+    memcpy(macc, pin + omc, MN * sizeof(float));
+    memcpy(sum_b, pin + osum_b, MN * sizeof(double));
+    memcpy(sum_p, pin + osum_p, MN * sizeof(double));
+    memcpy(flag, pin + oflag, MN);
+    rc = 0;
+out:
+    walk_slots.give(sl);
     walk_stats.lap(3, &t);
-    return 0;
+    return rc;
 }

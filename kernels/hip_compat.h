@@ -51,6 +51,8 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipStreamCreate cudaStreamCreate
 #define hipStreamDestroy cudaStreamDestroy
 #define hipStreamSynchronize cudaStreamSynchronize
+#define hipHostMalloc(p, n, flags) cudaMallocHost((p), (n))
+#define hipHostFree cudaFreeHost
 #define hipLaunchKernelGGL(kernel, grid, block, shmem, stream, ...)            \
     kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
 #endif

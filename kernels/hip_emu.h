@@ -279,6 +279,17 @@ inline hipError_t hipMemcpyAsync(void *d, const void *s, size_t n, int,
     return hipMemcpy(d, s, n, 0);
 }
 inline hipError_t hipStreamSynchronize(hipStream_t) { return hipSuccess; }
+inline hipError_t hipStreamCreate(hipStream_t *st)
+{
+    *st = nullptr;
+    return hipSuccess;
+}
+inline hipError_t hipStreamDestroy(hipStream_t) { return hipSuccess; }
+inline hipError_t hipHostMalloc(void **p, size_t n, unsigned)
+{
+    return hipMalloc(p, n);
+}
+inline hipError_t hipHostFree(void *p) { return hipFree(p); }
 inline hipError_t hipDeviceSynchronize() { return hipSuccess; }
 inline hipError_t hipGetDeviceCount(int *n)
 {

@@ -98,7 +98,7 @@ struct mxk_gpu_stats {
     {
         if (on && calls)
             fprintf(stderr,
-                    "mxk-gpu: %s: %ld calls, %.2f s waiting for the device's mutex, "
+                    "mxk-gpu: %s: %ld calls, %.2f s waiting for the device (its mutex or a slot), "
                     "%.2f s up, %.2f s kernel, %.2f s down\n",
                     name, (long)calls, 1e-9 * ns[0], 1e-9 * ns[1], 1e-9 * ns[2], 1e-9 * ns[3]);
     }
@@ -118,6 +118,103 @@ struct mxk_gpu_stats {
         ns[i] += n - *t;
         *t = n;
     }
+};
+
+
+/* Slots: how a provider's calls share the device (gpu_slice.hip's exact
+ * sum, gpu_walk.hip).  A call takes one of MXK_GPU_SLOTS slots, waiting
+ * while every slot is taken; a slot is a stream, a device arena and a
+ * pinned host arena of the same layout, both grow-only.  The call copies
+ * its inputs into the pinned arena (on its own host thread, so several
+ * calls copy at once), uploads them with one asynchronous copy, runs its
+ * kernel and downloads its outputs on the slot's stream, waits for that
+ * stream alone and copies the outputs out.  So one call's copies overlap
+ * another's kernel, and no call waits for another's host work.  Each call
+ * computes what it computed alone: the results do not depend on the slots.
+ */
+#include <condition_variable>
+#include <mutex>
+#define MXK_GPU_SLOTS 4
+struct mxk_gpu_slot {
+    hipStream_t stream;
+    int made; /* the stream exists */
+    unsigned char *dev, *pin;
+    size_t dev_cap, pin_cap;
+};
+struct mxk_gpu_slots {
+    std::mutex mu;
+    std::condition_variable freed;
+    mxk_gpu_slot slot[MXK_GPU_SLOTS];
+    int busy[MXK_GPU_SLOTS];
+    /* a free slot with room for bytes in both arenas (NULL when the
+     * device or the host has no room: the caller refuses the call) */
+    mxk_gpu_slot *take(size_t bytes)
+    {
+        mxk_gpu_slot *s = nullptr;
+        {
+            std::unique_lock<std::mutex> lock(mu);
+            for (;;) {
+                for (int i = 0; i < MXK_GPU_SLOTS && !s; i++)
+                    if (!busy[i]) {
+                        busy[i] = 1;
+                        s = &slot[i];
+                    }
+                if (s)
+                    break;
+                freed.wait(lock);
+            }
+        }
+        if (!s->made) {
+            if (hipStreamCreate(&s->stream) != hipSuccess) {
+                give(s);
+                return nullptr;
+            }
+            s->made = 1;
+        }
+        if (bytes > s->dev_cap || bytes > s->pin_cap) {
+            size_t cap = (size_t)1 << 20;
+            while (cap < bytes)
+                cap *= 2;
+            if (s->dev)
+                (void)hipFree(s->dev);
+            if (s->pin)
+                (void)hipHostFree(s->pin);
+            s->dev = s->pin = nullptr;
+            s->dev_cap = s->pin_cap = 0;
+            if (hipMalloc((void **)&s->dev, cap) != hipSuccess ||
+                hipHostMalloc((void **)&s->pin, cap, 0) != hipSuccess) {
+                if (s->dev)
+                    (void)hipFree(s->dev);
+                s->dev = s->pin = nullptr;
+                give(s);
+                return nullptr;
+            }
+            s->dev_cap = s->pin_cap = cap;
+        }
+        return s;
+    }
+    void give(mxk_gpu_slot *s)
+    {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            busy[s - slot] = 0;
+        }
+        freed.notify_one();
+    }
+};
+
+/* A layout of one call's arenas: segments at 256-byte aligned offsets,
+ * the uploaded ones first (one copy up covers [0, up)), then the
+ * downloaded ones (one copy down covers [up, end)). */
+struct mxk_gpu_layout {
+    size_t end = 0, up = 0;
+    size_t add(size_t bytes)
+    {
+        size_t at = end;
+        end += (bytes + 255) / 256 * 256;
+        return at;
+    }
+    void uploads_done() { up = end; }
 };
 
 #endif
