@@ -3,9 +3,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <gsl/gsl_rng.h>
 #include "mxref/casegen.h"
 #include "mxref/pool.h"
+#include "mt19937.h"
 #include "names.h"
 
 enum { STREAM_X = 1, STREAM_ROUTER, STREAM_SHARED, STREAM_EXPERT = 1000 };
@@ -44,37 +44,35 @@ int mx_case_family_by_name(const char *name, mx_case_family *out)
     return 0;
 }
 
-/* An RNG for (seed, stream): mt19937 seeded from a SplitMix64 mix of both
- * (GSL seeds mt19937 from an unsigned long). */
-static gsl_rng *stream_rng(uint64_t seed, uint64_t stream)
+/* An RNG for (seed, stream): MT19937 seeded from a SplitMix64 mix of both
+ * (as GSL's gsl_rng_mt19937 is seeded from an unsigned long: mt19937.h). */
+static void stream_rng(mxr_mt *r, uint64_t seed, uint64_t stream)
 {
     uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    if (r)
-        gsl_rng_set(r, (unsigned long)(z & 0xFFFFFFFFul) | 1ul);
-    return r;
+    mxr_mt_seed(r, (unsigned long)(z & 0xFFFFFFFFul) | 1ul);
 }
 
 /* Irwin-Hall(4) of 16-bit uniforms, unit variance: exact arithmetic only
  * (the sum is an integer; sqrt(3/4)... is replaced by the exact constant
  * 1/sqrt(4/12) = sqrt(3) rounded once, a fixed binary64 literal). */
-static double normal(gsl_rng *r)
+static double normal(mxr_mt *r)
 {
-    unsigned long a = gsl_rng_get(r), b = gsl_rng_get(r);
+    unsigned long a = mxr_mt_get(r);
+    unsigned long b = mxr_mt_get(r);
     double s = (double)(a & 0xFFFF) + (double)(a >> 16 & 0xFFFF) +
                (double)(b & 0xFFFF) + (double)(b >> 16 & 0xFFFF);
     /* mean 2 * 65535, variance 4 * (65536^2 - 1) / 12 */
     return (s - 131070.0) * (1.7320508075688772 / 65536.0);
 }
 
-static double uniform(gsl_rng *r) { return gsl_rng_get(r) * 0x1p-32; }
+static double uniform(mxr_mt *r) { return mxr_mt_get(r) * 0x1p-32; }
 
 /* 2^U(-h, h) from a uniform draw, via exact powers of two and a linear
  * interpolation inside the binade (no libm). */
-static double pow2_uniform(gsl_rng *r, double h)
+static double pow2_uniform(mxr_mt *r, double h)
 {
     double v = (uniform(r) * 2 - 1) * h;
     double fl = floor(v);
@@ -140,7 +138,8 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
                          uint8_t **w2_s)
 {
     size_t H = p->shape.H;
-    gsl_rng *r = stream_rng(p->seed, stream);
+    mxr_mt rs, *r = &rs;
+    stream_rng(r, p->seed, stream);
     size_t n13 = 2 * I * H, n2 = H * I;
     float *buf = malloc((n13 > n2 ? n13 : n2) * sizeof *buf);
     *w13 = malloc(n13);
@@ -148,7 +147,7 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
     *w2 = malloc(n2);
     *w2_s = malloc(n2 / 32);
     mx_status st = MX_ENOMEM;
-    if (!r || !buf || !*w13 || !*w13_s || !*w2 || !*w2_s)
+    if (!buf || !*w13 || !*w13_s || !*w2 || !*w2_s)
         goto done;
     double scale = p->weight_sigma * pow2_uniform(r, p->expert_spread / 2);
     if (p->family == MX_FAMILY_WIDE)
@@ -168,7 +167,6 @@ static mx_status gen_mlp(const mx_case_params *p, uint64_t stream, size_t I,
     st = quantize_weights(buf, H, I, *w2, *w2_s);
 done:
     free(buf);
-    gsl_rng_free(r);
     return st;
 }
 
@@ -227,7 +225,8 @@ mx_status mx_case_materialize(const mx_case_params *p, mx_case *c, size_t le)
 static void gen_x(const mx_case_params *p, uint16_t *x)
 {
     size_t H = p->shape.H, T = p->T;
-    gsl_rng *r = stream_rng(p->seed, STREAM_X);
+    mxr_mt rs, *r = &rs;
+    stream_rng(r, p->seed, STREAM_X);
     double *chan = malloc(H * sizeof *chan);
     for (size_t h = 0; h < H; h++)
         chan[h] = uniform(r) < p->outlier_frac ? p->outlier_scale : 1.0;
@@ -248,7 +247,6 @@ static void gen_x(const mx_case_params *p, uint16_t *x)
             }
         }
     free(chan);
-    gsl_rng_free(r);
 }
 
 typedef struct {
@@ -293,9 +291,8 @@ mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
         !c->w2_s)
         goto fail;
     gen_x(p, c->x);
-    gsl_rng *r = stream_rng(p->seed, STREAM_ROUTER);
-    if (!r)
-        goto fail;
+    mxr_mt rr, *r = &rr;
+    stream_rng(r, p->seed, STREAM_ROUTER);
     /* router rows ~ N(0, 1/H) (exact: 1/64 scale per 4096 = 2^-6), bias: a
      * few hot experts */
     double rs = 1.0 / 64.0;
@@ -305,7 +302,6 @@ mx_status mx_case_generate(const mx_case_params *p, mx_case *c)
         double u = uniform(r);
         c->bias[e] = (float)(p->hot_bias * u * u * u * u);
     }
-    gsl_rng_free(r);
     mx_moe_routing rt;
     if ((st = mx_moe_route(s, c->router, c->bias, c->x, T, &rt)) != MX_OK)
         goto fail;

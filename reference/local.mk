@@ -59,4 +59,4 @@ reference_libmxref_a_SOURCES += \
 	reference/moe_route.c \
 	reference/moe_act.c
 mxrefinclude_HEADERS += reference/mxref/casegen.h
-reference_libmxref_a_SOURCES += reference/casegen.c
+reference_libmxref_a_SOURCES += reference/casegen.c reference/mt19937.c reference/mt19937.h

@@ -89,6 +89,12 @@ tests_check_gemm_CFLAGS = $(TESTS_CFLAGS)
 tests_check_gemm_LDADD = $(TESTS_LIBS)
 TESTS += tests/check_gemm
 
+check_PROGRAMS += tests/check_mt19937
+tests_check_mt19937_SOURCES = tests/check_mt19937.c
+tests_check_mt19937_CFLAGS = $(TESTS_CFLAGS)
+tests_check_mt19937_LDADD = $(TESTS_LIBS)
+TESTS += tests/check_mt19937
+
 check_PROGRAMS += tests/check_pool
 tests_check_pool_SOURCES = tests/check_pool.c tests/testutil.h
 tests_check_pool_CFLAGS = $(TESTS_CFLAGS)
