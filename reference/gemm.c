@@ -218,10 +218,13 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
             for (size_t n = 0; n < N; n++) {
                 size_t i = m * N + n;
-                int base = a.lo[m] + b.lo[n];
-                if (a.lo[m] > a.hi[m] || b.lo[n] > b.hi[n])
+                /* an all-zero side has lo > hi (lo may be INT_MAX): no base */
+                if (a.lo[m] > a.hi[m] || b.lo[n] > b.hi[n]) {
                     exact[i] = 0.0 * w;
-                else if (ac.slow[i])
+                    continue;
+                }
+                int base = a.lo[m] + b.lo[n];
+                if (ac.slow[i])
                     exact[i] = mxg_round_mpz_f64(ac.big[i], base, w);
                 else
                     exact[i] = mxg_round_weighted_f64((__int128)ac.acc[i], base, w);
