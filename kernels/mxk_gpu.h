@@ -72,12 +72,13 @@ static inline unsigned mxk_cdiv(int64_t a, int64_t b)
     return (unsigned)((a + b - 1) / b);
 }
 
-
 /* Where a provider's calls spend their time (MXK_GPU_STATS=1 in the
  * environment: one line per provider on stderr at exit, docs/scaling.md).
- * Each call adds its seconds waiting for the provider's mutex, copying up,
- * running the kernel (to its completion) and copying down; the clock is
- * read only when the variable is set, and the results do not change. */
+ * Each call adds its seconds waiting for the device (the provider's mutex,
+ * or a free slot), copying up, running the kernel (to its completion) and
+ * copying down (for the exact sum, also adding the sums into the caller's
+ * accumulators); the clock is read only when the variable is set, and the
+ * results do not change. */
 #include <atomic>
 #include <chrono>
 #include <stdio.h>
@@ -119,7 +120,6 @@ struct mxk_gpu_stats {
         *t = n;
     }
 };
-
 
 /* Slots: how a provider's calls share the device (gpu_slice.hip's exact
  * sum, gpu_walk.hip).  A call takes one of MXK_GPU_SLOTS slots, waiting
