@@ -97,39 +97,29 @@ static void pruned(float *w, size_t n, uint64_t stream)
 /* MX quantization of FP32 values as a checkpoint would be: OCP rule,
  * E4M3FN elements, saturating.  Rows are quantized independently, so the
  * pool takes them in blocks of QW_ROWS (the bytes do not depend on the
- * threads); the first failing block's status, in row order, is returned. */
+ * threads); the first failing block's status, in row order, is returned
+ * (mx_parallel_rows). */
 #define QW_ROWS 64
 
 typedef struct {
     const float *w;
-    size_t N, K;
+    size_t K;
     uint8_t *q, *s;
-    mx_status *st;
 } qw_ctx;
 
-static void qw_task(void *v, size_t i)
+static mx_status qw_rows(void *v, size_t r0, size_t n)
 {
-    qw_ctx *c = v;
+    const qw_ctx *c = v;
     mx_quant_params p = mx_quant_ocp(MX_E4M3FN);
-    size_t r0 = i * QW_ROWS, nr = c->N - r0 < QW_ROWS ? c->N - r0 : QW_ROWS;
-    c->st[i] = mx_quantize_f32(&p, c->w + r0 * c->K, nr, c->K, c->K, c->q + r0 * c->K,
-                               c->s + r0 * (c->K / 32), NULL);
+    return mx_quantize_f32(&p, c->w + r0 * c->K, n, c->K, c->K, c->q + r0 * c->K,
+                           c->s + r0 * (c->K / 32), NULL);
 }
 
 static mx_status quantize_weights(const float *w, size_t N, size_t K, uint8_t *q,
                                   uint8_t *s)
 {
-    size_t nb = (N + QW_ROWS - 1) / QW_ROWS;
-    mx_status *st = malloc((nb ? nb : 1) * sizeof *st);
-    if (!st)
-        return MX_ENOMEM;
-    qw_ctx c = {w, N, K, q, s, st};
-    mx_parallel_for(nb, qw_task, &c);
-    mx_status r = MX_OK;
-    for (size_t i = 0; i < nb && r == MX_OK; i++)
-        r = st[i];
-    free(st);
-    return r;
+    qw_ctx c = {w, K, q, s};
+    return mx_parallel_rows(N, QW_ROWS, qw_rows, &c);
 }
 
 /* One expert's (or the shared expert's) weights: W13 [2I][H], W2 [H][I]. */

@@ -133,24 +133,21 @@ typedef struct {
 typedef struct {
     int w8a8;
     const uint8_t *q, *s;
-    size_t N, K, rows; /* rows per block */
+    size_t K;
     expert_w *out;
-    mx_status *st;
 } convert_ctx;
 
-static void convert_task(void *v, size_t b)
+static mx_status convert_rows(void *v, size_t r0, size_t n)
 {
-    convert_ctx *c = v;
-    size_t r0 = b * c->rows, n = c->N - r0 < c->rows ? c->N - r0 : c->rows;
+    const convert_ctx *c = v;
     size_t K = c->K, G = K / MX_BLOCK;
     if (c->w8a8) {
         size_t bad;
-        c->st[b] = mx_fn_to_fnuz_mx(c->q + r0 * K, n * K, c->s + r0 * G, n * G, MX_BLOCK,
-                                    c->out->q + r0 * K, c->out->s + r0 * G, &bad);
-    } else {
-        mx_dequant_bf16(MX_E4M3FN, c->q + r0 * K, c->s + r0 * G, n, K, c->out->bf + r0 * K);
-        c->st[b] = MX_OK;
+        return mx_fn_to_fnuz_mx(c->q + r0 * K, n * K, c->s + r0 * G, n * G, MX_BLOCK,
+                                c->out->q + r0 * K, c->out->s + r0 * G, &bad);
     }
+    mx_dequant_bf16(MX_E4M3FN, c->q + r0 * K, c->s + r0 * G, n, K, c->out->bf + r0 * K);
+    return MX_OK;
 }
 
 static mx_status load_weights(int w8a8, const uint8_t *q, const uint8_t *s,
@@ -168,18 +165,8 @@ static mx_status load_weights(int w8a8, const uint8_t *q, const uint8_t *s,
             return MX_ENOMEM;
     }
     size_t rows = K ? WEIGHT_BLOCK / K : N;
-    rows = rows ? rows : 1;
-    size_t nb = N ? (N + rows - 1) / rows : 0;
-    mx_status *st = malloc(mx_nz(nb) * sizeof *st);
-    if (!st)
-        return MX_ENOMEM;
-    convert_ctx cc = {w8a8, q, s, N, K, rows, out, st};
-    mx_parallel_for(nb, convert_task, &cc);
-    mx_status res = MX_OK;
-    for (size_t b = 0; b < nb && res == MX_OK; b++)
-        res = st[b];
-    free(st);
-    return res;
+    convert_ctx cc = {w8a8, q, s, K, out};
+    return mx_parallel_rows(N, rows ? rows : 1, convert_rows, &cc);
 }
 
 static void free_weights(expert_w *w)
@@ -327,20 +314,18 @@ static void swiglu_task(void *v, size_t b)
 typedef struct {
     const mx_quant_params *qp;
     const uint16_t *x;
-    size_t T, H;
+    size_t H;
     uint8_t *q, *s;
-    mx_status *st;
 } xquant_ctx;
 
-/* tokens per task of the activation quantization (every row on its own) */
+/* tokens per block of the activation quantization (every row on its own) */
 #define XQUANT_ROWS 4
 
-static void xquant_task(void *v, size_t b)
+static mx_status xquant_rows(void *v, size_t t0, size_t n)
 {
-    xquant_ctx *c = v;
-    size_t t0 = b * XQUANT_ROWS, n = c->T - t0 < XQUANT_ROWS ? c->T - t0 : XQUANT_ROWS;
-    c->st[b] = mx_quantize_bf16(c->qp, c->x + t0 * c->H, n, c->H, c->H, c->q + t0 * c->H,
-                                c->s + t0 * (c->H / MX_BLOCK), NULL);
+    const xquant_ctx *c = v;
+    return mx_quantize_bf16(c->qp, c->x + t0 * c->H, n, c->H, c->H, c->q + t0 * c->H,
+                            c->s + t0 * (c->H / MX_BLOCK), NULL);
 }
 
 /* moe_sum of token t (BF16 sequential over k) and the final combine */
@@ -575,19 +560,8 @@ static mx_status routed_path(layer_ctx *L)
             goto done;
         }
         {
-            size_t nb = (T + XQUANT_ROWS - 1) / XQUANT_ROWS;
-            mx_status *qs = malloc(mx_nz(nb) * sizeof *qs);
-            if (!qs) {
-                s = MX_ENOMEM;
-                goto done;
-            }
-            xquant_ctx xc = {&qp, x, T, H, r->xq.q, r->xq.s, qs};
-            mx_parallel_for(nb, xquant_task, &xc);
-            s = MX_OK;
-            for (size_t b = 0; b < nb && s == MX_OK; b++)
-                s = qs[b];
-            free(qs);
-            if (s != MX_OK)
+            xquant_ctx xc = {&qp, x, H, r->xq.q, r->xq.s};
+            if ((s = mx_parallel_rows(T, XQUANT_ROWS, xquant_rows, &xc)) != MX_OK)
                 goto done;
         }
         /* a deterministic function of BF16 inputs: no alternatives */

@@ -338,3 +338,38 @@ void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx)
     }
     pthread_mutex_unlock(&lock);
 }
+
+/* ---- row blocks ---------------------------------------------------------- */
+
+typedef struct {
+    size_t n_rows, rows;
+    mx_rows_fn fn;
+    void *ctx;
+    mx_status *st;
+} rows_job;
+
+static void rows_task(void *v, size_t b)
+{
+    rows_job *r = v;
+    size_t r0 = b * r->rows, n = r->n_rows - r0 < r->rows ? r->n_rows - r0 : r->rows;
+    r->st[b] = r->fn(r->ctx, r0, n);
+}
+
+mx_status mx_parallel_rows(size_t n_rows, size_t rows_per_block, mx_rows_fn fn,
+                           void *ctx)
+{
+    if (rows_per_block == 0)
+        return MX_EINVAL;
+    if (n_rows == 0)
+        return MX_OK;
+    size_t nb = n_rows / rows_per_block + (n_rows % rows_per_block != 0);
+    rows_job r = {n_rows, rows_per_block, fn, ctx, malloc(nb * sizeof(mx_status))};
+    if (!r.st)
+        return MX_ENOMEM;
+    mx_parallel_for(nb, rows_task, &r);
+    mx_status res = MX_OK;
+    for (size_t b = 0; b < nb && res == MX_OK; b++)
+        res = r.st[b];
+    free(r.st);
+    return res;
+}

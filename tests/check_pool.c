@@ -1,7 +1,9 @@
 /* check_pool.c -- the worker pool (mxref/pool.h): every index runs exactly
  * once, nested loops complete, no more threads are busy at once than the
  * pool holds, and a loop with per-index outputs gives the plain loop's
- * result for every thread count. */
+ * result for every thread count.  Row blocks (mx_parallel_rows) cover
+ * every row once, in blocks of the size asked for, and report the first
+ * failing block in block order whichever block fails first in time. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -105,6 +107,78 @@ START_TEST(cpus_available)
 }
 END_TEST
 
+/* Rows r with fail[r] set fail their block with that status; every row
+ * records the block that covered it. */
+typedef struct {
+    atomic_int *hits;
+    size_t *start, *len;
+    const mx_status *fail;
+} rows_ctx;
+
+static mx_status rows_fn(void *v, size_t r0, size_t n)
+{
+    rows_ctx *c = v;
+    enter();
+    mx_status st = MX_OK;
+    for (size_t r = r0; r < r0 + n; r++) {
+        atomic_fetch_add(&c->hits[r], 1);
+        c->start[r] = r0;
+        c->len[r] = n;
+        if (st == MX_OK)
+            st = c->fail[r];
+    }
+    leave();
+    return st;
+}
+
+START_TEST(row_blocks)
+{
+    static const size_t ns[] = {0, 1, 5, 64, 1000};
+    static const size_t per[] = {1, 3, 64, 2000};
+    static const int threads[] = {1, 2, 3, 8};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        mx_pool_set_threads(threads[t]);
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            for (size_t q = 0; q < sizeof per / sizeof per[0]; q++)
+                for (int plant = 0; plant < 3; plant++) {
+                    size_t N = ns[k], B = per[q];
+                    atomic_int *hits = calloc(N + 1, sizeof *hits);
+                    size_t *start = calloc(N + 1, sizeof *start), *len = calloc(N + 1, sizeof *len);
+                    mx_status *fail = calloc(N + 1, sizeof *fail);
+                    /* plant 1: one failing row near the end; 2: also an
+                     * earlier row with another status, which must win */
+                    if (plant >= 1 && N)
+                        fail[N - 1] = MX_EFORMAT;
+                    if (plant == 2 && N > 2)
+                        fail[N / 3] = MX_ERANGE;
+                    mx_status want = MX_OK; /* the plain loop's answer */
+                    for (size_t r0 = 0; r0 < N && want == MX_OK; r0 += B)
+                        for (size_t r = r0; r < r0 + B && r < N && want == MX_OK; r++)
+                            want = fail[r];
+                    rows_ctx c = {hits, start, len, fail};
+                    mx_status got = mx_parallel_rows(N, B, rows_fn, &c);
+                    EXPECT(got == want, "threads %d rows %zu per %zu plant %d: status %d, want %d",
+                           threads[t], N, B, plant, (int)got, (int)want);
+                    for (size_t r = 0; r < N; r++) {
+                        size_t r0 = r / B * B, n = N - r0 < B ? N - r0 : B;
+                        EXPECT(atomic_load(&hits[r]) == 1 && start[r] == r0 && len[r] == n,
+                               "threads %d rows %zu per %zu: row %zu ran %d times, in block "
+                               "%zu+%zu (want %zu+%zu)", threads[t], N, B, r,
+                               atomic_load(&hits[r]), start[r], len[r], r0, n);
+                    }
+                    free(hits);
+                    free(start);
+                    free(len);
+                    free(fail);
+                }
+    }
+    rows_ctx none = {NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(mx_parallel_rows(10, 0, rows_fn, &none), MX_EINVAL);
+    ck_assert_int_eq(mx_parallel_rows(0, 4, rows_fn, &none), MX_OK);
+    mx_pool_set_threads(1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -113,6 +187,7 @@ int main(void)
     tcase_add_test(tc, each_index_once);
     tcase_add_test(tc, nested_loops);
     tcase_add_test(tc, cpus_available);
+    tcase_add_test(tc, row_blocks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -28,6 +28,7 @@
 #define MXREF_POOL_H
 
 #include <stddef.h>
+#include "mxref/format.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,18 @@ typedef void (*mx_task_fn)(void *ctx, size_t i);
 /* Runs fn(ctx, i) for every i < n; see the contract above.  Never fails:
  * when threads cannot be created the loop runs in the caller. */
 void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
+
+/* Row blocks with a status each: fn(ctx, r0, n) for the blocks r0 ..
+ * r0 + n of n_rows rows taken rows_per_block at a time (the last block
+ * may be shorter), as one mx_parallel_for over the blocks; each block
+ * writes only its own rows.  Returns the status of the first failing
+ * block in block order (the one the plain loop over blocks would stop
+ * at), MX_OK when every block succeeded or n_rows is 0, MX_ENOMEM when
+ * the blocks' statuses cannot be held (then fn ran on no block), and
+ * MX_EINVAL for rows_per_block 0. */
+typedef mx_status (*mx_rows_fn)(void *ctx, size_t r0, size_t n);
+mx_status mx_parallel_rows(size_t n_rows, size_t rows_per_block, mx_rows_fn fn,
+                           void *ctx);
 
 /* Tracing, for finding what limits the speed-up (docs/scaling.md, "Where
  * the time goes").  With the environment variable MXREF_POOL_TRACE=FILE
