@@ -139,7 +139,7 @@ struct mxk_gpu_slot {
     hipStream_t stream;
     int made; /* the stream exists */
     unsigned char *dev, *pin;
-    size_t dev_cap, pin_cap;
+    size_t cap; /* bytes of each arena */
 };
 struct mxk_gpu_slots {
     std::mutex mu;
@@ -171,7 +171,7 @@ struct mxk_gpu_slots {
             }
             s->made = 1;
         }
-        if (bytes > s->dev_cap || bytes > s->pin_cap) {
+        if (bytes > s->cap) {
             size_t cap = (size_t)1 << 20;
             while (cap < bytes)
                 cap *= 2;
@@ -180,7 +180,7 @@ struct mxk_gpu_slots {
             if (s->pin)
                 (void)hipHostFree(s->pin);
             s->dev = s->pin = nullptr;
-            s->dev_cap = s->pin_cap = 0;
+            s->cap = 0;
             if (hipMalloc((void **)&s->dev, cap) != hipSuccess ||
                 hipHostMalloc((void **)&s->pin, cap, 0) != hipSuccess) {
                 if (s->dev)
@@ -189,7 +189,7 @@ struct mxk_gpu_slots {
                 give(s);
                 return nullptr;
             }
-            s->dev_cap = s->pin_cap = cap;
+            s->cap = cap;
         }
         return s;
     }
