@@ -1,4 +1,5 @@
 /* case_pool.c -- suite cases on the worker pool (case_pool.h). */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,24 +40,60 @@ static void case_task(void *vctx, size_t i)
         fprintf(stderr, "mxverify: %s done in %.1f s\n", x->cases[i]->name, x->secs[i]);
 }
 
-/* One step of a GPU backend's pipeline: task 0 finishes the cases
- * fin[0..nfin) one after another (the kernels on the device, their
- * judging), task 1 + j prepares case prep[j] (its reference on the host). */
+/* A GPU backend drives one device, so its cases' kernels run one after
+ * another; but most of a case's time is its reference on the host.  So the
+ * cases stream through two stages: references are prepared ahead, in case
+ * order, up to B at once, and each case's kernels run (and are judged) as
+ * soon as its reference is ready and the case before it is done.  One
+ * parallel loop of 1 + B lanes on the pool does both, so there are never
+ * more busy threads than --jobs: a lane finishes the next case when its
+ * reference is ready and no lane is finishing one, else prepares the next
+ * case when fewer than B lanes are preparing and fewer than 2B cases are
+ * alive (prepared or being prepared, not yet finished: each holds its
+ * weights and reference), else sleeps until a lane is done with something.
+ * B + 1 lanes with at most B preparing leave a lane free for the device
+ * whenever a reference is ready.  A lane sleeps only while another lane
+ * works, so the loop cannot stall, and a pool that runs the lanes one
+ * after another in one thread (one thread, or no threads to be had)
+ * prepares and finishes each case in turn.  One case's reference leaves
+ * threads idle (its serial stretches, its uneven loops), so on larger
+ * pools B > 1 lets several references fill them: B is 1 below 12
+ * threads, else threads / 8, at most MXV_PIPE_BATCH_MAX.  Every case is
+ * computed as by mxv_run_case and the rows are joined in case order
+ * afterwards, so the report is that of the plain loop for every B. */
+#define MXV_PIPE_BATCH_MAX 4
+
+static size_t pipe_batch(void)
+{
+    int t = mx_pool_threads();
+    size_t b = t < 12 ? 1 : (size_t)t / 8;
+    return b > MXV_PIPE_BATCH_MAX ? MXV_PIPE_BATCH_MAX : b;
+}
+
 typedef struct {
     ctx *x;
-    mxv_case_ref **p; /* prepared cases, by index */
-    double *t0;       /* when each case's preparation began */
-    double *tr;       /* how long each case's preparation (the reference) took */
+    const size_t *order; /* the cases to run, in case order */
+    size_t m;
+    size_t B, alive_max; /* most preparing at once; most cases alive */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu: the next position of order to prepare and to finish, the
+     * lanes preparing, whether a lane is finishing, each position's
+     * reference ready (prepared, or its preparation failed) */
+    size_t prep_pos, fin_pos, preparing;
+    int finishing;
+    unsigned char *ready;
+    mxv_case_ref **p;    /* prepared cases, by case index */
+    double *t0;          /* when each case's preparation began */
+    double *tr;          /* how long each case's preparation (the reference) took */
     double (*tparts)[3]; /* of it: generating, the layer, the weights */
-    const size_t *fin, *prep;
-    size_t nfin, nprep;
-    /* the thread that drives the device: seconds in mxv_case_finish, of
-     * them judging and the kernels' device events; and waiting at the
-     * end of a step for the references still being computed */
-    double fin_s, judge_s, events_s, wait_s, step_fin_s;
-} step_ctx;
+    /* seconds in mxv_case_finish (one case at a time), of them judging and
+     * the kernels' device events; when the first reference was ready */
+    double fin_s, judge_s, events_s, first_ready;
+    double w0;
+} stream_ctx;
 
-static void prepare_one(step_ctx *s, size_t i)
+static void prepare_one(stream_ctx *s, size_t i)
 {
     ctx *x = s->x;
     s->t0[i] = now();
@@ -67,7 +104,7 @@ static void prepare_one(step_ctx *s, size_t i)
         mxv_case_ref_times(s->p[i], &s->tparts[i][0], &s->tparts[i][1], &s->tparts[i][2]);
 }
 
-static void finish_one(step_ctx *s, size_t i)
+static void finish_one(stream_ctx *s, size_t i)
 {
     ctx *x = s->x;
     if (!s->p[i])
@@ -79,7 +116,7 @@ static void finish_one(step_ctx *s, size_t i)
     x->secs[i] = t2 - s->t0[i];
     for (size_t j = 0; j < x->rows[i].n; j++)
         ev += x->rows[i].rows[j].ms / 1000.0;
-    s->fin_s += t2 - t1;
+    s->fin_s += t2 - t1; /* one lane finishes at a time */
     s->judge_s += js;
     s->events_s += ev;
     if (x->progress && !x->rc[i])
@@ -91,61 +128,56 @@ static void finish_one(step_ctx *s, size_t i)
                 s->tparts[i][2], t2 - t1, t2 - t1 - js, ev, js);
 }
 
-static void step_task(void *v, size_t which)
+static void lane_task(void *v, size_t lane)
 {
-    step_ctx *s = v;
-    if (which > 0) {
-        prepare_one(s, s->prep[which - 1]);
-        return;
+    (void)lane; /* the lanes are alike */
+    stream_ctx *s = v;
+    pthread_mutex_lock(&s->mu);
+    while (s->fin_pos < s->m) {
+        if (!s->finishing && s->ready[s->fin_pos]) {
+            size_t j = s->fin_pos;
+            s->finishing = 1;
+            pthread_mutex_unlock(&s->mu);
+            finish_one(s, s->order[j]);
+            pthread_mutex_lock(&s->mu);
+            s->finishing = 0;
+            s->fin_pos = j + 1;
+            pthread_cond_broadcast(&s->cv);
+        } else if (s->preparing < s->B && s->prep_pos < s->m &&
+                   s->prep_pos < s->fin_pos + s->alive_max) {
+            size_t j = s->prep_pos++;
+            s->preparing++;
+            pthread_mutex_unlock(&s->mu);
+            prepare_one(s, s->order[j]);
+            pthread_mutex_lock(&s->mu);
+            s->preparing--;
+            s->ready[j] = 1;
+            if (j == 0)
+                s->first_ready = now() - s->w0;
+            pthread_cond_broadcast(&s->cv);
+        } else {
+            /* another lane is finishing or preparing: it wakes us */
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
     }
-    double t0 = now();
-    for (size_t j = 0; j < s->nfin; j++)
-        finish_one(s, s->fin[j]);
-    s->step_fin_s = now() - t0;
-}
-
-/* A GPU backend drives one device, so its cases' kernels run one after
- * another; but most of a case's time is its reference on the host.  So
- * the cases run as a two-stage pipeline over batches of B cases: while
- * batch k's kernels run (and are judged), one case after another, batch
- * k+1's references are computed side by side, all as one parallel loop of
- * 1 + B tasks on the pool, which therefore never has more busy threads
- * than --jobs (the thread that drives the device is one of them).  One
- * case's reference leaves threads idle (its serial stretches, its uneven
- * loops), so on larger pools B > 1 lets two references fill them: B is 1
- * below 12 threads, else threads / 8, at most MXV_PIPE_BATCH_MAX (each
- * prepared case holds its weights and reference: 2B cases at most are
- * alive at once).  Every case is computed as by mxv_run_case and the rows
- * are joined in case order afterwards, so the report is that of the plain
- * loop for every B. */
-#define MXV_PIPE_BATCH_MAX 4
-
-static size_t pipe_batch(void)
-{
-    int t = mx_pool_threads();
-    size_t b = t < 12 ? 1 : (size_t)t / 8;
-    return b > MXV_PIPE_BATCH_MAX ? MXV_PIPE_BATCH_MAX : b;
-}
-
-/* How many cases batch k of m cases in batches of B holds (0 past the end). */
-static size_t batch_len(size_t m, size_t B, size_t k)
-{
-    size_t first = k * B;
-    return first >= m ? 0 : m - first < B ? m - first : B;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static int run_pipelined(ctx *x, size_t n)
 {
-    mxv_case_ref **p = calloc(n ? n : 1, sizeof *p);
-    double *t0 = calloc(n ? n : 1, sizeof *t0), *tr = calloc(n ? n : 1, sizeof *tr);
-    double (*tparts)[3] = calloc(n ? n : 1, sizeof *tparts);
-    size_t *order = calloc(n ? n : 1, sizeof *order), m = 0;
-    if (!p || !t0 || !tr || !order || !tparts) {
+    size_t nn = n ? n : 1;
+    mxv_case_ref **p = calloc(nn, sizeof *p);
+    double *t0 = calloc(nn, sizeof *t0), *tr = calloc(nn, sizeof *tr);
+    double (*tparts)[3] = calloc(nn, sizeof *tparts);
+    size_t *order = calloc(nn, sizeof *order), m = 0;
+    unsigned char *ready = calloc(nn, 1);
+    if (!p || !t0 || !tr || !order || !tparts || !ready) {
         free(tparts);
         free(p);
         free(t0);
         free(tr);
         free(order);
+        free(ready);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -153,31 +185,32 @@ static int run_pipelined(ctx *x, size_t n)
         if (x->cases[i])
             order[m++] = i;
     }
-    size_t B = pipe_batch();
-    /* batch k: order[k B ..), batch_len(m, B, k) cases */
-    step_ctx s = {x, p, t0, tr, tparts, order, order, 0, batch_len(m, B, 0), 0, 0, 0, 0, 0};
-    double w0 = now();
-    mx_parallel_for(1 + s.nprep, step_task, &s); /* the first batch's references */
-    double fill = now() - w0;
-    for (size_t k = 0; k * B < m; k++) {
-        s.fin = order + k * B;
-        s.nfin = batch_len(m, B, k);
-        s.prep = order + (k + 1) * B;
-        s.nprep = batch_len(m, B, k + 1);
-        double ts = now();
-        if (s.nprep == 0)
-            step_task(&s, 0);
-        else
-            mx_parallel_for(1 + s.nprep, step_task, &s);
-        s.wait_s += now() - ts - s.step_fin_s;
-    }
+    stream_ctx s;
+    memset(&s, 0, sizeof s);
+    s.x = x;
+    s.order = order;
+    s.m = m;
+    s.B = pipe_batch();
+    s.alive_max = 2 * s.B;
+    s.ready = ready;
+    s.p = p;
+    s.t0 = t0;
+    s.tr = tr;
+    s.tparts = tparts;
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    s.w0 = now();
+    mx_parallel_for(m ? 1 + s.B : 0, lane_task, &s);
+    double all = now() - s.w0;
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    /* the device had no case to run while no lane was finishing one */
     if (x->progress && m)
         fprintf(stderr,
-                "mxverify: the device's thread: %.1f s in the cases' kernels and judging "
-                "(device events %.1f s, judging %.1f s), %.1f s waiting for references "
-                "(%.1f s for the first %zu), batches of %zu, %.1f s in all\n",
-                s.fin_s, s.events_s, s.judge_s, fill + s.wait_s, fill, batch_len(m, B, 0), B,
-                now() - w0);
+                "mxverify: the device's cases: %.1f s in their kernels and judging (device "
+                "events %.1f s, judging %.1f s), %.1f s with no reference ready (%.1f s for "
+                "the first), at most %zu references prepared at once, %.1f s in all\n",
+                s.fin_s, s.events_s, s.judge_s, all - s.fin_s, s.first_ready, s.B, all);
     unsigned long wd = 0, wr = 0, wf = 0;
     mx_gemm_walk_counts(&wd, &wr, &wf);
     if (x->progress && m && mx_gemm_walk_provider(NULL))
@@ -192,6 +225,7 @@ static int run_pipelined(ctx *x, size_t n)
     free(tr);
     free(tparts);
     free(order);
+    free(ready);
     return 0;
 }
 

@@ -5,10 +5,11 @@
  * so the joined rows are those of the plain loop over the cases whatever
  * the thread count; only the kernel times (mxv_row.ms) differ from run to
  * run, as they always do.  A GPU backend drives one device: its cases'
- * kernels run one after another, in a two-stage pipeline (case_pool.c):
- * the host reference of case i+1 is computed while the kernels of case i
- * run and are judged, both on the one pool (at most --jobs busy threads,
- * the device's driving thread included).
+ * kernels run one after another, in a two-stage stream (case_pool.c):
+ * the host references of the next cases are computed, in case order,
+ * while the kernels of case i run and are judged, and case i+1's kernels
+ * start as soon as its reference is ready; both stages on the one pool
+ * (at most --jobs busy threads, the one finishing a case included).
  */
 #ifndef MXV_CASE_POOL_H
 #define MXV_CASE_POOL_H
