@@ -339,6 +339,28 @@ void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx)
     pthread_mutex_unlock(&lock);
 }
 
+void mx_pool_help_until(int (*ready)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&lock);
+    job *own = running;
+    while (!ready(arg)) {
+        size_t i;
+        job *h = own ? take_nested(own, &i) : NULL;
+        if (h)
+            run_task(h, i);
+        else
+            pthread_cond_wait(&work, &lock);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void mx_pool_notify(void)
+{
+    pthread_mutex_lock(&lock);
+    pthread_cond_broadcast(&work);
+    pthread_mutex_unlock(&lock);
+}
+
 /* ---- row blocks ---------------------------------------------------------- */
 
 typedef struct {

@@ -3,7 +3,10 @@
  * pool holds, and a loop with per-index outputs gives the plain loop's
  * result for every thread count.  Row blocks (mx_parallel_rows) cover
  * every row once, in blocks of the size asked for, and report the first
- * failing block in block order whichever block fails first in time. */
+ * failing block in block order whichever block fails first in time.  A
+ * task waiting in mx_pool_help_until runs the nested loops of its loop's
+ * other tasks meanwhile. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -179,6 +182,61 @@ START_TEST(row_blocks)
 }
 END_TEST
 
+/* Task 0 waits for task 1, which runs a nested loop of slow indices: the
+ * waiting thread must run some of them. */
+typedef struct {
+    atomic_int flag;
+    atomic_int hits[40];
+    pthread_t who[40];
+} help_ctx;
+
+static int help_ready(void *v) { return atomic_load(&((help_ctx *)v)->flag); }
+
+static void help_inner(void *v, size_t i)
+{
+    help_ctx *c = v;
+    enter();
+    struct timespec t = {0, 5000000};
+    nanosleep(&t, NULL);
+    c->who[i] = pthread_self();
+    atomic_fetch_add(&c->hits[i], 1);
+    leave();
+}
+
+static void help_outer(void *v, size_t i)
+{
+    help_ctx *c = v;
+    if (i == 0) {
+        mx_pool_help_until(help_ready, c);
+        return;
+    }
+    mx_parallel_for(40, help_inner, c);
+    atomic_store(&c->flag, 1);
+    mx_pool_notify();
+}
+
+START_TEST(help_while_waiting)
+{
+    mx_pool_set_threads(2);
+    help_ctx *c = calloc(1, sizeof *c);
+    atomic_store(&busy_max, 0);
+    mx_parallel_for(2, help_outer, c);
+    size_t other = 0;
+    for (size_t i = 0; i < 40; i++) {
+        EXPECT(atomic_load(&c->hits[i]) == 1, "nested index %zu ran %d times", i,
+               atomic_load(&c->hits[i]));
+        other += !pthread_equal(c->who[i], c->who[0]);
+    }
+    /* two threads: the waiting one and the one running task 1 */
+    EXPECT(other > 0, "the waiting task ran none of the 40 nested indices");
+    EXPECT(atomic_load(&busy_max) <= 2, "%d busy at once", atomic_load(&busy_max));
+    /* ready at once: returns without running anything, on one thread too */
+    mx_pool_set_threads(1);
+    mx_pool_help_until(help_ready, c);
+    free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -188,6 +246,7 @@ int main(void)
     tcase_add_test(tc, nested_loops);
     tcase_add_test(tc, cpus_available);
     tcase_add_test(tc, row_blocks);
+    tcase_add_test(tc, help_while_waiting);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

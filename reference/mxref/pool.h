@@ -50,6 +50,21 @@ typedef void (*mx_task_fn)(void *ctx, size_t i);
  * when threads cannot be created the loop runs in the caller. */
 void mx_parallel_for(size_t n, mx_task_fn fn, void *ctx);
 
+/* Waiting inside a task without idling a thread.  From a task of a
+ * loop, mx_pool_help_until(ready, arg) returns once ready(arg) is
+ * nonzero; until then the thread runs indices of the loops nested in that
+ * loop (started by its tasks, at any depth), as mx_parallel_for's caller
+ * does while it waits, and sleeps when there are none.  Whoever makes
+ * ready(arg) true calls mx_pool_notify() afterwards (it wakes every
+ * sleeper to look again).  ready is called with the pool's lock held: it
+ * may take a lock of its own but must not call into the pool, and no one
+ * may call into the pool while holding that lock.  The wait must be one
+ * that other running tasks end (the pool does not check): in a pool that
+ * runs a loop's tasks one after another in one thread (one thread, or
+ * tracing) no other task is running. */
+void mx_pool_help_until(int (*ready)(void *arg), void *arg);
+void mx_pool_notify(void);
+
 /* Row blocks with a status each: fn(ctx, r0, n) for the blocks r0 ..
  * r0 + n of n_rows rows taken rows_per_block at a time (the last block
  * may be shorter), as one mx_parallel_for over the blocks; each block

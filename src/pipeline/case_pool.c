@@ -50,9 +50,10 @@ static void case_task(void *vctx, size_t i)
  * reference is ready and no lane is finishing one, else prepares the next
  * case when fewer than B lanes are preparing and fewer than 2B cases are
  * alive (prepared or being prepared, not yet finished: each holds its
- * weights and reference), else sleeps until a lane is done with something.
+ * weights and reference), else, until a lane is done with something, runs
+ * indices of the other lanes' nested loops (mx_pool_help_until).
  * B + 1 lanes with at most B preparing leave a lane free for the device
- * whenever a reference is ready.  A lane sleeps only while another lane
+ * whenever a reference is ready.  A lane waits only while another lane
  * works, so the loop cannot stall, and a pool that runs the lanes one
  * after another in one thread (one thread, or no threads to be had)
  * prepares and finishes each case in turn.  One case's reference leaves
@@ -76,7 +77,6 @@ typedef struct {
     size_t m;
     size_t B, alive_max; /* most preparing at once; most cases alive */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     /* under mu: the next position of order to prepare and to finish, the
      * lanes preparing, whether a lane is finishing, each position's
      * reference ready (prepared, or its preparation failed) */
@@ -128,13 +128,42 @@ static void finish_one(stream_ctx *s, size_t i)
                 s->tparts[i][2], t2 - t1, t2 - t1 - js, ev, js);
 }
 
+/* With s->mu held: the next case may be finished; may be prepared;
+ * something for a lane to do (or nothing left at all). */
+static int can_finish(const stream_ctx *s)
+{
+    return s->fin_pos < s->m && !s->finishing && s->ready[s->fin_pos];
+}
+
+static int can_prepare(const stream_ctx *s)
+{
+    return s->preparing < s->B && s->prep_pos < s->m &&
+           s->prep_pos < s->fin_pos + s->alive_max;
+}
+
+static int lane_work(const stream_ctx *s)
+{
+    return s->fin_pos >= s->m || can_finish(s) || can_prepare(s);
+}
+
+/* mx_pool_help_until's test (under the pool's lock; s->mu is only ever
+ * taken inside it, never held while calling into the pool) */
+static int lane_ready(void *v)
+{
+    stream_ctx *s = v;
+    pthread_mutex_lock(&s->mu);
+    int r = lane_work(s);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 static void lane_task(void *v, size_t lane)
 {
     (void)lane; /* the lanes are alike */
     stream_ctx *s = v;
     pthread_mutex_lock(&s->mu);
     while (s->fin_pos < s->m) {
-        if (!s->finishing && s->ready[s->fin_pos]) {
+        if (can_finish(s)) {
             size_t j = s->fin_pos;
             s->finishing = 1;
             pthread_mutex_unlock(&s->mu);
@@ -142,9 +171,7 @@ static void lane_task(void *v, size_t lane)
             pthread_mutex_lock(&s->mu);
             s->finishing = 0;
             s->fin_pos = j + 1;
-            pthread_cond_broadcast(&s->cv);
-        } else if (s->preparing < s->B && s->prep_pos < s->m &&
-                   s->prep_pos < s->fin_pos + s->alive_max) {
+        } else if (can_prepare(s)) {
             size_t j = s->prep_pos++;
             s->preparing++;
             pthread_mutex_unlock(&s->mu);
@@ -154,11 +181,18 @@ static void lane_task(void *v, size_t lane)
             s->ready[j] = 1;
             if (j == 0)
                 s->first_ready = now() - s->w0;
-            pthread_cond_broadcast(&s->cv);
         } else {
-            /* another lane is finishing or preparing: it wakes us */
-            pthread_cond_wait(&s->cv, &s->mu);
+            /* another lane is finishing or preparing: meanwhile this
+             * thread helps with their nested loops (the references'
+             * GEMMs, the judging) */
+            pthread_mutex_unlock(&s->mu);
+            mx_pool_help_until(lane_ready, s);
+            pthread_mutex_lock(&s->mu);
+            continue;
         }
+        pthread_mutex_unlock(&s->mu);
+        mx_pool_notify(); /* a lane may have something to do now */
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -198,11 +232,9 @@ static int run_pipelined(ctx *x, size_t n)
     s.tr = tr;
     s.tparts = tparts;
     pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
     s.w0 = now();
     mx_parallel_for(m ? 1 + s.B : 0, lane_task, &s);
     double all = now() - s.w0;
-    pthread_cond_destroy(&s.cv);
     pthread_mutex_destroy(&s.mu);
     /* the device had no case to run while no lane was finishing one */
     if (x->progress && m)
