@@ -630,12 +630,17 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     float *gt = malloc((M * NT + 1) * sizeof *gt);
     double *qt = malloc((M * NT + 1) * sizeof *qt);
     v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
+    /* 128-bit sums as low and high vectors (a tile past int64 with no
+     * GMP element) */
+    v8u *acl = aligned_alloc(64, (M + 1) * sizeof *acl);
+    v8u *ach = aligned_alloc(64, (M + 1) * sizeof *ach);
     if (R->st != MX_OK) {
         st = R->st;
         goto done;
     }
     if ((want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
-        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !acc64) {
+        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !acc64 || !acl ||
+        !ach) {
         st = MX_ENOMEM;
         goto done;
     }
@@ -696,8 +701,10 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     any_slow = 1;
                 }
             }
+        /* past int64 but no element to GMP: the 128-bit sums in vectors */
+        int vec128 = want_exact && !fast64 && !any_slow;
         for (size_t m = 0; m < M; m++)
-            acc64[m] = (v8u){0};
+            acc64[m] = acl[m] = ach[m] = (v8u){0};
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
@@ -733,6 +740,18 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             if (!want_exact || fast64)
                 continue;
             const int *xb = sxb + g * NT;
+            if (vec128) {
+                for (size_t m = 0; m < M; m++) {
+                    int xa = sxa[m * G + g];
+                    if (xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
+                        continue;
+                    /* a lane with P != 0 has its shift in 0..126 (no
+                     * element is slow); the others add 0 whatever it is */
+                    v8i sh = db + (long long)(ta->unit + xa - loa[m] + tb->unit);
+                    tile_acc128((const double *)&P[2 * m], &sh, &acl[m], &ach[m]);
+                }
+                continue;
+            }
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 int xa = sxa[m * G + g];
@@ -763,6 +782,9 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 }
             }
         }
+        for (size_t m = 0; vec128 && m < M; m++)
+            for (size_t l = 0; l < NT; l++)
+                acc[m * NT + l] = (unsigned __int128)ach[m][l] << 64 | acl[m][l];
         /* the tile's elements: one rounding each */
         for (size_t m = 0; m < M; m++) {
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
@@ -839,6 +861,8 @@ done:
     free(gt);
     free(qt);
     free(acc64);
+    free(acl);
+    free(ach);
     return st;
 }
 
