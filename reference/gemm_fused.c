@@ -740,18 +740,6 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             if (!want_exact || fast64)
                 continue;
             const int *xb = sxb + g * NT;
-            if (vec128) {
-                for (size_t m = 0; m < M; m++) {
-                    int xa = sxa[m * G + g];
-                    if (xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
-                        continue;
-                    /* a lane with P != 0 has its shift in 0..126 (no
-                     * element is slow); the others add 0 whatever it is */
-                    v8i sh = db + (long long)(ta->unit + xa - loa[m] + tb->unit);
-                    tile_acc128((const double *)&P[2 * m], &sh, &acl[m], &ach[m]);
-                }
-                continue;
-            }
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 int xa = sxa[m * G + g];
@@ -759,10 +747,11 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                     continue;
                 int da = ta->unit + xa - loa[m] + tb->unit;
                 unsigned __int128 *am = acc + m * NT;
-                if (!any_slow) {
-                    for (size_t l = 0; l < NT; l++)
-                        if (pm[l] != 0)
-                            am[l] += shl((int64_t)pm[l], da + xb[l] - lob[l]);
+                if (vec128) {
+                    /* a lane with P != 0 has its shift in 0..126 (no
+                     * element is slow); the others add 0 whatever it is */
+                    v8i sh = db + (long long)da;
+                    tile_acc128(pm, &sh, &acl[m], &ach[m]);
                     continue;
                 }
                 for (size_t l = 0; l < nt; l++) {
