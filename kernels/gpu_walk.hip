@@ -16,6 +16,11 @@
  * below it, a possible product overflow: the CPU's "bad" lanes) flags the
  * element, and the host walks that element again on the CPU.
  *
+ * Each thread copies its 32 codes of B for the group into shared memory
+ * (two 128-bit loads for 8-bit codes, four for 16-bit ones; stored at a
+ * stride of the block's width, so the passes read them without bank
+ * conflicts), and the passes read them from there.
+ *
  * Calls run on slots (mxk_gpu.h: streams with their own grow-only arenas,
  * so several overlap).  Any runtime failure returns nonzero and the host
  * walks the call itself.
@@ -95,6 +100,11 @@ __device__ static inline double block_err_d(const walk_k &w, double nz, double w
 /* CT: the codes' type, uint8_t (scaled operands, the decode tables in
  * shared memory) or uint16_t (an unscaled chain, the tables of 65536
  * codes read from global memory) */
+/* 16 bytes, for one 128-bit load of a thread's codes */
+struct alignas(16) wk_q {
+    uint32_t w[4];
+};
+
 template <typename CT>
 __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                                   const double *dec_a, const double *dec_b,
@@ -104,6 +114,13 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                                   int M, int N, int K)
 {
     __shared__ double sta[3 * 256], stb[3 * 256];
+    /* this thread's 32 codes of B in the current group, at stride WK_T
+     * (element i of thread t at [i WK_T + t]): read from global memory
+     * with 128-bit loads once per group, then by every pass from here --
+     * consecutive threads read consecutive bytes, one bank, where the
+     * threads' byte loads from their own rows of B (K bytes apart) each
+     * touched 32 cache lines per warp, three times per product */
+    __shared__ CT sbc[32 * WK_T];
     const double *ta = dec_a, *tb = dec_b;
     if (sizeof(CT) == 1) {
         for (int i = threadIdx.x; i < 3 * 256; i += blockDim.x) {
@@ -125,8 +142,21 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
     /* the chain's state from group to group: c, the bound walk's P and D,
      * the sum |ab| so far (scaled operands: every group from 0) */
     double cin = 0.0, cP = 0.0, cD = 0.0, csa = 0.0;
+    CT *bg = sbc + threadIdx.x; /* element i at bg[i * WK_T] */
     for (int g = 0; g < G; g++) {
-        const CT *ag = ar + 32 * g, *bg = br + 32 * g;
+        const CT *ag = ar + 32 * g;
+        {
+            /* br is 16-byte aligned (the launcher checks the base; rows and
+             * groups are multiples of 32 codes) */
+            const wk_q *src = (const wk_q *)(br + 32 * g);
+            for (int q = 0; q < (int)(32 * sizeof(CT) / 16); q++) {
+                wk_q u = src[q];
+                CT c16[16 / sizeof(CT)];
+                memcpy(c16, &u, sizeof u);
+                for (int e = 0; e < (int)(16 / sizeof(CT)); e++)
+                    bg[(q * (int)(16 / sizeof(CT)) + e) * WK_T] = c16[e];
+            }
+        }
         if (!w.chain)
             cin = cP = cD = csa = 0.0;
         double cf = fabs(cin) <= WK_FLT_MAX ? cin : 0.0;
@@ -152,7 +182,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
             }
             for (int j = 0; j < cnt; j++) {
                 int i = ix[j];
-                int ca = ag[i], cb = bg[i];
+                int ca = ag[i], cb = bg[i * WK_T];
                 double pa = ta[3 * ca + 2], aa = ta[3 * ca + 1];
                 double rp = pa * tb[3 * cb + 2], t = aa * tb[3 * cb + 1];
                 double r = max2_d(t, rp);
@@ -170,7 +200,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                 v = cv;
                 for (int j = 0; j < cnt; j++) {
                     int i = ix[j];
-                    v += ta[3 * ag[i]] * tb[3 * bg[i]];
+                    v += ta[3 * ag[i]] * tb[3 * bg[i * WK_T]];
                 }
             } else {
                 double q = w.twoF * recip_d(W > 0 ? W : 1.0);
@@ -181,7 +211,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                 S1 = 0.0;
                 for (int j = 0; j < cnt; j++) {
                     int i = ix[j];
-                    double av = ta[3 * ag[i]], bv = tb[3 * bg[i]];
+                    double av = ta[3 * ag[i]], bv = tb[3 * bg[i * WK_T]];
                     if (w.odd_even && (j & 1))
                         S1 += (double)(int32_t)(av * bv * inv1);
                     else
@@ -235,8 +265,8 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
         }
         if (!w.inorder)
             for (int i = 0; i < 32; i++) {
-                double t = ta[3 * ag[i] + 1] * tb[3 * bg[i] + 1];
-                double r = ta[3 * ag[i] + 2] * tb[3 * bg[i] + 2];
+                double t = ta[3 * ag[i] + 1] * tb[3 * bg[i * WK_T] + 1];
+                double r = ta[3 * ag[i] + 2] * tb[3 * bg[i * WK_T] + 2];
                 sa_ += t > r ? t : r;
             }
         if (w.c_fadd) {
@@ -349,6 +379,8 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     if (c->row_weight)
         memcpy(pin + orw, c->row_weight, M * sizeof(float));
     int rc = -1;
+    if ((uintptr_t)(dev + ocb) % 16 != 0) /* the kernel's 128-bit loads of B */
+        goto out;
     if (hipMemcpyAsync(dev, pin, L.up, hipMemcpyHostToDevice, sl->stream) != hipSuccess)
         goto out;
     walk_stats.lap(1, &t);
