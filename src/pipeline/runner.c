@@ -706,6 +706,12 @@ void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
     *weights_s = p->weights_s;
 }
 
+void mxv_case_ref_stages(const mxv_case_ref *p, double stages[MX_MOE_NT])
+{
+    for (int k = 0; k < MX_MOE_NT; k++)
+        stages[k] = p->have_ref ? p->ref.seconds[k] : 0.0;
+}
+
 void mxv_case_ref_free(mxv_case_ref *p)
 {
     if (!p)

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include "mxk.h"
+#include "mxref/moe.h"
 #include "suite.h"
 #include "report.h"
 #include "shard.h"
@@ -80,6 +81,10 @@ void mxv_case_ref_free(mxv_case_ref *p);
  * (compacted, converted to FNUZ or dequantized to BF16). */
 void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
                         double *weights_s);
+/* The layer reference's stages (its first run; wall clock, mx_moe_result's
+ * seconds, indexed by MX_MOE_T_*: the shared expert runs beside the
+ * routed stages, so they do not add up to the layer's time). */
+void mxv_case_ref_stages(const mxv_case_ref *p, double stages[MX_MOE_NT]);
 
 /* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
  * CPU backend, compared bit for bit); *device names what runs it.  r is
