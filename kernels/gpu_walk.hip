@@ -119,7 +119,8 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
      * with 128-bit loads once per group, then by every pass from here --
      * consecutive threads read consecutive bytes, one bank, where the
      * threads' byte loads from their own rows of B (K bytes apart) each
-     * touched 32 cache lines per warp, three times per product */
+     * touched 32 cache lines per warp, twice per product (three
+     * times where sum |ab| has its own pass) */
     __shared__ CT sbc[32 * WK_T];
     const double *ta = dec_a, *tb = dec_b;
     if (sizeof(CT) == 1) {
