@@ -97,14 +97,14 @@ __device__ static inline double block_err_d(const walk_k &w, double nz, double w
     return add_up_d(add_up_d(add_up_d(eA, eL), mul_up_d(w.fin, S1)), w.eta);
 }
 
-/* CT: the codes' type, uint8_t (scaled operands, the decode tables in
- * shared memory) or uint16_t (an unscaled chain, the tables of 65536
- * codes read from global memory) */
 /* 16 bytes, for one 128-bit load of a thread's codes */
 struct alignas(16) wk_q {
     uint32_t w[4];
 };
 
+/* CT: the codes' type, uint8_t (scaled operands, the decode tables in
+ * shared memory) or uint16_t (an unscaled chain, the tables of 65536
+ * codes read from global memory) */
 template <typename CT>
 __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                                   const double *dec_a, const double *dec_b,
@@ -365,6 +365,10 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     walk_stats.lap(0, &t);
     if (!sl)
         return -1;
+    if ((uintptr_t)(sl->dev + ocb) % 16 != 0) { /* the kernel's 128-bit loads of B */
+        walk_slots.give(sl);
+        return -1;
+    }
     walk_stats.calls++;
     unsigned char *pin = sl->pin, *dev = sl->dev;
     memcpy(pin + oca, chain ? (const void *)c->a16 : (const void *)c->a, M * K * cb);
@@ -380,8 +384,6 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     if (c->row_weight)
         memcpy(pin + orw, c->row_weight, M * sizeof(float));
     int rc = -1;
-    if ((uintptr_t)(dev + ocb) % 16 != 0) /* the kernel's 128-bit loads of B */
-        goto out;
     if (hipMemcpyAsync(dev, pin, L.up, hipMemcpyHostToDevice, sl->stream) != hipSuccess)
         goto out;
     walk_stats.lap(1, &t);
