@@ -86,8 +86,7 @@ typedef struct {
     mxv_case_ref **p;    /* prepared cases, by case index */
     double *t0;          /* when each case's preparation began */
     double *tr;          /* how long each case's preparation (the reference) took */
-    double (*tparts)[3]; /* of it: generating, the layer, the weights */
-    double (*tstage)[MX_MOE_NT]; /* the layer's stages (mxv_case_ref_stages) */
+    mxv_case_times *tparts; /* where each reference's seconds went */
     /* seconds in mxv_case_finish (one case at a time), of them judging and
      * the kernels' device events; when the first reference was ready */
     double fin_s, judge_s, events_s, first_ready;
@@ -101,10 +100,8 @@ static void prepare_one(stream_ctx *s, size_t i)
     s->p[i] = mxv_case_prepare(x->cases[i], x->r, x->err[i], sizeof x->err[i]);
     s->tr[i] = now() - s->t0[i];
     x->rc[i] = s->p[i] ? 0 : -1;
-    if (s->p[i]) {
-        mxv_case_ref_times(s->p[i], &s->tparts[i][0], &s->tparts[i][1], &s->tparts[i][2]);
-        mxv_case_ref_stages(s->p[i], s->tstage[i]);
-    }
+    if (s->p[i])
+        mxv_case_ref_times(s->p[i], &s->tparts[i]);
 }
 
 static void finish_one(stream_ctx *s, size_t i)
@@ -122,18 +119,19 @@ static void finish_one(stream_ctx *s, size_t i)
     s->fin_s += t2 - t1; /* one lane finishes at a time */
     s->judge_s += js;
     s->events_s += ev;
+    const mxv_case_times *tp = &s->tparts[i];
     if (x->progress && !x->rc[i])
         fprintf(stderr,
                 "mxverify: %s done in %.1f s (reference %.1f s: generating %.1f s, layer "
                 "%.1f s [GEMM1 %.1f s, GEMM2 %.1f s, shared expert %.1f s beside them, the "
                 "rest %.1f s], weights %.1f s; then %.1f s: kernels %.1f s of which device "
                 "events %.1f s, judging %.1f s)\n",
-                x->cases[i]->name, x->secs[i], s->tr[i], s->tparts[i][0], s->tparts[i][1],
-                s->tstage[i][MX_MOE_T_GEMM1], s->tstage[i][MX_MOE_T_GEMM2],
-                s->tstage[i][MX_MOE_T_SHARED],
-                s->tstage[i][MX_MOE_T_ROUTE] + s->tstage[i][MX_MOE_T_ACT] +
-                    s->tstage[i][MX_MOE_T_COMBINE],
-                s->tparts[i][2], t2 - t1, t2 - t1 - js, ev, js);
+                x->cases[i]->name, x->secs[i], s->tr[i], tp->gen_s, tp->layer_s,
+                tp->stage_s[MX_MOE_T_GEMM1], tp->stage_s[MX_MOE_T_GEMM2],
+                tp->stage_s[MX_MOE_T_SHARED],
+                tp->stage_s[MX_MOE_T_ROUTE] + tp->stage_s[MX_MOE_T_ACT] +
+                    tp->stage_s[MX_MOE_T_COMBINE],
+                tp->weights_s, t2 - t1, t2 - t1 - js, ev, js);
 }
 
 /* With s->mu held: the next case may be finished; may be prepared;
@@ -210,13 +208,11 @@ static int run_pipelined(ctx *x, size_t n)
     size_t nn = n ? n : 1;
     mxv_case_ref **p = calloc(nn, sizeof *p);
     double *t0 = calloc(nn, sizeof *t0), *tr = calloc(nn, sizeof *tr);
-    double (*tparts)[3] = calloc(nn, sizeof *tparts);
-    double (*tstage)[MX_MOE_NT] = calloc(nn, sizeof *tstage);
+    mxv_case_times *tparts = calloc(nn, sizeof *tparts);
     size_t *order = calloc(nn, sizeof *order), m = 0;
     unsigned char *ready = calloc(nn, 1);
-    if (!p || !t0 || !tr || !order || !tparts || !tstage || !ready) {
+    if (!p || !t0 || !tr || !order || !tparts || !ready) {
         free(tparts);
-        free(tstage);
         free(p);
         free(t0);
         free(tr);
@@ -241,7 +237,6 @@ static int run_pipelined(ctx *x, size_t n)
     s.t0 = t0;
     s.tr = tr;
     s.tparts = tparts;
-    s.tstage = tstage;
     pthread_mutex_init(&s.mu, NULL);
     s.w0 = now();
     mx_parallel_for(m ? 1 + s.B : 0, lane_task, &s);
@@ -267,7 +262,6 @@ static int run_pipelined(ctx *x, size_t n)
     free(t0);
     free(tr);
     free(tparts);
-    free(tstage);
     free(order);
     free(ready);
     return 0;

@@ -698,18 +698,13 @@ struct mxv_case_ref {
     double gen_s, layer_s, weights_s; /* mxv_case_ref_times */
 };
 
-void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
-                        double *weights_s)
+void mxv_case_ref_times(const mxv_case_ref *p, mxv_case_times *t)
 {
-    *gen_s = p->gen_s;
-    *layer_s = p->layer_s;
-    *weights_s = p->weights_s;
-}
-
-void mxv_case_ref_stages(const mxv_case_ref *p, double stages[MX_MOE_NT])
-{
+    t->gen_s = p->gen_s;
+    t->layer_s = p->layer_s;
+    t->weights_s = p->weights_s;
     for (int k = 0; k < MX_MOE_NT; k++)
-        stages[k] = p->have_ref ? p->ref.seconds[k] : 0.0;
+        t->stage_s[k] = p->have_ref ? p->ref.seconds[k] : 0.0;
 }
 
 void mxv_case_ref_free(mxv_case_ref *p)

@@ -78,13 +78,15 @@ int mxv_case_finish_timed(mxv_case_ref *p, mxv_rows *rows, double *judge_s, char
 void mxv_case_ref_free(mxv_case_ref *p);
 /* Where mxv_case_prepare's seconds went (wall clock): generating the case
  * (inputs and weights), its layer reference(s), and the kernels' weights
- * (compacted, converted to FNUZ or dequantized to BF16). */
-void mxv_case_ref_times(const mxv_case_ref *p, double *gen_s, double *layer_s,
-                        double *weights_s);
-/* The layer reference's stages (its first run; wall clock, mx_moe_result's
- * seconds, indexed by MX_MOE_T_*: the shared expert runs beside the
- * routed stages, so they do not add up to the layer's time). */
-void mxv_case_ref_stages(const mxv_case_ref *p, double stages[MX_MOE_NT]);
+ * (compacted, converted to FNUZ or dequantized to BF16); and the stages of
+ * the layer reference's first run (mx_moe_result's seconds, indexed by
+ * MX_MOE_T_*: the shared expert runs beside the routed stages, so they do
+ * not add up to layer_s). */
+typedef struct {
+    double gen_s, layer_s, weights_s;
+    double stage_s[MX_MOE_NT];
+} mxv_case_times;
+void mxv_case_ref_times(const mxv_case_ref *p, mxv_case_times *t);
 
 /* The backend by name: "cpu" (also for NULL) or "gpu" (then r->cpu is the
  * CPU backend, compared bit for bit); *device names what runs it.  r is
