@@ -164,6 +164,13 @@ static mx_status gemm_block_run(const mx_gemm_spec *s, const mx_operand *A,
     /* the sum provider takes the exact values; no sum |ab| under a walked
      * block model */
     int dsum = mxg_device_sums(s, out, walked), nosabs = dsum && !mxg_exact_only(out);
+    /* a split's A known to hold a group wider than its window: the
+     * provider would decline (provider_takes), so no operands are
+     * prepared for it */
+    if (dsum && mx_gemm_slice_provider(NULL) == NULL &&
+        mxg_fused16_rows_wide(mxg_shared_rows_fused16(s, A, wa)) &&
+        run_fused(s, A, B, out, stats, wa, wb, irr_a, &st))
+        return st;
     mxg_prep a, b;
     if ((st = mxg_prep_operands_w(s, A, B, wa, wb, &a, &b)) != MX_OK)
         return st;

@@ -1178,6 +1178,7 @@ struct mxg_fused16_rows {
     size_t *roff;
     int *ua, *umina, *loa, *hia;
     planes16 pq;
+    int wide; /* 1 when a group of A is wider than its window (irra) */
     mx_status st;
 };
 
@@ -1242,6 +1243,8 @@ static void rows16_build(const mx_operand *A, const ftab16 *ta, int wa,
             r->st = MX_ERANGE;
             return;
         }
+    for (size_t i = 0; i < M * G && !r->wide; i++)
+        r->wide = r->irra[i] != 0;
     size_t nres = 0;
     r->roff[0] = 0;
     for (size_t m = 0; m < M; m++) {
@@ -1281,6 +1284,11 @@ mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *
         return NULL;
     }
     return r;
+}
+
+int mxg_fused16_rows_wide(const mxg_fused16_rows *r)
+{
+    return r && r->st == MX_OK && r->wide;
 }
 
 void mxg_fused16_rows_free(mxg_fused16_rows *r)

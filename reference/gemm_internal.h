@@ -455,6 +455,10 @@ void mxg_fused_rows_free(mxg_fused_rows *r);
 mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *A,
                                        const mx_operand *B, int wa);
 void mxg_fused16_rows_free(mxg_fused16_rows *r);
+/* 1 when r decoded A without error and a group of A is wider than its
+ * window: a sum provider declines every block of such an A (its groups
+ * must fit their windows), so the fused kernel sums them on the host. */
+int mxg_fused16_rows_wide(const mxg_fused16_rows *r);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
 /* The fused pass for unscaled BF16/FP16 operands under the windows wa, wb

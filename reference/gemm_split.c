@@ -212,16 +212,28 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     /* about four blocks per thread, none narrower than min_cols */
     size_t want = 4 * (size_t)threads;
+    mxg_fused16_rows *wide16 = NULL;
     if (mxg_device_sums(s, out, mxg_walks(s, out))) {
-        /* the device sums each block and is sent all of A (8 M K bytes)
-         * for each: no more blocks than N / M, or than keep those copies
-         * within 128 MiB when A is small (the blocks' host work, preparing
-         * B and rounding M x N sums, wants threads when N >> M) */
-        size_t most = M ? N / M : 1, by_bytes = ((size_t)128 << 20) / (8 * M * K + 1);
-        most = most > by_bytes ? most : by_bytes;
-        if (most <= 1)
-            return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
-        want = most < want ? most : want;
+        /* a 16-bit A with a group wider than its window: the device
+         * declines every block (gemm.c, provider_takes) and the 16-bit
+         * kernel sums them on the host, so they are split as without a
+         * provider, A's rows decoded once for them */
+        if (!mxg_fused_applies(s, A, B))
+            wide16 = mxg_fused16_rows_new(s, A, B, wa);
+        if (!mxg_fused16_rows_wide(wide16)) {
+            mxg_fused16_rows_free(wide16);
+            wide16 = NULL;
+            /* the device sums each block and is sent all of A (8 M K
+             * bytes) for each: no more blocks than N / M, or than keep
+             * those copies within 128 MiB when A is small (the blocks'
+             * host work, preparing B and rounding M x N sums, wants
+             * threads when N >> M) */
+            size_t most = M ? N / M : 1, by_bytes = ((size_t)128 << 20) / (8 * M * K + 1);
+            most = most > by_bytes ? most : by_bytes;
+            if (most <= 1)
+                return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
+            want = most < want ? most : want;
+        }
     }
     size_t cols = (N + want - 1) / want;
     cols = cols < min_cols ? min_cols : cols;
@@ -233,10 +245,15 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         free(st);
         free(bs);
         free(irr);
+        mxg_fused16_rows_free(wide16);
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     }
     shared_rows rows;
     shared_rows_make(s, A, B, out, wa, &rows);
+    if (!rows.fused16)
+        rows.fused16 = wide16;
+    else
+        mxg_fused16_rows_free(wide16);
     split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr, &rows};
     mx_parallel_for(nblocks, split_task, &x);
     mxg_fused_rows_free(rows.fused);
