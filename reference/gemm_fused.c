@@ -98,6 +98,8 @@ static void ftabs_init(void)
                 t->ok = 0;
             if (lo7 && t->bad[lo7 - 1] && !t->bad[lo7])
                 t->ok = 0;
+            if (!t->bad[lo7] && t->nz[lo7] != (lo7 != 0))
+                t->ok = 0;
         }
         for (int c = 0; c < 256; c++) {
             t->val[c] = m[c] && !t->bad[c] ? ldexp((double)m[c], e[c] - lo) : 0.0;
@@ -370,43 +372,70 @@ typedef struct {
 
 /* Scale facts of row r (logical) of o into sx/sc/f[g * stride] for g < G,
  * and lo, hi, amax as the engine's prep computes them; 1 when a NaN or inf
- * code is present (zero-scale groups included). */
+ * code is present (zero-scale groups included).
+ *
+ * Magnitudes grow with the code's low 7 bits, NaN and inf patterns come
+ * last in that order (or are 0x80), and every other nonzero pattern is a
+ * nonzero value (checked when the tables are built).  So a group holds a
+ * nonzero value when one of its bytes has nonzero low 7 bits, the row's
+ * amax is the magnitude of the largest low-7-bit pattern over its groups
+ * of nonzero scale, and the row holds a NaN or inf when that pattern over
+ * all its groups is one, or 0x80 occurs and is one: the per-group work is
+ * a byte-wise max and compare into vectors, reduced once per row. */
+typedef uint8_t v32u8 __attribute__((vector_size(32)));
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+/* *acc = max(*acc, v) bytewise (pointers: a 32-byte vector passed by
+ * value changes the ABI of the default clone) */
+static inline __attribute__((always_inline)) void vmax32(v32u8 *acc, const v32u8 *v)
+{
+    v32u8 gt = (v32u8)(*v > *acc);
+    *acc = (*v & gt) | (*acc & ~gt);
+}
+
+static inline __attribute__((always_inline)) uint8_t hmax32(const v32u8 *v)
+{
+    uint8_t m = 0;
+    for (int i = 0; i < 32; i++)
+        m = (*v)[i] > m ? (*v)[i] : m;
+    return m;
+}
+
 static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decode d, size_t r,
                      size_t G, size_t stride, int *sx, float *sc, double *f,
                      int *lo_out, int *hi_out, double *amax_out)
 {
     size_t K = o->K;
     const uint8_t *codes = (const uint8_t *)o->codes + mxg_row(o, r) * o->ld;
-    int lo = INT_MAX, hi = INT_MIN, bad = 0;
-    double amax = 0;
+    int lo = INT_MAX, hi = INT_MIN;
+    const v32u8 m7 = (v32u8){0} + 0x7F, c80 = (v32u8){0} + 0x80;
+    v32u8 vall = {0}, vsc = {0}, v80 = {0};
     for (size_t g = 0; g < G; g++) {
         size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
         int x = mxg_scale_exp(o, d, r, g);
         sx[g * stride] = x;
         sc[g * stride] = o->scales ? scale_tab[d][mxg_scale_byte(o, r, g)] : 1.0f;
         f[g * stride] = x == MXG_ZERO_SCALE ? 0.0 : pow2i(t->unit + x);
-        /* magnitudes grow with the code's low 7 bits (checked when the
-         * table is built), so the group's largest |value|, whether it has
-         * a nonzero value and whether it has a NaN or inf follow from the
-         * largest low-7-bit pattern and from whether 0x80 occurs */
-        const uint8_t *cg = codes + k0;
-        uint8_t mx = 0, has80 = 0;
-        for (size_t i = 0; i < len; i++) {
-            uint8_t c = cg[i], lo7 = c & 0x7F;
-            mx = lo7 > mx ? lo7 : mx;
-            has80 |= c == 0x80;
-        }
-        bad |= t->bad[mx] | (t->bad[0x80] & has80);
-        if (x == MXG_ZERO_SCALE || !t->nz[mx])
+        v32u8 c = {0}; /* a short last group: zero bytes are neutral */
+        if (len == MX_BLOCK)
+            memcpy(&c, codes + k0, MX_BLOCK); /* one unaligned load */
+        else
+            memcpy(&c, codes + k0, len);
+        v32u8 c7 = c & m7;
+        vmax32(&vall, &c7);
+        v80 |= (v32u8)(c == c80);
+        v4u64 w = (v4u64)c7;
+        if (x == MXG_ZERO_SCALE || !(w[0] | w[1] | w[2] | w[3]))
             continue;
-        amax = t->mag[mx] > amax ? t->mag[mx] : amax;
+        vmax32(&vsc, &c7);
         lo = t->unit + x < lo ? t->unit + x : lo;
         hi = t->top + x > hi ? t->top + x : hi;
     }
+    v4u64 w80 = (v4u64)v80;
     *lo_out = lo;
     *hi_out = hi;
-    *amax_out = amax;
-    return bad;
+    *amax_out = t->mag[hmax32(&vsc)];
+    return t->bad[hmax32(&vall)] | (t->bad[0x80] & ((w80[0] | w80[1] | w80[2] | w80[3]) != 0));
 }
 
 static int clog2z(size_t x)

@@ -795,6 +795,71 @@ static uint16_t narrow16(gsl_rng *r, const mx_format *f)
     return (uint16_t)mx_encode_rne(f, gsl_rng_uniform(r) < 0.5 ? -v : v);
 }
 
+/* The fused FP8 kernel's row facts on a last group shorter than 32
+ * (unscaled E4M3, K = 70): a row whose largest |value| and only nonzero
+ * codes lie in the short group, an all-zero row, every output against the
+ * engine and the exact values against MPFR; then a NaN code in the short
+ * group of B, and of A, refused by both.  A kernel that skipped the short
+ * group's bytes would miss that row's amax (its bound differs) and the
+ * NaNs. */
+START_TEST(test_fused_short_group)
+{
+    static const mx_format_id fmts[] = {MX_E4M3FN, MX_E4M3FNUZ};
+    const mx_format *f = mx_format_get(fmts[_i]);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 7100 + (unsigned long)_i);
+    size_t M = 5, N = 11, K = 70, MN = M * N;
+    uint8_t *a = malloc(M * K), *b = malloc(N * K);
+    for (size_t i = 0; i < M * K; i++)
+        a[i] = (uint8_t)random_code(r, f, 0);
+    for (size_t i = 0; i < N * K; i++)
+        b[i] = (uint8_t)random_code(r, f, 0);
+    memset(b + 2 * K, 0, K); /* row 2: zeros, then its largest code at k = 69 */
+    b[2 * K + 66] = 0x11;
+    b[2 * K + 69] = 0x7E; /* larger than any code of the row before it */
+    memset(b + 4 * K, 0, K);  /* row 4: all zero */
+    memset(a + 1 * K, 0, 64); /* row 1 of A: nonzero only in the short group */
+    double *ref = malloc(MN * 8);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
+    mx_operand A = {f, a, M, K, K, NULL, 0, 0, NULL};
+    mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+    for (int mi = 0; mi < 2; mi++) {
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+        if (fused_models[mi])
+            mx_accum_parse(fused_models[mi], &spec.model);
+        char what[96];
+        snprintf(what, sizeof what, "%s K=70 %s", f->name, fused_models[mi]);
+        engine_then_fused(&spec, &A, &B, 1, -1, 0, g, NULL, what);
+        gouts_expect_same(&g[0], &g[1], what);
+        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+    }
+    uint8_t nan = f->id == MX_E4M3FN ? 0x7F : 0x80;
+    for (int side = 0; side < 2; side++) {
+        uint8_t *p = side ? a + 3 * K + 68 : b + 3 * K + 68, keep = *p;
+        *p = nan;
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+        for (int v = 0; v < 2; v++) {
+            mx_gemm_out o = gouts_request(&g[v], 1, -1, 0);
+            mxg_fused_enable(v);
+            EXPECT(mx_gemm(&spec, &A, &B, &o, NULL) == MX_ERANGE,
+                   "%s: a NaN in the short group of %s not refused (fused %d)", f->name,
+                   side ? "A" : "B", v);
+            mxg_fused_enable(1);
+        }
+        *p = keep;
+    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
+    free(ref);
+    free(a);
+    free(b);
+    gsl_rng_free(r);
+}
+END_TEST
+
 START_TEST(test_fused16_matches_engine)
 {
     static const mx_format_id fmts[] = {MX_BF16, MX_FP16};
@@ -1164,6 +1229,7 @@ int main(void)
     tcase_add_test(t, test_seq_worst_case);
     tcase_add_test(t, test_gather_and_packed_layout);
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
+    tcase_add_loop_test(t, test_fused_short_group, 0, 2);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_fused16_planes);
