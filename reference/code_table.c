@@ -25,6 +25,7 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
     for (size_t c = 0; c < t->n; c++) {
         int e;
         mx_class k = mx_decode_int(f, (uint32_t)c, &t->m[c], &e);
+        mxg_trim(&t->m[c], &e);
         t->e[c] = (int16_t)e;
         t->top[c] = (int16_t)(e + bitlen32((uint32_t)abs(t->m[c])));
         t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;

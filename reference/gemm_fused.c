@@ -914,6 +914,7 @@ static inline void bf16_fields(uint16_t c, int32_t *m, int *e)
     int32_t v = E ? (int32_t)(0x80 | F) : (int32_t)F;
     *m = c & 0x8000 ? -v : v;
     *e = E ? (int)E - 134 : -133;
+    mxg_trim(m, e);
 }
 
 /* m 2^e of code c: by its fields for BF16, else by the table. */
@@ -941,6 +942,7 @@ static void ftabs16_init(void)
             int32_t m;
             int e;
             mx_class k = mx_decode_int(f, c, &m, &e);
+            mxg_trim(&m, &e);
             t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
             t->m[c] = t->bad[c] ? 0 : m;
             t->e[c] = (int16_t)e;

@@ -41,10 +41,24 @@
 
 /* ---- code_table.c --------------------------------------------------------- */
 
+/* m 2^e with the trailing zero bits of m moved into e (m odd, or 0 with e
+ * unchanged): a value's lowest set bit is 2^e, so a group's width (its top
+ * exponent minus its lowest e) counts the bits its values occupy, not their
+ * format's significand -- FP8 values dequantized to BF16 (4 significant
+ * bits) span 18 binades at most, as their FP8 codes do. */
+static inline void mxg_trim(int32_t *m, int *e)
+{
+    if (*m) {
+        int z = __builtin_ctz((uint32_t)(*m < 0 ? -*m : *m));
+        *m /= (int32_t)1 << z; /* exact: 2^z divides m */
+        *e += z;
+    }
+}
+
 /* Per-code facts of a format, for every code (2^8 or 2^16 of them). */
 typedef struct {
     size_t n;
-    int32_t *m;      /* value = m * 2^e exactly                           */
+    int32_t *m;      /* value = m * 2^e exactly, m odd (mxg_trim) or 0    */
     int16_t *e, *top;/* top: values are below 2^top                       */
     unsigned char *bad; /* NaN or inf                                     */
 } mxg_code_table;

@@ -860,6 +860,45 @@ START_TEST(test_fused_short_group)
 }
 END_TEST
 
+/* The code tables count the bits a value occupies: for every code of
+ * every 8- and 16-bit format, m 2^e equals the decoded value and m is odd
+ * (or 0), checked against mx_decode_double exhaustively; and a BF16 group
+ * holding FP8 values dequantized with one scale (E4M3FN's largest, 448,
+ * and its smallest subnormal, 2^-9, times 2^s for several s) is 18 bits
+ * wide, as the FP8 codes are -- the table of the significand (2^-9 as
+ * 128 2^-16) would make it 25 and every such weight group wider than the
+ * 18-bit window its natural width should earn. */
+START_TEST(test_code_table_trimmed)
+{
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        const mxg_code_table *ct = mxg_code_table_get(f);
+        if (f->bits > 16)
+            continue;
+        ck_assert_ptr_nonnull(ct);
+        size_t bad = 0;
+        for (size_t c = 0; c < ct->n; c++) {
+            if (ct->bad[c])
+                continue;
+            double v = mx_decode_double(f, (uint32_t)c);
+            if (ldexp((double)ct->m[c], ct->e[c]) != v || (ct->m[c] && !(ct->m[c] & 1)))
+                bad++;
+        }
+        EXPECT(bad == 0, "%s: %zu codes whose table entry is not the value with m odd",
+               f->name, bad);
+    }
+    const mx_format *bf = mx_format_get(MX_BF16);
+    for (int sc = -20; sc <= 20; sc += 10) {
+        uint16_t g[32];
+        for (int k = 0; k < 32; k++)
+            g[k] = (uint16_t)mx_encode_rne(bf, ldexp(k % 2 ? 448.0 : 1.0, k % 2 ? sc : sc - 9));
+        mx_operand o = {bf, g, 1, 32, 32, NULL, 0, 0, NULL};
+        EXPECT(mxg_natural_width(&o) == 18, "scale 2^%d: dequantized FP8 group %d bits wide",
+               sc, mxg_natural_width(&o));
+    }
+}
+END_TEST
+
 START_TEST(test_fused16_matches_engine)
 {
     static const mx_format_id fmts[] = {MX_BF16, MX_FP16};
@@ -1230,6 +1269,7 @@ int main(void)
     tcase_add_test(t, test_gather_and_packed_layout);
     tcase_add_loop_test(t, test_fused_matches_engine, 0, NFAM);
     tcase_add_loop_test(t, test_fused_short_group, 0, 2);
+    tcase_add_test(t, test_code_table_trimmed);
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_fused16_planes);
