@@ -245,26 +245,65 @@ void mx_dequant_exact(mx_format_id elem, mx_e8m0_decode d, const uint8_t *q,
                              mx_scale_value(d, scales[r * G + k / MX_BLOCK]);
 }
 
+/* BF16 RNE of value(c) * 2^(s - 127) for every (scale s, code c) of an
+ * 8-bit format, index s << 8 | c, the top bit (0x10000 of the entry) set
+ * where the BF16 value is not exact: built once per format, on first use,
+ * by the direct computation (v has at most 4 significant bits: when it is
+ * a float, BF16 RNE of that float is BF16 RNE of v). */
+static _Atomic(const uint32_t *) dq_tabs[MX_FORMAT_COUNT];
+static pthread_mutex_t dq_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const uint32_t *dq_table(mx_format_id elem)
+{
+    const uint32_t *t = dq_tabs[elem];
+    if (t)
+        return t;
+    pthread_mutex_lock(&dq_mu);
+    t = dq_tabs[elem];
+    if (!t) {
+        uint32_t *n = malloc(65536 * sizeof *n);
+        if (n) {
+            const mx_format *f = mx_format_get(elem), *bf = mx_format_get(MX_BF16);
+            for (int sc = 0; sc < 256; sc++) {
+                double pw = mx_e8m0_decode_spec((uint8_t)sc);
+                for (int c = 0; c < 256; c++) {
+                    double v = mx_decode_double(f, (uint32_t)c) * pw;
+                    float vf = (float)v;
+                    uint32_t b = (double)vf == v ? mx_bf16_from_float(vf) : mx_encode_rne(bf, v);
+                    int inexact = !isnan(v) && (double)mx_bf16_to_float((uint16_t)b) != v;
+                    n[sc << 8 | c] = (b & 0xFFFF) | (uint32_t)inexact << 16;
+                }
+            }
+            dq_tabs[elem] = n;
+        }
+        t = n;
+    }
+    pthread_mutex_unlock(&dq_mu);
+    return t;
+}
+
 size_t mx_dequant_bf16(mx_format_id elem, const uint8_t *q, const uint8_t *scales,
                        size_t rows, size_t K, uint16_t *out)
 {
-    const mx_format *f = mx_format_get(elem), *bf = mx_format_get(MX_BF16);
     size_t G = K / MX_BLOCK, inexact = 0;
-    double val[256], pw[256];
-    for (int c = 0; c < 256; c++) {
-        val[c] = mx_decode_double(f, (uint32_t)c);
-        pw[c] = mx_e8m0_decode_spec((uint8_t)c);
+    const uint32_t *t = dq_table(elem);
+    if (!t) { /* memory short: the direct computation */
+        const mx_format *f = mx_format_get(elem), *bf = mx_format_get(MX_BF16);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < K; k++) {
+                double v = mx_decode_double(f, q[r * K + k]) *
+                           mx_e8m0_decode_spec(scales[r * G + k / MX_BLOCK]);
+                uint32_t c = mx_encode_rne(bf, v);
+                inexact += !isnan(v) && (double)mx_bf16_to_float((uint16_t)c) != v;
+                out[r * K + k] = (uint16_t)c;
+            }
+        return inexact;
     }
     for (size_t r = 0; r < rows; r++)
         for (size_t k = 0; k < K; k++) {
-            double v = val[q[r * K + k]] * pw[scales[r * G + k / MX_BLOCK]];
-            float vf = (float)v;
-            /* v has at most 4 significant bits: when it is a float, BF16 RNE
-             * of that float is BF16 RNE of v */
-            uint32_t c = (double)vf == v ? mx_bf16_from_float(vf)
-                                         : mx_encode_rne(bf, v);
-            inexact += !isnan(v) && (double)mx_bf16_to_float((uint16_t)c) != v;
-            out[r * K + k] = (uint16_t)c;
+            uint32_t e = t[(uint32_t)scales[r * G + k / MX_BLOCK] << 8 | q[r * K + k]];
+            inexact += e >> 16;
+            out[r * K + k] = (uint16_t)e;
         }
     return inexact;
 }

@@ -171,6 +171,47 @@ START_TEST(test_dequant_and_requant)
 }
 END_TEST
 
+/* mx_dequant_bf16 on every (scale byte, code) pair of every 8-bit
+ * format, against BF16 RNE of the exact product by mx_encode_rne (no
+ * float shortcut; the scale byte 0xFF is NaN), one row of 32 codes per
+ * (scale, eighth of the codes);
+ * the count of inexact results against the direct count.  Exhaustive: a
+ * table entry wrong for one pair fails. */
+START_TEST(test_dequant_bf16_exhaustive)
+{
+    const mx_format *bf = mx_format_get(MX_BF16);
+    uint8_t *q = malloc(65536), *s = malloc(2048);
+    uint16_t *b = malloc(65536 * sizeof *b);
+    ck_assert(q && s && b);
+    for (int i = 0; i < 65536; i++)
+        q[i] = (uint8_t)(i & 0xFF);
+    for (int r = 0; r < 2048; r++)
+        s[r] = (uint8_t)(r >> 3); /* rows 8 sc .. 8 sc + 7: scale byte sc */
+    int nfmt = 0;
+    for (int id = 0; id < MX_FORMAT_COUNT; id++) {
+        const mx_format *f = mx_format_get((mx_format_id)id);
+        if (f->bits != 8 || !f->is_signed)
+            continue;
+        nfmt++;
+        size_t got = mx_dequant_bf16((mx_format_id)id, q, s, 2048, 32, b), want = 0, bad = 0;
+        for (int i = 0; i < 65536; i++) {
+            /* E8M0: 2^(s - 127), and 0xFF is NaN (OCP MX) */
+            double v = mx_decode_double(f, q[i]) *
+                       (s[i / 32] == 0xFF ? NAN : ldexp(1.0, (int)s[i / 32] - 127));
+            uint16_t w = (uint16_t)mx_encode_rne(bf, v);
+            want += !isnan(v) && (double)mx_bf16_to_float(w) != v;
+            bad += isnan(v) ? !isnan(mx_bf16_to_float(b[i])) : b[i] != w;
+        }
+        EXPECT(bad == 0, "%s: %zu of 65536 BF16 codes differ", f->name, bad);
+        EXPECT(got == want, "%s: %zu inexact counted, %zu expected", f->name, got, want);
+    }
+    ck_assert_int_ge(nfmt, 2);
+    free(q);
+    free(s);
+    free(b);
+}
+END_TEST
+
 START_TEST(test_layouts)
 {
     enum { E = 3, N = 5, G = 4 };
@@ -224,6 +265,7 @@ int main(void)
     tcase_add_test(t, test_ocp_and_rceil_rules);
     tcase_add_loop_test(t, test_random_blocks_vs_mpfr_quantizer, 0, 4);
     tcase_add_test(t, test_dequant_and_requant);
+    tcase_add_test(t, test_dequant_bf16_exhaustive);
     tcase_add_test(t, test_layouts);
     tcase_add_test(t, test_bad_inputs_refused);
     suite_add_tcase(s, t);
