@@ -1041,6 +1041,28 @@ static inline float bf16_value(uint16_t c)
     return f;
 }
 
+static const uint16_t zero_codes16[MX_BLOCK];
+
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+typedef float v8f __attribute__((vector_size(32)));
+
+/* bt[k][l] = value(cp[l][k]) f[l] for a whole group of eight BF16 rows in
+ * their windows: each value times 2^-u is an integer (exact), as the lane
+ * by lane loop of mxg_gemm_fused16 computes it; k by k, the eight codes
+ * widened to the FP32 whose top half they are and converted together. */
+static FUSED_HOT void tile_decode_bf16(const uint16_t *const *cp, const double *f, v4d *bt4)
+{
+    v8d *bt = (v8d *)bt4;
+    const v8d fv = {f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+    const uint16_t *c0 = cp[0], *c1 = cp[1], *c2 = cp[2], *c3 = cp[3];
+    const uint16_t *c4 = cp[4], *c5 = cp[5], *c6 = cp[6], *c7 = cp[7];
+    for (int k = 0; k < MX_BLOCK; k++) {
+        v8u32 w = {c0[k], c1[k], c2[k], c3[k], c4[k], c5[k], c6[k], c7[k]};
+        v8f x = (v8f)(w << 16);
+        bt[k] = __builtin_convertvector(x, v8d) * fv;
+    }
+}
+
 /* Adds v 2^sh to element j's exact sum (128-bit, or GMP when slow). */
 static void add_exact(unsigned __int128 *acc, mpz_t *big, const unsigned char *slow,
                       size_t j, int64_t v, int sh)
@@ -1456,7 +1478,23 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             int32_t rlb[NT][MX_BLOCK]; /* B's bits below 2^u, per lane */
             int birr = 0;
             int db[NT]; /* B's part of a lane's shift (0: the lane adds nothing) */
-            for (size_t l = 0; l < NT; l++) {
+            /* every lane a BF16 group within its window (or padding), a
+             * whole group: the tile in one vector pass */
+            int tile16 = bf16_b && len == MX_BLOCK;
+            for (size_t l = 0; l < nt && tile16; l++)
+                tile16 = !irrb[(n0 + l) * G + g];
+            if (tile16) {
+                const uint16_t *cp[NT];
+                double f8[NT];
+                for (size_t l = 0; l < NT; l++) {
+                    size_t n = n0 + l;
+                    db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
+                    cp[l] = rowp[l] ? rowp[l] + k0 : zero_codes16;
+                    f8[l] = rowp[l] ? pow2i(-ub[n * G + g]) : 0.0;
+                }
+                tile_decode_bf16(cp, f8, bt);
+            }
+            for (size_t l = 0; l < NT && !tile16; l++) {
                 size_t k = 0, n = n0 + l;
                 db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
                 if (rowp[l]) {
