@@ -294,29 +294,47 @@ static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
         bta[i] = (v4d)((v4i)bt[i] & m);
 }
 
+typedef float v8f __attribute__((vector_size(32)));
+
 /* The lanes' fp32-group step and bound sum for one activation row and one
  * group: elementwise over the 8 lanes, in the engine's operation order
- * (vectorizes without changing a bit: no reassociation, no contraction). */
-static inline void tile_model(const double *p, double pab, float sa, const float *sb,
-                              float *gt)
+ * (each lane's operations and their order as in the engine's scalar
+ * code: no reassociation, no contraction), in vectors loaded and stored
+ * through memcpy (the arrays' alignment is not a vector's). */
+static inline __attribute__((always_inline)) void tile_model(const double *p, double pab,
+                                                            float sa, const float *sb,
+                                                            float *gt)
 {
-    for (int l = 0; l < NT; l++) {
-        float pf = (float)(p[l] * pab);
-        float t = pf * mxg_scale_mul(sa, sb[l]);
-        gt[l] = gt[l] + t;
-    }
+    v8d pv;
+    v8f sbv, gv;
+    memcpy(&pv, p, sizeof pv);
+    memcpy(&sbv, sb, sizeof sbv);
+    memcpy(&gv, gt, sizeof gv);
+    v8f pf = __builtin_convertvector(pv * pab, v8f);
+    gv = gv + pf * (sa * sbv); /* mxg_scale_mul(sa, sb[l]) = sa * sb[l] */
+    memcpy(gt, &gv, sizeof gv);
 }
 
-static inline void tile_model_unscaled(const double *p, double pab, float *gt)
+static inline __attribute__((always_inline)) void tile_model_unscaled(const double *p,
+                                                                     double pab, float *gt)
 {
-    for (int l = 0; l < NT; l++)
-        gt[l] = gt[l] + (float)(p[l] * pab);
+    v8d pv;
+    v8f gv;
+    memcpy(&pv, p, sizeof pv);
+    memcpy(&gv, gt, sizeof gv);
+    gv = gv + __builtin_convertvector(pv * pab, v8f);
+    memcpy(gt, &gv, sizeof gv);
 }
 
-static inline void sabs_steps(const double *q, double fa, const double *fb, double *qt)
+static inline __attribute__((always_inline)) void sabs_steps(const double *q, double fa,
+                                                            const double *fb, double *qt)
 {
-    for (int l = 0; l < NT; l++)
-        qt[l] += q[l] * fa * fb[l];
+    v8d qv, fv, tv;
+    memcpy(&qv, q, sizeof qv);
+    memcpy(&fv, fb, sizeof fv);
+    memcpy(&tv, qt, sizeof tv);
+    tv = tv + qv * fa * fv;
+    memcpy(qt, &tv, sizeof tv);
 }
 
 /* sabs_steps for the 16-bit kernel's loop */
@@ -962,8 +980,13 @@ static void ftabs16_init(void)
 
 static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
 {
-    for (int l = 0; l < NT; l++)
-        gt[l] = gt[l] + (float)(p[l] * pa * pb[l]);
+    v8d pv, bv;
+    v8f gv;
+    memcpy(&pv, p, sizeof pv);
+    memcpy(&bv, pb, sizeof bv);
+    memcpy(&gv, gt, sizeof gv);
+    gv = gv + __builtin_convertvector(pv * pa * bv, v8f);
+    memcpy(gt, &gv, sizeof gv);
 }
 
 /* Units of row r's groups into u[g * stride] as the engine's prep chooses
@@ -1044,7 +1067,6 @@ static inline float bf16_value(uint16_t c)
 static const uint16_t zero_codes16[MX_BLOCK];
 
 typedef uint32_t v8u32 __attribute__((vector_size(32)));
-typedef float v8f __attribute__((vector_size(32)));
 
 /* bt[k][l] = value(cp[l][k]) f[l] for a whole group of eight BF16 rows in
  * their windows: each value times 2^-u is an integer (exact), as the lane
