@@ -256,9 +256,23 @@ static inline __attribute__((always_inline)) void add128(const v8i *vp, const v8
     *lo = nl;
 }
 
-/* v = P's lanes as integers (exact: below 2^53) */
+/* v = P's lanes as integers (exact: below 2^53).  When every |P| is
+ * below 2^51, from the binary64 P + 1.5 2^52 (tile_acc64: no vector
+ * float-to-integer conversion before AVX-512DQ), else lane by lane. */
 static inline __attribute__((always_inline)) void lanes_i64(const double *P, v8i *v)
 {
+    const v8d magic = (v8d){0} + 0x1.8p52, lim = (v8d){0} + 0x1p51;
+    v8d p;
+    memcpy(&p, P, sizeof p);
+    v8i big = (v8i)((v8u)p & (v8u)((v8i){0} + 0x7FFFFFFFFFFFFFFFll)) >= (v8i)lim;
+    long long any = 0;
+    for (int l = 0; l < NT; l++)
+        any |= big[l];
+    if (!any) {
+        v8d t = p + magic;
+        *v = (v8i)((v8u)t - (v8u)magic);
+        return;
+    }
     for (int l = 0; l < NT; l++)
         (*v)[l] = (long long)P[l];
 }
