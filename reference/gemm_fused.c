@@ -1375,6 +1375,29 @@ mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *
     return r;
 }
 
+int mxg_fused16_a_wide(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                       int wa)
+{
+    const ftab16 *ta, *tb;
+    if (!fused16_applies(s, A, B, &ta, &tb))
+        return 0;
+    size_t G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
+    int *u = malloc((G + 1) * sizeof *u);
+    unsigned char *irr = malloc(G + 1);
+    int wide = 0;
+    for (size_t m = 0; u && irr && m < A->rows && !wide; m++) {
+        int lo, hi;
+        double amax;
+        int w = row_facts16(A, ta, m, G, 1, wa, u, NULL, irr, &lo, &hi, &amax);
+        if (w < 0)
+            break; /* a NaN or inf code: the kernels report it */
+        wide = w > 0;
+    }
+    free(u);
+    free(irr);
+    return wide;
+}
+
 int mxg_fused16_rows_wide(const mxg_fused16_rows *r)
 {
     return r && r->st == MX_OK && r->wide;

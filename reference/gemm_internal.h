@@ -473,6 +473,11 @@ void mxg_fused16_rows_free(mxg_fused16_rows *r);
  * window: a sum provider declines every block of such an A (its groups
  * must fit their windows), so the fused kernel sums them on the host. */
 int mxg_fused16_rows_wide(const mxg_fused16_rows *r);
+/* 1 when the 16-bit kernel takes operands like A and B under s and a
+ * group of A is wider than the window wa (the row facts alone, up to the
+ * first such row; 0 at a NaN or inf code, which the kernels report). */
+int mxg_fused16_a_wide(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                       int wa);
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats);
 /* The fused pass for unscaled BF16/FP16 operands under the windows wa, wb

@@ -218,7 +218,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
          * declines every block (gemm.c, provider_takes) and the 16-bit
          * kernel sums them on the host, so they are split as without a
          * provider, A's rows decoded once for them */
-        if (!mxg_fused_applies(s, A, B))
+        if (!mxg_fused_applies(s, A, B) && mxg_fused16_a_wide(s, A, B, wa))
             wide16 = mxg_fused16_rows_new(s, A, B, wa);
         if (!mxg_fused16_rows_wide(wide16)) {
             mxg_fused16_rows_free(wide16);
