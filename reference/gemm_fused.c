@@ -38,6 +38,28 @@
 #include "mxref/pool.h"
 #include "gemm_internal.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+/* the exact dots alone may contract a * b + c to an FMA (same bits: every
+ * product and partial sum is an exact integer); the model steps may not */
+#define FUSED_DOTS8 __attribute__((optimize("O3", "fp-contract=fast"), target("avx512f")))
+#define FUSED_DOTS4 __attribute__((optimize("O3", "fp-contract=fast")))
+#define FUSED_FMA __attribute__((target("avx2,fma")))
+/* which tile_dots body this processor runs: 2 AVX-512, 1 AVX2 + FMA, 0
+ * the baseline */
+#define DOTS_KIND()                                                            \
+    (__builtin_cpu_supports("avx512f")                                         \
+         ? 2                                                                   \
+         : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0)
+#else
+#define FUSED_HOT
+#define FUSED_DOTS8
+#define FUSED_DOTS4
+#define FUSED_FMA
+#define DOTS_KIND() 0
+#endif
+static int dots_kind; /* DOTS_KIND(), set once in ftabs_init */
+
 /* Per-code facts of an 8-bit format with a fixed unit. */
 typedef struct {
     int ok;              /* every finite value on the grid 2^unit, < 2^24 of it */
@@ -58,6 +80,7 @@ static pthread_once_t ftabs_once = PTHREAD_ONCE_INIT;
 
 static void ftabs_init(void)
 {
+    dots_kind = DOTS_KIND();
     for (int e = -1100; e <= 1100; e++)
         pow2_tab[e + 1100] = ldexp(1.0, e);
     for (int b = 0; b < 256; b++) {
@@ -115,6 +138,16 @@ static _Atomic unsigned long fused_calls;
 void mxg_fused_enable(int on) { fused_on = on; }
 unsigned long mxg_fused_count(void) { return fused_calls; }
 
+int mxg_fused_dots(int kind)
+{
+    pthread_once(&ftabs_once, ftabs_init);
+    int best = DOTS_KIND();
+    if (kind < 0)
+        return best;
+    dots_kind = kind < best ? kind : best;
+    return dots_kind;
+}
+
 int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
 {
     if (!fused_on || A->fmt->bits != 8 || B->fmt->bits != 8 || !A->fmt->is_signed ||
@@ -132,27 +165,21 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64), aligned(64)));
 typedef long long v4i __attribute__((vector_size(32)));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FUSED_HOT __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
-/* the exact dots alone may contract a * b + c to an FMA (same bits: every
- * product and partial sum is an exact integer); the model steps may not */
-#define FUSED_DOTS __attribute__((optimize("O3", "fp-contract=fast"), \
-                                  target_clones("avx512f", "avx2", "default")))
-#else
-#define FUSED_HOT
-#define FUSED_DOTS
-#endif
 
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
- * top).  Four activation rows at a time: each vector of the tile, loaded
- * once, serves eight accumulators (P and Q of four rows) held in
+ * top).  Two bodies, chosen once per process (tile_dots below): one
+ * 8-lane vector per k in a zmm register with AVX-512, or two 4-lane
+ * halves in ymm registers otherwise -- an 8-lane vector type compiled for
+ * AVX2 lives in memory, not in registers, and runs several times slower. */
+
+/* AVX-512: four activation rows at a time; each vector of the tile,
+ * loaded once, serves eight accumulators (P and Q of four rows) held in
  * registers. */
-static FUSED_DOTS void tile_dots(size_t M, const double *ad, const double *aa,
-                                size_t lda, const v4d *bt4, const v4d *bta4,
-                                v4d *P4, v4d *Q4)
+static FUSED_DOTS8 void tile_dots8(size_t M, const double *ad, const double *aa,
+                                   size_t lda, const v4d *bt4, const v4d *bta4,
+                                   v4d *P4, v4d *Q4)
 {
-    /* one 8-lane vector per k: a zmm with AVX-512, two ymm with AVX2 */
     const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
     v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
     size_t m = 0;
@@ -213,6 +240,114 @@ static FUSED_DOTS void tile_dots(size_t M, const double *ad, const double *aa,
         }
         Q[m] = (q0 + q1) + (q2 + q3);
     }
+}
+
+/* Sixteen 4-lane registers (AVX2): without magnitudes four rows at a time
+ * (eight accumulators: both halves of four rows), with them two rows at a
+ * time (eight accumulators: P and Q, both halves, of two rows), so that
+ * accumulators, tile vectors and broadcasts all stay in registers. */
+static inline __attribute__((always_inline)) FUSED_DOTS4 void
+dots4_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *bt,
+           const v4d *bta, v4d *P, v4d *Q)
+{
+    size_t m = 0;
+    if (!aa) {
+        for (; m + 4 <= M; m += 4) {
+            const double *a0 = ad + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            v4d p0l = {0}, p0h = p0l, p1l = p0l, p1h = p0l;
+            v4d p2l = p0l, p2h = p0l, p3l = p0l, p3h = p0l;
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v4d bl = bt[2 * k], bh = bt[2 * k + 1];
+                p0l += a0[k] * bl;
+                p0h += a0[k] * bh;
+                p1l += a1[k] * bl;
+                p1h += a1[k] * bh;
+                p2l += a2[k] * bl;
+                p2h += a2[k] * bh;
+                p3l += a3[k] * bl;
+                p3h += a3[k] * bh;
+            }
+            P[2 * m] = p0l;
+            P[2 * m + 1] = p0h;
+            P[2 * m + 2] = p1l;
+            P[2 * m + 3] = p1h;
+            P[2 * m + 4] = p2l;
+            P[2 * m + 5] = p2h;
+            P[2 * m + 6] = p3l;
+            P[2 * m + 7] = p3h;
+        }
+    } else {
+        for (; m + 2 <= M; m += 2) {
+            const double *a0 = ad + m * lda, *a1 = a0 + lda;
+            const double *b0 = aa + m * lda, *b1 = b0 + lda;
+            v4d p0l = {0}, p0h = p0l, p1l = p0l, p1h = p0l;
+            v4d q0l = p0l, q0h = p0l, q1l = p0l, q1h = p0l;
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v4d bl = bt[2 * k], bh = bt[2 * k + 1];
+                v4d cl = bta[2 * k], ch = bta[2 * k + 1];
+                p0l += a0[k] * bl;
+                p0h += a0[k] * bh;
+                p1l += a1[k] * bl;
+                p1h += a1[k] * bh;
+                q0l += b0[k] * cl;
+                q0h += b0[k] * ch;
+                q1l += b1[k] * cl;
+                q1h += b1[k] * ch;
+            }
+            P[2 * m] = p0l;
+            P[2 * m + 1] = p0h;
+            P[2 * m + 2] = p1l;
+            P[2 * m + 3] = p1h;
+            Q[2 * m] = q0l;
+            Q[2 * m + 1] = q0h;
+            Q[2 * m + 2] = q1l;
+            Q[2 * m + 3] = q1h;
+        }
+    }
+    for (; m < M; m++) {
+        const double *a = ad + m * lda;
+        v4d pl = {0}, ph = pl, ql = pl, qh = pl;
+        for (int k = 0; k < MX_BLOCK; k++) {
+            pl += a[k] * bt[2 * k];
+            ph += a[k] * bt[2 * k + 1];
+        }
+        P[2 * m] = pl;
+        P[2 * m + 1] = ph;
+        if (!aa)
+            continue;
+        const double *b = aa + m * lda;
+        for (int k = 0; k < MX_BLOCK; k++) {
+            ql += b[k] * bta[2 * k];
+            qh += b[k] * bta[2 * k + 1];
+        }
+        Q[2 * m] = ql;
+        Q[2 * m + 1] = qh;
+    }
+}
+
+static FUSED_DOTS4 FUSED_FMA void tile_dots4(size_t M, const double *ad, const double *aa,
+                                             size_t lda, const v4d *bt, const v4d *bta,
+                                             v4d *P, v4d *Q)
+{
+    dots4_body(M, ad, aa, lda, bt, bta, P, Q);
+}
+
+static FUSED_DOTS4 void tile_dots4_plain(size_t M, const double *ad, const double *aa,
+                                         size_t lda, const v4d *bt, const v4d *bta, v4d *P,
+                                         v4d *Q)
+{
+    dots4_body(M, ad, aa, lda, bt, bta, P, Q);
+}
+
+static inline void tile_dots(size_t M, const double *ad, const double *aa, size_t lda,
+                             const v4d *bt, const v4d *bta, v4d *P, v4d *Q)
+{
+    if (dots_kind == 2)
+        tile_dots8(M, ad, aa, lda, bt, bta, P, Q);
+    else if (dots_kind == 1)
+        tile_dots4(M, ad, aa, lda, bt, bta, P, Q);
+    else
+        tile_dots4_plain(M, ad, aa, lda, bt, bta, P, Q);
 }
 
 typedef long long v8i __attribute__((vector_size(64), aligned(64)));

@@ -677,16 +677,28 @@ static void engine_then_fused(const mx_gemm_spec *spec, const mx_operand *A,
                               const mx_operand *B, int model, int drop, int with_ba,
                               gouts g[2], mx_gemm_stats st[2], const char *what)
 {
-    for (int v = 0; v < 2; v++) {
-        mx_gemm_out o = gouts_request(&g[v], model, drop, with_ba);
-        unsigned long before = mxg_fused_count();
-        mxg_fused_enable(v);
-        ck_assert_int_eq(mx_gemm(spec, A, B, &o, st ? &st[v] : NULL), MX_OK);
-        mxg_fused_enable(1);
-        if (v == 1)
-            EXPECT(mxg_fused_count() > before, "%s: the fused pass did not take the call",
-                   what);
-    }
+    int best = mxg_fused_dots(-1);
+    for (int v = 0; v < 2; v++)
+        for (int kind = v ? 0 : best; kind <= best; kind++) {
+            /* the fused pass under each tile-dot body this processor runs
+             * (the best last, the one g[1] keeps): all against the engine */
+            mx_gemm_out o = gouts_request(&g[v], model, drop, with_ba);
+            unsigned long before = mxg_fused_count();
+            mxg_fused_enable(v);
+            mxg_fused_dots(kind);
+            ck_assert_int_eq(mx_gemm(spec, A, B, &o, st ? &st[v] : NULL), MX_OK);
+            mxg_fused_enable(1);
+            mxg_fused_dots(best);
+            if (v == 1) {
+                EXPECT(mxg_fused_count() > before, "%s: the fused pass did not take the call",
+                       what);
+                if (kind < best) {
+                    char w[200];
+                    snprintf(w, sizeof w, "%s, tile dots %d", what, kind);
+                    gouts_expect_same(&g[0], &g[1], w);
+                }
+            }
+        }
 }
 
 static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
@@ -742,13 +754,25 @@ START_TEST(test_fused_matches_engine)
         for (int mi = 0; mi < 3; mi++)
             for (int drop = -1; drop < 5; drop++) {
                 mx_gemm_stats st[2];
-                for (int v = 0; v < 2; v++)
-                    ck_assert_int_eq(fused_run(&c, as[lay], bs[lay], fused_models[mi], v,
-                                               drop, &g[v], &st[v]),
-                                     MX_OK);
                 char what[160];
                 snprintf(what, sizeof what, "%s %s layout %d drop %d", fm->name,
                          fused_models[mi] ? fused_models[mi] : "no model", lay, drop);
+                int best = mxg_fused_dots(-1);
+                for (int v = 0; v < 2; v++)
+                    for (int kind = v ? 0 : best; kind <= best; kind++) {
+                        /* every tile-dot body this processor runs, the best
+                         * last (the one g[1] keeps) */
+                        mxg_fused_dots(kind);
+                        ck_assert_int_eq(fused_run(&c, as[lay], bs[lay], fused_models[mi],
+                                                   v, drop, &g[v], &st[v]),
+                                         MX_OK);
+                        mxg_fused_dots(best);
+                        if (v == 1 && kind < best) {
+                            char w[200];
+                            snprintf(w, sizeof w, "%s, tile dots %d", what, kind);
+                            gouts_expect_same(&g[0], &g[1], w);
+                        }
+                    }
                 gouts_expect_same(&g[0], &g[1], what);
                 EXPECT(st[0].elements == st[1].elements &&
                            st[0].slow_elements == st[1].slow_elements,
