@@ -353,6 +353,13 @@ static inline void tile_dots(size_t M, const double *ad, const double *aa, size_
 typedef long long v8i __attribute__((vector_size(64), aligned(64)));
 typedef unsigned long long v8u __attribute__((vector_size(64), aligned(64)));
 
+/* The lane helpers below work on an 8-lane tile row as two 4-lane halves
+ * (256-bit vectors): an 8-lane vector variable compiled for AVX2 lives in
+ * memory, not in registers, and the helpers run in every clone. */
+typedef unsigned long long v4u __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+
 /* acc[0..7] += P[0..7] 2^(da + db[0..7]) modulo 2^64, for group partials
  * P (integers, |P| < 2^51) and shifts in 0..63 where P != 0 (taken modulo
  * 64 elsewhere: they shift a zero).  P's bits come from the
@@ -363,60 +370,67 @@ typedef unsigned long long v8u __attribute__((vector_size(64), aligned(64)));
  * values fits int64, so the modular sum is the true sum. */
 static inline void tile_acc64(const v4d *P4, long long da, const v8i *db, v8u *acc)
 {
-    const v8d magic = {0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52,
-                       0x1.8p52, 0x1.8p52, 0x1.8p52, 0x1.8p52};
-    v8d t = *(const v8d *)P4 + magic;
-    v8u v = (v8u)t - (v8u)magic;
-    v8u sh = (v8u)(*db + da) & 63;
-    *acc += v << sh;
+    const v4d magic = (v4d){0} + 0x1.8p52;
+    const v4i *dbh = (const v4i *)db;
+    v4u *acch = (v4u *)acc;
+    for (int h = 0; h < 2; h++) {
+        v4d t = P4[h] + magic;
+        v4u v = (v4u)t - (v4u)magic;
+        v4u sh = (v4u)(dbh[h] + da) & 63;
+        acch[h] += v << sh;
+    }
 }
 
-/* lo/hi[0..7] += P[0..7] 2^sh[0..7] modulo 2^128, the low and high
- * halves of eight two's complement accumulators: for the 16-bit kernel's
- * group partials (integers, |P| < 2^53) and shifts in 0..127 where P != 0
+/* lo/hi[0..3] += v[0..3] 2^s[0..3] modulo 2^128, the low and high halves
+ * of four two's complement accumulators: for the 16-bit kernel's group
+ * partials (integers, |v| < 2^53) and shifts in 0..127 where v != 0
  * (taken modulo 128 elsewhere: they shift a zero).  The caller guarantees
  * that every partial sum of the true values fits int128, so the modular
  * sum is the true sum. */
-static inline __attribute__((always_inline)) void add128(const v8i *vp, const v8i *shp,
-                                                        v8u *lo, v8u *hi)
+static inline __attribute__((always_inline)) void add128(const v4i *vp, const v4i *shp,
+                                                        v4u *lo, v4u *hi)
 {
-    v8i v = *vp, s = *shp & 127, s6 = s & 63;
-    v8i low = s < 64; /* -1 where the term's low half is v 2^s */
-    v8u tl = ((v8u)v << (v8u)s6) & (v8u)low;
+    v4i v = *vp, s = *shp & 127, s6 = s & 63;
+    v4i low = s < 64; /* -1 where the term's low half is v 2^s */
+    v4u tl = ((v4u)v << (v4u)s6) & (v4u)low;
     /* the high half: v's bits above 64 - s (sign included) below 2^64, or
      * v 2^(s - 64) */
-    v8u th = ((v8u)((v >> 1) >> (63 - s6)) & (v8u)low) | (((v8u)v << (v8u)s6) & ~(v8u)low);
-    v8u nl = *lo + tl;
-    *hi = *hi + th - (v8u)(nl < tl);
+    v4u th = ((v4u)((v >> 1) >> (63 - s6)) & (v4u)low) | (((v4u)v << (v4u)s6) & ~(v4u)low);
+    v4u nl = *lo + tl;
+    *hi = *hi + th - (v4u)(nl < tl);
     *lo = nl;
 }
 
-/* v = P's lanes as integers (exact: below 2^53).  When every |P| is
- * below 2^51, from the binary64 P + 1.5 2^52 (tile_acc64: no vector
+/* v = P[0..3] as integers (exact: below 2^53).  When every |P| is below
+ * 2^51, from the binary64 P + 1.5 2^52 (tile_acc64: no vector
  * float-to-integer conversion before AVX-512DQ), else lane by lane. */
-static inline __attribute__((always_inline)) void lanes_i64(const double *P, v8i *v)
+static inline __attribute__((always_inline)) void lanes_i64(const double *P, v4i *v)
 {
-    const v8d magic = (v8d){0} + 0x1.8p52, lim = (v8d){0} + 0x1p51;
-    v8d p;
+    const v4d magic = (v4d){0} + 0x1.8p52, lim = (v4d){0} + 0x1p51;
+    v4d p;
     memcpy(&p, P, sizeof p);
-    v8i big = (v8i)((v8u)p & (v8u)((v8i){0} + 0x7FFFFFFFFFFFFFFFll)) >= (v8i)lim;
-    long long any = 0;
-    for (int l = 0; l < NT; l++)
-        any |= big[l];
-    if (!any) {
-        v8d t = p + magic;
-        *v = (v8i)((v8u)t - (v8u)magic);
+    v4i big = (v4i)((v4u)p & ((v4u){0} + 0x7FFFFFFFFFFFFFFFull)) >= (v4i)lim;
+    if (!(big[0] | big[1] | big[2] | big[3])) {
+        *v = (v4i)((v4u)(p + magic) - (v4u)magic);
         return;
     }
-    for (int l = 0; l < NT; l++)
+    for (int l = 0; l < 4; l++)
         (*v)[l] = (long long)P[l];
 }
 
+/* lo/hi[0..7] += P[0..7] 2^sh[0..7] modulo 2^128 (add128, half by half) */
 static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *hi)
 {
-    v8i v;
-    lanes_i64(P, &v);
-    add128(&v, sh, lo, hi);
+    const v4i *shh = (const v4i *)sh;
+    v4u *loh = (v4u *)lo, *hih = (v4u *)hi;
+    for (int h = 0; h < 2; h++) {
+        v4i v, s = shh[h];
+        v4u l = loh[h], u = hih[h];
+        lanes_i64(P + 4 * h, &v);
+        add128(&v, &s, &l, &u);
+        loh[h] = l;
+        hih[h] = u;
+    }
 }
 
 static const uint8_t zero_codes[MX_BLOCK];
@@ -426,12 +440,12 @@ static const uint8_t zero_codes[MX_BLOCK];
  * vector store. */
 static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v4d *bt4)
 {
-    v8d *bt = (v8d *)bt4;
     const uint8_t *c0 = cp[0], *c1 = cp[1], *c2 = cp[2], *c3 = cp[3];
     const uint8_t *c4 = cp[4], *c5 = cp[5], *c6 = cp[6], *c7 = cp[7];
-    for (int k = 0; k < MX_BLOCK; k++)
-        bt[k] = (v8d){val[c0[k]], val[c1[k]], val[c2[k]], val[c3[k]],
-                      val[c4[k]], val[c5[k]], val[c6[k]], val[c7[k]]};
+    for (int k = 0; k < MX_BLOCK; k++) {
+        bt4[2 * k] = (v4d){val[c0[k]], val[c1[k]], val[c2[k]], val[c3[k]]};
+        bt4[2 * k + 1] = (v4d){val[c4[k]], val[c5[k]], val[c6[k]], val[c7[k]]};
+    }
 }
 
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
@@ -443,7 +457,6 @@ static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
         bta[i] = (v4d)((v4i)bt[i] & m);
 }
 
-typedef float v8f __attribute__((vector_size(32)));
 
 /* The lanes' fp32-group step and bound sum for one activation row and one
  * group: elementwise over the 8 lanes, in the engine's operation order
@@ -454,36 +467,42 @@ static inline __attribute__((always_inline)) void tile_model(const double *p, do
                                                             float sa, const float *sb,
                                                             float *gt)
 {
-    v8d pv;
-    v8f sbv, gv;
-    memcpy(&pv, p, sizeof pv);
-    memcpy(&sbv, sb, sizeof sbv);
-    memcpy(&gv, gt, sizeof gv);
-    v8f pf = __builtin_convertvector(pv * pab, v8f);
-    gv = gv + pf * (sa * sbv); /* mxg_scale_mul(sa, sb[l]) = sa * sb[l] */
-    memcpy(gt, &gv, sizeof gv);
+    for (int h = 0; h < 2; h++) {
+        v4d pv;
+        v4f sbv, gv;
+        memcpy(&pv, p + 4 * h, sizeof pv);
+        memcpy(&sbv, sb + 4 * h, sizeof sbv);
+        memcpy(&gv, gt + 4 * h, sizeof gv);
+        v4f pf = __builtin_convertvector(pv * pab, v4f);
+        gv = gv + pf * (sa * sbv); /* mxg_scale_mul(sa, sb[l]) = sa * sb[l] */
+        memcpy(gt + 4 * h, &gv, sizeof gv);
+    }
 }
 
 static inline __attribute__((always_inline)) void tile_model_unscaled(const double *p,
                                                                      double pab, float *gt)
 {
-    v8d pv;
-    v8f gv;
-    memcpy(&pv, p, sizeof pv);
-    memcpy(&gv, gt, sizeof gv);
-    gv = gv + __builtin_convertvector(pv * pab, v8f);
-    memcpy(gt, &gv, sizeof gv);
+    for (int h = 0; h < 2; h++) {
+        v4d pv;
+        v4f gv;
+        memcpy(&pv, p + 4 * h, sizeof pv);
+        memcpy(&gv, gt + 4 * h, sizeof gv);
+        gv = gv + __builtin_convertvector(pv * pab, v4f);
+        memcpy(gt + 4 * h, &gv, sizeof gv);
+    }
 }
 
 static inline __attribute__((always_inline)) void sabs_steps(const double *q, double fa,
                                                             const double *fb, double *qt)
 {
-    v8d qv, fv, tv;
-    memcpy(&qv, q, sizeof qv);
-    memcpy(&fv, fb, sizeof fv);
-    memcpy(&tv, qt, sizeof tv);
-    tv = tv + qv * fa * fv;
-    memcpy(qt, &tv, sizeof tv);
+    for (int h = 0; h < 2; h++) {
+        v4d qv, fv, tv;
+        memcpy(&qv, q + 4 * h, sizeof qv);
+        memcpy(&fv, fb + 4 * h, sizeof fv);
+        memcpy(&tv, qt + 4 * h, sizeof tv);
+        tv = tv + qv * fa * fv;
+        memcpy(qt + 4 * h, &tv, sizeof tv);
+    }
 }
 
 /* sabs_steps for the 16-bit kernel's loop */
@@ -1129,13 +1148,15 @@ static void ftabs16_init(void)
 
 static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
 {
-    v8d pv, bv;
-    v8f gv;
-    memcpy(&pv, p, sizeof pv);
-    memcpy(&bv, pb, sizeof bv);
-    memcpy(&gv, gt, sizeof gv);
-    gv = gv + __builtin_convertvector(pv * pa * bv, v8f);
-    memcpy(gt, &gv, sizeof gv);
+    for (int h = 0; h < 2; h++) {
+        v4d pv, bv;
+        v4f gv;
+        memcpy(&pv, p + 4 * h, sizeof pv);
+        memcpy(&bv, pb + 4 * h, sizeof bv);
+        memcpy(&gv, gt + 4 * h, sizeof gv);
+        gv = gv + __builtin_convertvector(pv * pa * bv, v4f);
+        memcpy(gt + 4 * h, &gv, sizeof gv);
+    }
 }
 
 /* Units of row r's groups into u[g * stride] as the engine's prep chooses
@@ -1215,7 +1236,6 @@ static inline float bf16_value(uint16_t c)
 
 static const uint16_t zero_codes16[MX_BLOCK];
 
-typedef uint32_t v8u32 __attribute__((vector_size(32)));
 
 /* bt[k][l] = value(cp[l][k]) f[l] for a whole group of eight BF16 rows in
  * their windows: each value times 2^-u is an integer (exact), as the lane
@@ -1223,14 +1243,13 @@ typedef uint32_t v8u32 __attribute__((vector_size(32)));
  * widened to the FP32 whose top half they are and converted together. */
 static FUSED_HOT void tile_decode_bf16(const uint16_t *const *cp, const double *f, v4d *bt4)
 {
-    v8d *bt = (v8d *)bt4;
-    const v8d fv = {f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
+    const v4d f0 = {f[0], f[1], f[2], f[3]}, f1 = {f[4], f[5], f[6], f[7]};
     const uint16_t *c0 = cp[0], *c1 = cp[1], *c2 = cp[2], *c3 = cp[3];
     const uint16_t *c4 = cp[4], *c5 = cp[5], *c6 = cp[6], *c7 = cp[7];
     for (int k = 0; k < MX_BLOCK; k++) {
-        v8u32 w = {c0[k], c1[k], c2[k], c3[k], c4[k], c5[k], c6[k], c7[k]};
-        v8f x = (v8f)(w << 16);
-        bt[k] = __builtin_convertvector(x, v8d) * fv;
+        v4u32 w0 = {c0[k], c1[k], c2[k], c3[k]}, w1 = {c4[k], c5[k], c6[k], c7[k]};
+        bt4[2 * k] = __builtin_convertvector((v4f)(w0 << 16), v4d) * f0;
+        bt4[2 * k + 1] = __builtin_convertvector((v4f)(w1 << 16), v4d) * f1;
     }
 }
 
@@ -1359,30 +1378,34 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
                                    const double *fb, const v8i *db, const int *lob,
                                    unsigned __int128 *acc, double *qt, float *gt)
 {
-    v8u vl = {0}, vh = {0}, al = {0}, ah = {0};
-    v8i t, sh = *db + (long long)(u - lo);
-    lanes_i64(pm, &t);
-    add128(&t, &sh, &vl, &vh);
-    for (int p = 0; p < np; p++) {
-        int e = u - (p + 1) * wa;
-        sh = *db + (long long)((e > umin ? e : umin) - lo);
-        lanes_i64((const double *)&Pp[p][2 * wi], &t);
+    const v4i *dbh = (const v4i *)db;
+    for (int h = 0; h < 2 && 4 * (size_t)h < nt; h++) {
+        v4u vl = {0}, vh = {0}, al = {0}, ah = {0};
+        v4i t, sh = dbh[h] + (long long)(u - lo);
+        lanes_i64(pm + 4 * h, &t);
         add128(&t, &sh, &vl, &vh);
-        lanes_i64((const double *)&Qp[p][2 * wi], &t);
-        add128(&t, &sh, &al, &ah);
-    }
-    for (size_t l = 0; l < nt; l++) {
-        unsigned __int128 v = (unsigned __int128)vh[l] << 64 | vl[l];
-        unsigned __int128 va = (unsigned __int128)ah[l] << 64 | al[l];
-        int base = lo + lob[l];
-        if (qt) {
-            qt[l] += qm[l] * pa * fb[l];
-            qt[l] += mxg_round_f64_pos(va, base);
+        for (int p = 0; p < np; p++) {
+            int e = u - (p + 1) * wa;
+            sh = dbh[h] + (long long)((e > umin ? e : umin) - lo);
+            lanes_i64((const double *)&Pp[p][2 * wi + (size_t)h], &t);
+            add128(&t, &sh, &vl, &vh);
+            lanes_i64((const double *)&Qp[p][2 * wi + (size_t)h], &t);
+            add128(&t, &sh, &al, &ah);
         }
-        if (acc)
-            acc[l] += v;
-        if (gt)
-            gt[l] = gt[l] + mxg_round_f32_fast((__int128)v, base);
+        for (size_t i = 0; i < 4 && 4 * (size_t)h + i < nt; i++) {
+            size_t l = 4 * (size_t)h + i;
+            unsigned __int128 v = (unsigned __int128)vh[i] << 64 | vl[i];
+            unsigned __int128 va = (unsigned __int128)ah[i] << 64 | al[i];
+            int base = lo + lob[l];
+            if (qt) {
+                qt[l] += qm[l] * pa * fb[l];
+                qt[l] += mxg_round_f64_pos(va, base);
+            }
+            if (acc)
+                acc[l] += v;
+            if (gt)
+                gt[l] = gt[l] + mxg_round_f32_fast((__int128)v, base);
+        }
     }
 }
 
