@@ -414,8 +414,7 @@ static inline __attribute__((always_inline)) void lanes_i64(const double *P, v4i
         *v = (v4i)((v4u)(p + magic) - (v4u)magic);
         return;
     }
-    for (int l = 0; l < 4; l++)
-        (*v)[l] = (long long)P[l];
+    *v = (v4i){(long long)P[0], (long long)P[1], (long long)P[2], (long long)P[3]};
 }
 
 /* lo/hi[0..7] += P[0..7] 2^sh[0..7] modulo 2^128 (add128, half by half) */
@@ -424,7 +423,9 @@ static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *
     const v4i *shh = (const v4i *)sh;
     v4u *loh = (v4u *)lo, *hih = (v4u *)hi;
     for (int h = 0; h < 2; h++) {
-        v4i v, s = shh[h];
+        v4i v;
+        // cppcheck-suppress objectIndex ; sh is one v8i, read as two v4i halves
+        v4i s = shh[h];
         v4u l = loh[h], u = hih[h];
         lanes_i64(P + 4 * h, &v);
         add128(&v, &s, &l, &u);
@@ -1381,7 +1382,9 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
     const v4i *dbh = (const v4i *)db;
     for (int h = 0; h < 2 && 4 * (size_t)h < nt; h++) {
         v4u vl = {0}, vh = {0}, al = {0}, ah = {0};
-        v4i t, sh = dbh[h] + (long long)(u - lo);
+        v4i t;
+        // cppcheck-suppress objectIndex ; db is one v8i, read as two v4i halves
+        v4i sh = dbh[h] + (long long)(u - lo);
         lanes_i64(pm + 4 * h, &t);
         add128(&t, &sh, &vl, &vh);
         for (int p = 0; p < np; p++) {
