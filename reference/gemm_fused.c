@@ -169,16 +169,17 @@ typedef long long v4i __attribute__((vector_size(32)));
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
  * top).  Two bodies, chosen once per process (tile_dots below): one
- * 8-lane vector per k in a zmm register with AVX-512, or two 4-lane
- * halves in ymm registers otherwise -- an 8-lane vector type compiled for
- * AVX2 lives in memory, not in registers, and runs several times slower. */
+ * 8-lane vector per k in a zmm register with AVX-512 (or, slowly, on the
+ * baseline instruction set), or two 4-lane halves in ymm registers with
+ * AVX2 -- an 8-lane vector type compiled for AVX2 lives in memory, not in
+ * registers, and runs several times slower. */
 
 /* AVX-512: four activation rows at a time; each vector of the tile,
  * loaded once, serves eight accumulators (P and Q of four rows) held in
  * registers. */
-static FUSED_DOTS8 void tile_dots8(size_t M, const double *ad, const double *aa,
-                                   size_t lda, const v4d *bt4, const v4d *bta4,
-                                   v4d *P4, v4d *Q4)
+static inline __attribute__((always_inline)) FUSED_DOTS4 void
+dots8_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *bt4,
+           const v4d *bta4, v4d *P4, v4d *Q4)
 {
     const v8d *bt = (const v8d *)bt4, *bta = (const v8d *)bta4;
     v8d *P = (v8d *)P4, *Q = (v8d *)Q4;
@@ -246,9 +247,18 @@ static FUSED_DOTS8 void tile_dots8(size_t M, const double *ad, const double *aa,
  * (eight accumulators: both halves of four rows), with them two rows at a
  * time (eight accumulators: P and Q, both halves, of two rows), so that
  * accumulators, tile vectors and broadcasts all stay in registers. */
-static inline __attribute__((always_inline)) FUSED_DOTS4 void
-dots4_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *bt,
-           const v4d *bta, v4d *P, v4d *Q)
+/* the tile's vectors loaded once per k into registers: without this GCC
+ * folds each load into every FMA that uses it, one load per activation
+ * row (a load-bound loop on two load ports) */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define PIN_REGS(x, y) __asm__("" : "+x"(x), "+x"(y))
+#else
+#define PIN_REGS(x, y) ((void)0)
+#endif
+
+static FUSED_DOTS4 FUSED_FMA void tile_dots4(size_t M, const double *ad, const double *aa,
+                                             size_t lda, const v4d *bt, const v4d *bta,
+                                             v4d *P, v4d *Q)
 {
     size_t m = 0;
     if (!aa) {
@@ -258,6 +268,7 @@ dots4_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *
             v4d p2l = p0l, p2h = p0l, p3l = p0l, p3h = p0l;
             for (int k = 0; k < MX_BLOCK; k++) {
                 v4d bl = bt[2 * k], bh = bt[2 * k + 1];
+                PIN_REGS(bl, bh);
                 p0l += a0[k] * bl;
                 p0h += a0[k] * bh;
                 p1l += a1[k] * bl;
@@ -285,6 +296,8 @@ dots4_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *
             for (int k = 0; k < MX_BLOCK; k++) {
                 v4d bl = bt[2 * k], bh = bt[2 * k + 1];
                 v4d cl = bta[2 * k], ch = bta[2 * k + 1];
+                PIN_REGS(bl, bh);
+                PIN_REGS(cl, ch);
                 p0l += a0[k] * bl;
                 p0h += a0[k] * bh;
                 p1l += a1[k] * bl;
@@ -325,18 +338,20 @@ dots4_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *
     }
 }
 
-static FUSED_DOTS4 FUSED_FMA void tile_dots4(size_t M, const double *ad, const double *aa,
-                                             size_t lda, const v4d *bt, const v4d *bta,
-                                             v4d *P, v4d *Q)
+static FUSED_DOTS8 void tile_dots8(size_t M, const double *ad, const double *aa,
+                                   size_t lda, const v4d *bt, const v4d *bta, v4d *P,
+                                   v4d *Q)
 {
-    dots4_body(M, ad, aa, lda, bt, bta, P, Q);
+    dots8_body(M, ad, aa, lda, bt, bta, P, Q);
 }
 
-static FUSED_DOTS4 void tile_dots4_plain(size_t M, const double *ad, const double *aa,
-                                         size_t lda, const v4d *bt, const v4d *bta, v4d *P,
-                                         v4d *Q)
+/* the eight-lane body on the baseline instruction set (no AVX2): slow,
+ * and only there */
+static FUSED_DOTS4 void tile_dots_plain(size_t M, const double *ad, const double *aa,
+                                        size_t lda, const v4d *bt, const v4d *bta, v4d *P,
+                                        v4d *Q)
 {
-    dots4_body(M, ad, aa, lda, bt, bta, P, Q);
+    dots8_body(M, ad, aa, lda, bt, bta, P, Q);
 }
 
 static inline void tile_dots(size_t M, const double *ad, const double *aa, size_t lda,
@@ -347,7 +362,7 @@ static inline void tile_dots(size_t M, const double *ad, const double *aa, size_
     else if (dots_kind == 1)
         tile_dots4(M, ad, aa, lda, bt, bta, P, Q);
     else
-        tile_dots4_plain(M, ad, aa, lda, bt, bta, P, Q);
+        tile_dots_plain(M, ad, aa, lda, bt, bta, P, Q);
 }
 
 typedef long long v8i __attribute__((vector_size(64), aligned(64)));
