@@ -250,7 +250,7 @@ dots8_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *
 /* the tile's vectors loaded once per k into registers: without this GCC
  * folds each load into every FMA that uses it, one load per activation
  * row (a load-bound loop on two load ports) */
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define PIN_REGS(x, y) __asm__("" : "+x"(x), "+x"(y))
 #else
 #define PIN_REGS(x, y) ((void)0)
