@@ -30,6 +30,13 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
         t->top[c] = (int16_t)(e + bitlen32((uint32_t)abs(t->m[c])));
         t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
     }
+    t->lo = INT_MAX;
+    t->hi = INT_MIN;
+    for (size_t c = 0; c < t->n; c++)
+        if (t->m[c] && !t->bad[c]) {
+            t->lo = t->e[c] < t->lo ? t->e[c] : t->lo;
+            t->hi = t->top[c] > t->hi ? t->top[c] : t->hi;
+        }
     return MX_OK;
 }
 
@@ -58,15 +65,12 @@ const mxg_code_table *mxg_code_table_get(const mx_format *f)
 
 int mxg_fixed_unit(const mxg_code_table *ct, int *unit, int *topmax)
 {
-    int lo = INT_MAX, hi = INT_MIN;
-    for (size_t c = 0; c < ct->n; c++)
-        if (ct->m[c] && !ct->bad[c]) {
-            lo = ct->e[c] < lo ? ct->e[c] : lo;
-            hi = ct->top[c] > hi ? ct->top[c] : hi;
-        }
-    *unit = lo;
-    *topmax = hi;
-    return ct->n == 256 && hi - lo <= 24;
+    /* from the table's build: this runs on every call's operands, and a
+     * scan of a 16-bit format's 65536 codes here had cost more than a small
+     * GEMM */
+    *unit = ct->lo;
+    *topmax = ct->hi;
+    return ct->n == 256 && ct->hi - ct->lo <= 24;
 }
 
 double mxg_pow2_tab[2201];

@@ -61,6 +61,7 @@ typedef struct {
     int32_t *m;      /* value = m * 2^e exactly, m odd (mxg_trim) or 0    */
     int16_t *e, *top;/* top: values are below 2^top                       */
     unsigned char *bad; /* NaN or inf                                     */
+    int lo, hi;      /* lowest e and highest top of the nonzero finite codes */
 } mxg_code_table;
 
 /* The table of an 8- or 16-bit format (built once per process, shared);

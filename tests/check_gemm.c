@@ -910,6 +910,28 @@ START_TEST(test_code_table_trimmed)
         }
         EXPECT(bad == 0, "%s: %zu codes whose table entry is not the value with m odd",
                f->name, bad);
+        /* mxg_fixed_unit's lowest exponent and highest top, from the decoded
+         * values alone: v = odd 2^lo_v, |v| < 2^top_v (frexp) */
+        int lo = INT_MAX, hi = INT_MIN;
+        for (size_t c = 0; c < ct->n; c++) {
+            double v = mx_decode_double(f, (uint32_t)c);
+            if (v == 0 || !isfinite(v))
+                continue;
+            int ex, el = 0;
+            frexp(v, &ex);
+            while (fmod(ldexp(v, -el), 2.0) == 0.0)
+                el++;
+            while (fmod(ldexp(v, -el), 1.0) != 0.0)
+                el--;
+            lo = el < lo ? el : lo;
+            hi = ex > hi ? ex : hi;
+        }
+        int unit, topmax, fixed = mxg_fixed_unit(ct, &unit, &topmax);
+        EXPECT(unit == lo && topmax == hi, "%s: fixed unit facts %d..%d, values say %d..%d",
+               f->name, unit, topmax, lo, hi);
+        EXPECT(fixed == (ct->n == 256 && hi - lo <= 24), "%s: fixed unit %d", f->name, fixed);
+        if (id == MX_E4M3FN || id == MX_E4M3FNUZ)
+            EXPECT(fixed && hi - lo == 18, "%s: not a fixed unit of 18 binades", f->name);
     }
     const mx_format *bf = mx_format_get(MX_BF16);
     for (int sc = -20; sc <= 20; sc += 10) {
