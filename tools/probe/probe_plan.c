@@ -202,6 +202,22 @@ static void plan_order(builder *bd)
 static void plan_group(builder *bd)
 {
     mx_probe_plan *p = bd->p;
+    if (bd->count_only) {
+        /* whether a case is kept depends on d alone (put_prod's values,
+         * not the positions j < l): one trial per d, then all (k - 1)(k - 2)
+         * / 2 pairs -- O(d), not O(k^2 d) (264 000 cases at k = 128) */
+        size_t pairs = (size_t)(p->k - 1) * (size_t)(p->k - 2) / 2;
+        for (int d = 8; d <= 40 && pairs; d++) {
+            size_t id = new_case(bd, p->k, MX_PT_GROUP, 1, 2, d, 0);
+            int ok = put_prod(bd, id, 0, 0, 1, 1, p->eb) &&
+                     put_prod(bd, id, 1, 0, 1, 1, p->eb - d) &&
+                     put_prod(bd, id, 2, 0, 1, 1, p->eb - d);
+            drop_last(bd);
+            if (ok && !bd->fail)
+                p->ncase += pairs;
+        }
+        return;
+    }
     for (int j = 1; j < p->k; j++)
         for (int l = j + 1; l < p->k; l++)
             for (int d = 8; d <= 40; d++) {
