@@ -22,6 +22,8 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
         free(t->bad);
         return MX_ENOMEM;
     }
+    t->lo = INT_MAX;
+    t->hi = INT_MIN;
     for (size_t c = 0; c < t->n; c++) {
         int e;
         mx_class k = mx_decode_int(f, (uint32_t)c, &t->m[c], &e);
@@ -29,14 +31,11 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
         t->e[c] = (int16_t)e;
         t->top[c] = (int16_t)(e + bitlen32((uint32_t)abs(t->m[c])));
         t->bad[c] = k == MX_CLASS_NAN || k == MX_CLASS_INF;
-    }
-    t->lo = INT_MAX;
-    t->hi = INT_MIN;
-    for (size_t c = 0; c < t->n; c++)
         if (t->m[c] && !t->bad[c]) {
             t->lo = t->e[c] < t->lo ? t->e[c] : t->lo;
             t->hi = t->top[c] > t->hi ? t->top[c] : t->hi;
         }
+    }
     return MX_OK;
 }
 

@@ -51,12 +51,17 @@
     (__builtin_cpu_supports("avx512f")                                         \
          ? 2                                                                   \
          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0)
+/* the AVX2 body's tile vectors loaded once per k into registers: without
+ * this GCC folds each load into every FMA that uses it, one load per
+ * activation row (a load-bound loop on two load ports) */
+#define PIN_REGS(x, y) __asm__("" : "+x"(x), "+x"(y))
 #else
 #define FUSED_HOT
 #define FUSED_DOTS8
 #define FUSED_DOTS4
 #define FUSED_FMA
 #define DOTS_KIND() 0
+#define PIN_REGS(x, y) ((void)0)
 #endif
 static int dots_kind; /* DOTS_KIND(), set once in ftabs_init */
 
@@ -165,7 +170,6 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64), aligned(64)));
 typedef long long v4i __attribute__((vector_size(32)));
 
-
 /* P[m][0..7] = sum_k a[m][k] bt[k][0..7] over one group, and the same on
  * magnitudes into Q when aa is not NULL.  Exact in any order (see the
  * top).  Two bodies, chosen once per process (tile_dots below): one
@@ -247,15 +251,6 @@ dots8_body(size_t M, const double *ad, const double *aa, size_t lda, const v4d *
  * (eight accumulators: both halves of four rows), with them two rows at a
  * time (eight accumulators: P and Q, both halves, of two rows), so that
  * accumulators, tile vectors and broadcasts all stay in registers. */
-/* the tile's vectors loaded once per k into registers: without this GCC
- * folds each load into every FMA that uses it, one load per activation
- * row (a load-bound loop on two load ports) */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define PIN_REGS(x, y) __asm__("" : "+x"(x), "+x"(y))
-#else
-#define PIN_REGS(x, y) ((void)0)
-#endif
-
 static FUSED_DOTS4 FUSED_FMA void tile_dots4(size_t M, const double *ad, const double *aa,
                                              size_t lda, const v4d *bt, const v4d *bta,
                                              v4d *P, v4d *Q)
@@ -472,7 +467,6 @@ static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
     for (int i = 0; i < 2 * MX_BLOCK; i++)
         bta[i] = (v4d)((v4i)bt[i] & m);
 }
-
 
 /* The lanes' fp32-group step and bound sum for one activation row and one
  * group: elementwise over the 8 lanes, in the engine's operation order
@@ -1251,7 +1245,6 @@ static inline float bf16_value(uint16_t c)
 }
 
 static const uint16_t zero_codes16[MX_BLOCK];
-
 
 /* bt[k][l] = value(cp[l][k]) f[l] for a whole group of eight BF16 rows in
  * their windows: each value times 2^-u is an integer (exact), as the lane
