@@ -41,10 +41,11 @@
  * code (mxb_set_slow(1) turns the walk off) on every preset, variants of
  * them and many data kinds.
  *
- * Length (over ~600 lines): the lane kernel (group_tile, one static
+ * Length (over ~600 lines): the lane kernel (group_tile_body, one
  * function so that its loops vectorize together, with its inline lane
- * helpers) and its one caller, the tiling that decodes operands and falls
- * back lane by lane, are one algorithm; the general model and its bounds
+ * helpers, instanced per preset mode by GROUP_TILE) and its one caller,
+ * the tiling that decodes operands and falls back lane by lane, are one
+ * algorithm; the general model and its bounds
  * stay in blockfma.c, blockfma_bound.c and blockfma_bound_dot.c.
  */
 #include <float.h>
@@ -56,6 +57,8 @@
 #include "gemm_internal.h"
 
 #define NT 16 /* output columns per tile */
+#define TB 4  /* tiles side by side in walk_cpu (a super-tile) */
+#define RB 8  /* rows of A per chunk in walk_cpu */
 
 /* the most bytes of A decoded once for all column tiles (mxg_block_walk) */
 #define A_CACHE_MAX ((double)(96u << 20))
@@ -73,6 +76,14 @@
 #else
 #define LANES
 #define WALK_HOT
+#endif
+
+#if defined(__GNUC__)
+/* the lane helpers and group_tile_body are inlined into each instance
+ * of group_tile (its mode flags fold) */
+#define BODY_INLINE static inline __attribute__((always_inline))
+#else
+#define BODY_INLINE static inline
 #endif
 
 /* How the walk reproduces p on groups of len products of formats fa, fb:
@@ -271,7 +282,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
  * products only.  Always inlined with Wj a local array, so that every
  * accumulator stays in registers across the terms (a pointer chosen per
  * term kept W in memory: a store-to-load chain per term). */
-static inline __attribute__((always_inline)) void
+BODY_INLINE void
 gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
          const double *restrict ba, int with_sa, double *restrict Wj,
          double *restrict wm, double *restrict s, double *restrict sa)
@@ -292,7 +303,7 @@ gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp
 
 /* The second pass's step: term a * b truncated onto the grid (inv =
  * 2^(F-E) per lane), added to Sj. */
-static inline __attribute__((always_inline)) void
+BODY_INLINE void
 align_l(double a, const double *restrict bvi, const double *restrict inv,
         double *restrict Sj)
 {
@@ -309,7 +320,7 @@ align_l(double a, const double *restrict bvi, const double *restrict inv,
  * int32: f32 is set only when no accumulator can reach 2^31 (ceil(n/2)
  * terms of a block of n, each below 2^(F+2)).  Sixteen lanes to a vector
  * instead of eight, and one conversion instead of two. */
-static inline __attribute__((always_inline)) void
+BODY_INLINE void
 align_f(float a, const float *restrict bvi, const float *restrict inv,
         int32_t *restrict Ij)
 {
@@ -327,17 +338,16 @@ align_f(float a, const float *restrict bvi, const float *restrict inv,
  * mx_blockfma_sum_abs and mx_blockfma_bound_dot from c_abs 0).  One pass
  * over each block gathers what the model's alignment and the bounds need,
  * a second sums the model's aligned terms. */
-static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
-                                const double *av, const double *aa,
-                                const double *ap, const double *restrict bv,
-                                const double *restrict ba,
-                                const double *restrict bp,
-                                const float *restrict bvf,
-                                const uint32_t *restrict bnz, size_t len,
-                                float *restrict part, unsigned char *restrict bad,
-                                double scad, const double *restrict scbd,
-                                double *restrict sbm, double *restrict spm,
-                                double *restrict cs)
+BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double *av,
+                                 const double *aa, const double *ap,
+                                 const double *restrict bv, const double *restrict ba,
+                                 const double *restrict bp, const float *restrict bvf,
+                                 const uint32_t *restrict bnz, size_t len,
+                                 float *restrict part, unsigned char *restrict bad,
+                                 double scad, const double *restrict scbd,
+                                 double *restrict sbm, double *restrict spm,
+                                 double *restrict cs, int mode, int odd_even, int c_fadd,
+                                 int zero)
 {
     const sched *sc = &wg->sc;
     uint64_t anz = 0; /* the row's nonzero codes in the group, as bits */
@@ -348,6 +358,10 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
      * scaled operands (every group from c = 0), the chain of unscaled
      * ones.  This writes P, D and the sum back; the caller stores c. */
     double *cin = cs, *cP = cs + NT, *cD = cs + 2 * NT, *csa = cs + 3 * NT;
+    /* zero: the state is known to be zero (scaled operands), not read */
+    static const double zs[NT];
+    const double *rin = zero ? zs : cin, *rP = zero ? zs : cP, *rD = zero ? zs : cD,
+                 *rsa = zero ? zs : csa;
     /* lanes as wide as a double everywhere (the vectorizer keeps one
      * vector shape; no short-circuit or trapping operation under a
      * condition) */
@@ -356,14 +370,14 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
     LANES
     for (size_t l = 0; l < NT; l++) {
         /* c_fadd: the instruction's blocks from zero, c added after */
-        double cf = fabs(cin[l]) <= FLT_MAX ? cin[l] : 0.0; /* else flagged */
-        d[l] = w->c_fadd ? 0.0 : cf;
-        Pi[l] = w->c_fadd ? 0.0 : cP[l];
-        Di[l] = w->c_fadd ? 0.0 : cD[l];
-        sa[l] = csa[l];
+        double cf = fabs(rin[l]) <= FLT_MAX ? rin[l] : 0.0; /* else flagged */
+        d[l] = c_fadd ? 0.0 : cf;
+        Pi[l] = c_fadd ? 0.0 : rP[l];
+        Di[l] = c_fadd ? 0.0 : rD[l];
+        sa[l] = rsa[l];
         sinst[l] = 0.0;
         /* an infinite or NaN c (a chain past a special): the general code */
-        flag[l] = (int64_t)!(fabs(cin[l]) <= FLT_MAX);
+        flag[l] = (int64_t)!(fabs(rin[l]) <= FLT_MAX);
     }
     for (size_t bk = 0; bk < sc->nblk; bk++) {
         const unsigned char *ix = sc->idx + sc->start[bk];
@@ -380,9 +394,9 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             double cr = u2d(d2u(d[l]) & UINT64_C(0x7ff0000000000000));
             cr = d[l] == 0 ? 0.0 : cr > 0x1p-126 ? cr : 0x1p-126;
             cv[l] = d[l];
-            W[l] = w->mode == W_EARLY ? cr : 0.0;
+            W[l] = mode == W_EARLY ? cr : 0.0;
             W1[l] = 0.0;
-            flag[l] |= (int64_t)((w->mode == W_EARLY) & (d[l] != 0) &
+            flag[l] |= (int64_t)((mode == W_EARLY) & (d[l] != 0) &
                                  (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
             wm[l] = s[l] = 0.0;
         }
@@ -395,10 +409,10 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
          * mx_blockfma_sum_abs adds the same w in index order, which is
          * block order when the blocks are contiguous runs; other orders
          * give its sum where every partial sum is exact (sa_walk). */
-        if (!w->odd_even)
+        if (!odd_even) {
             for (size_t j = 0; j < cnt; j++)
                 gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
-        else { /* even-indexed terms to W, odd to W1, in j's order */
+        } else { /* even-indexed terms to W, odd to W1, in j's order */
             size_t j = 0;
             for (; j + 1 < cnt; j += 2) {
                 gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
@@ -407,7 +421,7 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
             if (j < cnt)
                 gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
         }
-        if (w->mode == W_EXACT) { /* every product exact, their sum too */
+        if (mode == W_EXACT) { /* every product exact, their sum too */
             LANES
             for (size_t l = 0; l < NT; l++)
                 v[l] = cv[l];
@@ -430,7 +444,7 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                  * conversion always runs, on 0 when late: no condition
                  * around a conversion that could trap keeps the loop
                  * vector) */
-                S[l] = (double)(int32_t)(w->mode == W_EARLY ? cv[l] * inv[l] : 0.0);
+                S[l] = (double)(int32_t)(mode == W_EARLY ? cv[l] * inv[l] : 0.0);
                 S1[l] = 0.0;
             }
             if (wg->f32) { /* two int32 accumulators (align_f) */
@@ -439,7 +453,7 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 LANES
                 for (size_t l = 0; l < NT; l++) {
                     invf[l] = (float)inv[l];
-                    inv1f[l] = (float)(w->odd_even ? inv1[l] : inv[l]);
+                    inv1f[l] = (float)(odd_even ? inv1[l] : inv[l]);
                     I0[l] = I1[l] = 0;
                 }
                 size_t j = 0;
@@ -451,10 +465,10 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                     align_f((float)av[ix[j]], bvf + ix[j] * NT, invf, I0);
                 LANES
                 for (size_t l = 0; l < NT; l++) { /* odd/even: I1 is the odd group's */
-                    S[l] += (double)I0[l] + (w->odd_even ? 0.0 : (double)I1[l]);
-                    S1[l] += w->odd_even ? (double)I1[l] : 0.0;
+                    S[l] += (double)I0[l] + (odd_even ? 0.0 : (double)I1[l]);
+                    S1[l] += odd_even ? (double)I1[l] : 0.0;
                 }
-            } else if (!w->odd_even) {
+            } else if (!odd_even) {
                 /* every term an integer below 2^31, at most 65 of them:
                  * their sum is exact in any order, so two accumulators */
                 double S2[NT];
@@ -480,7 +494,7 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 if (j < cnt)
                     align_l(av[ix[j]], bv + ix[j] * NT, inv, S);
             }
-            if (w->mode == W_EARLY) {
+            if (mode == W_EARLY) {
                 LANES
                 for (size_t l = 0; l < NT; l++)
                     v[l] = S[l] * (W[l] * w->twomF);
@@ -538,10 +552,10 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
     LANES
     for (size_t l = 0; l < NT; l++) {
         float f = (float)d[l];
-        float fs = (float)cin[l] + f;
+        float fs = (float)rin[l] + f;
         double fa = fabs((double)fs);
-        f = w->c_fadd ? fs : f;
-        flag[l] |= (int64_t)(w->c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
+        f = c_fadd ? fs : f;
+        flag[l] |= (int64_t)(c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
         part[l] = f;
         bad[l] = (unsigned char)flag[l];
     }
@@ -557,17 +571,17 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
                 sa[l] += t > r ? t : r;
             }
         }
-    if (w->c_fadd) {
+    if (c_fadd) {
         LANES
         for (size_t l = 0; l < NT; l++) { /* one instruction, then the FADD */
-            double sum = add_up_l(add_up_l(cP[l], cD[l]), add_up_l(sinst[l], Di[l]));
+            double sum = add_up_l(add_up_l(rP[l], rD[l]), add_up_l(sinst[l], Di[l]));
             double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
-            Di[l] = add_up_l(add_up_l(cD[l], Di[l]), fadd);
-            Pi[l] = add_up_l(cP[l], sinst[l]);
+            Di[l] = add_up_l(add_up_l(rD[l], Di[l]), fadd);
+            Pi[l] = add_up_l(rP[l], sinst[l]);
         }
     }
     LANES
-    for (size_t l = 0; l < NT; l++) {
+    for (size_t l = 0; !zero && l < NT; l++) {
         cP[l] = Pi[l];
         cD[l] = Di[l];
         csa[l] = sa[l];
@@ -585,6 +599,50 @@ static WALK_HOT void group_tile(const walk_c *w, const walk_g *wg,
         spm[l] += scd * (S + Bg);
     }
 }
+
+/* group_tile_body with its mode known, so that the compiler folds the
+ * other modes' code away: the general instance (w's mode, a carried
+ * state), and the presets' cases on scaled operands, whose every group
+ * starts from a zero state (c = 0, bound 0: neither read nor written) */
+#define GROUP_TILE(name, MODE, ODD, FADD, ZERO)                                           \
+    static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
+                              const double *aa, const double *ap,                         \
+                              const double *restrict bv, const double *restrict ba,       \
+                              const double *restrict bp, const float *restrict bvf,       \
+                              const uint32_t *restrict bnz, size_t len,                   \
+                              float *restrict part, unsigned char *restrict bad,          \
+                              double scad, const double *restrict scbd,                   \
+                              double *restrict sbm, double *restrict spm,                 \
+                              double *restrict cs)                                        \
+    {                                                                                     \
+        group_tile_body(w, wg, av, aa, ap, bv, ba, bp, bvf, bnz, len, part, bad, scad,    \
+                        scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO);                       \
+    }
+GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0)
+GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1)
+GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1)
+GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1)
+#undef GROUP_TILE
+
+typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, const double *,
+                              const double *, const double *, const double *, const double *,
+                              const float *, const uint32_t *, size_t, float *,
+                              unsigned char *, double, const double *, double *, double *,
+                              double *);
+
+/* The instance of group_tile for w's mode: a special one on scaled
+ * operands (chain 0) when there is one. */
+static group_tile_fn group_tile_for(const walk_c *w)
+{
+    if (w->chain)
+        return group_tile;
+    if (w->mode == W_EARLY && !w->odd_even)
+        return w->c_fadd ? group_tile_early_fadd : group_tile_early;
+    if (w->mode == W_LATE && w->odd_even && !w->c_fadd)
+        return group_tile_late_oe;
+    return group_tile;
+}
+
 
 /* Signed value, magnitude and 2^r of a code, as the model and the bounds
  * take them (tab: mxb_mag_table of the format under the preset's in_fmt);
@@ -1053,11 +1111,18 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             return took;
         }
     }
-    double *bv = malloc(3 * MX_BLOCK * NT * sizeof *bv);
-    float *bvf = malloc(MX_BLOCK * NT * sizeof *bvf); /* B's values in FP32 */
-    float *acc = malloc(M * NT * sizeof *acc);
-    double *sb = malloc(M * NT * sizeof *sb), *sp = malloc(M * NT * sizeof *sp);
-    double *cs = malloc(M * 4 * NT * sizeof *cs);
+    /* TB tiles of B side by side (a super-tile), so that each row's
+     * decoded group of A is read from memory once for TB tiles, not once
+     * per tile; rows in chunks of RB, so that a chunk's groups of A stay
+     * in the first-level cache while the TB tiles run over them */
+    size_t TBN = TB * NT;
+    double *bv = malloc(TB * 3 * MX_BLOCK * NT * sizeof *bv);
+    float *bvf = malloc(TB * MX_BLOCK * NT * sizeof *bvf); /* B's values in FP32 */
+    float *acc = malloc(M * TBN * sizeof *acc);
+    double *sb = malloc(M * TBN * sizeof *sb), *sp = malloc(M * TBN * sizeof *sp);
+    /* the rows' carried state (group_tile's cs): a chain's, per row and
+     * lane; scaled operands start every group from zero (one tile's) */
+    double *cs = malloc((chain ? M * 4 * TBN : 4 * NT) * sizeof *cs);
     if (!da || !db || !bv || !bvf || !acc || !sb || !sp || !cs) {
         free(bvf);
         free(cs);
@@ -1079,91 +1144,109 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(arows_size(A)) * sizeof *Aown)) != NULL)
         decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
-    double *ba = bv + MX_BLOCK * NT, *bp = ba + MX_BLOCK * NT;
-    for (size_t n0 = 0; n0 < N; n0 += NT) {
-        size_t nt = N - n0 < NT ? N - n0 : NT;
-        for (size_t i = 0; i < M * NT; i++) {
+    group_tile_fn tile = group_tile_for(&w);
+    for (size_t i = 0; !chain && i < 4 * NT; i++) /* the special instances keep it 0 */
+        cs[i] = 0.0;
+    for (size_t n0 = 0; n0 < N; n0 += TBN) {
+        size_t ntt = N - n0 < TBN ? N - n0 : TBN; /* columns of this super-tile */
+        size_t nti = (ntt + NT - 1) / NT;         /* its tiles */
+        for (size_t i = 0; i < M * TBN; i++) {
             acc[i] = 0.0f;
             sb[i] = sp[i] = 0.0;
         }
-        for (size_t i = 0; i < M * 4 * NT; i++)
+        for (size_t i = 0; chain && i < M * 4 * TBN; i++)
             cs[i] = 0.0;
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
             const walk_g *gc = len == mxg_group_len(K, 0) ? &wg[0] : &wg[1];
-            float scb[NT];
-            double scbd[NT];
-            uint32_t bnz[NT]; /* each lane's nonzero codes in the group, as bits */
-            for (size_t l = 0; l < NT; l++) { /* lanes past nt: zeros */
-                scb[l] = 0.0f;
-                scbd[l] = 0.0;
-                bnz[l] = 0;
-                if (l >= nt) {
-                    for (size_t k = 0; k < len; k++)
-                        bv[k * NT + l] = ba[k * NT + l] = bp[k * NT + l] = 0.0;
-                    continue;
-                }
-                scb[l] = mxg_scale_f32(B, s->decode, n0 + l, g);
-                scbd[l] = chain ? 1.0
-                                : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + l, g));
-                decode_run(db, B, n0 + l, k0, len, bv + l, ba + l, bp + l, NT);
-                for (size_t k = 0; k < len; k++)
-                    bnz[l] |= (uint32_t)(ba[k * NT + l] > 0) << k;
-            }
-            for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
-                bvf[k] = (float)bv[k];
-            for (size_t m = 0; m < M; m++) {
-                double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
-                const double *av = avb, *aa = aab, *ap = apb;
-                if (Av) {
-                    av = Av + arow_at(M, m, g);
-                    aa = av + MX_BLOCK;
-                    ap = av + 2 * MX_BLOCK;
-                } else {
-                    decode_run(da, A, m, k0, len, avb, aab, apb, 1);
-                }
-                float part[NT];
-                unsigned char bad[NT];
-                double scad = chain ? 1.0
-                                    : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
-                double *csm = cs + m * 4 * NT;
-                if (!chain) /* every group from c = 0, its bound from 0 */
-                    for (size_t i = 0; i < 4 * NT; i++)
-                        csm[i] = 0.0;
-                group_tile(&w, gc, av, aa, ap, bv, ba, bp, bvf, bnz, len, part, bad, scad, scbd,
-                           sb + m * NT, sp + m * NT, csm);
-                float sca = mxg_scale_f32(A, s->decode, m, g);
-                float *am = acc + m * NT;
-                for (size_t l = 0; l < nt; l++) {
-                    float pg = part[l];
-                    if (bad[l]) { /* the general code, from the lane's c */
-                        __atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
-                        pg = mx_blockfma_dot(p, A->fmt, mxg_codes_at(A, m, k0), B->fmt,
-                                             mxg_codes_at(B, n0 + l, k0), len,
-                                             (float)csm[l]);
-                    }
-                    if (chain) { /* the accumulator is the chain's c */
-                        csm[l] = pg;
-                        am[l] = pg;
+            float scb[TB * NT];
+            double scbd[TB * NT];
+            uint32_t bnz[TB * NT]; /* each lane's nonzero codes in the group, as bits */
+            for (size_t t = 0; t < nti; t++) {
+                double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,
+                       *bpt = bat + MX_BLOCK * NT;
+                for (size_t l = 0; l < NT; l++) { /* lanes past ntt: zeros */
+                    size_t c = t * NT + l;
+                    scb[c] = 0.0f;
+                    scbd[c] = 0.0;
+                    bnz[c] = 0;
+                    if (c >= ntt) {
+                        for (size_t k = 0; k < len; k++)
+                            bvt[k * NT + l] = bat[k * NT + l] = bpt[k * NT + l] = 0.0;
                         continue;
                     }
-                    float t = pg * mxg_scale_mul(sca, scb[l]);
-                    am[l] = am[l] + t;
+                    scb[c] = mxg_scale_f32(B, s->decode, n0 + c, g);
+                    scbd[c] = chain ? 1.0
+                                    : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + c, g));
+                    decode_run(db, B, n0 + c, k0, len, bvt + l, bat + l, bpt + l, NT);
+                    for (size_t k = 0; k < len; k++)
+                        bnz[c] |= (uint32_t)(bat[k * NT + l] > 0) << k;
                 }
+                for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
+                    bvf[t * MX_BLOCK * NT + k] = (float)bvt[k];
             }
+            for (size_t m0 = 0; m0 < M; m0 += RB)
+                for (size_t t = 0; t < nti; t++) {
+                    const double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,
+                                 *bpt = bat + MX_BLOCK * NT;
+                    size_t nt = ntt - t * NT < NT ? ntt - t * NT : NT;
+                    for (size_t m = m0; m < M && m < m0 + RB; m++) {
+                        double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
+                        const double *av = avb, *aa = aab, *ap = apb;
+                        if (Av) {
+                            av = Av + arow_at(M, m, g);
+                            aa = av + MX_BLOCK;
+                            ap = av + 2 * MX_BLOCK;
+                        } else {
+                            decode_run(da, A, m, k0, len, avb, aab, apb, 1);
+                        }
+                        float part[NT];
+                        unsigned char bad[NT];
+                        double scad = chain ? 1.0
+                                            : mx_scale_value(s->decode,
+                                                             mxg_scale_byte(A, m, g));
+                        size_t at = m * TBN + t * NT; /* the row's lanes of tile t */
+                        double *csm = chain ? cs + 4 * at : cs;
+                        if (!chain && tile == group_tile) /* every group from c = 0 */
+                            for (size_t i = 0; i < 4 * NT; i++)
+                                csm[i] = 0.0;
+                        tile(&w, gc, av, aa, ap, bvt, bat, bpt,
+                                   bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad,
+                                   scad, scbd + t * NT, sb + at, sp + at, csm);
+                        float sca = mxg_scale_f32(A, s->decode, m, g);
+                        float *am = acc + at;
+                        for (size_t l = 0; l < nt; l++) {
+                            float pg = part[l];
+                            if (bad[l]) { /* the general code, from the lane's c */
+                                __atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
+                                pg = mx_blockfma_dot(p, A->fmt, mxg_codes_at(A, m, k0),
+                                                     B->fmt,
+                                                     mxg_codes_at(B, n0 + t * NT + l, k0),
+                                                     len, (float)csm[l]);
+                            }
+                            if (chain) { /* the accumulator is the chain's c */
+                                csm[l] = pg;
+                                am[l] = pg;
+                                continue;
+                            }
+                            float tt = pg * mxg_scale_mul(sca, scb[t * NT + l]);
+                            am[l] = am[l] + tt;
+                        }
+                    }
+                }
         }
         for (size_t m = 0; m < M; m++)
-            for (size_t l = 0; l < nt; l++) {
-                size_t i = m * N + n0 + l;
-                float a = acc[m * NT + l];
+            for (size_t c = 0; c < ntt; c++) {
+                size_t i = m * N + n0 + c, at = m * TBN + c;
+                float a = acc[at];
                 if (s->row_weight)
                     a = a * s->row_weight[m];
                 if (macc)
                     macc[i] = a;
-                double fb = sb[m * NT + l], fp = sp[m * NT + l];
+                double fb = sb[at], fp = sp[at];
                 if (chain) { /* mxg_acc_block's unscaled bound, from the walk */
-                    const double *csm = cs + m * 4 * NT;
-                    chain_bound(p, K, csm[3 * NT + l], csm[2 * NT + l], &fb, &fp);
+                    const double *csm = cs + 4 * (at - c % NT);
+                    chain_bound(p, K, csm[3 * NT + c % NT], csm[2 * NT + c % NT], &fb, &fp);
                 }
                 if (sum_b)
                     sum_b[i] = fb;
