@@ -1403,6 +1403,42 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
             lanes_i64((const double *)&Qp[p][2 * wi + (size_t)h], &t);
             add128(&t, &sh, &al, &ah);
         }
+        size_t l0 = 4 * (size_t)h;
+        if (l0 + 4 <= nt) {
+            /* four lanes at once; a lane the four-lane roundings leave
+             * (ok 0) rounded by the scalar function */
+            v4i e = (v4i){lob[l0], lob[l0 + 1], lob[l0 + 2], lob[l0 + 3]} + (long long)lo;
+            mxg_v4i ok;
+            if (qt) {
+                v4d r, q, qa, fa;
+                mxg_round_f64_pos_x4(&al, &ah, &e, &r, &ok);
+                for (int i = 0; i < 4; i++)
+                    if (!ok[i])
+                        r[i] = mxg_round_f64_pos((unsigned __int128)ah[i] << 64 | al[i],
+                                                 (int)e[i]);
+                memcpy(&q, qt + l0, sizeof q);
+                memcpy(&qa, qm + l0, sizeof qa);
+                memcpy(&fa, fb + l0, sizeof fa);
+                q += qa * pa * fa;
+                q += r;
+                memcpy(qt + l0, &q, sizeof q);
+            }
+            if (acc)
+                for (int i = 0; i < 4; i++)
+                    acc[l0 + i] += (unsigned __int128)vh[i] << 64 | vl[i];
+            if (gt) {
+                v4f f, g;
+                mxg_round_f32_x4(&vl, &vh, &e, &f, &ok);
+                for (int i = 0; i < 4; i++)
+                    if (!ok[i])
+                        f[i] = mxg_round_f32((__int128)((unsigned __int128)vh[i] << 64 | vl[i]),
+                                             (int)e[i]);
+                memcpy(&g, gt + l0, sizeof g);
+                g += f;
+                memcpy(gt + l0, &g, sizeof g);
+            }
+            continue;
+        }
         for (size_t i = 0; i < 4 && 4 * (size_t)h + i < nt; i++) {
             size_t l = 4 * (size_t)h + i;
             unsigned __int128 v = (unsigned __int128)vh[i] << 64 | vl[i];

@@ -228,6 +228,98 @@ static inline float mxg_round_f32_fast(__int128 v, int e)
     return mxg_round_f32(v, e);
 }
 
+/* The two inline roundings above on four lanes at once (GCC vector
+ * extensions; the 16-bit kernel's lanes), bit for bit the same results:
+ * each lane's 128-bit integer is its low and high 64 bits (lo, hi), its
+ * exponent e[i].  *ok is -1 in the lanes whose result is returned and 0 in
+ * those the scalar function must round (out of the exponent range the
+ * scalar fast paths take, or a magnitude at or above 2^126, or, for FP32,
+ * the double-rounding cases mxg_round_f32_fast leaves to mxg_round_f32);
+ * those lanes' results are meaningless. */
+typedef unsigned long long mxg_v4u __attribute__((vector_size(32)));
+typedef long long mxg_v4i __attribute__((vector_size(32)));
+typedef double mxg_v4d __attribute__((vector_size(32)));
+typedef float mxg_v4f __attribute__((vector_size(16)));
+
+/* (Vectors pass by pointer: a 32-byte vector argument or result changes
+ * the ABI of a build without AVX.) */
+#define MXG_X4 static inline __attribute__((always_inline)) void
+
+/* *p = 2^e for e in -1022..1023 (other lanes: any bits) */
+MXG_X4 mxg_pow2_x4(const mxg_v4i *e, mxg_v4d *p)
+{
+    *p = (mxg_v4d)((mxg_v4u)(*e + 1023) << 52);
+}
+
+/* *d = RN64 of four unsigned 64-bit integers: the two 32-bit halves are
+ * exact binary64 numbers (their bits under 2^52's exponent, minus 2^52),
+ * and h 2^32 + l is rounded once -- no vector conversion of 64-bit
+ * integers before AVX-512DQ */
+MXG_X4 mxg_u64_to_f64_x4(const mxg_v4u *x, mxg_v4d *d)
+{
+    const mxg_v4u ex = (mxg_v4u){0} + 0x4330000000000000ull;
+    const mxg_v4d two52 = (mxg_v4d){0} + 0x1p52;
+    mxg_v4d h = (mxg_v4d)((*x >> 32) | ex) - two52;
+    mxg_v4d l = (mxg_v4d)((*x & 0xFFFFFFFFull) | ex) - two52;
+    *d = h * 0x1p32 + l;
+}
+
+/* *d = RN64 of four unsigned 128-bit integers hi:lo with hi < 2^62
+ * (other lanes: any value).  Where hi != 0, k is hi's bit length or one
+ * more (the exponent of hi rounded to binary64, plus one): top = hi:lo >>
+ * k has 63 or 64 bits, and ORing the bits shifted out into its lowest bit
+ * (10 or 11 bits below the 53 kept) leaves its rounding unchanged; then
+ * 2^k, exact. */
+MXG_X4 mxg_u128_to_f64_x4(const mxg_v4u *lo, const mxg_v4u *hi, mxg_v4d *d)
+{
+    mxg_v4d hd, t, p;
+    mxg_u64_to_f64_x4(hi, &hd);
+    mxg_v4u big = (mxg_v4u)(*hi != 0);
+    mxg_v4u k = (((mxg_v4u)hd >> 52) - 1022) & big;
+    /* shifts kept in 1..63 in every lane (the others' results unused) */
+    mxg_v4u over = (mxg_v4u)(k > 63);
+    mxg_v4u ks = (k & ~over) | (63 & over) | (~big & 1);
+    mxg_v4u top = (*hi << (64 - ks)) | (*lo >> ks) | ((mxg_v4u)((*lo << (64 - ks)) != 0) & 1);
+    top = (top & big) | (*lo & ~big);
+    mxg_v4i ki = (mxg_v4i)k;
+    mxg_u64_to_f64_x4(&top, &t);
+    mxg_pow2_x4(&ki, &p);
+    *d = t * p;
+}
+
+/* *f = mxg_round_f32_fast of four two's complement lanes hi:lo times 2^e */
+MXG_X4 mxg_round_f32_x4(const mxg_v4u *lo, const mxg_v4u *hi, const mxg_v4i *e,
+                        mxg_v4f *f, mxg_v4i *ok)
+{
+    /* the magnitude (negated where negative: complement, plus one with its
+     * carry) and RN64 of it, the sign put back (RN is symmetric) */
+    mxg_v4u neg = (mxg_v4u){0} - (*hi >> 63); /* all ones where negative */
+    mxg_v4u ml = (*lo ^ neg) - neg;
+    mxg_v4u mh = (*hi ^ neg) - (neg & (mxg_v4u)(ml == 0));
+    mxg_v4d d, p;
+    mxg_u128_to_f64_x4(&ml, &mh, &d);
+    mxg_pow2_x4(e, &p);
+    mxg_v4d x = (mxg_v4d)((mxg_v4u)d | (neg & 0x8000000000000000ull)) * p;
+    mxg_v4u xb = (mxg_v4u)x;
+    mxg_v4i small = (mh == 0) & (ml < (1ull << 53));
+    /* |x| >= 2^-126 and x not a binary64 number on an FP32 midpoint */
+    mxg_v4i safe = ((xb & 0x7FFFFFFFFFFFFFFFull) >= 0x3810000000000000ull) &
+                   ((xb & 0x1FFFFFFFull) != 0x10000000ull);
+    *ok = (*e >= -1000) & (*e <= 800) & (mh < (1ull << 62)) & (small | safe);
+    *f = __builtin_convertvector(x, mxg_v4f);
+}
+
+/* *r = mxg_round_f64_pos of four lanes hi:lo (unsigned) times 2^e */
+MXG_X4 mxg_round_f64_pos_x4(const mxg_v4u *lo, const mxg_v4u *hi, const mxg_v4i *e,
+                            mxg_v4d *r, mxg_v4i *ok)
+{
+    mxg_v4d d, p;
+    *ok = (*e >= -1022) & (*e <= 800) & (*hi < (1ull << 62));
+    mxg_u128_to_f64_x4(lo, hi, &d);
+    mxg_pow2_x4(e, &p);
+    *r = d * p;
+}
+
 /* ---- model_fp32_group.c --------------------------------------------------- */
 
 /* p = RN32 of the exact unscaled dot of one group, through MPFR (the slow,

@@ -1239,7 +1239,12 @@ START_TEST(test_round_int)
     mpfr_t x, y;
     mpfr_init2(x, 256);
     mpfr_init2(y, 53);
-    size_t bad32 = 0, bad64 = 0, badfast = 0, badpos = 0;
+    size_t bad32 = 0, bad64 = 0, badfast = 0, badpos = 0, badx4 = 0, okx4 = 0;
+    /* the last four cases, for the four-lane roundings */
+    mxg_v4u lo4, hi4, alo4, ahi4;
+    mxg_v4i e4;
+    float want4[4];
+    double wpos4[4];
     for (int i = 0; i < 200000; i++) {
         int len = 1 + (int)gsl_rng_uniform_int(r, 126);
         unsigned __int128 a = 0;
@@ -1279,6 +1284,33 @@ START_TEST(test_round_int)
         if (memcmp(&wpos, &gpos, sizeof gpos) && badpos++ < 5)
             fprintf(stderr, "round_f64_pos seed %lu case %d: got %a want %a\n", seed, i, gpos,
                     wpos);
+        /* four lanes at once: each lane its own case */
+        int ln = i % 4;
+        lo4[ln] = (uint64_t)(unsigned __int128)v;
+        hi4[ln] = (uint64_t)((unsigned __int128)v >> 64);
+        alo4[ln] = (uint64_t)a;
+        ahi4[ln] = (uint64_t)(a >> 64);
+        e4[ln] = e32;
+        want4[ln] = want;
+        wpos4[ln] = wpos;
+        if (ln == 3) {
+            mxg_v4i ok32, ok64;
+            mxg_v4f g4;
+            mxg_v4d p4;
+            mxg_round_f32_x4(&lo4, &hi4, &e4, &g4, &ok32);
+            mxg_round_f64_pos_x4(&alo4, &ahi4, &e4, &p4, &ok64);
+            for (int l = 0; l < 4; l++) {
+                float g = g4[l];
+                double pp = p4[l];
+                okx4 += (ok32[l] != 0) + (ok64[l] != 0);
+                if ((ok32[l] && memcmp(&g, &want4[l], sizeof g)) ||
+                    (ok64[l] && memcmp(&pp, &wpos4[l], sizeof pp))) {
+                    if (badx4++ < 5)
+                        fprintf(stderr, "round x4 seed %lu case %d: got %a %a want %a %a\n",
+                                seed, i - 3 + l, (double)g, pp, (double)want4[l], wpos4[l]);
+                }
+            }
+        }
         int e64 = (int)gsl_rng_uniform_int(r, 600) - 300 - len;
         float wf = gsl_rng_uniform(r) < 0.3 ? 1.0f
                                             : (float)ldexp(gsl_rng_uniform_pos(r),
@@ -1295,6 +1327,10 @@ START_TEST(test_round_int)
     EXPECT(bad32 == 0, "mxg_round_f32: %zu of 200000 differ from MPFR", bad32);
     EXPECT(badfast == 0, "mxg_round_f32_fast: %zu of 200000 differ from MPFR", badfast);
     EXPECT(badpos == 0, "mxg_round_f64_pos: %zu of 200000 differ from MPFR", badpos);
+    EXPECT(badx4 == 0, "mxg_round_f32_x4 / _f64_pos_x4: %zu of 200000 differ from MPFR", badx4);
+    /* most lanes take the four-lane path (the rest: the scalar functions) */
+    EXPECT(okx4 > 300000, "four-lane roundings: only %zu of 400000 lanes taken", okx4);
+    fprintf(stderr, "x4 lanes taken: %zu\n", okx4);
     EXPECT(bad64 == 0, "mxg_round_weighted_f64: %zu of 200000 differ from MPFR", bad64);
     mpfr_clears(x, y, (mpfr_ptr)0);
     gsl_rng_free(r);
