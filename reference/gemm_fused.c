@@ -1827,7 +1827,10 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     for (size_t l = 0; l < nt; l++)
                         all &= !eslow[m * NT + l] && lob[n0 + l] <= hib[n0 + l];
                     if (all) {
-                        planes_lanes(nt, u, wa, umina[m * G + g], loa[m], pq->wnp[g], Pp, Qp,
+                        /* the row's own planes (the group's others are
+                         * zero in its entry) */
+                        planes_lanes(nt, u, wa, umina[m * G + g], loa[m],
+                                     planes_of(u, umina[m * G + g], wa), Pp, Qp,
                                      (size_t)wi, pm, qm, pa, fbt + g * NT, &dbv, lob + n0,
                                      want_exact ? acc + m * NT : NULL,
                                      want_sabs ? qt + m * NT : NULL,
