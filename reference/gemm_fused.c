@@ -45,12 +45,16 @@
 #define FUSED_DOTS8 __attribute__((optimize("O3", "fp-contract=fast"), target("avx512f")))
 #define FUSED_DOTS4 __attribute__((optimize("O3", "fp-contract=fast")))
 #define FUSED_FMA __attribute__((target("avx2,fma")))
-/* which tile_dots body this processor runs: 2 AVX-512, 1 AVX2 + FMA, 0
- * the baseline */
+/* which tile_dots body this processor runs: 2 AVX-512 (3: and the tile
+ * lookup of tile_decode_vbmi), 1 AVX2 + FMA, 0 the baseline */
 #define DOTS_KIND()                                                            \
     (__builtin_cpu_supports("avx512f")                                         \
-         ? 2                                                                   \
+         ? (__builtin_cpu_supports("avx512bw") &&                              \
+                    __builtin_cpu_supports("avx512vbmi")                       \
+                ? 3                                                            \
+                : 2)                                                           \
          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0)
+#define HAVE_DECODE_VBMI 1
 /* the AVX2 body's tile vectors loaded once per k into registers: without
  * this GCC folds each load into every FMA that uses it, one load per
  * activation row (a load-bound loop on two load ports) */
@@ -73,6 +77,11 @@ typedef struct {
     double aval[256];    /* |val|                                               */
     double mag[256];     /* |value| (unscaled), for the rows' amax              */
     unsigned char nz[256], bad[256];
+    /* tile_decode_vbmi's tables: bytes 6 and 7 of val[c]'s binary64
+     * pattern; vb_ok: its other six bytes are zero for every code (values
+     * of at most 4 significant bits, as E4M3's and E5M2's are) */
+    unsigned char vb[2][256];
+    int vb_ok;
 } ftab;
 
 static ftab ftabs[MX_FORMAT_COUNT];
@@ -82,10 +91,26 @@ static inline double pow2i(int e) { return pow2_tab[e + 1100]; }
 /* FP32 scale per byte, per decode */
 static float scale_tab[2][256];
 static pthread_once_t ftabs_once = PTHREAD_ONCE_INIT;
+#ifdef HAVE_DECODE_VBMI
+static unsigned char vbmi_x[2][64], vbmi_t[2][64];
+#endif
 
 static void ftabs_init(void)
 {
     dots_kind = DOTS_KIND();
+#ifdef HAVE_DECODE_VBMI
+    /* tile_decode_vbmi's transposition: rows 0-3 (and 4-7) side by side,
+     * 32 codes each, to 16 k of 4 rows (r: which 16); then the two halves
+     * merged to 8 k of 8 rows (h: which 8 of the 16) */
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 64; j++)
+            vbmi_x[r][j] = (unsigned char)((j % 4) * 32 + 16 * r + j / 4);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 64; i++) {
+            int kl = 8 * h + i / 8, l = i % 8;
+            vbmi_t[h][i] = (unsigned char)(l < 4 ? kl * 4 + l : 64 + kl * 4 + (l - 4));
+        }
+#endif
     for (int e = -1100; e <= 1100; e++)
         pow2_tab[e + 1100] = ldexp(1.0, e);
     for (int b = 0; b < 256; b++) {
@@ -133,6 +158,14 @@ static void ftabs_init(void)
             t->val[c] = m[c] && !t->bad[c] ? ldexp((double)m[c], e[c] - lo) : 0.0;
             t->aval[c] = fabs(t->val[c]);
             t->mag[c] = m[c] && !t->bad[c] ? ldexp(fabs((double)m[c]), e[c]) : 0.0;
+        }
+        t->vb_ok = t->ok;
+        for (int c = 0; c < 256; c++) {
+            uint64_t bits;
+            memcpy(&bits, &t->val[c], sizeof bits);
+            t->vb_ok &= (bits & 0x0000FFFFFFFFFFFFull) == 0;
+            t->vb[0][c] = (unsigned char)(bits >> 48);
+            t->vb[1][c] = (unsigned char)(bits >> 56);
         }
     }
 }
@@ -352,7 +385,7 @@ static FUSED_DOTS4 void tile_dots_plain(size_t M, const double *ad, const double
 static inline void tile_dots(size_t M, const double *ad, const double *aa, size_t lda,
                              const v4d *bt, const v4d *bta, v4d *P, v4d *Q)
 {
-    if (dots_kind == 2)
+    if (dots_kind >= 2)
         tile_dots8(M, ad, aa, lda, bt, bta, P, Q);
     else if (dots_kind == 1)
         tile_dots4(M, ad, aa, lda, bt, bta, P, Q);
@@ -458,6 +491,62 @@ static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v
         bt4[2 * k + 1] = (v4d){val[c4[k]], val[c5[k]], val[c6[k]], val[c7[k]]};
     }
 }
+
+#ifdef HAVE_DECODE_VBMI
+#include <immintrin.h>
+/* (8 binary64 patterns from 8 16-bit words, lane L of w: the words' bits
+ * as the patterns' top 16) */
+#define VBMI_STORE8(w, L, p)                                                                  \
+    _mm512_storeu_si512((p), _mm512_slli_epi64(                                              \
+                                 _mm512_cvtepu16_epi64(_mm512_extracti32x4_epi32((w), (L))), \
+                                 48))
+
+/* tile_decode for a format whose values have only their top 16 bits set
+ * (vb_ok), with AVX-512 VBMI: the eight rows' 256 codes transposed to k
+ * order by byte permutations, each code's two top bytes looked up in
+ * 256-entry tables (two 128-byte permutations and a blend on the code's
+ * top bit), widened to 64 bits in place.  tests/check_gemm.c runs the
+ * fused pass under every dots kind the processor has (this one is kind 3)
+ * against the engine. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void
+tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4)
+{
+    __m512i s[4], t6[4], t7[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const void *)cp[2 * i])),
+            _mm256_loadu_si256((const void *)cp[2 * i + 1]), 1);
+        t6[i] = _mm512_loadu_si512(t->vb[0] + 64 * i);
+        t7[i] = _mm512_loadu_si512(t->vb[1] + 64 * i);
+    }
+    double *o = (double *)bt4;
+    for (int r = 0; r < 2; r++) {
+        __m512i xi = _mm512_loadu_si512(vbmi_x[r]);
+        __m512i x = _mm512_permutex2var_epi8(s[0], xi, s[1]);
+        __m512i y = _mm512_permutex2var_epi8(s[2], xi, s[3]);
+        for (int h = 0; h < 2; h++, o += 64) {
+            /* codes of k = 16 r + 8 h .. + 7, rows 0..7: o[0..63] */
+            __m512i c = _mm512_permutex2var_epi8(x, _mm512_loadu_si512(vbmi_t[h]), y);
+            __mmask64 top = _mm512_movepi8_mask(c);
+            __m512i b6 = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(t6[0], c, t6[1]),
+                                                _mm512_permutex2var_epi8(t6[2], c, t6[3]));
+            __m512i b7 = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(t7[0], c, t7[1]),
+                                                _mm512_permutex2var_epi8(t7[2], c, t7[3]));
+            /* 16-bit words b7:b6 of codes 0-7 and 8-15 of each 16 */
+            __m512i wl = _mm512_unpacklo_epi8(b6, b7), wh = _mm512_unpackhi_epi8(b6, b7);
+            VBMI_STORE8(wl, 0, o);
+            VBMI_STORE8(wh, 0, o + 8);
+            VBMI_STORE8(wl, 1, o + 16);
+            VBMI_STORE8(wh, 1, o + 24);
+            VBMI_STORE8(wl, 2, o + 32);
+            VBMI_STORE8(wh, 2, o + 40);
+            VBMI_STORE8(wl, 3, o + 48);
+            VBMI_STORE8(wh, 3, o + 56);
+        }
+    }
+}
+#undef VBMI_STORE8
+#endif
 
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
 static FUSED_HOT void tile_abs(const v4d *bt, v4d *bta)
@@ -945,7 +1034,12 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 for (size_t l = 0; l < NT; l++)
                     cp[l] = !rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE ? zero_codes
                                                                          : rowp[l] + k0;
-                tile_decode(tb->val, cp, bt);
+#ifdef HAVE_DECODE_VBMI
+                if (dots_kind >= 3 && tb->vb_ok)
+                    tile_decode_vbmi(tb, cp, bt);
+                else
+#endif
+                    tile_decode(tb->val, cp, bt);
             } else {
                 for (size_t l = 0; l < NT; l++) {
                     size_t k = 0;

@@ -587,9 +587,10 @@ void mxg_fused_enable(int on);
 /* Calls the fused kernels have taken so far (tests check they ran). */
 unsigned long mxg_fused_count(void);
 /* The body of the fused kernels' exact tile dots: 2 eight-lane AVX-512
- * vectors, 1 four-lane halves with AVX2 and FMA, 0 the eight-lane body on
- * the baseline instruction set (same values: the dots are exact in any
- * order).
+ * vectors (3: the same, and the FP8 tile lookup by AVX-512 VBMI byte
+ * permutations), 1 four-lane halves with AVX2 and FMA, 0 the eight-lane
+ * body on the baseline instruction set (same values: the dots are exact
+ * in any order, the lookups give the same bits).
  * kind < 0 returns the best this processor runs, the one in force by
  * default; kind >= 0 puts min(kind, that best) in force and returns it
  * (for tests, with no call in flight). */
