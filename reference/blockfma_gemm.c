@@ -602,8 +602,9 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
 
 /* group_tile_body with its mode known, so that the compiler folds the
  * other modes' code away: the general instance (w's mode, a carried
- * state), and the presets' cases on scaled operands, whose every group
- * starts from a zero state (c = 0, bound 0: neither read nor written) */
+ * state: chains), and on scaled operands, whose every group starts from a
+ * zero state (c = 0, bound 0: neither read nor written), one for any mode
+ * and one for each preset's */
 #define GROUP_TILE(name, MODE, ODD, FADD, ZERO)                                           \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap,                         \
@@ -619,6 +620,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                         scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO);                       \
     }
 GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0)
+GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1)
 GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1)
 GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1)
 GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1)
@@ -630,8 +632,9 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
                               unsigned char *, double, const double *, double *, double *,
                               double *);
 
-/* The instance of group_tile for w's mode: a special one on scaled
- * operands (chain 0) when there is one. */
+/* The instance of group_tile for w's mode: on scaled operands (chain 0)
+ * one that neither reads nor writes the carried state (a preset's own
+ * when there is one); for a chain the general one. */
 static group_tile_fn group_tile_for(const walk_c *w)
 {
     if (w->chain)
@@ -640,7 +643,7 @@ static group_tile_fn group_tile_for(const walk_c *w)
         return w->c_fadd ? group_tile_early_fadd : group_tile_early;
     if (w->mode == W_LATE && w->odd_even && !w->c_fadd)
         return group_tile_late_oe;
-    return group_tile;
+    return group_tile_scaled;
 }
 
 
@@ -1145,7 +1148,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
     group_tile_fn tile = group_tile_for(&w);
-    for (size_t i = 0; !chain && i < 4 * NT; i++) /* the special instances keep it 0 */
+    for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
     for (size_t n0 = 0; n0 < N; n0 += TBN) {
         size_t ntt = N - n0 < TBN ? N - n0 : TBN; /* columns of this super-tile */
@@ -1207,9 +1210,6 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                                                              mxg_scale_byte(A, m, g));
                         size_t at = m * TBN + t * NT; /* the row's lanes of tile t */
                         double *csm = chain ? cs + 4 * at : cs;
-                        if (!chain && tile == group_tile) /* every group from c = 0 */
-                            for (size_t i = 0; i < 4 * NT; i++)
-                                csm[i] = 0.0;
                         tile(&w, gc, av, aa, ap, bvt, bat, bpt,
                                    bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad,
                                    scad, scbd + t * NT, sb + at, sp + at, csm);
