@@ -37,7 +37,7 @@
 #define WK_FLT_MAX_BITS 0x47efffffe0000000ull
 
 struct walk_k { /* the call's constants, by value */
-    int mode, odd_even, c_fadd, cutoff, prod_ovf, nblk, inorder, chain;
+    int mode, odd_even, c_fadd, cutoff, prod_ovf, nblk, inorder, chain, xs;
     uint64_t mask;
     double twoF, twomF, cut_pw2, two_late, mtwo_late, infl;
     double ea, late, fin, eta, lin_g, lin_c, sabs_infl;
@@ -194,7 +194,7 @@ __global__ void block_walk_kernel(walk_k w, const CT *a, const CT *b,
                     W = rp > W ? rp : W;
                 nz += t > 0 ? 1.0 : 0.0;
                 wm = max2_d(wm, r);
-                s = wk_u2d(wk_d2u(s + r) + on);
+                s = w.xs ? s + r : wk_u2d(wk_d2u(s + r) + on);
                 sa_ += w.inorder ? r : 0.0;
             }
             if (w.mode == MX_WALK_EXACT) {
@@ -330,6 +330,7 @@ extern "C" int mxk_gpu_block_walk(void *ctx, const mx_walk_call *c, float *macc,
     w.prod_ovf = c->prod_ovf;
     w.nblk = c->nblk;
     w.inorder = c->inorder;
+    w.xs = c->xs;
     w.chain = chain;
     w.mask = c->mask;
     w.twoF = c->twoF;

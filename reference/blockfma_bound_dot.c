@@ -13,8 +13,10 @@
  *   u_j = (m_nz + 2) eps_a 2^-F,  W_j = max(max_i w_i, D, 2^-126),
  *   D  >= |d| (the exact partial so far plus the error so far),
  *   s_j = sum of the block's w_i,  l, f, eta as in mx_blockfma_bound;
+ * s_j is summed exactly where the formats make every such sum exact
+ * (mxb_wsum_exact: E4M3 operands), else rounded upward as below;
  * the errors of the blocks add (each block adds exact products to the
- * previous computed value).  Every operation on these nonnegative
+ * previous computed value).  Every other operation on these nonnegative
  * quantities is rounded upward (add_up, mul_up: the binary64 result moved
  * one ulp up), so the value returned is an upper bound of the real-number
  * formula, not an approximation of it.
@@ -97,6 +99,9 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
     size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
     size_t nb = k / blk; /* blocks per instruction */
     size_t q = p->deal > 0 && nb > 1 ? (size_t)p->deal : 0;
+    /* s: exact where every sum of an instruction's terms is
+     * (mxb_wsum_exact), else rounded upward per addition */
+    int xs = mxb_wsum_exact(fa, fb, p->in_fmt, k > blk ? k : blk);
     const mxb_mag *ta = mxb_mag_table(fa, p->in_fmt);
     const mxb_mag *tb = mxb_mag_table(fb, p->in_fmt);
     double P = c_abs;    /* >= |exact partial sum| */
@@ -127,7 +132,7 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
                 if (t > 0) {
                     nz += 1;
                     wmax = max2(wmax, w);
-                    s = add_up(s, w);
+                    s = xs ? s + w : add_up(s, w);
                 }
             }
             if (!any)

@@ -68,6 +68,18 @@ const mxb_mag *mxb_mag_table(const mx_format *f, int in_fmt);
 /* One code, decoded (what the table holds). */
 mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
 
+/* 1 when every sum of at most n reference magnitudes w = max(|a b|,
+ * 2^(r_a + r_b)) of fa x fb products under in_fmt (the parameter's, 0
+ * for none) is exact in binary64, whatever the order: every w is a
+ * multiple of 2^(lo_a + lo_b) (lo: the format's least quantum, emin -
+ * mbits) below 2^(hi_a + hi_b) (hi: one above the larger of emax and
+ * in_fmt's emin, which bounds 2^r), so a sum of n of them needs at most
+ * hi_a + hi_b - lo_a - lo_b + ceil(log2 n) <= 53 bits.  E4M3 operands:
+ * 36 + 5 bits for 32 terms; E5M2, BF16, FP16: no.  Where it holds, the
+ * per-block bound's s (mx_blockfma_bound_dot) is summed exactly instead
+ * of rounded upward per addition. */
+int mxb_wsum_exact(const mx_format *fa, const mx_format *fb, int in_fmt, size_t n);
+
 /* The coefficients of mx_blockfma_bound_dot's per-block error (the
  * blockfma_bound_dot.c comment has the formula): */
 typedef struct {

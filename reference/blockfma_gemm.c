@@ -184,6 +184,8 @@ typedef struct {
     double two_late;     /* 2^late_sum_frac_bits */
     double mtwo_late;    /* 2^-late_sum_frac_bits */
     int chain;           /* unscaled: one chain over K (c carried) */
+    int xs;              /* the bound's block sums s exact (mxb_wsum_exact) */
+    int kind;            /* walk_kind_now() for this call */
 } walk_c;
 
 /* An unscaled chain's bound over K from the walk's D and sum |ab| after
@@ -205,6 +207,9 @@ typedef struct {
     /* the first pass sums sum |ab|: its order is index order (blocks that
      * are runs in order), or the order cannot change the sum (walk_cpu) */
     int sa_walk;
+    /* sum |ab| is the sum of the blocks' s: every sum of the group's w
+     * exact (mxb_wsum_exact over len), scaled operands (no chain) */
+    int sas;
     int f32;             /* the alignment pass in FP32 lanes (align_f) */
 } walk_g;
 
@@ -275,7 +280,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
 /* The first pass's step for the term i of a block, lane by lane: the
  * model's 2^E (the max of 2^(r_a + r_b), into Wj: W or, odd/even, W1 for
  * the odd-indexed terms) and the bound walk's max and upward sum, and,
- * when with_sa (walk_g.sa_walk), sum |ab|.  A zero operand has 2^r = 0 here, so the max of every
+ * when with_sa (walk_g.sa_walk, unless sas), sum |ab|.  A zero operand has 2^r = 0 here, so the max of every
  * 2^(r_a + r_b) is the max over the nonzero products; a zero product has
  * w = 0, so max with it changes nothing, s + 0 is s, and the upward step
  * (s + w > 0 and finite: the bit pattern plus one) is taken for nonzero
@@ -284,7 +289,7 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
  * term kept W in memory: a store-to-load chain per term). */
 BODY_INLINE void
 gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
-         const double *restrict ba, int with_sa, double *restrict Wj,
+         const double *restrict ba, int with_sa, int xs, double *restrict Wj,
          double *restrict wm, double *restrict s, double *restrict sa)
 {
     double pa = ap[i], a = aa[i];
@@ -296,9 +301,130 @@ gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp
         uint64_t on = t > 0;
         Wj[l] = rp > Wj[l] ? rp : Wj[l];
         wm[l] = max2_l(wm[l], r);
-        s[l] = u2d(d2u(s[l] + r) + on);
+        /* xs: every partial sum exact, no step up (walk_c.xs) */
+        s[l] = xs ? s[l] + r : u2d(d2u(s[l] + r) + on);
         sa[l] += with_sa ? r : 0.0;
     }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define GATHER512 1
+/* The first pass over one block, gather_l's steps for its cnt terms in
+ * order (odd_even: even j into W, odd j into W1), with AVX-512 vectors of
+ * eight lanes (NT = 16: two of each).  The same operations on the same
+ * values, lane by lane, so the same bits: vmaxpd is a > b ? a : b (no NaN
+ * here), the step up is the pattern's 64-bit add under the t > 0 mask.
+ * With xs the block's s is an exact sum, so it is summed in two halves
+ * (even and odd j), added at the end: the same value in any order.  The
+ * compiler's vectorization of gather_l chose 16-byte vectors for some
+ * instances, so the pass is spelled out; walk_kind picks it at run time. */
+__attribute__((target("avx512f"))) static void
+gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const double *ap,
+                const double *aa, const double *restrict bp, const double *restrict ba,
+                int with_sa, int xs, double *restrict W, double *restrict W1,
+                double *restrict wm, double *restrict s, double *restrict sa)
+{
+    __m512d w0 = _mm512_loadu_pd(W), w1 = _mm512_loadu_pd(W + 8);
+    __m512d v0 = _mm512_loadu_pd(W1), v1 = _mm512_loadu_pd(W1 + 8);
+    __m512d m0 = _mm512_loadu_pd(wm), m1 = _mm512_loadu_pd(wm + 8);
+    __m512d s0 = _mm512_loadu_pd(s), s1 = _mm512_loadu_pd(s + 8);
+    __m512d t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd(); /* xs: odd j */
+    __m512d a0 = _mm512_loadu_pd(sa), a1 = _mm512_loadu_pd(sa + 8);
+    const __m512i one = _mm512_set1_epi64(1);
+    const __m512d zero = _mm512_setzero_pd();
+#define G512_STEP(J, WA, WB, SA, SB)                                                       \
+    do {                                                                                   \
+        size_t i_ = ix[(J)];                                                               \
+        __m512d pa_ = _mm512_set1_pd(ap[i_]), a_ = _mm512_set1_pd(aa[i_]);                 \
+        const double *bp_ = bp + i_ * NT, *ba_ = ba + i_ * NT;                             \
+        __m512d rp0 = _mm512_mul_pd(pa_, _mm512_loadu_pd(bp_));                            \
+        __m512d rp1 = _mm512_mul_pd(pa_, _mm512_loadu_pd(bp_ + 8));                        \
+        __m512d q0 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_));                              \
+        __m512d q1 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_ + 8));                          \
+        __m512d r0 = _mm512_max_pd(q0, rp0), r1 = _mm512_max_pd(q1, rp1);                  \
+        WA = _mm512_max_pd(rp0, WA);                                                       \
+        WB = _mm512_max_pd(rp1, WB);                                                       \
+        m0 = _mm512_max_pd(m0, r0);                                                        \
+        m1 = _mm512_max_pd(m1, r1);                                                        \
+        if (xs) {                                                                          \
+            SA = _mm512_add_pd(SA, r0);                                                    \
+            SB = _mm512_add_pd(SB, r1);                                                    \
+        } else {                                                                           \
+            __mmask8 o0 = _mm512_cmp_pd_mask(q0, zero, _CMP_GT_OQ);                        \
+            __mmask8 o1 = _mm512_cmp_pd_mask(q1, zero, _CMP_GT_OQ);                        \
+            SA = _mm512_castsi512_pd(_mm512_mask_add_epi64(                                \
+                _mm512_castpd_si512(_mm512_add_pd(SA, r0)), o0,                            \
+                _mm512_castpd_si512(_mm512_add_pd(SA, r0)), one));                         \
+            SB = _mm512_castsi512_pd(_mm512_mask_add_epi64(                                \
+                _mm512_castpd_si512(_mm512_add_pd(SB, r1)), o1,                            \
+                _mm512_castpd_si512(_mm512_add_pd(SB, r1)), one));                         \
+        }                                                                                  \
+        if (with_sa) {                                                                     \
+            a0 = _mm512_add_pd(a0, r0);                                                    \
+            a1 = _mm512_add_pd(a1, r1);                                                    \
+        }                                                                                  \
+    } while (0)
+    size_t j = 0;
+    if (odd_even) {
+        for (; j + 1 < cnt; j += 2) {
+            G512_STEP(j, w0, w1, s0, s1);
+            G512_STEP(j + 1, v0, v1, s0, s1);
+        }
+    } else if (xs) {
+        for (; j + 1 < cnt; j += 2) {
+            G512_STEP(j, w0, w1, s0, s1);
+            G512_STEP(j + 1, w0, w1, t0, t1);
+        }
+    }
+    for (; j < cnt; j++)
+        G512_STEP(j, w0, w1, s0, s1);
+#undef G512_STEP
+    if (xs && !odd_even) { /* exact: the halves' sum is the sum */
+        s0 = _mm512_add_pd(s0, t0);
+        s1 = _mm512_add_pd(s1, t1);
+    }
+    _mm512_storeu_pd(W, w0);
+    _mm512_storeu_pd(W + 8, w1);
+    _mm512_storeu_pd(W1, v0);
+    _mm512_storeu_pd(W1 + 8, v1);
+    _mm512_storeu_pd(wm, m0);
+    _mm512_storeu_pd(wm + 8, m1);
+    _mm512_storeu_pd(s, s0);
+    _mm512_storeu_pd(s + 8, s1);
+    _mm512_storeu_pd(sa, a0);
+    _mm512_storeu_pd(sa + 8, a1);
+}
+#endif
+
+/* 1: gather_block512 runs the first pass (AVX-512F present); 0: gather_l
+ * (mxg_block_walk_set_kind) */
+static int walk_kind = -1;
+
+static int walk_kind_now(void)
+{
+    int k = __atomic_load_n(&walk_kind, __ATOMIC_RELAXED);
+    if (k < 0) {
+#ifdef GATHER512
+        k = __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+        k = 0;
+#endif
+        __atomic_store_n(&walk_kind, k, __ATOMIC_RELAXED);
+    }
+    return k;
+}
+
+int mxg_block_walk_set_kind(int kind)
+{
+    int most = 0;
+#ifdef GATHER512
+    most = __builtin_cpu_supports("avx512f") ? 1 : 0;
+#endif
+    if (kind < 0 || kind > most)
+        return -1;
+    __atomic_store_n(&walk_kind, kind, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* The second pass's step: term a * b truncated onto the grid (inv =
@@ -347,7 +473,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                                  double scad, const double *restrict scbd,
                                  double *restrict sbm, double *restrict spm,
                                  double *restrict cs, int mode, int odd_even, int c_fadd,
-                                 int zero)
+                                 int zero, int xs, int sas)
 {
     const sched *sc = &wg->sc;
     uint64_t anz = 0; /* the row's nonzero codes in the group, as bits */
@@ -409,17 +535,24 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
          * mx_blockfma_sum_abs adds the same w in index order, which is
          * block order when the blocks are contiguous runs; other orders
          * give its sum where every partial sum is exact (sa_walk). */
+        /* sas: sum |ab| from the blocks' s (below), not term by term */
+        int wsa = sas ? 0 : wg->sa_walk;
+#ifdef GATHER512
+        if (NT == 16 && w->kind == 1)
+            gather_block512(ix, cnt, odd_even, ap, aa, bp, ba, wsa, xs, W, W1, wm, s, sa);
+        else
+#endif
         if (!odd_even) {
             for (size_t j = 0; j < cnt; j++)
-                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wsa, xs, W, wm, s, sa);
         } else { /* even-indexed terms to W, odd to W1, in j's order */
             size_t j = 0;
             for (; j + 1 < cnt; j += 2) {
-                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
-                gather_l(ix[j + 1], ap, aa, bp, ba, wg->sa_walk, W1, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wsa, xs, W, wm, s, sa);
+                gather_l(ix[j + 1], ap, aa, bp, ba, wsa, xs, W1, wm, s, sa);
             }
             if (j < cnt)
-                gather_l(ix[j], ap, aa, bp, ba, wg->sa_walk, W, wm, s, sa);
+                gather_l(ix[j], ap, aa, bp, ba, wsa, xs, W, wm, s, sa);
         }
         if (mode == W_EXACT) { /* every product exact, their sum too */
             LANES
@@ -545,6 +678,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
             Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
             Pi[l] = add_up_l(Pi[l], s[l]);
             sinst[l] = add_up_l(sinst[l], s[l]);
+            sa[l] += sas ? s[l] : 0.0; /* exact */
         }
     }
     /* c_fadd: d = c + part, one FP32 addition (fadd32 is IEEE's RNE
@@ -561,7 +695,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
     }
     /* the first pass added sum |ab|'s terms (sa_walk); else (dealt blocks
      * of wide formats) mx_blockfma_sum_abs's own order */
-    if (!wg->sa_walk)
+    if (!wg->sa_walk && !sas)
         for (size_t i = 0; i < len; i++) {
             double a = aa[i], pa = ap[i];
             const double *bai = ba + i * NT, *bpi = bp + i * NT;
@@ -605,7 +739,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
  * state: chains), and on scaled operands, whose every group starts from a
  * zero state (c = 0, bound 0: neither read nor written), one for any mode
  * and one for each preset's */
-#define GROUP_TILE(name, MODE, ODD, FADD, ZERO)                                           \
+#define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS)                                  \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap,                         \
                               const double *restrict bv, const double *restrict ba,       \
@@ -617,13 +751,13 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                               double *restrict cs)                                        \
     {                                                                                     \
         group_tile_body(w, wg, av, aa, ap, bv, ba, bp, bvf, bnz, len, part, bad, scad,    \
-                        scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO);                       \
+                        scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO, XS, SAS);              \
     }
-GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0)
-GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1)
-GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1)
-GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1)
-GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1)
+GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0)
+GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1, w->xs, wg->sas)
+GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1, 1, 1)
+GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1, 1, 1)
+GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1, 1, 1)
 #undef GROUP_TILE
 
 typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, const double *,
@@ -634,11 +768,14 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
 
 /* The instance of group_tile for w's mode: on scaled operands (chain 0)
  * one that neither reads nor writes the carried state (a preset's own
- * when there is one); for a chain the general one. */
-static group_tile_fn group_tile_for(const walk_c *w)
+ * when there is one and both group lengths sum exactly: E4M3); for a chain
+ * the general one. */
+static group_tile_fn group_tile_for(const walk_c *w, const walk_g wg[2])
 {
     if (w->chain)
         return group_tile;
+    if (!w->xs || !wg[0].sas || !wg[1].sas)
+        return group_tile_scaled;
     if (w->mode == W_EARLY && !w->odd_even)
         return w->c_fadd ? group_tile_early_fadd : group_tile_early;
     if (w->mode == W_LATE && w->odd_even && !w->c_fadd)
@@ -927,6 +1064,7 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     c.sabs_infl = wg->sabs_infl;
     c.nblk = (int)wg->sc.nblk;
     c.inorder = wg->sc.inorder;
+    c.xs = w->xs;
     memcpy(c.idx, wg->sc.idx, sizeof c.idx);
     memcpy(c.start, wg->sc.start, sizeof c.start);
     /* every code decoded: 256 of each 8-bit format, 65536 of a 16-bit one */
@@ -1081,9 +1219,19 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     w.two_late = ldexp(1.0, p->late_sum_frac_bits);
     w.mtwo_late = ldexp(1.0, -p->late_sum_frac_bits);
     w.chain = chain;
+    /* the bound's block sums: as mx_blockfma_bound_dot decides */
+    size_t kcap = p->block > 0 ? ((size_t)p->k > (size_t)p->block ? (size_t)p->k
+                                                                  : (size_t)p->block)
+                               : mxg_group_len(K, 0);
+    w.xs = mxb_wsum_exact(A->fmt, B->fmt, p->in_fmt, kcap);
+    w.kind = walk_kind_now();
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
+    for (int i = 0; i < 2; i++)
+        wg[i].sas = !chain && w.xs && mxb_wsum_exact(A->fmt, B->fmt, p->in_fmt,
+                                                     i ? mxg_group_len(K, G - 1)
+                                                       : mxg_group_len(K, 0));
     /* the terms of sum |ab| (|a b| or 2^(r_a + r_b)) are multiples of the
      * two formats' least quanta and below 2^(emax_a + emax_b + 2); with 32
      * of them (5 more bits) within binary64's 53 bits every partial sum is
@@ -1147,7 +1295,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(arows_size(A)) * sizeof *Aown)) != NULL)
         decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
-    group_tile_fn tile = group_tile_for(&w);
+    group_tile_fn tile = group_tile_for(&w, wg);
     for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
     for (size_t n0 = 0; n0 < N; n0 += TBN) {

@@ -390,6 +390,10 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
 /* Groups the walk has handed to the general code so far (lanes whose
  * block result was not a normal FP32 number): for the tests. */
 unsigned long mxg_block_walk_fallbacks(void);
+/* The walk's first pass: 1 the AVX-512 one (the default where the
+ * processor has AVX-512F), 0 the portable one.  0, or -1 for a kind this
+ * processor lacks.  For the tests that run both; not while a walk runs. */
+int mxg_block_walk_set_kind(int kind);
 /* The walk's decode of A for the call (s, A) when the walk may take it
  * and the decode fits its cache (a split's shared rows; free()); else
  * NULL. */

@@ -276,6 +276,60 @@ static void walk_run(const mx_gemm_spec *sp, const mx_operand *A, const mx_opera
     ck_assert_int_eq(st, MX_OK);
 }
 
+/* mxb_wsum_exact against the values themselves: for every pair of 8-bit
+ * formats under every in_fmt, every w = max(|a b|, 2^(r_a + r_b)) of every
+ * code pair (mxb_mag_of, the general decode), the least quantum (lowest
+ * set bit) and the largest binade of any w; sums of n of them are exact
+ * when (largest binade + 1) - least quantum + ceil(log2 n) <= 53.  A
+ * claim of exactness must hold by that count, and E4M3 x E4M3 must get
+ * it (so the exact path of the bound is taken where it applies). */
+START_TEST(test_wsum_exact)
+{
+    static const mx_format_id f8[] = {MX_E4M3FN, MX_E4M3FNUZ, MX_E5M2, MX_E5M2FNUZ};
+    size_t claimed = 0;
+    for (size_t x = 0; x < 4; x++)
+        for (size_t y = 0; y < 4; y++)
+            for (int in = 0; in <= MX_FORMAT_COUNT; in++) {
+                const mx_format *fa = mx_format_get(f8[x]), *fb = mx_format_get(f8[y]);
+                int lo = 10000, hi = -10000;
+                for (uint32_t ca = 0; ca < 256; ca++) {
+                    mxb_mag a = mxb_mag_of(fa, in, ca);
+                    if (a.cls != 1)
+                        continue;
+                    for (uint32_t cb = 0; cb < 256; cb++) {
+                        mxb_mag b = mxb_mag_of(fb, in, cb);
+                        if (b.cls != 1)
+                            continue;
+                        double t = a.v * b.v, q = a.p * b.p, w = t > q ? t : q;
+                        int e;
+                        frexp(w, &e); /* w in [2^(e-1), 2^e) */
+                        hi = e > hi ? e : hi;
+                        /* lowest set bit: w = 2^(e-53) m, m < 2^53 an integer */
+                        uint64_t m = (uint64_t)ldexp(w, 53 - e);
+                        int k = e - 53 + __builtin_ctzll(m);
+                        lo = k < lo ? k : lo;
+                    }
+                }
+                for (size_t n = 1; n <= 128; n *= 2) {
+                    int lg = 0;
+                    while (((size_t)1 << lg) < n)
+                        lg++;
+                    int need = hi - lo + lg;
+                    int says = mxb_wsum_exact(fa, fb, in, n);
+                    claimed += says;
+                    EXPECT(!says || need <= 53, "%s x %s in_fmt %d n %zu: claims exact sums, "
+                           "values need %d bits", fa->name, fb->name, in, n, need);
+                    if (x < 2 && y < 2 && n <= 32)
+                        EXPECT(says, "%s x %s in_fmt %d n %zu: exact sums not claimed "
+                               "(%d bits)", fa->name, fb->name, in, n, need);
+                }
+            }
+    ck_assert_uint_gt(claimed, 0);
+    /* 16-bit formats are never exact (a BF16 product spans far more) */
+    ck_assert_int_eq(mxb_wsum_exact(mx_format_get(MX_BF16), mx_format_get(MX_BF16), 0, 2), 0);
+}
+END_TEST
+
 START_TEST(test_gemm_walk)
 {
     mx_blockfma_params ps[64];
@@ -317,88 +371,99 @@ START_TEST(test_gemm_walk)
     int32_t idx[MM];
     float wt[MM];
     size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0, sums_checked = 0;
-    for (size_t pi = 0; pi < np; pi++)
-        for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
-            for (int kc = 0; kc < 10; kc++) {
-                /* kc >= 5: unscaled operands (one chain of the unit over
-                 * K, any K) */
-                int kind = kc % 5, unscaled = kc >= 5;
-                const mx_format *fa = mx_format_get(fmts[fi][0]);
-                const mx_format *fb = mx_format_get(fmts[fi][1]);
-                size_t K = unscaled ? 1 + gsl_rng_uniform_int(r, KMAX)
-                                    : 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
-                size_t M = 1 + gsl_rng_uniform_int(r, MM), N = 1 + gsl_rng_uniform_int(r, NN);
-                int scale_kind = (kind + (int)pi) % 2;
-                walk_fill(r, fa, ca, sca, MM, K, kind, scale_kind);
-                walk_fill(r, fb, cb, scb, N, K, kind, scale_kind);
-                for (size_t i = 0; i < M; i++) {
-                    idx[i] = (int32_t)gsl_rng_uniform_int(r, MM);
-                    wt[i] = (float)(gsl_rng_uniform(r) * 2.0 - 0.5);
-                }
-                mx_operand A = {fa, ca, M, K, K, unscaled ? NULL : sca, K / 32, 1,
-                                kind % 2 ? idx : NULL};
-                mx_operand B = {fb, cb, N, K, K, unscaled ? NULL : scb, K / 32, 1, NULL};
-                mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(),
-                                   kind == 2 ? wt : NULL};
-                sp.model.kind = MX_ACC_BLOCK;
-                sp.model.block = &ps[pi];
-                for (int slow = 0; slow < 2; slow++)
-                    walk_run(&sp, &A, &B, slow, ex[slow], ma[slow], mo[slow], bd[slow],
-                             sa[slow], ba[slow]);
-                for (size_t i = 0; i < M * N; i++) {
-                    EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
-                               same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
-                               same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
-                           "%s (frac %d, round %d) %s x %s kind %d%s, %zux%zux%zu, element "
-                           "%zu: model %a / %a, bound %a / %a, bound_acc %a / %a",
-                           ps[pi].name, ps[pi].frac_bits, ps[pi].final_round, fa->name,
-                           fb->name, kind, unscaled ? " unscaled" : "", M, N, K, i,
-                           (double)ma[0][i], (double)ma[1][i],
-                           bd[0][i], bd[1][i], ba[0][i], ba[1][i]);
-                }
-                /* did the walk take the call? (so the comparison is not
-                 * slow against slow) */
-                float w1[MM * NN];
-                double wb[MM * NN], wp[MM * NN];
-                mx_status wst;
-                unsigned long fb0 = mxg_block_walk_fallbacks();
-                int took = mxg_block_walk(&sp, &A, &B, w1, wb, wp, &wst);
-                walked += took;
-                /* the walk's per-element sums against mxg_acc_block's own
-                 * (no walk set: it forms them group by group, or as one
-                 * chain from mx_blockfma_sum_abs and the per-block bound):
-                 * the accumulator bound and sum |ab| it returns, bit for
-                 * bit, with and without the walk's sums */
-                for (size_t i = 0; took && i < M * N; i++) {
-                    size_t m = i / N, n = i % N;
-                    double e0, e1, b0, b1;
-                    mxg_block_sums_set(NULL);
-                    b0 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e0);
-                    mxg_block_sums bs = {&sp, &A, &B, wb, wp};
-                    mxg_block_sums_set(&bs);
-                    b1 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e1);
-                    mxg_block_sums_set(NULL);
-                    EXPECT(same_d(b0, b1) && same_d(e0, e1),
-                           "%s (frac %d) %s x %s%s, K %zu, element %zu: accumulator "
-                           "bound %a (own) / %a (walk), sum |ab| %a / %a",
+    size_t kinds = 0;
+    /* each first pass of the walk this processor has: the portable one
+     * (0) and the AVX-512 one (1) */
+    for (int wk = 0; wk < 2; wk++) {
+        if (mxg_block_walk_set_kind(wk) != 0)
+            continue;
+        kinds++;
+        for (size_t pi = 0; pi < np; pi++)
+            for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
+                for (int kc = 0; kc < 10; kc++) {
+                    /* kc >= 5: unscaled operands (one chain of the unit over
+                     * K, any K) */
+                    int kind = kc % 5, unscaled = kc >= 5;
+                    const mx_format *fa = mx_format_get(fmts[fi][0]);
+                    const mx_format *fb = mx_format_get(fmts[fi][1]);
+                    size_t K = unscaled ? 1 + gsl_rng_uniform_int(r, KMAX)
+                                        : 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
+                    size_t M = 1 + gsl_rng_uniform_int(r, MM), N = 1 + gsl_rng_uniform_int(r, NN);
+                    int scale_kind = (kind + (int)pi) % 2;
+                    walk_fill(r, fa, ca, sca, MM, K, kind, scale_kind);
+                    walk_fill(r, fb, cb, scb, N, K, kind, scale_kind);
+                    for (size_t i = 0; i < M; i++) {
+                        idx[i] = (int32_t)gsl_rng_uniform_int(r, MM);
+                        wt[i] = (float)(gsl_rng_uniform(r) * 2.0 - 0.5);
+                    }
+                    mx_operand A = {fa, ca, M, K, K, unscaled ? NULL : sca, K / 32, 1,
+                                    kind % 2 ? idx : NULL};
+                    mx_operand B = {fb, cb, N, K, K, unscaled ? NULL : scb, K / 32, 1, NULL};
+                    mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                       kind == 2 ? wt : NULL};
+                    sp.model.kind = MX_ACC_BLOCK;
+                    sp.model.block = &ps[pi];
+                    for (int slow = 0; slow < 2; slow++)
+                        walk_run(&sp, &A, &B, slow, ex[slow], ma[slow], mo[slow], bd[slow],
+                                 sa[slow], ba[slow]);
+                    for (size_t i = 0; i < M * N; i++) {
+                        EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
+                                   same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
+                                   same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
+                               "%s (frac %d, round %d) %s x %s kind %d%s, %zux%zux%zu, element "
+                               "%zu: model %a / %a, bound %a / %a, bound_acc %a / %a",
+                               ps[pi].name, ps[pi].frac_bits, ps[pi].final_round, fa->name,
+                               fb->name, kind, unscaled ? " unscaled" : "", M, N, K, i,
+                               (double)ma[0][i], (double)ma[1][i],
+                               bd[0][i], bd[1][i], ba[0][i], ba[1][i]);
+                    }
+                    /* did the walk take the call? (so the comparison is not
+                     * slow against slow) */
+                    float w1[MM * NN];
+                    double wb[MM * NN], wp[MM * NN];
+                    mx_status wst;
+                    unsigned long fb0 = mxg_block_walk_fallbacks();
+                    int took = mxg_block_walk(&sp, &A, &B, w1, wb, wp, &wst);
+                    walked += took;
+                    /* the walk's per-element sums against mxg_acc_block's own
+                     * (no walk set: it forms them group by group, or as one
+                     * chain from mx_blockfma_sum_abs and the per-block bound):
+                     * the accumulator bound and sum |ab| it returns, bit for
+                     * bit, with and without the walk's sums */
+                    for (size_t i = 0; took && i < M * N; i++) {
+                        size_t m = i / N, n = i % N;
+                        double e0, e1, b0, b1;
+                        mxg_block_sums_set(NULL);
+                        b0 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e0);
+                        mxg_block_sums bs = {&sp, &A, &B, wb, wp};
+                        mxg_block_sums_set(&bs);
+                        b1 = mxg_acc_block(&sp, &A, &B, m, n, 1.0, &e1);
+                        mxg_block_sums_set(NULL);
+                        EXPECT(same_d(b0, b1) && same_d(e0, e1),
+                               "%s (frac %d) %s x %s%s, K %zu, element %zu: accumulator "
+                               "bound %a (own) / %a (walk), sum |ab| %a / %a",
+                               ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
+                               unscaled ? " unscaled" : "", K, i, b0, b1, e0, e1);
+                        sums_checked += unscaled;
+                    }
+                    runs++;
+                    fell_back += mxg_block_walk_fallbacks() - fb0;
+                    /* the presets the walk takes (exact-rne on E4M3 only) */
+                    int want = !strncmp(ps[pi].name, "hopper", 6) ? ps[pi].frac_bits <= 28
+                               : !strncmp(ps[pi].name, "cdna3", 5)
+                                   ? ps[pi].frac_bits >= 23 && ps[pi].frac_bits <= 28
+                                   : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3 &&
+                                         !unscaled;
+                    EXPECT(took == want, "%s (frac %d) %s x %s%s: walk %d, expected %d",
                            ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
-                           unscaled ? " unscaled" : "", K, i, b0, b1, e0, e1);
-                    sums_checked += unscaled;
+                           unscaled ? " unscaled" : "", took, want);
+                    unscaled_walked += took && unscaled;
                 }
-                runs++;
-                fell_back += mxg_block_walk_fallbacks() - fb0;
-                /* the presets the walk takes (exact-rne on E4M3 only) */
-                int want = !strncmp(ps[pi].name, "hopper", 6) ? ps[pi].frac_bits <= 28
-                           : !strncmp(ps[pi].name, "cdna3", 5)
-                               ? ps[pi].frac_bits >= 23 && ps[pi].frac_bits <= 28
-                               : fa->bits == 8 && fa->mbits == 3 && fb->mbits == 3 &&
-                                     !unscaled;
-                EXPECT(took == want, "%s (frac %d) %s x %s%s: walk %d, expected %d",
-                       ps[pi].name, ps[pi].frac_bits, fa->name, fb->name,
-                       unscaled ? " unscaled" : "", took, want);
-                unscaled_walked += took && unscaled;
-            }
+    }
     gsl_rng_free(r);
+    mxg_block_walk_set_kind(1); /* back to the default where there is one */
+    printf("test_gemm_walk: %zu first-pass kinds\n", kinds);
+    ck_assert_uint_gt(kinds, 0);
     ck_assert_uint_gt(walked, runs / 4);
     ck_assert_uint_gt(unscaled_walked, runs / 8);
     ck_assert_uint_gt(fell_back, 0); /* the general code took some groups */
@@ -464,6 +529,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_fast_vs_slow);
     tcase_add_test(tc, test_up);
+    tcase_add_test(tc, test_wsum_exact);
     tcase_add_test(tc, test_gemm_walk);
     tcase_add_test(tc, test_walk_split);
     suite_add_tcase(s, tc);

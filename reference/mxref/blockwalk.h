@@ -45,6 +45,8 @@ typedef struct {
     double twoF, twomF, cut_pw2, two_late, mtwo_late, infl;
     double cf_ea, cf_late, cf_fin, cf_eta; /* mxb_bdot_coeffs            */
     double lin_g, lin_c, sabs_infl;
+    int xs;                  /* the bound's block sums s exact, no step   */
+                             /* up per addition (mxb_wsum_exact)          */
     int nblk, inorder;       /* the group's blocks: block j is products   */
     unsigned char idx[64];   /* idx[start[j]] .. idx[start[j + 1] - 1]    */
     unsigned char start[65];
