@@ -31,9 +31,10 @@
  * the walk carries each lane's c, bound state and sum |ab| across groups.
  *
  * Why fast.  Codes are decoded into signed values, magnitudes and 2^r:
- * A's once per call (when they fit in A_CACHE_MAX; once for all the column
- * blocks of a split call, mxg_block_walk_rows; else once per row, group
- * and column tile), B's once per (column, group); the inner loops run over
+ * 16-bit A's once per call (when they fit in A_CACHE_MAX; once for all the
+ * column blocks of a split call, mxg_block_walk_rows), 8-bit A's once per
+ * row, group and super-tile of TB column tiles (a table lookup per code),
+ * B's once per (column, group); the inner loops run over
  * a tile of NT output columns, independent lanes that the compiler
  * vectorizes (every lane keeps its own sequence of operations; ISO C11
  * does not contract to FMA), and the model and both bounds share one pass
@@ -465,7 +466,8 @@ align_f(float a, const float *restrict bvi, const float *restrict inv,
  * over each block gathers what the model's alignment and the bounds need,
  * a second sums the model's aligned terms. */
 BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double *av,
-                                 const double *aa, const double *ap,
+                                 const double *aa, const double *ap, const float *avf,
+                                 uint64_t anz,
                                  const double *restrict bv, const double *restrict ba,
                                  const double *restrict bp, const float *restrict bvf,
                                  const uint32_t *restrict bnz, size_t len,
@@ -476,9 +478,6 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                                  int zero, int xs, int sas)
 {
     const sched *sc = &wg->sc;
-    uint64_t anz = 0; /* the row's nonzero codes in the group, as bits */
-    for (size_t i = 0; i < len; i++)
-        anz |= (uint64_t)(aa[i] > 0) << i;
     /* cs: the row's state carried from group to group ([4][NT]): the
      * incoming c, the bound walk's P and D, the sum |ab| so far; zero for
      * scaled operands (every group from c = 0), the chain of unscaled
@@ -591,11 +590,11 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                 }
                 size_t j = 0;
                 for (; j + 1 < cnt; j += 2) {
-                    align_f((float)av[ix[j]], bvf + ix[j] * NT, invf, I0);
-                    align_f((float)av[ix[j + 1]], bvf + ix[j + 1] * NT, inv1f, I1);
+                    align_f(avf[ix[j]], bvf + ix[j] * NT, invf, I0);
+                    align_f(avf[ix[j + 1]], bvf + ix[j + 1] * NT, inv1f, I1);
                 }
                 if (j < cnt)
-                    align_f((float)av[ix[j]], bvf + ix[j] * NT, invf, I0);
+                    align_f(avf[ix[j]], bvf + ix[j] * NT, invf, I0);
                 LANES
                 for (size_t l = 0; l < NT; l++) { /* odd/even: I1 is the odd group's */
                     S[l] += (double)I0[l] + (odd_even ? 0.0 : (double)I1[l]);
@@ -741,7 +740,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
  * and one for each preset's */
 #define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS)                                  \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
-                              const double *aa, const double *ap,                         \
+                              const double *aa, const double *ap, const float *avf,       \
+                              uint64_t anz,                                               \
                               const double *restrict bv, const double *restrict ba,       \
                               const double *restrict bp, const float *restrict bvf,       \
                               const uint32_t *restrict bnz, size_t len,                   \
@@ -750,7 +750,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                               double *restrict sbm, double *restrict spm,                 \
                               double *restrict cs)                                        \
     {                                                                                     \
-        group_tile_body(w, wg, av, aa, ap, bv, ba, bp, bvf, bnz, len, part, bad, scad,    \
+        group_tile_body(w, wg, av, aa, ap, avf, anz, bv, ba, bp, bvf, bnz, len, part, bad, \
+                        scad,                                                             \
                         scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO, XS, SAS);              \
     }
 GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0)
@@ -761,7 +762,8 @@ GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1, 1, 1)
 #undef GROUP_TILE
 
 typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, const double *,
-                              const double *, const double *, const double *, const double *,
+                              const double *, const float *, uint64_t, const double *,
+                              const double *, const double *,
                               const float *, const uint32_t *, size_t, float *,
                               unsigned char *, double, const double *, double *, double *,
                               double *);
@@ -842,6 +844,25 @@ static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, s
     }
 }
 
+/* A row's group of 8-bit codes decoded for the walk's tiles: values,
+ * magnitudes and 2^r into r[0 .. len), r[MX_BLOCK ..), r[2 MX_BLOCK ..);
+ * the values in FP32 (exact for 8-bit codes) into vf; the nonzero codes
+ * as bits into *nz. */
+static inline void decode_group8(const decoder *d, const uint8_t *c8, size_t len, double *r,
+                                 float *vf, uint64_t *nz)
+{
+    uint64_t bits = 0;
+    for (size_t k = 0; k < len; k++) {
+        const dec *e = &d->t8[c8[k]];
+        r[k] = e->v;
+        r[MX_BLOCK + k] = e->a;
+        r[2 * MX_BLOCK + k] = e->p;
+        vf[k] = (float)e->v;
+        bits |= (uint64_t)(e->a > 0) << k;
+    }
+    *nz = bits;
+}
+
 /* Any NaN or infinite code in the rows of o? */
 static int any_special(const mx_operand *o, const mxb_mag *tab)
 {
@@ -917,8 +938,11 @@ static int rows_fit(const mx_operand *A)
 double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A)
 {
     const mx_blockfma_params *p = s->model.block;
+    /* 8-bit rows are decoded from their codes as the walk reaches them
+     * (a table lookup per code): reading a decoded copy, 24 bytes a code,
+     * once per super-tile cost more */
     if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->fmt->is_signed ||
-        (A->fmt->bits != 8 && A->fmt->bits != 16) || A->K == 0 || !rows_fit(A))
+        A->fmt->bits != 16 || A->K == 0 || !rows_fit(A))
         return NULL;
     const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
     if (!ta || any_special(A, ta)) /* the walk will not run */
@@ -1286,15 +1310,26 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         *st = MX_ENOMEM;
         return 1;
     }
-    /* A decoded once for every column tile (values, magnitudes, 2^r, at
-     * arow_at) when that fits in A_CACHE_MAX bytes: once for the whole
-     * call when a split shares it (gemm_split.c), else here; when it does
-     * not fit, row by row in each tile, as the codes are read */
+    /* 16-bit A decoded once for every column tile (values, magnitudes,
+     * 2^r, at arow_at) when that fits in A_CACHE_MAX bytes: once for the
+     * whole call when a split shares it (gemm_split.c), else here; 8-bit A,
+     * or 16-bit A that does not fit, row by row for each super-tile, as
+     * the codes are read */
     const double *Av = Ash;
     double *Aown = NULL;
-    if (!Av && rows_fit(A) && (Aown = malloc(mx_nz(arows_size(A)) * sizeof *Aown)) != NULL)
+    if (!Av && A->fmt->bits == 16 && rows_fit(A) &&
+        (Aown = malloc(mx_nz(arows_size(A)) * sizeof *Aown)) != NULL)
         decode_rows(da, A, Aown, 0, M);
     Av = Av ? Av : Aown;
+    /* 8-bit A's codes group-major ([G][M][MX_BLOCK]), so that the rows of
+     * one group are read as one stream, once per super-tile (else read
+     * from A, K bytes apart) */
+    uint8_t *Ac = NULL;
+    if (A->fmt->bits == 8 && (Ac = malloc(mx_nz(G * M * MX_BLOCK))) != NULL)
+        for (size_t m = 0; m < M; m++)
+            for (size_t g = 0; g < G; g++)
+                memcpy(Ac + (g * M + m) * MX_BLOCK, mxg_codes_at(A, m, g * MX_BLOCK),
+                       mxg_group_len(K, g));
     group_tile_fn tile = group_tile_for(&w, wg);
     for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
@@ -1336,32 +1371,57 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
                     bvf[t * MX_BLOCK * NT + k] = (float)bvt[k];
             }
-            for (size_t m0 = 0; m0 < M; m0 += RB)
+            for (size_t m0 = 0; m0 < M; m0 += RB) {
+                size_t rb = M - m0 < RB ? M - m0 : RB; /* rows of this chunk */
+                /* each row's group of A as the tiles read it, formed once
+                 * for the super-tile: its decoded values (Av's, or decoded
+                 * here), the values in FP32 (exact: align_f), its nonzero
+                 * codes as bits, its scale */
+                double abuf[RB][3 * MX_BLOCK];
+                float avf[RB][MX_BLOCK];
+                const double *arow[RB];
+                uint64_t anz[RB];
+                double scad[RB];
+                float sca[RB];
+                for (size_t q = 0; q < rb; q++) {
+                    size_t m = m0 + q;
+                    if (A->fmt->bits == 8) {
+                        decode_group8(da,
+                                      Ac ? Ac + (g * M + m) * MX_BLOCK
+                                         : mxg_codes_at(A, m, k0),
+                                      len, abuf[q], avf[q], &anz[q]);
+                        arow[q] = abuf[q];
+                    } else {
+                        if (Av) {
+                            arow[q] = Av + arow_at(M, m, g);
+                        } else {
+                            decode_run(da, A, m, k0, len, abuf[q], abuf[q] + MX_BLOCK,
+                                       abuf[q] + 2 * MX_BLOCK, 1);
+                            arow[q] = abuf[q];
+                        }
+                        anz[q] = 0;
+                        for (size_t i = 0; i < len; i++) {
+                            avf[q][i] = (float)arow[q][i];
+                            anz[q] |= (uint64_t)(arow[q][MX_BLOCK + i] > 0) << i;
+                        }
+                    }
+                    scad[q] = chain ? 1.0 : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
+                    sca[q] = mxg_scale_f32(A, s->decode, m, g);
+                }
                 for (size_t t = 0; t < nti; t++) {
                     const double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,
                                  *bpt = bat + MX_BLOCK * NT;
                     size_t nt = ntt - t * NT < NT ? ntt - t * NT : NT;
-                    for (size_t m = m0; m < M && m < m0 + RB; m++) {
-                        double avb[MX_BLOCK], aab[MX_BLOCK], apb[MX_BLOCK];
-                        const double *av = avb, *aa = aab, *ap = apb;
-                        if (Av) {
-                            av = Av + arow_at(M, m, g);
-                            aa = av + MX_BLOCK;
-                            ap = av + 2 * MX_BLOCK;
-                        } else {
-                            decode_run(da, A, m, k0, len, avb, aab, apb, 1);
-                        }
+                    for (size_t q = 0; q < rb; q++) {
+                        size_t m = m0 + q;
+                        const double *av = arow[q];
                         float part[NT];
                         unsigned char bad[NT];
-                        double scad = chain ? 1.0
-                                            : mx_scale_value(s->decode,
-                                                             mxg_scale_byte(A, m, g));
                         size_t at = m * TBN + t * NT; /* the row's lanes of tile t */
                         double *csm = chain ? cs + 4 * at : cs;
-                        tile(&w, gc, av, aa, ap, bvt, bat, bpt,
-                                   bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad,
-                                   scad, scbd + t * NT, sb + at, sp + at, csm);
-                        float sca = mxg_scale_f32(A, s->decode, m, g);
+                        tile(&w, gc, av, av + MX_BLOCK, av + 2 * MX_BLOCK, avf[q], anz[q], bvt,
+                             bat, bpt, bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad,
+                             scad[q], scbd + t * NT, sb + at, sp + at, csm);
                         float *am = acc + at;
                         for (size_t l = 0; l < nt; l++) {
                             float pg = part[l];
@@ -1377,11 +1437,12 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                                 am[l] = pg;
                                 continue;
                             }
-                            float tt = pg * mxg_scale_mul(sca, scb[t * NT + l]);
+                            float tt = pg * mxg_scale_mul(sca[q], scb[t * NT + l]);
                             am[l] = am[l] + tt;
                         }
                     }
                 }
+            }
         }
         for (size_t m = 0; m < M; m++)
             for (size_t c = 0; c < ntt; c++) {
@@ -1403,6 +1464,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             }
     }
     free(Aown);
+    free(Ac);
     free(bvf);
     free(cs);
     free(da);

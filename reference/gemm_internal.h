@@ -394,9 +394,10 @@ unsigned long mxg_block_walk_fallbacks(void);
  * processor has AVX-512F), 0 the portable one.  0, or -1 for a kind this
  * processor lacks.  For the tests that run both; not while a walk runs. */
 int mxg_block_walk_set_kind(int kind);
-/* The walk's decode of A for the call (s, A) when the walk may take it
- * and the decode fits its cache (a split's shared rows; free()); else
- * NULL. */
+/* The walk's decode of A for the call (s, A) when the walk may take it,
+ * A has 16-bit codes and the decode fits its cache (a split's shared
+ * rows; free()); else NULL (8-bit rows are decoded as the walk reads
+ * them). */
 double *mxg_block_walk_rows(const mx_gemm_spec *s, const mx_operand *A);
 /* 1 when the walk of (s, A, B) goes to the walk provider (one is set, the
  * operands are scaled 8-bit codes or unscaled 16-bit ones, K a multiple
