@@ -58,7 +58,7 @@
 #include "gemm_internal.h"
 
 #define NT 16 /* output columns per tile */
-#define TB 4  /* tiles side by side in walk_cpu (a super-tile) */
+#define TB 8  /* tiles side by side in walk_cpu (a super-tile) */
 #define RB 8  /* rows of A per chunk in walk_cpu */
 
 /* the most bytes of A decoded once for all column tiles (mxg_block_walk) */
