@@ -1,4 +1,6 @@
 /* blockfma_bound.c -- a rigorous error bound for the block-FMA model.
+ * (The w_i below: any w_i >= max(|t_i|, 2^(r_a + r_b)) serves; the code
+ * takes max(|a_i|, 2^r_a) max(|b_i|, 2^r_b), mxb_wmag.)
  *
  * Derivation (docs/bounds.md, "Block-FMA models", has it with proofs):
  * one block of m products t_i and accumulator d, exact X = d + sum t_i.
@@ -147,9 +149,7 @@ double mx_blockfma_sum_abs(const mx_blockfma_params *p, const mx_format *fa,
             return INFINITY;
         if (x.cls == 0 || y.cls == 0)
             continue;
-        double t = x.v * y.v;
-        double w = x.p * y.p;
-        s += t > w ? t : w;
+        s += mxb_wmag(x) * mxb_wmag(y); /* exact */
     }
     return s * (1.0 + ldexp((double)n + 1.0, -52));
 }

@@ -30,7 +30,8 @@ static double add_up(double a, double b) { return up(a + b); }
 static double mul_up(double a, double b) { return up(a * b); }
 static double max2(double a, double b) { return a > b ? a : b; }
 
-/* |a_i b_i| and w_i = max(|a_i b_i|, 2^(r_a + r_b)) of product i, exact in
+/* |a_i b_i| and w_i = max(|a_i|, 2^r_a) max(|b_i|, 2^r_b) (mxb_wmag) of
+ * product i, at least |a_i b_i| and 2^(r_a + r_b), exact in
  * binary64 (8- and 16-bit operands); -1 for a NaN or infinite operand.
  * ta, tb: the operands' magnitude tables (blockfma_mag.c), or NULL. */
 static int prod_mag(const mx_blockfma_params *p, const mx_format *fa,
@@ -45,7 +46,7 @@ static int prod_mag(const mx_blockfma_params *p, const mx_format *fa,
     if (a.cls == 0 || b.cls == 0)
         return 0;
     *t = a.v * b.v; /* exact */
-    *w = max2(*t, a.p * b.p);
+    *w = mxb_wmag(a) * mxb_wmag(b);
     return 0;
 }
 

@@ -60,6 +60,13 @@ typedef struct {
     int cls;
 } mxb_mag;
 
+/* The magnitude a code contributes to the bounds' w of a product,
+ * max(v, p): w = max(|a|, 2^r_a) max(|b|, 2^r_b), at least |a b| and
+ * 2^(r_a + r_b) both, and |a b| itself when neither operand is subnormal.
+ * Exact (a product of two 8- or 16-bit values), and one multiplication
+ * per product where max(|a b|, 2^(r_a + r_b)) took two and a compare. */
+static inline double mxb_wmag(mxb_mag m) { return m.v > m.p ? m.v : m.p; }
+
 /* The table of 8- or 16-bit format f under in_fmt (2^bits entries; the
  * 16-bit ones built on first use, kept for the process), or NULL (wider
  * formats, an in_fmt out of range, no memory, or the slow path): then
@@ -68,8 +75,8 @@ const mxb_mag *mxb_mag_table(const mx_format *f, int in_fmt);
 /* One code, decoded (what the table holds). */
 mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
 
-/* 1 when every sum of at most n reference magnitudes w = max(|a b|,
- * 2^(r_a + r_b)) of fa x fb products under in_fmt (the parameter's, 0
+/* 1 when every sum of at most n reference magnitudes w (mxb_wmag) of
+ * fa x fb products under in_fmt (the parameter's, 0
  * for none) is exact in binary64, whatever the order: every w is a
  * multiple of 2^(lo_a + lo_b) (lo: the format's least quantum, emin -
  * mbits) below 2^(hi_a + hi_b) (hi: one above the larger of emax and

@@ -308,58 +308,67 @@ gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp
     }
 }
 
+/* A code's reference exponent r (2^r = its p, a normal binary64) as the
+ * first pass's integer lanes take it; EX_ZERO for a zero code: a sum with
+ * one is below -1074 - 100, so 2^sum is 0 in binary64, as p_a p_b is. */
+#define EX_ZERO (-2000)
+static inline int32_t ex_of(double p)
+{
+    return p > 0 ? (int32_t)((d2u(p) >> 52) & 0x7ff) - 1023 : EX_ZERO;
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #include <immintrin.h>
 #define GATHER512 1
 /* The first pass over one block, gather_l's steps for its cnt terms in
  * order (odd_even: even j into W, odd j into W1), with AVX-512 vectors of
- * eight lanes (NT = 16: two of each).  The same operations on the same
- * values, lane by lane, so the same bits: vmaxpd is a > b ? a : b (no NaN
- * here), the step up is the pattern's 64-bit add under the t > 0 mask.
- * With xs the block's s is an exact sum, so it is summed in two halves
- * (even and odd j), added at the end: the same value in any order.  The
- * compiler's vectorization of gather_l chose 16-byte vectors for some
+ * eight lanes (NT = 16: two of each).  The same values lane by lane, so
+ * the same bits: vmaxpd is a > b ? a : b (no NaN here), the step up is
+ * the pattern's 64-bit add under the t > 0 mask; gather_l's r = max(t,
+ * 2^(r_a + r_b)) is t, which is never below it (a and b are the codes'
+ * bound magnitudes, dec), so that max is left out.  W, the max of 2^(r_a +
+ * r_b), is the max of the exponent sums r_a + r_b in 16 int32 lanes
+ * (aex, bex: the codes' r, EX_ZERO for a zero, so that a sum with a zero
+ * is far below any code's and 2^sum is 0 in binary64), made 2^max at the
+ * end (vscalefpd of 1: exact): the max of powers of two is the power of
+ * the max.  With xs the block's s is an exact sum, so it is summed in two
+ * halves (even and odd j), added at the end: the same value in any order.
+ * The compiler's vectorization of gather_l chose 16-byte vectors for some
  * instances, so the pass is spelled out; walk_kind picks it at run time. */
 __attribute__((target("avx512f"))) static void
-gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const double *ap,
-                const double *aa, const double *restrict bp, const double *restrict ba,
+gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const int32_t *aex,
+                const double *aa, const int32_t *restrict bex, const double *restrict ba,
                 int with_sa, int xs, double *restrict W, double *restrict W1,
                 double *restrict wm, double *restrict s, double *restrict sa)
 {
-    __m512d w0 = _mm512_loadu_pd(W), w1 = _mm512_loadu_pd(W + 8);
-    __m512d v0 = _mm512_loadu_pd(W1), v1 = _mm512_loadu_pd(W1 + 8);
+    __m512i e0 = _mm512_set1_epi32(2 * EX_ZERO), e1 = e0; /* even j, odd j */
     __m512d m0 = _mm512_loadu_pd(wm), m1 = _mm512_loadu_pd(wm + 8);
     __m512d s0 = _mm512_loadu_pd(s), s1 = _mm512_loadu_pd(s + 8);
     __m512d t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd(); /* xs: odd j */
     __m512d a0 = _mm512_loadu_pd(sa), a1 = _mm512_loadu_pd(sa + 8);
     const __m512i one = _mm512_set1_epi64(1);
     const __m512d zero = _mm512_setzero_pd();
-#define G512_STEP(J, WA, WB, SA, SB)                                                       \
+#define G512_STEP(J, EX, SA, SB)                                                           \
     do {                                                                                   \
         size_t i_ = ix[(J)];                                                               \
-        __m512d pa_ = _mm512_set1_pd(ap[i_]), a_ = _mm512_set1_pd(aa[i_]);                 \
-        const double *bp_ = bp + i_ * NT, *ba_ = ba + i_ * NT;                             \
-        __m512d rp0 = _mm512_mul_pd(pa_, _mm512_loadu_pd(bp_));                            \
-        __m512d rp1 = _mm512_mul_pd(pa_, _mm512_loadu_pd(bp_ + 8));                        \
-        __m512d q0 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_));                              \
-        __m512d q1 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_ + 8));                          \
-        __m512d r0 = _mm512_max_pd(q0, rp0), r1 = _mm512_max_pd(q1, rp1);                  \
-        WA = _mm512_max_pd(rp0, WA);                                                       \
-        WB = _mm512_max_pd(rp1, WB);                                                       \
+        __m512d a_ = _mm512_set1_pd(aa[i_]);                                               \
+        const double *ba_ = ba + i_ * NT;                                                  \
+        EX = _mm512_max_epi32(EX, _mm512_add_epi32(_mm512_set1_epi32(aex[i_]),             \
+                                                   _mm512_loadu_si512(bex + i_ * NT)));    \
+        __m512d r0 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_));                              \
+        __m512d r1 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_ + 8));                          \
         m0 = _mm512_max_pd(m0, r0);                                                        \
         m1 = _mm512_max_pd(m1, r1);                                                        \
         if (xs) {                                                                          \
             SA = _mm512_add_pd(SA, r0);                                                    \
             SB = _mm512_add_pd(SB, r1);                                                    \
         } else {                                                                           \
-            __mmask8 o0 = _mm512_cmp_pd_mask(q0, zero, _CMP_GT_OQ);                        \
-            __mmask8 o1 = _mm512_cmp_pd_mask(q1, zero, _CMP_GT_OQ);                        \
-            SA = _mm512_castsi512_pd(_mm512_mask_add_epi64(                                \
-                _mm512_castpd_si512(_mm512_add_pd(SA, r0)), o0,                            \
-                _mm512_castpd_si512(_mm512_add_pd(SA, r0)), one));                         \
-            SB = _mm512_castsi512_pd(_mm512_mask_add_epi64(                                \
-                _mm512_castpd_si512(_mm512_add_pd(SB, r1)), o1,                            \
-                _mm512_castpd_si512(_mm512_add_pd(SB, r1)), one));                         \
+            __mmask8 o0 = _mm512_cmp_pd_mask(r0, zero, _CMP_GT_OQ);                        \
+            __mmask8 o1 = _mm512_cmp_pd_mask(r1, zero, _CMP_GT_OQ);                        \
+            __m512i u0 = _mm512_castpd_si512(_mm512_add_pd(SA, r0));                       \
+            __m512i u1 = _mm512_castpd_si512(_mm512_add_pd(SB, r1));                       \
+            SA = _mm512_castsi512_pd(_mm512_mask_add_epi64(u0, o0, u0, one));              \
+            SB = _mm512_castsi512_pd(_mm512_mask_add_epi64(u1, o1, u1, one));              \
         }                                                                                  \
         if (with_sa) {                                                                     \
             a0 = _mm512_add_pd(a0, r0);                                                    \
@@ -369,26 +378,36 @@ gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const double 
     size_t j = 0;
     if (odd_even) {
         for (; j + 1 < cnt; j += 2) {
-            G512_STEP(j, w0, w1, s0, s1);
-            G512_STEP(j + 1, v0, v1, s0, s1);
+            G512_STEP(j, e0, s0, s1);
+            G512_STEP(j + 1, e1, s0, s1);
         }
     } else if (xs) {
         for (; j + 1 < cnt; j += 2) {
-            G512_STEP(j, w0, w1, s0, s1);
-            G512_STEP(j + 1, w0, w1, t0, t1);
+            G512_STEP(j, e0, s0, s1);
+            G512_STEP(j + 1, e1, t0, t1);
         }
     }
     for (; j < cnt; j++)
-        G512_STEP(j, w0, w1, s0, s1);
+        G512_STEP(j, e0, s0, s1);
 #undef G512_STEP
     if (xs && !odd_even) { /* exact: the halves' sum is the sum */
         s0 = _mm512_add_pd(s0, t0);
         s1 = _mm512_add_pd(s1, t1);
     }
-    _mm512_storeu_pd(W, w0);
-    _mm512_storeu_pd(W + 8, w1);
-    _mm512_storeu_pd(W1, v0);
-    _mm512_storeu_pd(W1 + 8, v1);
+    if (!odd_even) /* one group: the odd j's exponents are W's too */
+        e0 = _mm512_max_epi32(e0, e1);
+    const __m512d ones = _mm512_set1_pd(1.0);
+    __m512d p0 = _mm512_scalef_pd(ones, _mm512_cvtepi32_pd(_mm512_castsi512_si256(e0)));
+    __m512d p1 =
+        _mm512_scalef_pd(ones, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(e0, 1)));
+    _mm512_storeu_pd(W, _mm512_max_pd(p0, _mm512_loadu_pd(W)));
+    _mm512_storeu_pd(W + 8, _mm512_max_pd(p1, _mm512_loadu_pd(W + 8)));
+    if (odd_even) {
+        p0 = _mm512_scalef_pd(ones, _mm512_cvtepi32_pd(_mm512_castsi512_si256(e1)));
+        p1 = _mm512_scalef_pd(ones, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(e1, 1)));
+        _mm512_storeu_pd(W1, _mm512_max_pd(p0, _mm512_loadu_pd(W1)));
+        _mm512_storeu_pd(W1 + 8, _mm512_max_pd(p1, _mm512_loadu_pd(W1 + 8)));
+    }
     _mm512_storeu_pd(wm, m0);
     _mm512_storeu_pd(wm + 8, m1);
     _mm512_storeu_pd(s, s0);
@@ -467,7 +486,7 @@ align_f(float a, const float *restrict bvi, const float *restrict inv,
  * a second sums the model's aligned terms. */
 BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double *av,
                                  const double *aa, const double *ap, const float *avf,
-                                 uint64_t anz,
+                                 uint64_t anz, const int32_t *aex, const int32_t *bex,
                                  const double *restrict bv, const double *restrict ba,
                                  const double *restrict bp, const float *restrict bvf,
                                  const uint32_t *restrict bnz, size_t len,
@@ -538,7 +557,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
         int wsa = sas ? 0 : wg->sa_walk;
 #ifdef GATHER512
         if (NT == 16 && w->kind == 1)
-            gather_block512(ix, cnt, odd_even, ap, aa, bp, ba, wsa, xs, W, W1, wm, s, sa);
+            gather_block512(ix, cnt, odd_even, aex, aa, bex, ba, wsa, xs, W, W1, wm, s, sa);
         else
 #endif
         if (!odd_even) {
@@ -741,7 +760,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
 #define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS)                                  \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap, const float *avf,       \
-                              uint64_t anz,                                               \
+                              uint64_t anz, const int32_t *aex, const int32_t *bex,       \
                               const double *restrict bv, const double *restrict ba,       \
                               const double *restrict bp, const float *restrict bvf,       \
                               const uint32_t *restrict bnz, size_t len,                   \
@@ -750,9 +769,9 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                               double *restrict sbm, double *restrict spm,                 \
                               double *restrict cs)                                        \
     {                                                                                     \
-        group_tile_body(w, wg, av, aa, ap, avf, anz, bv, ba, bp, bvf, bnz, len, part, bad, \
-                        scad,                                                             \
-                        scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO, XS, SAS);              \
+        group_tile_body(w, wg, av, aa, ap, avf, anz, aex, bex, bv, ba, bp, bvf, bnz, len,  \
+                        part, bad, scad, scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO, XS,   \
+                        SAS);                                                             \
     }
 GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0)
 GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1, w->xs, wg->sas)
@@ -762,8 +781,8 @@ GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1, 1, 1)
 #undef GROUP_TILE
 
 typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, const double *,
-                              const double *, const float *, uint64_t, const double *,
-                              const double *, const double *,
+                              const double *, const float *, uint64_t, const int32_t *,
+                              const int32_t *, const double *, const double *, const double *,
                               const float *, const uint32_t *, size_t, float *,
                               unsigned char *, double, const double *, double *, double *,
                               double *);
@@ -786,9 +805,11 @@ static group_tile_fn group_tile_for(const walk_c *w, const walk_g wg[2])
 }
 
 
-/* Signed value, magnitude and 2^r of a code, as the model and the bounds
- * take them (tab: mxb_mag_table of the format under the preset's in_fmt);
- * all 0 for a zero. */
+/* Signed value, bound magnitude and 2^r of a code, as the model and the
+ * bounds take them (tab: mxb_mag_table of the format under the preset's
+ * in_fmt); all 0 for a zero.  The bound magnitude is max(|v|, 2^r) (the
+ * bounds' w of a product is the product of its operands', mxb_wmag), so
+ * the walk's t = a_a a_b is w itself. */
 typedef struct {
     double v, a, p;
 } dec;
@@ -801,7 +822,7 @@ static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
     uint64_t on = (uint64_t)0 - (uint64_t)(g->cls == 1);
     uint64_t sign = (uint64_t)((c >> (f->bits - 1)) & 1) << 63;
     uint64_t a = d2u(g->v) & on;
-    dec d = {u2d(a | (sign & on)), u2d(a), u2d(d2u(g->p) & on)};
+    dec d = {u2d(a | (sign & on)), u2d(d2u(mxb_wmag(*g)) & on), u2d(d2u(g->p) & on)};
     return d;
 }
 
@@ -1293,13 +1314,15 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     size_t TBN = TB * NT;
     double *bv = malloc(TB * 3 * MX_BLOCK * NT * sizeof *bv);
     float *bvf = malloc(TB * MX_BLOCK * NT * sizeof *bvf); /* B's values in FP32 */
+    int32_t *bex = malloc(TB * MX_BLOCK * NT * sizeof *bex); /* B's r (ex_of) */
     float *acc = malloc(M * TBN * sizeof *acc);
     double *sb = malloc(M * TBN * sizeof *sb), *sp = malloc(M * TBN * sizeof *sp);
     /* the rows' carried state (group_tile's cs): a chain's, per row and
      * lane; scaled operands start every group from zero (one tile's) */
     double *cs = malloc((chain ? M * 4 * TBN : 4 * NT) * sizeof *cs);
-    if (!da || !db || !bv || !bvf || !acc || !sb || !sp || !cs) {
+    if (!da || !db || !bv || !bvf || !bex || !acc || !sb || !sp || !cs) {
         free(bvf);
+        free(bex);
         free(cs);
         free(da);
         free(db);
@@ -1370,6 +1393,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 }
                 for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
                     bvf[t * MX_BLOCK * NT + k] = (float)bvt[k];
+                for (size_t k = 0; k < len * NT; k++) /* the first pass's exponents */
+                    bex[t * MX_BLOCK * NT + k] = ex_of(bpt[k]);
             }
             for (size_t m0 = 0; m0 < M; m0 += RB) {
                 size_t rb = M - m0 < RB ? M - m0 : RB; /* rows of this chunk */
@@ -1379,6 +1404,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                  * codes as bits, its scale */
                 double abuf[RB][3 * MX_BLOCK];
                 float avf[RB][MX_BLOCK];
+                int32_t aex[RB][MX_BLOCK];
                 const double *arow[RB];
                 uint64_t anz[RB];
                 double scad[RB];
@@ -1405,6 +1431,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                             anz[q] |= (uint64_t)(arow[q][MX_BLOCK + i] > 0) << i;
                         }
                     }
+                    for (size_t i = 0; i < len; i++)
+                        aex[q][i] = ex_of(arow[q][2 * MX_BLOCK + i]);
                     scad[q] = chain ? 1.0 : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
                     sca[q] = mxg_scale_f32(A, s->decode, m, g);
                 }
@@ -1419,9 +1447,10 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         unsigned char bad[NT];
                         size_t at = m * TBN + t * NT; /* the row's lanes of tile t */
                         double *csm = chain ? cs + 4 * at : cs;
-                        tile(&w, gc, av, av + MX_BLOCK, av + 2 * MX_BLOCK, avf[q], anz[q], bvt,
-                             bat, bpt, bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad,
-                             scad[q], scbd + t * NT, sb + at, sp + at, csm);
+                        tile(&w, gc, av, av + MX_BLOCK, av + 2 * MX_BLOCK, avf[q], anz[q],
+                             aex[q], bex + t * MX_BLOCK * NT, bvt, bat, bpt,
+                             bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad, scad[q],
+                             scbd + t * NT, sb + at, sp + at, csm);
                         float *am = acc + at;
                         for (size_t l = 0; l < nt; l++) {
                             float pg = part[l];
@@ -1466,6 +1495,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     free(Aown);
     free(Ac);
     free(bvf);
+    free(bex);
     free(cs);
     free(da);
     free(db);

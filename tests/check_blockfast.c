@@ -276,9 +276,10 @@ static void walk_run(const mx_gemm_spec *sp, const mx_operand *A, const mx_opera
     ck_assert_int_eq(st, MX_OK);
 }
 
-/* mxb_wsum_exact against the values themselves: for every pair of 8-bit
- * formats under every in_fmt, every w = max(|a b|, 2^(r_a + r_b)) of every
- * code pair (mxb_mag_of, the general decode), the least quantum (lowest
+/* mxb_wmag and mxb_wsum_exact against the values themselves: for every
+ * pair of 8-bit formats under every in_fmt, every w of every code pair
+ * (mxb_mag_of, the general decode) is at least |a b| and 2^(r_a + r_b),
+ * and |a b| for normal operands; the least quantum (lowest
  * set bit) and the largest binade of any w; sums of n of them are exact
  * when (largest binade + 1) - least quantum + ceil(log2 n) <= 53.  A
  * claim of exactness must hold by that count, and E4M3 x E4M3 must get
@@ -292,6 +293,7 @@ START_TEST(test_wsum_exact)
             for (int in = 0; in <= MX_FORMAT_COUNT; in++) {
                 const mx_format *fa = mx_format_get(f8[x]), *fb = mx_format_get(f8[y]);
                 int lo = 10000, hi = -10000;
+                size_t wrong = 0;
                 for (uint32_t ca = 0; ca < 256; ca++) {
                     mxb_mag a = mxb_mag_of(fa, in, ca);
                     if (a.cls != 1)
@@ -300,7 +302,12 @@ START_TEST(test_wsum_exact)
                         mxb_mag b = mxb_mag_of(fb, in, cb);
                         if (b.cls != 1)
                             continue;
-                        double t = a.v * b.v, q = a.p * b.p, w = t > q ? t : q;
+                        /* the bounds' w: at least |a b| and 2^(r_a + r_b),
+                         * and |a b| itself when a and b are normal */
+                        double t = a.v * b.v, q = a.p * b.p;
+                        double w = mxb_wmag(a) * mxb_wmag(b);
+                        wrong += !(w >= t && w >= q);
+                        wrong += a.v >= a.p && b.v >= b.p && w != t;
                         int e;
                         frexp(w, &e); /* w in [2^(e-1), 2^e) */
                         hi = e > hi ? e : hi;
@@ -310,6 +317,9 @@ START_TEST(test_wsum_exact)
                         lo = k < lo ? k : lo;
                     }
                 }
+                EXPECT(wrong == 0, "%s x %s in_fmt %d: %zu code pairs whose w is below "
+                       "|a b| or 2^(r_a + r_b), or not |a b| for normal operands", fa->name,
+                       fb->name, in, wrong);
                 for (size_t n = 1; n <= 128; n *= 2) {
                     int lg = 0;
                     while (((size_t)1 << lg) < n)

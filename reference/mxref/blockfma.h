@@ -174,20 +174,21 @@ float mx_blockfma_dot(const mx_blockfma_params *p, const mx_format *fa,
 
 /* A rigorous bound on |mx_blockfma_dot(p, ..., n, c) - (c + sum a_i b_i)|
  * for finite inputs whose chain never overflows, given |c| = c_abs and
- *     sum_abs = sum_i max(|a_i b_i|, 2^(r_a + r_b)),
+ *     sum_abs >= sum_i max(|a_i b_i|, 2^(r_a + r_b)),
  * r_x the reference exponent of x: that of its leading bit position (the
  * format's emin for a subnormal x; clamped to in_fmt's emin when p widens
- * the inputs).  For normal (or zero) inputs this is sum |a_i b_i|; a
- * subnormal input can sit on a coarser alignment grid than its value
- * suggests, which the max accounts for.  mx_blockfma_sum_abs computes it.
+ * the inputs).  A subnormal input can sit on a coarser alignment grid than
+ * its value suggests, which the max accounts for.  mx_blockfma_sum_abs
+ * computes sum_i max(|a_i|, 2^r_a) max(|b_i|, 2^r_b), which is at least
+ * that and is sum |a_i b_i| for normal (or zero) inputs.
  * Derivation: docs/bounds.md, "Block-FMA models".  Returns +inf for
  * parameter sets it does not cover (flush-to-zero ones) and bad input. */
 double mx_blockfma_bound(const mx_blockfma_params *p, size_t n,
                          double sum_abs, double c_abs);
 /* A tighter rigorous bound on the same quantity, from the operands: per
  * block, the alignment loss is charged against the block's largest
- * reference magnitude (max over its products of max(|a_i b_i|,
- * 2^(r_a + r_b)), and the incoming accumulator) instead of the sum of its
+ * reference magnitude (max over its products of w_i = max(|a_i|, 2^r_a)
+ * max(|b_i|, 2^r_b), and the incoming accumulator) instead of the sum of its
  * magnitudes, for its nonzero products only; the chain (instructions,
  * blocks, deal, c_fadd) is walked as mx_blockfma_dot_bits walks it, with
  * |c| <= c_abs.  Evaluated with every operation rounded upward.  Never
