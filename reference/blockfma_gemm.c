@@ -1452,6 +1452,14 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                              bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad, scad[q],
                              scbd + t * NT, sb + at, sp + at, csm);
                         float *am = acc + at;
+                        unsigned char anyb = 0;
+                        for (size_t l = 0; l < NT; l++)
+                            anyb |= bad[l];
+                        if (!anyb && !chain) { /* the common case, as below */
+                            for (size_t l = 0; l < nt; l++)
+                                am[l] = am[l] + part[l] * mxg_scale_mul(sca[q], scb[t * NT + l]);
+                            continue;
+                        }
                         for (size_t l = 0; l < nt; l++) {
                             float pg = part[l];
                             if (bad[l]) { /* the general code, from the lane's c */
