@@ -809,9 +809,12 @@ static group_tile_fn group_tile_for(const walk_c *w, const walk_g wg[2])
  * bounds take them (tab: mxb_mag_table of the format under the preset's
  * in_fmt); all 0 for a zero.  The bound magnitude is max(|v|, 2^r) (the
  * bounds' w of a product is the product of its operands', mxb_wmag), so
- * the walk's t = a_a a_b is w itself. */
+ * the walk's t = a_a a_b is w itself.  vf: v in FP32 (exact for 8- and
+ * 16-bit codes); e: r as the first pass's integer lanes take it (ex_of). */
 typedef struct {
     double v, a, p;
+    float vf;
+    int32_t e;
 } dec;
 
 static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
@@ -822,7 +825,10 @@ static inline dec decode1(const mx_format *f, const mxb_mag *tab, uint32_t c)
     uint64_t on = (uint64_t)0 - (uint64_t)(g->cls == 1);
     uint64_t sign = (uint64_t)((c >> (f->bits - 1)) & 1) << 63;
     uint64_t a = d2u(g->v) & on;
-    dec d = {u2d(a | (sign & on)), u2d(d2u(mxb_wmag(*g)) & on), u2d(d2u(g->p) & on)};
+    dec d = {u2d(a | (sign & on)), u2d(d2u(mxb_wmag(*g)) & on), u2d(d2u(g->p) & on), 0.0f,
+             0};
+    d.vf = (float)d.v;
+    d.e = ex_of(d.p);
     return d;
 }
 
@@ -870,7 +876,7 @@ static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, s
  * the values in FP32 (exact for 8-bit codes) into vf; the nonzero codes
  * as bits into *nz. */
 static inline void decode_group8(const decoder *d, const uint8_t *c8, size_t len, double *r,
-                                 float *vf, uint64_t *nz)
+                                 float *vf, int32_t *ex, uint64_t *nz)
 {
     uint64_t bits = 0;
     for (size_t k = 0; k < len; k++) {
@@ -878,8 +884,28 @@ static inline void decode_group8(const decoder *d, const uint8_t *c8, size_t len
         r[k] = e->v;
         r[MX_BLOCK + k] = e->a;
         r[2 * MX_BLOCK + k] = e->p;
-        vf[k] = (float)e->v;
+        vf[k] = e->vf;
+        ex[k] = e->e;
         bits |= (uint64_t)(e->a > 0) << k;
+    }
+    *nz = bits;
+}
+
+/* Column l's group of 8-bit codes decoded into a tile's lane (stride NT):
+ * values, bound magnitudes, 2^r, values in FP32, r as ex_of; its nonzero
+ * codes as bits into *nz.  One table read per code. */
+static inline void decode_lane8(const decoder *d, const uint8_t *c8, size_t len, double *v,
+                                double *a, double *p, float *vf, int32_t *ex, uint32_t *nz)
+{
+    uint32_t bits = 0;
+    for (size_t k = 0; k < len; k++) {
+        const dec *e = &d->t8[c8[k]];
+        v[k * NT] = e->v;
+        a[k * NT] = e->a;
+        p[k * NT] = e->p;
+        vf[k * NT] = e->vf;
+        ex[k * NT] = e->e;
+        bits |= (uint32_t)(e->a > 0) << k;
     }
     *nz = bits;
 }
@@ -1374,27 +1400,37 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             for (size_t t = 0; t < nti; t++) {
                 double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,
                        *bpt = bat + MX_BLOCK * NT;
+                /* B's values in FP32 (exact) and r (ex_of), as the tile's */
+                float *bft = bvf + t * MX_BLOCK * NT;
+                int32_t *bet = bex + t * MX_BLOCK * NT;
                 for (size_t l = 0; l < NT; l++) { /* lanes past ntt: zeros */
                     size_t c = t * NT + l;
                     scb[c] = 0.0f;
                     scbd[c] = 0.0;
                     bnz[c] = 0;
                     if (c >= ntt) {
-                        for (size_t k = 0; k < len; k++)
+                        for (size_t k = 0; k < len; k++) {
                             bvt[k * NT + l] = bat[k * NT + l] = bpt[k * NT + l] = 0.0;
+                            bft[k * NT + l] = 0.0f;
+                            bet[k * NT + l] = EX_ZERO;
+                        }
                         continue;
                     }
                     scb[c] = mxg_scale_f32(B, s->decode, n0 + c, g);
                     scbd[c] = chain ? 1.0
                                     : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + c, g));
+                    if (B->fmt->bits == 8) {
+                        decode_lane8(db, mxg_codes_at(B, n0 + c, k0), len, bvt + l, bat + l,
+                                     bpt + l, bft + l, bet + l, &bnz[c]);
+                        continue;
+                    }
                     decode_run(db, B, n0 + c, k0, len, bvt + l, bat + l, bpt + l, NT);
-                    for (size_t k = 0; k < len; k++)
+                    for (size_t k = 0; k < len; k++) {
                         bnz[c] |= (uint32_t)(bat[k * NT + l] > 0) << k;
+                        bft[k * NT + l] = (float)bvt[k * NT + l];
+                        bet[k * NT + l] = ex_of(bpt[k * NT + l]);
+                    }
                 }
-                for (size_t k = 0; gc->f32 && k < len * NT; k++) /* exact: 8-bit codes */
-                    bvf[t * MX_BLOCK * NT + k] = (float)bvt[k];
-                for (size_t k = 0; k < len * NT; k++) /* the first pass's exponents */
-                    bex[t * MX_BLOCK * NT + k] = ex_of(bpt[k]);
             }
             for (size_t m0 = 0; m0 < M; m0 += RB) {
                 size_t rb = M - m0 < RB ? M - m0 : RB; /* rows of this chunk */
@@ -1415,7 +1451,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         decode_group8(da,
                                       Ac ? Ac + (g * M + m) * MX_BLOCK
                                          : mxg_codes_at(A, m, k0),
-                                      len, abuf[q], avf[q], &anz[q]);
+                                      len, abuf[q], avf[q], aex[q], &anz[q]);
                         arow[q] = abuf[q];
                     } else {
                         if (Av) {
@@ -1428,11 +1464,10 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         anz[q] = 0;
                         for (size_t i = 0; i < len; i++) {
                             avf[q][i] = (float)arow[q][i];
+                            aex[q][i] = ex_of(arow[q][2 * MX_BLOCK + i]);
                             anz[q] |= (uint64_t)(arow[q][MX_BLOCK + i] > 0) << i;
                         }
                     }
-                    for (size_t i = 0; i < len; i++)
-                        aex[q][i] = ex_of(arow[q][2 * MX_BLOCK + i]);
                     scad[q] = chain ? 1.0 : mx_scale_value(s->decode, mxg_scale_byte(A, m, g));
                     sca[q] = mxg_scale_f32(A, s->decode, m, g);
                 }
