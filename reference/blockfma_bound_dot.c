@@ -88,6 +88,14 @@ static double block_err(const mxb_bdot_coeffs *c, double nz, double wmax, double
     return add_up(add_up(add_up(eA, eL), mul_up(c->fin, S1)), c->eta);
 }
 
+int mxb_bdot_sums_exact(const mx_blockfma_params *p, const mx_format *fa,
+                        const mx_format *fb, size_t n)
+{
+    size_t blk = p->block > 0 ? (size_t)p->block : (n ? n : 1);
+    size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
+    return mxb_wsum_exact(fa, fb, p->in_fmt, k > blk ? k : blk);
+}
+
 double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
                              const void *a, const mx_format *fb, const void *b,
                              size_t n, double c_abs)
@@ -100,9 +108,9 @@ double mx_blockfma_bound_dot(const mx_blockfma_params *p, const mx_format *fa,
     size_t k = p->block > 0 ? (size_t)p->k : (n ? n : 1);
     size_t nb = k / blk; /* blocks per instruction */
     size_t q = p->deal > 0 && nb > 1 ? (size_t)p->deal : 0;
-    /* s: exact where every sum of an instruction's terms is
-     * (mxb_wsum_exact), else rounded upward per addition */
-    int xs = mxb_wsum_exact(fa, fb, p->in_fmt, k > blk ? k : blk);
+    /* s: exact where every sum of an instruction's terms is, else
+     * rounded upward per addition */
+    int xs = mxb_bdot_sums_exact(p, fa, fb, n);
     const mxb_mag *ta = mxb_mag_table(fa, p->in_fmt);
     const mxb_mag *tb = mxb_mag_table(fb, p->in_fmt);
     double P = c_abs;    /* >= |exact partial sum| */

@@ -86,6 +86,12 @@ mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
  * per-block bound's s (mx_blockfma_bound_dot) is summed exactly instead
  * of rounded upward per addition. */
 int mxb_wsum_exact(const mx_format *fa, const mx_format *fb, int in_fmt, size_t n);
+/* mx_blockfma_bound_dot's rule for a dot of n products under p: its block
+ * sums s are exact (mxb_wsum_exact over the most products of a block: an
+ * instruction's k, or the block, or n without blocks).  The walk asks the
+ * same, for its bits to be the general code's. */
+int mxb_bdot_sums_exact(const mx_blockfma_params *p, const mx_format *fa,
+                        const mx_format *fb, size_t n);
 
 /* The coefficients of mx_blockfma_bound_dot's per-block error (the
  * blockfma_bound_dot.c comment has the formula): */

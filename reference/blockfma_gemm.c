@@ -421,15 +421,21 @@ gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const int32_t
  * (mxg_block_walk_set_kind) */
 static int walk_kind = -1;
 
+/* the fastest first pass this processor has */
+static int walk_kind_most(void)
+{
+#ifdef GATHER512
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
 static int walk_kind_now(void)
 {
     int k = __atomic_load_n(&walk_kind, __ATOMIC_RELAXED);
     if (k < 0) {
-#ifdef GATHER512
-        k = __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-        k = 0;
-#endif
+        k = walk_kind_most();
         __atomic_store_n(&walk_kind, k, __ATOMIC_RELAXED);
     }
     return k;
@@ -437,11 +443,7 @@ static int walk_kind_now(void)
 
 int mxg_block_walk_set_kind(int kind)
 {
-    int most = 0;
-#ifdef GATHER512
-    most = __builtin_cpu_supports("avx512f") ? 1 : 0;
-#endif
-    if (kind < 0 || kind > most)
+    if (kind < 0 || kind > walk_kind_most())
         return -1;
     __atomic_store_n(&walk_kind, kind, __ATOMIC_RELAXED);
     return 0;
@@ -871,43 +873,24 @@ static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, s
     }
 }
 
-/* A row's group of 8-bit codes decoded for the walk's tiles: values,
- * magnitudes and 2^r into r[0 .. len), r[MX_BLOCK ..), r[2 MX_BLOCK ..);
- * the values in FP32 (exact for 8-bit codes) into vf; the nonzero codes
- * as bits into *nz. */
-static inline void decode_group8(const decoder *d, const uint8_t *c8, size_t len, double *r,
-                                 float *vf, int32_t *ex, uint64_t *nz)
+/* A group of len 8-bit codes decoded for the walk, at stride apart (1 for
+ * a row of A, NT for a lane of a B tile): values, bound magnitudes, 2^r,
+ * values in FP32 (exact), r as ex_of, one table read per code; returns
+ * the nonzero codes as bits. */
+static inline uint64_t decode8(const decoder *d, const uint8_t *c8, size_t len, double *v,
+                               double *a, double *p, float *vf, int32_t *ex, size_t stride)
 {
     uint64_t bits = 0;
     for (size_t k = 0; k < len; k++) {
         const dec *e = &d->t8[c8[k]];
-        r[k] = e->v;
-        r[MX_BLOCK + k] = e->a;
-        r[2 * MX_BLOCK + k] = e->p;
-        vf[k] = e->vf;
-        ex[k] = e->e;
+        v[k * stride] = e->v;
+        a[k * stride] = e->a;
+        p[k * stride] = e->p;
+        vf[k * stride] = e->vf;
+        ex[k * stride] = e->e;
         bits |= (uint64_t)(e->a > 0) << k;
     }
-    *nz = bits;
-}
-
-/* Column l's group of 8-bit codes decoded into a tile's lane (stride NT):
- * values, bound magnitudes, 2^r, values in FP32, r as ex_of; its nonzero
- * codes as bits into *nz.  One table read per code. */
-static inline void decode_lane8(const decoder *d, const uint8_t *c8, size_t len, double *v,
-                                double *a, double *p, float *vf, int32_t *ex, uint32_t *nz)
-{
-    uint32_t bits = 0;
-    for (size_t k = 0; k < len; k++) {
-        const dec *e = &d->t8[c8[k]];
-        v[k * NT] = e->v;
-        a[k * NT] = e->a;
-        p[k * NT] = e->p;
-        vf[k * NT] = e->vf;
-        ex[k * NT] = e->e;
-        bits |= (uint32_t)(e->a > 0) << k;
-    }
-    *nz = bits;
+    return bits;
 }
 
 /* Any NaN or infinite code in the rows of o? */
@@ -1290,11 +1273,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     w.two_late = ldexp(1.0, p->late_sum_frac_bits);
     w.mtwo_late = ldexp(1.0, -p->late_sum_frac_bits);
     w.chain = chain;
-    /* the bound's block sums: as mx_blockfma_bound_dot decides */
-    size_t kcap = p->block > 0 ? ((size_t)p->k > (size_t)p->block ? (size_t)p->k
-                                                                  : (size_t)p->block)
-                               : mxg_group_len(K, 0);
-    w.xs = mxb_wsum_exact(A->fmt, B->fmt, p->in_fmt, kcap);
+    /* the bound's block sums: as mx_blockfma_bound_dot decides for a group
+     * (a chain has blocks, so its length does not enter) */
+    w.xs = mxb_bdot_sums_exact(p, A->fmt, B->fmt, mxg_group_len(K, 0));
     w.kind = walk_kind_now();
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
@@ -1303,14 +1284,11 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         wg[i].sas = !chain && w.xs && mxb_wsum_exact(A->fmt, B->fmt, p->in_fmt,
                                                      i ? mxg_group_len(K, G - 1)
                                                        : mxg_group_len(K, 0));
-    /* the terms of sum |ab| (|a b| or 2^(r_a + r_b)) are multiples of the
-     * two formats' least quanta and below 2^(emax_a + emax_b + 2); with 32
-     * of them (5 more bits) within binary64's 53 bits every partial sum is
-     * exact, the same in any order (E4M3: 36 + 5 bits) */
-    int span = (A->fmt->emax + 1 - (A->fmt->emin - A->fmt->mbits)) +
-               (B->fmt->emax + 1 - (B->fmt->emin - B->fmt->mbits));
+    /* the terms of sum |ab| (the bounds' w): where every sum of 32 of them
+     * is exact (mxb_wsum_exact; E4M3: 36 + 5 bits), the same in any order */
+    int sa_any = mxb_wsum_exact(A->fmt, B->fmt, p->in_fmt, MX_BLOCK);
     for (int i = 0; i < 2; i++)
-        wg[i].sa_walk = wg[i].sc.inorder || span + 5 <= 53;
+        wg[i].sa_walk = wg[i].sc.inorder || sa_any;
     for (int i = 0; i < 2 && mode != W_EXACT && A->fmt->bits == 8 && B->fmt->bits == 8; i++) {
         size_t most = 0; /* the most terms of a block */
         for (size_t b = 0; b < wg[i].sc.nblk; b++) {
@@ -1420,8 +1398,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                     scbd[c] = chain ? 1.0
                                     : mx_scale_value(s->decode, mxg_scale_byte(B, n0 + c, g));
                     if (B->fmt->bits == 8) {
-                        decode_lane8(db, mxg_codes_at(B, n0 + c, k0), len, bvt + l, bat + l,
-                                     bpt + l, bft + l, bet + l, &bnz[c]);
+                        bnz[c] = (uint32_t)decode8(db, mxg_codes_at(B, n0 + c, k0), len,
+                                                   bvt + l, bat + l, bpt + l, bft + l,
+                                                   bet + l, NT);
                         continue;
                     }
                     decode_run(db, B, n0 + c, k0, len, bvt + l, bat + l, bpt + l, NT);
@@ -1448,10 +1427,11 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 for (size_t q = 0; q < rb; q++) {
                     size_t m = m0 + q;
                     if (A->fmt->bits == 8) {
-                        decode_group8(da,
-                                      Ac ? Ac + (g * M + m) * MX_BLOCK
-                                         : mxg_codes_at(A, m, k0),
-                                      len, abuf[q], avf[q], aex[q], &anz[q]);
+                        anz[q] = decode8(da,
+                                         Ac ? Ac + (g * M + m) * MX_BLOCK
+                                            : mxg_codes_at(A, m, k0),
+                                         len, abuf[q], abuf[q] + MX_BLOCK,
+                                         abuf[q] + 2 * MX_BLOCK, avf[q], aex[q], 1);
                         arow[q] = abuf[q];
                     } else {
                         if (Av) {
