@@ -187,6 +187,10 @@ typedef struct {
     int chain;           /* unscaled: one chain over K (c carried) */
     int xs;              /* the bound's block sums s exact (mxb_wsum_exact) */
     int kind;            /* walk_kind_now() for this call */
+    /* every nonzero product's 2^(r_a + r_b) is at least 2^-126 (the
+     * smallest r of either format summed): a late c of 0 never takes the
+     * E < E_c branch */
+    int late_lo;
 } walk_c;
 
 /* An unscaled chain's bound over K from the walk's D and sum |ab| after
@@ -651,6 +655,22 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                 LANES
                 for (size_t l = 0; l < NT; l++)
                     v[l] = S[l] * (W[l] * w->twomF);
+            } else if (zero && bk == 0 && w->late_lo) {
+                /* a group's first block from c = 0 (scaled operands): c
+                 * is dropped, and where a product is nonzero its 2^E is
+                 * at least 2^-126 (late_lo), E_c's floor: v is the
+                 * general lane's v_ge = sum * unit, with one floor */
+                LANES
+                for (size_t l = 0; l < NT; l++) {
+                    double Wb = W[l] >= W1[l] ? W[l] : W1[l];
+                    double Ws = W[l] >= W1[l] ? W1[l] : W[l];
+                    double Sb = W[l] >= W1[l] ? S[l] : S1[l];
+                    double Ss = W[l] >= W1[l] ? S1[l] : S[l];
+                    double ratio = Ws * recip_l(Wb > 0 ? Wb : 1.0);
+                    double sum = Sb + floor_l(Ss * ratio);
+                    double vv = sum * (Wb * w->twomF); /* in every lane */
+                    v[l] = Wb > 0 ? vv : 0.0;
+                }
             } else {
                 LANES
                 for (size_t l = 0; l < NT; l++) {
@@ -1277,6 +1297,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * (a chain has blocks, so its length does not enter) */
     w.xs = mxb_bdot_sums_exact(p, A->fmt, B->fmt, mxg_group_len(K, 0));
     w.kind = walk_kind_now();
+    w.late_lo = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits) >= -126;
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
