@@ -266,20 +266,33 @@ static inline double up_l(double x)
     return u2d(d2u(x) + (uint64_t)(x < INFINITY));
 }
 
-static inline double add_up_l(double a, double b) { return up_l(a + b); }
-static inline double mul_up_l(double a, double b) { return up_l(a * b); }
+/* up_l where x is known finite (fin): the pattern plus one, no compare.
+ * The walk's instances for E4M3 operands (XS, SAS: mxb_wsum_exact) take
+ * it: there every value the bound walk rounds up is finite, for the
+ * walk's products are of unscaled codes (w below 2^(53 - lg n), by
+ * mxb_wsum_exact; s below 2^53, nz at most 64) and the coefficients of
+ * mxb_bdot_coeffs_of are at most 2, so every step stays far below 2^1024
+ * and fin's step is up_l's, bit for bit. */
+static inline double upx_l(double x, int fin)
+{
+    return fin ? u2d(d2u(x) + 1) : up_l(x);
+}
+
+static inline double add_up_l(double a, double b, int fin) { return upx_l(a + b, fin); }
+static inline double mul_up_l(double a, double b, int fin) { return upx_l(a * b, fin); }
 static inline double max2_l(double a, double b) { return a > b ? a : b; }
 
 /* blockfma_bound_dot.c's block_err, per lane. */
 static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
-                                 double wmax, double s, double dabs)
+                                 double wmax, double s, double dabs, int fin)
 {
     double W = max2_l(max2_l(wmax, dabs), 0x1p-126);
-    double eA = mul_up_l(mul_up_l(add_up_l(nz, 2.0), c->ea), W);
-    double base = add_up_l(dabs, s);
-    double eL = mul_up_l(c->late, base);
-    double S1 = add_up_l(add_up_l(base, eA), eL);
-    return add_up_l(add_up_l(add_up_l(eA, eL), mul_up_l(c->fin, S1)), c->eta);
+    double eA = mul_up_l(mul_up_l(add_up_l(nz, 2.0, fin), c->ea, fin), W, fin);
+    double base = add_up_l(dabs, s, fin);
+    double eL = mul_up_l(c->late, base, fin);
+    double S1 = add_up_l(add_up_l(base, eA, fin), eL, fin);
+    return add_up_l(add_up_l(add_up_l(eA, eL, fin), mul_up_l(c->fin, S1, fin), fin), c->eta,
+                    fin);
 }
 
 /* The first pass's step for the term i of a block, lane by lane: the
@@ -500,7 +513,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                                  double scad, const double *restrict scbd,
                                  double *restrict sbm, double *restrict spm,
                                  double *restrict cs, int mode, int odd_even, int c_fadd,
-                                 int zero, int xs, int sas)
+                                 int zero, int xs, int sas, int fin)
 {
     const sched *sc = &wg->sc;
     /* cs: the row's state carried from group to group ([4][NT]): the
@@ -714,10 +727,10 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
             flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (mb > FLT_MAX_BITS) |
                                  (w->prod_ovf & (wm[l] >= 0x1p128)));
             d[l] = v[l] < 0 ? -f : f;
-            double dabs = add_up_l(Pi[l], Di[l]);
-            Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs));
-            Pi[l] = add_up_l(Pi[l], s[l]);
-            sinst[l] = add_up_l(sinst[l], s[l]);
+            double dabs = add_up_l(Pi[l], Di[l], fin);
+            Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs, fin), fin);
+            Pi[l] = add_up_l(Pi[l], s[l], fin);
+            sinst[l] = add_up_l(sinst[l], s[l], fin);
             sa[l] += sas ? s[l] : 0.0; /* exact */
         }
     }
@@ -748,10 +761,11 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
     if (c_fadd) {
         LANES
         for (size_t l = 0; l < NT; l++) { /* one instruction, then the FADD */
-            double sum = add_up_l(add_up_l(rP[l], rD[l]), add_up_l(sinst[l], Di[l]));
-            double fadd = add_up_l(mul_up_l(0x1p-24, sum), 0x1p-150);
-            Di[l] = add_up_l(add_up_l(rD[l], Di[l]), fadd);
-            Pi[l] = add_up_l(rP[l], sinst[l]);
+            double sum =
+                add_up_l(add_up_l(rP[l], rD[l], fin), add_up_l(sinst[l], Di[l], fin), fin);
+            double fadd = add_up_l(mul_up_l(0x1p-24, sum, fin), 0x1p-150, fin);
+            Di[l] = add_up_l(add_up_l(rD[l], Di[l], fin), fadd, fin);
+            Pi[l] = add_up_l(rP[l], sinst[l], fin);
         }
     }
     LANES
@@ -778,8 +792,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
  * other modes' code away: the general instance (w's mode, a carried
  * state: chains), and on scaled operands, whose every group starts from a
  * zero state (c = 0, bound 0: neither read nor written), one for any mode
- * and one for each preset's */
-#define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS)                                  \
+ * and one for each preset's (on E4M3 operands: FIN, upx_l's finite step) */
+#define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS, FIN)                             \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap, const float *avf,       \
                               uint64_t anz, const int32_t *aex, const int32_t *bex,       \
@@ -793,13 +807,13 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
     {                                                                                     \
         group_tile_body(w, wg, av, aa, ap, avf, anz, aex, bex, bv, ba, bp, bvf, bnz, len,  \
                         part, bad, scad, scbd, sbm, spm, cs, MODE, ODD, FADD, ZERO, XS,   \
-                        SAS);                                                             \
+                        SAS, FIN);                                                        \
     }
-GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0)
-GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1, w->xs, wg->sas)
-GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1, 1, 1)
-GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1, 1, 1)
-GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1, 1, 1)
+GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0, 0)
+GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1, w->xs, wg->sas, 0)
+GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1, 1, 1, 1)
+GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1, 1, 1, 1)
+GROUP_TILE(group_tile_early_fadd, W_EARLY, 0, 1, 1, 1, 1, 1)
 #undef GROUP_TILE
 
 typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, const double *,
