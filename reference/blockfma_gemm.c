@@ -261,6 +261,19 @@ static inline double floor_l(double x)
  * nonnegative, and every sum starts from +0).  There mxb_up is the
  * pattern plus one (+0's is 2^-1074, a positive finite x's its successor)
  * and keeps +inf and NaN: one compare and one masked add. */
+/* The bits set in x, in operations that vectorize (no vector popcount
+ * before AVX-512 VPOPCNTDQ): sums of bit fields (the last two steps as
+ * shifts and adds, not the multiplication, which GCC recognizes as a
+ * popcount and makes one scalar instruction a lane). */
+static inline uint32_t popcount32_l(uint32_t x)
+{
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    x = x + (x >> 8);
+    return (x + (x >> 16)) & 0x3fu;
+}
+
 static inline double up_l(double x)
 {
     return u2d(d2u(x) + (uint64_t)(x < INFINITY));
@@ -565,9 +578,11 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
         }
         /* the bound's count of nonzero products: positions of the block
          * where both codes are nonzero (bnz: the tile's, per lane) */
+        _Static_assert(MX_BLOCK <= 32, "a group's positions fit 32 bits");
+        uint32_t pos32 = (uint32_t)(anz & sc->pos[bk]);
         LANES
         for (size_t l = 0; l < NT; l++)
-            nz[l] = (double)__builtin_popcountll(anz & bnz[l] & sc->pos[bk]);
+            nz[l] = (double)popcount32_l(pos32 & bnz[l]);
         /* First pass: the model's E and the bound's walk (gather_l).
          * mx_blockfma_sum_abs adds the same w in index order, which is
          * block order when the blocks are contiguous runs; other orders
@@ -610,12 +625,14 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                 double q1 = w->twoF * recip_l(W1[l] > 0 ? W1[l] : 1.0);
                 inv[l] = W[l] > 0 ? q : 0.0;
                 inv1[l] = W1[l] > 0 ? q1 : 0.0;
-                /* an early c is one more term of the alignment (the
-                 * conversion always runs, on 0 when late: no condition
-                 * around a conversion that could trap keeps the loop
-                 * vector) */
-                S[l] = (double)(int32_t)(mode == W_EARLY ? cv[l] * inv[l] : 0.0);
-                S1[l] = 0.0;
+                S[l] = S1[l] = 0.0;
+            }
+            /* an early c is one more term of the alignment; it is 0 in a
+             * group's first block from a zero state, and so is its term */
+            if (mode == W_EARLY && !(zero && bk == 0)) {
+                LANES
+                for (size_t l = 0; l < NT; l++)
+                    S[l] = (double)(int32_t)(cv[l] * inv[l]);
             }
             if (wg->f32) { /* two int32 accumulators (align_f) */
                 float invf[NT], inv1f[NT];
