@@ -191,6 +191,17 @@ typedef struct {
      * smallest r of either format summed): a late c of 0 never takes the
      * E < E_c branch */
     int late_lo;
+    /* fin: every nonzero product of the operands' codes lies within
+     * 2^-40 .. 2^40 (E4M3: 2^-20 .. 2^18), and the grid is at most 28
+     * bits (walk_mode), a late sum's at most 45.  On a group from a zero
+     * state no lane is then ever flagged: a nonzero block result (at most
+     * 32 chained blocks of at most 64 terms: below 2^52) is a multiple of
+     * 2^(E - F) >= 2^-68, an early c one such, a late one's grid 2^(E_c -
+     * L) >= 2^-113 (and a late c of 0 takes the E >= E_c branch: E >=
+     * -40), all normal in FP32; every w is below 2^128; a c_fadd sum is c
+     * = 0 plus such a result.  So the instances with FIN leave out the
+     * flags, and upx_l's step is exact there. */
+    int fin;
 } walk_c;
 
 /* An unscaled chain's bound over K from the walk's D and sum |ab| after
@@ -280,12 +291,11 @@ static inline double up_l(double x)
 }
 
 /* up_l where x is known finite (fin): the pattern plus one, no compare.
- * The walk's instances for E4M3 operands (XS, SAS: mxb_wsum_exact) take
- * it: there every value the bound walk rounds up is finite, for the
- * walk's products are of unscaled codes (w below 2^(53 - lg n), by
- * mxb_wsum_exact; s below 2^53, nz at most 64) and the coefficients of
- * mxb_bdot_coeffs_of are at most 2, so every step stays far below 2^1024
- * and fin's step is up_l's, bit for bit. */
+ * The walk's instances for narrow operands (walk_c.fin) take it: there
+ * every value the bound walk rounds up is finite, for the walk's products
+ * are of unscaled codes (w below 2^40, s below 2^46, nz at most 64) and
+ * the coefficients of mxb_bdot_coeffs_of are at most 2, so every step
+ * stays far below 2^1024 and fin's step is up_l's, bit for bit. */
 static inline double upx_l(double x, int fin)
 {
     return fin ? u2d(d2u(x) + 1) : up_l(x);
@@ -572,7 +582,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
             cv[l] = d[l];
             W[l] = mode == W_EARLY ? cr : 0.0;
             W1[l] = 0.0;
-            flag[l] |= (int64_t)((mode == W_EARLY) & (d[l] != 0) &
+            flag[l] |= (int64_t)((!fin) & (mode == W_EARLY) & (d[l] != 0) &
                                  (d[l] < 0x1p-126) & (d[l] > -0x1p-126));
             wm[l] = s[l] = 0.0;
         }
@@ -738,11 +748,11 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
             /* exact where not flagged; above FLT_MAX flagged (and not
              * converted: no conversion out of FP32's range; m >= 0, so
              * its pattern orders as its value, NaN above all) */
-            double f = (double)(float)u2d(mb < FLT_MAX_BITS ? mb : FLT_MAX_BITS);
+            double f = (double)(float)u2d(fin || mb < FLT_MAX_BITS ? mb : FLT_MAX_BITS);
             /* products of 2^128 and more are infinities (prod_ovf_inf):
-             * flagged when a w of the block reaches it */
-            flag[l] |= (int64_t)(((m != 0) & (m < 0x1p-126)) | (mb > FLT_MAX_BITS) |
-                                 (w->prod_ovf & (wm[l] >= 0x1p128)));
+             * flagged when a w of the block reaches it; none with fin */
+            flag[l] |= (int64_t)((!fin) & (((m != 0) & (m < 0x1p-126)) | (mb > FLT_MAX_BITS) |
+                                         (w->prod_ovf & (wm[l] >= 0x1p128))));
             d[l] = v[l] < 0 ? -f : f;
             double dabs = add_up_l(Pi[l], Di[l], fin);
             Di[l] = add_up_l(Di[l], block_err_l(&w->cf, nz[l], wm[l], s[l], dabs, fin), fin);
@@ -759,7 +769,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
         float fs = (float)rin[l] + f;
         double fa = fabs((double)fs);
         f = c_fadd ? fs : f;
-        flag[l] |= (int64_t)(c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
+        flag[l] |= (int64_t)((!fin) & c_fadd & (((fa != 0) & (fa < 0x1p-126)) | (fa > FLT_MAX)));
         part[l] = f;
         bad[l] = (unsigned char)flag[l];
     }
@@ -809,7 +819,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
  * other modes' code away: the general instance (w's mode, a carried
  * state: chains), and on scaled operands, whose every group starts from a
  * zero state (c = 0, bound 0: neither read nor written), one for any mode
- * and one for each preset's (on E4M3 operands: FIN, upx_l's finite step) */
+ * and one for each preset's (on E4M3 operands, walk_c.fin: FIN, no flags
+ * and upx_l's finite step) */
 #define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS, FIN)                             \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap, const float *avf,       \
@@ -848,7 +859,7 @@ static group_tile_fn group_tile_for(const walk_c *w, const walk_g wg[2])
 {
     if (w->chain)
         return group_tile;
-    if (!w->xs || !wg[0].sas || !wg[1].sas)
+    if (!w->xs || !wg[0].sas || !wg[1].sas || !w->fin)
         return group_tile_scaled;
     if (w->mode == W_EARLY && !w->odd_even)
         return w->c_fadd ? group_tile_early_fadd : group_tile_early;
@@ -1328,6 +1339,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * (a chain has blocks, so its length does not enter) */
     w.xs = mxb_bdot_sums_exact(p, A->fmt, B->fmt, mxg_group_len(K, 0));
     w.kind = walk_kind_now();
+    w.fin = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits) >= -40 &&
+            (A->fmt->emax + 1) + (B->fmt->emax + 1) <= 40 && p->frac_bits <= 28 &&
+            (!p->late_c || p->late_sum_frac_bits <= 45);
     w.late_lo = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits) >= -126;
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
