@@ -386,9 +386,10 @@ gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const int32_t
     __m512d s0 = _mm512_loadu_pd(s), s1 = _mm512_loadu_pd(s + 8);
     __m512d t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd(); /* xs: odd j */
     __m512d a0 = _mm512_loadu_pd(sa), a1 = _mm512_loadu_pd(sa + 8);
+    __m512d n0 = _mm512_setzero_pd(), n1 = n0; /* odd j's max of w (w >= 0) */
     const __m512i one = _mm512_set1_epi64(1);
     const __m512d zero = _mm512_setzero_pd();
-#define G512_STEP(J, EX, SA, SB)                                                           \
+#define G512_STEP(J, EX, SA, SB, MA, MB)                                                   \
     do {                                                                                   \
         size_t i_ = ix[(J)];                                                               \
         __m512d a_ = _mm512_set1_pd(aa[i_]);                                               \
@@ -397,8 +398,8 @@ gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const int32_t
                                                    _mm512_loadu_si512(bex + i_ * NT)));    \
         __m512d r0 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_));                              \
         __m512d r1 = _mm512_mul_pd(a_, _mm512_loadu_pd(ba_ + 8));                          \
-        m0 = _mm512_max_pd(m0, r0);                                                        \
-        m1 = _mm512_max_pd(m1, r1);                                                        \
+        MA = _mm512_max_pd(MA, r0);                                                        \
+        MB = _mm512_max_pd(MB, r1);                                                        \
         if (xs) {                                                                          \
             SA = _mm512_add_pd(SA, r0);                                                    \
             SB = _mm512_add_pd(SB, r1);                                                    \
@@ -416,21 +417,28 @@ gather_block512(const unsigned char *ix, size_t cnt, int odd_even, const int32_t
         }                                                                                  \
     } while (0)
     size_t j = 0;
-    if (odd_even) {
+    if (odd_even && xs) { /* odd j's s apart too (t0, t1) */
         for (; j + 1 < cnt; j += 2) {
-            G512_STEP(j, e0, s0, s1);
-            G512_STEP(j + 1, e1, s0, s1);
+            G512_STEP(j, e0, s0, s1, m0, m1);
+            G512_STEP(j + 1, e1, t0, t1, n0, n1);
+        }
+    } else if (odd_even) {
+        for (; j + 1 < cnt; j += 2) {
+            G512_STEP(j, e0, s0, s1, m0, m1);
+            G512_STEP(j + 1, e1, s0, s1, n0, n1);
         }
     } else if (xs) {
         for (; j + 1 < cnt; j += 2) {
-            G512_STEP(j, e0, s0, s1);
-            G512_STEP(j + 1, e1, t0, t1);
+            G512_STEP(j, e0, s0, s1, m0, m1);
+            G512_STEP(j + 1, e1, t0, t1, n0, n1);
         }
     }
     for (; j < cnt; j++)
-        G512_STEP(j, e0, s0, s1);
+        G512_STEP(j, e0, s0, s1, m0, m1);
 #undef G512_STEP
-    if (xs && !odd_even) { /* exact: the halves' sum is the sum */
+    m0 = _mm512_max_pd(m0, n0); /* a max in any order */
+    m1 = _mm512_max_pd(m1, n1);
+    if (xs) { /* exact: the halves' sum is the sum */
         s0 = _mm512_add_pd(s0, t0);
         s1 = _mm512_add_pd(s1, t1);
     }
