@@ -267,6 +267,17 @@ static inline double floor_l(double x)
     return r > x ? r - 1.0 : r;
 }
 
+/* floor_l for |x| < 2^52 (fin: the caller knows it, or discards the
+ * lane): without the guard for larger x. */
+static inline double floor_lx(double x, int fin)
+{
+    if (!fin)
+        return floor_l(x);
+    double m = x < 0 ? -0x1p52 : 0x1p52;
+    double r = (x + m) - m;
+    return r > x ? r - 1.0 : r;
+}
+
 /* mxb_up without branches, for x >= +0 or NaN: every value the bound
  * walk rounds up (its terms, counts, sums and coefficients are all
  * nonnegative, and every sum starts from +0).  There mxb_up is the
@@ -715,7 +726,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                     double Sb = W[l] >= W1[l] ? S[l] : S1[l];
                     double Ss = W[l] >= W1[l] ? S1[l] : S[l];
                     double ratio = Ws * recip_l(Wb > 0 ? Wb : 1.0);
-                    double sum = Sb + floor_l(Ss * ratio);
+                    double sum = Sb + floor_lx(Ss * ratio, fin);
                     double vv = sum * (Wb * w->twomF); /* in every lane */
                     v[l] = Wb > 0 ? vv : 0.0;
                 }
@@ -730,7 +741,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                     double Ss = W[l] >= W1[l] ? S1[l] : S[l];
                     double rb = recip_l(Wb > 0 ? Wb : 1.0);
                     double ratio = Ws * rb;
-                    double sum = Sb + floor_l(Ss * ratio); /* the product sum / 2^(E-F) */
+                    /* the product sum / 2^(E-F); fin: |Ss| < 2^31 */
+                    double sum = Sb + floor_lx(Ss * ratio, fin);
                     double unit = Wb * w->twomF, ib = w->twoF * rb;
                     /* late c, E_c = max(exponent of c, -126) */
                     double c = cv[l];
@@ -739,11 +751,18 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                     /* E >= E_c: c rounded down onto the grid 2^(E-F), or
                      * dropped past the cutoff */
                     int drop = (c == 0) | ((w->cutoff > 0) & (Wb > Wc * w->cut_pw2));
-                    double cd = floor_l(c * ib); /* computed in every lane */
+                    /* computed in every lane; fin: below 2^(F+1) in
+                     * magnitude where v_ge is taken (E >= E_c) */
+                    double cd = floor_lx(c * ib, fin);
                     double v_ge = (sum + (drop ? 0.0 : cd)) * unit;
                     /* E < E_c: the sum rounded down onto 2^(E_c - L), c added */
                     double qc = w->two_late * recip_l(Wc);
-                    double v_lt = (floor_l(sum * unit * qc) + c * qc) * (Wc * w->mtwo_late);
+                    /* fin: where v_lt is taken (E < E_c) the floor's
+                     * argument is below 2^(F+8) 2^(E-F) 2^(L-E_c) <=
+                     * 2^(7+L) <= 2^52 (|sum| < 2^(F+8): at most 64 terms
+                     * below 2^(F+2) each) */
+                    double v_lt =
+                        (floor_lx(sum * unit * qc, fin) + c * qc) * (Wc * w->mtwo_late);
                     double vv = Wb >= Wc ? v_ge : v_lt;
                     v[l] = Wb > 0 ? vv : c; /* no nonzero product: c itself */
                 }
