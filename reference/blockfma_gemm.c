@@ -844,7 +844,7 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
 
 /* group_tile_body with its mode known, so that the compiler folds the
  * other modes' code away: the general instance (w's mode, a carried
- * state: chains), and on scaled operands, whose every group starts from a
+ * state: chains; and the presets' modes on chains), and on scaled operands, whose every group starts from a
  * zero state (c = 0, bound 0: neither read nor written), one for any mode
  * and one for each preset's (on E4M3 operands, walk_c.fin: FIN, no flags
  * and upx_l's finite step) */
@@ -865,6 +865,8 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                         SAS, FIN);                                                        \
     }
 GROUP_TILE(group_tile, w->mode, w->odd_even, w->c_fadd, 0, w->xs, 0, 0)
+GROUP_TILE(group_tile_chain_early, W_EARLY, 0, 0, 0, w->xs, 0, 0)
+GROUP_TILE(group_tile_chain_late_oe, W_LATE, 1, 0, 0, w->xs, 0, 0)
 GROUP_TILE(group_tile_scaled, w->mode, w->odd_even, w->c_fadd, 1, w->xs, wg->sas, 0)
 GROUP_TILE(group_tile_early, W_EARLY, 0, 0, 1, 1, 1, 1)
 GROUP_TILE(group_tile_late_oe, W_LATE, 1, 0, 1, 1, 1, 1)
@@ -884,6 +886,10 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
  * the general one. */
 static group_tile_fn group_tile_for(const walk_c *w, const walk_g wg[2])
 {
+    if (w->chain && w->mode == W_EARLY && !w->odd_even && !w->c_fadd)
+        return group_tile_chain_early; /* hopper-* on BF16 */
+    if (w->chain && w->mode == W_LATE && w->odd_even && !w->c_fadd)
+        return group_tile_chain_late_oe; /* cdna3-* on BF16 */
     if (w->chain)
         return group_tile;
     if (!w->xs || !wg[0].sas || !wg[1].sas || !w->fin)
