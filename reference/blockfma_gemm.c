@@ -508,6 +508,22 @@ int mxg_block_walk_set_kind(int kind)
     return 0;
 }
 
+/* A late block's product sum over 2^(E-F): of its two alignment groups
+ * (odd/even; W, S the even group's 2^E and aligned sum, W1, S1 the odd
+ * one's) the one of smaller E moves onto the other's grid, rounded down,
+ * then the larger E's sum is added.  *wb: the larger 2^E; *rb: 1 over it
+ * (1 where it is 0).  fin: |S1| < 2^31 (floor_lx). */
+BODY_INLINE double oe_sum_l(double W, double W1, double S, double S1, int fin, double *wb,
+                            double *rb)
+{
+    double Wb = W >= W1 ? W : W1, Ws = W >= W1 ? W1 : W;
+    double Sb = W >= W1 ? S : S1, Ss = W >= W1 ? S1 : S;
+    double r = recip_l(Wb > 0 ? Wb : 1.0);
+    *wb = Wb;
+    *rb = r;
+    return Sb + floor_lx(Ss * (Ws * r), fin);
+}
+
 /* The second pass's step: term a * b truncated onto the grid (inv =
  * 2^(F-E) per lane), added to Sj. */
 BODY_INLINE void
@@ -721,28 +737,16 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
                  * general lane's v_ge = sum * unit, with one floor */
                 LANES
                 for (size_t l = 0; l < NT; l++) {
-                    double Wb = W[l] >= W1[l] ? W[l] : W1[l];
-                    double Ws = W[l] >= W1[l] ? W1[l] : W[l];
-                    double Sb = W[l] >= W1[l] ? S[l] : S1[l];
-                    double Ss = W[l] >= W1[l] ? S1[l] : S[l];
-                    double ratio = Ws * recip_l(Wb > 0 ? Wb : 1.0);
-                    double sum = Sb + floor_lx(Ss * ratio, fin);
+                    double Wb, rb;
+                    double sum = oe_sum_l(W[l], W1[l], S[l], S1[l], fin, &Wb, &rb);
                     double vv = sum * (Wb * w->twomF); /* in every lane */
                     v[l] = Wb > 0 ? vv : 0.0;
                 }
             } else {
                 LANES
                 for (size_t l = 0; l < NT; l++) {
-                    /* odd/even: the group of smaller E moves onto the
-                     * other's grid, rounded down; then the larger E's */
-                    double Wb = W[l] >= W1[l] ? W[l] : W1[l];
-                    double Ws = W[l] >= W1[l] ? W1[l] : W[l];
-                    double Sb = W[l] >= W1[l] ? S[l] : S1[l];
-                    double Ss = W[l] >= W1[l] ? S1[l] : S[l];
-                    double rb = recip_l(Wb > 0 ? Wb : 1.0);
-                    double ratio = Ws * rb;
-                    /* the product sum / 2^(E-F); fin: |Ss| < 2^31 */
-                    double sum = Sb + floor_lx(Ss * ratio, fin);
+                    double Wb, rb;
+                    double sum = oe_sum_l(W[l], W1[l], S[l], S1[l], fin, &Wb, &rb);
                     double unit = Wb * w->twomF, ib = w->twoF * rb;
                     /* late c, E_c = max(exponent of c, -126) */
                     double c = cv[l];
