@@ -258,31 +258,18 @@ static inline double recip_l(double x)
  * (GCC keeps floor itself scalar unless traps are off): below 2^52 in
  * magnitude, x + m - m with m = 2^52 of x's sign is x rounded to an
  * integer (nearest, the default mode), exactly; from 2^52 up x is an
- * integer already.  Then one step down where that rounding went up. */
-static inline double floor_l(double x)
-{
-    double m = x < 0 ? -0x1p52 : 0x1p52;
-    double r = (x + m) - m;
-    r = fabs(x) < 0x1p52 ? r : x;
-    return r > x ? r - 1.0 : r;
-}
-
-/* floor_l for |x| < 2^52 (fin: the caller knows it, or discards the
- * lane): without the guard for larger x. */
+ * integer already.  Then one step down where that rounding went up.
+ * fin: |x| < 2^52 (the caller knows it, or discards the lane), so the
+ * guard for larger x is left out. */
 static inline double floor_lx(double x, int fin)
 {
-    if (!fin)
-        return floor_l(x);
     double m = x < 0 ? -0x1p52 : 0x1p52;
     double r = (x + m) - m;
+    if (!fin)
+        r = fabs(x) < 0x1p52 ? r : x;
     return r > x ? r - 1.0 : r;
 }
 
-/* mxb_up without branches, for x >= +0 or NaN: every value the bound
- * walk rounds up (its terms, counts, sums and coefficients are all
- * nonnegative, and every sum starts from +0).  There mxb_up is the
- * pattern plus one (+0's is 2^-1074, a positive finite x's its successor)
- * and keeps +inf and NaN: one compare and one masked add. */
 /* The bits set in x, in operations that vectorize (no vector popcount
  * before AVX-512 VPOPCNTDQ): sums of bit fields (the last two steps as
  * shifts and adds, not the multiplication, which GCC recognizes as a
@@ -296,6 +283,11 @@ static inline uint32_t popcount32_l(uint32_t x)
     return (x + (x >> 16)) & 0x3fu;
 }
 
+/* mxb_up without branches, for x >= +0 or NaN: every value the bound
+ * walk rounds up (its terms, counts, sums and coefficients are all
+ * nonnegative, and every sum starts from +0).  There mxb_up is the
+ * pattern plus one (+0's is 2^-1074, a positive finite x's its successor)
+ * and keeps +inf and NaN: one compare and one masked add. */
 static inline double up_l(double x)
 {
     return u2d(d2u(x) + (uint64_t)(x < INFINITY));
@@ -1376,10 +1368,12 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * (a chain has blocks, so its length does not enter) */
     w.xs = mxb_bdot_sums_exact(p, A->fmt, B->fmt, mxg_group_len(K, 0));
     w.kind = walk_kind_now();
-    w.fin = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits) >= -40 &&
-            (A->fmt->emax + 1) + (B->fmt->emax + 1) <= 40 && p->frac_bits <= 28 &&
+    /* a nonzero product of two codes lies within 2^lo .. 2^hi */
+    int lo = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits);
+    int hi = (A->fmt->emax + 1) + (B->fmt->emax + 1);
+    w.fin = lo >= -40 && hi <= 40 && p->frac_bits <= 28 &&
             (!p->late_c || p->late_sum_frac_bits <= 45);
-    w.late_lo = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits) >= -126;
+    w.late_lo = lo >= -126;
     walk_g wg[2];
     group_consts(p, mxg_group_len(K, 0), &wg[0]);
     group_consts(p, mxg_group_len(K, G - 1), &wg[1]);
