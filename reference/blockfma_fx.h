@@ -75,6 +75,10 @@ const mxb_mag *mxb_mag_table(const mx_format *f, int in_fmt);
 /* One code, decoded (what the table holds). */
 mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code);
 
+/* One above the largest exponent of a code's |value| or 2^r under in_fmt
+ * (the parameter's, 0 for none): every bound magnitude (mxb_wmag) of f is
+ * below 2^mxb_mag_hi; every nonzero one is at least 2^(emin - mbits). */
+int mxb_mag_hi(const mx_format *f, int in_fmt);
 /* 1 when every sum of at most n reference magnitudes w (mxb_wmag) of
  * fa x fb products under in_fmt (the parameter's, 0
  * for none) is exact in binary64, whatever the order: every w is a

@@ -1368,9 +1368,10 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * (a chain has blocks, so its length does not enter) */
     w.xs = mxb_bdot_sums_exact(p, A->fmt, B->fmt, mxg_group_len(K, 0));
     w.kind = walk_kind_now();
-    /* a nonzero product of two codes lies within 2^lo .. 2^hi */
+    /* a nonzero product of two codes' magnitudes (or 2^r) lies within
+     * 2^lo .. 2^hi */
     int lo = (A->fmt->emin - A->fmt->mbits) + (B->fmt->emin - B->fmt->mbits);
-    int hi = (A->fmt->emax + 1) + (B->fmt->emax + 1);
+    int hi = mxb_mag_hi(A->fmt, p->in_fmt) + mxb_mag_hi(B->fmt, p->in_fmt);
     w.fin = lo >= -40 && hi <= 40 && p->frac_bits <= 28 &&
             (!p->late_c || p->late_sum_frac_bits <= 45);
     w.late_lo = lo >= -126;

@@ -34,8 +34,7 @@ mxb_mag mxb_mag_of(const mx_format *f, int in_fmt, uint32_t code)
     return r;
 }
 
-/* one above the largest exponent of an operand's |value| or 2^r */
-static int mag_hi(const mx_format *f, int in_fmt)
+int mxb_mag_hi(const mx_format *f, int in_fmt)
 {
     int hi = f->emax;
     if (in_fmt > 0 && in_fmt <= MX_FORMAT_COUNT) {
@@ -52,7 +51,7 @@ int mxb_wsum_exact(const mx_format *fa, const mx_format *fb, int in_fmt, size_t 
     int lg = 0; /* ceil(log2 n) */
     while (lg < 64 && ((size_t)1 << lg) < n)
         lg++;
-    int bits = mag_hi(fa, in_fmt) - (fa->emin - fa->mbits) + mag_hi(fb, in_fmt) -
+    int bits = mxb_mag_hi(fa, in_fmt) - (fa->emin - fa->mbits) + mxb_mag_hi(fb, in_fmt) -
                (fb->emin - fb->mbits);
     return bits + lg <= 53;
 }
