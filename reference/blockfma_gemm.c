@@ -324,13 +324,14 @@ static inline double block_err_l(const mxb_bdot_coeffs *c, double nz,
 /* The first pass's step for the term i of a block, lane by lane: the
  * model's 2^E (the max of 2^(r_a + r_b), into Wj: W or, odd/even, W1 for
  * the odd-indexed terms) and the bound walk's max and upward sum, and,
- * when with_sa (walk_g.sa_walk, unless sas), sum |ab|.  A zero operand has 2^r = 0 here, so the max of every
- * 2^(r_a + r_b) is the max over the nonzero products; a zero product has
- * w = 0, so max with it changes nothing, s + 0 is s, and the upward step
- * (s + w > 0 and finite: the bit pattern plus one) is taken for nonzero
- * products only.  Always inlined with Wj a local array, so that every
- * accumulator stays in registers across the terms (a pointer chosen per
- * term kept W in memory: a store-to-load chain per term). */
+ * when with_sa (walk_g.sa_walk, unless sas), sum |ab|.  A zero operand
+ * has 2^r = 0 here, so the max of every 2^(r_a + r_b) is the max over
+ * the nonzero products; a zero product has w = 0, so max with it changes
+ * nothing, s + 0 is s, and the upward step (s + w > 0 and finite: the bit
+ * pattern plus one) is taken for nonzero products only.  Always inlined
+ * with Wj a local array, so that every accumulator stays in registers
+ * across the terms (a pointer chosen per term kept W in memory: a
+ * store-to-load chain per term). */
 BODY_INLINE void
 gather_l(size_t i, const double *ap, const double *aa, const double *restrict bp,
          const double *restrict ba, int with_sa, int xs, double *restrict Wj,
@@ -504,7 +505,8 @@ int mxg_block_walk_set_kind(int kind)
  * (odd/even; W, S the even group's 2^E and aligned sum, W1, S1 the odd
  * one's) the one of smaller E moves onto the other's grid, rounded down,
  * then the larger E's sum is added.  *wb: the larger 2^E; *rb: 1 over it
- * (1 where it is 0).  fin: |S1| < 2^31 (floor_lx). */
+ * (1 where it is 0).  fin: |S|, |S1| < 2^31 (the floor_lx argument is
+ * the smaller E's sum times a power of two at most 1). */
 BODY_INLINE double oe_sum_l(double W, double W1, double S, double S1, int fin, double *wb,
                             double *rb)
 {
@@ -840,10 +842,10 @@ BODY_INLINE void group_tile_body(const walk_c *w, const walk_g *wg, const double
 
 /* group_tile_body with its mode known, so that the compiler folds the
  * other modes' code away: the general instance (w's mode, a carried
- * state: chains; and the presets' modes on chains), and on scaled operands, whose every group starts from a
- * zero state (c = 0, bound 0: neither read nor written), one for any mode
- * and one for each preset's (on E4M3 operands, walk_c.fin: FIN, no flags
- * and upx_l's finite step) */
+ * state: chains) and one for each preset's mode on chains, and on scaled
+ * operands, whose every group starts from a zero state (c = 0, bound 0:
+ * neither read nor written), one for any mode and one for each preset's
+ * (on E4M3 operands, walk_c.fin: FIN, no flags and upx_l's finite step) */
 #define GROUP_TILE(name, MODE, ODD, FADD, ZERO, XS, SAS, FIN)                             \
     static WALK_HOT void name(const walk_c *w, const walk_g *wg, const double *av,         \
                               const double *aa, const double *ap, const float *avf,       \
