@@ -408,6 +408,17 @@ int mxg_walk_on_device(const mx_gemm_spec *s, const mx_operand *A, const mx_oper
  * not take it (nothing written). */
 int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                           float *macc, double *sum_b, double *sum_p);
+/* The walk of (s, A, B) on the CPU's pool, in tiles of rows and columns
+ * (blockfma_gemm.c, tiles_plan), when A has 8-bit codes: every output
+ * written and 1, or 0 when the walk does not apply or memory ran short
+ * (outputs then undefined).  The same bits as one mxg_block_walk: an
+ * output depends only on its row of A, its column and the spec.  For a
+ * split call (gemm_split.c), whose column blocks would each decode all
+ * of A. */
+int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                         float *macc, double *sum_b, double *sum_p);
+/* Calls mxg_block_walk_tiled has walked so far: for the tests. */
+unsigned long mxg_block_walk_tiled_calls(void);
 /* In a block of a split call whose whole walk was offered to the device
  * (gemm_split.c): 1 when it ran there, the block's nb columns of its
  * outputs copied out; -1 when the device did not take it (walk the block

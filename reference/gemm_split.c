@@ -8,7 +8,9 @@
  * count follows the shape and the thread count (about four blocks per
  * thread); it never changes a bit of the result.  A's rows, which every
  * block reads whole, are decoded once before the blocks run and shared
- * with them (shared_rows).
+ * with them (shared_rows); a block model's walk of 8-bit A runs before
+ * them for the whole call, in tiles of rows and columns on the pool
+ * (mxg_block_walk_tiled), and each block copies its columns of it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,11 @@
 
 /* Below this many multiply-adds a GEMM runs as one call. */
 #define SPLIT_MIN_WORK ((size_t)1 << 21)
-/* Narrowest block, in output columns; under a block model's walk, whose
- * work per column is several times the fused kernel's and whose tile is 16
- * columns wide, 16 (more blocks per thread to even out; A's rows are
- * shared, so a narrow block adds no decode). */
+/* Narrowest block, in output columns; where the blocks run a block
+ * model's walk themselves (16-bit A, whose decoded rows they share, or a
+ * walk the tiles did not take), whose work per column is several times
+ * the fused kernel's and whose tile is 16 columns wide, 16 (more blocks
+ * per thread to even out). */
 #define SPLIT_MIN_COLS 32
 #define WALK_MIN_COLS 16
 
@@ -32,7 +35,8 @@ typedef struct {
     mxg_fused_rows *fused;
     mxg_fused16_rows *fused16;
     double *walk;
-    /* the walk of the whole call on the device (mxg_walk_on_device), M x N,
+    /* the walk of the whole call, M x N, on the device
+     * (mxg_walk_on_device) or in tiles on the pool (mxg_block_walk_tiled),
      * or NULL: the blocks copy their columns instead of walking; declined,
      * when the device was offered the call and did not take it (the
      * blocks then walk on the CPU without offering their parts) */
@@ -90,9 +94,10 @@ int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float
 
 /* The rows the blocks' kernels will read: the fused FP8 kernel's where
  * gemm.c runs it (mxg_fused_ok, mxg_fused_applies), or the 16-bit
- * kernel's under A's window; the block walk's where it serves the call
- * (mxg_walks) on the CPU (not when a device walks it).  Missing ones
- * (memory short, a kernel that does not apply) are decoded per block. */
+ * kernel's under A's window; where the block walk serves the call
+ * (mxg_walks), the walk itself when the device or the tiles take it
+ * (8-bit A), else its decode of 16-bit A.  Missing ones (memory short, a
+ * kernel or walk that does not apply) are formed per block. */
 static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
                              const mx_operand *B, const mx_gemm_out *out, int wa,
                              shared_rows *r)
@@ -104,24 +109,38 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
         else
             r->fused16 = mxg_fused16_rows_new(s, A, B, wa);
     }
-    if (mxg_walks(s, out) && mxg_walk_on_device(s, A, B)) {
-        /* one device call for the whole GEMM, not one per block */
+    int device = mxg_walks(s, out) && mxg_walk_on_device(s, A, B);
+    if (mxg_walks(s, out) && (device || A->fmt->bits == 8)) {
+        /* one device call for the whole GEMM, not one per block; or, 8-bit
+         * A, the whole walk in tiles on the pool (mxg_block_walk_tiled),
+         * not a decode of all of A per column block */
         size_t MN = A->rows * B->rows;
         r->wmacc = malloc(mx_nz(MN) * sizeof *r->wmacc);
         r->wsb = malloc(mx_nz(MN) * sizeof *r->wsb);
         r->wsp = malloc(mx_nz(MN) * sizeof *r->wsp);
         if (!r->wmacc || !r->wsb || !r->wsp ||
-            !mxg_block_walk_device(s, A, B, r->wmacc, r->wsb, r->wsp)) {
+            !(device ? mxg_block_walk_device(s, A, B, r->wmacc, r->wsb, r->wsp)
+                     : mxg_block_walk_tiled(s, A, B, r->wmacc, r->wsb, r->wsp))) {
             free(r->wmacc);
             free(r->wsb);
             free(r->wsp);
             r->wmacc = NULL;
             r->wsb = r->wsp = NULL;
-            r->declined = 1;
+            r->declined = device;
         }
     }
     if (mxg_walks(s, out) && !r->wmacc)
         r->walk = mxg_block_walk_rows(s, A);
+}
+
+static void shared_rows_free(shared_rows *r)
+{
+    mxg_fused_rows_free(r->fused);
+    mxg_fused16_rows_free(r->fused16);
+    free(r->walk);
+    free(r->wmacc);
+    free(r->wsb);
+    free(r->wsp);
 }
 
 typedef struct {
@@ -141,16 +160,7 @@ static void split_task(void *vctx, size_t bi)
     split_ctx *x = vctx;
     size_t M = x->A->rows, N = x->B->rows;
     size_t n0 = bi * x->cols, nb = N - n0 < x->cols ? N - n0 : x->cols;
-    const mx_operand *B = x->B;
-    mx_operand b = *B;
-    b.rows = nb;
-    if (B->row_idx) {
-        b.row_idx = B->row_idx + n0;
-    } else {
-        b.codes = (const uint8_t *)B->codes + n0 * B->ld * (size_t)(B->fmt->bits / 8);
-        if (B->scales)
-            b.scales = B->scales + n0 * B->srs;
-    }
+    mx_operand b = mxg_rows_of(x->B, n0, nb);
     size_t mn = M * nb;
     mn = mn ? mn : 1;
     const mx_gemm_out *o = x->out;
@@ -235,6 +245,14 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
             want = most < want ? most : want;
         }
     }
+    shared_rows rows;
+    shared_rows_make(s, A, B, out, wa, &rows);
+    if (!rows.fused16)
+        rows.fused16 = wide16;
+    else
+        mxg_fused16_rows_free(wide16);
+    /* a walk already done leaves the blocks the fused kernels' work */
+    min_cols = rows.wmacc ? SPLIT_MIN_COLS : min_cols;
     size_t cols = (N + want - 1) / want;
     cols = cols < min_cols ? min_cols : cols;
     size_t nblocks = (N + cols - 1) / cols;
@@ -245,23 +263,12 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         free(st);
         free(bs);
         free(irr);
-        mxg_fused16_rows_free(wide16);
+        shared_rows_free(&rows);
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     }
-    shared_rows rows;
-    shared_rows_make(s, A, B, out, wa, &rows);
-    if (!rows.fused16)
-        rows.fused16 = wide16;
-    else
-        mxg_fused16_rows_free(wide16);
     split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr, &rows};
     mx_parallel_for(nblocks, split_task, &x);
-    mxg_fused_rows_free(rows.fused);
-    mxg_fused16_rows_free(rows.fused16);
-    free(rows.walk);
-    free(rows.wmacc);
-    free(rows.wsb);
-    free(rows.wsp);
+    shared_rows_free(&rows);
     mx_status r = MX_OK;
     mx_gemm_stats sum = {0, 0, irr[0]};
     for (size_t i = 0; i < nblocks; i++) {

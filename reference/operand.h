@@ -33,6 +33,22 @@ static inline size_t mxg_row(const mx_operand *o, size_t r)
     return o->row_idx ? (size_t)o->row_idx[r] : r;
 }
 
+/* Logical rows [r0, r0 + n) of o as an operand of their own, reading the
+ * same codes and scales in place (a block of a split call). */
+static inline mx_operand mxg_rows_of(const mx_operand *o, size_t r0, size_t n)
+{
+    mx_operand s = *o;
+    s.rows = n;
+    if (o->row_idx) {
+        s.row_idx = o->row_idx + r0;
+    } else {
+        s.codes = (const uint8_t *)o->codes + r0 * o->ld * (size_t)(o->fmt->bits / 8);
+        if (o->scales)
+            s.scales = o->scales + r0 * o->srs;
+    }
+    return s;
+}
+
 static inline uint32_t mxg_code(const mx_operand *o, size_t r, size_t k)
 {
     size_t i = mxg_row(o, r) * o->ld + k;

@@ -483,9 +483,12 @@ END_TEST
 
 /* A call large enough to be split into column blocks on the pool, whose
  * blocks share A's rows decoded once (gemm_split.c: the walk's, the fused
- * FP8 kernel's, the 16-bit kernel's), against the same call on one thread
- * (one block, its own decode): every output bit for bit, for every preset,
- * 8- and 16-bit operands, scaled and unscaled, A through a row index. */
+ * FP8 kernel's, the 16-bit kernel's) or, 8-bit A, the whole walk done in
+ * tiles of rows and columns (mxg_block_walk_tiled), against the same call
+ * on one thread (one block, its own decode): every output bit for bit,
+ * for every preset, 8- and 16-bit operands, scaled and unscaled, A
+ * through a row index, with and without row weights (a tile's are its
+ * first row's on). */
 START_TEST(test_walk_split)
 {
     static const mx_format_id fmts[] = {MX_E4M3FN, MX_E4M3FNUZ, MX_BF16};
@@ -498,7 +501,8 @@ START_TEST(test_walk_split)
     static float ma[2][MS * NS];
     static uint16_t mo[2][MS * NS];
     int32_t idx[MS];
-    size_t cases = 0;
+    float wt[MS];
+    size_t cases = 0, tiled = 0;
     const mx_blockfma_params *p;
     for (size_t pi = 0; (p = mx_blockfma_preset_at(pi)) != NULL; pi++)
         for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
@@ -510,14 +514,19 @@ START_TEST(test_walk_split)
                     idx[i] = (int32_t)(MS - 1 - i);
                 mx_operand A = {f, ca, MS, KS, KS, unscaled ? NULL : sca, KS / 32, 1, idx};
                 mx_operand B = {f, cb, NS, KS, KS, unscaled ? NULL : scb, KS / 32, 1, NULL};
-                mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+                for (size_t i = 0; i < MS; i++) /* FP32 weights in (0, 1) */
+                    wt[i] = (float)(gsl_rng_uniform_int(r, 1u << 24) + 1) * 0x1p-24f;
+                mx_gemm_spec sp = {MX_E8M0_PRODUCTION, mx_accum_default(),
+                                   (pi + fi + (size_t)unscaled) % 2 ? wt : NULL};
                 sp.model.kind = MX_ACC_BLOCK;
                 sp.model.block = p;
+                unsigned long t0 = mxg_block_walk_tiled_calls();
                 for (int t = 0; t < 2; t++) {
                     mx_pool_set_threads(t ? 3 : 1);
                     walk_run(&sp, &A, &B, 0, ex[t], ma[t], mo[t], bd[t], sa[t], ba[t]);
                 }
                 mx_pool_set_threads(1);
+                tiled += mxg_block_walk_tiled_calls() != t0;
                 for (size_t i = 0; i < (size_t)MS * NS; i++)
                     EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
                                same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
@@ -528,7 +537,9 @@ START_TEST(test_walk_split)
                 cases++;
             }
     gsl_rng_free(r);
+    printf("test_walk_split: %zu cases, %zu walked in tiles\n", cases, tiled);
     ck_assert_uint_ge(cases, 12);
+    ck_assert_uint_ge(tiled, 8);
 }
 END_TEST
 
