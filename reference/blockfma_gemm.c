@@ -971,16 +971,21 @@ static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, s
 /* A group of len 8-bit codes decoded for the walk, at stride apart (1 for
  * a row of A, NT for a lane of a B tile): values, bound magnitudes, 2^r,
  * values in FP32 (exact), r as ex_of, one table read per code; returns
- * the nonzero codes as bits. */
+ * the nonzero codes as bits.  The values in binary64 and 2^r are stored
+ * only with vp (where the walk reads them: walk_cpu's use_vp; a constant
+ * at each call, so that each call's loop has no branch). */
 static inline uint64_t decode8(const decoder *d, const uint8_t *c8, size_t len, double *v,
-                               double *a, double *p, float *vf, int32_t *ex, size_t stride)
+                               double *a, double *p, float *vf, int32_t *ex, size_t stride,
+                               int vp)
 {
     uint64_t bits = 0;
     for (size_t k = 0; k < len; k++) {
         const dec *e = &d->t8[c8[k]];
-        v[k * stride] = e->v;
+        if (vp)
+            v[k * stride] = e->v;
         a[k * stride] = e->a;
-        p[k * stride] = e->p;
+        if (vp)
+            p[k * stride] = e->p;
         vf[k * stride] = e->vf;
         ex[k * stride] = e->e;
         bits |= (uint64_t)(e->a > 0) << k;
@@ -1574,6 +1579,15 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         scf[b] = (float)scv[b];
     }
     group_tile_fn tile = group_tile_for(&w, wg);
+    /* the decoded 8-bit codes' values in binary64 are read by the exact
+     * unit's sum and by align_l: where a group's sums are not formed in
+     * int32 (walk_g.f32, never set under W_EXACT); their 2^r by the
+     * portable first pass (gather_l, not gather_block512) and by the sum
+     * |ab| of a group that the first pass does not add (walk_g.sa_walk);
+     * nowhere else: else decode8 leaves both out (check_blockfast fails
+     * without each clause) */
+    int use_vp = !wg[0].f32 || !wg[1].f32 || !(NT == 16 && w.kind == 1) ||
+                 !wg[0].sa_walk || !wg[1].sa_walk;
     for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
     for (size_t n0 = 0; n0 < N; n0 += TBN) {
@@ -1619,9 +1633,11 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         scbd[c] = 1.0;
                     }
                     if (B->fmt->bits == 8) {
-                        bnz[c] = (uint32_t)decode8(db, mxg_codes_at(B, n0 + c, k0), len,
-                                                   bvt + l, bat + l, bpt + l, bft + l,
-                                                   bet + l, NT);
+                        const uint8_t *cb8 = mxg_codes_at(B, n0 + c, k0);
+                        bnz[c] = (uint32_t)(use_vp ? decode8(db, cb8, len, bvt + l, bat + l,
+                                                             bpt + l, bft + l, bet + l, NT, 1)
+                                                   : decode8(db, cb8, len, bvt + l, bat + l,
+                                                             bpt + l, bft + l, bet + l, NT, 0));
                         continue;
                     }
                     decode_run(db, B, n0 + c, k0, len, bvt + l, bat + l, bpt + l, NT);
@@ -1648,11 +1664,13 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 for (size_t q = 0; q < rb; q++) {
                     size_t m = m0 + q;
                     if (A->fmt->bits == 8) {
-                        anz[q] = decode8(da,
-                                         Ac ? Ac + (g * M + m) * MX_BLOCK
-                                            : mxg_codes_at(A, m, k0),
-                                         len, abuf[q], abuf[q] + MX_BLOCK,
-                                         abuf[q] + 2 * MX_BLOCK, avf[q], aex[q], 1);
+                        const uint8_t *ca8 =
+                            Ac ? Ac + (g * M + m) * MX_BLOCK : mxg_codes_at(A, m, k0);
+                        double *ab = abuf[q];
+                        anz[q] = use_vp ? decode8(da, ca8, len, ab, ab + MX_BLOCK,
+                                                  ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 1)
+                                        : decode8(da, ca8, len, ab, ab + MX_BLOCK,
+                                                  ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 0);
                         arow[q] = abuf[q];
                     } else {
                         if (Av) {
