@@ -993,12 +993,40 @@ static inline uint64_t decode8(const decoder *d, const uint8_t *c8, size_t len, 
     return bits;
 }
 
+/* Is (c & m) == v for any of the n codes at c8?  (any_special's scan) */
+static WALK_HOT unsigned any_masked(const uint8_t *c8, size_t n, uint8_t m, uint8_t v)
+{
+    unsigned char any = 0;
+    for (size_t k = 0; k < n; k++)
+        any |= (unsigned char)((c8[k] & m) == v);
+    return any;
+}
+
 /* Any NaN or infinite code in the rows of o? */
 static int any_special(const mx_operand *o, const mxb_mag *tab)
 {
     unsigned char sp[256]; /* 8-bit codes: the classes as a byte table */
-    for (int c = 0; o->fmt->bits == 8 && c < 256; c++)
+    /* m, v: where the special codes are exactly those c with (c & m) == v
+     * (every 8-bit format here: E4M3FN x1111111, E5M2 x11111xx, the FNUZ
+     * formats 10000000), that test, which vectorizes; none: no scan */
+    unsigned and8 = 0xff, or8 = 0, nsp = 0;
+    for (unsigned c = 0; o->fmt->bits == 8 && c < 256; c++) {
         sp[c] = tab[c].cls == 2;
+        and8 &= sp[c] ? c : 0xff;
+        or8 |= sp[c] ? c : 0;
+        nsp += sp[c];
+    }
+    uint8_t m = (uint8_t)~(and8 ^ or8), v = (uint8_t)(and8 & m);
+    unsigned nmv = 0;
+    for (unsigned c = 0; o->fmt->bits == 8 && nsp && c < 256; c++)
+        nmv += (c & m) == v;
+    if (o->fmt->bits == 8 && nsp == 0)
+        return 0;
+    for (size_t r = 0; o->fmt->bits == 8 && nmv == nsp && r < o->rows; r++)
+        if (any_masked(mxg_codes_at(o, r, 0), o->K, m, v))
+            return 1;
+    if (o->fmt->bits == 8 && nmv == nsp)
+        return 0;
     for (size_t r = 0; r < o->rows; r++) {
         unsigned any = 0;
         if (o->fmt->bits == 8) {

@@ -543,6 +543,70 @@ START_TEST(test_walk_split)
 }
 END_TEST
 
+/* The walk declines (returns 0, mxg_block_walk and the tiled walk alike)
+ * a call with one NaN or infinite code in A or in B, wherever it lies, and
+ * takes the same call without it: every special code of every 8-bit
+ * format (its class from mx_decode_fields, not the walk's tables) and a
+ * few of BF16's, at random places. */
+START_TEST(test_walk_specials)
+{
+    static const mx_format_id fmts[] = {MX_E4M3FN, MX_E4M3FNUZ, MX_E5M2, MX_E5M2FNUZ,
+                                        MX_BF16};
+    enum { MS = 24, NS = 64, KS = 256 };
+    static uint16_t ca[MS * KS], cb[NS * KS];
+    static uint8_t sca[MS * KS / 32], scb[NS * KS / 32];
+    static float ma[MS * NS];
+    static double sb[MS * NS], sp[MS * NS];
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 20261207);
+    const mx_blockfma_params *p = mx_blockfma_preset("cdna3-fp8");
+    ck_assert_ptr_nonnull(p);
+    size_t declined = 0;
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
+        const mx_format *f = mx_format_get(fmts[fi]);
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+        spec.model.kind = MX_ACC_BLOCK;
+        spec.model.block = p;
+        uint32_t top = f->bits == 8 ? 256u : 65536u;
+        for (uint32_t c = 0; c < top; c++) {
+            int neg, x;
+            uint32_t m;
+            /* BF16: its infinities, and every 4099th NaN */
+            if (mx_decode_fields(f, c, &neg, &m, &x) < MX_CLASS_INF ||
+                (f->bits == 16 && m != 0 && c % 4099 != 0))
+                continue;
+            walk_fill(r, f, ca, sca, MS, KS, 1, 0);
+            walk_fill(r, f, cb, scb, NS, KS, 1, 0);
+            mx_operand A = {f, ca, MS, KS, KS, sca, KS / 32, 1, NULL};
+            mx_operand B = {f, cb, NS, KS, KS, scb, KS / 32, 1, NULL};
+            mx_status st = MX_OK;
+            /* the same operands with no special code are walked */
+            ck_assert_int_eq(mxg_block_walk(&spec, &A, &B, ma, sb, sp, &st), 1);
+            ck_assert_int_eq(st, MX_OK);
+            int inb = (int)gsl_rng_uniform_int(r, 2);
+            size_t at = gsl_rng_uniform_int(r, (inb ? NS : MS) * KS);
+            if (f->bits == 8)
+                ((uint8_t *)(inb ? (void *)cb : (void *)ca))[at] = (uint8_t)c;
+            else
+                (inb ? cb : ca)[at] = (uint16_t)c;
+            EXPECT(mxg_block_walk(&spec, &A, &B, ma, sb, sp, &st) == 0,
+                   "%s code %#x at %zu of %s: walked", f->name, c, at, inb ? "B" : "A");
+            if (f->bits == 8) {
+                mx_pool_set_threads(3);
+                EXPECT(mxg_block_walk_tiled(&spec, &A, &B, ma, sb, sp) == 0,
+                       "%s code %#x at %zu of %s: walked in tiles", f->name, c, at,
+                       inb ? "B" : "A");
+                mx_pool_set_threads(1);
+            }
+            declined++;
+        }
+    }
+    gsl_rng_free(r);
+    printf("test_walk_specials: %zu calls declined\n", declined);
+    ck_assert_uint_ge(declined, 12);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("blockfast");
@@ -553,6 +617,7 @@ int main(void)
     tcase_add_test(tc, test_wsum_exact);
     tcase_add_test(tc, test_gemm_walk);
     tcase_add_test(tc, test_walk_split);
+    tcase_add_test(tc, test_walk_specials);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
