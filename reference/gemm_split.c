@@ -26,6 +26,10 @@
  * per thread to even out). */
 #define SPLIT_MIN_COLS 32
 #define WALK_MIN_COLS 16
+/* The most outputs of a call walked in tiles before its blocks run (20
+ * bytes each held for the call: 160 MiB); larger calls' blocks walk their
+ * own columns. */
+#define TILED_MAX ((size_t)1 << 23)
 
 /* A's rows decoded once for the blocks of one call (gemm_internal.h). */
 typedef struct {
@@ -110,11 +114,11 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
             r->fused16 = mxg_fused16_rows_new(s, A, B, wa);
     }
     int device = mxg_walks(s, out) && mxg_walk_on_device(s, A, B);
-    if (mxg_walks(s, out) && (device || A->fmt->bits == 8)) {
+    size_t MN = A->rows * B->rows;
+    if (mxg_walks(s, out) && (device || (A->fmt->bits == 8 && MN <= TILED_MAX))) {
         /* one device call for the whole GEMM, not one per block; or, 8-bit
          * A, the whole walk in tiles on the pool (mxg_block_walk_tiled),
          * not a decode of all of A per column block */
-        size_t MN = A->rows * B->rows;
         r->wmacc = malloc(mx_nz(MN) * sizeof *r->wmacc);
         r->wsb = malloc(mx_nz(MN) * sizeof *r->wsb);
         r->wsp = malloc(mx_nz(MN) * sizeof *r->wsp);
