@@ -1005,41 +1005,39 @@ static WALK_HOT unsigned any_masked(const uint8_t *c8, size_t n, uint8_t m, uint
 /* Any NaN or infinite code in the rows of o? */
 static int any_special(const mx_operand *o, const mxb_mag *tab)
 {
-    unsigned char sp[256]; /* 8-bit codes: the classes as a byte table */
-    /* m, v: where the special codes are exactly those c with (c & m) == v
-     * (every 8-bit format here: E4M3FN x1111111, E5M2 x11111xx, the FNUZ
-     * formats 10000000), that test, which vectorizes; none: no scan */
-    unsigned and8 = 0xff, or8 = 0, nsp = 0;
-    for (unsigned c = 0; o->fmt->bits == 8 && c < 256; c++) {
-        sp[c] = tab[c].cls == 2;
-        and8 &= sp[c] ? c : 0xff;
-        or8 |= sp[c] ? c : 0;
-        nsp += sp[c];
-    }
-    uint8_t m = (uint8_t)~(and8 ^ or8), v = (uint8_t)(and8 & m);
-    unsigned nmv = 0;
-    for (unsigned c = 0; o->fmt->bits == 8 && nsp && c < 256; c++)
-        nmv += (c & m) == v;
-    if (o->fmt->bits == 8 && nsp == 0)
-        return 0;
-    for (size_t r = 0; o->fmt->bits == 8 && nmv == nsp && r < o->rows; r++)
-        if (any_masked(mxg_codes_at(o, r, 0), o->K, m, v))
-            return 1;
-    if (o->fmt->bits == 8 && nmv == nsp)
-        return 0;
-    for (size_t r = 0; r < o->rows; r++) {
-        unsigned any = 0;
-        if (o->fmt->bits == 8) {
-            const uint8_t *c8 = mxg_codes_at(o, r, 0);
-            for (size_t k = 0; k < o->K; k++)
-                any |= sp[c8[k]];
-        } else {
+    if (o->fmt->bits != 8) {
+        for (size_t r = 0; r < o->rows; r++) {
+            unsigned any = 0;
             for (size_t k = 0; k < o->K; k++)
                 any |= tab[mxg_code(o, r, k)].cls == 2;
+            if (any)
+                return 1;
         }
-        if (any)
-            return 1;
+        return 0;
     }
+    /* m, v: where the special codes are exactly those c with (c & m) == v
+     * (every 8-bit format here: E4M3FN x1111111, E5M2 x11111xx, the FNUZ
+     * formats 10000000), that test, which vectorizes; a format without
+     * special codes has nothing to scan, one whose are not such a pattern
+     * (none here) is not walked (1: the general code takes the call) */
+    unsigned and8 = 0xff, or8 = 0, nsp = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        unsigned sp = tab[c].cls == 2;
+        and8 &= sp ? c : 0xff;
+        or8 |= sp ? c : 0;
+        nsp += sp;
+    }
+    if (nsp == 0)
+        return 0;
+    uint8_t m = (uint8_t)~(and8 ^ or8), v = (uint8_t)(and8 & m);
+    unsigned nmv = 0;
+    for (unsigned c = 0; c < 256; c++)
+        nmv += (c & m) == v;
+    if (nmv != nsp)
+        return 1;
+    for (size_t r = 0; r < o->rows; r++)
+        if (any_masked(mxg_codes_at(o, r, 0), o->K, m, v))
+            return 1;
     return 0;
 }
 
@@ -1209,6 +1207,17 @@ static int scales_of(const mx_gemm_spec *s, const mx_operand *o, size_t G, doubl
 static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                     float *macc, double *sum_b, double *sum_p, mx_status *st, int device,
                     int scanned);
+
+/* What the walk asks of a call before its parameter set (walk_cpu): a
+ * block model, not turned off (mxb_set_slow), both operands scaled or
+ * neither, signed 8- or 16-bit codes, K > 0. */
+static int walk_operands_ok(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
+{
+    return !mxb_slow && s->model.kind == MX_ACC_BLOCK && s->model.block &&
+           !A->scales == !B->scales && A->fmt->is_signed && B->fmt->is_signed &&
+           (A->fmt->bits == 8 || A->fmt->bits == 16) &&
+           (B->fmt->bits == 8 || B->fmt->bits == 16) && A->K > 0;
+}
 
 /* The call on the provider: 1 when it took it (outputs written, flagged
  * elements walked again here), 0 to walk it on the CPU. */
@@ -1428,9 +1437,7 @@ int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_op
 {
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows;
-    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || M == 0 || N == 0 ||
-        A->fmt->bits != 8 || !A->fmt->is_signed || !B->fmt->is_signed ||
-        (B->fmt->bits != 8 && B->fmt->bits != 16))
+    if (!walk_operands_ok(s, A, B) || A->fmt->bits != 8 || M == 0 || N == 0)
         return 0;
     const mxb_mag *ta = mxb_mag_table(A->fmt, p->in_fmt);
     const mxb_mag *tb = mxb_mag_table(B->fmt, p->in_fmt);
@@ -1464,10 +1471,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
     int chain = !A->scales; /* unscaled: one chain of the unit over K */
-    if (mxb_slow || s->model.kind != MX_ACC_BLOCK || !p || !A->scales != !B->scales ||
-        !A->fmt->is_signed || !B->fmt->is_signed ||
-        (A->fmt->bits != 8 && A->fmt->bits != 16) ||
-        (B->fmt->bits != 8 && B->fmt->bits != 16) || K == 0)
+    if (!walk_operands_ok(s, A, B))
         return 0;
     int mode = walk_mode(p, mxg_group_len(K, 0), A->fmt, B->fmt);
     if (mode == W_NONE || walk_mode(p, mxg_group_len(K, G - 1), A->fmt, B->fmt) != mode)
@@ -1598,14 +1602,10 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             for (size_t g = 0; g < G; g++)
                 memcpy(Ac + (g * M + m) * MX_BLOCK, mxg_codes_at(A, m, g * MX_BLOCK),
                        mxg_group_len(K, g));
-    /* every scale byte's value, in binary64 and as production's FP32
-     * (mxg_scale_f32): read per group of a row or column, not decoded */
-    double scv[256];
-    float scf[256];
-    for (int b = 0; b < 256; b++) {
-        scv[b] = mx_scale_value(s->decode, (uint8_t)b);
-        scf[b] = (float)scv[b];
-    }
+    /* every scale byte's value as production's FP32 (mxg_scale_f32), and
+     * in binary64 (the same value): read per group of a row or column, not
+     * decoded */
+    const float *scf = mxg_scale_table(s->decode);
     group_tile_fn tile = group_tile_for(&w, wg);
     /* the decoded 8-bit codes' values in binary64 are read by the exact
      * unit's sum and by align_l: where a group's sums are not formed in
@@ -1652,14 +1652,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         }
                         continue;
                     }
-                    if (!chain) {
-                        uint8_t sbyte = mxg_scale_byte(B, n0 + c, g);
-                        scb[c] = scf[sbyte];
-                        scbd[c] = scv[sbyte];
-                    } else {
-                        scb[c] = 1.0f;
-                        scbd[c] = 1.0;
-                    }
+                    scb[c] = chain ? 1.0f : scf[mxg_scale_byte(B, n0 + c, g)];
+                    scbd[c] = scb[c];
                     if (B->fmt->bits == 8) {
                         const uint8_t *cb8 = mxg_codes_at(B, n0 + c, k0);
                         bnz[c] = (uint32_t)(use_vp ? decode8(db, cb8, len, bvt + l, bat + l,
@@ -1715,9 +1709,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                             anz[q] |= (uint64_t)(arow[q][MX_BLOCK + i] > 0) << i;
                         }
                     }
-                    uint8_t sbyte = chain ? 127 : mxg_scale_byte(A, m, g);
-                    scad[q] = chain ? 1.0 : scv[sbyte];
-                    sca[q] = chain ? 1.0f : scf[sbyte];
+                    sca[q] = chain ? 1.0f : scf[mxg_scale_byte(A, m, g)];
+                    scad[q] = sca[q];
                 }
                 for (size_t t = 0; t < nti; t++) {
                     const double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,

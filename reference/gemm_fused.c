@@ -170,6 +170,12 @@ static void ftabs_init(void)
     }
 }
 
+const float *mxg_scale_table(mx_e8m0_decode d)
+{
+    pthread_once(&ftabs_once, ftabs_init);
+    return scale_tab[d];
+}
+
 static _Atomic int fused_on = 1;
 static _Atomic unsigned long fused_calls;
 

@@ -374,6 +374,12 @@ float mxg_block_partial(const mx_blockfma_params *bp, const mx_operand *A,
                         size_t m, const mx_operand *B, size_t n, size_t k0,
                         size_t len, float c);
 
+/* Production's FP32 value of every scale byte under decode d (gemm_fused.c,
+ * built once): mxg_scale_f32 by table.  Every E8M0 value (0, 2^-127 ..
+ * 2^127, NaN) is an FP32 value, so an entry converted to binary64 is
+ * mx_scale_value's own. */
+const float *mxg_scale_table(mx_e8m0_decode d);
+
 /* ---- blockfma_gemm.c ------------------------------------------------------ */
 
 /* A block:NAME model over a call in one walk: macc[m N + n] the model
