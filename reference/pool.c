@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 void openblas_set_num_threads(int n) __attribute__((weak));
+int openblas_get_parallel(void) __attribute__((weak));
+int blas_thread_shutdown_(void) __attribute__((weak));
 
 typedef struct job {
     mx_task_fn fn;
@@ -240,11 +242,44 @@ static void run_task(job *j, size_t i)
     finish(j);
 }
 
+
+/* BLAS is called single-threaded everywhere (mxref/pool.h).  OpenBLAS's
+ * thread count is one process-wide value in its pthreads build (where
+ * openblas_get_parallel() == 1), but a per-thread setting in its OpenMP build, so
+ * there every pool thread sets it. */
+static int blas_per_thread(void)
+{
+    return openblas_set_num_threads && !(openblas_get_parallel && openblas_get_parallel() == 1);
+}
+
+/* The pthreads build starts a server thread per processor when it is
+ * loaded, and each spins on sched_yield for about 2^28 cycles before it
+ * sleeps: a short run shared every processor with them (16 spinning
+ * threads beside a 50 ms check on a 16-core host).  With the count at 1
+ * no call of ours wakes them, so they are stopped, once.  A later call of
+ * openblas_set_num_threads would start them again: it is made once,
+ * here, before they stop. */
+static void blas_serial_once(void)
+{
+    if (!openblas_set_num_threads)
+        return;
+    openblas_set_num_threads(1);
+    if (!blas_per_thread() && blas_thread_shutdown_)
+        blas_thread_shutdown_();
+}
+
+static void blas_serial(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_serial_once);
+    if (blas_per_thread())
+        openblas_set_num_threads(1);
+}
+
 static void *worker(void *arg)
 {
     int id = (int)(intptr_t)arg; /* 0, 1, ...: works while id < want - 1 */
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(1);
+    blas_serial();
     pthread_mutex_lock(&lock);
     for (;;) {
         size_t i;
@@ -267,8 +302,7 @@ void mx_pool_set_threads(int n)
     pthread_mutex_lock(&lock);
     want = n;
     pthread_mutex_unlock(&lock);
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(1);
+    blas_serial();
 }
 
 int mx_pool_threads(void)

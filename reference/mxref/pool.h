@@ -18,8 +18,10 @@
  * total number of busy threads never exceeds
  * mx_pool_threads() (no oversubscription) and nested loops cannot
  * deadlock.  Every thread of the pool calls BLAS single-threaded
- * (openblas_set_num_threads(1) where OpenBLAS is linked), so BLAS adds no
- * threads of its own.
+ * (openblas_set_num_threads(1) where OpenBLAS is linked; the server
+ * threads its pthreads build starts when loaded are stopped at the first
+ * mx_pool_set_threads, before they spin), so BLAS adds no threads of its
+ * own.
  *
  * Threads are created on first use and live for the process (idle ones
  * sleep); mx_pool_set_threads may change the count between loops.
