@@ -1354,7 +1354,7 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
         return 1;
     }
     return walk_cpu(s, A, B, macc, sum_b, sum_p, st, shared == 0 && walk_provider != NULL,
-                    0);
+                    shared == -2);
 }
 
 int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
@@ -1432,8 +1432,8 @@ static void tiles_plan(size_t M, size_t N, int threads, size_t *R, size_t *C)
     *C = c;
 }
 
-int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                         float *macc, double *sum_b, double *sum_p)
+int mxg_block_walk_tiles(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                         size_t *R, size_t *C)
 {
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows;
@@ -1443,8 +1443,17 @@ int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_op
     const mxb_mag *tb = mxb_mag_table(B->fmt, p->in_fmt);
     if (!ta || !tb || any_special(A, ta) || any_special(B, tb))
         return 0;
-    size_t R, C;
-    tiles_plan(M, N, mx_pool_threads(), &R, &C);
+    tiles_plan(M, N, mx_pool_threads(), R, C);
+    __atomic_fetch_add(&walk_tiled, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                         float *macc, double *sum_b, double *sum_p)
+{
+    size_t M = A->rows, N = B->rows, R, C;
+    if (!mxg_block_walk_tiles(s, A, B, &R, &C))
+        return 0;
     size_t ncol = (N + C - 1) / C, n = (M + R - 1) / R * ncol;
     int *took = malloc(n * sizeof *took);
     mx_status *st = malloc(n * sizeof *st);
@@ -1457,8 +1466,6 @@ int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_op
     }
     free(took);
     free(st);
-    if (ok)
-        __atomic_fetch_add(&walk_tiled, 1, __ATOMIC_RELAXED);
     return ok;
 }
 

@@ -780,6 +780,7 @@ struct mxg_fused_rows {
     float *sca;
     long *spa;
     mx_status st;
+    int view; /* rows of another's arrays (mxg_fused_rows_view): not freed */
 };
 
 static void rows_release(mxg_fused_rows *r)
@@ -892,11 +893,36 @@ mxg_fused_rows *mxg_fused_rows_new(const mx_gemm_spec *s, const mx_operand *A)
     return r;
 }
 
+mxg_fused_rows *mxg_fused_rows_view(const mxg_fused_rows *r, size_t m0, size_t mr,
+                                    const mx_operand *A)
+{
+    mxg_fused_rows *v = r && m0 + mr <= r->M ? malloc(sizeof *v) : NULL;
+    if (!v)
+        return NULL;
+    size_t G = r->G, KP = r->KP;
+    *v = *r;
+    v->A = A;
+    v->M = mr;
+    v->view = 1;
+    v->ad = r->ad + m0 * KP;
+    v->aa = r->aa + m0 * KP;
+    v->sxa = r->sxa + m0 * G;
+    v->sca = r->sca + m0 * G;
+    v->fa = r->fa + m0 * G;
+    v->loa = r->loa + m0;
+    v->hia = r->hia + m0;
+    v->amaxa = r->amaxa + m0;
+    v->spa = r->spa + m0;
+    v->xna = r->xna + m0;
+    return v;
+}
+
 void mxg_fused_rows_free(mxg_fused_rows *r)
 {
     if (!r)
         return;
-    rows_release(r);
+    if (!r->view)
+        rows_release(r);
     free(r);
 }
 

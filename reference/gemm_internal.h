@@ -423,12 +423,25 @@ int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_o
  * of A. */
 int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                          float *macc, double *sum_b, double *sum_p);
-/* Calls mxg_block_walk_tiled has walked so far: for the tests. */
+/* 1 when the walk of (s, A, B) can run in tiles of rows and columns (A's
+ * codes 8-bit, operands the walk takes, no NaN or infinite code in A or
+ * B: scanned here, once), with *R x *C the tiles' rows and columns for
+ * the pool's threads (about two tiles per thread, near square); else 0.
+ * mxg_block_walk_tiled runs it; gemm_split.c's tiles run it with the fused
+ * kernels, tile by tile. */
+int mxg_block_walk_tiles(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                         size_t *R, size_t *C);
+/* Calls mxg_block_walk_tiles has planned in tiles so far, and those of
+ * them that gemm_split.c ran as tiles of walk and fused kernels together:
+ * for the tests. */
 unsigned long mxg_block_walk_tiled_calls(void);
+unsigned long mxg_split_tiles_calls(void);
 /* In a block of a split call whose whole walk was offered to the device
- * (gemm_split.c): 1 when it ran there, the block's nb columns of its
- * outputs copied out; -1 when the device did not take it (walk the block
- * on the CPU, without offering it again); else 0. */
+ * or walked in tiles (gemm_split.c): 1 when it ran there, the block's nb
+ * columns of its outputs copied out; -1 when the device did not take it
+ * (walk the block on the CPU, without offering it again); -2 for a tile
+ * of a split in tiles (walk it on the CPU, its codes already scanned by
+ * mxg_block_walk_tiles); else 0. */
 int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float *macc,
                     double *sum_b, double *sum_p);
 
@@ -578,6 +591,12 @@ int mxg_fused_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_opera
  * shared rows); NULL when memory is short.  Free with mxg_fused_rows_free
  * (NULL is fine). */
 mxg_fused_rows *mxg_fused_rows_new(const mx_gemm_spec *s, const mx_operand *A);
+/* Rows [m0, m0 + mr) of r as the decode of A, those rows of r's operand
+ * (mxg_rows_of): r's arrays read in place (r outlives it), NULL when
+ * memory is short or the rows are not r's.  Freed with
+ * mxg_fused_rows_free, which leaves r's arrays alone. */
+mxg_fused_rows *mxg_fused_rows_view(const mxg_fused_rows *r, size_t m0, size_t mr,
+                                    const mx_operand *A);
 void mxg_fused_rows_free(mxg_fused_rows *r);
 /* The 16-bit kernel's decode of A under window wa, when that kernel takes
  * operands like A and B under s; else (or memory short) NULL. */

@@ -8,9 +8,14 @@
  * count follows the shape and the thread count (about four blocks per
  * thread); it never changes a bit of the result.  A's rows, which every
  * block reads whole, are decoded once before the blocks run and shared
- * with them (shared_rows); a block model's walk of 8-bit A runs before
- * them for the whole call, in tiles of rows and columns on the pool
- * (mxg_block_walk_tiled), and each block copies its columns of it.
+ * with them (shared_rows).  A block model on 8-bit operands that the
+ * fused kernels take is split in tiles of rows and columns instead
+ * (mxg_block_walk_tiles), each tile running the walk and the fused
+ * kernels on its rows of A (a view of the shared decode) and its columns:
+ * the walk's cost per output grows as a block narrows or shortens, so
+ * near-square tiles, and no tile waits for another.  Otherwise such a
+ * call's walk runs before the blocks for the whole call, in tiles on the
+ * pool (mxg_block_walk_tiled), and each block copies its columns of it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,14 @@
  * own columns. */
 #define TILED_MAX ((size_t)1 << 23)
 
+/* calls split in tiles that run the walk and the fused kernels */
+static unsigned long split_tiles;
+
+unsigned long mxg_split_tiles_calls(void)
+{
+    return __atomic_load_n(&split_tiles, __ATOMIC_RELAXED);
+}
+
 /* A's rows decoded once for the blocks of one call (gemm_internal.h). */
 typedef struct {
     const mx_gemm_spec *s;
@@ -47,7 +60,10 @@ typedef struct {
     float *wmacc;
     double *wsb, *wsp;
     size_t N;
-    int declined;
+    /* what mxg_shared_walk returns when wmacc is NULL: -1 the device was
+     * offered the call and declined it, -2 a tile of a split in tiles
+     * (its codes scanned), else 0 */
+    int walk_here;
 } shared_rows;
 
 /* the shared rows of the block this thread runs, or NULL; the block's
@@ -80,8 +96,8 @@ int mxg_shared_walk(const mx_gemm_spec *s, const mx_operand *A, size_t nb, float
     const shared_rows *r = cur_rows;
     if (!r || r->s != s || r->A != A)
         return 0;
-    if (r->declined)
-        return -1;
+    if (r->walk_here)
+        return r->walk_here;
     if (!r->wmacc || cur_n0 + nb > r->N)
         return 0;
     for (size_t m = 0; m < A->rows; m++) {
@@ -130,7 +146,7 @@ static void shared_rows_make(const mx_gemm_spec *s, const mx_operand *A,
             free(r->wsp);
             r->wmacc = NULL;
             r->wsb = r->wsp = NULL;
-            r->declined = device;
+            r->walk_here = device ? -1 : 0;
         }
     }
     if (mxg_walks(s, out) && !r->wmacc)
@@ -152,7 +168,10 @@ typedef struct {
     const mx_operand *A, *B;
     mx_gemm_out *out;
     int wa, wb;
-    size_t cols, nblocks;
+    /* block bi: rows [R (bi / ncol), +R) of A (all of them but in tiles)
+     * against columns [cols (bi % ncol), +cols) */
+    size_t R, cols, ncol, nblocks;
+    int tiles;
     mx_status *st;
     mx_gemm_stats *stats;
     size_t *irr_a;
@@ -163,9 +182,20 @@ static void split_task(void *vctx, size_t bi)
 {
     split_ctx *x = vctx;
     size_t M = x->A->rows, N = x->B->rows;
-    size_t n0 = bi * x->cols, nb = N - n0 < x->cols ? N - n0 : x->cols;
+    size_t m0 = bi / x->ncol * x->R, mr = M - m0 < x->R ? M - m0 : x->R;
+    size_t n0 = bi % x->ncol * x->cols, nb = N - n0 < x->cols ? N - n0 : x->cols;
+    mx_operand a = x->tiles ? mxg_rows_of(x->A, m0, mr) : *x->A;
     mx_operand b = mxg_rows_of(x->B, n0, nb);
-    size_t mn = M * nb;
+    mx_gemm_spec sp = *x->s;
+    if (x->tiles && sp.row_weight) /* a tile's weights from its first row on */
+        sp.row_weight += m0;
+    const mx_gemm_spec *s = x->tiles ? &sp : x->s;
+    const mx_operand *ap = x->tiles ? &a : x->A;
+    /* a tile's shared rows: its rows of the call's decode, the walk its own */
+    shared_rows tr = {s, ap, x->wa, NULL, NULL, NULL, NULL, NULL, NULL, nb, -2};
+    if (x->tiles)
+        tr.fused = mxg_fused_rows_view(x->rows->fused, m0, mr, ap);
+    size_t mn = mr * nb;
     mn = mn ? mn : 1;
     const mx_gemm_out *o = x->out;
     mx_gemm_out t = {
@@ -183,16 +213,16 @@ static void split_task(void *vctx, size_t bi)
          * nested loop's task): the rows are restored, not cleared */
         const shared_rows *saved = cur_rows;
         size_t saved_n0 = cur_n0;
-        cur_rows = x->rows;
-        cur_n0 = n0;
-        st = mxg_gemm_block(x->s, x->A, &b, &t, &x->stats[bi], x->wa, x->wb,
-                            &x->irr_a[bi]);
+        cur_rows = x->tiles ? &tr : x->rows;
+        cur_n0 = x->tiles ? 0 : n0;
+        st = mxg_gemm_block(s, ap, &b, &t, &x->stats[bi], x->wa, x->wb, &x->irr_a[bi]);
         cur_rows = saved;
         cur_n0 = saved_n0;
     }
+    mxg_fused_rows_free(tr.fused);
     if (st == MX_OK)
-        for (size_t m = 0; m < M; m++) {
-            size_t d = m * N + n0, r = m * nb;
+        for (size_t m = 0; m < mr; m++) {
+            size_t d = (m0 + m) * N + n0, r = m * nb;
             if (o->exact)
                 memcpy(o->exact + d, t.exact + r, nb * sizeof *t.exact);
             if (o->model_acc)
@@ -250,16 +280,29 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         }
     }
     shared_rows rows;
-    shared_rows_make(s, A, B, out, wa, &rows);
-    if (!rows.fused16)
-        rows.fused16 = wide16;
-    else
-        mxg_fused16_rows_free(wide16);
-    /* a walk already done leaves the blocks the fused kernels' work */
-    min_cols = rows.wmacc ? SPLIT_MIN_COLS : min_cols;
-    size_t cols = (N + want - 1) / want;
-    cols = cols < min_cols ? min_cols : cols;
-    size_t nblocks = (N + cols - 1) / cols;
+    size_t R = M, cols = 0;
+    /* tiles: a block model's walk and the fused kernels, tile by tile */
+    int tiles = mxg_walks(s, out) && A->fmt->bits == 8 &&
+                !mxg_device_sums(s, out, 1) && mxg_fused_ok(s, out, 1) &&
+                mxg_fused_applies(s, A, B) && !mxg_walk_on_device(s, A, B) &&
+                mxg_block_walk_tiles(s, A, B, &R, &cols);
+    if (tiles) {
+        __atomic_fetch_add(&split_tiles, 1, __ATOMIC_RELAXED);
+        rows = (shared_rows){s, A, wa, mxg_fused_rows_new(s, A), NULL, NULL, NULL, NULL,
+                             NULL, N, 0};
+    } else {
+        R = M;
+        shared_rows_make(s, A, B, out, wa, &rows);
+        if (!rows.fused16)
+            rows.fused16 = wide16;
+        else
+            mxg_fused16_rows_free(wide16);
+        /* a walk already done leaves the blocks the fused kernels' work */
+        min_cols = rows.wmacc ? SPLIT_MIN_COLS : min_cols;
+        cols = (N + want - 1) / want;
+        cols = cols < min_cols ? min_cols : cols;
+    }
+    size_t ncol = (N + cols - 1) / cols, nblocks = (M + R - 1) / R * ncol;
     mx_status *st = calloc(nblocks, sizeof *st);
     mx_gemm_stats *bs = calloc(nblocks, sizeof *bs);
     size_t *irr = calloc(nblocks, sizeof *irr);
@@ -270,17 +313,19 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         shared_rows_free(&rows);
         return mxg_gemm_block(s, A, B, out, stats, wa, wb, NULL);
     }
-    split_ctx x = {s, A, B, out, wa, wb, cols, nblocks, st, bs, irr, &rows};
+    split_ctx x = {s, A, B, out, wa, wb, R, cols, ncol, nblocks, tiles, st, bs, irr, &rows};
     mx_parallel_for(nblocks, split_task, &x);
     shared_rows_free(&rows);
     mx_status r = MX_OK;
-    mx_gemm_stats sum = {0, 0, irr[0]};
+    /* A's irregular groups once per band of rows (the blocks of its
+     * first column), B's and the rest from every block */
+    mx_gemm_stats sum = {0, 0, 0};
     for (size_t i = 0; i < nblocks; i++) {
         if (st[i] != MX_OK && r == MX_OK)
             r = st[i];
         sum.elements += bs[i].elements;
         sum.slow_elements += bs[i].slow_elements;
-        sum.irregular_groups += bs[i].irregular_groups - irr[i];
+        sum.irregular_groups += bs[i].irregular_groups - irr[i] + (i % ncol ? 0 : irr[i]);
     }
     if (stats && r == MX_OK)
         *stats = sum;

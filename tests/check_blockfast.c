@@ -481,14 +481,16 @@ START_TEST(test_gemm_walk)
 }
 END_TEST
 
-/* A call large enough to be split into column blocks on the pool, whose
- * blocks share A's rows decoded once (gemm_split.c: the walk's, the fused
- * FP8 kernel's, the 16-bit kernel's) or, 8-bit A, the whole walk done in
- * tiles of rows and columns (mxg_block_walk_tiled), against the same call
- * on one thread (one block, its own decode): every output bit for bit,
- * for every preset, 8- and 16-bit operands, scaled and unscaled, A
- * through a row index, with and without row weights (a tile's are its
- * first row's on). */
+/* A call large enough to be split on the pool, against the same call on
+ * one thread (one block, its own decode): every output bit for bit, for
+ * every preset, 8- and 16-bit operands, scaled and unscaled, A through a
+ * row index, with and without row weights (a tile's are its first row's
+ * on).  The splits (gemm_split.c): column blocks that share A's rows
+ * decoded once (the walk's, the fused FP8 kernel's, the 16-bit
+ * kernel's); with 8-bit operands, tiles of rows and columns that each run
+ * the walk and the fused kernels on a view of A's shared decode; and,
+ * the fused kernels off (mxg_fused_enable), the whole walk done first in
+ * such tiles (mxg_block_walk_tiled) and copied by the column blocks. */
 START_TEST(test_walk_split)
 {
     static const mx_format_id fmts[] = {MX_E4M3FN, MX_E4M3FNUZ, MX_BF16};
@@ -497,12 +499,12 @@ START_TEST(test_walk_split)
     enum { MS = 40, NS = 96, KS = 576 }; /* M N K > 2^21: split on 3 threads */
     static uint16_t ca[MS * KS], cb[NS * KS];
     static uint8_t sca[MS * KS / 32], scb[NS * KS / 32];
-    static double ex[2][MS * NS], bd[2][MS * NS], sa[2][MS * NS], ba[2][MS * NS];
-    static float ma[2][MS * NS];
-    static uint16_t mo[2][MS * NS];
+    static double ex[3][MS * NS], bd[3][MS * NS], sa[3][MS * NS], ba[3][MS * NS];
+    static float ma[3][MS * NS];
+    static uint16_t mo[3][MS * NS];
     int32_t idx[MS];
     float wt[MS];
-    size_t cases = 0, tiled = 0;
+    size_t cases = 0, tiled = 0, split_tiles = 0, walk_first = 0;
     const mx_blockfma_params *p;
     for (size_t pi = 0; (p = mx_blockfma_preset_at(pi)) != NULL; pi++)
         for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
@@ -520,26 +522,44 @@ START_TEST(test_walk_split)
                                    (pi + fi + (size_t)unscaled) % 2 ? wt : NULL};
                 sp.model.kind = MX_ACC_BLOCK;
                 sp.model.block = p;
-                unsigned long t0 = mxg_block_walk_tiled_calls();
-                for (int t = 0; t < 2; t++) {
+                /* 1 thread; 3 threads; 3 threads, the fused kernels off */
+                int runs = f->bits == 8 ? 3 : 2;
+                for (int t = 0; t < runs; t++) {
+                    unsigned long t0 = mxg_block_walk_tiled_calls();
+                    unsigned long s0 = mxg_split_tiles_calls();
                     mx_pool_set_threads(t ? 3 : 1);
+                    mxg_fused_enable(t < 2);
                     walk_run(&sp, &A, &B, 0, ex[t], ma[t], mo[t], bd[t], sa[t], ba[t]);
+                    mxg_fused_enable(1);
+                    int planned = mxg_block_walk_tiled_calls() != t0;
+                    int both = mxg_split_tiles_calls() != s0;
+                    tiled += planned;
+                    split_tiles += both;
+                    walk_first += planned && !both;
+                    /* 8-bit A on 3 threads: tiles, of both kinds */
+                    EXPECT(planned == (t > 0 && f->bits == 8) && both == (t == 1 && planned),
+                           "%s %s%s, run %d: planned in tiles %d, walk and fused kernels "
+                           "in tiles %d", p->name, f->name, unscaled ? " unscaled" : "", t,
+                           planned, both);
                 }
                 mx_pool_set_threads(1);
-                tiled += mxg_block_walk_tiled_calls() != t0;
-                for (size_t i = 0; i < (size_t)MS * NS; i++)
-                    EXPECT(same_f(ma[0][i], ma[1][i]) && mo[0][i] == mo[1][i] &&
-                               same_d(ex[0][i], ex[1][i]) && same_d(bd[0][i], bd[1][i]) &&
-                               same_d(sa[0][i], sa[1][i]) && same_d(ba[0][i], ba[1][i]),
-                           "%s %s%s, element %zu: 1 thread and 3 differ (model %a / %a, "
-                           "bound %a / %a)", p->name, f->name, unscaled ? " unscaled" : "",
-                           i, (double)ma[0][i], (double)ma[1][i], bd[0][i], bd[1][i]);
+                for (int t = 1; t < runs; t++)
+                    for (size_t i = 0; i < (size_t)MS * NS; i++)
+                        EXPECT(same_f(ma[0][i], ma[t][i]) && mo[0][i] == mo[t][i] &&
+                                   same_d(ex[0][i], ex[t][i]) && same_d(bd[0][i], bd[t][i]) &&
+                                   same_d(sa[0][i], sa[t][i]) && same_d(ba[0][i], ba[t][i]),
+                               "%s %s%s, run %d, element %zu: 1 thread and 3 differ (model "
+                               "%a / %a, bound %a / %a, exact %a / %a)", p->name, f->name,
+                               unscaled ? " unscaled" : "", t, i, (double)ma[0][i],
+                               (double)ma[t][i], bd[0][i], bd[t][i], ex[0][i], ex[t][i]);
                 cases++;
             }
     gsl_rng_free(r);
-    printf("test_walk_split: %zu cases, %zu walked in tiles\n", cases, tiled);
+    printf("test_walk_split: %zu cases, %zu calls planned in tiles: %zu as tiles of walk "
+           "and fused kernels, %zu walked first\n", cases, tiled, split_tiles, walk_first);
     ck_assert_uint_ge(cases, 12);
-    ck_assert_uint_ge(tiled, 8);
+    ck_assert_uint_ge(split_tiles, 8);
+    ck_assert_uint_ge(walk_first, 8);
 }
 END_TEST
 
