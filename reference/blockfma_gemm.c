@@ -34,7 +34,7 @@
  * 16-bit A's once per call (when they fit in A_CACHE_MAX; once for all the
  * column blocks of a split call, mxg_block_walk_rows), 8-bit A's once per
  * row, group and super-tile of TB column tiles (a table lookup per code;
- * a split call walks in tiles of rows and columns, mxg_block_walk_tiled,
+ * a split call walks in tiles of rows and columns, mxg_block_walk_tiles,
  * so that this is not once per narrow column block), B's once per
  * (column, group), scale bytes through a table; the inner loops run over
  * a tile of NT output columns, independent lanes that the compiler
