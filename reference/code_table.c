@@ -1,8 +1,9 @@
 /* code_table.c -- per-code facts of every 8- and 16-bit format (value =
- * m * 2^e exactly, top exponent, NaN/inf), built once per process, and the
- * table of powers of two (see gemm_internal.h). */
+ * m * 2^e exactly, top exponent, NaN/inf), built once per process and
+ * format, and the table of powers of two (see gemm_internal.h). */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "gemm_internal.h"
 
@@ -39,27 +40,29 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
     return MX_OK;
 }
 
-/* The tables of every 8- and 16-bit format, built once; they live for the
- * process. */
+/* Each format's table, built when it is first asked for (a 16-bit one
+ * decodes 65536 codes: about a millisecond, which an FP8-only run need
+ * not pay); they live for the process.  state: 0 not built, 1 built, 2
+ * out of memory. */
 static mxg_code_table tables[MX_FORMAT_COUNT];
-static mx_status tables_status = MX_OK;
-static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
-
-static void tables_init(void)
-{
-    for (int i = 0; i < MX_FORMAT_COUNT; i++) {
-        const mx_format *f = mx_format_get((mx_format_id)i);
-        if (f->bits <= 16 && code_table_make(f, &tables[i]) != MX_OK)
-            tables_status = MX_ENOMEM;
-    }
-}
+static _Atomic int tables_state[MX_FORMAT_COUNT];
+static pthread_mutex_t tables_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const mxg_code_table *mxg_code_table_get(const mx_format *f)
 {
-    pthread_once(&tables_once, tables_init);
-    if (tables_status != MX_OK || f->bits > 16)
+    if (f->bits > 16)
         return NULL;
-    return &tables[f->id];
+    int st = atomic_load_explicit(&tables_state[f->id], memory_order_acquire);
+    if (st == 0) {
+        pthread_mutex_lock(&tables_lock);
+        st = atomic_load_explicit(&tables_state[f->id], memory_order_relaxed);
+        if (st == 0) {
+            st = code_table_make(f, &tables[f->id]) == MX_OK ? 1 : 2;
+            atomic_store_explicit(&tables_state[f->id], st, memory_order_release);
+        }
+        pthread_mutex_unlock(&tables_lock);
+    }
+    return st == 1 ? &tables[f->id] : NULL;
 }
 
 int mxg_fixed_unit(const mxg_code_table *ct, int *unit, int *topmax)
