@@ -252,13 +252,12 @@ static int blas_per_thread(void)
     return openblas_set_num_threads && !(openblas_get_parallel && openblas_get_parallel() == 1);
 }
 
-/* The pthreads build starts a server thread per processor when it is
- * loaded, and each spins on sched_yield for about 2^28 cycles before it
- * sleeps: a short run shared every processor with them (16 spinning
- * threads beside a 50 ms check on a 16-core host).  With the count at 1
- * no call of ours wakes them, so they are stopped, once.  A later call of
- * openblas_set_num_threads would start them again: it is made once,
- * here, before they stop. */
+/* The pthreads build starts a server thread for every processor but one
+ * when it is loaded, and each spins on sched_yield for about 2^28 cycles
+ * before it sleeps: a short run shared every processor with them.  With
+ * the count at 1 no call of ours wakes them, so they are stopped, once.
+ * A later call of openblas_set_num_threads would start them again: it is
+ * made once, here, before they stop. */
 static void blas_serial_once(void)
 {
     if (!openblas_set_num_threads)
