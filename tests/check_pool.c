@@ -5,11 +5,15 @@
  * every row once, in blocks of the size asked for, and report the first
  * failing block in block order whichever block fails first in time.  A
  * task waiting in mx_pool_help_until runs the nested loops of its loop's
- * other tasks meanwhile. */
+ * other tasks meanwhile.  BLAS called in the pool's threads adds no thread
+ * of its own (OpenBLAS's servers are stopped and stay stopped). */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <gsl/gsl_cblas.h>
 #include "mxref/pool.h"
 #include "testutil.h"
 
@@ -237,6 +241,65 @@ START_TEST(help_while_waiting)
 }
 END_TEST
 
+/* The threads of this process (Linux's /proc/self/task), or -1. */
+static int process_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static atomic_int arrived;
+
+/* a BLAS call, then a wait (5 s at most) until 3 tasks have arrived: with
+ * 3 tasks on 3 threads, every thread of the pool has started and run one */
+static void ddot_task(void *v, size_t i)
+{
+    double *r = v, x[64], y[64];
+    for (size_t k = 0; k < 64; k++) {
+        x[k] = (double)(k + 1 + i);
+        y[k] = 1.0;
+    }
+    r[i] = cblas_ddot(64, x, 1, y, 1);
+    atomic_fetch_add(&arrived, 1);
+    struct timespec t = {0, 1000000};
+    for (int w = 0; w < 5000 && atomic_load(&arrived) % 3 != 0; w++)
+        nanosleep(&t, NULL);
+}
+
+/* BLAS in each of the pool's threads on 3 threads, the count set twice:
+ * the process then holds the caller and the pool's 2 workers, no more.
+ * OpenBLAS's pthreads build starts a server per processor but one when
+ * asked for a thread count with its servers stopped (after a fork, as in
+ * this forked test, or after blas_thread_shutdown_): not stopping them,
+ * or setting the count again in a worker, leaves them here.  A run not
+ * forked (CK_FORK=no) starts with other tests' threads: not counted. */
+START_TEST(blas_adds_no_threads)
+{
+    int before = process_threads();
+    double r[3];
+    for (int round = 0; round < 2; round++) {
+        mx_pool_set_threads(3);
+        mx_parallel_for(3, ddot_task, r);
+        for (size_t i = 0; i < 3; i++) /* sum of k + 1 + i over k < 64 */
+            ck_assert(r[i] == 2080.0 + 64.0 * (double)i);
+    }
+    int after = process_threads();
+    mx_pool_set_threads(1);
+    if (before != 1) {
+        printf("blas_adds_no_threads: %d threads before, not counted\n", before);
+        return;
+    }
+    ck_assert_msg(after == 3, "%d threads after the loops: 3 expected (BLAS servers left?)",
+                  after);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -247,6 +310,7 @@ int main(void)
     tcase_add_test(tc, cpus_available);
     tcase_add_test(tc, row_blocks);
     tcase_add_test(tc, help_while_waiting);
+    tcase_add_test(tc, blas_adds_no_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
