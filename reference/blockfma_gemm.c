@@ -1392,8 +1392,7 @@ static void tile_task(void *v, size_t t)
     size_t m0 = t / x->ncol * x->R, n0 = t % x->ncol * x->C;
     size_t mr = M - m0 < x->R ? M - m0 : x->R, nc = N - n0 < x->C ? N - n0 : x->C;
     mx_operand a = mxg_rows_of(x->A, m0, mr), b = mxg_rows_of(x->B, n0, nc);
-    mx_gemm_spec s = *x->s;
-    s.row_weight = s.row_weight ? s.row_weight + m0 : NULL;
+    mx_gemm_spec s = mxg_spec_rows_from(x->s, m0);
     float *tm = malloc(mr * nc * sizeof *tm);
     double *tb = malloc(mr * nc * sizeof *tb), *tp = malloc(mr * nc * sizeof *tp);
     x->took[t] = 1;

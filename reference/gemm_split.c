@@ -186,9 +186,7 @@ static void split_task(void *vctx, size_t bi)
     size_t n0 = bi % x->ncol * x->cols, nb = N - n0 < x->cols ? N - n0 : x->cols;
     mx_operand a = x->tiles ? mxg_rows_of(x->A, m0, mr) : *x->A;
     mx_operand b = mxg_rows_of(x->B, n0, nb);
-    mx_gemm_spec sp = *x->s;
-    if (x->tiles && sp.row_weight) /* a tile's weights from its first row on */
-        sp.row_weight += m0;
+    mx_gemm_spec sp = mxg_spec_rows_from(x->s, m0); /* m0 = 0 but in tiles */
     const mx_gemm_spec *s = x->tiles ? &sp : x->s;
     const mx_operand *ap = x->tiles ? &a : x->A;
     /* a tile's shared rows: its rows of the call's decode, the walk its own */

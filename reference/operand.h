@@ -49,6 +49,16 @@ static inline mx_operand mxg_rows_of(const mx_operand *o, size_t r0, size_t n)
     return s;
 }
 
+/* The spec of a call on logical rows [r0, ...) of A (mxg_rows_of): the
+ * row weights from row r0 on. */
+static inline mx_gemm_spec mxg_spec_rows_from(const mx_gemm_spec *s, size_t r0)
+{
+    mx_gemm_spec t = *s;
+    if (t.row_weight)
+        t.row_weight += r0;
+    return t;
+}
+
 static inline uint32_t mxg_code(const mx_operand *o, size_t r, size_t k)
 {
     size_t i = mxg_row(o, r) * o->ld + k;

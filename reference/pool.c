@@ -242,11 +242,10 @@ static void run_task(job *j, size_t i)
     finish(j);
 }
 
-
 /* BLAS is called single-threaded everywhere (mxref/pool.h).  OpenBLAS's
  * thread count is one process-wide value in its pthreads build (where
- * openblas_get_parallel() == 1), but a per-thread setting in its OpenMP build, so
- * there every pool thread sets it. */
+ * openblas_get_parallel() == 1), but a per-thread setting in its OpenMP
+ * build, so there every pool thread sets it. */
 static int blas_per_thread(void)
 {
     return openblas_set_num_threads && !(openblas_get_parallel && openblas_get_parallel() == 1);
