@@ -230,6 +230,48 @@ START_TEST(test_f32_classes)
 }
 END_TEST
 
+/* The text row's exact% reads 100.00% only when every element is
+ * bit-exact: one element of 131072 a unit off the model (inside its bound,
+ * so the tensor passes) reads 99.99%, not a rounded-up 100.00%; none off
+ * reads 100.00%. */
+static char *row_text(const mxv_judge *j)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    mxv_judge_print_row(f, "t", j);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_exact_percent_text)
+{
+    enum { N = 131072 };
+    float *model = malloc(N * sizeof *model), *out = malloc(N * sizeof *out);
+    double *exact = malloc(N * sizeof *exact), *bound = malloc(N * sizeof *bound);
+    ck_assert(model && out && exact && bound);
+    for (size_t i = 0; i < N; i++) {
+        model[i] = out[i] = 1.0f + (float)i * 0x1p-17f;
+        exact[i] = model[i];
+        bound[i] = 0x1p-20;
+    }
+    mxv_judge j;
+    mxv_judge_f32_model(&j, "t", out, model, exact, bound, N, 512);
+    char *t = row_text(&j);
+    ck_assert_msg(strstr(t, "100.00%"), "%s", t);
+    free(t);
+    out[102700] = nextafterf(out[102700], 4.0f);
+    mxv_judge_f32_model(&j, "t", out, model, exact, bound, N, 512);
+    ck_assert(mxv_judge_pass(&j));
+    ck_assert_uint_eq(j.bit_exact, N - 1);
+    t = row_text(&j);
+    ck_assert_msg(!strstr(t, "100.00%") && strstr(t, " 99.99%"), "%s", t);
+    free(t);
+    free(model), free(out), free(exact), free(bound);
+}
+END_TEST
+
 /* mxv_judge_peers_mx against a second implementation: every value decoded
  * on its own from its (expert, row, k) coordinates (scale 2^(s - 127), NaN
  * for 0xFF, as the spec E8M0), then mxv_judge_peers_values on the two
@@ -541,6 +583,7 @@ int main(void)
     tcase_add_test(t, test_chunks);
     tcase_add_test(t, test_ulps);
     tcase_add_test(t, test_code_chunks);
+    tcase_add_test(t, test_exact_percent_text);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -543,9 +543,19 @@ void mxv_judge_print_header(FILE *f)
             "relL2", "SQNR dB", "allclose", "aiter%", "special");
 }
 
+/* The bit-exact share in percent, rounded down to 0.01: "100.00%" only when
+ * every element is bit-exact (one inexact element of 131072 reads 99.99%,
+ * not a rounded-up 100.00%). */
+static double exact_percent(const mxv_judge *j)
+{
+    if (!j->n || j->bit_exact >= j->n)
+        return 100.0;
+    return floor(10000.0 * (double)j->bit_exact / (double)j->n) / 100.0;
+}
+
 void mxv_judge_print_row(FILE *f, const char *label, const mxv_judge *j)
 {
-    double ex = j->n ? 100.0 * (double)j->bit_exact / (double)j->n : 100.0;
+    double ex = exact_percent(j);
     if (j->info_only)
         fprintf(f, "%-28s %-4s %10zu %9s %9s %9s %8s %9.2e %8.1f %9s %8.3f%% %7s\n",
                 label, "info", j->n, "-", "-", "-", "-", j->rel_l2, j->sqnr_db,
