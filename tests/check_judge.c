@@ -11,6 +11,8 @@
  * time, on 1, 2 and 7 threads.
  */
 #include <check.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_histogram.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -269,6 +271,51 @@ START_TEST(test_exact_percent_text)
     ck_assert_msg(!strstr(t, "100.00%") && strstr(t, " 99.99%"), "%s", t);
     free(t);
     free(model), free(out), free(exact), free(bound);
+}
+END_TEST
+
+/* mxv_hist_bin against GSL's gsl_histogram_find over the same ranges (the
+ * edges, then 1e300 as the last bin's upper end; NaN, inf and ratios from
+ * 1e300 up counted as 1e299 in the last bin): at every edge and the doubles
+ * either side of it, at 0, the least subnormal and the extremes, and at 10^6
+ * values spread over [0, 3) and over 2^-40 .. 2^40. */
+static size_t gsl_bin(const gsl_histogram *h, double x)
+{
+    size_t b = 99;
+    double y = isfinite(x) && x < 1e300 ? x : 1e299;
+    ck_assert_int_eq(gsl_histogram_find(h, y, &b), GSL_SUCCESS);
+    return b;
+}
+
+START_TEST(test_hist_bin_gsl)
+{
+    gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
+    double range[MXV_HIST_BINS + 1];
+    memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
+    range[MXV_HIST_BINS] = 1e300;
+    ck_assert_int_eq(gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1), GSL_SUCCESS);
+    double fixed[] = {0, 0x1p-1074, 0x1p-1022, 1e299, 0x1.fffffffffffffp1023,
+                      1e300, INFINITY, NAN};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        ck_assert_msg(mxv_hist_bin(fixed[i]) == gsl_bin(h, fixed[i]), "%a", fixed[i]);
+    for (size_t b = 0; b < MXV_HIST_BINS; b++) {
+        double e = mxv_hist_edges[b];
+        double xs[3] = {nextafter(e, 0), e, nextafter(e, INFINITY)};
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(mxv_hist_bin(xs[k]) == gsl_bin(h, xs[k]), "%a (edge %zu)",
+                          xs[k], b);
+        /* the tenths as x * 10 would compute them, both sides */
+        double t = (double)b / 10.0;
+        ck_assert_msg(mxv_hist_bin(t) == gsl_bin(h, t), "%a", t);
+    }
+    uint64_t st = 88172645463325252ull;
+    for (int i = 0; i < 1000000; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        double u = (double)(st >> 11) * 0x1p-53;
+        double x = i & 1 ? 3.0 * u : ldexp(1.0, -40) * exp2(80.0 * u);
+        ck_assert_msg(mxv_hist_bin(x) == gsl_bin(h, x), "%a", x);
+    }
+    gsl_histogram_free(h);
 }
 END_TEST
 
@@ -584,6 +631,7 @@ int main(void)
     tcase_add_test(t, test_ulps);
     tcase_add_test(t, test_code_chunks);
     tcase_add_test(t, test_exact_percent_text);
+    tcase_add_test(t, test_hist_bin_gsl);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

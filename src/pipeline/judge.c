@@ -8,8 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_histogram.h>
 #include "mxref/format.h"
 #include "mxref/pool.h"
 #include "judge.h"
@@ -17,7 +15,29 @@
 
 const double mxv_hist_edges[MXV_HIST_BINS] = {0,   0.1, 0.2, 0.3, 0.4, 0.5,
                                               0.6, 0.7, 0.8, 0.9, 1.0, 2.0};
-static const double last_edge = 1e300;
+
+static inline size_t hist_bin(double x)
+{
+    enum { LAST = MXV_HIST_BINS - 1 };
+    if (!(x < mxv_hist_edges[LAST])) /* NaN, inf, 2 and up */
+        return LAST;
+    /* a guess from the tenths, then moved to the bin whose edges hold x: the
+     * edges are decimal fractions that binary64 rounds, so x * 10 alone may
+     * land one bin off at an edge */
+    size_t b = x < 1.0 ? (x > 0 ? (size_t)(x * 10.0) : 0) : LAST - 1;
+    if (b > LAST - 1)
+        b = LAST - 1;
+    while (b > 0 && x < mxv_hist_edges[b])
+        b--;
+    while (b < LAST && x >= mxv_hist_edges[b + 1])
+        b++;
+    return b;
+}
+
+size_t mxv_hist_bin(double ratio)
+{
+    return hist_bin(ratio);
+}
 
 /* 2^floor(log2 |x|) for a finite x of binary64's normal range: its
  * exponent bits alone. */
@@ -244,7 +264,6 @@ typedef struct {
 typedef struct {
     const judge_src *s;
     size_t n;
-    const gsl_histogram *h; /* the bins' ranges */
     judge_part *part;
 } judge_job;
 
@@ -304,10 +323,7 @@ static void judge_task(void *v, size_t c)
         double ulps = err / s->ulp(exact);
         if (ulps > p->max_ulp || isnan(ulps))
             p->max_ulp = isnan(ulps) ? INFINITY : ulps;
-        size_t bin;
-        if (gsl_histogram_find(jb->h, isfinite(ratio) ? (ratio < last_edge ? ratio : 1e299) : 1e299,
-                               &bin) == GSL_SUCCESS)
-            p->hist[bin]++;
+        p->hist[hist_bin(ratio)]++;
     }
 }
 
@@ -316,19 +332,11 @@ static void judge_task(void *v, size_t c)
 static void judge_core(mxv_judge *j, const judge_src *s, size_t n)
 {
     size_t nc = chunks_of(n);
-    gsl_histogram *h = gsl_histogram_alloc(MXV_HIST_BINS);
-    judge_job jb = {s, n, h, calloc(nc ? nc : 1, sizeof(judge_part))};
-    if (!h || !jb.part) { /* out of memory: nothing may pass */
-        if (h)
-            gsl_histogram_free(h);
-        free(jb.part);
+    judge_job jb = {s, n, calloc(nc ? nc : 1, sizeof(judge_part))};
+    if (!jb.part) { /* out of memory: nothing may pass */
         j->outside = n ? n : 1;
         return;
     }
-    double range[MXV_HIST_BINS + 1];
-    memcpy(range, mxv_hist_edges, sizeof mxv_hist_edges);
-    range[MXV_HIST_BINS] = last_edge;
-    gsl_histogram_set_ranges(h, range, MXV_HIST_BINS + 1);
     mx_parallel_for(nc, judge_task, &jb);
     peers_acc pa = {0, 0, 0, 1};
     for (size_t c = 0; c < nc; c++) {
@@ -352,7 +360,6 @@ static void judge_core(mxv_judge *j, const judge_src *s, size_t n)
         peers_merge(&pa, &p->pa);
     }
     peers_end(j, &pa, n);
-    gsl_histogram_free(h);
     free(jb.part);
 }
 

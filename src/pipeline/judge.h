@@ -153,6 +153,11 @@ int mxv_judge_peer_aiter_fails(const mxv_judge *j);
 
 /* Lower edges of the histogram bins of |err| / bound. */
 extern const double mxv_hist_edges[MXV_HIST_BINS];
+/* The bin of mxv_hist_edges that |err| / bound ratio falls in: the b with
+ * edges[b] <= ratio < edges[b + 1] (the last bin open above), as GSL's
+ * gsl_histogram_find places it over those ranges; NaN, inf and ratios from
+ * 1e300 up in the last bin.  ratio >= 0 (a ratio below 0 reads as bin 0). */
+size_t mxv_hist_bin(double ratio);
 /* Prints the table row header / one row / the first bad elements / the
  * histogram as text. */
 void mxv_judge_print_header(FILE *f);
