@@ -1,4 +1,5 @@
 /* cli.c -- messages and option parsing shared by the subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -48,22 +49,28 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
     *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!only_pos && a[0] == '-' && a[1] && a[1] != '-' && !a[2]) {
+        if (!only_pos && a[0] == '-' && isalpha((unsigned char)a[1])) {
             const mxv_opt *so = opts;
             for (; so && so->name; so++)
                 if (so->short_name && so->short_name == a[1])
                     break;
-            if (so && so->name) {
-                if (!so->takes_value) {
-                    *so->value = "";
-                } else if (i + 1 < argc) {
-                    *so->value = argv[++i];
-                } else {
-                    return mxv_error(MXV_EXIT_USAGE, "option %s needs a value",
-                                     a);
-                }
-                continue;
+            if (!so || !so->name)
+                return mxv_error(MXV_EXIT_USAGE,
+                                 "unknown option '-%c' (see 'mxverify %s --help')",
+                                 a[1], cmd);
+            if (!so->takes_value) {
+                if (a[2])
+                    return mxv_error(MXV_EXIT_USAGE,
+                                     "option -%c takes no value ('%s')", a[1], a);
+                *so->value = "";
+            } else if (a[2]) {
+                *so->value = a + 2; /* "-j4" */
+            } else if (i + 1 < argc) {
+                *so->value = argv[++i];
+            } else {
+                return mxv_error(MXV_EXIT_USAGE, "option %s needs a value", a);
             }
+            continue;
         }
         if (only_pos || strncmp(a, "--", 2) != 0) {
             pos[(*npos)++] = argv[i];
