@@ -42,6 +42,14 @@ void mxv_warn(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Is a the whole of a number strtod reads ("-inf", "-nan", "-0x1p-3")? */
+static int is_number(const char *a)
+{
+    char *end;
+    (void)strtod(a, &end);
+    return end != a && *end == '\0';
+}
+
 int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
                    int *npos, const char *cmd)
 {
@@ -49,7 +57,7 @@ int mxv_parse_opts(int argc, char **argv, const mxv_opt *opts, char **pos,
     *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!only_pos && a[0] == '-' && isalpha((unsigned char)a[1])) {
+        if (!only_pos && a[0] == '-' && isalpha((unsigned char)a[1]) && !is_number(a)) {
             const mxv_opt *so = opts;
             for (; so && so->name; so++)
                 if (so->short_name && so->short_name == a[1])

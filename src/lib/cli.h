@@ -40,8 +40,8 @@ typedef struct {
 /* Long options "--name" or "--name VALUE" / "--name=VALUE", and "-x",
  * "-x VALUE" or "-xVALUE" for options that declare a short name; "-" and a
  * letter that names no short option is an unknown option (exit 2).  Other
- * arguments are positional (so "-", "-0" and "-1.5" are values); "--" ends
- * the options. */
+ * arguments are positional (so "-", "-0", "-1.5", "-inf" and "-nan" -- any
+ * whole number strtod reads -- are values); "--" ends the options. */
 typedef struct {
     const char *name;
     int takes_value;
