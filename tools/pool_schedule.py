@@ -48,7 +48,11 @@ def parse(path):
 
 
 def last_layer(marks):
-    begin = max(i for i, m in enumerate(marks) if m[1] == 'layer')
+    starts = [i for i, m in enumerate(marks) if m[1] == 'layer']
+    if not starts:
+        sys.exit('pool_schedule: the trace has no "layer" mark (it replays a layer: '
+                 'ref, check of a layer capture, bench)')
+    begin = starts[-1]
     layer = [marks[begin]]
     for m in marks[begin + 1:]:
         layer.append(m)
@@ -229,9 +233,19 @@ def simulate(ctx, P, timeline=None):
 
 def main():
     global njobs
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    marks, jobs, tasks = parse(sys.argv[1])
+    if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    try:
+        Ps = [int(x) for x in sys.argv[2:]] or [1, 2, 4, 8, 16]
+    except ValueError:
+        sys.exit('pool_schedule.py: P must be thread counts, not %r' % sys.argv[2:])
+    if any(P < 1 for P in Ps):
+        sys.exit('pool_schedule.py: P must be at least 1')
+    try:
+        marks, jobs, tasks = parse(sys.argv[1])
+    except OSError as e:
+        sys.exit('pool_schedule.py: %s: %s' % (sys.argv[1], e.strerror))
     layer = last_layer(marks)
     ctx, inside = build(layer, jobs, tasks)
     njobs = {j: jobs[j]['n'] for j in inside}
@@ -282,7 +296,6 @@ def main():
                   (d, njobs[d], sum(x[0] for x in ts),
                    ', '.join('#%d %.4f/%.4f/%.4f' % (i, w, c, o)
                              for (w, c, i), o in zip(ts[:3], own))))
-    Ps = [int(x) for x in sys.argv[2:]] or [1, 2, 4, 8, 16]
     print('%4s %10s %9s %12s %12s' % ('P', 'wall s', 'speed-up', 'idle: wait', 'idle: none'))
     for P in Ps:
         T, idle = simulate(ctx, P)
