@@ -24,9 +24,7 @@ static inline size_t hist_bin(double x)
     /* a guess from the tenths, then moved to the bin whose edges hold x: the
      * edges are decimal fractions that binary64 rounds, so x * 10 alone may
      * land one bin off at an edge */
-    size_t b = x < 1.0 ? (x > 0 ? (size_t)(x * 10.0) : 0) : LAST - 1;
-    if (b > LAST - 1)
-        b = LAST - 1;
+    size_t b = x >= 1.0 ? LAST - 1 : x > 0 ? (size_t)(x * 10.0) : 0;
     while (b > 0 && x < mxv_hist_edges[b])
         b--;
     while (b < LAST && x >= mxv_hist_edges[b + 1])
