@@ -32,18 +32,25 @@ import sys
 
 def parse(path):
     marks, jobs, tasks = [], {}, {}
-    for line in open(path):
+    try:
+        lines = open(path).readlines()
+    except OSError as e:
+        sys.exit('pool_schedule: %s: %s' % (path, e.strerror))
+    for k, line in enumerate(lines, 1):
         f = line.split()
         if not f or f[0] == '#':
             continue
-        if f[0] == 'M':
-            marks.append((float(f[1]), f[2]))
-        elif f[0] == 'J':
-            jid, par, pidx, n = (int(x) for x in f[1:5])
-            jobs[jid] = dict(id=jid, parent=(par, pidx), n=n, fn=int(f[5]),
-                             t0=float(f[6]), t1=float(f[7]))
-        elif f[0] == 'T':
-            tasks[(int(f[1]), int(f[2]))] = (float(f[3]), float(f[4]))
+        try:
+            if f[0] == 'M':
+                marks.append((float(f[1]), f[2]))
+            elif f[0] == 'J':
+                jid, par, pidx, n = (int(x) for x in f[1:5])
+                jobs[jid] = dict(id=jid, parent=(par, pidx), n=n, fn=int(f[5]),
+                                 t0=float(f[6]), t1=float(f[7]))
+            elif f[0] == 'T':
+                tasks[(int(f[1]), int(f[2]))] = (float(f[3]), float(f[4]))
+        except (ValueError, IndexError):
+            sys.exit('pool_schedule: %s:%d: not a trace line: %r' % (path, k, line.strip()))
     return marks, jobs, tasks
 
 
@@ -233,19 +240,19 @@ def simulate(ctx, P, timeline=None):
 
 def main():
     global njobs
-    if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
+    if len(sys.argv) >= 2 and sys.argv[1] in ('-h', '--help'):
         print(__doc__)
-        sys.exit(0 if len(sys.argv) >= 2 else 2)
+        sys.exit(0)
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     try:
         Ps = [int(x) for x in sys.argv[2:]] or [1, 2, 4, 8, 16]
     except ValueError:
-        sys.exit('pool_schedule.py: P must be thread counts, not %r' % sys.argv[2:])
+        sys.exit('pool_schedule: P must be thread counts, not %r' % sys.argv[2:])
     if any(P < 1 for P in Ps):
-        sys.exit('pool_schedule.py: P must be at least 1')
-    try:
-        marks, jobs, tasks = parse(sys.argv[1])
-    except OSError as e:
-        sys.exit('pool_schedule.py: %s: %s' % (sys.argv[1], e.strerror))
+        sys.exit('pool_schedule: P must be at least 1')
+    marks, jobs, tasks = parse(sys.argv[1])
     layer = last_layer(marks)
     ctx, inside = build(layer, jobs, tasks)
     njobs = {j: jobs[j]['n'] for j in inside}
