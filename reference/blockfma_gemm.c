@@ -880,6 +880,105 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
                               unsigned char *, double, const double *, double *, double *,
                               double *);
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/* the exact dots alone may contract a * b + c to an FMA (the same bits:
+ * every product and partial sum is exact) */
+#define XDOTS_HOT                                                                         \
+    __attribute__((optimize("O3", "fp-contract=fast"),                                   \
+                   target_clones("avx512f", "arch=haswell", "default")))
+#else
+#define XDOTS_HOT
+#endif
+
+/* The exact partials of rb rows of A against a tile of NT columns over one
+ * group (mxg_xsum; E4M3 operands): xp[q][l] = sum_i a_q[i] b[i][l], the
+ * rows' and tile's decoded binary64 values.  Each product of two values of
+ * at most 4 significant bits is exact, every partial sum an integer
+ * multiple of 2^(ua + ub) below 2^41 of it: exact in any order, with or
+ * without FMA.  Two rows at a time, so that each of the tile's vectors
+ * serves both. */
+typedef double xv8d __attribute__((vector_size(64)));
+_Static_assert(NT == 16, "xdots: a lane row is two vectors of eight");
+
+static XDOTS_HOT void xdots(size_t rb, const double *const *arow, const double *restrict bv,
+                            size_t len, double (*restrict xp)[NT])
+{
+    size_t q = 0;
+    for (; q + 2 <= rb; q += 2) {
+        const double *a0 = arow[q], *a1 = arow[q + 1];
+        xv8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
+        for (size_t i = 0; i < len; i++) {
+            xv8d bl, bh;
+            memcpy(&bl, bv + i * NT, sizeof bl);
+            memcpy(&bh, bv + i * NT + 8, sizeof bh);
+            p0 += a0[i] * bl;
+            p1 += a0[i] * bh;
+            p2 += a1[i] * bl;
+            p3 += a1[i] * bh;
+        }
+        memcpy(xp[q], &p0, sizeof p0);
+        memcpy(xp[q] + 8, &p1, sizeof p1);
+        memcpy(xp[q + 1], &p2, sizeof p2);
+        memcpy(xp[q + 1] + 8, &p3, sizeof p3);
+    }
+    for (; q < rb; q++) {
+        const double *a0 = arow[q];
+        xv8d p0 = {0}, p1 = p0;
+        for (size_t i = 0; i < len; i++) {
+            xv8d bl, bh;
+            memcpy(&bl, bv + i * NT, sizeof bl);
+            memcpy(&bh, bv + i * NT + 8, sizeof bh);
+            p0 += a0[i] * bl;
+            p1 += a0[i] * bh;
+        }
+        memcpy(xp[q], &p0, sizeof p0);
+        memcpy(xp[q] + 8, &p1, sizeof p1);
+    }
+}
+
+/* The exact partials of one row against a tile into their int64 sums
+ * (mxg_xsum): xp[l] 2^-(ua+ub) (zb[l]: that power of two, or 0 where the
+ * column's group adds nothing) is an integer below 2^51 in magnitude, so
+ * the low bits of the binary64 xp zb + 1.5 2^52 hold it in two's
+ * complement (no float-to-integer conversion: none in vector form before
+ * AVX-512DQ); shifted by da + db[l], added modulo 2^64 (the call's sums
+ * fit int64: mxg_xsum_new).  A zero partial shifts a zero. */
+static WALK_HOT void xsum_step(const double *restrict xp, const double *restrict zb, int da,
+                               const int *restrict db, uint64_t *restrict acc)
+{
+    const double mag = 0x1.8p52;
+    const uint64_t mb = d2u(mag);
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        uint64_t v = d2u(xp[l] * zb[l] + mag) - mb;
+        acc[l] += v << ((uint64_t)(da + db[l]) & 63);
+    }
+}
+
+/* The same into 128-bit sums (lo, hi: mxg_xsum.wide), shifts in 0..126
+ * where the partial is nonzero: v 2^s is (v << s, v >> (64 - s)
+ * arithmetic) below 64 (the high half by two shifts, so that s = 0 gives
+ * v's sign), (0, v << (s - 64)) from 64 on; added with the low half's
+ * carry. */
+static WALK_HOT void xsum_step128(const double *restrict xp, const double *restrict zb,
+                                  int da, const int *restrict db, uint64_t *restrict lo,
+                                  uint64_t *restrict hi)
+{
+    const double mag = 0x1.8p52;
+    const uint64_t mb = d2u(mag);
+    LANES
+    for (size_t l = 0; l < NT; l++) {
+        uint64_t v = d2u(xp[l] * zb[l] + mag) - mb;
+        uint64_t sh = (uint64_t)(da + db[l]) & 127;
+        int64_t vs = (int64_t)v >> 1; /* arithmetic (GCC, clang) */
+        uint64_t tl = sh < 64 ? v << (sh & 63) : 0;
+        uint64_t th = sh < 64 ? (uint64_t)(vs >> ((63 - sh) & 63)) : v << ((sh - 64) & 63);
+        uint64_t nl = lo[l] + tl;
+        hi[l] += th + (uint64_t)(nl < tl);
+        lo[l] = nl;
+    }
+}
+
 /* The instance of group_tile for w's mode: on scaled operands (chain 0)
  * one that neither reads nor writes the carried state (a preset's own
  * when there is one and both group lengths sum exactly: E4M3); for a chain
@@ -1206,7 +1305,7 @@ static int scales_of(const mx_gemm_spec *s, const mx_operand *o, size_t G, doubl
 
 static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                     float *macc, double *sum_b, double *sum_p, mx_status *st, int device,
-                    int scanned);
+                    int scanned, const mxg_xsum *x, double *exact, int *xdone);
 
 /* What the walk asks of a call before its parameter set (walk_cpu): a
  * block model, not turned off (mxb_set_slow), both operands scaled or
@@ -1319,7 +1418,7 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
             s1.row_weight = s->row_weight ? &s->row_weight[m] : NULL;
             float m1;
             double sb1, sp1;
-            if (!walk_cpu(&s1, &A1, &B1, &m1, &sb1, &sp1, st, 0, 1))
+            if (!walk_cpu(&s1, &A1, &B1, &m1, &sb1, &sp1, st, 0, 1, NULL, NULL, NULL))
                 *st = MX_EINVAL; /* cannot happen: the same walk applies */
             mc[i] = m1;
             b1[i] = sb1;
@@ -1344,24 +1443,33 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
     return took;
 }
 
-int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
-                   const mx_operand *B, float *macc, double *sum_b,
-                   double *sum_p, mx_status *st)
+int mxg_block_walk_x(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     float *macc, double *sum_b, double *sum_p, const mxg_xsum *x,
+                     double *exact, int *xdone, mx_status *st)
 {
     int shared = mxg_shared_walk(s, A, B->rows, macc, sum_b, sum_p);
+    if (xdone)
+        *xdone = 0;
     if (shared > 0) {
         *st = MX_OK;
         return 1;
     }
     return walk_cpu(s, A, B, macc, sum_b, sum_p, st, shared == 0 && walk_provider != NULL,
-                    shared == -2);
+                    shared == -2, x, exact, xdone);
+}
+
+int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
+                   const mx_operand *B, float *macc, double *sum_b,
+                   double *sum_p, mx_status *st)
+{
+    return mxg_block_walk_x(s, A, B, macc, sum_b, sum_p, NULL, NULL, NULL, st);
 }
 
 int mxg_block_walk_device(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                           float *macc, double *sum_b, double *sum_p)
 {
     mx_status st = MX_OK;
-    return walk_cpu(s, A, B, macc, sum_b, sum_p, &st, 2, 0) && st == MX_OK;
+    return walk_cpu(s, A, B, macc, sum_b, sum_p, &st, 2, 0, NULL, NULL, NULL) && st == MX_OK;
 }
 
 /* ---- a whole call's walk in tiles of rows and columns (the pool) ---- */
@@ -1398,7 +1506,7 @@ static void tile_task(void *v, size_t t)
     x->took[t] = 1;
     x->st[t] = MX_ENOMEM;
     if (tm && tb && tp)
-        x->took[t] = walk_cpu(&s, &a, &b, tm, tb, tp, &x->st[t], 0, 1);
+        x->took[t] = walk_cpu(&s, &a, &b, tm, tb, tp, &x->st[t], 0, 1, NULL, NULL, NULL);
     for (size_t m = 0; x->took[t] && x->st[t] == MX_OK && m < mr; m++) {
         size_t d = (m0 + m) * N + n0;
         memcpy(x->macc + d, tm + m * nc, nc * sizeof *tm);
@@ -1472,7 +1580,7 @@ int mxg_block_walk_tiled(const mx_gemm_spec *s, const mx_operand *A, const mx_op
  * 2: the provider only (0 when it does not take the call). */
 static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                     float *macc, double *sum_b, double *sum_p, mx_status *st, int device,
-                    int scanned)
+                    int scanned, const mxg_xsum *x, double *exact, int *xdone)
 {
     const mx_blockfma_params *p = s->model.block;
     size_t M = A->rows, N = B->rows, K = A->K, G = mxg_groups(K);
@@ -1567,6 +1675,16 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * per tile; rows in chunks of RB, so that a chunk's groups of A stay
      * in the first-level cache while the TB tiles run over them */
     size_t TBN = TB * NT;
+    /* the exact values too (mxg_xsum: scaled 8-bit operands of this call) */
+    if (!exact || chain || !x || x->M != M || x->N != N || x->G != G || A->fmt->bits != 8 ||
+        B->fmt->bits != 8)
+        x = NULL;
+    uint64_t *xacc = x ? malloc(M * TBN * sizeof *xacc) : NULL;
+    uint64_t *xacch = x && x->wide ? malloc(M * TBN * sizeof *xacch) : NULL;
+    if (x && (!xacc || (x->wide && !xacch)))
+        x = NULL; /* the fused kernel forms them */
+    double xzb[TB * NT], xpb[RB][NT];
+    int xdb[TB * NT];
     double *bv = malloc(TB * 3 * MX_BLOCK * NT * sizeof *bv);
     float *bvf = malloc(TB * MX_BLOCK * NT * sizeof *bvf); /* B's values in FP32 */
     int32_t *bex = malloc(TB * MX_BLOCK * NT * sizeof *bex); /* B's r (ex_of) */
@@ -1620,7 +1738,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * |ab| of a group that the first pass does not add (walk_g.sa_walk);
      * nowhere else: else decode8 leaves both out (check_blockfast fails
      * without each clause) */
-    int use_vp = !wg[0].f32 || !wg[1].f32 || !(NT == 16 && w.kind == 1) ||
+    int use_vp = x || !wg[0].f32 || !wg[1].f32 || !(NT == 16 && w.kind == 1) ||
                  !wg[0].sa_walk || !wg[1].sa_walk;
     for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
@@ -1631,6 +1749,10 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
             acc[i] = 0.0f;
             sb[i] = sp[i] = 0.0;
         }
+        for (size_t i = 0; x && i < M * TBN; i++)
+            xacc[i] = 0;
+        for (size_t i = 0; x && x->wide && i < M * TBN; i++)
+            xacch[i] = 0;
         for (size_t i = 0; chain && i < M * 4 * TBN; i++)
             cs[i] = 0.0;
         for (size_t g = 0; g < G; g++) {
@@ -1650,6 +1772,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                     scb[c] = 0.0f;
                     scbd[c] = 0.0;
                     bnz[c] = 0;
+                    int xd = x && c < ntt ? x->db[(n0 + c) * G + g] : MXG_XSUM_SKIP;
+                    xzb[c] = xd == MXG_XSUM_SKIP ? 0.0 : x->inv;
+                    xdb[c] = xd == MXG_XSUM_SKIP ? 0 : xd;
                     if (c >= ntt) {
                         for (size_t k = 0; k < len; k++) {
                             bvt[k * NT + l] = bat[k * NT + l] = bpt[k * NT + l] = 0.0;
@@ -1689,6 +1814,7 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                 uint64_t anz[RB];
                 double scad[RB];
                 float sca[RB];
+                int xda[RB];
                 for (size_t q = 0; q < rb; q++) {
                     size_t m = m0 + q;
                     if (A->fmt->bits == 8) {
@@ -1717,11 +1843,14 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                     }
                     sca[q] = chain ? 1.0f : scf[mxg_scale_byte(A, m, g)];
                     scad[q] = sca[q];
+                    xda[q] = x ? x->da[m * G + g] : MXG_XSUM_SKIP;
                 }
                 for (size_t t = 0; t < nti; t++) {
                     const double *bvt = bv + t * 3 * MX_BLOCK * NT, *bat = bvt + MX_BLOCK * NT,
                                  *bpt = bat + MX_BLOCK * NT;
                     size_t nt = ntt - t * NT < NT ? ntt - t * NT : NT;
+                    if (x) /* the rows' exact partials against the tile */
+                        xdots(rb, arow, bvt, len, xpb);
                     for (size_t q = 0; q < rb; q++) {
                         size_t m = m0 + q;
                         const double *av = arow[q];
@@ -1733,6 +1862,14 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                              aex[q], bex + t * MX_BLOCK * NT, bvt, bat, bpt,
                              bvf + t * MX_BLOCK * NT, bnz + t * NT, len, part, bad, scad[q],
                              scbd + t * NT, sb + at, sp + at, csm);
+                        if (x && xda[q] != MXG_XSUM_SKIP) {
+                            if (x->wide)
+                                xsum_step128(xpb[q], xzb + t * NT, xda[q], xdb + t * NT,
+                                             xacc + at, xacch + at);
+                            else
+                                xsum_step(xpb[q], xzb + t * NT, xda[q], xdb + t * NT,
+                                          xacc + at);
+                        }
                         float *am = acc + at;
                         unsigned char anyb = 0;
                         for (size_t l = 0; l < NT; l++)
@@ -1780,8 +1917,17 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                     sum_b[i] = fb;
                 if (sum_p)
                     sum_p[i] = fp;
+                if (x)
+                    exact[i] = mxg_xsum_value(x, m, n0 + c, xacc[at], x->wide ? xacch[at] : 0,
+                                              s->row_weight ? (double)s->row_weight[m] : 1.0);
             }
     }
+    free(xacc);
+    free(xacch);
+    if (xdone)
+        *xdone = x != NULL;
+    if (x)
+        mxg_xsum_count(x->wide);
     free(Aown);
     free(Ac);
     free(bvf);

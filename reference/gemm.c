@@ -94,12 +94,38 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
                                  : (want_m ? malloc(mx_nz(MN) * sizeof *macc) : NULL);
     double *sb = want_b ? malloc(mx_nz(MN) * sizeof *sb) : NULL;
     double *sp = want_b ? malloc(mx_nz(MN) * sizeof *sp) : NULL;
+    /* where it can, the walk forms the exact values as well (mxg_xsum,
+     * the same bits), so that no second pass over the operands runs: not
+     * when a sum provider takes them or sum |ab| is asked for (the fused
+     * kernel's dots on magnitudes) */
+    mxg_xsum *x = (out->exact || want_b) && !out->sum_abs && mxg_fused_ok(s, out, 1)
+                      ? mxg_xsum_new(s, A, B)
+                      : NULL;
+    double *ex = x ? (out->exact ? out->exact : malloc(mx_nz(MN) * sizeof *ex)) : NULL;
+    int xdone = 0;
     mx_status st = MX_OK;
     if ((want_m && !macc) || (want_b && (!sb || !sp)))
         st = MX_ENOMEM;
-    else if (!mxg_block_walk(s, A, B, macc, sb, sp, &st))
+    else if (!mxg_block_walk_x(s, A, B, macc, sb, sp, ex ? x : NULL, ex, &xdone, &st))
         st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a, 0); /* not walked */
-    else if (st == MX_OK) {
+    else if (st == MX_OK && xdone) {
+        /* every output but the bounds is in place */
+        if (out->model_out)
+            for (size_t i = 0; i < MN; i++)
+                out->model_out[i] = mx_bf16_from_float(macc[i]);
+        mxg_block_sums bs = {s, A, B, sb, sp};
+        mxg_block_sums_set(want_b ? &bs : NULL);
+        if (out->bound || out->bound_acc)
+            mxg_xsum_bounds(x, s, A, B, ex, out);
+        mxg_block_sums_set(NULL);
+        if (stats) {
+            stats->elements = MN;
+            stats->slow_elements = 0;
+            stats->irregular_groups = 0;
+        }
+        if (irr_a)
+            *irr_a = 0;
+    } else if (st == MX_OK) {
         mx_gemm_out o = *out;
         o.model_acc = NULL;
         o.model_out = NULL;
@@ -115,6 +141,9 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
         free(macc);
     free(sb);
     free(sp);
+    if (ex != out->exact)
+        free(ex);
+    mxg_xsum_free(x);
     return st;
 }
 

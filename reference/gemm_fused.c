@@ -1206,6 +1206,144 @@ done:
     return st;
 }
 
+/* ---- exact values from group partials formed elsewhere (mxg_xsum) ----- */
+
+static unsigned long xsum_calls[2];
+
+unsigned long mxg_xsum_calls(int wide)
+{
+    return __atomic_load_n(&xsum_calls[wide != 0], __ATOMIC_RELAXED);
+}
+
+void mxg_xsum_count(int wide) { __atomic_fetch_add(&xsum_calls[wide != 0], 1, __ATOMIC_RELAXED); }
+
+void mxg_xsum_free(mxg_xsum *x)
+{
+    if (!x)
+        return;
+    free(x->da);
+    free(x->db);
+    free(x->loa);
+    free(x->hia);
+    free(x->lob);
+    free(x->hib);
+    free(x->xna);
+    free(x->xnb);
+    free(x->amaxa);
+    free(x->amaxb);
+    free(x);
+}
+
+/* One side's row facts (row_facts) for rows rows of o: the shifts sh
+ * ([rows][G]: unit + scale exponent - lo, or MXG_XSUM_SKIP for a zero
+ * scale), lo, hi, amax, the smallest scale exponent and the largest
+ * spread; 1 at a NaN or infinite code or when memory is short. */
+static int xsum_side(const mx_operand *o, const ftab *t, mx_e8m0_decode d, size_t rows,
+                     size_t G, int *sh, int *lo, int *hi, double *amax, int *xn,
+                     long *spmax)
+{
+    float *sc = malloc(G * sizeof *sc);
+    double *f = malloc(G * sizeof *f);
+    int bad = !sc || !f;
+    *spmax = 0;
+    for (size_t r = 0; !bad && r < rows; r++) {
+        int *x = sh + r * G;
+        bad |= row_facts(o, t, d, r, G, 1, x, sc, f, &lo[r], &hi[r], &amax[r]);
+        xn[r] = min_scale_exp(x, G, 1);
+        long sp = row_spread(t, lo[r], hi[r]);
+        *spmax = sp > *spmax ? sp : *spmax;
+        /* a group with nonzero codes sits at or above lo; one without
+         * any adds a zero partial, whatever its shift */
+        for (size_t g = 0; g < G; g++)
+            x[g] = x[g] == MXG_ZERO_SCALE || lo[r] == INT_MAX ? MXG_XSUM_SKIP
+                   : t->unit + x[g] - lo[r] >= 0             ? t->unit + x[g] - lo[r]
+                                                             : 0;
+    }
+    free(sc);
+    free(f);
+    return bad;
+}
+
+mxg_xsum *mxg_xsum_new(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B)
+{
+    if (!A->scales || !B->scales || A->K == 0 || !mxg_fused_applies(s, A, B))
+        return NULL;
+    pthread_once(&ftabs_once, ftabs_init);
+    const ftab *ta = &ftabs[A->fmt->id], *tb = &ftabs[B->fmt->id];
+    size_t M = A->rows, N = B->rows, G = (A->K + MX_BLOCK - 1) / MX_BLOCK;
+    mxg_xsum *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->M = M;
+    x->N = N;
+    x->G = G;
+    x->ua = ta->unit;
+    x->ub = tb->unit;
+    x->inv = pow2i(-(ta->unit + tb->unit));
+    x->da = malloc(mx_nz(M * G) * sizeof *x->da);
+    x->db = malloc(mx_nz(N * G) * sizeof *x->db);
+    x->loa = malloc(mx_nz(M) * sizeof *x->loa);
+    x->hia = malloc(mx_nz(M) * sizeof *x->hia);
+    x->xna = malloc(mx_nz(M) * sizeof *x->xna);
+    x->amaxa = malloc(mx_nz(M) * sizeof *x->amaxa);
+    x->lob = malloc(mx_nz(N) * sizeof *x->lob);
+    x->hib = malloc(mx_nz(N) * sizeof *x->hib);
+    x->xnb = malloc(mx_nz(N) * sizeof *x->xnb);
+    x->amaxb = malloc(mx_nz(N) * sizeof *x->amaxb);
+    long spa, spb;
+    if (!x->da || !x->db || !x->loa || !x->hia || !x->xna || !x->amaxa || !x->lob ||
+        !x->hib || !x->xnb || !x->amaxb ||
+        xsum_side(A, ta, s->decode, M, G, x->da, x->loa, x->hia, x->amaxa, x->xna, &spa) ||
+        xsum_side(B, tb, s->decode, N, G, x->db, x->lob, x->hib, x->amaxb, x->xnb, &spb)) {
+        mxg_xsum_free(x);
+        return NULL;
+    }
+    /* the fused kernel's int64 test (fast64) for the widest pair; else
+     * its test for GMP (slow: span > 126) for the widest pair */
+    x->wide = (ta->top - ta->unit) + (tb->top - tb->unit) + 5 + clog2z(G) + spa + spb > 63;
+    long wa = 0, wb = 0;
+    for (size_t m = 0; m < M; m++)
+        wa = x->loa[m] <= x->hia[m] && (long)x->hia[m] - x->loa[m] > wa
+                 ? (long)x->hia[m] - x->loa[m]
+                 : wa;
+    for (size_t n = 0; n < N; n++)
+        wb = x->lob[n] <= x->hib[n] && (long)x->hib[n] - x->lob[n] > wb
+                 ? (long)x->hib[n] - x->lob[n]
+                 : wb;
+    if (x->wide && wa + wb + clog2z(G) + 5 + 1 > 126) {
+        mxg_xsum_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+double mxg_xsum_value(const mxg_xsum *x, size_t m, size_t n, uint64_t lo, uint64_t hi,
+                      double w)
+{
+    if (x->loa[m] > x->hia[m] || x->lob[n] > x->hib[n])
+        return 0.0 * w;
+    __int128 v = x->wide ? (__int128)((unsigned __int128)hi << 64 | lo) : u64_signed(lo);
+    return mxg_round_weighted_f64(v, x->loa[m] + x->lob[n], w);
+}
+
+void mxg_xsum_bounds(const mxg_xsum *x, const mx_gemm_spec *s, const mx_operand *A,
+                     const mx_operand *B, const double *exact, mx_gemm_out *out)
+{
+    size_t N = x->N;
+    for (size_t m = 0; m < x->M; m++)
+        for (size_t n = 0; n < N; n++) {
+            size_t i = m * N + n;
+            /* as mxg_gemm_fused: no group's scale product can be below
+             * 2^-149 when the rows' smallest scale exponents sum to -149
+             * or more */
+            int uf = x->xna[m] != INT_MAX && x->xnb[n] != INT_MAX &&
+                     (long)x->xna[m] + x->xnb[n] < -149;
+            mxg_bound_elem_n(s, A, B, m, n, 0.0, x->amaxa[m], x->amaxb[n], exact[i],
+                             out->bound ? &out->bound[i] : NULL,
+                             out->bound_acc ? &out->bound_acc[i] : NULL, NULL, uf);
+        }
+}
+
 /* ---- 16-bit operands (BF16, FP16) -------------------------------------- */
 
 /* The same pass for unscaled 16-bit operands, the shared expert's and the

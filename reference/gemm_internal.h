@@ -393,6 +393,13 @@ const float *mxg_scale_table(mx_e8m0_decode d);
 int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, float *macc, double *sum_b,
                    double *sum_p, mx_status *st);
+typedef struct mxg_xsum mxg_xsum; /* gemm_fused.c, below */
+/* mxg_block_walk, and where x is not NULL (mxg_xsum_new of the same
+ * call) and the walk ran here on the CPU, exact[m N + n] the exact values
+ * too (*xdone = 1; else 0, exact not written). */
+int mxg_block_walk_x(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
+                     float *macc, double *sum_b, double *sum_p, const mxg_xsum *x,
+                     double *exact, int *xdone, mx_status *st);
 /* Groups the walk has handed to the general code so far (lanes whose
  * block result was not a normal FP32 number): for the tests. */
 unsigned long mxg_block_walk_fallbacks(void);
@@ -622,6 +629,49 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
                      size_t *irr_a, mx_status *status);
+/* The exact values of an FP8 call whose group partials another pass
+ * forms (the block walk, which has the decoded codes at hand): the
+ * partial P of row m, column n, group g (the exact sum of the group's
+ * unscaled products, an integer multiple of 2^(ua + ub) below 2^41 of it)
+ * goes into an int64 sum as (P 2^-(ua+ub)) << (da[m][g] + db[n][g]),
+ * where da = ua + xa - lo_a[m] (xa: the group's scale exponent, lo_a the
+ * row's lowest scaled unit, as the fused kernel forms them) and db alike;
+ * mxg_xsum_value rounds the sum once.  mxg_xsum_new gives these facts for
+ * scaled operands the fused kernel takes, when no code is NaN or infinite
+ * and every element's sum fits int64 (the fused kernel's own test for its
+ * int64 path) or, wide = 1, 128 bits (its test for the 128-bit path: no
+ * element's span needs GMP); else NULL (the fused kernel forms the exact
+ * values).  The
+ * same bits as the fused kernel: both sum the exact terms exactly and
+ * round once.  A group with a zero scale on either side adds nothing
+ * (da or db is then MXG_XSUM_SKIP). */
+#define MXG_XSUM_SKIP (-1)
+struct mxg_xsum {
+    size_t M, N, G;
+    int ua, ub;
+    int wide;            /* 1: the sums in 128 bits (hi, lo)      */
+    double inv;          /* 2^-(ua + ub): P to its integer        */
+    int *da, *db;        /* [M][G], [N][G]: shifts or MXG_XSUM_SKIP */
+    int *loa, *hia, *lob, *hib, *xna, *xnb;
+    double *amaxa, *amaxb;
+};
+mxg_xsum *mxg_xsum_new(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
+void mxg_xsum_free(mxg_xsum *x);
+/* Element (m, n)'s exact value (row weight w) from its sum: two's
+ * complement, modulo 2^64 (hi unused) or, wide, 2^128 (hi the upper
+ * half). */
+double mxg_xsum_value(const mxg_xsum *x, size_t m, size_t n, uint64_t lo, uint64_t hi,
+                      double w);
+/* out->bound and out->bound_acc (either may be NULL) of every element
+ * from its exact value, as the fused kernel forms them under a block
+ * model (the walk's sums set: mxg_block_sums_set). */
+void mxg_xsum_bounds(const mxg_xsum *x, const mx_gemm_spec *s, const mx_operand *A,
+                     const mx_operand *B, const double *exact, mx_gemm_out *out);
+/* Calls whose exact values the walk formed (mxg_block_walk_x) in int64
+ * sums (wide 0) or 128-bit ones (wide 1), so far: for the tests. */
+unsigned long mxg_xsum_calls(int wide);
+void mxg_xsum_count(int wide);
+
 /* 0 sends every call to the engine (tests and bench compare the two); 1,
  * the default, lets the fused kernels take the calls they apply to. */
 void mxg_fused_enable(int on);

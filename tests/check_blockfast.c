@@ -256,15 +256,24 @@ static void walk_fill(gsl_rng *r, const mx_format *f, void *codes, uint8_t *sc,
                 ((uint16_t *)codes)[i * K + k] = (uint16_t)c;
         }
     for (size_t i = 0; i < rows * (K / 32); i++) {
-        /* 0: near 1; 1: anything but 255 (zero scales, the extremes) */
-        sc[i] = scale_kind ? (uint8_t)gsl_rng_uniform_int(r, 255)
-                           : (uint8_t)(120 + gsl_rng_uniform_int(r, 15));
+        /* 0: near 1; 1: anything but 255 (zero scales, the extremes);
+         * 2: 2^-12 .. 2^12 (sums past int64 that fit 128 bits: the
+         * walk's wide exact sums, mxg_xsum), one in 8 a zero scale */
+        sc[i] = scale_kind == 2   ? (uint8_t)(gsl_rng_uniform_int(r, 8) == 0
+                                                  ? 0
+                                                  : 115 + gsl_rng_uniform_int(r, 25))
+                : scale_kind == 1 ? (uint8_t)gsl_rng_uniform_int(r, 255)
+                                  : (uint8_t)(120 + gsl_rng_uniform_int(r, 15));
     }
 }
 
 static int same_f(float x, float y) { return memcmp(&x, &y, sizeof x) == 0; }
 
-/* Runs mx_gemm with every output, fast or slow. */
+/* Runs mx_gemm with every output, fast or slow.  Fast, the call runs
+ * twice more: without sum |ab| (so that the walk may form the exact
+ * values itself, mxg_xsum, instead of the fused kernel), and with exact
+ * values and bounds alone; every output of those must be the first run's
+ * bit for bit. */
 static void walk_run(const mx_gemm_spec *sp, const mx_operand *A, const mx_operand *B,
                      int slow, double *ex, float *ma, uint16_t *mo, double *bd,
                      double *sa, double *ba)
@@ -274,6 +283,32 @@ static void walk_run(const mx_gemm_spec *sp, const mx_operand *A, const mx_opera
     mx_status st = mx_gemm(sp, A, B, &o, NULL);
     mxb_set_slow(0);
     ck_assert_int_eq(st, MX_OK);
+    if (slow)
+        return;
+    size_t MN = A->rows * B->rows;
+    double *ex2 = malloc(MN * sizeof *ex2), *bd2 = malloc(MN * sizeof *bd2);
+    double *ba2 = malloc(MN * sizeof *ba2);
+    float *ma2 = malloc(MN * sizeof *ma2);
+    uint16_t *mo2 = malloc(MN * sizeof *mo2);
+    ck_assert(ex2 && bd2 && ba2 && ma2 && mo2);
+    for (int v = 0; v < 2; v++) {
+        mx_gemm_out o2 = {ex2, v ? NULL : ma2, v ? NULL : mo2, bd2, NULL, v ? NULL : ba2};
+        ck_assert_int_eq(mx_gemm(sp, A, B, &o2, NULL), MX_OK);
+        for (size_t i = 0; i < MN; i++)
+            EXPECT(same_d(ex[i], ex2[i]) && same_d(bd[i], bd2[i]) &&
+                       (v || (same_f(ma[i], ma2[i]) && mo[i] == mo2[i] &&
+                              same_d(ba[i], ba2[i]))),
+                   "%s, %zux%zux%zu, %s: element %zu differs from the run with sum |ab| "
+                   "(exact %a / %a, bound %a / %a)",
+                   sp->model.block ? sp->model.block->name : "-", A->rows, B->rows, A->K,
+                   v ? "exact and bound alone" : "no sum |ab|", i, ex[i], ex2[i], bd[i],
+                   bd2[i]);
+    }
+    free(ex2);
+    free(bd2);
+    free(ba2);
+    free(ma2);
+    free(mo2);
 }
 
 /* mxb_wmag and mxb_wsum_exact against the values themselves: for every
@@ -382,6 +417,7 @@ START_TEST(test_gemm_walk)
     float wt[MM];
     size_t walked = 0, runs = 0, fell_back = 0, unscaled_walked = 0, sums_checked = 0;
     size_t kinds = 0;
+    unsigned long x64 = mxg_xsum_calls(0), x128 = mxg_xsum_calls(1);
     /* each first pass of the walk this processor has: the portable one
      * (0) and the AVX-512 one (1) */
     for (int wk = 0; wk < 2; wk++) {
@@ -399,7 +435,7 @@ START_TEST(test_gemm_walk)
                     size_t K = unscaled ? 1 + gsl_rng_uniform_int(r, KMAX)
                                         : 32 * (1 + gsl_rng_uniform_int(r, KMAX / 32));
                     size_t M = 1 + gsl_rng_uniform_int(r, MM), N = 1 + gsl_rng_uniform_int(r, NN);
-                    int scale_kind = (kind + (int)pi) % 2;
+                    int scale_kind = (kind + (int)pi) % 3;
                     walk_fill(r, fa, ca, sca, MM, K, kind, scale_kind);
                     walk_fill(r, fb, cb, scb, N, K, kind, scale_kind);
                     for (size_t i = 0; i < M; i++) {
@@ -472,7 +508,12 @@ START_TEST(test_gemm_walk)
     }
     gsl_rng_free(r);
     mxg_block_walk_set_kind(1); /* back to the default where there is one */
-    printf("test_gemm_walk: %zu first-pass kinds\n", kinds);
+    x64 = mxg_xsum_calls(0) - x64;
+    x128 = mxg_xsum_calls(1) - x128;
+    printf("test_gemm_walk: %zu first-pass kinds; the walk's exact values in %lu calls "
+           "(int64), %lu (128 bits)\n", kinds, x64, x128);
+    ck_assert_uint_gt(x64, 50);
+    ck_assert_uint_gt(x128, 20);
     ck_assert_uint_gt(kinds, 0);
     ck_assert_uint_gt(walked, runs / 4);
     ck_assert_uint_gt(unscaled_walked, runs / 8);
