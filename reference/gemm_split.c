@@ -286,8 +286,15 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
                 mxg_block_walk_tiles(s, A, B, &R, &cols);
     if (tiles) {
         __atomic_fetch_add(&split_tiles, 1, __ATOMIC_RELAXED);
-        rows = (shared_rows){s, A, wa, mxg_fused_rows_new(s, A), NULL, NULL, NULL, NULL,
-                             NULL, N, 0};
+        /* A decoded for the fused kernel only where the tiles' walks will
+         * not form the exact values themselves (mxg_xsum: if the whole
+         * call's sums fit, so do each tile's) */
+        mxg_xsum *xs = !out->sum_abs && (out->exact || out->bound || out->bound_acc)
+                           ? mxg_xsum_new(s, A, B)
+                           : NULL;
+        rows = (shared_rows){s, A, wa, xs ? NULL : mxg_fused_rows_new(s, A), NULL, NULL,
+                             NULL, NULL, NULL, N, 0};
+        mxg_xsum_free(xs);
     } else {
         R = M;
         shared_rows_make(s, A, B, out, wa, &rows);
