@@ -895,8 +895,8 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
  * rows' and tile's decoded binary64 values.  Each product of two values of
  * at most 4 significant bits is exact, every partial sum an integer
  * multiple of 2^(ua + ub) below 2^41 of it: exact in any order, with or
- * without FMA.  Two rows at a time, so that each of the tile's vectors
- * serves both. */
+ * without FMA.  Four rows at a time, so that each of the tile's vectors
+ * serves four and eight independent sums hide the FMA's latency. */
 typedef double xv8d __attribute__((vector_size(64)));
 _Static_assert(NT == 16, "xdots: a lane row is two vectors of eight");
 
@@ -904,6 +904,31 @@ static XDOTS_HOT void xdots(size_t rb, const double *const *arow, const double *
                             size_t len, double (*restrict xp)[NT])
 {
     size_t q = 0;
+    for (; q + 4 <= rb; q += 4) { /* eight accumulators: FMA latency hidden */
+        const double *a0 = arow[q], *a1 = arow[q + 1], *a2 = arow[q + 2], *a3 = arow[q + 3];
+        xv8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
+        for (size_t i = 0; i < len; i++) {
+            xv8d bl, bh;
+            memcpy(&bl, bv + i * NT, sizeof bl);
+            memcpy(&bh, bv + i * NT + 8, sizeof bh);
+            p0 += a0[i] * bl;
+            p1 += a0[i] * bh;
+            p2 += a1[i] * bl;
+            p3 += a1[i] * bh;
+            p4 += a2[i] * bl;
+            p5 += a2[i] * bh;
+            p6 += a3[i] * bl;
+            p7 += a3[i] * bh;
+        }
+        memcpy(xp[q], &p0, sizeof p0);
+        memcpy(xp[q] + 8, &p1, sizeof p1);
+        memcpy(xp[q + 1], &p2, sizeof p2);
+        memcpy(xp[q + 1] + 8, &p3, sizeof p3);
+        memcpy(xp[q + 2], &p4, sizeof p4);
+        memcpy(xp[q + 2] + 8, &p5, sizeof p5);
+        memcpy(xp[q + 3], &p6, sizeof p6);
+        memcpy(xp[q + 3] + 8, &p7, sizeof p7);
+    }
     for (; q + 2 <= rb; q += 2) {
         const double *a0 = arow[q], *a1 = arow[q + 1];
         xv8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
@@ -1071,7 +1096,8 @@ static inline void decode_run(const decoder *d, const mx_operand *o, size_t r, s
  * a row of A, NT for a lane of a B tile): values, bound magnitudes, 2^r,
  * values in FP32 (exact), r as ex_of, one table read per code; returns
  * the nonzero codes as bits.  The values in binary64 and 2^r are stored
- * only with vp (where the walk reads them: walk_cpu's use_vp; a constant
+ * only with vp = 1, the values alone with vp = 2 (where the walk reads
+ * them: walk_cpu's use_vp; a constant
  * at each call, so that each call's loop has no branch). */
 static inline uint64_t decode8(const decoder *d, const uint8_t *c8, size_t len, double *v,
                                double *a, double *p, float *vf, int32_t *ex, size_t stride,
@@ -1083,7 +1109,7 @@ static inline uint64_t decode8(const decoder *d, const uint8_t *c8, size_t len, 
         if (vp)
             v[k * stride] = e->v;
         a[k * stride] = e->a;
-        if (vp)
+        if (vp == 1)
             p[k * stride] = e->p;
         vf[k * stride] = e->vf;
         ex[k * stride] = e->e;
@@ -1737,9 +1763,13 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
      * portable first pass (gather_l, not gather_block512) and by the sum
      * |ab| of a group that the first pass does not add (walk_g.sa_walk);
      * nowhere else: else decode8 leaves both out (check_blockfast fails
-     * without each clause) */
-    int use_vp = x || !wg[0].f32 || !wg[1].f32 || !(NT == 16 && w.kind == 1) ||
-                 !wg[0].sa_walk || !wg[1].sa_walk;
+     * without each clause); the values alone where the walk forms the
+     * exact values too (xdots) */
+    int use_vp = !wg[0].f32 || !wg[1].f32 || !(NT == 16 && w.kind == 1) ||
+                         !wg[0].sa_walk || !wg[1].sa_walk
+                     ? 1
+                 : x ? 2
+                     : 0;
     for (size_t i = 0; !chain && i < 4 * NT; i++) /* never written on scaled operands */
         cs[i] = 0.0;
     for (size_t n0 = 0; n0 < N; n0 += TBN) {
@@ -1787,10 +1817,12 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                     scbd[c] = scb[c];
                     if (B->fmt->bits == 8) {
                         const uint8_t *cb8 = mxg_codes_at(B, n0 + c, k0);
-                        bnz[c] = (uint32_t)(use_vp ? decode8(db, cb8, len, bvt + l, bat + l,
-                                                             bpt + l, bft + l, bet + l, NT, 1)
-                                                   : decode8(db, cb8, len, bvt + l, bat + l,
-                                                             bpt + l, bft + l, bet + l, NT, 0));
+                        bnz[c] = (uint32_t)(use_vp == 1   ? decode8(db, cb8, len, bvt + l, bat + l,
+                                                                   bpt + l, bft + l, bet + l, NT, 1)
+                                             : use_vp == 2 ? decode8(db, cb8, len, bvt + l, bat + l,
+                                                                   bpt + l, bft + l, bet + l, NT, 2)
+                                                           : decode8(db, cb8, len, bvt + l, bat + l,
+                                                                   bpt + l, bft + l, bet + l, NT, 0));
                         continue;
                     }
                     decode_run(db, B, n0 + c, k0, len, bvt + l, bat + l, bpt + l, NT);
@@ -1821,10 +1853,12 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         const uint8_t *ca8 =
                             Ac ? Ac + (g * M + m) * MX_BLOCK : mxg_codes_at(A, m, k0);
                         double *ab = abuf[q];
-                        anz[q] = use_vp ? decode8(da, ca8, len, ab, ab + MX_BLOCK,
-                                                  ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 1)
-                                        : decode8(da, ca8, len, ab, ab + MX_BLOCK,
-                                                  ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 0);
+                        anz[q] = use_vp == 1   ? decode8(da, ca8, len, ab, ab + MX_BLOCK,
+                                                           ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 1)
+                                 : use_vp == 2 ? decode8(da, ca8, len, ab, ab + MX_BLOCK,
+                                                           ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 2)
+                                               : decode8(da, ca8, len, ab, ab + MX_BLOCK,
+                                                           ab + 2 * MX_BLOCK, avf[q], aex[q], 1, 0);
                         arow[q] = abuf[q];
                     } else {
                         if (Av) {
@@ -1875,7 +1909,9 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
                         for (size_t l = 0; l < NT; l++)
                             anyb |= bad[l];
                         if (!anyb && !chain) { /* the common case, as below */
-                            for (size_t l = 0; l < nt; l++)
+                            /* every lane (past nt: zero codes and scale,
+                             * never read), so that the loop vectorizes */
+                            for (size_t l = 0; l < NT; l++)
                                 am[l] = am[l] + part[l] * mxg_scale_mul(sca[q], scb[t * NT + l]);
                             continue;
                         }
