@@ -1470,7 +1470,7 @@ static int walk_device_call(const mx_gemm_spec *s, const mx_operand *A,
 }
 
 int mxg_block_walk_x(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                     float *macc, double *sum_b, double *sum_p, const mxg_xsum *x,
+                     float *macc, double *sum_b, double *sum_p, mxg_xsum **x,
                      double *exact, int *xdone, mx_status *st)
 {
     int shared = mxg_shared_walk(s, A, B->rows, macc, sum_b, sum_p);
@@ -1480,8 +1480,11 @@ int mxg_block_walk_x(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         *st = MX_OK;
         return 1;
     }
+    /* the facts for the exact values only for a walk that will run */
+    if (x && exact && !*x)
+        *x = mxg_xsum_new(s, A, B);
     return walk_cpu(s, A, B, macc, sum_b, sum_p, st, shared == 0 && walk_provider != NULL,
-                    shared == -2, x, exact, xdone);
+                    shared == -2, x ? *x : NULL, exact, xdone);
 }
 
 int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,

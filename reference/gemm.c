@@ -98,15 +98,14 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
      * the same bits), so that no second pass over the operands runs: not
      * when a sum provider takes them or sum |ab| is asked for (the fused
      * kernel's dots on magnitudes) */
-    mxg_xsum *x = (out->exact || want_b) && !out->sum_abs && mxg_fused_ok(s, out, 1)
-                      ? mxg_xsum_new(s, A, B)
-                      : NULL;
-    double *ex = x ? (out->exact ? out->exact : malloc(mx_nz(MN) * sizeof *ex)) : NULL;
+    int want_x = (out->exact || want_b) && !out->sum_abs && mxg_fused_ok(s, out, 1);
+    mxg_xsum *x = NULL;
+    double *ex = want_x ? (out->exact ? out->exact : malloc(mx_nz(MN) * sizeof *ex)) : NULL;
     int xdone = 0;
     mx_status st = MX_OK;
     if ((want_m && !macc) || (want_b && (!sb || !sp)))
         st = MX_ENOMEM;
-    else if (!mxg_block_walk_x(s, A, B, macc, sb, sp, ex ? x : NULL, ex, &xdone, &st))
+    else if (!mxg_block_walk_x(s, A, B, macc, sb, sp, &x, ex, &xdone, &st))
         st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a, 0); /* not walked */
     else if (st == MX_OK && xdone) {
         /* every output but the bounds is in place */

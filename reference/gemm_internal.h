@@ -394,11 +394,13 @@ int mxg_block_walk(const mx_gemm_spec *s, const mx_operand *A,
                    const mx_operand *B, float *macc, double *sum_b,
                    double *sum_p, mx_status *st);
 typedef struct mxg_xsum mxg_xsum; /* gemm_fused.c, below */
-/* mxg_block_walk, and where x is not NULL (mxg_xsum_new of the same
- * call) and the walk ran here on the CPU, exact[m N + n] the exact values
- * too (*xdone = 1; else 0, exact not written). */
+/* mxg_block_walk, and where exact is not NULL and the walk runs here on
+ * the CPU (not copied from a split's shared walk), *x = mxg_xsum_new of
+ * the call (the caller frees it) and, where that is not NULL,
+ * exact[m N + n] the exact values too (*xdone = 1; else 0, exact not
+ * written). */
 int mxg_block_walk_x(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                     float *macc, double *sum_b, double *sum_p, const mxg_xsum *x,
+                     float *macc, double *sum_b, double *sum_p, mxg_xsum **x,
                      double *exact, int *xdone, mx_status *st);
 /* Groups the walk has handed to the general code so far (lanes whose
  * block result was not a normal FP32 number): for the tests. */
