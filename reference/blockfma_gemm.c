@@ -1732,6 +1732,8 @@ static int walk_cpu(const mx_gemm_spec *s, const mx_operand *A, const mx_operand
         free(acc);
         free(sb);
         free(sp);
+        free(xacc);
+        free(xacch);
         *st = MX_ENOMEM;
         return 1;
     }
