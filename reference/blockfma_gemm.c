@@ -900,65 +900,40 @@ typedef void (*group_tile_fn)(const walk_c *, const walk_g *, const double *, co
 typedef double xv8d __attribute__((vector_size(64)));
 _Static_assert(NT == 16, "xdots: a lane row is two vectors of eight");
 
+/* xdots' body for n <= 4 rows (n a constant at each call: the row loops
+ * unroll and the 2 n sums stay in registers) */
+static inline __attribute__((always_inline)) void
+xdots_rows(size_t n, const double *const *arow, const double *restrict bv, size_t len,
+           double (*restrict xp)[NT])
+{
+    xv8d p[8];
+    for (size_t r = 0; r < 2 * n; r++)
+        p[r] = (xv8d){0};
+    for (size_t i = 0; i < len; i++) {
+        xv8d bl, bh;
+        memcpy(&bl, bv + i * NT, sizeof bl);
+        memcpy(&bh, bv + i * NT + 8, sizeof bh);
+        for (size_t r = 0; r < n; r++) {
+            p[2 * r] += arow[r][i] * bl;
+            p[2 * r + 1] += arow[r][i] * bh;
+        }
+    }
+    for (size_t r = 0; r < n; r++) {
+        memcpy(xp[r], &p[2 * r], sizeof p[0]);
+        memcpy(xp[r] + 8, &p[2 * r + 1], sizeof p[0]);
+    }
+}
+
 static XDOTS_HOT void xdots(size_t rb, const double *const *arow, const double *restrict bv,
                             size_t len, double (*restrict xp)[NT])
 {
     size_t q = 0;
-    for (; q + 4 <= rb; q += 4) { /* eight accumulators: FMA latency hidden */
-        const double *a0 = arow[q], *a1 = arow[q + 1], *a2 = arow[q + 2], *a3 = arow[q + 3];
-        xv8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0, p4 = p0, p5 = p0, p6 = p0, p7 = p0;
-        for (size_t i = 0; i < len; i++) {
-            xv8d bl, bh;
-            memcpy(&bl, bv + i * NT, sizeof bl);
-            memcpy(&bh, bv + i * NT + 8, sizeof bh);
-            p0 += a0[i] * bl;
-            p1 += a0[i] * bh;
-            p2 += a1[i] * bl;
-            p3 += a1[i] * bh;
-            p4 += a2[i] * bl;
-            p5 += a2[i] * bh;
-            p6 += a3[i] * bl;
-            p7 += a3[i] * bh;
-        }
-        memcpy(xp[q], &p0, sizeof p0);
-        memcpy(xp[q] + 8, &p1, sizeof p1);
-        memcpy(xp[q + 1], &p2, sizeof p2);
-        memcpy(xp[q + 1] + 8, &p3, sizeof p3);
-        memcpy(xp[q + 2], &p4, sizeof p4);
-        memcpy(xp[q + 2] + 8, &p5, sizeof p5);
-        memcpy(xp[q + 3], &p6, sizeof p6);
-        memcpy(xp[q + 3] + 8, &p7, sizeof p7);
-    }
-    for (; q + 2 <= rb; q += 2) {
-        const double *a0 = arow[q], *a1 = arow[q + 1];
-        xv8d p0 = {0}, p1 = p0, p2 = p0, p3 = p0;
-        for (size_t i = 0; i < len; i++) {
-            xv8d bl, bh;
-            memcpy(&bl, bv + i * NT, sizeof bl);
-            memcpy(&bh, bv + i * NT + 8, sizeof bh);
-            p0 += a0[i] * bl;
-            p1 += a0[i] * bh;
-            p2 += a1[i] * bl;
-            p3 += a1[i] * bh;
-        }
-        memcpy(xp[q], &p0, sizeof p0);
-        memcpy(xp[q] + 8, &p1, sizeof p1);
-        memcpy(xp[q + 1], &p2, sizeof p2);
-        memcpy(xp[q + 1] + 8, &p3, sizeof p3);
-    }
-    for (; q < rb; q++) {
-        const double *a0 = arow[q];
-        xv8d p0 = {0}, p1 = p0;
-        for (size_t i = 0; i < len; i++) {
-            xv8d bl, bh;
-            memcpy(&bl, bv + i * NT, sizeof bl);
-            memcpy(&bh, bv + i * NT + 8, sizeof bh);
-            p0 += a0[i] * bl;
-            p1 += a0[i] * bh;
-        }
-        memcpy(xp[q], &p0, sizeof p0);
-        memcpy(xp[q] + 8, &p1, sizeof p1);
-    }
+    for (; q + 4 <= rb; q += 4) /* eight sums: the FMA's latency hidden */
+        xdots_rows(4, arow + q, bv, len, xp + q);
+    for (; q + 2 <= rb; q += 2)
+        xdots_rows(2, arow + q, bv, len, xp + q);
+    for (; q < rb; q++)
+        xdots_rows(1, arow + q, bv, len, xp + q);
 }
 
 /* The exact partials of one row against a tile into their int64 sums

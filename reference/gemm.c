@@ -107,33 +107,28 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
         st = MX_ENOMEM;
     else if (!mxg_block_walk_x(s, A, B, macc, sb, sp, &x, ex, &xdone, &st))
         st = gemm_block_run(s, A, B, out, stats, wa, wb, irr_a, 0); /* not walked */
-    else if (st == MX_OK && xdone) {
-        /* every output but the bounds is in place */
+    else if (st == MX_OK) {
         if (out->model_out)
             for (size_t i = 0; i < MN; i++)
                 out->model_out[i] = mx_bf16_from_float(macc[i]);
         mxg_block_sums bs = {s, A, B, sb, sp};
         mxg_block_sums_set(want_b ? &bs : NULL);
-        if (out->bound || out->bound_acc)
-            mxg_xsum_bounds(x, s, A, B, ex, out);
-        mxg_block_sums_set(NULL);
-        if (stats) {
-            stats->elements = MN;
-            stats->slow_elements = 0;
-            stats->irregular_groups = 0;
+        if (xdone) { /* every output but the bounds is in place */
+            if (out->bound || out->bound_acc)
+                mxg_xsum_bounds(x, s, A, B, ex, out);
+            if (stats) {
+                stats->elements = MN;
+                stats->slow_elements = 0;
+                stats->irregular_groups = 0;
+            }
+            if (irr_a)
+                *irr_a = 0;
+        } else {
+            mx_gemm_out o = *out;
+            o.model_acc = NULL;
+            o.model_out = NULL;
+            st = gemm_block_run(s, A, B, &o, stats, wa, wb, irr_a, 1);
         }
-        if (irr_a)
-            *irr_a = 0;
-    } else if (st == MX_OK) {
-        mx_gemm_out o = *out;
-        o.model_acc = NULL;
-        o.model_out = NULL;
-        if (out->model_out)
-            for (size_t i = 0; i < MN; i++)
-                out->model_out[i] = mx_bf16_from_float(macc[i]);
-        mxg_block_sums bs = {s, A, B, sb, sp};
-        mxg_block_sums_set(want_b ? &bs : NULL);
-        st = gemm_block_run(s, A, B, &o, stats, wa, wb, irr_a, 1);
         mxg_block_sums_set(NULL);
     }
     if (macc != out->model_acc)

@@ -1299,17 +1299,12 @@ mxg_xsum *mxg_xsum_new(const mx_gemm_spec *s, const mx_operand *A, const mx_oper
         return NULL;
     }
     /* the fused kernel's int64 test (fast64) for the widest pair; else
-     * its test for GMP (slow: span > 126) for the widest pair */
-    x->wide = (ta->top - ta->unit) + (tb->top - tb->unit) + 5 + clog2z(G) + spa + spb > 63;
-    long wa = 0, wb = 0;
-    for (size_t m = 0; m < M; m++)
-        wa = x->loa[m] <= x->hia[m] && (long)x->hia[m] - x->loa[m] > wa
-                 ? (long)x->hia[m] - x->loa[m]
-                 : wa;
-    for (size_t n = 0; n < N; n++)
-        wb = x->lob[n] <= x->hib[n] && (long)x->hib[n] - x->lob[n] > wb
-                 ? (long)x->hib[n] - x->lob[n]
-                 : wb;
+     * its test for GMP (slow: span > 126) for the widest pair, a row's
+     * span hi - lo being its spread plus top - unit (an all-zero side
+     * counted as if it had a row: a little stricter than the kernel's
+     * per-element test, never looser) */
+    long wa = spa + (ta->top - ta->unit), wb = spb + (tb->top - tb->unit);
+    x->wide = wa + wb + 5 + clog2z(G) > 63;
     if (x->wide && wa + wb + clog2z(G) + 5 + 1 > 126) {
         mxg_xsum_free(x);
         return NULL;
