@@ -369,8 +369,13 @@ static double time_mpfr(const calls *cs, size_t sample, size_t *checked,
 
 /* Reference time of one dense M x N x K MXFP8 GEMM (bench --reference
  * gpu's random operands) under each model, with the outputs check asks for
- * (exact values, model outputs, bounds): best of two, on one thread (CPU
- * time) and on `threads` (wall); each ratio is to fp32-group's. */
+ * (exact values, model outputs, bounds), on one thread (CPU time) and on
+ * `threads` (wall); each ratio is to fp32-group's.  BLOCK_ROUNDS rounds,
+ * each running every model once on each thread count, and each time the
+ * best of its rounds: the models interleaved, so that a machine whose
+ * speed drifts (a shared VM, a busy host) gives every model the same
+ * drift, not one model a quiet minute and the next a busy one. */
+#define BLOCK_ROUNDS 3
 typedef struct {
     const mx_gemm_spec *s;
     const mx_operand *A, *B;
@@ -385,8 +390,9 @@ static int run_gemm(void *v)
 
 static int bench_block_models(size_t M, size_t N, size_t K, int threads)
 {
-    static const char *names[] = {"fp32-group", "block:cdna3-fp8", "block:hopper-fp8",
-                                  "block:hopper-fp8-mma"};
+    enum { NMODEL = 4 };
+    static const char *names[NMODEL] = {"fp32-group", "block:cdna3-fp8", "block:hopper-fp8",
+                                        "block:hopper-fp8-mma"};
     mxv_gpuref_ops g;
     size_t MN = M * N;
     double *ex = malloc(mx_nz(MN) * sizeof *ex), *bd = malloc(mx_nz(MN) * sizeof *bd);
@@ -398,28 +404,34 @@ static int bench_block_models(size_t M, size_t N, size_t K, int threads)
         free(mo);
         return -1;
     }
+    mx_gemm_spec spec[NMODEL];
+    double t[NMODEL][2];
+    for (size_t i = 0; i < NMODEL; i++) {
+        spec[i] = g.spec;
+        if (mx_accum_parse(names[i], &spec[i].model) != 0)
+            goto out;
+        t[i][0] = t[i][1] = 1e30;
+    }
+    for (int r = 0; r < BLOCK_ROUNDS; r++)
+        for (size_t i = 0; i < NMODEL; i++) {
+            mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
+            gemm_run run = {&spec[i], &g.A, &g.B, &o};
+            for (int k = 0; k < 2; k++) {
+                double d = best_time(k == 0 ? 1 : threads, 1, run_gemm, &run);
+                if (d < 0)
+                    goto out;
+                t[i][k] = d < t[i][k] ? d : t[i][k];
+            }
+        }
     printf("bench: one %zu x %zu x %zu MXFP8 GEMM (random E4M3FN codes, scales "
            "2^-8..2^7), exact values + model outputs + bounds, by model:\n", M, N, K);
-    printf("%-46s %10s %12s %10s %12s\n", "model (best of 2)", "1 thread s", "x fp32-group",
-           "wall s", "x fp32-group");
-    double base1 = 0, basen = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        mx_gemm_spec spec = g.spec;
-        if (mx_accum_parse(names[i], &spec.model) != 0)
-            goto out;
-        mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
-        gemm_run run = {&spec, &g.A, &g.B, &o};
-        double t[2];
-        for (int k = 0; k < 2; k++)
-            if ((t[k] = best_time(k == 0 ? 1 : threads, 2, run_gemm, &run)) < 0)
-                goto out;
-        if (i == 0) {
-            base1 = t[0];
-            basen = t[1];
-        }
-        printf("  %-44s %10.3f %11.2fx %10.3f %11.2fx\n", names[i], t[0], t[0] / base1, t[1],
-               t[1] / basen);
-    }
+    char head[64];
+    snprintf(head, sizeof head, "model (best of %d interleaved rounds)", BLOCK_ROUNDS);
+    printf("%-46s %10s %12s %10s %12s\n", head, "1 thread s", "x fp32-group", "wall s",
+           "x fp32-group");
+    for (size_t i = 0; i < NMODEL; i++)
+        printf("  %-44s %10.3f %11.2fx %10.3f %11.2fx\n", names[i], t[i][0],
+               t[i][0] / t[0][0], t[i][1], t[i][1] / t[0][1]);
     rc = 0;
 out:
     mxv_gpuref_ops_free(&g);
