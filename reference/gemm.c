@@ -98,7 +98,7 @@ mx_status mxg_gemm_block(const mx_gemm_spec *s, const mx_operand *A,
      * the same bits), so that no second pass over the operands runs: not
      * when a sum provider takes them or sum |ab| is asked for (the fused
      * kernel's dots on magnitudes) */
-    int want_x = (out->exact || want_b) && !out->sum_abs && mxg_fused_ok(s, out, 1);
+    int want_x = mxg_xsum_wanted(s, out);
     mxg_xsum *x = NULL;
     double *ex = want_x ? (out->exact ? out->exact : malloc(mx_nz(MN) * sizeof *ex)) : NULL;
     int xdone = 0;

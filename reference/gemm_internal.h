@@ -659,6 +659,15 @@ struct mxg_xsum {
 };
 mxg_xsum *mxg_xsum_new(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B);
 void mxg_xsum_free(mxg_xsum *x);
+/* 1 when a walked call's outputs let the walk form the exact values
+ * (mxg_xsum): exact values or bounds asked for, no sum |ab| (the fused
+ * kernel's dots on magnitudes), the fused kernels free to take the call.
+ * mxg_gemm_block and a split's tiles (gemm_split.c) decide alike. */
+static inline int mxg_xsum_wanted(const mx_gemm_spec *s, const mx_gemm_out *out)
+{
+    return (out->exact || out->bound || out->bound_acc) && !out->sum_abs &&
+           mxg_fused_ok(s, out, 1);
+}
 /* Element (m, n)'s exact value (row weight w) from its sum: two's
  * complement, modulo 2^64 (hi unused) or, wide, 2^128 (hi the upper
  * half). */

@@ -289,9 +289,7 @@ mx_status mxg_gemm_split(const mx_gemm_spec *s, const mx_operand *A,
         /* A decoded for the fused kernel only where the tiles' walks will
          * not form the exact values themselves (mxg_xsum: if the whole
          * call's sums fit, so do each tile's) */
-        mxg_xsum *xs = !out->sum_abs && (out->exact || out->bound || out->bound_acc)
-                           ? mxg_xsum_new(s, A, B)
-                           : NULL;
+        mxg_xsum *xs = mxg_xsum_wanted(s, out) ? mxg_xsum_new(s, A, B) : NULL;
         rows = (shared_rows){s, A, wa, xs ? NULL : mxg_fused_rows_new(s, A), NULL, NULL,
                              NULL, NULL, NULL, N, 0};
         mxg_xsum_free(xs);
