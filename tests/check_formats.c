@@ -643,6 +643,38 @@ START_TEST(test_fn_to_fnuz_every_pair)
 }
 END_TEST
 
+/* The value bytes of long tensors (the 64-byte vector blocks and the byte
+ * tail of mx_fn_to_fnuz_mx): every byte at every position of a block,
+ * 0x80 at block edges, out of place and in place, against the byte rule
+ * applied one element at a time. */
+START_TEST(test_fn_to_fnuz_long_buffers)
+{
+    enum { G = 32, NMAX = 64 * 9 + G };
+    static uint8_t v[NMAX], ov[NMAX], ip[NMAX], sc[NMAX / G], os[NMAX / G];
+    for (size_t n = G; n <= NMAX; n += G) {
+        /* 37 odd: all 256 bytes in any 256 positions, 0x80 at a position
+         * that moves with n across the 16-byte parts of a block */
+        for (size_t i = 0; i < n; i++)
+            v[i] = (uint8_t)(i * 37 + n / G * 11 + 3);
+        v[n - 1] = 0x80;
+        for (size_t i = 15; i < n && i < 66; i += 16) /* the parts' edges */
+            v[i] = v[i + 1 < n ? i + 1 : i] = 0x80;
+        for (size_t g = 0; g < n / G; g++)
+            sc[g] = (uint8_t)(100 + g);
+        memcpy(ip, v, n);
+        size_t bad;
+        EXPECT1(mx_fn_to_fnuz_mx(v, n, sc, n / G, G, ov, os, &bad) == MX_OK);
+        EXPECT1(mx_fn_to_fnuz_mx(ip, n, sc, n / G, G, ip, os, &bad) == MX_OK);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t want = v[i] == 0x80 ? 0x00 : v[i];
+            EXPECT(ov[i] == want && ip[i] == want,
+                   "n %zu byte %zu: 0x%02X -> 0x%02X (in place 0x%02X), want 0x%02X", n, i,
+                   v[i], ov[i], ip[i], want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_fn_to_fnuz_refusals)
 {
     uint8_t vals[96], sc[3] = {10, 254, 255}, ov[96], os[3] = {7, 7, 7};
@@ -708,6 +740,7 @@ static Suite *formats_suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("fnuz");
     tcase_add_test(t, test_fn_to_fnuz_every_pair);
+    tcase_add_test(t, test_fn_to_fnuz_long_buffers);
     tcase_add_test(t, test_fn_to_fnuz_refusals);
     tcase_add_test(t, test_fnuz_preservation_finds_first_difference);
     suite_add_tcase(s, t);
