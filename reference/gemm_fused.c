@@ -692,21 +692,42 @@ static inline __attribute__((always_inline)) uint8_t hmax32(const v32u8 *v)
     return m;
 }
 
+/* Row r's facts, group by group, into sx, sc and f (g * stride apart):
+ * scale exponent (mxg_scale_exp), FP32 scale, 2^(unit + x) (0 for a zero
+ * scale); *lo_out / *hi_out: the lowest unit and highest top of its
+ * nonzero groups (INT_MAX / INT_MIN: none), *amax_out its largest |value|
+ * unscaled, *xmin_out its smallest scale exponent, zero scales left out
+ * (INT_MAX: every scale zero); 1 when it holds a NaN or inf code.  Branch
+ * free per group: the scale byte read in place, the 32 codes in one
+ * vector, a group that adds nothing (zero scale or zero codes) masked out
+ * of lo, hi and amax. */
 static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decode d, size_t r,
                      size_t G, size_t stride, int *sx, float *sc, double *f,
-                     int *lo_out, int *hi_out, double *amax_out)
+                     int *lo_out, int *hi_out, double *amax_out, int *xmin_out)
 {
     size_t K = o->K;
     const uint8_t *codes = (const uint8_t *)o->codes + mxg_row(o, r) * o->ld;
-    int lo = INT_MAX, hi = INT_MIN;
+    const uint8_t *sb = o->scales ? o->scales + mxg_row(o, r) * o->srs : NULL;
+    size_t sgs = o->sgs;
+    const float *stab = scale_tab[d];
+    int zero_byte = d == MX_E8M0_PRODUCTION; /* byte 0 decodes to 0.0 */
+    int xlo = INT_MAX, xhi = INT_MIN, xmin = INT_MAX;
     const v32u8 m7 = (v32u8){0} + 0x7F, c80 = (v32u8){0} + 0x80;
     v32u8 vall = {0}, vsc = {0}, v80 = {0};
     for (size_t g = 0; g < G; g++) {
         size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
-        int x = mxg_scale_exp(o, d, r, g);
+        int x = 0;
+        float scv = 1.0f;
+        if (sb) {
+            uint8_t byte = sb[g * sgs];
+            x = byte == 0 && zero_byte ? MXG_ZERO_SCALE : (int)byte - 127;
+            scv = stab[byte];
+        }
+        int zs = x == MXG_ZERO_SCALE;
         sx[g * stride] = x;
-        sc[g * stride] = o->scales ? scale_tab[d][mxg_scale_byte(o, r, g)] : 1.0f;
-        f[g * stride] = x == MXG_ZERO_SCALE ? 0.0 : pow2i(t->unit + x);
+        sc[g * stride] = scv;
+        f[g * stride] = zs ? 0.0 : pow2i(t->unit + x);
+        xmin = !zs && x < xmin ? x : xmin;
         v32u8 c = {0}; /* a short last group: zero bytes are neutral */
         if (len == MX_BLOCK)
             memcpy(&c, codes + k0, MX_BLOCK); /* one unaligned load */
@@ -716,16 +737,17 @@ static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decod
         vmax32(&vall, &c7);
         v80 |= (v32u8)(c == c80);
         v4u64 w = (v4u64)c7;
-        if (x == MXG_ZERO_SCALE || !(w[0] | w[1] | w[2] | w[3]))
-            continue;
-        vmax32(&vsc, &c7);
-        lo = t->unit + x < lo ? t->unit + x : lo;
-        hi = t->top + x > hi ? t->top + x : hi;
+        int keep = !zs && (w[0] | w[1] | w[2] | w[3]) != 0;
+        v32u8 ck = c7 & (v32u8)((v32u8){0} + (uint8_t)-keep);
+        vmax32(&vsc, &ck);
+        xlo = keep && x < xlo ? x : xlo;
+        xhi = keep && x > xhi ? x : xhi;
     }
     v4u64 w80 = (v4u64)v80;
-    *lo_out = lo;
-    *hi_out = hi;
+    *lo_out = xlo == INT_MAX ? INT_MAX : t->unit + xlo;
+    *hi_out = xhi == INT_MIN ? INT_MIN : t->top + xhi;
     *amax_out = t->mag[hmax32(&vsc)];
+    *xmin_out = xmin;
     return t->bad[hmax32(&vall)] | (t->bad[0x80] & ((w80[0] | w80[1] | w80[2] | w80[3]) != 0));
 }
 
@@ -748,17 +770,6 @@ static inline unsigned __int128 shl(int64_t v, int s)
 static long row_spread(const ftab *t, int lo, int hi)
 {
     return lo <= hi ? ((long)hi - lo) - (t->top - t->unit) : 0;
-}
-
-/* The smallest scale exponent of a row's G groups (stride apart), zero
- * scales left out; INT_MAX when every scale is zero. */
-static int min_scale_exp(const int *sx, size_t G, size_t stride)
-{
-    int x = INT_MAX;
-    for (size_t g = 0; g < G; g++)
-        if (sx[g * stride] != MXG_ZERO_SCALE && sx[g * stride] < x)
-            x = sx[g * stride];
-    return x;
 }
 
 /* The int64 that a two's complement sum modulo 2^64 stands for. */
@@ -806,12 +817,11 @@ static int rows_fill(mxg_fused_rows *r, const ftab *ta, mx_e8m0_decode d, size_t
     int bad = 0;
     for (size_t m = m0; m < m1; m++) {
         if (row_facts(A, ta, d, m, G, 1, r->sxa + m * G, r->sca + m * G, r->fa + m * G,
-                      &r->loa[m], &r->hia[m], &r->amaxa[m])) {
+                      &r->loa[m], &r->hia[m], &r->amaxa[m], &r->xna[m])) {
             bad = 1;
             continue; /* its facts are not read: the call fails */
         }
         r->spa[m] = row_spread(ta, r->loa[m], r->hia[m]);
-        r->xna[m] = min_scale_exp(r->sxa + m * G, G, 1);
         const uint8_t *codes = (const uint8_t *)A->codes + mxg_row(A, m) * A->ld;
         const int *sx = r->sxa + m * G;
         double *adm = r->ad + m * KP, *aam = r->aa + m * KP;
@@ -1002,6 +1012,13 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         long spb[NT];
         double amaxb[NT];
         const uint8_t *rowp[NT];
+        /* the next tile's weight rows, fetched into L2 while this one runs
+         * (row_facts reads them first: a stream from memory otherwise) */
+        const uint8_t *nextp[NT];
+        for (size_t l = 0; l < NT; l++)
+            nextp[l] = n0 + NT + l < N
+                           ? (const uint8_t *)B->codes + mxg_row(B, n0 + NT + l) * B->ld
+                           : NULL;
         /* B's facts lane-major: [g][NT] */
         for (size_t l = 0; l < NT; l++) {
             if (l >= nt) { /* padding column: zero codes, zero scale */
@@ -1014,11 +1031,10 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                 continue;
             }
             if (row_facts(B, tb, s->decode, n0 + l, G, NT, sxb + l, scb + l, fb + l,
-                          &lob[l], &hib[l], &amaxb[l]))
+                          &lob[l], &hib[l], &amaxb[l], &xnb[l]))
                 st = MX_ERANGE;
             rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
             spb[l] = row_spread(tb, lob[l], hib[l]);
-            xnb[l] = min_scale_exp(sxb + l, G, NT);
         }
         if (st != MX_OK)
             break;
@@ -1054,6 +1070,10 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
+            if (!(g & 1))
+                for (size_t l = 0; l < NT; l++)
+                    if (nextp[l])
+                        __builtin_prefetch(nextp[l] + k0, 0, 2);
             /* B's part of each lane's shift (0 where the lane adds nothing:
              * a zero scale, an all-zero row, padding) */
             v8i db = {0};
@@ -1248,8 +1268,7 @@ static int xsum_side(const mx_operand *o, const ftab *t, mx_e8m0_decode d, size_
     *spmax = 0;
     for (size_t r = 0; !bad && r < rows; r++) {
         int *x = sh + r * G;
-        bad |= row_facts(o, t, d, r, G, 1, x, sc, f, &lo[r], &hi[r], &amax[r]);
-        xn[r] = min_scale_exp(x, G, 1);
+        bad |= row_facts(o, t, d, r, G, 1, x, sc, f, &lo[r], &hi[r], &amax[r], &xn[r]);
         long sp = row_spread(t, lo[r], hi[r]);
         *spmax = sp > *spmax ? sp : *spmax;
         /* a group with nonzero codes sits at or above lo; one without
