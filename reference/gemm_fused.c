@@ -710,7 +710,6 @@ static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decod
     const uint8_t *sb = o->scales ? o->scales + mxg_row(o, r) * o->srs : NULL;
     size_t sgs = o->sgs;
     const float *stab = scale_tab[d];
-    int zero_byte = d == MX_E8M0_PRODUCTION; /* byte 0 decodes to 0.0 */
     int xlo = INT_MAX, xhi = INT_MIN, xmin = INT_MAX;
     const v32u8 m7 = (v32u8){0} + 0x7F, c80 = (v32u8){0} + 0x80;
     v32u8 vall = {0}, vsc = {0}, v80 = {0};
@@ -720,7 +719,7 @@ static FUSED_HOT int row_facts(const mx_operand *o, const ftab *t, mx_e8m0_decod
         float scv = 1.0f;
         if (sb) {
             uint8_t byte = sb[g * sgs];
-            x = byte == 0 && zero_byte ? MXG_ZERO_SCALE : (int)byte - 127;
+            x = mxg_scale_exp_byte(d, byte);
             scv = stab[byte];
         }
         int zs = x == MXG_ZERO_SCALE;

@@ -80,17 +80,23 @@ static inline uint8_t mxg_scale_byte(const mx_operand *o, size_t r, size_t g)
     return o->scales[mxg_row(o, r) * o->srs + g * o->sgs];
 }
 
-/* Exponent of the scale of (r, g): value 2^e, MXG_ZERO_SCALE for 0.0, 0 for
- * unscaled operands.  Byte 255 is refused by mx_gemm_check. */
+/* Exponent of scale byte s under decode d: value 2^e, MXG_ZERO_SCALE for
+ * 0.0 (production's byte 0).  Byte 255 is refused by mx_gemm_check. */
+static inline int mxg_scale_exp_byte(mx_e8m0_decode d, uint8_t s)
+{
+    if (s == 0 && d == MX_E8M0_PRODUCTION)
+        return MXG_ZERO_SCALE;
+    return (int)s - 127;
+}
+
+/* Exponent of the scale of (r, g) (mxg_scale_exp_byte), 0 for unscaled
+ * operands. */
 static inline int mxg_scale_exp(const mx_operand *o, mx_e8m0_decode d, size_t r,
                                 size_t g)
 {
     if (!o->scales)
         return 0;
-    uint8_t s = mxg_scale_byte(o, r, g);
-    if (s == 0 && d == MX_E8M0_PRODUCTION)
-        return MXG_ZERO_SCALE;
-    return (int)s - 127;
+    return mxg_scale_exp_byte(d, mxg_scale_byte(o, r, g));
 }
 
 /* The scale as an FP32 value, as production computes it. */
