@@ -3,7 +3,7 @@
 #include <string.h>
 #include "mxref/fnuz.h"
 
-/* out[i] = mx_fn_to_fnuz_byte(in[i]) for n bytes; out may alias in.  By
+/* out[i] = mx_fn_to_fnuz_byte(in[i]) for n bytes; out may be in itself.  By
  * 64-byte blocks, each loaded whole into vector registers before any of it
  * is stored (no store-to-load round trip through the stack, no overlap
  * test): a pass at memory speed over an expert's weights. */

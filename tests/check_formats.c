@@ -644,13 +644,14 @@ START_TEST(test_fn_to_fnuz_every_pair)
 END_TEST
 
 /* The value bytes of long tensors (the 64-byte vector blocks and the byte
- * tail of mx_fn_to_fnuz_mx): every byte at every position of a block,
- * 0x80 at block edges, out of place and in place, against the byte rule
- * applied one element at a time. */
+ * tail shared by mx_fn_to_fnuz_mx and mx_fn_to_fnuz_pertensor): lengths 32
+ * to 608, every byte value, 0x80 at the edges of the first block's 16-byte
+ * parts and last, out of place and in place, against the byte rule applied
+ * one element at a time. */
 START_TEST(test_fn_to_fnuz_long_buffers)
 {
     enum { G = 32, NMAX = 64 * 9 + G };
-    static uint8_t v[NMAX], ov[NMAX], ip[NMAX], sc[NMAX / G], os[NMAX / G];
+    static uint8_t v[NMAX], ov[NMAX], ip[NMAX], pt[NMAX], sc[NMAX / G], os[NMAX / G];
     for (size_t n = G; n <= NMAX; n += G) {
         /* 37 odd: all 256 bytes in any 256 positions, 0x80 at a position
          * that moves with n across the 16-byte parts of a block */
@@ -665,11 +666,13 @@ START_TEST(test_fn_to_fnuz_long_buffers)
         size_t bad;
         EXPECT1(mx_fn_to_fnuz_mx(v, n, sc, n / G, G, ov, os, &bad) == MX_OK);
         EXPECT1(mx_fn_to_fnuz_mx(ip, n, sc, n / G, G, ip, os, &bad) == MX_OK);
+        float s2;
+        EXPECT1(mx_fn_to_fnuz_pertensor(v, n, 0.5f, pt, &s2) == MX_OK && s2 == 1.0f);
         for (size_t i = 0; i < n; i++) {
             uint8_t want = v[i] == 0x80 ? 0x00 : v[i];
-            EXPECT(ov[i] == want && ip[i] == want,
-                   "n %zu byte %zu: 0x%02X -> 0x%02X (in place 0x%02X), want 0x%02X", n, i,
-                   v[i], ov[i], ip[i], want);
+            EXPECT(ov[i] == want && ip[i] == want && pt[i] == want,
+                   "n %zu byte %zu: 0x%02X -> 0x%02X (in place 0x%02X, per tensor 0x%02X), "
+                   "want 0x%02X", n, i, v[i], ov[i], ip[i], pt[i], want);
         }
     }
 }
