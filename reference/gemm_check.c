@@ -1,5 +1,6 @@
 /* gemm_check.c -- the operand checks shared by every GEMM entry point
  * (mx_gemm_check in mxref/gemm.h). */
+#include <string.h>
 #include <math.h>
 #include "gemm_internal.h"
 
@@ -29,10 +30,14 @@ mx_status mxg_check(const mx_gemm_spec *s, const mx_operand *A,
             for (size_t k = 0; codes && k < o->K; k++)
                 if (ct->bad[mxg_code(o, r, k)])
                     return MX_ERANGE;
-            if (o->scales)
+            if (o->scales && o->sgs == 1) { /* a row's scale bytes side by side */
+                if (memchr(o->scales + mxg_row(o, r) * o->srs, 255, o->K / MX_BLOCK))
+                    return MX_ERANGE;
+            } else if (o->scales) {
                 for (size_t g = 0; g < o->K / MX_BLOCK; g++)
                     if (mxg_scale_byte(o, r, g) == 255)
                         return MX_ERANGE;
+            }
         }
     }
     if (s->row_weight)

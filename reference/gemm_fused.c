@@ -935,25 +935,435 @@ void mxg_fused_rows_free(mxg_fused_rows *r)
     free(r);
 }
 
+/* One tile of NT weight rows in flight in mxg_gemm_fused: its rows' facts,
+ * its current group decoded, its dots and its elements' sums. */
+typedef struct {
+    size_t n0, nt;
+    int lob[NT], hib[NT], xnb[NT];
+    long spb[NT];
+    double amaxb[NT];
+    const uint8_t *rowp[NT];
+    /* the weight rows two tiles on, fetched into L2 while this one runs
+     * (row_facts reads them first: a stream from memory otherwise) */
+    const uint8_t *nextp[NT];
+    int *sxb;    /* [G][NT]: B's facts lane-major */
+    float *scb;
+    double *fb;
+    v4d *bt, *bta, *P, *Q;
+    unsigned __int128 *acc;
+    mpz_t *big;
+    unsigned char *slow;
+    float *gt;
+    double *qt;
+    /* int64 sums, or 128-bit sums as low and high vectors (a tile past
+     * int64 with no GMP element) */
+    v8u *acc64, *acl, *ach;
+    int fast64, any_slow, vec128;
+    v8i db; /* B's part of each lane's shift in the current group */
+} ftile;
+
+/* What every tile of one mxg_gemm_fused call shares. */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    mx_gemm_out *out;
+    const ftab *ta, *tb;
+    size_t M, N, K, G, KP;
+    int want_group, want_bnd, want_sabs, want_exact;
+    const mxg_fused_rows *R;
+    double *exact;
+    float *gacc;
+    int cg;
+    long bits64;
+    double pab;
+    size_t nslow;
+} fcall;
+
+/* The dots of two tiles over one group (tile_dots for each): with
+ * AVX-512 in one pass, each activation value loaded once for both tiles
+ * and every accumulator in a register, so that the loop is bound by the
+ * multiply-adds and not by the loads; elsewhere tile_dots twice.  Exact in
+ * any order, as tile_dots. */
+static FUSED_DOTS8 void tile_dots8_two(size_t M, const double *ad, const double *aa,
+                                       size_t lda, const v4d *bt0, const v4d *bta0,
+                                       const v4d *bt1, const v4d *bta1, v4d *P0, v4d *Q0,
+                                       v4d *P1, v4d *Q1)
+{
+    const v8d *u = (const v8d *)bt0, *v = (const v8d *)bt1;
+    const v8d *cu = (const v8d *)bta0, *cv = (const v8d *)bta1;
+    v8d *p0 = (v8d *)P0, *q0 = (v8d *)Q0, *p1 = (v8d *)P1, *q1 = (v8d *)Q1;
+    size_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const double *x0 = ad + m * lda, *x1 = x0 + lda, *x2 = x1 + lda, *x3 = x2 + lda;
+        v8d r0 = {0}, r1 = r0, r2 = r0, r3 = r0; /* tile 0, rows m .. m + 3 */
+        v8d t0 = r0, t1 = r0, t2 = r0, t3 = r0;  /* tile 1 */
+        if (!aa) {
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d bu = u[k], bv = v[k];
+                double a0 = x0[k], a1 = x1[k], a2 = x2[k], a3 = x3[k];
+                r0 += a0 * bu;
+                r1 += a1 * bu;
+                r2 += a2 * bu;
+                r3 += a3 * bu;
+                t0 += a0 * bv;
+                t1 += a1 * bv;
+                t2 += a2 * bv;
+                t3 += a3 * bv;
+            }
+        } else {
+            const double *y0 = aa + m * lda, *y1 = y0 + lda, *y2 = y1 + lda, *y3 = y2 + lda;
+            v8d s0 = r0, s1 = r0, s2 = r0, s3 = r0; /* magnitudes, tile 0 */
+            v8d w0 = r0, w1 = r0, w2 = r0, w3 = r0; /* magnitudes, tile 1 */
+            for (int k = 0; k < MX_BLOCK; k++) {
+                v8d bu = u[k], bv = v[k], du = cu[k], dv = cv[k];
+                double a0 = x0[k], a1 = x1[k], a2 = x2[k], a3 = x3[k];
+                double z0 = y0[k], z1 = y1[k], z2 = y2[k], z3 = y3[k];
+                r0 += a0 * bu;
+                r1 += a1 * bu;
+                r2 += a2 * bu;
+                r3 += a3 * bu;
+                t0 += a0 * bv;
+                t1 += a1 * bv;
+                t2 += a2 * bv;
+                t3 += a3 * bv;
+                s0 += z0 * du;
+                s1 += z1 * du;
+                s2 += z2 * du;
+                s3 += z3 * du;
+                w0 += z0 * dv;
+                w1 += z1 * dv;
+                w2 += z2 * dv;
+                w3 += z3 * dv;
+            }
+            q0[m] = s0;
+            q0[m + 1] = s1;
+            q0[m + 2] = s2;
+            q0[m + 3] = s3;
+            q1[m] = w0;
+            q1[m + 1] = w1;
+            q1[m + 2] = w2;
+            q1[m + 3] = w3;
+        }
+        p0[m] = r0;
+        p0[m + 1] = r1;
+        p0[m + 2] = r2;
+        p0[m + 3] = r3;
+        p1[m] = t0;
+        p1[m + 1] = t1;
+        p1[m + 2] = t2;
+        p1[m + 3] = t3;
+    }
+    for (; m < M; m++) {
+        /* one row: two accumulators per sum (k even, k odd) */
+        const double *x = ad + m * lda;
+        v8d r0 = {0}, r1 = r0, t0 = r0, t1 = r0;
+        for (int k = 0; k < MX_BLOCK; k += 2) {
+            r0 += x[k] * u[k];
+            r1 += x[k + 1] * u[k + 1];
+            t0 += x[k] * v[k];
+            t1 += x[k + 1] * v[k + 1];
+        }
+        p0[m] = r0 + r1;
+        p1[m] = t0 + t1;
+        if (!aa)
+            continue;
+        const double *y = aa + m * lda;
+        v8d s0 = {0}, s1 = s0, w0 = s0, w1 = s0;
+        for (int k = 0; k < MX_BLOCK; k += 2) {
+            s0 += y[k] * cu[k];
+            s1 += y[k + 1] * cu[k + 1];
+            w0 += y[k] * cv[k];
+            w1 += y[k + 1] * cv[k + 1];
+        }
+        q0[m] = s0 + s1;
+        q1[m] = w0 + w1;
+    }
+}
+
+static void tile_dots_two(size_t M, const double *ad, const double *aa, size_t lda,
+                          ftile *t0, ftile *t1)
+{
+    if (dots_kind >= 2) {
+        tile_dots8_two(M, ad, aa, lda, t0->bt, t0->bta, t1->bt, t1->bta, t0->P, t0->Q, t1->P,
+                       t1->Q);
+        return;
+    }
+    tile_dots(M, ad, aa, lda, t0->bt, t0->bta, t0->P, t0->Q);
+    tile_dots(M, ad, aa, lda, t1->bt, t1->bta, t1->P, t1->Q);
+}
+
+static void ftile_free(ftile *t)
+{
+    free(t->sxb);
+    free(t->scb);
+    free(t->fb);
+    free(t->bt);
+    free(t->bta);
+    free(t->P);
+    free(t->Q);
+    free(t->acc);
+    free(t->big);
+    free(t->slow);
+    free(t->gt);
+    free(t->qt);
+    free(t->acc64);
+    free(t->acl);
+    free(t->ach);
+}
+
+static int ftile_alloc(ftile *t, size_t M, size_t G)
+{
+    memset(t, 0, sizeof *t);
+    t->bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    t->bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
+    t->P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    t->Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
+    t->sxb = malloc(NT * G * sizeof *t->sxb);
+    t->scb = malloc(NT * G * sizeof *t->scb);
+    t->fb = malloc(NT * G * sizeof *t->fb);
+    t->acc = malloc((M * NT + 1) * sizeof *t->acc);
+    t->big = malloc((M * NT + 1) * sizeof *t->big);
+    t->slow = malloc(M * NT + 1);
+    t->gt = malloc((M * NT + 1) * sizeof *t->gt);
+    t->qt = malloc((M * NT + 1) * sizeof *t->qt);
+    t->acc64 = aligned_alloc(64, (M + 1) * sizeof *t->acc64);
+    t->acl = aligned_alloc(64, (M + 1) * sizeof *t->acl);
+    t->ach = aligned_alloc(64, (M + 1) * sizeof *t->ach);
+    return t->bt && t->bta && t->P && t->Q && t->sxb && t->scb && t->fb && t->acc &&
+           t->big && t->slow && t->gt && t->qt && t->acc64 && t->acl && t->ach;
+}
+
+/* The facts of the tile's weight rows n0 .. n0 + nt - 1 (padding lanes:
+ * zero codes, zero scale); MX_ERANGE when a row holds a NaN or inf code. */
+static mx_status ftile_facts(const fcall *c, ftile *t, size_t n0)
+{
+    const mx_operand *B = c->B;
+    size_t N = c->N, G = c->G;
+    mx_status st = MX_OK;
+    t->n0 = n0;
+    t->nt = N - n0 < NT ? N - n0 : NT;
+    for (size_t l = 0; l < NT; l++)
+        t->nextp[l] = n0 + 2 * NT + l < N
+                          ? (const uint8_t *)B->codes + mxg_row(B, n0 + 2 * NT + l) * B->ld
+                          : NULL;
+    for (size_t l = 0; l < NT; l++) {
+        if (l >= t->nt) {
+            t->rowp[l] = NULL;
+            for (size_t g = 0; g < G; g++) {
+                t->sxb[g * NT + l] = MXG_ZERO_SCALE;
+                t->scb[g * NT + l] = 0.0f;
+                t->fb[g * NT + l] = 0.0;
+            }
+            continue;
+        }
+        if (row_facts(B, c->tb, c->s->decode, n0 + l, G, NT, t->sxb + l, t->scb + l,
+                      t->fb + l, &t->lob[l], &t->hib[l], &t->amaxb[l], &t->xnb[l]))
+            st = MX_ERANGE;
+        t->rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
+        t->spb[l] = row_spread(c->tb, t->lob[l], t->hib[l]);
+    }
+    return st;
+}
+
+/* The tile's sums cleared, and how its elements sum: all in int64 (the
+ * common case: scale spreads of a few binades), or each in 128 bits or
+ * GMP (slow: GMP, counted into c->nslow). */
+static void ftile_start(fcall *c, ftile *t)
+{
+    const mxg_fused_rows *R = c->R;
+    size_t M = c->M, nt = t->nt;
+    t->fast64 = c->want_exact;
+    for (size_t m = 0; m < M && t->fast64; m++)
+        for (size_t l = 0; l < nt; l++)
+            t->fast64 &= c->bits64 + R->spa[m] + t->spb[l] <= 63;
+    t->any_slow = 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t l = 0; l < NT; l++) {
+            size_t j = m * NT + l;
+            t->acc[j] = 0;
+            t->gt[j] = 0.0f;
+            t->qt[j] = 0.0;
+            t->slow[j] = 0;
+            if (l >= nt)
+                continue;
+            /* in long: an all-zero row's INT_MAX/INT_MIN markers overflow int */
+            long span = ((long)R->hia[m] - R->loa[m]) + ((long)t->hib[l] - t->lob[l]) + c->cg;
+            t->slow[j] = c->want_exact && R->loa[m] <= R->hia[m] && t->lob[l] <= t->hib[l] &&
+                         span > 126;
+            if (t->slow[j]) {
+                mpz_init(t->big[j]);
+                c->nslow++;
+                t->any_slow = 1;
+            }
+        }
+    /* past int64 but no element to GMP: the 128-bit sums in vectors */
+    t->vec128 = c->want_exact && !t->fast64 && !t->any_slow;
+    for (size_t m = 0; m < M; m++)
+        t->acc64[m] = t->acl[m] = t->ach[m] = (v8u){0};
+}
+
+/* Group g of the tile's rows decoded into bt (and |bt| into bta). */
+static void ftile_decode(const fcall *c, ftile *t, size_t g)
+{
+    const ftab *tb = c->tb;
+    size_t K = c->K, nt = t->nt;
+    size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+    const int *sxb = t->sxb + g * NT;
+    double *b = (double *)t->bt;
+    if (!(g & 1))
+        for (size_t l = 0; l < NT; l++)
+            if (t->nextp[l])
+                __builtin_prefetch(t->nextp[l] + k0, 0, 2);
+    /* B's part of each lane's shift (0 where the lane adds nothing: a zero
+     * scale, an all-zero row, padding) */
+    t->db = (v8i){0};
+    for (size_t l = 0; l < nt; l++)
+        if (sxb[l] != MXG_ZERO_SCALE && t->lob[l] <= t->hib[l])
+            t->db[l] = sxb[l] - t->lob[l];
+    if (len == MX_BLOCK) {
+        /* a lane that adds nothing reads zero codes */
+        const uint8_t *cp[NT];
+        for (size_t l = 0; l < NT; l++)
+            cp[l] = !t->rowp[l] || sxb[l] == MXG_ZERO_SCALE ? zero_codes : t->rowp[l] + k0;
+#ifdef HAVE_DECODE_VBMI
+        if (dots_kind >= 3 && tb->vb_ok)
+            tile_decode_vbmi(tb, cp, t->bt);
+        else
+#endif
+            tile_decode(tb->val, cp, t->bt);
+    } else {
+        for (size_t l = 0; l < NT; l++) {
+            size_t k = 0;
+            if (t->rowp[l] && sxb[l] != MXG_ZERO_SCALE)
+                for (; k < len; k++)
+                    b[k * NT + l] = tb->val[t->rowp[l][k0 + k]];
+            for (; k < MX_BLOCK; k++)
+                b[k * NT + l] = 0.0;
+        }
+    }
+    if (c->want_sabs)
+        tile_abs(t->bt, t->bta);
+}
+
+/* Group g's dots (in P, Q) taken into the tile's sums and model steps. */
+static void ftile_steps(const fcall *c, ftile *t, size_t g)
+{
+    const mxg_fused_rows *R = c->R;
+    const ftab *ta = c->ta, *tb = c->tb;
+    size_t M = c->M, G = c->G, nt = t->nt;
+    tile_steps(M, G, g, t->P, t->Q, c->want_group, c->A->scales != NULL, c->pab, R->sca,
+               t->scb + g * NT, t->gt, c->want_sabs, R->sxa, R->fa, t->fb + g * NT, t->qt,
+               t->fast64 ? t->acc64 : NULL, R->loa, ta->unit + tb->unit, &t->db);
+    if (!c->want_exact || t->fast64)
+        return;
+    const int *xb = t->sxb + g * NT;
+    for (size_t m = 0; m < M; m++) {
+        const double *pm = (const double *)&t->P[2 * m];
+        int xa = R->sxa[m * G + g];
+        if (xa == MXG_ZERO_SCALE || R->loa[m] == INT_MAX)
+            continue;
+        int da = ta->unit + xa - R->loa[m] + tb->unit;
+        unsigned __int128 *am = t->acc + m * NT;
+        if (t->vec128) {
+            /* a lane with P != 0 has its shift in 0..126 (no element is
+             * slow); the others add 0 whatever it is */
+            v8i sh = t->db + (long long)da;
+            tile_acc128(pm, &sh, &t->acl[m], &t->ach[m]);
+            continue;
+        }
+        for (size_t l = 0; l < nt; l++) {
+            size_t j = m * NT + l;
+            if (pm[l] == 0)
+                continue;
+            int sh = da + xb[l] - t->lob[l];
+            if (!t->slow[j]) {
+                am[l] += shl((int64_t)pm[l], sh);
+            } else {
+                mpz_t v;
+                mpz_init_set_d(v, pm[l]);
+                mpz_mul_2exp(v, v, (mp_bitcnt_t)sh);
+                mpz_add(t->big[j], t->big[j], v);
+                mpz_clear(v);
+            }
+        }
+    }
+}
+
+/* The tile's elements: one rounding each, the model's accumulator and the
+ * bounds; the GMP sums cleared. */
+static void ftile_finish(const fcall *c, ftile *t)
+{
+    const mxg_fused_rows *R = c->R;
+    const mx_gemm_spec *s = c->s;
+    mx_gemm_out *out = c->out;
+    size_t M = c->M, N = c->N, nt = t->nt, n0 = t->n0;
+    for (size_t m = 0; t->vec128 && m < M; m++)
+        for (size_t l = 0; l < NT; l++)
+            t->acc[m * NT + l] = (unsigned __int128)t->ach[m][l] << 64 | t->acl[m][l];
+    for (size_t m = 0; m < M; m++) {
+        double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+        int loa = R->loa[m], hia = R->hia[m];
+        for (size_t l = 0; l < nt; l++) {
+            size_t j = m * NT + l, i = m * N + n0 + l;
+            int lob = t->lob[l], hib = t->hib[l];
+            if (c->want_exact) {
+                if (loa > hia || lob > hib)
+                    c->exact[i] = 0.0 * w;
+                else if (t->fast64)
+                    c->exact[i] =
+                        mxg_round_weighted_f64(u64_signed(t->acc64[m][l]), loa + lob, w);
+                else
+                    c->exact[i] = t->slow[j]
+                                      ? mxg_round_mpz_f64(t->big[j], (long)loa + lob, w)
+                                      : mxg_round_weighted_f64((__int128)t->acc[j], loa + lob, w);
+            }
+            if (t->slow[j])
+                mpz_clear(t->big[j]);
+            if (c->want_group)
+                c->gacc[i] = t->gt[j];
+            /* no group's scale product can be below 2^-149 when the rows'
+             * smallest scale exponents sum to -149 or more */
+            int uf = c->A->scales && R->xna[m] != INT_MAX && t->xnb[l] != INT_MAX &&
+                     (long)R->xna[m] + t->xnb[l] < -149;
+            if (c->want_bnd)
+                mxg_bound_elem_n(s, c->A, c->B, m, n0 + l, c->want_sabs ? t->qt[j] : 0.0,
+                                 R->amaxa[m], t->amaxb[l], c->exact[i],
+                                 out->bound ? &out->bound[i] : NULL,
+                                 out->bound_acc ? &out->bound_acc[i] : NULL,
+                                 out->sum_abs ? &out->sum_abs[i] : NULL, uf);
+        }
+    }
+}
+
 mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B, mx_gemm_out *out, mx_gemm_stats *stats)
 {
     pthread_once(&ftabs_once, ftabs_init);
     fused_calls++;
-    const ftab *ta = &ftabs[A->fmt->id], *tb = &ftabs[B->fmt->id];
+    fcall c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.A = A;
+    c.B = B;
+    c.out = out;
+    c.ta = &ftabs[A->fmt->id];
+    c.tb = &ftabs[B->fmt->id];
     size_t M = A->rows, N = B->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK;
     size_t KP = G * MX_BLOCK, MN = M * N > 0 ? M * N : 1;
-    int want_group = (out->model_acc || out->model_out) &&
-                     s->model.kind == MX_ACC_FP32_GROUP;
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.G = G;
+    c.KP = KP;
+    c.want_group = (out->model_acc || out->model_out) && s->model.kind == MX_ACC_FP32_GROUP;
     /* bounds wanted; the sum |ab| dots only where a bound reads them: a
      * block model's bound takes its sum from the model's own walk
      * (mxg_acc_block), so there they are computed for out->sum_abs alone */
-    int want_bnd = out->bound || out->sum_abs || out->bound_acc;
-    int want_sabs = out->sum_abs ||
-                    ((out->bound || out->bound_acc) && s->model.kind != MX_ACC_BLOCK);
-    int want_exact = out->exact || want_bnd;
+    c.want_bnd = out->bound || out->sum_abs || out->bound_acc;
+    c.want_sabs = out->sum_abs ||
+                  ((out->bound || out->bound_acc) && s->model.kind != MX_ACC_BLOCK);
+    c.want_exact = out->exact || c.want_bnd;
     mx_status st = MX_OK;
-    size_t nslow = 0;
 
     /* the activation rows: decoded once for the whole call by the split
      * (gemm_split.c) when it ran this block, else here */
@@ -964,218 +1374,50 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
         rows_build(s, A, &own, 0);
         R = &own;
     }
-    const double *ad = R->ad, *aa = R->aa, *fa = R->fa, *amaxa = R->amaxa;
-    const int *sxa = R->sxa, *loa = R->loa, *hia = R->hia, *xna = R->xna;
-    const float *sca = R->sca;
-    const long *spa = R->spa;
-    double *exact = out->exact ? out->exact
-                               : want_exact ? malloc(MN * sizeof *exact) : NULL;
-    float *gacc = want_group ? malloc(MN * sizeof *gacc) : NULL;
-    /* per tile */
-    v4d *bt = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
-    v4d *bta = aligned_alloc(64, MX_BLOCK * 2 * sizeof(v4d));
-    v4d *P = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
-    v4d *Q = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
-    int *sxb = malloc(NT * G * sizeof *sxb);
-    float *scb = malloc(NT * G * sizeof *scb);
-    double *fb = malloc(NT * G * sizeof *fb);
-    unsigned __int128 *acc = malloc((M * NT + 1) * sizeof *acc);
-    mpz_t *big = malloc((M * NT + 1) * sizeof *big);
-    unsigned char *slow = malloc(M * NT + 1);
-    float *gt = malloc((M * NT + 1) * sizeof *gt);
-    double *qt = malloc((M * NT + 1) * sizeof *qt);
-    v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
-    /* 128-bit sums as low and high vectors (a tile past int64 with no
-     * GMP element) */
-    v8u *acl = aligned_alloc(64, (M + 1) * sizeof *acl);
-    v8u *ach = aligned_alloc(64, (M + 1) * sizeof *ach);
+    c.R = R;
+    c.exact = out->exact ? out->exact : c.want_exact ? malloc(MN * sizeof *c.exact) : NULL;
+    c.gacc = c.want_group ? malloc(MN * sizeof *c.gacc) : NULL;
+    /* two tiles at a time: each activation value loaded serves both */
+    ftile T[2];
+    int ok0 = ftile_alloc(&T[0], M, G), ok1 = ftile_alloc(&T[1], M, G);
     if (R->st != MX_OK) {
         st = R->st;
         goto done;
     }
-    if ((want_exact && !exact) || (want_group && !gacc) || !bt || !bta || !P || !Q ||
-        !sxb || !scb || !fb || !acc || !big || !slow || !gt || !qt || !acc64 || !acl ||
-        !ach) {
+    if ((c.want_exact && !c.exact) || (c.want_group && !c.gacc) || !ok0 || !ok1) {
         st = MX_ENOMEM;
         goto done;
     }
 
-    int cg = clog2z(G) + 5 + 1;
+    c.cg = clog2z(G) + 5 + 1;
     /* bits of |P| (a group's dot) plus those of G carries: with the two
      * rows' scale spreads, what an element's int64 sum needs */
-    long bits64 = (ta->top - ta->unit) + (tb->top - tb->unit) + 5 + clog2z(G);
-    double pab = pow2i(ta->unit + tb->unit);
-    for (size_t n0 = 0; n0 < N && st == MX_OK; n0 += NT) {
-        size_t nt = N - n0 < NT ? N - n0 : NT;
-        int lob[NT], hib[NT], xnb[NT];
-        long spb[NT];
-        double amaxb[NT];
-        const uint8_t *rowp[NT];
-        /* the next tile's weight rows, fetched into L2 while this one runs
-         * (row_facts reads them first: a stream from memory otherwise) */
-        const uint8_t *nextp[NT];
-        for (size_t l = 0; l < NT; l++)
-            nextp[l] = n0 + NT + l < N
-                           ? (const uint8_t *)B->codes + mxg_row(B, n0 + NT + l) * B->ld
-                           : NULL;
-        /* B's facts lane-major: [g][NT] */
-        for (size_t l = 0; l < NT; l++) {
-            if (l >= nt) { /* padding column: zero codes, zero scale */
-                rowp[l] = NULL;
-                for (size_t g = 0; g < G; g++) {
-                    sxb[g * NT + l] = MXG_ZERO_SCALE;
-                    scb[g * NT + l] = 0.0f;
-                    fb[g * NT + l] = 0.0;
-                }
-                continue;
-            }
-            if (row_facts(B, tb, s->decode, n0 + l, G, NT, sxb + l, scb + l, fb + l,
-                          &lob[l], &hib[l], &amaxb[l], &xnb[l]))
+    c.bits64 = (c.ta->top - c.ta->unit) + (c.tb->top - c.tb->unit) + 5 + clog2z(G);
+    c.pab = pow2i(c.ta->unit + c.tb->unit);
+    const double *ad = R->ad, *aa = c.want_sabs ? R->aa : NULL;
+    for (size_t n0 = 0; n0 < N; n0 += 2 * NT) {
+        int nt2 = n0 + NT < N ? 2 : 1;
+        for (int i = 0; i < nt2; i++)
+            if (ftile_facts(&c, &T[i], n0 + (size_t)i * NT) != MX_OK)
                 st = MX_ERANGE;
-            rowp[l] = (const uint8_t *)B->codes + mxg_row(B, n0 + l) * B->ld;
-            spb[l] = row_spread(tb, lob[l], hib[l]);
-        }
         if (st != MX_OK)
             break;
-        /* the tile's elements all sum in int64 (the common case: scale
-         * spreads of a few binades), or each in 128 bits / GMP */
-        int fast64 = want_exact;
-        for (size_t m = 0; m < M && fast64; m++)
-            for (size_t l = 0; l < nt; l++)
-                fast64 &= bits64 + spa[m] + spb[l] <= 63;
-        int any_slow = 0;
-        for (size_t m = 0; m < M; m++)
-            for (size_t l = 0; l < NT; l++) {
-                size_t j = m * NT + l;
-                acc[j] = 0;
-                gt[j] = 0.0f;
-                qt[j] = 0.0;
-                slow[j] = 0;
-                if (l >= nt)
-                    continue;
-                /* in long: an all-zero row's INT_MAX/INT_MIN markers overflow int */
-                long span = ((long)hia[m] - loa[m]) + ((long)hib[l] - lob[l]) + cg;
-                slow[j] = want_exact && loa[m] <= hia[m] && lob[l] <= hib[l] && span > 126;
-                if (slow[j]) {
-                    mpz_init(big[j]);
-                    nslow++;
-                    any_slow = 1;
-                }
-            }
-        /* past int64 but no element to GMP: the 128-bit sums in vectors */
-        int vec128 = want_exact && !fast64 && !any_slow;
-        for (size_t m = 0; m < M; m++)
-            acc64[m] = acl[m] = ach[m] = (v8u){0};
+        for (int i = 0; i < nt2; i++)
+            ftile_start(&c, &T[i]);
         for (size_t g = 0; g < G; g++) {
-            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
-            double *b = (double *)bt;
-            if (!(g & 1))
-                for (size_t l = 0; l < NT; l++)
-                    if (nextp[l])
-                        __builtin_prefetch(nextp[l] + k0, 0, 2);
-            /* B's part of each lane's shift (0 where the lane adds nothing:
-             * a zero scale, an all-zero row, padding) */
-            v8i db = {0};
-            for (size_t l = 0; l < nt; l++)
-                if (sxb[g * NT + l] != MXG_ZERO_SCALE && lob[l] <= hib[l])
-                    db[l] = sxb[g * NT + l] - lob[l];
-            if (len == MX_BLOCK) {
-                /* a lane that adds nothing reads zero codes */
-                const uint8_t *cp[NT];
-                for (size_t l = 0; l < NT; l++)
-                    cp[l] = !rowp[l] || sxb[g * NT + l] == MXG_ZERO_SCALE ? zero_codes
-                                                                         : rowp[l] + k0;
-#ifdef HAVE_DECODE_VBMI
-                if (dots_kind >= 3 && tb->vb_ok)
-                    tile_decode_vbmi(tb, cp, bt);
-                else
-#endif
-                    tile_decode(tb->val, cp, bt);
-            } else {
-                for (size_t l = 0; l < NT; l++) {
-                    size_t k = 0;
-                    if (rowp[l] && sxb[g * NT + l] != MXG_ZERO_SCALE)
-                        for (; k < len; k++)
-                            b[k * NT + l] = tb->val[rowp[l][k0 + k]];
-                    for (; k < MX_BLOCK; k++)
-                        b[k * NT + l] = 0.0;
-                }
-            }
-            if (want_sabs)
-                tile_abs(bt, bta);
-            tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
-            tile_steps(M, G, g, P, Q, want_group, A->scales != NULL, pab, sca, scb + g * NT,
-                       gt, want_sabs, sxa, fa, fb + g * NT, qt, fast64 ? acc64 : NULL, loa,
-                       ta->unit + tb->unit, &db);
-            if (!want_exact || fast64)
-                continue;
-            const int *xb = sxb + g * NT;
-            for (size_t m = 0; m < M; m++) {
-                const double *pm = (const double *)&P[2 * m];
-                int xa = sxa[m * G + g];
-                if (xa == MXG_ZERO_SCALE || loa[m] == INT_MAX)
-                    continue;
-                int da = ta->unit + xa - loa[m] + tb->unit;
-                unsigned __int128 *am = acc + m * NT;
-                if (vec128) {
-                    /* a lane with P != 0 has its shift in 0..126 (no
-                     * element is slow); the others add 0 whatever it is */
-                    v8i sh = db + (long long)da;
-                    tile_acc128(pm, &sh, &acl[m], &ach[m]);
-                    continue;
-                }
-                for (size_t l = 0; l < nt; l++) {
-                    size_t j = m * NT + l;
-                    if (pm[l] == 0)
-                        continue;
-                    int sh = da + xb[l] - lob[l];
-                    if (!slow[j]) {
-                        am[l] += shl((int64_t)pm[l], sh);
-                    } else {
-                        mpz_t t;
-                        mpz_init_set_d(t, pm[l]);
-                        mpz_mul_2exp(t, t, (mp_bitcnt_t)sh);
-                        mpz_add(big[j], big[j], t);
-                        mpz_clear(t);
-                    }
-                }
-            }
+            size_t k0 = g * MX_BLOCK;
+            for (int i = 0; i < nt2; i++)
+                ftile_decode(&c, &T[i], g);
+            if (nt2 == 2)
+                tile_dots_two(M, ad + k0, aa ? aa + k0 : NULL, KP, &T[0], &T[1]);
+            else
+                tile_dots(M, ad + k0, aa ? aa + k0 : NULL, KP, T[0].bt, T[0].bta, T[0].P,
+                          T[0].Q);
+            for (int i = 0; i < nt2; i++)
+                ftile_steps(&c, &T[i], g);
         }
-        for (size_t m = 0; vec128 && m < M; m++)
-            for (size_t l = 0; l < NT; l++)
-                acc[m * NT + l] = (unsigned __int128)ach[m][l] << 64 | acl[m][l];
-        /* the tile's elements: one rounding each */
-        for (size_t m = 0; m < M; m++) {
-            double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
-            for (size_t l = 0; l < nt; l++) {
-                size_t j = m * NT + l, i = m * N + n0 + l;
-                if (want_exact) {
-                    if (loa[m] > hia[m] || lob[l] > hib[l])
-                        exact[i] = 0.0 * w;
-                    else if (fast64)
-                        exact[i] = mxg_round_weighted_f64(u64_signed(acc64[m][l]),
-                                                          loa[m] + lob[l], w);
-                    else
-                        exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[l], w)
-                                           : mxg_round_weighted_f64((__int128)acc[j],
-                                                                    loa[m] + lob[l], w);
-                }
-                if (slow[j])
-                    mpz_clear(big[j]);
-                if (want_group)
-                    gacc[i] = gt[j];
-                /* no group's scale product can be below 2^-149 when the
-                 * rows' smallest scale exponents sum to -149 or more */
-                int uf = A->scales && xna[m] != INT_MAX && xnb[l] != INT_MAX &&
-                         (long)xna[m] + xnb[l] < -149;
-                if (want_bnd)
-                    mxg_bound_elem_n(s, A, B, m, n0 + l, want_sabs ? qt[j] : 0.0,
-                                     amaxa[m], amaxb[l],
-                                     exact[i], out->bound ? &out->bound[i] : NULL,
-                                     out->bound_acc ? &out->bound_acc[i] : NULL,
-                                     out->sum_abs ? &out->sum_abs[i] : NULL, uf);
-            }
-        }
+        for (int i = 0; i < nt2; i++)
+            ftile_finish(&c, &T[i]);
     }
     if (st == MX_OK && (out->model_acc || out->model_out)) {
         float *macc = out->model_acc ? out->model_acc : malloc(MN * sizeof *macc);
@@ -1183,11 +1425,11 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             st = MX_ENOMEM;
             goto done;
         }
-        if (want_group) {
+        if (c.want_group) {
             for (size_t m = 0; m < M; m++)
                 for (size_t n = 0; n < N; n++)
-                    macc[m * N + n] = s->row_weight ? gacc[m * N + n] * s->row_weight[m]
-                                                    : gacc[m * N + n];
+                    macc[m * N + n] = s->row_weight ? c.gacc[m * N + n] * s->row_weight[m]
+                                                    : c.gacc[m * N + n];
         } else {
             st = mx_gemm_model_direct(s, A, B, macc); /* the unit, element by element */
         }
@@ -1199,29 +1441,16 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     }
     if (st == MX_OK && stats) {
         stats->elements = M * N;
-        stats->slow_elements = nslow;
+        stats->slow_elements = c.nslow;
         stats->irregular_groups = 0;
     }
 done:
     rows_release(&own);
-    if (exact != out->exact)
-        free(exact);
-    free(gacc);
-    free(bt);
-    free(bta);
-    free(P);
-    free(Q);
-    free(sxb);
-    free(scb);
-    free(fb);
-    free(acc);
-    free(big);
-    free(slow);
-    free(gt);
-    free(qt);
-    free(acc64);
-    free(acl);
-    free(ach);
+    if (c.exact != out->exact)
+        free(c.exact);
+    free(c.gacc);
+    ftile_free(&T[0]);
+    ftile_free(&T[1]);
     return st;
 }
 

@@ -574,6 +574,14 @@ START_TEST(test_bad_operands_refused)
     sb[1] = 255;
     ck_assert_int_eq(mx_gemm(&s, &A, &B, &o, NULL), MX_ERANGE);
     sb[1] = 127;
+    /* scales group-major (a row's bytes 2 apart): the byte-by-byte scan */
+    uint8_t a2[128] = {0}, sa2[4] = {127, 127, 127, 255}; /* row 1, group 1 */
+    double ex2[2];
+    mx_operand A2 = {f, a2, 2, 64, 64, sa2, 1, 2, NULL};
+    mx_gemm_out o2 = {ex2, NULL, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(mx_gemm(&s, &A2, &B, &o2, NULL), MX_ERANGE);
+    sa2[3] = 127;
+    ck_assert_int_eq(mx_gemm(&s, &A2, &B, &o2, NULL), MX_OK);
     mx_operand B3 = B;
     B3.K = 32;
     B3.ld = 32;
