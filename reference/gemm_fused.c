@@ -55,6 +55,8 @@
                 : 2)                                                           \
          : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0)
 #define HAVE_DECODE_VBMI 1
+/* ftile_round8, the vector rounding of a tile row's int64 sums */
+#define HAVE_ROUND_DQ 1
 /* the AVX2 body's tile vectors loaded once per k into registers: without
  * this GCC folds each load into every FMA that uses it, one load per
  * activation row (a load-bound loop on two load ports) */
@@ -68,6 +70,9 @@
 #define PIN_REGS(x, y) ((void)0)
 #endif
 static int dots_kind; /* DOTS_KIND(), set once in ftabs_init */
+#ifdef HAVE_ROUND_DQ
+static int has_dq; /* AVX-512 DQ (64-bit integer to binary64, in vectors) */
+#endif
 
 /* Per-code facts of an 8-bit format with a fixed unit. */
 typedef struct {
@@ -98,6 +103,9 @@ static unsigned char vbmi_x[2][64], vbmi_t[2][64];
 static void ftabs_init(void)
 {
     dots_kind = DOTS_KIND();
+#ifdef HAVE_ROUND_DQ
+    has_dq = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#endif
 #ifdef HAVE_DECODE_VBMI
     /* tile_decode_vbmi's transposition: rows 0-3 (and 4-7) side by side,
      * 32 codes each, to 16 k of 4 rows (r: which 16); then the two halves
@@ -1149,6 +1157,10 @@ static mx_status ftile_facts(const fcall *c, ftile *t, size_t n0)
     for (size_t l = 0; l < NT; l++) {
         if (l >= t->nt) {
             t->rowp[l] = NULL;
+            t->lob[l] = t->xnb[l] = INT_MAX; /* no nonzero group (read, masked, by ftile_round8) */
+            t->hib[l] = INT_MIN;
+            t->spb[l] = 0;
+            t->amaxb[l] = 0.0;
             for (size_t g = 0; g < G; g++) {
                 t->sxb[g * NT + l] = MXG_ZERO_SCALE;
                 t->scb[g * NT + l] = 0.0f;
@@ -1289,6 +1301,40 @@ static void ftile_steps(const fcall *c, ftile *t, size_t g)
     }
 }
 
+#ifdef HAVE_ROUND_DQ
+/* The exact values of one tile row from its int64 sums: lane l's
+ * v 2^(loa + lob[l]) w rounded once to binary64, where that rounding is
+ * one conversion and exact scalings -- w == 1 or |v| < 2^53 (the
+ * conversion exact, the multiply by w the one rounding), 2^e a normal
+ * number, the result well inside the normal range (a zero or subnormal
+ * result is left to the scalar function; the second is out of the FP8
+ * formats' reach anyway) -- for eight lanes at once: the fast path of
+ * mxg_round_weighted_f64, which gives the same bits there.  Stores those
+ * lanes of out[0 .. nt) and returns the mask of the lanes it left. */
+__attribute__((target("avx512f,avx512dq"))) static unsigned
+ftile_round8(const v8u *acc, int loa, const int *lob, double w, size_t nt, double *out)
+{
+    __m512i v = _mm512_load_si512((const void *)acc);
+    __m512i e = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm256_loadu_si256((const void *)lob)),
+                                 _mm512_set1_epi64(loa));
+    __mmask8 lanes = (__mmask8)((1u << nt) - 1);
+    __mmask8 ok = lanes & _mm512_cmp_epi64_mask(e, _mm512_set1_epi64(-1022), _MM_CMPINT_NLT);
+    ok &= _mm512_cmp_epi64_mask(e, _mm512_set1_epi64(960), _MM_CMPINT_LE);
+    if (w != 1.0)
+        ok &= _mm512_cmp_epu64_mask(_mm512_abs_epi64(v), _mm512_set1_epi64((long long)1 << 53),
+                                    _MM_CMPINT_LT);
+    /* 2^e from its bits (lanes outside the range masked off above) */
+    __m512d p = _mm512_castsi512_pd(
+        _mm512_slli_epi64(_mm512_add_epi64(e, _mm512_set1_epi64(1023)), 52));
+    __m512d r = _mm512_mul_pd(_mm512_mul_pd(_mm512_cvtepi64_pd(v), p), _mm512_set1_pd(w));
+    __m512d ra = _mm512_abs_pd(r);
+    ok &= _mm512_cmp_pd_mask(ra, _mm512_set1_pd(0x1p-1020), _CMP_GE_OQ);
+    ok &= _mm512_cmp_pd_mask(ra, _mm512_set1_pd(0x1p1020), _CMP_LE_OQ);
+    _mm512_mask_storeu_pd(out, ok, r);
+    return (unsigned)(lanes & ~ok);
+}
+#endif
+
 /* The tile's elements: one rounding each, the model's accumulator and the
  * bounds; the GMP sums cleared. */
 static void ftile_finish(const fcall *c, ftile *t)
@@ -1303,10 +1349,15 @@ static void ftile_finish(const fcall *c, ftile *t)
     for (size_t m = 0; m < M; m++) {
         double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
         int loa = R->loa[m], hia = R->hia[m];
+        unsigned left = (1u << nt) - 1; /* lanes whose exact value is still to come */
+#ifdef HAVE_ROUND_DQ
+        if (c->want_exact && t->fast64 && has_dq && dots_kind >= 2 && loa <= hia)
+            left = ftile_round8(&t->acc64[m], loa, t->lob, w, nt, c->exact + m * N + n0);
+#endif
         for (size_t l = 0; l < nt; l++) {
             size_t j = m * NT + l, i = m * N + n0 + l;
             int lob = t->lob[l], hib = t->hib[l];
-            if (c->want_exact) {
+            if (c->want_exact && (left >> l & 1)) {
                 if (loa > hia || lob > hib)
                     c->exact[i] = 0.0 * w;
                 else if (t->fast64)

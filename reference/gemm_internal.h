@@ -178,7 +178,8 @@ float mxg_round_f32(__int128 v, int e);
 double mxg_round_f64(__int128 v, int e);
 /* Correctly rounded binary64 of z * 2^e * w (w a binary64). */
 double mxg_round_mpz_f64(const mpz_t z, long e, double w);
-/* Correctly rounded binary64 of v * 2^e * w for an FP32 weight w. */
+/* Correctly rounded binary64 of v * 2^e * w for an FP32 weight w (v = 0:
+ * 0.0 * w, -0 under a negative weight, as the oracle and the GMP path). */
 double mxg_round_weighted_f64(__int128 v, int e, double w);
 
 /* RN64(a) for any 128-bit a: its top 64 bits with every bit below them

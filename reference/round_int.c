@@ -105,12 +105,16 @@ double mxg_round_mpz_f64(const mpz_t z, long e, double w)
 double mxg_round_weighted_f64(__int128 v, int e, double w)
 {
     unsigned __int128 av = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    /* an exact zero: +0 times w, as the oracle rounds it (and as the GMP
+     * path and an all-zero row give it): -0 under a negative weight */
+    if (av == 0)
+        return 0.0 * w;
     /* The common case by one exact multiply: |v| < 2^53 is a binary64, v 2^e
      * too (e normal, no overflow), and the IEEE product with w is the
      * correctly rounded v 2^e w.  Kept to results well inside the normal
      * range, where the general code below (53-bit rounding, then ldexp)
-     * gives the same bits; zero keeps its +0 from there. */
-    if (av != 0 && av < ((unsigned __int128)1 << 53) && e >= -1022 && e <= 960) {
+     * gives the same bits. */
+    if (av < ((unsigned __int128)1 << 53) && e >= -1022 && e <= 960) {
         double r = (double)(int64_t)v * pow2_normal(e) * w;
         if (fabs(r) >= 0x1p-1020 && fabs(r) <= 0x1p1020)
             return r;

@@ -723,6 +723,103 @@ static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
     return rc;
 }
 
+/* Bits from the lowest set one to the highest of |v|. */
+static int significant_bits(__int128 v)
+{
+    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    if (!u)
+        return 0;
+    int lo = 0, hi = 127;
+    while (!(u >> lo & 1))
+        lo++;
+    while (!(u >> hi & 1))
+        hi--;
+    return hi - lo + 1;
+}
+
+/* The fused kernel's exact values from its int64 sums, against the engine
+ * and the MPFR oracle.  Group 0 of every row: scale 2^0 and 31 odd
+ * subnormal codes (its dot an odd multiple of 2^-20, the elements' grid);
+ * the other groups: codes of 2^6 .. 240 and scales 2^8 and 2^9 (a spread
+ * of 9 binades a side, the most the int64 sums take here).  So sums carry up to
+ * 59 significant bits, and one rounding of v 2^e w is not a conversion to
+ * binary64 then a multiply.  Weights of both signs; row 0 of A against row
+ * 0 of B cancels to exactly zero in every group: +0 unweighted, and 0
+ * times its weight -0.75, -0, weighted (as MPFR rounds it). */
+START_TEST(test_fused_int64_sums_rounded_once)
+{
+    const mx_format *f = mx_format_get(MX_E4M3FNUZ);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 7300);
+    size_t M = 9, N = 24, K = 384, G = K / 32, MN = M * N;
+    uint8_t *a = malloc(M * K), *b = malloc(N * K), *sa = malloc(M * G), *sb = malloc(N * G);
+    double *ref = malloc(MN * 8);
+    float w[9];
+    ck_assert(a && b && sa && sb && ref);
+    uint8_t *ops[2] = {a, b};
+    size_t rows[2] = {M, N};
+    for (int side = 0; side < 2; side++)
+        for (size_t i = 0; i < rows[side] * K; i++) {
+            size_t k = i % K;
+            uint8_t sign = (uint8_t)(gsl_rng_uniform_int(r, 2) << 7);
+            ops[side][i] = k == 31  ? 0
+                           : k < 32 ? (uint8_t)((1 + 2 * gsl_rng_uniform_int(r, 4)) | sign)
+                                    : (uint8_t)((0x70 + gsl_rng_uniform_int(r, 0x10)) | sign);
+        }
+    for (size_t k = 0; k < K; k++) {
+        a[k] = 0x70;
+        b[k] = k % 32 < 16 ? 0x68 : 0xE8;
+    }
+    for (size_t m = 0; m < M; m++)
+        for (size_t g = 0; g < G; g++)
+            sa[m * G + g] = (uint8_t)(g ? 135 + (g + m) % 2 : 127);
+    for (size_t n = 0; n < N; n++)
+        for (size_t g = 0; g < G; g++)
+            sb[n * G + g] = (uint8_t)(g ? 135 + (g * 7 + n) % 2 : 127);
+    /* the sums on the grid 2^-20, by integers (a second computation): how
+     * many need more than binary64's 53 bits */
+    size_t past53 = 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            __int128 v = 0;
+            for (size_t k = 0; k < K; k++) {
+                int64_t p = (int64_t)ldexp(mx_decode_double(f, a[m * K + k]), 10) *
+                            (int64_t)ldexp(mx_decode_double(f, b[n * K + k]), 10);
+                v += (__int128)p << ((sa[m * G + k / 32] - 127) + (sb[n * G + k / 32] - 127));
+            }
+            past53 += significant_bits(v) > 53;
+        }
+    EXPECT(past53 >= MN / 4, "only %zu of %zu sums need more than 53 bits", past53, MN);
+    for (size_t m = 0; m < M; m++)
+        w[m] = (float)(m % 2 ? -gsl_rng_uniform_pos(r) : gsl_rng_uniform_pos(r));
+    w[0] = -0.75f;
+    mx_operand A = {f, a, M, K, K, sa, G, 1, NULL};
+    mx_operand B = {f, b, N, K, K, sb, G, 1, NULL};
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
+    for (int weighted = 0; weighted < 2; weighted++) {
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), weighted ? w : NULL};
+        char what[96];
+        snprintf(what, sizeof what, "int64 sums to 2^59, weighted %d", weighted);
+        engine_then_fused(&spec, &A, &B, 0, -1, 0, g, NULL, what);
+        gouts_expect_same(&g[0], &g[1], what);
+        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+        EXPECT(g[1].ex[0] == 0 && !!signbit(g[1].ex[0]) == weighted, "%s: the cancelled sum is %a",
+               what, g[1].ex[0]);
+    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
+    free(a);
+    free(b);
+    free(sa);
+    free(sb);
+    free(ref);
+    gsl_rng_free(r);
+}
+END_TEST
+
 START_TEST(test_fused_matches_engine)
 {
     const family *fm = &families[_i];
@@ -1364,6 +1461,7 @@ int main(void)
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_fused16_planes);
     tcase_add_test(t, test_round_int);
+    tcase_add_test(t, test_fused_int64_sums_rounded_once);
     tcase_add_test(t, test_bad_operands_refused);
     tcase_add_loop_test(t, test_block_models, 0,
                         (int)(sizeof block_cases / sizeof block_cases[0]));
