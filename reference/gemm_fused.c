@@ -982,7 +982,7 @@ typedef struct {
     double *exact;
     float *gacc;
     int cg;
-    long bits64;
+    long bits64, spa_max; /* spa_max: the widest activation row's spread */
     double pab;
     size_t nslow;
 } fcall;
@@ -1183,19 +1183,21 @@ static mx_status ftile_facts(const fcall *c, ftile *t, size_t n0)
 static void ftile_start(fcall *c, ftile *t)
 {
     const mxg_fused_rows *R = c->R;
-    size_t M = c->M, nt = t->nt;
-    t->fast64 = c->want_exact;
-    for (size_t m = 0; m < M && t->fast64; m++)
-        for (size_t l = 0; l < nt; l++)
-            t->fast64 &= c->bits64 + R->spa[m] + t->spb[l] <= 63;
+    size_t M = c->M, nt = t->nt, MT = M * NT;
+    long spb = 0;
+    for (size_t l = 0; l < nt; l++)
+        spb = t->spb[l] > spb ? t->spb[l] : spb;
+    /* every element in int64 when the widest pair of rows fits; then none
+     * is slow either (span = bits64 + both spreads + 1 <= 64) */
+    t->fast64 = c->want_exact && (M == 0 || c->bits64 + c->spa_max + spb <= 63);
     t->any_slow = 0;
-    for (size_t m = 0; m < M; m++)
+    memset(t->gt, 0, MT * sizeof *t->gt);
+    memset(t->qt, 0, MT * sizeof *t->qt);
+    memset(t->slow, 0, MT);
+    for (size_t m = 0; m < M && !t->fast64; m++)
         for (size_t l = 0; l < NT; l++) {
             size_t j = m * NT + l;
             t->acc[j] = 0;
-            t->gt[j] = 0.0f;
-            t->qt[j] = 0.0;
-            t->slow[j] = 0;
             if (l >= nt)
                 continue;
             /* in long: an all-zero row's INT_MAX/INT_MIN markers overflow int */
@@ -1218,7 +1220,7 @@ static void ftile_start(fcall *c, ftile *t)
 static void ftile_decode(const fcall *c, ftile *t, size_t g)
 {
     const ftab *tb = c->tb;
-    size_t K = c->K, nt = t->nt;
+    size_t K = c->K;
     size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
     const int *sxb = t->sxb + g * NT;
     double *b = (double *)t->bt;
@@ -1229,7 +1231,7 @@ static void ftile_decode(const fcall *c, ftile *t, size_t g)
     /* B's part of each lane's shift (0 where the lane adds nothing: a zero
      * scale, an all-zero row, padding) */
     t->db = (v8i){0};
-    for (size_t l = 0; l < nt; l++)
+    for (size_t l = 0; l < t->nt; l++)
         if (sxb[l] != MXG_ZERO_SCALE && t->lob[l] <= t->hib[l])
             t->db[l] = sxb[l] - t->lob[l];
     if (len == MX_BLOCK) {
@@ -1445,6 +1447,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
      * rows' scale spreads, what an element's int64 sum needs */
     c.bits64 = (c.ta->top - c.ta->unit) + (c.tb->top - c.tb->unit) + 5 + clog2z(G);
     c.pab = pow2i(c.ta->unit + c.tb->unit);
+    for (size_t m = 0; m < M; m++)
+        c.spa_max = R->spa[m] > c.spa_max ? R->spa[m] : c.spa_max;
     const double *ad = R->ad, *aa = c.want_sabs ? R->aa : NULL;
     for (size_t n0 = 0; n0 < N; n0 += 2 * NT) {
         int nt2 = n0 + NT < N ? 2 : 1;
