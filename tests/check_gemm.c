@@ -785,7 +785,8 @@ START_TEST(test_fused_int64_sums_rounded_once)
             for (size_t k = 0; k < K; k++) {
                 int64_t p = (int64_t)ldexp(mx_decode_double(f, a[m * K + k]), 10) *
                             (int64_t)ldexp(mx_decode_double(f, b[n * K + k]), 10);
-                v += (__int128)p << ((sa[m * G + k / 32] - 127) + (sb[n * G + k / 32] - 127));
+                v += (__int128)p * ((__int128)1 << ((sa[m * G + k / 32] - 127) +
+                                                    (sb[n * G + k / 32] - 127)));
             }
             past53 += significant_bits(v) > 53;
         }
