@@ -1353,6 +1353,8 @@ static void ftile_finish(const fcall *c, ftile *t)
         int loa = R->loa[m], hia = R->hia[m];
         unsigned left = (1u << nt) - 1; /* lanes whose exact value is still to come */
 #ifdef HAVE_ROUND_DQ
+        /* with the AVX-512 dots only: tests that force a lower dots kind
+         * (mxg_fused_dots) then hold the scalar rounding to the engine too */
         if (c->want_exact && t->fast64 && has_dq && dots_kind >= 2 && loa <= hia)
             left = ftile_round8(&t->acc64[m], loa, t->lob, w, nt, c->exact + m * N + n0);
 #endif

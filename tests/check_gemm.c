@@ -741,9 +741,10 @@ static int significant_bits(__int128 v)
  * and the MPFR oracle.  Group 0 of every row: scale 2^0 and 31 odd
  * subnormal codes (its dot an odd multiple of 2^-20, the elements' grid);
  * the other groups: codes of 2^6 .. 240 and scales 2^8 and 2^9 (a spread
- * of 9 binades a side, the most the int64 sums take here).  So sums carry up to
- * 59 significant bits, and one rounding of v 2^e w is not a conversion to
- * binary64 then a multiply.  Weights of both signs; row 0 of A against row
+ * of 9 binades a side, the most the int64 sums take here).  So sums carry
+ * up to 59 significant bits, and one rounding of v 2^e w is not a conversion to
+ * binary64 then a multiply; N = 24, a pair of weight tiles and one alone
+ * (the kernel's two dots bodies).  Weights of both signs; row 0 of A against row
  * 0 of B cancels to exactly zero in every group: +0 unweighted, and 0
  * times its weight -0.75, -0, weighted (as MPFR rounds it). */
 START_TEST(test_fused_int64_sums_rounded_once)
