@@ -1840,15 +1840,6 @@ static void add_exact(unsigned __int128 *acc, mpz_t *big, const unsigned char *s
     mpz_clear(t);
 }
 
-/* A wide A group's bits below its unit u (the residual entries) are also
- * dotted by tile, as up to NPL planes of at most wa bits each: plane p
- * (1 <= p <= NPL) holds the bits at and above up = max(u - p wa, umin)
- * and below u - (p - 1) wa, umin the group's lowest exponent.  A plane's
- * integers are below 2^wa and a regular B group's below 2^wb, wa + wb <=
- * 48, so each plane's dot is exact in binary64 like the main one.  Groups
- * that need more planes keep the term-by-term path. */
-#define NPL 3
-
 /* The part of |x| 2^e (x < 2^24) in [2^lo, 2^hi), over 2^lo. */
 static int64_t plane_part(uint32_t x, int e, int lo, int hi)
 {
@@ -1858,25 +1849,31 @@ static int64_t plane_part(uint32_t x, int e, int lo, int hi)
     return (int64_t)(v & (((unsigned __int128)1 << (hi - lo)) - 1));
 }
 
-/* The lower planes of A's wide groups: entry i of group g's list (rows in
- * order, from woff[g]) holds row wrow[i]'s planes at pl[p][i * 32 + k]
- * (signed) and pla (magnitudes); widx[m G + g] is that entry's index in
- * the group's list, or -1 (not wide, or more than NPL planes). */
+/* A wide A group's bits below its unit u (the residual entries) are also
+ * dotted with the tile, as up to NPL planes of at most wa bits each: plane
+ * p (1 <= p <= NPL) holds the bits at and above up = max(u - p wa, umin)
+ * and below u - (p - 1) wa, umin the group's lowest exponent.  A plane's
+ * integers are below 2^wa and a regular B group's below 2^wb, wa + wb <=
+ * 48, so each plane's dot is exact in binary64 like the main one.  A group
+ * holds few such entries (the real layer's shared expert: 1 to 10 of 32),
+ * so a plane's dot runs over the group's entries alone (planes_dots).
+ * Groups that need more planes keep the term-by-term path. */
+#define NPL 3
+
+/* The planes of A's wide groups: pv[p][r] is residual entry r's integer in
+ * plane p + 1, signed (set for the entries of groups with planes), np[i]
+ * the planes of (row, group) i = m G + g: 1 to NPL, or 0 (not wide, or
+ * more than NPL planes). */
 typedef struct {
-    double *pl[NPL], *pla[NPL];
-    size_t *woff;
-    int *widx, *wnp;
+    double *pv[NPL];
+    unsigned char *np;
 } planes16;
 
 static void planes16_free(planes16 *q)
 {
-    for (int p = 0; p < NPL; p++) {
-        free(q->pl[p]);
-        free(q->pla[p]);
-    }
-    free(q->woff);
-    free(q->widx);
-    free(q->wnp);
+    for (int p = 0; p < NPL; p++)
+        free(q->pv[p]);
+    free(q->np);
 }
 
 static int planes_of(int u, int umin, int wa)
@@ -1886,56 +1883,63 @@ static int planes_of(int u, int umin, int wa)
 
 static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const int *ua,
                                 const int *umina, const unsigned char *irra,
-                                const size_t *roff, const int32_t *rla, const int16_t *rea,
-                                const unsigned char *rka)
+                                const size_t *roff, const int32_t *rla, const int16_t *rea)
 {
     memset(q, 0, sizeof *q);
-    q->woff = calloc(G + 1, sizeof *q->woff);
-    q->widx = malloc((M * G + 1) * sizeof *q->widx);
-    q->wnp = calloc(G + 1, sizeof *q->wnp);
-    if (!q->woff || !q->widx || !q->wnp)
+    size_t nres = roff[M * G];
+    q->np = calloc(M * G + 1, 1);
+    if (!q->np)
         return MX_ENOMEM;
-    size_t nw = 0;
-    for (size_t g = 0; g < G; g++) {
-        q->woff[g] = nw;
-        for (size_t m = 0; m < M; m++) {
-            size_t i = m * G + g;
-            int np = irra[i] && wa >= 8 ? planes_of(ua[i], umina[i], wa) : 0;
-            q->widx[i] = np >= 1 && np <= NPL ? (int)(nw++ - q->woff[g]) : -1;
-            if (q->widx[i] >= 0 && np > q->wnp[g])
-                q->wnp[g] = np;
-        }
-    }
-    q->woff[G] = nw;
-    for (int p = 0; p < NPL && nw; p++) {
-        q->pl[p] = calloc(nw * MX_BLOCK, sizeof(double));
-        q->pla[p] = calloc(nw * MX_BLOCK, sizeof(double));
-        if (!q->pl[p] || !q->pla[p])
+    for (int p = 0; p < NPL; p++)
+        if (!(q->pv[p] = calloc(nres + 1, sizeof(double))))
             return MX_ENOMEM;
-    }
-    for (size_t g = 0; g < G; g++)
-        for (size_t m = 0; m < M; m++) {
-            size_t i = m * G + g;
-            if (q->widx[i] < 0)
-                continue;
-            size_t w = (q->woff[g] + (size_t)q->widx[i]) * MX_BLOCK;
-            for (size_t r = roff[i]; r < roff[i + 1]; r++) {
-                uint32_t x = (uint32_t)abs(rla[r]);
-                for (int p = 1; p <= NPL; p++) {
-                    int hi = ua[i] - (p - 1) * wa, lo = ua[i] - p * wa;
-                    lo = lo > umina[i] ? lo : umina[i];
-                    if (hi <= lo)
-                        break;
-                    int64_t v = plane_part(x, rea[r], lo, hi);
-                    q->pla[p - 1][w + rka[r]] = (double)v;
-                    q->pl[p - 1][w + rka[r]] = rla[r] < 0 ? -(double)v : (double)v;
-                }
+    for (size_t i = 0; i < M * G; i++) {
+        int np = irra[i] && wa >= 8 ? planes_of(ua[i], umina[i], wa) : 0;
+        if (np < 1 || np > NPL)
+            continue;
+        q->np[i] = (unsigned char)np;
+        for (size_t r = roff[i]; r < roff[i + 1]; r++) {
+            uint32_t x = (uint32_t)abs(rla[r]);
+            for (int p = 1; p <= np; p++) { /* each plane below 2^hi, above 2^lo */
+                int hi = ua[i] - (p - 1) * wa, lo = ua[i] - p * wa;
+                lo = lo > umina[i] ? lo : umina[i];
+                int64_t v = plane_part(x, rea[r], lo, hi);
+                q->pv[p - 1][r] = rla[r] < 0 ? -(double)v : (double)v;
             }
         }
+    }
     return MX_OK;
 }
 
-/* One wide A group (its planes at entry wi of the group's list) against
+/* The np planes of one wide A group, its residual entries r0 to r1 (at
+ * columns rka[r] of the group), dotted with the tile's eight lanes: lp[p]
+ * plane p + 1's partials, lq[p] its magnitudes' (zero when bta is NULL).
+ * Exact in any order, as the full dots are: integers below 2^53. */
+static FUSED_HOT void planes_dots(int np, size_t r0, size_t r1, const unsigned char *rka,
+                                  double *const *pv, const v4d *bt, const v4d *bta,
+                                  v4d (*lp)[2], v4d (*lq)[2])
+{
+    for (int p = 0; p < np; p++) {
+        const double *v = pv[p];
+        v4d s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+        for (size_t r = r0; r < r1; r++) {
+            size_t k = rka[r];
+            s0 += v[r] * bt[2 * k];
+            s1 += v[r] * bt[2 * k + 1];
+            if (bta) {
+                double a = fabs(v[r]);
+                q0 += a * bta[2 * k];
+                q1 += a * bta[2 * k + 1];
+            }
+        }
+        lp[p][0] = s0;
+        lp[p][1] = s1;
+        lq[p][0] = q0;
+        lq[p][1] = q1;
+    }
+}
+
+/* One wide A group (its np planes' partials lp, magnitudes' lq) against
  * nt lanes whose B groups fit their window, none of them slow: what the
  * general residual path does for such lanes -- the group's exact value v
  * (main part and planes, in the element's frame) into acc, its sum |a b|
@@ -1945,7 +1949,7 @@ static mx_status planes16_build(planes16 *q, size_t M, size_t G, int wa, const i
  * whatever their shift (masked to 0..127; the span test keeps the others
  * there). */
 static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, int np,
-                                   v4d *const *Pp, v4d *const *Qp, size_t wi,
+                                   const v4d (*lp)[2], const v4d (*lq)[2],
                                    const double *pm, const double *qm, double pa,
                                    const double *fb, const v8i *db, const int *lob,
                                    unsigned __int128 *acc, double *qt, float *gt)
@@ -1961,9 +1965,9 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
         for (int p = 0; p < np; p++) {
             int e = u - (p + 1) * wa;
             sh = dbh[h] + (long long)((e > umin ? e : umin) - lo);
-            lanes_i64((const double *)&Pp[p][2 * wi + (size_t)h], &t);
+            lanes_i64((const double *)&lp[p][h], &t);
             add128(&t, &sh, &vl, &vh);
-            lanes_i64((const double *)&Qp[p][2 * wi + (size_t)h], &t);
+            lanes_i64((const double *)&lq[p][h], &t);
             add128(&t, &sh, &al, &ah);
         }
         size_t l0 = 4 * (size_t)h;
@@ -2016,6 +2020,69 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
             if (gt)
                 gt[l] = gt[l] + mxg_round_f32_fast((__int128)v, base);
         }
+    }
+}
+
+/* planes_lanes for a group of one plane (np = 1), its partials pp and
+ * magnitudes' qp in units 2^up, with no 128-bit sum where it can: the
+ * exact value pm 2^u + pp 2^up (times the lane's 2^ub) goes into the row's
+ * lane sums acl/ach as two terms (tile_acc128; shm, shp their shifts); the
+ * magnitudes' sum of the plane, qp 2^(up + ub), is one binary64 number,
+ * the value planes_lanes rounds, so qt adds it as is; and the model's step
+ * RN32(x + y), x = pm 2^(u + ub) and y = pp 2^(up + ub) exact binary64
+ * numbers, from their exact sum s + e (s = RN64(x + y)): RN32(s) is
+ * RN32(x + y) unless s is an FP32 midpoint and e != 0
+ * (mxg_round_f32_fast's argument), and there s one binary64 step toward e
+ * rounds as x + y does.  A lane below the FP32 normal range (other
+ * midpoints there) goes to mxg_round_f32 with its 128-bit value (frame
+ * 2^(lo + lob[l])). */
+static FUSED_HOT void plane1_lanes(size_t nt, const double *pm, const double *qm,
+                                   const v4d *pp, const v4d *qp, double pa, double pup,
+                                   const double *pb, const double *fb, const v8i *shm,
+                                   const v8i *shp, int lo, const int *lob, v8u *acl,
+                                   v8u *ach, double *qt, float *gt)
+{
+    if (acl) {
+        tile_acc128(pm, shm, acl, ach);
+        tile_acc128((const double *)pp, shp, acl, ach);
+    }
+    for (int h = 0; h < 2; h++) {
+        v4d pv, bv;
+        memcpy(&pv, pm + 4 * h, sizeof pv);
+        memcpy(&bv, pb + 4 * h, sizeof bv);
+        if (qt) {
+            v4d qv, fv, tv;
+            memcpy(&qv, qm + 4 * h, sizeof qv);
+            memcpy(&fv, fb + 4 * h, sizeof fv);
+            memcpy(&tv, qt + 4 * h, sizeof tv);
+            tv = tv + qv * pa * fv;
+            tv = tv + qp[h] * pup * fv;
+            memcpy(qt + 4 * h, &tv, sizeof tv);
+        }
+        if (!gt)
+            continue;
+        v4d x = pv * pa * bv, y = pp[h] * pup * bv;
+        v4d sv = x + y, bb = sv - x, ev = (x - (sv - bb)) + (y - bb);
+        v4u sb = (v4u)sv, eb = (v4u)ev;
+        v4u mag = sb & 0x7FFFFFFFFFFFFFFFull;
+        v4u mid = (v4u)((sb & 0x1FFFFFFFull) == 0x10000000ull) & (v4u)((eb << 1) != 0);
+        /* one step away from zero where e has s's sign, else toward */
+        v4u step = 1 - (((sb ^ eb) >> 63) << 1);
+        sb += step & mid;
+        v4f f = __builtin_convertvector((v4d)sb, v4f);
+        v4i slow = (v4i)(mag < 0x3810000000000000ull) & (v4i)(mag != 0); /* below 2^-126 */
+        for (int i = 0; i < 4 && 4 * (size_t)h + i < nt; i++)
+            if (slow[i]) {
+                const double *pl = (const double *)pp;
+                size_t l = 4 * (size_t)h + (size_t)i;
+                __int128 v = mxg_shl128((int64_t)pm[l], (int)(*shm)[l]) +
+                             mxg_shl128((int64_t)pl[l], (int)(*shp)[l]);
+                f[i] = mxg_round_f32(v, lo + lob[l]);
+            }
+        v4f g;
+        memcpy(&g, gt + 4 * h, sizeof g);
+        g += f;
+        memcpy(gt + 4 * h, &g, sizeof g);
     }
 }
 
@@ -2123,7 +2190,7 @@ static void rows16_build(const mx_operand *A, const ftab16 *ta, int wa,
         }
     }
     r->st = planes16_build(&r->pq, M, G, wa, r->ua, r->umina, r->irra, r->roff, r->rla,
-                           r->rea, r->rka);
+                           r->rea);
 }
 
 mxg_fused16_rows *mxg_fused16_rows_new(const mx_gemm_spec *s, const mx_operand *A,
@@ -2216,7 +2283,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     const size_t *roff = R->roff;
     const int *ua = R->ua, *umina = R->umina, *loa = R->loa, *hia = R->hia;
     const planes16 *pq = &R->pq;
-    v4d *Pp[NPL] = {0}, *Qp[NPL] = {0};
     unsigned char *irrb = malloc(N * G + 1);
     int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
     int *hib = malloc((N + 1) * sizeof *hib);
@@ -2240,12 +2306,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     v8u *ach = aligned_alloc(64, (M + 1) * sizeof *ach);
     if (!acl || !ach)
         st = MX_ENOMEM;
-    for (int p = 0; p < NPL; p++) {
-        Pp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
-        Qp[p] = aligned_alloc(64, (2 * M + 2) * sizeof(v4d));
-        if (!Pp[p] || !Qp[p])
-            st = MX_ENOMEM;
-    }
     if (st == MX_OK && R->st != MX_OK)
         st = R->st;
     if (st != MX_OK)
@@ -2350,12 +2410,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
-            /* the lower planes of the group's wide A rows, by tile */
-            size_t nw = pq->woff[g + 1] - pq->woff[g];
-            for (int p = 0; nw && p < pq->wnp[g]; p++)
-                tile_dots(nw, pq->pl[p] + pq->woff[g] * MX_BLOCK,
-                          want_sabs ? pq->pla[p] + pq->woff[g] * MX_BLOCK : NULL, MX_BLOCK, bt,
-                          bta, Pp[p], Qp[p]);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 const double *qm = (const double *)&Q[2 * m];
@@ -2381,20 +2435,33 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                                       (u - loa[m]) + db[l]);
                     continue;
                 }
-                int wi = ia ? pq->widx[m * G + g] : -1;
-                if (wi >= 0 && !birr && loa[m] <= hia[m]) {
-                    /* A's group in planes and every lane's B group in its
-                     * window: the general code below with nothing to choose
-                     * per lane (each lane's sums in the same order) */
+                /* A's group in planes: their dots over its entries */
+                int np = ia ? pq->np[m * G + g] : 0, umin = umina[m * G + g];
+                v4d lp[NPL][2], lq[NPL][2];
+                if (np)
+                    planes_dots(np, roff[m * G + g], roff[m * G + g + 1], rka, pq->pv, bt,
+                                want_sabs ? bta : NULL, lp, lq);
+                if (np && !birr && loa[m] <= hia[m]) {
+                    /* and every lane's B group in its window: the general
+                     * code below with nothing to choose per lane (each
+                     * lane's sums in the same order) */
                     int all = 1;
                     for (size_t l = 0; l < nt; l++)
                         all &= !eslow[m * NT + l] && lob[n0 + l] <= hib[n0 + l];
+                    if (all && np == 1) {
+                        int up = u - wa > umin ? u - wa : umin;
+                        v8i shm = dbv + (long long)(u - loa[m]);
+                        v8i shp = dbv + (long long)(up - loa[m]);
+                        plane1_lanes(nt, pm, qm, lp[0], lq[0], pa, pow2i(up), pbt + g * NT,
+                                     fbt + g * NT, &shm, &shp, loa[m], lob + n0,
+                                     want_exact ? &acl[m] : NULL, want_exact ? &ach[m] : NULL,
+                                     want_sabs ? qt + m * NT : NULL,
+                                     want_group ? gt + m * NT : NULL);
+                        continue;
+                    }
                     if (all) {
-                        /* the row's own planes (the group's others are
-                         * zero in its entry) */
-                        planes_lanes(nt, u, wa, umina[m * G + g], loa[m],
-                                     planes_of(u, umina[m * G + g], wa), Pp, Qp,
-                                     (size_t)wi, pm, qm, pa, fbt + g * NT, &dbv, lob + n0,
+                        planes_lanes(nt, u, wa, umin, loa[m], np, lp, lq, pm, qm, pa,
+                                     fbt + g * NT, &dbv, lob + n0,
                                      want_exact ? acc + m * NT : NULL,
                                      want_sabs ? qt + m * NT : NULL,
                                      want_group ? gt + m * NT : NULL);
@@ -2418,11 +2485,11 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 }
                 /* their terms' sum and magnitudes' sum, exactly in the
                  * element's frame: by planes, or term by term */
-                for (int p = 0; wi >= 0 && p < pq->wnp[g]; p++) {
+                for (int p = 0; p < np; p++) {
                     int up = u - (p + 1) * wa;
-                    up = up > umina[m * G + g] ? up : umina[m * G + g];
-                    const double *pp = (const double *)&Pp[p][2 * (size_t)wi];
-                    const double *qp = (const double *)&Qp[p][2 * (size_t)wi];
+                    up = up > umin ? up : umin;
+                    const double *pp = (const double *)lp[p];
+                    const double *qp = (const double *)lq[p];
                     for (size_t l = 0; l < nt; l++) {
                         if (!rows_lane[l] || (pp[l] == 0 && (!want_sabs || qp[l] == 0)))
                             continue;
@@ -2432,7 +2499,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                             gabs[l] += shl((int64_t)qp[l], sh);
                     }
                 }
-                for (size_t r = roff[m * G + g]; ia && wi < 0 && r < roff[m * G + g + 1]; r++) {
+                for (size_t r = roff[m * G + g]; ia && !np && r < roff[m * G + g + 1]; r++) {
                     for (size_t l = 0; l < nt; l++) {
                         if (!rows_lane[l])
                             continue;
@@ -2575,10 +2642,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     }
 done:
     rows16_release(&own);
-    for (int p = 0; p < NPL; p++) {
-        free(Pp[p]);
-        free(Qp[p]);
-    }
     free(irrb);
     free(ub);
     free(lob);

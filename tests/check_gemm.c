@@ -1320,6 +1320,85 @@ START_TEST(test_fused16_planes)
 }
 END_TEST
 
+/* The fp32-group step of a group whose A side is one plane wider than its
+ * window (gemm_fused.c, plane1_lanes): RN32 of main part + plane, formed
+ * from two binary64 numbers, must round as the exact sum does.  K = 32 and
+ * every B row one power of two, 2^e times 1 or -1, so that each output is
+ * RN32(2^e times the sum of A's row): sums 1 + 2^-24 + t (an FP32 midpoint
+ * plus a tail t = +-2^-60 that only the plane holds), 1 + 3 2^-24 + t, the
+ * same with t = 0 (a true tie) and negated, 2 - 2^-24 + t (times 2^127:
+ * the overflow midpoint), and 1 + 2^-20 + t (times 2^-130: a midpoint
+ * among FP32 subnormals), against model outputs from MPFR (mpfr_get_flt of
+ * the exact sum), the exact values against MPFR, and every output against
+ * the engine. */
+START_TEST(test_fused16_plane_midpoints)
+{
+    static const double sums[][3] = {
+        {1, 0x1p-24, 0x1p-60},   {1, 0x1p-24, -0x1p-60},  {-1, -0x1p-24, -0x1p-60},
+        {-1, -0x1p-24, 0x1p-60}, {1, 0x3p-24, 0x1p-60},   {1, 0x3p-24, -0x1p-60},
+        {1, 0x1p-24, 0},         {1, 0x3p-24, 0},         {2, -0x1p-24, 0x1p-60},
+        {2, -0x1p-24, -0x1p-60}, {1, 0x1p-20, 0x1p-60},   {1, 0x1p-20, -0x1p-60},
+        {-1, -0x1p-20, 0x1p-60}, {1, -1, 0},
+    };
+    static const int exps[] = {0, 1, -1, 5, -130, -128, 127, 126, -126, -3, 60, -60};
+    const mx_format *f = mx_format_get(MX_BF16);
+    size_t M = sizeof sums / sizeof sums[0], N = sizeof exps / sizeof exps[0], K = 32;
+    size_t MN = M * N;
+    uint16_t *a = calloc(M * K, 2), *b = malloc(N * K * 2);
+    for (size_t m = 0; m < M; m++) {
+        a[m * K + 3] = (uint16_t)mx_encode_rne(f, sums[m][0]);
+        a[m * K + 17] = (uint16_t)mx_encode_rne(f, sums[m][1]);
+        /* the tail as two terms (t = 0: 2^-60 - 2^-60), so that every row
+         * has the same spread and its plane */
+        double t = sums[m][2];
+        a[m * K + 8] = (uint16_t)mx_encode_rne(f, t != 0 ? 2 * t : 0x1p-60);
+        a[m * K + 29] = (uint16_t)mx_encode_rne(f, t != 0 ? -t : -0x1p-60);
+    }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++)
+            b[n * K + k] = (uint16_t)mx_encode_rne(f, ldexp(n % 3 == 2 ? -1.0 : 1.0, exps[n]));
+    mx_operand A = {f, a, M, K, K, NULL, 0, 0, NULL};
+    mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+    mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), NULL};
+    ck_assert_int_eq(mx_accum_parse("fp32-group", &spec.model), 0);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
+    mx_gemm_stats gs[2];
+    engine_then_fused(&spec, &A, &B, 1, -1, 1, g, gs, "plane midpoints");
+    EXPECT(gs[1].irregular_groups == M, "plane midpoints: %zu wide groups, want %zu",
+           gs[1].irregular_groups, M);
+    gouts_expect_same(&g[0], &g[1], "plane midpoints");
+    mpfr_t acc, t;
+    mpfr_inits2(1000, acc, t, (mpfr_ptr)0);
+    size_t bad = 0, mids = 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            mpfr_set_zero(acc, 1);
+            for (size_t k = 0; k < K; k++) {
+                mpfr_set_d(t, mx_decode_double(f, a[m * K + k]), MPFR_RNDN);
+                mpfr_mul_d(t, t, mx_decode_double(f, b[n * K + k]), MPFR_RNDN);
+                mpfr_add(acc, acc, t, MPFR_RNDN); /* exact at 1000 bits */
+            }
+            float want = mpfr_get_flt(acc, MPFR_RNDN);
+            double wantd = mpfr_get_d(acc, MPFR_RNDN);
+            /* RN32 of the binary64 rounding differs: a double rounding */
+            mids += (float)wantd != want;
+            size_t i = m * N + n;
+            if ((memcmp(&g[1].ma[i], &want, 4) != 0 || g[1].ex[i] != wantd) && bad++ < 4)
+                fprintf(stderr, "plane midpoints (%zu, %zu): model %a exact %a, MPFR %a %a\n",
+                        m, n, (double)g[1].ma[i], g[1].ex[i], (double)want, wantd);
+        }
+    EXPECT(bad == 0, "plane midpoints: %zu outputs differ from MPFR", bad);
+    EXPECT(mids >= 30, "plane midpoints: only %zu double-rounding cases", mids);
+    mpfr_clears(acc, t, (mpfr_ptr)0);
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
+    free(a);
+    free(b);
+}
+END_TEST
+
 /* The one rounding of an exact 128-bit integer times 2^e (round_int.c,
  * and the inline mxg_round_f32_fast and mxg_round_f64_pos of the 16-bit
  * kernel's loops) against MPFR: to FP32 (every range: subnormal, normal,
@@ -1462,6 +1541,7 @@ int main(void)
     tcase_add_loop_test(t, test_fused16_matches_engine, 0, 2);
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_fused16_planes);
+    tcase_add_test(t, test_fused16_plane_midpoints);
     tcase_add_test(t, test_round_int);
     tcase_add_test(t, test_fused_int64_sums_rounded_once);
     tcase_add_test(t, test_bad_operands_refused);
