@@ -1345,6 +1345,8 @@ static void ftile_finish(const fcall *c, ftile *t)
     const mx_gemm_spec *s = c->s;
     mx_gemm_out *out = c->out;
     size_t M = c->M, N = c->N, nt = t->nt, n0 = t->n0;
+    static const double zeros[NT];
+    unsigned char uf[NT];
     for (size_t m = 0; t->vec128 && m < M; m++)
         for (size_t l = 0; l < NT; l++)
             t->acc[m * NT + l] = (unsigned __int128)t->ach[m][l] << 64 | t->acl[m][l];
@@ -1378,14 +1380,16 @@ static void ftile_finish(const fcall *c, ftile *t)
                 c->gacc[i] = t->gt[j];
             /* no group's scale product can be below 2^-149 when the rows'
              * smallest scale exponents sum to -149 or more */
-            int uf = c->A->scales && R->xna[m] != INT_MAX && t->xnb[l] != INT_MAX &&
-                     (long)R->xna[m] + t->xnb[l] < -149;
-            if (c->want_bnd)
-                mxg_bound_elem_n(s, c->A, c->B, m, n0 + l, c->want_sabs ? t->qt[j] : 0.0,
-                                 R->amaxa[m], t->amaxb[l], c->exact[i],
-                                 out->bound ? &out->bound[i] : NULL,
-                                 out->bound_acc ? &out->bound_acc[i] : NULL,
-                                 out->sum_abs ? &out->sum_abs[i] : NULL, uf);
+            uf[l] = c->A->scales && R->xna[m] != INT_MAX && t->xnb[l] != INT_MAX &&
+                    (long)R->xna[m] + t->xnb[l] < -149;
+        }
+        if (c->want_bnd) {
+            size_t i = m * N + n0;
+            mxg_bound_lanes(s, c->A, c->B, m, n0, nt, c->want_sabs ? t->qt + m * NT : zeros,
+                            R->amaxa[m], t->amaxb, c->exact + i,
+                            uf, out->bound ? out->bound + i : NULL,
+                            out->bound_acc ? out->bound_acc + i : NULL,
+                            out->sum_abs ? out->sum_abs + i : NULL);
         }
     }
 }
@@ -2597,12 +2601,15 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     mpz_clear(big[j]);
                 if (want_group)
                     gacc[i] = gt[j];
-                if (want_bnd)
-                    mxg_bound_elem(s, A, B, m, n, want_sabs ? qt[j] : 0.0, amaxa[m],
-                                   amaxb[n], exact[i],
-                                   out->bound ? &out->bound[i] : NULL,
-                                   out->bound_acc ? &out->bound_acc[i] : NULL,
-                                   out->sum_abs ? &out->sum_abs[i] : NULL);
+            }
+            if (want_bnd) { /* unscaled: no group's scale product underflows */
+                size_t i = m * N + n0;
+                static const double zeros[NT];
+                mxg_bound_lanes(s, A, B, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
+                                amaxb + n0, exact + i, NULL,
+                                out->bound ? out->bound + i : NULL,
+                                out->bound_acc ? out->bound_acc + i : NULL,
+                                out->sum_abs ? out->sum_abs + i : NULL);
             }
         }
     }
