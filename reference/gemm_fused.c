@@ -475,7 +475,9 @@ static inline __attribute__((always_inline)) void lanes_i64(const double *P, v4i
 }
 
 /* lo/hi[0..7] += P[0..7] 2^sh[0..7] modulo 2^128 (add128, half by half) */
-static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *hi)
+static inline __attribute__((always_inline)) void acc128_steps(const double *P,
+                                                               const v8i *sh, v8u *lo,
+                                                               v8u *hi)
 {
     const v4i *shh = (const v4i *)sh;
     v4u *loh = (v4u *)lo, *hih = (v4u *)hi;
@@ -489,6 +491,11 @@ static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *
         loh[h] = l;
         hih[h] = u;
     }
+}
+
+static FUSED_HOT void tile_acc128(const double *P, const v8i *sh, v8u *lo, v8u *hi)
+{
+    acc128_steps(P, sh, lo, hi);
 }
 
 static const uint8_t zero_codes[MX_BLOCK];
@@ -1723,7 +1730,8 @@ static void ftabs16_init(void)
     }
 }
 
-static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
+static inline __attribute__((always_inline)) void model16_steps(const double *p, double pa,
+                                                                const double *pb, float *gt)
 {
     for (int h = 0; h < 2; h++) {
         v4d pv, bv;
@@ -1733,6 +1741,42 @@ static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb,
         memcpy(&gv, gt + 4 * h, sizeof gv);
         gv = gv + __builtin_convertvector(pv * pa * bv, v4f);
         memcpy(gt + 4 * h, &gv, sizeof gv);
+    }
+}
+
+static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb, float *gt)
+{
+    model16_steps(p, pa, pb, gt);
+}
+
+/* The 16-bit kernel's steps of group g for each activation row m < M whose
+ * group fits its window (irra 0), when every lane's B group fits its
+ * window and no element of the tile is slow: the engine's fp32-group step
+ * (gt), the bound's sum (qt) and the 128-bit exact sums (acl/ach), as the
+ * kernel's loop takes them row by row.  One function, so that the steps
+ * inline into each clone (tile_steps's reason). */
+static FUSED_HOT void tile_steps16(size_t M, size_t G, size_t g, const v4d *P, const v4d *Q,
+                                   const unsigned char *irra, const int *ua, const int *loa,
+                                   const int *hia, int want_group, int want_sabs,
+                                   int want_exact, const double *pb, const double *fb,
+                                   const v8i *dbv, float *gt, double *qt, v8u *acl, v8u *ach)
+{
+    for (size_t m = 0; m < M; m++) {
+        size_t i = m * G + g;
+        if (irra[i])
+            continue;
+        const double *pm = (const double *)&P[2 * m];
+        double pa = pow2i(ua[i]);
+        if (want_group)
+            model16_steps(pm, pa, pb, gt + m * NT);
+        if (want_sabs)
+            sabs_steps((const double *)&Q[2 * m], pa, fb, qt + m * NT);
+        /* a lane with P != 0 has its shift in 0..126; the others add 0
+         * whatever the shift */
+        if (want_exact && loa[m] <= hia[m]) {
+            v8i sh = *dbv + (long long)(ua[i] - loa[m]);
+            acc128_steps(pm, &sh, &acl[m], &ach[m]);
+        }
     }
 }
 
@@ -2414,11 +2458,19 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             if (want_sabs)
                 tile_abs(bt, bta);
             tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, bt, bta, P, Q);
+            /* the rows whose group fits its window, all at once where the
+             * tile leaves them nothing to choose */
+            int steps16 = !birr && !any_slow;
+            if (steps16)
+                tile_steps16(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
+                             want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt, acl, ach);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 const double *qm = (const double *)&Q[2 * m];
                 int u = ua[m * G + g], ia = irra[m * G + g];
                 double pa = pow2i(u);
+                if (!ia && steps16)
+                    continue;
                 if (!ia && !birr) {
                     if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
                         tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
@@ -2588,13 +2640,15 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
             for (size_t l = 0; l < nt; l++) {
                 size_t j = m * NT + l, n = n0 + l, i = m * N + n;
-                acc[j] += (unsigned __int128)ach[m][l] << 64 | acl[m][l];
+                /* in a local: stored back, its two halves stall the load
+                 * that follows */
+                unsigned __int128 v = acc[j] + ((unsigned __int128)ach[m][l] << 64 | acl[m][l]);
                 if (want_exact) {
                     if (loa[m] > hia[m] || lob[n] > hib[n])
                         exact[i] = 0.0 * w;
                     else
                         exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[n], w)
-                                           : mxg_round_weighted_f64((__int128)acc[j],
+                                           : mxg_round_weighted_f64((__int128)v,
                                                                     loa[m] + lob[n], w);
                 }
                 if (slow[j])
