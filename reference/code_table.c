@@ -37,6 +37,23 @@ static mx_status code_table_make(const mx_format *f, mxg_code_table *t)
             t->hi = t->top[c] > t->hi ? t->top[c] : t->hi;
         }
     }
+    t->ordered16 = t->n == 65536 && f->is_signed;
+    t->bad_from = 0x8000;
+    double prev = 0;
+    for (uint32_t c = 0; c < 0x8000 && t->ordered16; c++) {
+        uint32_t s = c | 0x8000;
+        if (t->bad[c] != t->bad[s])
+            t->ordered16 = 0;
+        if (t->bad[c]) {
+            t->bad_from = t->bad_from < c ? t->bad_from : c;
+            continue;
+        }
+        double v = ldexp(fabs((double)t->m[c]), t->e[c]);
+        if (t->bad_from != 0x8000 || t->m[c] != -t->m[s] || t->e[c] != t->e[s] ||
+            (c == 0 ? v != 0 : !(v > prev)))
+            t->ordered16 = 0;
+        prev = v;
+    }
     return MX_OK;
 }
 

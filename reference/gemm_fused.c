@@ -1672,6 +1672,8 @@ typedef struct {
     int16_t e[65536], top[65536];
     unsigned char bad[65536];
     int bf16; /* m and e of the nonzero codes follow from the BF16 fields */
+    int ordered16; /* and bad_from: the format's code table's (mxg_scan16) */
+    uint32_t bad_from;
 } ftab16;
 
 static ftab16 *ftabs16[MX_FORMAT_COUNT];
@@ -1718,6 +1720,12 @@ static void ftabs16_init(void)
             t->e[c] = (int16_t)e;
             t->top[c] = (int16_t)(m ? e + 32 - __builtin_clz((uint32_t)abs(m)) : e);
         }
+        const mxg_code_table *ct = mxg_code_table_get(f);
+        t->ordered16 = ct && ct->ordered16;
+        t->bad_from = ct ? ct->bad_from : 0;
+        for (uint32_t c = 0; c < 65536 && t->ordered16; c++) /* the same e and top */
+            t->ordered16 = t->bad[c] == ct->bad[c] &&
+                           (t->bad[c] || (t->e[c] == ct->e[c] && t->top[c] == ct->top[c]));
         t->bf16 = id == MX_BF16;
         for (uint32_t c = 0; c < 65536 && t->bf16; c++) {
             int32_t m;
@@ -1752,14 +1760,16 @@ static FUSED_HOT void tile_model16(const double *p, double pa, const double *pb,
 /* The 16-bit kernel's steps of group g for each activation row m < M whose
  * group fits its window (irra 0), when every lane's B group fits its
  * window and no element of the tile is slow: the engine's fp32-group step
- * (gt), the bound's sum (qt) and the 128-bit exact sums (acl/ach), as the
- * kernel's loop takes them row by row.  One function, so that the steps
- * inline into each clone (tile_steps's reason). */
+ * (gt), the bound's sum (qt) and the exact sums -- in int64 (acc64) when it
+ * is not NULL (the tile's sums all fit), else in 128 bits (acl/ach) -- as
+ * the kernel's loop takes them row by row.  One function, so that the
+ * steps inline into each clone (tile_steps's reason). */
 static FUSED_HOT void tile_steps16(size_t M, size_t G, size_t g, const v4d *P, const v4d *Q,
                                    const unsigned char *irra, const int *ua, const int *loa,
                                    const int *hia, int want_group, int want_sabs,
                                    int want_exact, const double *pb, const double *fb,
-                                   const v8i *dbv, float *gt, double *qt, v8u *acl, v8u *ach)
+                                   const v8i *dbv, float *gt, double *qt, v8u *acc64,
+                                   v8u *acl, v8u *ach)
 {
     for (size_t m = 0; m < M; m++) {
         size_t i = m * G + g;
@@ -1773,7 +1783,9 @@ static FUSED_HOT void tile_steps16(size_t M, size_t G, size_t g, const v4d *P, c
             sabs_steps((const double *)&Q[2 * m], pa, fb, qt + m * NT);
         /* a lane with P != 0 has its shift in 0..126; the others add 0
          * whatever the shift */
-        if (want_exact && loa[m] <= hia[m]) {
+        if (want_exact && loa[m] <= hia[m] && acc64) {
+            tile_acc64(&P[2 * m], ua[i] - loa[m], dbv, &acc64[m]);
+        } else if (want_exact && loa[m] <= hia[m]) {
             v8i sh = *dbv + (long long)(ua[i] - loa[m]);
             acc128_steps(pm, &sh, &acl[m], &ach[m]);
         }
@@ -1796,7 +1808,18 @@ static int row_facts16(const mx_operand *o, const ftab16 *t, size_t r, size_t G,
     for (size_t g = 0; g < G; g++) {
         size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
         int umin = INT_MAX, top = INT_MIN;
-        for (size_t i = 0; i < len; i++) {
+        if (t->ordered16) { /* the group's facts from its widest magnitude */
+            uint16_t mx;
+            umin = mxg_scan16(codes + k0, len, t->e, &mx);
+            if (mx >= t->bad_from)
+                return -1;
+            if (mx) {
+                double av = fabs((double)t->m[mx]) * pow2i(t->e[mx]); /* exact */
+                amax = av > amax ? av : amax;
+                top = t->top[mx];
+            }
+        }
+        for (size_t i = 0; i < len && !t->ordered16; i++) {
             uint16_t c = codes[k0 + i];
             if (t->bad[c])
                 return -1;
@@ -2352,7 +2375,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
      * (added into acc at the end of the tile) */
     v8u *acl = aligned_alloc(64, (M + 1) * sizeof *acl);
     v8u *ach = aligned_alloc(64, (M + 1) * sizeof *ach);
-    if (!acl || !ach)
+    v8u *acc64 = aligned_alloc(64, (M + 1) * sizeof *acc64);
+    if (!acl || !ach || !acc64)
         st = MX_ENOMEM;
     if (st == MX_OK && R->st != MX_OK)
         st = R->st;
@@ -2372,6 +2396,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         goto done;
     int cg = clog2z(G) + 5 + 1;
     int bf16_b = B->fmt->id == MX_BF16;
+    /* the widest activation row: with a tile's widest B row, whether the
+     * tile's exact sums fit int64 (fast64) */
+    long spa = 0;
+    for (size_t m = 0; m < M; m++)
+        if (loa[m] <= hia[m] && hia[m] - loa[m] > spa)
+            spa = hia[m] - loa[m];
     for (size_t n0 = 0; n0 < N; n0 += NT) {
         size_t nt = N - n0 < NT ? N - n0 : NT;
         const uint16_t *rowp[NT];
@@ -2405,8 +2435,17 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     any_slow = 1;
                 }
             }
+        /* every partial sum of every element's terms below 2^(span - 6)
+         * when the widest rows' span fits 63 bits, none slow then; and a
+         * group partial below 2^(wa + wb + 5) <= 2^51 (tile_acc64's
+         * reading of it) */
+        long spb = 0;
+        for (size_t l = 0; l < nt; l++)
+            if (lob[n0 + l] <= hib[n0 + l] && hib[n0 + l] - lob[n0 + l] > spb)
+                spb = hib[n0 + l] - lob[n0 + l];
+        int fast64 = want_exact && wa + wb <= 46 && spa + spb + cg <= 63;
         for (size_t m = 0; m < M; m++)
-            acl[m] = ach[m] = (v8u){0};
+            acl[m] = ach[m] = acc64[m] = (v8u){0};
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
             double *b = (double *)bt;
@@ -2463,7 +2502,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             int steps16 = !birr && !any_slow;
             if (steps16)
                 tile_steps16(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
-                             want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt, acl, ach);
+                             want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
+                             fast64 ? acc64 : NULL, acl, ach);
             for (size_t m = 0; m < M; m++) {
                 const double *pm = (const double *)&P[2 * m];
                 const double *qm = (const double *)&Q[2 * m];
@@ -2636,14 +2676,28 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 }
             }
         }
+        int lobt[NT];
+        for (size_t l = 0; l < NT; l++)
+            lobt[l] = l < nt ? lob[n0 + l] : INT_MAX;
         for (size_t m = 0; m < M; m++) {
             double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+            unsigned left = (1u << nt) - 1; /* lanes whose exact value is still to come */
+#ifdef HAVE_ROUND_DQ
+            /* the row's sums in int64 alone (its 128-bit ones zero): eight
+             * lanes rounded at once, as the FP8 kernel's */
+            int only64 = fast64 && want_exact && has_dq && dots_kind >= 2 && loa[m] <= hia[m];
+            for (size_t l = 0; l < nt && only64; l++)
+                only64 = !acl[m][l] && !ach[m][l] && !acc[m * NT + l];
+            if (only64)
+                left = ftile_round8(&acc64[m], loa[m], lobt, w, nt, exact + m * N + n0);
+#endif
             for (size_t l = 0; l < nt; l++) {
                 size_t j = m * NT + l, n = n0 + l, i = m * N + n;
                 /* in a local: stored back, its two halves stall the load
                  * that follows */
-                unsigned __int128 v = acc[j] + ((unsigned __int128)ach[m][l] << 64 | acl[m][l]);
-                if (want_exact) {
+                unsigned __int128 v = acc[j] + ((unsigned __int128)ach[m][l] << 64 | acl[m][l]) +
+                                      (unsigned __int128)u64_signed(acc64[m][l]);
+                if (want_exact && (left >> l & 1)) {
                     if (loa[m] > hia[m] || lob[n] > hib[n])
                         exact[i] = 0.0 * w;
                     else
@@ -2720,6 +2774,7 @@ done:
     free(acc);
     free(acl);
     free(ach);
+    free(acc64);
     free(big);
     free(slow);
     free(eslow);

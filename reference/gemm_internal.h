@@ -62,7 +62,33 @@ typedef struct {
     int16_t *e, *top;/* top: values are below 2^top                       */
     unsigned char *bad; /* NaN or inf                                     */
     int lo, hi;      /* lowest e and highest top of the nonzero finite codes */
+    /* 16-bit sign-magnitude order (mxg_scan16): c and c ^ 0x8000 of one
+     * class and magnitude, the low 15 bits' patterns in increasing
+     * magnitude from the one zero, the NaN and inf patterns from bad_from
+     * on (BF16 and FP16 are so) */
+    int ordered16;
+    uint32_t bad_from;
 } mxg_code_table;
+
+/* One group of 16-bit codes of an ordered16 format, branch free: the
+ * lowest e of its nonzero codes (INT_MAX: none), from the format's table
+ * of e, and in *amax its largest code with the sign bit cleared -- a NaN
+ * or inf code among them when *amax >= bad_from, else the code of its
+ * largest magnitude and top exponent. */
+static inline int mxg_scan16(const uint16_t *codes, size_t len, const int16_t *e,
+                             uint16_t *amax)
+{
+    uint16_t mx = 0;
+    int emin = INT_MAX;
+    for (size_t i = 0; i < len; i++) {
+        uint16_t c = codes[i], a = c & 0x7FFF;
+        int ev = a ? e[c] : INT_MAX;
+        mx = a > mx ? a : mx;
+        emin = ev < emin ? ev : emin;
+    }
+    *amax = mx;
+    return emin;
+}
 
 /* The table of an 8- or 16-bit format (built once per process, shared);
  * NULL when the format is wider or the tables could not be allocated. */

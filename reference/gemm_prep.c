@@ -165,6 +165,19 @@ static int natural_width(const mx_operand *o)
         for (size_t g = 0; g < G; g++) {
             size_t k0 = g * MX_BLOCK, len = mxg_group_len(K, g);
             int umin = INT_MAX, top = INT_MIN;
+            if (ct->ordered16 && o->fmt->bits == 16) {
+                /* the group's widest magnitude is its top; a group with a
+                 * NaN or inf code the slow way */
+                uint16_t mx;
+                const uint16_t *c = (const uint16_t *)o->codes + mxg_row(o, r) * o->ld + k0;
+                umin = mxg_scan16(c, len, ct->e, &mx);
+                if (mx < ct->bad_from) {
+                    if (mx && ct->top[mx] - umin > w)
+                        w = ct->top[mx] - umin;
+                    continue;
+                }
+                umin = INT_MAX;
+            }
             for (size_t i = 0; i < len; i++) {
                 uint32_t c = mxg_code(o, r, k0 + i);
                 if (!ct->m[c])

@@ -1399,6 +1399,58 @@ START_TEST(test_fused16_plane_midpoints)
 }
 END_TEST
 
+/* The 16-bit kernel's int64 sums (a tile whose rows' spans fit 63 bits)
+ * read a group partial through the binary64 P + 1.5 2^52, which holds
+ * only |P| < 2^51: windows of 24 bits on both sides (groups of values
+ * 1.9921875 2^h and one 2^(h-23) value, so 24 bits wide, at h = 0 and 3)
+ * give partials of up to 2^53 with spans that fit int64, so those tiles
+ * must keep 128-bit sums.  Against the engine and MPFR, with and without
+ * row weights and with sign patterns that cancel and that do not. */
+START_TEST(test_fused16_int64_windows)
+{
+    const mx_format *f = mx_format_get(MX_BF16);
+    size_t M = 4, N = 11, K = 64, MN = M * N;
+    uint16_t *a = malloc(M * K * 2), *b = malloc(N * K * 2);
+    for (size_t m = 0; m < M; m++)
+        for (size_t k = 0; k < K; k++) {
+            int h = k < 32 ? 0 : 3, last = k % 32 == 31;
+            double v = last ? ldexp(1, h - 23) : ldexp(1.9921875, h);
+            a[m * K + k] = (uint16_t)mx_encode_rne(f, m == 1 && k % 3 == 0 ? -v : v);
+        }
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++) {
+            int h = k < 32 ? (int)(n % 3) : 3, last = k % 32 == 30;
+            double v = last ? ldexp(1, h - 23) : ldexp(1.9921875, h);
+            b[n * K + k] = (uint16_t)mx_encode_rne(f, n % 4 == 1 && k % 5 == 0 ? -v : v);
+        }
+    mx_operand A = {f, a, M, K, K, NULL, 0, 0, NULL};
+    mx_operand B = {f, b, N, K, K, NULL, 0, 0, NULL};
+    int wa, wb;
+    mxg_windows(&A, &B, &wa, &wb);
+    EXPECT(wa == 24 && wb == 24, "int64 windows: windows %d and %d, want 24 and 24", wa, wb);
+    float w[4] = {0.75f, -1.5f, 3.0f, 0.3f};
+    double *ref = malloc(MN * 8);
+    gouts g[2];
+    for (int v = 0; v < 2; v++)
+        gouts_alloc(&g[v], MN);
+    for (int weighted = 0; weighted < 2; weighted++) {
+        mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), weighted ? w : NULL};
+        ck_assert_int_eq(mx_accum_parse("fp32-group", &spec.model), 0);
+        char what[80];
+        snprintf(what, sizeof what, "int64 windows, weighted %d", weighted);
+        engine_then_fused(&spec, &A, &B, 1, -1, 1, g, NULL, what);
+        gouts_expect_same(&g[0], &g[1], what);
+        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
+        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+    }
+    for (int v = 0; v < 2; v++)
+        gouts_free(&g[v]);
+    free(ref);
+    free(a);
+    free(b);
+}
+END_TEST
+
 /* The one rounding of an exact 128-bit integer times 2^e (round_int.c,
  * and the inline mxg_round_f32_fast and mxg_round_f64_pos of the 16-bit
  * kernel's loops) against MPFR: to FP32 (every range: subnormal, normal,
@@ -1542,6 +1594,7 @@ int main(void)
     tcase_add_loop_test(t, test_fused16_split_groups, 0, 2);
     tcase_add_test(t, test_fused16_planes);
     tcase_add_test(t, test_fused16_plane_midpoints);
+    tcase_add_test(t, test_fused16_int64_windows);
     tcase_add_test(t, test_round_int);
     tcase_add_test(t, test_fused_int64_sums_rounded_once);
     tcase_add_test(t, test_bad_operands_refused);
