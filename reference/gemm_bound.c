@@ -132,7 +132,8 @@ typedef long long v4i_b __attribute__((vector_size(32)));
 /* The FP32 models' lanes, none with a group's scale product below 2^-149:
  * mxg_acc_fp32 (ninexact 0), bound_tail, bound_y and the weighted sum of
  * mxg_bound_elem_n, the same operations in the same order, on four lanes
- * at a time (the caller's padding lanes are zeros). */
+ * at a time (the caller's padding lanes are zeros); an output NULL is not
+ * stored. */
 static LANES_HOT void fp32_lanes(double infl, double gam, double K, double G, double w,
                                  double amax_a, const double *S, const double *amax_b,
                                  const double *exact, double *bnd, double *bacc, double *sab)
@@ -157,26 +158,52 @@ static LANES_HOT void fp32_lanes(double infl, double gam, double K, double G, do
         b = (v4d_b)(((v4i_b)b & fin) | ((v4i_b)inf & ~fin));
         by = (v4d_b)(((v4i_b)by & fin) | ((v4i_b)inf & ~fin));
         v4d_b sw = sabs * aw;
-        memcpy(bnd + h, &b, sizeof b);
-        memcpy(bacc + h, &by, sizeof by);
-        memcpy(sab + h, &sw, sizeof sw);
+        if (bnd)
+            memcpy(bnd + h, &b, sizeof b);
+        if (bacc)
+            memcpy(bacc + h, &by, sizeof by);
+        if (sab)
+            memcpy(sab + h, &sw, sizeof sw);
     }
 }
 
-void mxg_bound_lanes(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                     size_t m, size_t n0, size_t nt, const double *S, double amax_a,
-                     const double *amax_b, const double *exact,
-                     const unsigned char *may_underflow, double *bound, double *bound_acc,
-                     double *sabs_out)
+void mxg_bound_call_init(mxg_bound_call *bc, const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B)
 {
-    int fp32 = s->model.kind != MX_ACC_BLOCK && s->model.kind != MX_ACC_DEQUANT_FP32;
+    size_t G = mxg_groups(A->K);
+    bc->s = s;
+    bc->A = A;
+    bc->B = B;
+    bc->fp32 = s->model.kind != MX_ACC_BLOCK && s->model.kind != MX_ACC_DEQUANT_FP32;
+    bc->infl = sabs_infl(G);
+    bc->gam = mx_gamma32(fp32_depth(s, A, G));
+    bc->K = (double)A->K;
+    bc->G = (double)G;
+}
+
+void mxg_bound_lanes(const mxg_bound_call *bc, size_t m, size_t n0, size_t nt,
+                     const double *S, double amax_a, const double *amax_b,
+                     const double *exact, const unsigned char *may_underflow, double *bound,
+                     double *bound_acc, double *sabs_out)
+{
+    const mx_gemm_spec *s = bc->s;
+    const mx_operand *A = bc->A, *B = bc->B;
+    double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    int uf_any = 0;
+    for (size_t l = 0; may_underflow && l < nt; l++)
+        uf_any |= may_underflow[l];
+    if (bc->fp32 && nt == 8 && !(uf_any && A->scales)) { /* a whole tile row, in place */
+        fp32_lanes(bc->infl, bc->gam, bc->K, bc->G, w, amax_a, S, amax_b, exact, bound,
+                   bound_acc, sabs_out);
+        return;
+    }
     double in[3][8] = {{0}}, o[3][8];
     size_t lanes = 0; /* the lanes fp32_lanes takes, as a mask */
     for (size_t l = 0; l < nt; l++) {
         int uf = may_underflow && may_underflow[l];
         /* a lane with groups to count (scaled operands), or another model:
          * the element function */
-        if (!fp32 || nt > 8 || (uf && A->scales)) {
+        if (!bc->fp32 || nt > 8 || (uf && A->scales)) {
             mxg_bound_elem_n(s, A, B, m, n0 + l, S[l], amax_a, amax_b[l], exact[l],
                              bound ? &bound[l] : NULL, bound_acc ? &bound_acc[l] : NULL,
                              sabs_out ? &sabs_out[l] : NULL, uf);
@@ -189,10 +216,8 @@ void mxg_bound_lanes(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
     }
     if (!lanes)
         return;
-    size_t G = mxg_groups(A->K);
-    double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
-    fp32_lanes(sabs_infl(G), mx_gamma32(fp32_depth(s, A, G)), (double)A->K, (double)G, w,
-               amax_a, in[0], in[1], in[2], o[0], o[1], o[2]);
+    fp32_lanes(bc->infl, bc->gam, bc->K, bc->G, w, amax_a, in[0], in[1], in[2], o[0], o[1],
+               o[2]);
     for (size_t l = 0; l < nt; l++) {
         if (!(lanes >> l & 1))
             continue;

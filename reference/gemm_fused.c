@@ -990,6 +990,7 @@ typedef struct {
     float *gacc;
     int cg;
     long bits64, spa_max; /* spa_max: the widest activation row's spread */
+    mxg_bound_call bc;    /* the bounds' constants */
     double pab;
     size_t nslow;
 } fcall;
@@ -1392,7 +1393,7 @@ static void ftile_finish(const fcall *c, ftile *t)
         }
         if (c->want_bnd) {
             size_t i = m * N + n0;
-            mxg_bound_lanes(s, c->A, c->B, m, n0, nt, c->want_sabs ? t->qt + m * NT : zeros,
+            mxg_bound_lanes(&c->bc, m, n0, nt, c->want_sabs ? t->qt + m * NT : zeros,
                             R->amaxa[m], t->amaxb, c->exact + i,
                             uf, out->bound ? out->bound + i : NULL,
                             out->bound_acc ? out->bound_acc + i : NULL,
@@ -1456,6 +1457,7 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
     }
 
     c.cg = clog2z(G) + 5 + 1;
+    mxg_bound_call_init(&c.bc, s, A, B);
     /* bits of |P| (a group's dot) plus those of G carries: with the two
      * rows' scale spreads, what an element's int64 sum needs */
     c.bits64 = (c.ta->top - c.ta->unit) + (c.tb->top - c.tb->unit) + 5 + clog2z(G);
@@ -2396,6 +2398,8 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         goto done;
     int cg = clog2z(G) + 5 + 1;
     int bf16_b = B->fmt->id == MX_BF16;
+    mxg_bound_call bc;
+    mxg_bound_call_init(&bc, s, A, B);
     /* the widest activation row: with a tile's widest B row, whether the
      * tile's exact sums fit int64 (fast64) */
     long spa = 0;
@@ -2713,7 +2717,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             if (want_bnd) { /* unscaled: no group's scale product underflows */
                 size_t i = m * N + n0;
                 static const double zeros[NT];
-                mxg_bound_lanes(s, A, B, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
+                mxg_bound_lanes(&bc, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
                                 amaxb + n0, exact + i, NULL,
                                 out->bound ? out->bound + i : NULL,
                                 out->bound_acc ? out->bound_acc + i : NULL,

@@ -537,15 +537,23 @@ void mxg_bound_elem_n(const mx_gemm_spec *s, const mx_operand *A,
                       const mx_operand *B, size_t m, size_t n, double S,
                       double amax_a, double amax_b, double exact, double *bound,
                       double *bound_acc, double *sabs_out, int may_underflow);
+/* What mxg_bound_lanes needs of a call (s, A, B), worked out once. */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    int fp32;                /* an FP32 model (mxg_acc_fp32)             */
+    double infl, gam, K, G;  /* S's inflation, gamma32 of the depth      */
+} mxg_bound_call;
+void mxg_bound_call_init(mxg_bound_call *bc, const mx_gemm_spec *s, const mx_operand *A,
+                         const mx_operand *B);
 /* mxg_bound_elem_n for the elements (m, n0 + l), l < nt <= 8, of one row,
- * the same bits, with what is the row's worked out once: S[l], amax_b[l],
- * exact[l] and may_underflow[l] (NULL: every lane 0) the lane's; the
- * outputs, any NULL, at [l].  The fused kernels' tile rows. */
-void mxg_bound_lanes(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
-                     size_t m, size_t n0, size_t nt, const double *S, double amax_a,
-                     const double *amax_b, const double *exact,
-                     const unsigned char *may_underflow, double *bound, double *bound_acc,
-                     double *sabs_out);
+ * the same bits, eight lanes at a time: S[l], amax_b[l], exact[l] and
+ * may_underflow[l] (NULL: every lane 0) the lane's; the outputs, any NULL,
+ * at [l].  The fused kernels' tile rows. */
+void mxg_bound_lanes(const mxg_bound_call *bc, size_t m, size_t n0, size_t nt,
+                     const double *S, double amax_a, const double *amax_b,
+                     const double *exact, const unsigned char *may_underflow, double *bound,
+                     double *bound_acc, double *sabs_out);
 /* bound[], bound_acc[] and sabs_out[] (any may be NULL) for every element,
  * from the exact values and the engine's sum |a b| statistic S (NULL
  * under a block model with sabs_out NULL: not formed, not needed). */
