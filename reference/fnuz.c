@@ -4,33 +4,46 @@
 #include "mxref/fnuz.h"
 
 /* out[i] = mx_fn_to_fnuz_byte(in[i]) for n bytes; out may be in itself.  By
- * 64-byte blocks, each loaded whole into vector registers before any of it
- * is stored (no store-to-load round trip through the stack, no overlap
- * test): a pass at memory speed over an expert's weights. */
-typedef uint8_t fnuz_v16 __attribute__((vector_size(16)));
+ * 64-byte blocks, each loaded whole into vectors before any of it is
+ * stored (no store-to-load round trip through the stack, no overlap
+ * test): two 32-byte vectors (AVX2; four 16-byte halves on the baseline)
+ * -- a pass near memory speed over an expert's weights. */
+typedef uint8_t fnuz_v32 __attribute__((vector_size(32)));
 
-static void fnuz_bytes(const uint8_t *in, size_t n, uint8_t *out)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FNUZ_HOT __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#else
+#define FNUZ_HOT
+#endif
+
+static FNUZ_HOT void fnuz_bytes(const uint8_t *in, size_t n, uint8_t *out)
 {
-    const fnuz_v16 negzero = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-                              0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        fnuz_v16 a, b, c, d;
-        memcpy(&a, in + i, 16);
-        memcpy(&b, in + i + 16, 16);
-        memcpy(&c, in + i + 32, 16);
-        memcpy(&d, in + i + 48, 16);
-        a &= (fnuz_v16)~(a == negzero); /* 0x80 -> 0x00 */
-        b &= (fnuz_v16)~(b == negzero);
-        c &= (fnuz_v16)~(c == negzero);
-        d &= (fnuz_v16)~(d == negzero);
-        memcpy(out + i, &a, 16);
-        memcpy(out + i + 16, &b, 16);
-        memcpy(out + i + 32, &c, 16);
-        memcpy(out + i + 48, &d, 16);
+        fnuz_v32 a, b;
+        memcpy(&a, in + i, 32);
+        memcpy(&b, in + i + 32, 32);
+        a &= (fnuz_v32)~(a == 0x80); /* 0x80 -> 0x00 */
+        b &= (fnuz_v32)~(b == 0x80);
+        memcpy(out + i, &a, 32);
+        memcpy(out + i + 32, &b, 32);
     }
     for (; i < n; i++)
         out[i] = mx_fn_to_fnuz_byte(in[i]);
+}
+
+/* out[i] = s[i] + 1 for n scale bytes, each below 254 (checked by the
+ * caller's scan): 1 when one is 254 or more (nothing stored then). */
+static FNUZ_HOT int fnuz_scales(const uint8_t *s, size_t n, uint8_t *out)
+{
+    uint8_t mx = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = s[i] > mx ? s[i] : mx;
+    if (mx >= 254)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(s[i] + 1);
+    return 0;
 }
 
 mx_status mx_fn_to_fnuz_mx(const uint8_t *vals, size_t n, const uint8_t *scales,
@@ -39,14 +52,15 @@ mx_status mx_fn_to_fnuz_mx(const uint8_t *vals, size_t n, const uint8_t *scales,
 {
     if (group == 0 || n % group != 0 || nscales != n / group)
         return MX_EINVAL;
-    for (size_t i = 0; i < nscales; i++)
-        if (scales[i] >= 254) {
-            if (bad_index)
-                *bad_index = i;
-            return MX_ERANGE;
-        }
-    for (size_t i = 0; i < nscales; i++)
-        out_scales[i] = (uint8_t)(scales[i] + 1);
+    if (fnuz_scales(scales, nscales, out_scales)) {
+        for (size_t i = 0; i < nscales; i++) /* the first one past E8M0's range */
+            if (scales[i] >= 254) {
+                if (bad_index)
+                    *bad_index = i;
+                break;
+            }
+        return MX_ERANGE;
+    }
     fnuz_bytes(vals, n, out_vals);
     return MX_OK;
 }
