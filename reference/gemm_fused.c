@@ -2217,6 +2217,118 @@ static FUSED_HOT void plane1_lanes(size_t nt, const double *pm, const double *qm
     }
 }
 
+#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
+/* The 16-bit kernel's per-row steps with a row's eight lanes in one
+ * AVX-512 vector (64-bit integer conversions from AVX-512 DQ): the same
+ * operations, lane by lane, as the 4-lane helpers tile_steps16 and
+ * plane1_lanes inline, for the AVX-512 dots kind on a DQ processor (tests
+ * that force a lower kind hold the 4-lane ones to the engine too). */
+#define STEPS8_DQ __attribute__((optimize("O3"), target("avx512f,avx512dq")))
+
+/* acc128_steps on eight lanes: lo/hi += P 2^sh modulo 2^128, P integers
+ * below 2^53 (converted exactly), shifts in 0..127 where P != 0 */
+static inline __attribute__((always_inline)) STEPS8_DQ void acc128_8(v8d p, v8i sh, v8u *lo,
+                                                                  v8u *hi)
+{
+    v8i v = __builtin_convertvector(p, v8i), s = sh & 127, s6 = s & 63;
+    v8i low = s < 64;
+    v8u tl = ((v8u)v << (v8u)s6) & (v8u)low;
+    v8u th = ((v8u)((v >> 1) >> (63 - s6)) & (v8u)low) | (((v8u)v << (v8u)s6) & ~(v8u)low);
+    v8u nl = *lo + tl;
+    *hi = *hi + th - (v8u)(nl < tl);
+    *lo = nl;
+}
+
+static STEPS8_DQ void tile_steps16_8(size_t M, size_t G, size_t g, const v4d *P, const v4d *Q,
+                                     const unsigned char *irra, const int *ua, const int *loa,
+                                     const int *hia, int want_group, int want_sabs,
+                                     int want_exact, const double *pb, const double *fb,
+                                     const v8i *dbv, float *gt, double *qt, v8u *acc64,
+                                     v8u *acl, v8u *ach)
+{
+    const v8d magic = (v8d){0} + 0x1.8p52;
+    v8d bv, fv;
+    memcpy(&bv, pb, sizeof bv);
+    memcpy(&fv, fb, sizeof fv);
+    for (size_t m = 0; m < M; m++) {
+        size_t i = m * G + g;
+        if (irra[i])
+            continue;
+        const v8d pv = *(const v8d *)&P[2 * m]; /* P: 64-byte aligned rows */
+        double pa = pow2i(ua[i]);
+        if (want_group) {
+            v8f gv;
+            memcpy(&gv, gt + m * NT, sizeof gv);
+            gv = gv + __builtin_convertvector(pv * pa * bv, v8f);
+            memcpy(gt + m * NT, &gv, sizeof gv);
+        }
+        if (want_sabs) {
+            v8d tv, qv = *(const v8d *)&Q[2 * m];
+            memcpy(&tv, qt + m * NT, sizeof tv);
+            tv = tv + qv * pa * fv;
+            memcpy(qt + m * NT, &tv, sizeof tv);
+        }
+        if (!want_exact || loa[m] > hia[m])
+            continue;
+        if (acc64) { /* tile_acc64's reading: |P| < 2^51 there */
+            v8u v = (v8u)(pv + magic) - (v8u)magic;
+            v8u sh = (v8u)(*dbv + (long long)(ua[i] - loa[m])) & 63;
+            acc64[m] += v << sh;
+        } else {
+            acc128_8(pv, *dbv + (long long)(ua[i] - loa[m]), &acl[m], &ach[m]);
+        }
+    }
+}
+
+static STEPS8_DQ void plane1_lanes8(size_t nt, const double *pm, const double *qm,
+                                    const v4d *pp, const v4d *qp, double pa, double pup,
+                                    const double *pb, const double *fb, const v8i *shm,
+                                    const v8i *shp, int lo, const int *lob, v8u *acl,
+                                    v8u *ach, double *qt, float *gt)
+{
+    v8d pv, yv, bv;
+    memcpy(&pv, pm, sizeof pv);
+    memcpy(&yv, pp, sizeof yv); /* the plane's partials (two 4-lane halves) */
+    memcpy(&bv, pb, sizeof bv);
+    if (acl) {
+        acc128_8(pv, *shm, acl, ach);
+        acc128_8(yv, *shp, acl, ach);
+    }
+    if (qt) {
+        v8d qv, qpv, fv, tv;
+        memcpy(&qv, qm, sizeof qv);
+        memcpy(&qpv, qp, sizeof qpv);
+        memcpy(&fv, fb, sizeof fv);
+        memcpy(&tv, qt, sizeof tv);
+        tv = tv + qv * pa * fv;
+        tv = tv + qpv * pup * fv;
+        memcpy(qt, &tv, sizeof tv);
+    }
+    if (!gt)
+        return;
+    v8d x = pv * pa * bv, y = yv * pup * bv;
+    v8d sv = x + y, bb = sv - x, ev = (x - (sv - bb)) + (y - bb);
+    v8u sb = (v8u)sv, eb = (v8u)ev;
+    v8u mag = sb & 0x7FFFFFFFFFFFFFFFull;
+    v8u mid = (v8u)((sb & 0x1FFFFFFFull) == 0x10000000ull) & (v8u)((eb << 1) != 0);
+    v8u step = 1 - (((sb ^ eb) >> 63) << 1);
+    sb += step & mid;
+    v8f f = __builtin_convertvector((v8d)sb, v8f);
+    v8i slow = (v8i)(mag < 0x3810000000000000ull) & (v8i)(mag != 0); /* below 2^-126 */
+    for (size_t l = 0; l < nt; l++)
+        if (slow[l]) {
+            const double *pl = (const double *)pp;
+            __int128 v = mxg_shl128((int64_t)pm[l], (int)(*shm)[l]) +
+                         mxg_shl128((int64_t)pl[l], (int)(*shp)[l]);
+            f[l] = mxg_round_f32(v, lo + lob[l]);
+        }
+    v8f gv;
+    memcpy(&gv, gt, sizeof gv);
+    gv += f;
+    memcpy(gt, &gv, sizeof gv);
+}
+#endif
+
 /* The activation side of a 16-bit call under window wa, decoded once
  * (a split's shared rows, gemm_internal.h): each (row, group)'s unit and
  * integers at and above it ([M][KP]), the residual entries below it, the
@@ -2658,6 +2770,13 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 /* the rows whose group fits its window, all at once where the
                  * tile leaves them nothing to choose */
                 int steps16 = !birr && !any_slow;
+#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
+                if (steps16 && dots_kind >= 2 && has_dq)
+                    tile_steps16_8(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
+                                   want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
+                                   fast64 ? acc64 : NULL, acl, ach);
+                else
+#endif
                 if (steps16)
                     tile_steps16(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
                                  want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
@@ -2706,6 +2825,16 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                             int up = u - wa > umin ? u - wa : umin;
                             v8i shm = dbv + (long long)(u - loa[m]);
                             v8i shp = dbv + (long long)(up - loa[m]);
+#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
+                            if (dots_kind >= 2 && has_dq)
+                                plane1_lanes8(nt, pm, qm, lp[0], lq[0], pa, pow2i(up),
+                                              pbt + g * NT, fbt + g * NT, &shm, &shp, loa[m],
+                                              lob + n0, want_exact ? &acl[m] : NULL,
+                                              want_exact ? &ach[m] : NULL,
+                                              want_sabs ? qt + m * NT : NULL,
+                                              want_group ? gt + m * NT : NULL);
+                            else
+#endif
                             plane1_lanes(nt, pm, qm, lp[0], lq[0], pa, pow2i(up), pbt + g * NT,
                                          fbt + g * NT, &shm, &shp, loa[m], lob + n0,
                                          want_exact ? &acl[m] : NULL, want_exact ? &ach[m] : NULL,
