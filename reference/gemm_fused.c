@@ -532,7 +532,7 @@ static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v
  * fused pass under every dots kind the processor has (this one is kind 3)
  * against the engine. */
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void
-tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4)
+tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4, v4d *bta4)
 {
     __m512i s[4], t6[4], t7[4];
     for (int i = 0; i < 4; i++) {
@@ -542,12 +542,13 @@ tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4)
         t6[i] = _mm512_loadu_si512(t->vb[0] + 64 * i);
         t7[i] = _mm512_loadu_si512(t->vb[1] + 64 * i);
     }
-    double *o = (double *)bt4;
+    double *o = (double *)bt4, *oa = bta4 ? (double *)bta4 : NULL;
+    const __m512i nosign = _mm512_set1_epi16(0x7FFF);
     for (int r = 0; r < 2; r++) {
         __m512i xi = _mm512_loadu_si512(vbmi_x[r]);
         __m512i x = _mm512_permutex2var_epi8(s[0], xi, s[1]);
         __m512i y = _mm512_permutex2var_epi8(s[2], xi, s[3]);
-        for (int h = 0; h < 2; h++, o += 64) {
+        for (int h = 0; h < 2; h++, o += 64, oa = oa ? oa + 64 : NULL) {
             /* codes of k = 16 r + 8 h .. + 7, rows 0..7: o[0..63] */
             __m512i c = _mm512_permutex2var_epi8(x, _mm512_loadu_si512(vbmi_t[h]), y);
             __mmask64 top = _mm512_movepi8_mask(c);
@@ -565,6 +566,19 @@ tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4)
             VBMI_STORE8(wh, 2, o + 40);
             VBMI_STORE8(wl, 3, o + 48);
             VBMI_STORE8(wh, 3, o + 56);
+            if (!oa)
+                continue;
+            /* and |bt| (tile_abs): the words' sign bits cleared */
+            wl = _mm512_and_si512(wl, nosign);
+            wh = _mm512_and_si512(wh, nosign);
+            VBMI_STORE8(wl, 0, oa);
+            VBMI_STORE8(wh, 0, oa + 8);
+            VBMI_STORE8(wl, 1, oa + 16);
+            VBMI_STORE8(wh, 1, oa + 24);
+            VBMI_STORE8(wl, 2, oa + 32);
+            VBMI_STORE8(wh, 2, oa + 40);
+            VBMI_STORE8(wl, 3, oa + 48);
+            VBMI_STORE8(wh, 3, oa + 56);
         }
     }
 }
@@ -1293,15 +1307,17 @@ static void ftile_decode(const fcall *c, ftile *t, size_t g)
     for (size_t l = 0; l < t->nt; l++)
         if (sxb[l] != MXG_ZERO_SCALE && t->lob[l] <= t->hib[l])
             t->db[l] = sxb[l] - t->lob[l];
+    int abs_done = 0;
     if (len == MX_BLOCK) {
         /* a lane that adds nothing reads zero codes */
         const uint8_t *cp[NT];
         for (size_t l = 0; l < NT; l++)
             cp[l] = !t->rowp[l] || sxb[l] == MXG_ZERO_SCALE ? zero_codes : t->rowp[l] + k0;
 #ifdef HAVE_DECODE_VBMI
-        if (dots_kind >= 3 && tb->vb_ok)
-            tile_decode_vbmi(tb, cp, t->bt);
-        else
+        if (dots_kind >= 3 && tb->vb_ok) {
+            tile_decode_vbmi(tb, cp, t->bt, c->want_sabs ? t->bta : NULL);
+            abs_done = c->want_sabs;
+        } else
 #endif
             tile_decode(tb->val, cp, t->bt);
     } else {
@@ -1314,7 +1330,7 @@ static void ftile_decode(const fcall *c, ftile *t, size_t g)
                 b[k * NT + l] = 0.0;
         }
     }
-    if (c->want_sabs)
+    if (c->want_sabs && !abs_done)
         tile_abs(t->bt, t->bta);
 }
 
