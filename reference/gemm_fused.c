@@ -2170,6 +2170,33 @@ static FUSED_HOT void planes_lanes(size_t nt, int u, int wa, int umin, int lo, i
     }
 }
 
+/* f = RN32(x + y) lane by lane for exact binary64 x and y (VD, VU, VI,
+ * VF: the lanes' binary64, unsigned, signed and FP32 vector types): the
+ * exact sum s + e (TwoSum, s = RN64(x + y)), then s one binary64 step
+ * toward e where s is an FP32 midpoint and e != 0 -- away from zero where
+ * e has s's sign, else toward -- and converted.  slow: the lanes below
+ * FP32's normal range (other midpoints there), left to the caller. */
+#define RN32_TWO_SUM(VD, VU, VI, VF, x, y, f, slow)                                        \
+    do {                                                                                   \
+        VD sv_ = (x) + (y), bb_ = sv_ - (x), ev_ = ((x) - (sv_ - bb_)) + ((y) - bb_);     \
+        VU sb_ = (VU)sv_, eb_ = (VU)ev_, mag_ = sb_ & 0x7FFFFFFFFFFFFFFFull;               \
+        VU mid_ = (VU)((sb_ & 0x1FFFFFFFull) == 0x10000000ull) & (VU)((eb_ << 1) != 0);   \
+        sb_ += (1 - (((sb_ ^ eb_) >> 63) << 1)) & mid_;                                   \
+        (f) = __builtin_convertvector((VD)sb_, VF);                                       \
+        (slow) = (VI)(mag_ < 0x3810000000000000ull) & (VI)(mag_ != 0);                    \
+    } while (0)
+
+/* RN32 of lane l's exact value pm 2^shm + pl 2^shp (frame 2^(lo + lob[l]))
+ * through its 128-bit integer: plane1_lanes's lanes below FP32's normal
+ * range. */
+static float plane1_slow(const double *pm, const double *pl, const v8i *shm, const v8i *shp,
+                         int lo, const int *lob, size_t l)
+{
+    __int128 v = mxg_shl128((int64_t)pm[l], (int)(*shm)[l]) +
+                 mxg_shl128((int64_t)pl[l], (int)(*shp)[l]);
+    return mxg_round_f32(v, lo + lob[l]);
+}
+
 /* planes_lanes for a group of one plane (np = 1), its partials pp and
  * magnitudes' qp in units 2^up, with no 128-bit sum where it can: the
  * exact value pm 2^u + pp 2^up (times the lane's 2^ub) goes into the row's
@@ -2209,23 +2236,13 @@ static FUSED_HOT void plane1_lanes(size_t nt, const double *pm, const double *qm
         if (!gt)
             continue;
         v4d x = pv * pa * bv, y = pp[h] * pup * bv;
-        v4d sv = x + y, bb = sv - x, ev = (x - (sv - bb)) + (y - bb);
-        v4u sb = (v4u)sv, eb = (v4u)ev;
-        v4u mag = sb & 0x7FFFFFFFFFFFFFFFull;
-        v4u mid = (v4u)((sb & 0x1FFFFFFFull) == 0x10000000ull) & (v4u)((eb << 1) != 0);
-        /* one step away from zero where e has s's sign, else toward */
-        v4u step = 1 - (((sb ^ eb) >> 63) << 1);
-        sb += step & mid;
-        v4f f = __builtin_convertvector((v4d)sb, v4f);
-        v4i slow = (v4i)(mag < 0x3810000000000000ull) & (v4i)(mag != 0); /* below 2^-126 */
+        v4f f;
+        v4i slow;
+        RN32_TWO_SUM(v4d, v4u, v4i, v4f, x, y, f, slow);
         for (int i = 0; i < 4 && 4 * (size_t)h + i < nt; i++)
-            if (slow[i]) {
-                const double *pl = (const double *)pp;
-                size_t l = 4 * (size_t)h + (size_t)i;
-                __int128 v = mxg_shl128((int64_t)pm[l], (int)(*shm)[l]) +
-                             mxg_shl128((int64_t)pl[l], (int)(*shp)[l]);
-                f[i] = mxg_round_f32(v, lo + lob[l]);
-            }
+            if (slow[i])
+                f[i] = plane1_slow(pm, (const double *)pp, shm, shp, lo, lob,
+                                   4 * (size_t)h + (size_t)i);
         v4f g;
         memcpy(&g, gt + 4 * h, sizeof g);
         g += f;
@@ -2323,21 +2340,12 @@ static STEPS8_DQ void plane1_lanes8(size_t nt, const double *pm, const double *q
     if (!gt)
         return;
     v8d x = pv * pa * bv, y = yv * pup * bv;
-    v8d sv = x + y, bb = sv - x, ev = (x - (sv - bb)) + (y - bb);
-    v8u sb = (v8u)sv, eb = (v8u)ev;
-    v8u mag = sb & 0x7FFFFFFFFFFFFFFFull;
-    v8u mid = (v8u)((sb & 0x1FFFFFFFull) == 0x10000000ull) & (v8u)((eb << 1) != 0);
-    v8u step = 1 - (((sb ^ eb) >> 63) << 1);
-    sb += step & mid;
-    v8f f = __builtin_convertvector((v8d)sb, v8f);
-    v8i slow = (v8i)(mag < 0x3810000000000000ull) & (v8i)(mag != 0); /* below 2^-126 */
+    v8f f;
+    v8i slow;
+    RN32_TWO_SUM(v8d, v8u, v8i, v8f, x, y, f, slow);
     for (size_t l = 0; l < nt; l++)
-        if (slow[l]) {
-            const double *pl = (const double *)pp;
-            __int128 v = mxg_shl128((int64_t)pm[l], (int)(*shm)[l]) +
-                         mxg_shl128((int64_t)pl[l], (int)(*shp)[l]);
-            f[l] = mxg_round_f32(v, lo + lob[l]);
-        }
+        if (slow[l])
+            f[l] = plane1_slow(pm, (const double *)pp, shm, shp, lo, lob, l);
     v8f gv;
     memcpy(&gv, gt, sizeof gv);
     gv += f;
