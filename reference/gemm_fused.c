@@ -524,6 +524,20 @@ static FUSED_HOT void tile_decode(const double *val, const uint8_t *const *cp, v
                                  _mm512_cvtepu16_epi64(_mm512_extracti32x4_epi32((w), (L))), \
                                  48))
 
+/* the 64 patterns of one k-range: words 0-7 and 8-15 of each 16 (wl, wh)
+ * to p[0..63] in k order */
+#define VBMI_STORE64(wl, wh, p)                                                \
+    do {                                                                       \
+        VBMI_STORE8(wl, 0, (p));                                               \
+        VBMI_STORE8(wh, 0, (p) + 8);                                           \
+        VBMI_STORE8(wl, 1, (p) + 16);                                          \
+        VBMI_STORE8(wh, 1, (p) + 24);                                          \
+        VBMI_STORE8(wl, 2, (p) + 32);                                          \
+        VBMI_STORE8(wh, 2, (p) + 40);                                          \
+        VBMI_STORE8(wl, 3, (p) + 48);                                          \
+        VBMI_STORE8(wh, 3, (p) + 56);                                          \
+    } while (0)
+
 /* tile_decode for a format whose values have only their top 16 bits set
  * (vb_ok), with AVX-512 VBMI: the eight rows' 256 codes transposed to k
  * order by byte permutations, each code's two top bytes looked up in
@@ -558,31 +572,18 @@ tile_decode_vbmi(const ftab *t, const uint8_t *const *cp, v4d *bt4, v4d *bta4)
                                                 _mm512_permutex2var_epi8(t7[2], c, t7[3]));
             /* 16-bit words b7:b6 of codes 0-7 and 8-15 of each 16 */
             __m512i wl = _mm512_unpacklo_epi8(b6, b7), wh = _mm512_unpackhi_epi8(b6, b7);
-            VBMI_STORE8(wl, 0, o);
-            VBMI_STORE8(wh, 0, o + 8);
-            VBMI_STORE8(wl, 1, o + 16);
-            VBMI_STORE8(wh, 1, o + 24);
-            VBMI_STORE8(wl, 2, o + 32);
-            VBMI_STORE8(wh, 2, o + 40);
-            VBMI_STORE8(wl, 3, o + 48);
-            VBMI_STORE8(wh, 3, o + 56);
+            VBMI_STORE64(wl, wh, o);
             if (!oa)
                 continue;
             /* and |bt| (tile_abs): the words' sign bits cleared */
             wl = _mm512_and_si512(wl, nosign);
             wh = _mm512_and_si512(wh, nosign);
-            VBMI_STORE8(wl, 0, oa);
-            VBMI_STORE8(wh, 0, oa + 8);
-            VBMI_STORE8(wl, 1, oa + 16);
-            VBMI_STORE8(wh, 1, oa + 24);
-            VBMI_STORE8(wl, 2, oa + 32);
-            VBMI_STORE8(wh, 2, oa + 40);
-            VBMI_STORE8(wl, 3, oa + 48);
-            VBMI_STORE8(wh, 3, oa + 56);
+            VBMI_STORE64(wl, wh, oa);
         }
     }
 }
 #undef VBMI_STORE8
+#undef VBMI_STORE64
 #endif
 
 /* bta = |bt| for the 32 x 8 tile (clears the sign bits) */
