@@ -2562,6 +2562,452 @@ static void t16_bind(t16 *t, int ti, size_t M, size_t G, v4d *bt, v4d *bta, v4d 
     t->acc64 = acc64 + i * (M + 1);
 }
 
+/* A call of mxg_gemm_fused16: its operands and what it wants, the
+ * activation rows (R), the weight rows' units, windows and facts (irrb,
+ * ub, lob, hib, amaxb), the outputs it fills (exact, gacc), the bounds'
+ * constants, and the GMP elements counted (nslow). */
+typedef struct {
+    const mx_gemm_spec *s;
+    const mx_operand *A, *B;
+    mx_gemm_out *out;
+    const ftab16 *tb;
+    size_t M, N, K, G, KP;
+    int wa, wb, want_group, want_bnd, want_sabs, want_exact, cg, bf16_b;
+    long spa; /* the widest activation row's span (fast64) */
+    size_t nslow;
+    const mxg_fused16_rows *R;
+    const unsigned char *irrb;
+    const int *ub, *lob, *hib;
+    const double *amaxb;
+    double *exact;
+    float *gacc;
+    mxg_bound_call bc;
+} f16call;
+
+/* Tile t (n0, nt set) started: its rows, scale-free powers, cleared sums,
+ * its slow elements (GMP) and whether its sums fit int64 (fast64). */
+static void t16_start(f16call *c, t16 *t)
+{
+    const mx_operand *B = c->B;
+    size_t M = c->M, G = c->G;
+    int wa = c->wa, wb = c->wb, want_exact = c->want_exact, cg = c->cg;
+    long spa = c->spa;
+    const int *loa = c->R->loa, *hia = c->R->hia, *ub = c->ub, *lob = c->lob, *hib = c->hib;
+    size_t n0 = t->n0, nt = t->nt;
+    double *pbt = t->pbt, *fbt = t->fbt;
+    unsigned __int128 *acc = t->acc;
+    mpz_t *big = t->big;
+    unsigned char *slow = t->slow, *eslow = t->eslow;
+    float *gt = t->gt;
+    double *qt = t->qt;
+    v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
+    const uint16_t **rowp = t->rowp;
+    for (size_t l = 0; l < NT; l++) {
+        rowp[l] = l < nt ? (const uint16_t *)B->codes + mxg_row(B, n0 + l) * B->ld : NULL;
+        for (size_t g = 0; g < G; g++) {
+            int u = l < nt ? ub[(n0 + l) * G + g] : 0;
+            pbt[g * NT + l] = pow2i(u);
+            fbt[g * NT + l] = l < nt ? pow2i(u) : 0.0;
+        }
+    }
+    t->any_slow = 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t l = 0; l < NT; l++) {
+            size_t j = m * NT + l;
+            acc[j] = 0;
+            gt[j] = 0.0f;
+            qt[j] = 0.0;
+            slow[j] = eslow[j] = 0;
+            if (l >= nt)
+                continue;
+            size_t n = n0 + l;
+            long span = ((long)hia[m] - loa[m]) + ((long)hib[n] - lob[n]) + cg;
+            /* the engine's slow elements (the order of their bound's
+             * sums differs), and those this call sums in GMP */
+            eslow[j] = loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
+            slow[j] = want_exact && eslow[j];
+            if (slow[j]) {
+                mpz_init(big[j]);
+                c->nslow++;
+                t->any_slow = 1;
+            }
+        }
+    /* every partial sum of every element's terms below 2^(span - 6)
+     * when the widest rows' span fits 63 bits, none slow then; and a
+     * group partial below 2^(wa + wb + 5) <= 2^51 (tile_acc64's
+     * reading of it) */
+    long spb = 0;
+    for (size_t l = 0; l < nt; l++)
+        if (lob[n0 + l] <= hib[n0 + l] && hib[n0 + l] - lob[n0 + l] > spb)
+            spb = hib[n0 + l] - lob[n0 + l];
+    t->fast64 = want_exact && wa + wb <= 46 && spa + spb + cg <= 63;
+    for (size_t m = 0; m < M; m++)
+        acl[m] = ach[m] = acc64[m] = (v8u){0};
+}
+
+/* Group g of tile t's rows decoded into bt (|bt| into bta when the bound
+ * sums are wanted), with B's bits below the window (rlb), the lanes'
+ * shifts (db, dbv) and whether a lane's group is wider than its window. */
+static void t16_decode(const f16call *c, t16 *t, size_t g)
+{
+    const ftab16 *tb = c->tb;
+    size_t K = c->K, G = c->G;
+    int want_sabs = c->want_sabs, bf16_b = c->bf16_b;
+    const unsigned char *irrb = c->irrb;
+    const int *ub = c->ub, *lob = c->lob, *hib = c->hib;
+    size_t n0 = t->n0, nt = t->nt;
+    size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+    const uint16_t *const *rowp = t->rowp;
+    v4d *bt = t->bt, *bta = t->bta;
+    double *b = (double *)bt;
+    int32_t(*rlb)[MX_BLOCK] = t->rlb; /* B's bits below 2^u, per lane */
+    int birr = 0;
+    int *db = t->db; /* B's part of a lane's shift (0: the lane adds nothing) */
+    /* every lane a BF16 group within its window (or padding), a
+     * whole group: the tile in one vector pass */
+    int tile16 = bf16_b && len == MX_BLOCK;
+    for (size_t l = 0; l < nt && tile16; l++)
+        tile16 = !irrb[(n0 + l) * G + g];
+    if (tile16) {
+        const uint16_t *cp[NT];
+        double f8[NT];
+        for (size_t l = 0; l < NT; l++) {
+            size_t n = n0 + l;
+            db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
+            cp[l] = rowp[l] ? rowp[l] + k0 : zero_codes16;
+            f8[l] = rowp[l] ? pow2i(-ub[n * G + g]) : 0.0;
+        }
+        tile_decode_bf16(cp, f8, bt);
+    }
+    for (size_t l = 0; l < NT && !tile16; l++) {
+        size_t k = 0, n = n0 + l;
+        db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
+        if (rowp[l]) {
+            const uint16_t *c = rowp[l] + k0;
+            int u = ub[n * G + g];
+            birr |= irrb[n * G + g];
+            if (bf16_b && !irrb[n * G + g]) {
+                /* every value is v 2^u with v an integer below
+                 * 2^wb: exact from the FP32 the code is the top
+                 * half of, with no table */
+                double f = pow2i(-u);
+                for (; k < len; k++) /* rlb: read for irregular lanes only */
+                    b[k * NT + l] = (double)bf16_value(c[k]) * f;
+            }
+            for (; k < len; k++)
+                b[k * NT + l] = split16(tb, c[k], u, &rlb[l][k]);
+        }
+        for (; k < MX_BLOCK; k++) {
+            b[k * NT + l] = 0.0;
+            rlb[l][k] = 0;
+        }
+    }
+    for (size_t l = 0; l < NT; l++)
+        t->dbv[l] = db[l];
+    t->birr = birr;
+    if (want_sabs)
+        tile_abs(bt, bta);
+}
+
+/* Group g's dots (t->P, t->Q) taken into tile t's sums and model steps:
+ * the regular rows at once where the tile allows, the wide ones by their
+ * planes or term by term, as the engine's residual path. */
+static void t16_steps(f16call *c, t16 *t, size_t g)
+{
+    const ftab16 *tb = c->tb;
+    size_t M = c->M, K = c->K, G = c->G, KP = c->KP;
+    int wa = c->wa, want_group = c->want_group, want_sabs = c->want_sabs;
+    int want_exact = c->want_exact;
+    const double *ad = c->R->ad;
+    const int32_t *rla = c->R->rla;
+    const int16_t *rea = c->R->rea;
+    const unsigned char *rka = c->R->rka, *irra = c->R->irra;
+    const size_t *roff = c->R->roff;
+    const int *ua = c->R->ua, *umina = c->R->umina, *loa = c->R->loa, *hia = c->R->hia;
+    const planes16 *pq = &c->R->pq;
+    const unsigned char *irrb = c->irrb;
+    const int *ub = c->ub, *lob = c->lob, *hib = c->hib;
+    size_t n0 = t->n0, nt = t->nt;
+    double *pbt = t->pbt, *fbt = t->fbt;
+    unsigned __int128 *acc = t->acc;
+    mpz_t *big = t->big;
+    unsigned char *slow = t->slow, *eslow = t->eslow;
+    float *gt = t->gt;
+    double *qt = t->qt;
+    v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
+    size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+    const uint16_t *const *rowp = t->rowp;
+    const v4d *bt = t->bt, *bta = t->bta, *P = t->P, *Q = t->Q;
+    const int32_t(*rlb)[MX_BLOCK] = t->rlb;
+    const int *db = t->db;
+    v8i dbv = t->dbv;
+    int birr = t->birr, any_slow = t->any_slow, fast64 = t->fast64;
+    /* the rows whose group fits its window, all at once where the
+     * tile leaves them nothing to choose */
+    int steps16 = !birr && !any_slow;
+#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
+    if (steps16 && dots_kind >= 2 && has_dq)
+        tile_steps16_8(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
+                       want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
+                       fast64 ? acc64 : NULL, acl, ach);
+    else
+#endif
+    if (steps16)
+        tile_steps16(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
+                     want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
+                     fast64 ? acc64 : NULL, acl, ach);
+    for (size_t m = 0; m < M; m++) {
+        const double *pm = (const double *)&P[2 * m];
+        const double *qm = (const double *)&Q[2 * m];
+        int u = ua[m * G + g], ia = irra[m * G + g];
+        double pa = pow2i(u);
+        if (!ia && steps16)
+            continue;
+        if (!ia && !birr) {
+            if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
+                tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
+            if (want_sabs)
+                tile_sabs(qm, pa, fbt + g * NT, qt + m * NT);
+            if (!want_exact || loa[m] > hia[m])
+                continue;
+            if (!any_slow) {
+                /* a lane with P != 0 has its shift in 0..126; the
+                 * others add 0 whatever the shift */
+                v8i sh = dbv + (long long)(u - loa[m]);
+                tile_acc128(pm, &sh, &acl[m], &ach[m]);
+                continue;
+            }
+            for (size_t l = 0; l < nt; l++)
+                if (pm[l] != 0)
+                    add_exact(acc, big, slow, m * NT + l, (int64_t)pm[l],
+                              (u - loa[m]) + db[l]);
+            continue;
+        }
+        /* A's group in planes: their dots over its entries */
+        int np = ia ? pq->np[m * G + g] : 0, umin = umina[m * G + g];
+        v4d lp[NPL][2], lq[NPL][2];
+        if (np)
+            planes_dots(np, roff[m * G + g], roff[m * G + g + 1], rka, pq->pv, bt,
+                        want_sabs ? bta : NULL, lp, lq);
+        if (np && !birr && loa[m] <= hia[m]) {
+            /* and every lane's B group in its window: the general
+             * code below with nothing to choose per lane (each
+             * lane's sums in the same order) */
+            int all = 1;
+            for (size_t l = 0; l < nt; l++)
+                all &= !eslow[m * NT + l] && lob[n0 + l] <= hib[n0 + l];
+            if (all && np == 1) {
+                int up = u - wa > umin ? u - wa : umin;
+                v8i shm = dbv + (long long)(u - loa[m]);
+                v8i shp = dbv + (long long)(up - loa[m]);
+#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
+                if (dots_kind >= 2 && has_dq)
+                    plane1_lanes8(nt, pm, qm, lp[0], lq[0], pa, pow2i(up),
+                                  pbt + g * NT, fbt + g * NT, &shm, &shp, loa[m],
+                                  lob + n0, want_exact ? &acl[m] : NULL,
+                                  want_exact ? &ach[m] : NULL,
+                                  want_sabs ? qt + m * NT : NULL,
+                                  want_group ? gt + m * NT : NULL);
+                else
+#endif
+                plane1_lanes(nt, pm, qm, lp[0], lq[0], pa, pow2i(up), pbt + g * NT,
+                             fbt + g * NT, &shm, &shp, loa[m], lob + n0,
+                             want_exact ? &acl[m] : NULL, want_exact ? &ach[m] : NULL,
+                             want_sabs ? qt + m * NT : NULL,
+                             want_group ? gt + m * NT : NULL);
+                continue;
+            }
+            if (all) {
+                planes_lanes(nt, u, wa, umin, loa[m], np, lp, lq, pm, qm, pa,
+                             fbt + g * NT, &dbv, lob + n0,
+                             want_exact ? acc + m * NT : NULL,
+                             want_sabs ? qt + m * NT : NULL,
+                             want_group ? gt + m * NT : NULL);
+                continue;
+            }
+        }
+        /* a group wider than its window on either side: the
+         * engine's residual path (gemm_residual.c), its terms and
+         * its order of the bound's sums.  Lanes whose B group fits
+         * its window (residual_rows there) sum A's terms first,
+         * entry by entry across the lanes (each lane's sums keep
+         * the entries' order) */
+        unsigned __int128 gres[NT], gabs[NT];
+        int rows_lane[NT];
+        for (size_t l = 0; l < NT; l++) {
+            size_t n = n0 + l;
+            rows_lane[l] = ia && l < nt && !irrb[n * G + g] && !eslow[m * NT + l] &&
+                           lob[n] <= hib[n];
+            gres[l] = 0;
+            gabs[l] = 0;
+        }
+        /* their terms' sum and magnitudes' sum, exactly in the
+         * element's frame: by planes, or term by term */
+        for (int p = 0; p < np; p++) {
+            int up = u - (p + 1) * wa;
+            up = up > umin ? up : umin;
+            const double *pp = (const double *)lp[p];
+            const double *qp = (const double *)lq[p];
+            for (size_t l = 0; l < nt; l++) {
+                if (!rows_lane[l] || (pp[l] == 0 && (!want_sabs || qp[l] == 0)))
+                    continue;
+                int sh = (up - loa[m]) + db[l];
+                gres[l] += shl((int64_t)pp[l], sh);
+                if (want_sabs)
+                    gabs[l] += shl((int64_t)qp[l], sh);
+            }
+        }
+        for (size_t r = roff[m * G + g]; ia && !np && r < roff[m * G + g + 1]; r++) {
+            for (size_t l = 0; l < nt; l++) {
+                if (!rows_lane[l])
+                    continue;
+                int32_t bm;
+                int be;
+                code16(tb, rowp[l][k0 + rka[r]], &bm, &be);
+                if (!bm)
+                    continue;
+                int64_t tv = (int64_t)rla[r] * bm;
+                int sh = rea[r] + be - (loa[m] + lob[n0 + l]);
+                gres[l] += shl(tv, sh);
+                gabs[l] += shl(tv < 0 ? -tv : tv, sh);
+            }
+        }
+        for (size_t l = 0; l < nt; l++) {
+            size_t j = m * NT + l, n = n0 + l;
+            int ubn = ub[n * G + g], ib = irrb[n * G + g];
+            if (want_sabs)
+                qt[j] += qm[l] * pa * fbt[g * NT + l];
+            if (want_exact && pm[l] != 0)
+                add_exact(acc, big, slow, j, (int64_t)pm[l],
+                          (u - loa[m]) + (ubn - lob[n]));
+            if (!ia && !ib) {
+                if (want_group)
+                    gt[j] = gt[j] + (float)(pm[l] * pa * pbt[g * NT + l]);
+                continue;
+            }
+            if (lob[n] > hib[n]) { /* an all-zero column: p = 0 */
+                if (want_group)
+                    gt[j] = gt[j] + 0.0f;
+                continue;
+            }
+            /* an all-zero row (lo = INT_MAX, the marker) has no
+             * terms, and no frame */
+            int base = loa[m] <= hia[m] ? loa[m] + lob[n] : 0;
+            if (rows_lane[l]) {
+                if (want_exact)
+                    acc[j] += gres[l];
+                if (want_sabs) /* below 2^127: the span test */
+                    qt[j] += mxg_round_f64((__int128)gabs[l], loa[m] + lob[n]);
+                if (want_group) {
+                    __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
+                                 (__int128)gres[l];
+                    gt[j] = gt[j] + mxg_group_partial(v, base);
+                }
+                continue;
+            }
+            /* add_residual_elem: A's low bits times B's values,
+             * then A's high bits times B's low bits, term by term */
+            int64_t tv[2 * MX_BLOCK];
+            int te[2 * MX_BLOCK];
+            size_t cnt = 0;
+            const uint16_t *cb = rowp[l] + k0;
+            for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
+                int32_t bm;
+                int be;
+                code16(tb, cb[rka[r]], &bm, &be);
+                if (!bm)
+                    continue;
+                tv[cnt] = (int64_t)rla[r] * bm;
+                te[cnt++] = rea[r] + be;
+            }
+            const double *ah = ad + m * KP + k0;
+            for (size_t k = 0; ib && k < len; k++) {
+                if (!rlb[l][k] || ah[k] == 0)
+                    continue;
+                tv[cnt] = (int64_t)ah[k] * rlb[l][k];
+                te[cnt++] = u + tb->e[cb[k]];
+            }
+            for (size_t t = 0; t < cnt; t++) {
+                if (want_sabs)
+                    qt[j] += fabs((double)tv[t]) * pow2i(te[t]);
+                if (want_exact)
+                    add_exact(acc, big, slow, j, tv[t], te[t] - base);
+            }
+            if (want_group)
+                gt[j] = gt[j] + mxg_group_partial_terms(pm[l], u + ubn, tv, te, cnt);
+        }
+    }
+}
+
+/* Tile t's elements: one rounding each, the model's accumulator and the
+ * bounds; the GMP sums cleared. */
+static void t16_finish(f16call *c, t16 *t)
+{
+    const mx_gemm_spec *s = c->s;
+    mx_gemm_out *out = c->out;
+    size_t M = c->M, N = c->N;
+    int want_group = c->want_group, want_bnd = c->want_bnd, want_sabs = c->want_sabs;
+    int want_exact = c->want_exact;
+    const double *amaxa = c->R->amaxa;
+    const int *loa = c->R->loa, *hia = c->R->hia, *lob = c->lob, *hib = c->hib;
+    const double *amaxb = c->amaxb;
+    double *exact = c->exact;
+    float *gacc = c->gacc;
+    const mxg_bound_call *bc = &c->bc;
+    size_t n0 = t->n0, nt = t->nt;
+    unsigned __int128 *acc = t->acc;
+    mpz_t *big = t->big;
+    unsigned char *slow = t->slow;
+    float *gt = t->gt;
+    double *qt = t->qt;
+    v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
+    int fast64 = t->fast64;
+    int lobt[NT];
+    for (size_t l = 0; l < NT; l++)
+        lobt[l] = l < nt ? lob[n0 + l] : INT_MAX;
+    for (size_t m = 0; m < M; m++) {
+        double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+        unsigned left = (1u << nt) - 1; /* lanes whose exact value is still to come */
+#ifdef HAVE_ROUND_DQ
+        /* the row's sums in int64 alone (its 128-bit ones zero): eight
+         * lanes rounded at once, as the FP8 kernel's */
+        int only64 = fast64 && want_exact && has_dq && dots_kind >= 2 && loa[m] <= hia[m];
+        for (size_t l = 0; l < nt && only64; l++)
+            only64 = !acl[m][l] && !ach[m][l] && !acc[m * NT + l];
+        if (only64)
+            left = ftile_round8(&acc64[m], loa[m], lobt, w, nt, exact + m * N + n0);
+#endif
+        for (size_t l = 0; l < nt; l++) {
+            size_t j = m * NT + l, n = n0 + l, i = m * N + n;
+            /* in a local: stored back, its two halves stall the load
+             * that follows */
+            unsigned __int128 v = acc[j] + ((unsigned __int128)ach[m][l] << 64 | acl[m][l]) +
+                                  (unsigned __int128)u64_signed(acc64[m][l]);
+            if (want_exact && (left >> l & 1)) {
+                if (loa[m] > hia[m] || lob[n] > hib[n])
+                    exact[i] = 0.0 * w;
+                else
+                    exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[n], w)
+                                       : mxg_round_weighted_f64((__int128)v,
+                                                                loa[m] + lob[n], w);
+            }
+            if (slow[j])
+                mpz_clear(big[j]);
+            if (want_group)
+                gacc[i] = gt[j];
+        }
+        if (want_bnd) { /* unscaled: no group's scale product underflows */
+            size_t i = m * N + n0;
+            static const double zeros[NT];
+            mxg_bound_lanes(bc, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
+                            amaxb + n0, exact + i, NULL,
+                            out->bound ? out->bound + i : NULL,
+                            out->bound_acc ? out->bound_acc + i : NULL,
+                            out->sum_abs ? out->sum_abs + i : NULL);
+        }
+    }
+}
+
 int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operand *B,
                      mx_gemm_out *out, mx_gemm_stats *stats, int wa, int wb,
                      size_t *irr_a, mx_status *status)
@@ -2581,7 +3027,6 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                     ((out->bound || out->bound_acc) && s->model.kind != MX_ACC_BLOCK);
     int want_exact = out->exact || want_bnd;
     mx_status st = MX_OK;
-    size_t nslow = 0;
 
     /* the activation rows: decoded once for the whole call by the split
      * (gemm_split.c) when it ran this block, else here */
@@ -2592,13 +3037,9 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         rows16_build(A, ta, wa, &own);
         R = &own;
     }
-    const double *ad = R->ad, *aa = R->aa, *amaxa = R->amaxa;
-    const int32_t *rla = R->rla;
-    const int16_t *rea = R->rea;
-    const unsigned char *rka = R->rka, *irra = R->irra;
-    const size_t *roff = R->roff;
-    const int *ua = R->ua, *umina = R->umina, *loa = R->loa, *hia = R->hia;
-    const planes16 *pq = &R->pq;
+    const double *ad = R->ad, *aa = R->aa;
+    const unsigned char *irra = R->irra;
+    const int *loa = R->loa, *hia = R->hia;
     unsigned char *irrb = malloc(N * G + 1);
     int *ub = malloc((N * G + 1) * sizeof *ub), *lob = malloc((N + 1) * sizeof *lob);
     int *hib = malloc((N + 1) * sizeof *hib);
@@ -2641,16 +3082,15 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             st = MX_ERANGE;
     if (st != MX_OK)
         goto done;
-    int cg = clog2z(G) + 5 + 1;
-    int bf16_b = B->fmt->id == MX_BF16;
-    mxg_bound_call bc;
-    mxg_bound_call_init(&bc, s, A, B);
+    f16call C = {s, A, B, out, tb, M, N, K, G, KP, wa, wb, want_group, want_bnd, want_sabs,
+                 want_exact, clog2z(G) + 5 + 1, B->fmt->id == MX_BF16, 0, 0, R, irrb, ub, lob,
+                 hib, amaxb, exact, gacc, {0}};
+    mxg_bound_call_init(&C.bc, s, A, B);
     /* the widest activation row: with a tile's widest B row, whether the
      * tile's exact sums fit int64 (fast64) */
-    long spa = 0;
     for (size_t m = 0; m < M; m++)
-        if (loa[m] <= hia[m] && hia[m] - loa[m] > spa)
-            spa = hia[m] - loa[m];
+        if (loa[m] <= hia[m] && hia[m] - loa[m] > C.spa)
+            C.spa = hia[m] - loa[m];
     for (size_t p0 = 0; p0 < N; p0 += 2 * NT) {
         /* two tiles of eight weight rows at a time (the last one alone
          * when the rows run out): each activation value, loaded once,
@@ -2658,117 +3098,16 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
         int npair = p0 + NT < N ? 2 : 1;
         t16 T[2];
         for (int ti = 0; ti < npair; ti++) {
-            t16 *t = &T[ti];
-            t16_bind(t, ti, M, G, bt_s, bta_s, P_s, Q_s, pbt_s, fbt_s, acc_s, big_s, slow_s,
-                     eslow_s, gt_s, qt_s, acl_s, ach_s, acc64_s);
-            size_t n0 = t->n0 = p0 + (size_t)ti * NT;
-            size_t nt = t->nt = N - n0 < NT ? N - n0 : NT;
-            const uint16_t **rowp = t->rowp;
-            double *pbt = t->pbt, *fbt = t->fbt;
-            unsigned __int128 *acc = t->acc;
-            mpz_t *big = t->big;
-            unsigned char *slow = t->slow, *eslow = t->eslow;
-            float *gt = t->gt;
-            double *qt = t->qt;
-            v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
-            for (size_t l = 0; l < NT; l++) {
-                rowp[l] = l < nt ? (const uint16_t *)B->codes + mxg_row(B, n0 + l) * B->ld : NULL;
-                for (size_t g = 0; g < G; g++) {
-                    int u = l < nt ? ub[(n0 + l) * G + g] : 0;
-                    pbt[g * NT + l] = pow2i(u);
-                    fbt[g * NT + l] = l < nt ? pow2i(u) : 0.0;
-                }
-            }
-            t->any_slow = 0;
-            for (size_t m = 0; m < M; m++)
-                for (size_t l = 0; l < NT; l++) {
-                    size_t j = m * NT + l;
-                    acc[j] = 0;
-                    gt[j] = 0.0f;
-                    qt[j] = 0.0;
-                    slow[j] = eslow[j] = 0;
-                    if (l >= nt)
-                        continue;
-                    size_t n = n0 + l;
-                    long span = ((long)hia[m] - loa[m]) + ((long)hib[n] - lob[n]) + cg;
-                    /* the engine's slow elements (the order of their bound's
-                     * sums differs), and those this call sums in GMP */
-                    eslow[j] = loa[m] <= hia[m] && lob[n] <= hib[n] && span > 126;
-                    slow[j] = want_exact && eslow[j];
-                    if (slow[j]) {
-                        mpz_init(big[j]);
-                        nslow++;
-                        t->any_slow = 1;
-                    }
-                }
-            /* every partial sum of every element's terms below 2^(span - 6)
-             * when the widest rows' span fits 63 bits, none slow then; and a
-             * group partial below 2^(wa + wb + 5) <= 2^51 (tile_acc64's
-             * reading of it) */
-            long spb = 0;
-            for (size_t l = 0; l < nt; l++)
-                if (lob[n0 + l] <= hib[n0 + l] && hib[n0 + l] - lob[n0 + l] > spb)
-                    spb = hib[n0 + l] - lob[n0 + l];
-            t->fast64 = want_exact && wa + wb <= 46 && spa + spb + cg <= 63;
-            for (size_t m = 0; m < M; m++)
-                acl[m] = ach[m] = acc64[m] = (v8u){0};
+            t16_bind(&T[ti], ti, M, G, bt_s, bta_s, P_s, Q_s, pbt_s, fbt_s, acc_s, big_s,
+                     slow_s, eslow_s, gt_s, qt_s, acl_s, ach_s, acc64_s);
+            T[ti].n0 = p0 + (size_t)ti * NT;
+            T[ti].nt = N - T[ti].n0 < NT ? N - T[ti].n0 : NT;
+            t16_start(&C, &T[ti]);
         }
         for (size_t g = 0; g < G; g++) {
-            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
-            for (int ti = 0; ti < npair; ti++) { /* the tiles' group decoded */
-                t16 *t = &T[ti];
-                size_t n0 = t->n0, nt = t->nt;
-                const uint16_t *const *rowp = t->rowp;
-                v4d *bt = t->bt, *bta = t->bta;
-                double *b = (double *)bt;
-                int32_t(*rlb)[MX_BLOCK] = t->rlb; /* B's bits below 2^u, per lane */
-                int birr = 0;
-                int *db = t->db; /* B's part of a lane's shift (0: the lane adds nothing) */
-                /* every lane a BF16 group within its window (or padding), a
-                 * whole group: the tile in one vector pass */
-                int tile16 = bf16_b && len == MX_BLOCK;
-                for (size_t l = 0; l < nt && tile16; l++)
-                    tile16 = !irrb[(n0 + l) * G + g];
-                if (tile16) {
-                    const uint16_t *cp[NT];
-                    double f8[NT];
-                    for (size_t l = 0; l < NT; l++) {
-                        size_t n = n0 + l;
-                        db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
-                        cp[l] = rowp[l] ? rowp[l] + k0 : zero_codes16;
-                        f8[l] = rowp[l] ? pow2i(-ub[n * G + g]) : 0.0;
-                    }
-                    tile_decode_bf16(cp, f8, bt);
-                }
-                for (size_t l = 0; l < NT && !tile16; l++) {
-                    size_t k = 0, n = n0 + l;
-                    db[l] = l < nt && lob[n] <= hib[n] ? ub[n * G + g] - lob[n] : 0;
-                    if (rowp[l]) {
-                        const uint16_t *c = rowp[l] + k0;
-                        int u = ub[n * G + g];
-                        birr |= irrb[n * G + g];
-                        if (bf16_b && !irrb[n * G + g]) {
-                            /* every value is v 2^u with v an integer below
-                             * 2^wb: exact from the FP32 the code is the top
-                             * half of, with no table */
-                            double f = pow2i(-u);
-                            for (; k < len; k++) /* rlb: read for irregular lanes only */
-                                b[k * NT + l] = (double)bf16_value(c[k]) * f;
-                        }
-                        for (; k < len; k++)
-                            b[k * NT + l] = split16(tb, c[k], u, &rlb[l][k]);
-                    }
-                    for (; k < MX_BLOCK; k++) {
-                        b[k * NT + l] = 0.0;
-                        rlb[l][k] = 0;
-                    }
-                }
-                for (size_t l = 0; l < NT; l++)
-                    t->dbv[l] = db[l];
-                t->birr = birr;
-                if (want_sabs)
-                    tile_abs(bt, bta);
-            }
+            size_t k0 = g * MX_BLOCK;
+            for (int ti = 0; ti < npair; ti++)
+                t16_decode(&C, &T[ti], g);
             if (npair == 2 && dots_kind >= 2)
                 tile_dots8_two(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[0].bt, T[0].bta,
                                T[1].bt, T[1].bta, T[0].P, T[0].Q, T[1].P, T[1].Q);
@@ -2776,274 +3115,11 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
                 for (int ti = 0; ti < npair; ti++)
                     tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[ti].bt, T[ti].bta,
                               T[ti].P, T[ti].Q);
-            for (int ti = 0; ti < npair; ti++) { /* and their steps */
-                t16 *t = &T[ti];
-                size_t n0 = t->n0, nt = t->nt;
-                const uint16_t *const *rowp = t->rowp;
-                double *pbt = t->pbt, *fbt = t->fbt;
-                unsigned __int128 *acc = t->acc;
-                mpz_t *big = t->big;
-                unsigned char *slow = t->slow, *eslow = t->eslow;
-                float *gt = t->gt;
-                double *qt = t->qt;
-                v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
-                const v4d *bt = t->bt, *bta = t->bta, *P = t->P, *Q = t->Q;
-                const int32_t(*rlb)[MX_BLOCK] = t->rlb;
-                const int *db = t->db;
-                v8i dbv = t->dbv;
-                int birr = t->birr, any_slow = t->any_slow, fast64 = t->fast64;
-                /* the rows whose group fits its window, all at once where the
-                 * tile leaves them nothing to choose */
-                int steps16 = !birr && !any_slow;
-#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
-                if (steps16 && dots_kind >= 2 && has_dq)
-                    tile_steps16_8(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
-                                   want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
-                                   fast64 ? acc64 : NULL, acl, ach);
-                else
-#endif
-                if (steps16)
-                    tile_steps16(M, G, g, P, Q, irra, ua, loa, hia, want_group, want_sabs,
-                                 want_exact, pbt + g * NT, fbt + g * NT, &dbv, gt, qt,
-                                 fast64 ? acc64 : NULL, acl, ach);
-                for (size_t m = 0; m < M; m++) {
-                    const double *pm = (const double *)&P[2 * m];
-                    const double *qm = (const double *)&Q[2 * m];
-                    int u = ua[m * G + g], ia = irra[m * G + g];
-                    double pa = pow2i(u);
-                    if (!ia && steps16)
-                        continue;
-                    if (!ia && !birr) {
-                        if (want_group) /* the engine's step: RN32(P 2^(uA+uB)), added */
-                            tile_model16(pm, pa, pbt + g * NT, gt + m * NT);
-                        if (want_sabs)
-                            tile_sabs(qm, pa, fbt + g * NT, qt + m * NT);
-                        if (!want_exact || loa[m] > hia[m])
-                            continue;
-                        if (!any_slow) {
-                            /* a lane with P != 0 has its shift in 0..126; the
-                             * others add 0 whatever the shift */
-                            v8i sh = dbv + (long long)(u - loa[m]);
-                            tile_acc128(pm, &sh, &acl[m], &ach[m]);
-                            continue;
-                        }
-                        for (size_t l = 0; l < nt; l++)
-                            if (pm[l] != 0)
-                                add_exact(acc, big, slow, m * NT + l, (int64_t)pm[l],
-                                          (u - loa[m]) + db[l]);
-                        continue;
-                    }
-                    /* A's group in planes: their dots over its entries */
-                    int np = ia ? pq->np[m * G + g] : 0, umin = umina[m * G + g];
-                    v4d lp[NPL][2], lq[NPL][2];
-                    if (np)
-                        planes_dots(np, roff[m * G + g], roff[m * G + g + 1], rka, pq->pv, bt,
-                                    want_sabs ? bta : NULL, lp, lq);
-                    if (np && !birr && loa[m] <= hia[m]) {
-                        /* and every lane's B group in its window: the general
-                         * code below with nothing to choose per lane (each
-                         * lane's sums in the same order) */
-                        int all = 1;
-                        for (size_t l = 0; l < nt; l++)
-                            all &= !eslow[m * NT + l] && lob[n0 + l] <= hib[n0 + l];
-                        if (all && np == 1) {
-                            int up = u - wa > umin ? u - wa : umin;
-                            v8i shm = dbv + (long long)(u - loa[m]);
-                            v8i shp = dbv + (long long)(up - loa[m]);
-#if defined(HAVE_STEPS8) && defined(HAVE_ROUND_DQ)
-                            if (dots_kind >= 2 && has_dq)
-                                plane1_lanes8(nt, pm, qm, lp[0], lq[0], pa, pow2i(up),
-                                              pbt + g * NT, fbt + g * NT, &shm, &shp, loa[m],
-                                              lob + n0, want_exact ? &acl[m] : NULL,
-                                              want_exact ? &ach[m] : NULL,
-                                              want_sabs ? qt + m * NT : NULL,
-                                              want_group ? gt + m * NT : NULL);
-                            else
-#endif
-                            plane1_lanes(nt, pm, qm, lp[0], lq[0], pa, pow2i(up), pbt + g * NT,
-                                         fbt + g * NT, &shm, &shp, loa[m], lob + n0,
-                                         want_exact ? &acl[m] : NULL, want_exact ? &ach[m] : NULL,
-                                         want_sabs ? qt + m * NT : NULL,
-                                         want_group ? gt + m * NT : NULL);
-                            continue;
-                        }
-                        if (all) {
-                            planes_lanes(nt, u, wa, umin, loa[m], np, lp, lq, pm, qm, pa,
-                                         fbt + g * NT, &dbv, lob + n0,
-                                         want_exact ? acc + m * NT : NULL,
-                                         want_sabs ? qt + m * NT : NULL,
-                                         want_group ? gt + m * NT : NULL);
-                            continue;
-                        }
-                    }
-                    /* a group wider than its window on either side: the
-                     * engine's residual path (gemm_residual.c), its terms and
-                     * its order of the bound's sums.  Lanes whose B group fits
-                     * its window (residual_rows there) sum A's terms first,
-                     * entry by entry across the lanes (each lane's sums keep
-                     * the entries' order) */
-                    unsigned __int128 gres[NT], gabs[NT];
-                    int rows_lane[NT];
-                    for (size_t l = 0; l < NT; l++) {
-                        size_t n = n0 + l;
-                        rows_lane[l] = ia && l < nt && !irrb[n * G + g] && !eslow[m * NT + l] &&
-                                       lob[n] <= hib[n];
-                        gres[l] = 0;
-                        gabs[l] = 0;
-                    }
-                    /* their terms' sum and magnitudes' sum, exactly in the
-                     * element's frame: by planes, or term by term */
-                    for (int p = 0; p < np; p++) {
-                        int up = u - (p + 1) * wa;
-                        up = up > umin ? up : umin;
-                        const double *pp = (const double *)lp[p];
-                        const double *qp = (const double *)lq[p];
-                        for (size_t l = 0; l < nt; l++) {
-                            if (!rows_lane[l] || (pp[l] == 0 && (!want_sabs || qp[l] == 0)))
-                                continue;
-                            int sh = (up - loa[m]) + db[l];
-                            gres[l] += shl((int64_t)pp[l], sh);
-                            if (want_sabs)
-                                gabs[l] += shl((int64_t)qp[l], sh);
-                        }
-                    }
-                    for (size_t r = roff[m * G + g]; ia && !np && r < roff[m * G + g + 1]; r++) {
-                        for (size_t l = 0; l < nt; l++) {
-                            if (!rows_lane[l])
-                                continue;
-                            int32_t bm;
-                            int be;
-                            code16(tb, rowp[l][k0 + rka[r]], &bm, &be);
-                            if (!bm)
-                                continue;
-                            int64_t tv = (int64_t)rla[r] * bm;
-                            int sh = rea[r] + be - (loa[m] + lob[n0 + l]);
-                            gres[l] += shl(tv, sh);
-                            gabs[l] += shl(tv < 0 ? -tv : tv, sh);
-                        }
-                    }
-                    for (size_t l = 0; l < nt; l++) {
-                        size_t j = m * NT + l, n = n0 + l;
-                        int ubn = ub[n * G + g], ib = irrb[n * G + g];
-                        if (want_sabs)
-                            qt[j] += qm[l] * pa * fbt[g * NT + l];
-                        if (want_exact && pm[l] != 0)
-                            add_exact(acc, big, slow, j, (int64_t)pm[l],
-                                      (u - loa[m]) + (ubn - lob[n]));
-                        if (!ia && !ib) {
-                            if (want_group)
-                                gt[j] = gt[j] + (float)(pm[l] * pa * pbt[g * NT + l]);
-                            continue;
-                        }
-                        if (lob[n] > hib[n]) { /* an all-zero column: p = 0 */
-                            if (want_group)
-                                gt[j] = gt[j] + 0.0f;
-                            continue;
-                        }
-                        /* an all-zero row (lo = INT_MAX, the marker) has no
-                         * terms, and no frame */
-                        int base = loa[m] <= hia[m] ? loa[m] + lob[n] : 0;
-                        if (rows_lane[l]) {
-                            if (want_exact)
-                                acc[j] += gres[l];
-                            if (want_sabs) /* below 2^127: the span test */
-                                qt[j] += mxg_round_f64((__int128)gabs[l], loa[m] + lob[n]);
-                            if (want_group) {
-                                __int128 v = mxg_shl128((int64_t)pm[l], (u - loa[m]) + (ubn - lob[n])) +
-                                             (__int128)gres[l];
-                                gt[j] = gt[j] + mxg_group_partial(v, base);
-                            }
-                            continue;
-                        }
-                        /* add_residual_elem: A's low bits times B's values,
-                         * then A's high bits times B's low bits, term by term */
-                        int64_t tv[2 * MX_BLOCK];
-                        int te[2 * MX_BLOCK];
-                        size_t cnt = 0;
-                        const uint16_t *cb = rowp[l] + k0;
-                        for (size_t r = roff[m * G + g]; ia && r < roff[m * G + g + 1]; r++) {
-                            int32_t bm;
-                            int be;
-                            code16(tb, cb[rka[r]], &bm, &be);
-                            if (!bm)
-                                continue;
-                            tv[cnt] = (int64_t)rla[r] * bm;
-                            te[cnt++] = rea[r] + be;
-                        }
-                        const double *ah = ad + m * KP + k0;
-                        for (size_t k = 0; ib && k < len; k++) {
-                            if (!rlb[l][k] || ah[k] == 0)
-                                continue;
-                            tv[cnt] = (int64_t)ah[k] * rlb[l][k];
-                            te[cnt++] = u + tb->e[cb[k]];
-                        }
-                        for (size_t t = 0; t < cnt; t++) {
-                            if (want_sabs)
-                                qt[j] += fabs((double)tv[t]) * pow2i(te[t]);
-                            if (want_exact)
-                                add_exact(acc, big, slow, j, tv[t], te[t] - base);
-                        }
-                        if (want_group)
-                            gt[j] = gt[j] + mxg_group_partial_terms(pm[l], u + ubn, tv, te, cnt);
-                    }
-                }
-            }
+            for (int ti = 0; ti < npair; ti++)
+                t16_steps(&C, &T[ti], g);
         }
-        for (int ti = 0; ti < npair; ti++) { /* the tiles' elements */
-            t16 *t = &T[ti];
-            size_t n0 = t->n0, nt = t->nt;
-            unsigned __int128 *acc = t->acc;
-            mpz_t *big = t->big;
-            unsigned char *slow = t->slow;
-            float *gt = t->gt;
-            double *qt = t->qt;
-            v8u *acl = t->acl, *ach = t->ach, *acc64 = t->acc64;
-            int fast64 = t->fast64;
-            int lobt[NT];
-            for (size_t l = 0; l < NT; l++)
-                lobt[l] = l < nt ? lob[n0 + l] : INT_MAX;
-            for (size_t m = 0; m < M; m++) {
-                double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
-                unsigned left = (1u << nt) - 1; /* lanes whose exact value is still to come */
-#ifdef HAVE_ROUND_DQ
-                /* the row's sums in int64 alone (its 128-bit ones zero): eight
-                 * lanes rounded at once, as the FP8 kernel's */
-                int only64 = fast64 && want_exact && has_dq && dots_kind >= 2 && loa[m] <= hia[m];
-                for (size_t l = 0; l < nt && only64; l++)
-                    only64 = !acl[m][l] && !ach[m][l] && !acc[m * NT + l];
-                if (only64)
-                    left = ftile_round8(&acc64[m], loa[m], lobt, w, nt, exact + m * N + n0);
-#endif
-                for (size_t l = 0; l < nt; l++) {
-                    size_t j = m * NT + l, n = n0 + l, i = m * N + n;
-                    /* in a local: stored back, its two halves stall the load
-                     * that follows */
-                    unsigned __int128 v = acc[j] + ((unsigned __int128)ach[m][l] << 64 | acl[m][l]) +
-                                          (unsigned __int128)u64_signed(acc64[m][l]);
-                    if (want_exact && (left >> l & 1)) {
-                        if (loa[m] > hia[m] || lob[n] > hib[n])
-                            exact[i] = 0.0 * w;
-                        else
-                            exact[i] = slow[j] ? mxg_round_mpz_f64(big[j], (long)loa[m] + lob[n], w)
-                                               : mxg_round_weighted_f64((__int128)v,
-                                                                        loa[m] + lob[n], w);
-                    }
-                    if (slow[j])
-                        mpz_clear(big[j]);
-                    if (want_group)
-                        gacc[i] = gt[j];
-                }
-                if (want_bnd) { /* unscaled: no group's scale product underflows */
-                    size_t i = m * N + n0;
-                    static const double zeros[NT];
-                    mxg_bound_lanes(&bc, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
-                                    amaxb + n0, exact + i, NULL,
-                                    out->bound ? out->bound + i : NULL,
-                                    out->bound_acc ? out->bound_acc + i : NULL,
-                                    out->sum_abs ? out->sum_abs + i : NULL);
-                }
-            }
-        }
+        for (int ti = 0; ti < npair; ti++)
+            t16_finish(&C, &T[ti]);
     }
     if (out->model_acc || out->model_out) {
         float *macc = out->model_acc ? out->model_acc : malloc(MN * sizeof *macc);
@@ -3075,7 +3151,7 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             *irr_a = na;
         if (stats) {
             stats->elements = M * N;
-            stats->slow_elements = nslow;
+            stats->slow_elements = C.nslow;
             stats->irregular_groups = na + nb;
         }
     }
