@@ -14,38 +14,26 @@ double mx_gamma32(size_t n)
     return nu < 1 ? nu / (1 - nu) : INFINITY;
 }
 
-/* The weight multiply's error added to Bacc (w the row weight or 1). */
-static inline double weighted_err(double Bacc, double wS, double w)
-{
-    const double u = 0x1p-24, eta = 0x1p-150;
-    double aw = fabs(w);
-    return w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
-}
-
-/* Branch free (a select, no early return), so that mxg_bound_lanes's loop
- * over lanes vectorizes with the same operations. */
 static inline double bound_tail(double Bacc, double wS, double sabs, double w)
 {
-    double ey = weighted_err(Bacc, wS, w);
-    double y = wS + ey;
     /* evaluated in binary64 round-to-nearest: at most 16 operations on
      * nonnegative values, each within a factor (1 + 2^-53), so the true
      * value is below the computed one times (1 + 2^-48) (docs/bounds.md,
      * "How the numbers are computed") */
-    double b = (ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS) * (1 + 0x1p-48);
+    double ey = MXG_BOUND_EY(Bacc, wS, w, fabs(w)), b = MXG_BOUND_FIN(ey, wS);
     /* every partial sum of a correct kernel is at most sabs + Bacc before
      * its rounding: below 2^128 (1 - 2^-25) none rounds to infinity.  Past
      * that the bound cannot speak (the judge's bound-inf class: the model
      * is the verdict).  An overflow of y or of its BF16 rounding keeps a
      * finite bound: the judge admits the infinity of exact's sign when
      * |exact| + B reaches the BF16 overflow threshold (ovf-edge class). */
-    return sabs + Bacc < 0x1p128 * (1 - 0x1p-25) ? b : INFINITY;
+    return sabs + Bacc < MXG_BOUND_FIN_LIM ? b : INFINITY;
 }
 
 static inline double bound_y(double Bacc, double wS, double sabs, double w)
 {
-    double b = (weighted_err(Bacc, wS, w) + 0x1p-52 * wS) * (1 + 0x1p-48);
-    return sabs + Bacc < 0x1p128 * (1 - 0x1p-25) ? b : INFINITY;
+    double ey = MXG_BOUND_EY(Bacc, wS, w, fabs(w)), b = MXG_BOUND_Y_FIN(ey, wS);
+    return sabs + Bacc < MXG_BOUND_FIN_LIM ? b : INFINITY;
 }
 
 double mxg_bound_tail(double Bacc, double wS, double sabs, double w)
@@ -131,14 +119,14 @@ typedef long long v4i_b __attribute__((vector_size(32)));
 
 /* The FP32 models' lanes, none with a group's scale product below 2^-149:
  * mxg_acc_fp32 (ninexact 0), bound_tail, bound_y and the weighted sum of
- * mxg_bound_elem_n, the same operations in the same order, on four lanes
- * at a time (the caller's padding lanes are zeros); an output NULL is not
- * stored. */
+ * mxg_bound_elem_n, the same formulas (MXG_ACC_FP32, MXG_BOUND_*), on four
+ * lanes at a time (the caller's padding lanes are zeros); an output NULL
+ * is not stored. */
 static LANES_HOT void fp32_lanes(double infl, double gam, double K, double G, double w,
                                  double amax_a, const double *S, const double *amax_b,
                                  const double *exact, double *bnd, double *bacc, double *sab)
 {
-    const double u = 0x1p-24, eta = 0x1p-150, aw = fabs(w);
+    const double aw = fabs(w);
     const v4i_b nosign = (v4i_b){0} + 0x7FFFFFFFFFFFFFFFll;
     const v4d_b inf = (v4d_b){0} + INFINITY;
     for (int h = 0; h < 8; h += 4) {
@@ -149,12 +137,10 @@ static LANES_HOT void fp32_lanes(double infl, double gam, double K, double G, do
         v4d_b sabs = Sv * infl;
         v4d_b pmax = 32.0 * amax_a * ab * (1 + 0x1p-18);
         v4d_b wS = (v4d_b)((v4i_b)ex & nosign) * (1 + 0x1p-52);
-        v4d_b Bacc = (gam * sabs + eta * (K + 2.0 * G + 2.0 * 0.0 * pmax)) * (1 + 0x1p-48);
-        v4d_b ey = w != 1.0 ? aw * Bacc + u * (wS + aw * Bacc) + eta : Bacc;
-        v4d_b y = wS + ey;
-        v4d_b b = (ey + 0x1p-8 * y + 0x1p-134 + 0x1p-52 * wS) * (1 + 0x1p-48);
-        v4d_b by = (ey + 0x1p-52 * wS) * (1 + 0x1p-48);
-        v4i_b fin = sabs + Bacc < 0x1p128 * (1 - 0x1p-25);
+        v4d_b Bacc = MXG_ACC_FP32(gam, sabs, K, G, 0.0, pmax);
+        v4d_b ey = MXG_BOUND_EY(Bacc, wS, w, aw);
+        v4d_b b = MXG_BOUND_FIN(ey, wS), by = MXG_BOUND_Y_FIN(ey, wS);
+        v4i_b fin = sabs + Bacc < MXG_BOUND_FIN_LIM;
         b = (v4d_b)(((v4i_b)b & fin) | ((v4i_b)inf & ~fin));
         by = (v4d_b)(((v4i_b)by & fin) | ((v4i_b)inf & ~fin));
         v4d_b sw = sabs * aw;
@@ -186,9 +172,12 @@ void mxg_bound_lanes(const mxg_bound_call *bc, size_t m, size_t n0, size_t nt,
                      const double *exact, const unsigned char *may_underflow, double *bound,
                      double *bound_acc, double *sabs_out)
 {
+    static const double zeros[8];
     const mx_gemm_spec *s = bc->s;
     const mx_operand *A = bc->A, *B = bc->B;
     double w = s->row_weight ? (double)s->row_weight[m] : 1.0;
+    if (!S)
+        S = zeros;
     int uf_any = 0;
     for (size_t l = 0; may_underflow && l < nt; l++)
         uf_any |= may_underflow[l];

@@ -12,8 +12,5 @@
 double mxg_acc_fp32(double sabs, size_t depth, size_t K, size_t G,
                     size_t ninexact, double pmax)
 {
-    const double eta = 0x1p-150;
-    return (mx_gamma32(depth) * sabs +
-            eta * ((double)K + 2.0 * (double)G + 2.0 * (double)ninexact * pmax)) *
-           (1 + 0x1p-48);
+    return MXG_ACC_FP32(mx_gamma32(depth), sabs, (double)K, (double)G, (double)ninexact, pmax);
 }

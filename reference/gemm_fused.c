@@ -1162,16 +1162,18 @@ static FUSED_DOTS8 void tile_dots8_two(size_t M, const double *ad, const double 
     }
 }
 
+/* Two tiles' dots (bt0/bta0 into P0/Q0, bt1/bta1 into P1/Q1): in one
+ * pass with AVX-512, else one tile after the other.  Both kernels' pairs. */
 static void tile_dots_two(size_t M, const double *ad, const double *aa, size_t lda,
-                          ftile *t0, ftile *t1)
+                          const v4d *bt0, const v4d *bta0, const v4d *bt1, const v4d *bta1,
+                          v4d *P0, v4d *Q0, v4d *P1, v4d *Q1)
 {
     if (dots_kind >= 2) {
-        tile_dots8_two(M, ad, aa, lda, t0->bt, t0->bta, t1->bt, t1->bta, t0->P, t0->Q, t1->P,
-                       t1->Q);
+        tile_dots8_two(M, ad, aa, lda, bt0, bta0, bt1, bta1, P0, Q0, P1, Q1);
         return;
     }
-    tile_dots(M, ad, aa, lda, t0->bt, t0->bta, t0->P, t0->Q);
-    tile_dots(M, ad, aa, lda, t1->bt, t1->bta, t1->P, t1->Q);
+    tile_dots(M, ad, aa, lda, bt0, bta0, P0, Q0);
+    tile_dots(M, ad, aa, lda, bt1, bta1, P1, Q1);
 }
 
 static void ftile_free(ftile *t)
@@ -1428,7 +1430,6 @@ static void ftile_finish(const fcall *c, ftile *t)
     const mx_gemm_spec *s = c->s;
     mx_gemm_out *out = c->out;
     size_t M = c->M, N = c->N, nt = t->nt, n0 = t->n0;
-    static const double zeros[NT];
     unsigned char uf[NT];
     for (size_t m = 0; t->vec128 && m < M; m++)
         for (size_t l = 0; l < NT; l++)
@@ -1468,7 +1469,7 @@ static void ftile_finish(const fcall *c, ftile *t)
         }
         if (c->want_bnd) {
             size_t i = m * N + n0;
-            mxg_bound_lanes(&c->bc, m, n0, nt, c->want_sabs ? t->qt + m * NT : zeros,
+            mxg_bound_lanes(&c->bc, m, n0, nt, c->want_sabs ? t->qt + m * NT : NULL,
                             R->amaxa[m], t->amaxb, c->exact + i,
                             uf, out->bound ? out->bound + i : NULL,
                             out->bound_acc ? out->bound_acc + i : NULL,
@@ -1554,7 +1555,8 @@ mx_status mxg_gemm_fused(const mx_gemm_spec *s, const mx_operand *A,
             for (int i = 0; i < nt2; i++)
                 ftile_decode(&c, &T[i], g);
             if (nt2 == 2)
-                tile_dots_two(M, ad + k0, aa ? aa + k0 : NULL, KP, &T[0], &T[1]);
+                tile_dots_two(M, ad + k0, aa ? aa + k0 : NULL, KP, T[0].bt, T[0].bta, T[1].bt,
+                              T[1].bta, T[0].P, T[0].Q, T[1].P, T[1].Q);
             else
                 tile_dots(M, ad + k0, aa ? aa + k0 : NULL, KP, T[0].bt, T[0].bta, T[0].P,
                           T[0].Q);
@@ -2998,8 +3000,7 @@ static void t16_finish(f16call *c, t16 *t)
         }
         if (want_bnd) { /* unscaled: no group's scale product underflows */
             size_t i = m * N + n0;
-            static const double zeros[NT];
-            mxg_bound_lanes(bc, m, n0, nt, want_sabs ? qt + m * NT : zeros, amaxa[m],
+            mxg_bound_lanes(bc, m, n0, nt, want_sabs ? qt + m * NT : NULL, amaxa[m],
                             amaxb + n0, exact + i, NULL,
                             out->bound ? out->bound + i : NULL,
                             out->bound_acc ? out->bound_acc + i : NULL,
@@ -3108,13 +3109,12 @@ int mxg_gemm_fused16(const mx_gemm_spec *s, const mx_operand *A, const mx_operan
             size_t k0 = g * MX_BLOCK;
             for (int ti = 0; ti < npair; ti++)
                 t16_decode(&C, &T[ti], g);
-            if (npair == 2 && dots_kind >= 2)
-                tile_dots8_two(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[0].bt, T[0].bta,
-                               T[1].bt, T[1].bta, T[0].P, T[0].Q, T[1].P, T[1].Q);
+            if (npair == 2)
+                tile_dots_two(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[0].bt, T[0].bta,
+                              T[1].bt, T[1].bta, T[0].P, T[0].Q, T[1].P, T[1].Q);
             else
-                for (int ti = 0; ti < npair; ti++)
-                    tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[ti].bt, T[ti].bta,
-                              T[ti].P, T[ti].Q);
+                tile_dots(M, ad + k0, want_sabs ? aa + k0 : NULL, KP, T[0].bt, T[0].bta,
+                          T[0].P, T[0].Q);
             for (int ti = 0; ti < npair; ti++)
                 t16_steps(&C, &T[ti], g);
         }

@@ -515,6 +515,22 @@ double mxg_bound_y(double Bacc, double wS, double sabs, double w);
  * the sum-of-|terms| statistic they use in *sabs_eff. */
 double mxg_acc_fp32(double sabs, size_t depth, size_t K, size_t G,
                     size_t ninexact, double pmax);
+/* The bounds' formulas, written once for a binary64 or a vector of them
+ * (GCC's vector extension mixes scalars in), so that mxg_bound_lanes's
+ * vectors and the element functions do the same operations in the same
+ * order (docs/bounds.md): mxg_acc_fp32 from gamma32 of the depth (GAM),
+ * sabs, the doubles K and G, the count NIN and pmax; the weight multiply's
+ * error added to Bacc (w the row weight or 1, AW its magnitude); the
+ * bound and the FP32 result's bound from that EY before the overflow
+ * test, which MXG_BOUND_FIN_LIM sets (sabs + Bacc below it). */
+#define MXG_ACC_FP32(GAM, SABS, K, G, NIN, PMAX)                                        \
+    (((GAM) * (SABS) + 0x1p-150 * ((K) + 2.0 * (G) + 2.0 * (NIN) * (PMAX))) * (1 + 0x1p-48))
+#define MXG_BOUND_EY(BACC, WS, W, AW)                                                    \
+    ((W) != 1.0 ? (AW) * (BACC) + 0x1p-24 * ((WS) + (AW) * (BACC)) + 0x1p-150 : (BACC))
+#define MXG_BOUND_FIN(EY, WS)                                                            \
+    (((EY) + 0x1p-8 * ((WS) + (EY)) + 0x1p-134 + 0x1p-52 * (WS)) * (1 + 0x1p-48))
+#define MXG_BOUND_Y_FIN(EY, WS) (((EY) + 0x1p-52 * (WS)) * (1 + 0x1p-48))
+#define MXG_BOUND_FIN_LIM (0x1p128 * (1 - 0x1p-25))
 double mxg_acc_block(const mx_gemm_spec *s, const mx_operand *A,
                      const mx_operand *B, size_t m, size_t n, double pmax,
                      double *sabs_eff);
@@ -547,9 +563,9 @@ typedef struct {
 void mxg_bound_call_init(mxg_bound_call *bc, const mx_gemm_spec *s, const mx_operand *A,
                          const mx_operand *B);
 /* mxg_bound_elem_n for the elements (m, n0 + l), l < nt <= 8, of one row,
- * the same bits, eight lanes at a time: S[l], amax_b[l], exact[l] and
- * may_underflow[l] (NULL: every lane 0) the lane's; the outputs, any NULL,
- * at [l].  The fused kernels' tile rows. */
+ * the same bits, eight lanes at a time: S[l] (NULL: every lane 0),
+ * amax_b[l], exact[l] and may_underflow[l] (NULL: every lane 0) the lane's;
+ * the outputs, any NULL, at [l].  The fused kernels' tile rows. */
 void mxg_bound_lanes(const mxg_bound_call *bc, size_t m, size_t n0, size_t nt,
                      const double *S, double amax_a, const double *amax_b,
                      const double *exact, const unsigned char *may_underflow, double *bound,
