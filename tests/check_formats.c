@@ -690,6 +690,10 @@ START_TEST(test_fn_to_fnuz_refusals)
     sc[1] = 253;
     EXPECT1(mx_fn_to_fnuz_mx(vals, 96, sc, 3, 32, ov, os, &bad) == MX_ERANGE);
     ck_assert_uint_eq(bad, 2);
+    sc[2] = 254; /* 254 alone (254 + 1 is the NaN byte) */
+    EXPECT1(mx_fn_to_fnuz_mx(vals, 96, sc, 3, 32, ov, os, &bad) == MX_ERANGE);
+    ck_assert_uint_eq(bad, 2);
+    EXPECT1(ov[0] == 0x11 && os[2] == 7);
     EXPECT1(mx_fn_to_fnuz_mx(vals, 96, sc, 2, 32, ov, os, &bad) == MX_EINVAL);
     EXPECT1(mx_fn_to_fnuz_mx(vals, 95, sc, 3, 32, ov, os, &bad) == MX_EINVAL);
     EXPECT1(mx_fn_to_fnuz_mx(vals, 96, sc, 3, 0, ov, os, &bad) == MX_EINVAL);
