@@ -39,15 +39,30 @@ void mx_stage_gemm_free(mx_stage_gemm *g)
     memset(g, 0, sizeof *g);
 }
 
+/* A stage's arrays, not cleared: the caller writes every element (the
+ * stage's tasks, and stage_gemm_zero_row for rows no task writes).  A
+ * cleared allocation of this size is a serial memset on the thread that
+ * asks for it (glibc serves it from a heap once a free of that size has
+ * raised its mmap threshold): 2.8 ms of a 0.4 s layer's one-thread
+ * trace, before GEMM1's tasks start. */
 static mx_status stage_gemm_alloc(mx_stage_gemm *g, size_t rows, size_t cols)
 {
     g->rows = rows;
     g->cols = cols;
     size_t n = mx_nz(rows * cols);
-    g->exact = calloc(n, sizeof *g->exact);
-    g->model = calloc(n, sizeof *g->model);
-    g->bound = calloc(n, sizeof *g->bound);
+    g->exact = malloc(n * sizeof *g->exact);
+    g->model = malloc(n * sizeof *g->model);
+    g->bound = malloc(n * sizeof *g->bound);
     return g->exact && g->model && g->bound ? MX_OK : MX_ENOMEM;
+}
+
+/* row i of a stage as zeros (exact, model and bound) */
+static void stage_gemm_zero_row(mx_stage_gemm *g, size_t i)
+{
+    size_t c = g->cols;
+    memset(g->exact + i * c, 0, c * sizeof *g->exact);
+    memset(g->model + i * c, 0, c * sizeof *g->model);
+    memset(g->bound + i * c, 0, c * sizeof *g->bound);
 }
 
 static void act16_free(mx_stage_act16 *a)
@@ -82,7 +97,9 @@ static void add_stats(mx_gemm_stats *a, const mx_gemm_stats *b)
     a->irregular_groups += b->irregular_groups;
 }
 
-/* One GEMM over gathered rows, results scattered into a stage. */
+/* One GEMM over gathered rows, results scattered into a stage: row i to
+ * row dst_rows[i], or (dst_rows NULL) the stage's rows 0 .. M-1 written in
+ * place (M x N: the stage's own shape). */
 static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
                            const mx_operand *B, const float *w,
                            const size_t *dst_rows, mx_stage_gemm *st,
@@ -95,12 +112,19 @@ static mx_status gemm_rows(const mx_moe_config *c, const mx_operand *A,
                          !A->scales && c->model_bf16.name[0] ? c->model_bf16
                                                              : c->model,
                          w};
+    mx_gemm_stats gs;
+    mx_status s;
+    if (!dst_rows) { /* the stage's own rows: no copy */
+        mx_gemm_out o = {st->exact, NULL, st->model, st->bound, NULL, NULL};
+        if ((s = mx_gemm(&spec, A, B, &o, &gs)) == MX_OK)
+            add_stats(stats, &gs);
+        return s;
+    }
     double *ex = malloc(M * N * sizeof *ex), *bd = malloc(M * N * sizeof *bd);
     uint16_t *mo = malloc(M * N * sizeof *mo);
-    mx_status s = MX_ENOMEM;
+    s = MX_ENOMEM;
     if (ex && bd && mo) {
         mx_gemm_out o = {ex, NULL, mo, bd, NULL, NULL};
-        mx_gemm_stats gs;
         s = mx_gemm(&spec, A, B, &o, &gs);
         if (s == MX_OK) {
             add_stats(stats, &gs);
@@ -190,6 +214,34 @@ static mx_operand operand_bf16(const uint16_t *v, size_t rows, size_t K,
     return o;
 }
 
+/* BF16 activations by blocks of ACT16_ROWS rows on the pool, each block's
+ * count of alternatives apart, summed in block order */
+#define ACT16_ROWS 16
+
+typedef struct {
+    const double *act, *bound;
+    mx_stage_act16 *a;
+    size_t *amb; /* per block */
+} act16_ctx;
+
+static void act16_task(void *v, size_t b)
+{
+    act16_ctx *c = v;
+    mx_stage_act16 *a = c->a;
+    size_t r0 = b * ACT16_ROWS, r1 = r0 + ACT16_ROWS < a->rows ? r0 + ACT16_ROWS : a->rows;
+    size_t amb = 0;
+    for (size_t i = r0 * a->cols; i < r1 * a->cols; i++) {
+        double x = c->act[i], e = c->bound[i];
+        a->exact[i] = x;
+        a->model[i] = mx_bf16_from_float((float)x);
+        uint16_t lo = mx_bf16_from_float((float)(x - e));
+        uint16_t hi = mx_bf16_from_float((float)(x + e));
+        a->alt[i] = lo != a->model[i] ? lo : hi;
+        amb += a->alt[i] != a->model[i];
+    }
+    c->amb[b] = amb;
+}
+
 static mx_status act16_stage(const double *act, const double *bound, size_t n,
                              mx_stage_act16 *a, size_t rows, size_t cols)
 {
@@ -198,17 +250,46 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
     a->exact = malloc(mx_nz(n) * sizeof *a->exact);
     a->model = malloc(mx_nz(n) * sizeof *a->model);
     a->alt = malloc(mx_nz(n) * sizeof *a->alt);
-    if (!a->exact || !a->model || !a->alt)
+    size_t nb = (rows + ACT16_ROWS - 1) / ACT16_ROWS;
+    size_t *amb = malloc(mx_nz(nb) * sizeof *amb);
+    if (!a->exact || !a->model || !a->alt || !amb) {
+        free(amb);
         return MX_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        a->exact[i] = act[i];
-        a->model[i] = mx_bf16_from_float((float)act[i]);
-        uint16_t lo = mx_bf16_from_float((float)(act[i] - bound[i]));
-        uint16_t hi = mx_bf16_from_float((float)(act[i] + bound[i]));
-        a->alt[i] = lo != a->model[i] ? lo : hi;
-        a->n_ambiguous += a->alt[i] != a->model[i];
     }
+    act16_ctx c = {act, bound, a, amb};
+    mx_parallel_for(nb, act16_task, &c);
+    for (size_t b = 0; b < nb; b++)
+        a->n_ambiguous += amb[b];
+    free(amb);
     return MX_OK;
+}
+
+/* Row-parallel pieces of the layer: each task handles a block of rows
+ * (tokens or routed rows) and writes only those rows. */
+#define ROW_BLOCK 16
+
+typedef struct {
+    const mx_moe_shape *sh;
+    const uint16_t *g1;
+    const int32_t *ids; /* rows of experts that are not local stay 0; NULL:
+                         * every row is computed (the shared expert) */
+    size_t rows, I;
+    double ulps, *act, *bound;
+} swiglu_ctx;
+
+static void swiglu_task(void *v, size_t b)
+{
+    swiglu_ctx *c = v;
+    const mx_moe_shape *sh = c->sh;
+    size_t r0 = b * ROW_BLOCK, n = c->rows - r0 < ROW_BLOCK ? c->rows - r0 : ROW_BLOCK;
+    mx_swiglu_exact(sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
+                    c->bound + r0 * c->I);
+    for (size_t i = r0; c->ids && i < r0 + n; i++) { /* ids NULL: every row */
+        size_t le = (size_t)c->ids[i] - sh->expert0;
+        if (!((size_t)c->ids[i] >= sh->expert0 && le < sh->E_local))
+            for (size_t j = 0; j < c->I; j++)
+                c->act[i * c->I + j] = c->bound[i * c->I + j] = 0;
+    }
 }
 
 /* The shared expert: BF16 dense MLP on x. */
@@ -220,35 +301,32 @@ static mx_status shared_expert(const mx_moe_config *c, const mx_moe_weights *w,
     size_t H = sh->H, Is = sh->inter_shared;
     mx_status s;
     expert_w w13, w2;
-    size_t *rows = malloc(mx_nz(T) * sizeof *rows);
     double *act = malloc(mx_nz(T * Is) * sizeof *act);
     double *bnd = malloc(mx_nz(T * Is) * sizeof *bnd);
     memset(&w13, 0, sizeof w13);
     memset(&w2, 0, sizeof w2);
-    if (!rows || !act || !bnd) {
+    if (!act || !bnd) {
         s = MX_ENOMEM;
         goto done;
     }
-    for (size_t t = 0; t < T; t++)
-        rows[t] = t;
     if ((s = stage_gemm_alloc(&r->sh_g1, T, 2 * Is)) != MX_OK ||
         (s = stage_gemm_alloc(&r->shared, T, H)) != MX_OK ||
         (s = load_weights(0, w->ws13, w->ws13_s, 2 * Is, H, &w13)) != MX_OK ||
         (s = load_weights(0, w->ws2, w->ws2_s, H, Is, &w2)) != MX_OK)
         goto done;
     mx_operand A = operand_bf16(x, T, H, NULL), B = operand_bf16(w13.bf, 2 * Is, H, NULL);
-    if ((s = gemm_rows(c, &A, &B, NULL, rows, &r->sh_g1, stats)) != MX_OK)
+    if ((s = gemm_rows(c, &A, &B, NULL, NULL, &r->sh_g1, stats)) != MX_OK)
         goto done;
-    mx_swiglu_exact(sh, r->sh_g1.model, T, Is, c->sigmoid_ulps, act, bnd);
+    swiglu_ctx sc = {sh, r->sh_g1.model, NULL, T, Is, c->sigmoid_ulps, act, bnd};
+    mx_parallel_for((T + ROW_BLOCK - 1) / ROW_BLOCK, swiglu_task, &sc);
     if ((s = act16_stage(act, bnd, T * Is, &r->sh_act, T, Is)) != MX_OK)
         goto done;
     mx_operand A2 = operand_bf16(r->sh_act.model, T, Is, NULL);
     mx_operand B2 = operand_bf16(w2.bf, H, Is, NULL);
-    s = gemm_rows(c, &A2, &B2, NULL, rows, &r->shared, stats);
+    s = gemm_rows(c, &A2, &B2, NULL, NULL, &r->shared, stats);
 done:
     free_weights(&w13);
     free_weights(&w2);
-    free(rows);
     free(act);
     free(bnd);
     return s;
@@ -282,33 +360,6 @@ static double exact_sum(const double *v, int n)
     mpfr_clears(acc, x, (mpfr_ptr)0);
     (void)c;
     return r;
-}
-
-/* Row-parallel pieces of the layer: each task handles a block of rows
- * (tokens or routed rows) and writes only those rows. */
-#define ROW_BLOCK 16
-
-typedef struct {
-    const mx_moe_shape *sh;
-    const uint16_t *g1;
-    const int32_t *ids; /* rows of experts that are not local stay 0 */
-    size_t rows, I;
-    double ulps, *act, *bound;
-} swiglu_ctx;
-
-static void swiglu_task(void *v, size_t b)
-{
-    swiglu_ctx *c = v;
-    const mx_moe_shape *sh = c->sh;
-    size_t r0 = b * ROW_BLOCK, n = c->rows - r0 < ROW_BLOCK ? c->rows - r0 : ROW_BLOCK;
-    mx_swiglu_exact(sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
-                    c->bound + r0 * c->I);
-    for (size_t i = r0; i < r0 + n; i++) {
-        size_t le = (size_t)c->ids[i] - sh->expert0;
-        if (!((size_t)c->ids[i] >= sh->expert0 && le < sh->E_local))
-            for (size_t j = 0; j < c->I; j++)
-                c->act[i * c->I + j] = c->bound[i * c->I + j] = 0;
-    }
 }
 
 typedef struct {
@@ -606,6 +657,13 @@ static mx_status routed_path(layer_ctx *L)
     if ((s = stage_gemm_alloc(&r->g1, Tk, 2 * I)) != MX_OK ||
         (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
         goto done;
+    for (size_t i = 0; i < Tk; i++) { /* rows of other ranks' experts: 0 */
+        size_t le = (size_t)ids[i] - sh->expert0;
+        if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local)) {
+            stage_gemm_zero_row(&r->g1, i);
+            stage_gemm_zero_row(&r->y, i);
+        }
+    }
     expert_ctx ex = {c, w, w8a8, 1, start, dst, order, xq, xq_s, x, tw, r, NULL, NULL};
     if ((s = run_experts(&ex, nrun, r)) != MX_OK)
         goto done;

@@ -366,15 +366,36 @@ START_TEST(test_expert_parallel_rows_zero)
     mx_moe_config cfg = mx_moe_config_default(&s, MX_POLICY_W8A8);
     mx_moe_result r;
     long bad;
-    ck_assert_int_eq(mx_moe_run(&cfg, &c.weights, c.x, 6, NULL, &r, &bad), MX_OK);
+    /* the stages are not cleared on allocation (moe.c, stage_gemm_alloc):
+     * freed chunks of the stages' sizes, full of nonzero bytes, so that a
+     * row left unwritten shows */
+    for (int round = 0; round < 2; round++) {
+        void *dirty[48];
+        const size_t sizes[6] = {24 * 128 * 8, 24 * 128 * 2, 24 * 128 * 8 * 2,
+                                 24 * 128 * 2 * 2, 24 * 64 * 8, 24 * 64 * 2};
+        for (int i = 0; i < 48; i++)
+            if ((dirty[i] = malloc(sizes[i % 6])) != NULL)
+                memset(dirty[i], 0xa5, sizes[i % 6]);
+        for (int i = 0; i < 48; i++)
+            free(dirty[i]);
+        ck_assert_int_eq(mx_moe_run(&cfg, &c.weights, c.x, 6, NULL, &r, &bad), MX_OK);
+        if (round == 0)
+            mx_moe_result_free(&r);
+    }
     size_t local = 0, remote = 0;
     for (size_t row = 0; row < 6 * 4; row++) {
         int32_t id = r.route.ids[row];
         int is_local = id >= 4 && id < 8;
         for (size_t h = 0; h < 128; h++)
             if (!is_local)
-                EXPECT(r.y.model[row * 128 + h] == 0 && r.y.exact[row * 128 + h] == 0,
+                EXPECT(r.y.model[row * 128 + h] == 0 && r.y.exact[row * 128 + h] == 0 &&
+                           r.y.bound[row * 128 + h] == 0,
                        "non-local row %zu is not zero", row);
+        for (size_t j = 0; j < 2 * 64; j++)
+            if (!is_local)
+                EXPECT(r.g1.model[row * 128 + j] == 0 && r.g1.exact[row * 128 + j] == 0 &&
+                           r.g1.bound[row * 128 + j] == 0,
+                       "non-local row %zu of GEMM1 is not zero", row);
         local += (size_t)is_local;
         remote += (size_t)!is_local;
     }
