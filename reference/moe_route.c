@@ -34,42 +34,72 @@ void mx_moe_routing_free(mx_moe_routing *r)
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
-/* The router runs on the worker pool with the same BLAS calls as one
- * thread makes (the two products side by side, never split: a BLAS may sum
- * in another order for another shape), then the tokens' top-k selections
- * by blocks of tokens, each writing only its own tokens. */
+/* The router runs on the worker pool: x and the router's rows in
+ * binary64, then the two products (logits, sum |x w|) by blocks of eb
+ * experts (the logits' columns), then the tokens' top-k selections by
+ * blocks of ROUTE_TOKENS tokens, each task writing only its own rows or
+ * columns.  The blocks depend on T and E alone, not on the thread count,
+ * so the bytes are the same for any thread count.  A BLAS may sum in
+ * another order for another shape: Debian 12's OpenBLAS 0.3.21 gives
+ * blocks of 32 experts the bits of one call over all of them for T >= 8
+ * (measured for T = 8 to 512; below 8 tokens it takes another kernel for
+ * the narrower calls, so there eb = E: one call). */
 typedef struct {
     size_t T, H, E;
     int k;
     const float *router, *bias;
     const uint16_t *x;
     double *xd, *wd, *xa, *wa, *lg, *la;
-    mx_status st[2];
+    size_t eb;     /* experts per product task */
+    mx_status *st; /* per conversion task */
     mx_moe_routing *out;
 } route_ctx;
 
-/* task 0: logits = x Wr^T; task 1: sum |x w| = |x| |Wr|^T */
+#define ROUTE_TOKENS 8   /* tokens per conversion and selection task */
+#define ROUTE_EXPERTS 32 /* router rows per conversion and product task */
+
+/* Conversion task i: i < 2 nt, tokens of block i / 2 (of ROUTE_TOKENS),
+ * their values (i even) or magnitudes (odd); else the router's rows of
+ * block (i - 2 nt) / 2 (of ROUTE_EXPERTS), the same way. */
+static void convert_task(void *v, size_t i)
+{
+    route_ctx *c = v;
+    size_t H = c->H, nt = (c->T + ROUTE_TOKENS - 1) / ROUTE_TOKENS;
+    int a = (int)(i % 2);
+    c->st[i] = MX_OK;
+    if (i < 2 * nt) {
+        size_t t0 = i / 2 * ROUTE_TOKENS;
+        size_t t1 = t0 + ROUTE_TOKENS < c->T ? t0 + ROUTE_TOKENS : c->T;
+        double *xd = a ? c->xa : c->xd;
+        for (size_t j = t0 * H; j < t1 * H; j++) {
+            double d = mx_bf16_to_float(c->x[j]);
+            if (!isfinite(d)) {
+                c->st[i] = MX_ERANGE;
+                return;
+            }
+            xd[j] = a ? fabs(d) : d;
+        }
+        return;
+    }
+    size_t e0 = (i - 2 * nt) / 2 * ROUTE_EXPERTS;
+    size_t e1 = e0 + ROUTE_EXPERTS < c->E ? e0 + ROUTE_EXPERTS : c->E;
+    double *wd = a ? c->wa : c->wd;
+    for (size_t j = e0 * H; j < e1 * H; j++)
+        wd[j] = a ? fabs((double)c->router[j]) : (double)c->router[j];
+}
+
+/* task 2b: logits = x Wr^T of the experts of block b (of eb); task 2b + 1:
+ * their sum |x w| = |x| |Wr|^T */
 static void product_task(void *v, size_t i)
 {
     route_ctx *c = v;
-    size_t T = c->T, H = c->H, E = c->E;
-    double *xd = i ? c->xa : c->xd, *wd = i ? c->wa : c->wd;
-    c->st[i] = MX_OK;
-    for (size_t j = 0; j < T * H; j++) {
-        double d = mx_bf16_to_float(c->x[j]);
-        if (!isfinite(d)) {
-            c->st[i] = MX_ERANGE;
-            return;
-        }
-        xd[j] = i ? fabs(d) : d;
-    }
-    for (size_t j = 0; j < E * H; j++)
-        wd[j] = i ? fabs((double)c->router[j]) : (double)c->router[j];
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)E, (int)H,
-                1.0, xd, (int)H, wd, (int)H, 0.0, i ? c->la : c->lg, (int)E);
+    size_t H = c->H, E = c->E, e0 = i / 2 * c->eb;
+    size_t e1 = e0 + c->eb < E ? e0 + c->eb : E;
+    int a = (int)(i % 2);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->T, (int)(e1 - e0), (int)H,
+                1.0, a ? c->xa : c->xd, (int)H, (a ? c->wa : c->wd) + e0 * H, (int)H, 0.0,
+                (a ? c->la : c->lg) + e0, (int)E);
 }
-
-#define ROUTE_TOKENS 8 /* tokens per selection task */
 
 static void select_task(void *v, size_t b)
 {
@@ -137,8 +167,11 @@ mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
     memset(out, 0, sizeof *out);
     if (k < 1 || k > 64 || (size_t)k > E || E > 4096 || !router || !bias || !x || !T)
         return MX_EINVAL;
+    size_t nconv = 2 * ((T + ROUTE_TOKENS - 1) / ROUTE_TOKENS) +
+                   2 * ((E + ROUTE_EXPERTS - 1) / ROUTE_EXPERTS);
     route_ctx c = {T, H, E, k, router, bias, x, NULL, NULL, NULL, NULL, NULL, NULL,
-                   {MX_OK, MX_OK}, out};
+                   T >= 8 ? ROUTE_EXPERTS : E, NULL, out};
+    c.st = malloc(nconv * sizeof *c.st);
     c.xd = malloc(T * H * sizeof *c.xd);
     c.xa = malloc(T * H * sizeof *c.xa);
     c.wd = malloc(E * H * sizeof *c.wd);
@@ -150,20 +183,23 @@ mx_status mx_moe_route(const mx_moe_shape *s, const float *router,
     out->weights_exact = malloc(T * (size_t)k * sizeof *out->weights_exact);
     out->ambiguous = calloc(T ? T : 1, 1);
     mx_status st = MX_OK;
-    if (!c.xd || !c.xa || !c.wd || !c.wa || !c.lg || !c.la || !out->ids ||
+    if (!c.st || !c.xd || !c.xa || !c.wd || !c.wa || !c.lg || !c.la || !out->ids ||
         !out->weights || !out->weights_exact || !out->ambiguous) {
         st = MX_ENOMEM;
         goto done;
     }
-    mx_parallel_for(2, product_task, &c);
-    if ((st = c.st[0]) != MX_OK)
-        goto done;
+    mx_parallel_for(nconv, convert_task, &c);
+    for (size_t i = 0; i < nconv; i++)
+        if ((st = c.st[i]) != MX_OK)
+            goto done;
+    mx_parallel_for(2 * ((E + c.eb - 1) / c.eb), product_task, &c);
     mx_parallel_for((T + ROUTE_TOKENS - 1) / ROUTE_TOKENS, select_task, &c);
     for (size_t t = 0; t < T; t++)
         out->n_ambiguous += out->ambiguous[t];
     out->T = T;
     out->topk = k;
 done:
+    free(c.st);
     free(c.xd);
     free(c.xa);
     free(c.wd);
