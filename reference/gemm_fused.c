@@ -2409,13 +2409,64 @@ static int fused16_applies(const mx_gemm_spec *s, const mx_operand *A, const mx_
     return *ta && *tb;
 }
 
+/* rows16_build's rows m0 .. m0 + n - 1, each on its own: row facts, the
+ * split values (zeros past K), and the row's residual entries listed from
+ * m KP (at most KP of them) with roff[m G + g + 1] counted from the row's
+ * start; rows16_build then packs them in row order. */
+typedef struct {
+    const mx_operand *A;
+    const ftab16 *ta;
+    int wa;
+    size_t G, KP;
+    mxg_fused16_rows *r;
+    size_t *nrow; /* residual entries of each row */
+} rows16_ctx;
+
+static mx_status rows16_part(void *v, size_t m0, size_t n)
+{
+    const rows16_ctx *c = v;
+    mxg_fused16_rows *r = c->r;
+    const mx_operand *A = c->A;
+    size_t K = A->K, G = c->G, KP = c->KP;
+    for (size_t m = m0; m < m0 + n; m++) {
+        if (row_facts16(A, c->ta, m, G, 1, c->wa, r->ua + m * G, r->umina + m * G,
+                        r->irra + m * G, &r->loa[m], &r->hia[m], &r->amaxa[m]) < 0)
+            return MX_ERANGE;
+        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
+        size_t nres = m * KP;
+        for (size_t g = 0; g < G; g++) {
+            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
+            for (size_t k = k0; k < k0 + len; k++) {
+                size_t i = m * KP + k;
+                int32_t lo;
+                r->ad[i] = split16(c->ta, codes[k], r->ua[m * G + g], &lo);
+                r->aa[i] = fabs(r->ad[i]);
+                if (lo) {
+                    r->rla[nres] = lo;
+                    r->rea[nres] = c->ta->e[codes[k]];
+                    r->rka[nres++] = (unsigned char)(k - k0);
+                }
+            }
+            for (size_t k = k0 + len; k < k0 + MX_BLOCK; k++)
+                r->ad[m * KP + k] = r->aa[m * KP + k] = 0.0;
+            r->roff[m * G + g + 1] = nres - m * KP;
+        }
+        c->nrow[m] = nres - m * KP;
+    }
+    return MX_OK;
+}
+
+/* A's rows for the 16-bit kernel, by blocks of rows on the pool (every
+ * row on its own; the residual entries then packed in row order, so the
+ * arrays are the same for any thread count). */
 static void rows16_build(const mx_operand *A, const ftab16 *ta, int wa,
                          mxg_fused16_rows *r)
 {
     size_t M = A->rows, K = A->K, G = (K + MX_BLOCK - 1) / MX_BLOCK, KP = G * MX_BLOCK;
     memset(r, 0, sizeof *r); /* st MX_OK */
-    r->ad = calloc(M * KP + 1, sizeof *r->ad);
-    r->aa = calloc(M * KP + 1, sizeof *r->aa);
+    size_t *nrow = malloc((M + 1) * sizeof *nrow);
+    r->ad = malloc((M * KP + 1) * sizeof *r->ad);
+    r->aa = malloc((M * KP + 1) * sizeof *r->aa);
     r->rla = malloc((M * KP + 1) * sizeof *r->rla);
     r->rea = malloc((M * KP + 1) * sizeof *r->rea);
     r->rka = malloc(M * KP + 1);
@@ -2426,39 +2477,31 @@ static void rows16_build(const mx_operand *A, const ftab16 *ta, int wa,
     r->hia = malloc((M + 1) * sizeof *r->hia);
     r->irra = malloc(M * G + 1);
     r->amaxa = malloc((M + 1) * sizeof *r->amaxa);
-    if (!r->ad || !r->aa || !r->rla || !r->rea || !r->rka || !r->roff || !r->ua ||
+    if (!nrow || !r->ad || !r->aa || !r->rla || !r->rea || !r->rka || !r->roff || !r->ua ||
         !r->umina || !r->loa || !r->hia || !r->irra || !r->amaxa) {
+        free(nrow);
         r->st = MX_ENOMEM;
         return;
     }
-    for (size_t m = 0; m < M; m++)
-        if (row_facts16(A, ta, m, G, 1, wa, r->ua + m * G, r->umina + m * G,
-                        r->irra + m * G, &r->loa[m], &r->hia[m], &r->amaxa[m]) < 0) {
-            r->st = MX_ERANGE;
-            return;
-        }
+    r->ad[M * KP] = r->aa[M * KP] = 0.0;
+    rows16_ctx c = {A, ta, wa, G, KP, r, nrow};
+    if ((r->st = mx_parallel_rows(M, 4, rows16_part, &c)) != MX_OK) {
+        free(nrow);
+        return;
+    }
     for (size_t i = 0; i < M * G && !r->wide; i++)
         r->wide = r->irra[i] != 0;
-    size_t nres = 0;
+    size_t nres = 0; /* row m's entries from m KP to nres (nres <= m KP) */
     r->roff[0] = 0;
     for (size_t m = 0; m < M; m++) {
-        const uint16_t *codes = (const uint16_t *)A->codes + mxg_row(A, m) * A->ld;
-        for (size_t g = 0; g < G; g++) {
-            size_t k0 = g * MX_BLOCK, len = K - k0 < MX_BLOCK ? K - k0 : MX_BLOCK;
-            for (size_t k = k0; k < k0 + len; k++) {
-                size_t i = m * KP + k;
-                int32_t lo;
-                r->ad[i] = split16(ta, codes[k], r->ua[m * G + g], &lo);
-                r->aa[i] = fabs(r->ad[i]);
-                if (lo) {
-                    r->rla[nres] = lo;
-                    r->rea[nres] = ta->e[codes[k]];
-                    r->rka[nres++] = (unsigned char)(k - k0);
-                }
-            }
-            r->roff[m * G + g + 1] = nres;
-        }
+        memmove(r->rla + nres, r->rla + m * KP, nrow[m] * sizeof *r->rla);
+        memmove(r->rea + nres, r->rea + m * KP, nrow[m] * sizeof *r->rea);
+        memmove(r->rka + nres, r->rka + m * KP, nrow[m]);
+        for (size_t g = 0; g < G; g++)
+            r->roff[m * G + g + 1] += nres;
+        nres += nrow[m];
     }
+    free(nrow);
     r->st = planes16_build(&r->pq, M, G, wa, r->ua, r->umina, r->irra, r->roff, r->rla,
                            r->rea);
 }
