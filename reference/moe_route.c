@@ -40,10 +40,12 @@ static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
  * blocks of ROUTE_TOKENS tokens, each task writing only its own rows or
  * columns.  The blocks depend on T and E alone, not on the thread count,
  * so the bytes are the same for any thread count.  A BLAS may sum in
- * another order for another shape: Debian 12's OpenBLAS 0.3.21 gives
- * blocks of 32 experts the bits of one call over all of them for T >= 8
- * (measured for T = 8 to 512; below 8 tokens it takes another kernel for
- * the narrower calls, so there eb = E: one call). */
+ * another order for another shape: Debian 12's OpenBLAS 0.3.21 (its
+ * SkylakeX kernels, on an AVX-512 Xeon) gives blocks of 32 experts the
+ * bits of one call over all of them for T >= 8 (measured for T = 8 to 512
+ * with E = 256, H = 6144); below 8 tokens it takes another kernel for the
+ * narrower calls, so there eb = E: one call.  Other BLAS builds may differ
+ * from one call; any of them gives the same bytes for every --jobs. */
 typedef struct {
     size_t T, H, E;
     int k;
