@@ -15,6 +15,7 @@
 #include <string.h>
 #include "mxref/casegen.h"
 #include "mxref/fnuz.h"
+#include "mxref/pool.h"
 #include "oracle/oracle.h"
 #include "testutil.h"
 
@@ -531,6 +532,75 @@ START_TEST(test_routing_ties_reported)
 }
 END_TEST
 
+START_TEST(test_routing_blocks)
+{
+    /* the router's conversions (blocks of 8 tokens, 32 experts) and
+     * products (blocks of 32 experts from 8 tokens up): the same routing
+     * for any thread count, at token counts around the blocks' edges and
+     * an expert count past a block; a non-finite x in a later block is
+     * refused */
+    mx_moe_shape s;
+    ck_assert_int_eq(mx_moe_shape_by_name("custom:64,32,40,3", &s), 0);
+    enum { H = 64, E = 40, TMAX = 17 };
+    static uint16_t x[TMAX * H];
+    static float router[E * H], bias[E];
+    for (int i = 0; i < TMAX * H; i++)
+        x[i] = mx_bf16_from_float((float)((i * 37 % 23) - 11) / 8);
+    for (int i = 0; i < E * H; i++)
+        router[i] = (float)((i * 13 % 29) - 14) / 128;
+    for (int e = 0; e < E; e++)
+        bias[e] = (float)(e % 5) / 64;
+    const size_t Ts[] = {1, 7, 8, 9, 16, 17};
+    for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++) {
+        size_t T = Ts[a];
+        mx_moe_routing r1, rn;
+        mx_pool_set_threads(1);
+        ck_assert_int_eq(mx_moe_route(&s, router, bias, x, T, &r1), MX_OK);
+        for (int th = 2; th <= 7; th += 5) {
+            mx_pool_set_threads(th);
+            ck_assert_int_eq(mx_moe_route(&s, router, bias, x, T, &rn), MX_OK);
+            EXPECT(memcmp(r1.ids, rn.ids, T * 3 * sizeof *r1.ids) == 0 &&
+                       memcmp(r1.weights, rn.weights, T * 3 * sizeof *r1.weights) == 0 &&
+                       memcmp(r1.weights_exact, rn.weights_exact,
+                              T * 3 * sizeof *r1.weights_exact) == 0 &&
+                       memcmp(r1.ambiguous, rn.ambiguous, T) == 0,
+                   "T = %zu: %d threads route otherwise than one", T, th);
+            mx_moe_routing_free(&rn);
+        }
+        /* each token's top 3 by its own scores, recomputed in long double
+         * (ties and near ties aside: none here) */
+        for (size_t t = 0; t < T; t++) {
+            long double sc[E];
+            for (int e = 0; e < E; e++) {
+                long double l = 0;
+                for (int h = 0; h < H; h++)
+                    l += (long double)mx_bf16_to_float(x[t * H + h]) * router[e * H + h];
+                sc[e] = 1 / (1 + expl(-l)) + bias[e];
+            }
+            for (int j = 0; j < 3; j++) {
+                int best = -1;
+                for (int e = 0; e < E; e++) {
+                    int used = 0;
+                    for (int q = 0; q < j; q++)
+                        used |= r1.ids[t * 3 + q] == e;
+                    if (!used && (best < 0 || sc[e] > sc[best]))
+                        best = e;
+                }
+                EXPECT(r1.ambiguous[t] || r1.ids[t * 3 + j] == best,
+                       "T = %zu, token %zu, rank %d: expert %d, not %d", T, t, j,
+                       r1.ids[t * 3 + j], best);
+            }
+        }
+        mx_moe_routing_free(&r1);
+    }
+    mx_pool_set_threads(1);
+    mx_moe_routing r;
+    x[9 * H + 5] = 0x7f80; /* +inf in token 9: the second block of tokens */
+    ck_assert_int_eq(mx_moe_route(&s, router, bias, x, 17, &r), MX_ERANGE);
+    ck_assert_ptr_null(r.ids);
+}
+END_TEST
+
 START_TEST(test_moe_align_reference)
 {
     /* rows (flat ids): 0:e2 1:e0 2:e2 3:e1 4:e0 5:e2; block_m 2, pad id 6 */
@@ -571,6 +641,7 @@ int main(void)
     tcase_add_test(t, test_case_generation_deterministic);
     tcase_add_test(t, test_stagewise_from_given);
     tcase_add_test(t, test_routing_ties_reported);
+    tcase_add_test(t, test_routing_blocks);
     tcase_add_test(t, test_moe_align_reference);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
