@@ -169,24 +169,6 @@ uint32_t mx_encode_rne(const mx_format *f, double x)
     return c;
 }
 
-uint16_t mx_bf16_from_float(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: canonical, sign kept */
-        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-float mx_bf16_to_float(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 float mx_fp32_round(double x)
 {
     return (float)x; /* IEEE binary64 -> binary32 conversion: RNE */

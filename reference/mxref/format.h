@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <gmp.h>
 #include <mpfr.h>
 
@@ -198,9 +199,27 @@ static inline uint8_t mx_enc8_f32bits(const mx_enc8_table *t, uint32_t bits)
 
 /* Fast paths for the common cases (RNE, default overflow). */
 uint32_t mx_encode_rne(const mx_format *f, double x);
-/* float32 -> bfloat16 RNE, as torch's .to(torch.bfloat16) on finite values */
-uint16_t mx_bf16_from_float(float x);
-float mx_bf16_to_float(uint16_t b);
+/* float32 -> bfloat16 RNE, as torch's .to(torch.bfloat16) on finite values
+ * (a NaN gives the quiet NaN 0x7fc0 with its sign); and back (exact).
+ * Inline: the layer's element loops (the combine, SwiGLU, the judges) call
+ * them once or more per element. */
+static inline uint16_t mx_bf16_from_float(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: canonical, sign kept */
+        return (uint16_t)(((u >> 16) & 0x8000u) | 0x7fc0u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float mx_bf16_to_float(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 /* binary64 -> binary32 with RNE via the same routine (exact, no FPU mode). */
 float mx_fp32_round(double x);
 
