@@ -39,6 +39,14 @@ void mx_stage_gemm_free(mx_stage_gemm *g)
     memset(g, 0, sizeof *g);
 }
 
+/* 1 when expert id is one of this rank's (expert0 .. expert0 + E_local -
+ * 1), its local index in *le */
+static int local_expert(const mx_moe_shape *sh, int32_t id, size_t *le)
+{
+    *le = (size_t)id - sh->expert0;
+    return (size_t)id >= sh->expert0 && *le < sh->E_local;
+}
+
 /* A stage's arrays, not cleared: the caller writes every element (the
  * stage's tasks, and stage_gemm_zero_row for rows no task writes).  A
  * cleared allocation of this size is a serial memset on the thread that
@@ -214,10 +222,12 @@ static mx_operand operand_bf16(const uint16_t *v, size_t rows, size_t K,
     return o;
 }
 
-/* BF16 activations by blocks of ACT16_ROWS rows on the pool, each block's
- * count of alternatives apart, summed in block order */
-#define ACT16_ROWS 16
+/* Row-parallel pieces of the layer: each task handles a block of rows
+ * (tokens or routed rows) and writes only those rows. */
+#define ROW_BLOCK 16
 
+/* BF16 activations by blocks of ROW_BLOCK rows, each block's count of
+ * alternatives apart, summed in block order */
 typedef struct {
     const double *act, *bound;
     mx_stage_act16 *a;
@@ -228,7 +238,7 @@ static void act16_task(void *v, size_t b)
 {
     act16_ctx *c = v;
     mx_stage_act16 *a = c->a;
-    size_t r0 = b * ACT16_ROWS, r1 = r0 + ACT16_ROWS < a->rows ? r0 + ACT16_ROWS : a->rows;
+    size_t r0 = b * ROW_BLOCK, r1 = r0 + ROW_BLOCK < a->rows ? r0 + ROW_BLOCK : a->rows;
     size_t amb = 0;
     for (size_t i = r0 * a->cols; i < r1 * a->cols; i++) {
         double x = c->act[i], e = c->bound[i];
@@ -250,7 +260,7 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
     a->exact = malloc(mx_nz(n) * sizeof *a->exact);
     a->model = malloc(mx_nz(n) * sizeof *a->model);
     a->alt = malloc(mx_nz(n) * sizeof *a->alt);
-    size_t nb = (rows + ACT16_ROWS - 1) / ACT16_ROWS;
+    size_t nb = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
     size_t *amb = malloc(mx_nz(nb) * sizeof *amb);
     if (!a->exact || !a->model || !a->alt || !amb) {
         free(amb);
@@ -263,10 +273,6 @@ static mx_status act16_stage(const double *act, const double *bound, size_t n,
     free(amb);
     return MX_OK;
 }
-
-/* Row-parallel pieces of the layer: each task handles a block of rows
- * (tokens or routed rows) and writes only those rows. */
-#define ROW_BLOCK 16
 
 typedef struct {
     const mx_moe_shape *sh;
@@ -285,8 +291,8 @@ static void swiglu_task(void *v, size_t b)
     mx_swiglu_exact(sh, c->g1 + r0 * 2 * c->I, n, c->I, c->ulps, c->act + r0 * c->I,
                     c->bound + r0 * c->I);
     for (size_t i = r0; c->ids && i < r0 + n; i++) { /* ids NULL: every row */
-        size_t le = (size_t)c->ids[i] - sh->expert0;
-        if (!((size_t)c->ids[i] >= sh->expert0 && le < sh->E_local))
+        size_t le;
+        if (!local_expert(sh, c->ids[i], &le))
             for (size_t j = 0; j < c->I; j++)
                 c->act[i * c->I + j] = c->bound[i * c->I + j] = 0;
     }
@@ -576,9 +582,8 @@ static mx_status routed_path(layer_ctx *L)
             s = MX_ERANGE;
             goto done;
         }
-        size_t le = (size_t)ids[i] - sh->expert0;
-        if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local &&
-            (!w->w13[le] || !w->w2[le])) {
+        size_t le;
+        if (local_expert(sh, ids[i], &le) && (!w->w13[le] || !w->w2[le])) {
             if (L->bad_expert)
                 *L->bad_expert = ids[i];
             s = MX_EINVAL;
@@ -631,8 +636,8 @@ static mx_status routed_path(layer_ctx *L)
     for (size_t le = 0; le <= sh->E_local; le++)
         start[le] = 0;
     for (size_t i = 0; i < Tk; i++) {
-        size_t le = (size_t)ids[i] - sh->expert0;
-        if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local)
+        size_t le;
+        if (local_expert(sh, ids[i], &le))
             start[le + 1]++;
     }
     for (size_t le = 0; le < sh->E_local; le++)
@@ -645,8 +650,8 @@ static mx_status routed_path(layer_ctx *L)
         }
         memcpy(fill, start, (sh->E_local + 1) * sizeof *fill);
         for (size_t i = 0; i < Tk; i++) { /* flat order within each expert */
-            size_t le = (size_t)ids[i] - sh->expert0;
-            if ((size_t)ids[i] >= sh->expert0 && le < sh->E_local)
+            size_t le;
+            if (local_expert(sh, ids[i], &le))
                 dst[fill[le]++] = i;
         }
         free(fill);
@@ -658,8 +663,8 @@ static mx_status routed_path(layer_ctx *L)
         (s = stage_gemm_alloc(&r->y, Tk, H)) != MX_OK)
         goto done;
     for (size_t i = 0; i < Tk; i++) { /* rows of other ranks' experts: 0 */
-        size_t le = (size_t)ids[i] - sh->expert0;
-        if (!((size_t)ids[i] >= sh->expert0 && le < sh->E_local)) {
+        size_t le;
+        if (!local_expert(sh, ids[i], &le)) {
             stage_gemm_zero_row(&r->g1, i);
             stage_gemm_zero_row(&r->y, i);
         }
