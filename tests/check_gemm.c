@@ -709,6 +709,18 @@ static void engine_then_fused(const mx_gemm_spec *spec, const mx_operand *A,
         }
 }
 
+/* engine_then_fused, then both runs' outputs the same bits and the fused
+ * run's exact values MPFR's (ref: scratch for them, as many as g's) */
+static void fused_as_engine_and_mpfr(const mx_gemm_spec *spec, const mx_operand *A,
+                                     const mx_operand *B, int model, int with_ba, gouts g[2],
+                                     double *ref, const char *what)
+{
+    engine_then_fused(spec, A, B, model, -1, with_ba, g, NULL, what);
+    gouts_expect_same(&g[0], &g[1], what);
+    ck_assert_int_eq(mx_gemm_exact_mpfr(spec, A, B, ref), MX_OK);
+    EXPECT(memcmp(g[1].ex, ref, g[1].n * 8) == 0, "%s: exact differs from MPFR", what);
+}
+
 static int fused_run(const gcase *c, const mx_operand *A, const mx_operand *B,
                      const char *model, int fused, int drop, gouts *g,
                      mx_gemm_stats *st)
@@ -804,10 +816,7 @@ START_TEST(test_fused_int64_sums_rounded_once)
         mx_gemm_spec spec = {MX_E8M0_PRODUCTION, mx_accum_default(), weighted ? w : NULL};
         char what[96];
         snprintf(what, sizeof what, "int64 sums to 2^59, weighted %d", weighted);
-        engine_then_fused(&spec, &A, &B, 0, -1, 0, g, NULL, what);
-        gouts_expect_same(&g[0], &g[1], what);
-        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
-        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+        fused_as_engine_and_mpfr(&spec, &A, &B, 0, 0, g, ref, what);
         EXPECT(g[1].ex[0] == 0 && !!signbit(g[1].ex[0]) == weighted, "%s: the cancelled sum is %a",
                what, g[1].ex[0]);
     }
@@ -962,10 +971,7 @@ START_TEST(test_fused_short_group)
             mx_accum_parse(fused_models[mi], &spec.model);
         char what[96];
         snprintf(what, sizeof what, "%s K=70 %s", f->name, fused_models[mi]);
-        engine_then_fused(&spec, &A, &B, 1, -1, 0, g, NULL, what);
-        gouts_expect_same(&g[0], &g[1], what);
-        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
-        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+        fused_as_engine_and_mpfr(&spec, &A, &B, 1, 0, g, ref, what);
     }
     uint8_t nan = f->id == MX_E4M3FN ? 0x7F : 0x80;
     for (int side = 0; side < 2; side++) {
@@ -1438,10 +1444,7 @@ START_TEST(test_fused16_int64_windows)
         ck_assert_int_eq(mx_accum_parse("fp32-group", &spec.model), 0);
         char what[80];
         snprintf(what, sizeof what, "int64 windows, weighted %d", weighted);
-        engine_then_fused(&spec, &A, &B, 1, -1, 1, g, NULL, what);
-        gouts_expect_same(&g[0], &g[1], what);
-        ck_assert_int_eq(mx_gemm_exact_mpfr(&spec, &A, &B, ref), MX_OK);
-        EXPECT(memcmp(g[1].ex, ref, MN * 8) == 0, "%s: exact differs from MPFR", what);
+        fused_as_engine_and_mpfr(&spec, &A, &B, 1, 1, g, ref, what);
     }
     for (int v = 0; v < 2; v++)
         gouts_free(&g[v]);
